@@ -1,0 +1,39 @@
+"""The library entry point: `audit(path) -> Report`, the same pipeline the CLI runs."""
+
+from __future__ import annotations
+
+import os
+
+from onnxaudit.conventions import CONVENTIONS
+from onnxaudit.count import param_table
+from onnxaudit.errors import UsageError
+from onnxaudit.layers import group_layers, roll_up
+from onnxaudit.load import load
+from onnxaudit.report import Report, build_report
+from onnxaudit.roles import classify
+
+GROUPINGS = ("layer", "op", "role", "tensor")
+
+
+def audit(
+    path: str | os.PathLike[str],
+    convention: str = "keras",
+    by: str = "layer",
+    depth: int | None = None,
+) -> Report:
+    """Count and classify every parameter of the model at `path`.
+
+    Raises AuditError (one-line message) when the file cannot be used.
+    """
+    if convention not in CONVENTIONS:
+        raise UsageError(f"unknown convention {convention!r} (choose from {', '.join(CONVENTIONS)})")
+    if by not in GROUPINGS:
+        raise UsageError(f"unknown grouping {by!r} (choose from {', '.join(GROUPINGS)})")
+    if depth is not None and depth < 1:
+        raise UsageError("--depth must be 1 or more")
+    view = load(path)
+    table = param_table(classify(view))
+    layers = group_layers(view, table)
+    if depth is not None:
+        layers = roll_up(layers, depth)
+    return build_report(view, table, layers, CONVENTIONS[convention], group_by=by, depth=depth)

@@ -1,0 +1,78 @@
+"""Command line: `onnxaudit summary MODEL ...`. Exit 0 ok, 1 findings, 2 unusable input or usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from onnxaudit.api import GROUPINGS, audit
+from onnxaudit.conventions import CONVENTIONS
+from onnxaudit.errors import AuditError
+from onnxaudit.render import escape, render_json, render_markdown, render_text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onnxaudit",
+        description="Count, classify and explain every parameter of an ONNX model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    summary = sub.add_parser(
+        "summary",
+        help="Keras/torchinfo-style table: params per layer, trainable vs non-trainable",
+        description="Print a parameter summary of MODEL (counts come from dims; weights are never read).",
+    )
+    summary.add_argument("model", metavar="MODEL", help="path to a .onnx file")
+    summary.add_argument("--convention", choices=sorted(CONVENTIONS), default="keras",
+                         help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)")  # fmt: skip
+    summary.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    summary.add_argument("--explain", action="store_true", help="show the arithmetic behind each row")
+    summary.add_argument("--depth", type=_positive_int, default=None,
+                         help="roll layers up to N levels of the module hierarchy")  # fmt: skip
+    summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
+    return parser
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth)
+    if args.format == "json":
+        sys.stdout.write(render_json(report))
+    elif args.format == "markdown":
+        sys.stdout.write(render_markdown(report, explain=args.explain))
+    else:
+        sys.stdout.write(render_text(report, explain=args.explain))
+    return 0
+
+
+COMMANDS = {"summary": run_summary}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AuditError as exc:
+        print(f"onnxaudit: {escape(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except (MemoryError, RecursionError) as exc:
+        print(f"onnxaudit: {escape(getattr(args, 'model', ''))}: {type(exc).__name__} while reading", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug must still end in one line, never a traceback on a user's terminal
+        where = escape(getattr(args, "model", ""))
+        print(f"onnxaudit: {where}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
+        return 2

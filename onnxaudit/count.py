@@ -1,0 +1,110 @@
+"""The ParamTable: one row per stored tensor with its role, element count and bytes, from dims only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from onnxaudit.dims import byte_size, dtype_name, element_count
+from onnxaudit.roles import ROLES, Classified, RoleTable, Use
+
+SLOT_NAMES: dict[str, tuple[str, ...]] = {
+    "Conv": ("X", "W", "B"),
+    "ConvTranspose": ("X", "W", "B"),
+    "Gemm": ("A", "B", "C"),
+    "MatMul": ("A", "B"),
+    "BatchNormalization": ("X", "scale", "B", "input_mean", "input_var"),
+    "LayerNormalization": ("X", "Scale", "B"),
+    "InstanceNormalization": ("input", "scale", "B"),
+    "GroupNormalization": ("X", "scale", "bias"),
+    "LSTM": ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"),
+    "GRU": ("X", "W", "R", "B", "sequence_lens", "initial_h"),
+    "RNN": ("X", "W", "R", "B", "sequence_lens", "initial_h"),
+    "Gather": ("data", "indices"),
+    "PRelu": ("X", "slope"),
+    "Add": ("A", "B"),
+    "DequantizeLinear": ("x", "x_scale", "x_zero_point"),
+    "QuantizeLinear": ("x", "y_scale", "y_zero_point"),
+    "MatMulNBits": ("A", "B", "scales", "zero_points", "g_idx", "bias"),
+}
+
+
+def describe_use(use: Use) -> str:
+    """'Conv conv0 input W' style text for one use; the node name is escaped by the renderer."""
+    names = SLOT_NAMES.get(use.node.op_type, ())
+    slot = names[use.slot] if use.slot < len(names) else str(use.slot)
+    path = "".join(f"{op} -> " for op in use.via)
+    return f"{path}{use.node.op_type} {use.node.label} [{slot}]"
+
+
+@dataclass(frozen=True)
+class ParamTensor:
+    """One stored tensor as counted: logical dims and elements, bytes as stored, role and uses."""
+
+    name: str
+    scope: str
+    role: str
+    category: str
+    dtype: str
+    dims: tuple[int, ...] | None
+    count: int | None  # None: dims not statically known
+    nbytes: int | None
+    origin: str
+    storage: str
+    consumers: tuple[str, ...]
+    notes: tuple[str, ...]
+    uses: tuple[Use, ...] = field(repr=False, compare=False)
+
+    @property
+    def has_data(self) -> bool:
+        return self.storage != "none"
+
+
+@dataclass
+class ParamTable:
+    tensors: list[ParamTensor]
+    limits: list[str]
+
+    def total(self, categories: set[str] | frozenset[str]) -> int:
+        return sum(t.count or 0 for t in self.tensors if t.category in categories)
+
+
+def _param_tensor(entry: Classified) -> ParamTensor:
+    tensor = entry.tensor
+    dims = entry.logical_dims if entry.logical_dims is not None else tensor.dims
+    count = element_count(dims, f"tensor {tensor.name!r}") if dims is not None else None
+    stored_count = element_count(tensor.dims) if tensor.dims is not None else None
+    nbytes = byte_size(tensor.dtype, stored_count) if stored_count is not None else None
+    notes = list(entry.notes)
+    if tensor.sparse_nnz is not None:
+        notes.append(f"sparse: {tensor.sparse_nnz:,} stored values of {count:,}")
+        nbytes = byte_size(tensor.dtype, tensor.sparse_nnz)
+    if entry.logical_dims is not None and entry.logical_dims != tensor.dims:
+        notes.append(f"packed storage {'x'.join(map(str, tensor.dims or ()))}; logical {'x'.join(map(str, dims or ()))}")
+    if tensor.origin == "graph_input":
+        notes.append("graph input: no data in the file")
+    if tensor.also_graph_input:
+        notes.append("also a graph input: callers can override it")
+    if tensor.storage == "external":
+        notes.append("external data: counted from dims, data not read")
+    roles = {u.role for u in entry.uses}
+    if len(roles) > 1:
+        notes.append("used as " + ", ".join(sorted(roles)))
+    return ParamTensor(
+        name=tensor.name,
+        scope=tensor.scope,
+        role=entry.role,
+        category=ROLES[entry.role].category,
+        dtype=dtype_name(tensor.dtype),
+        dims=dims,
+        count=count,
+        nbytes=nbytes,
+        origin=tensor.origin,
+        storage=tensor.storage,
+        consumers=tuple(dict.fromkeys(describe_use(u) for u in entry.uses)),
+        notes=tuple(notes),
+        uses=tuple(entry.uses),
+    )
+
+
+def param_table(roles: RoleTable) -> ParamTable:
+    return ParamTable([_param_tensor(entry) for entry in roles.tensors], list(roles.limits))

@@ -1,0 +1,182 @@
+"""Group nodes and counted tensors into the layers/modules the exporter's names still show.
+
+PyTorch leaves state_dict keys on initializers (`layer1.0.bn1.running_mean`) and module scopes on
+node names (`/layer1/layer1.0/conv1/Conv`); tf2onnx leaves Keras layer scopes (`model/conv0/BiasAdd`).
+Where no name says anything, a node is its own layer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.load import MAIN, ModelView, Node
+
+# Last component of a state_dict key / variable name that names a tensor, not a module.
+TENSOR_SUFFIXES = frozenset(
+    {
+        "weight", "bias", "running_mean", "running_var", "num_batches_tracked", "gamma", "beta",
+        "moving_mean", "moving_variance", "kernel", "scale", "embeddings", "in_proj_weight",
+        "in_proj_bias", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "recurrent_kernel",
+    }
+)  # fmt: skip
+_STATE_DICT_KEY = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+$")
+_RNN_SUFFIX = re.compile(r"^(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
+# tf2onnx appends `__<n>` / `:0` to generated names.
+_GENERATED_SUFFIX = re.compile(r"(__\d+|:\d+)$")
+
+
+@dataclass
+class Layer:
+    """One row: a module/layer path, its nodes in graph order and the tensors it owns."""
+
+    path: tuple[str, ...]
+    name: str
+    nodes: list[Node] = field(default_factory=list)
+    tensors: list[ParamTensor] = field(default_factory=list)
+
+    @property
+    def first_index(self) -> int:
+        return min((n.index for n in self.nodes), default=1 << 62)
+
+    @property
+    def op_types(self) -> list[str]:
+        return list(dict.fromkeys(n.op_type for n in self.nodes))
+
+
+def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
+    """`layer1.0.bn1.running_mean` -> (layer1, 0, bn1); anything not shaped like a key -> None."""
+    if "/" in name or not _STATE_DICT_KEY.match(name):
+        return None
+    parts = name.split(".")
+    if parts[-1] in TENSOR_SUFFIXES or _RNN_SUFFIX.match(parts[-1]):
+        return tuple(parts[:-1]) or None
+    return None
+
+
+def _split_node_name(name: str) -> list[str]:
+    return [p for p in name.split("/") if p]
+
+
+def path_from_node_name(name: str) -> tuple[str, ...] | None:
+    """`/layer1/layer1.0/conv1/Conv` -> (layer1, 0, conv1); `model/conv0/BiasAdd` -> (model, conv0)."""
+    parts = _split_node_name(_GENERATED_SUFFIX.sub("", name))
+    if len(parts) < 2:
+        return None
+    scopes = parts[:-1]  # the last part names the op itself
+    path: list[str] = []
+    for scope in scopes:
+        # torch writes each level as the full dotted module name (`layer1.0` under `layer1`)
+        if path and scope.startswith(".".join(path) + "."):
+            path = scope.split(".")
+        else:
+            path.extend(scope.split(".") if "." in scope and not path else [scope])
+    return tuple(path) or None
+
+
+def _common_root(paths: list[tuple[str, ...]]) -> int:
+    """How many leading scopes every TF-style node path shares (`StatefulPartitionedCall/model/...`)."""
+    if len(paths) < 2:
+        return 0
+    depth = 0
+    while all(len(p) > depth + 1 for p in paths) and len({p[depth] for p in paths}) == 1:
+        depth += 1
+    return depth
+
+
+def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
+    """Layers of the main graph in order of their first node; subgraph and function tensors join
+    the layer of the node that owns the subgraph or calls the function."""
+    main_nodes = view.main.nodes
+    torch_style = any(n.name.startswith("/") for n in main_nodes)
+    node_paths: dict[int, tuple[str, ...] | None] = {n.index: path_from_node_name(n.name) for n in main_nodes}
+    if not torch_style:
+        known = [p for p in node_paths.values() if p]
+        strip = _common_root(known)
+        node_paths = {i: (p[strip:] if p else None) for i, p in node_paths.items()}
+
+    # A node whose own name says nothing takes the module path of the state_dict keys it consumes.
+    tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
+    for tensor in table.tensors:
+        path = tensor_paths[id(tensor)]
+        if path is None:
+            continue
+        for use in tensor.uses:
+            if use.node.index in node_paths and node_paths[use.node.index] is None:
+                node_paths[use.node.index] = path
+
+    owner_of_scope = _main_owner_of_scopes(view)
+    layers: dict[tuple[str, ...], Layer] = {}
+
+    def layer_for(path: tuple[str, ...] | None, node: Node | None) -> Layer:
+        key = path if path else ("#node", str(node.index if node else -1))
+        if key not in layers:
+            name = ".".join(path) if path else (node.label if node else "(unused)")
+            layers[key] = Layer(key, name)
+        return layers[key]
+
+    for node in main_nodes:
+        layer_for(node_paths[node.index], node).nodes.append(node)
+
+    unused = Layer(("#unused",), "(not consumed by any node)")
+    for tensor in table.tensors:
+        path = tensor_paths[id(tensor)]
+        first = min(tensor.uses, key=lambda u: u.node.index).node if tensor.uses else None
+        if first is not None and first.scope != MAIN:
+            first = owner_of_scope.get(first.scope, first)
+        if path is not None and (path in layers or first is None):
+            target = layer_for(path, first)
+        elif first is not None and first.scope == MAIN:
+            target = layer_for(node_paths.get(first.index), first)
+        elif first is None and tensor.category == "unused":
+            target = unused
+        else:
+            target = layer_for(path, first)
+        target.tensors.append(tensor)
+
+    ordered = sorted(layers.values(), key=lambda layer: (layer.first_index, layer.name))
+    if unused.tensors:
+        ordered.append(unused)
+    return ordered
+
+
+def _main_owner_of_scopes(view: ModelView) -> dict[str, Node]:
+    """For every subgraph/function scope, the main-graph node that (transitively) runs it."""
+    owner: dict[str, Node] = {}
+    callers: dict[tuple[str, str], list[Node]] = {}
+    for node in view.all_nodes():
+        callers.setdefault((node.domain, node.op_type), []).append(node)
+
+    def visit(node: Node, top: Node, depth: int) -> None:
+        if depth > 32:
+            return
+        for sub in node.subgraphs:
+            if sub not in owner:
+                owner[sub] = top
+                for inner in view.graphs[sub].nodes:
+                    visit(inner, top, depth + 1)
+        body = view.functions.get((node.domain, node.op_type))
+        if body is not None and body not in owner:
+            owner[body] = top
+            for inner in view.graphs[body].nodes:
+                visit(inner, top, depth + 1)
+
+    for node in view.main.nodes:
+        visit(node, node, 0)
+    return owner
+
+
+def roll_up(layers: list[Layer], depth: int) -> list[Layer]:
+    """torchinfo's --depth: merge layers whose paths share their first `depth` scopes."""
+    merged: dict[tuple[str, ...], Layer] = {}
+    for layer in layers:
+        named = layer.path and not layer.path[0].startswith("#")
+        key = layer.path[:depth] if named and len(layer.path) > depth else layer.path
+        if key not in merged:
+            merged[key] = Layer(key, ".".join(key) if named else layer.name)
+        merged[key].nodes.extend(layer.nodes)
+        merged[key].tensors.extend(layer.tensors)
+    for layer in merged.values():
+        layer.nodes.sort(key=lambda n: n.index)
+    return list(merged.values())

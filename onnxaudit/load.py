@@ -1,0 +1,424 @@
+"""Safe open and structural reading: a ModelView of graphs, nodes and tensors, never weight values.
+
+The reader keeps names, dtypes, dims and where each tensor's data lives. It decodes values only for
+small integer tensors (shape constants, at most SMALL_VALUES elements), because ConstantOfShape and
+Reshape need them; it never opens external data files.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
+
+from onnxaudit.dims import INTEGER_DTYPES, element_count
+from onnxaudit.errors import AuditError
+
+# protobuf cannot parse a message over 2 GiB; such files need the streaming reader.
+MAX_MODEL_BYTES = 2**31 - 1
+SMALL_VALUES = 64
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """Where an external tensor's bytes are said to live (unchecked until `check`)."""
+
+    location: str
+    offset: int | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor with data (or a weight-slot input without it): identity is (scope, name)."""
+
+    name: str
+    scope: str
+    dtype: int
+    dims: tuple[int, ...] | None  # None: not statically known
+    origin: str  # initializer | sparse_initializer | constant | graph_input | computed
+    storage: str  # embedded | external | none
+    stored_bytes: int | None = None
+    external: ExternalRef | None = None
+    node: str | None = None  # the Constant (or ConstantOfShape) node that holds it
+    sparse_nnz: int | None = None
+    also_graph_input: bool = False
+    values: tuple[int, ...] | None = None  # small integer tensors only
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.scope, self.name)
+
+
+@dataclass(frozen=True)
+class Node:
+    index: int
+    name: str
+    op_type: str
+    domain: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: dict[str, object]
+    scope: str
+    subgraphs: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.op_type}_{self.index}"
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    name: str
+    dtype: int
+    shape: tuple[int | str | None, ...] | None
+
+
+@dataclass
+class Graph:
+    scope: str
+    parent: str | None
+    kind: str  # graph | subgraph | function
+    nodes: list[Node] = field(default_factory=list)
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    inputs: list[ValueInfo] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelView:
+    path: Path
+    file_bytes: int
+    ir_version: int
+    opsets: dict[str, int]
+    producer: str
+    graphs: dict[str, Graph]
+    functions: dict[tuple[str, str], str]  # (domain, name) -> scope of its body
+    value_shapes: dict[str, tuple[int | str | None, ...]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> Graph:
+        return self.graphs[MAIN]
+
+    def all_nodes(self) -> list[Node]:
+        return sorted((n for g in self.graphs.values() for n in g.nodes), key=lambda n: n.index)
+
+    def lookup(self, scope: str, name: str) -> Tensor | None:
+        """Resolve a name the way ONNX scoping does: this graph first, then enclosing graphs."""
+        current: str | None = scope
+        while current is not None:
+            graph = self.graphs[current]
+            if name in graph.tensors:
+                return graph.tensors[name]
+            current = graph.parent
+        return None
+
+
+# ---------------------------------------------------------------- safe open
+
+
+def read_model_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing anything but a regular file of plausible size."""
+    name = str(path)
+    try:
+        if path.is_symlink():
+            folder = Path(os.path.realpath(path.parent))
+            target = Path(os.path.realpath(path))
+            if folder not in target.parents:
+                raise AuditError(f"{name}: symlink points outside its folder; refusing to follow")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except AuditError:
+        raise
+    except FileNotFoundError:
+        raise AuditError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise AuditError(f"{name}: is a directory, not a model file") from None
+    except OSError as exc:
+        raise AuditError(f"{name}: cannot open ({exc.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise AuditError(f"{name}: is a directory, not a model file")
+        if not stat.S_ISREG(info.st_mode):
+            raise AuditError(f"{name}: not a regular file (FIFO, device or socket)")
+        if info.st_size == 0:
+            raise AuditError(f"{name}: empty file")
+        if info.st_size > MAX_MODEL_BYTES:
+            gib = info.st_size / 2**30
+            raise AuditError(f"{name}: {gib:.1f} GiB is over protobuf's 2 GiB message limit")
+        chunks = []
+        remaining = info.st_size
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def parse_model(data: bytes, name: str) -> ModelProto:
+    model = ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError, RecursionError, ValueError...
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AuditError(f"{name}: not an ONNX model (protobuf parse failed: {detail})") from None
+    if not model.HasField("graph") or model.ir_version <= 0:
+        raise AuditError(f"{name}: not an ONNX model (no graph or no IR version)")
+    return model
+
+
+# ---------------------------------------------------------------- protobuf -> view
+
+
+def _external_ref(tensor: TensorProto) -> ExternalRef:
+    entries = {e.key: e.value for e in tensor.external_data}
+
+    def as_int(key: str) -> int | None:
+        try:
+            return int(entries[key]) if key in entries else None
+        except ValueError:
+            return None
+
+    return ExternalRef(entries.get("location", ""), as_int("offset"), as_int("length"))
+
+
+def _typed_field_bytes(tensor: TensorProto) -> int:
+    """Bytes held in the typed repeated fields (float_data etc.), counted, not decoded."""
+    counts = (
+        len(tensor.float_data) * 4,
+        len(tensor.int32_data) * 4,
+        len(tensor.int64_data) * 8,
+        len(tensor.double_data) * 8,
+        len(tensor.uint64_data) * 8,
+        sum(len(s) for s in tensor.string_data),
+    )
+    return sum(counts)
+
+
+def _small_values(tensor: TensorProto, dims: tuple[int, ...]) -> tuple[int, ...] | None:
+    if tensor.data_type not in INTEGER_DTYPES or tensor.data_location == TensorProto.EXTERNAL:
+        return None
+    try:
+        if element_count(dims) > SMALL_VALUES:
+            return None
+        from onnx import numpy_helper
+
+        return tuple(int(v) for v in numpy_helper.to_array(tensor).reshape(-1))
+    except Exception:  # malformed small tensor: values stay unknown, counting does not need them
+        return None
+
+
+def tensor_from_proto(
+    tensor: TensorProto, scope: str, origin: str, name: str | None = None, node: str | None = None
+) -> Tensor:
+    dims = tuple(int(d) for d in tensor.dims)
+    tensor_name = tensor.name if name is None else name
+    element_count(dims, f"tensor {tensor_name!r}")  # rejects negative or absurd dims early
+    if tensor.data_location == TensorProto.EXTERNAL:
+        return Tensor(
+            tensor_name, scope, tensor.data_type, dims, origin, "external",
+            external=_external_ref(tensor), node=node,
+        )  # fmt: skip
+    stored = len(tensor.raw_data) if tensor.HasField("raw_data") else _typed_field_bytes(tensor)
+    return Tensor(
+        tensor_name, scope, tensor.data_type, dims, origin, "embedded",
+        stored_bytes=stored, node=node, values=_small_values(tensor, dims),
+    )  # fmt: skip
+
+
+def _constant_tensor(node: NodeProto, scope: str) -> Tensor | None:
+    """The tensor a Constant node holds, whichever attribute carries it."""
+    if not node.output:
+        return None
+    out = node.output[0]
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == AttributeProto.TENSOR:
+            return tensor_from_proto(attr.t, scope, "constant", name=out, node=node.name)
+        if attr.name == "sparse_value" and attr.type == AttributeProto.SPARSE_TENSOR:
+            return _sparse_tensor(attr.sparse_tensor, scope, "constant", out, node.name)
+        if attr.name == "value_float":
+            return Tensor(out, scope, TensorProto.FLOAT, (), "constant", "embedded", 4, node=node.name)
+        if attr.name == "value_int":
+            return Tensor(
+                out, scope, TensorProto.INT64, (), "constant", "embedded", 8,
+                node=node.name, values=(int(attr.i),),
+            )  # fmt: skip
+        if attr.name == "value_floats":
+            n = len(attr.floats)
+            return Tensor(out, scope, TensorProto.FLOAT, (n,), "constant", "embedded", 4 * n, node=node.name)
+        if attr.name == "value_ints":
+            n = len(attr.ints)
+            values = tuple(int(v) for v in attr.ints) if n <= SMALL_VALUES else None
+            return Tensor(
+                out, scope, TensorProto.INT64, (n,), "constant", "embedded", 8 * n,
+                node=node.name, values=values,
+            )  # fmt: skip
+        if attr.name == "value_string":
+            return Tensor(out, scope, TensorProto.STRING, (), "constant", "embedded", len(attr.s), node=node.name)
+        if attr.name == "value_strings":
+            n = len(attr.strings)
+            return Tensor(out, scope, TensorProto.STRING, (n,), "constant", "embedded", node=node.name)
+    return None
+
+
+def _sparse_tensor(sparse: onnx.SparseTensorProto, scope: str, origin: str, name: str, node: str | None) -> Tensor:
+    dims = tuple(int(d) for d in sparse.dims)
+    element_count(dims, f"sparse tensor {name!r}")
+    values = sparse.values
+    nnz = element_count(tuple(int(d) for d in values.dims), f"sparse tensor {name!r} values")
+    return Tensor(name, scope, values.data_type, dims, origin, "embedded", node=node, sparse_nnz=nnz)
+
+
+def _shape_of(type_proto: onnx.TypeProto) -> tuple[int, tuple[int | str | None, ...] | None]:
+    if not type_proto.HasField("tensor_type"):
+        return 0, None
+    tt = type_proto.tensor_type
+    if not tt.HasField("shape"):
+        return tt.elem_type, None
+    dims: list[int | str | None] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return tt.elem_type, tuple(dims)
+
+
+def _simple_attrs(node: NodeProto) -> dict[str, object]:
+    """Scalar and small list attributes; tensors and graphs are read elsewhere."""
+    attrs: dict[str, object] = {}
+    for attr in node.attribute:
+        if attr.type == AttributeProto.INT:
+            attrs[attr.name] = int(attr.i)
+        elif attr.type == AttributeProto.FLOAT:
+            attrs[attr.name] = float(attr.f)
+        elif attr.type == AttributeProto.STRING:
+            attrs[attr.name] = attr.s.decode("utf-8", "replace")
+        elif attr.type == AttributeProto.INTS and len(attr.ints) <= SMALL_VALUES:
+            attrs[attr.name] = tuple(int(v) for v in attr.ints)
+        elif attr.type == AttributeProto.FLOATS and len(attr.floats) <= SMALL_VALUES:
+            attrs[attr.name] = tuple(float(v) for v in attr.floats)
+    return attrs
+
+
+class _Builder:
+    """Walks the ModelProto once, giving every node a global index in file order."""
+
+    MAX_DEPTH = 64
+
+    def __init__(self) -> None:
+        self.graphs: dict[str, Graph] = {}
+        self.counter = 0
+
+    def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
+        if depth > self.MAX_DEPTH:
+            raise AuditError(f"subgraphs nested deeper than {self.MAX_DEPTH} levels")
+        if scope in self.graphs:
+            scope = f"{scope}#{len(self.graphs)}"
+        view = Graph(scope, parent, "graph" if parent is None else "subgraph")
+        self.graphs[scope] = view
+        for init in graph.initializer:
+            view.tensors[init.name] = tensor_from_proto(init, scope, "initializer")
+        for sparse in graph.sparse_initializer:
+            name = sparse.values.name
+            view.tensors[name] = _sparse_tensor(sparse, scope, "sparse_initializer", name, None)
+        for value in graph.input:
+            dtype, shape = _shape_of(value.type)
+            view.inputs.append(ValueInfo(value.name, dtype, shape))
+            if value.name in view.tensors:  # IR < 4: initializers also listed as inputs
+                old = view.tensors[value.name]
+                view.tensors[value.name] = Tensor(**{**old.__dict__, "also_graph_input": True})
+        view.outputs = [o.name for o in graph.output]
+        self._add_nodes(graph.node, view, depth)
+        return scope
+
+    def add_function(self, func: onnx.FunctionProto) -> str:
+        scope = f"function:{func.domain}.{func.name}"
+        view = Graph(scope, None, "function")
+        self.graphs[scope] = view
+        view.inputs = [ValueInfo(name, 0, None) for name in func.input]
+        view.outputs = list(func.output)
+        self._add_nodes(func.node, view, 0)
+        return scope
+
+    def _add_nodes(self, nodes: list[NodeProto], view: Graph, depth: int) -> None:
+        for proto in nodes:
+            index = self.counter
+            self.counter += 1
+            subscopes: list[str] = []
+            for attr in proto.attribute:
+                subgraphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+                for k, sub in enumerate(subgraphs):
+                    label = proto.name or f"{proto.op_type}_{index}"
+                    suffix = attr.name if len(subgraphs) == 1 else f"{attr.name}[{k}]"
+                    subscope = f"{view.scope}/{label}:{suffix}"
+                    subscopes.append(self.add_graph(sub, subscope, view.scope, depth + 1))
+            node = Node(
+                index, proto.name, proto.op_type, proto.domain, tuple(proto.input), tuple(proto.output),
+                _simple_attrs(proto), view.scope, tuple(subscopes),
+            )  # fmt: skip
+            view.nodes.append(node)
+            if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+                const = _constant_tensor(proto, view.scope)
+                if const is not None:
+                    view.tensors[const.name] = const
+
+
+def infer_value_shapes(model: ModelProto) -> dict[str, tuple[int | str | None, ...]]:
+    """Static shapes from onnx shape inference, run on a copy whose large weights are stripped."""
+    light = ModelProto()
+    light.CopyFrom(model)
+    for init in light.graph.initializer:
+        if len(init.raw_data) > 4096:
+            init.ClearField("raw_data")
+            init.data_location = TensorProto.EXTERNAL  # dims stay; inference never reads the bytes
+            del init.external_data[:]
+            init.external_data.add(key="location", value="__stripped__")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False)
+    except Exception:  # inference is a courtesy; counts never depend on it
+        inferred = light
+    shapes: dict[str, tuple[int | str | None, ...]] = {}
+    graph = inferred.graph
+    for value in list(graph.value_info) + list(graph.output) + list(graph.input):
+        _, shape = _shape_of(value.type)
+        if shape is not None:
+            shapes[value.name] = shape
+    return shapes
+
+
+def model_view(model: ModelProto, path: Path, file_bytes: int, with_shapes: bool = True) -> ModelView:
+    builder = _Builder()
+    builder.add_graph(model.graph, MAIN, None, 0)
+    functions = {}
+    for func in model.functions:
+        functions[(func.domain, func.name)] = builder.add_function(func)
+    opsets = {imp.domain or "ai.onnx": int(imp.version) for imp in model.opset_import}
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+    shapes = infer_value_shapes(model) if with_shapes else {}
+    return ModelView(path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes)
+
+
+def load(path: str | os.PathLike[str], with_shapes: bool = True) -> ModelView:
+    """Open `path` safely and read its structure. Raises AuditError for unusable input."""
+    path = Path(path)
+    data = read_model_bytes(path)
+    model = parse_model(data, str(path))
+    try:
+        return model_view(model, path, len(data), with_shapes)
+    except AuditError as exc:
+        raise AuditError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise AuditError(f"{path}: model nesting is too deep to read") from None

@@ -1,0 +1,161 @@
+"""Renderers: lay a Report out as a text table, JSON or Markdown. No counting happens here."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from onnxaudit.report import Report, Row
+
+# C0/C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape(name: object) -> str:
+    """A name made safe to print: control characters and escapes shown as \\xNN / \\uNNNN,
+    invalid UTF-8 as \\xNN, and a leading '::' (CI workflow commands) broken up."""
+    if isinstance(name, bytes):
+        text = name.decode("utf-8", "backslashreplace")
+    else:
+        text = str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+    def visible(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    text = _UNSAFE.sub(visible, text)
+    if text.startswith("::"):
+        text = "\\" + text
+    return text
+
+
+def escape_markdown(name: object) -> str:
+    text = escape(name)
+    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)
+
+
+def human_bytes(n: int) -> str:
+    """Keras's style: 147.00 KB, 256.00 B (powers of 1024)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{value:.2f} TB"  # pragma: no cover
+
+
+def shape_text(shape: list[int | str | None] | None, unknown: str = "?") -> str:
+    if shape is None:
+        return unknown
+    dims = [escape(d) if isinstance(d, str) else ("?" if d is None else str(d)) for d in shape]
+    return "(" + ", ".join(dims) + (",)" if len(dims) == 1 else ")")
+
+
+def _header_line(report: Report) -> str:
+    opsets = ", ".join(f"{k} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
+    return (
+        f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · "
+        f"{len(report.tensors)} tensors · {report.node_count} nodes · shapes: {report.shapes_source}"
+    )
+
+
+def _row_cells(row: Row, report: Report, explain: bool) -> list[str]:
+    ops = "+".join(escape(op) for op in row.ops)
+    name = escape(row.name) + (f" ({ops})" if ops else "")
+    cells = [
+        name,
+        shape_text(row.output_shape, "?" if report.group_by == "layer" else "-"),
+        f"{row.params:,}",
+        f"{row.trainable:,}",
+        f"{row.non_trainable:,}",
+    ]
+    if explain:
+        cells.append(escape(row.explain))
+    return cells
+
+
+def footer_lines(report: Report) -> list[str]:
+    t = report.totals
+    lines = [
+        f"Total params: {t.total:,} ({human_bytes(t.total_bytes)})",
+        f"{report.trainable_footer}: {t.trainable:,} ({human_bytes(t.trainable_bytes)})",
+        f"{report.non_trainable_footer}: {t.non_trainable:,} ({human_bytes(t.non_trainable_bytes)})",
+    ]
+    if t.unclassified:
+        ops = ", ".join(escape(op) for op in report.unclassified_consumers)
+        lines.append(
+            f"Unclassified params: {t.unclassified:,} ({human_bytes(t.unclassified_bytes)}) "
+            f"- constants of unknown role, consumed by {ops}"
+        )
+    if len(t.by_dtype) > 0:
+        parts = [f"{dtype} {v['params']:,} ({human_bytes(v['bytes'])})" for dtype, v in t.by_dtype.items()]
+        lines.append("By dtype: " + ", ".join(parts))
+    c = report.constants
+    if c.tensors:
+        parts = [f"{c.tensors[k]} {k} ({c.elements[k]:,} values, {human_bytes(c.bytes[k])})" for k in c.tensors]
+        lines.append("Not parameters: " + ", ".join(parts))
+    return lines
+
+
+def render_text(report: Report, explain: bool = False) -> str:
+    headers = ["Layer (type)", "Output Shape", "Param #", report.trainable_label, report.non_trainable_label]
+    if report.group_by == "tensor":
+        headers[0], headers[1] = "Tensor (consumer op)", "Dims"
+    elif report.group_by in ("op", "role"):
+        headers[0] = "Op type" if report.group_by == "op" else "Role"
+    if explain:
+        headers.append("Explanation")
+    body = [_row_cells(row, report, explain) for row in report.rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+    widths[0] = min(widths[0], 60)
+
+    def line(cells: list[str]) -> str:
+        out = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
+        out += [c.rjust(w) for c, w in zip(cells[2:5], widths[2:5])]
+        if explain:
+            out.append(cells[5])
+        return "  ".join(out).rstrip()
+
+    rule = "=" * min(len(line(headers)) + 4, 140)
+    parts = [_header_line(report), rule, line(headers), rule]
+    parts += [line(cells) for cells in body]
+    parts += [rule, *footer_lines(report), rule]
+    for limit in report.limits:
+        parts.append(f"Limit: {escape(limit)}")
+    for note in report.notes:
+        parts.append(f"Note: {escape(note)}")
+    return "\n".join(parts) + "\n"
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def render_markdown(report: Report, explain: bool = False) -> str:
+    headers = ["Layer", "Op", "Output shape", "Params", report.trainable_label, report.non_trainable_label]
+    if explain:
+        headers.append("Explanation")
+    lines = [
+        f"**Model** `{escape_markdown(report.model)}` · IR {report.ir_version} · "
+        + ", ".join(f"{escape_markdown(k)} {v}" for k, v in report.opsets.items()),
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if 3 <= i < 6 else "---" for i in range(len(headers))) + "|",
+    ]
+    for row in report.rows:
+        cells = [
+            escape_markdown(row.name),
+            escape_markdown("+".join(row.ops)),
+            escape_markdown(shape_text(row.output_shape)),
+            f"{row.params:,}",
+            f"{row.trainable:,}",
+            f"{row.non_trainable:,}",
+        ]
+        if explain:
+            cells.append(escape_markdown(row.explain))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {escape_markdown(text)}" for text in footer_lines(report)]
+    lines += [f"- Limit: {escape_markdown(text)}" for text in report.limits]
+    lines += [f"- Note: {escape_markdown(text)}" for text in report.notes]
+    return "\n".join(lines) + "\n"

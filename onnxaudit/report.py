@@ -1,0 +1,267 @@
+"""The Report: every figure the renderers show, as plain data with a schema_version.
+
+Built here from the ParamTable, the layers and a convention; renderers only lay it out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from onnxaudit.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Convention, convention_notes
+from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.explain import dims_text, formula
+from onnxaudit.layers import Layer
+from onnxaudit.load import ModelView
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Row:
+    """One table row: a layer, an op type, a role or a tensor, depending on --by."""
+
+    name: str
+    ops: list[str]
+    output_shape: list[int | str | None] | None
+    params: int
+    trainable: int
+    non_trainable: int
+    unclassified: int
+    explain: str
+    tensors: list[str]
+
+
+@dataclass
+class TensorRow:
+    name: str
+    scope: str
+    layer: str
+    role: str
+    category: str
+    bucket: str | None  # trainable | non_trainable | unclassified | None (not a parameter)
+    dtype: str
+    dims: list[int] | None
+    count: int | None
+    bytes: int | None
+    origin: str
+    storage: str
+    consumers: list[str]
+    notes: list[str]
+
+
+@dataclass
+class Totals:
+    total: int
+    trainable: int
+    non_trainable: int
+    unclassified: int
+    total_bytes: int
+    trainable_bytes: int
+    non_trainable_bytes: int
+    unclassified_bytes: int
+    by_dtype: dict[str, dict[str, int]]
+
+
+@dataclass
+class ConstantsSummary:
+    """Stored tensors that are not parameters in either view, counted by category."""
+
+    tensors: dict[str, int]
+    elements: dict[str, int]
+    bytes: dict[str, int]
+
+
+@dataclass
+class Report:
+    schema_version: int
+    model: str
+    file_bytes: int
+    ir_version: int
+    opsets: dict[str, int]
+    producer: str
+    convention: str
+    trainable_label: str
+    non_trainable_label: str
+    trainable_footer: str
+    non_trainable_footer: str
+    group_by: str
+    depth: int | None
+    shapes_source: str
+    node_count: int
+    rows: list[Row]
+    tensors: list[TensorRow]
+    totals: Totals
+    constants: ConstantsSummary
+    unclassified_consumers: list[str]
+    limits: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _shape(view: ModelView, layer_nodes: list) -> list[int | str | None] | None:
+    for node in sorted(layer_nodes, key=lambda n: -n.index):
+        for out in node.outputs:
+            if out in view.value_shapes:
+                return list(view.value_shapes[out])
+    return None
+
+
+def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
+    return TensorRow(
+        name=t.name,
+        scope=t.scope,
+        layer=layer,
+        role=t.role,
+        category=t.category,
+        bucket=convention.bucket(t.category),
+        dtype=t.dtype,
+        dims=list(t.dims) if t.dims is not None else None,
+        count=t.count,
+        bytes=t.nbytes,
+        origin=t.origin,
+        storage=t.storage,
+        consumers=list(t.consumers),
+        notes=list(t.notes),
+    )
+
+
+def _split(tensors: list[ParamTensor], convention: Convention) -> dict[str, int]:
+    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    for t in tensors:
+        bucket = convention.bucket(t.category)
+        if bucket is not None:
+            sums[bucket] += t.count or 0
+    return sums
+
+
+def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
+    sums = _split(tensors, convention)
+    counted = [t for t in tensors if convention.bucket(t.category) is not None]
+    op_label = "+".join(ops) if ops else ""
+    explain = formula(counted, sums[NON_TRAINABLE], op_label, convention.non_trainable_label.lower())
+    return Row(
+        name=name,
+        ops=ops,
+        output_shape=shape,
+        params=sum(sums.values()),
+        trainable=sums[TRAINABLE],
+        non_trainable=sums[NON_TRAINABLE],
+        unclassified=sums[UNCLASSIFIED],
+        explain=explain,
+        tensors=[t.name for t in counted],
+    )
+
+
+def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
+    return [_row(layer.name, layer.op_types, _shape(view, layer.nodes), layer.tensors, convention) for layer in layers]
+
+
+def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Row]:
+    """Rows by op type (of the first consumer), by role, or one per tensor."""
+    groups: dict[str, list[ParamTensor]] = defaultdict(list)
+    for t in table.tensors:
+        if convention.bucket(t.category) is None:
+            continue
+        if key == "op":
+            label = t.uses[0].node.op_type if t.uses else "(unused)"
+        elif key == "role":
+            label = t.role
+        else:
+            label = t.name
+        groups[label].append(t)
+    rows = []
+    for label, tensors in groups.items():
+        ops = list(dict.fromkeys(u.node.op_type for t in tensors for u in t.uses[:1]))
+        shape = list(tensors[0].dims) if key == "tensor" and tensors[0].dims is not None else None
+        rows.append(_row(label, ops, shape, tensors, convention))
+    if key != "tensor":
+        rows.sort(key=lambda r: (-r.params, r.name))
+    return rows
+
+
+def totals(table: ParamTable, convention: Convention) -> Totals:
+    sums = _split(table.tensors, convention)
+    nbytes = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    by_dtype: dict[str, dict[str, int]] = {}
+    for t in table.tensors:
+        bucket = convention.bucket(t.category)
+        if bucket is None:
+            continue
+        nbytes[bucket] += t.nbytes or 0
+        entry = by_dtype.setdefault(t.dtype, {"params": 0, "bytes": 0})
+        entry["params"] += t.count or 0
+        entry["bytes"] += t.nbytes or 0
+    return Totals(
+        total=sum(sums.values()),
+        trainable=sums[TRAINABLE],
+        non_trainable=sums[NON_TRAINABLE],
+        unclassified=sums[UNCLASSIFIED],
+        total_bytes=sum(nbytes.values()),
+        trainable_bytes=nbytes[TRAINABLE],
+        non_trainable_bytes=nbytes[NON_TRAINABLE],
+        unclassified_bytes=nbytes[UNCLASSIFIED],
+        by_dtype=dict(sorted(by_dtype.items())),
+    )
+
+
+def constants_summary(table: ParamTable, convention: Convention) -> ConstantsSummary:
+    tensors: dict[str, int] = defaultdict(int)
+    elements: dict[str, int] = defaultdict(int)
+    nbytes: dict[str, int] = defaultdict(int)
+    for t in table.tensors:
+        if convention.bucket(t.category) is None:
+            tensors[t.category] += 1
+            elements[t.category] += t.count or 0
+            nbytes[t.category] += t.nbytes or 0
+    return ConstantsSummary(dict(sorted(tensors.items())), dict(sorted(elements.items())), dict(sorted(nbytes.items())))
+
+
+def build_report(
+    view: ModelView,
+    table: ParamTable,
+    layers: list[Layer],
+    convention: Convention,
+    group_by: str = "layer",
+    depth: int | None = None,
+) -> Report:
+    layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
+    rows = layer_rows(view, layers, convention) if group_by == "layer" else grouped_rows(table, group_by, convention)
+    unclassified_ops = sorted(
+        {u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses}
+    )
+    limits = list(table.limits)
+    for t in table.tensors:
+        if t.storage == "external":
+            limits.append("external data present: counted from dims; the data files were not opened or checked")
+            break
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        model=str(view.path),
+        file_bytes=view.file_bytes,
+        ir_version=view.ir_version,
+        opsets=dict(sorted(view.opsets.items())),
+        producer=view.producer,
+        convention=convention.name,
+        trainable_label=convention.trainable_label,
+        non_trainable_label=convention.non_trainable_label,
+        trainable_footer=convention.trainable_footer,
+        non_trainable_footer=convention.non_trainable_footer,
+        group_by=group_by,
+        depth=depth,
+        shapes_source="onnx shape inference (static; not run)",
+        node_count=sum(len(g.nodes) for g in view.graphs.values()),
+        rows=rows,
+        tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention) for t in table.tensors],
+        totals=totals(table, convention),
+        constants=constants_summary(table, convention),
+        unclassified_consumers=unclassified_ops,
+        limits=limits,
+        notes=convention_notes(convention, table),
+    )
+
+
+__all__ = ["Report", "Row", "SCHEMA_VERSION", "TensorRow", "Totals", "build_report", "dims_text"]

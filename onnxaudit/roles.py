@@ -1,0 +1,440 @@
+"""Which role each constant tensor plays: an op/slot table plus tracing through constant-only paths.
+
+A tensor's role comes from the slot it finally lands in (Conv input 1 is a weight, BatchNormalization
+input 3 is a running mean), not from its name. Weights reached through Transpose, Cast, Reshape,
+DequantizeLinear, ConstantOfShape and other constant-only computations are traced back to the stored
+tensor, which is the parameter, counted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from onnx import TensorProto
+
+from onnxaudit.dims import INTEGER_DTYPES, element_count
+from onnxaudit.load import ModelView, Node, Tensor
+
+# ---------------------------------------------------------------- the roles
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    category: str  # parameter | statistic | quantization | shape | literal | state | unclassified
+    describe: str
+
+
+ROLES: dict[str, RoleInfo] = {
+    "weight": RoleInfo("parameter", "weight"),
+    "bias": RoleInfo("parameter", "bias"),
+    "bn_gamma": RoleInfo("parameter", "BN scale (gamma)"),
+    "bn_beta": RoleInfo("parameter", "BN shift (beta)"),
+    "bn_mean": RoleInfo("statistic", "BN moving/running mean"),
+    "bn_var": RoleInfo("statistic", "BN moving/running variance"),
+    "norm_scale": RoleInfo("parameter", "normalization scale"),
+    "norm_bias": RoleInfo("parameter", "normalization bias"),
+    "embedding": RoleInfo("parameter", "embedding table"),
+    "rnn_W": RoleInfo("parameter", "RNN input weights W"),
+    "rnn_R": RoleInfo("parameter", "RNN recurrent weights R"),
+    "rnn_B": RoleInfo("parameter", "RNN biases B"),
+    "rnn_P": RoleInfo("parameter", "RNN peephole weights P"),
+    "prelu_slope": RoleInfo("parameter", "PRelu slope"),
+    "quant_scale": RoleInfo("quantization", "quantization scale"),
+    "quant_zero_point": RoleInfo("quantization", "quantization zero point"),
+    "shape": RoleInfo("shape", "shape-like constant (shape, axes, indices, sizes)"),
+    "literal": RoleInfo("literal", "scalar literal"),
+    "initial_state": RoleInfo("state", "initial recurrent/attention state"),
+    "unclassified": RoleInfo("unclassified", "constant of unknown role"),
+    "unused": RoleInfo("unused", "stored but consumed by no node"),
+}
+
+DATA = "data"  # an activation slot: a constant there has no parameter role of its own
+
+_STD = ("", "ai.onnx")
+_MS = ("com.microsoft",)
+
+# Fixed per-slot roles. Variadic or context-dependent ops are handled in _dynamic_role.
+SLOT_TABLE: dict[str, tuple[str, ...]] = {
+    "Conv": (DATA, "weight", "bias"),
+    "ConvTranspose": (DATA, "weight", "bias"),
+    "BatchNormalization": (DATA, "bn_gamma", "bn_beta", "bn_mean", "bn_var"),
+    "InstanceNormalization": (DATA, "norm_scale", "norm_bias"),
+    "LayerNormalization": (DATA, "norm_scale", "norm_bias"),
+    "GroupNormalization": (DATA, "norm_scale", "norm_bias"),
+    "RMSNormalization": (DATA, "norm_scale"),
+    "SimplifiedLayerNormalization": (DATA, "norm_scale", "norm_bias"),
+    "LSTM": (DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state", "initial_state", "rnn_P"),
+    "GRU": (DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state"),
+    "RNN": (DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state"),
+    "PRelu": (DATA, "prelu_slope"),
+    "QuantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
+    "DequantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
+    "DynamicQuantizeLinear": (DATA,),
+    "QLinearConv": (
+        DATA, "quant_scale", "quant_zero_point", "weight", "quant_scale", "quant_zero_point",
+        "quant_scale", "quant_zero_point", "bias",
+    ),  # fmt: skip
+    "ConvInteger": (DATA, "weight", "quant_zero_point", "quant_zero_point"),
+    "Reshape": (DATA, "shape"),
+    "Slice": (DATA, "shape", "shape", "shape", "shape"),
+    "Pad": (DATA, "shape", "literal", "shape"),
+    "Expand": (DATA, "shape"),
+    "Tile": (DATA, "shape"),
+    "Resize": (DATA, "shape", "shape", "shape"),
+    "Upsample": (DATA, "shape"),
+    "Squeeze": (DATA, "shape"),
+    "Unsqueeze": (DATA, "shape"),
+    "TopK": (DATA, "shape"),
+    "ConstantOfShape": ("shape",),
+    "Range": ("shape", "shape", "shape"),
+    "OneHot": ("shape", "shape", "literal"),
+    "Split": (DATA, "shape"),
+    "Clip": (DATA, "literal", "literal"),
+    "CumSum": (DATA, "shape"),
+    "Trilu": (DATA, "shape"),
+    "GatherElements": (DATA, "shape"),
+    "GatherND": (DATA, "shape"),
+    "ScatterND": (DATA, "shape", DATA),
+    "ScatterElements": (DATA, "shape", DATA),
+    "NonMaxSuppression": (DATA, DATA, "shape", "literal", "literal"),
+    "Dropout": (DATA, "literal", "literal"),
+    "CenterCropPad": (DATA, "shape"),
+    "Col2Im": (DATA, "shape", "shape"),
+}
+for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+            "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"):  # fmt: skip
+    SLOT_TABLE[_op] = (DATA, "shape")
+
+# com.microsoft contrib ops (onnxruntime): names from its ContribOperators documentation.
+MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
+    "Attention": (DATA, "weight", "bias", "shape", "initial_state", DATA, "shape", DATA, DATA),
+    "MultiHeadAttention": (DATA, DATA, DATA, "bias", "shape", DATA, "initial_state", "initial_state"),
+    "SkipLayerNormalization": (DATA, DATA, "norm_scale", "norm_bias", "bias"),
+    "SkipSimplifiedLayerNormalization": (DATA, DATA, "norm_scale", "bias"),
+    "SimplifiedLayerNormalization": (DATA, "norm_scale"),
+    "EmbedLayerNormalization": (
+        "shape", "shape", "embedding", "embedding", "embedding", "norm_scale", "norm_bias", "shape", "shape",
+    ),  # fmt: skip
+    "FusedConv": (DATA, "weight", "bias", DATA),
+    "NhwcConv": (DATA, "weight", "bias"),
+    "MatMulNBits": (DATA, "weight", "quant_scale", "quant_zero_point", "shape", "bias"),
+    "GatherBlockQuantized": ("embedding", "shape", "quant_scale", "quant_zero_point"),
+    "DynamicQuantizeMatMul": (DATA, "weight", "quant_scale", "quant_zero_point", "bias"),
+    "MatMulIntegerToFloat": (DATA, "weight", "quant_scale", "quant_scale", "quant_zero_point", "quant_zero_point", "bias"),
+    "QGemm": (
+        DATA, "quant_scale", "quant_zero_point", "weight", "quant_scale", "quant_zero_point", "bias",
+        "quant_scale", "quant_zero_point",
+    ),  # fmt: skip
+    "QuantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
+    "DequantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
+    "BiasGelu": (DATA, "bias"),
+    "FastGelu": (DATA, "bias"),
+    "BiasAdd": (DATA, "bias", DATA),
+    "BiasSoftmax": (DATA, DATA),
+    "QLinearConv": SLOT_TABLE["QLinearConv"],
+}
+
+# Matrix products: whichever operand is constant is the weight.
+MATMUL_OPERANDS: dict[str, tuple[int, ...]] = {
+    "MatMul": (0, 1),
+    "FusedMatMul": (0, 1),
+    "MatMulInteger": (0, 1),
+    "QLinearMatMul": (0, 3),
+    "Gemm": (0, 1),
+    "Einsum": (),  # every operand
+}
+MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
+    "MatMulInteger": {2: "quant_zero_point", 3: "quant_zero_point"},
+    "QLinearMatMul": {1: "quant_scale", 2: "quant_zero_point", 4: "quant_scale", 5: "quant_zero_point",
+                      6: "quant_scale", 7: "quant_zero_point"},  # fmt: skip
+}
+
+# Ops that make a weight-bearing product, so a constant Add right after them is its bias.
+WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger",
+                        "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits"})  # fmt: skip
+
+# Never constant-folded: their outputs differ from run to run.
+NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                              "Multinomial", "Bernoulli"})  # fmt: skip
+
+PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
+# When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
+_STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
+             "shape": 5, "literal": 6, "unused": 7}  # fmt: skip
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Use:
+    """One consumption of a source tensor: the node and slot it finally lands in."""
+
+    node: Node
+    slot: int
+    role: str
+    via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
+
+
+@dataclass
+class Classified:
+    tensor: Tensor
+    role: str
+    uses: list[Use] = field(default_factory=list)
+    logical_dims: tuple[int, ...] | None = None  # e.g. MatMulNBits' N x K for packed storage
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def category(self) -> str:
+        return ROLES[self.role].category
+
+
+@dataclass
+class RoleTable:
+    tensors: list[Classified]
+    limits: list[str]
+
+
+# ---------------------------------------------------------------- the classifier
+
+
+class _Classifier:
+    MAX_TRACE = 64
+
+    def __init__(self, view: ModelView) -> None:
+        self.view = view
+        self.producers: dict[str, dict[str, Node]] = {}
+        for scope, graph in view.graphs.items():
+            self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
+        self.const_memo: dict[tuple[str, str], bool] = {}
+        self.found: dict[tuple[str, str], Classified] = {}
+        self.limits: list[str] = []
+        self.formal_memo: dict[tuple[str, str], str] = {}
+
+    # -- scoping
+
+    def producer(self, scope: str, name: str) -> Node | None:
+        current: str | None = scope
+        while current is not None:
+            node = self.producers[current].get(name)
+            if node is not None:
+                return node
+            if name in self.view.graphs[current].tensors:
+                return None
+            current = self.view.graphs[current].parent
+        return None
+
+    def is_constant(self, scope: str, name: str, depth: int = 0) -> bool:
+        key = (scope, name)
+        if key in self.const_memo:
+            return self.const_memo[key]
+        self.const_memo[key] = False  # cycle guard
+        tensor = self.view.lookup(scope, name)
+        if tensor is not None:
+            result = True  # IR < 4 initializers listed as inputs too: a stored default, counted
+        else:
+            node = self.producer(scope, name)
+            result = (
+                node is not None
+                and depth < self.MAX_TRACE
+                and not node.subgraphs
+                and node.op_type not in NONDETERMINISTIC
+                and (node.domain, node.op_type) not in self.view.functions
+                and all(self.is_constant(node.scope, i, depth + 1) for i in node.inputs if i)
+            )
+        self.const_memo[key] = result
+        return result
+
+    # -- slot roles
+
+    def slot_role(self, node: Node, slot: int, depth: int = 0) -> str:
+        op, domain = node.op_type, node.domain
+        if (domain, op) in self.view.functions:
+            return self.formal_role(node, slot, depth)
+        if domain in _MS and op in MS_SLOT_TABLE:
+            table = MS_SLOT_TABLE[op]
+            return table[slot] if slot < len(table) else DATA
+        if op in MATMUL_OPERANDS and domain in _STD + _MS:
+            return self.matmul_role(node, slot)
+        if domain in _STD:
+            if op == "Gather":
+                return "embedding" if slot == 0 else "shape"
+            if op in ("Add", "Sub") and self.is_bias_add(node, slot):
+                return "bias"
+            table = SLOT_TABLE.get(op)
+            if table is not None:
+                return table[slot] if slot < len(table) else DATA
+        return DATA
+
+    def matmul_role(self, node: Node, slot: int) -> str:
+        quant = MATMUL_QUANT_SLOTS.get(node.op_type, {})
+        if slot in quant:
+            return quant[slot]
+        if node.op_type == "Gemm" and slot == 2:
+            return "bias"
+        operands = MATMUL_OPERANDS[node.op_type] or tuple(range(len(node.inputs)))
+        if slot in operands and self.is_constant(node.scope, node.inputs[slot]):
+            return "weight"
+        return DATA
+
+    def is_bias_add(self, node: Node, slot: int) -> bool:
+        """Add(product, constant) right after a weight-bearing op: the constant is its bias."""
+        if len(node.inputs) != 2 or not self.is_constant(node.scope, node.inputs[slot]):
+            return False
+        other = node.inputs[1 - slot]
+        if self.is_constant(node.scope, other):
+            return False
+        producer = self.producer(node.scope, other)
+        return producer is not None and producer.op_type in WEIGHT_OPS
+
+    def formal_role(self, call: Node, slot: int, depth: int) -> str:
+        """A local function's input takes the role of the slot it is consumed by inside the body."""
+        body = self.view.graphs[self.view.functions[(call.domain, call.op_type)]]
+        if slot >= len(body.inputs) or depth > 8:  # depth: recursive functions end here
+            return DATA
+        formal = body.inputs[slot].name
+        for node in body.nodes:
+            for j, name in enumerate(node.inputs):
+                if name == formal:
+                    role = self.slot_role(node, j, depth + 1)
+                    if role != DATA:
+                        return role
+        return DATA
+
+    # -- tracing
+
+    def record(self, tensor: Tensor, use: Use, logical: tuple[int, ...] | None = None) -> None:
+        entry = self.found.get(tensor.key)
+        if entry is None:
+            entry = self.found[tensor.key] = Classified(tensor, use.role, logical_dims=logical)
+        entry.uses.append(use)
+        if _STRENGTH[ROLES[use.role].category] < _STRENGTH[entry.category]:
+            entry.role = use.role
+        if logical is not None:
+            entry.logical_dims = logical
+
+    def constant_role(self, tensor: Tensor, role: str, node: Node) -> str:
+        """The role of a constant in a slot: a data slot only tells what it is not."""
+        if role == "embedding" and (tensor.dtype in INTEGER_DTYPES or not tensor.dims):
+            return "shape" if tensor.dtype in INTEGER_DTYPES else "literal"
+        if role != DATA:
+            return role
+        if tensor.dims is not None and element_count(tensor.dims) <= 1:
+            return "literal"
+        if tensor.dtype == TensorProto.STRING:
+            return "literal"
+        if tensor.dtype in INTEGER_DTYPES and tensor.dims is not None and element_count(tensor.dims) <= 1024:
+            return "shape"
+        return "unclassified"
+
+    def trace(self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int) -> None:
+        tensor = self.view.lookup(scope, name)
+        if tensor is not None:
+            final = self.constant_role(tensor, role, consumer)
+            logical = self.logical_dims(consumer, slot) if final == "weight" else None
+            self.record(tensor, Use(consumer, slot, final, via), logical)
+            return
+        producer = self.producer(scope, name)
+        if producer is None or depth > self.MAX_TRACE:
+            return
+        if producer.op_type == "ConstantOfShape":
+            self.record_constant_of_shape(producer, role, consumer, slot, via)
+            return
+        # A constant-only computation: each input either carries the weight on, or plays its own role there.
+        for j, inner in enumerate(producer.inputs):
+            if not inner:
+                continue
+            inner_role = self.slot_role(producer, j)
+            if inner_role in (DATA, "weight", "embedding", "bias"):
+                self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
+            else:
+                self.trace(producer.scope, inner, inner_role, producer, j, (), depth + 1)
+
+    def record_constant_of_shape(self, node: Node, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
+        shape_name = node.inputs[0] if node.inputs else ""
+        shape_tensor = self.view.lookup(node.scope, shape_name) if shape_name else None
+        dims = shape_tensor.values if shape_tensor is not None else None
+        if shape_tensor is not None:
+            self.record(shape_tensor, Use(node, 0, "shape"))
+        if dims is None:
+            self.limits.append(f"ConstantOfShape {node.label}: shape not statically known, its size is not counted")
+            return
+        try:
+            element_count(dims, f"ConstantOfShape {node.label}")
+        except Exception:
+            self.limits.append(f"ConstantOfShape {node.label}: invalid shape {list(dims)}, not counted")
+            return
+        synthetic = Tensor(node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label)
+        final = role if role != DATA else "unclassified"
+        self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
+
+    def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
+        if node.op_type == "MatMulNBits" and slot == 1:
+            n, k = node.attrs.get("N"), node.attrs.get("K")
+            if isinstance(n, int) and isinstance(k, int):
+                return (n, k)
+        return None
+
+    def weight_input_without_data(self, node: Node, slot: int, name: str, role: str) -> None:
+        """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time."""
+        graph = self.view.graphs[node.scope]
+        current: str | None = node.scope
+        while current is not None:
+            graph = self.view.graphs[current]
+            for value in graph.inputs:
+                if value.name == name and graph.kind != "function":
+                    dims = value.shape
+                    known = dims is not None and all(isinstance(d, int) for d in dims)
+                    tensor = Tensor(name, current, value.dtype, tuple(dims) if known else None, "graph_input", "none")  # type: ignore[arg-type]
+                    self.record(tensor, Use(node, slot, role))
+                    if not known:
+                        self.limits.append(f"graph input {name!r} in a {role} slot has symbolic dims: not counted")
+                    return
+            current = graph.parent
+
+    # -- the walk
+
+    def classify(self) -> RoleTable:
+        for node in self.view.all_nodes():
+            if node.op_type == "Constant" or self.is_constant_computation(node):
+                continue  # reached from its consumers
+            for slot, name in enumerate(node.inputs):
+                if not name:
+                    continue
+                role = self.slot_role(node, slot)
+                if self.is_constant(node.scope, name):
+                    self.trace(node.scope, name, role, node, slot, (), 0)
+                elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
+                    self.weight_input_without_data(node, slot, name, role)
+        self.add_unused()
+        for entry in self.found.values():
+            if any(u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1 for u in entry.uses):
+                entry.notes.append("BatchNormalization has training_mode=1")
+        ordered = sorted(self.found.values(), key=_first_use_order)
+        return RoleTable(ordered, self.limits)
+
+    def is_constant_computation(self, node: Node) -> bool:
+        return bool(node.outputs) and all(self.is_constant(node.scope, o) for o in node.outputs if o)
+
+    def add_unused(self) -> None:
+        outputs = {(scope, name) for scope, g in self.view.graphs.items() for name in g.outputs}
+        for scope, graph in self.view.graphs.items():
+            for tensor in graph.tensors.values():
+                if tensor.key in self.found:
+                    continue
+                entry = Classified(tensor, "unused")
+                if (scope, tensor.name) in outputs:
+                    entry.role = "unclassified"
+                    entry.notes.append("returned directly as a graph output")
+                self.found[tensor.key] = entry
+
+
+def _first_use_order(entry: Classified) -> tuple[int, int, str, str]:
+    first = min(((u.node.index, u.slot) for u in entry.uses), default=(1 << 62, 0))
+    return (*first, entry.tensor.scope, entry.tensor.name)
+
+
+def classify(view: ModelView) -> RoleTable:
+    """Every stored tensor of `view` with its role, the uses that gave it, and what could not be told."""
+    return _Classifier(view).classify()
+

@@ -1,0 +1,440 @@
+#!/usr/bin/env python3
+"""Build small Keras models, record what Keras reports, export them to ONNX.
+
+Produces the real-exporter fixtures in models/keras/ used by onnxaudit's tests:
+for every (case, export kind) a ``<case>__<kind>.onnx``, a ``.json`` with the
+figures Keras itself reports (totals, per-layer counts, every weight with its
+trainability) and a ``.summary.txt`` with the exact text ``model.summary()``
+printed.  Export failures are listed in models/keras/FAILURES.md.
+
+Install (own venv; needs only PyPI):
+
+    python3 -m venv /work/venvs/keras
+    /work/venvs/keras/bin/pip install -r scripts/requirements-keras.txt
+    # or unpinned:  pip install tensorflow-cpu tf2onnx onnx onnxruntime
+    #               pip install tf_keras==2.21.0 --no-deps
+
+Run (from the repo root; about two minutes on 2 cores):
+
+    /work/venvs/keras/bin/python scripts/export_keras.py
+
+That runs the Keras 3 kinds in this process and then re-invokes itself as
+``TF_USE_LEGACY_KERAS=1 python scripts/export_keras.py --keras2`` for the
+Keras 2 (tf_keras) kind.  ``--keras3`` / ``--keras2`` run just one half;
+``--cases a,b`` limits the cases.
+
+Export kinds:
+  tf2onnx_op13, tf2onnx_op17  tf2onnx.convert.from_keras(Keras 3 model, opset=N)
+  keras3_export               Keras 3 model.export(path, format="onnx")
+  tfkeras_op13                same model built with tf_keras (Keras 2),
+                              tf2onnx.convert.from_keras(opset=13)
+
+Models are FUNCTIONAL (keras.Input -> layers -> keras.Model): tf2onnx 1.17
+fails on a Keras 3 Sequential with KeyError('keras_tensor_N').  Every weight
+is set from a per-case numpy RNG (same values in Keras 2 and Keras 3); biases
+and BatchNormalization statistics are random and non-zero, because exporters
+drop all-zero biases and identity BatchNormalizations.
+"""
+
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zlib
+from contextlib import redirect_stdout
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(REPO, "models", "keras")
+
+KERAS3_KINDS = ["tf2onnx_op13", "tf2onnx_op17", "keras3_export"]
+KERAS2_KINDS = ["tfkeras_op13"]
+ALL_KINDS = KERAS3_KINDS + KERAS2_KINDS
+
+CASES = [
+    "seed_cnn",
+    "seed_cnn_axis_typo",
+    "seed_mlp",
+    "seed_geron_book",
+    "seed_geron_code",
+    "bottleneck_bias",
+    "bottleneck_nobias",
+    "frozen",
+    "bn_no_center_scale",
+]
+
+# seed_mlp is 8.5 MB per file: only two kinds, to keep the repo small.
+KINDS_FOR_CASE = {"seed_mlp": ["tf2onnx_op17", "tfkeras_op13"]}
+
+# (total, trainable, non_trainable) as Keras's summary() prints them.
+# The first seven are the canonical figures; the last two follow from seed_cnn
+# (frozen: conv0 4,736 + bn0 128 all non-trainable; bn_no_center_scale: bn0
+# keeps only moving_mean/moving_variance, 64 non-trainable).
+EXPECTED = {
+    "seed_cnn": (37633, 37569, 64),
+    "seed_cnn_axis_typo": (37761, 37633, 128),
+    "seed_mlp": (2140752, 2139728, 1024),
+    "seed_geron_book": (271346, 268978, 2368),
+    "seed_geron_code": (267810, 267010, 800),
+    "bottleneck_bias": (465, 387, 78),
+    "bottleneck_nobias": (426, 348, 78),
+    "frozen": (37633, 32769, 4864),
+    "bn_no_center_scale": (37569, 37505, 64),
+}
+
+INPUT_SHAPES = {
+    "seed_cnn": (64, 64, 3),
+    "seed_cnn_axis_typo": (64, 64, 3),
+    "frozen": (64, 64, 3),
+    "bn_no_center_scale": (64, 64, 3),
+    "seed_mlp": (4096,),
+    "seed_geron_book": (28, 28),
+    "seed_geron_code": (28, 28),
+    "bottleneck_bias": (8, 8, 3),
+    "bottleneck_nobias": (8, 8, 3),
+}
+
+
+# --------------------------------------------------------------------------
+# model definitions (shared by Keras 2 and Keras 3: same layer API)
+# --------------------------------------------------------------------------
+
+def build_model(keras, case):
+    L = keras.layers
+    inp = keras.Input(shape=INPUT_SHAPES[case])
+    if case in ("seed_cnn", "seed_cnn_axis_typo", "frozen", "bn_no_center_scale"):
+        x = L.ZeroPadding2D(3, name="zero_padding2d")(inp)
+        x = L.Conv2D(32, 7, strides=1, name="conv0")(x)
+        if case == "seed_cnn_axis_typo":
+            bn = L.BatchNormalization(axis=-3, name="bn0")
+        elif case == "bn_no_center_scale":
+            bn = L.BatchNormalization(axis=3, center=False, scale=False, name="bn0")
+        else:
+            bn = L.BatchNormalization(axis=3, name="bn0")
+        x = bn(x)
+        x = L.ReLU()(x)
+        x = L.MaxPooling2D(2, name="max_pool")(x)
+        x = L.Flatten()(x)
+        out = L.Dense(1, activation="sigmoid", name="fc")(x)
+    elif case == "seed_mlp":
+        x = L.Dense(512, activation="relu")(inp)
+        x = L.BatchNormalization()(x)
+        x = L.Dropout(0.5)(x)
+        out = L.Dense(80, activation="sigmoid")(x)
+    elif case == "seed_geron_book":
+        x = L.Flatten()(inp)
+        x = L.BatchNormalization()(x)
+        x = L.Dense(300, activation="relu")(x)
+        x = L.BatchNormalization()(x)
+        x = L.Dense(100, activation="relu")(x)
+        x = L.BatchNormalization()(x)
+        out = L.Dense(10, activation="softmax")(x)
+    elif case == "seed_geron_code":
+        x = L.Flatten()(inp)
+        x = L.Dense(300, use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        x = L.ReLU()(x)
+        x = L.Dense(100, use_bias=False)(x)
+        x = L.BatchNormalization()(x)
+        x = L.ReLU()(x)
+        out = L.Dense(10, activation="softmax")(x)
+    elif case in ("bottleneck_bias", "bottleneck_nobias"):
+        ub = case == "bottleneck_bias"
+        x = L.Conv2D(18, 1, use_bias=ub)(inp)
+        x = L.BatchNormalization()(x)
+        x = L.ReLU(6)(x)
+        x = L.DepthwiseConv2D(3, padding="same", use_bias=ub)(x)
+        x = L.BatchNormalization()(x)
+        x = L.ReLU(6)(x)
+        x = L.Conv2D(3, 1, use_bias=ub)(x)
+        out = L.BatchNormalization()(x)
+    else:
+        raise ValueError(case)
+    model = keras.Model(inp, out)
+    if case == "frozen":
+        model.get_layer("conv0").trainable = False
+        model.get_layer("bn0").trainable = False
+    return model
+
+
+def short_name(v):
+    """'conv0/kernel:0' (Keras 2) or 'kernel' (Keras 3) -> 'kernel'."""
+    return v.name.split("/")[-1].split(":")[0]
+
+
+def set_weights(np, model, case):
+    """Deterministic, non-trivial values for every weight (same in K2/K3)."""
+    rng = np.random.RandomState(zlib.crc32(case.encode()))
+    for layer in model.layers:
+        for v in layer.weights:
+            name = short_name(v)
+            shape = tuple(int(d) for d in v.shape)
+            if name in ("kernel", "depthwise_kernel"):
+                fan_out = shape[-1] if name == "kernel" else 1
+                fan_in = int(np.prod(shape[:-1])) if name == "kernel" \
+                    else int(np.prod(shape[:-2]))
+                lim = np.sqrt(6.0 / (fan_in + fan_out))
+                val = rng.uniform(-lim, lim, shape)
+            elif name == "bias":
+                val = rng.uniform(-0.5, 0.5, shape)
+            elif name == "gamma":
+                val = rng.uniform(0.5, 1.5, shape)
+            elif name == "beta":
+                val = rng.uniform(-0.5, 0.5, shape)
+            elif name == "moving_mean":
+                val = rng.uniform(-0.5, 0.5, shape)
+            elif name == "moving_variance":
+                val = rng.uniform(0.5, 2.0, shape)
+            else:
+                raise ValueError("unexpected weight %s in %s" % (v.name, layer.name))
+            v.assign(val.astype("float32"))
+
+
+# --------------------------------------------------------------------------
+# what Keras reports
+# --------------------------------------------------------------------------
+
+def capture_summary(model, keras2):
+    chunks = []
+    if keras2:
+        model.summary(line_length=120, print_fn=lambda s, **kw: chunks.append(s))
+        text = "\n".join(chunks)
+    else:
+        # Keras 3 hands the whole captured rich console text to print_fn.
+        model.summary(line_length=120, print_fn=lambda s, **kw: chunks.append(s))
+        text = "".join(chunks)
+    return text.rstrip("\n") + "\n"
+
+
+def parse_summary_counts(text):
+    got = {}
+    for key, label in (("total", "Total params"), ("trainable", "Trainable params"),
+                       ("non_trainable", "Non-trainable params")):
+        m = re.search(r"^\s*" + label + r":\s*([\d,]+)", text, re.M)
+        if not m:
+            raise AssertionError("no %r line in summary:\n%s" % (label, text))
+        got[key] = int(m.group(1).replace(",", ""))
+    return got
+
+
+def shape_list(shape):
+    if hasattr(shape, "as_list"):
+        shape = shape.as_list()
+    return [None if d is None else int(d) for d in shape]
+
+
+def keras_report(np, model):
+    trainable_ids = {id(v) for v in model.trainable_weights}
+
+    def size(vs):
+        return int(sum(int(np.prod([int(d) for d in v.shape])) for v in vs))
+
+    layers, weights = [], []
+    for layer in model.layers:
+        layers.append({
+            "name": layer.name,
+            "class": layer.__class__.__name__,
+            "params": int(layer.count_params()),
+            "trainable": size(layer.trainable_weights),
+            "non_trainable": size(layer.non_trainable_weights),
+            "output_shape": shape_list(layer.output.shape),
+        })
+        for v in layer.weights:
+            weights.append({
+                "layer": layer.name,
+                "name": short_name(v),
+                "shape": [int(d) for d in v.shape],
+                "trainable": id(v) in trainable_ids,
+            })
+    total = int(model.count_params())
+    trainable = size(model.trainable_weights)
+    non_trainable = size(model.non_trainable_weights)
+    assert trainable + non_trainable == total, (trainable, non_trainable, total)
+    assert sum(l["params"] for l in layers) == total
+    return {"total": total, "trainable": trainable, "non_trainable": non_trainable,
+            "layers": layers, "weights": weights}
+
+
+# --------------------------------------------------------------------------
+# export + check
+# --------------------------------------------------------------------------
+
+def first_line(exc):
+    s = str(exc).strip().splitlines()
+    return s[0] if s else ""
+
+
+def export_one(mods, model, case, kind, path):
+    """Write path; return (opset, api)."""
+    tf, tf2onnx, onnx = mods["tf"], mods["tf2onnx"], mods["onnx"]
+    # Call the model once first, as a user's trained model has been: Keras 3's
+    # export refuses a model that was never called.
+    model(mods["np"].zeros((1,) + INPUT_SHAPES[case], "float32"), training=False)
+    if kind == "keras3_export":
+        with redirect_stdout(io.StringIO()):
+            model.export(path, format="onnx")
+        api = 'keras.Model.export(path, format="onnx")'
+    else:
+        opset = {"tf2onnx_op13": 13, "tf2onnx_op17": 17, "tfkeras_op13": 13}[kind]
+        spec = [tf.TensorSpec((None,) + INPUT_SHAPES[case], tf.float32, name="input")]
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+        onnx.save(proto, path)
+        api = "tf2onnx.convert.from_keras(model, input_signature, opset=%d)" % opset
+    m = onnx.load(path)
+    opset = [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")][0]
+    return int(opset), api
+
+
+def check_and_compare(mods, model, case, path):
+    np, onnx, ort = mods["np"], mods["onnx"], mods["ort"]
+    onnx.checker.check_model(onnx.load(path))
+    rng = np.random.RandomState(1000 + zlib.crc32(case.encode()) % 1000)
+    x = rng.uniform(-1.0, 1.0, (2,) + INPUT_SHAPES[case]).astype("float32")
+    want = np.asarray(model(x, training=False))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    ok = bool(got.shape == want.shape and np.allclose(got, want, atol=1e-4))
+    return ok, float(np.max(np.abs(got - want))) if got.shape == want.shape else None
+
+
+def run(keras2, cases):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if keras2:
+        if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+            sys.exit("--keras2 needs TF_USE_LEGACY_KERAS=1 in the environment")
+    import numpy as np
+    import tensorflow as tf
+    if keras2:
+        import tf_keras as keras
+        assert tf.keras is keras or tf.keras.__name__.startswith("tf_keras"), tf.keras
+    else:
+        import keras
+    import onnx
+    import onnxruntime as ort
+    import tf2onnx
+    assert keras.__version__.startswith("2." if keras2 else "3."), keras.__version__
+    mods = {"np": np, "tf": tf, "keras": keras, "onnx": onnx, "ort": ort,
+            "tf2onnx": tf2onnx}
+    kinds = KERAS2_KINDS if keras2 else KERAS3_KINDS
+    os.makedirs(OUT_DIR, exist_ok=True)
+    failures, results = [], []
+    for case in cases:
+        want_kinds = [k for k in kinds if k in KINDS_FOR_CASE.get(case, ALL_KINDS)]
+        if not want_kinds:
+            continue
+        for kind in want_kinds:
+            # Fresh graph and name counters for each export: default layer and
+            # model names ("dense", "functional"/"model", ...) as a user gets.
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(0)
+            model = build_model(keras, case)
+            set_weights(np, model, case)
+            summary = capture_summary(model, keras2)
+            rep = keras_report(np, model)
+            printed = parse_summary_counts(summary)
+            exp = dict(zip(("total", "trainable", "non_trainable"), EXPECTED[case]))
+            if printed != exp or {k: rep[k] for k in exp} != exp:
+                raise AssertionError("%s (%s): Keras reports %s / computed %s, "
+                                     "expected %s" % (case, keras.__version__, printed,
+                                                      {k: rep[k] for k in exp}, exp))
+            base = os.path.join(OUT_DIR, "%s__%s" % (case, kind))
+            for ext in (".onnx", ".json", ".summary.txt"):
+                if os.path.exists(base + ext):
+                    os.remove(base + ext)
+            try:
+                opset, api = export_one(mods, model, case, kind, base + ".onnx")
+                ok, diff = check_and_compare(mods, model, case, base + ".onnx")
+            except Exception as e:  # record and move on
+                if os.path.exists(base + ".onnx"):
+                    os.remove(base + ".onnx")
+                failures.append({"case": case, "kind": kind, "type": type(e).__name__,
+                                 "msg": first_line(e)})
+                print("FAIL %-20s %-14s %s: %s" % (case, kind, type(e).__name__,
+                                                   first_line(e)), flush=True)
+                continue
+            doc = {
+                "model": case,
+                "export_kind": kind,
+                "exporter": {
+                    "api": api,
+                    "keras": keras.__version__,
+                    "tensorflow": tf.__version__,
+                    "tf2onnx": tf2onnx.__version__,
+                    "onnx": onnx.__version__,
+                    "onnxruntime": ort.__version__,
+                    "opset": opset,
+                },
+                "onnx_checker_ok": True,
+                "ort_matches_keras": ok,
+            }
+            doc.update(rep)
+            with open(base + ".json", "w") as f:
+                f.write(json.dumps(doc, sort_keys=True, indent=1) + "\n")
+            with open(base + ".summary.txt", "w", encoding="utf-8") as f:
+                f.write(summary)
+            results.append((case, kind, ok, diff))
+            print("ok   %-20s %-14s opset=%d ort_matches_keras=%s max|diff|=%.2g %dB"
+                  % (case, kind, opset, ok, diff if diff is not None else -1,
+                     os.path.getsize(base + ".onnx")), flush=True)
+    return failures
+
+
+def write_failures(failures):
+    lines = ["# Export failures", "",
+             "Written by scripts/export_keras.py. One line per (case, export kind) "
+             "whose export, onnx.checker or onnxruntime run raised.", ""]
+    if not failures:
+        lines.append("None: every requested export succeeded.")
+    else:
+        lines += ["| case | kind | exception | first line |", "| --- | --- | --- | --- |"]
+        for f in sorted(failures, key=lambda f: (f["case"], f["kind"])):
+            msg = f["msg"].replace("|", "\\|")
+            lines.append("| %s | %s | %s | %s |" % (f["case"], f["kind"], f["type"], msg))
+    with open(os.path.join(OUT_DIR, "FAILURES.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--keras2", action="store_true", help="only the tf_keras kind")
+    g.add_argument("--keras3", action="store_true", help="only the Keras 3 kinds")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--failures-out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    cases = [c for c in args.cases.split(",") if c]
+    bad = [c for c in cases if c not in CASES]
+    if bad:
+        ap.error("unknown cases: %s" % bad)
+
+    if args.keras2:
+        failures = run(True, cases)
+        if args.failures_out:
+            with open(args.failures_out, "w") as f:
+                json.dump(failures, f)
+        else:
+            write_failures(failures)
+        return
+    if args.keras3:
+        write_failures(run(False, cases))
+        return
+
+    failures = run(False, cases)
+    with tempfile.TemporaryDirectory() as td:
+        fo = os.path.join(td, "failures.json")
+        env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--keras2",
+                        "--cases", ",".join(cases), "--failures-out", fo],
+                       env=env, check=True)
+        with open(fo) as f:
+            failures += json.load(f)
+    write_failures(failures)
+
+
+if __name__ == "__main__":
+    main()
