@@ -247,7 +247,8 @@ class _Classifier:
 
     # -- slot roles
 
-    def slot_role(self, node: Node, slot: int, depth: int = 0) -> str:
+    def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
+        """The role of input `slot` of `node`; `assumed` names a function formal bound to a constant."""
         op, domain = node.op_type, node.domain
         if (domain, op) in self.view.functions:
             return self.formal_role(node, slot, depth)
@@ -255,31 +256,35 @@ class _Classifier:
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
         if op in MATMUL_OPERANDS and domain in _STD + _MS:
-            return self.matmul_role(node, slot)
+            return self.matmul_role(node, slot, assumed)
         if domain in _STD:
             if op == "Gather":
                 return "embedding" if slot == 0 else "shape"
-            if op in ("Add", "Sub") and self.is_bias_add(node, slot):
+            if op in ("Add", "Sub") and self.is_bias_add(node, slot, assumed):
                 return "bias"
             table = SLOT_TABLE.get(op)
             if table is not None:
                 return table[slot] if slot < len(table) else DATA
         return DATA
 
-    def matmul_role(self, node: Node, slot: int) -> str:
+    def matmul_role(self, node: Node, slot: int, assumed: str = "") -> str:
         quant = MATMUL_QUANT_SLOTS.get(node.op_type, {})
         if slot in quant:
             return quant[slot]
         if node.op_type == "Gemm" and slot == 2:
             return "bias"
         operands = MATMUL_OPERANDS[node.op_type] or tuple(range(len(node.inputs)))
-        if slot in operands and self.is_constant(node.scope, node.inputs[slot]):
+        if slot in operands and self._constant_or_assumed(node, slot, assumed):
             return "weight"
         return DATA
 
-    def is_bias_add(self, node: Node, slot: int) -> bool:
+    def _constant_or_assumed(self, node: Node, slot: int, assumed: str) -> bool:
+        name = node.inputs[slot]
+        return bool(name) and (name == assumed or self.is_constant(node.scope, name))
+
+    def is_bias_add(self, node: Node, slot: int, assumed: str = "") -> bool:
         """Add(product, constant) right after a weight-bearing op: the constant is its bias."""
-        if len(node.inputs) != 2 or not self.is_constant(node.scope, node.inputs[slot]):
+        if len(node.inputs) != 2 or not self._constant_or_assumed(node, slot, assumed):
             return False
         other = node.inputs[1 - slot]
         if self.is_constant(node.scope, other):
@@ -293,10 +298,12 @@ class _Classifier:
         if slot >= len(body.inputs) or depth > 8:  # depth: recursive functions end here
             return DATA
         formal = body.inputs[slot].name
+        actual = call.inputs[slot] if slot < len(call.inputs) else ""
+        assumed = formal if actual and self.is_constant(call.scope, actual) else ""
         for node in body.nodes:
             for j, name in enumerate(node.inputs):
                 if name == formal:
-                    role = self.slot_role(node, j, depth + 1)
+                    role = self.slot_role(node, j, depth + 1, assumed=assumed)
                     if role != DATA:
                         return role
         return DATA

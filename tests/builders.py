@@ -25,8 +25,8 @@ def ints(name: str, values: Sequence[int]) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
 
 
-def value(name: str, shape: Sequence[int | str | None], elem: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, elem, list(shape))
+def value(name: str, shape: Sequence[int | str | None] | None, elem: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem, None if shape is None else list(shape))
 
 
 def model(
@@ -90,3 +90,27 @@ def seed_cnn(axis_typo: bool = False) -> onnx.ModelProto:
         init("fc.B", [1]),
     ]
     return model(nodes, [value("input", ["N", 3, 64, 64])], [value("y", ["N", 1])], inits)
+
+
+def audit_model(tmp_path: Path, m: onnx.ModelProto, name: str = "m.onnx", **kwargs):
+    """Save `m` under tmp_path and audit it through the public API."""
+    from onnxaudit import audit
+
+    return audit(save(m, tmp_path / name), **kwargs)
+
+
+def tensor_row(report, name: str):
+    """The report's row for tensor `name` (fails the test if absent)."""
+    matches = [t for t in report.tensors if t.name == name]
+    assert len(matches) == 1, f"{name!r}: {len(matches)} rows in {[t.name for t in report.tensors]}"
+    return matches[0]
+
+
+def layer_row(report, name: str):
+    matches = [r for r in report.rows if r.name == name]
+    assert len(matches) == 1, f"{name!r}: {len(matches)} rows in {[r.name for r in report.rows]}"
+    return matches[0]
+
+
+def node(op: str, inputs: Sequence[str], outputs: Sequence[str], name: str | None = None, **attrs) -> onnx.NodeProto:
+    return helper.make_node(op, list(inputs), list(outputs), name=name or outputs[0], **attrs)

@@ -1,0 +1,461 @@
+"""Role table: every op/slot the issue names, and tracing weights through constant-only paths."""
+
+from __future__ import annotations
+
+import numpy as np
+from builders import audit_model, init, ints, layer_row, model, node, tensor_row, value
+from onnx import TensorProto, helper
+
+
+def test_seed_cnn_keras_figures(tmp_path):
+    from builders import seed_cnn
+
+    report = audit_model(tmp_path, seed_cnn())
+    assert report.totals.total == 37_633
+    assert report.totals.trainable == 37_569
+    assert report.totals.non_trainable == 64
+    assert layer_row(report, "conv0").params == 7 * 7 * 3 * 32 + 32
+    bn0 = layer_row(report, "bn0")
+    assert (bn0.params, bn0.trainable, bn0.non_trainable) == (4 * 32, 2 * 32, 2 * 32)
+    assert layer_row(report, "fc").params == 32 * 32 * 32 * 1 + 1
+    for zero in ("zero_padding2d", "max_pool", "flatten", "re_lu"):
+        assert layer_row(report, zero).params == 0
+    assert tensor_row(report, "pads").category == "shape"
+
+
+def test_seed_cnn_axis_typo_counts_bn_over_64_rows(tmp_path):
+    from builders import seed_cnn
+
+    report = audit_model(tmp_path, seed_cnn(axis_typo=True))
+    assert report.totals.total == 7 * 7 * 3 * 32 + 32 + 4 * 64 + 32 * 32 * 32 + 1 == 37_761
+    assert report.totals.non_trainable == 2 * 64 == 128
+    assert layer_row(report, "bn0").params == 4 * 64
+
+
+def test_matmul_constant_operand_and_add_bias(tmp_path):
+    m = model(
+        [node("MatMul", ["x", "W"], ["h"]), node("Add", ["h", "b"], ["y"]), node("Mul", ["y", "half"], ["z"])],
+        [value("x", ["N", 4096])],
+        [value("z", ["N", 512])],
+        [init("W", [4096, 512]), init("b", [512]), init("half", [])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "W").role == "weight"
+    assert tensor_row(report, "b").role == "bias"
+    assert tensor_row(report, "half").category == "literal"
+    assert report.totals.trainable == 4096 * 512 + 512
+
+
+def test_matmul_with_constant_left_operand(tmp_path):
+    m = model([node("MatMul", ["W", "x"], ["y"])], [value("x", [8, "N"])], [value("y", [4, "N"])], [init("W", [4, 8])])
+    assert tensor_row(audit_model(tmp_path, m), "W").role == "weight"
+
+
+def test_gemm_respects_which_operand_is_constant(tmp_path):
+    m = model(
+        [node("Gemm", ["W", "x", "c"], ["y"], transA=1)],
+        [value("x", [16, "N"])],
+        [value("y", [8, "N"])],
+        [init("W", [16, 8]), init("c", [8, 1])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "W").role == "weight"
+    assert tensor_row(report, "c").role == "bias"
+    assert report.totals.total == 16 * 8 + 8
+
+
+def test_transposed_and_cast_weight_traced_to_source_once(tmp_path):
+    m = model(
+        [
+            node("Transpose", ["W"], ["Wt"], perm=[1, 0]),
+            node("Cast", ["Wt"], ["Wc"], to=TensorProto.FLOAT),
+            node("MatMul", ["x", "Wc"], ["y"]),
+        ],
+        [value("x", ["N", 8])],
+        [value("y", ["N", 4])],
+        [init("W", [4, 8], np.float16)],
+    )
+    report = audit_model(tmp_path, m)
+    row = tensor_row(report, "W")
+    assert (row.role, row.count, row.dtype) == ("weight", 4 * 8, "float16")
+    assert "Transpose -> Cast -> MatMul" in row.consumers[0]
+    assert len(report.tensors) == 1
+
+
+def test_tied_embedding_counted_once(tmp_path):
+    m = model(
+        [
+            node("Gather", ["E", "ids"], ["e"]),
+            node("Transpose", ["E"], ["Et"], perm=[1, 0]),
+            node("MatMul", ["e", "Et"], ["logits"]),
+        ],
+        [value("ids", ["N", 16], TensorProto.INT64)],
+        [value("logits", ["N", 16, 100])],
+        [init("E", [100, 32])],
+    )
+    report = audit_model(tmp_path, m)
+    row = tensor_row(report, "E")
+    assert row.role == "embedding" and row.count == 100 * 32
+    assert report.totals.total == 100 * 32
+    assert any("used as" in n for n in row.notes)
+
+
+def test_weight_shared_by_two_convs_counted_once(tmp_path):
+    m = model(
+        [node("Conv", ["x", "W"], ["a"]), node("Conv", ["a", "W"], ["b"])],
+        [value("x", [1, 4, 8, 8])],
+        [value("b", [1, 4, 4, 4])],
+        [init("W", [4, 4, 3, 3])],
+    )
+    assert audit_model(tmp_path, m).totals.total == 4 * 4 * 3 * 3
+
+
+def test_dequantize_linear_weight_and_quant_constants(tmp_path):
+    m = model(
+        [
+            node("DequantizeLinear", ["Wq", "s", "zp"], ["W"], axis=0),
+            node("Conv", ["x", "W", "B"], ["y"]),
+        ],
+        [value("x", [1, 3, 8, 8])],
+        [value("y", [1, 16, 6, 6])],
+        [init("Wq", [16, 3, 3, 3], np.int8), init("s", [16]), init("zp", [16], np.int8), init("B", [16])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "Wq").role == "weight"
+    assert tensor_row(report, "s").role == "quant_scale"
+    assert tensor_row(report, "zp").role == "quant_zero_point"
+    assert report.totals.total == 16 * 3 * 3 * 3 + 16
+    assert report.constants.tensors["quantization"] == 2
+
+
+def test_qlinearconv_convinteger_matmulinteger(tmp_path):
+    m = model(
+        [
+            node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y1"]),
+            node("ConvInteger", ["x", "w2", "xz", "wz"], ["y2"]),
+            node("MatMulInteger", ["a", "m", "xz", "wz"], ["y3"]),
+        ],
+        [value("x", [1, 3, 8, 8], TensorProto.UINT8), value("a", [2, 5], TensorProto.UINT8)],
+        [value("y1", None), value("y2", None), value("y3", None)],
+        [
+            *(init(n, [], np.float32) for n in ("xs", "ws", "ys")),
+            init("xz", [], np.uint8),
+            init("wz", [], np.uint8),
+            init("yz", [], np.uint8),
+            init("w", [4, 3, 3, 3], np.uint8),
+            init("b", [4], np.int32),
+            init("w2", [6, 3, 1, 1], np.uint8),
+            init("m", [5, 7], np.uint8),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 4 * 3 * 3 * 3 + 4 + 6 * 3 + 5 * 7
+    assert {tensor_row(report, n).category for n in ("xs", "ws", "ys", "xz", "wz", "yz")} == {"quantization"}
+
+
+def test_matmulnbits_counts_logical_weights(tmp_path):
+    n, k, block = 64, 128, 32
+    blocks = k // block
+    m = model(
+        [node("MatMulNBits", ["x", "B", "scales"], ["y"], domain="com.microsoft", K=k, N=n, bits=4, block_size=block)],
+        [value("x", ["N", k])],
+        [value("y", ["N", n])],
+        [init("B", [n, blocks, block * 4 // 8], np.uint8), init("scales", [n * blocks])],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    row = tensor_row(report, "B")
+    assert row.count == n * k and row.dims == [n, k]
+    assert row.bytes == n * blocks * block * 4 // 8  # bytes as stored: packed 4-bit
+    assert tensor_row(report, "scales").category == "quantization"
+
+
+def test_recurrent_weights_and_initial_state(tmp_path):
+    hidden, inp = 16, 8
+    m = model(
+        [
+            node("LSTM", ["x", "W", "R", "B", "", "h0"], ["Y"], hidden_size=hidden),
+            node("GRU", ["x", "Wg", "Rg", "Bg"], ["Yg"], hidden_size=hidden),
+        ],
+        [value("x", [10, "N", inp])],
+        [value("Y", None), value("Yg", None)],
+        [
+            init("W", [1, 4 * hidden, inp]),
+            init("R", [1, 4 * hidden, hidden]),
+            init("B", [1, 8 * hidden]),
+            init("h0", [1, 1, hidden]),
+            init("Wg", [1, 3 * hidden, inp]),
+            init("Rg", [1, 3 * hidden, hidden]),
+            init("Bg", [1, 6 * hidden]),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    lstm = 4 * hidden * inp + 4 * hidden * hidden + 8 * hidden
+    gru = 3 * hidden * inp + 3 * hidden * hidden + 6 * hidden
+    assert report.totals.total == lstm + gru
+    assert tensor_row(report, "R").role == "rnn_R"
+    assert tensor_row(report, "h0").category == "state"
+
+
+def test_normalizations_and_prelu(tmp_path):
+    c = 12
+    m = model(
+        [
+            node("LayerNormalization", ["x", "ls", "lb"], ["a"], axis=-1),
+            node("InstanceNormalization", ["a", "is", "ib"], ["b"]),
+            node("GroupNormalization", ["b", "gs", "gb"], ["c"], num_groups=3),
+            node("PRelu", ["c", "slope"], ["y"]),
+        ],
+        [value("x", [1, c, 4, 4])],
+        [value("y", [1, c, 4, 4])],
+        [init("ls", [4]), init("lb", [4])] + [init(n, [c]) for n in ("is", "ib", "gs", "gb")] + [init("slope", [c, 1, 1])],
+        opset=21,
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.trainable == 2 * 4 + 4 * c + c
+    assert report.totals.non_trainable == 0
+    assert tensor_row(report, "slope").role == "prelu_slope"
+
+
+def test_bn_training_mode_is_noted(tmp_path):
+    m = model(
+        [node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], training_mode=1)],
+        [value("x", [2, 3, 4, 4])],
+        [value("y", [2, 3, 4, 4])],
+        [init(n, [3]) for n in "gbmv"],
+        opset=15,
+    )
+    report = audit_model(tmp_path, m)
+    assert any("training_mode" in note for note in tensor_row(report, "m").notes)
+
+
+def test_shape_like_inputs_are_never_parameters(tmp_path):
+    m = model(
+        [
+            node("Reshape", ["x", "shape"], ["a"]),
+            node("Slice", ["a", "starts", "ends", "axes"], ["b"]),
+            node("Unsqueeze", ["b", "uaxes"], ["c"]),
+            node("Expand", ["c", "eshape"], ["d"]),
+            node("Resize", ["d", "", "scales"], ["e"], mode="nearest"),
+            node("ReduceSum", ["e", "raxes"], ["y"]),
+        ],
+        [value("x", [2, 12])],
+        [value("y", None)],
+        [
+            ints("shape", [2, 3, 4]),
+            ints("starts", [0]),
+            ints("ends", [2]),
+            ints("axes", [1]),
+            ints("uaxes", [0]),
+            ints("eshape", [2, 2, 2, 4]),
+            init("scales", [4]),
+            ints("raxes", [1]),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 0
+    assert {t.category for t in report.tensors} == {"shape"}
+
+
+def test_unknown_role_is_unclassified_never_trainable(tmp_path):
+    m = model(
+        [node("Add", ["x", "pos"], ["a"]), node("Custom", ["a", "table"], ["y"], domain="my.ops")],
+        [value("x", [1, 10, 8])],
+        [value("y", None)],
+        [init("pos", [1, 10, 8]), init("table", [5, 8])],
+        extra_opsets={"my.ops": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.trainable == 0
+    assert report.totals.unclassified == 10 * 8 + 5 * 8
+    assert report.totals.total == report.totals.unclassified
+    assert report.unclassified_consumers == ["Add", "Custom"]
+
+
+def test_unused_initializer_is_reported_not_counted(tmp_path):
+    m = model(
+        [node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"])],
+        [value("x", [2, 3, 4, 4])],
+        [value("y", [2, 3, 4, 4])],
+        [init(n, [3]) for n in "gbmv"] + [ints("bn.num_batches_tracked", [7])],
+    )
+    report = audit_model(tmp_path, m, convention="pytorch")
+    assert tensor_row(report, "bn.num_batches_tracked").category == "unused"
+    assert report.totals.total == 4 * 3
+    assert any("num_batches_tracked" in n and "1 stored unused" in n for n in report.notes)
+
+
+def test_constant_node_attribute_kinds(tmp_path):
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("sv", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0]),
+        helper.make_tensor("si", TensorProto.INT64, [3], [0, 5, 9]),
+        [4, 4],
+    )
+    nodes = [
+        helper.make_node("Constant", [], ["W"], value=helper.make_tensor("t", TensorProto.FLOAT, [3, 2], [1.0] * 6)),
+        helper.make_node("Constant", [], ["b"], value_floats=[0.5, 0.25]),
+        helper.make_node("Constant", [], ["eps"], value_float=1e-5),
+        helper.make_node("Constant", [], ["shape"], value_ints=[-1, 2]),
+        helper.make_node("Constant", [], ["S"], sparse_value=sparse),
+        node("MatMul", ["x", "W"], ["h"]),
+        node("Add", ["h", "b"], ["h2"]),
+        node("Add", ["h2", "eps"], ["h3"]),
+        node("Reshape", ["h3", "shape"], ["h4"]),
+        node("MatMul", ["x4", "S"], ["y"]),
+    ]
+    m = model(nodes, [value("x", [1, 3]), value("x4", [1, 4])], [value("h4", None), value("y", None)])
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "W").count == 3 * 2
+    assert tensor_row(report, "b").role == "bias"
+    assert tensor_row(report, "eps").category == "literal"
+    assert tensor_row(report, "shape").category == "shape"
+    sparse_row = tensor_row(report, "S")
+    assert sparse_row.count == 4 * 4 and any("3 stored values" in n for n in sparse_row.notes)
+    assert report.totals.total == 3 * 2 + 2 + 4 * 4
+
+
+def test_constant_of_shape_weight_counts_from_shape_values(tmp_path):
+    m = model(
+        [
+            node("ConstantOfShape", ["wshape"], ["W"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.1])),
+            node("MatMul", ["x", "W"], ["y"]),
+        ],
+        [value("x", ["N", 6])],
+        [value("y", ["N", 5])],
+        [ints("wshape", [6, 5])],
+    )
+    report = audit_model(tmp_path, m)
+    row = tensor_row(report, "W")
+    assert (row.role, row.count, row.origin) == ("weight", 6 * 5, "computed")
+    assert tensor_row(report, "wshape").category == "shape"
+
+
+def test_graph_input_in_weight_slot_counted_without_data(tmp_path):
+    m = model(
+        [node("Conv", ["x", "W"], ["y"])],
+        [value("x", [1, 3, 8, 8]), value("W", [8, 3, 3, 3])],
+        [value("y", None)],
+    )
+    row = tensor_row(audit_model(tmp_path, m), "W")
+    assert row.count == 8 * 3 * 3 * 3 and row.storage == "none"
+    assert any("no data" in n for n in row.notes)
+
+
+def test_ir3_initializers_listed_as_inputs_count_once(tmp_path):
+    m = model(
+        [node("Conv", ["x", "W", "B"], ["y"])],
+        [value("x", [1, 3, 8, 8]), value("W", [8, 3, 3, 3]), value("B", [8])],
+        [value("y", None)],
+        [init("W", [8, 3, 3, 3]), init("B", [8])],
+        opset=8,
+        ir_version=3,
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 8 * 3 * 3 * 3 + 8
+    assert len(report.tensors) == 2
+    assert any("override" in n for n in tensor_row(report, "W").notes)
+
+
+def test_if_branches_and_loop_body_weights(tmp_path):
+    then_g = helper.make_graph(
+        [node("MatMul", ["x", "Wt"], ["yt"])], "then", [], [value("yt", None)], [init("Wt", [4, 4])]
+    )
+    else_g = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["We"], value=helper.make_tensor("c", TensorProto.FLOAT, [4, 2], [0.5] * 8)),
+            node("MatMul", ["x", "We"], ["ye0"]),
+            node("MatMul", ["ye0", "Wouter"], ["ye"]),  # an outer-scope initializer
+        ],
+        "else",
+        [],
+        [value("ye", None)],
+    )
+    body = helper.make_graph(
+        [node("Gemm", ["carry", "Wl", "bl"], ["next"]), node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [value("i", [], TensorProto.INT64), value("cond_in", [], TensorProto.BOOL), value("carry", [1, 4])],
+        [value("cond_out", [], TensorProto.BOOL), value("next", [1, 4])],
+        [init("Wl", [4, 4]), init("bl", [4])],
+    )
+    m = model(
+        [
+            node("If", ["c"], ["r"], then_branch=then_g, else_branch=else_g),
+            node("Loop", ["trip", "", "x"], ["final"], body=body),
+        ],
+        [value("x", [1, 4]), value("c", [], TensorProto.BOOL), value("trip", [], TensorProto.INT64)],
+        [value("r", None), value("final", None)],
+        [init("Wouter", [2, 4])],
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 4 * 4 + 4 * 2 + 2 * 4 + 4 * 4 + 4
+    assert tensor_row(report, "Wt").scope.endswith(":then_branch")
+    assert layer_row(report, "r").params == 4 * 4 + 4 * 2 + 2 * 4  # subgraph weights join the If's row
+
+
+def test_local_function_weights(tmp_path):
+    fn = helper.make_function(
+        "local",
+        "Dense",
+        ["X", "W"],
+        ["Y"],
+        [
+            helper.make_node("Constant", [], ["b"], value=helper.make_tensor("b", TensorProto.FLOAT, [3], [0.1, 0.2, 0.3])),
+            helper.make_node("MatMul", ["X", "W"], ["H"]),
+            helper.make_node("Add", ["H", "b"], ["Y"]),
+        ],
+        [helper.make_opsetid("", 17)],
+    )
+    m = model(
+        [node("Dense", ["x", "W"], ["y"], domain="local")],
+        [value("x", [1, 5])],
+        [value("y", [1, 3])],
+        [init("W", [5, 3])],
+        extra_opsets={"local": 1},
+        functions=[fn],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "W").role == "weight"
+    assert tensor_row(report, "b").role == "bias"
+    assert report.totals.total == 5 * 3 + 3
+
+
+def test_contrib_transformer_ops(tmp_path):
+    hidden, vocab, pos = 8, 50, 16
+    m = model(
+        [
+            node(
+                "EmbedLayerNormalization",
+                ["ids", "", "we", "pe", "", "g1", "b1"],
+                ["emb", "mask_index"],
+                domain="com.microsoft",
+            ),
+            node("Attention", ["emb", "qkv_w", "qkv_b"], ["att"], domain="com.microsoft", num_heads=2),
+            node("SkipLayerNormalization", ["att", "emb", "g2", "b2"], ["sln"], domain="com.microsoft"),
+            node("FusedMatMul", ["sln", "fm"], ["f"], domain="com.microsoft"),
+            node("FusedConv", ["img", "cw", "cb"], ["fc"], domain="com.microsoft", activation="Relu"),
+        ],
+        [value("ids", ["N", 16], TensorProto.INT32), value("img", [1, 2, 5, 5])],
+        [value("f", None), value("fc", None)],
+        [
+            init("we", [vocab, hidden]),
+            init("pe", [pos, hidden]),
+            init("g1", [hidden]),
+            init("b1", [hidden]),
+            init("qkv_w", [hidden, 3 * hidden]),
+            init("qkv_b", [3 * hidden]),
+            init("g2", [hidden]),
+            init("b2", [hidden]),
+            init("fm", [hidden, hidden]),
+            init("cw", [4, 2, 3, 3]),
+            init("cb", [4]),
+        ],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "we").role == "embedding"
+    assert tensor_row(report, "qkv_w").role == "weight"
+    assert tensor_row(report, "g2").role == "norm_scale"
+    expected = vocab * hidden + pos * hidden + 2 * hidden + hidden * 3 * hidden + 3 * hidden + 2 * hidden
+    expected += hidden * hidden + 4 * 2 * 3 * 3 + 4
+    assert report.totals.total == expected
+    assert report.totals.unclassified == 0
