@@ -34,12 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a parameter summary of MODEL (counts come from dims; weights are never read).",
     )
     summary.add_argument("model", metavar="MODEL", help="path to a .onnx file")
-    summary.add_argument("--convention", choices=sorted(CONVENTIONS), default="keras",
-                         help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)")  # fmt: skip
+    summary.add_argument(
+        "--convention",
+        choices=sorted(CONVENTIONS),
+        default="keras",
+        help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)",
+    )
     summary.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     summary.add_argument("--explain", action="store_true", help="show the arithmetic behind each row")
-    summary.add_argument("--depth", type=_positive_int, default=None,
-                         help="roll layers up to N levels of the module hierarchy")  # fmt: skip
+    summary.add_argument(
+        "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
+    )
     summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
     return parser
 

@@ -47,9 +47,7 @@ CONVENTIONS = {c.name: c for c in (KERAS, PYTORCH)}
 
 def convention_notes(convention: Convention, table: ParamTable) -> list[str]:
     """What this convention's figures cannot show from an ONNX file, said plainly."""
-    bn_nodes = {
-        u.node.index for t in table.tensors if t.role in ("bn_mean", "bn_var") for u in t.uses
-    }
+    bn_nodes = {u.node.index for t in table.tensors if t.role in ("bn_mean", "bn_var") for u in t.uses}
     notes: list[str] = []
     if convention is KERAS:
         notes.append(
@@ -57,9 +55,7 @@ def convention_notes(convention: Convention, table: ParamTable) -> list[str]:
             "every weight is counted trainable, BN moving mean/variance non-trainable."
         )
     else:
-        notes.append(
-            "PyTorch view: Parameters = model.parameters(); Buffers = BN running_mean + running_var."
-        )
+        notes.append("PyTorch view: Parameters = model.parameters(); Buffers = BN running_mean + running_var.")
         if bn_nodes:
             unused_nbt = [t for t in table.tensors if t.role == "unused" and t.name.endswith("num_batches_tracked")]
             notes.append(

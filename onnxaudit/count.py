@@ -79,7 +79,9 @@ def _param_tensor(entry: Classified) -> ParamTensor:
         notes.append(f"sparse: {tensor.sparse_nnz:,} stored values of {count:,}")
         nbytes = byte_size(tensor.dtype, tensor.sparse_nnz)
     if entry.logical_dims is not None and entry.logical_dims != tensor.dims:
-        notes.append(f"packed storage {'x'.join(map(str, tensor.dims or ()))}; logical {'x'.join(map(str, dims or ()))}")
+        notes.append(
+            f"packed storage {'x'.join(map(str, tensor.dims or ()))}; logical {'x'.join(map(str, dims or ()))}"
+        )
     if tensor.origin == "graph_input":
         notes.append("graph input: no data in the file")
     if tensor.also_graph_input:

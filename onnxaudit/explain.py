@@ -26,7 +26,9 @@ def dims_text(dims: Sequence[int] | None) -> str:
     return "x".join(str(d) for d in dims)
 
 
-def formula(tensors: Sequence[ParamTensor], non_trainable: int, op_label: str, non_trainable_label: str = "non-trainable") -> str:
+def formula(
+    tensors: Sequence[ParamTensor], non_trainable: int, op_label: str, non_trainable_label: str = "non-trainable"
+) -> str:
     """One line of arithmetic over the counted tensors of a layer ('' when it holds none)."""
     counted = [t for t in tensors if t.count is not None]
     if not counted:

@@ -61,10 +61,7 @@ def _split_node_name(name: str) -> list[str]:
 
 def path_from_node_name(name: str) -> tuple[str, ...] | None:
     """`/layer1/layer1.0/conv1/Conv` -> (layer1, 0, conv1); `model/conv0/BiasAdd` -> (model, conv0)."""
-    parts = _split_node_name(_GENERATED_SUFFIX.sub("", name))
-    if len(parts) < 2:
-        return None
-    scopes = parts[:-1]  # the last part names the op itself
+    scopes = tf_scopes(name)
     path: list[str] = []
     for scope in scopes:
         # torch writes each level as the full dotted module name (`layer1.0` under `layer1`)
@@ -75,8 +72,14 @@ def path_from_node_name(name: str) -> tuple[str, ...] | None:
     return tuple(path) or None
 
 
+def tf_scopes(name: str) -> list[str]:
+    """The name scopes of a slash-separated name, without its last part (the op or tensor itself)."""
+    parts = _split_node_name(_GENERATED_SUFFIX.sub("", name))
+    return parts[:-1] if len(parts) >= 2 else []
+
+
 def _common_root(paths: list[tuple[str, ...]]) -> int:
-    """How many leading scopes every TF-style node path shares (`StatefulPartitionedCall/model/...`)."""
+    """How many leading scopes every TF-style path shares (`StatefulPartitionedCall/model/...`)."""
     if len(paths) < 2:
         return 0
     depth = 0
@@ -85,26 +88,55 @@ def _common_root(paths: list[tuple[str, ...]]) -> int:
     return depth
 
 
+_KERAS3_SUFFIX = re.compile(r"_\d+$")
+
+
+def _keras_layer_names(paths: dict[int, tuple[str, ...] | None], root: list[str]) -> None:
+    """Keras 3 on TF re-enters every layer's name scope, so tf2onnx sees `conv0_1` for layer `conv0`
+    (and `functional_1` for the model): strip that one suffix when every scope carries it."""
+    layers = [p[0] for p in paths.values() if p]
+    if not layers or not (root and root[-1].endswith("_1")):
+        return
+    if all(_KERAS3_SUFFIX.search(name) for name in layers):
+        for key, path in paths.items():
+            if path:
+                paths[key] = (_KERAS3_SUFFIX.sub("", path[0]), *path[1:])
+
+
+def _node_candidates(node: Node, param_names: dict[int, list[str]]) -> list[str]:
+    """Names that may tell an anonymous node's layer: its weights, then its outputs, then inputs."""
+    return [*param_names.get(node.index, []), *node.outputs, *node.inputs]
+
+
 def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     """Layers of the main graph in order of their first node; subgraph and function tensors join
     the layer of the node that owns the subgraph or calls the function."""
     main_nodes = view.main.nodes
     torch_style = any(n.name.startswith("/") for n in main_nodes)
-    node_paths: dict[int, tuple[str, ...] | None] = {n.index: path_from_node_name(n.name) for n in main_nodes}
-    if not torch_style:
-        known = [p for p in node_paths.values() if p]
-        strip = _common_root(known)
-        node_paths = {i: (p[strip:] if p else None) for i, p in node_paths.items()}
-
-    # A node whose own name says nothing takes the module path of the state_dict keys it consumes.
-    tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
+    param_names: dict[int, list[str]] = {}
     for tensor in table.tensors:
-        path = tensor_paths[id(tensor)]
-        if path is None:
-            continue
         for use in tensor.uses:
-            if use.node.index in node_paths and node_paths[use.node.index] is None:
-                node_paths[use.node.index] = path
+            param_names.setdefault(use.node.index, []).append(tensor.name)
+
+    if torch_style:
+        node_paths = {n.index: path_from_node_name(n.name) for n in main_nodes}
+        tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
+        for node in main_nodes:  # an anonymous node takes the module of the state_dict keys it consumes
+            if node_paths[node.index] is None:
+                keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
+                node_paths[node.index] = next((k for k in keys if k), None)
+    else:
+        scoped = {n.index: tuple(tf_scopes(n.name)) for n in main_nodes}
+        for node in main_nodes:
+            if not scoped[node.index]:
+                found = (tuple(tf_scopes(c)) for c in _node_candidates(node, param_names))
+                scoped[node.index] = next((f for f in found if f), ())
+        known = [p for p in scoped.values() if p]
+        strip = _common_root(known)
+        root = list(known[0][:strip]) if known else []
+        node_paths = {i: (p[strip : strip + 1] or None) for i, p in scoped.items()}
+        _keras_layer_names(node_paths, root)
+        tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
 
     owner_of_scope = _main_owner_of_scopes(view)
     layers: dict[tuple[str, ...], Layer] = {}
@@ -125,11 +157,11 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         first = min(tensor.uses, key=lambda u: u.node.index).node if tensor.uses else None
         if first is not None and first.scope != MAIN:
             first = owner_of_scope.get(first.scope, first)
-        if path is not None and (path in layers or first is None):
-            target = layer_for(path, first)
+        if path is not None and path in layers:
+            target = layers[path]
         elif first is not None and first.scope == MAIN:
             target = layer_for(node_paths.get(first.index), first)
-        elif first is None and tensor.category == "unused":
+        elif first is None:
             target = unused
         else:
             target = layer_for(path, first)

@@ -99,7 +99,7 @@ class ModelView:
     producer: str
     graphs: dict[str, Graph]
     functions: dict[tuple[str, str], str]  # (domain, name) -> scope of its body
-    value_shapes: dict[str, tuple[int | str | None, ...]]
+    value_shapes: dict[str, ValueInfo]  # main-graph values with a statically inferred shape
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -376,7 +376,7 @@ class _Builder:
                     view.tensors[const.name] = const
 
 
-def infer_value_shapes(model: ModelProto) -> dict[str, tuple[int | str | None, ...]]:
+def infer_value_shapes(model: ModelProto) -> dict[str, ValueInfo]:
     """Static shapes from onnx shape inference, run on a copy whose large weights are stripped."""
     light = ModelProto()
     light.CopyFrom(model)
@@ -390,12 +390,12 @@ def infer_value_shapes(model: ModelProto) -> dict[str, tuple[int | str | None, .
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False)
     except Exception:  # inference is a courtesy; counts never depend on it
         inferred = light
-    shapes: dict[str, tuple[int | str | None, ...]] = {}
+    shapes: dict[str, ValueInfo] = {}
     graph = inferred.graph
     for value in list(graph.value_info) + list(graph.output) + list(graph.input):
-        _, shape = _shape_of(value.type)
+        dtype, shape = _shape_of(value.type)
         if shape is not None:
-            shapes[value.name] = shape
+            shapes[value.name] = ValueInfo(value.name, dtype, shape)
     return shapes
 
 

@@ -111,7 +111,7 @@ def render_text(report: Report, explain: bool = False) -> str:
 
     def line(cells: list[str]) -> str:
         out = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
-        out += [c.rjust(w) for c, w in zip(cells[2:5], widths[2:5])]
+        out += [c.rjust(w) for c, w in zip(cells[2:5], widths[2:5], strict=True)]
         if explain:
             out.append(cells[5])
         return "  ".join(out).rstrip()

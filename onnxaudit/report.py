@@ -11,9 +11,10 @@ from typing import Any
 
 from onnxaudit.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Convention, convention_notes
 from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.dims import INTEGER_DTYPES
 from onnxaudit.explain import dims_text, formula
 from onnxaudit.layers import Layer
-from onnxaudit.load import ModelView
+from onnxaudit.load import ModelView, Node
 
 SCHEMA_VERSION = 1
 
@@ -102,12 +103,21 @@ class Report:
         return asdict(self)
 
 
-def _shape(view: ModelView, layer_nodes: list) -> list[int | str | None] | None:
-    for node in sorted(layer_nodes, key=lambda n: -n.index):
-        for out in node.outputs:
-            if out in view.value_shapes:
-                return list(view.value_shapes[out])
-    return None
+def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, set[int]]) -> list[int | str | None] | None:
+    """The layer's output: the last value leaving the layer, preferring float data over shape math."""
+    inside = {n.index for n in layer_nodes}
+    graph_outputs = set(view.main.outputs)
+    leaving = [
+        out
+        for node in sorted(layer_nodes, key=lambda n: n.index)
+        for out in node.outputs
+        if out in view.value_shapes and (out in graph_outputs or consumers.get(out, set()) - inside)
+    ]
+    if not leaving:
+        leaving = [out for node in layer_nodes for out in node.outputs if out in view.value_shapes]
+    floats = [out for out in leaving if view.value_shapes[out].dtype not in INTEGER_DTYPES]
+    chosen = (floats or leaving)[-1:] if leaving else []
+    return list(view.value_shapes[chosen[0]].shape or ()) if chosen else None
 
 
 def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
@@ -157,7 +167,14 @@ def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], conventio
 
 
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
-    return [_row(layer.name, layer.op_types, _shape(view, layer.nodes), layer.tensors, convention) for layer in layers]
+    consumers: dict[str, set[int]] = defaultdict(set)
+    for node in view.main.nodes:
+        for name in node.inputs:
+            consumers[name].add(node.index)
+    return [
+        _row(layer.name, layer.op_types, _shape(view, layer.nodes, consumers), layer.tensors, convention)
+        for layer in layers
+    ]
 
 
 def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Row]:
@@ -230,9 +247,7 @@ def build_report(
 ) -> Report:
     layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
     rows = layer_rows(view, layers, convention) if group_by == "layer" else grouped_rows(table, group_by, convention)
-    unclassified_ops = sorted(
-        {u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses}
-    )
+    unclassified_ops = sorted({u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses})
     limits = list(table.limits)
     for t in table.tensors:
         if t.storage == "external":

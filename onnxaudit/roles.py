@@ -71,8 +71,15 @@ SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "DequantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
     "DynamicQuantizeLinear": (DATA,),
     "QLinearConv": (
-        DATA, "quant_scale", "quant_zero_point", "weight", "quant_scale", "quant_zero_point",
-        "quant_scale", "quant_zero_point", "bias",
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        "weight",
+        "quant_scale",
+        "quant_zero_point",
+        "quant_scale",
+        "quant_zero_point",
+        "bias",
     ),  # fmt: skip
     "ConvInteger": (DATA, "weight", "quant_zero_point", "quant_zero_point"),
     "Reshape": (DATA, "shape"),
@@ -113,17 +120,40 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "SkipSimplifiedLayerNormalization": (DATA, DATA, "norm_scale", "bias"),
     "SimplifiedLayerNormalization": (DATA, "norm_scale"),
     "EmbedLayerNormalization": (
-        "shape", "shape", "embedding", "embedding", "embedding", "norm_scale", "norm_bias", "shape", "shape",
+        "shape",
+        "shape",
+        "embedding",
+        "embedding",
+        "embedding",
+        "norm_scale",
+        "norm_bias",
+        "shape",
+        "shape",
     ),  # fmt: skip
     "FusedConv": (DATA, "weight", "bias", DATA),
     "NhwcConv": (DATA, "weight", "bias"),
     "MatMulNBits": (DATA, "weight", "quant_scale", "quant_zero_point", "shape", "bias"),
     "GatherBlockQuantized": ("embedding", "shape", "quant_scale", "quant_zero_point"),
     "DynamicQuantizeMatMul": (DATA, "weight", "quant_scale", "quant_zero_point", "bias"),
-    "MatMulIntegerToFloat": (DATA, "weight", "quant_scale", "quant_scale", "quant_zero_point", "quant_zero_point", "bias"),
+    "MatMulIntegerToFloat": (
+        DATA,
+        "weight",
+        "quant_scale",
+        "quant_scale",
+        "quant_zero_point",
+        "quant_zero_point",
+        "bias",
+    ),
     "QGemm": (
-        DATA, "quant_scale", "quant_zero_point", "weight", "quant_scale", "quant_zero_point", "bias",
-        "quant_scale", "quant_zero_point",
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        "weight",
+        "quant_scale",
+        "quant_zero_point",
+        "bias",
+        "quant_scale",
+        "quant_zero_point",
     ),  # fmt: skip
     "QuantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
     "DequantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
@@ -145,8 +175,14 @@ MATMUL_OPERANDS: dict[str, tuple[int, ...]] = {
 }
 MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
     "MatMulInteger": {2: "quant_zero_point", 3: "quant_zero_point"},
-    "QLinearMatMul": {1: "quant_scale", 2: "quant_zero_point", 4: "quant_scale", 5: "quant_zero_point",
-                      6: "quant_scale", 7: "quant_zero_point"},  # fmt: skip
+    "QLinearMatMul": {
+        1: "quant_scale",
+        2: "quant_zero_point",
+        4: "quant_scale",
+        5: "quant_zero_point",
+        6: "quant_scale",
+        7: "quant_zero_point",
+    },  # fmt: skip
 }
 
 # Ops that make a weight-bearing product, so a constant Add right after them is its bias.
@@ -334,7 +370,9 @@ class _Classifier:
             return "shape"
         return "unclassified"
 
-    def trace(self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int) -> None:
+    def trace(
+        self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
+    ) -> None:
         tensor = self.view.lookup(scope, name)
         if tensor is not None:
             final = self.constant_role(tensor, role, consumer)
@@ -371,7 +409,9 @@ class _Classifier:
         except Exception:
             self.limits.append(f"ConstantOfShape {node.label}: invalid shape {list(dims)}, not counted")
             return
-        synthetic = Tensor(node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label)
+        synthetic = Tensor(
+            node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label
+        )
         final = role if role != DATA else "unclassified"
         self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
 
@@ -415,7 +455,9 @@ class _Classifier:
                     self.weight_input_without_data(node, slot, name, role)
         self.add_unused()
         for entry in self.found.values():
-            if any(u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1 for u in entry.uses):
+            if any(
+                u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1 for u in entry.uses
+            ):
                 entry.notes.append("BatchNormalization has training_mode=1")
         ordered = sorted(self.found.values(), key=_first_use_order)
         return RoleTable(ordered, self.limits)
@@ -444,4 +486,3 @@ def _first_use_order(entry: Classified) -> tuple[int, int, str, str]:
 def classify(view: ModelView) -> RoleTable:
     """Every stored tensor of `view` with its role, the uses that gave it, and what could not be told."""
     return _Classifier(view).classify()
-

@@ -208,7 +208,9 @@ def test_normalizations_and_prelu(tmp_path):
         ],
         [value("x", [1, c, 4, 4])],
         [value("y", [1, c, 4, 4])],
-        [init("ls", [4]), init("lb", [4])] + [init(n, [c]) for n in ("is", "ib", "gs", "gb")] + [init("slope", [c, 1, 1])],
+        [init("ls", [4]), init("lb", [4])]
+        + [init(n, [c]) for n in ("is", "ib", "gs", "gb")]
+        + [init("slope", [c, 1, 1])],
         opset=21,
     )
     report = audit_model(tmp_path, m)
@@ -362,7 +364,9 @@ def test_if_branches_and_loop_body_weights(tmp_path):
     )
     else_g = helper.make_graph(
         [
-            helper.make_node("Constant", [], ["We"], value=helper.make_tensor("c", TensorProto.FLOAT, [4, 2], [0.5] * 8)),
+            helper.make_node(
+                "Constant", [], ["We"], value=helper.make_tensor("c", TensorProto.FLOAT, [4, 2], [0.5] * 8)
+            ),
             node("MatMul", ["x", "We"], ["ye0"]),
             node("MatMul", ["ye0", "Wouter"], ["ye"]),  # an outer-scope initializer
         ],
@@ -399,7 +403,9 @@ def test_local_function_weights(tmp_path):
         ["X", "W"],
         ["Y"],
         [
-            helper.make_node("Constant", [], ["b"], value=helper.make_tensor("b", TensorProto.FLOAT, [3], [0.1, 0.2, 0.3])),
+            helper.make_node(
+                "Constant", [], ["b"], value=helper.make_tensor("b", TensorProto.FLOAT, [3], [0.1, 0.2, 0.3])
+            ),
             helper.make_node("MatMul", ["X", "W"], ["H"]),
             helper.make_node("Add", ["H", "b"], ["Y"]),
         ],

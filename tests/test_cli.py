@@ -1,0 +1,78 @@
+"""CLI: summary formats and options, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from builders import save, seed_cnn
+
+from onnxaudit import SCHEMA_VERSION
+from onnxaudit.cli import main
+
+
+def _seed(tmp_path):
+    return str(save(seed_cnn(), tmp_path / "seed_cnn.onnx"))
+
+
+def test_text_summary_footer_and_explain(tmp_path, capsys):
+    assert main(["summary", _seed(tmp_path), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 37,633 (147.00 KB)" in out
+    assert "Trainable params: 37,569 (146.75 KB)" in out
+    assert "Non-trainable params: 64 (256.00 B)" in out
+    assert "Conv 32x3x7x7 + 32 = 4,736" in out
+    assert "BatchNormalization 4 x 32 = 128" in out
+    assert "(N, 32, 64, 64)" in out
+
+
+def test_pytorch_convention_says_buffers(tmp_path, capsys):
+    assert main(["summary", _seed(tmp_path), "--convention", "pytorch"]) == 0
+    out = capsys.readouterr().out
+    assert "Buffers (BN running stats): 64" in out
+    assert "num_batches_tracked" in out
+
+
+def test_json_is_deterministic_and_versioned(tmp_path, capsys):
+    path = _seed(tmp_path)
+    main(["summary", path, "--format", "json"])
+    first = capsys.readouterr().out
+    main(["summary", path, "--format", "json"])
+    assert capsys.readouterr().out == first
+    data = json.loads(first)
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["totals"]["total"] == 37_633
+    assert [r["name"] for r in data["rows"]][:3] == ["zero_padding2d", "conv0", "bn0"]
+
+
+def test_markdown_and_groupings(tmp_path, capsys):
+    path = _seed(tmp_path)
+    main(["summary", path, "--format", "markdown"])
+    assert "| conv0 | Conv |" in capsys.readouterr().out
+    main(["summary", path, "--by", "role", "--format", "json"])
+    roles = {r["name"]: r["params"] for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert roles["bn_mean"] == 32 and roles["weight"] == 32 * 3 * 7 * 7 + 32 * 32 * 32
+    main(["summary", path, "--by", "tensor", "--format", "json"])
+    assert len(json.loads(capsys.readouterr().out)["rows"]) == 8  # pads is a shape constant, not a row
+
+
+def test_unusable_input_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not a model")
+    proc = subprocess.run(
+        [sys.executable, "-m", "onnxaudit", "summary", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    try:
+        main(["summary", _seed(tmp_path), "--depth", "0"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:  # pragma: no cover - argparse always exits here
+        raise AssertionError("--depth 0 accepted")

@@ -1,0 +1,122 @@
+"""Loader: safe open of real files on disk, structure without weight bytes, external data unread."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from builders import init, model, node, save, seed_cnn, value
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxaudit import AuditError, audit
+from onnxaudit.load import load
+
+
+def test_structure_matches_protobuf(tmp_path):
+    m = seed_cnn()
+    view = load(save(m, tmp_path / "m.onnx"))
+    assert [n.op_type for n in view.main.nodes] == [n.op_type for n in m.graph.node]
+    assert {t.name: t.dims for t in view.main.tensors.values()} == {i.name: tuple(i.dims) for i in m.graph.initializer}
+    assert view.opsets == {"ai.onnx": 17} and view.ir_version == 8
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (bytes(range(256)) * 4, "not an ONNX model"),
+        (b"hello, this is a text file\n" * 10, "not an ONNX model"),
+    ],
+)
+def test_unusable_bytes_raise_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    with pytest.raises(AuditError) as err:
+        load(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_truncated_model(tmp_path):
+    data = seed_cnn().SerializeToString()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AuditError, match="not an ONNX model"):
+        load(path)
+
+
+def test_directory_missing_and_fifo(tmp_path):
+    with pytest.raises(AuditError, match="directory"):
+        load(tmp_path)
+    with pytest.raises(AuditError, match="no such file"):
+        load(tmp_path / "absent.onnx")
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(AuditError, match="not a regular file"):
+        load(fifo)  # must not block waiting for a writer
+
+
+def test_symlink_leaving_its_folder_is_refused(tmp_path):
+    outside = save(seed_cnn(), tmp_path / "outside.onnx")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "link.onnx").symlink_to(outside)
+    with pytest.raises(AuditError, match="outside its folder"):
+        load(folder / "link.onnx")
+    (folder / "inside.onnx").write_bytes(outside.read_bytes())
+    (folder / "ok.onnx").symlink_to(folder / "inside.onnx")
+    assert load(folder / "ok.onnx").main.nodes
+
+
+def test_negative_dims_are_an_error(tmp_path):
+    bad = helper.make_tensor("W", TensorProto.FLOAT, [4, 4], np.ones(16, np.float32).tobytes(), raw=True)
+    bad.dims[0] = -4
+    bad.dims[1] = -4  # numpy's prod would call this +16
+    m = model([node("MatMul", ["x", "W"], ["y"])], [value("x", [1, 4])], [value("y", None)], [bad])
+    with pytest.raises(AuditError, match="negative dim"):
+        load(save(m, tmp_path / "neg.onnx"))
+
+
+def test_absurd_dims_are_an_error(tmp_path):
+    t = onnx.TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[2**40, 2**40])
+    m = model([node("MatMul", ["x", "W"], ["y"])], [value("x", [1, 4])], [value("y", None)], [t])
+    with pytest.raises(AuditError, match="exceeds"):
+        load(save(m, tmp_path / "huge.onnx"))
+
+
+def _external(name: str, dims: list[int], location: str) -> onnx.TensorProto:
+    t = onnx.TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims)
+    t.data_location = TensorProto.EXTERNAL
+    for key, val in (("location", location), ("offset", "0"), ("length", str(4 * int(np.prod(dims))))):
+        t.external_data.add(key=key, value=val)
+    return t
+
+
+def test_external_data_absent_still_counts_from_dims(tmp_path):
+    m = model(
+        [node("MatMul", ["x", "W"], ["h"]), node("Add", ["h", "b"], ["y"])],
+        [value("x", ["N", 1024])],
+        [value("y", ["N", 4096])],
+        [_external("W", [1024, 4096], "weights.bin"), init("b", [4096])],
+    )
+    report = audit(save(m, tmp_path / "ext.onnx"))
+    assert not (tmp_path / "weights.bin").exists()
+    assert report.totals.total == 1024 * 4096 + 4096
+    assert any("not opened" in limit for limit in report.limits)
+
+
+def test_external_data_file_is_never_opened(tmp_path):
+    """A FIFO as the data file: opening it for reading would block the test forever."""
+    os.mkfifo(tmp_path / "weights.bin")
+    m = model([node("MatMul", ["x", "W"], ["y"])], [value("x", ["N", 64])], [value("y", None)],
+              [_external("W", [64, 64], "weights.bin")])  # fmt: skip
+    assert audit(save(m, tmp_path / "ext.onnx")).totals.total == 64 * 64
+
+
+def test_weights_are_not_decoded(tmp_path):
+    """Dims are the truth for counting: a raw_data of the wrong length still counts by dims."""
+    t = numpy_helper.from_array(np.ones((8, 8), np.float32), "W")
+    t.raw_data = t.raw_data[:10]
+    m = model([node("MatMul", ["x", "W"], ["y"])], [value("x", [1, 8])], [value("y", None)], [t])
+    assert audit(save(m, tmp_path / "short.onnx")).totals.total == 8 * 8
