@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.dims import INTEGER_DTYPES
 from onnxaudit.load import MAIN, ModelView, Node
 
 # Last component of a state_dict key / variable name that names a tensor, not a module.
@@ -42,7 +43,9 @@ class Layer:
 
     @property
     def op_types(self) -> list[str]:
-        return list(dict.fromkeys(n.op_type for n in self.nodes))
+        """Op types in order; Constant nodes are storage, not operations, and are left out."""
+        ops = list(dict.fromkeys(n.op_type for n in self.nodes if n.op_type != "Constant"))
+        return ops or list(dict.fromkeys(n.op_type for n in self.nodes))
 
 
 def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
@@ -61,15 +64,21 @@ def _split_node_name(name: str) -> list[str]:
 
 def path_from_node_name(name: str) -> tuple[str, ...] | None:
     """`/layer1/layer1.0/conv1/Conv` -> (layer1, 0, conv1); `model/conv0/BiasAdd` -> (model, conv0)."""
-    scopes = tf_scopes(name)
     path: list[str] = []
-    for scope in scopes:
-        # torch writes each level as the full dotted module name (`layer1.0` under `layer1`)
-        if path and scope.startswith(".".join(path) + "."):
-            path = scope.split(".")
-        else:
-            path.extend(scope.split(".") if "." in scope and not path else [scope])
+    for scope in tf_scopes(name):
+        # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
+        # `downsample.0` under `downsample`): merge the overlap instead of repeating it
+        parts = scope.split(".")
+        overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
+        path.extend(parts[overlap:])
     return tuple(path) or None
+
+
+def path_from_module_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Dynamo's name_scopes `['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_1']`: the last
+    module (before the op itself) is the full dotted path."""
+    modules = [s for s in scopes[:-1] if s and not s.startswith("_empty_nn_module_stack")]
+    return tuple(modules[-1].split(".")) if modules else None
 
 
 def tf_scopes(name: str) -> list[str]:
@@ -112,14 +121,18 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     """Layers of the main graph in order of their first node; subgraph and function tensors join
     the layer of the node that owns the subgraph or calls the function."""
     main_nodes = view.main.nodes
-    torch_style = any(n.name.startswith("/") for n in main_nodes)
+    torch_style = any(n.name.startswith("/") or n.module_scopes for n in main_nodes)
     param_names: dict[int, list[str]] = {}
     for tensor in table.tensors:
-        for use in tensor.uses:
-            param_names.setdefault(use.node.index, []).append(tensor.name)
+        if tensor.category in ("parameter", "statistic", "unclassified"):
+            for use in tensor.uses:
+                param_names.setdefault(use.node.index, []).append(tensor.name)
 
     if torch_style:
-        node_paths = {n.index: path_from_node_name(n.name) for n in main_nodes}
+        node_paths = {
+            n.index: path_from_module_scopes(n.module_scopes) if n.module_scopes else path_from_node_name(n.name)
+            for n in main_nodes
+        }
         tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
         for node in main_nodes:  # an anonymous node takes the module of the state_dict keys it consumes
             if node_paths[node.index] is None:
@@ -138,13 +151,19 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         _keras_layer_names(node_paths, root)
         tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
 
+    helpers = _attach_helpers(view, node_paths, param_names)
     owner_of_scope = _main_owner_of_scopes(view)
     layers: dict[tuple[str, ...], Layer] = {}
+
+    labels = {str(n.index): n.label for n in main_nodes}
 
     def layer_for(path: tuple[str, ...] | None, node: Node | None) -> Layer:
         key = path if path else ("#node", str(node.index if node else -1))
         if key not in layers:
-            name = ".".join(path) if path else (node.label if node else "(unused)")
+            if key[0] == "#node":
+                name = labels.get(key[1], node.label if node else "(unused)")
+            else:
+                name = ".".join(key)
             layers[key] = Layer(key, name)
         return layers[key]
 
@@ -154,7 +173,9 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     unused = Layer(("#unused",), "(not consumed by any node)")
     for tensor in table.tensors:
         path = tensor_paths[id(tensor)]
-        first = min(tensor.uses, key=lambda u: u.node.index).node if tensor.uses else None
+        # the first use in the role that names the tensor (not a Shape read of its dims)
+        named_uses = [u for u in tensor.uses if u.role == tensor.role] or list(tensor.uses)
+        first = min(named_uses, key=lambda u: u.node.index).node if named_uses else None
         if first is not None and first.scope != MAIN:
             first = owner_of_scope.get(first.scope, first)
         if path is not None and path in layers:
@@ -167,10 +188,39 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             target = layer_for(path, first)
         target.tensors.append(tensor)
 
-    ordered = sorted(layers.values(), key=lambda layer: (layer.first_index, layer.name))
+    def order(layer: Layer) -> tuple[int, str]:
+        own = [n.index for n in layer.nodes if n.index not in helpers]
+        return (min(own) if own else layer.first_index, layer.name)
+
+    ordered = sorted(layers.values(), key=order)
     if unused.tensors:
         ordered.append(unused)
     return ordered
+
+
+def _attach_helpers(
+    view: ModelView, node_paths: dict[int, tuple[str, ...] | None], param_names: dict[int, list[str]]
+) -> set[int]:
+    """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
+    each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
+    consumers: dict[str, list[Node]] = {}
+    for node in view.main.nodes:
+        for name in node.inputs:
+            consumers.setdefault(name, []).append(node)
+    attached: set[int] = set()
+    for node in reversed(view.main.nodes):
+        if node_paths.get(node.index) or node.index in param_names:
+            continue
+        shapes = [view.value_shapes.get(out) for out in node.outputs if out]
+        shape_math = bool(shapes) and all(v is not None and v.dtype in INTEGER_DTYPES for v in shapes)
+        if node.op_type != "Constant" and not shape_math:
+            continue
+        users = [c for out in node.outputs for c in consumers.get(out, [])]
+        if users:  # the first consumer's layer, or that anonymous consumer's own row
+            first = min(users, key=lambda c: c.index)
+            node_paths[node.index] = node_paths.get(first.index) or ("#node", str(first.index))
+            attached.add(node.index)
+    return attached
 
 
 def _main_owner_of_scopes(view: ModelView) -> dict[str, Node]:

@@ -7,6 +7,7 @@ Reshape need them; it never opens external data files.
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class Node:
     attrs: dict[str, object]
     scope: str
     subgraphs: tuple[str, ...] = ()
+    module_scopes: tuple[str, ...] = ()  # torch dynamo's pkg.torch.onnx.name_scopes, when present
 
     @property
     def label(self) -> str:
@@ -313,6 +315,19 @@ def _simple_attrs(node: NodeProto) -> dict[str, object]:
     return attrs
 
 
+def _module_scopes(node: NodeProto) -> tuple[str, ...]:
+    """torch.onnx (dynamo) records each node's module stack as a Python list literal."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes" and len(prop.value) < 4096:
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return ()
+            if isinstance(scopes, list) and all(isinstance(x, str) for x in scopes):
+                return tuple(scopes)
+    return ()
+
+
 class _Builder:
     """Walks the ModelProto once, giving every node a global index in file order."""
 
@@ -367,7 +382,7 @@ class _Builder:
                     subscopes.append(self.add_graph(sub, subscope, view.scope, depth + 1))
             node = Node(
                 index, proto.name, proto.op_type, proto.domain, tuple(proto.input), tuple(proto.output),
-                _simple_attrs(proto), view.scope, tuple(subscopes),
+                _simple_attrs(proto), view.scope, tuple(subscopes), _module_scopes(proto),
             )  # fmt: skip
             view.nodes.append(node)
             if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):

@@ -193,6 +193,10 @@ WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul"
 NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                               "Multinomial", "Bernoulli"})  # fmt: skip
 
+# Ops that move or cut a tensor without changing what it is: a weight passing through stays a weight.
+LAYOUT_OPS = frozenset({"Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Cast", "CastLike",
+                        "Identity", "Split", "Expand", "Tile", "Flatten", "DequantizeLinear"})  # fmt: skip
+
 PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
 # When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
 _STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
@@ -242,6 +246,11 @@ class _Classifier:
         self.producers: dict[str, dict[str, Node]] = {}
         for scope, graph in view.graphs.items():
             self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
+        self.consumers: dict[tuple[str, str], list[tuple[Node, int]]] = {}
+        for node in view.all_nodes():
+            for slot, name in enumerate(node.inputs):
+                if name:
+                    self.consumers.setdefault((node.scope, name), []).append((node, slot))
         self.const_memo: dict[tuple[str, str], bool] = {}
         self.found: dict[tuple[str, str], Classified] = {}
         self.limits: list[str] = []
@@ -370,10 +379,36 @@ class _Classifier:
             return "shape"
         return "unclassified"
 
+    def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
+        """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,
+        Concat of gate slices), the slot it finally lands in names it."""
+        if node.op_type not in LAYOUT_OPS or depth > 16:
+            return DATA, ()
+        for out in node.outputs:
+            for consumer, slot in self.consumers.get((node.scope, out), []):
+                role = self.slot_role(consumer, slot, assumed=out)
+                if role == DATA:
+                    role, via = self.forward_role(consumer, depth + 1)
+                    if role != DATA:
+                        return role, (consumer.op_type, *via)
+                elif ROLES[role].category in PARAMETER_CATEGORIES:
+                    return role, (consumer.op_type,)
+        return DATA, ()
+
     def trace(
         self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
     ) -> None:
         tensor = self.view.lookup(scope, name)
+        if (
+            tensor is not None
+            and role == DATA
+            and _more_than_scalar(tensor)
+            and not self.is_constant_computation(consumer)
+        ):
+            forwarded, path = self.forward_role(consumer)
+            if forwarded != DATA:
+                self.record(tensor, Use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
+                return
         if tensor is not None:
             final = self.constant_role(tensor, role, consumer)
             logical = self.logical_dims(consumer, slot) if final == "weight" else None
@@ -476,6 +511,10 @@ class _Classifier:
                     entry.role = "unclassified"
                     entry.notes.append("returned directly as a graph output")
                 self.found[tensor.key] = entry
+
+
+def _more_than_scalar(tensor: Tensor) -> bool:
+    return tensor.dims is not None and element_count(tensor.dims) > 1
 
 
 def _first_use_order(entry: Classified) -> tuple[int, int, str, str]:
