@@ -434,8 +434,10 @@ class _Classifier:
         shape_name = node.inputs[0] if node.inputs else ""
         shape_tensor = self.view.lookup(node.scope, shape_name) if shape_name else None
         dims = shape_tensor.values if shape_tensor is not None else None
-        if shape_tensor is not None:
-            self.record(shape_tensor, Use(node, 0, "shape"))
+        if shape_name:
+            self.trace(node.scope, shape_name, "shape", node, 0, (), 0)
+        if role != DATA and ROLES[role].category not in PARAMETER_CATEGORIES:
+            return  # a filler in shape arithmetic (pads, masks): its size is no parameter count
         if dims is None:
             self.limits.append(f"ConstantOfShape {node.label}: shape not statically known, its size is not counted")
             return
