@@ -150,6 +150,10 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         node_paths = {i: (p[strip : strip + 1] or None) for i, p in scoped.items()}
         _keras_layer_names(node_paths, root)
         tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
+        for node in main_nodes:  # no scopes at all (dynamo without metadata): state_dict keys
+            if node_paths[node.index] is None:
+                keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
+                node_paths[node.index] = next((k for k in keys if k), None)
 
     helpers = _attach_helpers(view, node_paths, param_names)
     owner_of_scope = _main_owner_of_scopes(view)

@@ -11,10 +11,10 @@ Install (own venv; needs only PyPI):
 
     python3 -m venv /work/venvs/keras
     /work/venvs/keras/bin/pip install -r scripts/requirements-keras.txt
-    # or unpinned:  pip install tensorflow-cpu tf2onnx onnx onnxruntime
-    #               pip install tf_keras==2.21.0 --no-deps
+    /work/venvs/keras/bin/pip install --no-deps tf_keras==2.21.0
+    # (--no-deps: tf_keras depends on the full "tensorflow" package)
 
-Run (from the repo root; about two minutes on 2 cores):
+Run (from the repo root; under a minute on 2 cores):
 
     /work/venvs/keras/bin/python scripts/export_keras.py
 
@@ -34,6 +34,14 @@ fails on a Keras 3 Sequential with KeyError('keras_tensor_N').  Every weight
 is set from a per-case numpy RNG (same values in Keras 2 and Keras 3); biases
 and BatchNormalization statistics are random and non-zero, because exporters
 drop all-zero biases and identity BatchNormalizations.
+
+Reruns give identical .json/.summary.txt files and identical parameter
+initializers.  tf2onnx's helper constants (const_fold_opt__N, const_starts__N,
+unk__N) may be numbered or ordered differently between runs: tf2onnx's
+internal iteration order varies, and PYTHONHASHSEED does not fix it.  Its
+name counter is reset before each export, so a file does not depend on which
+exports ran before it.  models/keras/README.md is hand-written, not generated.
+``--keras2`` / ``--keras3`` alone rewrite FAILURES.md with only their half.
 """
 
 import argparse
@@ -203,8 +211,19 @@ def capture_summary(model, keras2):
         model.summary(line_length=120, print_fn=lambda s, **kw: chunks.append(s))
         text = "\n".join(chunks)
     else:
-        # Keras 3 hands the whole captured rich console text to print_fn.
-        model.summary(line_length=120, print_fn=lambda s, **kw: chunks.append(s))
+        # Keras 3 renders a rich table and hands the whole captured console
+        # text to print_fn.  Both its default width (min(88 or 108, terminal
+        # columns - 4)) and rich's console width follow $COLUMNS; a wide
+        # "terminal" gives Keras's own default table, untruncated.
+        saved = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "200"
+        try:
+            model.summary(print_fn=lambda s, **kw: chunks.append(s))
+        finally:
+            if saved is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = saved
         text = "".join(chunks)
     return text.rstrip("\n") + "\n"
 
@@ -273,6 +292,10 @@ def export_one(mods, model, case, kind, path):
     # Call the model once first, as a user's trained model has been: Keras 3's
     # export refuses a model that was never called.
     model(mods["np"].zeros((1,) + INPUT_SHAPES[case], "float32"), training=False)
+    # tf2onnx numbers generated names ("Conv__19", "const_fold_opt__21",
+    # "unk__22") from a process-wide counter; restart it so that every file
+    # looks like the first export of a fresh process, whatever ran before.
+    tf2onnx.utils.INTERNAL_NAME = 1
     if kind == "keras3_export":
         with redirect_stdout(io.StringIO()):
             model.export(path, format="onnx")

@@ -1,0 +1,131 @@
+"""Real exporter output in models/: our counts against what torch and Keras recorded beside each file."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from builders import layer_row
+
+from onnxaudit import audit
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _fixtures(folder: str) -> list[Path]:
+    return sorted((MODELS / folder).glob("*.onnx"))
+
+
+def _meta(path: Path) -> dict:
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def _kind(path: Path) -> tuple[str, str]:
+    model, kind = path.stem.split("__")
+    return model, kind
+
+
+# Exports where every torch tensor survives as itself: BN kept (no folding), no tied copy stored twice.
+def _torch_exact(path: Path) -> bool:
+    model, kind = _kind(path)
+    if kind in ("legacy_nofold", "legacy_training", "dynamo_noopt"):
+        return True
+    return model in ("lstm", "gru")  # nothing to fold
+
+
+TORCH = _fixtures("torch")
+TORCH_EXACT = [p for p in TORCH if _torch_exact(p)]
+
+
+def test_fixture_folders_are_populated():
+    assert len(TORCH) >= 20 and len(_fixtures("keras")) >= 30
+
+
+@pytest.mark.parametrize("path", TORCH_EXACT, ids=lambda p: p.stem)
+def test_torch_parameters_and_buffers_exact(path):
+    meta = _meta(path)
+    pytorch = audit(path, convention="pytorch").totals
+    assert pytorch.trainable == meta["parameters"]
+    assert pytorch.non_trainable == meta["running_stats"]
+    assert pytorch.unclassified == 0
+    keras = audit(path).totals
+    assert (keras.total, keras.trainable, keras.non_trainable) == (
+        meta["keras_equivalent"]["total"],
+        meta["keras_equivalent"]["trainable"],
+        meta["keras_equivalent"]["non_trainable"],
+    )
+
+
+def _module_expectations(meta: dict) -> dict[str, tuple[int, int]]:
+    """Per module, from torch's own state_dict: (parameter elements, running-stat elements)."""
+    out: dict[str, list[int]] = {}
+    for entry in meta["state_dict"]:
+        if entry.get("tied_to"):
+            continue
+        module, _, leaf = entry["name"].rpartition(".")
+        numel = math.prod(entry["shape"])
+        counts = out.setdefault(module, [0, 0])
+        if entry["kind"] == "parameter":
+            counts[0] += numel
+        elif leaf in ("running_mean", "running_var"):
+            counts[1] += numel
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in TORCH_EXACT if _kind(p)[1] in ("legacy_nofold", "dynamo_noopt")], ids=lambda p: p.stem
+)
+def test_torch_rows_match_modules(path):
+    report = audit(path, convention="pytorch")
+    for module, (params, stats) in _module_expectations(_meta(path)).items():
+        row = layer_row(report, module)
+        assert (row.trainable, row.non_trainable) == (params, stats), module
+
+
+def test_torch_depth_rolls_up_to_top_modules():
+    path = MODELS / "torch" / "resnet_tiny__legacy_nofold.onnx"
+    expected = _module_expectations(_meta(path))
+    report = audit(path, convention="pytorch", depth=1)
+    layer1 = layer_row(report, "layer1")
+    assert layer1.trainable == sum(p for m, (p, _) in expected.items() if m.startswith("layer1."))
+    assert layer1.non_trainable == sum(s for m, (_, s) in expected.items() if m.startswith("layer1."))
+
+
+@pytest.mark.parametrize("kind", ["legacy_fold", "dynamo"])
+def test_tied_weight_stored_twice_is_counted_as_stored(kind):
+    """These exports store the tied embedding twice (once transposed); the file total says so."""
+    path = MODELS / "torch" / f"tied_lm__{kind}.onnx"
+    meta = _meta(path)
+    embed = next(e for e in meta["state_dict"] if e["name"] == "embed.weight")
+    assert audit(path).totals.total == meta["parameters"] + math.prod(embed["shape"])
+
+
+def _keras_plain_layers(meta: dict) -> list[dict]:
+    """Conv/Dense layers not followed by a BatchNormalization (which an exporter might fold into them)."""
+    layers = meta["layers"]
+    plain = []
+    for i, layer in enumerate(layers):
+        following = layers[i + 1]["class"] if i + 1 < len(layers) else ""
+        if layer["class"] in ("Conv2D", "Dense", "DepthwiseConv2D") and following != "BatchNormalization":
+            plain.append(layer)
+    return plain
+
+
+KERAS_WITH_PLAIN = [p for p in _fixtures("keras") if _keras_plain_layers(_meta(p))]
+
+
+@pytest.mark.parametrize("path", KERAS_WITH_PLAIN, ids=lambda p: p.stem)
+def test_keras_layer_names_and_counts_survive(path):
+    report = audit(path)
+    for layer in _keras_plain_layers(_meta(path)):
+        assert layer_row(report, layer["name"]).params == layer["params"], layer["name"]
+
+
+@pytest.mark.parametrize("path", _fixtures("keras") + TORCH, ids=lambda p: p.stem)
+def test_every_fixture_total_is_the_sum_of_its_rows(path):
+    report = audit(path)
+    assert sum(r.params for r in report.rows) == report.totals.total
+    counted = [t for t in report.tensors if t.bucket is not None]
+    assert sum(t.count for t in counted) == report.totals.total
