@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from onnxaudit.api import GROUPINGS, audit
 from onnxaudit.conventions import CONVENTIONS
@@ -22,12 +22,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="onnxaudit",
-        description="Count, classify and explain every parameter of an ONNX model.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_summary(sub: argparse._SubParsersAction) -> None:
     summary = sub.add_parser(
         "summary",
         help="Keras/torchinfo-style table: params per layer, trainable vs non-trainable",
@@ -46,7 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
     )
     summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
-    return parser
 
 
 def run_summary(args: argparse.Namespace) -> int:
@@ -60,13 +54,28 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"summary": run_summary}
+# One entry per subcommand: (adds its parser, runs it and returns the exit code).
+Command = tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
+COMMANDS: dict[str, Command] = {
+    "summary": (add_summary, run_summary),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onnxaudit",
+        description="Count, classify and explain every parameter of an ONNX model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser, _ in COMMANDS.values():
+        add_parser(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command][1](args)
     except AuditError as exc:
         print(f"onnxaudit: {escape(exc)}", file=sys.stderr)
         return exc.exit_code
