@@ -58,15 +58,21 @@ def test_torch_parameters_and_buffers_exact(path):
     )
 
 
-def _module_expectations(meta: dict) -> dict[str, tuple[int, int]]:
-    """Per module, from torch's own state_dict: (parameter elements, running-stat elements)."""
-    out: dict[str, list[int]] = {}
+def _module_expectations(meta: dict) -> dict[tuple[str, ...], tuple[int, int]]:
+    """From torch's own state_dict: (parameter elements, running-stat elements) per module. Modules that
+    share a tied tensor form one group: the exporter may file the shared tensor under either name."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for entry in meta["state_dict"]:
+        if entry.get("tied_to"):
+            a, b = entry["name"].rpartition(".")[0], entry["tied_to"].rpartition(".")[0]
+            groups[a] = groups[b] = tuple(sorted({a, b}))
+    out: dict[tuple[str, ...], list[int]] = {}
     for entry in meta["state_dict"]:
         if entry.get("tied_to"):
             continue
         module, _, leaf = entry["name"].rpartition(".")
+        counts = out.setdefault(groups.get(module, (module,)), [0, 0])
         numel = math.prod(entry["shape"])
-        counts = out.setdefault(module, [0, 0])
         if entry["kind"] == "parameter":
             counts[0] += numel
         elif leaf in ("running_mean", "running_var"):
@@ -79,9 +85,10 @@ def _module_expectations(meta: dict) -> dict[str, tuple[int, int]]:
 )
 def test_torch_rows_match_modules(path):
     report = audit(path, convention="pytorch")
-    for module, (params, stats) in _module_expectations(_meta(path)).items():
-        row = layer_row(report, module)
-        assert (row.trainable, row.non_trainable) == (params, stats), module
+    for modules, (params, stats) in _module_expectations(_meta(path)).items():
+        rows = [r for r in report.rows if r.name in modules]
+        assert rows, f"no row for {modules} in {[r.name for r in report.rows]}"
+        assert (sum(r.trainable for r in rows), sum(r.non_trainable for r in rows)) == (params, stats), modules
 
 
 def test_torch_depth_rolls_up_to_top_modules():
@@ -89,8 +96,8 @@ def test_torch_depth_rolls_up_to_top_modules():
     expected = _module_expectations(_meta(path))
     report = audit(path, convention="pytorch", depth=1)
     layer1 = layer_row(report, "layer1")
-    assert layer1.trainable == sum(p for m, (p, _) in expected.items() if m.startswith("layer1."))
-    assert layer1.non_trainable == sum(s for m, (_, s) in expected.items() if m.startswith("layer1."))
+    assert layer1.trainable == sum(p for (m,), (p, _) in expected.items() if m.startswith("layer1."))
+    assert layer1.non_trainable == sum(s for (m,), (_, s) in expected.items() if m.startswith("layer1."))
 
 
 @pytest.mark.parametrize("kind", ["legacy_fold", "dynamo"])
