@@ -24,7 +24,7 @@ class Row:
     """One table row: a layer, an op type, a role or a tensor, depending on --by."""
 
     name: str
-    ops: list[str]
+    ops: list[str]  # the layer's own ops: those holding its weights or producing its output
     output_shape: list[int | str | None] | None
     params: int
     trainable: int
@@ -32,6 +32,7 @@ class Row:
     unclassified: int
     explain: str
     tensors: list[str]
+    all_ops: list[str] = field(default_factory=list)  # every op type in the layer, helpers included
 
 
 @dataclass
@@ -166,15 +167,44 @@ def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], conventio
     )
 
 
+def _shape_math(view: ModelView, node: Node) -> bool:
+    """All outputs are integer tensors: the node computes shapes or indices, not the layer's data."""
+    infos = [view.value_shapes.get(out) for out in node.outputs if out]
+    return bool(infos) and all(i is not None and i.dtype in INTEGER_DTYPES for i in infos)
+
+
+def _principal_ops(view: ModelView, layer: Layer, consumers: dict[str, set[int]], graph_outputs: set[str]) -> list[str]:
+    """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
+    the shape arithmetic exporters add around them stays in `all_ops`."""
+    inside = {n.index for n in layer.nodes}
+    counted = ("parameter", "statistic", "unclassified")
+    holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
+    picked = [
+        n.op_type
+        for n in layer.nodes
+        if n.op_type != "Constant"
+        and not (n.index not in holders and _shape_math(view, n))
+        and (
+            n.index in holders
+            or any(out in graph_outputs or consumers.get(out, set()) - inside for out in n.outputs if out)
+        )
+    ]
+    return list(dict.fromkeys(picked)) or layer.op_types
+
+
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
     consumers: dict[str, set[int]] = defaultdict(set)
     for node in view.main.nodes:
         for name in node.inputs:
             consumers[name].add(node.index)
-    return [
-        _row(layer.name, layer.op_types, _shape(view, layer.nodes, consumers), layer.tensors, convention)
-        for layer in layers
-    ]
+    outputs = set(view.main.outputs)
+    rows = []
+    for layer in layers:
+        ops = _principal_ops(view, layer, consumers, outputs)
+        row = _row(layer.name, ops, _shape(view, layer.nodes, consumers), layer.tensors, convention)
+        row.all_ops = layer.op_types
+        rows.append(row)
+    return rows
 
 
 def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Row]:
