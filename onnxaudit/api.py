@@ -7,6 +7,7 @@ import os
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.count import param_table
 from onnxaudit.errors import UsageError
+from onnxaudit.frameworks import framework_report, framework_view
 from onnxaudit.layers import group_layers, roll_up
 from onnxaudit.load import load
 from onnxaudit.report import Report, build_report
@@ -34,6 +35,7 @@ def audit(
     view = load(path)
     table = param_table(classify(view))
     layers = group_layers(view, table)
+    framework = framework_report(framework_view(view, table, layers))
     if depth is not None:
         layers = roll_up(layers, depth)
-    return build_report(view, table, layers, CONVENTIONS[convention], group_by=by, depth=depth)
+    return build_report(view, table, layers, CONVENTIONS[convention], by, depth, framework)

@@ -100,16 +100,34 @@ def _common_root(paths: list[tuple[str, ...]]) -> int:
 _KERAS3_SUFFIX = re.compile(r"_\d+$")
 
 
-def _keras_layer_names(paths: dict[int, tuple[str, ...] | None], root: list[str]) -> None:
-    """Keras 3 on TF re-enters every layer's name scope, so tf2onnx sees `conv0_1` for layer `conv0`
-    (and `functional_1` for the model): strip that one suffix when every scope carries it."""
-    layers = [p[0] for p in paths.values() if p]
-    if not layers or not (root and root[-1].endswith("_1")):
-        return
-    if all(_KERAS3_SUFFIX.search(name) for name in layers):
-        for key, path in paths.items():
-            if path:
-                paths[key] = (_KERAS3_SUFFIX.sub("", path[0]), *path[1:])
+@dataclass(frozen=True)
+class TfNaming:
+    """How a tf2onnx file's scopes map to Keras layer names: the shared root scopes to drop
+    (`StatefulPartitionedCall/model/...`) and whether Keras 3's re-entered scopes (`conv0_1` for
+    layer `conv0`, `functional_1` for the model) need their one suffix stripped."""
+
+    root: tuple[str, ...]
+    keras3: bool
+
+    def layer(self, name: str) -> str | None:
+        scopes = tuple(tf_scopes(name))
+        if len(scopes) <= len(self.root) or scopes[: len(self.root)] != self.root:
+            return None
+        return self.clean(scopes[len(self.root)])
+
+    def clean(self, scope: str) -> str:
+        return _KERAS3_SUFFIX.sub("", scope) if self.keras3 else scope
+
+
+def tf_naming(view: ModelView) -> TfNaming:
+    scoped = [tuple(tf_scopes(n.name)) for n in view.main.nodes]
+    known = [p for p in scoped if p]
+    strip = _common_root(known)
+    root = known[0][:strip] if known else ()
+    layers = [p[strip] for p in known if len(p) > strip]
+    keras3 = bool(root) and root[-1].endswith("_1") and bool(layers)
+    keras3 = keras3 and all(_KERAS3_SUFFIX.search(name) for name in layers)
+    return TfNaming(tuple(root), keras3)
 
 
 def _node_candidates(node: Node, param_names: dict[int, list[str]]) -> list[str]:
@@ -139,16 +157,13 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
                 node_paths[node.index] = next((k for k in keys if k), None)
     else:
-        scoped = {n.index: tuple(tf_scopes(n.name)) for n in main_nodes}
+        naming = tf_naming(view)
+        node_paths = {}
         for node in main_nodes:
-            if not scoped[node.index]:
-                found = (tuple(tf_scopes(c)) for c in _node_candidates(node, param_names))
-                scoped[node.index] = next((f for f in found if f), ())
-        known = [p for p in scoped.values() if p]
-        strip = _common_root(known)
-        root = list(known[0][:strip]) if known else []
-        node_paths = {i: (p[strip : strip + 1] or None) for i, p in scoped.items()}
-        _keras_layer_names(node_paths, root)
+            names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names)
+            found = (naming.layer(name) for name in names)
+            layer = next((f for f in found if f), None)
+            node_paths[node.index] = (layer,) if layer else None
         tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
         for node in main_nodes:  # no scopes at all (dynamo without metadata): state_dict keys
             if node_paths[node.index] is None:

@@ -97,6 +97,48 @@ def footer_lines(report: Report) -> list[str]:
     return lines
 
 
+def _framework_shown(report: Report) -> bool:
+    fw = report.framework
+    return fw is not None and (bool(fw.rewrites) or fw.status != "exact")
+
+
+def framework_lines(report: Report, explain: bool) -> list[str]:
+    """The framework view: counts rebuilt through exporter rewrites, each with its status."""
+    fw = report.framework
+    if fw is None or not _framework_shown(report):
+        return []
+    origin = {"keras": "Keras", "pytorch": "PyTorch"}.get(fw.origin, "unknown")
+    headers = ["Layer (kind)", "Param #", report.trainable_label, report.non_trainable_label, "Status"]
+    body = [
+        [
+            f"{escape(la.name)} ({escape(la.kind)})",
+            la.total.text(),
+            la.trainable.text(),
+            la.non_trainable.text(),
+            la.status,
+        ]
+        for la in fw.layers
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            [cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:4], widths[1:4], strict=True)), cells[4]]
+        )
+
+    out = [f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", line(headers)]
+    for cells, la in zip(body, fw.layers, strict=True):
+        out.append(line(cells))
+        evidence = la.evidence if explain else la.evidence[:1] if la.status != "exact" else []
+        out += [f"    {escape(e)}" for e in evidence]
+    out.append(
+        f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
+        f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})"
+    )
+    out += [f"Note: {escape(n)}" for n in fw.notes]
+    return out
+
+
 def render_text(report: Report, explain: bool = False) -> str:
     headers = ["Layer (type)", "Output Shape", "Param #", report.trainable_label, report.non_trainable_label]
     if report.group_by == "tensor":
@@ -120,6 +162,8 @@ def render_text(report: Report, explain: bool = False) -> str:
     parts = [_header_line(report), rule, line(headers), rule]
     parts += [line(cells) for cells in body]
     parts += [rule, *footer_lines(report), rule]
+    if _framework_shown(report):
+        parts += [*framework_lines(report, explain), rule]
     for limit in report.limits:
         parts.append(f"Limit: {escape(limit)}")
     for note in report.notes:
@@ -156,6 +200,8 @@ def render_markdown(report: Report, explain: bool = False) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {escape_markdown(text)}" for text in footer_lines(report)]
+    if _framework_shown(report):
+        lines += ["", "```", *framework_lines(report, explain), "```", ""]
     lines += [f"- Limit: {escape_markdown(text)}" for text in report.limits]
     lines += [f"- Note: {escape_markdown(text)}" for text in report.notes]
     return "\n".join(lines) + "\n"

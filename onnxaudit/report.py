@@ -13,6 +13,7 @@ from onnxaudit.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Conven
 from onnxaudit.count import ParamTable, ParamTensor
 from onnxaudit.dims import INTEGER_DTYPES
 from onnxaudit.explain import dims_text, formula
+from onnxaudit.frameworks import FrameworkReport
 from onnxaudit.layers import Layer
 from onnxaudit.load import ModelView, Node
 
@@ -99,6 +100,7 @@ class Report:
     unclassified_consumers: list[str]
     limits: list[str]
     notes: list[str] = field(default_factory=list)
+    framework: FrameworkReport | None = None  # counts rebuilt through exporter rewrites
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -274,6 +276,7 @@ def build_report(
     convention: Convention,
     group_by: str = "layer",
     depth: int | None = None,
+    framework: FrameworkReport | None = None,
 ) -> Report:
     layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
     rows = layer_rows(view, layers, convention) if group_by == "layer" else grouped_rows(table, group_by, convention)
@@ -306,6 +309,7 @@ def build_report(
         unclassified_consumers=unclassified_ops,
         limits=limits,
         notes=convention_notes(convention, table),
+        framework=framework,
     )
 
 

@@ -1,0 +1,408 @@
+"""The framework view: rebuild Keras / PyTorch layer counts through the rewrites exporters make.
+
+Exporters rarely keep BatchNormalization as one node: tf2onnx turns it into a per-channel Mul + Add
+or folds it into the preceding Conv, torch.onnx folds it into the Conv in eval mode. Each rewrite
+below recognizes one such pattern from names and graph structure and says how sure it is:
+`exact` (counted as stored), `inferred` (with the evidence, and any default it had to assume) or
+`ambiguous` (a range that contains the truth, with the reason). Never an exact-looking guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.layers import Layer, TfNaming, tf_naming
+from onnxaudit.load import ModelView, Node
+
+EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
+_RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A count known exactly (lo == hi) or only as a range that contains the truth."""
+
+    lo: int
+    hi: int
+
+    @staticmethod
+    def of(n: int) -> Figure:
+        return Figure(n, n)
+
+    def __add__(self, other: Figure) -> Figure:
+        return Figure(self.lo + other.lo, self.hi + other.hi)
+
+    @property
+    def exact(self) -> bool:
+        return self.lo == self.hi
+
+    def text(self) -> str:
+        return f"{self.lo:,}" if self.exact else f"{self.lo:,}..{self.hi:,}"
+
+
+ZERO = Figure(0, 0)
+
+
+@dataclass
+class FrameworkLayer:
+    name: str
+    kind: str
+    trainable: Figure
+    non_trainable: Figure
+    status: str
+    evidence: list[str] = field(default_factory=list)
+    tensors: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> Figure:
+        return self.trainable + self.non_trainable
+
+
+@dataclass
+class FrameworkView:
+    origin: str  # keras | pytorch | unknown: who exported the file, from its producer and names
+    layers: list[FrameworkLayer]
+    rewrites: list[str]  # one line per rewrite recognized
+    notes: list[str]
+
+    @property
+    def trainable(self) -> Figure:
+        return sum((la.trainable for la in self.layers), ZERO)
+
+    @property
+    def non_trainable(self) -> Figure:
+        return sum((la.non_trainable for la in self.layers), ZERO)
+
+    @property
+    def total(self) -> Figure:
+        return self.trainable + self.non_trainable
+
+    @property
+    def status(self) -> str:
+        return max((la.status for la in self.layers), key=_RANK.__getitem__, default=EXACT)
+
+
+def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
+    return [t for t in tensors if t.category in ("parameter", "statistic", "unclassified") and t.count is not None]
+
+
+def _file_layer(layer: Layer) -> FrameworkLayer:
+    tensors = _counted(layer.tensors)
+    trainable = sum(t.count or 0 for t in tensors if t.category in ("parameter", "unclassified"))
+    stats = sum(t.count or 0 for t in tensors if t.category == "statistic")
+    status = AMBIGUOUS if any(t.category == "unclassified" for t in tensors) else EXACT
+    evidence = ["counted as stored"]
+    if status == AMBIGUOUS:
+        evidence = ["holds constants of unknown role; counted as trainable at most"]
+        unknown = sum(t.count or 0 for t in tensors if t.category == "unclassified")
+        return FrameworkLayer(
+            layer.name, "+".join(layer.op_types), Figure(trainable - unknown, trainable), Figure.of(stats),
+            status, evidence, [t.name for t in tensors],
+        )  # fmt: skip
+    return FrameworkLayer(
+        layer.name, "+".join(layer.op_types), Figure.of(trainable), Figure.of(stats), status, evidence,
+        [t.name for t in tensors],
+    )  # fmt: skip
+
+
+def _origin(view: ModelView) -> str:
+    producer = view.producer.lower()
+    if "pytorch" in producer or any(n.module_scopes for n in view.main.nodes):
+        return "pytorch"
+    if "tf2onnx" in producer or "keras" in producer:
+        return "keras"
+    return "unknown"
+
+
+def _weight_and_bias(tensors: list[ParamTensor], op: str) -> tuple[ParamTensor | None, ParamTensor | None]:
+    weight = next((t for t in tensors if t.role == "weight" and any(u.node.op_type == op for u in t.uses)), None)
+    bias = next((t for t in tensors if t.role == "bias" and any(u.node.op_type == op for u in t.uses)), None)
+    return weight, bias
+
+
+def _channels(t: ParamTensor | None) -> int:
+    return t.count or 0 if t is not None else 0
+
+
+# ---------------------------------------------------------------- Keras (tf2onnx) rewrites
+
+_BN_SCALE = re.compile(r"/batchnorm/(mul|Rsqrt)(:\d+)?$")
+_BN_SHIFT_SUB = re.compile(r"/batchnorm/sub(:\d+)?$")
+
+
+def keras_bn_scale_shift(layer: Layer, naming: TfNaming) -> list[FrameworkLayer] | None:
+    """tf2onnx on Keras: BatchNormalization lowered to x * scale + shift (2 of its 4 vectors survive).
+    The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`)."""
+    if not any("/batchnorm/" in n.name for n in layer.nodes):
+        return None
+    tensors = _counted(layer.tensors)
+    muls = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
+    adds = [t for t in tensors if any(u.node.op_type in ("Add", "Sub") for u in t.uses)]
+    if len(muls) != 1 or len(adds) != 1 or len(tensors) != 2 or muls[0].count != adds[0].count:
+        return None
+    scale, shift = muls[0], adds[0]
+    c = scale.count or 0
+    evidence = [f"node scope {layer.name}/batchnorm: BatchNormalization lowered to Mul + Add over {c} channels"]
+    evidence.append(f"moving mean and variance folded into {scale.name} and {shift.name}: 2 x {c} non-trainable")
+    gamma = scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul"))
+    no_gamma = "Rsqrt" in scale.name
+    status = INFERRED
+    trainable = ZERO
+    if gamma:
+        trainable += Figure.of(c)
+        evidence.append(f"gamma present: the scale is {scale.name} (rsqrt(var) * gamma)")
+    elif no_gamma:
+        evidence.append(f"no gamma (scale=False): the scale is {scale.name}")
+    else:
+        trainable += Figure(0, c)
+        status = AMBIGUOUS
+        evidence.append("gamma cannot be told from the scale's name")
+    if _BN_SHIFT_SUB.search(shift.name):
+        trainable += Figure.of(c)
+        evidence.append(f"beta present: the shift is {shift.name} (beta - mean * scale)")
+    elif gamma:
+        trainable += Figure.of(c)
+        evidence.append(f"beta assumed present (center=True, the Keras default): the shift {shift.name} cannot show it")
+    else:
+        trainable += Figure(0, c)
+        status = AMBIGUOUS
+        evidence.append(
+            f"beta cannot be told: the layer is not at Keras defaults and the shift {shift.name} was folded"
+        )
+    return [
+        FrameworkLayer(
+            layer.name, "BatchNormalization", trainable, Figure.of(2 * c), status, evidence, [scale.name, shift.name]
+        )
+    ]
+
+
+def keras_conv_bn_merged(layer: Layer, naming: TfNaming) -> list[FrameworkLayer] | None:
+    """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
+    shift (`<bn>/batchnorm/sub`), so the conv had no bias of its own."""
+    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    if weight is None or bias is None or not _BN_SHIFT_SUB.search(bias.name):
+        return None
+    bn_name = naming.layer(bias.name)
+    if not bn_name or bn_name == layer.name:
+        return None
+    c = _channels(bias)
+    conv = FrameworkLayer(
+        layer.name, "Conv", Figure.of(weight.count or 0), ZERO, INFERRED,
+        [f"the conv's bias {bias.name} is BatchNormalization {bn_name}'s folded shift: the conv had no bias"],
+        [weight.name],
+    )  # fmt: skip
+    bn = FrameworkLayer(
+        bn_name, "BatchNormalization", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+        [
+            f"BatchNormalization {bn_name} merged into {layer.name}: 4 x {c} (moving stats 2 x {c} non-trainable)",
+            "gamma and beta assumed present (Keras defaults; the merge cannot show scale=False)",
+        ],
+        [bias.name],
+    )  # fmt: skip
+    return [conv, bn]
+
+
+def keras_fused_bn(layer: Layer, naming: TfNaming, view: ModelView) -> list[FrameworkLayer] | None:
+    """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
+    output named `<bn>/FusedBatchNormV3`). The original conv bias cannot be told from the folded shift."""
+    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    if weight is None or not weight.name.endswith("_fused_bn"):
+        return None
+    conv_node = next(u.node for u in weight.uses if u.node.op_type == "Conv")
+    bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
+    conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, view) or conv_node.label
+    c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
+    k = weight.count or 0
+    conv = FrameworkLayer(
+        conv_name, "Conv", Figure(k, k + c), ZERO, AMBIGUOUS,
+        [f"BN folded into {conv_name}: the original conv bias ({c}) cannot be told apart from the folded shift"],
+        [weight.name],
+    )  # fmt: skip
+    layers = [conv]
+    if bn_name:
+        layers.append(
+            FrameworkLayer(
+                bn_name,
+                "BatchNormalization",
+                Figure(0, 2 * c),
+                Figure.of(2 * c),
+                AMBIGUOUS,
+                [
+                    f"conv output named {bn_name}/FusedBatchNormV3: BatchNormalization folded, over {c} channels",
+                    f"moving mean and variance 2 x {c} non-trainable; gamma and beta 0 to 2 x {c}: "
+                    "a fold cannot show center/scale",
+                ],
+                [t.name for t in (weight, bias) if t is not None],
+            )  # fmt: skip
+        )
+    return layers
+
+
+def _input_layer(node: Node, naming: TfNaming, view: ModelView) -> str | None:
+    """The Keras layer of the node feeding `node` (tf2onnx's NHWC->NCHW Transpose keeps the conv's scope)."""
+    producers = {out: n for n in view.main.nodes for out in n.outputs}
+    for name in node.inputs[:1]:
+        producer = producers.get(name)
+        if producer is not None:
+            return naming.layer(producer.name)
+    return None
+
+
+# ---------------------------------------------------------------- PyTorch rewrites
+
+
+def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
+    """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
+    module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
+    had none (or the conv's own `<conv>.bias`, re-valued)."""
+    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    if weight is None or bias is None or not weight.name.endswith(".weight"):
+        return None
+    conv_module = weight.name[: -len(".weight")]
+    if conv_module == layer.name:
+        return None
+    c = _channels(bias)
+    had_bias = bias.name == f"{conv_module}.bias"
+    if not had_bias and bias.name != f"{weight.name}_bias":
+        return None
+    k = weight.count or 0
+    conv = FrameworkLayer(
+        conv_module, "Conv", Figure.of(k + (c if had_bias else 0)), ZERO, INFERRED,
+        [f"conv node in BatchNorm scope {layer.name}: BN fused into {conv_module}",
+         f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
+        [t.name for t in (weight, bias)],
+    )  # fmt: skip
+    bn = FrameworkLayer(
+        layer.name, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+        [f"BatchNorm {layer.name} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
+         "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
+    )  # fmt: skip
+    return [conv, bn]
+
+
+def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
+    """torch.onnx (TorchScript) with constant folding: a BN folded into a conv leaves an anonymous
+    weight (`onnx::Conv_42`) where an unfolded conv keeps its state_dict name. The BN's own name is
+    gone and the conv's original bias cannot be told from the folded shift."""
+    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    if weight is None or not weight.name.startswith("onnx::"):
+        return None
+    c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
+    k = weight.count or 0
+    conv = FrameworkLayer(
+        layer.name, "Conv", Figure(k, k + c), ZERO, AMBIGUOUS,
+        [f"anonymous folded weight {weight.name}: a BatchNorm was folded into {layer.name}",
+         f"the original conv bias ({c}) cannot be told apart from the folded shift"],
+        [t.name for t in (weight, bias) if t is not None],
+    )  # fmt: skip
+    bn = FrameworkLayer(
+        f"{layer.name} (+folded BatchNorm)", "BatchNorm", Figure(0, 2 * c), Figure.of(2 * c), AMBIGUOUS,
+        [f"folded BatchNorm over {c} channels: running stats 2 x {c} existed; weight and bias 0 or 2 x {c} (affine)"],
+    )  # fmt: skip
+    return [conv, bn]
+
+
+# ---------------------------------------------------------------- both
+
+
+def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
+    """Anonymous constant-folded weights that are a transposed copy's shape of an embedding table:
+    tied weights stored twice (pytorch/pytorch#108342). Values are not compared here."""
+    embeddings = [t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2]
+    pairs: dict[str, str] = {}
+    for t in table.tensors:
+        if t.role != "weight" or not t.dims or len(t.dims) != 2:
+            continue
+        if not (t.name.startswith(("onnx::", "val_")) or t.name.isdigit()):
+            continue
+        for e in embeddings:
+            if e.name != t.name and tuple(reversed(e.dims)) == tuple(t.dims):  # type: ignore[arg-type]
+                pairs[t.name] = e.name
+    return pairs
+
+
+Rewrite = Callable[[Layer], "list[FrameworkLayer] | None"]
+
+
+def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> FrameworkView:
+    origin = _origin(view)
+    naming = tf_naming(view)
+    rewrites: list[Rewrite]
+    if origin == "keras":
+        rewrites = [
+            lambda la: keras_bn_scale_shift(la, naming),
+            lambda la: keras_conv_bn_merged(la, naming),
+            lambda la: keras_fused_bn(la, naming, view),
+        ]
+    elif origin == "pytorch":
+        rewrites = [torch_dynamo_conv_bn, torch_legacy_folded_conv]
+    else:
+        rewrites = []
+    tied = tied_transposed_copy(table)
+    out: list[FrameworkLayer] = []
+    applied: list[str] = []
+    for layer in layers:
+        if not _counted(layer.tensors):
+            continue
+        rebuilt = None
+        for rewrite in rewrites:
+            rebuilt = rewrite(layer)
+            if rebuilt:
+                applied.append(f"{layer.name}: {rebuilt[-1].evidence[0]}")
+                break
+        if rebuilt is None:
+            rebuilt = [_file_layer(layer)]
+            copies = [t for t in _counted(layer.tensors) if t.name in tied]
+            for copy in copies:
+                fl = rebuilt[0]
+                fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
+                fl.status = AMBIGUOUS
+                fl.evidence.append(
+                    f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be a transposed copy of tied "
+                    f"{tied[copy.name]}: counted once at least, twice at most (values not compared)"
+                )
+                applied.append(f"{layer.name}: possible tied-weight copy {copy.name} of {tied[copy.name]}")
+        out.extend(rebuilt)
+    notes = []
+    if origin == "keras":
+        notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")
+    return FrameworkView(origin, _merge_same_name(out), applied, notes)
+
+
+def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:
+    """A BN rebuilt from a conv row may share its name with a zero-param row of the file view."""
+    merged: dict[str, FrameworkLayer] = {}
+    for layer in layers:
+        if layer.name in merged:
+            prior = merged[layer.name]
+            prior.trainable += layer.trainable
+            prior.non_trainable += layer.non_trainable
+            prior.status = max(prior.status, layer.status, key=_RANK.__getitem__)
+            prior.evidence += layer.evidence
+            prior.tensors += layer.tensors
+        else:
+            merged[layer.name] = layer
+    return list(merged.values())
+
+
+@dataclass
+class FrameworkReport:
+    """The framework view as plain data for the Report (figures as lo/hi ranges)."""
+
+    origin: str
+    status: str
+    total: Figure
+    trainable: Figure
+    non_trainable: Figure
+    layers: list[FrameworkLayer]
+    rewrites: list[str]
+    notes: list[str]
+
+
+def framework_report(fv: FrameworkView) -> FrameworkReport:
+    return FrameworkReport(
+        fv.origin, fv.status, fv.total, fv.trainable, fv.non_trainable, fv.layers, fv.rewrites, fv.notes
+    )
