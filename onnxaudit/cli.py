@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from onnxaudit.api import GROUPINGS, audit
 from onnxaudit.conventions import CONVENTIONS
-from onnxaudit.errors import AuditError
-from onnxaudit.render import escape, render_json, render_markdown, render_text
+from onnxaudit.errors import AuditError, UsageError
+from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts
+from onnxaudit.render import (
+    escape,
+    render_json,
+    render_markdown,
+    render_text,
+    render_verification,
+    render_verification_json,
+)
+from onnxaudit.verify import verify
 
 
 def _positive_int(text: str) -> int:
@@ -54,10 +64,46 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_verify(sub: argparse._SubParsersAction) -> None:
+    verify = sub.add_parser(
+        "verify",
+        help="check the file against the counts a framework reported; explain any difference",
+        description="Compare MODEL with expected counts. Exit 0 consistent, 1 mismatch, 2 unusable input.",
+    )
+    verify.add_argument("model", metavar="MODEL", help="path to a .onnx file")
+    verify.add_argument("--expect", metavar="total=N,trainable=N,non_trainable=N", help="any subset of the three")
+    verify.add_argument("--keras-summary", metavar="FILE", help="the text model.summary() printed (Keras 2 or 3)")
+    verify.add_argument("--torch-counts", metavar="FILE", help="a counts JSON written by a few lines of PyTorch")
+    verify.add_argument("--convention", choices=sorted(CONVENTIONS), default=None)
+    verify.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    expectations = []
+    if args.expect:
+        expectations.append(parse_expect(args.expect))
+    if args.keras_summary:
+        expectations.append(parse_keras_summary(Path(args.keras_summary)))
+    if args.torch_counts:
+        expectations.append(parse_torch_counts(Path(args.torch_counts)))
+    if not expectations:
+        raise UsageError("verify needs --expect, --keras-summary or --torch-counts")
+    convention = args.convention or ("pytorch" if args.torch_counts and not args.keras_summary else "keras")
+    report = audit(args.model, convention=convention)
+    results = [verify(report, expectation) for expectation in expectations]
+    for result in results:
+        if args.format == "json":
+            sys.stdout.write(render_verification_json(result))
+        else:
+            sys.stdout.write(render_verification(result))
+    return 0 if all(r.consistent for r in results) else 1
+
+
 # One entry per subcommand: (adds its parser, runs it and returns the exit code).
 Command = tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
     "summary": (add_summary, run_summary),
+    "verify": (add_verify, run_verify),
 }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 
 from onnxaudit.report import Report, Row
+from onnxaudit.verify import Verification
 
 # C0/C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -205,3 +207,24 @@ def render_markdown(report: Report, explain: bool = False) -> str:
     lines += [f"- Limit: {escape_markdown(text)}" for text in report.limits]
     lines += [f"- Note: {escape_markdown(text)}" for text in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def render_verification(result: Verification) -> str:
+    """verify's text output: one line per figure, per-layer differences, then the explanation."""
+    verdict = "consistent" if result.consistent else "MISMATCH"
+    lines = [f"Verify {escape(result.model)} against {escape(result.source)}: {verdict}"]
+    for f in result.figures:
+        lines.append(f"  {f.figure:<14} expected {f.expected:>12,}   file {f.found.text():>14}   {f.verdict}")
+    differing = [la for la in result.layers if la.verdict == "mismatch"]
+    matched = [la for la in result.layers if la.verdict != "mismatch"]
+    if result.layers:
+        lines.append(f"Layers: {len(matched)} consistent, {len(differing)} differ")
+    for la in differing:
+        lines.append(f"  {escape(la.name)} ({escape(la.kind)}): {escape(la.explain)}")
+    lines += [f"  {escape(text)}" for text in result.explanation]
+    lines += [f"Note: {escape(n)}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def render_verification_json(result: Verification) -> str:
+    return json.dumps(asdict(result), indent=2, sort_keys=True) + "\n"

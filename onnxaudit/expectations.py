@@ -1,0 +1,140 @@
+"""What the user says the model should hold: `--expect`, a Keras `model.summary()` text, torch counts JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onnxaudit.errors import AuditError, UsageError
+
+FIGURES = ("total", "trainable", "non_trainable")
+_ALIASES = {"non-trainable": "non_trainable", "nontrainable": "non_trainable", "params": "total"}
+MAX_TEXT_BYTES = 16 * 2**20  # a summary or counts file larger than this is not one
+
+
+@dataclass
+class LayerExpectation:
+    name: str
+    kind: str
+    params: int
+    trainable: int | None = None
+    non_trainable: int | None = None
+
+
+@dataclass
+class Expectation:
+    source: str
+    figures: dict[str, int] = field(default_factory=dict)  # total / trainable / non_trainable
+    layers: list[LayerExpectation] = field(default_factory=list)
+
+
+def parse_expect(text: str) -> Expectation:
+    """`total=271346,trainable=268978,non_trainable=2368` (any subset; `_` allowed in numbers)."""
+    figures: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = _ALIASES.get(key.strip().lower(), key.strip().lower())
+        if not sep or key not in FIGURES:
+            raise UsageError(f"--expect: {item!r} is not one of total=N, trainable=N, non_trainable=N")
+        try:
+            number = int(value.strip().replace("_", ""))
+        except ValueError:
+            raise UsageError(f"--expect: {value.strip()!r} is not a whole number") from None
+        if number < 0:
+            raise UsageError(f"--expect: {key} cannot be negative")
+        figures[key] = number
+    if not figures:
+        raise UsageError("--expect needs at least one of total=N, trainable=N, non_trainable=N")
+    return Expectation("--expect", figures)
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        if not path.is_file():
+            raise AuditError(f"{path}: not a regular file ({what})")
+        if path.stat().st_size > MAX_TEXT_BYTES:
+            raise AuditError(f"{path}: too large for a {what}")
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+_NUMBER = r"([\d,]+)"
+_TOTALS = {
+    "total": re.compile(r"Total params:\s*" + _NUMBER),
+    "trainable": re.compile(r"(?<!Non-)Trainable params:\s*" + _NUMBER),
+    "non_trainable": re.compile(r"Non-trainable params:\s*" + _NUMBER),
+}
+# Keras 2: ` dense (Dense)     (None, 300)     235500    ['flatten[0][0]']`
+_KERAS2_ROW = re.compile(r"^\s*(\S+) \(([\w.]+)\)\s{2,}(.+?)\s{2,}([\d,]+)(\s.*)?$")
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def parse_keras_summary(path: Path) -> Expectation:
+    """The text `model.summary()` prints, Keras 3 (box drawing, names wrapped) or Keras 2 layout."""
+    text = _read_text(path, "Keras summary")
+    expectation = Expectation(f"Keras summary {path.name}")
+    for key, pattern in _TOTALS.items():
+        match = pattern.search(text)
+        if match:
+            expectation.figures[key] = _int(match.group(1))
+    if "total" not in expectation.figures:
+        raise AuditError(f"{path}: not a Keras model.summary() text (no 'Total params:' line)")
+    for line in text.splitlines():
+        if "│" in line:
+            _keras3_row(line, expectation.layers)
+        else:
+            match = _KERAS2_ROW.match(line)
+            if match and "Layer (type)" not in line:
+                expectation.layers.append(LayerExpectation(match.group(1), match.group(2), _int(match.group(4))))
+    return expectation
+
+
+def _keras3_row(line: str, layers: list[LayerExpectation]) -> None:
+    cells = [c.strip() for c in line.strip().strip("│").split("│")]
+    if not cells or cells[0].startswith("Layer (type)"):
+        return
+    first, params = cells[0], cells[-1] if len(cells) > 2 else ""
+    if first.startswith("(") and first.endswith(")") and not params and layers:
+        layers[-1].kind = first[1:-1]  # the type wrapped onto its own line
+        return
+    if not re.fullmatch(r"[\d,]+", params):
+        if layers and first and not params:  # a long name wrapped: continue the previous one
+            layers[-1].name += first
+        return
+    name, _, kind = first.partition(" (")
+    layers.append(LayerExpectation(name.strip(), kind.rstrip(")"), _int(params)))
+
+
+def parse_torch_counts(path: Path) -> Expectation:
+    """A small JSON written by a few lines of PyTorch (see README):
+    {"parameters": N, "trainable": N, "buffers": N, "modules": {"conv1": {"parameters": N, "buffers": N}}}."""
+    text = _read_text(path, "torch counts JSON")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AuditError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("parameters"), int):
+        raise AuditError(f'{path}: expected an object with an integer "parameters"')
+    expectation = Expectation(f"torch counts {path.name}")
+    expectation.figures["trainable"] = data["parameters"]
+    if isinstance(data.get("buffers"), int):
+        expectation.figures["non_trainable"] = data["buffers"]
+        expectation.figures["total"] = data["parameters"] + data["buffers"]
+    modules = data.get("modules", {})
+    if not isinstance(modules, dict):
+        raise AuditError(f'{path}: "modules" must be an object of name -> counts')
+    for name, counts in modules.items():
+        if not isinstance(counts, dict) or not isinstance(counts.get("parameters", 0), int):
+            raise AuditError(f"{path}: module {name!r} needs integer counts")
+        params, buffers = counts.get("parameters", 0), counts.get("buffers", 0)
+        if not isinstance(buffers, int):
+            raise AuditError(f"{path}: module {name!r} needs integer counts")
+        layer = LayerExpectation(str(name), str(counts.get("class", "")), params + buffers, params, buffers)
+        expectation.layers.append(layer)
+    return expectation

@@ -1,0 +1,58 @@
+"""Parsing what the frameworks printed: --expect, Keras 2/3 summaries, torch counts JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from onnxaudit.errors import AuditError, UsageError
+from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts
+
+KERAS = Path(__file__).resolve().parent.parent / "models" / "keras"
+
+
+def test_parse_expect_subsets_and_aliases():
+    assert parse_expect("total=271346,trainable=268_978").figures == {"total": 271_346, "trainable": 268_978}
+    assert parse_expect("non-trainable=2368").figures == {"non_trainable": 2368}
+    for bad in ("", "total", "total=x", "weights=3", "total=-1"):
+        with pytest.raises(UsageError):
+            parse_expect(bad)
+
+
+@pytest.mark.parametrize("kind", ["tf2onnx_op17", "tfkeras_op13"])  # Keras 3 and Keras 2 layouts
+def test_keras_summaries_parse_to_what_keras_recorded(kind):
+    summary = parse_keras_summary(KERAS / f"bottleneck_nobias__{kind}.summary.txt")
+    meta = json.loads((KERAS / f"bottleneck_nobias__{kind}.json").read_text())
+    assert summary.figures == {k: meta[k] for k in ("total", "trainable", "non_trainable")}
+    parsed = [(la.name, la.kind, la.params) for la in summary.layers if not la.kind.endswith("InputLayer")]
+    recorded = [(la["name"], la["class"], la["params"]) for la in meta["layers"] if la["class"] != "InputLayer"]
+    assert parsed == recorded
+
+
+def test_keras_summary_wrapped_names_rejoin():
+    summary = parse_keras_summary(KERAS / "seed_geron_book__keras3_export.summary.txt")
+    kinds = {la.name: la.kind for la in summary.layers}
+    assert kinds["batch_normalization_1"] == "BatchNormalization"
+
+
+def test_not_a_summary(tmp_path):
+    bad = tmp_path / "x.txt"
+    bad.write_text("hello")
+    with pytest.raises(AuditError, match="Total params"):
+        parse_keras_summary(bad)
+
+
+def test_torch_counts(tmp_path):
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps({"parameters": 10, "buffers": 4, "modules": {"fc": {"parameters": 10}}}))
+    parsed = parse_torch_counts(path)
+    assert parsed.figures == {"trainable": 10, "non_trainable": 4, "total": 14}
+    assert parsed.layers[0].name == "fc" and parsed.layers[0].params == 10
+    path.write_text("[1, 2]")
+    with pytest.raises(AuditError, match="parameters"):
+        parse_torch_counts(path)
+    path.write_text("{nope")
+    with pytest.raises(AuditError, match="not JSON"):
+        parse_torch_counts(path)

@@ -1,0 +1,78 @@
+"""verify: consistent figures exit 0, mismatches exit 1 with the difference explained in arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from onnxaudit.cli import main
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+GERON_CODE = MODELS / "keras" / "seed_geron_code__tf2onnx_op17"
+
+
+def test_geron_code_against_book_totals_explains_3536(capsys):
+    code = main(["verify", f"{GERON_CODE}.onnx", "--expect", "total=271346,trainable=268978,non_trainable=2368"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "BatchNormalization over 784 features" in out
+    assert "a bias on dense (+300)" in out and "a bias on dense_1 (+100)" in out
+    assert f"arithmetic (total): 300 + 100 + {4 * 784:,} = {300 + 100 + 4 * 784:,}" in out
+
+
+def test_geron_code_against_its_own_keras_summary(capsys):
+    assert main(["verify", f"{GERON_CODE}.onnx", "--keras-summary", f"{GERON_CODE}.summary.txt"]) == 0
+    assert "consistent" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["tf2onnx_op13", "tf2onnx_op17", "keras3_export"])
+@pytest.mark.parametrize("case", ["seed_cnn", "bottleneck_bias", "bottleneck_nobias", "seed_mlp", "seed_geron_book"])
+def test_keras_fixtures_verify_against_their_summaries(case, kind, capsys):
+    stem = MODELS / "keras" / f"{case}__{kind}"
+    if not stem.with_suffix(".onnx").exists():
+        pytest.skip("not exported in this kind (size)")
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["consistent"] and all(la["verdict"] == "match" for la in result["layers"])
+
+
+def test_frozen_layers_explained(capsys):
+    stem = MODELS / "keras" / "frozen__tf2onnx_op17"
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt"]) == 1
+    out = capsys.readouterr().out
+    assert "conv0 frozen (trainable=False)" in out and "bn0 frozen (trainable=False)" in out
+
+
+def _torch_counts(tmp_path: Path, meta: dict) -> Path:
+    """The counts JSON the README's PyTorch snippet writes, from what torch recorded beside a fixture."""
+    modules = {
+        m["name"]: {"parameters": m["parameters"], "buffers": m["buffers"] - m["class"].startswith("BatchNorm")}
+        for m in meta["modules"]
+    }
+    path = tmp_path / "counts.json"
+    counts = {"parameters": meta["parameters"], "buffers": meta["running_stats"], "modules": modules}
+    path.write_text(json.dumps(counts))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["legacy_nofold", "legacy_fold", "dynamo", "dynamo_noopt", "legacy_training"])
+def test_torch_counts_consistent_on_every_export_kind(kind, tmp_path, capsys):
+    stem = MODELS / "torch" / f"resnet_tiny__{kind}"
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    counts = _torch_counts(tmp_path, meta)
+    code = main(["verify", f"{stem}.onnx", "--torch-counts", str(counts), "--format", "json"])
+    result = json.loads(capsys.readouterr().out)
+    figures = {f["figure"]: f["verdict"] for f in result["figures"]}
+    assert figures["trainable"] in ("match", "within range")
+    if kind in ("legacy_nofold", "dynamo", "dynamo_noopt", "legacy_training"):
+        assert code == 0 and result["consistent"]
+
+
+def test_verify_usage_and_bad_input(tmp_path, capsys):
+    assert main(["verify", f"{GERON_CODE}.onnx"]) == 2
+    assert main(["verify", f"{GERON_CODE}.onnx", "--expect", "total=abc"]) == 2
+    missing = tmp_path / "none.txt"
+    assert main(["verify", f"{GERON_CODE}.onnx", "--keras-summary", str(missing)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 3
