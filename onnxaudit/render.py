@@ -89,6 +89,14 @@ def footer_lines(report: Report) -> list[str]:
             f"Unclassified params: {t.unclassified:,} ({human_bytes(t.unclassified_bytes)}) "
             f"- constants of unknown role, consumed by {ops}"
         )
+    unclassified = [u for u in report.tensors if u.bucket == "unclassified"]
+    for u in unclassified[:5]:
+        dims = "x".join(map(str, u.dims)) if u.dims else "?"
+        lines.append(
+            f"  unclassified {escape(u.name)} ({dims}, {u.count or 0:,}) <- {escape(', '.join(u.consumers[:3]))}"
+        )
+    if len(unclassified) > 5:
+        lines.append(f"  ... and {len(unclassified) - 5} more unclassified tensors (--by tensor lists them)")
     if len(t.by_dtype) > 0:
         parts = [f"{dtype} {v['params']:,} ({human_bytes(v['bytes'])})" for dtype, v in t.by_dtype.items()]
         lines.append("By dtype: " + ", ".join(parts))

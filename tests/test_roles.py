@@ -465,3 +465,17 @@ def test_contrib_transformer_ops(tmp_path):
     expected += hidden * hidden + 4 * 2 * 3 * 3 + 4
     assert report.totals.total == expected
     assert report.totals.unclassified == 0
+
+
+def test_qlinearmatmul_constant_operand_is_the_weight(tmp_path):
+    quant = [init(n, [], np.float32) for n in ("as", "bs", "ys")] + [init(n, [], np.uint8) for n in ("az", "bz", "yz")]
+    m = model(
+        [node("QLinearMatMul", ["a", "as", "az", "B", "bs", "bz", "ys", "yz"], ["y"])],
+        [value("a", ["N", 16], TensorProto.UINT8)],
+        [value("y", ["N", 8], TensorProto.UINT8)],
+        [*quant, init("B", [16, 8], np.uint8)],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "B").role == "weight"
+    assert report.totals.total == 16 * 8
+    assert report.constants.tensors["quantization"] == 6
