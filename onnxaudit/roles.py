@@ -490,6 +490,7 @@ class _Classifier:
                     self.trace(node.scope, name, role, node, slot, (), 0)
                 elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                     self.weight_input_without_data(node, slot, name, role)
+        self.branch_outputs()
         self.add_unused()
         for entry in self.found.values():
             if any(
@@ -498,6 +499,24 @@ class _Classifier:
                 entry.notes.append("BatchNormalization has training_mode=1")
         ordered = sorted(self.found.values(), key=_first_use_order)
         return RoleTable(ordered, self.limits)
+
+    def branch_outputs(self) -> None:
+        """A constant returned by an If branch (weights kept in Constant nodes inside the branches)
+        takes the role of the slot the If's output lands in."""
+        for node in self.view.all_nodes():
+            if node.op_type != "If" or not node.subgraphs:
+                continue
+            for i, out in enumerate(node.outputs):
+                uses = self.consumers.get((node.scope, out), [])
+                roles = [(c, slot, self.slot_role(c, slot, assumed=out)) for c, slot in uses]
+                target = next(((c, slot, r) for c, slot, r in roles if r != DATA), None)
+                if target is None:
+                    continue
+                consumer, slot, role = target
+                for branch in node.subgraphs:
+                    outputs = self.view.graphs[branch].outputs
+                    if i < len(outputs) and outputs[i] and self.is_constant(branch, outputs[i]):
+                        self.trace(branch, outputs[i], role, consumer, slot, ("If",), 0)
 
     def is_constant_computation(self, node: Node) -> bool:
         return bool(node.outputs) and all(self.is_constant(node.scope, o) for o in node.outputs if o)

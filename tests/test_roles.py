@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from builders import audit_model, init, ints, layer_row, model, node, tensor_row, value
 from onnx import TensorProto, helper
 
@@ -479,3 +480,23 @@ def test_qlinearmatmul_constant_operand_is_the_weight(tmp_path):
     assert tensor_row(report, "B").role == "weight"
     assert report.totals.total == 16 * 8
     assert report.constants.tensors["quantization"] == 6
+
+
+def test_weights_returned_by_if_branches_take_the_consumer_slot_role(tmp_path):
+    def branch(name: str) -> onnx.GraphProto:
+        const = helper.make_tensor(f"{name}_t", TensorProto.FLOAT, [8, 4], [0.5] * 32)
+        return helper.make_graph(
+            [helper.make_node("Constant", [], [f"{name}_W"], value=const)], name, [], [value(f"{name}_W", [8, 4])]
+        )
+
+    m = model(
+        [
+            node("If", ["c"], ["W"], then_branch=branch("then"), else_branch=branch("else")),
+            node("MatMul", ["x", "W"], ["y"]),
+        ],
+        [value("x", ["N", 8]), value("c", [], TensorProto.BOOL)],
+        [value("y", ["N", 4])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "then_W").role == "weight" and tensor_row(report, "else_W").role == "weight"
+    assert report.totals.trainable == 2 * 8 * 4 and report.totals.unclassified == 0
