@@ -335,7 +335,25 @@ class _Classifier:
         if self.is_constant(node.scope, other):
             return False
         producer = self.producer(node.scope, other)
+        for _ in range(4):  # through the rescaling that integer products need (Cast, Mul by a scale)
+            if producer is None or producer.op_type in WEIGHT_OPS:
+                break
+            if not self.is_rescale(producer):
+                return False
+            producer = self.producer(producer.scope, producer.inputs[0])
         return producer is not None and producer.op_type in WEIGHT_OPS
+
+    def is_rescale(self, node: Node) -> bool:
+        """Cast/Reshape of a product, or Mul by a run-time or scalar scale (not a per-channel constant,
+        which is a lowered normalization, not a rescale)."""
+        if node.op_type in ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze"):
+            return bool(node.inputs)
+        if node.op_type != "Mul" or len(node.inputs) != 2:
+            return False
+        scale = self.view.lookup(node.scope, node.inputs[1])
+        if scale is None:
+            return not self.is_constant(node.scope, node.inputs[1])
+        return scale.dims is not None and element_count(scale.dims) <= 1
 
     def formal_role(self, call: Node, slot: int, depth: int) -> str:
         """A local function's input takes the role of the slot it is consumed by inside the body."""

@@ -1,0 +1,50 @@
+"""onnxruntime's own quantizers (QDQ, QOperator, dynamic ConvInteger/MatMulInteger, MatMulNBits) change
+dtypes, not element counts: each quantized fixture in models/ort counts what its float source counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from onnxaudit import audit
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+QUANTIZED = sorted((MODELS / "ort").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", QUANTIZED, ids=lambda p: p.stem)
+def test_quantized_counts_equal_float_source(path):
+    meta = json.loads(path.with_suffix(".json").read_text())
+    source = audit(MODELS / meta["source"]).totals
+    quantized = audit(path)
+    q = quantized.totals
+    assert (q.total, q.trainable, q.non_trainable, q.unclassified) == (
+        source.total,
+        source.trainable,
+        source.non_trainable,
+        source.unclassified,
+    )
+    if any(op.startswith(("QLinear", "ConvInteger", "MatMulInteger", "MatMulNBits")) for op in meta["ops"]):
+        assert quantized.constants.tensors.get("quantization", 0) > 0
+        assert q.total_bytes < source.total_bytes  # int8 / 4-bit storage
+
+
+def test_torch_recorded_parameters_survive_quantization():
+    path = MODELS / "ort" / "resnet_tiny__legacy_nofold__qoperator_static.onnx"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    pytorch = audit(path, convention="pytorch").totals
+    assert (pytorch.trainable, pytorch.non_trainable) == (
+        meta["source_recorded"]["parameters"],
+        meta["source_recorded"]["running_stats"],
+    )
+
+
+def test_matmulnbits_counts_logical_k_not_padded_blocks():
+    report = audit(MODELS / "ort" / "seed_geron_code__tf2onnx_op17__matmul_nbits.onnx")
+    packed = [t for t in report.tensors if any("MatMulNBits" in c for c in t.consumers) and t.role == "weight"]
+    assert sorted(t.count for t in packed) == sorted([784 * 300, 300 * 100, 100 * 10])
+    first = next(t for t in packed if t.count == 784 * 300)
+    blocks = -(-784 // 32)  # K=784 is padded to 25 blocks of 32 in storage
+    assert first.bytes == 300 * blocks * 32 * 4 // 8
