@@ -1,0 +1,65 @@
+"""Grouping nodes and tensors into layers from the names exporters leave."""
+
+from __future__ import annotations
+
+from builders import audit_model, init, layer_row, model, node, value
+
+from onnxaudit.layers import path_from_module_scopes, path_from_node_name, path_from_tensor_name
+
+
+def test_torch_scoped_node_names():
+    assert path_from_node_name("/layer1/layer1.0/conv1/Conv") == ("layer1", "0", "conv1")
+    assert path_from_node_name("/layer2/layer2.0/downsample/downsample.0/Conv") == ("layer2", "0", "downsample", "0")
+    assert path_from_node_name("/features/features.1/conv/conv.0/conv.0.0/Conv") == (
+        "features", "1", "conv", "0", "0",
+    )  # fmt: skip
+    assert path_from_node_name("/Flatten") is None
+    assert path_from_node_name("Conv__19") is None
+
+
+def test_state_dict_keys_and_dynamo_scopes():
+    assert path_from_tensor_name("layer1.0.bn1.running_mean") == ("layer1", "0", "bn1")
+    assert path_from_tensor_name("lstm.weight_ih_l0") == ("lstm",)
+    assert path_from_tensor_name("onnx::Conv_42") is None
+    assert path_from_tensor_name("model/conv0/kernel") is None
+    scopes = ("", "layer1", "layer1.0", "layer1.0.conv1", "conv2d_1")
+    assert path_from_module_scopes(scopes) == ("layer1", "0", "conv1")
+    assert path_from_module_scopes(("_empty_nn_module_stack_from_metadata_hook", "sym_size_int_1")) is None
+
+
+def _keras3_dense(tmp_path, scopes: list[str]):
+    """A chain of Dense layers named the way tf2onnx writes Keras 3 scopes."""
+    nodes, inits, prev = [], [], "x"
+    for i, scope in enumerate(scopes):
+        nodes.append(node("MatMul", [prev, f"{scope}/W:0"], [f"h{i}"], name=f"functional_1/{scope}/MatMul"))
+        inits.append(init(f"{scope}/W:0", [4, 4]))
+        prev = f"h{i}"
+    return audit_model(tmp_path, model(nodes, [value("x", ["N", 4])], [value(prev, ["N", 4])], inits))
+
+
+def test_keras3_scope_suffix_is_stripped_once(tmp_path):
+    report = _keras3_dense(tmp_path, ["dense_1", "dense_1_2", "batch_normalization_2_1"])
+    assert [r.name for r in report.rows] == ["dense", "dense_1", "batch_normalization_2"]
+
+
+def test_tf_keras_scopes_kept(tmp_path):
+    nodes = [
+        node("MatMul", ["x", "W"], ["h"], name="model/dense/MatMul"),
+        node("Relu", ["h"], ["y"], name="model/re_lu/Relu"),
+    ]
+    report = audit_model(tmp_path, model(nodes, [value("x", ["N", 4])], [value("y", ["N", 4])], [init("W", [4, 4])]))
+    assert [r.name for r in report.rows] == ["dense", "re_lu"]
+
+
+def test_anonymous_nodes_get_one_row_each_and_depth_rolls_up(tmp_path):
+    nodes = [
+        node("Conv", ["x", "block.0.conv.weight"], ["a"], name="/block/block.0/conv/Conv"),
+        node("Conv", ["a", "block.1.conv.weight"], ["b"], name="/block/block.1/conv/Conv"),
+        node("Relu", ["b"], ["y"], name="relu_anon"),
+    ]
+    inits = [init("block.0.conv.weight", [4, 4, 1, 1]), init("block.1.conv.weight", [4, 4, 1, 1])]
+    m = model(nodes, [value("x", [1, 4, 2, 2])], [value("y", [1, 4, 2, 2])], inits)
+    report = audit_model(tmp_path, m)
+    assert [r.name for r in report.rows] == ["block.0.conv", "block.1.conv", "relu_anon"]
+    rolled = audit_model(tmp_path, m, depth=1)
+    assert layer_row(rolled, "block").params == 2 * 4 * 4
