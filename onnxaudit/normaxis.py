@@ -1,0 +1,88 @@
+"""Is each batch normalization over the channel axis of the layer it follows?
+
+A Keras `BatchNormalization(axis=-3)` on NHWC data normalizes the rows, not the channels: the exporter
+transposes around it and the BN's vectors have the row count (64) where the conv before it has 32
+output channels. Counting stays right (4 x 64); the model is probably not what its author meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.load import ModelView, Node
+
+# Ops a feature map passes through unchanged in channel count on its way from a conv to a BN.
+_PASS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"})
+_BN_ROLES = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
+
+
+@dataclass(frozen=True)
+class AxisFinding:
+    node: str
+    features: int
+    producer: str
+    channels: int
+    transposed: bool
+
+    @property
+    def message(self) -> str:
+        moved = "; a Transpose in between moves the axes" if self.transposed else ""
+        return (
+            f"{self.node} normalizes {self.features:,} features but follows {self.producer} with "
+            f"{self.channels:,} output channels: not the channel axis{moved}"
+        )
+
+
+def _out_channels(node: Node, weights: dict[int, ParamTensor]) -> int | None:
+    weight = weights.get(node.index)
+    if weight is None or not weight.dims:
+        return None
+    if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
+        return weight.dims[0]
+    if node.op_type == "ConvTranspose" and len(weight.dims) > 1:
+        return weight.dims[1] * int(node.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
+    if node.op_type == "Gemm":
+        return weight.dims[0] if node.attrs.get("transB") else weight.dims[-1]
+    if node.op_type in ("MatMul", "MatMulInteger"):
+        return weight.dims[-1]
+    return None
+
+
+def _features(t: ParamTensor) -> int | None:
+    """The per-channel width of a normalization vector: its one non-1 dim."""
+    if not t.dims:
+        return None
+    wide = [d for d in t.dims if d != 1]
+    return wide[0] if len(wide) == 1 else (1 if not wide else None)
+
+
+def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFinding]:
+    producers = {out: n for n in view.main.nodes for out in n.outputs if out}
+    weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
+    normalizers: dict[int, tuple[Node, int, int]] = {}  # node index -> (node, data slot, features)
+    for t in table.tensors:
+        for use in t.uses:
+            node = use.node
+            if node.scope != view.main.scope:
+                continue
+            is_bn = t.role in _BN_ROLES
+            is_lowered = node.op_type == "Mul" and "batchnorm" in node.name.lower()
+            width = _features(t)
+            if (is_bn or is_lowered) and width and node.index not in normalizers:
+                normalizers[node.index] = (node, 0 if is_bn else 1 - use.slot, width)
+    findings = []
+    for node, slot, features in normalizers.values():
+        current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
+        transposed = False
+        for _ in range(8):
+            if current is None or current.op_type not in _PASS:
+                break
+            transposed |= current.op_type == "Transpose"
+            current = producers.get(current.inputs[0]) if current.inputs else None
+        if current is None:
+            continue
+        channels = _out_channels(current, weights)
+        if channels is not None and channels != features:
+            findings.append(AxisFinding(node.label, features, current.label, channels, transposed))
+    return findings

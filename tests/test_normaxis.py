@@ -1,0 +1,35 @@
+"""A BatchNormalization that is not over the channel axis of the conv before it is reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from builders import save, seed_cnn
+
+from onnxaudit.count import param_table
+from onnxaudit.load import load
+from onnxaudit.normaxis import channel_axis_findings
+from onnxaudit.roles import classify
+
+KERAS = Path(__file__).resolve().parent.parent / "models" / "keras"
+
+
+def _findings(path: Path):
+    view = load(path)
+    return channel_axis_findings(view, param_table(classify(view)))
+
+
+def test_hand_built_axis_typo_is_found(tmp_path):
+    found = _findings(save(seed_cnn(axis_typo=True), tmp_path / "typo.onnx"))
+    assert [(f.node, f.features, f.producer, f.channels, f.transposed) for f in found] == [
+        ("bn0", 64, "conv0", 32, True)
+    ]
+    assert "not the channel axis" in found[0].message
+    assert _findings(save(seed_cnn(), tmp_path / "ok.onnx")) == []
+
+
+@pytest.mark.parametrize("kind", ["tf2onnx_op13", "tf2onnx_op17", "keras3_export", "tfkeras_op13"])
+def test_keras_axis_typo_exports(kind):
+    assert [(f.features, f.channels) for f in _findings(KERAS / f"seed_cnn_axis_typo__{kind}.onnx")] == [(64, 32)]
+    assert _findings(KERAS / f"seed_cnn__{kind}.onnx") == []
