@@ -8,8 +8,10 @@ Reshape need them; it never opens external data files.
 from __future__ import annotations
 
 import ast
+import mmap
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +20,17 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
+from onnxaudit.wire import strip_weights
 
-# protobuf cannot parse a message over 2 GiB; such files need the streaming reader.
+# protobuf cannot parse a message over 2 GiB; such files need the wire reader.
 MAX_MODEL_BYTES = 2**31 - 1
 SMALL_VALUES = 64
 MAIN = "main"
+READERS = ("wire", "protobuf")
+
+# A reader that left weight bytes out of the ModelProto says how many the file held for a tensor:
+# (stored bytes, raw_data bytes), or None when the TensorProto is complete.
+SizeHook = Callable[[TensorProto], "tuple[int, int] | None"]
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,9 @@ class ModelView:
 # ---------------------------------------------------------------- safe open
 
 
-def read_model_bytes(path: Path) -> bytes:
-    """The file's bytes, refusing anything but a regular file of plausible size."""
+def open_model_file(path: Path) -> tuple[int, int]:
+    """An open descriptor and the size of `path`, refusing anything but a non-empty regular file.
+    The caller closes the descriptor."""
     name = str(path)
     try:
         if path.is_symlink():
@@ -151,11 +160,21 @@ def read_model_bytes(path: Path) -> bytes:
             raise AuditError(f"{name}: not a regular file (FIFO, device or socket)")
         if info.st_size == 0:
             raise AuditError(f"{name}: empty file")
-        if info.st_size > MAX_MODEL_BYTES:
-            gib = info.st_size / 2**30
-            raise AuditError(f"{name}: {gib:.1f} GiB is over protobuf's 2 GiB message limit")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
+
+
+def read_model_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing anything but a regular file of plausible size."""
+    fd, size = open_model_file(path)
+    try:
+        if size > MAX_MODEL_BYTES:
+            gib = size / 2**30
+            raise AuditError(f"{path}: {gib:.1f} GiB is over protobuf's 2 GiB message limit")
         chunks = []
-        remaining = info.st_size
+        remaining = size
         while remaining > 0:
             chunk = os.read(fd, min(remaining, 1 << 24))
             if not chunk:
@@ -221,7 +240,12 @@ def _small_values(tensor: TensorProto, dims: tuple[int, ...]) -> tuple[int, ...]
 
 
 def tensor_from_proto(
-    tensor: TensorProto, scope: str, origin: str, name: str | None = None, node: str | None = None
+    tensor: TensorProto,
+    scope: str,
+    origin: str,
+    name: str | None = None,
+    node: str | None = None,
+    sizes: SizeHook | None = None,
 ) -> Tensor:
     dims = tuple(int(d) for d in tensor.dims)
     tensor_name = tensor.name if name is None else name
@@ -231,21 +255,25 @@ def tensor_from_proto(
             tensor_name, scope, tensor.data_type, dims, origin, "external",
             external=_external_ref(tensor), node=node,
         )  # fmt: skip
-    stored = len(tensor.raw_data) if tensor.HasField("raw_data") else _typed_field_bytes(tensor)
+    known = sizes(tensor) if sizes is not None else None
+    if known is not None:
+        stored = known[0]
+    else:
+        stored = len(tensor.raw_data) if tensor.HasField("raw_data") else _typed_field_bytes(tensor)
     return Tensor(
         tensor_name, scope, tensor.data_type, dims, origin, "embedded",
         stored_bytes=stored, node=node, values=_small_values(tensor, dims),
     )  # fmt: skip
 
 
-def _constant_tensor(node: NodeProto, scope: str) -> Tensor | None:
+def _constant_tensor(node: NodeProto, scope: str, sizes: SizeHook | None = None) -> Tensor | None:
     """The tensor a Constant node holds, whichever attribute carries it."""
     if not node.output:
         return None
     out = node.output[0]
     for attr in node.attribute:
         if attr.name == "value" and attr.type == AttributeProto.TENSOR:
-            return tensor_from_proto(attr.t, scope, "constant", name=out, node=node.name)
+            return tensor_from_proto(attr.t, scope, "constant", name=out, node=node.name, sizes=sizes)
         if attr.name == "sparse_value" and attr.type == AttributeProto.SPARSE_TENSOR:
             return _sparse_tensor(attr.sparse_tensor, scope, "constant", out, node.name)
         if attr.name == "value_float":
@@ -333,9 +361,10 @@ class _Builder:
 
     MAX_DEPTH = 64
 
-    def __init__(self) -> None:
+    def __init__(self, sizes: SizeHook | None = None) -> None:
         self.graphs: dict[str, Graph] = {}
         self.counter = 0
+        self.sizes = sizes
 
     def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
         if depth > self.MAX_DEPTH:
@@ -345,7 +374,7 @@ class _Builder:
         view = Graph(scope, parent, "graph" if parent is None else "subgraph")
         self.graphs[scope] = view
         for init in graph.initializer:
-            view.tensors[init.name] = tensor_from_proto(init, scope, "initializer")
+            view.tensors[init.name] = tensor_from_proto(init, scope, "initializer", sizes=self.sizes)
         for sparse in graph.sparse_initializer:
             name = sparse.values.name
             view.tensors[name] = _sparse_tensor(sparse, scope, "sparse_initializer", name, None)
@@ -386,17 +415,24 @@ class _Builder:
             )  # fmt: skip
             view.nodes.append(node)
             if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
-                const = _constant_tensor(proto, view.scope)
+                const = _constant_tensor(proto, view.scope, self.sizes)
                 if const is not None:
                     view.tensors[const.name] = const
 
 
-def infer_value_shapes(model: ModelProto) -> dict[str, ValueInfo]:
-    """Static shapes from onnx shape inference, run on a copy whose large weights are stripped."""
-    light = ModelProto()
-    light.CopyFrom(model)
+def infer_value_shapes(
+    model: ModelProto, sizes: SizeHook | None = None, in_place: bool = False
+) -> dict[str, ValueInfo]:
+    """Static shapes from onnx shape inference, run on a copy whose large weights are stripped
+    (`in_place`: the model is already a light copy of the reader's own)."""
+    if in_place:
+        light = model
+    else:
+        light = ModelProto()
+        light.CopyFrom(model)
     for init in light.graph.initializer:
-        if len(init.raw_data) > 4096:
+        known = sizes(init) if sizes is not None else None
+        if (known[1] if known is not None else len(init.raw_data)) > 4096:
             init.ClearField("raw_data")
             init.data_location = TensorProto.EXTERNAL  # dims stay; inference never reads the bytes
             del init.external_data[:]
@@ -414,25 +450,58 @@ def infer_value_shapes(model: ModelProto) -> dict[str, ValueInfo]:
     return shapes
 
 
-def model_view(model: ModelProto, path: Path, file_bytes: int, with_shapes: bool = True) -> ModelView:
-    builder = _Builder()
+def model_view(
+    model: ModelProto, path: Path, file_bytes: int, with_shapes: bool = True, sizes: SizeHook | None = None
+) -> ModelView:
+    """The view of `model`; `sizes` comes with a light copy made by the wire reader (and lets
+    inference run on that copy in place)."""
+    builder = _Builder(sizes)
     builder.add_graph(model.graph, MAIN, None, 0)
     functions = {}
     for func in model.functions:
         functions[(func.domain, func.name)] = builder.add_function(func)
     opsets = {imp.domain or "ai.onnx": int(imp.version) for imp in model.opset_import}
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
-    shapes = infer_value_shapes(model) if with_shapes else {}
+    shapes = infer_value_shapes(model, sizes, in_place=sizes is not None) if with_shapes else {}
     return ModelView(path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes)
 
 
-def load(path: str | os.PathLike[str], with_shapes: bool = True) -> ModelView:
-    """Open `path` safely and read its structure. Raises AuditError for unusable input."""
-    path = Path(path)
-    data = read_model_bytes(path)
-    model = parse_model(data, str(path))
+def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
+    """The wire reader: map the file, copy its structure without weight bytes, parse that copy."""
+    fd, size = open_model_file(path)
     try:
-        return model_view(model, path, len(data), with_shapes)
+        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise AuditError(f"{path}: cannot map the file ({exc})") from None
+    finally:
+        os.close(fd)
+    try:
+        light = strip_weights(mapped)
+    except AuditError as exc:
+        raise AuditError(f"{path}: {exc}") from None
+    finally:
+        mapped.close()
+    return parse_model(light.data, str(path)), size, light.sizes
+
+
+def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "wire") -> ModelView:
+    """Open `path` safely and read its structure. Raises AuditError for unusable input.
+
+    reader "wire" (default) never copies weight bytes and has no 2 GiB limit; "protobuf" parses
+    the whole file with protobuf and is kept as the reference the wire reader is tested against.
+    """
+    path = Path(path)
+    sizes: SizeHook | None = None
+    if reader == "wire":
+        model, file_bytes, sizes = _read_wire(path)
+    elif reader == "protobuf":
+        data = read_model_bytes(path)
+        model, file_bytes = parse_model(data, str(path)), len(data)
+        del data
+    else:
+        raise ValueError(f"unknown reader {reader!r} (choose from {', '.join(READERS)})")
+    try:
+        return model_view(model, path, file_bytes, with_shapes, sizes)
     except AuditError as exc:
         raise AuditError(f"{path}: {exc}") from None
     except RecursionError:

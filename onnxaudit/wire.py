@@ -1,0 +1,368 @@
+"""A model's structure read off the protobuf wire format, leaving weight bytes where they lie.
+
+`strip_weights` walks a (memory-mapped) ONNX file field by field and writes a light copy of it: every
+message that can hold a tensor (model, graph, node, attribute, function, training info, sparse tensor,
+tensor) larger than KEEP_BYTES is walked and rewritten, everything else is copied verbatim. In a
+rewritten tensor, raw_data and the typed data fields (float_data, int64_data, ...) beyond KEEP_BYTES are
+skipped by their length and never read; the byte count they had is left in a private unknown field, so
+`sizes` can still report what the file stored. protobuf then parses the light copy, which holds no
+weights, and `load.model_view` reads it like any ModelProto, so both readers share one builder.
+
+Pages holding weights are never touched (the copy stays small whatever the file size), external data
+files are never opened, and protobuf's 2 GiB message limit applies to the structure alone.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from onnxaudit.errors import AuditError
+
+# Data up to this many bytes stays in the copy: small integer tensors keep their values (shape
+# constants), and load.infer_value_shapes strips the same size from its inference copy.
+KEEP_BYTES = 4096
+MAX_DEPTH = 100  # protobuf's own recursion limit; deeper files fail to parse anyway
+MAX_FIELDS = 20_000_000  # fields walked, not counting small messages copied whole
+MAX_LIGHT_BYTES = 1 << 30  # a structure this large is hostile or beyond what we parse in memory
+
+# One unknown field per rewritten tensor: nonce (so a file cannot forge it), raw_data length + 1
+# (0: no raw_data), typed data bytes. Field number is outside every ONNX message's range.
+MARK_FIELD = 536_870_901
+
+_MODEL, _GRAPH, _NODE, _ATTR, _TENSOR, _SPARSE, _FUNCTION, _TRAINING = range(8)
+
+# Length-delimited fields that hold the messages above (field number -> message), per message.
+_CHILDREN: dict[int, dict[int, int]] = {
+    _MODEL: {7: _GRAPH, 20: _TRAINING, 25: _FUNCTION},
+    _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE},
+    _NODE: {5: _ATTR},
+    _ATTR: {5: _TENSOR, 6: _GRAPH, 10: _TENSOR, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE},
+    _FUNCTION: {3: _NODE, 11: _ATTR},
+    _TRAINING: {1: _GRAPH, 2: _GRAPH},
+    _SPARSE: {1: _TENSOR, 2: _TENSOR},
+}
+# doc_string fields: nothing downstream reads them, so rewritten messages drop them.
+_DOC_STRING = {_MODEL: 6, _GRAPH: 10, _NODE: 6, _ATTR: 13, _TENSOR: 12, _FUNCTION: 8}
+
+_RAW_DATA = 9
+# TensorProto typed data: field -> (element bytes, wire type of one unpacked element, packed as varints).
+# string_data (6) counts the length of each string, as len(b) does.
+_TYPED: dict[int, tuple[int, int, bool]] = {
+    4: (4, 5, False),  # float_data, fixed32
+    5: (4, 0, True),  # int32_data
+    6: (0, 2, False),  # string_data
+    7: (8, 0, True),  # int64_data
+    10: (8, 1, False),  # double_data, fixed64
+    11: (8, 0, True),  # uint64_data
+}
+
+
+def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise _Malformed("truncated varint", pos)
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise _Malformed("varint longer than 10 bytes", pos)
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_MARK_TAG = _encode_varint(MARK_FIELD << 3 | 2)
+
+
+class _Malformed(Exception):
+    def __init__(self, what: str, pos: int) -> None:
+        super().__init__(f"{what} at byte {pos:,}")
+
+
+def _count_varints(buf, start: int, end: int) -> int:
+    """Elements of a packed varint field: bytes that end a varint. Large fields are scanned in
+    bounded chunks (numpy, no copy of the field)."""
+    if end == start:
+        return 0
+    if buf[end - 1] >= 0x80:
+        raise _Malformed("packed field ends inside a varint", end)
+    if end - start <= 1 << 16:
+        return sum(1 for b in bytes(buf[start:end]) if b < 0x80)
+    import numpy as np
+
+    count = 0
+    for chunk in range(start, end, 1 << 24):
+        view = np.frombuffer(buf, dtype=np.uint8, count=min(1 << 24, end - chunk), offset=chunk)
+        count += int(np.count_nonzero(view < 0x80))
+        del view
+    return count
+
+
+@dataclass
+class LightModel:
+    """The rewritten ModelProto bytes and how to read the byte counts left behind in it."""
+
+    data: bytes
+    nonce: bytes
+    stripped_tensors: int = 0
+    stripped_bytes: int = 0
+
+    def sizes(self, tensor) -> tuple[int, int] | None:
+        """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
+        the tensor in the copy is complete and protobuf's own lengths are the truth."""
+        from google.protobuf.unknown_fields import UnknownFieldSet
+
+        if tensor.raw_data:
+            return None  # kept raw_data is the file's own (a stripped one is left empty)
+        raw: int | None = None
+        typed = 0
+        found = False
+        for item in UnknownFieldSet(tensor):
+            if item.field_number != MARK_FIELD or item.wire_type != 2 or item.data[:8] != self.nonce:
+                continue
+            found = True
+            raw_plus_one, pos = _varint(item.data, 8, len(item.data))
+            typed_here, _ = _varint(item.data, pos, len(item.data))
+            if raw_plus_one:
+                raw = raw_plus_one - 1  # last raw_data wins, as in protobuf
+            typed += typed_here  # repeated fields concatenate
+        if not found:
+            return None
+        return (raw if raw is not None else typed), max(raw or 0, typed)
+
+
+class _Writer:
+    """Walks messages and appends the light copy: verbatim runs of the source plus rewritten parts."""
+
+    def __init__(self, buf, nonce: bytes) -> None:
+        self.buf = buf
+        self.view = memoryview(buf)
+        self.nonce = nonce
+        self.out: list[object] = []
+        self.run_start = -1
+        self.run_end = -1
+        self.size = 0
+        self.fields = 0
+        self.stripped_tensors = 0
+        self.stripped_bytes = 0
+
+    # -- output
+
+    def copy(self, start: int, end: int) -> None:
+        if start == self.run_end:
+            self.run_end = end
+        else:
+            self.flush()
+            self.run_start, self.run_end = start, end
+        self.size += end - start
+
+    def emit(self, data: bytes) -> None:
+        self.flush()
+        self.out.append(data)
+        self.size += len(data)
+
+    def flush(self) -> None:
+        if self.run_end > self.run_start:
+            self.out.append(self.view[self.run_start : self.run_end])
+        self.run_start = self.run_end = -1
+
+    # -- walking
+
+    def skip_group(self, number: int, pos: int, end: int, depth: int) -> int:
+        """Position after the end-group tag matching `number` (groups are legal, if unused by ONNX)."""
+        buf = self.buf
+        while pos < end:
+            key, pos = _varint(buf, pos, end)
+            self.count_field(pos)
+            pos = self.skip_value(key, pos, end, depth + 1)
+            if key & 7 == 4:
+                if key >> 3 != number:
+                    raise _Malformed("mismatched end of group", pos)
+                return pos
+        raise _Malformed("group without an end", pos)
+
+    def skip_value(self, key: int, pos: int, end: int, depth: int) -> int:
+        wire_type = key & 7
+        if key >> 3 == 0 or key >> 3 > 0x1FFFFFFF:
+            raise _Malformed("invalid field number", pos)
+        if wire_type == 0:
+            _, pos = _varint(self.buf, pos, end)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 2:
+            length, pos = _varint(self.buf, pos, end)
+            pos += length
+        elif wire_type == 5:
+            pos += 4
+        elif wire_type == 3:
+            if depth > MAX_DEPTH:
+                raise _Malformed(f"nested deeper than {MAX_DEPTH} levels", pos)
+            pos = self.skip_group(key >> 3, pos, end, depth)
+        elif wire_type == 4:
+            return pos  # the caller checks it closes its group
+        else:
+            raise _Malformed(f"invalid wire type {wire_type}", pos)
+        if pos > end:
+            raise _Malformed("field runs past the end of its message", end)
+        return pos
+
+    def count_field(self, pos: int) -> None:
+        self.fields += 1
+        if self.fields > MAX_FIELDS:
+            raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
+
+    def message(self, kind: int, start: int, end: int, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise _Malformed(f"nested deeper than {MAX_DEPTH} levels", start)
+        if kind == _TENSOR:
+            self.tensor(start, end)
+            return
+        children = _CHILDREN[kind]
+        doc = _DOC_STRING.get(kind, -1)
+        buf = self.buf
+        pos = start
+        fields = 0
+        while pos < end:
+            field_start = pos
+            key = buf[pos]  # most tags and lengths are one byte: read those inline
+            pos += 1
+            if key >= 0x80:
+                key, pos = _varint(buf, pos - 1, end)
+            tag_end = pos
+            fields += 1
+            if key & 7 != 2:
+                if key & 7 == 4:
+                    raise _Malformed("end of group outside a group", pos)
+                pos = self.skip_value(key, pos, end, depth)
+                self.copy(field_start, pos)
+                continue
+            if pos >= end:
+                raise _Malformed("truncated length", pos)
+            length = buf[pos]
+            pos += 1
+            if length >= 0x80:
+                length, pos = _varint(buf, pos - 1, end)
+            value_end = pos + length
+            if value_end > end:
+                raise _Malformed("field runs past the end of its message", field_start)
+            number = key >> 3
+            if number == 0 or number > 0x1FFFFFFF:
+                raise _Malformed("invalid field number", field_start)
+            child = children.get(number)
+            if child is not None and length > KEEP_BYTES:
+                self.copy(field_start, tag_end)  # the tag as it was; the length changes
+                self.flush()
+                slot = len(self.out)
+                self.out.append(b"")
+                before = self.size
+                self.message(child, pos, value_end, depth + 1)
+                self.flush()
+                prefix = _encode_varint(self.size - before)
+                self.out[slot] = prefix
+                self.size += len(prefix)
+            elif number != doc:
+                self.copy(field_start, value_end)
+            pos = value_end
+        self.fields += fields
+        if self.fields > MAX_FIELDS:
+            raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
+
+    def tensor(self, start: int, end: int) -> None:
+        buf = self.buf
+        pos = start
+        last_raw: tuple[int, int] | None = None
+        typed = 0
+        kept = 0
+        dropped = False
+        while pos < end:
+            field_start = pos
+            key, pos = _varint(buf, pos, end)
+            self.count_field(pos)
+            number, wire_type = key >> 3, key & 7
+            if number == 0 or number > 0x1FFFFFFF:
+                raise _Malformed("invalid field number", field_start)
+            if wire_type == 4:
+                raise _Malformed("end of group outside a group", pos)
+            value_start = pos
+            if wire_type == 2:
+                length, value_start = _varint(buf, pos, end)
+                pos = value_start + length
+                if pos > end:
+                    raise _Malformed("field runs past the end of its message", field_start)
+            else:
+                pos = self.skip_value(key, pos, end, 0)
+            if number == _RAW_DATA and wire_type == 2:
+                last_raw = (value_start, pos)  # protobuf keeps the last occurrence
+                continue
+            spec = _TYPED.get(number)
+            if spec is not None and wire_type in (2, spec[1]):
+                typed += self.typed_bytes(spec, wire_type, value_start, pos)
+                if kept + (pos - field_start) <= KEEP_BYTES:
+                    kept += pos - field_start
+                    self.copy(field_start, pos)
+                else:
+                    dropped = True
+                continue
+            if (number == _DOC_STRING[_TENSOR] or number == MARK_FIELD) and wire_type == 2:
+                continue  # a forged or stale mark is dropped with the doc string
+            self.copy(field_start, pos)
+        raw_len = None
+        if last_raw is not None:
+            raw_start, raw_end = last_raw
+            raw_len = raw_end - raw_start
+            if raw_len <= KEEP_BYTES:
+                self.emit(bytes((_RAW_DATA << 3 | 2,)) + _encode_varint(raw_len))
+                self.copy(raw_start, raw_end)
+            else:
+                self.emit(bytes((_RAW_DATA << 3 | 2, 0)))  # empty, so no earlier raw_data wins
+                dropped = True
+        if dropped:
+            self.stripped_tensors += 1
+            self.stripped_bytes += max(raw_len or 0, typed)
+            mark = self.nonce + _encode_varint(0 if raw_len is None else raw_len + 1) + _encode_varint(typed)
+            self.emit(_MARK_TAG + _encode_varint(len(mark)) + mark)
+
+    def typed_bytes(self, spec: tuple[int, int, bool], wire_type: int, start: int, end: int) -> int:
+        width, single_type, varints = spec
+        if width == 0:  # string_data: one string per occurrence
+            return end - start
+        if wire_type != 2:
+            return width
+        if varints:
+            return width * _count_varints(self.buf, start, end)
+        if (end - start) % width:
+            raise _Malformed("packed field length is not a multiple of its element size", start)
+        return end - start
+
+
+def strip_weights(buf) -> LightModel:
+    """The light copy of the ModelProto in `buf` (bytes or an mmap). Raises AuditError for bytes
+    that are not a well-formed protobuf message, with the offset where reading stopped."""
+    nonce = secrets.token_bytes(8)
+    writer = _Writer(buf, nonce)
+    try:
+        writer.message(_MODEL, 0, len(buf), 0)
+        writer.flush()
+        if writer.size > MAX_LIGHT_BYTES:
+            raise _Malformed(f"structure alone is {writer.size / 2**30:.1f} GiB", len(buf))
+        data = b"".join(writer.out)  # type: ignore[arg-type]
+    except _Malformed as exc:
+        raise AuditError(f"not an ONNX model (malformed protobuf: {exc})") from None
+    except RecursionError:
+        raise AuditError("not an ONNX model (nesting too deep to read)") from None
+    finally:
+        writer.out.clear()
+        writer.view.release()
+    return LightModel(data, nonce, writer.stripped_tensors, writer.stripped_bytes)

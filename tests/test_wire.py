@@ -1,0 +1,316 @@
+"""The wire reader: the same ModelView as protobuf, without weight bytes, and only AuditError on bad bytes."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from builders import init, ints, model, node, save, value
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxaudit import AuditError
+from onnxaudit.load import load
+from onnxaudit.wire import KEEP_BYTES, strip_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+ONNX_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
+FIXTURES = sorted(glob.glob(str(ROOT / "models" / "**" / "*.onnx"), recursive=True))
+BACKEND = sorted(glob.glob(str(ONNX_DATA / "**" / "*.onnx"), recursive=True))
+
+
+def _same_view(path: Path | str) -> None:
+    try:
+        reference = load(path, reader="protobuf")
+    except AuditError as exc:
+        with pytest.raises(AuditError) as err:
+            load(path, reader="wire")
+        assert type(err.value) is type(exc)
+        return
+    assert load(path, reader="wire") == reference
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_fixtures_read_the_same(path):
+    _same_view(path)
+
+
+@pytest.mark.parametrize("path", BACKEND, ids=lambda p: os.path.relpath(p, ONNX_DATA))
+def test_onnx_backend_models_read_the_same(path):
+    _same_view(path)
+
+
+def test_there_are_models_to_compare():
+    assert len(FIXTURES) >= 20 and len(BACKEND) >= 100
+
+
+# ---------------------------------------------------------------- every place a tensor can hide
+
+
+def _big(name: str, n: int = 4096) -> TensorProto:
+    return init(name, [n])  # 16 KiB of float32: above KEEP_BYTES, so it is stripped
+
+
+def _typed(name: str) -> list[TensorProto]:
+    """Tensors whose data is in the typed fields rather than raw_data (old exporters write these)."""
+    floats = helper.make_tensor(name + ".f", TensorProto.FLOAT, [3000], np.arange(3000, dtype=np.float32))
+    int64s = helper.make_tensor(name + ".i", TensorProto.INT64, [2000], np.arange(-1000, 1000, dtype=np.int64))
+    int32s = helper.make_tensor(name + ".h", TensorProto.FLOAT16, [3000], np.ones(3000, np.float16), raw=False)
+    doubles = helper.make_tensor(name + ".d", TensorProto.DOUBLE, [1000], np.arange(1000, dtype=np.float64))
+    uint64s = helper.make_tensor(name + ".u", TensorProto.UINT64, [1000], np.arange(1000, dtype=np.uint64))
+    strings = helper.make_tensor(name + ".s", TensorProto.STRING, [300], [b"x" * 50] * 300)
+    return [floats, int64s, int32s, doubles, uint64s, strings]
+
+
+def _everything() -> onnx.ModelProto:
+    then_graph = helper.make_graph(
+        [node("MatMul", ["x", "then.W"], ["t"]), node("Constant", [], ["tc"], value=_big("tc.value"))],
+        "then",
+        [],
+        [value("t", None)],
+        [_big("then.W", 16 * 16 * 8)],
+    )
+    else_graph = helper.make_graph([node("Identity", ["x"], ["e"])], "else", [], [value("e", None)])
+    body = helper.make_graph(
+        [node("Add", ["v", "loop.b"], ["v2"]), node("Identity", ["cond"], ["cond2"])],
+        "body",
+        [value("i", [], TensorProto.INT64), value("cond", [], TensorProto.BOOL), value("v", None)],
+        [value("cond2", [], TensorProto.BOOL), value("v2", None)],
+        [_big("loop.b")],
+    )
+    sparse_values = numpy_helper.from_array(np.arange(1, 2001, dtype=np.float32), "S")
+    sparse_indices = numpy_helper.from_array(np.arange(0, 4000, 2, dtype=np.int64), "S.idx")
+    sparse = helper.make_sparse_tensor(sparse_values, sparse_indices, [4000])
+    func = helper.make_function(
+        "custom",
+        "Affine",
+        ["a"],
+        ["b"],
+        [node("Constant", [], ["w"], value=_big("fw")), node("Mul", ["a", "w"], ["b"])],
+        [helper.make_opsetid("", 17)],
+    )
+    nodes = [
+        node("Constant", [], ["shape"], value=ints("shape.value", [1, -1])),
+        node("Constant", [], ["big_const"], value=_big("big.value")),
+        node("Constant", [], ["floats"], value_floats=[0.5] * 2000),
+        node("Constant", [], ["sparse_const"], sparse_value=sparse),
+        node("Reshape", ["x", "shape"], ["r"]),
+        node("If", ["cond"], ["y_if"], then_branch=then_graph, else_branch=else_graph),
+        node("Loop", ["trip", "cond", "r"], ["y_loop"], body=body),
+        node("Affine", ["y_loop"], ["y_fn"], domain="custom"),
+        node("Gather", ["emb", "idx"], ["g"]),
+        helper.make_node("Concat", ["big_const", *[t.name for t in _typed("typed")]], ["cat"], axis=0, name="cat"),
+    ]
+    nodes[0].doc_string = "a doc string nobody reads " * 400
+    inits = [
+        init("emb", [100, 64]),
+        ints("trip", [3]),
+        numpy_helper.from_array(np.array(True), "cond"),
+        ints("idx", [1, 2, 3]),
+        *_typed("typed"),
+    ]
+    m = model(
+        nodes,
+        [value("x", [1, 16, 8])],
+        [value("y_if", None), value("y_fn", None), value("g", None), value("cat", None)],
+        inits,
+        extra_opsets={"custom": 1},
+        functions=[func],
+    )
+    sparse_init = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.ones(1500, np.float32), "SI"),
+        numpy_helper.from_array(np.arange(1500, dtype=np.int64), "SI.idx"),
+        [3000],
+    )
+    m.graph.sparse_initializer.append(sparse_init)
+    m.graph.node[8].metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'emb']")
+    m.doc_string = "model doc " * 1000
+    return m
+
+
+def test_every_tensor_kind_reads_the_same_without_its_bytes(tmp_path):
+    path = save(_everything(), tmp_path / "all.onnx")
+    _same_view(path)
+    light = strip_weights(path.read_bytes())
+    assert light.stripped_tensors >= 10
+    assert len(light.data) < path.stat().st_size // 5
+    view = load(path)
+    assert view.main.tensors["shape"].values == (1, -1)  # small int constants keep their values
+    assert view.main.tensors["typed.i"].stored_bytes == 8 * 2000
+    assert view.main.tensors["typed.s"].stored_bytes == 50 * 300
+    assert view.main.tensors["big_const"].stored_bytes == 4 * 4096
+
+
+def test_duplicate_raw_data_last_one_wins(tmp_path):
+    t = numpy_helper.from_array(np.ones(2048, np.float32), "W")  # 8 KiB
+    m = model([node("Relu", ["W"], ["y"])], [], [value("y", None)], [t])
+    data = bytearray(m.SerializeToString())
+    small = numpy_helper.from_array(np.ones(3, np.float32), "W")
+    # a second occurrence of the same initializer field merges into the first: raw_data is replaced
+    extra = onnx.GraphProto(initializer=[small]).SerializeToString()
+    graph = onnx.ModelProto(graph=onnx.GraphProto.FromString(extra)).SerializeToString()
+    path = tmp_path / "dup.onnx"
+    path.write_bytes(bytes(data) + graph)
+    _same_view(path)
+
+
+def test_external_data_is_never_opened(tmp_path):
+    t = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[1 << 20, 1024])
+    t.data_location = TensorProto.EXTERNAL
+    for key, val in (("location", "weights.bin"), ("offset", "0"), ("length", str(4 << 30))):
+        t.external_data.add(key=key, value=val)
+    m = model([node("MatMul", ["x", "W"], ["y"])], [value("x", ["N", 1 << 20])], [value("y", None)], [t])
+    os.mkfifo(tmp_path / "weights.bin")  # opening it would block
+    view = load(save(m, tmp_path / "ext.onnx"))
+    tensor = view.main.tensors["W"]
+    assert tensor.storage == "external" and tensor.external.location == "weights.bin"
+    assert tensor.external.length == 4 << 30
+
+
+def test_file_over_2_gib_reads_without_touching_its_weights(tmp_path):
+    """A sparse file: 2.1 GiB of embedded raw_data that is never read (holes cost no disk)."""
+    size = (2 << 30) + (100 << 20)
+    n = size // 4
+    head = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[n // 1024, 1024]).SerializeToString()
+    raw_tag = bytes([9 << 3 | 2]) + _varint(n * 4)
+    tensor_len = len(head) + len(raw_tag) + n * 4
+    graph_tail = onnx.GraphProto(
+        node=[helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
+        input=[value("x", ["N", n // 1024])],
+        output=[value("y", None)],
+    ).SerializeToString()
+    graph_len = 1 + len(_varint(tensor_len)) + tensor_len + len(graph_tail)
+    ir = onnx.ModelProto(ir_version=8, opset_import=[helper.make_opsetid("", 17)]).SerializeToString()
+    path = tmp_path / "huge.onnx"
+    with open(path, "wb") as f:
+        f.write(ir + bytes([7 << 3 | 2]) + _varint(graph_len))
+        f.write(bytes([5 << 3 | 2]) + _varint(tensor_len) + head + raw_tag)
+        f.seek(n * 4, os.SEEK_CUR)
+        f.write(graph_tail)
+    assert path.stat().st_size > 2**31 and path.stat().st_blocks * 512 < 1 << 20
+    with pytest.raises(AuditError, match="2 GiB"):
+        load(path, reader="protobuf")
+    view = load(path)
+    assert view.main.tensors["W"].dims == (n // 1024, 1024)
+    assert view.main.tensors["W"].stored_bytes == n * 4
+    assert path.stat().st_blocks * 512 < 1 << 20  # still sparse: nothing was read or written
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------- malformed input
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x08" + b"\xff" * 11, "varint"),  # ir_version with an endless varint
+        (b"\x3a\xff\xff\xff\x7f" + b"\x00" * 10, "past the end"),  # graph longer than the file
+        (b"\x0e\x00", "wire type"),  # wire type 6 does not exist
+        (b"\x3c", "group"),  # an end-group tag with no group
+        (b"\x02\x00", "field number"),  # field number 0
+    ],
+)
+def test_malformed_bytes_raise_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    with pytest.raises(AuditError, match=message) as err:
+        load(path)
+    assert "\n" not in str(err.value) and "not an ONNX model" in str(err.value)
+
+
+def test_every_truncation_is_an_audit_error(tmp_path):
+    data = _fuzz_seed()
+    path = tmp_path / "cut.onnx"
+    for cut in range(1, len(data), max(1, len(data) // 300)):
+        path.write_bytes(data[:cut])
+        with pytest.raises(AuditError):
+            load(path, with_shapes=False)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_nesting_beyond_the_limit(tmp_path):
+    """Graph -> node -> attribute -> graph, 40 times: built as bytes, since protobuf itself refuses
+    to build a message this deep. The innermost weight makes every level large enough to walk."""
+    graph = helper.make_graph([node("Relu", ["x"], ["y"])], "g", [], [value("y", None)], [_big("pad")])
+    payload = graph.SerializeToString()
+    for _ in range(40):
+        attribute = helper.make_attribute("then_branch", helper.make_graph([], "x", [], [])).SerializeToString()
+        attribute = attribute.replace(_field(6, helper.make_graph([], "x", [], []).SerializeToString()), b"")
+        attribute += _field(6, payload)
+        payload = _field(1, _field(4, b"If") + _field(5, attribute))
+    ir = onnx.ModelProto(ir_version=8, opset_import=[helper.make_opsetid("", 17)]).SerializeToString()
+    path = tmp_path / "deep.onnx"
+    path.write_bytes(ir + _field(7, payload))
+    with pytest.raises(AuditError, match="deep") as err:
+        load(path)
+    assert "\n" not in str(err.value)
+
+
+def _fuzz_seed() -> bytes:
+    """A small model with every structure the walker rewrites, and weights just above KEEP_BYTES."""
+    big = KEEP_BYTES // 4 + 10
+    sub = helper.make_graph([node("Constant", [], ["k"], value=init("k", [big]))], "s", [], [value("k", None)])
+    fn = helper.make_function("f", "F", ["a"], ["b"], [node("Identity", ["a"], ["b"])], [helper.make_opsetid("", 17)])
+    nodes = [
+        node("Constant", [], ["shape"], value=ints("shape.value", [1, -1])),
+        node("Reshape", ["x", "shape"], ["r"], name="/fc/Reshape"),
+        node("MatMul", ["r", "fc.W"], ["h"], name="/fc/MatMul"),
+        node("Add", ["h", "fc.B"], ["h2"], name="/fc/Add"),
+        node("F", ["h2"], ["f"], domain="f"),
+        node("If", ["c"], ["z"], then_branch=sub, else_branch=sub),
+        node("BatchNormalization", ["f", "g", "b", "m", "v"], ["y"], epsilon=1e-3),
+    ]
+    inits = [init("fc.W", [big // 4, 4]), init("fc.B", [4]), *(init(n, [4]) for n in "gbmv")]
+    m = model(nodes, [value("x", ["N", big // 4])], [value("y", ["N", 4]), value("z", None)], inits,
+              extra_opsets={"f": 1}, functions=[fn])  # fmt: skip
+    return m.SerializeToString()
+
+
+def _structure_positions(data: bytes) -> list[int]:
+    """Offsets outside the weight bytes, so mutations hit what the walker reads."""
+    seed = onnx.ModelProto.FromString(data)
+    constant = seed.graph.node[5].attribute[0].g.node[0].attribute[0].t
+    skip: set[int] = set()
+    for raw in [t.raw_data for t in seed.graph.initializer] + [constant.raw_data]:
+        start = data.find(raw)
+        if len(raw) > 64 and start >= 0:
+            skip.update(range(start, start + len(raw)))
+    return [i for i in range(len(data)) if i not in skip]
+
+
+_FUZZ_SEED = _fuzz_seed()
+_FUZZ_POSITIONS = _structure_positions(_FUZZ_SEED)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_bytes_raise_only_audit_error(tmp_path, data):
+    seed = _FUZZ_SEED
+    mutated = bytearray(seed)
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.sampled_from(_FUZZ_POSITIONS))
+        mutated[pos] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        mutated = mutated[: data.draw(st.integers(1, len(mutated)))]
+    path = tmp_path / "fuzz.onnx"
+    path.write_bytes(bytes(mutated))
+    try:
+        load(path)
+    except AuditError as exc:
+        assert "\n" not in str(exc)
