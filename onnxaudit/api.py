@@ -12,6 +12,7 @@ from onnxaudit.layers import group_layers, roll_up
 from onnxaudit.load import load
 from onnxaudit.report import Report, build_report
 from onnxaudit.roles import classify
+from onnxaudit.shapes import ShapeOptions, annotate, confirm, confirmed_view
 
 GROUPINGS = ("layer", "op", "role", "tensor")
 
@@ -21,8 +22,12 @@ def audit(
     convention: str = "keras",
     by: str = "layer",
     depth: int | None = None,
+    shapes: ShapeOptions | None = None,
 ) -> Report:
     """Count and classify every parameter of the model at `path`.
+
+    With `shapes`, also run the model once in onnxruntime (a child process under time and memory
+    limits): rows show the confirmed shapes and `report.shape_check` says what was found.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """
@@ -38,4 +43,7 @@ def audit(
     framework = framework_report(framework_view(view, table, layers))
     if depth is not None:
         layers = roll_up(layers, depth)
-    return build_report(view, table, layers, CONVENTIONS[convention], by, depth, framework)
+    check = confirm(view, shapes) if shapes is not None else None
+    shown = confirmed_view(view, check) if check is not None else view
+    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework)
+    return annotate(report, check) if check is not None else report

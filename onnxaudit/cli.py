@@ -19,6 +19,7 @@ from onnxaudit.render import (
     render_verification,
     render_verification_json,
 )
+from onnxaudit.shapes_cli import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
 from onnxaudit.verify import verify
 
 
@@ -51,17 +52,19 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
         "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
     )
     summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
+    add_run_options(summary, opt_in=True)
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth)
+    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=shape_options(args))
     if args.format == "json":
         sys.stdout.write(render_json(report))
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(report, explain=args.explain))
     else:
         sys.stdout.write(render_text(report, explain=args.explain))
-    return 0
+    sys.stdout.flush()
+    return shapes_exit(report)
 
 
 def add_verify(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +107,7 @@ Command = tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse
 COMMANDS: dict[str, Command] = {
     "summary": (add_summary, run_summary),
     "verify": (add_verify, run_verify),
+    "shapes": (add_shapes, run_shapes),
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxaudit.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Convention, convention_notes
 from onnxaudit.count import ParamTable, ParamTensor
@@ -16,6 +16,9 @@ from onnxaudit.explain import dims_text, formula
 from onnxaudit.frameworks import FrameworkReport
 from onnxaudit.layers import Layer
 from onnxaudit.load import ModelView, Node
+
+if TYPE_CHECKING:
+    from onnxaudit.shapes import ShapeCheck
 
 SCHEMA_VERSION = 1
 
@@ -101,6 +104,7 @@ class Report:
     limits: list[str]
     notes: list[str] = field(default_factory=list)
     framework: FrameworkReport | None = None  # counts rebuilt through exporter rewrites
+    shape_check: ShapeCheck | None = None  # set when onnxruntime ran the model (`shapes`, `--run-shapes`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

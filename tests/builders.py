@@ -114,3 +114,81 @@ def layer_row(report, name: str):
 
 def node(op: str, inputs: Sequence[str], outputs: Sequence[str], name: str | None = None, **attrs) -> onnx.NodeProto:
     return helper.make_node(op, list(inputs), list(outputs), name=name or outputs[0], **attrs)
+
+
+# ---------------------------------------------------------------- graphs for runtime shape confirmation
+
+
+def dense_relu(out_shape: Sequence[int | str | None] = ("N", 3)) -> onnx.ModelProto:
+    """x (N, 4) -> MatMul W (4, 3) -> h -> Relu -> y, with y declared as `out_shape` and h declared
+    (N, 3) in value_info; a wrong `out_shape` is a declaration onnxruntime will not confirm."""
+    nodes = [node("MatMul", ["x", "W"], ["h"], name="dense"), node("Relu", ["h"], ["y"], name="relu")]
+    m = model(nodes, [value("x", ["N", 4])], [value("y", out_shape)], [init("W", [4, 3])])
+    m.graph.value_info.append(value("h", ["N", 3]))
+    return m
+
+
+def infinite_loop() -> onnx.ModelProto:
+    """A Loop with no trip count whose condition stays true: it never ends."""
+    body = helper.make_graph(
+        [node("Identity", ["cond_in"], ["cond_out"]), node("Identity", ["v_in"], ["v_out"])],
+        "body",
+        [value("i", [], TensorProto.INT64), value("cond_in", [], TensorProto.BOOL), value("v_in", ["N", 2])],
+        [value("cond_out", [], TensorProto.BOOL), value("v_out", ["N", 2])],
+    )
+    nodes = [node("Loop", ["", "keep_going", "x"], ["y"], name="forever", body=body)]
+    keep_going = numpy_helper.from_array(np.array(True), "keep_going")
+    return model(nodes, [value("x", ["N", 2])], [value("y", ["N", 2])], [keep_going])
+
+
+def constant_of_shape(dims: Sequence[int] = (4, 2**30), from_input: bool = False) -> onnx.ModelProto:
+    """ConstantOfShape filling float32 `dims` (default 16 GiB). With `from_input`, the shape arrives
+    as graph input `shape`, so nothing before the run can know the size."""
+    nodes = [node("ConstantOfShape", ["shape"], ["big"], name="fill"), node("Relu", ["big"], ["y"], name="relu")]
+    if from_input:
+        return model(nodes, [value("shape", [len(dims)], TensorProto.INT64)], [value("y", [None] * len(dims))])
+    return model(nodes, [value("x", ["N", 1])], [value("y", [None] * len(dims))], [ints("shape", dims)])
+
+
+def embedding(vocab: int = 50, width: int = 8, seq: int | str = 6) -> onnx.ModelProto:
+    """int64 token ids (batch, seq) -> Gather from a (vocab, width) table -> MatMul to 3 classes."""
+    nodes = [
+        node("Cast", ["ids"], ["ids64"], name="cast", to=TensorProto.INT64),
+        node("Gather", ["embed.weight", "ids64"], ["emb"], name="embed"),
+        node("MatMul", ["emb", "head.weight"], ["y"], name="head"),
+    ]
+    inits = [init("embed.weight", [vocab, width]), init("head.weight", [width, 3])]
+    return model(nodes, [value("ids", ["batch", seq], TensorProto.INT64)], [value("y", ["batch", seq, 3])], inits)
+
+
+def custom_domain_op() -> onnx.ModelProto:
+    """Conv (3x3x3x4 + 4) followed by an op of a domain onnxruntime has no kernel for."""
+    nodes = [
+        node("Conv", ["x", "conv.W", "conv.B"], ["c"], name="conv", kernel_shape=[3, 3]),
+        helper.make_node("Mystery", ["c"], ["y"], name="mystery", domain="example.custom"),
+    ]
+    inits = [init("conv.W", [4, 3, 3, 3]), init("conv.B", [4])]
+    return model(
+        nodes, [value("x", ["N", 3, 8, 8])], [value("y", ["N", 4, 6, 6])], inits, extra_opsets={"example.custom": 1}
+    )
+
+
+def batch_collapse() -> onnx.ModelProto:
+    """x (N, 4) -> ReduceSum over axis 0 (keepdims) -> y, declared (N, 4): true only when N is 1."""
+    nodes = [node("ReduceSum", ["x", "axes"], ["y"], name="sum_batch", keepdims=1)]
+    return model(nodes, [value("x", ["N", 4])], [value("y", ["N", 4])], [ints("axes", [0])])
+
+
+def mixed_inputs() -> onnx.ModelProto:
+    """float16, bool and int32 inputs: Where(mask, float(x), float(counts))."""
+    nodes = [
+        node("Cast", ["x"], ["xf"], name="x_float", to=TensorProto.FLOAT),
+        node("Cast", ["counts"], ["cf"], name="counts_float", to=TensorProto.FLOAT),
+        node("Where", ["mask", "xf", "cf"], ["y"], name="pick"),
+    ]
+    inputs = [
+        value("x", ["batch", 2], TensorProto.FLOAT16),
+        value("mask", ["batch", 2], TensorProto.BOOL),
+        value("counts", ["batch", 2], TensorProto.INT32),
+    ]
+    return model(nodes, inputs, [value("y", ["batch", 2])])

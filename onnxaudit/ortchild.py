@@ -1,0 +1,187 @@
+"""The child side of a shape-confirmation run: limit itself, run onnxruntime once, record shapes.
+
+Started by `sandbox.py` as `python -I ortchild.py JOB_DIR` (by path, not `-m`, so the child never
+imports the onnxaudit package and onnx: only the standard library, numpy and onnxruntime). It reads
+JOB_DIR/job.json, writes JOB_DIR/result.json and nothing else. Limits are set before anything large
+is imported or allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+
+RESULT = "result.json"
+_MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate", "memoryerror")
+
+
+def _limit(max_memory: int) -> bool:
+    """Cap address space, core dumps and file sizes; False where the platform has no rlimits."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: only the parent's wall-clock kill applies
+        return False
+    for which, value in (
+        (resource.RLIMIT_CORE, 0),  # a killed 4 GiB process must not dump core
+        (resource.RLIMIT_FSIZE, 256 * 2**20),
+        (resource.RLIMIT_AS, max_memory),
+    ):
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, hard))
+    return True
+
+
+def _write(job_dir: str, result: dict) -> None:
+    tmp = os.path.join(job_dir, RESULT + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    os.replace(tmp, os.path.join(job_dir, RESULT))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line[:400]
+
+
+def _failure(kind: str, exc: BaseException) -> dict:
+    line = _first_line(exc)
+    if isinstance(exc, MemoryError) or any(w in line.lower() for w in _MEMORY_WORDS):
+        kind = "memory"
+    return {"outcome": kind, "message": line}
+
+
+def _read_model(path: str, size: int) -> bytes:
+    """The same file the parent read: a regular file of the size it saw (else it changed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            raise OSError("the model file changed since onnxaudit read it")
+        chunks, remaining = [], size
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _feed(np, spec: dict):
+    """One input array: real data from a .npy file, or deterministic seeded values."""
+    if spec["source"] == "file":
+        return np.ascontiguousarray(np.load(spec["file"], allow_pickle=False), dtype=spec["dtype"])
+    shape = tuple(spec["shape"])
+    rng = np.random.default_rng(spec["seed"])
+    dtype = spec["dtype"]
+    if dtype == "str":
+        return np.full(shape, "a", dtype=object)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if spec["source"] == "ids" or np.issubdtype(np.dtype(dtype), np.integer):
+        return rng.integers(spec["low"], spec["high"], size=shape, dtype=np.int64).astype(dtype)
+    return rng.random(shape, dtype=np.float32).astype(dtype)
+
+
+def _observe(value) -> dict:
+    if value.is_tensor():
+        return {"shape": [int(d) for d in value.shape()], "type": value.data_type()}
+    return {"kind": value.data_type()}
+
+
+_NUMPY_TO_ORT = {"float32": "float", "float64": "double", "object": "string"}
+
+
+def _observe_array(value) -> dict:
+    """The same record as `_observe`, from a numpy output of the plain run."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        name = _NUMPY_TO_ORT.get(value.dtype.name, value.dtype.name)
+        return {"shape": [int(d) for d in value.shape], "type": f"tensor({name})"}
+    return {"kind": type(value).__name__}
+
+
+def run(job_dir: str) -> dict:
+    with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
+        job = json.load(f)
+    limited = _limit(int(job["max_memory"]))
+    started = time.perf_counter()
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except (ImportError, MemoryError, OSError) as exc:  # a tiny --max-memory cannot even map the libraries
+        return {"outcome": "memory" if limited else "load_error", "message": f"cannot start onnxruntime: {exc}"}
+    try:
+        feeds = {spec["name"]: _feed(np, spec) for spec in job["inputs"]}
+    except Exception as exc:
+        return _failure("input_error", exc)
+    try:
+        with open(os.path.join(job_dir, "outputs.pb"), "rb") as f:
+            blob = _read_model(job["model"], int(job["size"])) + f.read()
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # errors come back as exceptions; keep the child's stderr quiet
+        options.intra_op_num_threads = int(job["threads"])
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if job["optimized"]
+            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
+        session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+        del blob
+    except Exception as exc:
+        return _failure("load_error", exc)
+    loaded = time.perf_counter()
+    names = job["outputs"]
+    try:
+        if any(a.dtype == object for a in feeds.values()):
+            # onnxruntime binds no string OrtValues: the plain run copies outputs into numpy
+            arrays = session.run(names, feeds)
+            observed = [_observe_array(a) for a in arrays]
+        else:
+            ort_feeds = {k: ort.OrtValue.ortvalue_from_numpy(a) for k, a in feeds.items()}
+            observed = [_observe(v) for v in session.run_with_ort_values(names, ort_feeds)]
+    except Exception as exc:
+        return _failure("run_error", exc)
+    finished = time.perf_counter()
+    peak_kib = 0
+    try:
+        import resource
+
+        peak_kib = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    except ImportError:
+        pass
+    return {
+        "outcome": "ok",
+        "values": dict(zip(names, observed, strict=True)),
+        "onnxruntime": ort.__version__,
+        "seconds": {"load": loaded - started, "run": finished - loaded},
+        "peak_rss_bytes": peak_kib * 1024,
+        "memory_limited": limited,
+    }
+
+
+def main() -> int:
+    job_dir = sys.argv[1]
+    try:
+        result = run(job_dir)
+    except MemoryError as exc:
+        result = _failure("memory", exc)
+    except Exception as exc:  # the parent turns this into one line; no traceback leaves the child
+        result = _failure("error", exc)
+    try:
+        _write(job_dir, result)
+    except (OSError, MemoryError):
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

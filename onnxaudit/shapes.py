@@ -1,0 +1,574 @@
+"""Runtime shape confirmation: run the main graph once in onnxruntime and prove every shape.
+
+Every value of the main graph becomes a graph output (appended to the file's own bytes as a second
+serialized ModelProto, which protobuf merges into the first, so weights are never copied through
+Python objects), one CPU session runs it in a limited child process, and each observed shape is
+compared with the shape declared in the file and with onnx's strict shape inference. Symbolic dims
+must bind consistently across the whole model. What cannot be run or observed is stated as a limit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import onnx
+from onnx import ModelProto, TensorProto
+
+from onnxaudit.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
+from onnxaudit.errors import AuditError
+from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
+from onnxaudit.load import ModelView, ValueInfo, _shape_of, load, parse_model, read_model_bytes
+from onnxaudit.sandbox import ChildResult, run_child
+
+if TYPE_CHECKING:
+    from onnxaudit.report import Report
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_MEMORY = 4 * 2**30
+# Domains onnxruntime's CPU build implements; anything else needs a custom-op library.
+RUNTIME_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+# Address space of an idle interpreter with numpy and onnxruntime loaded (about 330 MiB measured), rounded up.
+BASE_BYTES = 512 * 2**20
+_STRIP_BYTES = 4096
+
+Shape = list[int | str | None]
+
+
+@dataclass
+class ShapeOptions:
+    """How to run: dim bindings, real input files, limits, and whether onnxruntime may optimize."""
+
+    dims: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    max_memory: int = DEFAULT_MAX_MEMORY
+    optimized: bool = False
+    seed: int = 0
+
+
+@dataclass
+class InputCheck:
+    name: str
+    dtype: str
+    shape: list[int]
+    values: str
+
+
+@dataclass
+class ValueCheck:
+    """One main-graph value: what the file declares, what onnx infers, what onnxruntime produced."""
+
+    name: str
+    node: str
+    op: str
+    declared: Shape | None
+    inferred: Shape | None
+    actual: list[int] | None
+    dtype: str | None
+    shown: Shape | None  # actual dims, with the declared symbolic name where it binds consistently
+    status: str  # confirmed | mismatch | not observed | not run
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ShapeCheck:
+    status: str  # confirmed | mismatch | refused | killed | not_runnable | failed
+    message: str  # one line saying why, when nothing was confirmed
+    bindings: dict[str, int]
+    inputs: list[InputCheck]
+    values: list[ValueCheck]
+    findings: list[str]
+    limits: list[str]
+    optimized: bool
+    timeout: float
+    max_memory: int
+    estimate_bytes: int | None = None
+    onnxruntime: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {"confirmed": 0, "mismatch": 1}.get(self.status, 2)
+
+    def source_text(self) -> str:
+        bound = ", ".join(f"{k}={v}" for k, v in self.bindings.items())
+        where = f" ({bound})" if bound else ""
+        if self.status == "confirmed":
+            return f"confirmed by onnxruntime{where}"
+        if self.status == "mismatch":
+            n = len(self.findings)
+            return f"run in onnxruntime{where}: {n} mismatch{'es' if n != 1 else ''}, actual shapes shown"
+        return f"onnx shape inference (static; not confirmed: {self.status.replace('_', ' ')})"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def strip_weights(model: ModelProto) -> None:
+    """Drop large tensor bytes in place; dims stay, so shape inference never misses them."""
+
+    def strip(tensor: TensorProto) -> None:
+        if len(tensor.raw_data) > _STRIP_BYTES or len(tensor.float_data) * 4 > _STRIP_BYTES:
+            tensor.ClearField("raw_data")
+            tensor.ClearField("float_data")
+            tensor.data_location = TensorProto.EXTERNAL
+            del tensor.external_data[:]
+            tensor.external_data.add(key="location", value="__stripped__")
+
+    for init in model.graph.initializer:
+        strip(init)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                strip(attr.t)
+
+
+def read_structure(view: ModelView) -> ModelProto:
+    """The model's structure (graphs, value_info, small constants) without its large weights.
+    Read again from the file so the counting path keeps its own reader; the weights are dropped
+    as soon as protobuf has parsed them."""
+    data = read_model_bytes(Path(view.path))
+    if len(data) != view.file_bytes:
+        raise AuditError(f"{view.path}: the file changed while onnxaudit was reading it")
+    model = parse_model(data, str(view.path))
+    del data
+    strip_weights(model)
+    return model
+
+
+def declared_shapes(model: ModelProto) -> dict[str, ValueInfo]:
+    """Shapes the file itself states for main-graph values (outputs and value_info)."""
+    shapes: dict[str, ValueInfo] = {}
+    for value in list(model.graph.value_info) + list(model.graph.output):
+        dtype, shape = _shape_of(value.type)
+        if dtype or shape is not None:
+            shapes[value.name] = ValueInfo(value.name, dtype, shape)
+    return shapes
+
+
+def _file_params(model: ModelProto) -> set[str]:
+    graph = model.graph
+    return {
+        d.dim_param
+        for v in list(graph.input) + list(graph.output) + list(graph.value_info)
+        for d in v.type.tensor_type.shape.dim
+        if d.dim_param
+    }
+
+
+def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueInfo], str]:
+    """onnx's strict shape inference with every input's dims bound, on the model's structure only
+    (declared value_info and output shapes removed, so inference cannot just echo the file)."""
+    bound = {f.name: f.shape for f in feeds}
+    for value in model.graph.input:
+        if value.name in bound and value.type.HasField("tensor_type"):
+            shape = value.type.tensor_type.shape
+            shape.ClearField("dim")
+            for d in bound[value.name]:
+                shape.dim.add().dim_value = d
+    del model.graph.value_info[:]
+    for value in model.graph.output:
+        if value.type.HasField("tensor_type"):
+            value.type.tensor_type.ClearField("shape")
+    note = ""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        note = f"onnx strict shape inference failed ({first}); compared with non-strict inference instead"
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        except Exception:
+            return {}, "onnx shape inference failed; shapes compared with the declared ones only"
+    shapes: dict[str, ValueInfo] = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dtype, shape = _shape_of(value.type)
+        if shape is not None:
+            shapes[value.name] = ValueInfo(value.name, dtype, shape)
+    return shapes, note
+
+
+# ---------------------------------------------------------------- what can run, what can be seen
+
+
+def _main_values(view: ModelView) -> list[tuple[str, str, str]]:
+    """(value, node label, op) for every value a main-graph node produces, in graph order."""
+    inputs = {v.name for v in view.main.inputs}
+    seen: set[str] = set()
+    values = []
+    for node in view.main.nodes:
+        for out in node.outputs:
+            if out and out not in seen and out not in inputs:
+                seen.add(out)
+                values.append((out, node.label, node.op_type))
+    return values
+
+
+def _not_runnable(view: ModelView) -> str:
+    external = [t.name for g in view.graphs.values() for t in g.tensors.values() if t.storage == "external"]
+    if external:
+        return (
+            f"not runnable: {len(external)} tensor(s) keep their data in external files (first {external[0]!r}); "
+            "onnxaudit never lets onnxruntime open files it has not checked"
+        )
+    foreign: dict[str, str] = {}
+    for node in view.all_nodes():
+        if node.domain not in RUNTIME_DOMAINS and (node.domain, node.op_type) not in view.functions:
+            foreign.setdefault(f"{node.domain}:{node.op_type}", node.label)
+    if foreign:
+        ops = ", ".join(f"custom-domain op {op!r} (node {label!r})" for op, label in list(foreign.items())[:3])
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        return f"not runnable: {ops}{more} has no onnxruntime CPU kernel"
+    return ""
+
+
+def _unobservable(view: ModelView) -> list[str]:
+    limits = []
+    bodies = [g for g in view.graphs.values() if g.kind == "subgraph"]
+    if bodies:
+        count = sum(1 for g in bodies for n in g.nodes for o in n.outputs if o)
+        owners = sorted({f"{n.op_type} {n.label!r}" for n in view.main.nodes if n.subgraphs})
+        limits.append(
+            f"{count} values inside If/Loop/Scan bodies are not observed (only main-graph values can be "
+            f"outputs): {', '.join(owners[:5])}{' ...' if len(owners) > 5 else ''}"
+        )
+    calls = [n for n in view.main.nodes if (n.domain, n.op_type) in view.functions]
+    if calls:
+        names = sorted({f"{n.domain}:{n.op_type}" for n in calls})
+        limits.append(
+            f"values inside model-local functions are not observed ({len(calls)} calls of {', '.join(names[:5])})"
+        )
+    return limits
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def estimate_memory(
+    view: ModelView, feeds: list[Feed], inferred: dict[str, ValueInfo], names: list[str]
+) -> tuple[int, int, tuple[str, int, str] | None]:
+    """(bytes, non-integer values of unknown size, largest value) for a run that keeps every value alive:
+    every value is an output, so onnxruntime can free none of them before the run ends."""
+    total = BASE_BYTES + 2 * view.file_bytes  # the serialized model plus onnxruntime's initializers
+    total += sum(f.nbytes for f in feeds)
+    unknown = 0
+    largest: tuple[str, int, str] | None = None
+    copies = 2 if any(f.dtype == TensorProto.STRING for f in feeds) else 1  # string runs copy outputs
+    for name in names:
+        info = inferred.get(name)
+        if info is None or info.shape is None or not all(isinstance(d, int) for d in info.shape):
+            # integer values of unknown size are nearly always shape arithmetic: a few bytes
+            unknown += info is None or info.dtype not in INTEGER_DTYPES
+            continue
+        count = element_count(info.shape, f"value {name!r}")  # absurd dims raise: refused
+        size = byte_size(info.dtype, count) or count * 8
+        total += copies * size
+        if largest is None or size > largest[1]:
+            largest = (name, size, f"{_fmt(info.shape)} {dtype_name(info.dtype)}")
+    return total, unknown, largest
+
+
+# ---------------------------------------------------------------- comparing
+
+
+def _fmt(shape: Shape | list[int] | tuple | None) -> str:
+    if shape is None:
+        return "?"
+    dims = ["?" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+_ORT_TYPES = {TensorProto.DataType.Name(v).lower(): v for v in TensorProto.DataType.values()}
+_BY_NAME = {dtype_name(v): v for v in TensorProto.DataType.values()}
+
+
+def _ort_dtype(text: str) -> int:
+    """'tensor(float)' -> TensorProto.FLOAT (0 when unknown)."""
+    inner = text[len("tensor(") : -1] if text.startswith("tensor(") and text.endswith(")") else text
+    return _ORT_TYPES.get(inner, 0)
+
+
+class _Binder:
+    """One binding per dim_param across the model: 'batch' cannot be 1 here and 3 there."""
+
+    def __init__(self, plan: FeedPlan) -> None:
+        self.values = dict(plan.bindings)
+        self.where = dict(plan.where)
+        self.conflicts: set[str] = set()
+
+    def check(self, param: str, actual: int, value: str) -> str:
+        if param not in self.values:
+            self.values[param], self.where[param] = actual, f"{value!r}"
+            return ""
+        if self.values[param] != actual:
+            self.conflicts.add(param)
+            return f"dim {param!r} is {actual} here but {self.values[param]} in {self.where[param]}"
+        return ""
+
+
+def _shape_problems(label: str, expected: Shape, actual: list[int], binder: _Binder | None, value: str) -> list[str]:
+    said = f"{label} {_fmt(expected)}, onnxruntime produced {_fmt(actual)}"
+    if len(expected) != len(actual):
+        return [f"{said} (rank {len(expected)} vs {len(actual)})"]
+    problems = []
+    for axis, (want, have) in enumerate(zip(expected, actual, strict=True)):
+        if isinstance(want, int) and want != have:
+            problems.append(f"{said} (axis {axis}: {want} vs {have})")
+        elif isinstance(want, str) and binder is not None and (why := binder.check(want, have, value)):
+            problems.append(f"{said} ({why})")
+    return problems
+
+
+def _shown(actual: list[int], sources: list[Shape | None], binder: _Binder, file_params: set[str]) -> Shape:
+    shown: Shape = []
+    for axis, have in enumerate(actual):
+        name: str | None = None
+        for src in sources:
+            if src is None or len(src) != len(actual):
+                continue
+            dim = src[axis]
+            if isinstance(dim, str) and dim in file_params and dim not in binder.conflicts:
+                if binder.values.get(dim) == have:
+                    name = dim
+                    break
+        shown.append(name if name is not None else have)
+    return shown
+
+
+def _compare(
+    check: ShapeCheck,
+    view: ModelView,
+    plan: FeedPlan,
+    declared: dict[str, ValueInfo],
+    observed: dict[str, dict],
+    file_params: set[str],
+) -> None:
+    binder = _Binder(plan)
+    non_tensor: list[str] = []
+    for value in check.values:
+        seen = observed.get(value.name)
+        if seen is None:
+            value.status = "not observed"
+            continue
+        if "shape" not in seen:
+            value.status = "not observed"
+            non_tensor.append(f"{value.name!r} ({seen.get('kind', '?')})")
+            continue
+        actual = [int(d) for d in seen["shape"]]
+        dtype = _ort_dtype(str(seen.get("type", "")))
+        value.actual, value.dtype = actual, dtype_name(dtype) if dtype else str(seen.get("type"))
+        problems: list[str] = []
+        decl = declared.get(value.name)
+        if decl is not None:
+            if decl.dtype and dtype and decl.dtype != dtype:
+                problems.append(f"declared {dtype_name(decl.dtype)}, onnxruntime produced {dtype_name(dtype)}")
+            if decl.shape is not None:
+                problems += _shape_problems("declared", list(decl.shape), actual, binder, value.name)
+        if value.inferred is not None:
+            inferred_ints: Shape = [d if isinstance(d, int) else None for d in value.inferred]
+            problems += _shape_problems("onnx shape inference gives", inferred_ints, actual, None, value.name)
+        static = view.value_shapes.get(value.name)
+        sources = [decl.shape if decl else None, static.shape if static else None]
+        value.shown = _shown(actual, sources, binder, file_params)
+        value.problems = problems
+        value.status = "mismatch" if problems else "confirmed"
+        check.findings += [f"{value.name!r}: {p}" for p in problems]
+    if non_tensor:
+        check.limits.append(
+            f"{len(non_tensor)} values are not tensors and were not observed: {', '.join(non_tensor[:5])}"
+            + (" ..." if len(non_tensor) > 5 else "")
+        )
+    check.status = "mismatch" if check.findings else "confirmed"
+
+
+# ---------------------------------------------------------------- the run
+
+
+_OUTCOMES = {
+    "timeout": ("killed", "run killed: {msg}"),
+    "memory": ("killed", "run stopped at the memory limit (--max-memory {mem}): {msg}"),
+    "crashed": ("killed", "run killed: {msg}"),
+    "load_error": ("not_runnable", "not runnable: onnxruntime cannot load the model: {msg}"),
+    "run_error": ("failed", "run failed: onnxruntime raised: {msg}"),
+    "input_error": ("failed", "run failed: cannot build the inputs: {msg}"),
+    "error": ("failed", "run failed: {msg}"),
+}
+
+
+def _outputs_proto(view: ModelView, names: list[str]) -> bytes:
+    """A ModelProto holding only extra graph outputs, to append to the file's bytes."""
+    already = set(view.main.outputs)
+    extra = ModelProto()
+    for name in names:
+        if name not in already:
+            extra.graph.output.add().name = name  # no type: onnxruntime infers it
+    return extra.SerializeToString()
+
+
+def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
+    """Run the model once under limits and compare every observed shape. Raises AuditError only for
+    a wrong command line or a file that changed; everything else is a status on the ShapeCheck."""
+    try:
+        model: ModelProto | None = read_structure(view)
+    except AuditError as exc:  # e.g. over protobuf's 2 GiB: onnxruntime could not load it either
+        model, unreadable = None, f"not runnable: {exc}"
+    declared = declared_shapes(model) if model is not None else {}
+    file_params = _file_params(model) if model is not None else set()
+    main_values = _main_values(view)
+    check = ShapeCheck(
+        status="not_run",
+        message="",
+        bindings={},
+        inputs=[],
+        values=[_not_run(name, label, op, declared, view) for name, label, op in main_values],
+        findings=[],
+        limits=_unobservable(view),
+        optimized=options.optimized,
+        timeout=options.timeout,
+        max_memory=options.max_memory,
+    )
+    reason = _not_runnable(view) if model is not None else unreadable
+    if reason or model is None:
+        return _stopped(check, "not_runnable", reason)
+    try:
+        plan = plan_feeds(view, options.dims, options.inputs)
+    except FeedProblem as problem:
+        return _stopped(check, problem.kind, str(problem))
+    check.bindings = dict(plan.bindings)
+    check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
+    inferred, note = infer_bound(model, plan.feeds)
+    if note:
+        check.limits.append(note)
+    for value in check.values:
+        value.inferred = _list(inferred.get(value.name))
+    names = [name for name, _, _ in main_values]
+    try:
+        estimate, unknown, largest = estimate_memory(view, plan.feeds, inferred, names)
+    except AuditError as exc:
+        return _stopped(check, "refused", f"run refused: {exc}")
+    check.estimate_bytes = estimate
+    if estimate > options.max_memory:
+        big = f" (largest value {largest[0]!r} {largest[2]}, {_gib(largest[1])})" if largest else ""
+        return _stopped(
+            check, "refused",
+            f"run refused: needs about {_gib(estimate)}, over --max-memory {_gib(options.max_memory)}{big}",
+        )  # fmt: skip
+    if unknown:
+        check.limits.append(
+            f"the memory estimate leaves out {unknown} value(s) whose size onnx shape inference cannot know; "
+            "the limit is still enforced during the run"
+        )
+    job = {
+        "model": str(Path(view.path).resolve()),
+        "size": view.file_bytes,
+        "outputs": names,
+        "inputs": [f.job(options.seed, k) for k, f in enumerate(plan.feeds)],
+        "optimized": options.optimized,
+        "threads": max(1, min(4, os.cpu_count() or 1)),
+        "max_memory": options.max_memory,
+    }
+    result = run_child(job, _outputs_proto(view, names), options.timeout)
+    return _finish(check, view, plan, declared, result, file_params)
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+# "/onnxruntime_src/.../bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool) "
+_ORT_SOURCE = re.compile(r"\S+\.(?:cc|cpp|h):\d+ (?:[\w:<>*&~ ]+\([^()]*\)(?: const)? )?")
+_ORT_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
+_ORT_SIZE = re.compile(r"buffer of size (\d+)")
+
+
+def _ort_message(text: str, memory: bool) -> str:
+    """onnxruntime's one-line error without its prefix and C++ source locations."""
+    text = _ORT_SOURCE.sub("", _ORT_PREFIX.sub("", text.strip()))
+    node = _ORT_NODE.search(text)
+    size = _ORT_SIZE.search(text)
+    if memory and size:
+        where = f" in {node.group(1)} node {node.group(2)!r}" if node else ""
+        return f"onnxruntime could not allocate {_gib(int(size.group(1)))}{where}"
+    return text[:300]
+
+
+def _finish(
+    check: ShapeCheck,
+    view: ModelView,
+    plan: FeedPlan,
+    declared: dict[str, ValueInfo],
+    result: ChildResult,
+    file_params: set[str],
+) -> ShapeCheck:
+    if result.outcome != "ok":
+        status, template = _OUTCOMES.get(result.outcome, _OUTCOMES["error"])
+        detail = _ort_message(result.message or result.outcome, result.outcome == "memory")
+        message = template.format(msg=detail, mem=_gib(check.max_memory))
+        if result.outcome == "timeout":
+            message = f"run killed: no result after {check.timeout:g} s (--timeout {check.timeout:g})"
+        return _stopped(check, status, message)
+    check.onnxruntime = str(result.payload.get("onnxruntime", ""))
+    if not result.payload.get("memory_limited", True):
+        check.limits.append("this platform has no RLIMIT_AS: --max-memory was checked up front only")
+    _compare(check, view, plan, declared, result.payload.get("values", {}), file_params)
+    return check
+
+
+def _stopped(check: ShapeCheck, status: str, message: str) -> ShapeCheck:
+    check.status, check.message = status, message
+    return check
+
+
+def _not_run(name: str, label: str, op: str, declared: dict[str, ValueInfo], view: ModelView) -> ValueCheck:
+    """A value before the run: declared and static shapes known, nothing observed yet."""
+    static = _list(view.value_shapes.get(name))
+    return ValueCheck(name, label, op, _list(declared.get(name)), static, None, None, None, "not run")
+
+
+def _list(info: ValueInfo | None) -> Shape | None:
+    return list(info.shape) if info is not None and info.shape is not None else None
+
+
+def confirm_path(path: str | os.PathLike[str], options: ShapeOptions | None = None) -> tuple[ModelView, ShapeCheck]:
+    """Open `path` once and confirm its shapes. Raises AuditError for unusable input."""
+    view = load(path)
+    return view, confirm(view, options or ShapeOptions())
+
+
+# ---------------------------------------------------------------- into the Report
+
+
+def confirmed_view(view: ModelView, check: ShapeCheck) -> ModelView:
+    """The view with every observed value's shape replaced by what onnxruntime produced."""
+    shapes = dict(view.value_shapes)
+    for value in check.values:
+        if value.shown is not None:
+            dtype = _BY_NAME.get(value.dtype or "", 0) or (shapes[value.name].dtype if value.name in shapes else 0)
+            shapes[value.name] = ValueInfo(value.name, dtype, tuple(value.shown))
+    return replace(view, value_shapes=shapes)
+
+
+def annotate(report: Report, check: ShapeCheck) -> Report:
+    """Say where the report's shapes come from, and carry the check's findings and limits."""
+    report.shapes_source = check.source_text()
+    report.limits.extend(check.limits)
+    if check.message:
+        report.limits.append(f"shapes not confirmed: {check.message}")
+    report.notes.extend(f"shape mismatch: {finding}" for finding in check.findings)
+    report.shape_check = check
+    return report
+
+
+__all__ = [
+    "DEFAULT_MAX_MEMORY",
+    "DEFAULT_TIMEOUT",
+    "ShapeCheck",
+    "ShapeOptions",
+    "ValueCheck",
+    "annotate",
+    "confirm",
+    "confirm_path",
+    "confirmed_view",
+    "read_structure",
+]
