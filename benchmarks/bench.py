@@ -1,0 +1,432 @@
+"""Whole-process benchmarks of `onnxaudit summary` against `onnx.load` + a naive count (and peers).
+
+    python benchmarks/bench.py generate [--out DIR]      # synthesize the models (deterministic)
+    python benchmarks/bench.py run [--out DIR] [--runs 5] [--only NAME ...] [--peers PYTHON]
+
+Models go under DIR (default: $TMPDIR/onnxaudit-bench), never into the repository. Large weights are
+streamed to disk in 1 MiB blocks, and the 7B model's external data is a sparse file (truncate), so the
+suite needs about 2 GB of real disk. Each figure is a separate process: wall time from start to exit,
+peak RSS from the kernel's accounting of that process (wait4's ru_maxrss); medians over --runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_OUT = Path(tempfile.gettempdir()) / "onnxaudit-bench"
+FLOAT, INT64, FLOAT16 = 1, 7, 10
+BYTES = {FLOAT: 4, INT64: 8, FLOAT16: 2}
+
+# ---------------------------------------------------------------- graph recipe
+
+
+@dataclass
+class Recipe:
+    """Nodes plus initializers given by dims only; data is written when the file is."""
+
+    nodes: list = field(default_factory=list)
+    weights: list[tuple[str, int, tuple[int, ...]]] = field(default_factory=list)  # name, dtype, dims
+    small: list = field(default_factory=list)  # small TensorProtos (shape constants), embedded
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    params: int = 0  # what a correct counter reports: every weight, no shape constants
+
+    def weight(self, name: str, dims: Sequence[int], dtype: int = FLOAT) -> str:
+        self.weights.append((name, dtype, tuple(dims)))
+        count = 1
+        for d in dims:
+            count *= d
+        self.params += count
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], name: str, **attrs) -> str:
+        from onnx import helper
+
+        out = f"{name}_output_0"
+        self.nodes.append(helper.make_node(op, list(inputs), [out], name=name, **attrs))
+        return out
+
+
+def _ints(name: str, values: Sequence[int]):
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor(name, TensorProto.INT64, [len(values)], list(values))
+
+
+def decoder(layers: int, d: int, ffn: int, vocab: int, heads: int, dtype: int = FLOAT) -> Recipe:
+    """A Llama-shaped decoder as torch.onnx writes it: RMSNorm spelled out, q/k/v/o, SwiGLU MLP."""
+    from onnx import TensorProto, helper
+
+    r = Recipe()
+    hd = d // heads
+    r.inputs.append(helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]))
+    r.small += [_ints("shape.heads", [0, 0, heads, hd]), _ints("shape.model", [0, 0, d])]
+    for name, number in (("two", 2.0), ("eps", 1e-6), ("scale", float(hd) ** 0.5)):  # scalars: Constant nodes
+        r.nodes.append(helper.make_node("Constant", [], [name], name=f"/Constant_{name}",
+                                        value=helper.make_tensor(name, dtype, [], [number])))  # fmt: skip
+    h = r.node("Gather", [r.weight("model.embed_tokens.weight", [vocab, d], dtype), "input_ids"], "/model/embed/Gather")
+
+    def rms(x: str, prefix: str, key: str) -> str:
+        p = r.node("Pow", [x, "two"], f"{prefix}/Pow")
+        m = r.node("ReduceMean", [p], f"{prefix}/ReduceMean", axes=[-1], keepdims=1)
+        a = r.node("Add", [m, "eps"], f"{prefix}/Add")
+        s = r.node("Sqrt", [a], f"{prefix}/Sqrt")
+        v = r.node("Div", [x, s], f"{prefix}/Div")
+        return r.node("Mul", [v, r.weight(f"{key}.weight", [d], dtype)], f"{prefix}/Mul")
+
+    def proj(x: str, prefix: str, key: str, n_in: int, n_out: int) -> str:
+        return r.node("MatMul", [x, r.weight(f"{key}.weight", [n_in, n_out], dtype)], f"{prefix}/MatMul")
+
+    for i in range(layers):
+        p, k = f"/model/layers.{i}", f"model.layers.{i}"
+        x = rms(h, f"{p}/input_layernorm", f"{k}.input_layernorm")
+        qkv = []
+        for name in ("q", "k", "v"):
+            t = proj(x, f"{p}/self_attn/{name}_proj", f"{k}.self_attn.{name}_proj", d, d)
+            t = r.node("Reshape", [t, "shape.heads"], f"{p}/self_attn/Reshape_{name}")
+            qkv.append(r.node("Transpose", [t], f"{p}/self_attn/Transpose_{name}", perm=[0, 2, 1, 3]))
+        kt = r.node("Transpose", [qkv[1]], f"{p}/self_attn/Transpose_kt", perm=[0, 1, 3, 2])
+        s = r.node("MatMul", [qkv[0], kt], f"{p}/self_attn/MatMul_qk")
+        s = r.node("Div", [s, "scale"], f"{p}/self_attn/Div")
+        s = r.node("Softmax", [s], f"{p}/self_attn/Softmax", axis=-1)
+        a = r.node("MatMul", [s, qkv[2]], f"{p}/self_attn/MatMul_av")
+        a = r.node("Transpose", [a], f"{p}/self_attn/Transpose_out", perm=[0, 2, 1, 3])
+        a = r.node("Reshape", [a, "shape.model"], f"{p}/self_attn/Reshape_out")
+        a = proj(a, f"{p}/self_attn/o_proj", f"{k}.self_attn.o_proj", d, d)
+        h = r.node("Add", [h, a], f"{p}/Add_attn")
+        x = rms(h, f"{p}/post_attention_layernorm", f"{k}.post_attention_layernorm")
+        g = proj(x, f"{p}/mlp/gate_proj", f"{k}.mlp.gate_proj", d, ffn)
+        g = r.node("Mul", [g, r.node("Sigmoid", [g], f"{p}/mlp/act_fn/Sigmoid")], f"{p}/mlp/act_fn/Mul")
+        u = proj(x, f"{p}/mlp/up_proj", f"{k}.mlp.up_proj", d, ffn)
+        m = proj(r.node("Mul", [g, u], f"{p}/mlp/Mul"), f"{p}/mlp/down_proj", f"{k}.mlp.down_proj", ffn, d)
+        h = r.node("Add", [h, m], f"{p}/Add_mlp")
+    h = rms(h, "/model/norm", "model.norm")
+    logits = proj(h, "/lm_head", "lm_head", d, vocab)
+    r.outputs.append(helper.make_tensor_value_info(logits, dtype, ["batch", "seq", vocab]))
+    return r
+
+
+def resnet50() -> Recipe:
+    """ResNet-50 as torch.onnx writes it without Conv+BN folding: 25.6M parameters, 53 BNs."""
+    from onnx import TensorProto, helper
+
+    r = Recipe()
+    r.inputs.append(helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224]))
+
+    def conv_bn(x: str, path: str, key: str, bn_key: str, c_in: int, c_out: int, k: int, stride: int) -> str:
+        w = r.weight(f"{key}.weight", [c_out, c_in, k, k])
+        x = r.node("Conv", [x, w], f"{path}/Conv", kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4)
+        stats = [r.weight(f"{bn_key}.{n}", [c_out]) for n in ("weight", "bias", "running_mean", "running_var")]
+        return r.node("BatchNormalization", [x, *stats], f"{path.rsplit('/', 1)[0]}/{bn_key.split('.')[-1]}/BN")
+
+    x = conv_bn("input", "/conv1", "conv1", "bn1", 3, 64, 7, 2)
+    x = r.node("Relu", [x], "/relu/Relu")
+    x = r.node("MaxPool", [x], "/maxpool/MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c_in = 64
+    for stage, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True), start=1):
+        for b in range(blocks):
+            p, k = f"/layer{stage}/layer{stage}.{b}", f"layer{stage}.{b}"
+            stride = 2 if b == 0 and stage > 1 else 1
+            y = r.node(
+                "Relu", [conv_bn(x, f"{p}/conv1", f"{k}.conv1", f"{k}.bn1", c_in, width, 1, 1)], f"{p}/relu/Relu"
+            )
+            y = conv_bn(y, f"{p}/conv2", f"{k}.conv2", f"{k}.bn2", width, width, 3, stride)
+            y = r.node("Relu", [y], f"{p}/relu_1/Relu")
+            y = conv_bn(y, f"{p}/conv3", f"{k}.conv3", f"{k}.bn3", width, width * 4, 1, 1)
+            if b == 0:
+                x = conv_bn(x, f"{p}/downsample/downsample.0", f"{k}.downsample.0", f"{k}.downsample.1",
+                            c_in, width * 4, 1, stride)  # fmt: skip
+            x = r.node("Relu", [r.node("Add", [y, x], f"{p}/Add")], f"{p}/relu_2/Relu")
+            c_in = width * 4
+    x = r.node("GlobalAveragePool", [x], "/avgpool/GlobalAveragePool")
+    x = r.node("Flatten", [x], "/Flatten", axis=1)
+    y = r.node("Gemm", [x, r.weight("fc.weight", [1000, 2048]), r.weight("fc.bias", [1000])], "/fc/Gemm", transB=1)
+    r.outputs.append(helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N", 1000]))
+    return r
+
+
+# ---------------------------------------------------------------- writing files
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _block() -> bytes:
+    """1 MiB of deterministic, non-trivial bytes (weights are streamed as repeats of it)."""
+    import numpy as np
+
+    return (np.random.default_rng(6).standard_normal(1 << 18).astype(np.float32) * 0.02).tobytes()
+
+
+def _stream(f, nbytes: int, block: bytes) -> None:
+    while nbytes > 0:
+        chunk = block[: min(nbytes, len(block))]
+        f.write(chunk)
+        nbytes -= len(chunk)
+
+
+def write_model(recipe: Recipe, path: Path, external: bool = False) -> dict:
+    """Serialize the recipe field by field, streaming weight bytes, so a 1.5 GB model is written
+    without holding it in memory. `external`: weights go to a sparse `<name>.data` beside it."""
+    from onnx import ModelProto, TensorProto, helper
+
+    graph = helper.make_graph(recipe.nodes, "bench", recipe.inputs, recipe.outputs, recipe.small)
+    head = ModelProto(ir_version=8, producer_name="onnxaudit-bench", opset_import=[helper.make_opsetid("", 17)])
+    headers: list[tuple[bytes, int]] = []  # serialized TensorProto without data, data bytes to stream
+    offset = 0
+    data_name = path.name + ".data"
+    for name, dtype, dims in recipe.weights:
+        count = 1
+        for d in dims:
+            count *= d
+        nbytes = count * BYTES[dtype]
+        tensor = TensorProto(name=name, data_type=dtype, dims=dims)
+        if external:
+            tensor.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(nbytes))):
+                tensor.external_data.add(key=key, value=value)
+            offset += (nbytes + 4095) // 4096 * 4096
+            headers.append((tensor.SerializeToString(), 0))
+        else:
+            headers.append((tensor.SerializeToString() + b"\x4a" + _varint(nbytes), nbytes))
+    body = graph.SerializeToString()
+    inits = [b"\x2a" + _varint(len(h) + n) for h, n in headers]  # GraphProto.initializer = 5
+    graph_len = len(body) + sum(len(t) + len(h) + n for t, (h, n) in zip(inits, headers, strict=True))
+    block = _block()
+    with open(path, "wb") as f:
+        f.write(head.SerializeToString() + b"\x3a" + _varint(graph_len))  # ModelProto.graph = 7
+        f.write(body)
+        for tag, (header, nbytes) in zip(inits, headers, strict=True):
+            f.write(tag + header)
+            _stream(f, nbytes, block)
+    if external:
+        with open(path.parent / data_name, "wb") as f:
+            f.truncate(offset)  # a sparse file: no disk used, never read by onnxaudit
+    return {
+        "file": path.name,
+        "file_bytes": path.stat().st_size,
+        "external_bytes": offset if external else 0,
+        "nodes": len(recipe.nodes),
+        "initializers": len(recipe.weights) + len(recipe.small),
+        "params": recipe.params,
+    }
+
+
+def _node_count_decoder(nodes: int) -> Recipe:
+    """A tiny-width decoder with enough layers for `nodes` nodes (37 nodes per layer, 11 outside)."""
+    return decoder(layers=max(1, (nodes - 11) // 37), d=16, ffn=32, vocab=64, heads=2)
+
+
+MODELS = {
+    "resnet50": lambda: (resnet50(), False),
+    "decoder_1.5GB": lambda: (decoder(layers=24, d=1024, ffn=2816, vocab=32000, heads=16), False),
+    "llama7b_external": lambda: (decoder(32, 4096, 11008, 32000, 32, dtype=FLOAT16), True),
+    "nodes_50k": lambda: (_node_count_decoder(50_000), False),
+    "nodes_100k": lambda: (_node_count_decoder(100_000), False),
+    "nodes_200k": lambda: (_node_count_decoder(200_000), False),
+}
+
+
+def generate(out: Path, names: Iterable[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    for name in names:
+        start = time.perf_counter()
+        recipe, external = MODELS[name]()
+        manifest[name] = write_model(recipe, out / f"{name}.onnx", external)
+        info = manifest[name]
+        print(
+            f"{name}: {info['file_bytes'] / 1e6:,.1f} MB file, {info['external_bytes'] / 1e9:,.1f} GB external, "
+            f"{info['nodes']:,} nodes, {info['initializers']:,} initializers, {info['params']:,} params "
+            f"({time.perf_counter() - start:.1f} s)",
+            flush=True,
+        )
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------- the naive baseline
+
+
+def naive(path: str, external: bool) -> None:
+    """What people write first: onnx.load, then the product of every float initializer's dims."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=external)
+    total = 0
+    for t in model.graph.initializer:
+        if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+            count = 1
+            for d in t.dims:
+                count *= d
+            total += count
+    print(total)
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclass
+class Sample:
+    wall: float
+    rss_mb: float
+    stdout: bytes
+    code: int
+
+
+def measure(cmd: Sequence[str], timeout: float) -> Sample:
+    """One whole process: wall time to exit and the kernel's peak RSS for it (wait4)."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = -9
+                return Sample(float("inf"), usage.ru_maxrss / 1024, b"", -9)
+            time.sleep(0.002)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return Sample(wall, usage.ru_maxrss / 1024, out.read(), proc.returncode)
+
+
+def median_of(cmd: Sequence[str], runs: int, timeout: float) -> tuple[float, float, Sample]:
+    measure(cmd, timeout)  # warm-up: page cache and imports
+    samples = [measure(cmd, timeout) for _ in range(runs)]
+    return statistics.median(s.wall for s in samples), statistics.median(s.rss_mb for s in samples), samples[-1]
+
+
+def _ours_total(sample: Sample) -> int | None:
+    try:
+        return int(json.loads(sample.stdout)["totals"]["total"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _peer_commands(peers: str, path: str) -> dict[str, list[str]]:
+    return {
+        "onnx-tool": [peers, "-c", f"import onnx_tool; onnx_tool.model_profile({path!r}, savenode=None)"],
+        "onnx-opcounter": [
+            peers,
+            "-c",
+            "import onnx, onnx_opcounter; "
+            f"print(onnx_opcounter.calculate_params(onnx.load({path!r}, load_external_data=False)))",
+        ],
+        "polygraphy": [str(Path(peers).parent / "polygraphy"), "inspect", "model", path],
+    }
+
+
+def run(out: Path, names: Sequence[str], runs: int, peers: str | None, timeout: float) -> None:
+    manifest = json.loads((out / "manifest.json").read_text())
+    onnxaudit = shutil.which("onnxaudit", path=str(Path(sys.executable).parent)) or "onnxaudit"
+    rows = []
+    for name in names:
+        info = manifest[name]
+        path = str(out / info["file"])
+        external = info["external_bytes"] > 0
+        ours_cmd = [onnxaudit, "summary", path, "--format", "json"]
+        naive_cmd = [sys.executable, __file__, "naive", path] + (["--no-external"] if external else [])
+        o_wall, o_rss, o_last = median_of(ours_cmd, runs, timeout)
+        n_wall, n_rss, n_last = median_of(naive_cmd, runs, timeout)
+        ours_total, naive_total = _ours_total(o_last), int(n_last.stdout or b"-1")
+        row = {
+            "model": name,
+            "file_mb": info["file_bytes"] / 1e6,
+            "external_gb": info["external_bytes"] / 1e9,
+            "nodes": info["nodes"],
+            "ours_s": o_wall,
+            "ours_mb": o_rss,
+            "naive_s": n_wall,
+            "naive_mb": n_rss,
+            "counts": "equal"
+            if ours_total == naive_total == info["params"]
+            else f"ours {ours_total} naive {naive_total} true {info['params']}",
+        }
+        if peers:
+            for peer, cmd in _peer_commands(peers, path).items():
+                p_wall, p_rss, p_last = median_of(cmd, max(1, runs // 2), timeout)
+                row[f"{peer}_s"], row[f"{peer}_mb"] = p_wall, p_rss
+                row[f"{peer}_code"] = p_last.code
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print(table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        "| model | file | nodes | onnxaudit wall | onnxaudit peak RSS | onnx.load+count wall | peak RSS "
+        "| time ratio | memory ratio | counts |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        size = f"{r['file_mb']:,.1f} MB" + (f" + {r['external_gb']:,.1f} GB ext." if r["external_gb"] else "")
+        lines.append(
+            f"| {r['model']} | {size} | {r['nodes']:,} | {r['ours_s']:.2f} s | {r['ours_mb']:,.0f} MB "
+            f"| {r['naive_s']:.2f} s | {r['naive_mb']:,.0f} MB | {r['naive_s'] / r['ours_s']:.1f}x "
+            f"| {r['naive_mb'] / r['ours_mb']:.1f}x | {r['counts']} |"
+        )
+    peers = [k[:-2] for k in rows[0] if k.endswith("_s") and k not in ("ours_s", "naive_s")] if rows else []
+    if peers:
+        lines += ["", "| model | " + " | ".join(f"{p} wall | {p} peak RSS" for p in peers) + " |"]
+        lines.append("|" + "---|" * (1 + 2 * len(peers)))
+        for r in rows:
+            cells = []
+            for p in peers:
+                failed = r.get(f"{p}_code", 0) != 0
+                wall = "timeout" if r[f"{p}_s"] == float("inf") else f"{r[f'{p}_s']:.2f} s"
+                cells.append(f"{wall}{' (failed)' if failed and wall != 'timeout' else ''} | {r[f'{p}_mb']:,.0f} MB")
+            lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    gen = sub.add_parser("generate")
+    gen.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    gen.add_argument("--only", nargs="*", choices=sorted(MODELS), default=list(MODELS))
+    bench = sub.add_parser("run")
+    bench.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    bench.add_argument("--only", nargs="*", choices=sorted(MODELS), default=list(MODELS))
+    bench.add_argument("--runs", type=int, default=5)
+    bench.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed")
+    bench.add_argument("--peers", help="python of a venv with onnx-tool, onnx-opcounter and polygraphy")
+    count = sub.add_parser("naive")
+    count.add_argument("model")
+    count.add_argument("--no-external", action="store_true")
+    args = parser.parse_args(argv)
+    if args.cmd == "generate":
+        generate(args.out, args.only)
+    elif args.cmd == "run":
+        run(args.out, args.only, args.runs, args.peers, args.timeout)
+    else:
+        naive(args.model, external=not args.no_external)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
