@@ -27,6 +27,9 @@ MAX_MODEL_BYTES = 2**31 - 1
 SMALL_VALUES = 64
 MAIN = "main"
 READERS = ("wire", "protobuf")
+# onnx shape inference costs ~10 us a node plus our reading of its result: above this many nodes it
+# would dominate a run (seconds), so it is skipped and the report says so.
+MAX_INFER_NODES = 20_000
 
 # A reader that left weight bytes out of the ModelProto says how many the file held for a tensor:
 # (stored bytes, raw_data bytes), or None when the TensorProto is complete.
@@ -356,6 +359,14 @@ def _module_scopes(node: NodeProto) -> tuple[str, ...]:
     return ()
 
 
+def _fast_new(cls: type, **fields: object):  # type: ignore[no-untyped-def]
+    """A frozen dataclass instance without its __init__, which costs 3x as much (object.__setattr__
+    per field): 200k nodes make that a second. Every field must be given."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
 class _Builder:
     """Walks the ModelProto once, giving every node a global index in file order."""
 
@@ -398,23 +409,35 @@ class _Builder:
         return scope
 
     def _add_nodes(self, nodes: list[NodeProto], view: Graph, depth: int) -> None:
+        scope = view.scope
+        append = view.nodes.append
         for proto in nodes:
             index = self.counter
             self.counter += 1
             subscopes: list[str] = []
-            for attr in proto.attribute:
-                subgraphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
-                for k, sub in enumerate(subgraphs):
-                    label = proto.name or f"{proto.op_type}_{index}"
-                    suffix = attr.name if len(subgraphs) == 1 else f"{attr.name}[{k}]"
-                    subscope = f"{view.scope}/{label}:{suffix}"
-                    subscopes.append(self.add_graph(sub, subscope, view.scope, depth + 1))
-            node = Node(
-                index, proto.name, proto.op_type, proto.domain, tuple(proto.input), tuple(proto.output),
-                _simple_attrs(proto), view.scope, tuple(subscopes), _module_scopes(proto),
+            attrs: dict[str, object] = {}
+            if proto.attribute:  # most nodes have none: skip the walks
+                for attr in proto.attribute:
+                    if attr.type == AttributeProto.GRAPH:
+                        subgraphs = [attr.g]
+                    elif attr.graphs:
+                        subgraphs = list(attr.graphs)
+                    else:
+                        continue
+                    for k, sub in enumerate(subgraphs):
+                        label = proto.name or f"{proto.op_type}_{index}"
+                        suffix = attr.name if len(subgraphs) == 1 else f"{attr.name}[{k}]"
+                        subscope = f"{scope}/{label}:{suffix}"
+                        subscopes.append(self.add_graph(sub, subscope, scope, depth + 1))
+                attrs = _simple_attrs(proto)
+            op_type = proto.op_type
+            node = _fast_new(
+                Node, index=index, name=proto.name, op_type=op_type, domain=proto.domain, inputs=tuple(proto.input),
+                outputs=tuple(proto.output), attrs=attrs, scope=scope, subgraphs=tuple(subscopes),
+                module_scopes=_module_scopes(proto) if proto.metadata_props else (),
             )  # fmt: skip
-            view.nodes.append(node)
-            if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+            append(node)
+            if op_type == "Constant" and proto.domain in ("", "ai.onnx"):
                 const = _constant_tensor(proto, view.scope, self.sizes)
                 if const is not None:
                     view.tensors[const.name] = const
@@ -462,8 +485,18 @@ def model_view(
         functions[(func.domain, func.name)] = builder.add_function(func)
     opsets = {imp.domain or "ai.onnx": int(imp.version) for imp in model.opset_import}
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
-    shapes = infer_value_shapes(model, sizes, in_place=sizes is not None) if with_shapes else {}
-    return ModelView(path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes)
+    nodes = builder.counter
+    notes: list[str] = []
+    shapes: dict[str, ValueInfo] = {}
+    if with_shapes and nodes > MAX_INFER_NODES:
+        notes.append(
+            f"static shape inference skipped: {nodes:,} nodes is over {MAX_INFER_NODES:,}; output shapes not shown"
+        )
+    elif with_shapes:
+        shapes = infer_value_shapes(model, sizes, in_place=sizes is not None)
+    return ModelView(
+        path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes
+    )
 
 
 def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:

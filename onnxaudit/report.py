@@ -285,7 +285,7 @@ def build_report(
     layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
     rows = layer_rows(view, layers, convention) if group_by == "layer" else grouped_rows(table, group_by, convention)
     unclassified_ops = sorted({u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses})
-    limits = list(table.limits)
+    limits = list(view.notes) + list(table.limits)  # what reading skipped (shape inference on huge graphs)
     for t in table.tensors:
         if t.storage == "external":
             limits.append("external data present: counted from dims; the data files were not opened or checked")
