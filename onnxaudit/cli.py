@@ -19,6 +19,7 @@ from onnxaudit.render import (
     render_verification,
     render_verification_json,
 )
+from onnxaudit.scan import add_scan, run_scan
 from onnxaudit.shapes_cli import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
 from onnxaudit.verify import verify
 
@@ -108,6 +109,7 @@ COMMANDS: dict[str, Command] = {
     "summary": (add_summary, run_summary),
     "verify": (add_verify, run_verify),
     "shapes": (add_shapes, run_shapes),
+    "scan": (add_scan, run_scan),
 }
 
 
