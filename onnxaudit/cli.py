@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from onnxaudit.api import GROUPINGS, audit
+from onnxaudit.check_cli import add_check, run_check
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts
@@ -110,6 +111,7 @@ COMMANDS: dict[str, Command] = {
     "verify": (add_verify, run_verify),
     "shapes": (add_shapes, run_shapes),
     "scan": (add_scan, run_scan),
+    "check": (add_check, run_check),
 }
 
 
