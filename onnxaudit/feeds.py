@@ -23,8 +23,13 @@ from onnxaudit.load import MAIN, ModelView, ValueInfo
 
 BATCH_NAMES = frozenset({"n", "b", "bs", "batch", "batch_size", "batchsize", "nbatch", "num_batch", "batch_dim"})
 _GENERATED = re.compile(r"^unk__\d+$")  # tf2onnx's and onnx's names for unknown dims
-# Ops that hand an index tensor on unchanged in value, so ids still reach the Gather in range.
+# Ops that hand an index tensor on unchanged in value (from their first input), so ids still reach
+# the Gather in range; and elementwise ops exporters wrap ids in (tf2onnx's negative-index fix-up is
+# Less/Mul/Add/Cast around the ids), followed from any input. A heuristic: a wrong guess makes the
+# run fail with onnxruntime's own message, and --input gives real ids.
 _PASS_THROUGH = frozenset({"Cast", "CastLike", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Expand"})
+_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Where", "Clip", "Max", "Min", "Mod", "Abs"})
+_MAX_HOPS = 16
 
 # ONNX element type -> the numpy dtype the child generates (str: object arrays of text).
 NUMPY_DTYPES: dict[int, str] = {
@@ -142,19 +147,21 @@ def index_bound(view: ModelView, name: str) -> tuple[int, str] | None:
         for value in node.inputs:
             consumers[value].append(node)
     best: tuple[int, str] | None = None
-    stack, seen = [name], set()
+    stack, seen = [(name, 0)], set()
     while stack:
-        value = stack.pop()
-        if value in seen:
+        value, hops = stack.pop()
+        if value in seen or hops > _MAX_HOPS:
             continue
         seen.add(value)
         for node in consumers[value]:
-            if node.op_type == "Gather" and node.domain in ("", "ai.onnx") and node.inputs[1:2] == (value,):
+            if node.domain not in ("", "ai.onnx") or not node.outputs or not node.outputs[0]:
+                continue
+            if node.op_type == "Gather" and node.inputs[1:2] == (value,):
                 size = _axis_size(view, node.inputs[0], node.attrs.get("axis", 0))
                 if size is not None and (best is None or size < best[0]):
                     best = (size, node.label)
-            elif node.op_type in _PASS_THROUGH and node.inputs[:1] == (value,) and node.outputs[:1] != ("",):
-                stack.extend(node.outputs[:1])
+            elif (node.op_type in _PASS_THROUGH and node.inputs[:1] == (value,)) or node.op_type in _ELEMENTWISE:
+                stack.append((node.outputs[0], hops + 1))
     return best
 
 

@@ -40,9 +40,7 @@ def _signal_name(code: int) -> str:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    # glibc reserves 64 MiB of address space per malloc arena; under RLIMIT_AS that is wasted budget
-    env["MALLOC_ARENA_MAX"] = "2"
-    env["OMP_NUM_THREADS"] = "1"
+    env["OMP_NUM_THREADS"] = "1"  # onnxruntime's own pool does the work; no second pool of threads
     return env
 
 

@@ -21,7 +21,7 @@ from onnx import ModelProto, TensorProto
 from onnxaudit.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.errors import AuditError
 from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
-from onnxaudit.load import ModelView, ValueInfo, _shape_of, load, parse_model, read_model_bytes
+from onnxaudit.load import ModelView, ValueInfo, _read_wire, _shape_of, load
 from onnxaudit.sandbox import ChildResult, run_child
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ DEFAULT_MAX_MEMORY = 4 * 2**30
 RUNTIME_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 # Address space of an idle interpreter with numpy and onnxruntime loaded (about 330 MiB measured), rounded up.
 BASE_BYTES = 512 * 2**20
-_STRIP_BYTES = 4096
 
 Shape = list[int | str | None]
 
@@ -107,35 +106,18 @@ class ShapeCheck:
 # ---------------------------------------------------------------- loading
 
 
-def strip_weights(model: ModelProto) -> None:
-    """Drop large tensor bytes in place; dims stay, so shape inference never misses them."""
-
-    def strip(tensor: TensorProto) -> None:
-        if len(tensor.raw_data) > _STRIP_BYTES or len(tensor.float_data) * 4 > _STRIP_BYTES:
-            tensor.ClearField("raw_data")
-            tensor.ClearField("float_data")
-            tensor.data_location = TensorProto.EXTERNAL
-            del tensor.external_data[:]
-            tensor.external_data.add(key="location", value="__stripped__")
-
-    for init in model.graph.initializer:
-        strip(init)
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                strip(attr.t)
-
-
 def read_structure(view: ModelView) -> ModelProto:
-    """The model's structure (graphs, value_info, small constants) without its large weights.
-    Read again from the file so the counting path keeps its own reader; the weights are dropped
-    as soon as protobuf has parsed them."""
-    data = read_model_bytes(Path(view.path))
-    if len(data) != view.file_bytes:
+    """The model's structure (graphs, value_info, small constants) without its weight bytes, read
+    again by the wire reader (weights are never copied) so the counting path keeps its own model."""
+    model, size, sizes = _read_wire(Path(view.path))
+    if size != view.file_bytes:
         raise AuditError(f"{view.path}: the file changed while onnxaudit was reading it")
-    model = parse_model(data, str(view.path))
-    del data
-    strip_weights(model)
+    for init in model.graph.initializer:
+        known = sizes(init)
+        if known is not None and known[1] > 0:  # stripped: dims stay, inference must not read the data
+            init.data_location = TensorProto.EXTERNAL
+            del init.external_data[:]
+            init.external_data.add(key="location", value="__stripped__")
     return model
 
 
@@ -252,8 +234,9 @@ def estimate_memory(
     view: ModelView, feeds: list[Feed], inferred: dict[str, ValueInfo], names: list[str]
 ) -> tuple[int, int, tuple[str, int, str] | None]:
     """(bytes, non-integer values of unknown size, largest value) for a run that keeps every value alive:
-    every value is an output, so onnxruntime can free none of them before the run ends."""
-    total = BASE_BYTES + 2 * view.file_bytes  # the serialized model plus onnxruntime's initializers
+    every value is an output, so onnxruntime can free none of them before the run ends. A lower
+    bound of the address space the child needs (its arena rounds up); RLIMIT_AS enforces the rest."""
+    total = BASE_BYTES + view.file_bytes * 5 // 4  # onnxruntime parses the file once, plus its graph
     total += sum(f.nbytes for f in feeds)
     unknown = 0
     largest: tuple[str, int, str] | None = None
@@ -455,7 +438,7 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         big = f" (largest value {largest[0]!r} {largest[2]}, {_gib(largest[1])})" if largest else ""
         return _stopped(
             check, "refused",
-            f"run refused: needs about {_gib(estimate)}, over --max-memory {_gib(options.max_memory)}{big}",
+            f"run refused: needs at least {_gib(estimate)}, over --max-memory {_gib(options.max_memory)}{big}",
         )  # fmt: skip
     if unknown:
         check.limits.append(

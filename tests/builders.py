@@ -150,14 +150,22 @@ def constant_of_shape(dims: Sequence[int] = (4, 2**30), from_input: bool = False
     return model(nodes, [value("x", ["N", 1])], [value("y", [None] * len(dims))], [ints("shape", dims)])
 
 
-def embedding(vocab: int = 50, width: int = 8, seq: int | str = 6) -> onnx.ModelProto:
-    """int64 token ids (batch, seq) -> Gather from a (vocab, width) table -> MatMul to 3 classes."""
-    nodes = [
-        node("Cast", ["ids"], ["ids64"], name="cast", to=TensorProto.INT64),
-        node("Gather", ["embed.weight", "ids64"], ["emb"], name="embed"),
+def embedding(vocab: int = 50, width: int = 8, seq: int | str = 6, wrap_negative: bool = False) -> onnx.ModelProto:
+    """int64 token ids (batch, seq) -> Gather from a (vocab, width) table -> MatMul to 3 classes.
+    With `wrap_negative`, ids pass tf2onnx's negative-index fix-up first: Where(ids < 0, ids + vocab, ids)."""
+    nodes = [node("Cast", ["ids"], ["ids64"], name="cast", to=TensorProto.INT64)]
+    inits = [init("embed.weight", [vocab, width]), init("head.weight", [width, 3])]
+    if wrap_negative:
+        nodes += [
+            node("Less", ["ids64", "zero"], ["negative"], name="is_negative"),
+            node("Add", ["ids64", "vocab"], ["wrapped"], name="wrap"),
+            node("Where", ["negative", "wrapped", "ids64"], ["index"], name="select"),
+        ]
+        inits += [ints("zero", [0]), ints("vocab", [vocab])]
+    nodes += [
+        node("Gather", ["embed.weight", "index" if wrap_negative else "ids64"], ["emb"], name="embed"),
         node("MatMul", ["emb", "head.weight"], ["y"], name="head"),
     ]
-    inits = [init("embed.weight", [vocab, width]), init("head.weight", [width, 3])]
     return model(nodes, [value("ids", ["batch", seq], TensorProto.INT64)], [value("y", ["batch", seq, 3])], inits)
 
 

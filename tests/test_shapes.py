@@ -132,6 +132,13 @@ def test_token_ids_stay_inside_the_embedding_table(tmp_path):
     assert [v.actual for v in check.values] == [[1, 32], [1, 32, 8], [1, 32, 3]]
 
 
+def test_token_ids_found_through_a_negative_index_fix_up(tmp_path):
+    view = load(save(embedding(vocab=7, wrap_negative=True), tmp_path / "emb.onnx"))
+    assert index_bound(view, "ids") == (7, "embed")
+    _, check = confirm_path(tmp_path / "emb.onnx")
+    assert check.status == "confirmed", check.message
+
+
 def test_dims_that_cannot_be_guessed_are_named(tmp_path, capsys):
     path = save(embedding(seq="seq"), tmp_path / "emb_seq.onnx")
     code, out, err = _run(capsys, "shapes", str(path))
