@@ -7,6 +7,7 @@ Where no name says anything, a node is its own layer.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -64,8 +65,13 @@ def _split_node_name(name: str) -> list[str]:
 
 def path_from_node_name(name: str) -> tuple[str, ...] | None:
     """`/layer1/layer1.0/conv1/Conv` -> (layer1, 0, conv1); `model/conv0/BiasAdd` -> (model, conv0)."""
+    return _path_from_scopes(tuple(tf_scopes(name)))
+
+
+@functools.lru_cache(maxsize=1 << 16)  # nodes of one module share their scopes: 200k nodes, ~60k scopes
+def _path_from_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
     path: list[str] = []
-    for scope in tf_scopes(name):
+    for scope in scopes:
         # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
         # `downsample.0` under `downsample`): merge the overlap instead of repeating it
         parts = scope.split(".")

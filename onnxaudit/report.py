@@ -112,6 +112,8 @@ class Report:
 
 def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, set[int]]) -> list[int | str | None] | None:
     """The layer's output: the last value leaving the layer, preferring float data over shape math."""
+    if not view.value_shapes:  # inference skipped (huge graph): nothing to look up, per layer
+        return None
     inside = {n.index for n in layer_nodes}
     graph_outputs = set(view.main.outputs)
     leaving = [
