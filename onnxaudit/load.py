@@ -20,6 +20,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
+from onnxaudit.names import as_text, text_names
 from onnxaudit.wire import strip_weights
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
@@ -483,8 +484,8 @@ def model_view(
     functions = {}
     for func in model.functions:
         functions[(func.domain, func.name)] = builder.add_function(func)
-    opsets = {imp.domain or "ai.onnx": int(imp.version) for imp in model.opset_import}
-    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
+    opsets = {as_text(imp.domain) or "ai.onnx": int(imp.version) for imp in model.opset_import}
+    producer = " ".join(as_text(p) for p in (model.producer_name, model.producer_version) if p)
     nodes = builder.counter
     notes: list[str] = []
     shapes: dict[str, ValueInfo] = {}
@@ -494,9 +495,10 @@ def model_view(
         )
     elif with_shapes:
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None)
-    return ModelView(
+    view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes
     )
+    return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 
 
 def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:

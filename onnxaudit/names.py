@@ -7,6 +7,12 @@ surrogates (``surrogateescape``); ``render.escape`` shows them as ``\\xNN``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
+from itertools import chain
+from operator import attrgetter
+from typing import Any
+
 
 def as_text(value: str | bytes) -> str:
     if isinstance(value, bytes):
@@ -22,3 +28,51 @@ def key(scope: str | bytes, name: str | bytes) -> tuple[str, str]:
 def quoted(name: str | bytes) -> str:
     """'name' for a message; the renderer escapes whatever the name holds."""
     return f"'{as_text(name)}'"
+
+
+def _strings(view: Any) -> Iterator[object]:
+    for graph in view.graphs.values():
+        nodes = graph.nodes
+        yield from map(attrgetter("name"), nodes)
+        yield from map(attrgetter("op_type"), nodes)
+        yield from map(attrgetter("domain"), nodes)
+        yield from chain.from_iterable(map(attrgetter("inputs"), nodes))
+        yield from chain.from_iterable(map(attrgetter("outputs"), nodes))
+        yield from chain.from_iterable(map(attrgetter("attrs"), nodes))
+        yield from graph.tensors
+        yield from map(attrgetter("name"), graph.inputs)
+        yield from graph.outputs
+    yield from chain.from_iterable(view.functions)
+    yield from view.value_shapes
+
+
+def text_names(view: Any) -> Any:
+    """`view` (a load.ModelView) with every name as str. A file without invalid UTF-8 costs one pass
+    of type checks in C; only a file with some is rebuilt."""
+    if not any(map(_is_bytes, _strings(view))):
+        return view
+    for graph in view.graphs.values():
+        graph.nodes = [
+            replace(
+                n, name=as_text(n.name), op_type=as_text(n.op_type), domain=as_text(n.domain),
+                inputs=tuple(map(as_text, n.inputs)), outputs=tuple(map(as_text, n.outputs)),
+                attrs={as_text(k): v for k, v in n.attrs.items()},
+            )
+            for n in graph.nodes
+        ]  # fmt: skip
+        graph.tensors = {as_text(k): replace(t, name=as_text(t.name)) for k, t in graph.tensors.items()}
+        graph.inputs = [replace(v, name=as_text(v.name), shape=_shape(v.shape)) for v in graph.inputs]
+        graph.outputs = [as_text(o) for o in graph.outputs]
+    view.functions = {(as_text(d), as_text(n)): scope for (d, n), scope in view.functions.items()}
+    view.value_shapes = {
+        as_text(k): replace(v, name=as_text(v.name), shape=_shape(v.shape)) for k, v in view.value_shapes.items()
+    }
+    return view
+
+
+def _is_bytes(value: object) -> bool:
+    return type(value) is bytes
+
+
+def _shape(shape: tuple[object, ...] | None) -> tuple[object, ...] | None:
+    return None if shape is None else tuple(as_text(d) if isinstance(d, bytes) else d for d in shape)
