@@ -289,6 +289,7 @@ class Sample:
     rss_mb: float
     stdout: bytes
     code: int
+    cpu: float = 0.0  # user + sys seconds: steadier than wall on a shared machine
 
 
 def measure(cmd: Sequence[str], timeout: float) -> Sample:
@@ -305,18 +306,21 @@ def measure(cmd: Sequence[str], timeout: float) -> Sample:
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = -9
-                return Sample(float("inf"), usage.ru_maxrss / 1024, b"", -9)
+                return Sample(float("inf"), usage.ru_maxrss / 1024, b"", -9, usage.ru_utime + usage.ru_stime)
             time.sleep(0.002)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        return Sample(wall, usage.ru_maxrss / 1024, out.read(), proc.returncode)
+        return Sample(wall, usage.ru_maxrss / 1024, out.read(), proc.returncode, usage.ru_utime + usage.ru_stime)
 
 
 def median_of(cmd: Sequence[str], runs: int, timeout: float) -> tuple[float, float, Sample]:
+    """Median wall seconds, median peak RSS (MB), and the last sample (its cpu is the median cpu)."""
     measure(cmd, timeout)  # warm-up: page cache and imports
     samples = [measure(cmd, timeout) for _ in range(runs)]
-    return statistics.median(s.wall for s in samples), statistics.median(s.rss_mb for s in samples), samples[-1]
+    last = samples[-1]
+    last.cpu = statistics.median(s.cpu for s in samples)
+    return statistics.median(s.wall for s in samples), statistics.median(s.rss_mb for s in samples), last
 
 
 def _ours_total(sample: Sample) -> int | None:
@@ -358,8 +362,10 @@ def run(out: Path, names: Sequence[str], runs: int, peers: str | None, timeout: 
             "external_gb": info["external_bytes"] / 1e9,
             "nodes": info["nodes"],
             "ours_s": o_wall,
+            "ours_cpu": o_last.cpu,
             "ours_mb": o_rss,
             "naive_s": n_wall,
+            "naive_cpu": n_last.cpu,
             "naive_mb": n_rss,
             "counts": "equal"
             if ours_total == naive_total == info["params"]
@@ -378,18 +384,20 @@ def run(out: Path, names: Sequence[str], runs: int, peers: str | None, timeout: 
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| model | file | nodes | onnxaudit wall | onnxaudit peak RSS | onnx.load+count wall | peak RSS "
-        "| time ratio | memory ratio | counts |"
+        "| model | file | nodes | onnxaudit wall (cpu) | onnxaudit peak RSS | onnx.load+count wall (cpu) "
+        "| peak RSS | time ratio | memory ratio | counts |"
     )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         size = f"{r['file_mb']:,.1f} MB" + (f" + {r['external_gb']:,.1f} GB ext." if r["external_gb"] else "")
         lines.append(
-            f"| {r['model']} | {size} | {r['nodes']:,} | {r['ours_s']:.2f} s | {r['ours_mb']:,.0f} MB "
-            f"| {r['naive_s']:.2f} s | {r['naive_mb']:,.0f} MB | {r['naive_s'] / r['ours_s']:.1f}x "
+            f"| {r['model']} | {size} | {r['nodes']:,} | {r['ours_s']:.2f} s ({r['ours_cpu']:.2f}) "
+            f"| {r['ours_mb']:,.0f} MB | {r['naive_s']:.2f} s ({r['naive_cpu']:.2f}) | {r['naive_mb']:,.0f} MB "
+            f"| {r['naive_s'] / r['ours_s']:.1f}x "
             f"| {r['naive_mb'] / r['ours_mb']:.1f}x | {r['counts']} |"
         )
     peers = [k[:-2] for k in rows[0] if k.endswith("_s") and k not in ("ours_s", "naive_s")] if rows else []
+    peers = [p for p in peers if f"{p}_mb" in rows[0]]
     if peers:
         lines += ["", "| model | " + " | ".join(f"{p} wall | {p} peak RSS" for p in peers) + " |"]
         lines.append("|" + "---|" * (1 + 2 * len(peers)))

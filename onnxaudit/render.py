@@ -187,10 +187,9 @@ PRETTY_JSON_ITEMS = 10_000
 
 
 def render_json(report: Report) -> str:
-    if len(report.rows) + len(report.tensors) <= PRETTY_JSON_ITEMS:
-        return json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
-    # the same data as to_dict(), read straight off the dataclasses by json's C encoder
-    return json.dumps(report, default=lambda obj: obj.__dict__, sort_keys=True) + "\n"
+    # the same data as report.to_dict(), read straight off the dataclasses (asdict deep-copies)
+    indent = 2 if len(report.rows) + len(report.tensors) <= PRETTY_JSON_ITEMS else None
+    return json.dumps(report, default=lambda obj: obj.__dict__, indent=indent, sort_keys=True) + "\n"
 
 
 def render_markdown(report: Report, explain: bool = False) -> str:
