@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from onnxaudit.count import ParamTable, ParamTensor
-from onnxaudit.layers import Layer, TfNaming, tf_naming
+from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
@@ -251,6 +251,111 @@ def _input_layer(node: Node, naming: TfNaming, view: ModelView) -> str | None:
     return None
 
 
+def keras_recurrent_bias(layer: Layer) -> list[FrameworkLayer] | None:
+    """tf2onnx writes a Keras LSTM's single bias (4H) as ONNX's Wb and fills Rb with zeros (B is 8H);
+    a GRU with reset_after=False (ONNX linear_before_reset=0) likewise has a zero-filled half."""
+    tensors = _counted(layer.tensors)
+    rnn = next((u.node for t in tensors for u in t.uses if u.node.op_type in ("LSTM", "GRU")), None)
+    bias = next((t for t in tensors if t.role == "rnn_B"), None)
+    if rnn is None or bias is None or not bias.dims or len(bias.dims) != 2:
+        return None
+    if rnn.op_type == "GRU" and rnn.attrs.get("linear_before_reset") == 1:
+        return None  # reset_after=True: Keras keeps both bias rows, as stored
+    directions, width = bias.dims
+    kept = directions * (width // 2)
+    others = sum(t.count or 0 for t in tensors if t is not bias and t.category == "parameter")
+    zeroed = f"{rnn.op_type} bias {bias.name} {directions}x{width}"
+    return [
+        FrameworkLayer(
+            layer.name,
+            rnn.op_type,
+            Figure.of(others + kept),
+            ZERO,
+            INFERRED,
+            [f"{zeroed}: Keras has one bias of {width // 2} per direction; the recurrent half is zero-filled"],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
+_RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
+
+
+def lowered_layer_norm(layer: Layer) -> list[FrameworkLayer] | None:
+    """A LayerNormalization written out as ops: mean and variance computed at run time, then
+    `* gamma + beta` with two per-feature vectors (Keras 3 on TF; tf_keras via a stat-less BN node)."""
+    tensors = _counted(layer.tensors)
+    if not tensors or any(t.category == "statistic" for t in tensors):
+        return None
+    if not any(n.op_type in _RUNTIME_STATS for n in layer.nodes):
+        return None
+    gammas = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
+    betas = [t for t in tensors if any(u.node.op_type == "Add" for u in t.uses)]
+    if len(gammas) > 1 or len(betas) > 1 or len(gammas) + len(betas) != len(tensors):
+        return None
+    widths = {t.count for t in tensors}
+    if len(widths) != 1:
+        return None
+    c = widths.pop() or 0
+    parts = [f"gamma {gammas[0].name}"] if gammas else []
+    parts += [f"beta {betas[0].name}"] if betas else []
+    runtime = sorted({n.op_type for n in layer.nodes} & _RUNTIME_STATS)
+    return [
+        FrameworkLayer(
+            layer.name,
+            "LayerNormalization",
+            Figure.of(len(tensors) * c),
+            ZERO,
+            INFERRED,
+            [
+                f"statistics computed at run time ({', '.join(runtime)}): a layer normalization lowered to ops, "
+                f"{len(tensors)} x {c} ({'; '.join(parts)})"
+            ],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
+def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, FrameworkLayer, set[str]]]:
+    """BatchNormalization written as `(x - mean) * (gamma / sqrt(var + eps)) + beta` with three
+    per-channel constants (Keras 3 on the torch backend): 3 of its 4 vectors survive, the variance
+    folded into the scale. Returns (node index, rebuilt layer, tensor names it claims)."""
+    per_channel = {}
+    for t in table.tensors:
+        if t.category == "unclassified" and t.count and t.count > 1 and len(t.uses) == 1:
+            per_channel[(t.uses[0].node.index, t.uses[0].slot)] = t
+    consumers: dict[str, list[Node]] = {}
+    for node in view.main.nodes:
+        for name in node.inputs:
+            consumers.setdefault(name, []).append(node)
+
+    def constant_of(node: Node) -> ParamTensor | None:
+        return next((per_channel[(node.index, i)] for i in range(2) if (node.index, i) in per_channel), None)
+
+    found = []
+    for sub in view.main.nodes:
+        if sub.op_type != "Sub" or (mean := constant_of(sub)) is None or not sub.outputs:
+            continue
+        muls = consumers.get(sub.outputs[0], [])
+        if len(muls) != 1 or muls[0].op_type != "Mul" or (scale := constant_of(muls[0])) is None:
+            continue
+        adds = consumers.get(muls[0].outputs[0], [])
+        if len(adds) != 1 or adds[0].op_type != "Add" or (beta := constant_of(adds[0])) is None:
+            continue
+        if not mean.count == scale.count == beta.count:
+            continue
+        c = mean.count or 0
+        layer = FrameworkLayer(
+            f"{sub.label} (Sub+Mul+Add)", "BatchNormalization", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+            [f"Sub {mean.name} -> Mul {scale.name} -> Add {beta.name} over {c} channels: a BatchNormalization "
+             f"written as (x - mean) * gamma/sqrt(var + eps) + beta; the variance is folded into the scale",
+             "gamma assumed present (scale=True, the default; the folded scale cannot show it)"],
+            [mean.name, scale.name, beta.name],
+        )  # fmt: skip
+        found.append((sub.index, layer, {mean.name, scale.name, beta.name}))
+    return found
+
+
 # ---------------------------------------------------------------- PyTorch rewrites
 
 
@@ -336,15 +441,24 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             lambda la: keras_bn_scale_shift(la, naming),
             lambda la: keras_conv_bn_merged(la, naming),
             lambda la: keras_fused_bn(la, naming, view),
+            keras_recurrent_bias,
+            lowered_layer_norm,
         ]
     elif origin == "pytorch":
-        rewrites = [torch_dynamo_conv_bn, torch_legacy_folded_conv]
+        rewrites = [torch_dynamo_conv_bn, lowered_layer_norm]
+        # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere
+        if any(path_from_tensor_name(t.name) for t in table.tensors if t.category == "parameter"):
+            rewrites.insert(1, torch_legacy_folded_conv)
     else:
-        rewrites = []
+        rewrites = [lowered_layer_norm]
     tied = tied_transposed_copy(table)
-    out: list[FrameworkLayer] = []
-    applied: list[str] = []
+    chains = lowered_bn_chains(view, table)
+    claimed = {name for _, _, names in chains for name in names}
+    ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]
+    applied: list[str] = [f"{layer.name}: {layer.evidence[0]}" for _, layer, _ in chains]
     for layer in layers:
+        if claimed:
+            layer = Layer(layer.path, layer.name, layer.nodes, [t for t in layer.tensors if t.name not in claimed])
         if not _counted(layer.tensors):
             continue
         rebuilt = None
@@ -365,7 +479,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                     f"{tied[copy.name]}: counted once at least, twice at most (values not compared)"
                 )
                 applied.append(f"{layer.name}: possible tied-weight copy {copy.name} of {tied[copy.name]}")
-        out.extend(rebuilt)
+        ordered.append((layer.first_index, rebuilt))
+    out = [fl for _, group in sorted(ordered, key=lambda item: item[0]) for fl in group]
     notes = []
     if origin == "keras":
         notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass, field
+
+from onnx import TensorProto
 
 from onnxaudit.count import ParamTable, ParamTensor
 from onnxaudit.dims import INTEGER_DTYPES
@@ -94,15 +97,24 @@ def tf_scopes(name: str) -> list[str]:
 
 
 def _common_root(paths: list[tuple[str, ...]]) -> int:
-    """How many leading scopes every TF-style path shares (`StatefulPartitionedCall/model/...`)."""
+    """How many leading scopes nearly every TF-style path shares (`StatefulPartitionedCall/model/...`);
+    a few stray names (a frozen while-loop's condition graph) do not break the model's root."""
     if len(paths) < 2:
         return 0
     depth = 0
-    while all(len(p) > depth + 1 for p in paths) and len({p[depth] for p in paths}) == 1:
+    members = paths
+    while True:
+        deep = [p for p in members if len(p) > depth + 1]
+        if not deep:
+            return depth
+        top, count = Counter(p[depth] for p in deep).most_common(1)[0]
+        if count < 0.8 * len(members) or len({p[depth] for p in deep}) > 1 and count < 0.8 * len(paths):
+            return depth
+        members = [p for p in deep if p[depth] == top]
         depth += 1
-    return depth
 
 
+_NON_DATA = INTEGER_DTYPES | {TensorProto.BOOL}
 _KERAS3_SUFFIX = re.compile(r"_\d+$")
 
 
@@ -129,8 +141,8 @@ def tf_naming(view: ModelView) -> TfNaming:
     scoped = [tuple(tf_scopes(n.name)) for n in view.main.nodes]
     known = [p for p in scoped if p]
     strip = _common_root(known)
-    root = known[0][:strip] if known else ()
-    layers = [p[strip] for p in known if len(p) > strip]
+    root = Counter(p[:strip] for p in known if len(p) > strip).most_common(1)[0][0] if strip else ()
+    layers = [p[strip] for p in known if len(p) > strip and p[:strip] == root]
     keras3 = bool(root) and root[-1].endswith("_1") and bool(layers)
     keras3 = keras3 and all(_KERAS3_SUFFIX.search(name) for name in layers)
     return TfNaming(tuple(root), keras3)
@@ -237,7 +249,8 @@ def _attach_helpers(
         if node_paths.get(node.index) or node.index in param_names:
             continue
         shapes = [view.value_shapes.get(out) for out in node.outputs if out]
-        shape_math = bool(shapes) and all(v is not None and v.dtype in INTEGER_DTYPES for v in shapes)
+        # shape arithmetic and loop conditions: integer or bool outputs only
+        shape_math = bool(shapes) and all(v is not None and v.dtype in _NON_DATA for v in shapes)
         if node.op_type != "Constant" and not shape_math:
             continue
         users = [c for out in node.outputs for c in consumers.get(out, [])]

@@ -297,6 +297,14 @@ class _Classifier:
         op, domain = node.op_type, node.domain
         if (domain, op) in self.view.functions:
             return self.formal_role(node, slot, depth)
+        if op in ("Loop", "Scan") and domain in _STD and node.subgraphs:
+            # Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs
+            role = (
+                self.body_role(node.subgraphs[0], node, slot, slot, depth)
+                if slot >= (2 if op == "Loop" else 0)
+                else DATA
+            )
+            return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
         if domain in _MS and op in MS_SLOT_TABLE:
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
@@ -305,7 +313,7 @@ class _Classifier:
         if domain in _STD:
             if op == "Gather":
                 return "embedding" if slot == 0 else "shape"
-            if op in ("Add", "Sub") and self.is_bias_add(node, slot, assumed):
+            if op == "Add" and self.is_bias_add(node, slot, assumed):
                 return "bias"
             table = SLOT_TABLE.get(op)
             if table is not None:
@@ -346,7 +354,7 @@ class _Classifier:
     def is_rescale(self, node: Node) -> bool:
         """Cast/Reshape of a product, or Mul by a run-time or scalar scale (not a per-channel constant,
         which is a lowered normalization, not a rescale)."""
-        if node.op_type in ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze"):
+        if node.op_type in ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose"):
             return bool(node.inputs)
         if node.op_type != "Mul" or len(node.inputs) != 2:
             return False
@@ -357,18 +365,26 @@ class _Classifier:
 
     def formal_role(self, call: Node, slot: int, depth: int) -> str:
         """A local function's input takes the role of the slot it is consumed by inside the body."""
-        body = self.view.graphs[self.view.functions[(call.domain, call.op_type)]]
-        if slot >= len(body.inputs) or depth > 8:  # depth: recursive functions end here
+        return self.body_role(self.view.functions[(call.domain, call.op_type)], call, slot, slot, depth)
+
+    def body_role(self, scope: str, owner: Node, slot: int, formal_index: int, depth: int) -> str:
+        """The role an input of `owner` plays inside the graph `scope` that receives it as input
+        `formal_index` (a function body, or a Loop/Scan body that gets carried weights)."""
+        body = self.view.graphs[scope]
+        if formal_index >= len(body.inputs) or depth > 8:  # depth: recursive functions end here
             return DATA
-        formal = body.inputs[slot].name
-        actual = call.inputs[slot] if slot < len(call.inputs) else ""
-        assumed = formal if actual and self.is_constant(call.scope, actual) else ""
+        formal = body.inputs[formal_index].name
+        actual = owner.inputs[slot] if slot < len(owner.inputs) else ""
+        assumed = formal if actual and self.is_constant(owner.scope, actual) else ""
         for node in body.nodes:
             for j, name in enumerate(node.inputs):
-                if name == formal:
-                    role = self.slot_role(node, j, depth + 1, assumed=assumed)
-                    if role != DATA:
-                        return role
+                if name != formal:
+                    continue
+                role = self.slot_role(node, j, depth + 1, assumed=assumed)
+                if role == DATA and assumed:
+                    role, _ = self.forward_role(node)
+                if role != DATA:
+                    return role
         return DATA
 
     # -- tracing

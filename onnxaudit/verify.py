@@ -181,12 +181,15 @@ def verify(report: Report, expectation: Expectation) -> Verification:
         for name in FIGURES
         if name in expectation.figures
     ]
-    layers = _layer_checks(fw, expectation, report)
+    names_survive = any(la.name in {f.name for f in fw.layers} for la in expectation.layers if la.params)
+    layers = _layer_checks(fw, expectation, report) if names_survive else []
     consistent = all(f.verdict != MISMATCH for f in figures) and all(la.verdict != MISMATCH for la in layers)
     explanation: list[str] = []
     if not consistent:
         explanation = _explanation(report, fw, expectation, figures)
     notes = list(fw.notes)
+    if expectation.layers and not names_survive:
+        notes.append("no expected layer name survives in this file: compared totals only")
     if any(f.verdict == WITHIN for f in figures):
         notes.append("some figures are ambiguous in this file: the expectation lies within their range")
     return Verification(

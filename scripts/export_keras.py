@@ -18,30 +18,58 @@ Run (from the repo root; under a minute on 2 cores):
 
     /work/venvs/keras/bin/python scripts/export_keras.py
 
-That runs the Keras 3 kinds in this process and then re-invokes itself as
+That runs the Keras 3 kinds in this process, then re-invokes itself as
 ``TF_USE_LEGACY_KERAS=1 python scripts/export_keras.py --keras2`` for the
-Keras 2 (tf_keras) kind.  ``--keras3`` / ``--keras2`` run just one half;
-``--cases a,b`` limits the cases.
+Keras 2 (tf_keras) kind, then as
+``KERAS_BACKEND=torch /work/venvs/keras_torch/bin/python scripts/export_keras.py
+--keras-torch`` for the Keras 3 torch-backend kind.  That last half needs a
+second venv with torch instead of TensorFlow (``--keras-torch-python`` or
+$KERAS_TORCH_PYTHON name its interpreter):
+
+    python3 -m venv /work/venvs/keras_torch
+    /work/venvs/keras_torch/bin/pip install -r scripts/requirements-keras-torch.txt
+    # torch==2.13.0 exactly: it resolves to the local CPU wheel; a plain
+    # "torch" or a newer one pulls the multi-GB CUDA build.
+
+``--keras3`` / ``--keras2`` / ``--keras-torch`` run just one part;
+``--skip-keras-torch`` runs the TensorFlow parts only; ``--cases a,b`` limits
+the cases.
 
 Export kinds:
   tf2onnx_op13, tf2onnx_op17  tf2onnx.convert.from_keras(Keras 3 model, opset=N)
   keras3_export               Keras 3 model.export(path, format="onnx")
   tfkeras_op13                same model built with tf_keras (Keras 2),
                               tf2onnx.convert.from_keras(opset=13)
+  keras3_torch_export         same model built with Keras 3 on the torch
+                              backend (KERAS_BACKEND=torch), Keras 3
+                              model.export(path, format="onnx").  With the
+                              default input signature (batch None) Keras
+                              picks torch's TorchScript exporter
+                              (torch.onnx.export(..., dynamo=False)); the
+                              .json records the torch.onnx.export arguments.
 
 Models are FUNCTIONAL (keras.Input -> layers -> keras.Model): tf2onnx 1.17
 fails on a Keras 3 Sequential with KeyError('keras_tensor_N').  Every weight
-is set from a per-case numpy RNG (same values in Keras 2 and Keras 3); biases
-and BatchNormalization statistics are random and non-zero, because exporters
-drop all-zero biases and identity BatchNormalizations.
+is set from a per-case numpy RNG (same values in Keras 2, Keras 3 on TF and
+Keras 3 on torch); biases (LSTM/GRU biases included), embedding tables and
+BatchNormalization statistics are random and non-zero, because exporters drop
+all-zero biases and identity BatchNormalizations.  lstm_text and embed_ln take
+int32 token ids.
 
 Reruns give identical .json/.summary.txt files and identical parameter
 initializers.  tf2onnx's helper constants (const_fold_opt__N, const_starts__N,
 unk__N) may be numbered or ordered differently between runs: tf2onnx's
 internal iteration order varies, and PYTHONHASHSEED does not fix it.  Its
 name counter is reset before each export, so a file does not depend on which
-exports ran before it.  models/keras/README.md is hand-written, not generated.
-``--keras2`` / ``--keras3`` alone rewrite FAILURES.md with only their half.
+exports ran before it.  The names tf2onnx gives the weights of an ONNX LSTM/GRU
+it builds (W0__N, R0__N, B0__N / W__N, R__N, B__N) come from that counter too,
+so their N can differ between runs (values do not).  tf_keras's Embedding
+table is named after TF's process-wide capture counter; _CaptureNames makes it
+``model/embed/embedding_lookup/1:0`` in every run.  The torch-backend files
+are byte-identical between runs.  models/keras/README.md is hand-written, not
+generated.
+``--keras2`` / ``--keras3`` / ``--keras-torch`` alone rewrite FAILURES.md with
+only their part.
 """
 
 import argparse
@@ -52,6 +80,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 import zlib
 from contextlib import redirect_stdout
 
@@ -60,7 +89,12 @@ OUT_DIR = os.path.join(REPO, "models", "keras")
 
 KERAS3_KINDS = ["tf2onnx_op13", "tf2onnx_op17", "keras3_export"]
 KERAS2_KINDS = ["tfkeras_op13"]
-ALL_KINDS = KERAS3_KINDS + KERAS2_KINDS
+KERAS_TORCH_KINDS = ["keras3_torch_export"]
+ALL_KINDS = KERAS3_KINDS + KERAS2_KINDS + KERAS_TORCH_KINDS
+# Kinds a case gets unless KINDS_FOR_CASE says otherwise.
+DEFAULT_KINDS = KERAS3_KINDS + KERAS2_KINDS
+
+DEFAULT_KERAS_TORCH_PYTHON = "/work/venvs/keras_torch/bin/python"
 
 CASES = [
     "seed_cnn",
@@ -72,10 +106,20 @@ CASES = [
     "bottleneck_nobias",
     "frozen",
     "bn_no_center_scale",
+    "lstm_text",
+    "gru_seq",
+    "embed_ln",
 ]
 
 # seed_mlp is 8.5 MB per file: only two kinds, to keep the repo small.
 KINDS_FOR_CASE = {"seed_mlp": ["tf2onnx_op17", "tfkeras_op13"]}
+# The torch-backend kind only for a few cases (Conv/BN/DepthwiseConv/Dense).
+for _c in ("seed_cnn", "bottleneck_bias", "bottleneck_nobias", "seed_geron_code"):
+    KINDS_FOR_CASE[_c] = DEFAULT_KINDS + KERAS_TORCH_KINDS
+# Recurrent / embedding cases: one tf2onnx opset is enough.
+for _c in ("lstm_text", "gru_seq", "embed_ln"):
+    KINDS_FOR_CASE[_c] = ["tf2onnx_op17", "keras3_export", "tfkeras_op13",
+                          "keras3_torch_export"]
 
 # (total, trainable, non_trainable) as Keras's summary() prints them.
 # The first seven are the canonical figures; the last two follow from seed_cnn
@@ -91,6 +135,12 @@ EXPECTED = {
     "bottleneck_nobias": (426, 348, 78),
     "frozen": (37633, 32769, 4864),
     "bn_no_center_scale": (37569, 37505, 64),
+    # embed 50*8=400, lstm 4*16*(8+16) + 4*16 = 1600 (one bias), head 16*4+4 = 68
+    "lstm_text": (2068, 2068, 0),
+    # gru (reset_after=True: bias (2, 48)) 3*16*(6+16) + 2*3*16 = 1152, head 51
+    "gru_seq": (1203, 1203, 0),
+    # embed 100*32 = 3200, norm 2*32 = 64, proj 32*100+100 = 3300
+    "embed_ln": (6564, 6564, 0),
 }
 
 INPUT_SHAPES = {
@@ -103,7 +153,25 @@ INPUT_SHAPES = {
     "seed_geron_code": (28, 28),
     "bottleneck_bias": (8, 8, 3),
     "bottleneck_nobias": (8, 8, 3),
+    "lstm_text": (12,),
+    "gru_seq": (10, 6),
+    "embed_ln": (16,),
 }
+
+# Cases whose input is token ids: dtype and exclusive upper bound (vocabulary).
+INT_INPUTS = {"lstm_text": ("int32", 50), "embed_ln": ("int32", 100)}
+
+
+def input_dtype(case):
+    return INT_INPUTS[case][0] if case in INT_INPUTS else "float32"
+
+
+def sample_input(np, rng, case, batch):
+    shape = (batch,) + INPUT_SHAPES[case]
+    if case in INT_INPUTS:
+        dtype, vocab = INT_INPUTS[case]
+        return rng.randint(0, vocab, shape).astype(dtype)
+    return rng.uniform(-1.0, 1.0, shape).astype("float32")
 
 
 # --------------------------------------------------------------------------
@@ -112,7 +180,7 @@ INPUT_SHAPES = {
 
 def build_model(keras, case):
     L = keras.layers
-    inp = keras.Input(shape=INPUT_SHAPES[case])
+    inp = keras.Input(shape=INPUT_SHAPES[case], dtype=input_dtype(case))
     if case in ("seed_cnn", "seed_cnn_axis_typo", "frozen", "bn_no_center_scale"):
         x = L.ZeroPadding2D(3, name="zero_padding2d")(inp)
         x = L.Conv2D(32, 7, strides=1, name="conv0")(x)
@@ -159,6 +227,17 @@ def build_model(keras, case):
         x = L.ReLU(6)(x)
         x = L.Conv2D(3, 1, use_bias=ub)(x)
         out = L.BatchNormalization()(x)
+    elif case == "lstm_text":
+        x = L.Embedding(50, 8, name="embed")(inp)
+        x = L.LSTM(16, name="lstm")(x)
+        out = L.Dense(4, name="head")(x)
+    elif case == "gru_seq":
+        x = L.GRU(16, name="gru")(inp)  # reset_after=True (default)
+        out = L.Dense(3, name="head")(x)
+    elif case == "embed_ln":
+        x = L.Embedding(100, 32, name="embed")(inp)
+        x = L.LayerNormalization(name="norm")(x)
+        out = L.Dense(100, name="proj")(x)
     else:
         raise ValueError(case)
     model = keras.Model(inp, out)
@@ -180,14 +259,17 @@ def set_weights(np, model, case):
         for v in layer.weights:
             name = short_name(v)
             shape = tuple(int(d) for d in v.shape)
-            if name in ("kernel", "depthwise_kernel"):
+            if name in ("kernel", "depthwise_kernel", "recurrent_kernel"):
                 fan_out = shape[-1] if name == "kernel" else 1
                 fan_in = int(np.prod(shape[:-1])) if name == "kernel" \
                     else int(np.prod(shape[:-2]))
                 lim = np.sqrt(6.0 / (fan_in + fan_out))
                 val = rng.uniform(-lim, lim, shape)
             elif name == "bias":
+                # includes LSTM/GRU biases (GRU reset_after: both rows).
                 val = rng.uniform(-0.5, 0.5, shape)
+            elif name == "embeddings":
+                val = rng.uniform(-1.0, 1.0, shape)
             elif name == "gamma":
                 val = rng.uniform(0.5, 1.5, shape)
             elif name == "beta":
@@ -287,67 +369,173 @@ def first_line(exc):
 
 
 def export_one(mods, model, case, kind, path):
-    """Write path; return (opset, api)."""
-    tf, tf2onnx, onnx = mods["tf"], mods["tf2onnx"], mods["onnx"]
+    """Write path; return (opset, api, extra json fields)."""
+    np, onnx = mods["np"], mods["onnx"]
     # Call the model once first, as a user's trained model has been: Keras 3's
     # export refuses a model that was never called.
-    model(mods["np"].zeros((1,) + INPUT_SHAPES[case], "float32"), training=False)
-    # tf2onnx numbers generated names ("Conv__19", "const_fold_opt__21",
-    # "unk__22") from a process-wide counter; restart it so that every file
-    # looks like the first export of a fresh process, whatever ran before.
-    tf2onnx.utils.INTERNAL_NAME = 1
+    model(np.zeros((1,) + INPUT_SHAPES[case], input_dtype(case)), training=False)
+    extra = {}
+    if mods.get("tf2onnx") is not None:
+        # tf2onnx numbers generated names ("Conv__19", "const_fold_opt__21",
+        # "unk__22") from a process-wide counter; restart it so that every file
+        # looks like the first export of a fresh process, whatever ran before.
+        mods["tf2onnx"].utils.INTERNAL_NAME = 1
     if kind == "keras3_export":
         with redirect_stdout(io.StringIO()):
             model.export(path, format="onnx")
         api = 'keras.Model.export(path, format="onnx")'
+    elif kind == "keras3_torch_export":
+        torch = mods["torch"]
+        # Keras picks the torch exporter itself (dynamo=True for fully static
+        # input shapes, TorchScript when a dimension is None, and silently
+        # falls back to TorchScript when dynamo raises): record every
+        # torch.onnx.export call and its arguments.
+        calls = []
+        orig = torch.onnx.export
+
+        def recording_export(*args, **kwargs):
+            call = {k: v for k, v in sorted(kwargs.items())
+                    if k in ("dynamo", "opset_version", "input_names",
+                             "dynamic_axes", "do_constant_folding", "export_params")}
+            calls.append(call)
+            try:
+                return orig(*args, **kwargs)
+            except Exception as e:
+                call["raised"] = "%s: %s" % (type(e).__name__, first_line(e))
+                raise
+
+        torch.onnx.export = recording_export
+        try:
+            with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                model.export(path, format="onnx")
+        finally:
+            torch.onnx.export = orig
+        api = 'keras.Model.export(path, format="onnx") [KERAS_BACKEND=torch]'
+        extra["torch_onnx_export_calls"] = json.loads(json.dumps(calls, default=str))
     else:
+        tf, tf2onnx = mods["tf"], mods["tf2onnx"]
         opset = {"tf2onnx_op13": 13, "tf2onnx_op17": 17, "tfkeras_op13": 13}[kind]
-        spec = [tf.TensorSpec((None,) + INPUT_SHAPES[case], tf.float32, name="input")]
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+        spec = [tf.TensorSpec((None,) + INPUT_SHAPES[case], getattr(tf, input_dtype(case)),
+                              name="input")]
+        if kind == "tfkeras_op13":
+            with _CaptureNames():
+                proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec,
+                                                      opset=opset)
+        else:
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
         onnx.save(proto, path)
         api = "tf2onnx.convert.from_keras(model, input_signature, opset=%d)" % opset
     m = onnx.load(path)
     opset = [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")][0]
-    return int(opset), api
+    return int(opset), api, extra
+
+
+class _CaptureNames:
+    """Number TF's by-value capture names from 1 in every export.
+
+    FuncGraph names a captured eager value after a process-wide counter
+    (pywrap_tfe.TFE_Py_UID()), so tf_keras's Embedding table, which
+    ResourceGather reads from the captured handle, ends up as
+    ``model/embed/embedding_lookup/<uid>:0`` with a uid that depends on
+    everything the process ran before.  Within this context the capture code
+    sees a counter that starts again at 1 (the graph still uniquifies names).
+    Other uses of TFE_Py_UID are untouched.  If TensorFlow moves that code,
+    this does nothing and the names stay process-dependent.
+    """
+
+    def __enter__(self):
+        try:
+            from tensorflow.core.function.capture import capture_container as cc
+        except ImportError:
+            self.cc = None
+            return self
+        self.cc, self.real = cc, cc.pywrap_tfe
+        counter = iter(range(1, 1 << 62))
+
+        class Shim:
+            def __getattr__(_, name):
+                return getattr(self.real, name)
+
+            def TFE_Py_UID(_):  # noqa: N802 (TF's name)
+                return next(counter)
+
+        cc.pywrap_tfe = Shim()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cc is not None:
+            self.cc.pywrap_tfe = self.real
+        return False
+
+
+ORT_NUMPY_TYPES = {"tensor(float)": "float32", "tensor(int32)": "int32",
+                   "tensor(int64)": "int64"}
 
 
 def check_and_compare(mods, model, case, path):
     np, onnx, ort = mods["np"], mods["onnx"], mods["ort"]
     onnx.checker.check_model(onnx.load(path))
     rng = np.random.RandomState(1000 + zlib.crc32(case.encode()) % 1000)
-    x = rng.uniform(-1.0, 1.0, (2,) + INPUT_SHAPES[case]).astype("float32")
-    want = np.asarray(model(x, training=False))
+    x = sample_input(np, rng, case, 2)
+    want = mods["to_numpy"](model(x, training=False))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    inp = sess.get_inputs()[0]
+    # Feed the dtype the file declares (an exporter may widen int32 to int64).
+    feed = x.astype(ORT_NUMPY_TYPES.get(inp.type, x.dtype.name))
+    got = sess.run(None, {inp.name: feed})[0]
     ok = bool(got.shape == want.shape and np.allclose(got, want, atol=1e-4))
     return ok, float(np.max(np.abs(got - want))) if got.shape == want.shape else None
 
 
-def run(keras2, cases):
+def run(mode, cases):
+    """mode: "keras3" (TF backend), "keras2" (tf_keras) or "keras_torch"."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    keras2 = mode == "keras2"
     if keras2:
         if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
             sys.exit("--keras2 needs TF_USE_LEGACY_KERAS=1 in the environment")
+    if mode == "keras_torch":
+        if os.environ.get("KERAS_BACKEND") != "torch":
+            sys.exit("--keras-torch needs KERAS_BACKEND=torch in the environment")
+    elif os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        sys.exit("--%s needs the tensorflow Keras backend (KERAS_BACKEND is %r)"
+                 % (mode, os.environ["KERAS_BACKEND"]))
     import numpy as np
-    import tensorflow as tf
-    if keras2:
-        import tf_keras as keras
-        assert tf.keras is keras or tf.keras.__name__.startswith("tf_keras"), tf.keras
-    else:
-        import keras
     import onnx
     import onnxruntime as ort
-    import tf2onnx
+    mods = {"np": np, "onnx": onnx, "ort": ort, "tf": None, "tf2onnx": None,
+            "torch": None}
+    if mode == "keras_torch":
+        import keras
+        import onnxscript
+        import torch
+        mods.update(torch=torch, onnxscript=onnxscript)
+    else:
+        import tensorflow as tf
+        if keras2:
+            import tf_keras as keras
+            assert tf.keras is keras or tf.keras.__name__.startswith("tf_keras"), tf.keras
+        else:
+            import keras
+        import tf2onnx
+        mods.update(tf=tf, tf2onnx=tf2onnx)
     assert keras.__version__.startswith("2." if keras2 else "3."), keras.__version__
-    mods = {"np": np, "tf": tf, "keras": keras, "onnx": onnx, "ort": ort,
-            "tf2onnx": tf2onnx}
-    kinds = KERAS2_KINDS if keras2 else KERAS3_KINDS
+    if not keras2:
+        want_backend = "torch" if mode == "keras_torch" else "tensorflow"
+        assert keras.backend.backend() == want_backend, keras.backend.backend()
+        mods["to_numpy"] = keras.ops.convert_to_numpy
+    else:
+        mods["to_numpy"] = np.asarray
+    mods["keras"] = keras
+    kinds = {"keras3": KERAS3_KINDS, "keras2": KERAS2_KINDS,
+             "keras_torch": KERAS_TORCH_KINDS}[mode]
     os.makedirs(OUT_DIR, exist_ok=True)
     failures, results = [], []
     for case in cases:
-        want_kinds = [k for k in kinds if k in KINDS_FOR_CASE.get(case, ALL_KINDS)]
+        want_kinds = [k for k in kinds if k in KINDS_FOR_CASE.get(case, DEFAULT_KINDS)]
         if not want_kinds:
             continue
         for kind in want_kinds:
@@ -370,7 +558,7 @@ def run(keras2, cases):
                 if os.path.exists(base + ext):
                     os.remove(base + ext)
             try:
-                opset, api = export_one(mods, model, case, kind, base + ".onnx")
+                opset, api, extra = export_one(mods, model, case, kind, base + ".onnx")
                 ok, diff = check_and_compare(mods, model, case, base + ".onnx")
             except Exception as e:  # record and move on
                 if os.path.exists(base + ".onnx"):
@@ -380,21 +568,28 @@ def run(keras2, cases):
                 print("FAIL %-20s %-14s %s: %s" % (case, kind, type(e).__name__,
                                                    first_line(e)), flush=True)
                 continue
+            exporter = {
+                "api": api,
+                "keras": keras.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": ort.__version__,
+                "opset": opset,
+            }
+            if mode == "keras_torch":
+                exporter.update(keras_backend="torch",
+                                torch=mods["torch"].__version__,
+                                onnxscript=mods["onnxscript"].__version__)
+            else:
+                exporter.update(tensorflow=mods["tf"].__version__,
+                                tf2onnx=mods["tf2onnx"].__version__)
             doc = {
                 "model": case,
                 "export_kind": kind,
-                "exporter": {
-                    "api": api,
-                    "keras": keras.__version__,
-                    "tensorflow": tf.__version__,
-                    "tf2onnx": tf2onnx.__version__,
-                    "onnx": onnx.__version__,
-                    "onnxruntime": ort.__version__,
-                    "opset": opset,
-                },
+                "exporter": exporter,
                 "onnx_checker_ok": True,
                 "ort_matches_keras": ok,
             }
+            doc.update(extra)
             doc.update(rep)
             with open(base + ".json", "w") as f:
                 f.write(json.dumps(doc, sort_keys=True, indent=1) + "\n")
@@ -422,12 +617,33 @@ def write_failures(failures):
         fh.write("\n".join(lines) + "\n")
 
 
+def run_child(python, flag, cases, env):
+    """Run this script as `python <script> <flag>` and return its failures."""
+    with tempfile.TemporaryDirectory() as td:
+        fo = os.path.join(td, "failures.json")
+        subprocess.run([python, os.path.abspath(__file__), flag,
+                        "--cases", ",".join(cases), "--failures-out", fo],
+                       env=env, check=True)
+        with open(fo) as f:
+            return json.load(f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--keras2", action="store_true", help="only the tf_keras kind")
-    g.add_argument("--keras3", action="store_true", help="only the Keras 3 kinds")
+    g.add_argument("--keras3", action="store_true", help="only the Keras 3 (TF) kinds")
+    g.add_argument("--keras-torch", action="store_true",
+                   help="only the Keras 3 torch-backend kind (run with the "
+                        "keras_torch venv's python and KERAS_BACKEND=torch)")
+    g.add_argument("--skip-keras-torch", action="store_true",
+                   help="Keras 3 (TF) and Keras 2 kinds, not the torch-backend one")
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--keras-torch-python",
+                    default=os.environ.get("KERAS_TORCH_PYTHON",
+                                           DEFAULT_KERAS_TORCH_PYTHON),
+                    help="interpreter of the venv with torch + keras "
+                         "(default $KERAS_TORCH_PYTHON or %(default)s)")
     ap.add_argument("--failures-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     cases = [c for c in args.cases.split(",") if c]
@@ -435,27 +651,29 @@ def main():
     if bad:
         ap.error("unknown cases: %s" % bad)
 
-    if args.keras2:
-        failures = run(True, cases)
-        if args.failures_out:
-            with open(args.failures_out, "w") as f:
-                json.dump(failures, f)
-        else:
-            write_failures(failures)
-        return
-    if args.keras3:
-        write_failures(run(False, cases))
-        return
+    single = {"keras2": args.keras2, "keras3": args.keras3,
+              "keras_torch": args.keras_torch}
+    for mode, on in single.items():
+        if on:
+            failures = run(mode, cases)
+            if args.failures_out:
+                with open(args.failures_out, "w") as f:
+                    json.dump(failures, f)
+            else:
+                write_failures(failures)
+            return
 
-    failures = run(False, cases)
-    with tempfile.TemporaryDirectory() as td:
-        fo = os.path.join(td, "failures.json")
-        env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-        subprocess.run([sys.executable, os.path.abspath(__file__), "--keras2",
-                        "--cases", ",".join(cases), "--failures-out", fo],
-                       env=env, check=True)
-        with open(fo) as f:
-            failures += json.load(f)
+    if not args.skip_keras_torch and not os.path.exists(args.keras_torch_python):
+        sys.exit("no interpreter %s for the torch-backend kind: create that venv "
+                 "(see the header of this script), pass --keras-torch-python, "
+                 "or --skip-keras-torch" % args.keras_torch_python)
+    failures = run("keras3", cases)
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+    failures += run_child(sys.executable, "--keras2", cases, env)
+    if not args.skip_keras_torch:
+        env = dict(os.environ, KERAS_BACKEND="torch")
+        env.pop("TF_USE_LEGACY_KERAS", None)
+        failures += run_child(args.keras_torch_python, "--keras-torch", cases, env)
     write_failures(failures)
 
 

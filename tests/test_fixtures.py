@@ -120,7 +120,10 @@ def _keras_plain_layers(meta: dict) -> list[dict]:
     return plain
 
 
-KERAS_WITH_PLAIN = [p for p in _fixtures("keras") if _keras_plain_layers(_meta(p))]
+# The torch backend keeps no Keras layer names (initializers are onnx::<op>_N), so only totals compare there.
+KERAS_WITH_PLAIN = [
+    p for p in _fixtures("keras") if _keras_plain_layers(_meta(p)) and not p.stem.endswith("keras3_torch_export")
+]
 
 
 @pytest.mark.parametrize("path", KERAS_WITH_PLAIN, ids=lambda p: p.stem)

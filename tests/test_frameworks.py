@@ -34,8 +34,27 @@ def test_keras_totals_rebuilt_or_bracketed(path):
     assert _contains(fw.non_trainable, meta["non_trainable"])
 
 
-# Keras 3 exports keep layer scopes in node names: figures must be exact or inferred, never ambiguous.
-NAMED = [p for p in KERAS if not p.stem.endswith("tfkeras_op13") and not p.stem.startswith(("frozen", "bn_no"))]
+# Keras 3 exports through tf2onnx keep layer scopes in node names: figures must be exact or inferred, never
+# ambiguous. (tf_keras folds BN so that center/scale cannot be seen; the torch backend keeps no Keras names.)
+NAMED = [
+    p
+    for p in KERAS
+    if not p.stem.endswith(("tfkeras_op13", "keras3_torch_export")) and not p.stem.startswith(("frozen", "bn_no"))
+]
+TORCH_BACKEND = [p for p in KERAS if p.stem.endswith("keras3_torch_export")]
+
+
+@pytest.mark.parametrize("path", TORCH_BACKEND, ids=lambda p: p.stem)
+def test_keras_torch_backend_totals_rebuilt(path):
+    """Keras 3 on the torch backend: anonymous names, BN as Sub/Mul/Add (3 of 4 vectors survive)."""
+    meta = _meta(path)
+    fw = audit(path).framework
+    assert fw.status != "ambiguous"
+    assert (fw.total.lo, fw.trainable.lo, fw.non_trainable.lo) == (
+        meta["total"],
+        meta["trainable"],
+        meta["non_trainable"],
+    )
 
 
 @pytest.mark.parametrize("path", NAMED, ids=lambda p: p.stem)
