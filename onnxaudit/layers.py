@@ -187,6 +187,13 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             if node_paths[node.index] is None:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
                 node_paths[node.index] = next((k for k in keys if k), None)
+        if naming.root:  # tf2onnx's own helpers (`Squeeze__36` after an LSTM) join the layer they follow
+            producers = {out: n for n in main_nodes for out in n.outputs if out}
+            for node in main_nodes:
+                if node_paths[node.index] is None and node.index not in param_names and node.inputs:
+                    source = producers.get(node.inputs[0])
+                    if source is not None and _GENERATED_SUFFIX.search(node.name):
+                        node_paths[node.index] = node_paths.get(source.index)
 
     helpers = _attach_helpers(view, node_paths, param_names)
     owner_of_scope = _main_owner_of_scopes(view)

@@ -197,7 +197,15 @@ def _principal_ops(view: ModelView, layer: Layer, consumers: dict[str, set[int]]
             or any(out in graph_outputs or consumers.get(out, set()) - inside for out in n.outputs if out)
         )
     ]
+    if picked and all(op in _LAYOUT for op in picked):
+        # tf2onnx's NHWC<->NCHW Transposes hand the result on; the layer's real op sits before them
+        real = [n.op_type for n in layer.nodes if n.op_type not in _LAYOUT and n.op_type != "Constant"]
+        real = [op for op in real if op not in ("Shape", "Gather", "Concat", "Slice")]
+        picked = real[-1:] + picked if real else picked
     return list(dict.fromkeys(picked)) or layer.op_types
+
+
+_LAYOUT = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Flatten"})
 
 
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
