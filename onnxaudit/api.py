@@ -14,6 +14,7 @@ from onnxaudit.errors import UsageError
 from onnxaudit.frameworks import framework_report, framework_view
 from onnxaudit.layers import group_layers, roll_up
 from onnxaudit.load import load
+from onnxaudit.normaxis import channel_axis_findings
 from onnxaudit.report import Report, build_report
 from onnxaudit.roles import classify
 from onnxaudit.shapes import ShapeOptions, annotate, confirm, confirmed_view
@@ -69,4 +70,5 @@ def audit(
     check = confirm(view, shapes) if shapes is not None else None
     shown = confirmed_view(view, check) if check is not None else view
     report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework)
+    report.notes += [finding.message for finding in channel_axis_findings(view, table)]
     return annotate(report, check) if check is not None else report
