@@ -33,3 +33,11 @@ def test_hand_built_axis_typo_is_found(tmp_path):
 def test_keras_axis_typo_exports(kind):
     assert [(f.features, f.channels) for f in _findings(KERAS / f"seed_cnn_axis_typo__{kind}.onnx")] == [(64, 32)]
     assert _findings(KERAS / f"seed_cnn__{kind}.onnx") == []
+
+
+def test_summary_notes_the_axis_typo():
+    from onnxaudit import audit
+
+    notes = audit(KERAS / "seed_cnn_axis_typo__tf2onnx_op17.onnx").notes
+    assert any("not the channel axis" in note for note in notes)
+    assert not any("channel axis" in note for note in audit(KERAS / "seed_cnn__tf2onnx_op17.onnx").notes)
