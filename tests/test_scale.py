@@ -19,7 +19,7 @@ def test_compact_json_holds_the_same_data(tmp_path, monkeypatch):
     monkeypatch.setattr(render_module, "PRETTY_JSON_ITEMS", 0)
     compact = render_json(report)
     assert "\n" not in compact.rstrip("\n") and len(compact) < len(pretty)
-    assert json.loads(compact) == json.loads(pretty)
+    assert json.loads(compact) == json.loads(pretty) == json.loads(json.dumps(report.to_dict()))
 
 
 def test_inference_skipped_above_the_node_limit_says_so(tmp_path, monkeypatch):
