@@ -44,6 +44,7 @@ class FileCheck:
     findings: list[Finding] = field(default_factory=list)
     extents: dict[tuple[str, str], Extent] = field(default_factory=dict)
     unreadable: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> why its bytes are not scanned
+    reported: set[tuple[str, str]] = field(default_factory=set)  # unreadable because of an error finding
 
 
 def elements(record: TensorRecord) -> tuple[int | None, str]:
@@ -78,6 +79,7 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
     if count is None:
         out.findings.append(finding("OA301", f"{what} {problem}", "tensor", record.name, record.scope))
         out.unreadable[record.key] = "invalid dims"
+        out.reported.add(record.key)
         return
     if record.origin.startswith("sparse"):
         out.unreadable[record.key] = "sparse storage"
@@ -88,6 +90,7 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
             rule = {"location": "OA303", "range": "OA304", "length": "OA302"}[resolved.kind]
             out.findings.append(finding(rule, f"{what}: {resolved.message}", "tensor", record.name, record.scope))
             out.unreadable[record.key] = "external data unusable"
+            out.reported.add(record.key)
         else:
             out.extents[record.key] = resolved
         return
@@ -101,6 +104,7 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
             )
             out.findings.append(finding("OA302", message, "tensor", record.name, record.scope))
             out.unreadable[record.key] = "data length wrong"
+            out.reported.add(record.key)
         elif expected is not None:
             out.extents[record.key] = Extent(model_fd, start, end - start)
         return
@@ -120,6 +124,7 @@ def _check_typed(record: TensorRecord, count: int, model_fd: int, what: str, out
             finding("OA302", f"{what}: {name} is not a whole number of values", "tensor", record.name, record.scope)
         )
         out.unreadable[record.key] = "data length wrong"
+        out.reported.add(record.key)
         return
     if stored != count * per:
         if stored == 0 and not others:
@@ -129,6 +134,7 @@ def _check_typed(record: TensorRecord, count: int, model_fd: int, what: str, out
             message = f"{what}: {name} holds {stored:,} values, dims {_dims(record)} need {count * per:,}{where}"
         out.findings.append(finding("OA302", message, "tensor", record.name, record.scope))
         out.unreadable[record.key] = "data length wrong"
+        out.reported.add(record.key)
         return
     typed = record.typed.get(name)
     scannable = _SCANNABLE_TYPED.get(record.dtype) == name

@@ -58,7 +58,8 @@ def value_findings(
         if record is None or record.dtype != tensor.dtype or record.dims != tensor.dims:
             skipped.append((as_text(tensor.name), "its bytes could not be located"))
         elif extent is None:
-            skipped.append((as_text(tensor.name), data.unreadable.get(k, "not readable")))
+            if k not in data.reported:  # an error finding already says why
+                skipped.append((as_text(tensor.name), data.unreadable.get(k, "not readable")))
         else:
             targets.append(_Target(k, tensor, entry.role, extent, order))
     stats = _scan_all(targets, totals)

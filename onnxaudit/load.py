@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import mmap
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
 from onnxaudit.names import as_text, text_names
+from onnxaudit.safeopen import open_model
 from onnxaudit.wire import strip_weights
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
@@ -139,35 +139,10 @@ class ModelView:
 
 def open_model_file(path: Path) -> tuple[int, int]:
     """An open descriptor and the size of `path`, refusing anything but a non-empty regular file.
-    The caller closes the descriptor."""
-    name = str(path)
-    try:
-        if path.is_symlink():
-            folder = Path(os.path.realpath(path.parent))
-            target = Path(os.path.realpath(path))
-            if folder not in target.parents:
-                raise AuditError(f"{name}: symlink points outside its folder; refusing to follow")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except AuditError:
-        raise
-    except FileNotFoundError:
-        raise AuditError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise AuditError(f"{name}: is a directory, not a model file") from None
-    except OSError as exc:
-        raise AuditError(f"{name}: cannot open ({exc.strerror})") from None
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise AuditError(f"{name}: is a directory, not a model file")
-        if not stat.S_ISREG(info.st_mode):
-            raise AuditError(f"{name}: not a regular file (FIFO, device or socket)")
-        if info.st_size == 0:
-            raise AuditError(f"{name}: empty file")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, info.st_size
+    The caller closes the descriptor. safeopen never opens a FIFO or device (it lstats first) and
+    follows a symlink only inside the folder, without a window to swap it between check and open."""
+    opened = open_model(path)
+    return opened.fd, opened.size
 
 
 def read_model_bytes(path: Path) -> bytes:

@@ -20,6 +20,8 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NOCTTY = getattr(os, "O_NOCTTY", 0)
+# Folders are only walked through, never listed: O_PATH needs no read permission on them (Linux).
+_WALK = getattr(os, "O_PATH", os.O_RDONLY)
 MAX_SYMLINK_HOPS = 8
 
 
@@ -56,7 +58,7 @@ def relative_parts(location: str) -> list[str]:
 
 def open_dir(path: Path) -> int:
     """A descriptor of the folder the user named (symlinks the user wrote in it are theirs to follow)."""
-    return os.open(path, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    return os.open(path, _WALK | _DIRECTORY | _CLOEXEC)
 
 
 def open_beneath(dir_fd: int, parts: list[str], allow_hardlinks: bool = False) -> OpenFile:
@@ -67,7 +69,7 @@ def open_beneath(dir_fd: int, parts: list[str], allow_hardlinks: bool = False) -
     try:
         for part in parts[:-1]:
             try:
-                current = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=current)
+                current = os.open(part, _WALK | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=current)
             except OSError as exc:
                 raise Refused(_why(exc, f"folder {part!r}")) from None
             owned.append(current)
@@ -128,6 +130,8 @@ def open_model(path: str | os.PathLike[str]) -> OpenFile:
     because the user named this file. Raises AuditError with the one line to show."""
     path = Path(path)
     name = str(path)
+    if path.name in ("", ".", ".."):  # "/", ".", "..": a folder, never a file
+        raise AuditError(f"{name}: is a directory, not a model file")
     folder = path.parent
     try:
         dir_fd = open_dir(folder)
@@ -163,7 +167,7 @@ def _symlink_target(dir_fd: int, parts: list[str]) -> str | None:
     try:
         for part in parts[:-1]:
             try:
-                current = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=current)
+                current = os.open(part, _WALK | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=current)
             except OSError:
                 return None  # open_beneath reports it
             owned.append(current)

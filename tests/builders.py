@@ -200,3 +200,115 @@ def mixed_inputs() -> onnx.ModelProto:
         value("counts", ["batch", 2], TensorProto.INT32),
     ]
     return model(nodes, inputs, [value("y", ["batch", 2])])
+
+
+# ---------------------------------------------------------------- check rules and hostile files
+
+
+def array(name: str, values: np.ndarray | Sequence[float]) -> onnx.TensorProto:
+    """An initializer holding exactly `values` (for rules that look at values)."""
+    return numpy_helper.from_array(np.asarray(values), name)
+
+
+def linear(
+    weight: onnx.TensorProto, extra: Sequence[onnx.TensorProto] = (), ir_version: int = 8, opset: int = 17
+) -> onnx.ModelProto:
+    """x (N, rows) -> MatMul(weight) -> y; `extra` initializers ride along (unused unless named)."""
+    rows = weight.dims[0] if len(weight.dims) == 2 else "K"
+    return model(
+        [node("MatMul", ["x", weight.name], ["y"], name="fc")],
+        [value("x", ["N", rows])],
+        [value("y", None)],
+        [weight, *extra],
+        opset=opset,
+        ir_version=ir_version,
+    )
+
+
+def batchnorm(
+    gamma: Sequence[float],
+    beta: Sequence[float],
+    mean: Sequence[float],
+    var: Sequence[float],
+    channels: int | None = None,
+    inputs: Sequence[str] = ("x", "g", "b", "m", "v"),
+    **attrs: object,
+) -> onnx.ModelProto:
+    """x (N, C, 4, 4) -> BatchNormalization(gamma, beta, mean, var) -> y."""
+    c = channels if channels is not None else len(gamma)
+    vectors = [array(n, np.asarray(v, np.float32)) for n, v in zip("gbmv", (gamma, beta, mean, var), strict=True)]
+    return model(
+        [node("BatchNormalization", list(inputs), ["y"], name="bn0", **attrs)],
+        [value("x", ["N", c, 4, 4])],
+        [value("y", None)],
+        vectors,
+    )
+
+
+def external(
+    name: str,
+    dims: Sequence[int],
+    location: str,
+    offset: str | int | None = 0,
+    length: str | int | None = "dims",
+    dtype: int = TensorProto.FLOAT,
+) -> onnx.TensorProto:
+    """A tensor whose bytes are said to live in `location`; entries are written exactly as given
+    (length "dims": the byte size the dims need; None: entry left out)."""
+    t = onnx.TensorProto(name=name, data_type=dtype, dims=list(dims))
+    t.data_location = TensorProto.EXTERNAL
+    if length == "dims":
+        length = int(np.prod(dims, dtype=object)) * np.dtype(helper.tensor_dtype_to_np_dtype(dtype)).itemsize
+    for key, val in (("location", location), ("offset", offset), ("length", length)):
+        if val is not None:
+            t.external_data.add(key=key, value=str(val))
+    return t
+
+
+def _tag(field: int, wire: int) -> bytes:
+    return _varint(field << 3 | wire)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _tag(number, 2) + _varint(len(payload)) + payload
+
+
+def save_with_hole(m: onnx.ModelProto, weight: str, dims: Sequence[int], path: Path) -> Path:
+    """Save `m` plus a float32 initializer `weight` whose raw_data is a hole: a model file of any size
+    (over 2 GiB too) that takes no disk space. The hole is the file's last bytes."""
+    nbytes = 4 * int(np.prod(dims, dtype=object))
+    head = onnx.TensorProto(name=weight, data_type=TensorProto.FLOAT, dims=list(dims)).SerializeToString()
+    head += _tag(9, 2) + _varint(nbytes)  # raw_data: its bytes follow, as a hole
+    tensor_len = len(head) + nbytes
+    graph = m.graph.SerializeToString()
+    init_prefix = _tag(5, 2) + _varint(tensor_len)
+    rest = onnx.ModelProto()
+    rest.CopyFrom(m)
+    rest.ClearField("graph")
+    graph_len = len(graph) + len(init_prefix) + tensor_len
+    data = rest.SerializeToString() + _tag(7, 2) + _varint(graph_len) + graph + init_prefix + head
+    with open(path, "wb") as f:
+        f.write(data)
+        f.truncate(len(data) + nbytes)
+    return path
+
+
+def deep_nesting(levels: int) -> bytes:
+    """A model whose If nodes nest `levels` subgraphs deep, encoded by hand (protobuf itself refuses
+    to build messages this deep)."""
+    graph = b""
+    for level in range(levels):
+        attr = _field(1, b"then_branch") + _tag(20, 0) + _varint(onnx.AttributeProto.GRAPH) + _field(6, graph)
+        if_node = _field(1, b"cond") + _field(2, f"out{level}".encode()) + _field(4, b"If") + _field(5, attr)
+        graph = _field(1, if_node)
+    opset = _field(8, _tag(2, 0) + _varint(17))
+    return _tag(1, 0) + _varint(8) + opset + _field(7, graph)

@@ -1,0 +1,363 @@
+"""Hostile input through the real CLI: every case ends with the expected exit code and, when the input
+is unusable, one stderr line naming the file; nothing outside the model's folder is ever opened; peak
+memory stays under 1 GiB. Then property tests: mutated real fixtures load, count and check, or fail
+with AuditError, never anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from builders import (
+    array,
+    batchnorm,
+    deep_nesting,
+    external,
+    init,
+    linear,
+    model,
+    node,
+    save,
+    save_with_hole,
+    seed_cnn,
+    value,
+)
+from hostile import CANARY_TEXT, Canary, CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from onnxaudit.check import check
+from onnxaudit.count import param_table
+from onnxaudit.errors import AuditError
+from onnxaudit.load import load
+from onnxaudit.roles import classify
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    build: Callable[[Path, Path], Path]  # (model folder, canary outside it) -> the model path
+    summary: int
+    check: int
+    words: str = ""  # in the one stderr line of an exit 2
+    rules: tuple[str, ...] = ()  # check findings expected (at least these)
+    total: int | None = None  # summary's total, when it must count
+
+
+def _write(name: str, data: bytes) -> Callable[[Path, Path], Path]:
+    def build(folder: Path, canary: Path) -> Path:
+        (folder / name).write_bytes(data)
+        return folder / name
+
+    return build
+
+
+def _save(m: onnx.ModelProto, name: str = "m.onnx") -> Callable[[Path, Path], Path]:
+    return lambda folder, canary: save(m, folder / name)
+
+
+def _dir(folder: Path, canary: Path) -> Path:
+    (folder / "dir.onnx").mkdir()
+    return folder / "dir.onnx"
+
+
+def _fifo(folder: Path, canary: Path) -> Path:
+    os.mkfifo(folder / "fifo.onnx")
+    return folder / "fifo.onnx"
+
+
+def _big_garbage(folder: Path, canary: Path) -> Path:
+    with open(folder / "big.onnx", "wb") as f:
+        f.truncate(3 * GIB)  # sparse: no disk space, no bytes but zeros
+    return folder / "big.onnx"
+
+
+def _symlink_out(folder: Path, canary: Path) -> Path:
+    (folder / "link.onnx").symlink_to(canary)
+    return folder / "link.onnx"
+
+
+def _dangling_symlink(folder: Path, canary: Path) -> Path:
+    (folder / "link.onnx").symlink_to(folder / "missing.onnx")
+    return folder / "link.onnx"
+
+
+def _bad_dims(dims: list[int]) -> onnx.ModelProto:
+    t = onnx.TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[4, 4], raw_data=bytes(64))
+    del t.dims[:]
+    t.dims.extend(dims)
+    return linear(t)
+
+
+def _graph_problems() -> dict[str, onnx.ModelProto]:
+    body = [helper.make_node("f", ["a"], ["b"], domain="local")]
+    f = helper.make_function("local", "f", ["a"], ["b"], body, [helper.make_opsetid("", 17)])
+    nan = np.ones((4, 4), np.float32)
+    nan[0, 0] = np.nan
+    ok = [1.0, 1.0]
+    return {
+        "cycle": model(
+            [node("MatMul", ["h", "W"], ["y"], name="a"), node("Relu", ["y"], ["h"], name="b")],
+            [value("x", [1, 4])],
+            [value("y", None)],
+            [init("W", [4, 4])],
+        ),
+        "dangling_input": model(
+            [node("MatMul", ["nothing", "W"], ["y"])], [value("x", [1, 4])], [value("y", None)], [init("W", [4, 4])]
+        ),
+        "duplicate_initializers": linear(init("W", [4, 4]), extra=[init("W", [8, 8])]),
+        "recursive_function": model(
+            [node("f", ["x"], ["y"], domain="local")],
+            [value("x", [4])],
+            [value("y", None)],
+            extra_opsets={"local": 1},
+            functions=[f],
+        ),  # fmt: skip
+        "bn_three_inputs": batchnorm(ok, ok, ok, ok, inputs=("x", "g", "b")),
+        "bn_mismatched": batchnorm(ok, ok, [1.0] * 8, [1.0] * 3),
+        "future_versions": linear(init("W", [4, 4]), ir_version=99, opset=999),
+        "nan_weights": linear(array("W", nan)),
+    }
+
+
+def _evil_names() -> onnx.ModelProto:
+    return linear(init("W", [4, 4]), extra=[init("x\n::error::pwned\x1b[2J\r", [2])])
+
+
+def _invalid_utf8(folder: Path, canary: Path) -> Path:
+    data = linear(init("WEIGHTXX", [4, 4])).SerializeToString().replace(b"WEIGHTXX", b"W\xff\x1b[1m\x00\xfe")
+    (folder / "utf8.onnx").write_bytes(data)
+    return folder / "utf8.onnx"
+
+
+def _external_case(location: str | Callable[[Path, Path], str], setup: Callable[[Path, Path], None], **entries):
+    def build(folder: Path, canary: Path) -> Path:
+        setup(folder, canary)
+        where = location(folder, canary) if callable(location) else location
+        return save(linear(external("W", [4, 4], where, **entries)), folder / "ext.onnx")
+
+    return build
+
+
+def _nothing(folder: Path, canary: Path) -> None:
+    pass
+
+
+def _data_file(folder: Path, canary: Path) -> None:
+    (folder / "w.bin").write_bytes(np.ones(16, np.float32).tobytes())
+
+
+def _sparse_external(folder: Path, canary: Path) -> Path:
+    with open(folder / "weights.bin", "wb") as f:
+        f.truncate(4 * GIB)
+    m = linear(external("W", [1024, 2**20], "weights.bin"))
+    return save(m, folder / "sparse4g.onnx")
+
+
+def _sparse_embedded(folder: Path, canary: Path) -> Path:
+    m = model([node("MatMul", ["x", "W"], ["y"], name="fc")], [value("x", ["N", 640])], [value("y", None)])
+    return save_with_hole(m, "W", [640, 2**20], folder / "embedded2_5g.onnx")
+
+
+PROBLEMS = _graph_problems()
+CASES = [
+    Case("empty", _write("empty.onnx", b""), 2, 2, "empty file"),
+    Case("random_bytes", _write("random.onnx", np.random.default_rng(5).bytes(4096)), 2, 2, "not an ONNX model"),
+    Case("text_file", _write("text.onnx", b"hello, this is not a model\n" * 40), 2, 2, "not an ONNX model"),
+    Case("truncated", _write("cut.onnx", seed_cnn().SerializeToString()[:9000]), 2, 2, "not an ONNX model"),
+    Case("directory", _dir, 2, 2, "directory"),
+    Case("fifo", _fifo, 2, 2, "not a regular file"),
+    Case("device", lambda folder, canary: Path("/dev/zero"), 2, 2, "not a regular file"),
+    Case("sparse_3gib_garbage", _big_garbage, 2, 2, "not an ONNX model"),
+    Case("symlink_out_of_folder", _symlink_out, 2, 2, "outside its folder"),
+    Case("dangling_symlink", _dangling_symlink, 2, 2, "no such file"),
+    Case("nesting_too_deep", _write("deep.onnx", deep_nesting(150)), 2, 2, "nested deeper"),
+    Case("negative_dims", _save(_bad_dims([-4, -4])), 2, 1, "negative dim", ("OA301",)),
+    Case("overflowing_dims", _save(_bad_dims([2**40, 2**40])), 2, 1, "exceeds", ("OA301",)),
+    Case("cycle", _save(PROBLEMS["cycle"]), 0, 1, rules=("OA208",), total=16),
+    Case("dangling_input", _save(PROBLEMS["dangling_input"]), 0, 1, rules=("OA207",), total=16),
+    Case("duplicate_initializers", _save(PROBLEMS["duplicate_initializers"]), 0, 1, rules=("OA205",)),
+    Case("recursive_function", _save(PROBLEMS["recursive_function"]), 0, 1, rules=("OA209",), total=0),
+    Case("bn_three_inputs", _save(PROBLEMS["bn_three_inputs"]), 0, 1, rules=("OA202",)),
+    Case("bn_mismatched_channels", _save(PROBLEMS["bn_mismatched"]), 0, 1, rules=("OA202",)),
+    Case("future_ir_and_opset", _save(PROBLEMS["future_versions"]), 0, 1, rules=("OA305", "OA306")),
+    Case("nan_weights", _save(PROBLEMS["nan_weights"]), 0, 1, rules=("OA101",), total=16),
+    Case("control_chars_in_names", _save(_evil_names()), 0, 0, rules=("OA203",), total=16),
+    Case("invalid_utf8_names", _invalid_utf8, 0, 0, total=16),
+    Case("ext_dotdot", _external_case("../outside/canary.bin", _nothing), 0, 1, rules=("OA303",), total=16),
+    Case("ext_absolute", _external_case(lambda f, c: str(c), _nothing), 0, 1, rules=("OA303",)),
+    Case(
+        "ext_symlink",
+        _external_case("w.bin", lambda f, c: (f / "w.bin").symlink_to(c)),
+        0,
+        1,
+        rules=("OA303",),
+    ),  # fmt: skip
+    Case(
+        "ext_symlinked_folder",
+        _external_case("sub/canary.bin", lambda f, c: (f / "sub").symlink_to(c.parent)),
+        0,
+        1,
+        rules=("OA303",),
+    ),  # fmt: skip
+    Case("ext_hard_link", _external_case("w.bin", lambda f, c: os.link(c, f / "w.bin")), 0, 1, rules=("OA303",)),
+    Case("ext_fifo", _external_case("w.bin", lambda f, c: os.mkfifo(f / "w.bin")), 0, 1, rules=("OA303",)),
+    Case("ext_past_end", _external_case("w.bin", _data_file, offset=32), 0, 1, rules=("OA304",)),
+    Case("ext_length_vs_dims", _external_case("w.bin", _data_file, length=60), 0, 1, rules=("OA302",)),
+    Case("sparse_4gib_external", _sparse_external, 0, 0, rules=("OA104",), total=2**30),
+    Case("sparse_2_5gib_embedded", _sparse_embedded, 0, 0, rules=("OA104",), total=640 * 2**20),
+]
+
+
+@pytest.fixture(scope="module")
+def cli():
+    runner = CliRunner()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def folders(tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    canary = Canary(tmp_path / "outside" / "canary.bin")
+    yield folder, canary
+    canary.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_file(case: Case, cli, folders, tmp_path):
+    folder, canary = folders
+    path = case.build(folder, canary.path)
+    assert not canary.touched(), "building the case must not touch the canary"
+    for command, expected in (("summary", case.summary), ("check", case.check)):
+        argv = [command, str(path), "--format", "json"]
+        out = cli.run(argv, tmp_path)
+        assert out.code == expected, (command, out.stderr)
+        assert out.peak_kib < 2**20, f"{command}: peak {out.peak_kib} KiB"
+        assert CANARY_TEXT.decode()[:20] not in out.stdout + out.stderr
+        if expected == 2:
+            lines = out.stderr.splitlines()
+            assert out.stdout == "" and len(lines) == 1, out.stderr
+            assert str(path) in lines[0] and case.words in lines[0] and "Traceback" not in lines[0]
+            continue
+        assert out.stderr == "", out.stderr
+        data = json.loads(out.stdout)
+        if command == "summary" and case.total is not None:
+            assert data["totals"]["total"] == case.total
+        if command == "check":
+            found = {f["rule"] for f in data["findings"]}
+            assert set(case.rules) <= found, (case.rules, data["findings"])
+    assert canary.touched() == []
+    assert not any(os.path.basename(p) == "canary.bin" for p in out.opened)
+
+
+def test_external_data_refused_is_never_opened(cli, folders, tmp_path):
+    """The audit hook sees every open: a refused external file is not among them."""
+    folder, canary = folders
+    os.link(canary.path, folder / "w.bin")
+    path = save(linear(external("W", [4, 4], "w.bin")), folder / "ext.onnx")
+    out = cli.run(["check", str(path)], tmp_path)
+    assert out.code == 1 and "hard link" in out.stdout
+    assert not any(p.endswith("w.bin") for p in out.opened) and canary.touched() == []
+
+
+def test_text_output_of_hostile_names_is_escaped(cli, folders, tmp_path):
+    folder, _ = folders
+    path = save(_evil_names(), folder / "m.onnx")
+    for command in (["summary", str(path), "--by", "tensor"], ["check", str(path), "--format", "github"]):
+        out = cli.run(command, tmp_path)
+        assert out.code == 0 and "\x1b" not in out.stdout and "\r" not in out.stdout
+        assert all(not line.startswith("::error::") for line in out.stdout.splitlines())
+
+
+# ---------------------------------------------------------------- properties over mutated fixtures
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+FIXTURES = sorted(p for p in (MODELS / "torch").glob("*.onnx") if p.stat().st_size < 200_000)
+_BYTES = {p: p.read_bytes() for p in FIXTURES}
+_WORK = Path(tempfile.mkdtemp(prefix="onnxaudit-fuzz-"))
+
+
+def _survives(data: bytes) -> None:
+    """Loading, counting and checking either work or raise AuditError."""
+    path = _WORK / "m.onnx"
+    path.write_bytes(data)
+    try:
+        param_table(classify(load(path)))
+    except AuditError as exc:
+        assert "\n" not in str(exc)
+    try:
+        check(path)
+    except AuditError as exc:
+        assert "\n" not in str(exc)
+
+
+# Deterministic 100 examples per property in the suite; ONNXAUDIT_FUZZ_EXAMPLES=5000 fuzzes for real.
+_DEEP = int(os.environ.get("ONNXAUDIT_FUZZ_EXAMPLES", "0"))
+_SETTINGS = settings(
+    max_examples=_DEEP or 100, deadline=None, derandomize=not _DEEP, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@_SETTINGS
+@given(
+    fixture=st.sampled_from(FIXTURES),
+    edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_byte_mutations_fail_cleanly(fixture, edits, cut):
+    data = bytearray(_BYTES[fixture])
+    for where, byte in edits:
+        data[int(where * len(data))] = byte
+    if cut is not None:
+        data = data[: int(cut * len(data))]
+    _survives(bytes(data))
+
+
+_INT64 = st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1, -1, 2**31, 2**32 + 1, 2**62]))
+_TEXT = st.one_of(st.text(max_size=12), st.sampled_from(["", "..", "/etc/passwd", "::error::x", "a\nb", "\x1b[2J"]))
+
+
+@_SETTINGS
+@given(fixture=st.sampled_from(FIXTURES), data=st.data())
+def test_field_mutations_fail_cleanly(fixture, data):
+    m = onnx.ModelProto()
+    m.ParseFromString(_BYTES[fixture])
+    inits = m.graph.initializer
+    kind = data.draw(st.sampled_from(["dims", "dtype", "external", "input", "opset", "ir", "name", "raw", "output"]))
+    target = inits[data.draw(st.integers(0, len(inits) - 1))] if inits else None
+    n = m.graph.node[data.draw(st.integers(0, len(m.graph.node) - 1))]
+    if kind == "dims" and target is not None:
+        del target.dims[:]
+        target.dims.extend(data.draw(st.lists(_INT64, max_size=5)))
+    elif kind == "dtype" and target is not None:
+        target.data_type = data.draw(st.integers(-5, 40))
+    elif kind == "external" and target is not None:
+        target.data_location = TensorProto.EXTERNAL
+        for key in data.draw(st.lists(st.sampled_from(["location", "offset", "length", "x"]), max_size=4)):
+            target.external_data.add(key=key, value=data.draw(st.one_of(_TEXT, _INT64.map(str))))
+    elif kind == "input" and n.input:
+        n.input[data.draw(st.integers(0, len(n.input) - 1))] = data.draw(_TEXT)
+    elif kind == "output" and n.output:
+        n.output[0] = data.draw(st.one_of(_TEXT, st.sampled_from([i.name for i in inits] or ["x"])))
+    elif kind == "opset":
+        m.opset_import[0].version = data.draw(st.integers(-3, 10**6))
+    elif kind == "ir":
+        m.ir_version = data.draw(st.integers(-3, 10**6))
+    elif kind == "name" and target is not None:
+        target.name = data.draw(st.one_of(_TEXT, st.sampled_from([i.name for i in inits])))
+    elif kind == "raw" and target is not None:
+        target.raw_data = data.draw(st.binary(max_size=64))
+    _survives(m.SerializeToString())
