@@ -27,7 +27,10 @@ def _set(which: str, value: int) -> bool:
     _, hard = resource.getrlimit(limit)
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
-    resource.setrlimit(limit, (value, hard))
+    try:
+        resource.setrlimit(limit, (value, hard))
+    except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS below the current size
+        return False
     return True
 
 

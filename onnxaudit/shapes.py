@@ -362,8 +362,7 @@ def _compare(
         check.findings += [f"{value.name!r}: {p}" for p in problems]
     if non_tensor:
         check.limits.append(
-            f"{len(non_tensor)} values are not tensors and were not observed: {', '.join(non_tensor[:5])}"
-            + (" ..." if len(non_tensor) > 5 else "")
+            f"not observed, not tensors: {', '.join(non_tensor[:5])}" + (" ..." if len(non_tensor) > 5 else "")
         )
     check.status = "mismatch" if check.findings else "confirmed"
 

@@ -9,7 +9,8 @@ For each model it prints the median wall-clock seconds of
   plain+proc  the same in a fresh `python -c` (the cost of isolation alone: interpreter + imports);
   confirm     onnxaudit.shapes.confirm_path: read the structure, strict inference, a child process with
               limits running every value as an output (optimizations off), and the comparison;
-and the ratios confirm/plain and confirm/(plain+proc). Without MODEL arguments it uses the bundled
+and the ratios confirm/plain and confirm/(plain+proc); the same for `confirm --optimized` (onnxruntime's
+graph optimizations left on). Without MODEL arguments it uses the bundled
 resnet_tiny and two synthetic models written to a temporary folder (a deep CNN with large activations
 and a weight-heavy MLP).
 """
@@ -30,7 +31,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxaudit.shapes import confirm_path
+from onnxaudit.shapes import ShapeOptions, confirm_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(0)
@@ -107,10 +108,14 @@ def plain_process(path: Path) -> None:
     subprocess.run([sys.executable, "-I", "-c", _PLAIN, str(path)], check=True)
 
 
-def confirm(path: Path) -> None:
-    _, check = confirm_path(path)
+def confirm(path: Path, optimized: bool = False) -> None:
+    _, check = confirm_path(path, ShapeOptions(optimized=optimized))
     if check.status != "confirmed":
         raise SystemExit(f"{path}: {check.status}: {check.message or check.findings}")
+
+
+def confirm_optimized(path: Path) -> None:
+    confirm(path, optimized=True)
 
 
 def median_seconds(fn, path: Path, repeat: int) -> float:
@@ -136,16 +141,19 @@ def main() -> int:
             deep_cnn(Path(tmp) / "deep_cnn.onnx"),
             wide_mlp(Path(tmp) / "wide_mlp.onnx"),
         ]
-        header = f"{'model':34} {'MB':>7} {'plain':>8} {'plain+proc':>11} {'confirm':>8} {'c/plain':>8} {'c/p+proc':>9}"
-        print(header)
+        print(
+            f"{'model':32} {'MB':>6} {'plain':>7} {'plain+proc':>10} {'confirm':>8} {'c/plain':>8} "
+            f"{'c/p+proc':>8} {'confirm --optimized':>20} {'co/p+proc':>9}"
+        )
         for path in models:
             plain = median_seconds(plain_run, path, args.repeat)
             proc = median_seconds(plain_process, path, args.repeat)
             checked = median_seconds(confirm, path, args.repeat)
+            optimized = median_seconds(confirm_optimized, path, args.repeat)
             size = path.stat().st_size / 2**20
             print(
-                f"{path.name:34} {size:7.1f} {plain:8.3f} {proc:11.3f} {checked:8.3f} "
-                f"{checked / plain:7.1f}x {checked / proc:8.2f}x"
+                f"{path.name:32} {size:6.1f} {plain:7.3f} {proc:10.3f} {checked:8.3f} {checked / plain:7.1f}x "
+                f"{checked / proc:7.2f}x {optimized:20.3f} {optimized / proc:8.2f}x"
             )
     return 0
 
