@@ -332,7 +332,7 @@ def _ours_total(sample: Sample) -> int | None:
 
 def _peer_commands(peers: str, path: str) -> dict[str, list[str]]:
     return {
-        "onnx-tool": [peers, "-c", f"import onnx_tool; onnx_tool.model_profile({path!r}, savenode=None)"],
+        "onnx-tool": [peers, "-c", f"import onnx_tool; onnx_tool.model_profile({path!r})"],
         "onnx-opcounter": [
             peers,
             "-c",
