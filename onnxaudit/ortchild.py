@@ -44,6 +44,22 @@ def _limit_files(max_bytes: int) -> None:
     _set("RLIMIT_FSIZE", max_bytes)
 
 
+def _outlive_no_parent(timeout: float, threads: int, parent: int) -> None:
+    """Never outlive the run: die with the parent (Linux), and let the kernel stop a spinning child
+    by CPU time even if the parent was killed before it could enforce --timeout."""
+    _set("RLIMIT_CPU", int(timeout * max(threads, 1)) + 10)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(3)
+
+
 def _write(job_dir: str, result: dict) -> None:
     tmp = os.path.join(job_dir, RESULT + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -129,6 +145,7 @@ def run(job_dir: str) -> dict:
     with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
         job = json.load(f)
     limited = _limit(int(job["max_memory"]))
+    _outlive_no_parent(float(job["timeout"]), int(job["threads"]), int(job["parent"]))
     started = time.perf_counter()
     try:
         import numpy as np
@@ -154,7 +171,10 @@ def run(job_dir: str) -> dict:
             if job["optimized"]
             else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
-        session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        try:
+            session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        finally:
+            os.unlink(model_path)  # loaded (or refused): the copy's disk space is not needed any more
     except Exception as exc:
         return _failure("load_error", exc)
     loaded = time.perf_counter()

@@ -452,6 +452,8 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         "optimized": options.optimized,
         "threads": max(1, min(4, os.cpu_count() or 1)),
         "max_memory": options.max_memory,
+        "timeout": options.timeout,
+        "parent": os.getpid(),
     }
     result = run_child(job, _outputs_proto(view, names), options.timeout)
     return _finish(check, view, plan, declared, result, file_params)
