@@ -44,6 +44,7 @@ ROLES: dict[str, RoleInfo] = {
     "shape": RoleInfo("shape", "shape-like constant (shape, axes, indices, sizes)"),
     "literal": RoleInfo("literal", "scalar literal"),
     "initial_state": RoleInfo("state", "initial recurrent/attention state"),
+    "precomputed": RoleInfo("state", "precomputed table (rotary cos/sin cache): a non-persistent buffer"),
     "unclassified": RoleInfo("unclassified", "constant of unknown role"),
     "unused": RoleInfo("unused", "stored but consumed by no node"),
 }
@@ -107,6 +108,7 @@ SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "Dropout": (DATA, "literal", "literal"),
     "CenterCropPad": (DATA, "shape"),
     "Col2Im": (DATA, "shape", "shape"),
+    "RotaryEmbedding": (DATA, "precomputed", "precomputed", "shape"),  # opset 23
 }
 for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
             "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"):  # fmt: skip
@@ -162,6 +164,22 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "BiasAdd": (DATA, "bias", DATA),
     "BiasSoftmax": (DATA, DATA),
     "QLinearConv": SLOT_TABLE["QLinearConv"],
+    "GroupQueryAttention": (
+        DATA, DATA, DATA, "initial_state", "initial_state", "shape", "shape", "precomputed", "precomputed",
+        "shape", DATA, "weight",
+    ),  # fmt: skip
+    "RotaryEmbedding": (DATA, "shape", "precomputed", "precomputed"),
+    "QAttention": (
+        DATA, "weight", "bias", "quant_scale", "quant_scale", "shape", "quant_zero_point", "quant_zero_point",
+        "initial_state",
+    ),  # fmt: skip
+    "DynamicQuantizeLSTM": (
+        DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state", "initial_state", "rnn_P",
+        "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point",
+    ),  # fmt: skip
+    "GemmFastGelu": (DATA, "weight", "bias"),
+    "BiasSplitGelu": (DATA, "bias"),
+    "MoE": (DATA, DATA, "weight", "bias", "weight", "bias", "weight", "bias"),
 }
 
 # Matrix products: whichever operand is constant is the weight.
@@ -401,7 +419,7 @@ class _Classifier:
 
     def constant_role(self, tensor: Tensor, role: str, node: Node) -> str:
         """The role of a constant in a slot: a data slot only tells what it is not."""
-        if role == "embedding" and (tensor.dtype in INTEGER_DTYPES or not tensor.dims):
+        if role == "embedding" and node.op_type == "Gather" and (tensor.dtype in INTEGER_DTYPES or not tensor.dims):
             return "shape" if tensor.dtype in INTEGER_DTYPES else "literal"
         if role != DATA:
             return role
@@ -445,7 +463,7 @@ class _Classifier:
                 return
         if tensor is not None:
             final = self.constant_role(tensor, role, consumer)
-            logical = self.logical_dims(consumer, slot) if final == "weight" else None
+            logical = self.logical_dims(consumer, slot) if final in ("weight", "embedding") else None
             self.record(tensor, Use(consumer, slot, final, via), logical)
             return
         producer = self.producer(scope, name)
@@ -491,6 +509,12 @@ class _Classifier:
             n, k = node.attrs.get("N"), node.attrs.get("K")
             if isinstance(n, int) and isinstance(k, int):
                 return (n, k)
+        if node.op_type == "GatherBlockQuantized" and slot == 0:
+            # 4-bit values packed two to a uint8 byte (int4/uint4 dtypes already count logically)
+            tensor = self.view.lookup(node.scope, node.inputs[0])
+            packed = tensor is not None and tensor.dtype == TensorProto.UINT8 and node.attrs.get("bits", 4) == 4
+            if packed and tensor.dims:  # type: ignore[union-attr]
+                return (*tensor.dims[:-1], tensor.dims[-1] * 2)  # type: ignore[union-attr]
         return None
 
     def weight_input_without_data(self, node: Node, slot: int, name: str, role: str) -> None:

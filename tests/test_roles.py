@@ -500,3 +500,41 @@ def test_weights_returned_by_if_branches_take_the_consumer_slot_role(tmp_path):
     report = audit_model(tmp_path, m)
     assert tensor_row(report, "then_W").role == "weight" and tensor_row(report, "else_W").role == "weight"
     assert report.totals.trainable == 2 * 8 * 4 and report.totals.unclassified == 0
+
+
+def test_llm_contrib_ops_caches_and_packed_embeddings(tmp_path):
+    vocab, hidden, max_pos = 64, 16, 32
+    m = model(
+        [
+            node("GatherBlockQuantized", ["E", "ids", "escale"], ["emb"], domain="com.microsoft", bits=4),
+            node(
+                "GroupQueryAttention",
+                ["emb", "emb", "emb", "", "", "seqlens", "total", "cos", "sin"],
+                ["att"],
+                domain="com.microsoft",
+                num_heads=2,
+                kv_num_heads=2,
+                do_rotary=1,
+            ),
+            node("SkipSimplifiedLayerNormalization", ["att", "emb", "g"], ["y"], domain="com.microsoft"),
+        ],
+        [
+            value("ids", ["N", 8], TensorProto.INT64),
+            value("seqlens", ["N"], TensorProto.INT32),
+            value("total", [], TensorProto.INT32),
+        ],
+        [value("y", None)],
+        [
+            init("E", [vocab, hidden // 2], np.uint8),
+            init("escale", [vocab, hidden // 16]),
+            init("cos", [max_pos, hidden // 4]),
+            init("sin", [max_pos, hidden // 4]),
+            init("g", [hidden]),
+        ],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "E").count == vocab * hidden  # two 4-bit values per stored byte
+    assert tensor_row(report, "cos").role == "precomputed"
+    assert report.totals.total == vocab * hidden + hidden
+    assert report.totals.unclassified == 0
