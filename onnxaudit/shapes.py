@@ -112,12 +112,14 @@ def read_structure(view: ModelView) -> ModelProto:
     model, size, sizes = _read_wire(Path(view.path))
     if size != view.file_bytes:
         raise AuditError(f"{view.path}: the file changed while onnxaudit was reading it")
-    for init in model.graph.initializer:
-        known = sizes(init)
+    tensors = list(model.graph.initializer)
+    tensors += [a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    for tensor in tensors:
+        known = sizes(tensor)
         if known is not None and known[1] > 0:  # stripped: dims stay, inference must not read the data
-            init.data_location = TensorProto.EXTERNAL
-            del init.external_data[:]
-            init.external_data.add(key="location", value="__stripped__")
+            tensor.data_location = TensorProto.EXTERNAL
+            del tensor.external_data[:]
+            tensor.external_data.add(key="location", value="__stripped__")
     return model
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -118,14 +119,22 @@ def confirm_optimized(path: Path) -> None:
     confirm(path, optimized=True)
 
 
-def median_seconds(fn, path: Path, repeat: int) -> float:
+def _cpu() -> float:
+    """user + sys seconds of this process and of its waited-for children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def medians(fn, path: Path, repeat: int) -> tuple[float, float]:
+    """Median (wall, cpu) seconds of `fn(path)`: the machine is shared, and cpu time is the steadier one."""
     fn(path)  # warm the page cache and imports
-    times = []
+    walls, cpus = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        cpu, start = _cpu(), time.perf_counter()
         fn(path)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(_cpu() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> int:
@@ -134,27 +143,29 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]} · onnxruntime {ort.__version__} · onnx {onnx.__version__} · "
-          f"{os.cpu_count()} CPUs · median of {args.repeat} runs (seconds)")  # fmt: skip
+          f"{os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} · median of {args.repeat} runs, "
+          "wall seconds (cpu seconds: user + sys, children included)")  # fmt: skip
+    columns = ("plain", "plain+proc", "confirm", "confirm --optimized")
     with tempfile.TemporaryDirectory() as tmp:
         models = args.models or [
             ROOT / "models/torch/resnet_tiny__legacy_nofold.onnx",
             deep_cnn(Path(tmp) / "deep_cnn.onnx"),
             wide_mlp(Path(tmp) / "wide_mlp.onnx"),
         ]
-        print(
-            f"{'model':32} {'MB':>6} {'plain':>7} {'plain+proc':>10} {'confirm':>8} {'c/plain':>8} "
-            f"{'c/p+proc':>8} {'confirm --optimized':>20} {'co/p+proc':>9}"
-        )
+        ratios = ("confirm / plain", "confirm / plain+proc", "--optimized / plain+proc")
+        print(f"| model | MB | {' | '.join(columns)} | {' | '.join(ratios)} |")
+        print("|---|---:|" + "---:|" * (len(columns) + 3))
         for path in models:
-            plain = median_seconds(plain_run, path, args.repeat)
-            proc = median_seconds(plain_process, path, args.repeat)
-            checked = median_seconds(confirm, path, args.repeat)
-            optimized = median_seconds(confirm_optimized, path, args.repeat)
+            runs = [medians(fn, path, args.repeat) for fn in (plain_run, plain_process, confirm, confirm_optimized)]
+            (plain, plain_cpu), (proc, proc_cpu), (checked, checked_cpu), (opt, opt_cpu) = runs
+            cells = [f"{wall:.3f} ({cpu:.2f})" for wall, cpu in runs]
+            factors = [
+                f"{checked / plain:.1f}x ({checked_cpu / plain_cpu:.1f}x)",
+                f"{checked / proc:.2f}x ({checked_cpu / proc_cpu:.2f}x)",
+                f"{opt / proc:.2f}x ({opt_cpu / proc_cpu:.2f}x)",
+            ]
             size = path.stat().st_size / 2**20
-            print(
-                f"{path.name:32} {size:6.1f} {plain:7.3f} {proc:10.3f} {checked:8.3f} {checked / plain:7.1f}x "
-                f"{checked / proc:7.2f}x {optimized:20.3f} {optimized / proc:8.2f}x"
-            )
+            print(f"| {path.name} | {size:.1f} | {' | '.join(cells)} | {' | '.join(factors)} |", flush=True)
     return 0
 
 
