@@ -70,7 +70,7 @@ def _write(job_dir: str, result: dict) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     line = text[0] if text else type(exc).__name__
-    return line[:400]
+    return line[:1000]
 
 
 def _failure(kind: str, exc: BaseException) -> dict:

@@ -377,7 +377,11 @@ _OUTCOMES = {
     "memory": ("killed", "run stopped at the memory limit (--max-memory {mem}): {msg}"),
     "crashed": ("killed", "run killed: {msg}"),
     "load_error": ("not_runnable", "not runnable: onnxruntime cannot load the model: {msg}"),
-    "run_error": ("failed", "run failed: onnxruntime raised: {msg}"),
+    "run_error": (
+        "failed",
+        "run failed: onnxruntime raised: {msg} (generated inputs may not suit this model: "
+        "--dim and --input give real sizes and data)",
+    ),
     "input_error": ("failed", "run failed: cannot build the inputs: {msg}"),
     "error": ("failed", "run failed: {msg}"),
 }
@@ -464,19 +468,20 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
 # "/onnxruntime_src/.../bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool) "
 _ORT_SOURCE = re.compile(r"\S+\.(?:cc|cpp|h):\d+ (?:[\w:<>*&~ ]+\([^()]*\)(?: const)? )?")
+_ORT_LOAD = re.compile(r"^Load model from .* failed:\s*")  # names the job folder's copy, not the user's file
 _ORT_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
 _ORT_SIZE = re.compile(r"buffer of size (\d+)")
 
 
 def _ort_message(text: str, memory: bool) -> str:
     """onnxruntime's one-line error without its prefix and C++ source locations."""
-    text = _ORT_SOURCE.sub("", _ORT_PREFIX.sub("", text.strip()))
+    text = _ORT_LOAD.sub("", _ORT_SOURCE.sub("", _ORT_PREFIX.sub("", text.strip())))
     node = _ORT_NODE.search(text)
     size = _ORT_SIZE.search(text)
     if memory and size:
         where = f" in {node.group(1)} node {node.group(2)!r}" if node else ""
         return f"onnxruntime could not allocate {_gib(int(size.group(1)))}{where}"
-    return text[:300]
+    return text[:600]
 
 
 def _finish(

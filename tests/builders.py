@@ -312,3 +312,9 @@ def deep_nesting(levels: int) -> bytes:
         graph = _field(1, if_node)
     opset = _field(8, _tag(2, 0) + _varint(17))
     return _tag(1, 0) + _varint(8) + opset + _field(7, graph)
+
+
+def reshape_to(target: Sequence[int]) -> onnx.ModelProto:
+    """x (N, 2) -> Reshape to the constant `target`: fails at run time when the sizes differ."""
+    nodes = [node("Reshape", ["x", "target"], ["y"], name="reshape")]
+    return model(nodes, [value("x", ["N", 2])], [value("y", [None] * len(target))], [ints("target", target)])

@@ -18,6 +18,7 @@ from builders import (
     infinite_loop,
     layer_row,
     mixed_inputs,
+    reshape_to,
     save,
 )
 
@@ -167,6 +168,14 @@ def test_custom_domain_op_is_not_runnable_but_counted(tmp_path, capsys):
     assert "not runnable" in line and "'example.custom:Mystery' (node 'mystery')" in line
     assert "Total params: 112" in out  # 4x3x3x3 + 4
     assert "shapes: onnx shape inference (static; not confirmed: not runnable)" in out
+
+
+def test_a_run_onnxruntime_rejects_is_one_line(tmp_path, capsys):
+    code, out, err = _run(capsys, "shapes", str(save(reshape_to([3]), tmp_path / "reshape.onnx")))
+    assert code == 2
+    line = _one_line(err)
+    assert "run failed: onnxruntime raised" in line and "requested shape:{3}" in line
+    assert "Values confirmed: 0 of 1" in out
 
 
 def test_summary_run_shapes_fills_the_column(tmp_path, capsys):
