@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
+from onnxaudit.constfold import fold_shape_arithmetic
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
 from onnxaudit.names import as_text, text_names
@@ -436,6 +437,10 @@ def infer_value_shapes(
             init.data_location = TensorProto.EXTERNAL  # dims stay; inference never reads the bytes
             del init.external_data[:]
             init.external_data.add(key="location", value="__stripped__")
+    try:
+        fold_shape_arithmetic(light)
+    except Exception:  # folding only sharpens inference; it never decides a count
+        pass
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False)
     except Exception:  # inference is a courtesy; counts never depend on it

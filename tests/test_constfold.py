@@ -1,0 +1,45 @@
+"""Small shape arithmetic folded before static inference, so shapes after a computed Pad are known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from builders import ints, layer_row, model, node, value
+from onnx import TensorProto, helper
+
+from onnxaudit import audit
+from onnxaudit.constfold import fold_shape_arithmetic
+
+TORCH = Path(__file__).resolve().parent.parent / "models" / "torch"
+
+
+def test_torch_nofold_export_shapes_are_known_after_the_pad():
+    report = audit(TORCH / "seed_cnn__legacy_nofold.onnx")
+    assert layer_row(report, "pad").output_shape == ["batch", 3, 64 + 2 * 3, 64 + 2 * 3]
+    assert layer_row(report, "conv0").output_shape == ["batch", 32, 64, 64]
+    assert layer_row(report, "fc").output_shape == ["batch", 1]
+
+
+def test_fold_replaces_chain_by_initializer_and_leaves_weights():
+    m = model(
+        [
+            node("Shape", ["big"], ["s"]),
+            node("Gather", ["s", "zero"], ["n"], axis=0),
+            node("Mul", ["n", "two"], ["n2"]),
+            node("ConstantOfShape", ["n2"], ["pads"], value=helper.make_tensor("v", TensorProto.INT64, [1], [1])),
+            node("Pad", ["x", "pads"], ["y"]),
+            node("MatMul", ["y", "big"], ["z"]),
+        ],
+        [value("x", ["N", 4])],
+        [value("z", None)],
+        [
+            helper.make_tensor("big", TensorProto.FLOAT, [2, 4], np.ones(8, np.float32).tobytes(), raw=True),
+            ints("zero", [0]),
+            ints("two", [2]),
+        ],
+    )
+    assert fold_shape_arithmetic(m) == 4
+    assert [n.op_type for n in m.graph.node] == ["Pad", "MatMul"]
+    folded = {i.name: list(np.frombuffer(i.raw_data, np.int64)) for i in m.graph.initializer if i.name == "pads"}
+    assert folded == {"pads": [1, 1, 1, 1]}
