@@ -89,6 +89,15 @@ def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
     return [t for t in tensors if t.category in ("parameter", "statistic", "unclassified") and t.count is not None]
 
 
+_LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Shape", "Constant"})
+
+
+def _kind(layer: Layer) -> str:
+    """The layer's ops without the layout and shape plumbing exporters put around them."""
+    ops = [op for op in layer.op_types if op not in _LAYOUT_OPS]
+    return "+".join(ops or layer.op_types)
+
+
 def _file_layer(layer: Layer) -> FrameworkLayer:
     tensors = _counted(layer.tensors)
     trainable = sum(t.count or 0 for t in tensors if t.category in ("parameter", "unclassified"))
@@ -99,11 +108,11 @@ def _file_layer(layer: Layer) -> FrameworkLayer:
         evidence = ["holds constants of unknown role; counted as trainable at most"]
         unknown = sum(t.count or 0 for t in tensors if t.category == "unclassified")
         return FrameworkLayer(
-            layer.name, "+".join(layer.op_types), Figure(trainable - unknown, trainable), Figure.of(stats),
+            layer.name, _kind(layer), Figure(trainable - unknown, trainable), Figure.of(stats),
             status, evidence, [t.name for t in tensors],
         )  # fmt: skip
     return FrameworkLayer(
-        layer.name, "+".join(layer.op_types), Figure.of(trainable), Figure.of(stats), status, evidence,
+        layer.name, _kind(layer), Figure.of(trainable), Figure.of(stats), status, evidence,
         [t.name for t in tensors],
     )  # fmt: skip
 
