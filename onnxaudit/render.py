@@ -235,7 +235,12 @@ def render_verification(result: Verification) -> str:
     if result.layers:
         lines.append(f"Layers: {len(matched)} consistent, {len(differing)} differ")
     for la in differing:
-        lines.append(f"  {escape(la.name)} ({escape(la.kind)}): {escape(la.explain)}")
+        kind = f" ({escape(la.kind)})" if la.kind else ""
+        lines.append(f"  {escape(la.name)}{kind}: {escape(la.explain)}")
+    for la in result.layers:
+        if la.verdict == "within range" and la.found is not None:
+            why = f" - {escape(la.explain)}" if la.explain else ""
+            lines.append(f"  {escape(la.name)}: {la.expected or 0:,} within {la.found.text()}{why}")
     lines += [f"  {escape(text)}" for text in result.explanation]
     lines += [f"Note: {escape(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"

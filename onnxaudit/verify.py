@@ -75,11 +75,28 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, report: Report)
         verdict = _verdict(layer.params, found.total)
         explain = "" if verdict != MISMATCH else _explain_layer(layer.params, found, report)
         checks.append(LayerCheck(layer.name, layer.kind, layer.params, found.total, verdict, explain))
-    if expectation.layers:
-        for la in fw.layers:
-            if la.name not in seen and la.total.hi > 0:
-                checks.append(LayerCheck(la.name, la.kind, None, la.total, MISMATCH, "in the file, not expected"))
+    extra = [la for la in fw.layers if la.name not in seen and la.total.hi > 0] if expectation.layers else []
+    _pair_folded(checks, extra)
+    for la in extra:
+        checks.append(LayerCheck(la.name, la.kind, None, la.total, MISMATCH, "in the file, not expected"))
     return checks
+
+
+FOLDED = " (+folded BatchNorm)"
+
+
+def _pair_folded(checks: list[LayerCheck], extra: list[FrameworkLayer]) -> None:
+    """A BatchNorm whose name the fold erased (`conv1 (+folded BatchNorm)`) stands for the expected
+    BN module that is missing from the file: pair them in graph order when their numbers agree."""
+    missing = [c for c in checks if c.found is None]
+    folded = [la for la in extra if la.name.endswith(FOLDED)]
+    if not missing or len(missing) != len(folded):
+        return
+    for check, layer in zip(missing, folded, strict=True):
+        check.found = layer.total
+        check.verdict = _verdict(check.expected or 0, layer.total)
+        check.explain = f"folded into {layer.name.removesuffix(FOLDED)} (paired in graph order)"
+        extra.remove(layer)
 
 
 def _explain_layer(expected: int, found: FrameworkLayer, report: Report) -> str:

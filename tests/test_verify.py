@@ -80,3 +80,12 @@ def test_verify_usage_and_bad_input(tmp_path, capsys):
     missing = tmp_path / "none.txt"
     assert main(["verify", f"{GERON_CODE}.onnx", "--keras-summary", str(missing)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 3
+
+
+def test_folded_batchnorms_pair_with_the_missing_modules(tmp_path, capsys):
+    stem = MODELS / "torch" / "resnet_tiny__legacy_fold"
+    counts = _torch_counts(tmp_path, json.loads(stem.with_suffix(".json").read_text()))
+    assert main(["verify", f"{stem}.onnx", "--torch-counts", str(counts), "--format", "json"]) == 0
+    layers = {la["name"]: la for la in json.loads(capsys.readouterr().out)["layers"]}
+    assert layers["layer1.0.bn1"]["verdict"] == "within range"
+    assert layers["layer1.0.bn1"]["explain"].startswith("folded into layer1.0.conv1")
