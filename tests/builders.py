@@ -266,10 +266,10 @@ def external(
 
 
 def _tag(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
+    return varint(field << 3 | wire)
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)
@@ -279,7 +279,7 @@ def _varint(n: int) -> bytes:
 
 
 def _field(number: int, payload: bytes) -> bytes:
-    return _tag(number, 2) + _varint(len(payload)) + payload
+    return _tag(number, 2) + varint(len(payload)) + payload
 
 
 def save_with_hole(m: onnx.ModelProto, weight: str, dims: Sequence[int], path: Path) -> Path:
@@ -287,15 +287,15 @@ def save_with_hole(m: onnx.ModelProto, weight: str, dims: Sequence[int], path: P
     (over 2 GiB too) that takes no disk space. The hole is the file's last bytes."""
     nbytes = 4 * int(np.prod(dims, dtype=object))
     head = onnx.TensorProto(name=weight, data_type=TensorProto.FLOAT, dims=list(dims)).SerializeToString()
-    head += _tag(9, 2) + _varint(nbytes)  # raw_data: its bytes follow, as a hole
+    head += _tag(9, 2) + varint(nbytes)  # raw_data: its bytes follow, as a hole
     tensor_len = len(head) + nbytes
     graph = m.graph.SerializeToString()
-    init_prefix = _tag(5, 2) + _varint(tensor_len)
+    init_prefix = _tag(5, 2) + varint(tensor_len)
     rest = onnx.ModelProto()
     rest.CopyFrom(m)
     rest.ClearField("graph")
     graph_len = len(graph) + len(init_prefix) + tensor_len
-    data = rest.SerializeToString() + _tag(7, 2) + _varint(graph_len) + graph + init_prefix + head
+    data = rest.SerializeToString() + _tag(7, 2) + varint(graph_len) + graph + init_prefix + head
     with open(path, "wb") as f:
         f.write(data)
         f.truncate(len(data) + nbytes)
@@ -307,11 +307,11 @@ def deep_nesting(levels: int) -> bytes:
     to build messages this deep)."""
     graph = b""
     for level in range(levels):
-        attr = _field(1, b"then_branch") + _tag(20, 0) + _varint(onnx.AttributeProto.GRAPH) + _field(6, graph)
+        attr = _field(1, b"then_branch") + _tag(20, 0) + varint(onnx.AttributeProto.GRAPH) + _field(6, graph)
         if_node = _field(1, b"cond") + _field(2, f"out{level}".encode()) + _field(4, b"If") + _field(5, attr)
         graph = _field(1, if_node)
-    opset = _field(8, _tag(2, 0) + _varint(17))
-    return _tag(1, 0) + _varint(8) + opset + _field(7, graph)
+    opset = _field(8, _tag(2, 0) + varint(17))
+    return _tag(1, 0) + varint(8) + opset + _field(7, graph)
 
 
 def reshape_to(target: Sequence[int]) -> onnx.ModelProto:

@@ -44,10 +44,7 @@ NAMED = [
 TORCH_BACKEND = [p for p in KERAS if p.stem.endswith("keras3_torch_export")]
 
 
-@pytest.mark.parametrize("path", TORCH_BACKEND, ids=lambda p: p.stem)
-def test_keras_torch_backend_totals_rebuilt(path):
-    """Keras 3 on the torch backend: anonymous names, BN as Sub/Mul/Add (3 of 4 vectors survive)."""
-    meta = _meta(path)
+def _rebuilt_exactly_as_keras_said(path: Path, meta: dict):
     fw = audit(path).framework
     assert fw.status != "ambiguous"
     assert (fw.total.lo, fw.trainable.lo, fw.non_trainable.lo) == (
@@ -55,18 +52,19 @@ def test_keras_torch_backend_totals_rebuilt(path):
         meta["trainable"],
         meta["non_trainable"],
     )
+    return fw
+
+
+@pytest.mark.parametrize("path", TORCH_BACKEND, ids=lambda p: p.stem)
+def test_keras_torch_backend_totals_rebuilt(path):
+    """Keras 3 on the torch backend: anonymous names, BN as Sub/Mul/Add (3 of 4 vectors survive)."""
+    _rebuilt_exactly_as_keras_said(path, _meta(path))
 
 
 @pytest.mark.parametrize("path", NAMED, ids=lambda p: p.stem)
 def test_keras_layers_match_when_names_survive(path):
     meta = _meta(path)
-    fw = audit(path).framework
-    assert fw.status != "ambiguous"
-    assert (fw.total.lo, fw.trainable.lo, fw.non_trainable.lo) == (
-        meta["total"],
-        meta["trainable"],
-        meta["non_trainable"],
-    )
+    fw = _rebuilt_exactly_as_keras_said(path, meta)
     by_name = {la.name: la for la in fw.layers}
     for layer in meta["layers"]:
         if layer["params"]:

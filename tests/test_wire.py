@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from builders import init, ints, model, node, save, value
+from builders import init, ints, model, node, save, value, varint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -177,19 +177,19 @@ def test_file_over_2_gib_reads_without_touching_its_weights(tmp_path):
     size = (2 << 30) + (100 << 20)
     n = size // 4
     head = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[n // 1024, 1024]).SerializeToString()
-    raw_tag = bytes([9 << 3 | 2]) + _varint(n * 4)
+    raw_tag = bytes([9 << 3 | 2]) + varint(n * 4)
     tensor_len = len(head) + len(raw_tag) + n * 4
     graph_tail = onnx.GraphProto(
         node=[helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
         input=[value("x", ["N", n // 1024])],
         output=[value("y", None)],
     ).SerializeToString()
-    graph_len = 1 + len(_varint(tensor_len)) + tensor_len + len(graph_tail)
+    graph_len = 1 + len(varint(tensor_len)) + tensor_len + len(graph_tail)
     ir = onnx.ModelProto(ir_version=8, opset_import=[helper.make_opsetid("", 17)]).SerializeToString()
     path = tmp_path / "huge.onnx"
     with open(path, "wb") as f:
-        f.write(ir + bytes([7 << 3 | 2]) + _varint(graph_len))
-        f.write(bytes([5 << 3 | 2]) + _varint(tensor_len) + head + raw_tag)
+        f.write(ir + bytes([7 << 3 | 2]) + varint(graph_len))
+        f.write(bytes([5 << 3 | 2]) + varint(tensor_len) + head + raw_tag)
         f.seek(n * 4, os.SEEK_CUR)
         f.write(graph_tail)
     assert path.stat().st_size > 2**31 and path.stat().st_blocks * 512 < 1 << 20
@@ -199,15 +199,6 @@ def test_file_over_2_gib_reads_without_touching_its_weights(tmp_path):
     assert view.main.tensors["W"].dims == (n // 1024, 1024)
     assert view.main.tensors["W"].stored_bytes == n * 4
     assert path.stat().st_blocks * 512 < 1 << 20  # still sparse: nothing was read or written
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 # ---------------------------------------------------------------- malformed input
@@ -241,7 +232,7 @@ def test_every_truncation_is_an_audit_error(tmp_path):
 
 
 def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def test_nesting_beyond_the_limit(tmp_path):
