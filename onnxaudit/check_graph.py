@@ -6,6 +6,7 @@ data nobody uses or anybody can replace (OA203, OA204), names defined twice (OA2
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from functools import lru_cache
 
@@ -129,7 +130,8 @@ def _roles(view: ModelView, roles: RoleTable) -> list[Finding]:
         kind = "Constant" if tensor.origin == "constant" else "initializer"
         if entry.role == "unused" and tensor.storage != "none":
             message = f"{kind} {quoted(name)} ({dims}) is consumed by no node"
-            out.append(finding("OA203", message, "tensor", name, scope))
+            literal = tensor.dims is not None and math.prod(tensor.dims) <= 1  # a dead scalar wastes nothing
+            out.append(finding("OA203", message, "tensor", name, scope, "info" if literal else ""))
         if tensor.also_graph_input:
             old = view.ir_version < 4
             why = " (IR < 4 lists every initializer as an input)" if old else ""

@@ -16,7 +16,7 @@ from onnxaudit.load import ModelView, Tensor
 from onnxaudit.names import as_text, key, quoted
 from onnxaudit.roles import RoleTable
 from onnxaudit.rules import Finding, finding
-from onnxaudit.weights import FLOATS, INTEGERS, Stats, scan, transposed_equal
+from onnxaudit.weights import Stats, digest, scan, transposed_equal
 
 SCANNED_CATEGORIES = frozenset({"parameter", "statistic"})
 ZERO_ROLES = frozenset({"weight", "embedding", "rnn_W", "rnn_R", "bn_gamma", "norm_scale"})
@@ -78,15 +78,9 @@ def value_findings(
 
 
 def _scan_all(targets: list[_Target], totals: ScanTotals) -> dict[tuple[str, str], Stats]:
-    """One pass per tensor; a digest only where another tensor has the same dtype and byte length."""
-    sizes: dict[tuple[int, int], int] = defaultdict(int)
-    for t in targets:
-        if _count(t.tensor) >= MIN_DUPLICATE:
-            sizes[(t.tensor.dtype, t.extent.length)] += 1
     results: dict[tuple[str, str], Stats] = {}
     for t in targets:
-        want = _count(t.tensor) >= MIN_DUPLICATE and sizes[(t.tensor.dtype, t.extent.length)] > 1
-        result = scan(t.extent, t.tensor.dtype, _count(t.tensor), want_digest=want)
+        result = scan(t.extent, t.tensor.dtype, _count(t.tensor))
         results[t.key] = result
         totals.tensors += 1
         totals.bytes += t.extent.length
@@ -105,7 +99,7 @@ def _tensor_rules(target: _Target, stats: Stats) -> list[Finding]:
         parts = [f"{n:,} {label}" for n, label in ((stats.nan, "NaN"), (stats.inf, "Inf")) if n]
         message = f"{target.role} {quoted(name)} holds {' and '.join(parts)} among {stats.count:,} values"
         out.append(finding("OA101", message, "tensor", name, scope))
-    if target.role in ZERO_ROLES and stats.count and stats.zeros == stats.count:
+    if target.role in ZERO_ROLES and stats.all_zero:
         message = f"{target.role} {quoted(name)} is all zeros ({stats.count:,} values): the layer outputs nothing"
         out.append(finding("OA104", message, "tensor", name, scope))
     return out
@@ -142,58 +136,76 @@ def _bn_rules(view: ModelView, stats: dict[tuple[str, str], Stats]) -> list[Find
 
 
 def _duplicates(targets: list[_Target], stats: dict[tuple[str, str], Stats]) -> list[Finding]:
+    """Identical contents: tensors whose byte length and value statistics agree are hashed (a second
+    read, rarely needed: real weights differ in min/max), equal digests are copies. Then transposed
+    copies among the distinct contents."""
     out: list[Finding] = []
-    by_digest: dict[tuple[int, str], list[_Target]] = defaultdict(list)
+    alike: dict[tuple[object, ...], list[_Target]] = defaultdict(list)
     for t in targets:
         s = stats[t.key]
-        if s.digest is not None and not s.uniform:
-            by_digest[(t.tensor.dtype, s.digest)].append(t)
-    identical: set[frozenset[tuple[str, str]]] = set()
+        if _count(t.tensor) >= MIN_DUPLICATE and not s.uniform:
+            alike[(t.tensor.dtype, t.extent.length, *_summary(s, t.tensor.dtype))].append(t)
+    by_digest: dict[tuple[int, str], list[_Target]] = defaultdict(list)
+    for group in alike.values():
+        if len(group) > 1:
+            for t in group:
+                by_digest[(t.tensor.dtype, digest(t.extent))].append(t)
+    copies: set[tuple[str, str]] = set()
     for group in by_digest.values():
         first = group[0]
         for other in group[1:]:
-            identical.add(frozenset((first.key, other.key)))
+            copies.add(other.key)
             message = (
                 f"{quoted(other.tensor.name)} holds the same {_count(other.tensor):,} "
                 f"{dtype_name(other.tensor.dtype)} values as {quoted(first.tensor.name)} (stored twice)"
             )
             out.append(finding("OA105", message, "tensor", as_text(other.tensor.name), other.tensor.scope))
-    out += _transposed(targets, stats, identical)
+    distinct = [t for t in targets if t.key not in copies]
+    out += _transposed(distinct, stats, budget=sum(t.extent.length for t in targets) + (64 << 20))
     return out
 
 
-def _transposed(
-    targets: list[_Target], stats: dict[tuple[str, str], Stats], identical: set[frozenset[tuple[str, str]]]
-) -> list[Finding]:
-    """Pairs (r x c, c x r) with equal value statistics, compared exactly."""
+def _transposed(targets: list[_Target], stats: dict[tuple[str, str], Stats], budget: int) -> list[Finding]:
+    """Pairs (r x c, c x r) with equal value statistics, compared exactly; each tensor is matched at most
+    once, and full comparisons stop after `budget` bytes (a model built to make them slow says so)."""
     out: list[Finding] = []
     by_shape: dict[tuple[int, int, int], list[_Target]] = defaultdict(list)
     for t in targets:
         dims = t.tensor.dims or ()
         if len(dims) == 2 and dims[0] > 1 and dims[1] > 1 and _count(t.tensor) >= MIN_DUPLICATE:
             by_shape[(t.tensor.dtype, dims[0], dims[1])].append(t)
+    matched: set[tuple[str, str]] = set()
+    skipped = 0
     for (dtype, rows, cols), group in sorted(by_shape.items(), key=lambda item: item[0]):
         item = byte_size(dtype, 1)
         if item is None or byte_size(dtype, 8) != 8 * item:
             continue  # packed sub-byte types: elements are not whole bytes
         for a in group:
             for b in by_shape.get((dtype, cols, rows), []):
-                if b.order <= a.order or frozenset((a.key, b.key)) in identical:
+                if b.order <= a.order or b.key in matched or a.key in matched:
                     continue
                 sa, sb = stats[a.key], stats[b.key]
                 if sa.uniform or _summary(sa, dtype) != _summary(sb, dtype):
                     continue
+                if budget < a.extent.length:
+                    skipped += 1
+                    continue
+                budget -= a.extent.length
                 if transposed_equal(a.extent, (rows, cols), b.extent, item):
+                    matched.add(b.key)
                     message = (
                         f"{quoted(b.tensor.name)} ({cols}x{rows}) is {quoted(a.tensor.name)} ({rows}x{cols}) "
                         "transposed: the same weights stored twice"
                     )
                     out.append(finding("OA105", message, "tensor", as_text(b.tensor.name), b.tensor.scope))
+    if skipped:
+        message = f"{skipped} candidate pairs not compared for transposed copies (comparison budget spent)"
+        out.append(finding("OA308", message, "model"))
     return out
 
 
 def _summary(s: Stats, dtype: int) -> tuple[object, ...]:
     """Statistics a transposed copy shares exactly with its original (a cheap filter before comparing)."""
-    if dtype not in FLOATS and dtype not in INTEGERS:
-        return (s.count,)  # values not decoded: zeros counted from holes depend on layout
-    return (s.count, s.nan, s.inf, s.zeros, s.negative, s.minimum, s.maximum)
+    if not s.decoded:
+        return (s.count,)
+    return (s.count, s.nan, s.inf, s.negative, s.minimum, s.maximum)

@@ -46,21 +46,24 @@ class ScanError(Exception):
 
 @dataclass
 class Stats:
-    """What one pass over a tensor found. min/max ignore NaN; None when there are no numbers."""
+    """What one pass over a tensor found. min/max ignore NaN and Inf; None when no finite numbers."""
 
     count: int
     nan: int = 0
     inf: int = 0
-    zeros: int = 0
     minimum: float | None = None
     maximum: float | None = None
     negative: int = 0
-    digest: str | None = None
     holes: int = 0  # bytes known to be zero without reading them
+    decoded: bool = False  # values were read as numbers (float or integer dtypes)
 
     @property
     def uniform(self) -> bool:
-        return self.nan == 0 and self.minimum is not None and self.minimum == self.maximum
+        return self.nan == 0 and self.inf == 0 and self.minimum is not None and self.minimum == self.maximum
+
+    @property
+    def all_zero(self) -> bool:
+        return self.count > 0 and self.uniform and self.minimum == 0
 
 
 # Linux and the BSDs tell holes from data; elsewhere every chunk is read.
@@ -96,79 +99,85 @@ def _values(data: bytes, kind: str) -> np.ndarray:
     return np.frombuffer(data, dtype=kind)
 
 
-def scan(extent: Extent, dtype: int, count: int, want_digest: bool = False) -> Stats:
-    """Statistics of a tensor's values (floats and integers), and its digest when asked for.
-
-    The digest is a hash of per-chunk digests with chunk boundaries fixed relative to the tensor's
-    start, so the same content gives the same digest whether it is embedded, external or sparse."""
+def scan(extent: Extent, dtype: int, count: int) -> Stats:
+    """Statistics of a tensor's values (floats and integers); other dtypes only get their holes counted.
+    Most chunks are all finite: then min and max are two reductions and nothing else is counted."""
     kind = FLOATS.get(dtype) or INTEGERS.get(dtype)
-    stats = Stats(count)
-    outer = hashlib.blake2b(digest_size=32) if want_digest else None
-    zero_digests: dict[int, bytes] = {}
+    stats = Stats(count, decoded=kind is not None)
     lows: list[float] = []
     highs: list[float] = []
     for piece in chunks(extent):
         if isinstance(piece, int):
             stats.holes += piece
-            if outer is not None:
-                if piece not in zero_digests:
-                    zero_digests[piece] = hashlib.blake2b(bytes(piece), digest_size=32).digest()
-                outer.update(zero_digests[piece])
-            if kind is not None:
-                item = np.dtype("<u2" if kind == "bf16" else kind).itemsize
-                stats.zeros += piece // item
-                lows.append(0.0)
-                highs.append(0.0)
+            lows.append(0.0)
+            highs.append(0.0)
             continue
-        if outer is not None:
-            outer.update(hashlib.blake2b(piece, digest_size=32).digest())
         if kind is None:
             continue
         values = _values(piece, kind)
         if values.size == 0:
             continue
-        stats.zeros += int(np.count_nonzero(values == 0))
-        if kind in INTEGERS.values():
-            lows.append(float(values.min()))
-            highs.append(float(values.max()))
+        if kind in FLOATS.values():
+            finite = np.isfinite(values)
+            if not finite.all():
+                nans = int(np.count_nonzero(np.isnan(values)))
+                stats.nan += nans
+                stats.inf += int(values.size - np.count_nonzero(finite)) - nans
+                values = values[finite]
+                if values.size == 0:
+                    continue
+        low, high = values.min(), values.max()
+        lows.append(float(low))
+        highs.append(float(high))
+        if low < 0:
             stats.negative += int(np.count_nonzero(values < 0))
-            continue
-        with np.errstate(invalid="ignore", over="ignore"):
-            nan = np.isnan(values)
-            nans = int(np.count_nonzero(nan))
-            finite_or_inf = values[~nan] if nans else values
-            stats.nan += nans
-            stats.inf += int(np.count_nonzero(np.isinf(finite_or_inf)))
-            stats.negative += int(np.count_nonzero(finite_or_inf < 0))
-            if finite_or_inf.size:
-                lows.append(float(finite_or_inf.min()))
-                highs.append(float(finite_or_inf.max()))
-    if lows:
+    if lows and kind is not None:
         stats.minimum, stats.maximum = min(lows), max(highs)
-    if outer is not None:
-        stats.digest = outer.hexdigest()
     return stats
 
 
+def digest(extent: Extent) -> str:
+    """A hash of per-chunk hashes with chunk boundaries fixed at the tensor's start, so the same content
+    gives the same digest whether it is embedded, external or sparse (a hole hashes as its zeros)."""
+    outer = hashlib.sha256()
+    zero_digests: dict[int, bytes] = {}
+    for piece in chunks(extent):
+        if isinstance(piece, int):
+            if piece not in zero_digests:
+                zero_digests[piece] = hashlib.sha256(bytes(piece)).digest()
+            outer.update(zero_digests[piece])
+        else:
+            outer.update(hashlib.sha256(piece).digest())
+    return outer.hexdigest()
+
+
+SAMPLES = 16  # element pairs compared before a full comparison: unrelated matrices differ at once
+_UINT = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}
+
+
 def transposed_equal(a: Extent, a_dims: tuple[int, int], b: Extent, item: int) -> bool | None:
-    """Whether b holds a's (rows x cols) matrix transposed, compared exactly block by block: a's rows
-    i0..i1 against b's columns i0..i1 (one pread per row of b). Stops at the first difference.
-    None when a row does not fit in a chunk (not compared)."""
+    """Whether b holds a's (rows x cols) matrix transposed. A few sampled elements first, then exactly,
+    block by block: a's rows i0..i1 against b's columns i0..i1 (one pread per row of b), stopping at
+    the first difference. None when the elements are not whole bytes or a row does not fit a chunk."""
     rows, cols = a_dims
+    kind = _UINT.get(item)
     if rows * cols * item != a.length or a.length != b.length:
         return False
-    if cols * item > CHUNK:
+    if kind is None or cols * item > CHUNK:
         return None
-    block = max(1, CHUNK // max(1, cols * item))
+    picks = np.random.default_rng(rows * 1_000_003 + cols).integers(0, rows * cols, size=SAMPLES)
+    for flat in sorted(set(int(p) for p in picks)):
+        i, j = divmod(flat, cols)
+        if _read(a.fd, a.offset + flat * item, item) != _read(b.fd, b.offset + (j * rows + i) * item, item):
+            return False
+    block = max(1, CHUNK // (cols * item))
     for i0 in range(0, rows, block):
         i1 = min(rows, i0 + block)
-        a_block = _read(a.fd, a.offset + i0 * cols * item, (i1 - i0) * cols * item)
-        a_t = np.frombuffer(a_block, dtype=f"V{item}").reshape(i1 - i0, cols).T
+        a_block = np.frombuffer(_read(a.fd, a.offset + i0 * cols * item, (i1 - i0) * cols * item), dtype=kind)
         width = (i1 - i0) * item
-        b_block = bytearray(cols * width)
-        for j in range(cols):
-            b_block[j * width : (j + 1) * width] = _read(b.fd, b.offset + (j * rows + i0) * item, width)
-        if np.ascontiguousarray(a_t).tobytes() != bytes(b_block):
+        b_rows = b"".join(_read(b.fd, b.offset + (j * rows + i0) * item, width) for j in range(cols))
+        b_block = np.frombuffer(b_rows, dtype=kind).reshape(cols, i1 - i0)
+        if not np.array_equal(a_block.reshape(i1 - i0, cols), b_block.T):
             return False
     return True
 
