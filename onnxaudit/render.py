@@ -9,8 +9,8 @@ from dataclasses import asdict
 from onnxaudit.report import Report, Row
 from onnxaudit.verify import Verification
 
-# C0/C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, DEL, the Unicode line/paragraph separators, bidi overrides and marks, zero-width chars.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def escape(name: object) -> str:
@@ -26,7 +26,7 @@ def escape(name: object) -> str:
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
     text = _UNSAFE.sub(visible, text)
-    if text.startswith("::"):
+    if text.lstrip().startswith("::"):  # the Actions runner trims leading spaces before a command
         text = "\\" + text
     return text
 

@@ -379,3 +379,19 @@ def test_valid_but_odd_models_work(tmp_path, capsys, case):
     assert all(f.severity == "info" for f in report.findings), report.findings
     assert main(["summary", path, "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["totals"]["total"] == params
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("a\u202eb", "a\\u202eb"),  # bidi override (Trojan Source)
+        ("a\u200fb\u061c", "a\\u200fb\\u061c"),  # bidi marks
+        ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
+        ("  ::error::x", "\\  ::error::x"),  # the runner trims leading spaces before a command
+        ("W\udcff", "W\\xff"),  # invalid UTF-8 kept by surrogateescape
+    ],
+)
+def test_escape_leaves_nothing_invisible(name, shown):
+    from onnxaudit.render import escape
+
+    assert escape(name) == shown
