@@ -71,7 +71,7 @@ def open_beneath(dir_fd: int, parts: list[str], allow_hardlinks: bool = False) -
             try:
                 current = os.open(part, _WALK | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=current)
             except OSError as exc:
-                raise Refused(_why(exc, f"folder {part!r}")) from None
+                raise Refused(_why(exc, f"folder {part!r}", _is_link(current, part))) from None
             owned.append(current)
         name = parts[-1]
         try:
@@ -114,10 +114,17 @@ def _require_regular(info: os.stat_result, allow_hardlinks: bool) -> None:
         raise Refused(f"is a hard link ({info.st_nlink} names for one file)")
 
 
-def _why(exc: OSError, what: str) -> str:
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _why(exc: OSError, what: str, link: bool = False) -> str:
     if exc.errno == errno.ENOENT:
         return f"{what} does not exist"
-    if exc.errno == errno.ELOOP:
+    if exc.errno == errno.ELOOP or link:  # O_PATH | O_NOFOLLOW opens the link itself: ENOTDIR
         return f"{what} is a symlink"
     if exc.errno == errno.ENOTDIR:
         return f"{what} is not a folder"
@@ -201,5 +208,5 @@ def _model_reason(reason: str) -> str:
     if reason == "file does not exist":
         return "no such file"
     if reason.startswith("folder ") and "symlink" in reason:
-        return f"symlink in its path leaves the folder ({reason}); refusing to follow"
+        return f"a symlink in its path ({reason}); refusing to follow"
     return reason

@@ -6,8 +6,11 @@ with AuditError, never anything else.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,6 +232,8 @@ def cli():
 
 @pytest.fixture
 def folders(tmp_path):
+    if sys.platform != "linux":
+        pytest.skip("the canary is watched with inotify (Linux)")
     folder = tmp_path / "models"
     folder.mkdir()
     canary = Canary(tmp_path / "outside" / "canary.bin")
@@ -288,6 +293,7 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 FIXTURES = sorted(p for p in (MODELS / "torch").glob("*.onnx") if p.stat().st_size < 200_000)
 _BYTES = {p: p.read_bytes() for p in FIXTURES}
 _WORK = Path(tempfile.mkdtemp(prefix="onnxaudit-fuzz-"))
+atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
 
 
 def _survives(data: bytes) -> None:
@@ -361,3 +367,34 @@ def test_field_mutations_fail_cleanly(fixture, data):
     elif kind == "raw" and target is not None:
         target.raw_data = data.draw(st.binary(max_size=64))
     _survives(m.SerializeToString())
+
+
+def test_a_file_swapped_between_check_and_open_is_refused(tmp_path, monkeypatch):
+    """lstat sees one file, the descriptor another: open_beneath must notice (st_dev, st_ino)."""
+    from onnxaudit import safeopen
+
+    (tmp_path / "real.bin").write_bytes(b"x" * 8)
+    (tmp_path / "other.bin").write_bytes(b"y" * 8)
+    decoy = os.stat(tmp_path / "other.bin")
+    monkeypatch.setattr(safeopen.os, "stat", lambda *args, **kwargs: decoy)
+    dir_fd = safeopen.open_dir(tmp_path)
+    try:
+        with pytest.raises(safeopen.Refused, match="replaced"):
+            safeopen.open_beneath(dir_fd, ["real.bin"])
+    finally:
+        os.close(dir_fd)
+
+
+def test_model_symlinks_inside_the_folder(tmp_path):
+    folder = tmp_path / "models"
+    (folder / "v2").mkdir(parents=True)
+    save(linear(init("W", [4, 4])), folder / "v2" / "m.onnx")
+    (folder / "latest.onnx").symlink_to("v2/m.onnx")  # relative, inside: followed
+    (folder / "chain.onnx").symlink_to(folder / "latest.onnx")  # absolute, two hops: followed
+    assert load(folder / "chain.onnx").main.nodes
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "out").symlink_to(tmp_path / "elsewhere")
+    save(linear(init("W", [4, 4])), tmp_path / "elsewhere" / "m.onnx")
+    (folder / "via_dir.onnx").symlink_to("out/m.onnx")  # a symlinked folder on the way: refused
+    with pytest.raises(AuditError, match="symlink in its path"):
+        load(folder / "via_dir.onnx")
