@@ -26,6 +26,7 @@ MAX_DEPTH = 100  # protobuf's own recursion limit
 MAX_FIELDS = 20_000_000  # fields walked: bounds the time a hostile structure can cost
 MAX_TEXT = 1 << 24  # longest name or external-data entry read
 MAX_PACKED_DIMS = 1 << 12  # bytes of packed dims read; more dims than this is not a real tensor
+MAX_PLAIN_NODE = 1 << 12  # nodes up to this size are parsed by protobuf when they hold no tensor or graph
 
 MAIN = "main"
 
@@ -300,6 +301,8 @@ class _Walker:
     def node(self, spans: list[Span], scope: str, depth: int) -> None:
         index = self.counter
         self.counter += 1
+        if self.plain_node(spans):
+            return
         name = op_type = domain = ""
         outputs: list[str] = []
         attrs: list[Span] = []
@@ -335,6 +338,20 @@ class _Walker:
                 if attr.name in _CONSTANT_SCALARS:
                     self.tensors.pop((scope, outputs[0]), None)  # a literal with no bytes to scan
                     break
+
+    def plain_node(self, spans: list[Span]) -> bool:
+        """A small node holding no tensor and no subgraph (most of them) needs only counting: protobuf
+        parses it in C. Anything else, or bytes protobuf rejects, takes the field-by-field walk."""
+        if len(spans) != 1 or spans[0][1] - spans[0][0] > MAX_PLAIN_NODE:
+            return False
+        try:
+            proto = onnx.NodeProto.FromString(self.r.read(*spans[0]))
+        except Exception:  # DecodeError and friends: the walk reports where the bytes go wrong
+            return False
+        if proto.op_type == "Constant" or any(a.type == _GRAPH_TYPE or a.graphs for a in proto.attribute):
+            return False
+        self.fields += len(proto.input) + len(proto.output) + len(proto.attribute) + 3
+        return True
 
     def attribute(self, spans: list[Span], depth: int) -> _Attr:
         attr = _Attr()

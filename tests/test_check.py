@@ -395,3 +395,29 @@ def test_escape_leaves_nothing_invisible(name, shown):
     from onnxaudit.render import escape
 
     assert escape(name) == shown
+
+
+@pytest.mark.parametrize("family", ["torch", "keras", "ort"])
+def test_file_map_agrees_with_the_model_view(family):
+    """datamap walks the wire format the way load's builder walks protobuf: same keys, dtypes, dims."""
+    from onnxaudit.datamap import map_file
+    from onnxaudit.load import load
+    from onnxaudit.safeopen import open_model
+
+    for path in sorted((MODELS / family).glob("*.onnx")):
+        view = load(path, with_shapes=False)
+        opened = open_model(path)
+        try:
+            records = map_file(opened.fd, opened.size, str(path)).tensors
+        finally:
+            os.close(opened.fd)
+        tensors = {t.key: t for g in view.graphs.values() for t in g.tensors.values() if t.storage != "none"}
+        for key, tensor in tensors.items():
+            record = records.get(key)
+            if tensor.origin != "constant":
+                assert record is not None, (path.name, key)
+            if record is not None:
+                assert (record.dtype, record.dims, record.is_external) == (
+                    tensor.dtype, tensor.dims, tensor.storage == "external"
+                ), (path.name, key)  # fmt: skip
+        assert set(records) <= set(tensors), (path.name, set(records) - set(tensors))
