@@ -12,6 +12,7 @@ import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import onnx
@@ -122,7 +123,9 @@ class ModelView:
         return self.graphs[MAIN]
 
     def all_nodes(self) -> list[Node]:
-        return sorted((n for g in self.graphs.values() for n in g.nodes), key=lambda n: n.index)
+        if len(self.graphs) == 1:  # the builder appends a graph's nodes in index order
+            return list(next(iter(self.graphs.values())).nodes)
+        return sorted((n for g in self.graphs.values() for n in g.nodes), key=attrgetter("index"))
 
     def lookup(self, scope: str, name: str) -> Tensor | None:
         """Resolve a name the way ONNX scoping does: this graph first, then enclosing graphs."""
@@ -227,9 +230,12 @@ def tensor_from_proto(
     node: str | None = None,
     sizes: SizeHook | None = None,
 ) -> Tensor:
-    dims = tuple(int(d) for d in tensor.dims)
+    dims = tuple(map(int, tensor.dims[:]))
     tensor_name = tensor.name if name is None else name
-    element_count(dims, f"tensor {tensor_name!r}")  # rejects negative or absurd dims early
+    try:
+        element_count(dims)  # rejects negative or absurd dims early
+    except AuditError:
+        element_count(dims, f"tensor {tensor_name!r}")  # the same error, naming the tensor
     if tensor.data_location == TensorProto.EXTERNAL:
         return Tensor(
             tensor_name, scope, tensor.data_type, dims, origin, "external",
@@ -240,9 +246,9 @@ def tensor_from_proto(
         stored = known[0]
     else:
         stored = len(tensor.raw_data) if tensor.HasField("raw_data") else _typed_field_bytes(tensor)
-    return Tensor(
-        tensor_name, scope, tensor.data_type, dims, origin, "embedded",
-        stored_bytes=stored, node=node, values=_small_values(tensor, dims),
+    return _new_tensor(
+        tensor_name, scope, tensor.data_type, dims, origin, "embedded", stored, None, node, None, False,
+        _small_values(tensor, dims),
     )  # fmt: skip
 
 
@@ -306,20 +312,30 @@ def _shape_of(type_proto: onnx.TypeProto) -> tuple[int, tuple[int | str | None, 
     return tt.elem_type, tuple(dims)
 
 
+_A_INT, _A_FLOAT, _A_STRING, _A_INTS, _A_FLOATS = (
+    AttributeProto.INT, AttributeProto.FLOAT, AttributeProto.STRING, AttributeProto.INTS, AttributeProto.FLOATS,
+)  # fmt: skip
+
+
 def _simple_attrs(node: NodeProto) -> dict[str, object]:
     """Scalar and small list attributes; tensors and graphs are read elsewhere."""
     attrs: dict[str, object] = {}
     for attr in node.attribute:
-        if attr.type == AttributeProto.INT:
+        kind = attr.type
+        if kind == _A_INT:
             attrs[attr.name] = int(attr.i)
-        elif attr.type == AttributeProto.FLOAT:
+        elif kind == _A_FLOAT:
             attrs[attr.name] = float(attr.f)
-        elif attr.type == AttributeProto.STRING:
+        elif kind == _A_STRING:
             attrs[attr.name] = attr.s.decode("utf-8", "replace")
-        elif attr.type == AttributeProto.INTS and len(attr.ints) <= SMALL_VALUES:
-            attrs[attr.name] = tuple(int(v) for v in attr.ints)
-        elif attr.type == AttributeProto.FLOATS and len(attr.floats) <= SMALL_VALUES:
-            attrs[attr.name] = tuple(float(v) for v in attr.floats)
+        elif kind == _A_INTS:
+            ints = attr.ints
+            if len(ints) <= SMALL_VALUES:
+                attrs[attr.name] = tuple(map(int, ints[:]))
+        elif kind == _A_FLOATS:
+            floats = attr.floats
+            if len(floats) <= SMALL_VALUES:
+                attrs[attr.name] = tuple(map(float, floats[:]))
     return attrs
 
 
@@ -341,6 +357,25 @@ def _fast_new(cls: type, **fields: object):  # type: ignore[no-untyped-def]
     per field): 200k nodes make that a second. Every field must be given."""
     obj = object.__new__(cls)
     obj.__dict__.update(fields)
+    return obj
+
+
+_new = object.__new__
+_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
+
+
+def _new_tensor(
+    name: str, scope: str, dtype: int, dims: tuple[int, ...] | None, origin: str, storage: str,
+    stored_bytes: int | None, external: ExternalRef | None, node: str | None, sparse_nnz: int | None,
+    also_graph_input: bool, values: tuple[int, ...] | None,
+) -> Tensor:  # fmt: skip
+    """Tensor(...) with every field given in order, without the frozen dataclass's __init__."""
+    obj = _new(Tensor)
+    _set_dict(obj, "__dict__", {
+        "name": name, "scope": scope, "dtype": dtype, "dims": dims, "origin": origin, "storage": storage,
+        "stored_bytes": stored_bytes, "external": external, "node": node, "sparse_nnz": sparse_nnz,
+        "also_graph_input": also_graph_input, "values": values,
+    })  # fmt: skip
     return obj
 
 
@@ -371,7 +406,7 @@ class _Builder:
             view.inputs.append(ValueInfo(value.name, dtype, shape))
             if value.name in view.tensors:  # IR < 4: initializers also listed as inputs
                 old = view.tensors[value.name]
-                view.tensors[value.name] = Tensor(**{**old.__dict__, "also_graph_input": True})
+                view.tensors[value.name] = _fast_new(Tensor, **{**old.__dict__, "also_graph_input": True})
         view.outputs = [o.name for o in graph.output]
         self._add_nodes(graph.node, view, depth)
         return scope
@@ -388,12 +423,14 @@ class _Builder:
     def _add_nodes(self, nodes: list[NodeProto], view: Graph, depth: int) -> None:
         scope = view.scope
         append = view.nodes.append
+        new, set_dict = _new, _set_dict
         for proto in nodes:
             index = self.counter
             self.counter += 1
-            subscopes: list[str] = []
+            subscopes: tuple[str, ...] = ()
             attrs: dict[str, object] = {}
             if proto.attribute:  # most nodes have none: skip the walks
+                found: list[str] = []
                 for attr in proto.attribute:
                     if attr.type == AttributeProto.GRAPH:
                         subgraphs = [attr.g]
@@ -405,14 +442,17 @@ class _Builder:
                         label = proto.name or f"{proto.op_type}_{index}"
                         suffix = attr.name if len(subgraphs) == 1 else f"{attr.name}[{k}]"
                         subscope = f"{scope}/{label}:{suffix}"
-                        subscopes.append(self.add_graph(sub, subscope, scope, depth + 1))
+                        found.append(self.add_graph(sub, subscope, scope, depth + 1))
+                subscopes = tuple(found)
                 attrs = _simple_attrs(proto)
             op_type = proto.op_type
-            node = _fast_new(
-                Node, index=index, name=proto.name, op_type=op_type, domain=proto.domain, inputs=tuple(proto.input),
-                outputs=tuple(proto.output), attrs=attrs, scope=scope, subgraphs=tuple(subscopes),
-                module_scopes=_module_scopes(proto) if proto.metadata_props else (),
-            )  # fmt: skip
+            node = new(Node)
+            # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
+            set_dict(node, "__dict__", {
+                "index": index, "name": proto.name, "op_type": op_type, "domain": proto.domain,
+                "inputs": tuple(proto.input[:]), "outputs": tuple(proto.output[:]), "attrs": attrs, "scope": scope,
+                "subgraphs": subscopes, "module_scopes": _module_scopes(proto) if proto.metadata_props else (),
+            })  # fmt: skip
             append(node)
             if op_type == "Constant" and proto.domain in ("", "ai.onnx"):
                 const = _constant_tensor(proto, view.scope, self.sizes)

@@ -7,7 +7,7 @@ surrogates (``surrogateescape``); ``render.escape`` shows them as ``\\xNN``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import chain
 from operator import attrgetter
@@ -30,26 +30,21 @@ def quoted(name: str | bytes) -> str:
     return f"'{as_text(name)}'"
 
 
-def _strings(view: Any) -> Iterator[object]:
+def _string_groups(view: Any) -> Iterator[Iterable[Iterable[object]]]:
+    """Every name of the view, as iterables of iterables of names (few passes, each in C)."""
     for graph in view.graphs.values():
         nodes = graph.nodes
-        yield from map(attrgetter("name"), nodes)
-        yield from map(attrgetter("op_type"), nodes)
-        yield from map(attrgetter("domain"), nodes)
-        yield from chain.from_iterable(map(attrgetter("inputs"), nodes))
-        yield from chain.from_iterable(map(attrgetter("outputs"), nodes))
-        yield from chain.from_iterable(map(attrgetter("attrs"), nodes))
-        yield from graph.tensors
-        yield from map(attrgetter("name"), graph.inputs)
-        yield from graph.outputs
-    yield from chain.from_iterable(view.functions)
-    yield from view.value_shapes
+        yield map(attrgetter("name", "op_type", "domain"), nodes)
+        yield chain.from_iterable(map(attrgetter("inputs", "outputs", "attrs"), nodes))
+        yield (graph.tensors, map(attrgetter("name"), graph.inputs), graph.outputs)
+    yield view.functions  # (domain, name) keys
+    yield (view.value_shapes,)
 
 
 def text_names(view: Any) -> Any:
     """`view` (a load.ModelView) with every name as str. A file without invalid UTF-8 costs one pass
     of type checks in C; only a file with some is rebuilt."""
-    if not any(map(_is_bytes, _strings(view))):
+    if bytes not in set(map(type, chain.from_iterable(chain.from_iterable(_string_groups(view))))):
         return view
     for graph in view.graphs.values():
         graph.nodes = [
@@ -68,10 +63,6 @@ def text_names(view: Any) -> Any:
         as_text(k): replace(v, name=as_text(v.name), shape=_shape(v.shape)) for k, v in view.value_shapes.items()
     }
     return view
-
-
-def _is_bytes(value: object) -> bool:
-    return type(value) is bytes
 
 
 def _shape(shape: tuple[object, ...] | None) -> tuple[object, ...] | None:

@@ -38,7 +38,7 @@ _CHILDREN: dict[int, dict[int, int]] = {
     _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE},
     _NODE: {5: _ATTR},
     _ATTR: {5: _TENSOR, 6: _GRAPH, 10: _TENSOR, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE},
-    _FUNCTION: {3: _NODE, 11: _ATTR},
+    _FUNCTION: {7: _NODE, 11: _ATTR},  # FunctionProto.node is field 7, attribute_proto 11
     _TRAINING: {1: _GRAPH, 2: _GRAPH},
     _SPARSE: {1: _TENSOR, 2: _TENSOR},
 }
@@ -122,10 +122,10 @@ class LightModel:
     def sizes(self, tensor) -> tuple[int, int] | None:
         """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
         the tensor in the copy is complete and protobuf's own lengths are the truth."""
-        from google.protobuf.unknown_fields import UnknownFieldSet
-
         if tensor.raw_data:
             return None  # kept raw_data is the file's own (a stripped one is left empty)
+        from google.protobuf.unknown_fields import UnknownFieldSet
+
         raw: int | None = None
         typed = 0
         found = False
