@@ -305,3 +305,32 @@ def test_fuzzed_bytes_raise_only_audit_error(tmp_path, data):
         load(path)
     except AuditError as exc:
         assert "\n" not in str(exc)
+
+
+def test_weights_in_local_function_constants_are_stripped(tmp_path):
+    """FunctionProto.node is field 7: a big Constant inside a function body is skipped by length too."""
+    from onnxaudit.wire import strip_weights
+
+    weight = numpy_helper.from_array(np.ones((512, 1024), np.float32), "c")
+    fn = helper.make_function(
+        "local",
+        "F",
+        ["X"],
+        ["Y"],
+        [
+            helper.make_node("Constant", [], ["W"], value=weight),
+            helper.make_node("MatMul", ["X", "W"], ["Y"]),
+        ],
+        [helper.make_opsetid("", 17)],
+    )
+    m = model(
+        [node("F", ["x"], ["y"], domain="local")],
+        [value("x", [1, 512])],
+        [value("y", None)],
+        extra_opsets={"local": 1},
+        functions=[fn],
+    )
+    path = save(m, tmp_path / "fn.onnx")
+    light = strip_weights(path.read_bytes())
+    assert light.stripped_tensors == 1 and len(light.data) < 4096
+    assert load(path).graphs["function:local.F"].tensors["W"].dims == (512, 1024)
