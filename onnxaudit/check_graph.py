@@ -12,10 +12,12 @@ from functools import lru_cache
 
 import onnx
 
+from onnxaudit.count import param_table
 from onnxaudit.datamap import FileMap
 from onnxaudit.dims import dtype_name
 from onnxaudit.load import Graph, ModelView, Node
 from onnxaudit.names import as_text, quoted
+from onnxaudit.normaxis import channel_axis_findings
 from onnxaudit.roles import RoleTable
 from onnxaudit.rules import Finding, finding
 
@@ -48,7 +50,13 @@ def graph_findings(view: ModelView, roles: RoleTable, files: FileMap | None) -> 
     out += _cycles(view)
     out += _recursion(view)
     out += _domains(view)
+    out += _channel_axis(view, roles)
     return out
+
+
+def _channel_axis(view: ModelView, roles: RoleTable) -> list[Finding]:
+    """Keras BatchNormalization(axis=-3) on NHWC data normalizes rows, not channels (seed_cnn_axis_typo)."""
+    return [finding("OA212", f.message, "node", f.node) for f in channel_axis_findings(view, param_table(roles))]
 
 
 def _versions(view: ModelView) -> list[Finding]:

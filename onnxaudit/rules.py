@@ -58,6 +58,12 @@ RULES: dict[str, Rule] = {
             "OA210", "custom-domain", "warning", "ops from a domain outside the ONNX standard (info for com.microsoft)"
         ),
         Rule("OA211", "float64-weights", "warning", "parameters stored as float64"),
+        Rule(
+            "OA212",
+            "bn-not-channel-axis",
+            "warning",
+            "a BatchNormalization's width differs from the channels of the conv/dense before it",
+        ),
         Rule("OA301", "bad-dims", "error", "a dim is negative, or the dims' product overflows"),
         Rule("OA302", "data-length-mismatch", "error", "stored data length disagrees with dims x item size"),
         Rule(

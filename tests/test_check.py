@@ -421,3 +421,11 @@ def test_file_map_agrees_with_the_model_view(family):
                     tensor.dtype, tensor.dims, tensor.storage == "external"
                 ), (path.name, key)  # fmt: skip
         assert set(records) <= set(tensors), (path.name, set(records) - set(tensors))
+
+
+def test_bn_not_over_the_channel_axis(tmp_path):
+    assert "OA212" in _rules(tmp_path, seed_cnn(axis_typo=True))
+    assert "OA212" not in _rules(tmp_path, seed_cnn(), name="ok.onnx")
+    keras = check(MODELS / "keras" / "seed_cnn_axis_typo__tf2onnx_op17.onnx")
+    assert [f.rule for f in keras.findings if f.rule == "OA212"] == ["OA212"]
+    assert "64 features" in next(f.message for f in keras.findings if f.rule == "OA212")
