@@ -2,8 +2,13 @@
 
 Started by `sandbox.py` as `python -I ortchild.py JOB_DIR` (by path, not `-m`, so the child never
 imports the onnxaudit package and onnx: only the standard library, numpy and onnxruntime). It reads
-JOB_DIR/job.json, writes JOB_DIR/result.json and nothing else. Limits are set before anything large
-is imported or allocated.
+JOB_DIR/job.json, writes JOB_DIR/result.json and nothing else (besides onnxruntime's profile with
+the profile method, read back as a stream and deleted). Limits are set before anything large is
+imported or allocated.
+
+Methods (job["method"]): outputs runs with every value as a graph output and records each one;
+profile runs with onnxruntime's profiler on, records the graph outputs, then keeps the kernel events
+of the main graph's nodes (job["profile_nodes"]) for the parent to map onto values.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ import sys
 import time
 
 RESULT = "result.json"
+PROFILE_PREFIX = "profile"
+PRECISION_CAST = "InsertedPrecisionFreeCast_"  # onnxruntime's Casts around ops without a 16-bit kernel
+_CHUNK = 1 << 20
+_MAX_EVENT = 16 << 20  # one profile event larger than this is not onnxruntime's
+_PER_NAME = 64  # events kept under one name (a main node runs once; If/Loop bodies may share its name)
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate", "memoryerror")
 
 
@@ -42,6 +52,13 @@ def _limit(max_memory: int) -> bool:
 
 def _limit_files(max_bytes: int) -> None:
     _set("RLIMIT_FSIZE", max_bytes)
+    try:
+        import signal
+
+        # past the limit a write fails (EFBIG) instead of killing the child: a cut profile is still read
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
 
 
 def _outlive_no_parent(timeout: float, threads: int, parent: int) -> None:
@@ -141,6 +158,103 @@ def _observe_array(value) -> dict:
     return {"kind": type(value).__name__}
 
 
+def _json_items(f, max_item: int):
+    """The items of the JSON array in text file `f`, one at a time, never holding more than one item
+    (plus a chunk) in memory. Returns True at the closing bracket, False where the text ends early
+    (a profile cut at the file-size limit). Raises ValueError for text that is not a JSON array."""
+    decoder = json.JSONDecoder()
+    buf, pos, eof, opened = "", 0, False, False
+    while True:
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n" + ("," if opened else ""):
+                pos += 1
+            if pos < len(buf) or eof:
+                break
+            chunk = f.read(_CHUNK)
+            buf, pos, eof = chunk, 0, not chunk
+        if pos >= len(buf):
+            return False
+        if not opened:
+            if buf[pos] != "[":
+                raise ValueError("onnxruntime's profile is not a JSON array")
+            opened, pos = True, pos + 1
+            continue
+        if buf[pos] == "]":
+            return True
+        while True:
+            try:
+                item, pos = decoder.raw_decode(buf, pos)
+                break
+            except json.JSONDecodeError:
+                if eof:
+                    return False
+                if len(buf) - pos > max_item:
+                    raise ValueError(
+                        f"onnxruntime's profile has an event over {max_item >> 20} MiB or text that is not JSON"
+                    ) from None
+                chunk = f.read(_CHUNK)
+                buf, pos, eof = buf[pos:] + chunk, 0, not chunk
+        yield item
+
+
+def _tensors(items) -> list:
+    """[{"float": [1, 16]}, ...] -> [["float", [1, 16]], ...]; a malformed entry becomes None."""
+    out = []
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and len(item) == 1:
+            ((kind, dims),) = item.items()
+            if isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+                out.append([str(kind), dims])
+                continue
+        out.append(None)
+    return out
+
+
+def read_profile(path: str, wanted: dict[str, str]) -> dict:
+    """The kernel events of the nodes in `wanted` (event name -> op type) from onnxruntime's profile,
+    streamed: [name, op, node index, ts, dur, outputs, inputs] each, at most _PER_NAME per name."""
+    kept: dict[str, list] = {}
+    crowded: set[str] = set()
+    kernels = casts = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        items = _json_items(f, _MAX_EVENT)
+        while True:
+            try:
+                event = next(items)
+            except StopIteration as stop:
+                complete = bool(stop.value)
+                break
+            if not isinstance(event, dict) or event.get("cat") != "Node":
+                continue
+            label = event.get("name")
+            if not isinstance(label, str) or not label.endswith("_kernel_time"):
+                continue
+            kernels += 1
+            args = event.get("args") if isinstance(event.get("args"), dict) else {}
+            name, op = label[: -len("_kernel_time")], str(args.get("op_name", ""))
+            if name.startswith(PRECISION_CAST) and op == "Cast":
+                casts += 1
+            if wanted.get(name) != op:
+                continue
+            events = kept.setdefault(name, [])
+            if len(events) >= _PER_NAME:
+                crowded.add(name)
+                continue
+            index = args.get("node_index", args.get("graph_index", -1))
+            try:
+                record = [name, op, int(index), int(event.get("ts", 0)), int(event.get("dur", 0))]
+            except (TypeError, ValueError):
+                continue
+            events.append(record + [_tensors(args.get("output_type_shape")), _tensors(args.get("input_type_shape"))])
+    return {
+        "events": [e for events in kept.values() for e in events],
+        "crowded": sorted(crowded),
+        "kernels": kernels,
+        "precision_casts": casts,
+        "complete": complete,
+    }
+
+
 def run(job_dir: str) -> dict:
     with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
         job = json.load(f)
@@ -161,7 +275,9 @@ def run(job_dir: str) -> dict:
             extra = f.read()
         model_path = os.path.join(job_dir, "model.onnx")
         _copy_model(job["model"], int(job["size"]), extra, model_path)
-        _limit_files(64 * 2**20)  # nothing but result.json is written from here on
+        profiling = job.get("method") == "profile"
+        # nothing but result.json (and onnxruntime's profile) is written from here on
+        _limit_files(max(64 * 2**20, int(job.get("max_profile_bytes", 0))))
         options = ort.SessionOptions()
         options.log_severity_level = 4  # errors come back as exceptions; keep the child's stderr quiet
         options.intra_op_num_threads = int(job["threads"])
@@ -171,6 +287,9 @@ def run(job_dir: str) -> dict:
             if job["optimized"]
             else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         )
+        if profiling:
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(job_dir, PROFILE_PREFIX)
         try:
             session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         finally:
@@ -190,13 +309,29 @@ def run(job_dir: str) -> dict:
     except Exception as exc:
         return _failure("run_error", exc)
     finished = time.perf_counter()
-    return {
+    result = {
         "outcome": "ok",
         "values": dict(zip(names, observed, strict=True)),
         "onnxruntime": ort.__version__,
         "seconds": {"load": loaded - started, "run": finished - loaded},
         "memory_limited": limited,
     }
+    if profiling:
+        profile = ""
+        try:
+            profile = session.end_profiling()  # written now, into the job folder
+            del feeds, session  # weights and inputs are not needed to read it
+            result["profile"] = read_profile(profile, dict(job["profile_nodes"]))
+        except (OSError, ValueError) as exc:
+            return _failure("error", exc)
+        finally:
+            if profile:
+                try:
+                    os.unlink(profile)  # it can be hundreds of MB, and the job folder may be a tmpfs
+                except OSError:
+                    pass
+        result["seconds"]["profile"] = time.perf_counter() - finished
+    return result
 
 
 def main() -> int:

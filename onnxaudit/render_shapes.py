@@ -17,9 +17,10 @@ def _run_line(check: ShapeCheck) -> str:
         return "Run: not started"
     runtime = f"onnxruntime {check.onnxruntime}" if check.onnxruntime else "onnxruntime"
     optimized = "graph optimizations enabled" if check.optimized else "graph optimizations disabled"
+    method = "shapes from its profile" if check.method == "profile" else "every value an output"
     estimate = f" (estimate {_mib(check.estimate_bytes)})" if check.estimate_bytes is not None else ""
     return (
-        f"Run: {runtime} CPU in a child process, {optimized}; "
+        f"Run: {runtime} CPU in a child process, {optimized}, {method}; "
         f"limits {check.timeout:g} s and {_mib(check.max_memory)}{estimate}"
     )
 

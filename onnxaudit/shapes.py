@@ -1,10 +1,15 @@
 """Runtime shape confirmation: run the main graph once in onnxruntime and prove every shape.
 
-Every value of the main graph becomes a graph output (appended to the file's own bytes as a second
-serialized ModelProto, which protobuf merges into the first, so weights are never copied through
-Python objects), one CPU session runs it in a limited child process, and each observed shape is
-compared with the shape declared in the file and with onnx's strict shape inference. Symbolic dims
-must bind consistently across the whole model. What cannot be run or observed is stated as a limit.
+One CPU session runs the model in a limited child process, and every main-graph value's actual shape
+is observed in one of two ways (`method`):
+- profile (the default): onnxruntime's profiler records the type and shape of every tensor each node
+  read and wrote, while the run frees values as usual (shapes_profile.py maps the events back);
+- outputs: every value becomes a graph output (appended to the file's own bytes as a second serialized
+  ModelProto, which protobuf merges into the first, so weights are never copied through Python
+  objects), so every value stays alive until the run ends.
+Each observed shape is compared with the shape declared in the file and with onnx's strict shape
+inference. Symbolic dims must bind consistently across the whole model. What cannot be run or
+observed is stated as a limit.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import onnx
 from onnx import ModelProto, TensorProto
 
 from onnxaudit.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
-from onnxaudit.errors import AuditError
+from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.load import ModelView, ValueInfo, _read_wire, _shape_of, load
 from onnxaudit.sandbox import ChildResult, run_child
+from onnxaudit.shapes_profile import event_names, events_from_child, observe, unsafe_names
 
 if TYPE_CHECKING:
     from onnxaudit.report import Report
@@ -33,6 +39,12 @@ DEFAULT_MAX_MEMORY = 4 * 2**30
 RUNTIME_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 # Address space of an idle interpreter with numpy and onnxruntime loaded (about 330 MiB measured), rounded up.
 BASE_BYTES = 512 * 2**20
+METHODS = ("profile", "outputs")
+# onnxruntime's profiler holds each executed node's event in memory until the run ends (1.8-3 KB
+# measured, thread statistics included: counted at 1.5 KB, a lower bound) and writes about 850 bytes of
+# JSON for it at the end (the file may take 4 KB a node before its write fails and it is read as cut).
+PROFILE_EVENT_BYTES = 1536
+PROFILE_FILE_BYTES_PER_NODE = 4096
 
 Shape = list[int | str | None]
 
@@ -47,6 +59,21 @@ class ShapeOptions:
     max_memory: int = DEFAULT_MAX_MEMORY
     optimized: bool = False
     seed: int = 0
+    method: str | None = None  # profile | outputs; None: profile, or outputs with `optimized`
+
+    @property
+    def run_method(self) -> str:
+        """The method this run uses. A profile names the nodes onnxruntime ran, and an optimized graph's
+        nodes are no longer the file's, so `optimized` needs the outputs method."""
+        method = self.method or ("outputs" if self.optimized else "profile")
+        if method not in METHODS:
+            raise UsageError(f"unknown shape method {method!r} (expected profile or outputs)")
+        if method == "profile" and self.optimized:
+            raise UsageError(
+                "--optimized needs --method outputs: an optimized graph's nodes are not the file's, "
+                "so its profile cannot be read back onto the file's values"
+            )
+        return method
 
 
 @dataclass
@@ -87,6 +114,7 @@ class ShapeCheck:
     max_memory: int
     estimate_bytes: int | None = None
     onnxruntime: str = ""
+    method: str = "outputs"  # how actual shapes were observed: profile | outputs
 
     @property
     def exit_code(self) -> int:
@@ -143,9 +171,19 @@ def _file_params(model: ModelProto) -> set[str]:
     }
 
 
-def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueInfo], str]:
+def _kinds(values: list[onnx.ValueInfoProto], kinds: dict[str, str]) -> None:
+    for value in values:
+        kind = value.type.WhichOneof("value")
+        if kind and kind != "tensor_type":
+            kinds[value.name] = kind.removesuffix("_type")  # sequence, map, optional, sparse_tensor
+
+
+def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueInfo], dict[str, str], str]:
     """onnx's strict shape inference with every input's dims bound, on the model's structure only
-    (declared value_info and output shapes removed, so inference cannot just echo the file)."""
+    (declared value_info and output shapes removed, so inference cannot just echo the file). Also
+    returns the values the file or inference types as non-tensors (sequence, map, ...)."""
+    kinds: dict[str, str] = {}
+    _kinds(list(model.graph.value_info) + list(model.graph.output), kinds)
     bound = {f.name: f.shape for f in feeds}
     for value in model.graph.input:
         if value.name in bound and value.type.HasField("tensor_type"):
@@ -166,13 +204,14 @@ def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueIn
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
         except Exception:
-            return {}, "onnx shape inference failed; shapes compared with the declared ones only"
+            return {}, kinds, "onnx shape inference failed; shapes compared with the declared ones only"
     shapes: dict[str, ValueInfo] = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.output):
         dtype, shape = _shape_of(value.type)
         if shape is not None:
             shapes[value.name] = ValueInfo(value.name, dtype, shape)
-    return shapes, note
+    _kinds(list(inferred.graph.value_info) + list(inferred.graph.output), kinds)
+    return shapes, kinds, note
 
 
 # ---------------------------------------------------------------- what can run, what can be seen
@@ -216,8 +255,8 @@ def _unobservable(view: ModelView) -> list[str]:
         count = sum(1 for g in bodies for n in g.nodes for o in n.outputs if o)
         owners = sorted({f"{n.op_type} {n.label!r}" for n in view.main.nodes if n.subgraphs})
         limits.append(
-            f"{count} values inside If/Loop/Scan bodies are not observed (only main-graph values can be "
-            f"outputs): {', '.join(owners[:5])}{' ...' if len(owners) > 5 else ''}"
+            f"{count} values inside If/Loop/Scan bodies are not observed (only main-graph values are): "
+            f"{', '.join(owners[:5])}{' ...' if len(owners) > 5 else ''}"
         )
     calls = [n for n in view.main.nodes if (n.domain, n.op_type) in view.functions]
     if calls:
@@ -233,16 +272,21 @@ def _gib(n: int) -> str:
 
 
 def estimate_memory(
-    view: ModelView, feeds: list[Feed], inferred: dict[str, ValueInfo], names: list[str]
+    view: ModelView, feeds: list[Feed], inferred: dict[str, ValueInfo], names: list[str], method: str = "outputs"
 ) -> tuple[int, int, tuple[str, int, str] | None]:
-    """(bytes, non-integer values of unknown size, largest value) for a run that keeps every value alive:
-    every value is an output, so onnxruntime can free none of them before the run ends. A lower
-    bound of the address space the child needs (its arena rounds up); RLIMIT_AS enforces the rest."""
+    """(bytes, non-integer values of unknown size, largest value): a lower bound of the address space
+    the child needs (its arena rounds up); RLIMIT_AS enforces the rest.
+
+    outputs: every value is an output, so onnxruntime can free none of them before the run ends: all
+    of them count. profile: onnxruntime frees values as it goes, so only what must exist at once
+    counts (the largest value, or all graph outputs together), plus the profiler's events."""
     total = BASE_BYTES + view.file_bytes * 5 // 4  # onnxruntime parses the file once, plus its graph
     total += sum(f.nbytes for f in feeds)
     unknown = 0
     largest: tuple[str, int, str] | None = None
     copies = 2 if any(f.dtype == TensorProto.STRING for f in feeds) else 1  # string runs copy outputs
+    outputs = set(view.main.outputs)
+    values = at_end = 0
     for name in names:
         info = inferred.get(name)
         if info is None or info.shape is None or not all(isinstance(d, int) for d in info.shape):
@@ -251,9 +295,14 @@ def estimate_memory(
             continue
         count = element_count(info.shape, f"value {name!r}")  # absurd dims raise: refused
         size = byte_size(info.dtype, count) or count * 8
-        total += copies * size
+        values += copies * size
+        at_end += copies * size if name in outputs else 0
         if largest is None or size > largest[1]:
             largest = (name, size, f"{_fmt(info.shape)} {dtype_name(info.dtype)}")
+    if method == "outputs":
+        return total + values, unknown, largest
+    nodes = sum(len(g.nodes) for g in view.graphs.values())  # Loop iterations cannot be known here
+    total += max(largest[1] if largest else 0, at_end) + nodes * PROFILE_EVENT_BYTES
     return total, unknown, largest
 
 
@@ -400,6 +449,7 @@ def _outputs_proto(view: ModelView, names: list[str]) -> bytes:
 def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
     """Run the model once under limits and compare every observed shape. Raises AuditError only for
     a wrong command line or a file that changed; everything else is a status on the ShapeCheck."""
+    method = options.run_method
     try:
         model: ModelProto | None = read_structure(view)
     except AuditError as exc:  # e.g. over protobuf's 2 GiB: onnxruntime could not load it either
@@ -418,6 +468,7 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         optimized=options.optimized,
         timeout=options.timeout,
         max_memory=options.max_memory,
+        method=method,
     )
     reason = _not_runnable(view) if model is not None else unreadable
     if reason or model is None:
@@ -428,14 +479,21 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         return _stopped(check, problem.kind, str(problem))
     check.bindings = dict(plan.bindings)
     check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
-    inferred, note = infer_bound(model, plan.feeds)
+    inferred, kinds, note = infer_bound(model, plan.feeds)
     if note:
         check.limits.append(note)
     for value in check.values:
         value.inferred = _list(inferred.get(value.name))
     names = [name for name, _, _ in main_values]
+    wanted = set(names)
+    if method == "profile" and (odd := unsafe_names(view)):
+        method = check.method = "outputs"
+        check.limits.append(
+            f"node names with quotes, backslashes, control characters or invalid UTF-8 ({odd[0]!r}): some "
+            "onnxruntime versions write them unescaped into their profile, so every value was an output instead"
+        )
     try:
-        estimate, unknown, largest = estimate_memory(view, plan.feeds, inferred, names)
+        estimate, unknown, largest = estimate_memory(view, plan.feeds, inferred, names, method)
     except AuditError as exc:
         return _stopped(check, "refused", f"run refused: {exc}")
     check.estimate_bytes = estimate
@@ -453,7 +511,8 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
     job = {
         "model": str(Path(view.path).resolve()),
         "size": view.file_bytes,
-        "outputs": names,
+        "method": method,
+        "outputs": names if method == "outputs" else [o for o in view.main.outputs if o in wanted],
         "inputs": [f.job(options.seed, k) for k, f in enumerate(plan.feeds)],
         "optimized": options.optimized,
         "threads": max(1, min(4, os.cpu_count() or 1)),
@@ -461,8 +520,47 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         "timeout": options.timeout,
         "parent": os.getpid(),
     }
-    result = run_child(job, _outputs_proto(view, names), options.timeout)
-    return _finish(check, view, plan, declared, result, file_params)
+    if method == "profile":
+        job["profile_nodes"] = sorted({name: node.op_type for node, name, _ in event_names(view)}.items())
+        job["max_profile_bytes"] = 64 * 2**20 + PROFILE_FILE_BYTES_PER_NODE * sum(
+            len(g.nodes) for g in view.graphs.values()
+        )
+    extra = _outputs_proto(view, names) if method == "outputs" else b""
+    result = run_child(job, extra, options.timeout)
+    observed = None
+    if method == "profile" and result.outcome == "ok":
+        observed = _profile_values(check, view, declared, inferred, kinds, result.payload)
+    return _finish(check, view, plan, declared, result, file_params, observed)
+
+
+def _profile_values(
+    check: ShapeCheck,
+    view: ModelView,
+    declared: dict[str, ValueInfo],
+    inferred: dict[str, ValueInfo],
+    kinds: dict[str, str],
+    payload: dict,
+) -> dict[str, dict]:
+    """The child's profile events and graph outputs as observations of every main-graph value."""
+    profile = payload.get("profile") or {}
+    dtypes: dict[str, int] = {}
+    # what the value is by ONNX's rules (strict inference) wins over what the file declares: a
+    # declaration is what is being checked
+    for shapes in (view.value_shapes, declared, inferred):
+        dtypes.update((name, info.dtype) for name, info in shapes.items() if info.dtype)
+    seen = observe(
+        view,
+        [value.name for value in check.values],
+        events_from_child(profile.get("events") or []),
+        payload.get("values") or {},
+        kinds,
+        dtypes,
+        precision_casts=int(profile.get("precision_casts", 0)),
+        crowded=set(profile.get("crowded") or ()),
+        complete=bool(profile.get("complete", True)),
+    )
+    check.limits.extend(seen.limits)
+    return seen.values
 
 
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
@@ -491,6 +589,7 @@ def _finish(
     declared: dict[str, ValueInfo],
     result: ChildResult,
     file_params: set[str],
+    observed: dict[str, dict] | None = None,
 ) -> ShapeCheck:
     if result.outcome != "ok":
         status, template = _OUTCOMES.get(result.outcome, _OUTCOMES["error"])
@@ -498,12 +597,21 @@ def _finish(
         message = template.format(msg=detail, mem=_gib(check.max_memory))
         if result.outcome == "timeout":
             message = f"run killed: no result after {check.timeout:g} s (--timeout {check.timeout:g})"
+        elif result.outcome == "memory" and check.method == "profile" and _loops(view):
+            message += " (onnxruntime's profiler keeps an event per executed node, Loop iterations included; "
+            message += "--method outputs keeps none)"
         return _stopped(check, status, message)
     check.onnxruntime = str(result.payload.get("onnxruntime", ""))
     if not result.payload.get("memory_limited", True):
         check.limits.append("this platform has no RLIMIT_AS: --max-memory was checked up front only")
-    _compare(check, view, plan, declared, result.payload.get("values", {}), file_params)
+    _compare(
+        check, view, plan, declared, result.payload.get("values", {}) if observed is None else observed, file_params
+    )
     return check
+
+
+def _loops(view: ModelView) -> bool:
+    return any(n.op_type in ("Loop", "Scan") for n in view.all_nodes())
 
 
 def _stopped(check: ShapeCheck, status: str, message: str) -> ShapeCheck:

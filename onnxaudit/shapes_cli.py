@@ -16,7 +16,7 @@ from onnxaudit.errors import UsageError
 from onnxaudit.render import escape, render_json
 from onnxaudit.render_shapes import render_shapes_text
 from onnxaudit.report import Report
-from onnxaudit.shapes import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, ShapeOptions
+from onnxaudit.shapes import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS, ShapeOptions
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
           "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}  # fmt: skip
@@ -88,17 +88,23 @@ def add_run_options(parser: argparse.ArgumentParser, opt_in: bool) -> None:
         help=f"memory limit, e.g. 2GiB (default {DEFAULT_MAX_MEMORY // 2**30}GiB); estimated before, enforced during",
     )  # fmt: skip
     group.add_argument(
-        "--optimized", action="store_true", help="let onnxruntime optimize the graph (default: optimizations off)"
-    )
+        "--method", choices=METHODS, default=None,
+        help="how actual shapes are observed: profile (default: onnxruntime's profiler records every node's "
+        "tensors while values are freed as usual) or outputs (every value a graph output, kept until the run ends)",
+    )  # fmt: skip
+    group.add_argument(
+        "--optimized", action="store_true",
+        help="let onnxruntime optimize the graph (default: optimizations off); implies --method outputs",
+    )  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="seed of the generated input values (default 0)")
 
 
 def shape_options(args: argparse.Namespace) -> ShapeOptions | None:
     """ShapeOptions from the parsed flags, or None when the command did not opt in."""
-    given = bool(args.dim or args.input or args.optimized or args.timeout or args.max_memory)
+    given = bool(args.dim or args.input or args.optimized or args.timeout or args.max_memory or args.method)
     if not getattr(args, "run_shapes", True):
         if given:
-            raise UsageError("--dim, --input, --timeout, --max-memory and --optimized need --run-shapes")
+            raise UsageError("--dim, --input, --timeout, --max-memory, --method and --optimized need --run-shapes")
         return None
     dims: dict[str, int] = {}
     for name, value in args.dim:
@@ -110,14 +116,17 @@ def shape_options(args: argparse.Namespace) -> ShapeOptions | None:
         if name in inputs:
             raise UsageError(f"--input {name} given twice")
         inputs[name] = path
-    return ShapeOptions(
+    options = ShapeOptions(
         dims=dims,
         inputs=inputs,
         timeout=args.timeout or DEFAULT_TIMEOUT,
         max_memory=args.max_memory or DEFAULT_MAX_MEMORY,
         optimized=args.optimized,
         seed=args.seed,
+        method=args.method,
     )
+    options.run_method  # noqa: B018 - raises UsageError for --method profile --optimized, before anything runs
+    return options
 
 
 def shapes_exit(report: Report) -> int:
@@ -135,9 +144,10 @@ def add_shapes(sub: argparse._SubParsersAction) -> None:
         "shapes",
         help="run the model once in onnxruntime and confirm every intermediate shape",
         description=(
-            "Run MODEL once in onnxruntime (CPU, in a child process under --timeout and --max-memory) with "
-            "every main-graph value as an output, and compare each actual shape with the declared one and with "
-            "onnx's strict shape inference. Exit 0 all confirmed, 1 mismatch, 2 unusable input or run refused."
+            "Run MODEL once in onnxruntime (CPU, in a child process under --timeout and --max-memory), observe "
+            "every main-graph value's actual shape (from onnxruntime's profile, or with --method outputs as graph "
+            "outputs), and compare it with the declared one and with onnx's strict shape inference. "
+            "Exit 0 all confirmed, 1 mismatch, 2 unusable input or run refused."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="path to a .onnx file")

@@ -187,6 +187,33 @@ def batch_collapse() -> onnx.ModelProto:
     return model(nodes, [value("x", ["N", 4])], [value("y", ["N", 4])], [ints("axes", [0])])
 
 
+def unnamed_nodes(a_shape: Sequence[int | str] = ("N", 4)) -> onnx.ModelProto:
+    """Unnamed nodes, whose events in onnxruntime's profile are named `<OpType>_<index>` (Constant nodes
+    not counted), with look-alikes of other shapes: Relu -> a (N, 4) (declared `a_shape`), ReduceSum ->
+    s (), If over s > Constant 0 whose branches start with an unnamed Relu over s (event Relu_0 too,
+    shape ()) -> b (N, 4); a Relu *named* Relu_5 over s -> c (), the unnamed Relu at index 5 over b
+    (event Relu_5 too) -> d (N, 4), Add -> y."""
+
+    def branch(name: str, op: str) -> onnx.GraphProto:
+        body = [helper.make_node("Relu", ["s"], [f"{name}1"]), helper.make_node(op, ["a", f"{name}1"], [f"{name}_out"])]
+        return helper.make_graph(body, name, [], [value(f"{name}_out", None)])
+
+    zero = numpy_helper.from_array(np.array(0, dtype=np.float32))
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Constant", [], ["zero"], value=zero),
+        helper.make_node("ReduceSum", ["a"], ["s"], keepdims=0),
+        helper.make_node("Greater", ["s", "zero"], ["cond"]),
+        helper.make_node("If", ["cond"], ["b"], then_branch=branch("then", "Add"), else_branch=branch("else", "Sub")),
+        helper.make_node("Relu", ["s"], ["c"], name="Relu_5"),
+        helper.make_node("Relu", ["b"], ["d"]),
+        helper.make_node("Add", ["d", "c"], ["y"]),
+    ]
+    m = model(nodes, [value("x", ["N", 4])], [value("y", ["N", 4])])
+    m.graph.value_info.extend([value("a", a_shape), value("c", []), value("d", ["N", 4])])
+    return m
+
+
 def mixed_inputs() -> onnx.ModelProto:
     """float16, bool and int32 inputs: Where(mask, float(x), float(counts))."""
     nodes = [

@@ -1,13 +1,18 @@
-"""Runtime shape confirmation: every value run in onnxruntime (child process, limits) and compared."""
+"""Runtime shape confirmation: every value run in onnxruntime (child process, limits) and compared.
+
+The key tests run with both methods: `profile` (the default: shapes from onnxruntime's profiler) and
+`outputs` (every value a graph output)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from builders import (
     batch_collapse,
@@ -20,13 +25,16 @@ from builders import (
     mixed_inputs,
     reshape_to,
     save,
+    unnamed_nodes,
+    value,
 )
 
-from onnxaudit import audit
+from onnxaudit import audit, ortchild
 from onnxaudit.cli import main
 from onnxaudit.feeds import index_bound
 from onnxaudit.load import load
 from onnxaudit.shapes import ShapeOptions, confirm_path
+from onnxaudit.shapes_profile import Event, observe
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # A few representative exports: torch legacy and dynamo (with and without optimization), an RNN,
@@ -40,6 +48,7 @@ FIXTURES = [
     "keras/bottleneck_bias__keras3_export.onnx",
     "keras/seed_geron_book__tfkeras_op13.onnx",
 ]
+METHODS = ["profile", "outputs"]
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -55,36 +64,41 @@ def _one_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", FIXTURES)
-def test_fixture_shapes_all_confirmed(name):
-    _, check = confirm_path(MODELS / name)
-    assert check.status == "confirmed", (check.message, check.findings)
+def test_fixture_shapes_all_confirmed(name, method):
+    _, check = confirm_path(MODELS / name, ShapeOptions(method=method))
+    assert (check.status, check.method) == ("confirmed", method), (check.message, check.findings, check.limits)
     assert check.values and all(v.status == "confirmed" for v in check.values)
     assert all(v.actual is not None for v in check.values)
 
 
-def test_wrong_declared_output_is_a_mismatch(tmp_path, capsys):
+@pytest.mark.parametrize("method", METHODS)
+def test_wrong_declared_output_is_a_mismatch(tmp_path, capsys, method):
     path = save(dense_relu(out_shape=("N", 4)), tmp_path / "wrong.onnx")
-    code, out, _ = _run(capsys, "shapes", str(path))
+    code, out, _ = _run(capsys, "shapes", str(path), "--method", method)
     assert code == 1
     mismatch = [line for line in out.splitlines() if line.startswith("Mismatch:")]
     assert mismatch == ["Mismatch: 'y': declared (N, 4), onnxruntime produced (1, 3) (axis 1: 4 vs 3)"]
 
 
-def test_consistent_model_passes_and_keeps_symbolic_names(tmp_path, capsys):
+@pytest.mark.parametrize("method", METHODS)
+def test_consistent_model_passes_and_keeps_symbolic_names(tmp_path, capsys, method):
     path = save(dense_relu(), tmp_path / "ok.onnx")
-    code, out, err = _run(capsys, "shapes", str(path), "--format", "json")
+    code, out, err = _run(capsys, "shapes", str(path), "--format", "json", "--method", method)
     assert (code, err) == (0, "")
     check = json.loads(out)["shape_check"]
-    assert check["status"] == "confirmed" and check["bindings"] == {"N": 1}
+    assert check["status"] == "confirmed" and check["bindings"] == {"N": 1} and check["method"] == method
     y = next(v for v in check["values"] if v["name"] == "y")
     assert (y["declared"], y["actual"], y["shown"], y["dtype"]) == (["N", 3], [1, 3], ["N", 3], "float32")
 
 
-def test_symbolic_dims_must_bind_consistently(tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_symbolic_dims_must_bind_consistently(tmp_path, method):
     path = save(batch_collapse(), tmp_path / "collapse.onnx")
-    assert confirm_path(path)[1].status == "confirmed"  # N=1: summing the batch leaves 1 row, still "N"
-    _, check = confirm_path(path, ShapeOptions(dims={"N": 2}))
+    # N=1: summing the batch leaves 1 row, still "N"
+    assert confirm_path(path, ShapeOptions(method=method))[1].status == "confirmed"
+    _, check = confirm_path(path, ShapeOptions(dims={"N": 2}, method=method))
     assert check.status == "mismatch"
     assert check.findings == ["'y': declared (N, 4), onnxruntime produced (1, 4) (dim 'N' is 1 here but 2 in --dim)"]
 
@@ -111,23 +125,25 @@ def test_huge_constant_of_shape_is_refused_before_running(tmp_path, capsys):
     assert "Total params: 0" in out
 
 
-def test_runtime_only_allocation_is_stopped_by_the_memory_limit(tmp_path, capsys):
+@pytest.mark.parametrize("method", METHODS)
+def test_runtime_only_allocation_is_stopped_by_the_memory_limit(tmp_path, capsys, method):
     path = save(constant_of_shape(from_input=True), tmp_path / "big_at_runtime.onnx")
     np.save(tmp_path / "shape.npy", np.array([4, 2**30], dtype=np.int64))
     code, _, err = _run(
         capsys, "shapes", str(path), "--input", f"shape={tmp_path / 'shape.npy'}", "--max-memory", "1GiB",
-        "--timeout", "5",
+        "--timeout", "5", "--method", method,
     )  # fmt: skip
     assert code == 2
     assert "run stopped at the memory limit (--max-memory 1.00 GiB)" in _one_line(err)
 
 
-def test_token_ids_stay_inside_the_embedding_table(tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_token_ids_stay_inside_the_embedding_table(tmp_path, method):
     # vocabulary of 1: any id but 0 would make Gather fail, so a confirmed run proves the range
     m = embedding(vocab=1, seq=32)
     view = load(save(m, tmp_path / "emb.onnx"))
     assert index_bound(view, "ids") == (1, "embed")  # found through the Cast
-    _, check = confirm_path(tmp_path / "emb.onnx")
+    _, check = confirm_path(tmp_path / "emb.onnx", ShapeOptions(method=method))
     assert check.status == "confirmed", check.message
     assert check.inputs[0].values == "ids in [0, 1) for Gather 'embed'"
     assert [v.actual for v in check.values] == [[1, 32], [1, 32, 8], [1, 32, 3]]
@@ -150,8 +166,10 @@ def test_dims_that_cannot_be_guessed_are_named(tmp_path, capsys):
     assert code == 0 and "(batch, seq, 3) float32" in out
 
 
-def test_float16_bool_and_int_inputs(tmp_path):
-    _, check = confirm_path(save(mixed_inputs(), tmp_path / "mixed.onnx"), ShapeOptions(dims={"batch": 3}))
+@pytest.mark.parametrize("method", METHODS)
+def test_float16_bool_and_int_inputs(tmp_path, method):
+    path = save(mixed_inputs(), tmp_path / "mixed.onnx")
+    _, check = confirm_path(path, ShapeOptions(dims={"batch": 3}, method=method))
     assert check.status == "confirmed", check.message
     assert [(i.name, i.dtype, i.shape) for i in check.inputs] == [
         ("x", "float16", [3, 2]),
@@ -170,8 +188,10 @@ def test_custom_domain_op_is_not_runnable_but_counted(tmp_path, capsys):
     assert "shapes: onnx shape inference (static; not confirmed: not runnable)" in out
 
 
-def test_a_run_onnxruntime_rejects_is_one_line(tmp_path, capsys):
-    code, out, err = _run(capsys, "shapes", str(save(reshape_to([3]), tmp_path / "reshape.onnx")))
+@pytest.mark.parametrize("method", METHODS)
+def test_a_run_onnxruntime_rejects_is_one_line(tmp_path, capsys, method):
+    path = save(reshape_to([3]), tmp_path / "reshape.onnx")
+    code, out, err = _run(capsys, "shapes", str(path), "--method", method)
     assert code == 2
     line = _one_line(err)
     assert "run failed: onnxruntime raised" in line and "requested shape:{3}" in line
@@ -208,3 +228,101 @@ def test_json_is_deterministic(tmp_path, capsys):
     path = str(save(dense_relu(), tmp_path / "ok.onnx"))
     first = _run(capsys, "shapes", path, "--format", "json")[1]
     assert _run(capsys, "shapes", path, "--format", "json")[1] == first
+
+
+# ---------------------------------------------------------------- the profile method
+
+
+def test_profile_finds_a_wrong_declared_shape_and_confirms_a_correct_one(tmp_path):
+    m = dense_relu()
+    m.graph.value_info[0].CopyFrom(value("h", ["N", 5]))  # MatMul gives (N, 3)
+    _, check = confirm_path(save(m, tmp_path / "wrong_h.onnx"))
+    assert (check.method, check.status) == ("profile", "mismatch")
+    assert check.findings == ["'h': declared (N, 5), onnxruntime produced (1, 3) (axis 1: 5 vs 3)"]
+    assert [(v.name, v.status, v.shown) for v in check.values] == [
+        ("h", "mismatch", ["N", 3]),
+        ("y", "confirmed", ["N", 3]),
+    ]
+
+
+def test_profile_ties_unnamed_nodes_to_their_values(tmp_path):
+    path = save(unnamed_nodes(), tmp_path / "unnamed.onnx")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    runs = {m: confirm_path(path, ShapeOptions(dims={"N": 3}, method=m))[1] for m in METHODS}
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest  # the user's file is never changed
+    for check in runs.values():
+        assert check.status == "confirmed", (check.message, check.findings, check.limits)
+    # Relu_0 and Relu_5 each name two events of other shapes (the If branch's, the named node's)
+    seen = [(v.name, v.actual, v.dtype) for v in runs["profile"].values]
+    assert seen == [(v.name, v.actual, v.dtype) for v in runs["outputs"].values]
+    assert seen == [
+        ("a", [3, 4], "float32"), ("zero", [], "float32"), ("s", [], "float32"), ("cond", [], "bool"),
+        ("b", [3, 4], "float32"), ("c", [], "float32"), ("d", [3, 4], "float32"), ("y", [3, 4], "float32"),
+    ]  # fmt: skip
+    wrong = save(unnamed_nodes(a_shape=["N", 5]), tmp_path / "unnamed_wrong.onnx")
+    _, check = confirm_path(wrong, ShapeOptions(dims={"N": 3}))
+    assert check.findings == ["'a': declared (N, 5), onnxruntime produced (3, 4) (axis 1: 5 vs 4)"]
+
+
+def test_profile_events_that_cannot_be_trusted_are_not_observed(tmp_path):
+    view = load(save(dense_relu(), tmp_path / "ok.onnx"))
+    wanted, y = ["h", "y"], {"y": {"shape": [1, 3], "type": "tensor(float)"}}
+    dense = Event("dense", "MatMul", 0, 10, 5, (("float", [1, 3]),), (("float", [1, 4]), ("float", [4, 3])))
+    # two events claim the node: neither is taken
+    twice = observe(view, wanted, [dense, Event("dense", "MatMul", 0, 30, 5, dense.outputs, ())], y, {}, {})
+    assert "h" not in twice.values and "could not be told apart ('dense')" in twice.limits[0]
+    # a named node at another index than expected: onnxruntime's numbering is not trusted for unnamed ones
+    moved = observe(view, wanted, [Event("dense", "MatMul", 7, 10, 5, dense.outputs, ())], y, {}, {})
+    assert moved.values["h"] == {"shape": [1, 3], "type": "tensor(float)"}
+    assert moved.limits[0].startswith("onnxruntime numbered the main graph's nodes differently")
+    # float16 run in float32 between onnxruntime's Casts: the shape counts, the type is the file's
+    half = observe(view, wanted, [dense], y, {}, {"h": onnx.TensorProto.FLOAT16}, precision_casts=2)
+    assert half.values["h"]["type"] == "tensor(float16)" and "computed 1 16-bit float value(s)" in half.limits[0]
+    # a value known not to be a tensor is skipped when pairing a node's recorded outputs
+    split = observe(view, wanted, [Event("dense", "MatMul", 0, 10, 5, (), ())], y, {"h": "sequence"}, {})
+    assert split.values["h"] == {"kind": "sequence"} and not split.limits
+
+
+def test_profile_reader_streams_and_keeps_what_precedes_a_cut(tmp_path, monkeypatch):
+    monkeypatch.setattr(ortchild, "_CHUNK", 7)  # every event straddles chunks
+    events = [{"cat": "Session", "name": "model_run", "args": {}}]
+    events += [
+        {"cat": "Node", "name": f"n{i}_kernel_time", "ts": i, "dur": 1,
+         "args": {"op_name": "Relu", "node_index": str(i), "output_type_shape": [{"float": [1, i]}],
+                  "input_type_shape": [{"float": [1, i]}], "thread_scheduling_stats": {"main_thread": {}}}}
+        for i in range(3)
+    ]  # fmt: skip
+    text = "[\n" + ",\n".join(json.dumps(e) for e in events) + "\n]\n"
+    path = tmp_path / "profile.json"
+    path.write_text(text)
+    wanted = {"n0": "Relu", "n2": "Relu"}
+    read = ortchild.read_profile(str(path), wanted)
+    assert read["complete"] and read["kernels"] == 3
+    assert read["events"] == [["n0", "Relu", 0, 0, 1, [["float", [1, 0]]], [["float", [1, 0]]]],
+                              ["n2", "Relu", 2, 2, 1, [["float", [1, 2]]], [["float", [1, 2]]]]]  # fmt: skip
+    path.write_text(text[: text.index('"n2_kernel_time') + 20])  # cut at the file-size limit
+    read = ortchild.read_profile(str(path), wanted)
+    assert not read["complete"] and [e[0] for e in read["events"]] == ["n0"]
+    path.write_text('{"not": "an array"}')
+    with pytest.raises(ValueError, match="not a JSON array"):
+        ortchild.read_profile(str(path), wanted)
+
+
+def test_method_options(tmp_path, capsys):
+    path = str(save(dense_relu(), tmp_path / "ok.onnx"))
+    code, _, err = _run(capsys, "shapes", path, "--method", "profile", "--optimized")
+    assert code == 2 and "--optimized needs --method outputs" in _one_line(err)
+    code, out, _ = _run(capsys, "shapes", path, "--optimized", "--format", "json")
+    assert code == 0 and json.loads(out)["shape_check"]["method"] == "outputs"
+    code, out, _ = _run(capsys, "shapes", path)
+    assert code == 0 and "shapes from its profile" in out
+    code, _, err = _run(capsys, "summary", path, "--method", "outputs")
+    assert code == 2 and "need --run-shapes" in _one_line(err)
+
+
+def test_names_a_profile_may_not_escape_fall_back_to_outputs(tmp_path):
+    m = dense_relu()
+    m.graph.node[0].name = 'den"se\\'
+    _, check = confirm_path(save(m, tmp_path / "quoted.onnx"))
+    assert (check.status, check.method) == ("confirmed", "outputs")
+    assert any(limit.startswith("node names with quotes") for limit in check.limits)
