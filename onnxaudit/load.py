@@ -364,6 +364,13 @@ _new = object.__new__
 _set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
+def frozen_from_dict(cls: type, fields: dict[str, object]):  # type: ignore[no-untyped-def]
+    """A frozen dataclass instance holding `fields` (every field, in order) without its __init__."""
+    obj = _new(cls)
+    _set_dict(obj, "__dict__", fields)
+    return obj
+
+
 def _new_tensor(
     name: str, scope: str, dtype: int, dims: tuple[int, ...] | None, origin: str, storage: str,
     stored_bytes: int | None, external: ExternalRef | None, node: str | None, sparse_nnz: int | None,

@@ -9,11 +9,12 @@ tensor, which is the parameter, counted once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from onnx import TensorProto
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
-from onnxaudit.load import ModelView, Node, Tensor
+from onnxaudit.load import ModelView, Node, Tensor, frozen_from_dict
 
 # ---------------------------------------------------------------- the roles
 
@@ -50,6 +51,7 @@ ROLES: dict[str, RoleInfo] = {
 }
 
 DATA = "data"  # an activation slot: a constant there has no parameter role of its own
+_UNKNOWN = object()
 
 _STD = ("", "ai.onnx")
 _MS = ("com.microsoft",)
@@ -234,6 +236,11 @@ class Use:
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
 
 
+def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
+    """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
+    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})  # type: ignore[no-any-return]
+
+
 @dataclass
 class Classified:
     tensor: Tensor
@@ -265,11 +272,19 @@ class _Classifier:
         for scope, graph in view.graphs.items():
             self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
         self.consumers: dict[tuple[str, str], list[tuple[Node, int]]] = {}
+        consumers = self.consumers
         for node in view.all_nodes():
+            scope = node.scope
             for slot, name in enumerate(node.inputs):
                 if name:
-                    self.consumers.setdefault((node.scope, name), []).append((node, slot))
-        self.const_memo: dict[tuple[str, str], bool] = {}
+                    uses = consumers.get((scope, name))
+                    if uses is None:
+                        consumers[(scope, name)] = [(node, slot)]
+                    else:
+                        uses.append((node, slot))
+        self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
+        # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
+        self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
         self.found: dict[tuple[str, str], Classified] = {}
         self.limits: list[str] = []
         self.formal_memo: dict[tuple[str, str], str] = {}
@@ -288,10 +303,11 @@ class _Classifier:
         return None
 
     def is_constant(self, scope: str, name: str, depth: int = 0) -> bool:
-        key = (scope, name)
-        if key in self.const_memo:
-            return self.const_memo[key]
-        self.const_memo[key] = False  # cycle guard
+        memo = self.const_memo[scope]
+        known = memo.get(name)
+        if known is not None:
+            return known
+        memo[name] = False  # cycle guard
         tensor = self.view.lookup(scope, name)
         if tensor is not None:
             result = True  # IR < 4 initializers listed as inputs too: a stored default, counted
@@ -303,9 +319,13 @@ class _Classifier:
                 and not node.subgraphs
                 and node.op_type not in NONDETERMINISTIC
                 and (node.domain, node.op_type) not in self.view.functions
-                and all(self.is_constant(node.scope, i, depth + 1) for i in node.inputs if i)
             )
-        self.const_memo[key] = result
+            if result and node is not None:  # every input constant, in order, up to the first that is not
+                for i in node.inputs:
+                    if i and not self.is_constant(node.scope, i, depth + 1):
+                        result = False
+                        break
+        memo[name] = result
         return result
 
     # -- slot roles
@@ -313,6 +333,12 @@ class _Classifier:
     def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
         """The role of input `slot` of `node`; `assumed` names a function formal bound to a constant."""
         op, domain = node.op_type, node.domain
+        key = (domain, op)
+        fixed = self.fixed_slots.get(key, _UNKNOWN)
+        if fixed is _UNKNOWN:
+            fixed = self.fixed_slots[key] = self._fixed_slots(op, domain)
+        if fixed is not None:
+            return fixed[slot] if slot < len(fixed) else DATA
         if (domain, op) in self.view.functions:
             return self.formal_role(node, slot, depth)
         if op in ("Loop", "Scan") and domain in _STD and node.subgraphs:
@@ -337,6 +363,23 @@ class _Classifier:
             if table is not None:
                 return table[slot] if slot < len(table) else DATA
         return DATA
+
+    def _fixed_slots(self, op: str, domain: str) -> tuple[str, ...] | None:
+        """The slot table slot_role reads for this op whatever the node (() for all DATA), or None
+        when its answer depends on the node: functions, Loop/Scan, matrix products, Gather, Add."""
+        if (domain, op) in self.view.functions:
+            return None
+        if op in ("Loop", "Scan") and domain in _STD:
+            return None
+        if domain in _MS and op in MS_SLOT_TABLE:
+            return MS_SLOT_TABLE[op]
+        if op in MATMUL_OPERANDS and domain in _STD + _MS:
+            return None
+        if domain in _STD:
+            if op in ("Gather", "Add"):
+                return None
+            return SLOT_TABLE.get(op, ())
+        return ()
 
     def matmul_role(self, node: Node, slot: int, assumed: str = "") -> str:
         quant = MATMUL_QUANT_SLOTS.get(node.op_type, {})
@@ -412,7 +455,7 @@ class _Classifier:
         if entry is None:
             entry = self.found[tensor.key] = Classified(tensor, use.role, logical_dims=logical)
         entry.uses.append(use)
-        if _STRENGTH[ROLES[use.role].category] < _STRENGTH[entry.category]:
+        if use.role != entry.role and _STRENGTH[ROLES[use.role].category] < _STRENGTH[entry.category]:
             entry.role = use.role
         if logical is not None:
             entry.logical_dims = logical
@@ -459,12 +502,12 @@ class _Classifier:
         ):
             forwarded, path = self.forward_role(consumer)
             if forwarded != DATA:
-                self.record(tensor, Use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
+                self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
         if tensor is not None:
             final = self.constant_role(tensor, role, consumer)
             logical = self.logical_dims(consumer, slot) if final in ("weight", "embedding") else None
-            self.record(tensor, Use(consumer, slot, final, via), logical)
+            self.record(tensor, _use(consumer, slot, final, via), logical)
             return
         producer = self.producer(scope, name)
         if producer is None or depth > self.MAX_TRACE:
@@ -537,24 +580,29 @@ class _Classifier:
     # -- the walk
 
     def classify(self) -> RoleTable:
-        for node in self.view.all_nodes():
+        nodes = self.view.all_nodes()
+        slot_role, is_constant = self.slot_role, self.is_constant
+        for node in nodes:
             if node.op_type == "Constant" or self.is_constant_computation(node):
                 continue  # reached from its consumers
+            scope = node.scope
             for slot, name in enumerate(node.inputs):
                 if not name:
                     continue
-                role = self.slot_role(node, slot)
-                if self.is_constant(node.scope, name):
-                    self.trace(node.scope, name, role, node, slot, (), 0)
+                role = slot_role(node, slot)
+                if is_constant(scope, name):
+                    self.trace(scope, name, role, node, slot, (), 0)
                 elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                     self.weight_input_without_data(node, slot, name, role)
         self.branch_outputs()
         self.add_unused()
-        for entry in self.found.values():
-            if any(
-                u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1 for u in entry.uses
-            ):
-                entry.notes.append("BatchNormalization has training_mode=1")
+        if any(n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes):
+            for entry in self.found.values():
+                if any(
+                    u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1
+                    for u in entry.uses
+                ):
+                    entry.notes.append("BatchNormalization has training_mode=1")
         ordered = sorted(self.found.values(), key=_first_use_order)
         return RoleTable(ordered, self.limits)
 
@@ -577,7 +625,12 @@ class _Classifier:
                         self.trace(branch, outputs[i], role, consumer, slot, ("If",), 0)
 
     def is_constant_computation(self, node: Node) -> bool:
-        return bool(node.outputs) and all(self.is_constant(node.scope, o) for o in node.outputs if o)
+        if not node.outputs:
+            return False
+        for out in node.outputs:
+            if out and not self.is_constant(node.scope, out):
+                return False
+        return True
 
     def add_unused(self) -> None:
         outputs = {(scope, name) for scope, g in self.view.graphs.items() for name in g.outputs}
@@ -596,8 +649,11 @@ def _more_than_scalar(tensor: Tensor) -> bool:
     return tensor.dims is not None and element_count(tensor.dims) > 1
 
 
+_USE_ORDER = attrgetter("node.index", "slot")
+
+
 def _first_use_order(entry: Classified) -> tuple[int, int, str, str]:
-    first = min(((u.node.index, u.slot) for u in entry.uses), default=(1 << 62, 0))
+    first = min(map(_USE_ORDER, entry.uses), default=(1 << 62, 0))
     return (*first, entry.tensor.scope, entry.tensor.name)
 
 
