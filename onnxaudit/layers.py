@@ -7,7 +7,6 @@ Where no name says anything, a node is its own layer.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,19 +67,52 @@ def _split_node_name(name: str) -> list[str]:
 
 def path_from_node_name(name: str) -> tuple[str, ...] | None:
     """`/layer1/layer1.0/conv1/Conv` -> (layer1, 0, conv1); `model/conv0/BiasAdd` -> (model, conv0)."""
-    return _path_from_scopes(tuple(tf_scopes(name)))
+    return _prefix_path(_scope_prefix(name)) or None
 
 
-@functools.lru_cache(maxsize=1 << 16)  # nodes of one module share their scopes: 200k nodes, ~60k scopes
-def _path_from_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
-    path: list[str] = []
-    for scope in scopes:
-        # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
-        # `downsample.0` under `downsample`): merge the overlap instead of repeating it
-        parts = scope.split(".")
-        overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
-        path.extend(parts[overlap:])
-    return tuple(path) or None
+def _merge_scope(path: tuple[str, ...], scope: str) -> tuple[str, ...]:
+    # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
+    # `downsample.0` under `downsample`): merge the overlap instead of repeating it
+    parts = tuple(scope.split("."))
+    overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
+    return path + parts[overlap:]
+
+
+# scope prefix (`/layer1/layer1.0/conv1`) -> module path; nodes of one module share their prefix
+# (200k nodes, ~70k prefixes), and a prefix's path extends its parent prefix's by one scope.
+_PREFIX_PATHS: dict[str, tuple[str, ...]] = {}
+_MAX_PREFIXES = 1 << 17
+
+
+def _prefix_path(prefix: str) -> tuple[str, ...]:
+    """The module path of the scopes in `prefix` (its non-empty slash-separated parts), () for none."""
+    path = _PREFIX_PATHS.get(prefix)
+    if path is not None:
+        return path
+    parent, _, last = prefix.rpartition("/")
+    base = _PREFIX_PATHS.get(parent) if parent else ()
+    if base is None:  # the parent prefix too is new: walk its scopes, and keep it for its siblings
+        base = ()
+        for scope in parent.split("/"):
+            if scope:
+                base = _merge_scope(base, scope)
+        _remember(parent, base)
+    path = _merge_scope(base, last) if last else base
+    _remember(prefix, path)
+    return path
+
+
+def _remember(prefix: str, path: tuple[str, ...]) -> None:
+    if len(_PREFIX_PATHS) >= _MAX_PREFIXES:
+        _PREFIX_PATHS.clear()
+    _PREFIX_PATHS[prefix] = path
+
+
+def _scope_prefix(name: str) -> str:
+    """`name` before its last part (the op or tensor itself), without tf2onnx's generated suffix."""
+    if name[-1:].isdigit() or name.endswith("\n"):  # the only names _GENERATED_SUFFIX can match
+        name = _GENERATED_SUFFIX.sub("", name)
+    return name.rstrip("/").rpartition("/")[0]
 
 
 def path_from_module_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -92,8 +124,7 @@ def path_from_module_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
 
 def tf_scopes(name: str) -> list[str]:
     """The name scopes of a slash-separated name, without its last part (the op or tensor itself)."""
-    parts = _split_node_name(_GENERATED_SUFFIX.sub("", name))
-    return parts[:-1] if len(parts) >= 2 else []
+    return _split_node_name(_scope_prefix(name))
 
 
 def _common_root(paths: list[tuple[str, ...]]) -> int:
@@ -199,12 +230,14 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     owner_of_scope = _main_owner_of_scopes(view)
     layers: dict[tuple[str, ...], Layer] = {}
 
-    labels = {str(n.index): n.label for n in main_nodes}
+    labels: dict[str, str] = {}  # str(index) -> label of main nodes, made when a row needs one
 
     def layer_for(path: tuple[str, ...] | None, node: Node | None) -> Layer:
         key = path if path else ("#node", str(node.index if node else -1))
         if key not in layers:
             if key[0] == "#node":
+                if not labels:
+                    labels.update((str(n.index), n.label) for n in main_nodes)
                 name = labels.get(key[1], node.label if node else "(unused)")
             else:
                 name = ".".join(key)
@@ -212,7 +245,9 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         return layers[key]
 
     for node in main_nodes:
-        layer_for(node_paths[node.index], node).nodes.append(node)
+        path = node_paths[node.index]
+        layer = layers.get(path) if path else None
+        (layer or layer_for(path, node)).nodes.append(node)
 
     unused = Layer(("#unused",), "(not consumed by any node)")
     for tensor in table.tensors:
@@ -247,11 +282,7 @@ def _attach_helpers(
 ) -> set[int]:
     """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
     each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
-    consumers: dict[str, list[Node]] = {}
-    for node in view.main.nodes:
-        for name in node.inputs:
-            consumers.setdefault(name, []).append(node)
-    attached: set[int] = set()
+    candidates = []  # nodes that may attach, last first: what decides it is the node's own
     for node in reversed(view.main.nodes):
         if node_paths.get(node.index) or node.index in param_names:
             continue
@@ -260,6 +291,15 @@ def _attach_helpers(
         shape_math = bool(shapes) and all(v is not None and v.dtype in _NON_DATA for v in shapes)
         if node.op_type != "Constant" and not shape_math:
             continue
+        candidates.append(node)
+    wanted = {out for node in candidates for out in node.outputs}
+    consumers: dict[str, list[Node]] = {}
+    for node in view.main.nodes if wanted else ():
+        for name in node.inputs:
+            if name in wanted:
+                consumers.setdefault(name, []).append(node)
+    attached: set[int] = set()
+    for node in candidates:
         users = [c for out in node.outputs for c in consumers.get(out, [])]
         if users:  # the first consumer's layer, or that anonymous consumer's own row
             first = min(users, key=lambda c: c.index)
@@ -271,6 +311,8 @@ def _attach_helpers(
 def _main_owner_of_scopes(view: ModelView) -> dict[str, Node]:
     """For every subgraph/function scope, the main-graph node that (transitively) runs it."""
     owner: dict[str, Node] = {}
+    if len(view.graphs) == 1:  # no subgraphs, no functions
+        return owner
     callers: dict[tuple[str, str], list[Node]] = {}
     for node in view.all_nodes():
         callers.setdefault((node.domain, node.op_type), []).append(node)
