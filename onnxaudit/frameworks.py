@@ -70,11 +70,11 @@ class FrameworkView:
 
     @property
     def trainable(self) -> Figure:
-        return sum((la.trainable for la in self.layers), ZERO)
+        return _sum_figures([la.trainable for la in self.layers])
 
     @property
     def non_trainable(self) -> Figure:
-        return sum((la.non_trainable for la in self.layers), ZERO)
+        return _sum_figures([la.non_trainable for la in self.layers])
 
     @property
     def total(self) -> Figure:
@@ -83,6 +83,11 @@ class FrameworkView:
     @property
     def status(self) -> str:
         return max((la.status for la in self.layers), key=_RANK.__getitem__, default=EXACT)
+
+
+def _sum_figures(figures: list[Figure]) -> Figure:
+    """The sum of `figures` (ZERO for none), adding ints instead of making a Figure per step."""
+    return Figure(sum(f.lo for f in figures), sum(f.hi for f in figures))
 
 
 def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
@@ -333,6 +338,9 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
     for t in table.tensors:
         if t.category == "unclassified" and t.count and t.count > 1 and len(t.uses) == 1:
             per_channel[(t.uses[0].node.index, t.uses[0].slot)] = t
+    subs = [node for node in view.main.nodes if node.op_type == "Sub"]
+    if not per_channel or not subs:  # no chain without its Sub and its three constants
+        return []
     consumers: dict[str, list[Node]] = {}
     for node in view.main.nodes:
         for name in node.inputs:
@@ -342,8 +350,8 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
         return next((per_channel[(node.index, i)] for i in range(2) if (node.index, i) in per_channel), None)
 
     found = []
-    for sub in view.main.nodes:
-        if sub.op_type != "Sub" or (mean := constant_of(sub)) is None or not sub.outputs:
+    for sub in subs:
+        if (mean := constant_of(sub)) is None or not sub.outputs:
             continue
         muls = consumers.get(sub.outputs[0], [])
         if len(muls) != 1 or muls[0].op_type != "Mul" or (scale := constant_of(muls[0])) is None:
@@ -443,9 +451,9 @@ Rewrite = Callable[[Layer], "list[FrameworkLayer] | None"]
 
 def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> FrameworkView:
     origin = _origin(view)
-    naming = tf_naming(view)
     rewrites: list[Rewrite]
     if origin == "keras":
+        naming = tf_naming(view)
         rewrites = [
             lambda la: keras_bn_scale_shift(la, naming),
             lambda la: keras_conv_bn_merged(la, naming),
@@ -527,6 +535,7 @@ class FrameworkReport:
 
 
 def framework_report(fv: FrameworkView) -> FrameworkReport:
+    trainable, non_trainable = fv.trainable, fv.non_trainable  # each a sum over every layer
     return FrameworkReport(
-        fv.origin, fv.status, fv.total, fv.trainable, fv.non_trainable, fv.layers, fv.rewrites, fv.notes
+        fv.origin, fv.status, trainable + non_trainable, trainable, non_trainable, fv.layers, fv.rewrites, fv.notes
     )
