@@ -110,7 +110,7 @@ class Report:
         return asdict(self)
 
 
-def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, set[int]]) -> list[int | str | None] | None:
+def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, list[int]]) -> list[int | str | None] | None:
     """The layer's output: the last value leaving the layer, preferring float data over shape math."""
     if not view.value_shapes:  # inference skipped (huge graph): nothing to look up, per layer
         return None
@@ -120,7 +120,7 @@ def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, set[in
         out
         for node in sorted(layer_nodes, key=lambda n: n.index)
         for out in node.outputs
-        if out in view.value_shapes and (out in graph_outputs or consumers.get(out, set()) - inside)
+        if out in view.value_shapes and (out in graph_outputs or not inside.issuperset(consumers.get(out, ())))
     ]
     if not leaving:
         leaving = [out for node in layer_nodes for out in node.outputs if out in view.value_shapes]
@@ -181,22 +181,29 @@ def _shape_math(view: ModelView, node: Node) -> bool:
     return bool(infos) and all(i is not None and i.dtype in INTEGER_DTYPES for i in infos)
 
 
-def _principal_ops(view: ModelView, layer: Layer, consumers: dict[str, set[int]], graph_outputs: set[str]) -> list[str]:
+def _principal_ops(
+    view: ModelView, layer: Layer, consumers: dict[str, list[int]], graph_outputs: set[str]
+) -> list[str]:
     """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
     the shape arithmetic exporters add around them stays in `all_ops`."""
     inside = {n.index for n in layer.nodes}
     counted = ("parameter", "statistic", "unclassified")
     holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
-    picked = [
-        n.op_type
-        for n in layer.nodes
-        if n.op_type != "Constant"
-        and not (n.index not in holders and _shape_math(view, n))
-        and (
-            n.index in holders
-            or any(out in graph_outputs or consumers.get(out, set()) - inside for out in n.outputs if out)
-        )
-    ]
+    shapes_known = bool(view.value_shapes)  # without any, no node is shape math
+    picked = []
+    for n in layer.nodes:
+        if n.op_type == "Constant":
+            continue
+        held = n.index in holders
+        if not held and shapes_known and _shape_math(view, n):
+            continue
+        if not held:  # hands a value on: a graph output, or one consumed outside the layer
+            for out in n.outputs:
+                if out and (out in graph_outputs or not inside.issuperset(consumers.get(out, ()))):
+                    held = True
+                    break
+        if held:
+            picked.append(n.op_type)
     if picked and all(op in _LAYOUT for op in picked):
         # tf2onnx's NHWC<->NCHW Transposes hand the result on; the layer's real op sits before them
         real = [n.op_type for n in layer.nodes if n.op_type not in _LAYOUT and n.op_type != "Constant"]
@@ -209,10 +216,15 @@ _LAYOUT = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Uns
 
 
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
-    consumers: dict[str, set[int]] = defaultdict(set)
+    consumers: dict[str, list[int]] = {}  # value -> indices of the main nodes that read it
     for node in view.main.nodes:
+        index = node.index
         for name in node.inputs:
-            consumers[name].add(node.index)
+            readers = consumers.get(name)
+            if readers is None:
+                consumers[name] = [index]
+            else:
+                readers.append(index)
     outputs = set(view.main.outputs)
     rows = []
     for layer in layers:
