@@ -167,17 +167,44 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "BiasSoftmax": (DATA, DATA),
     "QLinearConv": SLOT_TABLE["QLinearConv"],
     "GroupQueryAttention": (
-        DATA, DATA, DATA, "initial_state", "initial_state", "shape", "shape", "precomputed", "precomputed",
-        "shape", DATA, "weight",
+        DATA,
+        DATA,
+        DATA,
+        "initial_state",
+        "initial_state",
+        "shape",
+        "shape",
+        "precomputed",
+        "precomputed",
+        "shape",
+        DATA,
+        "weight",
     ),  # fmt: skip
     "RotaryEmbedding": (DATA, "shape", "precomputed", "precomputed"),
     "QAttention": (
-        DATA, "weight", "bias", "quant_scale", "quant_scale", "shape", "quant_zero_point", "quant_zero_point",
+        DATA,
+        "weight",
+        "bias",
+        "quant_scale",
+        "quant_scale",
+        "shape",
+        "quant_zero_point",
+        "quant_zero_point",
         "initial_state",
     ),  # fmt: skip
     "DynamicQuantizeLSTM": (
-        DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state", "initial_state", "rnn_P",
-        "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point",
+        DATA,
+        "rnn_W",
+        "rnn_R",
+        "rnn_B",
+        "shape",
+        "initial_state",
+        "initial_state",
+        "rnn_P",
+        "quant_scale",
+        "quant_zero_point",
+        "quant_scale",
+        "quant_zero_point",
     ),  # fmt: skip
     "GemmFastGelu": (DATA, "weight", "bias"),
     "BiasSplitGelu": (DATA, "bias"),
@@ -359,6 +386,10 @@ class _Classifier:
                 return "embedding" if slot == 0 else "shape"
             if op == "Add" and self.is_bias_add(node, slot, assumed):
                 return "bias"
+            if op in ("Mul", "Add") and len(node.inputs) == 2:
+                affine = self.normalization_affine(node, slot, assumed)
+                if affine:
+                    return affine
             table = SLOT_TABLE.get(op)
             if table is not None:
                 return table[slot] if slot < len(table) else DATA
@@ -366,7 +397,7 @@ class _Classifier:
 
     def _fixed_slots(self, op: str, domain: str) -> tuple[str, ...] | None:
         """The slot table slot_role reads for this op whatever the node (() for all DATA), or None
-        when its answer depends on the node: functions, Loop/Scan, matrix products, Gather, Add."""
+        when its answer depends on the node: functions, Loop/Scan, matrix products, Gather, Add, Mul."""
         if (domain, op) in self.view.functions:
             return None
         if op in ("Loop", "Scan") and domain in _STD:
@@ -376,7 +407,7 @@ class _Classifier:
         if op in MATMUL_OPERANDS and domain in _STD + _MS:
             return None
         if domain in _STD:
-            if op in ("Gather", "Add"):
+            if op in ("Gather", "Add", "Mul"):
                 return None
             return SLOT_TABLE.get(op, ())
         return ()
@@ -395,6 +426,56 @@ class _Classifier:
     def _constant_or_assumed(self, node: Node, slot: int, assumed: str) -> bool:
         name = node.inputs[slot]
         return bool(name) and (name == assumed or self.is_constant(node.scope, name))
+
+    def normalization_affine(self, node: Node, slot: int, assumed: str) -> str:
+        """`x_hat * gamma + beta` after a normalization written out as ops (opset < 17 LayerNorm:
+        ReduceMean, Sub, Pow, Sqrt, Div; Keras 3 on TF: Sqrt, Reciprocal; tf_keras: a BatchNormalization
+        fed run-time statistics): the constants are the norm's scale and bias. BN lowered with stored
+        statistics (Mul + Add of folded mean/var) computes no Sqrt at run time and stays out of this."""
+        if not self._constant_or_assumed(node, slot, assumed):
+            return ""
+        other = node.inputs[1 - slot]
+        if node.op_type == "Mul":
+            return "norm_scale" if self.normalizing(node.scope, other, 0) else ""
+        source = self.through_layout(node.scope, other)
+        if source is None or source.op_type != "Mul" or len(source.inputs) != 2:
+            return ""
+        for j, name in enumerate(source.inputs):
+            if self.is_constant(source.scope, name):
+                if self.normalization_affine(source, j, "") == "norm_scale":
+                    return "norm_bias"
+            elif self.normalizing(source.scope, name, 0):
+                return "norm_bias"
+        return ""
+
+    def through_layout(self, scope: str, name: str) -> Node | None:
+        node = self.producer(scope, name)
+        for _ in range(3):
+            if node is None or node.op_type not in ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity"):
+                break
+            node = self.producer(node.scope, node.inputs[0]) if node.inputs else None
+        return node
+
+    def normalizing(self, scope: str, name: str, depth: int) -> bool:
+        """`name` is a run-time normalized value or factor: x / sqrt(var), 1 / sqrt(var) (times a
+        constant gamma), or the output of a norm op fed run-time statistics."""
+        node = self.through_layout(scope, name)
+        if node is None or depth > 3 or self.is_constant(scope, name):
+            return False
+        op = node.op_type
+        if op == "Reciprocal" and node.inputs:
+            inner = self.producer(node.scope, node.inputs[0])
+            return inner is not None and inner.op_type == "Sqrt"
+        if op == "Div" and len(node.inputs) == 2:
+            divisor = self.producer(node.scope, node.inputs[1])
+            return divisor is not None and divisor.op_type == "Sqrt"
+        if op == "Mul" and len(node.inputs) == 2:
+            return any(
+                not self.is_constant(node.scope, i) and self.normalizing(node.scope, i, depth + 1) for i in node.inputs
+            )
+        if op == "BatchNormalization" and len(node.inputs) >= 5:
+            return not self.is_constant(node.scope, node.inputs[3])
+        return False
 
     def is_bias_add(self, node: Node, slot: int, assumed: str = "") -> bool:
         """Add(product, constant) right after a weight-bearing op: the constant is its bias."""

@@ -538,3 +538,40 @@ def test_llm_contrib_ops_caches_and_packed_embeddings(tmp_path):
     assert tensor_row(report, "cos").role == "precomputed"
     assert report.totals.total == vocab * hidden + hidden
     assert report.totals.unclassified == 0
+
+
+def test_layer_norm_written_out_as_ops_has_scale_and_bias(tmp_path):
+    """torch.onnx below opset 17 writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div, then * weight + bias."""
+    hidden = 24
+    m = model(
+        [
+            node("ReduceMean", ["x"], ["mean"], axes=[-1]),
+            node("Sub", ["x", "mean"], ["d"]),
+            node("Pow", ["d", "two"], ["sq"]),
+            node("ReduceMean", ["sq"], ["var"], axes=[-1]),
+            node("Add", ["var", "eps"], ["ve"]),
+            node("Sqrt", ["ve"], ["std"]),
+            node("Div", ["d", "std"], ["xhat"]),
+            node("Mul", ["xhat", "ln.weight"], ["scaled"]),
+            node("Add", ["scaled", "ln.bias"], ["y"]),
+        ],
+        [value("x", ["N", 8, hidden])],
+        [value("y", ["N", 8, hidden])],
+        [init("two", []), init("eps", []), init("ln.weight", [hidden]), init("ln.bias", [hidden])],
+        opset=13,
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "ln.weight").role, tensor_row(report, "ln.bias").role) == ("norm_scale", "norm_bias")
+    assert report.totals.trainable == 2 * hidden and report.totals.unclassified == 0
+
+
+def test_stored_statistics_lowering_is_not_a_layer_norm(tmp_path):
+    """Mul + Add of folded BN vectors after a conv compute no run-time Sqrt: they stay unclassified."""
+    m = model(
+        [node("Conv", ["x", "W"], ["c"]), node("Mul", ["c", "s"], ["m"]), node("Add", ["m", "t"], ["y"])],
+        [value("x", [1, 3, 4, 4])],
+        [value("y", [1, 8, 4, 4])],
+        [init("W", [8, 3, 1, 1]), init("s", [1, 8, 1, 1]), init("t", [1, 8, 1, 1])],
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.unclassified == 2 * 8
