@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from onnxaudit.dims import byte_size, dtype_name, element_count
+from onnxaudit.errors import AuditError
+from onnxaudit.load import frozen_from_dict
 from onnxaudit.roles import ROLES, Classified, RoleTable, Use
 
 SLOT_NAMES: dict[str, tuple[str, ...]] = {
@@ -30,10 +32,11 @@ SLOT_NAMES: dict[str, tuple[str, ...]] = {
 
 def describe_use(use: Use) -> str:
     """'Conv conv0 input W' style text for one use; the node name is escaped by the renderer."""
-    names = SLOT_NAMES.get(use.node.op_type, ())
+    node = use.node
+    names = SLOT_NAMES.get(node.op_type, ())
     slot = names[use.slot] if use.slot < len(names) else str(use.slot)
-    path = "".join(f"{op} -> " for op in use.via)
-    return f"{path}{use.node.op_type} {use.node.label} [{slot}]"
+    path = "".join(f"{op} -> " for op in use.via) if use.via else ""
+    return f"{path}{node.op_type} {node.label} [{slot}]"
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,11 @@ class ParamTable:
 def _param_tensor(entry: Classified) -> ParamTensor:
     tensor = entry.tensor
     dims = entry.logical_dims if entry.logical_dims is not None else tensor.dims
-    count = element_count(dims, f"tensor {tensor.name!r}") if dims is not None else None
-    stored_count = element_count(tensor.dims) if tensor.dims is not None else None
+    count = _element_count(dims, tensor.name) if dims is not None else None
+    if dims is tensor.dims:
+        stored_count = count
+    else:
+        stored_count = element_count(tensor.dims) if tensor.dims is not None else None
     nbytes = byte_size(tensor.dtype, stored_count) if stored_count is not None else None
     notes = list(entry.notes)
     if tensor.sparse_nnz is not None:
@@ -91,21 +97,31 @@ def _param_tensor(entry: Classified) -> ParamTensor:
     roles = {u.role for u in entry.uses}
     if len(roles) > 1:
         notes.append("used as " + ", ".join(sorted(roles)))
-    return ParamTensor(
-        name=tensor.name,
-        scope=tensor.scope,
-        role=entry.role,
-        category=ROLES[entry.role].category,
-        dtype=dtype_name(tensor.dtype),
-        dims=dims,
-        count=count,
-        nbytes=nbytes,
-        origin=tensor.origin,
-        storage=tensor.storage,
-        consumers=tuple(dict.fromkeys(describe_use(u) for u in entry.uses)),
-        notes=tuple(notes),
-        uses=tuple(entry.uses),
+    return frozen_from_dict(  # type: ignore[no-any-return]
+        ParamTensor,  # every field, in order, without the frozen dataclass's __init__
+        {
+            "name": tensor.name,
+            "scope": tensor.scope,
+            "role": entry.role,
+            "category": ROLES[entry.role].category,
+            "dtype": dtype_name(tensor.dtype),
+            "dims": dims,
+            "count": count,
+            "nbytes": nbytes,
+            "origin": tensor.origin,
+            "storage": tensor.storage,
+            "consumers": tuple(dict.fromkeys(map(describe_use, entry.uses))),
+            "notes": tuple(notes),
+            "uses": tuple(entry.uses),
+        },
     )
+
+
+def _element_count(dims: tuple[int, ...], name: str) -> int:
+    try:
+        return element_count(dims)
+    except AuditError:
+        return element_count(dims, f"tensor {name!r}")  # the same error, naming the tensor
 
 
 def param_table(roles: RoleTable) -> ParamTable:

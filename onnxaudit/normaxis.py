@@ -58,19 +58,21 @@ def _features(t: ParamTensor) -> int | None:
 
 
 def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFinding]:
-    producers = {out: n for n in view.main.nodes for out in n.outputs if out}
-    weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
     normalizers: dict[int, tuple[Node, int, int]] = {}  # node index -> (node, data slot, features)
+    main = view.main.scope
     for t in table.tensors:
+        is_bn = t.role in _BN_ROLES
         for use in t.uses:
             node = use.node
-            if node.scope != view.main.scope:
+            if node.scope != main:
                 continue
-            is_bn = t.role in _BN_ROLES
             is_lowered = node.op_type == "Mul" and "batchnorm" in node.name.lower()
-            width = _features(t)
-            if (is_bn or is_lowered) and width and node.index not in normalizers:
+            if (is_bn or is_lowered) and (width := _features(t)) and node.index not in normalizers:
                 normalizers[node.index] = (node, 0 if is_bn else 1 - use.slot, width)
+    if not normalizers:
+        return []
+    producers = {out: n for n in view.main.nodes for out in n.outputs if out}
+    weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
     findings = []
     for node, slot, features in normalizers.values():
         current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
