@@ -199,12 +199,14 @@ def _json_items(f, max_item: int):
 
 def _tensors(items) -> list:
     """[{"float": [1, 16]}, ...] -> [["float", [1, 16]], ...]; a malformed entry becomes None."""
-    out = []
-    for item in items if isinstance(items, list) else ():
-        if isinstance(item, dict) and len(item) == 1:
-            ((kind, dims),) = item.items()
-            if isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
-                out.append([str(kind), dims])
+    out: list = []
+    if type(items) is not list:
+        return out
+    for item in items:
+        if type(item) is dict and len(item) == 1:
+            kind, dims = next(iter(item.items()))  # JSON keys are str
+            if type(dims) is list and all(type(d) is int for d in dims):
+                out.append([kind, dims])
                 continue
         out.append(None)
     return out

@@ -22,8 +22,9 @@ produced it, the event of the first node that consumed it.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from onnx import TensorProto
 
@@ -37,8 +38,7 @@ _CONTROL_CHARS = frozenset(chr(c) for c in range(0x20)) | {'"', "\\", "\x7f"}
 _SHOWN = 5
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """One kernel_time event as the child keeps it: outputs/inputs are [type, dims] pairs (None if malformed)."""
 
     name: str
@@ -46,8 +46,8 @@ class Event:
     index: int  # -1 when onnxruntime did not record one
     ts: int
     dur: int
-    outputs: tuple
-    inputs: tuple
+    outputs: Sequence
+    inputs: Sequence
 
     @property
     def end(self) -> int:
@@ -81,12 +81,12 @@ def unsafe_names(view: ModelView) -> list[str]:
 
 
 def events_from_child(records: list) -> list[Event]:
-    """The child's compact records [name, op, index, ts, dur, outputs, inputs] as Events."""
+    """The child's compact records [name, op, index, ts, dur, outputs, inputs] as Events (the child
+    checked every field's type; anything else is dropped, never trusted)."""
     events = []
     for rec in records:
-        if isinstance(rec, list) and len(rec) == 7:
-            name, op, index, ts, dur, outputs, inputs = rec
-            events.append(Event(str(name), str(op), int(index), int(ts), int(dur), tuple(outputs), tuple(inputs)))
+        if type(rec) is list and len(rec) == 7 and all(type(x) is int for x in rec[2:5]):
+            events.append(Event._make(rec))
     return events
 
 
@@ -118,6 +118,8 @@ def _inside(event: Event, spans: list[tuple[int, int]], starts: list[int], contr
 
 def _pairs(names: tuple[str, ...], recorded: tuple, kinds: dict[str, str]) -> list[tuple[str, list]] | None:
     """Tie recorded tensors to a node's value names: onnxruntime skips missing and non-tensor values."""
+    if len(names) == len(recorded) and all(names) and all(recorded):
+        return list(zip(names, recorded, strict=True))  # nearly every node: one tensor per named value
     present = [n for n in names if n]
     if len(recorded) != len(present):
         present = [n for n in present if n not in kinds]  # known sequences, maps, optionals
@@ -185,7 +187,8 @@ def observe(
             for e in by_name.get(name, ())
             if e.op == node.op_type and (e.index < 0 or e.index == index or (node.name and not numbering_ok))
         ]
-        candidates = [e for e in candidates if not _inside(e, spans, starts, bool(node.subgraphs))]
+        if spans:
+            candidates = [e for e in candidates if not _inside(e, spans, starts, bool(node.subgraphs))]
         if len(candidates) == 1 and name not in crowded:
             node_event[node.index] = candidates[0]
         elif candidates or name in crowded:
