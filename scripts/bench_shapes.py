@@ -3,16 +3,20 @@
 Not a test: run it by hand and paste the output into BENCHMARKS.md.
 
     python scripts/bench_shapes.py [--repeat N] [MODEL.onnx ...]
+    python scripts/bench_shapes.py --write DIR        # write the synthetic models to DIR, then exit
+    python scripts/bench_shapes.py --plain MODEL.onnx # one plain onnxruntime run, nothing else imported
 
 For each model it prints the median wall-clock seconds of
   plain       InferenceSession(path) with default options + one run, in this process;
   plain+proc  the same in a fresh `python -c` (the cost of isolation alone: interpreter + imports);
-  confirm     onnxaudit.shapes.confirm_path: read the structure, strict inference, a child process with
-              limits running every value as an output (optimizations off), and the comparison;
-and the ratios confirm/plain and confirm/(plain+proc); the same for `confirm --optimized` (onnxruntime's
-graph optimizations left on). Without MODEL arguments it uses the bundled
-resnet_tiny and two synthetic models written to a temporary folder (a deep CNN with large activations
-and a weight-heavy MLP).
+  profile     onnxaudit.shapes.confirm_path with the default method: read the structure, strict
+              inference, a child process with limits running the model once with onnxruntime's
+              profiler on (optimizations off), reading the profile back, and the comparison;
+  outputs     the same with --method outputs: every value a graph output, kept until the run ends;
+  outputs --optimized  the same with onnxruntime's graph optimizations left on;
+and the ratios of each to plain and to plain+proc. Without MODEL arguments it uses the bundled
+resnet_tiny and three synthetic models written to a temporary folder (a deep CNN with large
+activations, a weight-heavy MLP, and a chain of many tiny nodes).
 """
 
 from __future__ import annotations
@@ -28,22 +32,31 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 
-from onnxaudit.shapes import ShapeOptions, confirm_path
-
+# onnx and onnxaudit are imported where they are used, so that `--plain` pays only for numpy and
+# onnxruntime, like any isolated run
 ROOT = Path(__file__).resolve().parent.parent
 RNG = np.random.default_rng(0)
 
 
-def _weight(name: str, dims: tuple[int, ...]) -> onnx.TensorProto:
+def _weight(name: str, dims: tuple[int, ...]):
+    from onnx import numpy_helper
+
     return numpy_helper.from_array((RNG.standard_normal(dims) * 0.05).astype(np.float32), name)
+
+
+def _save(model, path: Path) -> Path:
+    model.opset_import[0].version = 17
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return path
 
 
 def deep_cnn(path: Path, layers: int = 24, channels: int = 64, side: int = 112, batch: int = 4) -> Path:
     """Conv3x3+Relu x `layers` at full resolution: many large activations, small weights."""
+    from onnx import TensorProto, helper
+
     nodes, inits, prev = [], [], "x"
     for i in range(layers):
         inits += [_weight(f"c{i}.W", (channels, channels, 3, 3)), _weight(f"c{i}.B", (channels,))]
@@ -58,15 +71,13 @@ def deep_cnn(path: Path, layers: int = 24, channels: int = 64, side: int = 112, 
     inits += [_weight("fc.W", (1000, channels)), _weight("fc.B", (1000,))]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, side, side])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 1000])
-    model = helper.make_model(helper.make_graph(nodes, "deep_cnn", [x], [y], inits))
-    model.opset_import[0].version = 17
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
+    return _save(helper.make_model(helper.make_graph(nodes, "deep_cnn", [x], [y], inits)), path)
 
 
 def wide_mlp(path: Path, layers: int = 6, width: int = 4096) -> Path:
     """MatMul+Add+Relu x `layers` of width x width: about 400 MB of weights, tiny activations."""
+    from onnx import TensorProto, helper
+
     nodes, inits, prev = [], [], "x"
     for i in range(layers):
         inits += [_weight(f"d{i}.W", (width, width)), _weight(f"d{i}.B", (width,))]
@@ -78,11 +89,25 @@ def wide_mlp(path: Path, layers: int = 6, width: int = 4096) -> Path:
         prev = f"r{i}"
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])
     y = helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["batch", width])
-    model = helper.make_model(helper.make_graph(nodes, "wide_mlp", [x], [y], inits))
-    model.opset_import[0].version = 17
-    model.ir_version = 8
-    path.write_bytes(model.SerializeToString())
-    return path
+    return _save(helper.make_model(helper.make_graph(nodes, "wide_mlp", [x], [y], inits)), path)
+
+
+def long_chain(path: Path, nodes: int = 20_000, width: int = 64) -> Path:
+    """`nodes` alternating Relu/Neg over a (1, width) tensor: per-node costs, no memory to speak of."""
+    from onnx import TensorProto, helper
+
+    chain = [helper.make_node("Relu" if i % 2 else "Neg", [f"v{i}"], [f"v{i + 1}"], name=f"n{i}") for i in range(nodes)]
+    x = helper.make_tensor_value_info("v0", TensorProto.FLOAT, [1, width])
+    y = helper.make_tensor_value_info(f"v{nodes}", TensorProto.FLOAT, [1, width])
+    return _save(helper.make_model(helper.make_graph(chain, "long_chain", [x], [y])), path)
+
+
+def synthetic(folder: Path) -> list[Path]:
+    return [
+        deep_cnn(folder / "deep_cnn.onnx"),
+        wide_mlp(folder / "wide_mlp.onnx"),
+        long_chain(folder / "long_chain.onnx"),
+    ]
 
 
 _PLAIN = """
@@ -109,14 +134,20 @@ def plain_process(path: Path) -> None:
     subprocess.run([sys.executable, "-I", "-c", _PLAIN, str(path)], check=True)
 
 
-def confirm(path: Path, optimized: bool = False) -> None:
-    _, check = confirm_path(path, ShapeOptions(optimized=optimized))
-    if check.status != "confirmed":
-        raise SystemExit(f"{path}: {check.status}: {check.message or check.findings}")
+def confirm(path: Path, method: str = "profile", optimized: bool = False) -> None:
+    from onnxaudit.shapes import ShapeOptions, confirm_path
+
+    _, check = confirm_path(path, ShapeOptions(method=method, optimized=optimized))
+    if check.status != "confirmed" or check.method != method:
+        raise SystemExit(f"{path}: {check.status} ({check.method}): {check.message or check.findings}")
+
+
+def confirm_outputs(path: Path) -> None:
+    confirm(path, method="outputs")
 
 
 def confirm_optimized(path: Path) -> None:
-    confirm(path, optimized=True)
+    confirm(path, method="outputs", optimized=True)
 
 
 def _cpu() -> float:
@@ -141,29 +172,44 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--write", type=Path, metavar="DIR", help="write the synthetic models to DIR and exit")
+    parser.add_argument("--plain", action="store_true", help="run each MODEL once in plain onnxruntime and exit")
     args = parser.parse_args()
+    if args.plain:
+        for path in args.models:
+            plain_run(path)
+        return 0
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for path in synthetic(args.write):
+            print(path)
+        return 0
+    import onnx
+
     print(f"python {sys.version.split()[0]} · onnxruntime {ort.__version__} · onnx {onnx.__version__} · "
           f"{os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} · median of {args.repeat} runs, "
           "wall seconds (cpu seconds: user + sys, children included)")  # fmt: skip
-    columns = ("plain", "plain+proc", "confirm", "confirm --optimized")
+    timed = {
+        "plain": plain_run,
+        "plain+proc": plain_process,
+        "profile": confirm,
+        "outputs": confirm_outputs,
+        "outputs --optimized": confirm_optimized,
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        models = args.models or [
-            ROOT / "models/torch/resnet_tiny__legacy_nofold.onnx",
-            deep_cnn(Path(tmp) / "deep_cnn.onnx"),
-            wide_mlp(Path(tmp) / "wide_mlp.onnx"),
-        ]
-        ratios = ("confirm / plain", "confirm / plain+proc", "--optimized / plain+proc")
-        print(f"| model | MB | {' | '.join(columns)} | {' | '.join(ratios)} |")
-        print("|---|---:|" + "---:|" * (len(columns) + 3))
+        models = args.models or [ROOT / "models/torch/resnet_tiny__legacy_nofold.onnx", *synthetic(Path(tmp))]
+        ratios = [f"{name} / {base}" for name in list(timed)[2:] for base in ("plain", "plain+proc")]
+        print(f"| model | MB | {' | '.join(timed)} | {' | '.join(ratios)} |")
+        print("|---|---:|" + "---:|" * (len(timed) + len(ratios)))
         for path in models:
-            runs = [medians(fn, path, args.repeat) for fn in (plain_run, plain_process, confirm, confirm_optimized)]
-            (plain, plain_cpu), (proc, proc_cpu), (checked, checked_cpu), (opt, opt_cpu) = runs
-            cells = [f"{wall:.3f} ({cpu:.2f})" for wall, cpu in runs]
-            factors = [
-                f"{checked / plain:.1f}x ({checked_cpu / plain_cpu:.1f}x)",
-                f"{checked / proc:.2f}x ({checked_cpu / proc_cpu:.2f}x)",
-                f"{opt / proc:.2f}x ({opt_cpu / proc_cpu:.2f}x)",
-            ]
+            runs = {name: medians(fn, path, args.repeat) for name, fn in timed.items()}
+            cells = [f"{wall:.3f} ({cpu:.2f})" for wall, cpu in runs.values()]
+            factors = []
+            for name in list(timed)[2:]:
+                (wall, cpu) = runs[name]
+                for base in ("plain", "plain+proc"):
+                    base_wall, base_cpu = runs[base]
+                    factors.append(f"{wall / base_wall:.2f}x ({cpu / base_cpu:.2f}x)")
             size = path.stat().st_size / 2**20
             print(f"| {path.name} | {size:.1f} | {' | '.join(cells)} | {' | '.join(factors)} |", flush=True)
     return 0
