@@ -23,9 +23,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 GROUPINGS = ("layer", "op", "role", "tensor")
 
 
-def _gc_paused(func: F) -> F:
+def gc_paused(func: F) -> F:
     """Pause the cyclic garbage collector for one call: the pipeline builds millions of objects
-    that hold no cycles, and on a 200k-node graph its collections cost more than the work."""
+    that hold no cycles, and on a 200k-node graph its collections cost more than the work. The
+    first collection after the pause still walks whatever the call returned: a caller that renders
+    a big report and drops it (the CLI) pauses around both."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -40,7 +42,7 @@ def _gc_paused(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@_gc_paused
+@gc_paused
 def audit(
     path: str | os.PathLike[str],
     convention: str = "keras",

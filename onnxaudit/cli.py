@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from onnxaudit.api import GROUPINGS, audit
+from onnxaudit.api import GROUPINGS, audit, gc_paused
 from onnxaudit.check_cli import add_check, run_check
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
@@ -57,6 +57,7 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
     add_run_options(summary, opt_in=True)
 
 
+@gc_paused  # through rendering: a collection over the report's objects would cost more than writing it
 def run_summary(args: argparse.Namespace) -> int:
     report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=shape_options(args))
     if args.format == "json":
