@@ -23,6 +23,8 @@ from builders import (
     infinite_loop,
     layer_row,
     mixed_inputs,
+    model,
+    node,
     reshape_to,
     save,
     unnamed_nodes,
@@ -32,8 +34,8 @@ from builders import (
 from onnxaudit import audit, ortchild
 from onnxaudit.cli import main
 from onnxaudit.feeds import index_bound
-from onnxaudit.load import load
-from onnxaudit.shapes import ShapeOptions, confirm_path
+from onnxaudit.load import ValueInfo, load
+from onnxaudit.shapes import PROFILE_EVENT_BYTES, ShapeOptions, confirm_path, estimate_memory
 from onnxaudit.shapes_profile import Event, observe
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -278,9 +280,14 @@ def test_profile_events_that_cannot_be_trusted_are_not_observed(tmp_path):
     # float16 run in float32 between onnxruntime's Casts: the shape counts, the type is the file's
     half = observe(view, wanted, [dense], y, {}, {"h": onnx.TensorProto.FLOAT16}, precision_casts=2)
     assert half.values["h"]["type"] == "tensor(float16)" and "computed 1 16-bit float value(s)" in half.limits[0]
-    # a value known not to be a tensor is skipped when pairing a node's recorded outputs
-    split = observe(view, wanted, [Event("dense", "MatMul", 0, 10, 5, (), ())], y, {"h": "sequence"}, {})
-    assert split.values["h"] == {"kind": "sequence"} and not split.limits
+    # onnxruntime records no entry for a non-tensor output: pairing skips the values known not to be tensors
+    m = model([node("Split", ["x"], ["a", "b"], axis=1, num_outputs=2)], [value("x", [1, 4])], [], opset=18)
+    view = load(save(m, tmp_path / "split.onnx"))
+    split = [Event("a", "Split", 0, 10, 5, (("float", [1, 2]),), ())]
+    known = observe(view, ["a", "b"], split, {}, {"a": "sequence"}, {})
+    assert known.values == {"a": {"kind": "sequence"}, "b": {"shape": [1, 2], "type": "tensor(float)"}}
+    unknown = observe(view, ["a", "b"], split, {}, {}, {})
+    assert not unknown.values and "1 node(s) recorded fewer tensors than they have outputs ('a')" in unknown.limits[0]
 
 
 def test_profile_reader_streams_and_keeps_what_precedes_a_cut(tmp_path, monkeypatch):
@@ -326,3 +333,12 @@ def test_names_a_profile_may_not_escape_fall_back_to_outputs(tmp_path):
     _, check = confirm_path(save(m, tmp_path / "quoted.onnx"))
     assert (check.status, check.method) == ("confirmed", "outputs")
     assert any(limit.startswith("node names with quotes") for limit in check.limits)
+
+
+def test_profile_memory_estimate_counts_what_must_exist_at_once(tmp_path):
+    view = load(save(dense_relu(), tmp_path / "ok.onnx"))
+    big = {name: ValueInfo(name, onnx.TensorProto.FLOAT, (1024, 1024)) for name in ("h", "y")}  # 4 MiB each
+    outputs, _, _ = estimate_memory(view, [], big, ["h", "y"], "outputs")
+    profile, _, largest = estimate_memory(view, [], big, ["h", "y"], "profile")
+    assert outputs - profile == 4 * 2**20 - 2 * PROFILE_EVENT_BYTES  # only y, the larger of largest and outputs
+    assert largest is not None and largest[1] == 4 * 2**20
