@@ -36,10 +36,28 @@ def _slice(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
     return data[tuple(index)]
 
 
+def _small_shape(dims: np.ndarray) -> list[int]:
+    """A target shape whose product is checked with Python ints before anything is allocated."""
+    shape = [int(d) for d in np.asarray(dims).reshape(-1)]
+    total = 1
+    for d in shape:
+        total *= max(d, 0)
+    if any(d < 0 for d in shape) or total > MAX_ELEMENTS:
+        raise ValueError("not a small tensor")
+    return shape
+
+
 def _constant_of_shape(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
     value = _attr(node, "value")
     fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
-    return np.full([int(d) for d in args[0]], fill)
+    return np.full(_small_shape(args[0]), fill)
+
+
+def _range(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
+    start, limit, delta = (a.reshape(-1)[0] for a in args[:3])
+    if delta == 0 or abs((limit - start) / delta) > MAX_ELEMENTS:
+        raise ValueError("not a small range")
+    return np.arange(start, limit, delta)
 
 
 def _reshape(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
@@ -79,8 +97,8 @@ _EVAL: dict[str, Evaluator] = {
     "Neg": lambda n, a: -a[0],
     "Equal": lambda n, a: np.equal(a[0], a[1]),
     "Where": lambda n, a: np.where(a[0], a[1], a[2]),
-    "Range": lambda n, a: np.arange(a[0], a[1], a[2]),
-    "Expand": lambda n, a: a[0] * np.ones([int(d) for d in a[1]], dtype=a[0].dtype),
+    "Range": _range,
+    "Expand": lambda n, a: a[0] * np.ones(_small_shape(a[1]), dtype=a[0].dtype),
 }
 
 

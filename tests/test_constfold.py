@@ -43,3 +43,25 @@ def test_fold_replaces_chain_by_initializer_and_leaves_weights():
     assert [n.op_type for n in m.graph.node] == ["Pad", "MatMul"]
     folded = {i.name: list(np.frombuffer(i.raw_data, np.int64)) for i in m.graph.initializer if i.name == "pads"}
     assert folded == {"pads": [1, 1, 1, 1]}
+
+
+def test_huge_shapes_are_never_materialized():
+    """A ConstantOfShape / Expand / Range asking for 16 GiB is left to inference, not allocated."""
+    import resource
+
+    huge = [2**17, 2**15]  # 2**32 float32 elements
+    m = model(
+        [
+            node("ConstantOfShape", ["big"], ["c"]),
+            node("Expand", ["one", "big"], ["e"]),
+            node("Range", ["zero", "limit", "step"], ["r"]),
+            node("Add", ["c", "x"], ["y"]),
+        ],
+        [value("x", [1])],
+        [value("y", None), value("e", None), value("r", None)],
+        [ints("big", huge), ints("one", [1]), ints("zero", [0])]
+        + [helper.make_tensor(n, TensorProto.INT64, [], [v]) for n, v in (("limit", 2**40), ("step", 1))],
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert fold_shape_arithmetic(m) == 0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: far below 16 GiB
