@@ -252,8 +252,12 @@ class _Writer:
                 raise _Malformed("truncated length", pos)
             length = buf[pos]
             pos += 1
-            if length >= 0x80:
-                length, pos = _varint(buf, pos - 1, end)
+            if length >= 0x80:  # two bytes inline too (a node of 128 B to 16 KiB)
+                if pos < end and buf[pos] < 0x80:
+                    length = (length & 0x7F) | (buf[pos] << 7)
+                    pos += 1
+                else:
+                    length, pos = _varint(buf, pos - 1, end)
             value_end = pos + length
             if value_end > end:
                 raise _Malformed("field runs past the end of its message", field_start)
@@ -272,8 +276,13 @@ class _Writer:
                 prefix = _encode_varint(self.size - before)
                 self.out[slot] = prefix
                 self.size += len(prefix)
-            elif number != doc:
-                self.copy(field_start, value_end)
+            elif number != doc:  # self.copy(field_start, value_end), inline: most fields go here
+                if field_start == self.run_end:
+                    self.run_end = value_end
+                else:
+                    self.flush()
+                    self.run_start, self.run_end = field_start, value_end
+                self.size += value_end - field_start
             pos = value_end
         self.fields += fields
         if self.fields > MAX_FIELDS:
