@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 from onnxaudit.api import GROUPINGS, audit, gc_paused
-from onnxaudit.check_cli import add_check, run_check
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts
@@ -20,7 +21,6 @@ from onnxaudit.render import (
     render_verification,
     render_verification_json,
 )
-from onnxaudit.scan import add_scan, run_scan
 from onnxaudit.shapes_cli import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
 from onnxaudit.verify import verify
 
@@ -105,30 +105,42 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0 if all(r.consistent for r in results) else 1
 
 
+def _lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """`module.name`, imported when first called: `summary` never loads check's or scan's modules."""
+
+    def call(arg: Any) -> Any:
+        return getattr(import_module(module), name)(arg)
+
+    return call
+
+
 # One entry per subcommand: (adds its parser, runs it and returns the exit code).
 Command = tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
 COMMANDS: dict[str, Command] = {
     "summary": (add_summary, run_summary),
     "verify": (add_verify, run_verify),
     "shapes": (add_shapes, run_shapes),
-    "scan": (add_scan, run_scan),
-    "check": (add_check, run_check),
+    "scan": (_lazy("onnxaudit.scan", "add_scan"), _lazy("onnxaudit.scan", "run_scan")),
+    "check": (_lazy("onnxaudit.check_cli", "add_check"), _lazy("onnxaudit.check_cli", "run_check")),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (`command`) the one subcommand a command line names: parsing it needs no other."""
     parser = argparse.ArgumentParser(
         prog="onnxaudit",
         description="Count, classify and explain every parameter of an ONNX model.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_parser, _ in COMMANDS.values():
-        add_parser(sub)
+    for name, (add_parser, _) in COMMANDS.items():
+        if command is None or name == command:
+            add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
     try:
         return COMMANDS[args.command][1](args)
     except AuditError as exc:
