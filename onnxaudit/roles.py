@@ -348,8 +348,14 @@ class _Classifier:
                 and (node.domain, node.op_type) not in self.view.functions
             )
             if result and node is not None:  # every input constant, in order, up to the first that is not
+                inner = self.const_memo[node.scope]  # is_constant's own first look, without the call
                 for i in node.inputs:
-                    if i and not self.is_constant(node.scope, i, depth + 1):
+                    if not i:
+                        continue
+                    constant = inner.get(i)
+                    if constant is None:
+                        constant = self.is_constant(node.scope, i, depth + 1)
+                    if not constant:
                         result = False
                         break
         memo[name] = result
@@ -667,11 +673,15 @@ class _Classifier:
             if node.op_type == "Constant" or self.is_constant_computation(node):
                 continue  # reached from its consumers
             scope = node.scope
+            memo = self.const_memo[scope]
             for slot, name in enumerate(node.inputs):
                 if not name:
                     continue
                 role = slot_role(node, slot)
-                if is_constant(scope, name):
+                constant = memo.get(name)  # is_constant's own first look, without the call
+                if constant is None:
+                    constant = is_constant(scope, name)
+                if constant:
                     self.trace(scope, name, role, node, slot, (), 0)
                 elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                     self.weight_input_without_data(node, slot, name, role)
