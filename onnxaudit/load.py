@@ -543,7 +543,9 @@ def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
         raise AuditError(f"{path}: {exc}") from None
     finally:
         mapped.close()
-    return parse_model(light.data, str(path)), size, light.sizes
+    model = parse_model(light.data, str(path))
+    light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
+    return model, size, light.sizes
 
 
 def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "wire") -> ModelView:
