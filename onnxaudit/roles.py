@@ -9,6 +9,7 @@ tensor, which is the parameter, counted once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from operator import attrgetter
 
 from onnx import TensorProto
@@ -298,9 +299,19 @@ class _Classifier:
         self.producers: dict[str, dict[str, Node]] = {}
         for scope, graph in view.graphs.items():
             self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
-        self.consumers: dict[tuple[str, str], list[tuple[Node, int]]] = {}
-        consumers = self.consumers
-        for node in view.all_nodes():
+        self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
+        # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
+        self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        self.found: dict[tuple[str, str], Classified] = {}
+        self.limits: list[str] = []
+        self.formal_memo: dict[tuple[str, str], str] = {}
+
+    @cached_property
+    def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
+        """(scope, value) -> the (node, slot) pairs that read it; built when first needed (forward
+        tracing, If outputs), which most graphs never are."""
+        consumers: dict[tuple[str, str], list[tuple[Node, int]]] = {}
+        for node in self.view.all_nodes():
             scope = node.scope
             for slot, name in enumerate(node.inputs):
                 if name:
@@ -309,12 +320,7 @@ class _Classifier:
                         consumers[(scope, name)] = [(node, slot)]
                     else:
                         uses.append((node, slot))
-        self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
-        # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
-        self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
-        self.found: dict[tuple[str, str], Classified] = {}
-        self.limits: list[str] = []
-        self.formal_memo: dict[tuple[str, str], str] = {}
+        return consumers
 
     # -- scoping
 
