@@ -73,6 +73,8 @@ def path_from_node_name(name: str) -> tuple[str, ...] | None:
 def _merge_scope(path: tuple[str, ...], scope: str) -> tuple[str, ...]:
     # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
     # `downsample.0` under `downsample`): merge the overlap instead of repeating it
+    if "." not in scope:  # one part: it overlaps only a path that ends with it
+        return path if path and path[-1] == scope else (*path, scope)
     parts = tuple(scope.split("."))
     overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
     return path + parts[overlap:]
