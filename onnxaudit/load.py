@@ -565,8 +565,24 @@ def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "
     else:
         raise ValueError(f"unknown reader {reader!r} (choose from {', '.join(READERS)})")
     try:
-        return model_view(model, path, file_bytes, with_shapes, sizes)
+        view = model_view(model, path, file_bytes, with_shapes, sizes)
     except AuditError as exc:
         raise AuditError(f"{path}: {exc}") from None
     except RecursionError:
         raise AuditError(f"{path}: model nesting is too deep to read") from None
+    del model, sizes
+    _return_freed_memory()
+    return view
+
+
+def _return_freed_memory() -> None:
+    """Hand the parsed ModelProto's pages back to the system. protobuf frees it in many small blocks
+    that glibc keeps mapped when later allocations sit above them (~90 MB at 100k nodes, held to the
+    end of the run); malloc_trim releases free pages wherever they are. A no-op off glibc."""
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (ImportError, OSError, AttributeError):
+        return
+    trim(0)
