@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py generate [--out DIR]      # synthesize the models (deterministic)
     python benchmarks/bench.py run [--out DIR] [--runs 5] [--only NAME ...] [--peers PYTHON]
+    python benchmarks/bench.py stages MODEL              # cpu seconds per pipeline stage, one process
 
 Models go under DIR (default: $TMPDIR/onnxaudit-bench), never into the repository. Large weights are
 streamed to disk in 1 MiB blocks, and the 7B model's external data is a sparse file (truncate), so the
@@ -280,6 +281,42 @@ def naive(path: str, external: bool) -> None:
     print(total)
 
 
+# ---------------------------------------------------------------- stages
+
+
+def stages(path: str) -> None:
+    """cpu seconds of each stage `summary --format json` runs, in this process and in audit()'s order,
+    with the garbage collector paused as audit() and the CLI pause it. Start-up and imports are not in
+    it: `python -X importtime -m onnxaudit --help` shows those."""
+    import gc
+
+    from onnxaudit import api
+    from onnxaudit.conventions import CONVENTIONS
+    from onnxaudit.render import render_json
+
+    gc.disable()
+    times: dict[str, float] = {}
+
+    def stage(name: str, func, *args):  # type: ignore[no-untyped-def]
+        start = time.process_time()
+        result = func(*args)
+        times[name] = time.process_time() - start
+        return result
+
+    view = stage("load", api.load, path)
+    roles = stage("classify", api.classify, view)
+    table = stage("param_table", api.param_table, roles)
+    layers = stage("group_layers", api.group_layers, view, table)
+    framework = stage("framework_view", lambda: api.framework_report(api.framework_view(view, table, layers)))
+    report = stage(
+        "build_report", api.build_report, view, table, layers, CONVENTIONS["keras"], "layer", None, framework
+    )
+    findings = stage("normaxis", api.channel_axis_findings, view, table)
+    report.notes += [finding.message for finding in findings]
+    stage("render_json", render_json, report)
+    print(" ".join(f"{name} {seconds:.2f}" for name, seconds in times.items()), f"total {sum(times.values()):.2f}")
+
+
 # ---------------------------------------------------------------- measuring
 
 
@@ -426,11 +463,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = sub.add_parser("naive")
     count.add_argument("model")
     count.add_argument("--no-external", action="store_true")
+    stage_times = sub.add_parser("stages", help="cpu seconds per pipeline stage of summary --format json")
+    stage_times.add_argument("model")
     args = parser.parse_args(argv)
     if args.cmd == "generate":
         generate(args.out, args.only)
     elif args.cmd == "run":
         run(args.out, args.only, args.runs, args.peers, args.timeout)
+    elif args.cmd == "stages":
+        stages(args.model)
     else:
         naive(args.model, external=not args.no_external)
     return 0
