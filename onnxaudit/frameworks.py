@@ -219,7 +219,9 @@ def keras_conv_bn_merged(layer: Layer, naming: TfNaming) -> list[FrameworkLayer]
     return [conv, bn]
 
 
-def keras_fused_bn(layer: Layer, naming: TfNaming, view: ModelView) -> list[FrameworkLayer] | None:
+def keras_fused_bn(
+    layer: Layer, naming: TfNaming, producer_of: Callable[[str], Node | None]
+) -> list[FrameworkLayer] | None:
     """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
     output named `<bn>/FusedBatchNormV3`). The original conv bias cannot be told from the folded shift."""
     weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
@@ -227,7 +229,7 @@ def keras_fused_bn(layer: Layer, naming: TfNaming, view: ModelView) -> list[Fram
         return None
     conv_node = next(u.node for u in weight.uses if u.node.op_type == "Conv")
     bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
-    conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, view) or conv_node.label
+    conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of) or conv_node.label
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
     k = weight.count or 0
     conv = FrameworkLayer(
@@ -255,14 +257,22 @@ def keras_fused_bn(layer: Layer, naming: TfNaming, view: ModelView) -> list[Fram
     return layers
 
 
-def _input_layer(node: Node, naming: TfNaming, view: ModelView) -> str | None:
+def _input_layer(node: Node, naming: TfNaming, producer_of: Callable[[str], Node | None]) -> str | None:
     """The Keras layer of the node feeding `node` (tf2onnx's NHWC->NCHW Transpose keeps the conv's scope)."""
-    producers = {out: n for n in view.main.nodes for out in n.outputs}
-    for name in node.inputs[:1]:
-        producer = producers.get(name)
-        if producer is not None:
-            return naming.layer(producer.name)
-    return None
+    producer = producer_of(node.inputs[0]) if node.inputs else None
+    return naming.layer(producer.name) if producer is not None else None
+
+
+def _producer_index(view: ModelView) -> Callable[[str], Node | None]:
+    """Main-graph producer lookup, built on first use and then shared by every rewrite."""
+    producers: dict[str, Node] = {}
+
+    def producer_of(name: str) -> Node | None:
+        if not producers:
+            producers.update((out, n) for n in view.main.nodes for out in n.outputs if out)
+        return producers.get(name)
+
+    return producer_of
 
 
 def keras_recurrent_bias(layer: Layer) -> list[FrameworkLayer] | None:
@@ -454,10 +464,11 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     rewrites: list[Rewrite]
     if origin == "keras":
         naming = tf_naming(view)
+        producer_of = _producer_index(view)
         rewrites = [
             lambda la: keras_bn_scale_shift(la, naming),
             lambda la: keras_conv_bn_merged(la, naming),
-            lambda la: keras_fused_bn(la, naming, view),
+            lambda la: keras_fused_bn(la, naming, producer_of),
             keras_recurrent_bias,
             lowered_layer_norm,
         ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from onnxaudit.expectations import FIGURES, Expectation
 from onnxaudit.frameworks import Figure, FrameworkLayer, FrameworkReport
-from onnxaudit.report import Report
+from onnxaudit.report import Report, TensorRow
 
 MATCH, WITHIN, MISMATCH = "match", "within range", "mismatch"
 
@@ -58,7 +58,7 @@ def _found(fw: FrameworkReport, figure: str) -> Figure:
     return {"total": fw.total, "trainable": fw.trainable, "non_trainable": fw.non_trainable}[figure]
 
 
-def _layer_checks(fw: FrameworkReport, expectation: Expectation, report: Report) -> list[LayerCheck]:
+def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow]) -> list[LayerCheck]:
     by_name = {la.name: la for la in fw.layers}
     checks: list[LayerCheck] = []
     seen: set[str] = set()
@@ -73,7 +73,7 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, report: Report)
             )
             continue
         verdict = _verdict(layer.params, found.total)
-        explain = "" if verdict != MISMATCH else _explain_layer(layer.params, found, report)
+        explain = "" if verdict != MISMATCH else _explain_layer(layer.params, found, rows)
         checks.append(LayerCheck(layer.name, layer.kind, layer.params, found.total, verdict, explain))
     extra = [la for la in fw.layers if la.name not in seen and la.total.hi > 0] if expectation.layers else []
     _pair_folded(checks, extra)
@@ -99,11 +99,11 @@ def _pair_folded(checks: list[LayerCheck], extra: list[FrameworkLayer]) -> None:
         extra.remove(layer)
 
 
-def _explain_layer(expected: int, found: FrameworkLayer, report: Report) -> str:
+def _explain_layer(expected: int, found: FrameworkLayer, rows: dict[str, TensorRow]) -> str:
     diff = expected - found.total.lo
     sign = "+" if diff > 0 else "-"
     text = f"expected {expected:,}, file {found.total.text()}: {sign}{abs(diff):,}"
-    out = _out_features(found, report)
+    out = _out_features(found, rows)
     if out and abs(diff) == out:
         return f"{text} = {'a' if diff > 0 else 'no'} bias over {out:,} outputs"
     for edit in _layer_edits(found):
@@ -121,9 +121,8 @@ class Edit:
     non_trainable: int
 
 
-def _out_features(layer: FrameworkLayer, report: Report) -> int | None:
+def _out_features(layer: FrameworkLayer, rows: dict[str, TensorRow]) -> int | None:
     """Output width of a weight layer, from its weight tensor's dims as the exporter stored them."""
-    rows = {t.name: t for t in report.tensors}
     for name in layer.tensors:
         t = rows.get(name)
         if t is None or t.role != "weight" or not t.dims:
@@ -143,13 +142,12 @@ def _layer_edits(layer: FrameworkLayer) -> list[Edit]:
     return edits
 
 
-def candidate_edits(fw: FrameworkReport, report: Report) -> list[Edit]:
+def candidate_edits(fw: FrameworkReport, rows: dict[str, TensorRow]) -> list[Edit]:
     """Bias on/off per weight layer, a BatchNormalization over each width the model has, frozen layers."""
     edits: list[Edit] = []
     widths: set[int] = set()
-    rows = {t.name: t for t in report.tensors}
     for layer in fw.layers:
-        out = _out_features(layer, report)
+        out = _out_features(layer, rows)
         has_bias = any(rows[n].role == "bias" for n in layer.tensors if n in rows)
         if out:
             widths.add(out)
@@ -199,11 +197,12 @@ def verify(report: Report, expectation: Expectation) -> Verification:
         if name in expectation.figures
     ]
     names_survive = any(la.name in {f.name for f in fw.layers} for la in expectation.layers if la.params)
-    layers = _layer_checks(fw, expectation, report) if names_survive else []
+    rows = {t.name: t for t in report.tensors}  # one index for every lookup below
+    layers = _layer_checks(fw, expectation, rows) if names_survive else []
     consistent = all(f.verdict != MISMATCH for f in figures) and all(la.verdict != MISMATCH for la in layers)
     explanation: list[str] = []
     if not consistent:
-        explanation = _explanation(report, fw, expectation, figures)
+        explanation = _explanation(rows, fw, expectation, figures)
     notes = list(fw.notes)
     if expectation.layers and not names_survive:
         notes.append("no expected layer name survives in this file: compared totals only")
@@ -215,7 +214,7 @@ def verify(report: Report, expectation: Expectation) -> Verification:
 
 
 def _explanation(
-    report: Report, fw: FrameworkReport, expectation: Expectation, figures: list[FigureCheck]
+    rows: dict[str, TensorRow], fw: FrameworkReport, expectation: Expectation, figures: list[FigureCheck]
 ) -> list[str]:
     lines: list[str] = []
     exp = expectation.figures
@@ -234,7 +233,7 @@ def _explanation(
         return [f"{f.figure}: expected {f.expected:,}, file {f.found.text()}" for f in figures if f.verdict == MISMATCH]
     total = d_t + d_n
     lines.append(f"difference: {total:+,} total ({d_t:+,} trainable, {d_n:+,} non-trainable), expected minus file")
-    edits = explain_difference(d_t, d_n, candidate_edits(fw, report))
+    edits = explain_difference(d_t, d_n, candidate_edits(fw, rows))
     if edits:
         lines.append("explained by: " + "; ".join(e.text for e in edits))
         totals = [e.trainable + e.non_trainable for e in edits]
