@@ -6,7 +6,7 @@ import functools
 import gc
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.count import param_table
@@ -17,7 +17,9 @@ from onnxaudit.load import load
 from onnxaudit.normaxis import channel_axis_findings
 from onnxaudit.report import Report, build_report
 from onnxaudit.roles import classify
-from onnxaudit.shapes import ShapeOptions, annotate, confirm, confirmed_view
+
+if TYPE_CHECKING:
+    from onnxaudit.shapes import ShapeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 GROUPINGS = ("layer", "op", "role", "tensor")
@@ -69,8 +71,13 @@ def audit(
     framework = framework_report(framework_view(view, table, layers))
     if depth is not None:
         layers = roll_up(layers, depth)
-    check = confirm(view, shapes) if shapes is not None else None
-    shown = confirmed_view(view, check) if check is not None else view
-    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework)
+    if shapes is None:
+        report = build_report(view, table, layers, CONVENTIONS[convention], by, depth, framework)
+        report.notes += [finding.message for finding in channel_axis_findings(view, table)]
+        return report
+    from onnxaudit.shapes import annotate, confirm, confirmed_view  # onnxruntime's side: only when asked
+
+    check = confirm(view, shapes)
+    report = build_report(confirmed_view(view, check), table, layers, CONVENTIONS[convention], by, depth, framework)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
-    return annotate(report, check) if check is not None else report
+    return annotate(report, check)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from onnx import TensorProto
-
 from onnxaudit.errors import AuditError
+from onnxaudit.onnxcore import TensorProto
 
 # Beyond this many elements a tensor cannot exist on any machine; such dims are corrupt, not big.
 MAX_ELEMENTS = 2**53

@@ -11,11 +11,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from onnx import TensorProto
-
 from onnxaudit.count import ParamTable, ParamTensor
 from onnxaudit.dims import INTEGER_DTYPES
 from onnxaudit.load import MAIN, ModelView, Node
+from onnxaudit.onnxcore import TensorProto
 
 # Last component of a state_dict key / variable name that names a tensor, not a module.
 TENSOR_SUFFIXES = frozenset(

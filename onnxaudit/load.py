@@ -10,18 +10,26 @@ from __future__ import annotations
 import ast
 import mmap
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 
-import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
-
-from onnxaudit.constfold import fold_shape_arithmetic
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
 from onnxaudit.names import as_text, text_names
+from onnxaudit.onnxcore import (
+    AttributeProto,
+    FunctionProto,
+    GraphProto,
+    ModelProto,
+    NodeProto,
+    SparseTensorProto,
+    TensorProto,
+    TypeProto,
+    infer_shapes,
+)
 from onnxaudit.safeopen import open_model
 from onnxaudit.wire import strip_weights
 
@@ -213,13 +221,42 @@ def _small_values(tensor: TensorProto, dims: tuple[int, ...]) -> tuple[int, ...]
     if tensor.data_type not in INTEGER_DTYPES or tensor.data_location == TensorProto.EXTERNAL:
         return None
     try:
-        if element_count(dims) > SMALL_VALUES:
+        count = element_count(dims)
+        if count > SMALL_VALUES:
             return None
-        from onnx import numpy_helper
-
-        return tuple(int(v) for v in numpy_helper.to_array(tensor).reshape(-1))
+        return _integer_values(tensor, count)
     except Exception:  # malformed small tensor: values stay unknown, counting does not need them
         return None
+
+
+# struct codes of the whole-byte integer types as raw_data stores them (little-endian, packed)
+_RAW_FORMATS = {
+    TensorProto.UINT8: "B",
+    TensorProto.INT8: "b",
+    TensorProto.UINT16: "H",
+    TensorProto.INT16: "h",
+    TensorProto.INT32: "i",
+    TensorProto.UINT32: "I",
+    TensorProto.INT64: "q",
+    TensorProto.UINT64: "Q",
+}
+
+
+def _integer_values(tensor: TensorProto, count: int) -> tuple[int, ...] | None:
+    """A small integer tensor's values, decoded without numpy (shape targets, axes, pads).
+    4- and 2-bit types stay unknown: no shape or index is ever stored that way."""
+    code = _RAW_FORMATS.get(tensor.data_type)
+    if code is None:
+        return None
+    if tensor.HasField("raw_data"):
+        values = struct.unpack(f"<{count}{code}", tensor.raw_data)  # raises on a wrong length
+    elif tensor.data_type == TensorProto.INT64:
+        values = tuple(tensor.int64_data)
+    elif tensor.data_type in (TensorProto.UINT32, TensorProto.UINT64):
+        values = tuple(tensor.uint64_data)
+    else:
+        values = tuple(tensor.int32_data)
+    return values if len(values) == count else None
 
 
 def tensor_from_proto(
@@ -287,7 +324,7 @@ def _constant_tensor(node: NodeProto, scope: str, sizes: SizeHook | None = None)
     return None
 
 
-def _sparse_tensor(sparse: onnx.SparseTensorProto, scope: str, origin: str, name: str, node: str | None) -> Tensor:
+def _sparse_tensor(sparse: SparseTensorProto, scope: str, origin: str, name: str, node: str | None) -> Tensor:
     dims = tuple(int(d) for d in sparse.dims)
     element_count(dims, f"sparse tensor {name!r}")
     values = sparse.values
@@ -295,7 +332,7 @@ def _sparse_tensor(sparse: onnx.SparseTensorProto, scope: str, origin: str, name
     return Tensor(name, scope, values.data_type, dims, origin, "embedded", node=node, sparse_nnz=nnz)
 
 
-def _shape_of(type_proto: onnx.TypeProto) -> tuple[int, tuple[int | str | None, ...] | None]:
+def _shape_of(type_proto: TypeProto) -> tuple[int, tuple[int | str | None, ...] | None]:
     if not type_proto.HasField("tensor_type"):
         return 0, None
     tt = type_proto.tensor_type
@@ -418,7 +455,7 @@ class _Builder:
         self._add_nodes(graph.node, view, depth)
         return scope
 
-    def add_function(self, func: onnx.FunctionProto) -> str:
+    def add_function(self, func: FunctionProto) -> str:
         scope = f"function:{func.domain}.{func.name}"
         view = Graph(scope, None, "function")
         self.graphs[scope] = view
@@ -467,6 +504,41 @@ class _Builder:
                     view.tensors[const.name] = const
 
 
+# the ops constfold can evaluate (its _EVAL table, plus Shape); kept equal by tests/test_constfold.py
+FOLDABLE_OPS = frozenset(
+    "Identity Cast Gather Concat Slice Reshape Transpose Unsqueeze Squeeze ConstantOfShape Add Sub Mul Div "
+    "Neg Equal Where Range Expand Shape".split()
+)
+FOLD_MAX_ELEMENTS = 64  # constfold.MAX_ELEMENTS
+
+
+def has_foldable_chain(graph: GraphProto) -> bool:
+    """Whether constfold would fold anything beyond Constant nodes (which inference reads as they
+    are): a look over names only, so numpy is imported only for graphs that need it."""
+    known: set[str] = set()  # small constant values
+    dims: set[str] = set()  # values whose dims are known (what Shape needs)
+    for init in graph.initializer:
+        dims.add(init.name)
+        if init.data_location != TensorProto.EXTERNAL and element_count(tuple(init.dims)) <= FOLD_MAX_ELEMENTS:
+            known.add(init.name)
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+            continue
+        out = node.output[0]
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == AttributeProto.TENSOR:
+                    dims.add(out)
+                    if element_count(tuple(attr.t.dims)) <= FOLD_MAX_ELEMENTS:
+                        known.add(out)
+        elif node.op_type == "Shape":
+            if node.input and node.input[0] in dims:
+                return True
+        elif node.op_type in FOLDABLE_OPS and node.input and all(not i or i in known for i in node.input):
+            return True
+    return False
+
+
 def infer_value_shapes(
     model: ModelProto, sizes: SizeHook | None = None, in_place: bool = False
 ) -> dict[str, ValueInfo]:
@@ -484,12 +556,15 @@ def infer_value_shapes(
             init.data_location = TensorProto.EXTERNAL  # dims stay; inference never reads the bytes
             del init.external_data[:]
             init.external_data.add(key="location", value="__stripped__")
+    if has_foldable_chain(light.graph):
+        from onnxaudit.constfold import fold_shape_arithmetic  # numpy: imported only when needed
+
+        try:
+            fold_shape_arithmetic(light)
+        except Exception:  # folding only sharpens inference; it never decides a count
+            pass
     try:
-        fold_shape_arithmetic(light)
-    except Exception:  # folding only sharpens inference; it never decides a count
-        pass
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False)
+        inferred = infer_shapes(light)
     except Exception:  # inference is a courtesy; counts never depend on it
         inferred = light
     shapes: dict[str, ValueInfo] = {}

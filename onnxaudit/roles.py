@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 
-from onnx import TensorProto
-
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.load import ModelView, Node, Tensor, frozen_from_dict
+from onnxaudit.onnxcore import TensorProto
 
 # ---------------------------------------------------------------- the roles
 

@@ -8,7 +8,7 @@ import numpy as np
 from builders import ints, layer_row, model, node, value
 from onnx import TensorProto, helper
 
-from onnxaudit import audit
+from onnxaudit import audit, constfold, load
 from onnxaudit.constfold import fold_shape_arithmetic
 
 TORCH = Path(__file__).resolve().parent.parent / "models" / "torch"
@@ -65,3 +65,9 @@ def test_huge_shapes_are_never_materialized():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert fold_shape_arithmetic(m) == 0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: far below 16 GiB
+
+
+def test_load_knows_every_op_constfold_can_fold():
+    # load.has_foldable_chain looks ahead with this list so that numpy is imported only when needed
+    assert set(constfold._EVAL) | {"Shape"} == load.FOLDABLE_OPS
+    assert constfold.MAX_ELEMENTS == load.FOLD_MAX_ELEMENTS
