@@ -11,7 +11,7 @@ from builders import init, model, node, save, seed_cnn, value
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError, audit
-from onnxaudit.load import load
+from onnxaudit.load import _small_values, load
 
 
 def test_structure_matches_protobuf(tmp_path):
@@ -120,3 +120,22 @@ def test_weights_are_not_decoded(tmp_path):
     t.raw_data = t.raw_data[:10]
     m = model([node("MatMul", ["x", "W"], ["y"])], [value("x", [1, 8])], [value("y", None)], [t])
     assert audit(save(m, tmp_path / "short.onnx")).totals.total == 8 * 8
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "int32", "uint32", "int64", "uint64"])
+@pytest.mark.parametrize("raw", [True, False])
+def test_small_integer_values_decode_like_numpy_helper(dtype: str, raw: bool):
+    values = np.array([0, 1, 7, 100], dtype=dtype)
+    if np.issubdtype(values.dtype, np.signedinteger):
+        values[1] = -3
+    tensor = numpy_helper.from_array(values, "t")
+    if not raw:  # the typed fields onnx.helper.make_tensor writes
+        tensor = helper.make_tensor("t", tensor.data_type, [4], values.tolist())
+    expected = tuple(int(v) for v in numpy_helper.to_array(tensor))
+    assert _small_values(tensor, (4,)) == expected
+
+
+def test_small_integer_values_of_a_wrong_length_stay_unknown():
+    tensor = numpy_helper.from_array(np.arange(4, dtype=np.int64), "t")
+    tensor.raw_data = tensor.raw_data[:-1]
+    assert _small_values(tensor, (4,)) is None
