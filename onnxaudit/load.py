@@ -18,6 +18,7 @@ from pathlib import Path
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
+from onnxaudit.isolate import IsolatedFailure
 from onnxaudit.names import as_text, text_names
 from onnxaudit.onnxcore import (
     AttributeProto,
@@ -540,10 +541,11 @@ def has_foldable_chain(graph: GraphProto) -> bool:
 
 
 def infer_value_shapes(
-    model: ModelProto, sizes: SizeHook | None = None, in_place: bool = False
+    model: ModelProto, sizes: SizeHook | None = None, in_place: bool = False, notes: list[str] | None = None
 ) -> dict[str, ValueInfo]:
     """Static shapes from onnx shape inference, run on a copy whose large weights are stripped
-    (`in_place`: the model is already a light copy of the reader's own)."""
+    (`in_place`: the model is already a light copy of the reader's own). A failure of inference
+    is added to `notes`."""
     if in_place:
         light = model
     else:
@@ -565,7 +567,9 @@ def infer_value_shapes(
             pass
     try:
         inferred = infer_shapes(light)
-    except Exception:  # inference is a courtesy; counts never depend on it
+    except IsolatedFailure as exc:  # inference is a courtesy; counts never depend on it
+        if notes is not None:
+            notes.append(f"static shape inference failed: {exc}; output shapes not shown")
         inferred = light
     shapes: dict[str, ValueInfo] = {}
     graph = inferred.graph
@@ -596,7 +600,7 @@ def model_view(
             f"static shape inference skipped: {nodes:,} nodes is over {MAX_INFER_NODES:,}; output shapes not shown"
         )
     elif with_shapes:
-        shapes = infer_value_shapes(model, sizes, in_place=sizes is not None)
+        shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes
     )

@@ -16,6 +16,11 @@ import importlib.util
 import sys
 from types import ModuleType
 
+from onnxaudit.isolate import run_isolated
+
+# shape inference is milliseconds even at 20k nodes; far longer means it is stuck
+INFERENCE_TIMEOUT = 60.0
+
 
 def _defer_package_init() -> None:
     """Put the onnx package in sys.modules with its __init__ not yet run."""
@@ -73,9 +78,18 @@ TensorProto = _PB.TensorProto
 TypeProto = _PB.TypeProto
 
 
-def infer_shapes(model: ModelProto) -> ModelProto:  # type: ignore[valid-type]
-    """onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False), minus the
-    Python wrapper that needs the whole package."""
+def infer_shapes(
+    model: ModelProto,  # type: ignore[valid-type]
+    check_type: bool = False,
+    strict_mode: bool = False,
+    data_prop: bool = False,
+    timeout: float = INFERENCE_TIMEOUT,
+) -> ModelProto:  # type: ignore[valid-type]
+    """onnx.shape_inference.infer_shapes on `model`, run in a forked child (isolate.py): the C++
+    reads a structure the file controls. Raises IsolatedFailure (one line) when inference raises,
+    crashes or runs out of time or memory."""
+    data = model.SerializeToString()
+    answer = run_isolated(lambda: _SHAPE_INFERENCE.infer_shapes(data, check_type, strict_mode, data_prop), timeout)
     inferred = ModelProto()
-    inferred.ParseFromString(_SHAPE_INFERENCE.infer_shapes(model.SerializeToString(), False, False, False))
+    inferred.ParseFromString(answer)
     return inferred

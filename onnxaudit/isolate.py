@@ -1,0 +1,109 @@
+"""Run one native call on untrusted input in a forked child, so that its crash, hang or runaway
+allocation becomes a stated failure instead of the end of the process.
+
+onnx's C++ shape inference reads the model's structure, which a hostile file controls; a segfault
+there would take the whole audit down with no one-line error. A fork costs ~1-3 ms (the parent holds
+only the structure, never weights), far less than a second interpreter.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+# the child may grow this much beyond the parent's address space before its allocation fails
+CHILD_EXTRA_MEMORY = 2 << 30
+_OK, _RAISED = b"\0", b"\1"
+
+
+class IsolatedFailure(Exception):
+    """The call raised, crashed, ran out of time or memory; the message says which, in one line."""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _limit_memory() -> None:
+    try:
+        import resource
+
+        with open("/proc/self/statm", "rb") as f:
+            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = current + CHILD_EXTRA_MEMORY
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError, ImportError):
+        pass  # no /proc or no rlimits: the wall-clock limit still holds
+
+
+def _child(call: Callable[[], bytes], out: int) -> None:
+    status = 1
+    try:
+        faulthandler.disable()  # a crash is reported by the parent, in one line, not as a dump
+        _limit_memory()
+        try:
+            payload = _OK + call()
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back as one line
+            payload = _RAISED + _first_line(exc).encode("utf-8", "replace")
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(out, view) :]
+        status = 0
+    finally:
+        os._exit(status)  # never return into the parent's code, never run its atexit handlers
+
+
+def _collect(pid: int, source: int, timeout: float) -> tuple[bytes, int]:
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([source], [], [], left)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise IsolatedFailure(f"timed out after {timeout:g} s")
+        chunk = os.read(source, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks), os.waitpid(pid, 0)[1]
+
+
+def run_isolated(call: Callable[[], bytes], timeout: float = 60.0) -> bytes:
+    """call() in a forked child; its bytes, or IsolatedFailure. In-process where fork is missing
+    or unsafe (other threads running: a lock one of them holds would stay held in the child)."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        try:
+            return call()
+        except Exception as exc:
+            raise IsolatedFailure(_first_line(exc)) from None
+    source, sink = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(source)
+        _child(call, sink)
+    os.close(sink)
+    try:
+        data, status = _collect(pid, source, timeout)
+    finally:
+        os.close(source)
+    if os.WIFSIGNALED(status):
+        raise IsolatedFailure(f"crashed ({_signal_name(os.WTERMSIG(status))})")
+    if not data:
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+        raise IsolatedFailure(f"ended without an answer (exit status {code}; out of memory?)")
+    if data[:1] == _RAISED:
+        raise IsolatedFailure(data[1:].decode("utf-8", "replace"))
+    return data[1:]
