@@ -18,7 +18,7 @@ from pathlib import Path
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
 from onnxaudit.errors import AuditError
-from onnxaudit.isolate import IsolatedFailure
+from onnxaudit.isolate import IsolatedFailure, run_isolated
 from onnxaudit.names import as_text, text_names
 from onnxaudit.onnxcore import (
     AttributeProto,
@@ -32,10 +32,12 @@ from onnxaudit.onnxcore import (
     infer_shapes,
 )
 from onnxaudit.safeopen import open_model
-from onnxaudit.wire import strip_weights
+from onnxaudit.wire import LightModel, strip_weights
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
 MAX_MODEL_BYTES = 2**31 - 1
+# the structure walk takes ~1 us a field; wire.MAX_FIELDS of them stay far below this
+STRIP_TIMEOUT = 300.0
 SMALL_VALUES = 64
 MAIN = "main"
 READERS = ("wire", "protobuf")
@@ -617,14 +619,46 @@ def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
     finally:
         os.close(fd)
     try:
-        light = strip_weights(mapped)
-    except AuditError as exc:
-        raise AuditError(f"{path}: {exc}") from None
+        light = _strip_in_child(mapped, str(path))
     finally:
         mapped.close()
     model = parse_model(light.data, str(path))
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
     return model, size, light.sizes
+
+
+def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
+    """strip_weights over the mapped file, in a forked child: if another process truncates the file
+    during the walk, touching a vanished page raises SIGBUS, which would kill us without a word."""
+
+    def walk() -> bytes:
+        try:
+            light = strip_weights(mapped)
+        except AuditError as exc:
+            raise _StripRefused(str(exc)) from None
+        return light.nonce + light.data
+
+    try:
+        answer = run_isolated(walk, timeout=STRIP_TIMEOUT)
+    except IsolatedFailure as exc:
+        reason = str(exc)
+        if reason.startswith(_StripRefused.MARK):
+            raise AuditError(f"{name}: {reason[len(_StripRefused.MARK) :]}") from None
+        if "SIGBUS" in reason:
+            raise AuditError(
+                f"{name}: the file changed while it was read (SIGBUS: truncated by another process?)"
+            ) from None
+        raise AuditError(f"{name}: reading the structure failed: {reason}") from None
+    return LightModel(answer[8:], answer[:8])
+
+
+class _StripRefused(Exception):
+    """strip_weights' own one-line refusal, told apart from a crash once it is back in the parent."""
+
+    MARK = "refused: "
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.MARK + message)
 
 
 def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "wire") -> ModelView:

@@ -139,3 +139,26 @@ def test_small_integer_values_of_a_wrong_length_stay_unknown():
     tensor = numpy_helper.from_array(np.arange(4, dtype=np.int64), "t")
     tensor.raw_data = tensor.raw_data[:-1]
     assert _small_values(tensor, (4,)) is None
+
+
+def test_a_file_truncated_under_the_reader_is_one_error_not_a_dead_process(tmp_path):
+    import mmap
+
+    from onnxaudit.load import _strip_in_child
+
+    path = save(seed_cnn(), tmp_path / "m.onnx")
+    with open(path, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    os.truncate(path, 4096)  # the pages past the first vanish: touching them raises SIGBUS
+    try:
+        with pytest.raises(AuditError, match="changed while it was read"):
+            _strip_in_child(mapped, str(path))
+    finally:
+        mapped.close()
+
+
+def test_a_malformed_file_is_refused_by_the_reader_in_one_line(tmp_path):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(b"\x0a\xff\xff\xff\xff\x0f")  # a length-delimited field longer than the file
+    with pytest.raises(AuditError, match=r"bad.onnx: not an ONNX model \(malformed protobuf"):
+        load(path)
