@@ -13,13 +13,15 @@ import re
 import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
-
-import numpy as np
-from onnx import TensorProto
+from typing import TYPE_CHECKING
 
 from onnxaudit.dims import byte_size, dtype_name, element_count
 from onnxaudit.errors import UsageError
 from onnxaudit.load import MAIN, ModelView, ValueInfo
+from onnxaudit.onnxcore import TensorProto
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BATCH_NAMES = frozenset({"n", "b", "bs", "batch", "batch_size", "batchsize", "nbatch", "num_batch", "batch_dim"})
 _GENERATED = re.compile(r"^unk__\d+$")  # tf2onnx's and onnx's names for unknown dims
@@ -105,6 +107,8 @@ def _fmt(dims: tuple | list) -> str:
 
 def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from a .npy header; the data stays on disk until the child loads it."""
+    import numpy as np  # only with --input: the shapes path otherwise runs without numpy in this process
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -240,6 +244,8 @@ def _input_problem(info: ValueInfo, from_file: bool) -> str:
 
 
 def _file_feed(info: ValueInfo, path: str, bindings: dict[str, int], where: dict[str, str]) -> Feed:
+    import numpy as np  # numpy is loaded by _npy_header already
+
     shape, dtype = _npy_header(info.name, path)
     wanted = NUMPY_DTYPES[info.dtype]
     if wanted == "str" or dtype.newbyteorder("=") != np.dtype(wanted):

@@ -14,23 +14,24 @@ observed is stated as a limit.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import onnx
-from onnx import ModelProto, TensorProto
-
 from onnxaudit.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.load import ModelView, ValueInfo, _read_wire, _shape_of, load
+from onnxaudit.onnxcore import AttributeProto, ModelProto, TensorProto
 from onnxaudit.sandbox import ChildResult, run_child
 from onnxaudit.shapes_profile import event_names, events_from_child, observe, unsafe_names
 
 if TYPE_CHECKING:
+    from onnx import ValueInfoProto
+
     from onnxaudit.report import Report
 
 DEFAULT_TIMEOUT = 60.0
@@ -141,7 +142,7 @@ def read_structure(view: ModelView) -> ModelProto:
     if size != view.file_bytes:
         raise AuditError(f"{view.path}: the file changed while onnxaudit was reading it")
     tensors = list(model.graph.initializer)
-    tensors += [a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    tensors += [a.t for n in model.graph.node for a in n.attribute if a.type == AttributeProto.TENSOR]
     for tensor in tensors:
         known = sizes(tensor)
         if known is not None and known[1] > 0:  # stripped: dims stay, inference must not read the data
@@ -171,11 +172,20 @@ def _file_params(model: ModelProto) -> set[str]:
     }
 
 
-def _kinds(values: list[onnx.ValueInfoProto], kinds: dict[str, str]) -> None:
+def _kinds(values: list[ValueInfoProto], kinds: dict[str, str]) -> None:
     for value in values:
         kind = value.type.WhichOneof("value")
         if kind and kind != "tensor_type":
             kinds[value.name] = kind.removesuffix("_type")  # sequence, map, optional, sparse_tensor
+
+
+def _infer_shapes(model: ModelProto, check_type: bool, strict_mode: bool) -> ModelProto:
+    """onnx.shape_inference.infer_shapes(..., data_prop=True) through onnx's C++ extension, which
+    onnxcore has loaded: the Python wrapper would run onnx/__init__ (numpy and ~0.1 s of imports)."""
+    cpp = importlib.import_module("onnx.onnx_cpp2py_export.shape_inference")
+    inferred = ModelProto()
+    inferred.ParseFromString(cpp.infer_shapes(model.SerializeToString(), check_type, strict_mode, True))
+    return inferred
 
 
 def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueInfo], dict[str, str], str]:
@@ -197,12 +207,12 @@ def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueIn
             value.type.tensor_type.ClearField("shape")
     note = ""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        inferred = _infer_shapes(model, check_type=True, strict_mode=True)
     except Exception as exc:  # onnx raises InferenceError, ValidationError, RuntimeError...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         note = f"onnx strict shape inference failed ({first}); compared with non-strict inference instead"
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+            inferred = _infer_shapes(model, check_type=False, strict_mode=False)
         except Exception:
             return {}, kinds, "onnx shape inference failed; shapes compared with the declared ones only"
     shapes: dict[str, ValueInfo] = {}

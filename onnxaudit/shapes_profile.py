@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from onnx import TensorProto
+from onnxaudit.onnxcore import TensorProto
 
 if TYPE_CHECKING:
     from onnxaudit.load import ModelView, Node

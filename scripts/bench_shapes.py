@@ -5,6 +5,9 @@ Not a test: run it by hand and paste the output into BENCHMARKS.md.
     python scripts/bench_shapes.py [--repeat N] [MODEL.onnx ...]
     python scripts/bench_shapes.py --write DIR        # write the synthetic models to DIR, then exit
     python scripts/bench_shapes.py --plain MODEL.onnx # one plain onnxruntime run, nothing else imported
+    python scripts/bench_shapes.py --pairs [--repeat N] [--method M] MODEL.onnx ...
+                                                      # whole processes, A B A B: `onnxaudit shapes MODEL`
+                                                      # against `python -I bench_shapes.py --plain MODEL`
 
 For each model it prints the median wall-clock seconds of
   plain       InferenceSession(path) with default options + one run, in this process;
@@ -168,16 +171,69 @@ def medians(fn, path: Path, repeat: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _timed_process(argv: list[str]) -> tuple[float, float, float]:
+    """(wall s, cpu s, peak MiB) of one whole process; cpu and peak count its waited-for children
+    (the confirmation child) too, as the kernel accounts them at wait4."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)} exited with {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def _onnxaudit_command() -> list[str]:
+    script = Path(sys.executable).with_name("onnxaudit")  # the console script a user runs
+    return [str(script)] if script.exists() else [sys.executable, "-m", "onnxaudit"]
+
+
+def pairs(models: list[Path], repeat: int, method: str | None) -> None:
+    """Whole processes timed in turn, A B A B, one warm-up pair then `repeat` counted pairs; medians,
+    and the ratio taken pair by pair (a noisy moment hits both halves of a pair alike)."""
+    extra = ["--method", method] if method else []
+    print(f"load average {os.getloadavg()[0]:.1f} at the start · {repeat} pairs after one warm-up")
+    print(
+        "| model | A wall s | A cpu s | A peak MiB | plain wall s | plain cpu s | plain peak MiB "
+        "| A/plain wall | A/plain cpu |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for path in models:
+        a_cmd = [*_onnxaudit_command(), "shapes", str(path), *extra]
+        b_cmd = [sys.executable, "-I", str(Path(__file__).resolve()), "--plain", str(path)]
+        rows = []
+        for k in range(repeat + 1):
+            a, b = _timed_process(a_cmd), _timed_process(b_cmd)
+            if k:
+                rows.append((a, b))
+        med = statistics.median
+        cells = [med(r[i][j] for r in rows) for i in (0, 1) for j in (0, 1, 2)]
+        ratio_wall = med(a[0] / b[0] for a, b in rows)
+        ratio_cpu = med(a[1] / b[1] for a, b in rows)
+        print(
+            f"| {path.stem} | {cells[0]:.3f} | {cells[1]:.3f} | {cells[2]:.1f} | {cells[3]:.3f} | {cells[4]:.3f} "
+            f"| {cells[5]:.1f} | {ratio_wall:.2f}x | {ratio_cpu:.2f}x |",
+            flush=True,
+        )
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", type=Path)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--write", type=Path, metavar="DIR", help="write the synthetic models to DIR and exit")
     parser.add_argument("--plain", action="store_true", help="run each MODEL once in plain onnxruntime and exit")
+    parser.add_argument("--pairs", action="store_true", help="whole processes: onnxaudit shapes vs --plain, A B A B")
+    parser.add_argument("--method", choices=("profile", "outputs"), help="with --pairs: the shapes method")
     args = parser.parse_args()
     if args.plain:
         for path in args.models:
             plain_run(path)
+        return 0
+    if args.pairs:
+        pairs(args.models, args.repeat, args.method)
         return 0
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)
