@@ -1,10 +1,12 @@
 """The child side of a shape-confirmation run: limit itself, run onnxruntime once, record shapes.
 
-Started by `sandbox.py` as `python -I ortchild.py JOB_DIR` (by path, not `-m`, so the child never
-imports the onnxaudit package and onnx: only the standard library, numpy and onnxruntime). It reads
-JOB_DIR/job.json, writes JOB_DIR/result.json and nothing else (besides onnxruntime's profile with
-the profile method, read back as a stream and deleted). Limits are set before anything large is
-imported or allocated.
+Forked by `sandbox.py` from the parent (`serve`, with the job in memory), or where a fork is not
+safe started as `python -I ortchild.py JOB_DIR` (by path, not `-m`, so that child never imports the
+onnxaudit package and onnx: only the standard library, numpy and onnxruntime; it reads
+JOB_DIR/job.json). Either way it loads the model at once, runs it only when the parent sends the go
+(one byte; end of file means the run was refused), writes JOB_DIR/result.json and nothing else
+(besides onnxruntime's profile with the profile method, read back as a stream and deleted). Limits
+are set before anything large is imported or allocated.
 
 Methods (job["method"]): outputs runs with every value as a graph output and records each one;
 profile runs with onnxruntime's profiler on, records the graph outputs, then keeps the kernel events
@@ -257,10 +259,43 @@ def read_profile(path: str, wanted: dict[str, str]) -> dict:
     }
 
 
-def run(job_dir: str) -> dict:
-    with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
-        job = json.load(f)
-    limited = _limit(int(job["max_memory"]))
+def _load(ort, job_dir: str, job: dict, extra: bytes):
+    """The session, loaded from a copy of the file (plus `extra` outputs) with the job's options."""
+    model_path = os.path.join(job_dir, "model.onnx")
+    _copy_model(job["model"], int(job["size"]), extra, model_path)
+    # nothing but result.json (and onnxruntime's profile) is written from here on
+    _limit_files(max(64 * 2**20, int(job.get("max_profile_bytes", 0))))
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # errors come back as exceptions; keep the child's stderr quiet
+    options.intra_op_num_threads = int(job["threads"])
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if job["optimized"] else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    if job.get("method") == "profile":
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(job_dir, PROFILE_PREFIX)
+    try:
+        return ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    finally:
+        os.unlink(model_path)  # loaded (or refused): the copy's disk space is not needed any more
+
+
+def _wait_for_go(go: int) -> bool:
+    """Block until the parent says run (one byte) or gives up (end of file: refused, or gone)."""
+    try:
+        return os.read(go, 1) == b"1"
+    except OSError:
+        return False
+
+
+def run(job_dir: str, job: dict, extra: bytes, go: int) -> dict | None:
+    """Limit this process, load the model at once, run it when the parent says so (None: it never did).
+
+    Loading starts before the parent has finished its own preparation (shape inference, the memory
+    estimate), so the two overlap; the run itself waits for the go, which the parent gives only for a
+    model its checks let through."""
+    limited = _limit(int(job["max_memory"]) + int(job.get("inherited_bytes", 0)))
     _outlive_no_parent(float(job["timeout"]), int(job["threads"]), int(job["parent"]))
     started = time.perf_counter()
     try:
@@ -269,36 +304,17 @@ def run(job_dir: str) -> dict:
     except (ImportError, MemoryError, OSError) as exc:  # a tiny --max-memory cannot even map the libraries
         return {"outcome": "memory" if limited else "load_error", "message": f"cannot start onnxruntime: {exc}"}
     try:
-        feeds = {spec["name"]: _feed(np, spec) for spec in job["inputs"]}
-    except Exception as exc:
-        return _failure("input_error", exc)
-    try:
-        with open(os.path.join(job_dir, "outputs.pb"), "rb") as f:
-            extra = f.read()
-        model_path = os.path.join(job_dir, "model.onnx")
-        _copy_model(job["model"], int(job["size"]), extra, model_path)
-        profiling = job.get("method") == "profile"
-        # nothing but result.json (and onnxruntime's profile) is written from here on
-        _limit_files(max(64 * 2**20, int(job.get("max_profile_bytes", 0))))
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # errors come back as exceptions; keep the child's stderr quiet
-        options.intra_op_num_threads = int(job["threads"])
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = (
-            ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            if job["optimized"]
-            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        )
-        if profiling:
-            options.enable_profiling = True
-            options.profile_file_prefix = os.path.join(job_dir, PROFILE_PREFIX)
-        try:
-            session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-        finally:
-            os.unlink(model_path)  # loaded (or refused): the copy's disk space is not needed any more
+        session = _load(ort, job_dir, job, extra)
     except Exception as exc:
         return _failure("load_error", exc)
     loaded = time.perf_counter()
+    if not _wait_for_go(go):
+        return None
+    waited = time.perf_counter()
+    try:
+        feeds = {spec["name"]: _feed(np, spec) for spec in job["inputs"]}
+    except Exception as exc:
+        return _failure("input_error", exc)
     names = job["outputs"]
     try:
         if any(a.dtype == object for a in feeds.values()):
@@ -315,10 +331,10 @@ def run(job_dir: str) -> dict:
         "outcome": "ok",
         "values": dict(zip(names, observed, strict=True)),
         "onnxruntime": ort.__version__,
-        "seconds": {"load": loaded - started, "run": finished - loaded},
+        "seconds": {"load": loaded - started, "waited": waited - loaded, "run": finished - waited},
         "memory_limited": limited,
     }
-    if profiling:
+    if job.get("method") == "profile":
         profile = ""
         try:
             profile = session.end_profiling()  # written now, into the job folder
@@ -336,19 +352,35 @@ def run(job_dir: str) -> dict:
     return result
 
 
-def main() -> int:
-    job_dir = sys.argv[1]
+def serve(job_dir: str, job: dict, extra: bytes, go: int) -> int:
+    """The whole child: run, then write result.json (nothing when the parent never said go)."""
     try:
-        result = run(job_dir)
+        result = run(job_dir, job, extra, go)
     except MemoryError as exc:
         result = _failure("memory", exc)
     except Exception as exc:  # the parent turns this into one line; no traceback leaves the child
         result = _failure("error", exc)
+    if result is None:
+        return 0
     try:
         _write(job_dir, result)
     except (OSError, MemoryError):
         return 3
     return 0
+
+
+def main() -> int:
+    """`python -I ortchild.py JOB_DIR`: the job from JOB_DIR, the go on stdin."""
+    job_dir = sys.argv[1]
+    try:
+        with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
+            job = json.load(f)
+        with open(os.path.join(job_dir, "outputs.pb"), "rb") as f:
+            extra = f.read()
+    except (OSError, ValueError, MemoryError) as exc:
+        _write(job_dir, _failure("error", exc))
+        return 0
+    return serve(job_dir, job, extra, sys.stdin.fileno())
 
 
 if __name__ == "__main__":

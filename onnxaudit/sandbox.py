@@ -1,14 +1,22 @@
 """Run one onnxruntime job in a child process with a wall-clock and a memory limit.
 
-The child (`ortchild.py`) caps its own address space with RLIMIT_AS before importing onnxruntime;
-the parent kills the child's whole process group when the clock runs out. Whatever happens, the
-caller gets a ChildResult, never an exception from the child and never a hang.
+The child (`ortchild.py`) caps its own address space with RLIMIT_AS before importing onnxruntime,
+loads the model at once and runs it when the parent says go; the parent kills the child's whole
+process group when the clock runs out. Whatever happens, the caller gets a ChildResult, never an
+exception from the child and never a hang.
+
+The child is forked from the parent when that is safe (Linux, and this process runs a single
+thread: a lock another thread held at the fork would stay held in the child for ever). A fork
+skips a second interpreter's start and imports, and the child starts loading while the parent
+still prepares (shape inference, the memory estimate). Elsewhere it is a fresh `python -I`.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -17,8 +25,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from onnxaudit import ortchild
+
 CHILD = Path(__file__).with_name("ortchild.py")
 MAX_RESULT_BYTES = 64 * 2**20
+# Address space of a fresh `python -I` (about 14 MiB measured): a forked child starts with the parent's
+# pages instead, shared and not new memory, so its limit allows what it inherits beyond this.
+FRESH_INTERPRETER_BYTES = 16 * 2**20
+GO, GIVE_UP = b"1", b""
 
 
 @dataclass
@@ -38,27 +52,222 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
+def fork_safe() -> bool:
+    """Whether this process can fork the child: Linux (threads are counted in /proc) and one thread."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _address_space() -> int:
+    """This process's address space in bytes (0 when /proc cannot say)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = "1"  # onnxruntime's own pool does the work; no second pool of threads
     return env
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)  # the child leads its own session: take its threads and helpers
-        else:  # pragma: no cover - Windows
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+class Child:
+    """One child process: started with the whole job, it loads the model at once and waits;
+    `run` gives it the go and waits for its result under the wall-clock limit, `close` ends it.
+    Use it as a context manager so no child outlives the caller."""
+
+    def __init__(self, job: dict, extra: bytes, fork: bool | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="onnxaudit-shapes-")
+        self.job_dir = Path(self._tmp.name)
+        self.pid = 0
+        self.proc: subprocess.Popen | None = None
+        self.status: int | None = None
+        self.error = ""
+        self._go = -1
+        self.started = time.perf_counter()
+        self.forked = fork_safe() if fork is None else fork
+        # a file, not a pipe: a chatty child cannot block
+        with open(self.job_dir / "child.log", "wb") as log:
+            try:
+                if self.forked:
+                    self._fork(job, extra, log.fileno())
+                else:
+                    self._spawn(job, extra, log)
+            except OSError as exc:
+                self.error = f"cannot start a child process: {exc.strerror or exc}"
+
+    # ------------------------------------------------------------ starting
+
+    def _fork(self, job: dict, extra: bytes, log: int) -> None:
+        job = dict(job, inherited_bytes=max(0, _address_space() - FRESH_INTERPRETER_BYTES))
+        go_read, go_write = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (go_read, go_write, null):
+                os.close(fd)
+            raise
+        if pid == 0:  # the child: never returns into the parent's code
+            code = 3
+            try:
+                os.setsid()  # its own process group, for the parent's kill
+                os.dup2(null, 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                os.close(go_write)
+                os.chdir(self.job_dir)  # a relative path inside the model resolves into the empty job folder
+                gc.freeze()  # the parent's objects stay untouched: no copy of their pages, no collection of them
+                gc.disable()
+                code = ortchild.serve(str(self.job_dir), job, extra, go_read)
+            finally:
+                os._exit(code)
+        os.close(go_read)
+        os.close(null)
+        self.pid, self._go = pid, go_write
+
+    def _spawn(self, job: dict, extra: bytes, log) -> None:  # noqa: ANN001 - a binary file
+        (self.job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        (self.job_dir / "outputs.pb").write_bytes(extra)
+        go_read, go_write = os.pipe()
+        try:
+            # -I: no user site, no PYTHON* variables, no cwd on sys.path. cwd is the empty job folder,
+            # so any relative path inside the model resolves to nothing.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(CHILD), str(self.job_dir)],
+                cwd=self.job_dir,
+                stdin=go_read,
+                stdout=log,
+                stderr=log,
+                env=_child_env(),
+                start_new_session=True,
+            )
+        except OSError:
+            os.close(go_write)
+            raise
+        finally:
+            os.close(go_read)
+        self.pid, self._go = self.proc.pid, go_write
+
+    # ------------------------------------------------------------ waiting and ending
+
+    def _reap(self, block: bool) -> bool:
+        """Collect the child's exit status; True once it has ended."""
+        if self.status is not None or not self.pid:
+            return True
+        if self.proc is not None:
+            try:
+                code = self.proc.wait() if block else self.proc.poll()
+            except subprocess.TimeoutExpired:  # pragma: no cover - wait() without timeout
+                code = None
+            if code is None:
+                return False
+            self.status = code
+            return True
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            self.status = -signal.SIGKILL
+            return True
+        if pid == 0:
+            return False
+        self.status = os.waitstatus_to_exitcode(status)
+        return True
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait for the child's exit at most `timeout` seconds: with a pidfd (Linux 5.3+) the exit
+        wakes the parent at once; otherwise poll with short, growing sleeps."""
+        deadline = time.monotonic() + timeout
+        try:
+            pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
+        except (AttributeError, OSError):
+            pidfd = -1
+        try:
+            delay = 0.0005
+            while not self._reap(block=False):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if pidfd >= 0:
+                    select.select([pidfd], [], [], left)
+                else:
+                    time.sleep(min(delay, left))
+                    delay = min(delay * 2, 0.02)
+            return True
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
+    def _kill(self) -> None:
+        if not self.pid or self._reap(block=False):
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # the child leads its own session: take its threads too
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # forked a moment ago: not yet a group leader
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._reap(block=True)
+
+    def _send(self, byte: bytes) -> None:
+        if self._go < 0:
+            return
+        try:
+            if byte:
+                os.write(self._go, byte)
+        except OSError:  # the child ended already (a load error): its result says why
+            pass
+        finally:
+            os.close(self._go)
+            self._go = -1
+
+    def close(self) -> None:
+        """End the child (if it still runs) and remove its job folder."""
+        self._send(GIVE_UP)
+        self._kill()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, timeout: float) -> ChildResult:
+        """Say go and wait for the result; `timeout` seconds of wall clock at most from now."""
+        if self.error:
+            return ChildResult("error", self.error)
+        self._send(GO)
+        try:
+            if not self._wait(timeout):
+                self._kill()
+                return ChildResult("timeout", f"killed after {timeout:g} s (--timeout)", seconds=timeout)
+        finally:
+            self._kill()  # also on KeyboardInterrupt: never leave a child running
+        return self._result(time.perf_counter() - self.started)
+
+    def _result(self, seconds: float) -> ChildResult:
+        code = self.status if self.status is not None else -signal.SIGKILL
+        result = _read_result(self.job_dir)
+        if code < 0:
+            name = _signal_name(-code)
+            hint = " (the kernel's out-of-memory killer?)" if name == "SIGKILL" else ""
+            return ChildResult("crashed", f"onnxruntime child died with {name}{hint}", seconds=seconds)
+        if result is None:
+            return ChildResult("crashed", f"onnxruntime child exited with status {code} and no result", seconds=seconds)
+        outcome = str(result.get("outcome", "error"))
+        return ChildResult(outcome, str(result.get("message", "")), result, seconds)
 
 
 def _read_result(job_dir: Path) -> dict | None:
-    path = job_dir / "result.json"
+    path = job_dir / ortchild.RESULT
     try:
         if path.stat().st_size > MAX_RESULT_BYTES:
             return None
@@ -68,44 +277,6 @@ def _read_result(job_dir: Path) -> dict | None:
 
 
 def run_child(job: dict, outputs_proto: bytes, timeout: float) -> ChildResult:
-    """Run `job` (see ortchild.py) in a fresh interpreter; `timeout` seconds of wall clock at most."""
-    with tempfile.TemporaryDirectory(prefix="onnxaudit-shapes-") as tmp:
-        job_dir = Path(tmp)
-        (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        (job_dir / "outputs.pb").write_bytes(outputs_proto)
-        log = open(job_dir / "child.log", "wb")  # a file, not a pipe: a chatty child cannot block
-        started = time.perf_counter()
-        try:
-            # -I: no user site, no PYTHON* variables, no cwd on sys.path. cwd is the empty job folder,
-            # so any relative path inside the model resolves to nothing.
-            proc = subprocess.Popen(
-                [sys.executable, "-I", str(CHILD), str(job_dir)],
-                cwd=job_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=_child_env(),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            log.close()
-            return ChildResult("error", f"cannot start a child process: {exc.strerror or exc}")
-        try:
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill(proc)
-                return ChildResult("timeout", f"killed after {timeout:g} s (--timeout)", seconds=timeout)
-        finally:
-            _kill(proc)  # also on KeyboardInterrupt: never leave a child running
-            log.close()
-        seconds = time.perf_counter() - started
-        result = _read_result(job_dir)
-        if code < 0:
-            name = _signal_name(-code)
-            hint = " (the kernel's out-of-memory killer?)" if name == "SIGKILL" else ""
-            return ChildResult("crashed", f"onnxruntime child died with {name}{hint}", seconds=seconds)
-        if result is None:
-            return ChildResult("crashed", f"onnxruntime child exited with status {code} and no result", seconds=seconds)
-        outcome = str(result.get("outcome", "error"))
-        return ChildResult(outcome, str(result.get("message", "")), result, seconds)
+    """Run `job` (see ortchild.py) in a child at once; `timeout` seconds of wall clock at most."""
+    with Child(job, outputs_proto) as child:
+        return child.run(timeout)

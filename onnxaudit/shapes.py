@@ -26,7 +26,7 @@ from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.load import ModelView, ValueInfo, _read_wire, _shape_of, load
 from onnxaudit.onnxcore import AttributeProto, ModelProto, TensorProto
-from onnxaudit.sandbox import ChildResult, run_child
+from onnxaudit.sandbox import Child, ChildResult
 from onnxaudit.shapes_profile import event_names, events_from_child, observe, unsafe_names
 
 if TYPE_CHECKING:
@@ -46,6 +46,13 @@ METHODS = ("profile", "outputs")
 # JSON for it at the end (the file may take 4 KB a node before its write fails and it is read as cut).
 PROFILE_EVENT_BYTES = 1536
 PROFILE_FILE_BYTES_PER_NODE = 4096
+# Without --method, keeping every value alive (outputs) is chosen while the values are small: a profile
+# costs ~100 us per node (profiler, its JSON, reading it back), keeping values costs faulting in fresh
+# pages (~1.6 ms per MB measured with deep_cnn); so outputs up to 64 KiB of values per node, at least
+# 4 MiB, at most 64 MiB (and an eighth of --max-memory).
+AUTO_BYTES_PER_NODE = 64 * 2**10
+AUTO_MIN_BYTES = 4 * 2**20
+AUTO_MAX_BYTES = 64 * 2**20
 
 Shape = list[int | str | None]
 
@@ -60,14 +67,15 @@ class ShapeOptions:
     max_memory: int = DEFAULT_MAX_MEMORY
     optimized: bool = False
     seed: int = 0
-    method: str | None = None  # profile | outputs; None: profile, or outputs with `optimized`
+    method: str | None = None  # profile | outputs; None: chosen by the model's sizes (see choose_method)
 
     @property
     def run_method(self) -> str:
-        """The method this run uses. A profile names the nodes onnxruntime ran, and an optimized graph's
-        nodes are no longer the file's, so `optimized` needs the outputs method."""
-        method = self.method or ("outputs" if self.optimized else "profile")
-        if method not in METHODS:
+        """profile, outputs, or auto (chosen once the model is read). A profile names the nodes
+        onnxruntime ran, and an optimized graph's nodes are no longer the file's, so `optimized`
+        needs the outputs method."""
+        method = self.method or ("outputs" if self.optimized else "auto")
+        if method not in (*METHODS, "auto"):
             raise UsageError(f"unknown shape method {method!r} (expected profile or outputs)")
         if method == "profile" and self.optimized:
             raise UsageError(
@@ -456,6 +464,54 @@ def _outputs_proto(view: ModelView, names: list[str]) -> bytes:
     return extra.SerializeToString()
 
 
+def choose_method(view: ModelView, plan: FeedPlan, names: list[str], max_memory: int) -> str:
+    """outputs while keeping every value alive until the end is cheap (the values' bytes, from the
+    static shapes with the input dims bound, under the AUTO_* bounds), else profile. A value of
+    unknown size that is not integer shape arithmetic could be large: profile."""
+    nodes = len(view.main.nodes)
+    budget = min(max(AUTO_MIN_BYTES, nodes * AUTO_BYTES_PER_NODE), AUTO_MAX_BYTES, max_memory // 8)
+    bindings = plan.bindings
+    shapes = view.value_shapes
+    total = 0
+    for name in names:
+        info = shapes.get(name)
+        dims = [bindings.get(d, d) if isinstance(d, str) else d for d in info.shape] if info and info.shape else None
+        if info is None or dims is None or not all(isinstance(d, int) and d >= 0 for d in dims):
+            if info is None or info.dtype not in INTEGER_DTYPES:
+                return "profile"
+            continue
+        count = 1
+        for d in dims:
+            count *= d
+        total += byte_size(info.dtype, count) or count * 8
+        if total > budget:
+            return "profile"
+    return "outputs"
+
+
+def _job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, names: list[str]) -> dict:
+    """Everything the child needs, known before shape inference: it starts loading at once."""
+    wanted = set(names)
+    job = {
+        "model": str(Path(view.path).resolve()),
+        "size": view.file_bytes,
+        "method": method,
+        "outputs": names if method == "outputs" else [o for o in view.main.outputs if o in wanted],
+        "inputs": [f.job(options.seed, k) for k, f in enumerate(plan.feeds)],
+        "optimized": options.optimized,
+        "threads": max(1, min(4, os.cpu_count() or 1)),
+        "max_memory": options.max_memory,
+        "timeout": options.timeout,
+        "parent": os.getpid(),
+    }
+    if method == "profile":
+        job["profile_nodes"] = sorted({name: node.op_type for node, name, _ in event_names(view)}.items())
+        job["max_profile_bytes"] = 64 * 2**20 + PROFILE_FILE_BYTES_PER_NODE * sum(
+            len(g.nodes) for g in view.graphs.values()
+        )
+    return job
+
+
 def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
     """Run the model once under limits and compare every observed shape. Raises AuditError only for
     a wrong command line or a file that changed; everything else is a status on the ShapeCheck."""
@@ -478,7 +534,7 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         optimized=options.optimized,
         timeout=options.timeout,
         max_memory=options.max_memory,
-        method=method,
+        method="profile" if method == "auto" else method,
     )
     reason = _not_runnable(view) if model is not None else unreadable
     if reason or model is None:
@@ -489,25 +545,52 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         return _stopped(check, problem.kind, str(problem))
     check.bindings = dict(plan.bindings)
     check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
+    names = [name for name, _, _ in main_values]
+    if method != "outputs" and (odd := unsafe_names(view)):
+        method = "outputs"
+        check.limits.append(
+            f"node names with quotes, backslashes, control characters or invalid UTF-8 ({odd[0]!r}): some "
+            "onnxruntime versions write them unescaped into their profile, so every value was an output instead"
+        )
+    if method == "auto":
+        method = choose_method(view, plan, names, options.max_memory)
+    check.method = method
+    job = _job(view, plan, options, method, names)
+    extra = _outputs_proto(view, names) if method == "outputs" else b""
+    # the child loads the model while this process infers shapes, unless even loading cannot fit
+    floor = BASE_BYTES + view.file_bytes * 5 // 4 + sum(f.nbytes for f in plan.feeds)
+    child = Child(job, extra) if floor <= options.max_memory else None
+    try:
+        return _prepare_and_run(check, view, model, plan, declared, file_params, names, options, child)
+    finally:
+        if child is not None:
+            child.close()
+
+
+def _prepare_and_run(
+    check: ShapeCheck,
+    view: ModelView,
+    model: ModelProto,
+    plan: FeedPlan,
+    declared: dict[str, ValueInfo],
+    file_params: set[str],
+    names: list[str],
+    options: ShapeOptions,
+    child: Child | None,
+) -> ShapeCheck:
+    """Shape inference and the memory estimate (refusing a run that cannot fit), then the run."""
     inferred, kinds, note = infer_bound(model, plan.feeds)
     if note:
         check.limits.append(note)
     for value in check.values:
         value.inferred = _list(inferred.get(value.name))
-    names = [name for name, _, _ in main_values]
-    wanted = set(names)
-    if method == "profile" and (odd := unsafe_names(view)):
-        method = check.method = "outputs"
-        check.limits.append(
-            f"node names with quotes, backslashes, control characters or invalid UTF-8 ({odd[0]!r}): some "
-            "onnxruntime versions write them unescaped into their profile, so every value was an output instead"
-        )
+    method = check.method
     try:
         estimate, unknown, largest = estimate_memory(view, plan.feeds, inferred, names, method)
     except AuditError as exc:
         return _stopped(check, "refused", f"run refused: {exc}")
     check.estimate_bytes = estimate
-    if estimate > options.max_memory:
+    if estimate > options.max_memory or child is None:
         big = f" (largest value {largest[0]!r} {largest[2]}, {_gib(largest[1])})" if largest else ""
         return _stopped(
             check, "refused",
@@ -518,25 +601,7 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
             f"the memory estimate leaves out {unknown} value(s) whose size onnx shape inference cannot know; "
             "the limit is still enforced during the run"
         )
-    job = {
-        "model": str(Path(view.path).resolve()),
-        "size": view.file_bytes,
-        "method": method,
-        "outputs": names if method == "outputs" else [o for o in view.main.outputs if o in wanted],
-        "inputs": [f.job(options.seed, k) for k, f in enumerate(plan.feeds)],
-        "optimized": options.optimized,
-        "threads": max(1, min(4, os.cpu_count() or 1)),
-        "max_memory": options.max_memory,
-        "timeout": options.timeout,
-        "parent": os.getpid(),
-    }
-    if method == "profile":
-        job["profile_nodes"] = sorted({name: node.op_type for node, name, _ in event_names(view)}.items())
-        job["max_profile_bytes"] = 64 * 2**20 + PROFILE_FILE_BYTES_PER_NODE * sum(
-            len(g.nodes) for g in view.graphs.values()
-        )
-    extra = _outputs_proto(view, names) if method == "outputs" else b""
-    result = run_child(job, extra, options.timeout)
+    result = child.run(options.timeout)
     observed = None
     if method == "profile" and result.outcome == "ok":
         observed = _profile_values(check, view, declared, inferred, kinds, result.payload)

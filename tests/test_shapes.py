@@ -1,12 +1,15 @@
 """Runtime shape confirmation: every value run in onnxruntime (child process, limits) and compared.
 
-The key tests run with both methods: `profile` (the default: shapes from onnxruntime's profiler) and
-`outputs` (every value a graph output)."""
+The key tests run with both methods: `profile` (shapes from onnxruntime's profiler) and `outputs`
+(every value a graph output); without --method the values' sizes choose. The child is forked where
+this process runs one thread (a CLI run) and a fresh interpreter otherwise (pytest has numpy's
+threads): both ways are tested."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +34,11 @@ from builders import (
     value,
 )
 
-from onnxaudit import audit, ortchild
+from onnxaudit import audit, ortchild, sandbox
 from onnxaudit.cli import main
-from onnxaudit.feeds import index_bound
+from onnxaudit.feeds import index_bound, plan_feeds
 from onnxaudit.load import ValueInfo, load
-from onnxaudit.shapes import PROFILE_EVENT_BYTES, ShapeOptions, confirm_path, estimate_memory
+from onnxaudit.shapes import PROFILE_EVENT_BYTES, ShapeOptions, choose_method, confirm_path, estimate_memory
 from onnxaudit.shapes_profile import Event, observe
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -118,6 +121,12 @@ def test_infinite_loop_is_killed_by_the_timeout(tmp_path):
     assert "Loop 'forever'" in proc.stdout  # its body's values are a stated limit
 
 
+def _children() -> list[str]:
+    """This process's live child processes (Linux)."""
+    path = Path(f"/proc/self/task/{os.getpid()}/children")
+    return path.read_text().split() if path.exists() else []
+
+
 def test_huge_constant_of_shape_is_refused_before_running(tmp_path, capsys):
     path = save(constant_of_shape(), tmp_path / "big.onnx")
     code, out, err = _run(capsys, "shapes", str(path), "--timeout", "5")
@@ -125,6 +134,7 @@ def test_huge_constant_of_shape_is_refused_before_running(tmp_path, capsys):
     line = _one_line(err)
     assert "run refused" in line and "'big' (4, 1073741824) float32, 16.00 GiB" in line
     assert "Total params: 0" in out
+    assert _children() == []  # the child that was loading the model is gone with the refusal
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -238,7 +248,7 @@ def test_json_is_deterministic(tmp_path, capsys):
 def test_profile_finds_a_wrong_declared_shape_and_confirms_a_correct_one(tmp_path):
     m = dense_relu()
     m.graph.value_info[0].CopyFrom(value("h", ["N", 5]))  # MatMul gives (N, 3)
-    _, check = confirm_path(save(m, tmp_path / "wrong_h.onnx"))
+    _, check = confirm_path(save(m, tmp_path / "wrong_h.onnx"), ShapeOptions(method="profile"))
     assert (check.method, check.status) == ("profile", "mismatch")
     assert check.findings == ["'h': declared (N, 5), onnxruntime produced (1, 3) (axis 1: 5 vs 3)"]
     assert [(v.name, v.status, v.shown) for v in check.values] == [
@@ -262,7 +272,7 @@ def test_profile_ties_unnamed_nodes_to_their_values(tmp_path):
         ("b", [3, 4], "float32"), ("c", [], "float32"), ("d", [3, 4], "float32"), ("y", [3, 4], "float32"),
     ]  # fmt: skip
     wrong = save(unnamed_nodes(a_shape=["N", 5]), tmp_path / "unnamed_wrong.onnx")
-    _, check = confirm_path(wrong, ShapeOptions(dims={"N": 3}))
+    _, check = confirm_path(wrong, ShapeOptions(dims={"N": 3}, method="profile"))
     assert check.findings == ["'a': declared (N, 5), onnxruntime produced (3, 4) (axis 1: 5 vs 4)"]
 
 
@@ -322,6 +332,8 @@ def test_method_options(tmp_path, capsys):
     code, out, _ = _run(capsys, "shapes", path, "--optimized", "--format", "json")
     assert code == 0 and json.loads(out)["shape_check"]["method"] == "outputs"
     code, out, _ = _run(capsys, "shapes", path)
+    assert code == 0 and "every value an output" in out  # tiny values: the sizes chose outputs
+    code, out, _ = _run(capsys, "shapes", path, "--method", "profile")
     assert code == 0 and "shapes from its profile" in out
     code, _, err = _run(capsys, "summary", path, "--method", "outputs")
     assert code == 2 and "need --run-shapes" in _one_line(err)
@@ -330,7 +342,7 @@ def test_method_options(tmp_path, capsys):
 def test_names_a_profile_may_not_escape_fall_back_to_outputs(tmp_path):
     m = dense_relu()
     m.graph.node[0].name = 'den"se\\'
-    _, check = confirm_path(save(m, tmp_path / "quoted.onnx"))
+    _, check = confirm_path(save(m, tmp_path / "quoted.onnx"), ShapeOptions(method="profile"))
     assert (check.status, check.method) == ("confirmed", "outputs")
     assert any(limit.startswith("node names with quotes") for limit in check.limits)
 
@@ -342,3 +354,50 @@ def test_profile_memory_estimate_counts_what_must_exist_at_once(tmp_path):
     profile, _, largest = estimate_memory(view, [], big, ["h", "y"], "profile")
     assert outputs - profile == 4 * 2**20 - 2 * PROFILE_EVENT_BYTES  # only y, the larger of largest and outputs
     assert largest is not None and largest[1] == 4 * 2**20
+
+
+# ---------------------------------------------------------------- choosing the method, the child
+
+
+def test_without_method_the_values_sizes_choose(tmp_path):
+    view = load(save(dense_relu(), tmp_path / "ok.onnx"))
+    plan = plan_feeds(view, {}, {})
+    assert choose_method(view, plan, ["h", "y"], 2**32) == "outputs"  # a few bytes of values
+    # one Relu over 16 MiB: keeping it costs more than the profile of one node
+    m = model([node("Relu", ["x"], ["y"])], [value("x", ["N", 4096, 1024])], [value("y", ["N", 4096, 1024])])
+    view = load(save(m, tmp_path / "wide.onnx"))
+    assert choose_method(view, plan_feeds(view, {}, {}), ["y"], 2**32) == "profile"
+    _, check = confirm_path(tmp_path / "wide.onnx")
+    assert (check.status, check.method) == ("confirmed", "profile")
+
+
+def test_forked_child_confirms_and_is_limited(tmp_path):
+    # a fresh interpreter without numpy runs one thread: the child is forked from it
+    ok = save(dense_relu(), tmp_path / "ok.onnx")
+    big = save(constant_of_shape(from_input=True), tmp_path / "big_at_runtime.onnx")
+    np.save(tmp_path / "shape.npy", np.array([4, 2**30], dtype=np.int64))
+    script = f"""
+import sys
+from onnxaudit import sandbox
+from onnxaudit.shapes import ShapeOptions, confirm_path
+assert sandbox.fork_safe() and "numpy" not in sys.modules
+for method in ("profile", "outputs"):
+    _, check = confirm_path({str(ok)!r}, ShapeOptions(method=method))
+    assert (check.status, check.method) == ("confirmed", method), (check.message, check.findings)
+    assert [v.actual for v in check.values] == [[1, 3], [1, 3]]
+_, check = confirm_path({str(big)!r}, ShapeOptions(inputs={{"shape": {str(tmp_path / "shape.npy")!r}}},
+                        max_memory=2**30, timeout=10))
+assert check.status == "killed" and "memory limit" in check.message, check.message
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_spawned_child_runs_where_fork_is_not_safe(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "fork_safe", lambda: False)
+    _, check = confirm_path(save(dense_relu(), tmp_path / "ok.onnx"))
+    assert check.status == "confirmed"
+    with sandbox.Child({}, b"", fork=False) as child:  # a job it cannot read: one line, no hang
+        result = child.run(10)
+    assert result.outcome == "error"
