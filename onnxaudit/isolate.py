@@ -12,6 +12,7 @@ import faulthandler
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -81,10 +82,18 @@ def _collect(pid: int, source: int, timeout: float) -> tuple[bytes, int]:
     return b"".join(chunks), os.waitpid(pid, 0)[1]
 
 
+def fork_safe() -> bool:
+    """Whether this process may fork a child that runs Python: Linux, and no other Python thread (a
+    lock one holds at the fork, such as the import lock, would stay held in the child for ever).
+    Native worker threads are not counted: numpy's OpenBLAS pool, the usual one, registers fork
+    handlers, and a child stuck anyway is killed at its time limit."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
+
+
 def run_isolated(call: Callable[[], bytes], timeout: float = 60.0) -> bytes:
-    """call() in a forked child; its bytes, or IsolatedFailure. In-process where fork is missing
-    or unsafe (other threads running: a lock one of them holds would stay held in the child)."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    """call() in a forked child; its bytes, or IsolatedFailure. In-process where forking is not
+    safe (fork_safe)."""
+    if not fork_safe():
         try:
             return call()
         except Exception as exc:

@@ -18,6 +18,10 @@ def _segfault() -> bytes:
     return ctypes.string_at(0)  # reads address 0: SIGSEGV in the process that runs it
 
 
+def _refuse() -> bytes:
+    raise ValueError("no")
+
+
 def test_the_answer_comes_back_from_the_child():
     parent = os.getpid()
     assert run_isolated(lambda: str(os.getpid()).encode()) != str(parent).encode()
@@ -54,3 +58,18 @@ def test_summary_survives_a_crash_in_shape_inference(tmp_path, monkeypatch):
     report = audit_model(tmp_path, seed_cnn())
     assert report.totals.total == (7 * 7 * 3 * 32 + 32) + 4 * 32 + (32 * 32 * 32 + 1)
     assert any("static shape inference failed: crashed (SIGSEGV)" in line for line in report.limits)
+
+
+def test_beside_another_python_thread_the_call_runs_in_process():
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert run_isolated(lambda: str(os.getpid()).encode()) == str(os.getpid()).encode()
+        with pytest.raises(IsolatedFailure, match="^no$"):
+            run_isolated(_refuse)
+    finally:
+        stop.set()
+        thread.join()
