@@ -1,12 +1,12 @@
 """The child side of a shape-confirmation run: limit itself, run onnxruntime once, record shapes.
 
-Forked by `sandbox.py` from the parent (`serve`, with the job in memory), or where a fork is not
-safe started as `python -I ortchild.py JOB_DIR` (by path, not `-m`, so that child never imports the
-onnxaudit package and onnx: only the standard library, numpy and onnxruntime; it reads
-JOB_DIR/job.json). Either way it loads the model at once, runs it only when the parent sends the go
-(one byte; end of file means the run was refused), writes JOB_DIR/result.json and nothing else
-(besides onnxruntime's profile with the profile method, read back as a stream and deleted). Limits
-are set before anything large is imported or allocated.
+Forked by `sandbox.py` from the parent (`serve`), or where a fork is not safe started as
+`python -I ortchild.py JOB_DIR LIMITS` (by path, not `-m`, so that child never imports the onnxaudit
+package and onnx: only the standard library, numpy and onnxruntime). Either way it sets its limits,
+imports onnxruntime, then follows the parent's words on a pipe: JOB (read JOB_DIR/job.json and
+outputs.pb, load the model), GO (run it); end of file means the run was refused. It writes
+JOB_DIR/result.json and nothing else (besides onnxruntime's profile with the profile method, read
+back as a stream and deleted). Limits are set before anything large is imported or allocated.
 
 Methods (job["method"]): outputs runs with every value as a graph output and records each one;
 profile runs with onnxruntime's profiler on, records the graph outputs, then keeps the kernel events
@@ -27,6 +27,7 @@ PRECISION_CAST = "InsertedPrecisionFreeCast_"  # onnxruntime's Casts around ops 
 _CHUNK = 1 << 20
 _MAX_EVENT = 16 << 20  # one profile event larger than this is not onnxruntime's
 _PER_NAME = 64  # events kept under one name (a main node runs once; If/Loop bodies may share its name)
+JOB, GO = b"J", b"G"  # the parent's words on the control pipe
 _MEMORY_WORDS = ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate", "memoryerror")
 
 
@@ -259,7 +260,7 @@ def read_profile(path: str, wanted: dict[str, str]) -> dict:
     }
 
 
-def _load(ort, job_dir: str, job: dict, extra: bytes):
+def _load(ort, job_dir: str, job: dict, extra: bytes, threads: int):
     """The session, loaded from a copy of the file (plus `extra` outputs) with the job's options."""
     model_path = os.path.join(job_dir, "model.onnx")
     _copy_model(job["model"], int(job["size"]), extra, model_path)
@@ -267,7 +268,7 @@ def _load(ort, job_dir: str, job: dict, extra: bytes):
     _limit_files(max(64 * 2**20, int(job.get("max_profile_bytes", 0))))
     options = ort.SessionOptions()
     options.log_severity_level = 4  # errors come back as exceptions; keep the child's stderr quiet
-    options.intra_op_num_threads = int(job["threads"])
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if job["optimized"] else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -281,36 +282,49 @@ def _load(ort, job_dir: str, job: dict, extra: bytes):
         os.unlink(model_path)  # loaded (or refused): the copy's disk space is not needed any more
 
 
-def _wait_for_go(go: int) -> bool:
-    """Block until the parent says run (one byte) or gives up (end of file: refused, or gone)."""
+def _next(control: int) -> bytes:
+    """The parent's next word: JOB (job.json is written), GO (run it), or b"" (refused, or gone)."""
     try:
-        return os.read(go, 1) == b"1"
+        return os.read(control, 1)
     except OSError:
-        return False
+        return b""
 
 
-def run(job_dir: str, job: dict, extra: bytes, go: int) -> dict | None:
-    """Limit this process, load the model at once, run it when the parent says so (None: it never did).
+def _read_job(job_dir: str) -> tuple[dict, bytes]:
+    with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
+        job = json.load(f)
+    with open(os.path.join(job_dir, "outputs.pb"), "rb") as f:
+        return job, f.read()
 
-    Loading starts before the parent has finished its own preparation (shape inference, the memory
-    estimate), so the two overlap; the run itself waits for the go, which the parent gives only for a
-    model its checks let through."""
-    limited = _limit(int(job["max_memory"]) + int(job.get("inherited_bytes", 0)))
-    _outlive_no_parent(float(job["timeout"]), int(job["threads"]), int(job["parent"]))
+
+def run(job_dir: str, limits: dict, control: int) -> dict | None:
+    """Limit this process, import onnxruntime, then follow the parent's words on `control`: load the
+    model on JOB, run it on GO. None when the parent gave up before GO (nothing to report).
+
+    The child starts before the parent has read the model, so the imports overlap the parent's reading
+    and counting, and the loading its shape inference and memory estimate; the run waits for GO, which
+    the parent gives only for a model its checks let through."""
+    threads = int(limits["threads"])
+    limited = _limit(int(limits["max_memory"]) + int(limits.get("inherited_bytes", 0)))
+    _outlive_no_parent(float(limits["timeout"]), threads, int(limits["parent"]))
     started = time.perf_counter()
     try:
         import numpy as np
         import onnxruntime as ort
     except (ImportError, MemoryError, OSError) as exc:  # a tiny --max-memory cannot even map the libraries
         return {"outcome": "memory" if limited else "load_error", "message": f"cannot start onnxruntime: {exc}"}
+    if _next(control) != JOB:
+        return None
+    job, extra = _read_job(job_dir)
+    asked = time.perf_counter()
     try:
-        session = _load(ort, job_dir, job, extra)
+        session = _load(ort, job_dir, job, extra, threads)
     except Exception as exc:
         return _failure("load_error", exc)
     loaded = time.perf_counter()
-    if not _wait_for_go(go):
+    if _next(control) != GO:
         return None
-    waited = time.perf_counter()
+    go = time.perf_counter()
     try:
         feeds = {spec["name"]: _feed(np, spec) for spec in job["inputs"]}
     except Exception as exc:
@@ -331,7 +345,7 @@ def run(job_dir: str, job: dict, extra: bytes, go: int) -> dict | None:
         "outcome": "ok",
         "values": dict(zip(names, observed, strict=True)),
         "onnxruntime": ort.__version__,
-        "seconds": {"load": loaded - started, "waited": waited - loaded, "run": finished - waited},
+        "seconds": {"import": asked - started, "load": loaded - asked, "run": finished - go},
         "memory_limited": limited,
     }
     if job.get("method") == "profile":
@@ -352,10 +366,10 @@ def run(job_dir: str, job: dict, extra: bytes, go: int) -> dict | None:
     return result
 
 
-def serve(job_dir: str, job: dict, extra: bytes, go: int) -> int:
-    """The whole child: run, then write result.json (nothing when the parent never said go)."""
+def serve(job_dir: str, limits: dict, control: int) -> int:
+    """The whole child: run, then write result.json (nothing when the parent gave up before GO)."""
     try:
-        result = run(job_dir, job, extra, go)
+        result = run(job_dir, limits, control)
     except MemoryError as exc:
         result = _failure("memory", exc)
     except Exception as exc:  # the parent turns this into one line; no traceback leaves the child
@@ -370,17 +384,14 @@ def serve(job_dir: str, job: dict, extra: bytes, go: int) -> int:
 
 
 def main() -> int:
-    """`python -I ortchild.py JOB_DIR`: the job from JOB_DIR, the go on stdin."""
+    """`python -I ortchild.py JOB_DIR LIMITS_JSON`: the parent's words on stdin."""
     job_dir = sys.argv[1]
     try:
-        with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
-            job = json.load(f)
-        with open(os.path.join(job_dir, "outputs.pb"), "rb") as f:
-            extra = f.read()
-    except (OSError, ValueError, MemoryError) as exc:
+        limits = json.loads(sys.argv[2])
+    except (IndexError, ValueError) as exc:
         _write(job_dir, _failure("error", exc))
         return 0
-    return serve(job_dir, job, extra, sys.stdin.fileno())
+    return serve(job_dir, limits, sys.stdin.fileno())
 
 
 if __name__ == "__main__":

@@ -35,12 +35,27 @@ def render_shapes_text(report: Report) -> str:
     for item in check.inputs:
         parts.append(f"Input {escape(item.name)}: {item.dtype} {shape_text(item.shape)}, {escape(item.values)}")
     headers = ["Value (op)", "Declared", "Inferred", "Actual", "Status"]
+    # a model repeats a few shapes and ops many times: each text is made once
+    shapes: dict[tuple, str] = {}
+    ops: dict[str, str] = {}
+
+    def shape(dims: list | None) -> str:
+        key = tuple(dims) if dims is not None else None
+        if key not in shapes:
+            shapes[key] = shape_text(dims, "-")
+        return shapes[key]
+
+    def op(name: str) -> str:
+        if name not in ops:
+            ops[name] = escape(name)
+        return ops[name]
+
     body = [
         [
-            f"{escape(v.name)} ({escape(v.op)})",
-            shape_text(v.declared, "-"),
-            shape_text(v.inferred, "-"),
-            (shape_text(v.shown) + f" {v.dtype}") if v.shown is not None else "-",
+            f"{escape(v.name)} ({op(v.op)})",
+            shape(v.declared),
+            shape(v.inferred),
+            f"{shape(v.shown)} {v.dtype}" if v.shown is not None else "-",
             v.status,
         ]
         for v in check.values

@@ -32,7 +32,6 @@ MAX_RESULT_BYTES = 64 * 2**20
 # Address space of a fresh `python -I` (about 14 MiB measured): a forked child starts with the parent's
 # pages instead, shared and not new memory, so its limit allows what it inherits beyond this.
 FRESH_INTERPRETER_BYTES = 16 * 2**20
-GO, GIVE_UP = b"1", b""
 
 
 @dataclass
@@ -77,41 +76,52 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-class Child:
-    """One child process: started with the whole job, it loads the model at once and waits;
-    `run` gives it the go and waits for its result under the wall-clock limit, `close` ends it.
-    Use it as a context manager so no child outlives the caller."""
+def limits(max_memory: int, timeout: float) -> dict:
+    """What the child needs before anything else: its limits, and who its parent is."""
+    return {
+        "max_memory": max_memory,
+        "timeout": timeout,
+        "threads": max(1, min(4, os.cpu_count() or 1)),
+        "parent": os.getpid(),
+    }
 
-    def __init__(self, job: dict, extra: bytes, fork: bool | None = None) -> None:
+
+class Child:
+    """One child process, started with its limits only: it imports onnxruntime at once, loads the
+    model when given the job (`send_job`), runs it on `run`'s go and is waited for under the
+    wall-clock limit; `close` ends it. Use it as a context manager so no child outlives the caller."""
+
+    def __init__(self, limits: dict, fork: bool | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="onnxaudit-shapes-")
         self.job_dir = Path(self._tmp.name)
         self.pid = 0
         self.proc: subprocess.Popen | None = None
         self.status: int | None = None
         self.error = ""
-        self._go = -1
+        self.used = False
+        self._control = -1
         self.started = time.perf_counter()
         self.forked = fork_safe() if fork is None else fork
         # a file, not a pipe: a chatty child cannot block
         with open(self.job_dir / "child.log", "wb") as log:
             try:
                 if self.forked:
-                    self._fork(job, extra, log.fileno())
+                    self._fork(limits, log.fileno())
                 else:
-                    self._spawn(job, extra, log)
+                    self._spawn(limits, log)
             except OSError as exc:
                 self.error = f"cannot start a child process: {exc.strerror or exc}"
 
     # ------------------------------------------------------------ starting
 
-    def _fork(self, job: dict, extra: bytes, log: int) -> None:
-        job = dict(job, inherited_bytes=max(0, _address_space() - FRESH_INTERPRETER_BYTES))
-        go_read, go_write = os.pipe()
+    def _fork(self, limits: dict, log: int) -> None:
+        limits = dict(limits, inherited_bytes=max(0, _address_space() - FRESH_INTERPRETER_BYTES))
+        control_read, control_write = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         try:
             pid = os.fork()
         except OSError:
-            for fd in (go_read, go_write, null):
+            for fd in (control_read, control_write, null):
                 os.close(fd)
             raise
         if pid == 0:  # the child: never returns into the parent's code
@@ -121,39 +131,46 @@ class Child:
                 os.dup2(null, 0)
                 os.dup2(log, 1)
                 os.dup2(log, 2)
-                os.close(go_write)
+                os.close(control_write)
                 os.chdir(self.job_dir)  # a relative path inside the model resolves into the empty job folder
                 gc.freeze()  # the parent's objects stay untouched: no copy of their pages, no collection of them
                 gc.disable()
-                code = ortchild.serve(str(self.job_dir), job, extra, go_read)
+                code = ortchild.serve(str(self.job_dir), limits, control_read)
             finally:
                 os._exit(code)
-        os.close(go_read)
+        os.close(control_read)
         os.close(null)
-        self.pid, self._go = pid, go_write
+        self.pid, self._control = pid, control_write
 
-    def _spawn(self, job: dict, extra: bytes, log) -> None:  # noqa: ANN001 - a binary file
-        (self.job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        (self.job_dir / "outputs.pb").write_bytes(extra)
-        go_read, go_write = os.pipe()
+    def _spawn(self, limits: dict, log) -> None:  # noqa: ANN001 - a binary file
+        control_read, control_write = os.pipe()
         try:
             # -I: no user site, no PYTHON* variables, no cwd on sys.path. cwd is the empty job folder,
             # so any relative path inside the model resolves to nothing.
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", str(CHILD), str(self.job_dir)],
+                [sys.executable, "-I", str(CHILD), str(self.job_dir), json.dumps(limits)],
                 cwd=self.job_dir,
-                stdin=go_read,
+                stdin=control_read,
                 stdout=log,
                 stderr=log,
                 env=_child_env(),
                 start_new_session=True,
             )
         except OSError:
-            os.close(go_write)
+            os.close(control_write)
             raise
         finally:
-            os.close(go_read)
-        self.pid, self._go = self.proc.pid, go_write
+            os.close(control_read)
+        self.pid, self._control = self.proc.pid, control_write
+
+    def send_job(self, job: dict, extra: bytes) -> None:
+        """Hand the child its job (see ortchild.py); it starts loading the model."""
+        self.used = True
+        if self.error:
+            return
+        (self.job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        (self.job_dir / "outputs.pb").write_bytes(extra)
+        self._say(ortchild.JOB)
 
     # ------------------------------------------------------------ waiting and ending
 
@@ -216,21 +233,22 @@ class Child:
                 pass
         self._reap(block=True)
 
-    def _send(self, byte: bytes) -> None:
-        if self._go < 0:
+    def _say(self, word: bytes) -> None:
+        if self._control < 0:
             return
         try:
-            if byte:
-                os.write(self._go, byte)
+            os.write(self._control, word)
         except OSError:  # the child ended already (a load error): its result says why
             pass
-        finally:
-            os.close(self._go)
-            self._go = -1
+
+    def _hang_up(self) -> None:
+        if self._control >= 0:
+            os.close(self._control)
+            self._control = -1
 
     def close(self) -> None:
         """End the child (if it still runs) and remove its job folder."""
-        self._send(GIVE_UP)
+        self._hang_up()
         self._kill()
         self._tmp.cleanup()
 
@@ -244,7 +262,8 @@ class Child:
         """Say go and wait for the result; `timeout` seconds of wall clock at most from now."""
         if self.error:
             return ChildResult("error", self.error)
-        self._send(GO)
+        self._say(ortchild.GO)
+        self._hang_up()
         try:
             if not self._wait(timeout):
                 self._kill()
@@ -276,7 +295,8 @@ def _read_result(job_dir: Path) -> dict | None:
         return None
 
 
-def run_child(job: dict, outputs_proto: bytes, timeout: float) -> ChildResult:
-    """Run `job` (see ortchild.py) in a child at once; `timeout` seconds of wall clock at most."""
-    with Child(job, outputs_proto) as child:
+def run_child(job: dict, outputs_proto: bytes, max_memory: int, timeout: float) -> ChildResult:
+    """Run `job` (see ortchild.py) in a new child at once; `timeout` seconds of wall clock at most."""
+    with Child(limits(max_memory, timeout)) as child:
+        child.send_job(job, outputs_proto)
         return child.run(timeout)

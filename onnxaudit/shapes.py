@@ -25,8 +25,8 @@ from onnxaudit.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.load import ModelView, ValueInfo, _read_wire, _shape_of, load
-from onnxaudit.onnxcore import AttributeProto, ModelProto, TensorProto
-from onnxaudit.sandbox import Child, ChildResult
+from onnxaudit.onnxcore import AttributeProto, ModelProto, TensorProto, TypeProto
+from onnxaudit.sandbox import Child, ChildResult, limits
 from onnxaudit.shapes_profile import event_names, events_from_child, observe, unsafe_names
 
 if TYPE_CHECKING:
@@ -68,6 +68,12 @@ class ShapeOptions:
     optimized: bool = False
     seed: int = 0
     method: str | None = None  # profile | outputs; None: chosen by the model's sizes (see choose_method)
+    # a child started (with these limits) before the model was read, so its imports overlap the reading
+    prestarted: Child | None = field(default=None, repr=False, compare=False)
+
+    def start_child(self) -> Child:
+        """A child process with this run's limits, started now (its owner closes it)."""
+        return Child(limits(self.max_memory, self.timeout))
 
     @property
     def run_method(self) -> str:
@@ -223,13 +229,43 @@ def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueIn
             inferred = _infer_shapes(model, check_type=False, strict_mode=False)
         except Exception:
             return {}, kinds, "onnx shape inference failed; shapes compared with the declared ones only"
+    return _inferred_shapes(inferred, kinds), kinds, note
+
+
+def _inferred_shapes(inferred: ModelProto, kinds: dict[str, str]) -> dict[str, ValueInfo]:
+    """Tensor shapes of the inferred values, and their non-tensor kinds into `kinds`. Models repeat
+    a few types many times, and reading a type's dims through protobuf costs ~5 us a value: each
+    distinct type (its serialized bytes, one C call) is decoded once."""
     shapes: dict[str, ValueInfo] = {}
-    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dtype, shape = _shape_of(value.type)
-        if shape is not None:
-            shapes[value.name] = ValueInfo(value.name, dtype, shape)
-    _kinds(list(inferred.graph.value_info) + list(inferred.graph.output), kinds)
-    return shapes, kinds, note
+    decoded: dict[bytes, tuple[str, int, tuple | None]] = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.output):
+        type_proto = value.type
+        key = type_proto.SerializeToString()
+        known = decoded.get(key)
+        if known is None:
+            known = decoded[key] = _decode_type(type_proto)
+        kind, dtype, dims = known
+        if kind != "tensor_type":
+            if kind:
+                kinds[value.name] = kind.removesuffix("_type")  # sequence, map, optional, sparse_tensor
+        elif dims is not None:
+            shapes[value.name] = ValueInfo(value.name, dtype, dims)
+    return shapes
+
+
+def _decode_type(type_proto: TypeProto) -> tuple[str, int, tuple | None]:
+    """(oneof kind, element type, dims or None) of one TypeProto."""
+    kind = type_proto.WhichOneof("value") or ""
+    if kind != "tensor_type":
+        return kind, 0, None
+    tensor = type_proto.tensor_type
+    if not tensor.HasField("shape"):
+        return kind, tensor.elem_type, None
+    dims: list[int | str | None] = []
+    for d in tensor.shape.dim:
+        which = d.WhichOneof("value")
+        dims.append(d.dim_value if which == "dim_value" else d.dim_param if which == "dim_param" else None)
+    return kind, tensor.elem_type, tuple(dims)
 
 
 # ---------------------------------------------------------------- what can run, what can be seen
@@ -363,25 +399,31 @@ class _Binder:
 
 
 def _shape_problems(label: str, expected: Shape, actual: list[int], binder: _Binder | None, value: str) -> list[str]:
-    said = f"{label} {_fmt(expected)}, onnxruntime produced {_fmt(actual)}"
     if len(expected) != len(actual):
-        return [f"{said} (rank {len(expected)} vs {len(actual)})"]
+        return [f"{_said(label, expected, actual)} (rank {len(expected)} vs {len(actual)})"]
+    if expected == actual:  # nearly every value: no text built, no symbolic dim to bind
+        return []
     problems = []
     for axis, (want, have) in enumerate(zip(expected, actual, strict=True)):
         if isinstance(want, int) and want != have:
-            problems.append(f"{said} (axis {axis}: {want} vs {have})")
+            problems.append(f"{_said(label, expected, actual)} (axis {axis}: {want} vs {have})")
         elif isinstance(want, str) and binder is not None and (why := binder.check(want, have, value)):
-            problems.append(f"{said} ({why})")
+            problems.append(f"{_said(label, expected, actual)} ({why})")
     return problems
 
 
+def _said(label: str, expected: Shape, actual: list[int]) -> str:
+    return f"{label} {_fmt(expected)}, onnxruntime produced {_fmt(actual)}"
+
+
 def _shown(actual: list[int], sources: list[Shape | None], binder: _Binder, file_params: set[str]) -> Shape:
+    named = [s for s in sources if s is not None and len(s) == len(actual) and any(isinstance(d, str) for d in s)]
+    if not named:  # only a symbolic dim can name an axis
+        return list(actual)
     shown: Shape = []
     for axis, have in enumerate(actual):
         name: str | None = None
-        for src in sources:
-            if src is None or len(src) != len(actual):
-                continue
+        for src in named:
             dim = src[axis]
             if isinstance(dim, str) and dim in file_params and dim not in binder.conflicts:
                 if binder.values.get(dim) == have:
@@ -499,10 +541,6 @@ def _job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, na
         "outputs": names if method == "outputs" else [o for o in view.main.outputs if o in wanted],
         "inputs": [f.job(options.seed, k) for k, f in enumerate(plan.feeds)],
         "optimized": options.optimized,
-        "threads": max(1, min(4, os.cpu_count() or 1)),
-        "max_memory": options.max_memory,
-        "timeout": options.timeout,
-        "parent": os.getpid(),
     }
     if method == "profile":
         job["profile_nodes"] = sorted({name: node.op_type for node, name, _ in event_names(view)}.items())
@@ -515,20 +553,25 @@ def _job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, na
 def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
     """Run the model once under limits and compare every observed shape. Raises AuditError only for
     a wrong command line or a file that changed; everything else is a status on the ShapeCheck."""
-    method = options.run_method
+    prestarted = options.prestarted
+    children = [prestarted] if prestarted is not None and not prestarted.used else []
     try:
-        model: ModelProto | None = read_structure(view)
-    except AuditError as exc:  # e.g. over protobuf's 2 GiB: onnxruntime could not load it either
-        model, unreadable = None, f"not runnable: {exc}"
-    declared = declared_shapes(model) if model is not None else {}
-    file_params = _file_params(model) if model is not None else set()
+        return _confirm(view, options, children)
+    finally:
+        for child in children:
+            child.close()  # single use; a prestarted child's owner finds nothing left to do
+
+
+def _confirm(view: ModelView, options: ShapeOptions, children: list[Child]) -> ShapeCheck:
+    method = options.run_method
     main_values = _main_values(view)
+    names = [name for name, _, _ in main_values]
     check = ShapeCheck(
         status="not_run",
         message="",
         bindings={},
         inputs=[],
-        values=[_not_run(name, label, op, declared, view) for name, label, op in main_values],
+        values=[],
         findings=[],
         limits=_unobservable(view),
         optimized=options.optimized,
@@ -536,35 +579,50 @@ def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
         max_memory=options.max_memory,
         method="profile" if method == "auto" else method,
     )
-    reason = _not_runnable(view) if model is not None else unreadable
-    if reason or model is None:
-        return _stopped(check, "not_runnable", reason)
+    reason, kind = _not_runnable(view), "not_runnable"
+    plan: FeedPlan | None = None
+    if not reason:
+        try:
+            plan = plan_feeds(view, options.dims, options.inputs)
+        except FeedProblem as problem:
+            reason, kind = str(problem), problem.kind
+    child: Child | None = None
+    if plan is not None:
+        check.bindings = dict(plan.bindings)
+        check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
+        method = check.method = _final_method(check, view, plan, names, options, method)
+        # the model is checked runnable: the child loads it while this process infers shapes, unless
+        # even loading could not fit in the memory limit (the estimate below refuses the run then)
+        floor = BASE_BYTES + view.file_bytes * 5 // 4 + sum(f.nbytes for f in plan.feeds)
+        if floor <= options.max_memory:
+            if not children:
+                children.append(options.start_child())
+            child = children[0]
+            extra = _outputs_proto(view, names) if method == "outputs" else b""
+            child.send_job(_job(view, plan, options, method, names), extra)
     try:
-        plan = plan_feeds(view, options.dims, options.inputs)
-    except FeedProblem as problem:
-        return _stopped(check, problem.kind, str(problem))
-    check.bindings = dict(plan.bindings)
-    check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
-    names = [name for name, _, _ in main_values]
+        model: ModelProto | None = read_structure(view)
+    except AuditError as exc:  # e.g. over protobuf's 2 GiB: onnxruntime could not load it either
+        model, reason, kind = None, f"not runnable: {exc}", "not_runnable"
+    declared = declared_shapes(model) if model is not None else {}
+    check.values = [_not_run(name, label, op, declared, view) for name, label, op in main_values]
+    if reason or model is None or plan is None:
+        return _stopped(check, kind, reason)
+    return _prepare_and_run(check, view, model, plan, declared, _file_params(model), names, options, child)
+
+
+def _final_method(
+    check: ShapeCheck, view: ModelView, plan: FeedPlan, names: list[str], options: ShapeOptions, method: str
+) -> str:
     if method != "outputs" and (odd := unsafe_names(view)):
-        method = "outputs"
         check.limits.append(
             f"node names with quotes, backslashes, control characters or invalid UTF-8 ({odd[0]!r}): some "
             "onnxruntime versions write them unescaped into their profile, so every value was an output instead"
         )
+        return "outputs"
     if method == "auto":
-        method = choose_method(view, plan, names, options.max_memory)
-    check.method = method
-    job = _job(view, plan, options, method, names)
-    extra = _outputs_proto(view, names) if method == "outputs" else b""
-    # the child loads the model while this process infers shapes, unless even loading cannot fit
-    floor = BASE_BYTES + view.file_bytes * 5 // 4 + sum(f.nbytes for f in plan.feeds)
-    child = Child(job, extra) if floor <= options.max_memory else None
-    try:
-        return _prepare_and_run(check, view, model, plan, declared, file_params, names, options, child)
-    finally:
-        if child is not None:
-            child.close()
+        return choose_method(view, plan, names, options.max_memory)
+    return method
 
 
 def _prepare_and_run(

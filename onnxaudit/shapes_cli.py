@@ -159,7 +159,12 @@ def add_shapes(sub: argparse._SubParsersAction) -> None:
 
 
 def run_shapes(args: argparse.Namespace) -> int:
-    report = audit(args.model, convention=args.convention, shapes=shape_options(args))
+    options = shape_options(args)
+    assert options is not None  # `shapes` always runs
+    # the child starts now: it imports onnxruntime while this process reads and counts the model
+    with options.start_child() as child:
+        options.prestarted = child
+        report = audit(args.model, convention=args.convention, shapes=options)
     sys.stdout.write(render_json(report) if args.format == "json" else render_shapes_text(report))
     sys.stdout.flush()
     return shapes_exit(report)

@@ -398,6 +398,7 @@ def test_spawned_child_runs_where_fork_is_not_safe(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "fork_safe", lambda: False)
     _, check = confirm_path(save(dense_relu(), tmp_path / "ok.onnx"))
     assert check.status == "confirmed"
-    with sandbox.Child({}, b"", fork=False) as child:  # a job it cannot read: one line, no hang
+    with sandbox.Child({}, fork=False) as child:  # limits it cannot read: one line, no hang
+        child.send_job({}, b"")
         result = child.run(10)
     assert result.outcome == "error"
