@@ -18,14 +18,17 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onnxaudit import ortchild
+
+if TYPE_CHECKING:
+    import subprocess
 
 CHILD = Path(__file__).with_name("ortchild.py")
 MAX_RESULT_BYTES = 64 * 2**20
@@ -143,6 +146,8 @@ class Child:
         self.pid, self._control = pid, control_write
 
     def _spawn(self, limits: dict, log) -> None:  # noqa: ANN001 - a binary file
+        import subprocess  # only here: a forked child needs none of it
+
         control_read, control_write = os.pipe()
         try:
             # -I: no user site, no PYTHON* variables, no cwd on sys.path. cwd is the empty job folder,
@@ -179,10 +184,7 @@ class Child:
         if self.status is not None or not self.pid:
             return True
         if self.proc is not None:
-            try:
-                code = self.proc.wait() if block else self.proc.poll()
-            except subprocess.TimeoutExpired:  # pragma: no cover - wait() without timeout
-                code = None
+            code = self.proc.wait() if block else self.proc.poll()
             if code is None:
                 return False
             self.status = code
