@@ -553,19 +553,75 @@ def _job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, na
 def confirm(view: ModelView, options: ShapeOptions) -> ShapeCheck:
     """Run the model once under limits and compare every observed shape. Raises AuditError only for
     a wrong command line or a file that changed; everything else is a status on the ShapeCheck."""
+    with begin(view, options) as pending:
+        return pending.finish()
+
+
+@dataclass
+class PendingCheck:
+    """A confirmation begun (`begin`): the model is checked runnable and the child is loading it.
+    `finish` does the rest; use it as a context manager so the child never outlives the caller."""
+
+    check: ShapeCheck
+    view: ModelView
+    options: ShapeOptions
+    main_values: list[tuple[str, str, str]]
+    plan: FeedPlan | None
+    reason: str
+    kind: str
+    children: list[Child]
+
+    def __enter__(self) -> PendingCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for child in self.children:
+            child.close()  # single use; a prestarted child's owner finds nothing left to do
+
+    def finish(self) -> ShapeCheck:
+        """Shape inference, the memory estimate (refusing a run that cannot fit), the run, the comparison."""
+        try:
+            return self._finish()
+        finally:
+            self.close()
+
+    def _finish(self) -> ShapeCheck:
+        check, view, reason, kind = self.check, self.view, self.reason, self.kind
+        try:
+            model: ModelProto | None = read_structure(view)
+        except AuditError as exc:  # e.g. over protobuf's 2 GiB: onnxruntime could not load it either
+            model, reason, kind = None, f"not runnable: {exc}", "not_runnable"
+        declared = declared_shapes(model) if model is not None else {}
+        check.values = [_not_run(name, label, op, declared, view) for name, label, op in self.main_values]
+        if reason or model is None or self.plan is None:
+            return _stopped(check, kind, reason)
+        names = [name for name, _, _ in self.main_values]
+        child = self.children[0] if self.children and self.children[0].used else None
+        return _prepare_and_run(
+            check, view, model, self.plan, declared, _file_params(model), names, self.options, child
+        )
+
+
+def begin(view: ModelView, options: ShapeOptions) -> PendingCheck:
+    """Start a confirmation as soon as the model is read: check it is runnable, plan the inputs,
+    choose the method and hand the child its job, so onnxruntime loads the model while the caller
+    goes on (counting, grouping) and `finish` infers shapes."""
     prestarted = options.prestarted
     children = [prestarted] if prestarted is not None and not prestarted.used else []
     try:
-        return _confirm(view, options, children)
-    finally:
+        return _begin(view, options, children)
+    except BaseException:
         for child in children:
-            child.close()  # single use; a prestarted child's owner finds nothing left to do
+            child.close()
+        raise
 
 
-def _confirm(view: ModelView, options: ShapeOptions, children: list[Child]) -> ShapeCheck:
+def _begin(view: ModelView, options: ShapeOptions, children: list[Child]) -> PendingCheck:
     method = options.run_method
     main_values = _main_values(view)
-    names = [name for name, _, _ in main_values]
     check = ShapeCheck(
         status="not_run",
         message="",
@@ -579,36 +635,27 @@ def _confirm(view: ModelView, options: ShapeOptions, children: list[Child]) -> S
         max_memory=options.max_memory,
         method="profile" if method == "auto" else method,
     )
-    reason, kind = _not_runnable(view), "not_runnable"
-    plan: FeedPlan | None = None
-    if not reason:
-        try:
-            plan = plan_feeds(view, options.dims, options.inputs)
-        except FeedProblem as problem:
-            reason, kind = str(problem), problem.kind
-    child: Child | None = None
-    if plan is not None:
-        check.bindings = dict(plan.bindings)
-        check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
-        method = check.method = _final_method(check, view, plan, names, options, method)
-        # the model is checked runnable: the child loads it while this process infers shapes, unless
-        # even loading could not fit in the memory limit (the estimate below refuses the run then)
-        floor = BASE_BYTES + view.file_bytes * 5 // 4 + sum(f.nbytes for f in plan.feeds)
-        if floor <= options.max_memory:
-            if not children:
-                children.append(options.start_child())
-            child = children[0]
-            extra = _outputs_proto(view, names) if method == "outputs" else b""
-            child.send_job(_job(view, plan, options, method, names), extra)
+    pending = PendingCheck(check, view, options, main_values, None, _not_runnable(view), "not_runnable", children)
+    if pending.reason:
+        return pending
     try:
-        model: ModelProto | None = read_structure(view)
-    except AuditError as exc:  # e.g. over protobuf's 2 GiB: onnxruntime could not load it either
-        model, reason, kind = None, f"not runnable: {exc}", "not_runnable"
-    declared = declared_shapes(model) if model is not None else {}
-    check.values = [_not_run(name, label, op, declared, view) for name, label, op in main_values]
-    if reason or model is None or plan is None:
-        return _stopped(check, kind, reason)
-    return _prepare_and_run(check, view, model, plan, declared, _file_params(model), names, options, child)
+        plan = pending.plan = plan_feeds(view, options.dims, options.inputs)
+    except FeedProblem as problem:
+        pending.reason, pending.kind = str(problem), problem.kind
+        return pending
+    names = [name for name, _, _ in main_values]
+    check.bindings = dict(plan.bindings)
+    check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
+    method = check.method = _final_method(check, view, plan, names, options, method)
+    # the model is checked runnable: the child loads it while this process goes on, unless even
+    # loading could not fit in the memory limit (the estimate refuses the run then)
+    floor = BASE_BYTES + view.file_bytes * 5 // 4 + sum(f.nbytes for f in plan.feeds)
+    if floor <= options.max_memory:
+        if not children:
+            children.append(options.start_child())
+        extra = _outputs_proto(view, names) if method == "outputs" else b""
+        children[0].send_job(_job(view, plan, options, method, names), extra)
+    return pending
 
 
 def _final_method(
@@ -795,10 +842,12 @@ def annotate(report: Report, check: ShapeCheck) -> Report:
 __all__ = [
     "DEFAULT_MAX_MEMORY",
     "DEFAULT_TIMEOUT",
+    "PendingCheck",
     "ShapeCheck",
     "ShapeOptions",
     "ValueCheck",
     "annotate",
+    "begin",
     "confirm",
     "confirm_path",
     "confirmed_view",

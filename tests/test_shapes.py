@@ -38,7 +38,15 @@ from onnxaudit import audit, ortchild, sandbox
 from onnxaudit.cli import main
 from onnxaudit.feeds import index_bound, plan_feeds
 from onnxaudit.load import ValueInfo, load
-from onnxaudit.shapes import PROFILE_EVENT_BYTES, ShapeOptions, choose_method, confirm_path, estimate_memory
+from onnxaudit.shapes import (
+    PROFILE_EVENT_BYTES,
+    ShapeOptions,
+    begin,
+    choose_method,
+    confirm,
+    confirm_path,
+    estimate_memory,
+)
 from onnxaudit.shapes_profile import Event, observe
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -402,3 +410,15 @@ def test_spawned_child_runs_where_fork_is_not_safe(tmp_path, monkeypatch):
         child.send_job({}, b"")
         result = child.run(10)
     assert result.outcome == "error"
+
+
+def test_begin_loads_while_the_caller_goes_on_and_finish_confirms(tmp_path):
+    view = load(save(dense_relu(), tmp_path / "ok.onnx"))
+    with begin(view, ShapeOptions()) as pending:
+        assert pending.children and pending.children[0].used  # the child has its job already
+        check = pending.finish()
+    assert (check.status, [v.actual for v in check.values]) == ("confirmed", [[1, 3], [1, 3]])
+    assert [v.actual for v in confirm(view, ShapeOptions()).values] == [[1, 3], [1, 3]]
+    with pytest.raises(KeyError), begin(view, ShapeOptions()) as pending:
+        raise KeyError("the caller failed in between")
+    assert pending.children[0].status is not None and _children() == []  # killed and reaped
