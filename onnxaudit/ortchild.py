@@ -270,6 +270,9 @@ def _load(ort, job_dir: str, job: dict, extra: bytes, threads: int):
     options.log_severity_level = 4  # errors come back as exceptions; keep the child's stderr quiet
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # idle pool threads sleep instead of spinning: a one-off run on a shared machine gains nothing from
+    # busy-waiting (deep_cnn: the same wall time, ~15% less cpu measured)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if job["optimized"] else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
