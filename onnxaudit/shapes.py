@@ -1,12 +1,15 @@
 """Runtime shape confirmation: run the main graph once in onnxruntime and prove every shape.
 
-One CPU session runs the model in a limited child process, and every main-graph value's actual shape
-is observed in one of two ways (`method`):
-- profile (the default): onnxruntime's profiler records the type and shape of every tensor each node
-  read and wrote, while the run frees values as usual (shapes_profile.py maps the events back);
+One CPU session runs the model in a limited child process (sandbox.py: forked where that is safe,
+started while the model is still being read), and every main-graph value's actual shape is observed in
+one of two ways (`method`):
+- profile: onnxruntime's profiler records the type and shape of every tensor each node read and
+  wrote, while the run frees values as usual (shapes_profile.py maps the events back);
 - outputs: every value becomes a graph output (appended to the file's own bytes as a second serialized
   ModelProto, which protobuf merges into the first, so weights are never copied through Python
   objects), so every value stays alive until the run ends.
+Without a method, the values' sizes choose (choose_method): outputs while keeping them all is cheap
+(a graph of many small values, where the profile's ~100 us a node dominates), profile otherwise.
 Each observed shape is compared with the shape declared in the file and with onnx's strict shape
 inference. Symbolic dims must bind consistently across the whole model. What cannot be run or
 observed is stated as a limit.

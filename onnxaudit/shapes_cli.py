@@ -89,8 +89,9 @@ def add_run_options(parser: argparse.ArgumentParser, opt_in: bool) -> None:
     )  # fmt: skip
     group.add_argument(
         "--method", choices=METHODS, default=None,
-        help="how actual shapes are observed: profile (default: onnxruntime's profiler records every node's "
-        "tensors while values are freed as usual) or outputs (every value a graph output, kept until the run ends)",
+        help="how actual shapes are observed: profile (onnxruntime's profiler records every node's tensors while "
+        "values are freed as usual) or outputs (every value a graph output, kept until the run ends); default: "
+        "outputs while all values together are small (at most 64 KiB a node, 4-64 MiB), else profile",
     )  # fmt: skip
     group.add_argument(
         "--optimized", action="store_true",

@@ -12,12 +12,15 @@ Not a test: run it by hand and paste the output into BENCHMARKS.md.
 For each model it prints the median wall-clock seconds of
   plain       InferenceSession(path) with default options + one run, in this process;
   plain+proc  the same in a fresh `python -c` (the cost of isolation alone: interpreter + imports);
-  profile     onnxaudit.shapes.confirm_path with the default method: read the structure, strict
-              inference, a child process with limits running the model once with onnxruntime's
-              profiler on (optimizations off), reading the profile back, and the comparison;
+  default     onnxaudit.shapes.confirm_path without a method (the values' sizes choose);
+  profile     the same with --method profile: read the structure, strict inference, a child
+              process with limits running the model once with onnxruntime's profiler on
+              (optimizations off), reading the profile back, and the comparison;
   outputs     the same with --method outputs: every value a graph output, kept until the run ends;
   outputs --optimized  the same with onnxruntime's graph optimizations left on;
-and the ratios of each to plain and to plain+proc. Without MODEL arguments it uses the bundled
+and the ratios of each to plain and to plain+proc. This process has numpy's threads, so its
+children are started as fresh interpreters (a single-threaded `onnxaudit` forks them instead): the
+--pairs mode measures what a user runs. Without MODEL arguments it uses the bundled
 resnet_tiny and three synthetic models written to a temporary folder (a deep CNN with large
 activations, a weight-heavy MLP, and a chain of many tiny nodes).
 """
@@ -137,12 +140,16 @@ def plain_process(path: Path) -> None:
     subprocess.run([sys.executable, "-I", "-c", _PLAIN, str(path)], check=True)
 
 
-def confirm(path: Path, method: str = "profile", optimized: bool = False) -> None:
+def confirm(path: Path, method: str | None = "profile", optimized: bool = False) -> None:
     from onnxaudit.shapes import ShapeOptions, confirm_path
 
     _, check = confirm_path(path, ShapeOptions(method=method, optimized=optimized))
-    if check.status != "confirmed" or check.method != method:
+    if check.status != "confirmed" or check.method != (method or check.method):
         raise SystemExit(f"{path}: {check.status} ({check.method}): {check.message or check.findings}")
+
+
+def confirm_default(path: Path) -> None:
+    confirm(path, method=None)
 
 
 def confirm_outputs(path: Path) -> None:
@@ -248,6 +255,7 @@ def main() -> int:
     timed = {
         "plain": plain_run,
         "plain+proc": plain_process,
+        "default": confirm_default,
         "profile": confirm,
         "outputs": confirm_outputs,
         "outputs --optimized": confirm_optimized,
