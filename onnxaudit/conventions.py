@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onnxaudit.count import ParamTable
+from onnxaudit.count import FROZEN, ParamTable
 
 TRAINABLE = "trainable"
 NON_TRAINABLE = "non_trainable"
@@ -32,7 +32,7 @@ KERAS = Convention(
     "Non-trainable",
     "Trainable params",
     "Non-trainable params",
-    {"parameter": TRAINABLE, "statistic": NON_TRAINABLE, "unclassified": UNCLASSIFIED},
+    {"parameter": TRAINABLE, "statistic": NON_TRAINABLE, FROZEN: NON_TRAINABLE, "unclassified": UNCLASSIFIED},
 )
 PYTORCH = Convention(
     "pytorch",
@@ -40,7 +40,7 @@ PYTORCH = Convention(
     "Buffers",
     "Parameters (model.parameters())",
     "Buffers (BN running stats)",
-    {"parameter": TRAINABLE, "statistic": NON_TRAINABLE, "unclassified": UNCLASSIFIED},
+    {"parameter": TRAINABLE, "statistic": NON_TRAINABLE, FROZEN: TRAINABLE, "unclassified": UNCLASSIFIED},
 )
 CONVENTIONS = {c.name: c for c in (KERAS, PYTORCH)}
 
@@ -49,7 +49,14 @@ def convention_notes(convention: Convention, table: ParamTable) -> list[str]:
     """What this convention's figures cannot show from an ONNX file, said plainly."""
     bn_nodes = {u.node.index for t in table.tensors if t.role in ("bn_mean", "bn_var") for u in t.uses}
     notes: list[str] = []
-    if convention is KERAS:
+    frozen = sum(t.count or 0 for t in table.tensors if t.category == FROZEN)
+    if table.marks_training:
+        notes.append(
+            f"trainable tensors read from the file's TrainingInfoProto.update_binding ({len(table.trained or ()):,} "
+            f"initializers), which overrides every heuristic; {frozen:,} parameters it does not update are frozen"
+            + (" (Keras: non-trainable)." if convention is KERAS else " (PyTorch: still in parameters()).")
+        )
+    elif convention is KERAS:
         notes.append(
             "Keras view: an ONNX file cannot show frozen layers (trainable=False); "
             "every weight is counted trainable, BN moving mean/variance non-trainable."

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from onnxaudit.dims import byte_size, dtype_name, element_count
 from onnxaudit.errors import AuditError
-from onnxaudit.load import frozen_from_dict
+from onnxaudit.load import MAIN, frozen_from_dict
 from onnxaudit.roles import ROLES, Classified, RoleTable, Use
 
 SLOT_NAMES: dict[str, tuple[str, ...]] = {
@@ -66,6 +66,11 @@ class ParamTensor:
 class ParamTable:
     tensors: list[ParamTensor]
     limits: list[str]
+    trained: frozenset[str] | None = None  # the file's own trainable marker, when it has one
+
+    @property
+    def marks_training(self) -> bool:
+        return self.trained is not None
 
     def total(self, categories: set[str] | frozenset[str]) -> int:
         return sum(t.count or 0 for t in self.tensors if t.category in categories)
@@ -124,5 +129,35 @@ def _element_count(dims: tuple[int, ...], name: str) -> int:
         return element_count(dims, f"tensor {name!r}")  # the same error, naming the tensor
 
 
+# A parameter the file's training algorithm does not update (TrainingInfoProto): Keras counts it
+# non-trainable (a frozen layer), PyTorch still lists it in parameters().
+FROZEN = "frozen"
+COUNTED_CATEGORIES = frozenset({"parameter", "statistic", FROZEN, "unclassified"})
+
+
+def _as_trained(tensor: ParamTensor, trained: frozenset[str]) -> ParamTensor:
+    """The spec's update_binding beats every heuristic: an updated tensor is trainable whatever its
+    role looked like (running statistics aside), a parameter it leaves alone is frozen."""
+    if tensor.scope != MAIN:
+        return tensor
+    updated = tensor.name in trained
+    if tensor.category == "statistic":
+        if not updated:
+            return tensor
+        note, category = "updated by the file's training algorithm (a running statistic, not trained)", "statistic"
+    elif updated:
+        if tensor.category == "parameter":
+            return tensor
+        note, category = "trainable: updated by the file's training algorithm (TrainingInfoProto)", "parameter"
+    elif tensor.category == "parameter":
+        note, category = "frozen: not updated by the file's training algorithm (TrainingInfoProto)", FROZEN
+    else:
+        return tensor
+    return replace(tensor, category=category, notes=(*tensor.notes, note))
+
+
 def param_table(roles: RoleTable) -> ParamTable:
-    return ParamTable([_param_tensor(entry) for entry in roles.tensors], list(roles.limits))
+    tensors = [_param_tensor(entry) for entry in roles.tensors]
+    if roles.trained is not None:
+        tensors = [_as_trained(t, roles.trained) for t in tensors]
+    return ParamTable(tensors, list(roles.limits), roles.trained)

@@ -39,7 +39,7 @@ def formula(
         ordered = sorted(vectors, key=lambda t: _NORM_ORDER.index(t.role))
         trainable_part = [_SHORT[t.role] for t in ordered if t.category == "parameter"]
         stats_part = [_SHORT[t.role] for t in ordered if t.category != "parameter"]
-        names = ", ".join(trainable_part) + (" | " + ", ".join(stats_part) if stats_part else "")
+        names = " | ".join(", ".join(part) for part in (trainable_part, stats_part) if part)
         text = f"{len(vectors)} x {vectors[0].dims[0]} = {total:,} ({names})"  # type: ignore[index]
     else:
         terms = [dims_text(t.dims) for t in counted]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
 
@@ -91,7 +91,7 @@ def _sum_figures(figures: list[Figure]) -> Figure:
 
 
 def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
-    return [t for t in tensors if t.category in ("parameter", "statistic", "unclassified") and t.count is not None]
+    return [t for t in tensors if t.category in COUNTED_CATEGORIES and t.count is not None]
 
 
 _LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Shape", "Constant"})
@@ -106,7 +106,7 @@ def _kind(layer: Layer) -> str:
 def _file_layer(layer: Layer) -> FrameworkLayer:
     tensors = _counted(layer.tensors)
     trainable = sum(t.count or 0 for t in tensors if t.category in ("parameter", "unclassified"))
-    stats = sum(t.count or 0 for t in tensors if t.category == "statistic")
+    stats = sum(t.count or 0 for t in tensors if t.category in ("statistic", FROZEN))
     status = AMBIGUOUS if any(t.category == "unclassified" for t in tensors) else EXACT
     evidence = ["counted as stored"]
     if status == AMBIGUOUS:

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.count import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.dims import INTEGER_DTYPES
 from onnxaudit.load import MAIN, ModelView, Node
 from onnxaudit.onnxcore import TensorProto
@@ -192,7 +192,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     torch_style = any(n.name.startswith("/") or n.module_scopes for n in main_nodes)
     param_names: dict[int, list[str]] = {}
     for tensor in table.tensors:
-        if tensor.category in ("parameter", "statistic", "unclassified"):
+        if tensor.category in COUNTED_CATEGORIES:
             for use in tensor.uses:
                 param_names.setdefault(use.node.index, []).append(tensor.name)
 

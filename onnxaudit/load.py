@@ -128,6 +128,9 @@ class ModelView:
     functions: dict[tuple[str, str], str]  # (domain, name) -> scope of its body
     value_shapes: dict[str, ValueInfo]  # main-graph values with a statically inferred shape
     notes: list[str] = field(default_factory=list)
+    # main-graph initializers a TrainingInfoProto.update_binding says training updates: the spec's
+    # own marker of trainable tensors (None: the file carries no such binding)
+    trained: frozenset[str] | None = None
 
     @property
     def main(self) -> Graph:
@@ -582,6 +585,12 @@ def infer_value_shapes(
     return shapes
 
 
+def _updated_by_training(model: ModelProto) -> frozenset[str] | None:
+    """The initializers the file's training algorithms update (TrainingInfoProto.update_binding keys)."""
+    keys = [as_text(binding.key) for info in model.training_info for binding in info.update_binding]
+    return frozenset(keys) if keys else None
+
+
 def model_view(
     model: ModelProto, path: Path, file_bytes: int, with_shapes: bool = True, sizes: SizeHook | None = None
 ) -> ModelView:
@@ -604,8 +613,9 @@ def model_view(
     elif with_shapes:
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
-        path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes
-    )
+        path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
+        _updated_by_training(model),
+    )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 
 

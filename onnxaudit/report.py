@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from onnxaudit.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Convention, convention_notes
-from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.count import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.dims import INTEGER_DTYPES
 from onnxaudit.explain import dims_text, formula
 from onnxaudit.frameworks import FrameworkReport
@@ -187,7 +187,7 @@ def _principal_ops(
     """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
     the shape arithmetic exporters add around them stays in `all_ops`."""
     inside = {n.index for n in layer.nodes}
-    counted = ("parameter", "statistic", "unclassified")
+    counted = COUNTED_CATEGORIES
     holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
     shapes_known = bool(view.value_shapes)  # without any, no node is shape math
     picked = []

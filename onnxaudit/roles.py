@@ -285,6 +285,7 @@ class Classified:
 class RoleTable:
     tensors: list[Classified]
     limits: list[str]
+    trained: frozenset[str] | None = None  # ModelView.trained: what the file's training updates
 
 
 # ---------------------------------------------------------------- the classifier
@@ -700,7 +701,7 @@ class _Classifier:
                 ):
                     entry.notes.append("BatchNormalization has training_mode=1")
         ordered = sorted(self.found.values(), key=_first_use_order)
-        return RoleTable(ordered, self.limits)
+        return RoleTable(ordered, self.limits, self.view.trained)
 
     def branch_outputs(self) -> None:
         """A constant returned by an If branch (weights kept in Constant nodes inside the branches)

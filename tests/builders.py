@@ -345,3 +345,29 @@ def reshape_to(target: Sequence[int]) -> onnx.ModelProto:
     """x (N, 2) -> Reshape to the constant `target`: fails at run time when the sizes differ."""
     nodes = [node("Reshape", ["x", "target"], ["y"], name="reshape")]
     return model(nodes, [value("x", ["N", 2])], [value("y", [None] * len(target))], [ints("target", target)])
+
+
+def with_training_info(m: onnx.ModelProto, updated: Sequence[str]) -> onnx.ModelProto:
+    """`m` with a TrainingInfoProto whose algorithm writes a new value for each of `updated` (an
+    Identity stands in for the optimizer step) and binds it back: the spec's trainable marker."""
+    steps = [node("Identity", [name], [f"{name}__next"]) for name in updated]
+    algorithm = helper.make_graph(steps, "step", [], [value(f"{name}__next", None) for name in updated])
+    bindings = [(name, f"{name}__next") for name in updated]
+    m.training_info.append(helper.make_training_info(algorithm, bindings, None, None))
+    return m
+
+
+def conv_bn_scaled() -> onnx.ModelProto:
+    """Conv(2 filters, 3x3 over 3 channels, bias) -> BatchNormalization(2) -> Mul by a stored 2-vector."""
+    return model(
+        [
+            node("Conv", ["x", "W", "B"], ["c"], name="conv"),
+            node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn"),
+            node("Mul", ["n", "temperature"], ["y"], name="scale"),
+        ],
+        [value("x", ["N", 3, 8, 8])],
+        [value("y", None)],
+        [init("W", [2, 3, 3, 3]), init("B", [2])]
+        + [init(name, [2]) for name in ("gamma", "beta", "mean", "var")]
+        + [init("temperature", [2, 1, 1])],
+    )

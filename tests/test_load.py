@@ -7,7 +7,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from builders import init, model, node, save, seed_cnn, value
+from builders import conv_bn_scaled, init, model, node, save, seed_cnn, value, with_training_info
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError, audit
@@ -162,3 +162,11 @@ def test_a_malformed_file_is_refused_by_the_reader_in_one_line(tmp_path):
     path.write_bytes(b"\x0a\xff\xff\xff\xff\x0f")  # a length-delimited field longer than the file
     with pytest.raises(AuditError, match=r"bad.onnx: not an ONNX model \(malformed protobuf"):
         load(path)
+
+
+@pytest.mark.parametrize("reader", ["wire", "protobuf"])
+def test_both_readers_see_the_training_info_marker(tmp_path, reader: str):
+    m = with_training_info(conv_bn_scaled(), ["W", "mean"])
+    view = load(save(m, tmp_path / "m.onnx"), reader=reader)
+    assert view.trained == frozenset({"W", "mean"})
+    assert load(save(conv_bn_scaled(), tmp_path / "plain.onnx"), reader=reader).trained is None
