@@ -63,8 +63,10 @@ def render_shapes_text(report: Report) -> str:
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
     widths[0] = min(widths[0], 70)
 
+    layout = "  ".join(f"%-{w}s" for w in widths)  # one formatting call a row
+
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        return (layout % tuple(cells)).rstrip()
 
     rule = "=" * min(len(line(headers)) + 4, 140)
     parts += [rule, line(headers), rule, *(line(cells) for cells in body), rule]

@@ -17,6 +17,7 @@ observed is stated as a limit.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -344,14 +345,17 @@ def estimate_memory(
     copies = 2 if any(f.dtype == TensorProto.STRING for f in feeds) else 1  # string runs copy outputs
     outputs = set(view.main.outputs)
     values = at_end = 0
+    sizes: dict[tuple, int] = {}  # (dtype, shape) -> bytes; a model repeats a few of them
     for name in names:
         info = inferred.get(name)
         if info is None or info.shape is None or not all(isinstance(d, int) for d in info.shape):
             # integer values of unknown size are nearly always shape arithmetic: a few bytes
             unknown += info is None or info.dtype not in INTEGER_DTYPES
             continue
-        count = element_count(info.shape, f"value {name!r}")  # absurd dims raise: refused
-        size = byte_size(info.dtype, count) or count * 8
+        size = sizes.get((info.dtype, info.shape), -1)
+        if size < 0:
+            count = element_count(info.shape, f"value {name!r}")  # absurd dims raise: refused
+            size = sizes[info.dtype, info.shape] = byte_size(info.dtype, count) or count * 8
         values += copies * size
         at_end += copies * size if name in outputs else 0
         if largest is None or size > largest[1]:
@@ -377,6 +381,7 @@ _ORT_TYPES = {TensorProto.DataType.Name(v).lower(): v for v in TensorProto.DataT
 _BY_NAME = {dtype_name(v): v for v in TensorProto.DataType.values()}
 
 
+@functools.lru_cache(maxsize=256)
 def _ort_dtype(text: str) -> int:
     """'tensor(float)' -> TensorProto.FLOAT (0 when unknown)."""
     inner = text[len("tensor(") : -1] if text.startswith("tensor(") and text.endswith(")") else text
@@ -517,21 +522,37 @@ def choose_method(view: ModelView, plan: FeedPlan, names: list[str], max_memory:
     budget = min(max(AUTO_MIN_BYTES, nodes * AUTO_BYTES_PER_NODE), AUTO_MAX_BYTES, max_memory // 8)
     bindings = plan.bindings
     shapes = view.value_shapes
+    sizes: dict[tuple, int | None] = {}  # (dtype, shape) -> bytes; a model repeats a few of them
     total = 0
     for name in names:
         info = shapes.get(name)
-        dims = [bindings.get(d, d) if isinstance(d, str) else d for d in info.shape] if info and info.shape else None
-        if info is None or dims is None or not all(isinstance(d, int) and d >= 0 for d in dims):
-            if info is None or info.dtype not in INTEGER_DTYPES:
+        if info is None:
+            return "profile"
+        key = (info.dtype, info.shape)
+        if key not in sizes:
+            sizes[key] = _bound_bytes(info, bindings)
+        size = sizes[key]
+        if size is None:
+            if info.dtype not in INTEGER_DTYPES:
                 return "profile"
             continue
-        count = 1
-        for d in dims:
-            count *= d
-        total += byte_size(info.dtype, count) or count * 8
+        total += size
         if total > budget:
             return "profile"
     return "outputs"
+
+
+def _bound_bytes(info: ValueInfo, bindings: dict[str, int]) -> int | None:
+    """Bytes of a value with its symbolic dims bound; None when a dim stays unknown."""
+    if info.shape is None:
+        return None
+    count = 1
+    for d in info.shape:
+        d = bindings.get(d) if isinstance(d, str) else d
+        if not isinstance(d, int) or d < 0:
+            return None
+        count *= d
+    return byte_size(info.dtype, count) or count * 8
 
 
 def _job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, names: list[str]) -> dict:

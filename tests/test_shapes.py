@@ -371,6 +371,9 @@ def test_without_method_the_values_sizes_choose(tmp_path):
     view = load(save(dense_relu(), tmp_path / "ok.onnx"))
     plan = plan_feeds(view, {}, {})
     assert choose_method(view, plan, ["h", "y"], 2**32) == "outputs"  # a few bytes of values
+    m = model([node("ReduceSum", ["x"], ["s"], keepdims=0)], [value("x", [2, 3])], [value("s", [])])
+    view = load(save(m, tmp_path / "scalar.onnx"))
+    assert choose_method(view, plan_feeds(view, {}, {}), ["s"], 2**32) == "outputs"  # a scalar has a size
     # one Relu over 16 MiB: keeping it costs more than the profile of one node
     m = model([node("Relu", ["x"], ["y"])], [value("x", ["N", 4096, 1024])], [value("y", ["N", 4096, 1024])])
     view = load(save(m, tmp_path / "wide.onnx"))
