@@ -381,6 +381,9 @@ _ORT_TYPES = {TensorProto.DataType.Name(v).lower(): v for v in TensorProto.DataT
 _BY_NAME = {dtype_name(v): v for v in TensorProto.DataType.values()}
 
 
+_dtype_text = functools.lru_cache(maxsize=256)(dtype_name)
+
+
 @functools.lru_cache(maxsize=256)
 def _ort_dtype(text: str) -> int:
     """'tensor(float)' -> TensorProto.FLOAT (0 when unknown)."""
@@ -462,7 +465,7 @@ def _compare(
             continue
         actual = [int(d) for d in seen["shape"]]
         dtype = _ort_dtype(str(seen.get("type", "")))
-        value.actual, value.dtype = actual, dtype_name(dtype) if dtype else str(seen.get("type"))
+        value.actual, value.dtype = actual, _dtype_text(dtype) if dtype else str(seen.get("type"))
         problems: list[str] = []
         decl = declared.get(value.name)
         if decl is not None:
@@ -478,7 +481,8 @@ def _compare(
         value.shown = _shown(actual, sources, binder, file_params)
         value.problems = problems
         value.status = "mismatch" if problems else "confirmed"
-        check.findings += [f"{value.name!r}: {p}" for p in problems]
+        if problems:
+            check.findings += [f"{value.name!r}: {p}" for p in problems]
     if non_tensor:
         check.limits.append(
             f"not observed, not tensors: {', '.join(non_tensor[:5])}" + (" ..." if len(non_tensor) > 5 else "")
