@@ -36,6 +36,9 @@ from onnxaudit.wire import LightModel, strip_weights
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
 MAX_MODEL_BYTES = 2**31 - 1
+# Files up to this size are read into memory whole instead of mapped: no page can vanish under the
+# walk (no SIGBUS), so it needs no child process, and the copy is small next to the interpreter.
+READ_WHOLE_BYTES = 64 << 20
 # the structure walk takes ~1 us a field; wire.MAX_FIELDS of them stay far below this
 STRIP_TIMEOUT = 300.0
 SMALL_VALUES = 64
@@ -170,15 +173,7 @@ def read_model_bytes(path: Path) -> bytes:
         if size > MAX_MODEL_BYTES:
             gib = size / 2**30
             raise AuditError(f"{path}: {gib:.1f} GiB is over protobuf's 2 GiB message limit")
-        chunks = []
-        remaining = size
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+        return _read_all(fd, size)
     finally:
         os.close(fd)
 
@@ -620,21 +615,50 @@ def model_view(
 
 
 def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
-    """The wire reader: map the file, copy its structure without weight bytes, parse that copy."""
+    """The wire reader: copy the file's structure without weight bytes, parse that copy. A small
+    file is read whole (nothing can vanish under the walk); a large one is mapped and walked in a
+    forked child."""
     fd, size = open_model_file(path)
     try:
-        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as exc:
-        raise AuditError(f"{path}: cannot map the file ({exc})") from None
+        if size <= READ_WHOLE_BYTES:
+            light = _strip(_read_all(fd, size), str(path))
+        else:
+            light = _strip_mapped(fd, size, str(path))
     finally:
         os.close(fd)
-    try:
-        light = _strip_in_child(mapped, str(path))
-    finally:
-        mapped.close()
     model = parse_model(light.data, str(path))
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
     return model, size, light.sizes
+
+
+def _strip(data: bytes, name: str) -> LightModel:
+    try:
+        return strip_weights(data)
+    except AuditError as exc:
+        raise AuditError(f"{name}: {exc}") from None
+
+
+def _strip_mapped(fd: int, size: int, name: str) -> LightModel:
+    try:
+        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise AuditError(f"{name}: cannot map the file ({exc})") from None
+    try:
+        return _strip_in_child(mapped, name)
+    finally:
+        mapped.close()
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    remaining = size
+    while remaining > 0:
+        chunk = os.read(fd, min(remaining, 1 << 24))
+        if not chunk:
+            break  # truncated since it was opened: the walk reports where the message stops
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
