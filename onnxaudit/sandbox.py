@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 CHILD = Path(__file__).with_name("ortchild.py")
 MAX_RESULT_BYTES = 64 * 2**20
+_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 # Address space of a fresh `python -I` (about 14 MiB measured): a forked child starts with the parent's
 # pages instead, shared and not new memory, so its limit allows what it inherits beyond this.
 FRESH_INTERPRETER_BYTES = 16 * 2**20
@@ -192,7 +193,7 @@ class Child:
         try:
             pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
-            self.status = -signal.SIGKILL
+            self.status = -_KILL
             return True
         if pid == 0:
             return False
@@ -227,10 +228,13 @@ class Child:
         if not self.pid or self._reap(block=False):
             return
         try:
-            os.killpg(self.pid, signal.SIGKILL)  # the child leads its own session: take its threads too
+            if hasattr(os, "killpg"):
+                os.killpg(self.pid, _KILL)  # the child leads its own session: take its threads too
+            elif self.proc is not None:  # pragma: no cover - Windows
+                self.proc.kill()
         except (ProcessLookupError, PermissionError):
             try:
-                os.kill(self.pid, signal.SIGKILL)  # forked a moment ago: not yet a group leader
+                os.kill(self.pid, _KILL)  # forked a moment ago: not yet a group leader
             except (ProcessLookupError, PermissionError):
                 pass
         self._reap(block=True)
@@ -275,7 +279,7 @@ class Child:
         return self._result(time.perf_counter() - self.started)
 
     def _result(self, seconds: float) -> ChildResult:
-        code = self.status if self.status is not None else -signal.SIGKILL
+        code = self.status if self.status is not None else -_KILL
         result = _read_result(self.job_dir)
         if code < 0:
             name = _signal_name(-code)
