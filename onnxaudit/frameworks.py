@@ -302,6 +302,112 @@ def keras_recurrent_bias(layer: Layer) -> list[FrameworkLayer] | None:
     ]
 
 
+_PRELU_ALPHA = re.compile(r"/Neg(:\d+)?$")
+
+
+def keras_prelu(layer: Layer) -> list[FrameworkLayer] | None:
+    """tf2onnx writes a Keras PReLU as relu(x) + (-alpha) * relu(-x): the slopes are stored negated
+    (`<prelu>/Neg`) and feed a bare Mul, so the role table cannot call them parameters."""
+    tensors = _counted(layer.tensors)
+    if len(tensors) != 1 or not {"Relu", "Neg", "Mul", "Add"} <= set(layer.op_types):
+        return None
+    alpha = tensors[0]
+    if not _PRELU_ALPHA.search(alpha.name) or not any(u.node.op_type == "Mul" for u in alpha.uses):
+        return None
+    c = alpha.count or 0
+    evidence = f"PReLU lowered to Relu(x) - alpha * Relu(-x): {alpha.name} holds the {c} negated slopes"
+    return [FrameworkLayer(layer.name, "PReLU", Figure.of(c), ZERO, INFERRED, [evidence], [alpha.name])]
+
+
+_NORM_MEAN = re.compile(r"/[Ss]ub/y(:\d+)?$")
+
+
+def keras_normalization(layer: Layer) -> list[FrameworkLayer] | None:
+    """tf2onnx on a Keras Normalization: (x - mean) * 1/sqrt(variance), both folded to constants
+    (`<norm>/sub/y`, `.../truediv_recip`). Keras also keeps a `count` scalar that no op reads, so it is
+    never in the file: Keras's figure is 2 x features + 1, all non-trainable."""
+    tensors = _counted(layer.tensors)
+    if len(tensors) != 2 or any(t.category != "unclassified" for t in tensors):
+        return None
+    mean = next(
+        (t for t in tensors if _NORM_MEAN.search(t.name) and any(u.node.op_type == "Sub" for u in t.uses)), None
+    )
+    inv = next((t for t in tensors if t is not mean and any(u.node.op_type in ("Mul", "Div") for u in t.uses)), None)
+    if mean is None or inv is None or mean.count != inv.count or "truediv" not in inv.name:
+        return None
+    c = mean.count or 0
+    evidence = [
+        f"Normalization lowered to Sub + Mul over {c} features: mean {mean.name}, 1/sqrt(variance) {inv.name}"
+        f" (non-trainable)",
+        "count: Keras keeps 1 non-trainable scalar beside mean and variance that no op reads; "
+        "it is not in the file and is added here",
+        "assumed built without mean=/variance= arguments (adapted or loaded): with them Keras holds "
+        "constants and reports 0",
+    ]
+    return [
+        FrameworkLayer(
+            layer.name, "Normalization", ZERO, Figure.of(2 * c + 1), INFERRED, evidence, [mean.name, inv.name]
+        )
+    ]
+
+
+_TF_CONST = re.compile(r"/Const(_\d+)?(:\d+)?$")
+
+
+def keras_bn_const_affine(layer: Layer) -> list[FrameworkLayer] | None:
+    """tf_keras feeds a BatchNormalization node constants in place of a missing gamma (ones, scale=False)
+    or beta (zeros, center=False), named `<bn>/Const`: stored in the file, but not Keras weights."""
+    bn = next((n for n in layer.nodes if n.op_type == "BatchNormalization"), None)
+    tensors = {t.name: t for t in _counted(layer.tensors)}
+    if bn is None or len(bn.inputs) < 5 or len(tensors) != 4:
+        return None
+    gamma, beta, mean, var = (tensors.get(name) for name in bn.inputs[1:5])
+    if gamma is None or beta is None or mean is None or var is None:
+        return None
+    missing = [(slot, t) for slot, t in (("gamma", gamma), ("beta", beta)) if _TF_CONST.search(t.name)]
+    if not missing:
+        return None
+    c = mean.count or 0
+    kept = [t for t in (gamma, beta) if all(t is not m for _, m in missing)]
+    evidence = [f"{slot} is the constant {t.name}, not a weight (tf_keras's stand-in for scale/center=False)"
+                for slot, t in missing]  # fmt: skip
+    evidence.append(f"moving mean and variance 2 x {c} non-trainable")
+    return [
+        FrameworkLayer(
+            layer.name,
+            "BatchNormalization",
+            Figure.of(sum(t.count or 0 for t in kept)),
+            Figure.of(2 * c),
+            INFERRED,
+            evidence,
+            [t.name for t in (*kept, mean, var)],
+        )  # fmt: skip
+    ]
+
+
+def keras_rnn_loop_bias(layer: Layer) -> list[FrameworkLayer] | None:
+    """A Keras RNN that tf2onnx left as a while Loop (masked input, SimpleRNN): the cell's bias feeds a
+    `BiasAdd` and the Loop's body, so the role table leaves it unclassified; it is a trainable weight."""
+    if "Loop" not in layer.op_types:
+        return None
+    tensors = _counted(layer.tensors)
+    unknown = [t for t in tensors if t.category == "unclassified"]
+    if not unknown or any(not _feeds_bias_add(t) for t in unknown):
+        return None
+    total = sum(t.count or 0 for t in tensors)
+    names = ", ".join(t.name for t in unknown)
+    evidence = f"recurrent layer run as a Loop: {names} feeds BiasAdd, the cell's bias (trainable)"
+    return [
+        FrameworkLayer(
+            layer.name, _kind(layer), Figure.of(total), ZERO, INFERRED, [evidence], [t.name for t in tensors]
+        )
+    ]
+
+
+def _feeds_bias_add(t: ParamTensor) -> bool:
+    return any(u.node.op_type == "Add" and u.node.name.rsplit("/", 1)[-1] == "BiasAdd" for u in t.uses)
+
+
 _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
 
 
@@ -471,6 +577,10 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             lambda la: keras_fused_bn(la, naming, producer_of),
             keras_recurrent_bias,
             lowered_layer_norm,
+            keras_prelu,
+            keras_normalization,
+            keras_bn_const_affine,
+            keras_rnn_loop_bias,
         ]
     elif origin == "pytorch":
         rewrites = [torch_dynamo_conv_bn, lowered_layer_norm]

@@ -185,6 +185,28 @@ def _node_candidates(node: Node, param_names: dict[int, list[str]]) -> list[str]
     return [*param_names.get(node.index, []), *node.outputs, *node.inputs]
 
 
+_RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
+
+
+def _rnn_state_names(nodes: list[Node]) -> dict[int, list[str]]:
+    """For an anonymous ONNX LSTM/GRU/RNN that tf2onnx built: the names its initial state comes from
+    (`<layer>/zeros`, a few anonymous Unsqueeze/Concat back). Its data input may be the previous
+    layer's output (`bilstm/concat` feeding a Bidirectional GRU), so the state tells its layer better."""
+    rnns = [n for n in nodes if n.op_type in _RNN_OPS and not tf_scopes(n.name) and len(n.inputs) > 5]
+    if not rnns:
+        return {}
+    producers = {out: n for n in nodes for out in n.outputs if out}
+    found: dict[int, list[str]] = {}
+    for rnn in rnns:
+        frontier, names = [name for name in rnn.inputs[5:7] if name], []
+        for _ in range(3):  # a few anonymous hops at most
+            names += [name for name in frontier if tf_scopes(name)]
+            steps = [producers.get(name) for name in frontier if not tf_scopes(name)]
+            frontier = [i for p in steps if p is not None for i in p.inputs if i]
+        found[rnn.index] = names + [name for name in frontier if tf_scopes(name)]
+    return found
+
+
 def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     """Layers of the main graph in order of their first node; subgraph and function tensors join
     the layer of the node that owns the subgraph or calls the function."""
@@ -210,8 +232,10 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     else:
         naming = tf_naming(view)
         node_paths = {}
+        state_names = _rnn_state_names(main_nodes)
         for node in main_nodes:
             names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names)
+            names = state_names.get(node.index, []) + names
             found = (naming.layer(name) for name in names)
             layer = next((f for f in found if f), None)
             node_paths[node.index] = (layer,) if layer else None

@@ -139,7 +139,19 @@ def _layer_edits(layer: FrameworkLayer) -> list[Edit]:
     t = layer.trainable.lo
     if t:
         edits.append(Edit(f"{layer.name} frozen (trainable=False): {t:,} trainable counted non-trainable", -t, t))
+    edits.extend(_bn_affine_edits(layer))
     return edits
+
+
+def _bn_affine_edits(layer: FrameworkLayer) -> list[Edit]:
+    """A BN rebuilt with gamma and beta assumed (a folded shift cannot show them): center/scale=False."""
+    c = layer.non_trainable.lo // 2
+    if layer.kind != "BatchNormalization" or not c or layer.trainable.lo != 2 * c:
+        return []
+    return [
+        Edit(f"{layer.name} with center=False or scale=False (-{c:,}: no beta or no gamma)", -c, 0),
+        Edit(f"{layer.name} with center=False, scale=False (-2 x {c:,})", -2 * c, 0),
+    ]
 
 
 def candidate_edits(fw: FrameworkReport, rows: dict[str, TensorRow]) -> list[Edit]:

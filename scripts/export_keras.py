@@ -109,7 +109,15 @@ CASES = [
     "lstm_text",
     "gru_seq",
     "embed_ln",
+    "conv_zoo",
+    "rnn_zoo",
+    "masked_lstm",
+    "attn_norm",
+    "norm_frozen",
 ]
+
+# The layer zoo: layers real users have, a few per model, every layer named.
+ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen")
 
 # seed_mlp is 8.5 MB per file: only two kinds, to keep the repo small.
 KINDS_FOR_CASE = {"seed_mlp": ["tf2onnx_op17", "tfkeras_op13"]}
@@ -120,6 +128,9 @@ for _c in ("seed_cnn", "bottleneck_bias", "bottleneck_nobias", "seed_geron_code"
 for _c in ("lstm_text", "gru_seq", "embed_ln"):
     KINDS_FOR_CASE[_c] = ["tf2onnx_op17", "keras3_export", "tfkeras_op13",
                           "keras3_torch_export"]
+# The layer zoo: TensorFlow kinds only, one tf2onnx opset plus Keras 3's export.
+for _c in ZOO_CASES:
+    KINDS_FOR_CASE[_c] = ["tf2onnx_op17", "keras3_export", "tfkeras_op13"]
 
 # (total, trainable, non_trainable) as Keras's summary() prints them.
 # The first seven are the canonical figures; the last two follow from seed_cnn
@@ -141,6 +152,21 @@ EXPECTED = {
     "gru_seq": (1203, 1203, 0),
     # embed 100*32 = 3200, norm 2*32 = 64, proj 32*100+100 = 3300
     "embed_ln": (6564, 6564, 0),
+    # sep 3*3*3 + 3*8 + 8 = 59; dw (depth_multiplier 2) 3*3*8*2 + 16 = 160;
+    # deconv 3*3*4*16 + 4 = 580; bn_nocenter 4 + (4 + 4); prelu 4;
+    # fc_nobias 4*5 = 20; bn_noscale 5 + (5 + 5); head 5*2 + 2 = 12
+    "conv_zoo": (862, 844, 18),
+    # conv1d 3*6*8 + 8 = 152; td_dense 8*8 + 8 = 72; bilstm 2*(4*6*(8+6) + 24) = 720;
+    # bigru 2*(3*5*(12+5) + 2*15) = 570; srnn 4*(10+4) + 4 = 60;
+    # lstm_seq 4*4*(4+4) + 16 = 144; head 4*2 + 2 = 10
+    "rnn_zoo": (1728, 1728, 0),
+    # embed 30*8 = 240, lstm 4*8*(8+8) + 32 = 544, head 8*2 + 2 = 18
+    "masked_lstm": (802, 802, 0),
+    # mha 3*(8*2*4 + 2*4) + (2*4*8 + 8) = 288, ln 2*8, gn 2*8, unit 0, head 8*3 + 3
+    "attn_norm": (347, 347, 0),
+    # norm mean 3 + variance 3 + count 1 (non-trainable); dense 3*4 + 4;
+    # bn_frozen 4*4 all non-trainable (trainable=False); head 4 + 1
+    "norm_frozen": (44, 21, 23),
 }
 
 INPUT_SHAPES = {
@@ -156,10 +182,16 @@ INPUT_SHAPES = {
     "lstm_text": (12,),
     "gru_seq": (10, 6),
     "embed_ln": (16,),
+    "conv_zoo": (16, 16, 3),
+    "rnn_zoo": (10, 6),
+    "masked_lstm": (10,),
+    "attn_norm": (6, 8),
+    "norm_frozen": (3,),
 }
 
 # Cases whose input is token ids: dtype and exclusive upper bound (vocabulary).
-INT_INPUTS = {"lstm_text": ("int32", 50), "embed_ln": ("int32", 100)}
+INT_INPUTS = {"lstm_text": ("int32", 50), "embed_ln": ("int32", 100),
+              "masked_lstm": ("int32", 30)}
 
 
 def input_dtype(case):
@@ -238,6 +270,8 @@ def build_model(keras, case):
         x = L.Embedding(100, 32, name="embed")(inp)
         x = L.LayerNormalization(name="norm")(x)
         out = L.Dense(100, name="proj")(x)
+    elif case in ZOO_CASES:
+        out = build_zoo(keras, case, inp)
     else:
         raise ValueError(case)
     model = keras.Model(inp, out)
@@ -245,6 +279,54 @@ def build_model(keras, case):
         model.get_layer("conv0").trainable = False
         model.get_layer("bn0").trainable = False
     return model
+
+
+def build_zoo(keras, case, inp):
+    L = keras.layers
+    if case == "conv_zoo":
+        x = L.SeparableConv2D(8, 3, name="sep")(inp)
+        x = L.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(x)
+        x = L.Conv2DTranspose(4, 3, strides=2, name="deconv")(x)
+        x = L.BatchNormalization(center=False, name="bn_nocenter")(x)
+        x = L.PReLU(shared_axes=[1, 2], name="prelu")(x)
+        x = L.Rescaling(0.5, name="rescale")(x)
+        x = L.SpatialDropout2D(0.2, name="sdrop")(x)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        x = L.Dense(5, use_bias=False, name="fc_nobias")(x)
+        x = L.BatchNormalization(scale=False, name="bn_noscale")(x)
+        return L.Dense(2, name="head")(x)
+    if case == "rnn_zoo":
+        x = L.Conv1D(8, 3, name="conv1d")(inp)
+        x = L.Dense(8, name="td_dense")(x)  # on a 3-D input: per timestep
+        x = L.Bidirectional(L.LSTM(6, return_sequences=True), name="bilstm")(x)
+        x = L.Bidirectional(L.GRU(5, return_sequences=True), name="bigru")(x)
+        x = L.SimpleRNN(4, return_sequences=True, name="srnn")(x)
+        x = L.LSTM(4, return_sequences=True, name="lstm_seq")(x)
+        x = L.GlobalAveragePooling1D(name="gap")(x)
+        return L.Dense(2, name="head")(x)
+    if case == "masked_lstm":
+        x = L.Embedding(30, 8, mask_zero=True, name="embed")(inp)
+        x = L.LSTM(8, name="lstm")(x)
+        return L.Dense(2, name="head")(x)
+    if case == "attn_norm":
+        x = L.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(inp, inp)
+        x = L.LayerNormalization(name="ln")(x)
+        x = L.GroupNormalization(groups=2, name="gn")(x)
+        x = L.UnitNormalization(name="unit")(x)
+        x = L.Dropout(0.1, name="drop")(x)
+        return L.Dense(3, name="head")(x)
+    if case == "norm_frozen":
+        import numpy as np
+        norm = L.Normalization(name="norm")
+        # adapt() sets mean, variance and count (3 + 3 + 1, all non-trainable)
+        rng = np.random.RandomState(7)
+        norm.adapt((rng.uniform(-1, 1, (64, 3)) * [1.0, 5.0, 10.0] + [0.0, 2.0, -3.0])
+                   .astype("float32"))
+        x = norm(inp)
+        x = L.Dense(4, name="dense")(x)
+        x = L.BatchNormalization(trainable=False, name="bn_frozen")(x)
+        return L.Dense(1, name="head")(x)
+    raise ValueError(case)
 
 
 def short_name(v):
@@ -259,7 +341,9 @@ def set_weights(np, model, case):
         for v in layer.weights:
             name = short_name(v)
             shape = tuple(int(d) for d in v.shape)
-            if name in ("kernel", "depthwise_kernel", "recurrent_kernel"):
+            if name in ("mean", "variance", "count"):
+                continue  # Normalization: set by adapt()
+            if name in ("kernel", "depthwise_kernel", "recurrent_kernel", "pointwise_kernel"):
                 fan_out = shape[-1] if name == "kernel" else 1
                 fan_in = int(np.prod(shape[:-1])) if name == "kernel" \
                     else int(np.prod(shape[:-2]))
@@ -270,6 +354,8 @@ def set_weights(np, model, case):
                 val = rng.uniform(-0.5, 0.5, shape)
             elif name == "embeddings":
                 val = rng.uniform(-1.0, 1.0, shape)
+            elif name == "alpha":  # PReLU slopes
+                val = rng.uniform(0.05, 0.3, shape)
             elif name == "gamma":
                 val = rng.uniform(0.5, 1.5, shape)
             elif name == "beta":
@@ -347,6 +433,8 @@ def keras_report(np, model):
             weights.append({
                 "layer": layer.name,
                 "name": short_name(v),
+                # the full path tells apart same-named weights (mha/query/kernel)
+                "path": getattr(v, "path", None) or v.name.split(":")[0],
                 "shape": [int(d) for d in v.shape],
                 "trainable": id(v) in trainable_ids,
             })

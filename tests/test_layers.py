@@ -63,3 +63,19 @@ def test_anonymous_nodes_get_one_row_each_and_depth_rolls_up(tmp_path):
     assert [r.name for r in report.rows] == ["block.0.conv", "block.1.conv", "relu_anon"]
     rolled = audit_model(tmp_path, m, depth=1)
     assert layer_row(rolled, "block").params == 2 * 4 * 4
+
+
+def test_anonymous_bidirectional_rnn_takes_its_layer_from_its_initial_state():
+    """tf_keras: `GRU__211` reads `model/bilstm/concat:0` (the previous layer) but its zero state comes
+    from `model/bigru/...`: each Bidirectional keeps its own row."""
+    import json
+    from pathlib import Path
+
+    from onnxaudit import audit
+
+    path = Path(__file__).resolve().parent.parent / "models" / "keras" / "rnn_zoo__tfkeras_op13.onnx"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    rows = {la.name: la for la in audit(path).framework.layers}
+    for name, op in (("bilstm", "LSTM"), ("bigru", "GRU")):
+        want = next(la for la in meta["layers"] if la["name"] == name)
+        assert op in rows[name].kind.split("+") and rows[name].total.lo == want["params"]

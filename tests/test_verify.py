@@ -89,3 +89,39 @@ def test_folded_batchnorms_pair_with_the_missing_modules(tmp_path, capsys):
     layers = {la["name"]: la for la in json.loads(capsys.readouterr().out)["layers"]}
     assert layers["layer1.0.bn1"]["verdict"] == "within range"
     assert layers["layer1.0.bn1"]["explain"].startswith("folded into layer1.0.conv1")
+
+
+def _keras_layer(stem: Path, name: str) -> dict:
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    return next(la for la in meta["layers"] if la["name"] == name)
+
+
+def test_frozen_bn_shift_is_explained_not_crashed(capsys):
+    """BatchNormalization(trainable=False): Keras counts gamma and beta non-trainable; the file cannot."""
+    stem = MODELS / "keras" / "norm_frozen__tf2onnx_op17"
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt"]) == 1
+    out = capsys.readouterr().out
+    bn = _keras_layer(stem, "bn_frozen")
+    half = bn["non_trainable"] // 2  # gamma + beta: the half Keras froze
+    assert f"explained by: bn_frozen frozen (trainable=False): {half:,} trainable counted non-trainable" in out
+
+
+def test_bn_without_beta_after_conv_is_explained(capsys):
+    """BatchNormalization(center=False) after a conv: tf2onnx folds the shift, beta is assumed."""
+    stem = MODELS / "keras" / "conv_zoo__tf2onnx_op17"
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt"]) == 1
+    out = capsys.readouterr().out
+    c = _keras_layer(stem, "bn_nocenter")["output_shape"][-1]
+    assert f"explained by: bn_nocenter with center=False or scale=False (-{c:,}: no beta or no gamma)" in out
+
+
+@pytest.mark.parametrize("kind", ["tf2onnx_op17", "keras3_export", "tfkeras_op13"])
+@pytest.mark.parametrize("case", ["rnn_zoo", "masked_lstm", "attn_norm"])
+def test_zoo_fixtures_verify_against_their_summaries(case, kind, capsys):
+    stem = MODELS / "keras" / f"{case}__{kind}"
+    if stem.name == "attn_norm__tfkeras_op13":  # einsum -> anonymous Gemm/Concat: ranges, stated
+        assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt"]) == 1
+        assert "the file's figures are ambiguous ranges" in capsys.readouterr().out
+        return
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["consistent"] is True
