@@ -46,6 +46,7 @@ ROLES: dict[str, RoleInfo] = {
     "literal": RoleInfo("literal", "scalar literal"),
     "initial_state": RoleInfo("state", "initial recurrent/attention state"),
     "precomputed": RoleInfo("state", "precomputed table (rotary cos/sin cache): a non-persistent buffer"),
+    "mask": RoleInfo("state", "boolean mask (causal/padding mask): a non-persistent buffer"),
     "unclassified": RoleInfo("unclassified", "constant of unknown role"),
     "unused": RoleInfo("unused", "stored but consumed by no node"),
 }
@@ -111,6 +112,7 @@ SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "CenterCropPad": (DATA, "shape"),
     "Col2Im": (DATA, "shape", "shape"),
     "RotaryEmbedding": (DATA, "precomputed", "precomputed", "shape"),  # opset 23
+    "DeformConv": (DATA, "weight", DATA, "bias", DATA),  # opset 19: X, W, offset, B, mask
 }
 for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
             "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"):  # fmt: skip
@@ -209,6 +211,43 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "GemmFastGelu": (DATA, "weight", "bias"),
     "BiasSplitGelu": (DATA, "bias"),
     "MoE": (DATA, DATA, "weight", "bias", "weight", "bias", "weight", "bias"),
+    # Gemm with a fused activation: A, B, C
+    "FusedGemm": (DATA, "weight", "bias"),
+    # onnxruntime's own LayerNormalization and group norms, written in its domain by older tools
+    "LayerNormalization": (DATA, "norm_scale", "norm_bias"),
+    "GroupNorm": (DATA, "norm_scale", "norm_bias"),
+    "SkipGroupNorm": (DATA, "norm_scale", "norm_bias", DATA, "bias"),
+    "BiasDropout": (DATA, "bias", DATA, "literal", "literal"),
+    "NhwcFusedConv": (DATA, "weight", "bias", DATA),
+    "ConvTransposeWithDynamicPads": (DATA, "weight", "shape", "bias"),
+    "RelativePositionBias": ("embedding", "shape", "shape"),  # a learned (buckets, heads) table
+    "GatedRelativePositionBias": (DATA, "bias", DATA, "weight", "bias", "weight", DATA),
+    # QOperator element-wise ops: each operand's scale and zero point
+    "QLinearAdd": (
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        "quant_scale",
+        "quant_zero_point",
+    ),  # fmt: skip
+    "QLinearMul": (
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        "quant_scale",
+        "quant_zero_point",
+    ),  # fmt: skip
+    "QLinearGlobalAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearSigmoid": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearLeakyRelu": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearSoftmax": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
 }
 
 # Matrix products: whichever operand is constant is the weight.
@@ -235,6 +274,18 @@ MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
 # Ops that make a weight-bearing product, so a constant Add right after them is its bias.
 WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger",
                         "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits"})  # fmt: skip
+
+# ai.onnx.ml ops whose learned values live in attributes (the tool counts tensors only).
+ML_ATTRIBUTE_PARAMS: dict[str, str] = {
+    "LinearClassifier": "coefficients, intercepts",
+    "LinearRegressor": "coefficients, intercepts",
+    "SVMClassifier": "support vectors, coefficients, rho",
+    "SVMRegressor": "support vectors, coefficients, rho",
+    "TreeEnsembleClassifier": "tree nodes, thresholds, leaf weights",
+    "TreeEnsembleRegressor": "tree nodes, thresholds, leaf weights",
+    "TreeEnsemble": "tree nodes, thresholds, leaf weights",
+    "Scaler": "offset, scale",
+}
 
 # Never constant-folded: their outputs differ from run to run.
 NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -398,6 +449,8 @@ class _Classifier:
                 return "embedding" if slot == 0 else "shape"
             if op == "Add" and self.is_bias_add(node, slot, assumed):
                 return "bias"
+            if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
+                return "quant_scale"
             if op in ("Mul", "Add") and len(node.inputs) == 2:
                 affine = self.normalization_affine(node, slot, assumed)
                 if affine:
@@ -517,6 +570,26 @@ class _Classifier:
             return not self.is_constant(node.scope, node.inputs[1])
         return scale.dims is not None and element_count(scale.dims) <= 1
 
+    def is_integer_rescale(self, node: Node, slot: int, assumed: str) -> bool:
+        """Mul(constant, DynamicQuantizeLinear's run-time scale): the constant is the weight's (per-channel)
+        quantization scale. onnxruntime's dynamic quantization multiplies the two scales first, then the
+        MatMulInteger/ConvInteger result. A constant multiplying the product itself stays unknown: it may
+        be a folded BatchNormalization just as well."""
+        if len(node.inputs) != 2 or not self._constant_or_assumed(node, slot, assumed):
+            return False
+        return self.dynamic_scale(node.scope, node.inputs[1 - slot])
+
+    def dynamic_scale(self, scope: str, name: str, depth: int = 0) -> bool:
+        """`name` is the scale output of DynamicQuantizeLinear (through Cast, Reshape and the like)."""
+        producer = self.producer(scope, name)
+        if producer is None or depth > 3:
+            return False
+        if producer.op_type == "DynamicQuantizeLinear":
+            return len(producer.outputs) > 1 and name == producer.outputs[1]
+        if producer.op_type in ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze") and producer.inputs:
+            return self.dynamic_scale(producer.scope, producer.inputs[0], depth + 1)
+        return False
+
     def formal_role(self, call: Node, slot: int, depth: int) -> str:
         """A local function's input takes the role of the slot it is consumed by inside the body."""
         return self.body_role(self.view.functions[(call.domain, call.op_type)], call, slot, slot, depth)
@@ -563,6 +636,8 @@ class _Classifier:
             return "literal"
         if tensor.dtype == TensorProto.STRING:
             return "literal"
+        if tensor.dtype == TensorProto.BOOL:  # true/false cannot be trained: a mask table (GPT-2's causal bias)
+            return "mask"
         if tensor.dtype in INTEGER_DTYPES and tensor.dims is not None and element_count(tensor.dims) <= 1024:
             return "shape"
         return "unclassified"
@@ -693,6 +768,8 @@ class _Classifier:
                     self.weight_input_without_data(node, slot, name, role)
         self.branch_outputs()
         self.add_unused()
+        self.branch_alternatives()
+        self.attribute_parameters(nodes)
         if any(n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes):
             for entry in self.found.values():
                 if any(
@@ -720,6 +797,44 @@ class _Classifier:
                     outputs = self.view.graphs[branch].outputs
                     if i < len(outputs) and outputs[i] and self.is_constant(branch, outputs[i]):
                         self.trace(branch, outputs[i], role, consumer, slot, ("If",), 0)
+
+    def branch_alternatives(self) -> None:
+        """An If whose branches hold different numbers of parameters: the file stores (and the totals
+        count) both, while one call runs only one of them. Said, not hidden in the sum."""
+        for node in self.view.all_nodes():
+            if node.op_type != "If" or len(node.subgraphs) != 2:
+                continue
+            counts = {branch.rsplit(":", 1)[-1]: self.parameters_within(branch) for branch in node.subgraphs}
+            if len(set(counts.values())) == 2:
+                held = ", ".join(f"{name} holds {n:,}" for name, n in sorted(counts.items(), reverse=True))
+                low, high = min(counts.values()), max(counts.values())
+                self.limits.append(
+                    f"If {node.label}: {held} parameters; both are stored and counted, a call runs one "
+                    f"({low:,}..{high:,})"
+                )
+
+    def parameters_within(self, scope: str) -> int:
+        """Parameters and statistics stored in graph `scope` or in graphs nested inside it."""
+        total = 0
+        for entry in self.found.values():
+            if entry.category not in PARAMETER_CATEGORIES:
+                continue
+            current: str | None = entry.tensor.scope
+            while current is not None and current != scope:
+                current = self.view.graphs[current].parent if current in self.view.graphs else None
+            dims = entry.logical_dims if entry.logical_dims is not None else entry.tensor.dims
+            if current == scope and dims is not None:
+                total += element_count(dims)
+        return total
+
+    def attribute_parameters(self, nodes: list[Node]) -> None:
+        """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""
+        for node in nodes:
+            if node.domain == "ai.onnx.ml" and node.op_type in ML_ATTRIBUTE_PARAMS:
+                self.limits.append(
+                    f"ai.onnx.ml {node.op_type} {node.label}: its learned values "
+                    f"({ML_ATTRIBUTE_PARAMS[node.op_type]}) are node attributes, not tensors: not counted"
+                )
 
     def is_constant_computation(self, node: Node) -> bool:
         if not node.outputs:

@@ -68,6 +68,19 @@ def _record(source: Path, target: Path, kind: str, api: str) -> None:
     print(f"{target.name}: {', '.join(ops)}")
 
 
+def dynamic_per_channel() -> None:
+    """Per-channel dynamic quantization: the weight scales become vectors multiplied with the
+    run-time input scale (Mul(x_scale, w_scale)) before rescaling the integer product."""
+    source = ROOT / "models" / "torch" / "resnet_tiny__legacy_nofold.onnx"
+    target = OUT / f"{source.stem}__dynamic_per_channel.onnx"
+    quantize_dynamic(
+        str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+    )  # fmt: skip
+    api = "quantize_dynamic(per_channel=True, weight_type=QInt8, op_types_to_quantize=[Conv, MatMul, Gemm])"
+    _record(source, target, "dynamic_per_channel", api)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     torch_dir = ROOT / "models" / "torch"
@@ -99,6 +112,7 @@ def main() -> None:
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
             api = "quantize_dynamic(weight_type=QInt8, op_types_to_quantize=[MatMul])"
             _record(source, target, "matmul_dynamic", api)
+    dynamic_per_channel()
 
 
 if __name__ == "__main__":

@@ -575,3 +575,111 @@ def test_stored_statistics_lowering_is_not_a_layer_norm(tmp_path):
     )
     report = audit_model(tmp_path, m)
     assert report.totals.unclassified == 2 * 8
+
+
+def test_dynamic_per_channel_weight_scale_is_quantization(tmp_path):
+    """Mul(x_scale, w_scale) is onnxruntime's per-channel rescale: w_scale is no parameter, and the
+    Add after the rescaled product is the bias."""
+    from builders import dynamic_matmul_integer
+
+    report = audit_model(tmp_path, dynamic_matmul_integer())
+    assert tensor_row(report, "ws").role == "quant_scale"
+    assert tensor_row(report, "B").role == "bias"
+    assert report.totals.total == 16 * 8 + 8 and report.totals.unclassified == 0
+
+
+def test_vector_multiplying_an_integer_product_stays_unclassified(tmp_path):
+    """A per-channel constant multiplying the product itself may be a folded BN: not guessed."""
+    from builders import dynamic_matmul_integer
+
+    report = audit_model(tmp_path, dynamic_matmul_integer(scale_on_product=True))
+    assert tensor_row(report, "ws").category == "unclassified"
+    assert report.totals.total == 16 * 8 + 8 + 8
+
+
+def test_boolean_constant_is_a_mask_not_a_parameter(tmp_path):
+    """GPT-2's causal `attn.bias` buffer (persistent=False) is a bool table sliced at run time."""
+    mask = helper.make_tensor("causal", TensorProto.BOOL, [1, 1, 8, 8], [True] * 64)
+    m = model(
+        [
+            node("Slice", ["causal", "starts", "ends", "axes"], ["cm"]),
+            node("Where", ["cm", "scores", "neg"], ["y"]),
+        ],
+        [value("scores", [1, 1, 4, 4])],
+        [value("y", None)],
+        [mask, ints("starts", [0, 0]), ints("ends", [4, 4]), ints("axes", [2, 3]), init("neg", [])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "causal").role == "mask"
+    assert report.totals.total == 0 and report.totals.unclassified == 0
+    assert report.constants.elements["state"] == 8 * 8
+
+
+def test_more_contrib_ops_have_slot_roles(tmp_path):
+    hidden = 16
+    ms = {"domain": "com.microsoft"}
+    m = model(
+        [
+            node("FusedGemm", ["x", "W", "B"], ["g"], activation="Relu", transB=1, **ms),
+            node("LayerNormalization", ["g", "lg", "lb"], ["ln"], axis=-1, **ms),
+            node("QuantizeLinear", ["ln", "s", "z"], ["q"]),
+            node("QLinearAdd", ["q", "s", "z", "q", "s2", "z", "s3", "z"], ["qa"], **ms),
+        ],
+        [value("x", [2, hidden])],
+        [value("qa", None, TensorProto.UINT8)],
+        [
+            init("W", [hidden, hidden]),
+            init("B", [hidden]),
+            init("lg", [hidden]),
+            init("lb", [hidden]),
+            init("s", []),
+            init("s2", []),
+            init("s3", []),
+            init("z", [], np.uint8),
+        ],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "W").role, tensor_row(report, "B").role) == ("weight", "bias")
+    assert (tensor_row(report, "lg").role, tensor_row(report, "lb").role) == ("norm_scale", "norm_bias")
+    assert tensor_row(report, "s2").role == "quant_scale"
+    assert report.totals.total == hidden * hidden + hidden + 2 * hidden and report.totals.unclassified == 0
+
+
+def test_if_branches_of_unequal_size_are_stated(tmp_path):
+    from builders import if_with_unequal_branches
+
+    report = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 8)))
+    assert report.totals.total == 4 * 4 + 4 * 8  # the file stores both
+    limit = next(text for text in report.limits if text.startswith("If r:"))
+    assert f"then_branch holds {4 * 4}" in limit and f"else_branch holds {4 * 8}" in limit
+    assert f"({4 * 4}..{4 * 8})" in limit
+
+
+def test_if_branches_of_equal_size_need_no_statement(tmp_path):
+    from builders import if_with_unequal_branches
+
+    report = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 4)))
+    assert not any(text.startswith("If r:") for text in report.limits)
+
+
+def test_ml_attribute_parameters_are_named_as_not_counted(tmp_path):
+    m = model(
+        [
+            node(
+                "LinearClassifier",
+                ["x"],
+                ["label", "prob"],
+                domain="ai.onnx.ml",
+                coefficients=[0.5] * (3 * 4),
+                intercepts=[0.1, 0.2, 0.3],
+                classlabels_ints=[0, 1, 2],
+            )
+        ],
+        [value("x", [1, 4])],
+        [value("label", None, TensorProto.INT64), value("prob", None)],
+        extra_opsets={"ai.onnx.ml": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 0
+    assert any("LinearClassifier" in text and "not counted" in text for text in report.limits)
