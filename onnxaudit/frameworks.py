@@ -549,7 +549,9 @@ def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
 def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     """Anonymous constant-folded weights that are a transposed copy's shape of an embedding table:
     tied weights stored twice (pytorch/pytorch#108342). Values are not compared here."""
-    embeddings = [t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2]
+    embeddings = [
+        t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2 and not _position_table(t)
+    ]
     pairs: dict[str, str] = {}
     for t in table.tensors:
         if t.role != "weight" or not t.dims or len(t.dims) != 2:
@@ -560,6 +562,12 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
             if e.name != t.name and tuple(reversed(e.dims)) == tuple(t.dims):  # type: ignore[arg-type]
                 pairs[t.name] = e.name
     return pairs
+
+
+def _position_table(t: ParamTensor) -> bool:
+    """An EmbedLayerNormalization position or segment table (inputs 3, 4): never tied to an output head,
+    so a square hidden x hidden weight matching its shape is no copy of it."""
+    return bool(t.uses) and all(u.node.op_type == "EmbedLayerNormalization" and u.slot in (3, 4) for u in t.uses)
 
 
 Rewrite = Callable[[Layer], "list[FrameworkLayer] | None"]
@@ -612,6 +620,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 fl = rebuilt[0]
                 fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
                 fl.status = AMBIGUOUS
+                if fl.evidence == ["counted as stored"]:
+                    fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
                 fl.evidence.append(
                     f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be a transposed copy of tied "
                     f"{tied[copy.name]}: counted once at least, twice at most (values not compared)"

@@ -216,3 +216,21 @@ def test_tfkeras_einsum_attention_is_stated_ambiguous():
     fw = audit(path).framework
     assert fw.status == "ambiguous" and not fw.total.exact
     assert any("unknown role" in e for la in fw.layers for e in la.evidence)
+
+
+def test_square_weight_is_no_tied_copy_of_a_position_table(tmp_path):
+    """BERT with hidden == max positions: the dense weight has the position table's shape reversed,
+    but position tables are never tied to an output head."""
+    from builders import audit_model, embed_layer_norm_then_dense
+
+    hidden, positions, vocab = 8, 8, 20
+    fw = audit_model(tmp_path, embed_layer_norm_then_dense(hidden, positions, vocab)).framework
+    expected = vocab * hidden + positions * hidden + 2 * hidden + hidden * hidden
+    assert (fw.status, fw.total.lo, fw.total.hi) == ("exact", expected, expected)
+
+
+def test_tied_copy_reason_is_the_first_evidence_line():
+    """Without --explain only the first evidence line is printed: it must say why the row is ambiguous."""
+    fw = audit(MODELS / "torch" / "tied_lm__legacy_fold.onnx").framework
+    head = next(layer for layer in fw.layers if layer.status == "ambiguous")
+    assert "transposed copy of tied" in head.evidence[0]
