@@ -673,7 +673,7 @@ class _Classifier:
                 self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
         if tensor is not None:
-            final = self.constant_role(tensor, role, consumer)
+            final = self.broadcast_filler(tensor, self.constant_role(tensor, role, consumer), via)
             logical = self.logical_dims(consumer, slot) if final in ("weight", "embedding") else None
             self.record(tensor, _use(consumer, slot, final, via), logical)
             return
@@ -692,6 +692,13 @@ class _Classifier:
                 self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
             else:
                 self.trace(producer.scope, inner, inner_role, producer, j, (), depth + 1)
+
+    def broadcast_filler(self, tensor: Tensor, role: str, via: tuple[str, ...]) -> str:
+        """A single stored value Expanded into a weight or bias slot (torch.onnx dynamo writes a conv
+        without bias as Expand(0.0, [C])): a filler, not a learned vector of one."""
+        if "Expand" in via and ROLES[role].category in PARAMETER_CATEGORIES and not _more_than_scalar(tensor):
+            return "literal"
+        return role
 
     def record_constant_of_shape(self, node: Node, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
         shape_name = node.inputs[0] if node.inputs else ""

@@ -234,3 +234,57 @@ def test_tied_copy_reason_is_the_first_evidence_line():
     fw = audit(MODELS / "torch" / "tied_lm__legacy_fold.onnx").framework
     head = next(layer for layer in fw.layers if layer.status == "ambiguous")
     assert "transposed copy of tied" in head.evidence[0]
+
+
+ORT_OPTIMIZED = sorted((MODELS / "ortopt").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", ORT_OPTIMIZED, ids=lambda p: p.stem)
+def test_onnxruntime_optimized_files_still_bracket_the_framework_counts(path):
+    """onnxruntime's optimizer folds BNs and renames nodes: the framework view must still contain what
+    the framework reported, never an exact figure that misses it."""
+    truth = _meta(path)["source_recorded"]
+    fw = audit(path).framework
+    for figure, key in ((fw.total, "total"), (fw.trainable, "trainable"), (fw.non_trainable, "non_trainable")):
+        assert _contains(figure, truth[key]), (key, figure, truth[key])
+
+
+def _fw_layer(fw, name: str):
+    matches = [layer for layer in fw.layers if layer.name == name]
+    assert len(matches) == 1, [layer.name for layer in fw.layers]
+    return matches[0]
+
+
+def test_onnxruntime_conv_bn_fusion_names_the_bn_it_folded():
+    fw = audit(MODELS / "ortopt" / "seed_cnn__legacy_nofold__ort_extended.onnx").framework
+    c, k = 32, 32 * 3 * 7 * 7
+    conv, bn = _fw_layer(fw, "conv0"), _fw_layer(fw, "bn0")
+    assert (conv.trainable.lo, conv.trainable.hi) == (k, k + c)  # the conv's own bias cannot be told
+    assert (bn.trainable.lo, bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (2 * c, 2 * c, 2 * c, 2 * c)
+
+
+def test_onnxruntime_fold_without_a_trace_is_a_possible_bn():
+    fw = audit(MODELS / "ortopt" / "seed_cnn__dynamo__ort_extended.onnx").framework
+    c = 32
+    maybe = next(layer for layer in fw.layers if "folded by onnxruntime?" in layer.name)
+    assert maybe.status == "ambiguous" and (maybe.trainable.hi, maybe.non_trainable.hi) == (2 * c, 2 * c)
+
+
+def test_onnxruntime_mul_fusion_of_a_tf2onnx_bn():
+    fw = audit(MODELS / "ortopt" / "seed_cnn__tf2onnx_op17__ort_extended.onnx").framework
+    c = 32
+    bn = next(layer for layer in fw.layers if layer.kind == "BatchNorm")
+    assert (bn.non_trainable.lo, bn.non_trainable.hi) == (2 * c, 2 * c)  # its folded name says batchnorm
+
+
+def test_onnxruntime_folded_transpose_of_a_tied_weight():
+    fw = audit(MODELS / "ortopt" / "tied_lm__legacy_nofold__ort_extended.onnx").framework
+    head = next(layer for layer in fw.layers if layer.status == "ambiguous")
+    assert "transposed copy of tied embed.weight" in head.evidence[0]
+
+
+def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
+    from builders import audit_model, seed_cnn
+
+    fw = audit_model(tmp_path, seed_cnn()).framework
+    assert not any("folded by onnxruntime" in layer.name for layer in fw.layers)

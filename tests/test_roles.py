@@ -683,3 +683,22 @@ def test_ml_attribute_parameters_are_named_as_not_counted(tmp_path):
     report = audit_model(tmp_path, m)
     assert report.totals.total == 0
     assert any("LinearClassifier" in text and "not counted" in text for text in report.limits)
+
+
+def test_scalar_expanded_into_a_bias_slot_is_a_filler(tmp_path):
+    """torch.onnx dynamo writes a bias-less conv's bias as Expand(Cast(0.0), [C]); onnxruntime folds the
+    shape into a constant. One stored value is no bias vector."""
+    c = 8
+    m = model(
+        [
+            node("Cast", ["zero"], ["zf"], to=TensorProto.FLOAT),
+            node("Expand", ["zf", "cshape"], ["B"]),
+            node("Conv", ["x", "W", "B"], ["y"]),
+        ],
+        [value("x", [1, 3, 8, 8])],
+        [value("y", None)],
+        [init("zero", []), ints("cshape", [c]), init("W", [c, 3, 3, 3])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "zero").category == "literal"
+    assert report.totals.total == c * 3 * 3 * 3
