@@ -485,8 +485,26 @@ class _Classifier:
             return "bias"
         operands = MATMUL_OPERANDS[node.op_type] or tuple(range(len(node.inputs)))
         if slot in operands and self._constant_or_assumed(node, slot, assumed):
-            return "weight"
+            return "precomputed" if self.has_trig and self.feeds_only_cos_sin(node) else "weight"
         return DATA
+
+    @cached_property
+    def has_trig(self) -> bool:
+        """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
+        return any(n.op_type in ("Cos", "Sin") for n in self.view.all_nodes())
+
+    def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
+        """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
+        positions. inv_freq is a non-persistent buffer computed from the config, not a weight."""
+        uses = [use for out in node.outputs if out for use in self.consumers.get((node.scope, out), [])]
+        if not uses or depth > 6:
+            return False
+        for consumer, _ in uses:
+            if consumer.op_type in ("Cos", "Sin"):
+                continue
+            if consumer.op_type not in LAYOUT_OPS or not self.feeds_only_cos_sin(consumer, depth + 1):
+                return False
+        return True
 
     def _constant_or_assumed(self, node: Node, slot: int, assumed: str) -> bool:
         name = node.inputs[slot]

@@ -1,6 +1,6 @@
 """Fixtures with onnxruntime contrib ops (com.microsoft) made by the real tools, not by hand.
 
-A tiny Hugging Face BERT and GPT-2 are exported with torch.onnx (TorchScript path, opset 14), then fused
+A tiny Hugging Face BERT, GPT-2 and Llama are exported with torch.onnx (TorchScript path, opset 14), then fused
 by onnxruntime's transformer optimizer (`onnxruntime.transformers.optimizer.optimize_model`, model_type
 'bert' / 'gpt2'), which writes EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu,
 FastGelu, ... Writes models/ortfused/<model>__<stage>.onnx and a .json beside each with what PyTorch
@@ -54,6 +54,23 @@ def _gpt2() -> torch.nn.Module:
     return transformers.GPT2Model(config)
 
 
+def _llama() -> torch.nn.Module:
+    """RMSNorm (SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization after fusion), grouped
+    key/value heads and rotary embeddings (inv_freq, a non-persistent buffer)."""
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS // 2,
+        max_position_embeddings=POSITIONS,
+        attn_implementation="eager",
+        use_cache=False,
+    )
+    return transformers.LlamaModel(config)
+
+
 class _Wrapper(torch.nn.Module):
     """Plain tensors in and out, so the TorchScript exporter sees no ModelOutput."""
 
@@ -61,7 +78,9 @@ class _Wrapper(torch.nn.Module):
         super().__init__()
         self.inner, self.bert = inner, bert
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            return self.inner(input_ids)[0]
         if self.bert:
             token_type_ids = torch.zeros_like(input_ids)
             return self.inner(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
@@ -76,23 +95,24 @@ def _randomize(model: torch.nn.Module) -> None:
             p.copy_(torch.rand(p.shape, generator=generator) * 0.1 + 0.05)
 
 
-def _export(name: str, model: torch.nn.Module, kind: str, dynamo: bool = False) -> None:
+def _export(name: str, model: torch.nn.Module, kind: str, dynamo: bool = False, mask: bool = True) -> None:
     model.eval()
     _randomize(model)
     opset = 18 if dynamo else 14
     ids = torch.randint(0, VOCAB, (1, 8))
-    mask = torch.ones(1, 8, dtype=torch.int64)
+    attention = torch.ones(1, 8, dtype=torch.int64)
     parameters = sum(p.numel() for p in model.parameters())
     buffers = {n: b.numel() for n, b in model.named_buffers()}
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / f"{name}.onnx"
+        names = ["input_ids", "attention_mask"] if mask else ["input_ids"]
         torch.onnx.export(
             _Wrapper(model, kind == "bert"),
-            (ids, mask),
+            (ids, attention) if mask else (ids,),
             str(raw),
-            input_names=["input_ids", "attention_mask"],
+            input_names=names,
             output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
+            dynamic_axes={name: {0: "batch", 1: "seq"} for name in names},
             opset_version=opset,
             dynamo=dynamo,
             do_constant_folding=True,
@@ -135,6 +155,7 @@ def main() -> None:
     _export("bert_tiny", _bert(), "bert")
     # transformers' causal mask uses vmap, which only the dynamo exporter can trace
     _export("gpt2_tiny", _gpt2(), "gpt2", dynamo=True)
+    _export("llama_tiny", _llama(), "gpt2", dynamo=True, mask=False)
 
 
 if __name__ == "__main__":

@@ -702,3 +702,26 @@ def test_scalar_expanded_into_a_bias_slot_is_a_filler(tmp_path):
     report = audit_model(tmp_path, m)
     assert tensor_row(report, "zero").category == "literal"
     assert report.totals.total == c * 3 * 3 * 3
+
+
+def test_rotary_inv_freq_times_positions_is_precomputed(tmp_path):
+    """Llama's rotary inv_freq (a non-persistent buffer) multiplies positions and feeds only Cos and Sin."""
+    half = 4
+    m = model(
+        [
+            node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+            node("MatMul", ["inv_freq", "posf"], ["freqs"]),
+            node("Transpose", ["freqs"], ["ft"], perm=[0, 2, 1]),
+            node("Concat", ["ft", "ft"], ["emb"], axis=-1),
+            node("Cos", ["emb"], ["cos"]),
+            node("Sin", ["emb"], ["sin"]),
+            node("MatMul", ["x", "W"], ["y"]),  # an ordinary weight in the same graph stays a weight
+        ],
+        [value("pos", [1, 1, 8], TensorProto.INT64), value("x", [1, 8])],
+        [value("cos", None), value("sin", None), value("y", None)],
+        [init("inv_freq", [1, half, 1]), init("W", [8, 8])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "inv_freq").role == "precomputed"
+    assert tensor_row(report, "W").role == "weight"
+    assert report.totals.total == 8 * 8

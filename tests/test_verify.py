@@ -127,7 +127,7 @@ def test_zoo_fixtures_verify_against_their_summaries(case, kind, capsys):
     assert json.loads(capsys.readouterr().out)["consistent"] is True
 
 
-@pytest.mark.parametrize("name", ["bert_tiny", "gpt2_tiny"])
+@pytest.mark.parametrize("name", ["bert_tiny", "gpt2_tiny", "llama_tiny"])
 def test_torch_counts_of_fused_transformers_are_consistent(name, tmp_path, capsys):
     """The README snippet counts BN statistics as buffers: position ids and causal masks are not."""
     stem = MODELS / "ortfused" / f"{name}__ort_fused"
