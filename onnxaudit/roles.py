@@ -211,6 +211,20 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "GemmFastGelu": (DATA, "weight", "bias"),
     "BiasSplitGelu": (DATA, "bias"),
     "MoE": (DATA, DATA, "weight", "bias", "weight", "bias", "weight", "bias"),
+    # onnxruntime's quantize_dynamic of EmbedLayerNormalization: quantized tables, then scales, zero points
+    "QEmbedLayerNormalization": (
+        "shape",
+        "shape",
+        "embedding",
+        "embedding",
+        "embedding",
+        "norm_scale",
+        "norm_bias",
+        "shape",
+        *("quant_scale",) * 5,
+        *("quant_zero_point",) * 5,
+    ),  # fmt: skip
+    "QLinearConvTranspose": SLOT_TABLE["QLinearConv"],
     # Gemm with a fused activation: A, B, C
     "FusedGemm": (DATA, "weight", "bias"),
     # onnxruntime's own LayerNormalization and group norms, written in its domain by older tools
@@ -646,7 +660,12 @@ class _Classifier:
 
     def constant_role(self, tensor: Tensor, role: str, node: Node) -> str:
         """The role of a constant in a slot: a data slot only tells what it is not."""
-        if role == "embedding" and node.op_type == "Gather" and (tensor.dtype in INTEGER_DTYPES or not tensor.dims):
+        if (
+            role == "embedding"
+            and node.op_type == "Gather"
+            and (tensor.dtype in INTEGER_DTYPES or not tensor.dims)
+            and not _quantized_table(tensor)
+        ):
             return "shape" if tensor.dtype in INTEGER_DTYPES else "literal"
         if role != DATA:
             return role
@@ -880,6 +899,15 @@ class _Classifier:
                     entry.role = "unclassified"
                     entry.notes.append("returned directly as a graph output")
                 self.found[tensor.key] = entry
+
+
+# Element types of quantized weights: a 2-D+ table of these in Gather is a quantized embedding
+# (onnxruntime's quantize_dynamic: Gather, then DequantizeLinear), never a shape.
+QUANTIZED_DTYPES = frozenset({TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4})
+
+
+def _quantized_table(tensor: Tensor) -> bool:
+    return tensor.dtype in QUANTIZED_DTYPES and tensor.dims is not None and len(tensor.dims) >= 2
 
 
 def _more_than_scalar(tensor: Tensor) -> bool:

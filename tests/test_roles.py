@@ -725,3 +725,42 @@ def test_rotary_inv_freq_times_positions_is_precomputed(tmp_path):
     assert tensor_row(report, "inv_freq").role == "precomputed"
     assert tensor_row(report, "W").role == "weight"
     assert report.totals.total == 8 * 8
+
+
+def test_quantized_embedding_table_in_gather_is_an_embedding(tmp_path):
+    """quantize_dynamic stores the table as int8/uint8 and dequantizes the gathered rows."""
+    vocab, width = 50, 8
+    m = model(
+        [
+            node("Gather", ["Eq", "ids"], ["rows"]),
+            node("DequantizeLinear", ["rows", "es", "ez"], ["emb"]),
+            node("Shape", ["emb"], ["shp"]),
+            node("Gather", ["shp", "last"], ["w"]),  # an int64 shape read by Gather stays a shape
+        ],
+        [value("ids", ["N", 4], TensorProto.INT64)],
+        [value("emb", None), value("w", None, TensorProto.INT64)],
+        [init("Eq", [vocab, width], np.uint8), init("es", []), init("ez", [], np.uint8), ints("last", [2])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "Eq").role == "embedding"
+    assert tensor_row(report, "last").category == "shape"
+    assert report.totals.total == vocab * width
+
+
+def test_qembed_layer_normalization_slots():
+    """onnxruntime's own quantization of the fused BERT: every table and norm vector still counted."""
+    import json
+    from pathlib import Path
+
+    from onnxaudit import audit
+
+    models = Path(__file__).resolve().parent.parent / "models"
+    report = audit(models / "ort" / "bert_tiny__ort_fused__dynamic_per_channel.onnx")
+    qeln = [t for t in report.tensors if any(c.startswith("QEmbedLayerNormalization") for c in t.consumers)]
+    config = json.loads((models / "ortfused" / "bert_tiny__ort_fused.json").read_text())["config"]
+    hidden = config["hidden"]
+    assert sorted(t.role for t in qeln if t.category == "parameter") == sorted(
+        ["embedding"] * 3 + ["norm_scale", "norm_bias"]
+    )
+    assert sum(t.count for t in qeln if t.role in ("norm_scale", "norm_bias")) == 2 * hidden
+    assert report.totals.unclassified == 0
