@@ -858,18 +858,25 @@ class _Classifier:
                 )
 
     def parameters_within(self, scope: str) -> int:
-        """Parameters and statistics stored in graph `scope` or in graphs nested inside it."""
+        """Parameters and statistics that only graph `scope` (or graphs nested in it) uses: stored
+        there, or stored outside and read only there (torch dynamo keeps torch.cond weights outside)."""
         total = 0
         for entry in self.found.values():
             if entry.category not in PARAMETER_CATEGORIES:
                 continue
-            current: str | None = entry.tensor.scope
-            while current is not None and current != scope:
-                current = self.view.graphs[current].parent if current in self.view.graphs else None
+            inside = self.within(entry.tensor.scope, scope) or (
+                bool(entry.uses) and all(self.within(use.node.scope, scope) for use in entry.uses)
+            )
             dims = entry.logical_dims if entry.logical_dims is not None else entry.tensor.dims
-            if current == scope and dims is not None:
+            if inside and dims is not None:
                 total += element_count(dims)
         return total
+
+    def within(self, current: str | None, scope: str) -> bool:
+        """Graph `current` is `scope` or nested inside it."""
+        while current is not None and current != scope:
+            current = self.view.graphs[current].parent if current in self.view.graphs else None
+        return current == scope
 
     def attribute_parameters(self, nodes: list[Node]) -> None:
         """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""

@@ -398,22 +398,23 @@ def dynamic_matmul_integer(scale_on_product: bool = False, rows: int = 16, cols:
     )
 
 
-def if_with_unequal_branches(then_dims: Sequence[int] = (4, 4), else_dims: Sequence[int] = (4, 8)) -> onnx.ModelProto:
-    """If whose branches keep MatMul weights of different sizes in Constant nodes."""
+def if_with_unequal_branches(
+    then_dims: Sequence[int] = (4, 4), else_dims: Sequence[int] = (4, 8), outer: bool = False
+) -> onnx.ModelProto:
+    """If whose branches keep MatMul weights of different sizes in Constant nodes; with `outer`, the
+    weights are main-graph initializers each branch reads (torch.onnx dynamo's torch.cond)."""
+    weights = {"then": init("then_W", then_dims), "else": init("else_W", else_dims)}
 
-    def branch(name: str, dims: Sequence[int]) -> onnx.GraphProto:
-        const = numpy_helper.from_array((_RNG.random(tuple(dims)) + 0.5).astype(np.float32), f"{name}_v")
-        return helper.make_graph(
-            [helper.make_node("Constant", [], [f"{name}_W"], value=const), node("MatMul", ["x", f"{name}_W"], [name])],
-            name,
-            [],
-            [value(name, None)],
-        )
+    def branch(name: str) -> onnx.GraphProto:
+        nodes = [] if outer else [helper.make_node("Constant", [], [f"{name}_W"], value=weights[name])]
+        nodes.append(node("MatMul", ["x", f"{name}_W"], [name]))
+        return helper.make_graph(nodes, name, [], [value(name, None)])
 
     return model(
-        [node("If", ["c"], ["r"], then_branch=branch("then", then_dims), else_branch=branch("else", else_dims))],
+        [node("If", ["c"], ["r"], then_branch=branch("then"), else_branch=branch("else"))],
         [value("x", [1, 4]), value("c", [], TensorProto.BOOL)],
         [value("r", None)],
+        list(weights.values()) if outer else [],
     )
 
 

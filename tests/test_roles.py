@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from builders import audit_model, init, ints, layer_row, model, node, tensor_row, value
 from onnx import TensorProto, helper
 
@@ -646,10 +647,11 @@ def test_more_contrib_ops_have_slot_roles(tmp_path):
     assert report.totals.total == hidden * hidden + hidden + 2 * hidden and report.totals.unclassified == 0
 
 
-def test_if_branches_of_unequal_size_are_stated(tmp_path):
+@pytest.mark.parametrize("outer", [False, True], ids=["stored-in-branches", "outer-initializers"])
+def test_if_branches_of_unequal_size_are_stated(tmp_path, outer):
     from builders import if_with_unequal_branches
 
-    report = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 8)))
+    report = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 8), outer=outer))
     assert report.totals.total == 4 * 4 + 4 * 8  # the file stores both
     limit = next(text for text in report.limits if text.startswith("If r:"))
     assert f"then_branch holds {4 * 4}" in limit and f"else_branch holds {4 * 8}" in limit
