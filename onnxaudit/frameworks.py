@@ -527,6 +527,65 @@ def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     return [conv, bn]
 
 
+def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
+    """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
+    Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
+    tensors = _counted(layer.tensors)
+    roles = {t.role: t for t in tensors}
+    if sorted(roles) != ["bn_beta", "bn_gamma", "bn_mean", "bn_var"] or len(tensors) != 4:
+        return None
+    made = [roles["bn_gamma"], roles["bn_beta"]]
+    if any(t.origin != "constant" for t in made) or any(
+        roles[r].origin != "initializer" for r in ("bn_mean", "bn_var")
+    ):
+        return None
+    c = roles["bn_mean"].count or 0
+    return [
+        FrameworkLayer(
+            layer.name,
+            "BatchNorm",
+            ZERO,
+            Figure.of(2 * c),
+            INFERRED,
+            [
+                f"gamma and beta are Constant nodes the exporter wrote, running stats are initializers: "
+                f"affine=False, running_mean and running_var 2 x {c} only"
+            ],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
+def lowered_group_norm(layer: Layer) -> list[FrameworkLayer] | None:
+    """torch's GroupNorm below opset 21: InstanceNormalization over G groups with made-up scale (ones)
+    and bias (zeros) of G, reshaped back, then `* weight + bias` over the C channels."""
+    tensors = _counted(layer.tensors)
+    inner = [t for t in tensors if any(u.node.op_type == "InstanceNormalization" for u in t.uses)]
+    outer = [t for t in tensors if t not in inner and t.role in ("norm_scale", "norm_bias")]
+    if not inner or not outer or len(inner) + len(outer) != len(tensors):
+        return None
+    groups, channels = {t.count or 0 for t in inner}, {t.count or 0 for t in outer}
+    if len(groups) != 1 or len(channels) != 1:
+        return None
+    g, c = groups.pop(), channels.pop()
+    if not 0 < g < c or c % g:
+        return None
+    return [
+        FrameworkLayer(
+            layer.name,
+            "GroupNorm",
+            Figure.of(len(outer) * c),
+            ZERO,
+            INFERRED,
+            [
+                f"InstanceNormalization over {g} groups (the exporter's {len(inner)} x {g} constants), then "
+                f"weight and bias over {c} channels: a GroupNorm lowered to ops, {len(outer)} x {c}"
+            ],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
 def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
     """torch.onnx (TorchScript) with constant folding: a BN folded into a conv leaves an anonymous
     weight (`onnx::Conv_42`) where an unfolded conv keeps its state_dict name. The BN's own name is
@@ -667,7 +726,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             keras_rnn_loop_bias,
         ]
     elif origin == "pytorch":
-        rewrites = [torch_dynamo_conv_bn, lowered_layer_norm]
+        rewrites = [torch_dynamo_conv_bn, lowered_layer_norm, torch_bn_without_affine, lowered_group_norm]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere
         if any(path_from_tensor_name(t.name) for t in table.tensors if t.category == "parameter"):
             rewrites.insert(1, torch_legacy_folded_conv)

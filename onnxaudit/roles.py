@@ -310,6 +310,9 @@ LAYOUT_OPS = frozenset({"Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "T
                         "Identity", "Split", "Expand", "Tile", "Flatten", "DequantizeLinear"})  # fmt: skip
 
 PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
+# Slot roles a constant keeps when it reaches them through run-time layout ops: an RNN's zero initial
+# state broadcast by Expand to the batch (torch.onnx legacy LSTM/GRU/RNN without h0) is a state too.
+FORWARD_CATEGORIES = PARAMETER_CATEGORIES | {"state"}
 # When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
 _STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
              "shape": 5, "literal": 6, "unused": 7}  # fmt: skip
@@ -572,7 +575,9 @@ class _Classifier:
             )
         if op == "BatchNormalization" and len(node.inputs) >= 5:
             return not self.is_constant(node.scope, node.inputs[3])
-        return False
+        # torch's GroupNorm below opset 18: InstanceNormalization over the groups (scale ones, bias zeros),
+        # reshaped back, then * weight + bias per channel
+        return op == "InstanceNormalization"
 
     def is_bias_add(self, node: Node, slot: int, assumed: str = "") -> bool:
         """Add(product, constant) right after a weight-bearing op: the constant is its bias."""
@@ -691,7 +696,7 @@ class _Classifier:
                     role, via = self.forward_role(consumer, depth + 1)
                     if role != DATA:
                         return role, (consumer.op_type, *via)
-                elif ROLES[role].category in PARAMETER_CATEGORIES:
+                elif ROLES[role].category in FORWARD_CATEGORIES:
                     return role, (consumer.op_type,)
         return DATA, ()
 

@@ -288,3 +288,38 @@ def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
 
     fw = audit_model(tmp_path, seed_cnn()).framework
     assert not any("folded by onnxruntime" in layer.name for layer in fw.layers)
+
+
+TORCH_ZOO = sorted((MODELS / "torchzoo").glob("*.onnx"))
+# torch.onnx dynamo folds every BN into its conv: affine=False cannot be seen, affine=True is assumed (and said)
+ZOO_ASSUMED = {"bn_no_affine__dynamo"}
+
+
+@pytest.mark.parametrize("path", [p for p in TORCH_ZOO if p.stem not in ZOO_ASSUMED], ids=lambda p: p.stem)
+def test_torch_zoo_framework_view_contains_what_torch_counted(path):
+    meta = _meta(path)
+    fw = audit(path, convention="pytorch").framework
+    assert _contains(fw.trainable, meta["parameters"]), fw.trainable
+    assert _contains(fw.non_trainable, meta["running_stats"]), fw.non_trainable
+
+
+def test_torch_zoo_dynamo_fold_states_its_affine_assumption():
+    fw = audit(MODELS / "torchzoo" / "bn_no_affine__dynamo.onnx", convention="pytorch").framework
+    assert all(any("affine=True assumed" in e for e in la.evidence) for la in fw.layers if la.kind == "BatchNorm")
+
+
+def test_lowered_group_norm_drops_the_exporters_group_constants():
+    path = MODELS / "torchzoo" / "groupnorm__legacy.onnx"
+    report = audit(path, convention="pytorch")
+    groups, channels = 2, 8  # nn.GroupNorm(2, 8) in scripts/export_torch_zoo.py
+    norm = next(la for la in report.framework.layers if la.kind == "GroupNorm")
+    assert (norm.trainable.lo, norm.trainable.hi) == (2 * channels, 2 * channels)
+    assert report.totals.trainable == _meta(path)["parameters"] + 2 * groups  # the file stores the group constants
+
+
+def test_bn_without_affine_has_only_statistics():
+    path = MODELS / "torchzoo" / "bn_no_affine__legacy.onnx"
+    fw = audit(path, convention="pytorch").framework
+    channels = 8  # nn.BatchNorm1d(8, affine=False) in scripts/export_torch_zoo.py
+    bn = next(la for la in fw.layers if la.kind == "BatchNorm")
+    assert (bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (0, 2 * channels, 2 * channels)

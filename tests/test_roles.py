@@ -766,3 +766,59 @@ def test_qembed_layer_normalization_slots():
     )
     assert sum(t.count for t in qeln if t.role in ("norm_scale", "norm_bias")) == 2 * hidden
     assert report.totals.unclassified == 0
+
+
+def test_zero_initial_state_expanded_to_the_batch_is_a_state(tmp_path):
+    """torch.onnx (TorchScript) writes an LSTM without h0 as Expand(zeros(layers*dirs, 1, H), [.., batch, H])."""
+    hidden, inputs = 6, 8
+    m = model(
+        [
+            node("Shape", ["x"], ["xs"]),
+            node("Gather", ["xs", "zero"], ["batch"], axis=0),
+            node("Concat", ["one", "batch", "h"], ["target"], axis=0),
+            node("Expand", ["h0", "target"], ["h0b"]),
+            node("LSTM", ["x", "W", "R", "B", "", "h0b", "h0b"], ["y"], hidden_size=hidden),
+        ],
+        [value("x", [5, "N", inputs])],
+        [value("y", None)],
+        [
+            init("h0", [1, 1, hidden]),
+            ints("zero", [1]),
+            ints("one", [1]),
+            ints("h", [hidden]),
+            init("W", [1, 4 * hidden, inputs]),
+            init("R", [1, 4 * hidden, hidden]),
+            init("B", [1, 8 * hidden]),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "h0").role == "initial_state"
+    assert report.totals.unclassified == 0
+    assert report.totals.total == 4 * hidden * inputs + 4 * hidden * hidden + 8 * hidden
+
+
+def test_affine_after_instance_norm_is_the_norm_scale_and_bias(tmp_path):
+    """GroupNorm lowered by torch.onnx: InstanceNormalization over groups, reshape, * weight + bias."""
+    groups, channels = 2, 8
+    m = model(
+        [
+            node("Reshape", ["x", "grouped"], ["xg"]),
+            node("InstanceNormalization", ["xg", "ones", "zeros"], ["n"]),
+            node("Reshape", ["n", "back"], ["nb"]),
+            node("Mul", ["nb", "weight"], ["s"]),
+            node("Add", ["s", "bias"], ["y"]),
+        ],
+        [value("x", [1, channels, 4, 4])],
+        [value("y", None)],
+        [
+            ints("grouped", [1, groups, -1]),
+            init("ones", [groups]),
+            init("zeros", [groups]),
+            ints("back", [1, channels, 4, 4]),
+            init("weight", [channels, 1, 1]),
+            init("bias", [channels, 1, 1]),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "weight").role, tensor_row(report, "bias").role) == ("norm_scale", "norm_bias")
+    assert report.totals.unclassified == 0
