@@ -225,6 +225,7 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
         *("quant_zero_point",) * 5,
     ),  # fmt: skip
     "QLinearConvTranspose": SLOT_TABLE["QLinearConv"],
+    "MatMulBnb4": (DATA, "weight", "quant_scale"),  # A, B (4-bit, two per byte), absmax; N x K logical
     # Gemm with a fused activation: A, B, C
     "FusedGemm": (DATA, "weight", "bias"),
     # onnxruntime's own LayerNormalization and group norms, written in its domain by older tools
@@ -287,7 +288,7 @@ MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
 
 # Ops that make a weight-bearing product, so a constant Add right after them is its bias.
 WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger",
-                        "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits"})  # fmt: skip
+                        "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits", "MatMulBnb4"})  # fmt: skip
 
 # ai.onnx.ml ops whose learned values live in attributes (the tool counts tensors only).
 ML_ATTRIBUTE_PARAMS: dict[str, str] = {
@@ -765,7 +766,7 @@ class _Classifier:
         self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
-        if node.op_type == "MatMulNBits" and slot == 1:
+        if node.op_type in ("MatMulNBits", "MatMulBnb4") and slot == 1:
             n, k = node.attrs.get("N"), node.attrs.get("K")
             if isinstance(n, int) and isinstance(k, int):
                 return (n, k)

@@ -822,3 +822,31 @@ def test_affine_after_instance_norm_is_the_norm_scale_and_bias(tmp_path):
     report = audit_model(tmp_path, m)
     assert (tensor_row(report, "weight").role, tensor_row(report, "bias").role) == ("norm_scale", "norm_bias")
     assert report.totals.unclassified == 0
+
+
+def test_matmul_bnb4_counts_logical_n_by_k(tmp_path):
+    """MatMulBnb4 (bitsandbytes FP4/NF4) stores N x K 4-bit values two to a byte, absmax per block."""
+    n, k, block = 8, 64, 32
+    m = model(
+        [
+            node(
+                "MatMulBnb4",
+                ["x", "B", "absmax"],
+                ["h"],
+                domain="com.microsoft",
+                K=k,
+                N=n,
+                block_size=block,
+                quant_type=1,
+            ),
+            node("Add", ["h", "bias"], ["y"]),
+        ],
+        [value("x", [2, k])],
+        [value("y", None)],
+        [init("B", [n * k // 2], np.uint8), init("absmax", [n * k // block]), init("bias", [n])],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "B").count == n * k
+    assert tensor_row(report, "absmax").role == "quant_scale" and tensor_row(report, "bias").role == "bias"
+    assert report.totals.total == n * k + n
