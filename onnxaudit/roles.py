@@ -916,7 +916,10 @@ class _Classifier:
 
 # Element types of quantized weights: a 2-D+ table of these in Gather is a quantized embedding
 # (onnxruntime's quantize_dynamic: Gather, then DequantizeLinear), never a shape.
-QUANTIZED_DTYPES = frozenset({TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4})
+QUANTIZED_DTYPES = frozenset(
+    {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4}
+    | {getattr(TensorProto, name) for name in ("INT2", "UINT2") if hasattr(TensorProto, name)}  # onnx >= 1.19
+)
 
 
 def _quantized_table(tensor: Tensor) -> bool:
