@@ -729,19 +729,25 @@ def test_rotary_inv_freq_times_positions_is_precomputed(tmp_path):
     assert report.totals.total == 8 * 8
 
 
-def test_quantized_embedding_table_in_gather_is_an_embedding(tmp_path):
-    """quantize_dynamic stores the table as int8/uint8 and dequantizes the gathered rows."""
+_TABLE_DTYPES = ["UINT8", "INT8", "UINT4", "INT4"] + [n for n in ("INT2", "UINT2") if hasattr(TensorProto, n)]
+
+
+@pytest.mark.parametrize("dtype", _TABLE_DTYPES)
+def test_quantized_embedding_table_in_gather_is_an_embedding(tmp_path, dtype):
+    """quantize_dynamic stores the table as int8/uint8 (MatMulNBits tools 4 or 2 bits) and dequantizes
+    the gathered rows."""
     vocab, width = 50, 8
+    table = helper.make_tensor("Eq", getattr(TensorProto, dtype), [vocab, width], [1] * (vocab * width))
     m = model(
         [
             node("Gather", ["Eq", "ids"], ["rows"]),
-            node("DequantizeLinear", ["rows", "es", "ez"], ["emb"]),
+            node("DequantizeLinear", ["rows", "es"], ["emb"]),
             node("Shape", ["emb"], ["shp"]),
             node("Gather", ["shp", "last"], ["w"]),  # an int64 shape read by Gather stays a shape
         ],
         [value("ids", ["N", 4], TensorProto.INT64)],
         [value("emb", None), value("w", None, TensorProto.INT64)],
-        [init("Eq", [vocab, width], np.uint8), init("es", []), init("ez", [], np.uint8), ints("last", [2])],
+        [table, init("es", []), ints("last", [2])],
     )
     report = audit_model(tmp_path, m)
     assert tensor_row(report, "Eq").role == "embedding"
