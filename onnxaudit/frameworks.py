@@ -527,6 +527,38 @@ def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     return [conv, bn]
 
 
+def torch_parametrized_weight(layer: Layer) -> list[FrameworkLayer] | None:
+    """torch.onnx dynamo folds a parametrized weight (weight_norm's g * v / |v|, spectral_norm's W / sigma)
+    into one stored tensor named after the op that made it (`mul`, `div`), while the module's bias keeps
+    its state_dict name. weight_norm's g spans one dim of the weight; spectral_norm adds no parameter."""
+    tensors = _counted(layer.tensors)
+    if len(tensors) != 2:
+        return None
+    for op in ("Conv", "Gemm", "ConvTranspose"):
+        weight, bias = _weight_and_bias(tensors, op)
+        if weight is None or bias is None or not weight.dims:
+            continue
+        module = bias.name.removesuffix(".bias")
+        if module == bias.name or "/" in bias.name or "." in weight.name or "/" in weight.name:
+            return None  # the bias must be a state_dict key, the weight an op output (`mul`, `div`)
+        k, c, most = weight.count or 0, bias.count or 0, max(weight.dims)
+        return [
+            FrameworkLayer(
+                module,
+                op,
+                Figure(k + c, k + c + most),
+                ZERO,
+                AMBIGUOUS,
+                [
+                    f"weight {weight.name} was computed at export beside state_dict bias {bias.name}: a parametrized "
+                    f"weight (weight_norm: + g over one dim, at most {most}; spectral_norm: + 0)"
+                ],
+                [weight.name, bias.name],
+            )  # fmt: skip
+        ]
+    return None
+
+
 def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
     """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
     Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
@@ -727,6 +759,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         ]
     elif origin == "pytorch":
         rewrites = [torch_dynamo_conv_bn, lowered_layer_norm, torch_bn_without_affine, lowered_group_norm]
+        rewrites.append(torch_parametrized_weight)
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere
         if any(path_from_tensor_name(t.name) for t in table.tensors if t.category == "parameter"):
             rewrites.insert(1, torch_legacy_folded_conv)

@@ -323,3 +323,12 @@ def test_bn_without_affine_has_only_statistics():
     channels = 8  # nn.BatchNorm1d(8, affine=False) in scripts/export_torch_zoo.py
     bn = next(la for la in fw.layers if la.kind == "BatchNorm")
     assert (bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (0, 2 * channels, 2 * channels)
+
+
+@pytest.mark.parametrize("case", ["weight_norm", "spectral_norm"])
+def test_parametrized_weight_folded_by_dynamo_is_a_range(case):
+    """weight_norm's g and v (or spectral_norm's original) folded into one `mul`/`div` tensor."""
+    path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    layer = next(la for la in fw.layers if "parametrized" in la.evidence[0])
+    assert layer.status == "ambiguous" and _contains(fw.trainable, _meta(path)["parameters"])
