@@ -851,38 +851,43 @@ class _Classifier:
     def branch_alternatives(self) -> None:
         """An If whose branches hold different numbers of parameters: the file stores (and the totals
         count) both, while one call runs only one of them. Said, not hidden in the sum."""
-        for node in self.view.all_nodes():
-            if node.op_type != "If" or len(node.subgraphs) != 2:
-                continue
-            counts = {branch.rsplit(":", 1)[-1]: self.parameters_within(branch) for branch in node.subgraphs}
+        ifs = [n for n in self.view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2]
+        if not ifs:
+            return
+        held = self.parameters_by_scope()
+        for node in ifs:
+            counts = {branch.rsplit(":", 1)[-1]: held.get(branch, 0) for branch in node.subgraphs}
             if len(set(counts.values())) == 2:
-                held = ", ".join(f"{name} holds {n:,}" for name, n in sorted(counts.items(), reverse=True))
+                text = ", ".join(f"{name} holds {n:,}" for name, n in sorted(counts.items(), reverse=True))
                 low, high = min(counts.values()), max(counts.values())
                 self.limits.append(
-                    f"If {node.label}: {held} parameters; both are stored and counted, a call runs one "
+                    f"If {node.label}: {text} parameters; both are stored and counted, a call runs one "
                     f"({low:,}..{high:,})"
                 )
 
-    def parameters_within(self, scope: str) -> int:
-        """Parameters and statistics that only graph `scope` (or graphs nested in it) uses: stored
-        there, or stored outside and read only there (torch dynamo keeps torch.cond weights outside)."""
-        total = 0
+    def parameters_by_scope(self) -> dict[str, int]:
+        """Parameters and statistics each graph holds: stored in it or in a graph nested inside it, or
+        stored outside and read only inside it (torch dynamo keeps torch.cond weights outside)."""
+        held: dict[str, int] = {}
         for entry in self.found.values():
-            if entry.category not in PARAMETER_CATEGORIES:
-                continue
-            inside = self.within(entry.tensor.scope, scope) or (
-                bool(entry.uses) and all(self.within(use.node.scope, scope) for use in entry.uses)
-            )
             dims = entry.logical_dims if entry.logical_dims is not None else entry.tensor.dims
-            if inside and dims is not None:
-                total += element_count(dims)
-        return total
+            if entry.category not in PARAMETER_CATEGORIES or dims is None:
+                continue
+            scopes = set(self.enclosing(entry.tensor.scope))
+            if entry.uses:
+                scopes |= set.intersection(*(set(self.enclosing(use.node.scope)) for use in entry.uses))
+            count = element_count(dims)
+            for scope in scopes:
+                held[scope] = held.get(scope, 0) + count
+        return held
 
-    def within(self, current: str | None, scope: str) -> bool:
-        """Graph `current` is `scope` or nested inside it."""
-        while current is not None and current != scope:
-            current = self.view.graphs[current].parent if current in self.view.graphs else None
-        return current == scope
+    def enclosing(self, scope: str | None) -> list[str]:
+        """`scope` and the graphs around it, innermost first."""
+        chain: list[str] = []
+        while scope is not None and scope in self.view.graphs and len(chain) < 256:
+            chain.append(scope)
+            scope = self.view.graphs[scope].parent
+        return chain
 
     def attribute_parameters(self, nodes: list[Node]) -> None:
         """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""
