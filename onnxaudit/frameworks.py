@@ -559,6 +559,37 @@ def torch_parametrized_weight(layer: Layer) -> list[FrameworkLayer] | None:
     return None
 
 
+_TORCH_NORMS = frozenset({"LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization"})
+
+
+def torch_norm_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
+    """LayerNorm(elementwise_affine=False) and the like: ONNX's norm ops want a scale, so the exporter
+    writes one (a Constant node, or a dynamo `val_N`) where the module has none. A scale or bias without
+    a state_dict name may be such a stand-in: 0 to its size."""
+    tensors = _counted(layer.tensors)
+    in_norm = [t for t in tensors if any(u.node.op_type in _TORCH_NORMS for u in t.uses)]
+    if not in_norm or len(in_norm) != len(tensors):
+        return None
+    if any("." in t.name for t in in_norm):  # a state_dict key: the module's own weight or bias
+        return None
+    n = sum(t.count or 0 for t in in_norm)
+    op = next(u.node.op_type for u in in_norm[0].uses if u.node.op_type in _TORCH_NORMS)
+    return [
+        FrameworkLayer(
+            layer.name,
+            op,
+            Figure(0, n),
+            ZERO,
+            AMBIGUOUS,
+            [
+                f"{', '.join(t.name for t in in_norm)}: no state_dict name, written by the exporter for a "
+                f"norm without affine parameters (elementwise_affine=False) or renamed: 0 to {n}"
+            ],
+            [t.name for t in in_norm],
+        )  # fmt: skip
+    ]
+
+
 def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
     """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
     Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
@@ -759,7 +790,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         ]
     elif origin == "pytorch":
         rewrites = [torch_dynamo_conv_bn, lowered_layer_norm, torch_bn_without_affine, lowered_group_norm]
-        rewrites.append(torch_parametrized_weight)
+        rewrites += [torch_parametrized_weight, torch_norm_without_affine]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere
         if any(path_from_tensor_name(t.name) for t in table.tensors if t.category == "parameter"):
             rewrites.insert(1, torch_legacy_folded_conv)

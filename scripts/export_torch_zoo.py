@@ -67,6 +67,10 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "bilstm_no_h0": (nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True), torch.randn(1, 5, 8)),
         "gru_no_bias": (nn.GRU(8, 6, bias=False, batch_first=True), torch.randn(1, 5, 8)),
         "layer_scale": (LayerScale(), torch.randn(1, 3, 8, 8)),
+        "ln_no_affine": (
+            nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8, elementwise_affine=False), nn.Linear(8, 2)),
+            torch.randn(2, 8),
+        ),
         "weight_norm": (nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3))), torch.randn(1, 4, 10)),
         "spectral_norm": (nn.Sequential(spectral_norm(nn.Linear(8, 4))), torch.randn(2, 8)),
         "positional": (PositionalParameter(), torch.randn(1, 6, 16)),

@@ -332,3 +332,13 @@ def test_parametrized_weight_folded_by_dynamo_is_a_range(case):
     fw = audit(path, convention="pytorch").framework
     layer = next(la for la in fw.layers if "parametrized" in la.evidence[0])
     assert layer.status == "ambiguous" and _contains(fw.trainable, _meta(path)["parameters"])
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
+def test_norm_scale_without_state_dict_name_may_be_the_exporters(kind):
+    """LayerNorm(elementwise_affine=False): the exporter writes the ones (and zeros) ONNX needs."""
+    path = MODELS / "torchzoo" / f"ln_no_affine__{kind}.onnx"
+    fw = audit(path, convention="pytorch").framework
+    norm = next(la for la in fw.layers if la.kind == "LayerNormalization")
+    assert norm.status == "ambiguous" and norm.trainable.lo == 0
+    assert _contains(fw.trainable, _meta(path)["parameters"])
