@@ -111,6 +111,15 @@ def _keras3_row(line: str, layers: list[LayerExpectation]) -> None:
     layers.append(LayerExpectation(name.strip(), kind.rstrip(")"), _int(params)))
 
 
+def _running_stats(data: dict) -> int | None:
+    """BN running statistics: "running_stats" when given (all "buffers" may hold position ids and
+    causal masks, which are no statistics), else "buffers"."""
+    for key in ("running_stats", "buffers"):
+        if isinstance(data.get(key), int):
+            return int(data[key])
+    return None
+
+
 def parse_torch_counts(path: Path) -> Expectation:
     """A small JSON written by a few lines of PyTorch (see README):
     {"parameters": N, "trainable": N, "buffers": N, "modules": {"conv1": {"parameters": N, "buffers": N}}}."""
@@ -123,9 +132,10 @@ def parse_torch_counts(path: Path) -> Expectation:
         raise AuditError(f'{path}: expected an object with an integer "parameters"')
     expectation = Expectation(f"torch counts {path.name}")
     expectation.figures["trainable"] = data["parameters"]
-    if isinstance(data.get("buffers"), int):
-        expectation.figures["non_trainable"] = data["buffers"]
-        expectation.figures["total"] = data["parameters"] + data["buffers"]
+    stats = _running_stats(data)
+    if stats is not None:
+        expectation.figures["non_trainable"] = stats
+        expectation.figures["total"] = data["parameters"] + stats
     modules = data.get("modules", {})
     if not isinstance(modules, dict):
         raise AuditError(f'{path}: "modules" must be an object of name -> counts')

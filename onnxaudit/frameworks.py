@@ -131,9 +131,14 @@ def _origin(view: ModelView) -> str:
     return "unknown"
 
 
+# onnxruntime's optimizer turns Conv + activation into FusedConv (and Gemm into FusedGemm): the same layer.
+_SAME_OP = {"Conv": ("Conv", "FusedConv", "NhwcFusedConv"), "Gemm": ("Gemm", "FusedGemm")}
+
+
 def _weight_and_bias(tensors: list[ParamTensor], op: str) -> tuple[ParamTensor | None, ParamTensor | None]:
-    weight = next((t for t in tensors if t.role == "weight" and any(u.node.op_type == op for u in t.uses)), None)
-    bias = next((t for t in tensors if t.role == "bias" and any(u.node.op_type == op for u in t.uses)), None)
+    ops = _SAME_OP.get(op, (op,))
+    weight = next((t for t in tensors if t.role == "weight" and any(u.node.op_type in ops for u in t.uses)), None)
+    bias = next((t for t in tensors if t.role == "bias" and any(u.node.op_type in ops for u in t.uses)), None)
     return weight, bias
 
 
@@ -227,7 +232,7 @@ def keras_fused_bn(
     weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
     if weight is None or not weight.name.endswith("_fused_bn"):
         return None
-    conv_node = next(u.node for u in weight.uses if u.node.op_type == "Conv")
+    conv_node = next(u.node for u in weight.uses if u.node.op_type in _SAME_OP["Conv"])
     bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
     conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of) or conv_node.label
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
@@ -238,22 +243,23 @@ def keras_fused_bn(
         [weight.name],
     )  # fmt: skip
     layers = [conv]
-    if bn_name:
-        layers.append(
-            FrameworkLayer(
-                bn_name,
-                "BatchNormalization",
-                Figure(0, 2 * c),
-                Figure.of(2 * c),
-                AMBIGUOUS,
-                [
-                    f"conv output named {bn_name}/FusedBatchNormV3: BatchNormalization folded, over {c} channels",
-                    f"moving mean and variance 2 x {c} non-trainable; gamma and beta 0 to 2 x {c}: "
-                    "a fold cannot show center/scale",
-                ],
-                [t.name for t in (weight, bias) if t is not None],
-            )  # fmt: skip
-        )
+    # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
+    seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
+    layers.append(
+        FrameworkLayer(
+            bn_name or f"{conv_name} (+folded BatchNorm)",
+            "BatchNormalization",
+            Figure(0, 2 * c),
+            Figure.of(2 * c),
+            AMBIGUOUS,
+            [
+                f"{seen}: BatchNormalization folded, over {c} channels",
+                f"moving mean and variance 2 x {c} non-trainable; gamma and beta 0 to 2 x {c}: "
+                "a fold cannot show center/scale",
+            ],
+            [t.name for t in (weight, bias) if t is not None],
+        )  # fmt: skip
+    )
     return layers
 
 
@@ -521,6 +527,128 @@ def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     return [conv, bn]
 
 
+def torch_parametrized_weight(layer: Layer) -> list[FrameworkLayer] | None:
+    """torch.onnx dynamo folds a parametrized weight (weight_norm's g * v / |v|, spectral_norm's W / sigma)
+    into one stored tensor named after the op that made it (`mul`, `div`), while the module's bias keeps
+    its state_dict name. weight_norm's g spans one dim of the weight; spectral_norm adds no parameter."""
+    tensors = _counted(layer.tensors)
+    if len(tensors) != 2:
+        return None
+    for op in ("Conv", "Gemm", "ConvTranspose"):
+        weight, bias = _weight_and_bias(tensors, op)
+        if weight is None or bias is None or not weight.dims:
+            continue
+        module = bias.name.removesuffix(".bias")
+        if module == bias.name or "/" in bias.name or "." in weight.name or "/" in weight.name:
+            return None  # the bias must be a state_dict key, the weight an op output (`mul`, `div`)
+        k, c, most = weight.count or 0, bias.count or 0, max(weight.dims)
+        return [
+            FrameworkLayer(
+                module,
+                op,
+                Figure(k + c, k + c + most),
+                ZERO,
+                AMBIGUOUS,
+                [
+                    f"weight {weight.name} was computed at export beside state_dict bias {bias.name}: a parametrized "
+                    f"weight (weight_norm: + g over one dim, at most {most}; spectral_norm: + 0)"
+                ],
+                [weight.name, bias.name],
+            )  # fmt: skip
+        ]
+    return None
+
+
+_TORCH_NORMS = frozenset({"LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization"})
+
+
+def torch_norm_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
+    """LayerNorm(elementwise_affine=False) and the like: ONNX's norm ops want a scale, so the exporter
+    writes one (a Constant node, or a dynamo `val_N`) where the module has none. A scale or bias without
+    a state_dict name may be such a stand-in: 0 to its size."""
+    tensors = _counted(layer.tensors)
+    in_norm = [t for t in tensors if any(u.node.op_type in _TORCH_NORMS for u in t.uses)]
+    if not in_norm or len(in_norm) != len(tensors):
+        return None
+    if any("." in t.name for t in in_norm):  # a state_dict key: the module's own weight or bias
+        return None
+    n = sum(t.count or 0 for t in in_norm)
+    op = next(u.node.op_type for u in in_norm[0].uses if u.node.op_type in _TORCH_NORMS)
+    return [
+        FrameworkLayer(
+            layer.name,
+            op,
+            Figure(0, n),
+            ZERO,
+            AMBIGUOUS,
+            [
+                f"{', '.join(t.name for t in in_norm)}: no state_dict name, written by the exporter for a "
+                f"norm without affine parameters (elementwise_affine=False) or renamed: 0 to {n}"
+            ],
+            [t.name for t in in_norm],
+        )  # fmt: skip
+    ]
+
+
+def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
+    """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
+    Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
+    tensors = _counted(layer.tensors)
+    roles = {t.role: t for t in tensors}
+    if sorted(roles) != ["bn_beta", "bn_gamma", "bn_mean", "bn_var"] or len(tensors) != 4:
+        return None
+    made = [roles["bn_gamma"], roles["bn_beta"]]
+    if any(t.origin != "constant" for t in made) or any(
+        roles[r].origin != "initializer" for r in ("bn_mean", "bn_var")
+    ):
+        return None
+    c = roles["bn_mean"].count or 0
+    return [
+        FrameworkLayer(
+            layer.name,
+            "BatchNorm",
+            ZERO,
+            Figure.of(2 * c),
+            INFERRED,
+            [
+                f"gamma and beta are Constant nodes the exporter wrote, running stats are initializers: "
+                f"affine=False, running_mean and running_var 2 x {c} only"
+            ],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
+def lowered_group_norm(layer: Layer) -> list[FrameworkLayer] | None:
+    """torch's GroupNorm below opset 21: InstanceNormalization over G groups with made-up scale (ones)
+    and bias (zeros) of G, reshaped back, then `* weight + bias` over the C channels."""
+    tensors = _counted(layer.tensors)
+    inner = [t for t in tensors if any(u.node.op_type == "InstanceNormalization" for u in t.uses)]
+    outer = [t for t in tensors if t not in inner and t.role in ("norm_scale", "norm_bias")]
+    if not inner or not outer or len(inner) + len(outer) != len(tensors):
+        return None
+    groups, channels = {t.count or 0 for t in inner}, {t.count or 0 for t in outer}
+    if len(groups) != 1 or len(channels) != 1:
+        return None
+    g, c = groups.pop(), channels.pop()
+    if not 0 < g < c or c % g:
+        return None
+    return [
+        FrameworkLayer(
+            layer.name,
+            "GroupNorm",
+            Figure.of(len(outer) * c),
+            ZERO,
+            INFERRED,
+            [
+                f"InstanceNormalization over {g} groups (the exporter's {len(inner)} x {g} constants), then "
+                f"weight and bias over {c} channels: a GroupNorm lowered to ops, {len(outer)} x {c}"
+            ],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
 def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
     """torch.onnx (TorchScript) with constant folding: a BN folded into a conv leaves an anonymous
     weight (`onnx::Conv_42`) where an unfolded conv keeps its state_dict name. The BN's own name is
@@ -545,21 +673,99 @@ def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
 
 # ---------------------------------------------------------------- both
 
+# What onnxruntime's graph optimizer names the tensors it writes when it folds a per-channel scale
+# into a conv (SessionOptions.optimized_model_filepath): ConvBnFusion from a BatchNormalization,
+# ConvMulFusion from a constant Mul (tf2onnx's lowered BN, or any other scale).
+_ORT_BN_W, _ORT_MUL_W = "ConvBnFusion_W_", "ConvMulFusion_W_"
+_ORT_BN_B = "ConvBnFusion_BN_B_"
+
+
+def ort_conv_bn_fusion(layer: Layer) -> list[FrameworkLayer] | None:
+    """onnxruntime folded a BatchNormalization (ConvBnFusion) or a per-channel Mul (ConvMulFusion) into
+    the conv before it. The conv's own bias, if it had one, went into the folded shift: it cannot be
+    told apart. After a Mul fusion, the scale was a BN only where its folded name says so."""
+    tensors = _counted(layer.tensors)
+    weight = next((t for t in tensors if t.role == "weight" and t.name.startswith((_ORT_BN_W, _ORT_MUL_W))), None)
+    if weight is None or not weight.dims:
+        return None
+    bias = next((t for t in tensors if t.role == "bias" and t.name.startswith("Conv") and "Fusion_" in t.name), None)
+    if len(tensors) != (2 if bias is not None else 1):
+        return None
+    c, k = weight.dims[0], weight.count or 0
+    from_bn = weight.name.startswith(_ORT_BN_W)
+    bn_bias = bias.name[len(_ORT_BN_B) :] if bias is not None and bias.name.startswith(_ORT_BN_B) else ""
+    torch_names = from_bn and weight.name.endswith(".weight") and "/" not in weight.name
+    conv_name = weight.name[len(_ORT_BN_W) : -len(".weight")] if torch_names else layer.name
+    bn_name = bn_bias.removesuffix(".bias") if bn_bias.endswith(".bias") else f"{layer.name} (+folded BatchNorm)"
+    said_bn = from_bn or any("batchnorm" in t.name.lower() for t in tensors)
+    conv = FrameworkLayer(
+        conv_name, "Conv", Figure(k, k + c), ZERO, AMBIGUOUS,
+        [f"{weight.name}: onnxruntime folded a per-channel {'BatchNorm' if from_bn else 'Mul'} into {conv_name}",
+         f"the original conv bias ({c}) cannot be told apart from the folded shift"],
+        [t.name for t in (weight, bias) if t is not None],
+    )  # fmt: skip
+    affine = bn_bias.endswith(".bias")  # a state_dict name: the BN had its own weight and bias
+    gamma_beta = Figure.of(2 * c) if affine else Figure(0, 2 * c)
+    stats = Figure.of(2 * c) if said_bn else Figure(0, 2 * c)
+    evidence = (
+        f"folded BatchNorm over {c} channels: running stats 2 x {c} existed; weight and bias "
+        + (f"2 x {c} (its bias was named {bn_bias})" if affine else f"0 or 2 x {c}")
+        if said_bn
+        else f"a folded per-channel scale over {c} channels: a BatchNorm (up to 4 x {c}) or no layer at all"
+    )
+    status = INFERRED if affine else AMBIGUOUS
+    return [conv, FrameworkLayer(bn_name, "BatchNorm", gamma_beta, stats, status, [evidence])]
+
+
+def ort_optimized(view: ModelView) -> bool:
+    """Saved by onnxruntime's graph optimizer (SessionOptions.optimized_model_filepath), which imports
+    every domain it registers, its NCHWc layout domain among them."""
+    return "com.microsoft.nchwc" in view.opsets
+
+
+def ort_silent_fold(layer: Layer) -> list[FrameworkLayer] | None:
+    """In a file onnxruntime's optimizer saved, a conv with a bias may hold a BatchNormalization folded
+    without a name left behind (a conv without a bias never does: the fusion would have made one)."""
+    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    if weight is None or bias is None:
+        return None
+    c = _channels(bias)
+    maybe_bn = FrameworkLayer(
+        f"{layer.name} (+BatchNorm folded by onnxruntime?)", "BatchNorm", Figure(0, 2 * c), Figure(0, 2 * c),
+        AMBIGUOUS,
+        [f"saved by onnxruntime's optimizer, which folds a BatchNorm into the conv before it: 0 or 4 x {c}"],
+    )  # fmt: skip
+    return [_file_layer(layer), maybe_bn]
+
 
 def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     """Anonymous constant-folded weights that are a transposed copy's shape of an embedding table:
     tied weights stored twice (pytorch/pytorch#108342). Values are not compared here."""
-    embeddings = [t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2]
+    embeddings = [
+        t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2 and not _position_table(t)
+    ]
     pairs: dict[str, str] = {}
     for t in table.tensors:
         if t.role != "weight" or not t.dims or len(t.dims) != 2:
             continue
-        if not (t.name.startswith(("onnx::", "val_")) or t.name.isdigit()):
+        if not (t.name.startswith(("onnx::", "val_")) or t.name.isdigit() or _folded_transpose(t.name)):
             continue
         for e in embeddings:
             if e.name != t.name and tuple(reversed(e.dims)) == tuple(t.dims):  # type: ignore[arg-type]
                 pairs[t.name] = e.name
     return pairs
+
+
+def _folded_transpose(name: str) -> bool:
+    """A Transpose output that onnxruntime's constant folding stored under the node output's name
+    (`/lm_head/Transpose_output_0`)."""
+    return name.rpartition("/")[2].startswith("Transpose_output_")
+
+
+def _position_table(t: ParamTensor) -> bool:
+    """An EmbedLayerNormalization position or segment table (inputs 3, 4): never tied to an output head,
+    so a square hidden x hidden weight matching its shape is no copy of it."""
+    return bool(t.uses) and all(u.node.op_type == "EmbedLayerNormalization" and u.slot in (3, 4) for u in t.uses)
 
 
 Rewrite = Callable[[Layer], "list[FrameworkLayer] | None"]
@@ -583,12 +789,16 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             keras_rnn_loop_bias,
         ]
     elif origin == "pytorch":
-        rewrites = [torch_dynamo_conv_bn, lowered_layer_norm]
+        rewrites = [torch_dynamo_conv_bn, lowered_layer_norm, torch_bn_without_affine, lowered_group_norm]
+        rewrites += [torch_parametrized_weight, torch_norm_without_affine]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere
         if any(path_from_tensor_name(t.name) for t in table.tensors if t.category == "parameter"):
             rewrites.insert(1, torch_legacy_folded_conv)
     else:
         rewrites = [lowered_layer_norm]
+    rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
+    if ort_optimized(view):
+        rewrites.append(ort_silent_fold)
     tied = tied_transposed_copy(table)
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
@@ -612,6 +822,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 fl = rebuilt[0]
                 fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
                 fl.status = AMBIGUOUS
+                if fl.evidence == ["counted as stored"]:
+                    fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
                 fl.evidence.append(
                     f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be a transposed copy of tied "
                     f"{tied[copy.name]}: counted once at least, twice at most (values not compared)"

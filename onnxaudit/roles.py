@@ -46,6 +46,7 @@ ROLES: dict[str, RoleInfo] = {
     "literal": RoleInfo("literal", "scalar literal"),
     "initial_state": RoleInfo("state", "initial recurrent/attention state"),
     "precomputed": RoleInfo("state", "precomputed table (rotary cos/sin cache): a non-persistent buffer"),
+    "mask": RoleInfo("state", "boolean mask (causal/padding mask): a non-persistent buffer"),
     "unclassified": RoleInfo("unclassified", "constant of unknown role"),
     "unused": RoleInfo("unused", "stored but consumed by no node"),
 }
@@ -111,6 +112,7 @@ SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "CenterCropPad": (DATA, "shape"),
     "Col2Im": (DATA, "shape", "shape"),
     "RotaryEmbedding": (DATA, "precomputed", "precomputed", "shape"),  # opset 23
+    "DeformConv": (DATA, "weight", DATA, "bias", DATA),  # opset 19: X, W, offset, B, mask
 }
 for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
             "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"):  # fmt: skip
@@ -209,6 +211,58 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "GemmFastGelu": (DATA, "weight", "bias"),
     "BiasSplitGelu": (DATA, "bias"),
     "MoE": (DATA, DATA, "weight", "bias", "weight", "bias", "weight", "bias"),
+    # onnxruntime's quantize_dynamic of EmbedLayerNormalization: quantized tables, then scales, zero points
+    "QEmbedLayerNormalization": (
+        "shape",
+        "shape",
+        "embedding",
+        "embedding",
+        "embedding",
+        "norm_scale",
+        "norm_bias",
+        "shape",
+        *("quant_scale",) * 5,
+        *("quant_zero_point",) * 5,
+    ),  # fmt: skip
+    "QLinearConvTranspose": SLOT_TABLE["QLinearConv"],
+    "MatMulBnb4": (DATA, "weight", "quant_scale"),  # A, B (4-bit, two per byte), absmax; N x K logical
+    # Gemm with a fused activation: A, B, C
+    "FusedGemm": (DATA, "weight", "bias"),
+    # onnxruntime's own LayerNormalization and group norms, written in its domain by older tools
+    "LayerNormalization": (DATA, "norm_scale", "norm_bias"),
+    "GroupNorm": (DATA, "norm_scale", "norm_bias"),
+    "SkipGroupNorm": (DATA, "norm_scale", "norm_bias", DATA, "bias"),
+    "BiasDropout": (DATA, "bias", DATA, "literal", "literal"),
+    "NhwcFusedConv": (DATA, "weight", "bias", DATA),
+    "ConvTransposeWithDynamicPads": (DATA, "weight", "shape", "bias"),
+    "RelativePositionBias": ("embedding", "shape", "shape"),  # a learned (buckets, heads) table
+    "GatedRelativePositionBias": (DATA, "bias", DATA, "weight", "bias", "weight", DATA),
+    # QOperator element-wise ops: each operand's scale and zero point
+    "QLinearAdd": (
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        "quant_scale",
+        "quant_zero_point",
+    ),  # fmt: skip
+    "QLinearMul": (
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        DATA,
+        "quant_scale",
+        "quant_zero_point",
+        "quant_scale",
+        "quant_zero_point",
+    ),  # fmt: skip
+    "QLinearGlobalAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearSigmoid": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearLeakyRelu": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
+    "QLinearSoftmax": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
 }
 
 # Matrix products: whichever operand is constant is the weight.
@@ -234,7 +288,19 @@ MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
 
 # Ops that make a weight-bearing product, so a constant Add right after them is its bias.
 WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger",
-                        "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits"})  # fmt: skip
+                        "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits", "MatMulBnb4"})  # fmt: skip
+
+# ai.onnx.ml ops whose learned values live in attributes (the tool counts tensors only).
+ML_ATTRIBUTE_PARAMS: dict[str, str] = {
+    "LinearClassifier": "coefficients, intercepts",
+    "LinearRegressor": "coefficients, intercepts",
+    "SVMClassifier": "support vectors, coefficients, rho",
+    "SVMRegressor": "support vectors, coefficients, rho",
+    "TreeEnsembleClassifier": "tree nodes, thresholds, leaf weights",
+    "TreeEnsembleRegressor": "tree nodes, thresholds, leaf weights",
+    "TreeEnsemble": "tree nodes, thresholds, leaf weights",
+    "Scaler": "offset, scale",
+}
 
 # Never constant-folded: their outputs differ from run to run.
 NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -245,6 +311,9 @@ LAYOUT_OPS = frozenset({"Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "T
                         "Identity", "Split", "Expand", "Tile", "Flatten", "DequantizeLinear"})  # fmt: skip
 
 PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
+# Slot roles a constant keeps when it reaches them through run-time layout ops: an RNN's zero initial
+# state broadcast by Expand to the batch (torch.onnx legacy LSTM/GRU/RNN without h0) is a state too.
+FORWARD_CATEGORIES = PARAMETER_CATEGORIES | {"state"}
 # When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
 _STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
              "shape": 5, "literal": 6, "unused": 7}  # fmt: skip
@@ -398,6 +467,8 @@ class _Classifier:
                 return "embedding" if slot == 0 else "shape"
             if op == "Add" and self.is_bias_add(node, slot, assumed):
                 return "bias"
+            if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
+                return "quant_scale"
             if op in ("Mul", "Add") and len(node.inputs) == 2:
                 affine = self.normalization_affine(node, slot, assumed)
                 if affine:
@@ -432,8 +503,26 @@ class _Classifier:
             return "bias"
         operands = MATMUL_OPERANDS[node.op_type] or tuple(range(len(node.inputs)))
         if slot in operands and self._constant_or_assumed(node, slot, assumed):
-            return "weight"
+            return "precomputed" if self.has_trig and self.feeds_only_cos_sin(node) else "weight"
         return DATA
+
+    @cached_property
+    def has_trig(self) -> bool:
+        """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
+        return any(n.op_type in ("Cos", "Sin") for n in self.view.all_nodes())
+
+    def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
+        """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
+        positions. inv_freq is a non-persistent buffer computed from the config, not a weight."""
+        uses = [use for out in node.outputs if out for use in self.consumers.get((node.scope, out), [])]
+        if not uses or depth > 6:
+            return False
+        for consumer, _ in uses:
+            if consumer.op_type in ("Cos", "Sin"):
+                continue
+            if consumer.op_type not in LAYOUT_OPS or not self.feeds_only_cos_sin(consumer, depth + 1):
+                return False
+        return True
 
     def _constant_or_assumed(self, node: Node, slot: int, assumed: str) -> bool:
         name = node.inputs[slot]
@@ -487,7 +576,9 @@ class _Classifier:
             )
         if op == "BatchNormalization" and len(node.inputs) >= 5:
             return not self.is_constant(node.scope, node.inputs[3])
-        return False
+        # torch's GroupNorm below opset 18: InstanceNormalization over the groups (scale ones, bias zeros),
+        # reshaped back, then * weight + bias per channel
+        return op == "InstanceNormalization"
 
     def is_bias_add(self, node: Node, slot: int, assumed: str = "") -> bool:
         """Add(product, constant) right after a weight-bearing op: the constant is its bias."""
@@ -516,6 +607,26 @@ class _Classifier:
         if scale is None:
             return not self.is_constant(node.scope, node.inputs[1])
         return scale.dims is not None and element_count(scale.dims) <= 1
+
+    def is_integer_rescale(self, node: Node, slot: int, assumed: str) -> bool:
+        """Mul(constant, DynamicQuantizeLinear's run-time scale): the constant is the weight's (per-channel)
+        quantization scale. onnxruntime's dynamic quantization multiplies the two scales first, then the
+        MatMulInteger/ConvInteger result. A constant multiplying the product itself stays unknown: it may
+        be a folded BatchNormalization just as well."""
+        if len(node.inputs) != 2 or not self._constant_or_assumed(node, slot, assumed):
+            return False
+        return self.dynamic_scale(node.scope, node.inputs[1 - slot])
+
+    def dynamic_scale(self, scope: str, name: str, depth: int = 0) -> bool:
+        """`name` is the scale output of DynamicQuantizeLinear (through Cast, Reshape and the like)."""
+        producer = self.producer(scope, name)
+        if producer is None or depth > 3:
+            return False
+        if producer.op_type == "DynamicQuantizeLinear":
+            return len(producer.outputs) > 1 and name == producer.outputs[1]
+        if producer.op_type in ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze") and producer.inputs:
+            return self.dynamic_scale(producer.scope, producer.inputs[0], depth + 1)
+        return False
 
     def formal_role(self, call: Node, slot: int, depth: int) -> str:
         """A local function's input takes the role of the slot it is consumed by inside the body."""
@@ -555,7 +666,12 @@ class _Classifier:
 
     def constant_role(self, tensor: Tensor, role: str, node: Node) -> str:
         """The role of a constant in a slot: a data slot only tells what it is not."""
-        if role == "embedding" and node.op_type == "Gather" and (tensor.dtype in INTEGER_DTYPES or not tensor.dims):
+        if (
+            role == "embedding"
+            and node.op_type == "Gather"
+            and (tensor.dtype in INTEGER_DTYPES or not tensor.dims)
+            and not _quantized_table(tensor)
+        ):
             return "shape" if tensor.dtype in INTEGER_DTYPES else "literal"
         if role != DATA:
             return role
@@ -563,6 +679,8 @@ class _Classifier:
             return "literal"
         if tensor.dtype == TensorProto.STRING:
             return "literal"
+        if tensor.dtype == TensorProto.BOOL:  # true/false cannot be trained: a mask table (GPT-2's causal bias)
+            return "mask"
         if tensor.dtype in INTEGER_DTYPES and tensor.dims is not None and element_count(tensor.dims) <= 1024:
             return "shape"
         return "unclassified"
@@ -579,7 +697,7 @@ class _Classifier:
                     role, via = self.forward_role(consumer, depth + 1)
                     if role != DATA:
                         return role, (consumer.op_type, *via)
-                elif ROLES[role].category in PARAMETER_CATEGORIES:
+                elif ROLES[role].category in FORWARD_CATEGORIES:
                     return role, (consumer.op_type,)
         return DATA, ()
 
@@ -598,7 +716,7 @@ class _Classifier:
                 self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
         if tensor is not None:
-            final = self.constant_role(tensor, role, consumer)
+            final = self.broadcast_filler(tensor, self.constant_role(tensor, role, consumer), via)
             logical = self.logical_dims(consumer, slot) if final in ("weight", "embedding") else None
             self.record(tensor, _use(consumer, slot, final, via), logical)
             return
@@ -617,6 +735,13 @@ class _Classifier:
                 self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
             else:
                 self.trace(producer.scope, inner, inner_role, producer, j, (), depth + 1)
+
+    def broadcast_filler(self, tensor: Tensor, role: str, via: tuple[str, ...]) -> str:
+        """A single stored value Expanded into a weight or bias slot (torch.onnx dynamo writes a conv
+        without bias as Expand(0.0, [C])): a filler, not a learned vector of one."""
+        if "Expand" in via and ROLES[role].category in PARAMETER_CATEGORIES and not _more_than_scalar(tensor):
+            return "literal"
+        return role
 
     def record_constant_of_shape(self, node: Node, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
         shape_name = node.inputs[0] if node.inputs else ""
@@ -641,7 +766,7 @@ class _Classifier:
         self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
-        if node.op_type == "MatMulNBits" and slot == 1:
+        if node.op_type in ("MatMulNBits", "MatMulBnb4") and slot == 1:
             n, k = node.attrs.get("N"), node.attrs.get("K")
             if isinstance(n, int) and isinstance(k, int):
                 return (n, k)
@@ -693,6 +818,8 @@ class _Classifier:
                     self.weight_input_without_data(node, slot, name, role)
         self.branch_outputs()
         self.add_unused()
+        self.branch_alternatives()
+        self.attribute_parameters(nodes)
         if any(n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes):
             for entry in self.found.values():
                 if any(
@@ -721,6 +848,56 @@ class _Classifier:
                     if i < len(outputs) and outputs[i] and self.is_constant(branch, outputs[i]):
                         self.trace(branch, outputs[i], role, consumer, slot, ("If",), 0)
 
+    def branch_alternatives(self) -> None:
+        """An If whose branches hold different numbers of parameters: the file stores (and the totals
+        count) both, while one call runs only one of them. Said, not hidden in the sum."""
+        ifs = [n for n in self.view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2]
+        if not ifs:
+            return
+        held = self.parameters_by_scope()
+        for node in ifs:
+            counts = {branch.rsplit(":", 1)[-1]: held.get(branch, 0) for branch in node.subgraphs}
+            if len(set(counts.values())) == 2:
+                text = ", ".join(f"{name} holds {n:,}" for name, n in sorted(counts.items(), reverse=True))
+                low, high = min(counts.values()), max(counts.values())
+                self.limits.append(
+                    f"If {node.label}: {text} parameters; both are stored and counted, a call runs one "
+                    f"({low:,}..{high:,})"
+                )
+
+    def parameters_by_scope(self) -> dict[str, int]:
+        """Parameters and statistics each graph holds: stored in it or in a graph nested inside it, or
+        stored outside and read only inside it (torch dynamo keeps torch.cond weights outside)."""
+        held: dict[str, int] = {}
+        for entry in self.found.values():
+            dims = entry.logical_dims if entry.logical_dims is not None else entry.tensor.dims
+            if entry.category not in PARAMETER_CATEGORIES or dims is None:
+                continue
+            scopes = set(self.enclosing(entry.tensor.scope))
+            if entry.uses:
+                scopes |= set.intersection(*(set(self.enclosing(use.node.scope)) for use in entry.uses))
+            count = element_count(dims)
+            for scope in scopes:
+                held[scope] = held.get(scope, 0) + count
+        return held
+
+    def enclosing(self, scope: str | None) -> list[str]:
+        """`scope` and the graphs around it, innermost first."""
+        chain: list[str] = []
+        while scope is not None and scope in self.view.graphs and len(chain) < 256:
+            chain.append(scope)
+            scope = self.view.graphs[scope].parent
+        return chain
+
+    def attribute_parameters(self, nodes: list[Node]) -> None:
+        """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""
+        for node in nodes:
+            if node.domain == "ai.onnx.ml" and node.op_type in ML_ATTRIBUTE_PARAMS:
+                self.limits.append(
+                    f"ai.onnx.ml {node.op_type} {node.label}: its learned values "
+                    f"({ML_ATTRIBUTE_PARAMS[node.op_type]}) are node attributes, not tensors: not counted"
+                )
+
     def is_constant_computation(self, node: Node) -> bool:
         if not node.outputs:
             return False
@@ -740,6 +917,18 @@ class _Classifier:
                     entry.role = "unclassified"
                     entry.notes.append("returned directly as a graph output")
                 self.found[tensor.key] = entry
+
+
+# Element types of quantized weights: a 2-D+ table of these in Gather is a quantized embedding
+# (onnxruntime's quantize_dynamic: Gather, then DequantizeLinear), never a shape.
+QUANTIZED_DTYPES = frozenset(
+    {TensorProto.INT8, TensorProto.UINT8, TensorProto.INT4, TensorProto.UINT4}
+    | {getattr(TensorProto, name) for name in ("INT2", "UINT2") if hasattr(TensorProto, name)}  # onnx >= 1.19
+)
+
+
+def _quantized_table(tensor: Tensor) -> bool:
+    return tensor.dtype in QUANTIZED_DTYPES and tensor.dims is not None and len(tensor.dims) >= 2
 
 
 def _more_than_scalar(tensor: Tensor) -> bool:

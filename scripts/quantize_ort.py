@@ -68,6 +68,41 @@ def _record(source: Path, target: Path, kind: str, api: str) -> None:
     print(f"{target.name}: {', '.join(ops)}")
 
 
+def dynamic_per_channel() -> None:
+    """Per-channel dynamic quantization: the weight scales become vectors multiplied with the
+    run-time input scale (Mul(x_scale, w_scale)) before rescaling the integer product."""
+    source = ROOT / "models" / "torch" / "resnet_tiny__legacy_nofold.onnx"
+    target = OUT / f"{source.stem}__dynamic_per_channel.onnx"
+    quantize_dynamic(
+        str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+    )  # fmt: skip
+    api = "quantize_dynamic(per_channel=True, weight_type=QInt8, op_types_to_quantize=[Conv, MatMul, Gemm])"
+    _record(source, target, "dynamic_per_channel", api)
+
+
+def transformers_quantized() -> None:
+    """The fused transformers of models/ortfused quantized by onnxruntime: QEmbedLayerNormalization,
+    QAttention, a quantized embedding table read by Gather then DequantizeLinear, GatherBlockQuantized."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    fused = ROOT / "models" / "ortfused"
+    for name in ("bert_tiny__ort_fused", "gpt2_tiny__ort_fused"):
+        source, target = fused / f"{name}.onnx", OUT / f"{name}__dynamic_per_channel.onnx"
+        extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}  # the optimizer's contrib ops have no inferred types
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8, extra_options=extra)
+        _record(source, target, "dynamic_per_channel", "quantize_dynamic(per_channel=True, weight_type=QInt8)")
+    source, target = fused / "llama_tiny__ort_fused.onnx", OUT / "llama_tiny__ort_fused__matmul_nbits_gather.onnx"
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(source)), block_size=16, is_symmetric=False,
+        op_types_to_quantize=("MatMul", "Gather"), quant_axes=(("MatMul", 0), ("Gather", 1)),
+    )  # fmt: skip
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
+    api = "MatMulNBitsQuantizer(block_size=16, asymmetric, op_types_to_quantize=(MatMul, Gather))"
+    _record(source, target, "matmul_nbits_gather", api)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     torch_dir = ROOT / "models" / "torch"
@@ -99,6 +134,8 @@ def main() -> None:
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
             api = "quantize_dynamic(weight_type=QInt8, op_types_to_quantize=[MatMul])"
             _record(source, target, "matmul_dynamic", api)
+    dynamic_per_channel()
+    transformers_quantized()
 
 
 if __name__ == "__main__":

@@ -371,3 +371,69 @@ def conv_bn_scaled() -> onnx.ModelProto:
         + [init(name, [2]) for name in ("gamma", "beta", "mean", "var")]
         + [init("temperature", [2, 1, 1])],
     )
+
+
+# ---------------------------------------------------------------- graphs for the robustness round
+
+
+def dynamic_matmul_integer(scale_on_product: bool = False, rows: int = 16, cols: int = 8) -> onnx.ModelProto:
+    """onnxruntime's per-channel dynamic quantization of MatMul + bias: DynamicQuantizeLinear(x), then
+    Mul(x_scale, w_scale) rescales Cast(MatMulInteger) and Add adds the float bias. With
+    `scale_on_product`, the per-channel vector multiplies the product itself (as a folded BN would)."""
+    rescale = [node("Mul", ["mf", "xs"], ["a"]), node("Mul", ["a", "ws"], ["c"])]
+    if not scale_on_product:
+        rescale = [node("Mul", ["xs", "ws"], ["s"]), node("Mul", ["mf", "s"], ["c"])]
+    return model(
+        [
+            node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+            node("MatMulInteger", ["xq", "W", "xz", "wz"], ["mi"]),
+            node("Cast", ["mi"], ["mf"], to=TensorProto.FLOAT),
+            *rescale,
+            node("Add", ["c", "B"], ["y"]),
+        ],
+        [value("x", ["N", rows])],
+        [value("y", ["N", cols])],
+        [init("W", [rows, cols], np.int8), init("wz", [cols], np.int8), init("ws", [cols]), init("B", [cols])],
+        opset=13,
+    )
+
+
+def if_with_unequal_branches(
+    then_dims: Sequence[int] = (4, 4), else_dims: Sequence[int] = (4, 8), outer: bool = False
+) -> onnx.ModelProto:
+    """If whose branches keep MatMul weights of different sizes in Constant nodes; with `outer`, the
+    weights are main-graph initializers each branch reads (torch.onnx dynamo's torch.cond)."""
+    weights = {"then": init("then_W", then_dims), "else": init("else_W", else_dims)}
+
+    def branch(name: str) -> onnx.GraphProto:
+        nodes = [] if outer else [helper.make_node("Constant", [], [f"{name}_W"], value=weights[name])]
+        nodes.append(node("MatMul", ["x", f"{name}_W"], [name]))
+        return helper.make_graph(nodes, name, [], [value(name, None)])
+
+    return model(
+        [node("If", ["c"], ["r"], then_branch=branch("then"), else_branch=branch("else"))],
+        [value("x", [1, 4]), value("c", [], TensorProto.BOOL)],
+        [value("r", None)],
+        list(weights.values()) if outer else [],
+    )
+
+
+def embed_layer_norm_then_dense(hidden: int = 8, positions: int = 8, vocab: int = 20) -> onnx.ModelProto:
+    """EmbedLayerNormalization (word, position tables) then MatMul by an anonymous hidden x hidden
+    weight: square like the position table, but no copy of it."""
+    return model(
+        [
+            node("EmbedLayerNormalization", ["ids", "", "we", "pe", "", "g", "b"], ["e", "mi"], domain="com.microsoft"),
+            node("MatMul", ["e", "onnx::MatMul_9"], ["y"]),
+        ],
+        [value("ids", ["N", 4], TensorProto.INT32)],
+        [value("y", None)],
+        [
+            init("we", [vocab, hidden]),
+            init("pe", [positions, hidden]),
+            init("g", [hidden]),
+            init("b", [hidden]),
+            init("onnx::MatMul_9", [hidden, hidden]),
+        ],
+        extra_opsets={"com.microsoft": 1},
+    )

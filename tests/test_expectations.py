@@ -56,3 +56,12 @@ def test_torch_counts(tmp_path):
     path.write_text("{nope")
     with pytest.raises(AuditError, match="not JSON"):
         parse_torch_counts(path)
+
+
+def test_torch_counts_prefer_running_stats_over_all_buffers(tmp_path):
+    """Hugging Face models hold position ids and causal masks as buffers: no BN statistics."""
+    path = tmp_path / "counts.json"
+    params, stats, other_buffers = 10, 4, 32
+    path.write_text(json.dumps({"parameters": params, "buffers": stats + other_buffers, "running_stats": stats}))
+    parsed = parse_torch_counts(path)
+    assert parsed.figures == {"trainable": params, "non_trainable": stats, "total": params + stats}

@@ -139,3 +139,26 @@ def test_every_fixture_total_is_the_sum_of_its_rows(path):
     assert sum(r.params for r in report.rows) == report.totals.total
     counted = [t for t in report.tensors if t.bucket is not None]
     assert sum(t.count for t in counted) == report.totals.total
+
+
+ORT_FUSED = _fixtures("ortfused")
+
+
+@pytest.mark.parametrize("path", ORT_FUSED, ids=lambda p: p.stem)
+def test_ort_fused_transformers_total_what_torch_counted(path):
+    """BERT/GPT-2 fused by onnxruntime.transformers (Attention, EmbedLayerNormalization,
+    SkipLayerNormalization, BiasGelu, FastGelu): the fused file holds exactly torch's parameters,
+    every one classified (GPT-2's bool causal-mask buffer is a mask, not a parameter)."""
+    meta = _meta(path)
+    assert any(op.startswith("com.microsoft:") for op in meta["ops"])
+    for convention in ("keras", "pytorch"):
+        totals = audit(path, convention=convention).totals
+        assert (totals.total, totals.trainable, totals.unclassified) == (meta["parameters"], meta["parameters"], 0)
+
+
+def test_ort_fused_bert_qkv_weight_is_three_linears():
+    path = MODELS / "ortfused" / "bert_tiny__ort_fused.onnx"
+    hidden = _meta(path)["config"]["hidden"]
+    report = audit(path)
+    qkv = [t for t in report.tensors if any(c.startswith("Attention") for c in t.consumers)]
+    assert sorted(t.count for t in qkv) == sorted([3 * hidden, hidden * 3 * hidden] * 2)

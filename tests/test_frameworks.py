@@ -216,3 +216,129 @@ def test_tfkeras_einsum_attention_is_stated_ambiguous():
     fw = audit(path).framework
     assert fw.status == "ambiguous" and not fw.total.exact
     assert any("unknown role" in e for la in fw.layers for e in la.evidence)
+
+
+def test_square_weight_is_no_tied_copy_of_a_position_table(tmp_path):
+    """BERT with hidden == max positions: the dense weight has the position table's shape reversed,
+    but position tables are never tied to an output head."""
+    from builders import audit_model, embed_layer_norm_then_dense
+
+    hidden, positions, vocab = 8, 8, 20
+    fw = audit_model(tmp_path, embed_layer_norm_then_dense(hidden, positions, vocab)).framework
+    expected = vocab * hidden + positions * hidden + 2 * hidden + hidden * hidden
+    assert (fw.status, fw.total.lo, fw.total.hi) == ("exact", expected, expected)
+
+
+def test_tied_copy_reason_is_the_first_evidence_line():
+    """Without --explain only the first evidence line is printed: it must say why the row is ambiguous."""
+    fw = audit(MODELS / "torch" / "tied_lm__legacy_fold.onnx").framework
+    head = next(layer for layer in fw.layers if layer.status == "ambiguous")
+    assert "transposed copy of tied" in head.evidence[0]
+
+
+ORT_OPTIMIZED = sorted((MODELS / "ortopt").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", ORT_OPTIMIZED, ids=lambda p: p.stem)
+def test_onnxruntime_optimized_files_still_bracket_the_framework_counts(path):
+    """onnxruntime's optimizer folds BNs and renames nodes: the framework view must still contain what
+    the framework reported, never an exact figure that misses it."""
+    truth = _meta(path)["source_recorded"]
+    fw = audit(path).framework
+    for figure, key in ((fw.total, "total"), (fw.trainable, "trainable"), (fw.non_trainable, "non_trainable")):
+        assert _contains(figure, truth[key]), (key, figure, truth[key])
+
+
+def _fw_layer(fw, name: str):
+    matches = [layer for layer in fw.layers if layer.name == name]
+    assert len(matches) == 1, [layer.name for layer in fw.layers]
+    return matches[0]
+
+
+def test_onnxruntime_conv_bn_fusion_names_the_bn_it_folded():
+    fw = audit(MODELS / "ortopt" / "seed_cnn__legacy_nofold__ort_extended.onnx").framework
+    c, k = 32, 32 * 3 * 7 * 7
+    conv, bn = _fw_layer(fw, "conv0"), _fw_layer(fw, "bn0")
+    assert (conv.trainable.lo, conv.trainable.hi) == (k, k + c)  # the conv's own bias cannot be told
+    assert (bn.trainable.lo, bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (2 * c, 2 * c, 2 * c, 2 * c)
+
+
+def test_onnxruntime_fold_without_a_trace_is_a_possible_bn():
+    fw = audit(MODELS / "ortopt" / "seed_cnn__dynamo__ort_extended.onnx").framework
+    c = 32
+    maybe = next(layer for layer in fw.layers if "folded by onnxruntime?" in layer.name)
+    assert maybe.status == "ambiguous" and (maybe.trainable.hi, maybe.non_trainable.hi) == (2 * c, 2 * c)
+
+
+def test_onnxruntime_mul_fusion_of_a_tf2onnx_bn():
+    fw = audit(MODELS / "ortopt" / "seed_cnn__tf2onnx_op17__ort_extended.onnx").framework
+    c = 32
+    bn = next(layer for layer in fw.layers if layer.kind == "BatchNorm")
+    assert (bn.non_trainable.lo, bn.non_trainable.hi) == (2 * c, 2 * c)  # its folded name says batchnorm
+
+
+def test_onnxruntime_folded_transpose_of_a_tied_weight():
+    fw = audit(MODELS / "ortopt" / "tied_lm__legacy_nofold__ort_extended.onnx").framework
+    head = next(layer for layer in fw.layers if layer.status == "ambiguous")
+    assert "transposed copy of tied embed.weight" in head.evidence[0]
+
+
+def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
+    from builders import audit_model, seed_cnn
+
+    fw = audit_model(tmp_path, seed_cnn()).framework
+    assert not any("folded by onnxruntime" in layer.name for layer in fw.layers)
+
+
+TORCH_ZOO = sorted((MODELS / "torchzoo").glob("*.onnx"))
+# torch.onnx dynamo folds every BN into its conv: affine=False cannot be seen, affine=True is assumed (and said)
+ZOO_ASSUMED = {"bn_no_affine__dynamo"}
+
+
+@pytest.mark.parametrize("path", [p for p in TORCH_ZOO if p.stem not in ZOO_ASSUMED], ids=lambda p: p.stem)
+def test_torch_zoo_framework_view_contains_what_torch_counted(path):
+    meta = _meta(path)
+    fw = audit(path, convention="pytorch").framework
+    assert _contains(fw.trainable, meta["parameters"]), fw.trainable
+    assert _contains(fw.non_trainable, meta["running_stats"]), fw.non_trainable
+
+
+def test_torch_zoo_dynamo_fold_states_its_affine_assumption():
+    fw = audit(MODELS / "torchzoo" / "bn_no_affine__dynamo.onnx", convention="pytorch").framework
+    assert all(any("affine=True assumed" in e for e in la.evidence) for la in fw.layers if la.kind == "BatchNorm")
+
+
+def test_lowered_group_norm_drops_the_exporters_group_constants():
+    path = MODELS / "torchzoo" / "groupnorm__legacy.onnx"
+    report = audit(path, convention="pytorch")
+    groups, channels = 2, 8  # nn.GroupNorm(2, 8) in scripts/export_torch_zoo.py
+    norm = next(la for la in report.framework.layers if la.kind == "GroupNorm")
+    assert (norm.trainable.lo, norm.trainable.hi) == (2 * channels, 2 * channels)
+    assert report.totals.trainable == _meta(path)["parameters"] + 2 * groups  # the file stores the group constants
+
+
+def test_bn_without_affine_has_only_statistics():
+    path = MODELS / "torchzoo" / "bn_no_affine__legacy.onnx"
+    fw = audit(path, convention="pytorch").framework
+    channels = 8  # nn.BatchNorm1d(8, affine=False) in scripts/export_torch_zoo.py
+    bn = next(la for la in fw.layers if la.kind == "BatchNorm")
+    assert (bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (0, 2 * channels, 2 * channels)
+
+
+@pytest.mark.parametrize("case", ["weight_norm", "spectral_norm"])
+def test_parametrized_weight_folded_by_dynamo_is_a_range(case):
+    """weight_norm's g and v (or spectral_norm's original) folded into one `mul`/`div` tensor."""
+    path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    layer = next(la for la in fw.layers if "parametrized" in la.evidence[0])
+    assert layer.status == "ambiguous" and _contains(fw.trainable, _meta(path)["parameters"])
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
+def test_norm_scale_without_state_dict_name_may_be_the_exporters(kind):
+    """LayerNorm(elementwise_affine=False): the exporter writes the ones (and zeros) ONNX needs."""
+    path = MODELS / "torchzoo" / f"ln_no_affine__{kind}.onnx"
+    fw = audit(path, convention="pytorch").framework
+    norm = next(la for la in fw.layers if la.kind == "LayerNormalization")
+    assert norm.status == "ambiguous" and norm.trainable.lo == 0
+    assert _contains(fw.trainable, _meta(path)["parameters"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from builders import audit_model, init, ints, layer_row, model, node, tensor_row, value
 from onnx import TensorProto, helper
 
@@ -575,3 +576,283 @@ def test_stored_statistics_lowering_is_not_a_layer_norm(tmp_path):
     )
     report = audit_model(tmp_path, m)
     assert report.totals.unclassified == 2 * 8
+
+
+def test_dynamic_per_channel_weight_scale_is_quantization(tmp_path):
+    """Mul(x_scale, w_scale) is onnxruntime's per-channel rescale: w_scale is no parameter, and the
+    Add after the rescaled product is the bias."""
+    from builders import dynamic_matmul_integer
+
+    report = audit_model(tmp_path, dynamic_matmul_integer())
+    assert tensor_row(report, "ws").role == "quant_scale"
+    assert tensor_row(report, "B").role == "bias"
+    assert report.totals.total == 16 * 8 + 8 and report.totals.unclassified == 0
+
+
+def test_vector_multiplying_an_integer_product_stays_unclassified(tmp_path):
+    """A per-channel constant multiplying the product itself may be a folded BN: not guessed."""
+    from builders import dynamic_matmul_integer
+
+    report = audit_model(tmp_path, dynamic_matmul_integer(scale_on_product=True))
+    assert tensor_row(report, "ws").category == "unclassified"
+    assert report.totals.total == 16 * 8 + 8 + 8
+
+
+def test_boolean_constant_is_a_mask_not_a_parameter(tmp_path):
+    """GPT-2's causal `attn.bias` buffer (persistent=False) is a bool table sliced at run time."""
+    mask = helper.make_tensor("causal", TensorProto.BOOL, [1, 1, 8, 8], [True] * 64)
+    m = model(
+        [
+            node("Slice", ["causal", "starts", "ends", "axes"], ["cm"]),
+            node("Where", ["cm", "scores", "neg"], ["y"]),
+        ],
+        [value("scores", [1, 1, 4, 4])],
+        [value("y", None)],
+        [mask, ints("starts", [0, 0]), ints("ends", [4, 4]), ints("axes", [2, 3]), init("neg", [])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "causal").role == "mask"
+    assert report.totals.total == 0 and report.totals.unclassified == 0
+    assert report.constants.elements["state"] == 8 * 8
+
+
+def test_more_contrib_ops_have_slot_roles(tmp_path):
+    hidden = 16
+    ms = {"domain": "com.microsoft"}
+    m = model(
+        [
+            node("FusedGemm", ["x", "W", "B"], ["g"], activation="Relu", transB=1, **ms),
+            node("LayerNormalization", ["g", "lg", "lb"], ["ln"], axis=-1, **ms),
+            node("QuantizeLinear", ["ln", "s", "z"], ["q"]),
+            node("QLinearAdd", ["q", "s", "z", "q", "s2", "z", "s3", "z"], ["qa"], **ms),
+        ],
+        [value("x", [2, hidden])],
+        [value("qa", None, TensorProto.UINT8)],
+        [
+            init("W", [hidden, hidden]),
+            init("B", [hidden]),
+            init("lg", [hidden]),
+            init("lb", [hidden]),
+            init("s", []),
+            init("s2", []),
+            init("s3", []),
+            init("z", [], np.uint8),
+        ],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "W").role, tensor_row(report, "B").role) == ("weight", "bias")
+    assert (tensor_row(report, "lg").role, tensor_row(report, "lb").role) == ("norm_scale", "norm_bias")
+    assert tensor_row(report, "s2").role == "quant_scale"
+    assert report.totals.total == hidden * hidden + hidden + 2 * hidden and report.totals.unclassified == 0
+
+
+@pytest.mark.parametrize("outer", [False, True], ids=["stored-in-branches", "outer-initializers"])
+def test_if_branches_of_unequal_size_are_stated(tmp_path, outer):
+    from builders import if_with_unequal_branches
+
+    report = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 8), outer=outer))
+    assert report.totals.total == 4 * 4 + 4 * 8  # the file stores both
+    limit = next(text for text in report.limits if text.startswith("If r:"))
+    assert f"then_branch holds {4 * 4}" in limit and f"else_branch holds {4 * 8}" in limit
+    assert f"({4 * 4}..{4 * 8})" in limit
+
+
+def test_if_branches_of_equal_size_need_no_statement(tmp_path):
+    from builders import if_with_unequal_branches
+
+    report = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 4)))
+    assert not any(text.startswith("If r:") for text in report.limits)
+
+
+def test_ml_attribute_parameters_are_named_as_not_counted(tmp_path):
+    m = model(
+        [
+            node(
+                "LinearClassifier",
+                ["x"],
+                ["label", "prob"],
+                domain="ai.onnx.ml",
+                coefficients=[0.5] * (3 * 4),
+                intercepts=[0.1, 0.2, 0.3],
+                classlabels_ints=[0, 1, 2],
+            )
+        ],
+        [value("x", [1, 4])],
+        [value("label", None, TensorProto.INT64), value("prob", None)],
+        extra_opsets={"ai.onnx.ml": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 0
+    assert any("LinearClassifier" in text and "not counted" in text for text in report.limits)
+
+
+def test_scalar_expanded_into_a_bias_slot_is_a_filler(tmp_path):
+    """torch.onnx dynamo writes a bias-less conv's bias as Expand(Cast(0.0), [C]); onnxruntime folds the
+    shape into a constant. One stored value is no bias vector."""
+    c = 8
+    m = model(
+        [
+            node("Cast", ["zero"], ["zf"], to=TensorProto.FLOAT),
+            node("Expand", ["zf", "cshape"], ["B"]),
+            node("Conv", ["x", "W", "B"], ["y"]),
+        ],
+        [value("x", [1, 3, 8, 8])],
+        [value("y", None)],
+        [init("zero", []), ints("cshape", [c]), init("W", [c, 3, 3, 3])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "zero").category == "literal"
+    assert report.totals.total == c * 3 * 3 * 3
+
+
+def test_rotary_inv_freq_times_positions_is_precomputed(tmp_path):
+    """Llama's rotary inv_freq (a non-persistent buffer) multiplies positions and feeds only Cos and Sin."""
+    half = 4
+    m = model(
+        [
+            node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+            node("MatMul", ["inv_freq", "posf"], ["freqs"]),
+            node("Transpose", ["freqs"], ["ft"], perm=[0, 2, 1]),
+            node("Concat", ["ft", "ft"], ["emb"], axis=-1),
+            node("Cos", ["emb"], ["cos"]),
+            node("Sin", ["emb"], ["sin"]),
+            node("MatMul", ["x", "W"], ["y"]),  # an ordinary weight in the same graph stays a weight
+        ],
+        [value("pos", [1, 1, 8], TensorProto.INT64), value("x", [1, 8])],
+        [value("cos", None), value("sin", None), value("y", None)],
+        [init("inv_freq", [1, half, 1]), init("W", [8, 8])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "inv_freq").role == "precomputed"
+    assert tensor_row(report, "W").role == "weight"
+    assert report.totals.total == 8 * 8
+
+
+_TABLE_DTYPES = ["UINT8", "INT8", "UINT4", "INT4"] + [n for n in ("INT2", "UINT2") if hasattr(TensorProto, n)]
+
+
+@pytest.mark.parametrize("dtype", _TABLE_DTYPES)
+def test_quantized_embedding_table_in_gather_is_an_embedding(tmp_path, dtype):
+    """quantize_dynamic stores the table as int8/uint8 (MatMulNBits tools 4 or 2 bits) and dequantizes
+    the gathered rows."""
+    vocab, width = 50, 8
+    table = helper.make_tensor("Eq", getattr(TensorProto, dtype), [vocab, width], [1] * (vocab * width))
+    m = model(
+        [
+            node("Gather", ["Eq", "ids"], ["rows"]),
+            node("DequantizeLinear", ["rows", "es"], ["emb"]),
+            node("Shape", ["emb"], ["shp"]),
+            node("Gather", ["shp", "last"], ["w"]),  # an int64 shape read by Gather stays a shape
+        ],
+        [value("ids", ["N", 4], TensorProto.INT64)],
+        [value("emb", None), value("w", None, TensorProto.INT64)],
+        [table, init("es", []), ints("last", [2])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "Eq").role == "embedding"
+    assert tensor_row(report, "last").category == "shape"
+    assert report.totals.total == vocab * width
+
+
+def test_qembed_layer_normalization_slots():
+    """onnxruntime's own quantization of the fused BERT: every table and norm vector still counted."""
+    import json
+    from pathlib import Path
+
+    from onnxaudit import audit
+
+    models = Path(__file__).resolve().parent.parent / "models"
+    report = audit(models / "ort" / "bert_tiny__ort_fused__dynamic_per_channel.onnx")
+    qeln = [t for t in report.tensors if any(c.startswith("QEmbedLayerNormalization") for c in t.consumers)]
+    config = json.loads((models / "ortfused" / "bert_tiny__ort_fused.json").read_text())["config"]
+    hidden = config["hidden"]
+    assert sorted(t.role for t in qeln if t.category == "parameter") == sorted(
+        ["embedding"] * 3 + ["norm_scale", "norm_bias"]
+    )
+    assert sum(t.count for t in qeln if t.role in ("norm_scale", "norm_bias")) == 2 * hidden
+    assert report.totals.unclassified == 0
+
+
+def test_zero_initial_state_expanded_to_the_batch_is_a_state(tmp_path):
+    """torch.onnx (TorchScript) writes an LSTM without h0 as Expand(zeros(layers*dirs, 1, H), [.., batch, H])."""
+    hidden, inputs = 6, 8
+    m = model(
+        [
+            node("Shape", ["x"], ["xs"]),
+            node("Gather", ["xs", "zero"], ["batch"], axis=0),
+            node("Concat", ["one", "batch", "h"], ["target"], axis=0),
+            node("Expand", ["h0", "target"], ["h0b"]),
+            node("LSTM", ["x", "W", "R", "B", "", "h0b", "h0b"], ["y"], hidden_size=hidden),
+        ],
+        [value("x", [5, "N", inputs])],
+        [value("y", None)],
+        [
+            init("h0", [1, 1, hidden]),
+            ints("zero", [1]),
+            ints("one", [1]),
+            ints("h", [hidden]),
+            init("W", [1, 4 * hidden, inputs]),
+            init("R", [1, 4 * hidden, hidden]),
+            init("B", [1, 8 * hidden]),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "h0").role == "initial_state"
+    assert report.totals.unclassified == 0
+    assert report.totals.total == 4 * hidden * inputs + 4 * hidden * hidden + 8 * hidden
+
+
+def test_affine_after_instance_norm_is_the_norm_scale_and_bias(tmp_path):
+    """GroupNorm lowered by torch.onnx: InstanceNormalization over groups, reshape, * weight + bias."""
+    groups, channels = 2, 8
+    m = model(
+        [
+            node("Reshape", ["x", "grouped"], ["xg"]),
+            node("InstanceNormalization", ["xg", "ones", "zeros"], ["n"]),
+            node("Reshape", ["n", "back"], ["nb"]),
+            node("Mul", ["nb", "weight"], ["s"]),
+            node("Add", ["s", "bias"], ["y"]),
+        ],
+        [value("x", [1, channels, 4, 4])],
+        [value("y", None)],
+        [
+            ints("grouped", [1, groups, -1]),
+            init("ones", [groups]),
+            init("zeros", [groups]),
+            ints("back", [1, channels, 4, 4]),
+            init("weight", [channels, 1, 1]),
+            init("bias", [channels, 1, 1]),
+        ],
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "weight").role, tensor_row(report, "bias").role) == ("norm_scale", "norm_bias")
+    assert report.totals.unclassified == 0
+
+
+def test_matmul_bnb4_counts_logical_n_by_k(tmp_path):
+    """MatMulBnb4 (bitsandbytes FP4/NF4) stores N x K 4-bit values two to a byte, absmax per block."""
+    n, k, block = 8, 64, 32
+    m = model(
+        [
+            node(
+                "MatMulBnb4",
+                ["x", "B", "absmax"],
+                ["h"],
+                domain="com.microsoft",
+                K=k,
+                N=n,
+                block_size=block,
+                quant_type=1,
+            ),
+            node("Add", ["h", "bias"], ["y"]),
+        ],
+        [value("x", [2, k])],
+        [value("y", None)],
+        [init("B", [n * k // 2], np.uint8), init("absmax", [n * k // block]), init("bias", [n])],
+        extra_opsets={"com.microsoft": 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "B").count == n * k
+    assert tensor_row(report, "absmax").role == "quant_scale" and tensor_row(report, "bias").role == "bias"
+    assert report.totals.total == n * k + n

@@ -125,3 +125,14 @@ def test_zoo_fixtures_verify_against_their_summaries(case, kind, capsys):
         return
     assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["consistent"] is True
+
+
+@pytest.mark.parametrize("name", ["bert_tiny", "gpt2_tiny", "llama_tiny"])
+def test_torch_counts_of_fused_transformers_are_consistent(name, tmp_path, capsys):
+    """The README snippet counts BN statistics as buffers: position ids and causal masks are not."""
+    stem = MODELS / "ortfused" / f"{name}__ort_fused"
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    counts = tmp_path / "counts.json"
+    counts.write_text(json.dumps({"parameters": meta["parameters"], "buffers": 0}))
+    assert main(["verify", f"{stem}.onnx", "--torch-counts", str(counts), "--convention", "pytorch"]) == 0
+    assert "consistent" in capsys.readouterr().out

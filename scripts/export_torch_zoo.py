@@ -1,0 +1,124 @@
+"""Small PyTorch modules whose exports hold exporter-made constants: GroupNorm lowered through
+InstanceNormalization, BatchNorm(affine=False), LSTM/GRU/RNN without h0 (a zero state Expanded to the
+batch), layer scale and positional parameters that only an Add or Mul reads, weight_norm/spectral_norm
+weights folded into one tensor.
+
+Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
+reported: sum(p.numel()) over parameters and the BN running statistics.
+
+Run: /work/venvs/torch/bin/python scripts/export_torch_zoo.py   (versions: scripts/requirements-torch.txt)
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "models" / "torchzoo"
+
+
+class LayerScale(nn.Module):
+    """ConvNeXt-style per-channel scale: a parameter only a Mul reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.gamma = nn.Parameter(torch.ones(8, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.gamma
+
+
+class PositionalParameter(nn.Module):
+    """ViT-style learned positions: a parameter only an Add reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(1, 6, 16))
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x + self.pos)
+
+
+def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    return {
+        "groupnorm": (
+            nn.Sequential(nn.ConvTranspose2d(3, 8, 3, stride=2), nn.GroupNorm(2, 8), nn.PReLU(8)),
+            torch.randn(1, 3, 8, 8),
+        ),
+        "bn_no_affine": (
+            nn.Sequential(
+                nn.Conv1d(4, 8, 3),
+                nn.BatchNorm1d(8),
+                nn.ReLU(),
+                nn.Conv1d(8, 8, 3, groups=8, bias=False),
+                nn.BatchNorm1d(8, affine=False),
+            ),
+            torch.randn(2, 4, 10),
+        ),  # fmt: skip
+        "bilstm_no_h0": (nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True), torch.randn(1, 5, 8)),
+        "gru_no_bias": (nn.GRU(8, 6, bias=False, batch_first=True), torch.randn(1, 5, 8)),
+        "layer_scale": (LayerScale(), torch.randn(1, 3, 8, 8)),
+        "ln_no_affine": (
+            nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8, elementwise_affine=False), nn.Linear(8, 2)),
+            torch.randn(2, 8),
+        ),
+        "weight_norm": (nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3))), torch.randn(1, 4, 10)),
+        "spectral_norm": (nn.Sequential(spectral_norm(nn.Linear(8, 4))), torch.randn(2, 8)),
+        "positional": (PositionalParameter(), torch.randn(1, 6, 16)),
+    }
+
+
+def _randomize(model: nn.Module) -> None:
+    """Non-trivial values: exporters fold ones and zeros away."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.rand(p.shape, generator=generator) * 0.1 + 0.05)
+        for _, b in model.named_buffers():
+            if b.is_floating_point():
+                b.copy_(torch.rand(b.shape, generator=generator) * 0.1 + 0.5)
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    for name, (model, x) in _cases().items():
+        model.eval()
+        _randomize(model)
+        stats = ("running_mean", "running_var")
+        counts = {
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "running_stats": sum(b.numel() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1] in stats),
+        }
+        for kind, options in (
+            ("legacy", {"dynamo": False, "do_constant_folding": False, "opset_version": 17}),
+            ("dynamo", {"dynamo": True, "external_data": False, "opset_version": 18}),
+        ):
+            target = OUT / f"{name}__{kind}.onnx"
+            try:
+                torch.onnx.export(model, (x,), str(target), **options)
+            except Exception as exc:  # noqa: BLE001 - e.g. aten::vdot (spectral_norm) has no TorchScript symbolic
+                print(f"{target.name}: not exported ({type(exc).__name__})")
+                continue
+            record = {
+                "model": name,
+                "kind": kind,
+                **counts,
+                "exporter": {"torch": torch.__version__.split("+")[0], "onnx": onnx.__version__, **options},
+            }
+            target.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+            print(f"{target.name}: {counts}")
+
+
+if __name__ == "__main__":
+    main()
