@@ -689,14 +689,15 @@ def _begin(view: ModelView, options: ShapeOptions, children: list[Child]) -> Pen
 def _final_method(
     check: ShapeCheck, view: ModelView, plan: FeedPlan, names: list[str], options: ShapeOptions, method: str
 ) -> str:
-    if method != "outputs" and (odd := unsafe_names(view)):
+    """The method this run uses: `method` (auto chosen by sizes), unless a profile cannot be trusted."""
+    if method == "auto":
+        method = choose_method(view, plan, names, options.max_memory)
+    if method == "profile" and (odd := unsafe_names(view)):  # only a profile needs escaped names
         check.limits.append(
             f"node names with quotes, backslashes, control characters or invalid UTF-8 ({odd[0]!r}): some "
             "onnxruntime versions write them unescaped into their profile, so every value was an output instead"
         )
         return "outputs"
-    if method == "auto":
-        return choose_method(view, plan, names, options.max_memory)
     return method
 
 
