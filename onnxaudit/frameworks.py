@@ -103,6 +103,13 @@ def _kind(layer: Layer) -> str:
     return "+".join(ops or layer.op_types)
 
 
+def _inferred_layer(
+    layer: Layer, kind: str, trainable: Figure, non_trainable: Figure, evidence: str, tensors: list[ParamTensor]
+) -> list[FrameworkLayer]:
+    """The one framework layer a rewrite inferred from `tensors`, with its evidence."""
+    return [FrameworkLayer(layer.name, kind, trainable, non_trainable, INFERRED, [evidence], [t.name for t in tensors])]
+
+
 def _file_layer(layer: Layer) -> FrameworkLayer:
     tensors = _counted(layer.tensors)
     trainable = sum(t.count or 0 for t in tensors if t.category in ("parameter", "unclassified"))
@@ -436,20 +443,15 @@ def lowered_layer_norm(layer: Layer) -> list[FrameworkLayer] | None:
     parts = [f"gamma {gammas[0].name}"] if gammas else []
     parts += [f"beta {betas[0].name}"] if betas else []
     runtime = sorted({n.op_type for n in layer.nodes} & _RUNTIME_STATS)
-    return [
-        FrameworkLayer(
-            layer.name,
-            "LayerNormalization",
-            Figure.of(len(tensors) * c),
-            ZERO,
-            INFERRED,
-            [
-                f"statistics computed at run time ({', '.join(runtime)}): a layer normalization lowered to ops, "
-                f"{len(tensors)} x {c} ({'; '.join(parts)})"
-            ],
-            [t.name for t in tensors],
-        )  # fmt: skip
-    ]
+    return _inferred_layer(
+        layer,
+        "LayerNormalization",
+        Figure.of(len(tensors) * c),
+        ZERO,
+        f"statistics computed at run time ({', '.join(runtime)}): a layer normalization lowered to ops, "
+        f"{len(tensors)} x {c} ({'; '.join(parts)})",
+        tensors,
+    )
 
 
 def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, FrameworkLayer, set[str]]]:
@@ -603,20 +605,15 @@ def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
     ):
         return None
     c = roles["bn_mean"].count or 0
-    return [
-        FrameworkLayer(
-            layer.name,
-            "BatchNorm",
-            ZERO,
-            Figure.of(2 * c),
-            INFERRED,
-            [
-                f"gamma and beta are Constant nodes the exporter wrote, running stats are initializers: "
-                f"affine=False, running_mean and running_var 2 x {c} only"
-            ],
-            [t.name for t in tensors],
-        )  # fmt: skip
-    ]
+    return _inferred_layer(
+        layer,
+        "BatchNorm",
+        ZERO,
+        Figure.of(2 * c),
+        f"gamma and beta are Constant nodes the exporter wrote, running stats are initializers: "
+        f"affine=False, running_mean and running_var 2 x {c} only",
+        tensors,
+    )
 
 
 def lowered_group_norm(layer: Layer) -> list[FrameworkLayer] | None:
@@ -633,20 +630,15 @@ def lowered_group_norm(layer: Layer) -> list[FrameworkLayer] | None:
     g, c = groups.pop(), channels.pop()
     if not 0 < g < c or c % g:
         return None
-    return [
-        FrameworkLayer(
-            layer.name,
-            "GroupNorm",
-            Figure.of(len(outer) * c),
-            ZERO,
-            INFERRED,
-            [
-                f"InstanceNormalization over {g} groups (the exporter's {len(inner)} x {g} constants), then "
-                f"weight and bias over {c} channels: a GroupNorm lowered to ops, {len(outer)} x {c}"
-            ],
-            [t.name for t in tensors],
-        )  # fmt: skip
-    ]
+    return _inferred_layer(
+        layer,
+        "GroupNorm",
+        Figure.of(len(outer) * c),
+        ZERO,
+        f"InstanceNormalization over {g} groups (the exporter's {len(inner)} x {g} constants), then "
+        f"weight and bias over {c} channels: a GroupNorm lowered to ops, {len(outer)} x {c}",
+        tensors,
+    )
 
 
 def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
