@@ -18,13 +18,13 @@ observed is stated as a limit.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from onnxaudit import onnxcore
 from onnxaudit.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
@@ -198,12 +198,10 @@ def _kinds(values: list[ValueInfoProto], kinds: dict[str, str]) -> None:
 
 
 def _infer_shapes(model: ModelProto, check_type: bool, strict_mode: bool) -> ModelProto:
-    """onnx.shape_inference.infer_shapes(..., data_prop=True) through onnx's C++ extension, which
-    onnxcore has loaded: the Python wrapper would run onnx/__init__ (numpy and ~0.1 s of imports)."""
-    cpp = importlib.import_module("onnx.onnx_cpp2py_export.shape_inference")
-    inferred = ModelProto()
-    inferred.ParseFromString(cpp.infer_shapes(model.SerializeToString(), check_type, strict_mode, True))
-    return inferred
+    """onnx.shape_inference.infer_shapes(..., data_prop=True) through onnx's C++ extension in a forked
+    child (onnxcore): the Python wrapper would run onnx/__init__, and a native crash on a hostile
+    structure must not end the audit."""
+    return onnxcore.infer_shapes(model, check_type=check_type, strict_mode=strict_mode, data_prop=True)
 
 
 def infer_bound(model: ModelProto, feeds: list[Feed]) -> tuple[dict[str, ValueInfo], dict[str, str], str]:
