@@ -12,7 +12,6 @@ from typing import Any
 from onnxaudit.api import GROUPINGS, audit, gc_paused
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
-from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts
 from onnxaudit.render import (
     escape,
     render_json,
@@ -22,7 +21,6 @@ from onnxaudit.render import (
     render_verification_json,
 )
 from onnxaudit.shapes_cli import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
-from onnxaudit.verify import verify
 
 
 def _positive_int(text: str) -> int:
@@ -85,6 +83,9 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts  # verify's only
+    from onnxaudit.verify import verify
+
     expectations = []
     if args.expect:
         expectations.append(parse_expect(args.expect))

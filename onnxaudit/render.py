@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from onnxaudit.report import Report, Row
-from onnxaudit.verify import Verification
+
+if TYPE_CHECKING:
+    from onnxaudit.verify import Verification
 
 # C0/C1 controls, DEL, the Unicode line/paragraph separators, bidi overrides and marks, zero-width chars.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
