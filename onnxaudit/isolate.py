@@ -12,6 +12,7 @@ import faulthandler
 import os
 import select
 import signal
+import struct
 import sys
 import threading
 import time
@@ -20,6 +21,8 @@ from collections.abc import Callable
 # the child may grow this much beyond the parent's address space before its allocation fails
 CHILD_EXTRA_MEMORY = 2 << 30
 _OK, _RAISED = b"\0", b"\1"
+_HEADER = struct.Struct("<cQ")  # the answer's kind, then its length in bytes
+MAX_ANSWER_BYTES = 2 << 30  # a structure over this is refused by the reader long before
 
 
 class IsolatedFailure(Exception):
@@ -49,37 +52,64 @@ def _limit_memory() -> None:
         pass  # no /proc or no rlimits: the wall-clock limit still holds
 
 
-def _child(call: Callable[[], bytes], out: int) -> None:
+def _child(call: Callable[[], bytes | tuple[bytes, ...]], out: int) -> None:
     status = 1
     try:
         faulthandler.disable()  # a crash is reported by the parent, in one line, not as a dump
         _limit_memory()
         try:
-            payload = _OK + call()
+            kind, payload = _OK, call()
         except BaseException as exc:  # noqa: BLE001 - every failure goes back as one line
-            payload = _RAISED + _first_line(exc).encode("utf-8", "replace")
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(out, view) :]
+            kind, payload = _RAISED, _first_line(exc).encode("utf-8", "replace")
+        parts = payload if isinstance(payload, tuple) else (payload,)
+        header = _HEADER.pack(kind, sum(len(part) for part in parts))
+        for part in (header, *parts):  # written one after another: a large payload is never copied
+            view = memoryview(part)
+            while view:
+                view = view[os.write(out, view) :]
         status = 0
     finally:
         os._exit(status)  # never return into the parent's code, never run its atexit handlers
 
 
-def _collect(pid: int, source: int, timeout: float) -> tuple[bytes, int]:
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([source], [], [], left)[0]:
+class _Reader:
+    """Reads the child's answer under one deadline, killing the child when it passes."""
+
+    def __init__(self, pid: int, source: int, timeout: float) -> None:
+        self.pid, self.source, self.timeout = pid, source, timeout
+        self.deadline = time.monotonic() + timeout
+
+    def fill(self, view: memoryview) -> bool:
+        """Fill `view` from the pipe; False when the child closed it first."""
+        got = 0
+        while got < len(view):
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self.source], [], [], left)[0]:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise IsolatedFailure(f"timed out after {self.timeout:g} s")
+            n = os.readv(self.source, [view[got:]])
+            if n == 0:
+                return False
+            got += n
+        return True
+
+
+def _collect(pid: int, source: int, timeout: float) -> tuple[bytes, bytearray | None, int]:
+    """(kind, answer, wait status); answer None when the child ended before giving all of it. The
+    answer is read straight into one buffer of the announced size: no chunks joined, no copies."""
+    reader = _Reader(pid, source, timeout)
+    header = bytearray(_HEADER.size)
+    kind, answer = b"", None
+    if reader.fill(memoryview(header)):
+        kind, length = _HEADER.unpack(header)
+        if length <= MAX_ANSWER_BYTES:
+            answer = bytearray(length)
+            if not reader.fill(memoryview(answer)):
+                answer = None
+        else:
             os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise IsolatedFailure(f"timed out after {timeout:g} s")
-        chunk = os.read(source, 1 << 20)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks), os.waitpid(pid, 0)[1]
+    return kind, answer, os.waitpid(pid, 0)[1]
 
 
 def fork_safe() -> bool:
@@ -90,14 +120,15 @@ def fork_safe() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
 
 
-def run_isolated(call: Callable[[], bytes], timeout: float = 60.0) -> bytes:
-    """call() in a forked child; its bytes, or IsolatedFailure. In-process where forking is not
+def run_isolated(call: Callable[[], bytes | tuple[bytes, ...]], timeout: float = 60.0) -> bytes | bytearray:
+    """call() in a forked child; its bytes (its parts joined), or IsolatedFailure. In-process where forking is not
     safe (fork_safe)."""
     if not fork_safe():
         try:
-            return call()
+            answer = call()
         except Exception as exc:
             raise IsolatedFailure(_first_line(exc)) from None
+        return b"".join(answer) if isinstance(answer, tuple) else answer
     source, sink = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -105,14 +136,14 @@ def run_isolated(call: Callable[[], bytes], timeout: float = 60.0) -> bytes:
         _child(call, sink)
     os.close(sink)
     try:
-        data, status = _collect(pid, source, timeout)
+        kind, answer, status = _collect(pid, source, timeout)
     finally:
         os.close(source)
-    if os.WIFSIGNALED(status):
+    if os.WIFSIGNALED(status) and answer is None:
         raise IsolatedFailure(f"crashed ({_signal_name(os.WTERMSIG(status))})")
-    if not data:
+    if answer is None:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
         raise IsolatedFailure(f"ended without an answer (exit status {code}; out of memory?)")
-    if data[:1] == _RAISED:
-        raise IsolatedFailure(data[1:].decode("utf-8", "replace"))
-    return data[1:]
+    if kind == _RAISED:
+        raise IsolatedFailure(answer.decode("utf-8", "replace"))
+    return answer

@@ -36,9 +36,6 @@ from onnxaudit.wire import LightModel, strip_weights
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
 MAX_MODEL_BYTES = 2**31 - 1
-# Files up to this size are read into memory whole instead of mapped: no page can vanish under the
-# walk (no SIGBUS), so it needs no child process, and the copy is small next to the interpreter.
-READ_WHOLE_BYTES = 64 << 20
 # the structure walk takes ~1 us a field; wire.MAX_FIELDS of them stay far below this
 STRIP_TIMEOUT = 300.0
 SMALL_VALUES = 64
@@ -615,27 +612,16 @@ def model_view(
 
 
 def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
-    """The wire reader: copy the file's structure without weight bytes, parse that copy. A small
-    file is read whole (nothing can vanish under the walk); a large one is mapped and walked in a
-    forked child."""
+    """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
+    child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size."""
     fd, size = open_model_file(path)
     try:
-        if size <= READ_WHOLE_BYTES:
-            light = _strip(_read_all(fd, size), str(path))
-        else:
-            light = _strip_mapped(fd, size, str(path))
+        light = _strip_mapped(fd, size, str(path))
     finally:
         os.close(fd)
     model = parse_model(light.data, str(path))
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
     return model, size, light.sizes
-
-
-def _strip(data: bytes, name: str) -> LightModel:
-    try:
-        return strip_weights(data)
-    except AuditError as exc:
-        raise AuditError(f"{name}: {exc}") from None
 
 
 def _strip_mapped(fd: int, size: int, name: str) -> LightModel:
@@ -665,12 +651,12 @@ def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
     """strip_weights over the mapped file, in a forked child: if another process truncates the file
     during the walk, touching a vanished page raises SIGBUS, which would kill us without a word."""
 
-    def walk() -> bytes:
+    def walk() -> tuple[bytes, bytes]:
         try:
             light = strip_weights(mapped)
         except AuditError as exc:
             raise _StripRefused(str(exc)) from None
-        return light.nonce + light.data
+        return light.nonce, light.data
 
     try:
         answer = run_isolated(walk, timeout=STRIP_TIMEOUT)
@@ -683,7 +669,8 @@ def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
                 f"{name}: the file changed while it was read (SIGBUS: truncated by another process?)"
             ) from None
         raise AuditError(f"{name}: reading the structure failed: {reason}") from None
-    return LightModel(answer[8:], answer[:8])
+    view = memoryview(answer)
+    return LightModel(view[8:], bytes(view[:8]))  # type: ignore[arg-type]  # parsed, never copied
 
 
 class _StripRefused(Exception):

@@ -170,17 +170,3 @@ def test_both_readers_see_the_training_info_marker(tmp_path, reader: str):
     view = load(save(m, tmp_path / "m.onnx"), reader=reader)
     assert view.trained == frozenset({"W", "mean"})
     assert load(save(conv_bn_scaled(), tmp_path / "plain.onnx"), reader=reader).trained is None
-
-
-def test_a_file_over_the_read_whole_size_is_mapped_and_walked_in_a_child(tmp_path):
-    from onnxaudit.load import READ_WHOLE_BYTES
-
-    rows = READ_WHOLE_BYTES // (4 * 1024) + 1  # float32 rows of 1024: just over the size read whole
-    big = numpy_helper.from_array(np.zeros((rows, 1024), np.float32), "E")
-    m = model(
-        [node("Gather", ["E", "ids"], ["y"])], [value("ids", ["N"], TensorProto.INT64)], [value("y", None)], [big]
-    )
-    path = save(m, tmp_path / "big.onnx")
-    assert path.stat().st_size > READ_WHOLE_BYTES
-    report = audit(path)
-    assert report.totals.total == rows * 1024
