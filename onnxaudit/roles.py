@@ -594,7 +594,15 @@ class _Classifier:
             if not self.is_rescale(producer):
                 return False
             producer = self.producer(producer.scope, producer.inputs[0])
-        return producer is not None and producer.op_type in WEIGHT_OPS
+        return producer is not None and producer.op_type in WEIGHT_OPS and self.holds_constant(producer)
+
+    def holds_constant(self, node: Node) -> bool:
+        """A product with a stored operand (a layer): attention's MatMul(Q, K^T) of two run-time values is
+        none, so a constant added to its scores (a folded mask or position bias) is no layer's bias."""
+        graph = self.view.graphs[node.scope]
+        # inside a Loop/Scan body or a function an input may be bound to a stored weight by the caller
+        formals = {v.name for v in graph.inputs} if graph.kind != "graph" else set()
+        return any(name and (name in formals or self.is_constant(node.scope, name)) for name in node.inputs)
 
     def is_rescale(self, node: Node) -> bool:
         """Cast/Reshape of a product, or Mul by a run-time or scalar scale (not a per-channel constant,

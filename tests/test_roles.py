@@ -856,3 +856,27 @@ def test_matmul_bnb4_counts_logical_n_by_k(tmp_path):
     assert tensor_row(report, "B").count == n * k
     assert tensor_row(report, "absmax").role == "quant_scale" and tensor_row(report, "bias").role == "bias"
     assert report.totals.total == n * k + n
+
+
+def test_a_constant_added_to_attention_scores_is_no_bias(tmp_path):
+    # dynamo folds the default attention mask (or T5's position bias) into a constant added to
+    # MatMul(Q, K^T): a product of two run-time values, so the constant is no layer's bias
+    m = model(
+        [
+            node("MatMul", ["x", "Wq"], ["q"]),
+            node("MatMul", ["x", "Wk"], ["k"]),
+            node("Add", ["k", "bk"], ["kb"]),
+            node("Transpose", ["kb"], ["kt"], perm=[0, 2, 1]),
+            node("MatMul", ["q", "kt"], ["scores"]),
+            node("Add", ["scores", "mask"], ["masked"]),
+            node("Softmax", ["masked"], ["y"], axis=-1),
+        ],
+        [value("x", ["N", 8, 16])],
+        [value("y", None)],
+        [init("Wq", [16, 16]), init("Wk", [16, 16]), init("bk", [16]), init("mask", [1, 8, 8])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "bk").role == "bias"
+    mask = tensor_row(report, "mask")
+    assert mask.role != "bias" and mask.bucket != "trainable"
+    assert report.totals.trainable == 16 * 16 + 16 * 16 + 16
