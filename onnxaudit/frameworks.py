@@ -118,6 +118,7 @@ def _file_layer(layer: Layer) -> FrameworkLayer:
     evidence = ["counted as stored"]
     if status == AMBIGUOUS:
         evidence = ["holds constants of unknown role; counted as trainable at most"]
+        evidence += [_folded_lookup(t) for t in tensors if t.category == "unclassified" and _folded_lookup(t)]
         unknown = sum(t.count or 0 for t in tensors if t.category == "unclassified")
         return FrameworkLayer(
             layer.name, _kind(layer), Figure(trainable - unknown, trainable), Figure.of(stats),
@@ -127,6 +128,20 @@ def _file_layer(layer: Layer) -> FrameworkLayer:
         layer.name, _kind(layer), Figure.of(trainable), Figure.of(stats), status, evidence,
         [t.name for t in tensors],
     )  # fmt: skip
+
+
+def _folded_lookup(t: ParamTensor) -> str:
+    """A (1, length, width) constant added to activations: torch dynamo looks up position and token-type
+    embeddings at export for the traced length and stores only that slice, so the table it came from
+    (and the framework's count) can be larger than anything in the file. Said, since it cannot be seen."""
+    dims = t.dims or ()
+    if len(dims) != 3 or dims[0] != 1 or not t.uses or any(u.node.op_type != "Add" for u in t.uses):
+        return ""
+    return (
+        f"{t.name} {'x'.join(map(str, dims))} may be an embedding table looked up at export for a traced length "
+        f"of {dims[1]} (a folded position or token-type embedding): the framework's table, and its count, may be "
+        "larger than this range"
+    )
 
 
 def _origin(view: ModelView) -> str:

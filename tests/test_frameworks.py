@@ -342,3 +342,21 @@ def test_norm_scale_without_state_dict_name_may_be_the_exporters(kind):
     norm = next(la for la in fw.layers if la.kind == "LayerNormalization")
     assert norm.status == "ambiguous" and norm.trainable.lo == 0
     assert _contains(fw.trainable, _meta(path)["parameters"])
+
+
+def test_a_folded_embedding_lookup_is_said_to_hide_its_table(tmp_path):
+    # torch dynamo looks a position embedding up at export for the traced length and stores the slice
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [
+            node("Gather", ["E", "ids"], ["tok"], name="/embeddings/word/Gather"),
+            node("Add", ["tok", "pos"], ["y"], name="/embeddings/Add"),
+        ],
+        [value("ids", [1, 8], elem=7)],
+        [value("y", None)],
+        [init("E", [100, 16]), init("pos", [1, 8, 16])],
+    )
+    fw = audit_model(tmp_path, m).framework
+    evidence = " ".join(line for layer in fw.layers for line in layer.evidence)
+    assert "pos 1x8x16 may be an embedding table looked up at export for a traced length of 8" in evidence
