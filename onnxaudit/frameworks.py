@@ -518,8 +518,13 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
 def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
     module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
-    had none (or the conv's own `<conv>.bias`, re-valued)."""
-    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN fuses the same way."""
+    tensors = _counted(layer.tensors)
+    op = "Conv"
+    weight, bias = _weight_and_bias(tensors, op)
+    if weight is None:
+        op = "ConvTranspose"
+        weight, bias = _weight_and_bias(tensors, op)
     if weight is None or bias is None or not weight.name.endswith(".weight"):
         return None
     conv_module = weight.name[: -len(".weight")]
@@ -531,7 +536,7 @@ def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
         return None
     k = weight.count or 0
     conv = FrameworkLayer(
-        conv_module, "Conv", Figure.of(k + (c if had_bias else 0)), ZERO, INFERRED,
+        conv_module, op, Figure.of(k + (c if had_bias else 0)), ZERO, INFERRED,
         [f"conv node in BatchNorm scope {layer.name}: BN fused into {conv_module}",
          f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
         [t.name for t in (weight, bias)],

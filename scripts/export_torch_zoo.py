@@ -1,5 +1,5 @@
 """Small PyTorch modules whose exports hold exporter-made constants: GroupNorm lowered through
-InstanceNormalization, BatchNorm(affine=False), LSTM/GRU/RNN without h0 (a zero state Expanded to the
+InstanceNormalization, BatchNorm(affine=False), BatchNorm after a ConvTranspose, LSTM/GRU/RNN without h0 (a zero state Expanded to the
 batch), layer scale and positional parameters that only an Add or Mul reads, weight_norm/spectral_norm
 weights folded into one tensor.
 
@@ -74,6 +74,11 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "weight_norm": (nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3))), torch.randn(1, 4, 10)),
         "spectral_norm": (nn.Sequential(spectral_norm(nn.Linear(8, 4))), torch.randn(2, 8)),
         "positional": (PositionalParameter(), torch.randn(1, 6, 16)),
+        # dynamo fuses the BN into the ConvTranspose, which then sits in the BN's scope
+        "deconv_bn": (
+            nn.Sequential(nn.ConvTranspose2d(3, 8, 2, stride=2), nn.BatchNorm2d(8), nn.ReLU()),
+            torch.randn(1, 3, 8, 8),
+        ),
     }
 
 
