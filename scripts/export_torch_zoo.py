@@ -1,7 +1,7 @@
 """Small PyTorch modules whose exports hold exporter-made constants: GroupNorm lowered through
-InstanceNormalization, BatchNorm(affine=False), BatchNorm after a ConvTranspose, LSTM/GRU/RNN without h0 (a zero state Expanded to the
-batch), layer scale and positional parameters that only an Add or Mul reads, weight_norm/spectral_norm
-weights folded into one tensor.
+InstanceNormalization, BatchNorm(affine=False), BatchNorm after a ConvTranspose, LSTM/GRU/RNN
+without h0 (a zero state Expanded to the batch), layer scale and positional parameters that only
+an Add or Mul reads, weight_norm/spectral_norm weights folded into one tensor.
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
