@@ -518,15 +518,17 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
 def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
     module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
-    had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN fuses the same way."""
+    had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN and Linear (Gemm) +
+    BatchNorm1d fuse the same way."""
     tensors = _counted(layer.tensors)
-    op = "Conv"
-    weight, bias = _weight_and_bias(tensors, op)
-    if weight is None:
-        op = "ConvTranspose"
+    for op in ("Conv", "ConvTranspose", "Gemm"):
         weight, bias = _weight_and_bias(tensors, op)
+        if weight is not None:
+            break
     if weight is None or bias is None or not weight.name.endswith(".weight"):
         return None
+    if op != "Conv" and not any(n.module_scopes for n in layer.nodes):
+        return None  # only a dynamo export's scopes say the node sits in the BN's module
     conv_module = weight.name[: -len(".weight")]
     if conv_module == layer.name:
         return None

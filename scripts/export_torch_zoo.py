@@ -74,7 +74,11 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "weight_norm": (nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3))), torch.randn(1, 4, 10)),
         "spectral_norm": (nn.Sequential(spectral_norm(nn.Linear(8, 4))), torch.randn(2, 8)),
         "positional": (PositionalParameter(), torch.randn(1, 6, 16)),
-        # dynamo fuses the BN into the ConvTranspose, which then sits in the BN's scope
+        # dynamo fuses the BN into the Linear's Gemm (or the ConvTranspose), which then sits in the BN's scope
+        "linear_bn1d": (
+            nn.Sequential(nn.Linear(8, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 3)),
+            torch.randn(2, 8),
+        ),
         "deconv_bn": (
             nn.Sequential(nn.ConvTranspose2d(3, 8, 2, stride=2), nn.BatchNorm2d(8), nn.ReLU()),
             torch.randn(1, 3, 8, 8),
