@@ -539,7 +539,7 @@ def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     k = weight.count or 0
     conv = FrameworkLayer(
         conv_module, op, Figure.of(k + (c if had_bias else 0)), ZERO, INFERRED,
-        [f"conv node in BatchNorm scope {layer.name}: BN fused into {conv_module}",
+        [f"{op} node in BatchNorm scope {layer.name}: BN fused into {conv_module}",
          f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
         [t.name for t in (weight, bias)],
     )  # fmt: skip
