@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
+from onnxaudit.roles import Use
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
@@ -347,7 +348,10 @@ def keras_prelu(layer: Layer) -> list[FrameworkLayer] | None:
     return [FrameworkLayer(layer.name, "PReLU", Figure.of(c), ZERO, INFERRED, [evidence], [alpha.name])]
 
 
-_NORM_MEAN = re.compile(r"/[Ss]ub/y(:\d+)?$")
+def _subtracts(use: Use) -> bool:
+    if use.node.op_type == "Sub":
+        return use.slot == 1
+    return use.node.op_type == "Add" and use.node.name.rsplit("/", 1)[-1].lower().startswith("sub")
 
 
 def keras_normalization(layer: Layer) -> list[FrameworkLayer] | None:
@@ -357,9 +361,9 @@ def keras_normalization(layer: Layer) -> list[FrameworkLayer] | None:
     tensors = _counted(layer.tensors)
     if len(tensors) != 2 or any(t.category != "unclassified" for t in tensors):
         return None
-    mean = next(
-        (t for t in tensors if _NORM_MEAN.search(t.name) and any(u.node.op_type == "Sub" for u in t.uses)), None
-    )
+    # the mean is what the Sub takes away; tf2onnx may name it after an op folded into it (a Rescaling's
+    # offset) and may write the Sub as an Add of the negated mean that keeps the Sub's node name
+    mean = next((t for t in tensors if any(_subtracts(u) for u in t.uses)), None)
     inv = next((t for t in tensors if t is not mean and any(u.node.op_type in ("Mul", "Div") for u in t.uses)), None)
     if mean is None or inv is None or mean.count != inv.count or "truediv" not in inv.name:
         return None

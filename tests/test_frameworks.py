@@ -360,3 +360,30 @@ def test_a_folded_embedding_lookup_is_said_to_hide_its_table(tmp_path):
     fw = audit_model(tmp_path, m).framework
     evidence = " ".join(line for layer in fw.layers for line in layer.evidence)
     assert "pos 1x8x16 may be an embedding table looked up at export for a traced length of 8" in evidence
+
+
+def test_normalization_after_rescaling_written_as_add_of_the_negated_mean(tmp_path):
+    # tf2onnx on keras.applications.EfficientNetB0 (Rescaling then Normalization): the Sub became an
+    # Add that keeps the Sub's name, its constant named after the Rescaling's folded add
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [
+            node("Add", ["x", "m/rescaling_1/add:0"], ["centred"], name="m/normalization_1/Sub"),
+            node(
+                "Mul",
+                ["centred", "ConstantFolding/m/normalization_1/truediv_recip:0"],
+                ["y"],
+                name="m/normalization_1/truediv",
+            ),
+        ],  # fmt: skip
+        [value("x", ["N", 8, 8, 3])],
+        [value("y", None)],
+        [
+            init("m/rescaling_1/add:0", [1, 1, 1, 3]),
+            init("ConstantFolding/m/normalization_1/truediv_recip:0", [1, 1, 1, 3]),
+        ],
+    )
+    m.producer_name = "tf2onnx"
+    norm = next(la for la in audit_model(tmp_path, m).framework.layers if la.name.startswith("normalization"))
+    assert (norm.trainable.hi, norm.non_trainable.lo, norm.non_trainable.hi) == (0, 3 + 3 + 1, 3 + 3 + 1)
