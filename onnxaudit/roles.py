@@ -119,6 +119,10 @@ for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "
     SLOT_TABLE[_op] = (DATA, "shape")
 
 # com.microsoft contrib ops (onnxruntime): names from its ContribOperators documentation.
+# QOperator element-wise ops of two operands: each operand's and the output's scale and zero point
+_SCALE_ZP = ("quant_scale", "quant_zero_point")
+_QLINEAR_BINARY = (DATA, *_SCALE_ZP, DATA, *_SCALE_ZP, *_SCALE_ZP)
+
 MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "Attention": (DATA, "weight", "bias", "shape", "initial_state", DATA, "shape", DATA, DATA),
     "MultiHeadAttention": (DATA, DATA, DATA, "bias", "shape", DATA, "initial_state", "initial_state"),
@@ -238,26 +242,8 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "RelativePositionBias": ("embedding", "shape", "shape"),  # a learned (buckets, heads) table
     "GatedRelativePositionBias": (DATA, "bias", DATA, "weight", "bias", "weight", DATA),
     # QOperator element-wise ops: each operand's scale and zero point
-    "QLinearAdd": (
-        DATA,
-        "quant_scale",
-        "quant_zero_point",
-        DATA,
-        "quant_scale",
-        "quant_zero_point",
-        "quant_scale",
-        "quant_zero_point",
-    ),  # fmt: skip
-    "QLinearMul": (
-        DATA,
-        "quant_scale",
-        "quant_zero_point",
-        DATA,
-        "quant_scale",
-        "quant_zero_point",
-        "quant_scale",
-        "quant_zero_point",
-    ),  # fmt: skip
+    "QLinearAdd": _QLINEAR_BINARY,
+    "QLinearMul": _QLINEAR_BINARY,
     "QLinearGlobalAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
     "QLinearAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
     "QLinearSigmoid": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
