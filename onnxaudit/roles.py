@@ -118,11 +118,11 @@ for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "
             "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"):  # fmt: skip
     SLOT_TABLE[_op] = (DATA, "shape")
 
-# com.microsoft contrib ops (onnxruntime): names from its ContribOperators documentation.
 # QOperator element-wise ops of two operands: each operand's and the output's scale and zero point
 _SCALE_ZP = ("quant_scale", "quant_zero_point")
 _QLINEAR_BINARY = (DATA, *_SCALE_ZP, DATA, *_SCALE_ZP, *_SCALE_ZP)
 
+# com.microsoft contrib ops (onnxruntime): names from its ContribOperators documentation.
 MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "Attention": (DATA, "weight", "bias", "shape", "initial_state", DATA, "shape", DATA, DATA),
     "MultiHeadAttention": (DATA, DATA, DATA, "bias", "shape", DATA, "initial_state", "initial_state"),
