@@ -71,13 +71,12 @@ def audit(
     framework = framework_report(framework_view(view, table, layers))
     if depth is not None:
         layers = roll_up(layers, depth)
-    if shapes is None:
-        report = build_report(view, table, layers, CONVENTIONS[convention], by, depth, framework)
-        report.notes += [finding.message for finding in channel_axis_findings(view, table)]
-        return report
-    from onnxaudit.shapes import annotate, confirm, confirmed_view  # onnxruntime's side: only when asked
+    shown, check = view, None
+    if shapes is not None:
+        from onnxaudit.shapes import annotate, confirm, confirmed_view  # onnxruntime's side: only when asked
 
-    check = confirm(view, shapes)
-    report = build_report(confirmed_view(view, check), table, layers, CONVENTIONS[convention], by, depth, framework)
+        check = confirm(view, shapes)
+        shown = confirmed_view(view, check)
+    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
-    return annotate(report, check)
+    return annotate(report, check) if check is not None else report

@@ -119,7 +119,7 @@ def _file_layer(layer: Layer) -> FrameworkLayer:
     evidence = ["counted as stored"]
     if status == AMBIGUOUS:
         evidence = ["holds constants of unknown role; counted as trainable at most"]
-        evidence += [_folded_lookup(t) for t in tensors if t.category == "unclassified" and _folded_lookup(t)]
+        evidence += [text for t in tensors if t.category == "unclassified" and (text := _folded_lookup(t))]
         unknown = sum(t.count or 0 for t in tensors if t.category == "unclassified")
         return FrameworkLayer(
             layer.name, _kind(layer), Figure(trainable - unknown, trainable), Figure.of(stats),

@@ -170,7 +170,15 @@ def read_model_bytes(path: Path) -> bytes:
         if size > MAX_MODEL_BYTES:
             gib = size / 2**30
             raise AuditError(f"{path}: {gib:.1f} GiB is over protobuf's 2 GiB message limit")
-        return _read_all(fd, size)
+        chunks = []
+        remaining = size
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 
@@ -616,35 +624,18 @@ def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
     child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size."""
     fd, size = open_model_file(path)
     try:
-        light = _strip_mapped(fd, size, str(path))
+        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise AuditError(f"{path}: cannot map the file ({exc})") from None
     finally:
         os.close(fd)
+    try:
+        light = _strip_in_child(mapped, str(path))
+    finally:
+        mapped.close()
     model = parse_model(light.data, str(path))
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
     return model, size, light.sizes
-
-
-def _strip_mapped(fd: int, size: int, name: str) -> LightModel:
-    try:
-        mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as exc:
-        raise AuditError(f"{name}: cannot map the file ({exc})") from None
-    try:
-        return _strip_in_child(mapped, name)
-    finally:
-        mapped.close()
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    chunks = []
-    remaining = size
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, 1 << 24))
-        if not chunk:
-            break  # truncated since it was opened: the walk reports where the message stops
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
