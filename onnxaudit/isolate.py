@@ -29,11 +29,20 @@ class IsolatedFailure(Exception):
     """The call raised, crashed, ran out of time or memory; the message says which, in one line."""
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def address_space() -> int:
+    """This process's address space in bytes (0 when /proc cannot say)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _first_line(exc: BaseException) -> str:
@@ -41,15 +50,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _limit_memory() -> None:
+    current = address_space()
+    if not current:
+        return  # no /proc: the wall-clock limit still holds
     try:
         import resource
 
-        with open("/proc/self/statm", "rb") as f:
-            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         limit = current + CHILD_EXTRA_MEMORY
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (OSError, ValueError, ImportError):
-        pass  # no /proc or no rlimits: the wall-clock limit still holds
+        pass  # no rlimits: the wall-clock limit still holds
 
 
 def _child(call: Callable[[], bytes | tuple[bytes, ...]], out: int) -> None:
@@ -140,7 +150,7 @@ def run_isolated(call: Callable[[], bytes | tuple[bytes, ...]], timeout: float =
     finally:
         os.close(source)
     if os.WIFSIGNALED(status) and answer is None:
-        raise IsolatedFailure(f"crashed ({_signal_name(os.WTERMSIG(status))})")
+        raise IsolatedFailure(f"crashed ({signal_name(os.WTERMSIG(status))})")
     if answer is None:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
         raise IsolatedFailure(f"ended without an answer (exit status {code}; out of memory?)")

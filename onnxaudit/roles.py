@@ -122,6 +122,10 @@ for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "
 _SCALE_ZP = ("quant_scale", "quant_zero_point")
 _QLINEAR_BINARY = (DATA, *_SCALE_ZP, DATA, *_SCALE_ZP, *_SCALE_ZP)
 
+# EmbedLayerNormalization and its quantized form share these first inputs: input_ids, segment_ids,
+# the word, position and segment tables, gamma, beta, mask
+_EMBED_LAYER_NORM = ("shape", "shape", "embedding", "embedding", "embedding", "norm_scale", "norm_bias", "shape")
+
 # com.microsoft contrib ops (onnxruntime): names from its ContribOperators documentation.
 MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "Attention": (DATA, "weight", "bias", "shape", "initial_state", DATA, "shape", DATA, DATA),
@@ -129,17 +133,7 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "SkipLayerNormalization": (DATA, DATA, "norm_scale", "norm_bias", "bias"),
     "SkipSimplifiedLayerNormalization": (DATA, DATA, "norm_scale", "bias"),
     "SimplifiedLayerNormalization": (DATA, "norm_scale"),
-    "EmbedLayerNormalization": (
-        "shape",
-        "shape",
-        "embedding",
-        "embedding",
-        "embedding",
-        "norm_scale",
-        "norm_bias",
-        "shape",
-        "shape",
-    ),  # fmt: skip
+    "EmbedLayerNormalization": (*_EMBED_LAYER_NORM, "shape"),  # then position_ids
     "FusedConv": (DATA, "weight", "bias", DATA),
     "NhwcConv": (DATA, "weight", "bias"),
     "MatMulNBits": (DATA, "weight", "quant_scale", "quant_zero_point", "shape", "bias"),
@@ -217,14 +211,7 @@ MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "MoE": (DATA, DATA, "weight", "bias", "weight", "bias", "weight", "bias"),
     # onnxruntime's quantize_dynamic of EmbedLayerNormalization: quantized tables, then scales, zero points
     "QEmbedLayerNormalization": (
-        "shape",
-        "shape",
-        "embedding",
-        "embedding",
-        "embedding",
-        "norm_scale",
-        "norm_bias",
-        "shape",
+        *_EMBED_LAYER_NORM,
         *("quant_scale",) * 5,
         *("quant_zero_point",) * 5,
     ),  # fmt: skip

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onnxaudit import ortchild
+from onnxaudit.isolate import address_space, signal_name
 
 if TYPE_CHECKING:
     import subprocess
@@ -48,13 +49,6 @@ class ChildResult:
     seconds: float = 0.0
 
 
-def _signal_name(code: int) -> str:
-    try:
-        return signal.Signals(code).name
-    except ValueError:
-        return f"signal {code}"
-
-
 def fork_safe() -> bool:
     """Whether this process can fork the child: Linux (threads are counted in /proc) and one thread."""
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
@@ -63,15 +57,6 @@ def fork_safe() -> bool:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
-
-
-def _address_space() -> int:
-    """This process's address space in bytes (0 when /proc cannot say)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _child_env() -> dict[str, str]:
@@ -119,7 +104,7 @@ class Child:
     # ------------------------------------------------------------ starting
 
     def _fork(self, limits: dict, log: int) -> None:
-        limits = dict(limits, inherited_bytes=max(0, _address_space() - FRESH_INTERPRETER_BYTES))
+        limits = dict(limits, inherited_bytes=max(0, address_space() - FRESH_INTERPRETER_BYTES))
         control_read, control_write = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -282,7 +267,7 @@ class Child:
         code = self.status if self.status is not None else -_KILL
         result = _read_result(self.job_dir)
         if code < 0:
-            name = _signal_name(-code)
+            name = signal_name(-code)
             hint = " (the kernel's out-of-memory killer?)" if name == "SIGKILL" else ""
             return ChildResult("crashed", f"onnxruntime child died with {name}{hint}", seconds=seconds)
         if result is None:
