@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
+from onnxaudit.cli import console
 
-from onnxaudit.cli import main
-
-sys.exit(main())
+console()
