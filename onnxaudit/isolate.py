@@ -8,6 +8,7 @@ only the structure, never weights), far less than a second interpreter.
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import os
 import select
@@ -76,10 +77,21 @@ def _child(call: Callable[[], bytes | tuple[bytes, ...]], out: int) -> None:
         for part in (header, *parts):  # written one after another: a large payload is never copied
             view = memoryview(part)
             while view:
-                view = view[os.write(out, view) :]
+                view = view[_write(out, view) :]
         status = 0
     finally:
         os._exit(status)  # never return into the parent's code, never run its atexit handlers
+
+
+def _write(fd: int, view: memoryview) -> int:
+    try:
+        return os.write(fd, view)
+    except OSError as exc:
+        if exc.errno == errno.EFAULT:
+            # a part views a mapped file whose pages vanished (truncated by another process):
+            # write(2) says EFAULT where touching them ourselves raises SIGBUS; report it as that
+            signal.raise_signal(signal.SIGBUS)
+        raise
 
 
 class _Reader:

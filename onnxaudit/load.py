@@ -13,10 +13,11 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import prod
 from operator import attrgetter
 from pathlib import Path
 
-from onnxaudit.dims import INTEGER_DTYPES, element_count
+from onnxaudit.dims import INTEGER_DTYPES, MAX_ELEMENTS, element_count
 from onnxaudit.errors import AuditError
 from onnxaudit.isolate import IsolatedFailure, run_isolated
 from onnxaudit.names import as_text, text_names
@@ -273,13 +274,14 @@ def tensor_from_proto(
     node: str | None = None,
     sizes: SizeHook | None = None,
 ) -> Tensor:
-    dims = tuple(map(int, tensor.dims[:]))
+    dims = tuple(tensor.dims[:])  # int64 fields arrive as Python ints
     tensor_name = tensor.name if name is None else name
-    try:
-        element_count(dims)  # rejects negative or absurd dims early
-    except AuditError:
-        element_count(dims, f"tensor {tensor_name!r}")  # the same error, naming the tensor
-    if tensor.data_location == TensorProto.EXTERNAL:
+    if not _plain_dims(dims):
+        try:
+            element_count(dims)  # rejects negative or absurd dims early
+        except AuditError:
+            element_count(dims, f"tensor {tensor_name!r}")  # the same error, naming the tensor
+    if tensor.data_location == _EXTERNAL:
         return Tensor(
             tensor_name, scope, tensor.data_type, dims, origin, "external",
             external=_external_ref(tensor), node=node,
@@ -288,11 +290,24 @@ def tensor_from_proto(
     if known is not None:
         stored = known[0]
     else:
-        stored = len(tensor.raw_data) if tensor.HasField("raw_data") else _typed_field_bytes(tensor)
+        stored = len(tensor.raw_data)
+        if not stored and not tensor.HasField("raw_data"):
+            stored = _typed_field_bytes(tensor)
+    dtype = tensor.data_type
     return _new_tensor(
-        tensor_name, scope, tensor.data_type, dims, origin, "embedded", stored, None, node, None, False,
-        _small_values(tensor, dims),
+        tensor_name, scope, dtype, dims, origin, "embedded", stored, None, node, None, False,
+        _small_values(tensor, dims) if dtype in INTEGER_DTYPES else None,
     )  # fmt: skip
+
+
+_EXTERNAL = TensorProto.EXTERNAL
+
+
+def _plain_dims(dims: tuple[int, ...]) -> bool:
+    """Whether element_count would accept `dims` without a look at each: few, all positive, with a
+    product in range (then every partial product is too). Two C calls instead of a Python loop, for
+    the 48k initializers of a large model; anything else goes to element_count for its exact error."""
+    return len(dims) <= 16 and (not dims or min(dims) >= 1) and prod(dims) <= MAX_ELEMENTS
 
 
 def _constant_tensor(node: NodeProto, scope: str, sizes: SizeHook | None = None) -> Tensor | None:
