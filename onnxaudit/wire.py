@@ -44,6 +44,11 @@ _CHILDREN: dict[int, dict[int, int]] = {
 }
 # doc_string fields: nothing downstream reads them, so rewritten messages drop them.
 _DOC_STRING = {_MODEL: 6, _GRAPH: 10, _NODE: 6, _ATTR: 13, _TENSOR: 12, _FUNCTION: 8}
+# The same by their tags as read off the wire (field number << 3 | 2), so the walk compares tags
+# without taking them apart.
+_CHILD_KEYS = {kind: {number << 3 | 2: child for number, child in fields.items()} for kind, fields in _CHILDREN.items()}
+_DOC_KEYS = {kind: number << 3 | 2 for kind, number in _DOC_STRING.items()}
+_MAX_KEY = 0x1FFFFFFF << 3 | 7  # the largest field number, with any wire type
 
 _RAW_DATA = 9
 # TensorProto typed data: field -> (element bytes, wire type of one unpacked element, packed as varints).
@@ -122,6 +127,8 @@ class LightModel:
     def sizes(self, tensor) -> tuple[int, int] | None:
         """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
         the tensor in the copy is complete and protobuf's own lengths are the truth."""
+        if not self.stripped_tensors:
+            return None  # no tensor lost data, so none carries a mark: skip the look
         if tensor.raw_data:
             return None  # kept raw_data is the file's own (a stripped one is left empty)
         from google.protobuf.unknown_fields import UnknownFieldSet
@@ -150,7 +157,7 @@ class _Writer:
         self.buf = buf
         self.view = memoryview(buf)
         self.nonce = nonce
-        self.out: list[object] = []
+        self.out: list[bytes | memoryview] = []
         self.run_start = -1
         self.run_end = -1
         self.size = 0
@@ -229,11 +236,13 @@ class _Writer:
         if kind == _TENSOR:
             self.tensor(start, end)
             return
-        children = _CHILDREN[kind]
-        doc = _DOC_STRING.get(kind, -1)
+        children = _CHILD_KEYS[kind]
+        doc_key = _DOC_KEYS.get(kind, -1)
         buf = self.buf
-        pos = start
+        pos = run = start  # run: where the verbatim bytes not yet copied begin
         fields = 0
+        # Most fields are copied as they are: the loop only finds where each ends, and copies a
+        # whole run of them at once (200k nodes of a graph: one copy, not 200k).
         while pos < end:
             field_start = pos
             key = buf[pos]  # most tags and lengths are one byte: read those inline
@@ -246,7 +255,6 @@ class _Writer:
                 if key & 7 == 4:
                     raise _Malformed("end of group outside a group", pos)
                 pos = self.skip_value(key, pos, end, depth)
-                self.copy(field_start, pos)
                 continue
             if pos >= end:
                 raise _Malformed("truncated length", pos)
@@ -261,29 +269,25 @@ class _Writer:
             value_end = pos + length
             if value_end > end:
                 raise _Malformed("field runs past the end of its message", field_start)
-            number = key >> 3
-            if number == 0 or number > 0x1FFFFFFF:
+            if key < 8 or key > _MAX_KEY:
                 raise _Malformed("invalid field number", field_start)
-            child = children.get(number)
-            if child is not None and length > KEEP_BYTES:
-                self.copy(field_start, tag_end)  # the tag as it was; the length changes
+            if key == doc_key:
+                self.copy(run, field_start)
+                run = value_end
+            elif length > KEEP_BYTES and key in children:
+                self.copy(run, tag_end)  # the tag as it was; the length changes
                 self.flush()
                 slot = len(self.out)
                 self.out.append(b"")
                 before = self.size
-                self.message(child, pos, value_end, depth + 1)
+                self.message(children[key], pos, value_end, depth + 1)
                 self.flush()
                 prefix = _encode_varint(self.size - before)
                 self.out[slot] = prefix
                 self.size += len(prefix)
-            elif number != doc:  # self.copy(field_start, value_end), inline: most fields go here
-                if field_start == self.run_end:
-                    self.run_end = value_end
-                else:
-                    self.flush()
-                    self.run_start, self.run_end = field_start, value_end
-                self.size += value_end - field_start
+                run = value_end
             pos = value_end
+        self.copy(run, pos)
         self.fields += fields
         if self.fields > MAX_FIELDS:
             raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
@@ -359,6 +363,18 @@ class _Writer:
 def strip_weights(buf) -> LightModel:
     """The light copy of the ModelProto in `buf` (bytes or an mmap). Raises AuditError for bytes
     that are not a well-formed protobuf message, with the offset where reading stopped."""
+    light, parts = strip_weights_parts(buf)
+    try:
+        light.data = b"".join(parts)  # type: ignore[arg-type]
+    finally:
+        parts.clear()  # the views into `buf` go, so it can be closed
+    return light
+
+
+def strip_weights_parts(buf) -> tuple[LightModel, list[bytes | memoryview]]:
+    """strip_weights without joining the copy: its parts in order (LightModel.data stays empty), some
+    of them views into `buf`, for a caller that writes them out and so need not hold the copy at once.
+    Drop the parts before closing `buf`."""
     nonce = secrets.token_bytes(8)
     writer = _Writer(buf, nonce)
     try:
@@ -366,12 +382,13 @@ def strip_weights(buf) -> LightModel:
         writer.flush()
         if writer.size > MAX_LIGHT_BYTES:
             raise _Malformed(f"structure alone is {writer.size / 2**30:.1f} GiB", len(buf))
-        data = b"".join(writer.out)  # type: ignore[arg-type]
     except _Malformed as exc:
+        writer.out.clear()
         raise AuditError(f"not an ONNX model (malformed protobuf: {exc})") from None
     except RecursionError:
+        writer.out.clear()
         raise AuditError("not an ONNX model (nesting too deep to read)") from None
     finally:
-        writer.out.clear()
-        writer.view.release()
-    return LightModel(data, nonce, writer.stripped_tensors, writer.stripped_bytes)
+        writer.view.release()  # the parts keep what they view alive on their own
+    parts: list[bytes | memoryview] = writer.out  # type: ignore[assignment]
+    return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), parts

@@ -73,3 +73,23 @@ def test_beside_another_python_thread_the_call_runs_in_process():
     finally:
         stop.set()
         thread.join()
+
+
+def test_an_answer_viewing_a_truncated_mapping_is_a_sigbus(tmp_path):
+    import mmap
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(1 << 16))
+    with open(path, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    os.truncate(path, 4096)  # the pages past the first vanish; the child only hands them on
+    try:
+        with pytest.raises(IsolatedFailure, match=r"crashed \(SIGBUS\)"):
+            run_isolated(lambda: (memoryview(mapped)[8192:],))
+    finally:
+        mapped.close()
+
+
+def test_an_answer_in_parts_comes_back_joined():
+    assert run_isolated(lambda: (b"head", b"x" * 5_000_000, b"tail")) == b"head" + b"x" * 5_000_000 + b"tail"
+    assert run_isolated(lambda: b"") == b""

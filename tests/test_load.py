@@ -170,3 +170,13 @@ def test_both_readers_see_the_training_info_marker(tmp_path, reader: str):
     view = load(save(m, tmp_path / "m.onnx"), reader=reader)
     assert view.trained == frozenset({"W", "mean"})
     assert load(save(conv_bn_scaled(), tmp_path / "plain.onnx"), reader=reader).trained is None
+
+
+@pytest.mark.parametrize("reader", ["wire", "protobuf"])
+def test_torch_module_scopes_are_read_only_where_the_file_holds_them(tmp_path, reader: str):
+    m = seed_cnn()
+    m.graph.node[1].metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'features']")
+    scoped = load(save(m, tmp_path / "scoped.onnx"), reader=reader)
+    assert [n.module_scopes for n in scoped.main.nodes][:3] == [(), ("", "features"), ()]
+    plain = load(save(seed_cnn(), tmp_path / "plain.onnx"), reader=reader)
+    assert all(n.module_scopes == () for n in plain.main.nodes)
