@@ -13,7 +13,7 @@ from functools import cached_property
 from operator import attrgetter
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
-from onnxaudit.load import Graph, ModelView, Node, Tensor, frozen_from_dict
+from onnxaudit.load import Graph, ModelView, Node, Tensor
 from onnxaudit.onnxcore import TensorProto
 
 # ---------------------------------------------------------------- the roles
@@ -287,9 +287,12 @@ PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
 # Slot roles a constant keeps when it reaches them through run-time layout ops: an RNN's zero initial
 # state broadcast by Expand to the batch (torch.onnx legacy LSTM/GRU/RNN without h0) is a state too.
 FORWARD_CATEGORIES = PARAMETER_CATEGORIES | {"state"}
+# Ops whose weight input is stored packed: logical_dims gives its logical dims.
+_PACKED_OPS = frozenset({"MatMulNBits", "MatMulBnb4", "GatherBlockQuantized"})
 # When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
 _STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
              "shape": 5, "literal": 6, "unused": 7}  # fmt: skip
+_ROLE_STRENGTH = {role: _STRENGTH[info.category] for role, info in ROLES.items()}  # one lookup per use
 
 
 # ---------------------------------------------------------------- results
@@ -305,9 +308,22 @@ class Use:
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
 
 
+_new = object.__new__
+_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
+
+
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
     """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
-    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})  # type: ignore[no-any-return]
+    use = _new(Use)
+    _set_dict(use, "__dict__", {"node": node, "slot": slot, "role": role, "via": via})
+    return use
+
+
+def _classified(tensor: Tensor, role: str, logical: tuple[int, ...] | None) -> Classified:
+    """Classified(tensor, role, logical_dims=logical) without the dataclass's __init__ (one per tensor)."""
+    entry = _new(Classified)
+    entry.__dict__ = {"tensor": tensor, "role": role, "uses": [], "logical_dims": logical, "notes": []}
+    return entry
 
 
 @dataclass
@@ -342,12 +358,19 @@ class _Classifier:
         for scope, graph in view.graphs.items():
             self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
         self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
+        # the tensors of each graph without a parent: there a name resolves in one dict, without a walk
+        self.top_level = {scope: graph.tensors for scope, graph in view.graphs.items() if graph.parent is None}
         # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
         self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
         self.found: dict[tuple[str, str], Classified] = {}
         self.limits: list[str] = []
         self.formal_memo: dict[tuple[str, str], str] = {}
-        self.constant_nodes: set[int] = set()  # indices of constant-only computations, from settle_constants
+        # from settle_constants: the constant names of each top-level graph (is_constant's answers
+        # there) and the indices of the nodes whose outputs are all constant
+        self.constants: dict[str, set[str]] = {}
+        self.constant_nodes: set[int] = set()
+        # found's key -> its first use (node index, slot), kept as uses are recorded: the table's order
+        self.first_use: dict[tuple[str, str], tuple[int, int]] = {}
 
     @cached_property
     def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
@@ -379,6 +402,9 @@ class _Classifier:
         return None
 
     def is_constant(self, scope: str, name: str, depth: int = 0) -> bool:
+        settled = self.constants.get(scope)
+        if settled is not None:  # a top-level graph, once settle_constants is through it
+            return name in settled
         memo = self.const_memo[scope]
         known = memo.get(name)
         if known is not None:
@@ -411,57 +437,50 @@ class _Classifier:
         return result
 
     def settle_constants(self) -> None:
-        """Note the nodes whose outputs are all constant, answering is_constant for their outputs on the
-        way: one pass in node order instead of a recursive call per value (250k values at 200k nodes)."""
-        nested: list[Node] = []
+        """Answer is_constant for every name of each top-level graph (the main graph, a function body:
+        they see only their own names) at once, when its nodes are in file order, and note its
+        constant-only nodes. One pass instead of a recursive call per value (250k at 200k nodes).
+        Subgraphs and graphs out of order are answered as the walk asks, by is_constant itself: the
+        answers its depth limit and cycle guard give there depend on the order they are asked in."""
         for scope, graph in self.view.graphs.items():
             if graph.parent is None:
-                self.settle_top_level(scope, graph)
-            else:
-                nested += graph.nodes
-        # a subgraph reads its enclosing graphs' names (settled above): is_constant resolves those
-        for node in sorted(nested, key=attrgetter("index")):
-            if node.outputs and all(self.is_constant(node.scope, out) for out in node.outputs if out):
-                self.constant_nodes.add(node.index)
+                settled = self.constant_names_in_order(scope, graph)
+                if settled is not None:
+                    self.constants[scope], constant_nodes = settled
+                    self.constant_nodes.update(constant_nodes)
 
-    def settle_top_level(self, scope: str, graph: Graph) -> None:
-        """A graph without a parent (the main graph, a function body) sees only its own names. In file
-        order (topological), a node's inputs are already answered when the pass gets to it, and its
-        answer is is_constant's without the call. A name not answered yet (a node out of order, two
-        nodes writing one name) goes through is_constant itself: its depth limit and cycle guard."""
-        memo, produced, functions = self.const_memo[scope], self.producers[scope], self.view.functions
-        memo.update(dict.fromkeys(graph.tensors, True))  # stored: constant, whatever node computes the name
-        for value in graph.inputs:  # a graph input, neither stored nor computed: never constant
-            if value.name not in memo and value.name not in produced:
-                memo[value.name] = False
-        constant_nodes = self.constant_nodes
+    def constant_names_in_order(self, scope: str, graph: Graph) -> tuple[set[str], list[int]] | None:
+        """The constant names of a top-level graph and its constant-only nodes, in one pass in node
+        order: a node's inputs were all decided before it (file order is topological), and its
+        answer is is_constant's without the recursion. None when that order does not hold."""
+        constants = set(graph.tensors)  # stored: constant, whatever node computes the name
+        produced, functions = self.producers[scope], self.view.functions
+        constant_nodes: list[int] = []
         for node in graph.nodes:
-            decided: bool | None = None  # this node's answer, once its inputs gave it
+            constant = not (
+                node.subgraphs
+                or node.op_type in NONDETERMINISTIC
+                or (functions and (node.domain, node.op_type) in functions)
+            )
+            for name in node.inputs if constant else ():
+                if name and name not in constants:  # the first input that is not constant decides, as is_constant
+                    writer = produced.get(name)
+                    if writer is not None and writer.index >= node.index:
+                        return None  # read before it is written
+                    constant = False
+                    break
             every = bool(node.outputs)
             for out in node.outputs:
-                if not out:
-                    continue
-                known = memo.get(out)
-                if known is None and produced.get(out) is node:
-                    if decided is None:
-                        decided = not (
-                            node.subgraphs
-                            or node.op_type in NONDETERMINISTIC
-                            or (functions and (node.domain, node.op_type) in functions)
-                        )
-                        for name in node.inputs if decided else ():
-                            if name:  # inputs in order, up to the first that is not constant, as is_constant
-                                decided = memo.get(name)
-                                if not decided:
-                                    break
-                    if decided is not None:
-                        known = memo[out] = decided
-                if known is None:
-                    known = self.is_constant(scope, out)
-                if not known:
-                    every = False
+                if out and out not in constants:
+                    if produced[out] is not node:
+                        return None  # a later node writes it too
+                    if constant:
+                        constants.add(out)
+                    else:
+                        every = False
             if every:
-                constant_nodes.add(node.index)
+                constant_nodes.append(node.index)
+        return constants, constant_nodes
 
     # -- slot roles
 
@@ -536,7 +555,7 @@ class _Classifier:
     @cached_property
     def has_trig(self) -> bool:
         """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
-        return any(n.op_type in ("Cos", "Sin") for n in self.view.all_nodes())
+        return not {"Cos", "Sin"}.isdisjoint(map(attrgetter("op_type"), self.view.all_nodes()))
 
     def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
         """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
@@ -690,11 +709,16 @@ class _Classifier:
     # -- tracing
 
     def record(self, tensor: Tensor, use: Use, logical: tuple[int, ...] | None = None) -> None:
-        entry = self.found.get(tensor.key)
+        key = (tensor.scope, tensor.name)
+        order = (use.node.index, use.slot)
+        entry = self.found.get(key)
         if entry is None:
-            entry = self.found[tensor.key] = Classified(tensor, use.role, logical_dims=logical)
+            entry = self.found[key] = _classified(tensor, use.role, logical)
+            self.first_use[key] = order
+        elif order < self.first_use[key]:
+            self.first_use[key] = order
         entry.uses.append(use)
-        if use.role != entry.role and _STRENGTH[ROLES[use.role].category] < _STRENGTH[entry.category]:
+        if use.role != entry.role and _ROLE_STRENGTH[use.role] < _ROLE_STRENGTH[entry.role]:
             entry.role = use.role
         if logical is not None:
             entry.logical_dims = logical
@@ -739,7 +763,8 @@ class _Classifier:
     def trace(
         self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
     ) -> None:
-        tensor = self.view.lookup(scope, name)
+        tensors = self.top_level.get(scope)  # one dict instead of view.lookup's scope walk
+        tensor = tensors.get(name) if tensors is not None else self.view.lookup(scope, name)
         if (
             tensor is not None
             and role == DATA
@@ -751,9 +776,11 @@ class _Classifier:
                 self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
         if tensor is not None:
-            final = self.broadcast_filler(tensor, self.constant_role(tensor, role, consumer), via)
-            logical = self.logical_dims(consumer, slot) if final in ("weight", "embedding") else None
-            self.record(tensor, _use(consumer, slot, final, via), logical)
+            final = self.constant_role(tensor, role, consumer)
+            if via:  # broadcast_filler looks for an Expand on the way
+                final = self.broadcast_filler(tensor, final, via)
+            packed = final in ("weight", "embedding") and consumer.op_type in _PACKED_OPS
+            self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
             return
         producer = self.producer(scope, name)
         if producer is None or depth > self.MAX_TRACE:
@@ -801,6 +828,7 @@ class _Classifier:
         self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
+        """The logical dims of a weight stored packed (the ops in _PACKED_OPS), else None."""
         if node.op_type in ("MatMulNBits", "MatMulBnb4") and slot == 1:
             n, k = node.attrs.get("N"), node.attrs.get("K")
             if isinstance(n, int) and isinstance(k, int):
@@ -836,22 +864,31 @@ class _Classifier:
         nodes = self.view.all_nodes()
         self.settle_constants()
         slot_role, is_constant, constant_nodes = self.slot_role, self.is_constant, self.constant_nodes
-        # weight_input_without_data only ever finds graph inputs: other run-time values need no slot role
         fed = {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
         for node in nodes:
+            scope, inputs = node.scope, node.inputs
+            constants = self.constants.get(scope)
+            if constants is None:  # not settled: is_constant answers as it is asked, in the order it always was
+                if node.op_type == "Constant" or self.is_constant_computation(node):
+                    continue  # reached from its consumers
+                for slot, name in enumerate(inputs):
+                    if name:
+                        role = slot_role(node, slot)
+                        if is_constant(scope, name):
+                            self.trace(scope, name, role, node, slot, (), 0)
+                        elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
+                            self.weight_input_without_data(node, slot, name, role)
+                continue
             if node.op_type == "Constant" or node.index in constant_nodes:
                 continue  # reached from its consumers
-            scope = node.scope
-            memo = self.const_memo[scope]
-            for slot, name in enumerate(node.inputs):
+            if constants.isdisjoint(inputs) and fed.isdisjoint(inputs):
+                continue  # nothing to record: about half the nodes, told without a Python loop
+            for slot, name in enumerate(inputs):
                 if not name:
                     continue
-                constant = memo.get(name)  # is_constant's own first look, without the call
-                if constant is None:
-                    constant = is_constant(scope, name)
-                if constant:
+                if name in constants:
                     self.trace(scope, name, slot_role(node, slot), node, slot, (), 0)
-                elif name in fed:
+                elif name in fed:  # weight_input_without_data finds graph inputs only
                     role = slot_role(node, slot)
                     if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                         self.weight_input_without_data(node, slot, name, role)
@@ -866,7 +903,9 @@ class _Classifier:
                     for u in entry.uses
                 ):
                     entry.notes.append("BatchNormalization has training_mode=1")
-        ordered = sorted(self.found.values(), key=_first_use_order)
+        # by first use (node index, slot), then scope and name; tensors never used come last
+        first_use, unused = self.first_use, (1 << 62, 0)
+        ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
         return RoleTable(ordered, self.limits, self.view.trained)
 
     def branch_outputs(self) -> None:
@@ -938,8 +977,14 @@ class _Classifier:
                 )
 
     def is_constant_computation(self, node: Node) -> bool:
-        """Every output of `node` is constant (settled for every node before the walk)."""
-        return node.index in self.constant_nodes
+        if node.scope in self.constants:  # settled
+            return node.index in self.constant_nodes
+        if not node.outputs:
+            return False
+        for out in node.outputs:
+            if out and not self.is_constant(node.scope, out):
+                return False
+        return True
 
     def add_unused(self) -> None:
         outputs = {(scope, name) for scope, g in self.view.graphs.items() for name in g.outputs}
@@ -968,14 +1013,6 @@ def _quantized_table(tensor: Tensor) -> bool:
 
 def _more_than_scalar(tensor: Tensor) -> bool:
     return tensor.dims is not None and element_count(tensor.dims) > 1
-
-
-_USE_ORDER = attrgetter("node.index", "slot")
-
-
-def _first_use_order(entry: Classified) -> tuple[int, int, str, str]:
-    first = min(map(_USE_ORDER, entry.uses), default=(1 << 62, 0))
-    return (*first, entry.tensor.scope, entry.tensor.name)
 
 
 def classify(view: ModelView) -> RoleTable:
