@@ -56,6 +56,7 @@ _UNKNOWN = object()
 
 _STD = ("", "ai.onnx")
 _MS = ("com.microsoft",)
+_STD_MS = _STD + _MS
 
 # Fixed per-slot roles. Variadic or context-dependent ops are handled in _dynamic_role.
 SLOT_TABLE: dict[str, tuple[str, ...]] = {
@@ -247,6 +248,7 @@ MATMUL_OPERANDS: dict[str, tuple[int, ...]] = {
     "Gemm": (0, 1),
     "Einsum": (),  # every operand
 }
+_NO_SLOTS: dict[int, str] = {}
 MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
     "MatMulInteger": {2: "quant_zero_point", 3: "quant_zero_point"},
     "QLinearMatMul": {
@@ -309,13 +311,13 @@ class Use:
 
 
 _new = object.__new__
-_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
     """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
     use = _new(Use)
-    _set_dict(use, "__dict__", {"node": node, "slot": slot, "role": role, "via": via})
+    fields = use.__dict__  # filled in place: a frozen dataclass refuses setattr, not its dict's items
+    fields["node"], fields["slot"], fields["role"], fields["via"] = node, slot, role, via
     return use
 
 
@@ -354,9 +356,11 @@ class _Classifier:
 
     def __init__(self, view: ModelView) -> None:
         self.view = view
+        # scope -> value -> the node that writes it; settle_constants fills top-level graphs' in its pass
         self.producers: dict[str, dict[str, Node]] = {}
         for scope, graph in view.graphs.items():
-            self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
+            if graph.parent is not None:
+                self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
         self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
         # the tensors of each graph without a parent: there a name resolves in one dict, without a walk
         self.top_level = {scope: graph.tensors for scope, graph in view.graphs.items() if graph.parent is None}
@@ -391,6 +395,8 @@ class _Classifier:
     # -- scoping
 
     def producer(self, scope: str, name: str) -> Node | None:
+        if scope in self.top_level:  # no enclosing graph to walk to
+            return self.producers[scope].get(name)
         current: str | None = scope
         while current is not None:
             node = self.producers[current].get(name)
@@ -451,35 +457,42 @@ class _Classifier:
 
     def constant_names_in_order(self, scope: str, graph: Graph) -> tuple[set[str], list[int]] | None:
         """The constant names of a top-level graph and its constant-only nodes, in one pass in node
-        order: a node's inputs were all decided before it (file order is topological), and its
-        answer is is_constant's without the recursion. None when that order does not hold."""
+        order that also fills producers[scope]: a node's inputs were all decided before it (file
+        order is topological), and its answer is is_constant's without the recursion. None when that
+        order does not hold (any input read before it is written, a name written twice)."""
         constants = set(graph.tensors)  # stored: constant, whatever node computes the name
-        produced, functions = self.producers[scope], self.view.functions
+        produced: dict[str, Node] = {}
+        self.producers[scope] = produced
+        functions = self.view.functions
         constant_nodes: list[int] = []
+        unwritten: list[str] = []  # names read before any node wrote them: graph inputs, or out of order
+        in_order = True
         for node in graph.nodes:
             constant = not (
                 node.subgraphs
                 or node.op_type in NONDETERMINISTIC
                 or (functions and (node.domain, node.op_type) in functions)
             )
-            for name in node.inputs if constant else ():
-                if name and name not in constants:  # the first input that is not constant decides, as is_constant
-                    writer = produced.get(name)
-                    if writer is not None and writer.index >= node.index:
-                        return None  # read before it is written
+            for name in node.inputs:
+                if name and name not in constants:
                     constant = False
-                    break
+                    if name not in produced:
+                        unwritten.append(name)
             every = bool(node.outputs)
             for out in node.outputs:
-                if out and out not in constants:
-                    if produced[out] is not node:
-                        return None  # a later node writes it too
-                    if constant:
-                        constants.add(out)
-                    else:
-                        every = False
+                if not out:
+                    continue
+                if out in produced:
+                    in_order = False
+                produced[out] = node  # the last writer, as producer() has always seen it
+                if constant:
+                    constants.add(out)
+                elif out not in constants:
+                    every = False
             if every:
                 constant_nodes.append(node.index)
+        if not in_order or any(name in produced for name in unwritten):
+            return None
         return constants, constant_nodes
 
     # -- slot roles
@@ -493,7 +506,7 @@ class _Classifier:
             fixed = self.fixed_slots[key] = self._fixed_slots(op, domain)
         if fixed is not None:
             return fixed[slot] if slot < len(fixed) else DATA
-        if (domain, op) in self.view.functions:
+        if key in self.view.functions:
             return self.formal_role(node, slot, depth)
         if op in ("Loop", "Scan") and domain in _STD and node.subgraphs:
             # Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs
@@ -506,7 +519,7 @@ class _Classifier:
         if domain in _MS and op in MS_SLOT_TABLE:
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
-        if op in MATMUL_OPERANDS and domain in _STD + _MS:
+        if op in MATMUL_OPERANDS and domain in _STD_MS:
             return self.matmul_role(node, slot, assumed)
         if domain in _STD:
             if op == "Gather":
@@ -533,7 +546,7 @@ class _Classifier:
             return None
         if domain in _MS and op in MS_SLOT_TABLE:
             return MS_SLOT_TABLE[op]
-        if op in MATMUL_OPERANDS and domain in _STD + _MS:
+        if op in MATMUL_OPERANDS and domain in _STD_MS:
             return None
         if domain in _STD:
             if op in ("Gather", "Add", "Mul"):
@@ -542,7 +555,7 @@ class _Classifier:
         return ()
 
     def matmul_role(self, node: Node, slot: int, assumed: str = "") -> str:
-        quant = MATMUL_QUANT_SLOTS.get(node.op_type, {})
+        quant = MATMUL_QUANT_SLOTS.get(node.op_type, _NO_SLOTS)
         if slot in quant:
             return quant[slot]
         if node.op_type == "Gemm" and slot == 2:
@@ -553,9 +566,15 @@ class _Classifier:
         return DATA
 
     @cached_property
+    def op_types(self) -> frozenset[str]:
+        """Every op type in the model: the passes that look for one op (If, Cos, BatchNormalization)
+        skip their walk over all nodes when it is absent."""
+        return frozenset(map(attrgetter("op_type"), self.view.all_nodes()))
+
+    @cached_property
     def has_trig(self) -> bool:
         """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
-        return not {"Cos", "Sin"}.isdisjoint(map(attrgetter("op_type"), self.view.all_nodes()))
+        return not self.op_types.isdisjoint(("Cos", "Sin"))
 
     def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
         """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
@@ -865,6 +884,7 @@ class _Classifier:
         self.settle_constants()
         slot_role, is_constant, constant_nodes = self.slot_role, self.is_constant, self.constant_nodes
         fed = {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
+        watched = {scope: constants | fed for scope, constants in self.constants.items()}
         for node in nodes:
             scope, inputs = node.scope, node.inputs
             constants = self.constants.get(scope)
@@ -881,8 +901,8 @@ class _Classifier:
                 continue
             if node.op_type == "Constant" or node.index in constant_nodes:
                 continue  # reached from its consumers
-            if constants.isdisjoint(inputs) and fed.isdisjoint(inputs):
-                continue  # nothing to record: about half the nodes, told without a Python loop
+            if watched[scope].isdisjoint(inputs):
+                continue  # no constant, no graph input: about half the nodes, told without a Python loop
             for slot, name in enumerate(inputs):
                 if not name:
                     continue
@@ -896,7 +916,9 @@ class _Classifier:
         self.add_unused()
         self.branch_alternatives()
         self.attribute_parameters(nodes)
-        if any(n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes):
+        if "BatchNormalization" in self.op_types and any(
+            n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes
+        ):
             for entry in self.found.values():
                 if any(
                     u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1
@@ -911,6 +933,8 @@ class _Classifier:
     def branch_outputs(self) -> None:
         """A constant returned by an If branch (weights kept in Constant nodes inside the branches)
         takes the role of the slot the If's output lands in."""
+        if "If" not in self.op_types:
+            return
         for node in self.view.all_nodes():
             if node.op_type != "If" or not node.subgraphs:
                 continue
@@ -929,6 +953,8 @@ class _Classifier:
     def branch_alternatives(self) -> None:
         """An If whose branches hold different numbers of parameters: the file stores (and the totals
         count) both, while one call runs only one of them. Said, not hidden in the sum."""
+        if "If" not in self.op_types:
+            return
         ifs = [n for n in self.view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2]
         if not ifs:
             return
@@ -969,6 +995,8 @@ class _Classifier:
 
     def attribute_parameters(self, nodes: list[Node]) -> None:
         """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""
+        if self.op_types.isdisjoint(ML_ATTRIBUTE_PARAMS):
+            return
         for node in nodes:
             if node.domain == "ai.onnx.ml" and node.op_type in ML_ATTRIBUTE_PARAMS:
                 self.limits.append(
