@@ -76,15 +76,46 @@ class ParamTable:
         return sum(t.count or 0 for t in self.tensors if t.category in categories)
 
 
-def _param_tensor(entry: Classified) -> ParamTensor:
+class _Sizes:
+    """Element counts, byte sizes and dtype names per distinct dims and dtype: a model has a few
+    hundred distinct shapes for tens of thousands of tensors."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, ...], int] = {}
+        self.stored: dict[tuple[int, tuple[int, ...]], tuple[int, int | None]] = {}  # (dtype, dims) -> count, bytes
+        self.dtype_names: dict[int, str] = {}
+
+    def count(self, dims: tuple[int, ...], name: str) -> int:
+        count = self.counts.get(dims)
+        if count is None:
+            count = self.counts[dims] = _element_count(dims, name)
+        return count
+
+    def count_and_bytes(self, dtype: int, dims: tuple[int, ...], name: str) -> tuple[int, int | None]:
+        known = self.stored.get((dtype, dims))
+        if known is None:
+            count = self.count(dims, name)
+            known = self.stored[(dtype, dims)] = (count, byte_size(dtype, count))
+        return known
+
+    def dtype_name(self, dtype: int) -> str:
+        name = self.dtype_names.get(dtype)
+        if name is None:
+            name = self.dtype_names[dtype] = dtype_name(dtype)
+        return name
+
+
+def _param_tensor(entry: Classified, sizes: _Sizes) -> ParamTensor:
     tensor = entry.tensor
     dims = entry.logical_dims if entry.logical_dims is not None else tensor.dims
-    count = _element_count(dims, tensor.name) if dims is not None else None
-    if dims is tensor.dims:
-        stored_count = count
+    if dims is None:
+        count = nbytes = None
+    elif dims is tensor.dims:
+        count, nbytes = sizes.count_and_bytes(tensor.dtype, dims, tensor.name)
     else:
+        count = sizes.count(dims, tensor.name)
         stored_count = element_count(tensor.dims) if tensor.dims is not None else None
-    nbytes = byte_size(tensor.dtype, stored_count) if stored_count is not None else None
+        nbytes = byte_size(tensor.dtype, stored_count) if stored_count is not None else None
     notes = list(entry.notes)
     if tensor.sparse_nnz is not None:
         notes.append(f"sparse: {tensor.sparse_nnz:,} stored values of {count:,}")
@@ -99,9 +130,14 @@ def _param_tensor(entry: Classified) -> ParamTensor:
         notes.append("also a graph input: callers can override it")
     if tensor.storage == "external":
         notes.append("external data: counted from dims, data not read")
-    roles = {u.role for u in entry.uses}
-    if len(roles) > 1:
-        notes.append("used as " + ", ".join(sorted(roles)))
+    uses = entry.uses
+    if len(uses) > 1:
+        roles = {u.role for u in uses}
+        if len(roles) > 1:
+            notes.append("used as " + ", ".join(sorted(roles)))
+    consumers = tuple(map(describe_use, uses))
+    if len(consumers) > 1:
+        consumers = tuple(dict.fromkeys(consumers))  # one line per distinct use
     return frozen_from_dict(  # type: ignore[no-any-return]
         ParamTensor,  # every field, in order, without the frozen dataclass's __init__
         {
@@ -109,15 +145,15 @@ def _param_tensor(entry: Classified) -> ParamTensor:
             "scope": tensor.scope,
             "role": entry.role,
             "category": ROLES[entry.role].category,
-            "dtype": dtype_name(tensor.dtype),
+            "dtype": sizes.dtype_name(tensor.dtype),
             "dims": dims,
             "count": count,
             "nbytes": nbytes,
             "origin": tensor.origin,
             "storage": tensor.storage,
-            "consumers": tuple(dict.fromkeys(map(describe_use, entry.uses))),
+            "consumers": consumers,
             "notes": tuple(notes),
-            "uses": tuple(entry.uses),
+            "uses": tuple(uses),
         },
     )
 
@@ -157,7 +193,8 @@ def _as_trained(tensor: ParamTensor, trained: frozenset[str]) -> ParamTensor:
 
 
 def param_table(roles: RoleTable) -> ParamTable:
-    tensors = [_param_tensor(entry) for entry in roles.tensors]
+    sizes = _Sizes()
+    tensors = [_param_tensor(entry, sizes) for entry in roles.tensors]
     if roles.trained is not None:
         tensors = [_as_trained(t, roles.trained) for t in tensors]
     return ParamTable(tensors, list(roles.limits), roles.trained)

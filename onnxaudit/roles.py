@@ -13,7 +13,7 @@ from functools import cached_property
 from operator import attrgetter
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
-from onnxaudit.load import ModelView, Node, Tensor, frozen_from_dict
+from onnxaudit.load import Graph, ModelView, Node, Tensor
 from onnxaudit.onnxcore import TensorProto
 
 # ---------------------------------------------------------------- the roles
@@ -56,6 +56,7 @@ _UNKNOWN = object()
 
 _STD = ("", "ai.onnx")
 _MS = ("com.microsoft",)
+_STD_MS = _STD + _MS
 
 # Fixed per-slot roles. Variadic or context-dependent ops are handled in _dynamic_role.
 SLOT_TABLE: dict[str, tuple[str, ...]] = {
@@ -247,6 +248,7 @@ MATMUL_OPERANDS: dict[str, tuple[int, ...]] = {
     "Gemm": (0, 1),
     "Einsum": (),  # every operand
 }
+_NO_SLOTS: dict[int, str] = {}
 MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
     "MatMulInteger": {2: "quant_zero_point", 3: "quant_zero_point"},
     "QLinearMatMul": {
@@ -287,9 +289,12 @@ PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
 # Slot roles a constant keeps when it reaches them through run-time layout ops: an RNN's zero initial
 # state broadcast by Expand to the batch (torch.onnx legacy LSTM/GRU/RNN without h0) is a state too.
 FORWARD_CATEGORIES = PARAMETER_CATEGORIES | {"state"}
+# Ops whose weight input is stored packed: logical_dims gives its logical dims.
+_PACKED_OPS = frozenset({"MatMulNBits", "MatMulBnb4", "GatherBlockQuantized"})
 # When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
 _STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
              "shape": 5, "literal": 6, "unused": 7}  # fmt: skip
+_ROLE_STRENGTH = {role: _STRENGTH[info.category] for role, info in ROLES.items()}  # one lookup per use
 
 
 # ---------------------------------------------------------------- results
@@ -305,9 +310,22 @@ class Use:
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
 
 
+_new = object.__new__
+
+
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
     """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
-    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})  # type: ignore[no-any-return]
+    use = _new(Use)
+    fields = use.__dict__  # filled in place: a frozen dataclass refuses setattr, not its dict's items
+    fields["node"], fields["slot"], fields["role"], fields["via"] = node, slot, role, via
+    return use
+
+
+def _classified(tensor: Tensor, role: str, logical: tuple[int, ...] | None) -> Classified:
+    """Classified(tensor, role, logical_dims=logical) without the dataclass's __init__ (one per tensor)."""
+    entry = _new(Classified)
+    entry.__dict__ = {"tensor": tensor, "role": role, "uses": [], "logical_dims": logical, "notes": []}
+    return entry
 
 
 @dataclass
@@ -338,15 +356,25 @@ class _Classifier:
 
     def __init__(self, view: ModelView) -> None:
         self.view = view
+        # scope -> value -> the node that writes it; settle_constants fills top-level graphs' in its pass
         self.producers: dict[str, dict[str, Node]] = {}
         for scope, graph in view.graphs.items():
-            self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
+            if graph.parent is not None:
+                self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
         self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
+        # the tensors of each graph without a parent: there a name resolves in one dict, without a walk
+        self.top_level = {scope: graph.tensors for scope, graph in view.graphs.items() if graph.parent is None}
         # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
         self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
         self.found: dict[tuple[str, str], Classified] = {}
         self.limits: list[str] = []
         self.formal_memo: dict[tuple[str, str], str] = {}
+        # from settle_constants: the constant names of each top-level graph (is_constant's answers
+        # there) and the indices of the nodes whose outputs are all constant
+        self.constants: dict[str, set[str]] = {}
+        self.constant_nodes: set[int] = set()
+        # found's key -> its first use (node index, slot), kept as uses are recorded: the table's order
+        self.first_use: dict[tuple[str, str], tuple[int, int]] = {}
 
     @cached_property
     def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
@@ -367,6 +395,8 @@ class _Classifier:
     # -- scoping
 
     def producer(self, scope: str, name: str) -> Node | None:
+        if scope in self.top_level:  # no enclosing graph to walk to
+            return self.producers[scope].get(name)
         current: str | None = scope
         while current is not None:
             node = self.producers[current].get(name)
@@ -378,6 +408,9 @@ class _Classifier:
         return None
 
     def is_constant(self, scope: str, name: str, depth: int = 0) -> bool:
+        settled = self.constants.get(scope)
+        if settled is not None:  # a top-level graph, once settle_constants is through it
+            return name in settled
         memo = self.const_memo[scope]
         known = memo.get(name)
         if known is not None:
@@ -409,6 +442,59 @@ class _Classifier:
         memo[name] = result
         return result
 
+    def settle_constants(self) -> None:
+        """Answer is_constant for every name of each top-level graph (the main graph, a function body:
+        they see only their own names) at once, when its nodes are in file order, and note its
+        constant-only nodes. One pass instead of a recursive call per value (250k at 200k nodes).
+        Subgraphs and graphs out of order are answered as the walk asks, by is_constant itself: the
+        answers its depth limit and cycle guard give there depend on the order they are asked in."""
+        for scope, graph in self.view.graphs.items():
+            if graph.parent is None:
+                settled = self.constant_names_in_order(scope, graph)
+                if settled is not None:
+                    self.constants[scope], constant_nodes = settled
+                    self.constant_nodes.update(constant_nodes)
+
+    def constant_names_in_order(self, scope: str, graph: Graph) -> tuple[set[str], list[int]] | None:
+        """The constant names of a top-level graph and its constant-only nodes, in one pass in node
+        order that also fills producers[scope]: a node's inputs were all decided before it (file
+        order is topological), and its answer is is_constant's without the recursion. None when that
+        order does not hold (any input read before it is written, a name written twice)."""
+        constants = set(graph.tensors)  # stored: constant, whatever node computes the name
+        produced: dict[str, Node] = {}
+        self.producers[scope] = produced
+        functions = self.view.functions
+        constant_nodes: list[int] = []
+        unwritten: list[str] = []  # names read before any node wrote them: graph inputs, or out of order
+        in_order = True
+        for node in graph.nodes:
+            constant = not (
+                node.subgraphs
+                or node.op_type in NONDETERMINISTIC
+                or (functions and (node.domain, node.op_type) in functions)
+            )
+            for name in node.inputs:
+                if name and name not in constants:
+                    constant = False
+                    if name not in produced:
+                        unwritten.append(name)
+            every = bool(node.outputs)
+            for out in node.outputs:
+                if not out:
+                    continue
+                if out in produced:
+                    in_order = False
+                produced[out] = node  # the last writer, as producer() has always seen it
+                if constant:
+                    constants.add(out)
+                elif out not in constants:
+                    every = False
+            if every:
+                constant_nodes.append(node.index)
+        if not in_order or any(name in produced for name in unwritten):
+            return None
+        return constants, constant_nodes
+
     # -- slot roles
 
     def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
@@ -420,7 +506,7 @@ class _Classifier:
             fixed = self.fixed_slots[key] = self._fixed_slots(op, domain)
         if fixed is not None:
             return fixed[slot] if slot < len(fixed) else DATA
-        if (domain, op) in self.view.functions:
+        if key in self.view.functions:
             return self.formal_role(node, slot, depth)
         if op in ("Loop", "Scan") and domain in _STD and node.subgraphs:
             # Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs
@@ -433,7 +519,7 @@ class _Classifier:
         if domain in _MS and op in MS_SLOT_TABLE:
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
-        if op in MATMUL_OPERANDS and domain in _STD + _MS:
+        if op in MATMUL_OPERANDS and domain in _STD_MS:
             return self.matmul_role(node, slot, assumed)
         if domain in _STD:
             if op == "Gather":
@@ -460,7 +546,7 @@ class _Classifier:
             return None
         if domain in _MS and op in MS_SLOT_TABLE:
             return MS_SLOT_TABLE[op]
-        if op in MATMUL_OPERANDS and domain in _STD + _MS:
+        if op in MATMUL_OPERANDS and domain in _STD_MS:
             return None
         if domain in _STD:
             if op in ("Gather", "Add", "Mul"):
@@ -469,7 +555,7 @@ class _Classifier:
         return ()
 
     def matmul_role(self, node: Node, slot: int, assumed: str = "") -> str:
-        quant = MATMUL_QUANT_SLOTS.get(node.op_type, {})
+        quant = MATMUL_QUANT_SLOTS.get(node.op_type, _NO_SLOTS)
         if slot in quant:
             return quant[slot]
         if node.op_type == "Gemm" and slot == 2:
@@ -480,9 +566,15 @@ class _Classifier:
         return DATA
 
     @cached_property
+    def op_types(self) -> frozenset[str]:
+        """Every op type in the model: the passes that look for one op (If, Cos, BatchNormalization)
+        skip their walk over all nodes when it is absent."""
+        return frozenset(map(attrgetter("op_type"), self.view.all_nodes()))
+
+    @cached_property
     def has_trig(self) -> bool:
         """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
-        return any(n.op_type in ("Cos", "Sin") for n in self.view.all_nodes())
+        return not self.op_types.isdisjoint(("Cos", "Sin"))
 
     def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
         """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
@@ -636,11 +728,16 @@ class _Classifier:
     # -- tracing
 
     def record(self, tensor: Tensor, use: Use, logical: tuple[int, ...] | None = None) -> None:
-        entry = self.found.get(tensor.key)
+        key = (tensor.scope, tensor.name)
+        order = (use.node.index, use.slot)
+        entry = self.found.get(key)
         if entry is None:
-            entry = self.found[tensor.key] = Classified(tensor, use.role, logical_dims=logical)
+            entry = self.found[key] = _classified(tensor, use.role, logical)
+            self.first_use[key] = order
+        elif order < self.first_use[key]:
+            self.first_use[key] = order
         entry.uses.append(use)
-        if use.role != entry.role and _STRENGTH[ROLES[use.role].category] < _STRENGTH[entry.category]:
+        if use.role != entry.role and _ROLE_STRENGTH[use.role] < _ROLE_STRENGTH[entry.role]:
             entry.role = use.role
         if logical is not None:
             entry.logical_dims = logical
@@ -685,7 +782,8 @@ class _Classifier:
     def trace(
         self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
     ) -> None:
-        tensor = self.view.lookup(scope, name)
+        tensors = self.top_level.get(scope)  # one dict instead of view.lookup's scope walk
+        tensor = tensors.get(name) if tensors is not None else self.view.lookup(scope, name)
         if (
             tensor is not None
             and role == DATA
@@ -697,9 +795,11 @@ class _Classifier:
                 self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
         if tensor is not None:
-            final = self.broadcast_filler(tensor, self.constant_role(tensor, role, consumer), via)
-            logical = self.logical_dims(consumer, slot) if final in ("weight", "embedding") else None
-            self.record(tensor, _use(consumer, slot, final, via), logical)
+            final = self.constant_role(tensor, role, consumer)
+            if via:  # broadcast_filler looks for an Expand on the way
+                final = self.broadcast_filler(tensor, final, via)
+            packed = final in ("weight", "embedding") and consumer.op_type in _PACKED_OPS
+            self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
             return
         producer = self.producer(scope, name)
         if producer is None or depth > self.MAX_TRACE:
@@ -747,6 +847,7 @@ class _Classifier:
         self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
+        """The logical dims of a weight stored packed (the ops in _PACKED_OPS), else None."""
         if node.op_type in ("MatMulNBits", "MatMulBnb4") and slot == 1:
             n, k = node.attrs.get("N"), node.attrs.get("K")
             if isinstance(n, int) and isinstance(k, int):
@@ -780,40 +881,60 @@ class _Classifier:
 
     def classify(self) -> RoleTable:
         nodes = self.view.all_nodes()
-        slot_role, is_constant = self.slot_role, self.is_constant
+        self.settle_constants()
+        slot_role, is_constant, constant_nodes = self.slot_role, self.is_constant, self.constant_nodes
+        fed = {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
+        watched = {scope: constants | fed for scope, constants in self.constants.items()}
         for node in nodes:
-            if node.op_type == "Constant" or self.is_constant_computation(node):
+            scope, inputs = node.scope, node.inputs
+            constants = self.constants.get(scope)
+            if constants is None:  # not settled: is_constant answers as it is asked, in the order it always was
+                if node.op_type == "Constant" or self.is_constant_computation(node):
+                    continue  # reached from its consumers
+                for slot, name in enumerate(inputs):
+                    if name:
+                        role = slot_role(node, slot)
+                        if is_constant(scope, name):
+                            self.trace(scope, name, role, node, slot, (), 0)
+                        elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
+                            self.weight_input_without_data(node, slot, name, role)
+                continue
+            if node.op_type == "Constant" or node.index in constant_nodes:
                 continue  # reached from its consumers
-            scope = node.scope
-            memo = self.const_memo[scope]
-            for slot, name in enumerate(node.inputs):
+            if watched[scope].isdisjoint(inputs):
+                continue  # no constant, no graph input: about half the nodes, told without a Python loop
+            for slot, name in enumerate(inputs):
                 if not name:
                     continue
-                role = slot_role(node, slot)
-                constant = memo.get(name)  # is_constant's own first look, without the call
-                if constant is None:
-                    constant = is_constant(scope, name)
-                if constant:
-                    self.trace(scope, name, role, node, slot, (), 0)
-                elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
-                    self.weight_input_without_data(node, slot, name, role)
+                if name in constants:
+                    self.trace(scope, name, slot_role(node, slot), node, slot, (), 0)
+                elif name in fed:  # weight_input_without_data finds graph inputs only
+                    role = slot_role(node, slot)
+                    if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
+                        self.weight_input_without_data(node, slot, name, role)
         self.branch_outputs()
         self.add_unused()
         self.branch_alternatives()
         self.attribute_parameters(nodes)
-        if any(n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes):
+        if "BatchNormalization" in self.op_types and any(
+            n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes
+        ):
             for entry in self.found.values():
                 if any(
                     u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1
                     for u in entry.uses
                 ):
                     entry.notes.append("BatchNormalization has training_mode=1")
-        ordered = sorted(self.found.values(), key=_first_use_order)
+        # by first use (node index, slot), then scope and name; tensors never used come last
+        first_use, unused = self.first_use, (1 << 62, 0)
+        ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
         return RoleTable(ordered, self.limits, self.view.trained)
 
     def branch_outputs(self) -> None:
         """A constant returned by an If branch (weights kept in Constant nodes inside the branches)
         takes the role of the slot the If's output lands in."""
+        if "If" not in self.op_types:
+            return
         for node in self.view.all_nodes():
             if node.op_type != "If" or not node.subgraphs:
                 continue
@@ -832,6 +953,8 @@ class _Classifier:
     def branch_alternatives(self) -> None:
         """An If whose branches hold different numbers of parameters: the file stores (and the totals
         count) both, while one call runs only one of them. Said, not hidden in the sum."""
+        if "If" not in self.op_types:
+            return
         ifs = [n for n in self.view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2]
         if not ifs:
             return
@@ -872,6 +995,8 @@ class _Classifier:
 
     def attribute_parameters(self, nodes: list[Node]) -> None:
         """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""
+        if self.op_types.isdisjoint(ML_ATTRIBUTE_PARAMS):
+            return
         for node in nodes:
             if node.domain == "ai.onnx.ml" and node.op_type in ML_ATTRIBUTE_PARAMS:
                 self.limits.append(
@@ -880,6 +1005,8 @@ class _Classifier:
                 )
 
     def is_constant_computation(self, node: Node) -> bool:
+        if node.scope in self.constants:  # settled
+            return node.index in self.constant_nodes
         if not node.outputs:
             return False
         for out in node.outputs:
@@ -914,14 +1041,6 @@ def _quantized_table(tensor: Tensor) -> bool:
 
 def _more_than_scalar(tensor: Tensor) -> bool:
     return tensor.dims is not None and element_count(tensor.dims) > 1
-
-
-_USE_ORDER = attrgetter("node.index", "slot")
-
-
-def _first_use_order(entry: Classified) -> tuple[int, int, str, str]:
-    first = min(map(_USE_ORDER, entry.uses), default=(1 << 62, 0))
-    return (*first, entry.tensor.scope, entry.tensor.name)
 
 
 def classify(view: ModelView) -> RoleTable:

@@ -84,6 +84,27 @@ def test_transposed_and_cast_weight_traced_to_source_once(tmp_path):
     assert len(report.tensors) == 1
 
 
+@pytest.mark.parametrize("order", ["file", "reversed", "written_twice"])
+def test_constant_paths_out_of_file_order(tmp_path, order):
+    """A graph in file order is settled in one pass; out of order (or with a name written twice) the
+    classifier asks node by node instead: the roles come out the same either way."""
+    nodes = [
+        node("Transpose", ["W"], ["Wt"], perm=[1, 0]),
+        node("Cast", ["Wt"], ["Wc"], to=TensorProto.FLOAT),
+        node("MatMul", ["x", "Wc"], ["p"]),
+        node("Add", ["p", "b"], ["y"]),
+    ]
+    if order == "reversed":
+        nodes.reverse()
+    elif order == "written_twice":  # an Identity writes Wt before the Transpose writes it again
+        nodes.insert(0, node("Identity", ["W"], ["Wt"]))
+    m = model(nodes, [value("x", ["N", 8])], [value("y", ["N", 4])], [init("W", [4, 8]), init("b", [4])])
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "W").role, tensor_row(report, "b").role) == ("weight", "bias")
+    assert "Transpose -> Cast -> MatMul" in tensor_row(report, "W").consumers[-1]
+    assert report.totals.total == 4 * 8 + 4
+
+
 def test_tied_embedding_counted_once(tmp_path):
     m = model(
         [
