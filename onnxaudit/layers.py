@@ -46,8 +46,12 @@ class Layer:
     @property
     def op_types(self) -> list[str]:
         """Op types in order; Constant nodes are storage, not operations, and are left out."""
-        ops = list(dict.fromkeys(n.op_type for n in self.nodes if n.op_type != "Constant"))
-        return ops or list(dict.fromkeys(n.op_type for n in self.nodes))
+        if len(self.nodes) == 1:  # most layers: no dict to build
+            return [self.nodes[0].op_type]
+        ops = dict.fromkeys([n.op_type for n in self.nodes])
+        if len(ops) > 1:  # a layer of Constants alone still shows them
+            ops.pop("Constant", None)
+        return list(ops)
 
 
 def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
@@ -236,7 +240,6 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
 
     if torch_style:
         node_paths = _torch_node_paths(main_nodes)
-        tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
         for node in main_nodes:  # an anonymous node takes the module of the state_dict keys it consumes
             if node_paths[node.index] is None:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
@@ -251,7 +254,6 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             found = (naming.layer(name) for name in names)
             layer = next((f for f in found if f), None)
             node_paths[node.index] = (layer,) if layer else None
-        tensor_paths = {id(t): path_from_tensor_name(t.name) for t in table.tensors}
         for node in main_nodes:  # no scopes at all (dynamo without metadata): state_dict keys
             if node_paths[node.index] is None:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
@@ -289,9 +291,10 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
 
     unused = Layer(("#unused",), "(not consumed by any node)")
     for tensor in table.tensors:
-        path = tensor_paths[id(tensor)]
-        if path is not None and path in layers:  # most state_dict keys name their module's layer
-            layers[path].tensors.append(tensor)
+        path = path_from_tensor_name(tensor.name)
+        named = layers.get(path) if path is not None else None
+        if named is not None:  # most state_dict keys name their module's layer
+            named.tensors.append(tensor)
             continue
         first = _first_named_use(tensor)
         if first is not None and first.scope != MAIN:
@@ -305,9 +308,10 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         target.tensors.append(tensor)
 
     def order(layer: Layer) -> tuple[int, str]:
-        # a layer's nodes are in graph order: its first own node has its smallest own index
-        own = next((n.index for n in layer.nodes if n.index not in helpers), None)
-        return (own if own is not None else layer.first_index, layer.name)
+        for node in layer.nodes:  # in graph order: the first own node has the smallest own index
+            if node.index not in helpers:
+                return (node.index, layer.name)
+        return (layer.first_index, layer.name)
 
     ordered = sorted(layers.values(), key=order)
     if unused.tensors:
@@ -340,14 +344,14 @@ def _attach_helpers(
             continue
         candidates.append(node)
     wanted = {out for node in candidates for out in node.outputs}
-    consumers: dict[str, list[Node]] = {}
+    first_reader: dict[str, Node] = {}  # the nodes are in graph order: the first is the earliest
     for node in view.main.nodes if wanted else ():
         for name in node.inputs:
-            if name in wanted:
-                consumers.setdefault(name, []).append(node)
+            if name in wanted and name not in first_reader:
+                first_reader[name] = node
     attached: set[int] = set()
     for node in candidates:
-        users = [c for out in node.outputs for c in consumers.get(out, [])]
+        users = [first_reader[out] for out in node.outputs if out in first_reader]
         if users:  # the first consumer's layer, or that anonymous consumer's own row
             first = min(users, key=lambda c: c.index)
             node_paths[node.index] = node_paths.get(first.index) or ("#node", str(first.index))

@@ -130,21 +130,22 @@ def _shape(
 
 
 def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
+    # positional, in field order: keywords cost twice the call in a dataclass __init__ (48k tensors)
     return TensorRow(
-        name=t.name,
-        scope=t.scope,
-        layer=layer,
-        role=t.role,
-        category=t.category,
-        bucket=convention.bucket(t.category),
-        dtype=t.dtype,
-        dims=list(t.dims) if t.dims is not None else None,
-        count=t.count,
-        bytes=t.nbytes,
-        origin=t.origin,
-        storage=t.storage,
-        consumers=list(t.consumers),
-        notes=list(t.notes),
+        t.name,
+        t.scope,
+        layer,
+        t.role,
+        t.category,
+        convention.bucket(t.category),
+        t.dtype,
+        list(t.dims) if t.dims is not None else None,
+        t.count,
+        t.nbytes,
+        t.origin,
+        t.storage,
+        list(t.consumers),
+        list(t.notes),
     )
 
 
@@ -158,20 +159,29 @@ def _split(tensors: list[ParamTensor], convention: Convention) -> dict[str, int]
 
 
 def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
-    sums = _split(tensors, convention)
-    counted = [t for t in tensors if convention.bucket(t.category) is not None]
-    op_label = "+".join(ops) if ops else ""
-    explain = formula(counted, sums[NON_TRAINABLE], op_label, convention.non_trainable_label.lower())
+    # _split and the counted list in one pass; `columns` is what bucket() looks up (70k rows)
+    columns = convention.columns
+    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    counted = []
+    for t in tensors:
+        bucket = columns.get(t.category)
+        if bucket is not None:
+            sums[bucket] += t.count or 0
+            counted.append(t)
+    non_trainable = convention.non_trainable_label.lower()
+    explain = formula(counted, sums[NON_TRAINABLE], "+".join(ops), non_trainable) if counted else ""
+    # positional, in field order (name, ops, output_shape, params, the three columns, explain,
+    # tensors): keywords cost twice the call in a dataclass __init__ (70k rows)
     return Row(
-        name=name,
-        ops=ops,
-        output_shape=shape,
-        params=sum(sums.values()),
-        trainable=sums[TRAINABLE],
-        non_trainable=sums[NON_TRAINABLE],
-        unclassified=sums[UNCLASSIFIED],
-        explain=explain,
-        tensors=[t.name for t in counted],
+        name,
+        ops,
+        shape,
+        sum(sums.values()),
+        sums[TRAINABLE],
+        sums[NON_TRAINABLE],
+        sums[UNCLASSIFIED],
+        explain,
+        [t.name for t in counted],
     )
 
 
@@ -220,13 +230,19 @@ def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
     A value leaves layer `i` when it is read and this is not `i`: one pass over the graph instead
     of a node set and a consumer walk per layer (70k layers at 200k nodes). The layers partition
     the main nodes (group_layers and roll_up make them so)."""
-    position = {n.index: i for i, layer in enumerate(layers) for n in layer.nodes}
     reader: dict[str, int] = {}
-    for node in view.main.nodes:
-        here = position.get(node.index, _SPREAD)
-        for name in node.inputs:
-            if reader.setdefault(name, here) != here:
-                reader[name] = _SPREAD
+    placed = 0
+    for here, layer in enumerate(layers):
+        placed += len(layer.nodes)
+        for node in layer.nodes:
+            for name in node.inputs:
+                if reader.setdefault(name, here) != here:
+                    reader[name] = _SPREAD
+    if placed < len(view.main.nodes):  # a node in no layer reads from outside every layer
+        inside = {n.index for layer in layers for n in layer.nodes}
+        for node in view.main.nodes:
+            if node.index not in inside:
+                reader.update(dict.fromkeys(node.inputs, _SPREAD))
     return reader
 
 
@@ -235,10 +251,12 @@ def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> 
     outputs = set(view.main.outputs)
     rows = []
     for here, layer in enumerate(layers):
-        ops = _principal_ops(view, layer, here, reader, outputs)
+        all_ops = layer.op_types
+        # with one op type (most layers) the principal ops can only be that one: no node walk
+        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
         shape = _shape(view, layer.nodes, here, reader, outputs)
         row = _row(layer.name, ops, shape, layer.tensors, convention)
-        row.all_ops = layer.op_types
+        row.all_ops = all_ops
         rows.append(row)
     return rows
 
