@@ -149,17 +149,9 @@ def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow
     )
 
 
-def _split(tensors: list[ParamTensor], convention: Convention) -> dict[str, int]:
-    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
-    for t in tensors:
-        bucket = convention.bucket(t.category)
-        if bucket is not None:
-            sums[bucket] += t.count or 0
-    return sums
-
-
 def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
-    # _split and the counted list in one pass; `columns` is what bucket() looks up (70k rows)
+    # the column sums and the counted tensors in one pass; `columns` is what bucket() looks up,
+    # without a method call per tensor (70k rows)
     columns = convention.columns
     sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     counted = []
@@ -168,8 +160,9 @@ def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], conventio
         if bucket is not None:
             sums[bucket] += t.count or 0
             counted.append(t)
-    non_trainable = convention.non_trainable_label.lower()
-    explain = formula(counted, sums[NON_TRAINABLE], "+".join(ops), non_trainable) if counted else ""
+    explain = ""
+    if counted:
+        explain = formula(counted, sums[NON_TRAINABLE], "+".join(ops), convention.non_trainable_label.lower())
     # positional, in field order (name, ops, output_shape, params, the three columns, explain,
     # tensors): keywords cost twice the call in a dataclass __init__ (70k rows)
     return Row(
@@ -285,13 +278,15 @@ def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Ro
 
 
 def totals(table: ParamTable, convention: Convention) -> Totals:
-    sums = _split(table.tensors, convention)
+    columns = convention.columns  # what bucket() looks up, as in _row
+    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     nbytes = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     by_dtype: dict[str, dict[str, int]] = {}
     for t in table.tensors:
-        bucket = convention.bucket(t.category)
+        bucket = columns.get(t.category)
         if bucket is None:
             continue
+        sums[bucket] += t.count or 0
         nbytes[bucket] += t.nbytes or 0
         entry = by_dtype.setdefault(t.dtype, {"params": 0, "bytes": 0})
         entry["params"] += t.count or 0
