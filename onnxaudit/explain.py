@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from onnxaudit.count import ParamTensor
@@ -23,29 +24,45 @@ def dims_text(dims: Sequence[int] | None) -> str:
         return "?"
     if len(dims) == 0:
         return "1"
-    return "x".join(str(d) for d in dims)
+    return "x".join(map(str, dims))
 
 
 def formula(
     tensors: Sequence[ParamTensor], non_trainable: int, op_label: str, non_trainable_label: str = "non-trainable"
 ) -> str:
     """One line of arithmetic over the counted tensors of a layer ('' when it holds none)."""
-    counted = [t for t in tensors if t.count is not None]
-    if not counted:
+    terms = tuple([(t.dims, t.count, t.role, t.category) for t in tensors if t.count is not None])
+    if not terms:
         return ""
-    total = sum(t.count or 0 for t in counted)
-    vectors = [t for t in counted if t.role in _NORM_ORDER and t.dims is not None and len(t.dims) == 1]
-    if len(vectors) == len(counted) and len(counted) > 1 and len({t.dims for t in vectors}) == 1:
-        ordered = sorted(vectors, key=lambda t: _NORM_ORDER.index(t.role))
-        trainable_part = [_SHORT[t.role] for t in ordered if t.category == "parameter"]
-        stats_part = [_SHORT[t.role] for t in ordered if t.category != "parameter"]
+    return _formula_text(terms, non_trainable, op_label, non_trainable_label)  # type: ignore[arg-type]
+
+
+# What formula() reads of one counted tensor: dims, count, role, category.
+_Term = tuple[tuple[int, ...] | None, int, str, str]
+
+
+@functools.lru_cache(maxsize=4096)
+def _formula_text(terms: tuple[_Term, ...], non_trainable: int, op_label: str, non_trainable_label: str) -> str:
+    """formula() per distinct signature: a model repeats a few (48k rows, ~20 texts at 200k nodes)."""
+    total = sum(count for _, count, _, _ in terms)
+    if len(terms) > 1 and _norm_vectors(terms):  # one tensor (most rows) is never such a set
+        ordered = sorted(terms, key=lambda term: _NORM_ORDER.index(term[2]))
+        trainable_part = [_SHORT[role] for _, _, role, category in ordered if category == "parameter"]
+        stats_part = [_SHORT[role] for _, _, role, category in ordered if category != "parameter"]
         names = " | ".join(", ".join(part) for part in (trainable_part, stats_part) if part)
-        text = f"{len(vectors)} x {vectors[0].dims[0]} = {total:,} ({names})"  # type: ignore[index]
+        text = f"{len(terms)} x {terms[0][0][0]} = {total:,} ({names})"  # type: ignore[index]
     else:
-        terms = [dims_text(t.dims) for t in counted]
-        text = " + ".join(terms)
-        if len(counted) > 1 or (counted[0].dims is not None and len(counted[0].dims) > 1):
+        text = " + ".join([dims_text(dims) for dims, _, _, _ in terms])
+        first_dims = terms[0][0]
+        if len(terms) > 1 or (first_dims is not None and len(first_dims) > 1):
             text += f" = {total:,}"
     if non_trainable:
         text += f" [{non_trainable:,} {non_trainable_label}]"
     return f"{op_label} {text}".strip()
+
+
+def _norm_vectors(terms: tuple[_Term, ...]) -> bool:
+    """All are per-channel vectors of one normalization layer, of one length."""
+    if not all(role in _NORM_ORDER and dims is not None and len(dims) == 1 for dims, _, role, _ in terms):
+        return False
+    return len({dims for dims, _, _, _ in terms}) == 1

@@ -110,17 +110,17 @@ class Report:
         return asdict(self)
 
 
-def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, list[int]]) -> list[int | str | None] | None:
+def _shape(
+    view: ModelView, layer_nodes: list[Node], here: int, reader: dict[str, int], graph_outputs: set[str]
+) -> list[int | str | None] | None:
     """The layer's output: the last value leaving the layer, preferring float data over shape math."""
     if not view.value_shapes:  # inference skipped (huge graph): nothing to look up, per layer
         return None
-    inside = {n.index for n in layer_nodes}
-    graph_outputs = set(view.main.outputs)
     leaving = [
         out
         for node in sorted(layer_nodes, key=lambda n: n.index)
         for out in node.outputs
-        if out in view.value_shapes and (out in graph_outputs or not inside.issuperset(consumers.get(out, ())))
+        if out in view.value_shapes and (out in graph_outputs or reader.get(out, here) != here)
     ]
     if not leaving:
         leaving = [out for node in layer_nodes for out in node.outputs if out in view.value_shapes]
@@ -130,48 +130,51 @@ def _shape(view: ModelView, layer_nodes: list[Node], consumers: dict[str, list[i
 
 
 def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
+    # positional, in field order: keywords cost twice the call in a dataclass __init__ (48k tensors)
     return TensorRow(
-        name=t.name,
-        scope=t.scope,
-        layer=layer,
-        role=t.role,
-        category=t.category,
-        bucket=convention.bucket(t.category),
-        dtype=t.dtype,
-        dims=list(t.dims) if t.dims is not None else None,
-        count=t.count,
-        bytes=t.nbytes,
-        origin=t.origin,
-        storage=t.storage,
-        consumers=list(t.consumers),
-        notes=list(t.notes),
+        t.name,
+        t.scope,
+        layer,
+        t.role,
+        t.category,
+        convention.bucket(t.category),
+        t.dtype,
+        list(t.dims) if t.dims is not None else None,
+        t.count,
+        t.nbytes,
+        t.origin,
+        t.storage,
+        list(t.consumers),
+        list(t.notes),
     )
 
 
-def _split(tensors: list[ParamTensor], convention: Convention) -> dict[str, int]:
+def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
+    # the column sums and the counted tensors in one pass; `columns` is what bucket() looks up,
+    # without a method call per tensor (70k rows)
+    columns = convention.columns
     sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    counted = []
     for t in tensors:
-        bucket = convention.bucket(t.category)
+        bucket = columns.get(t.category)
         if bucket is not None:
             sums[bucket] += t.count or 0
-    return sums
-
-
-def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
-    sums = _split(tensors, convention)
-    counted = [t for t in tensors if convention.bucket(t.category) is not None]
-    op_label = "+".join(ops) if ops else ""
-    explain = formula(counted, sums[NON_TRAINABLE], op_label, convention.non_trainable_label.lower())
+            counted.append(t)
+    explain = ""
+    if counted:
+        explain = formula(counted, sums[NON_TRAINABLE], "+".join(ops), convention.non_trainable_label.lower())
+    # positional, in field order (name, ops, output_shape, params, the three columns, explain,
+    # tensors): keywords cost twice the call in a dataclass __init__ (70k rows)
     return Row(
-        name=name,
-        ops=ops,
-        output_shape=shape,
-        params=sum(sums.values()),
-        trainable=sums[TRAINABLE],
-        non_trainable=sums[NON_TRAINABLE],
-        unclassified=sums[UNCLASSIFIED],
-        explain=explain,
-        tensors=[t.name for t in counted],
+        name,
+        ops,
+        shape,
+        sum(sums.values()),
+        sums[TRAINABLE],
+        sums[NON_TRAINABLE],
+        sums[UNCLASSIFIED],
+        explain,
+        [t.name for t in counted],
     )
 
 
@@ -182,11 +185,10 @@ def _shape_math(view: ModelView, node: Node) -> bool:
 
 
 def _principal_ops(
-    view: ModelView, layer: Layer, consumers: dict[str, list[int]], graph_outputs: set[str]
+    view: ModelView, layer: Layer, here: int, reader: dict[str, int], graph_outputs: set[str]
 ) -> list[str]:
     """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
     the shape arithmetic exporters add around them stays in `all_ops`."""
-    inside = {n.index for n in layer.nodes}
     counted = COUNTED_CATEGORIES
     holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
     shapes_known = bool(view.value_shapes)  # without any, no node is shape math
@@ -197,14 +199,14 @@ def _principal_ops(
         held = n.index in holders
         if not held and shapes_known and _shape_math(view, n):
             continue
-        if not held:  # hands a value on: a graph output, or one consumed outside the layer
+        if not held:  # hands a value on: a graph output, or one read outside the layer
             for out in n.outputs:
-                if out and (out in graph_outputs or not inside.issuperset(consumers.get(out, ()))):
+                if out and (out in graph_outputs or reader.get(out, here) != here):
                     held = True
                     break
         if held:
             picked.append(n.op_type)
-    if picked and all(op in _LAYOUT for op in picked):
+    if picked and _LAYOUT.issuperset(picked):
         # tf2onnx's NHWC<->NCHW Transposes hand the result on; the layer's real op sits before them
         real = [n.op_type for n in layer.nodes if n.op_type not in _LAYOUT and n.op_type != "Constant"]
         real = [op for op in real if op not in ("Shape", "Gather", "Concat", "Slice")]
@@ -213,24 +215,41 @@ def _principal_ops(
 
 
 _LAYOUT = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Flatten"})
+_SPREAD = -1  # a value read in several layers, or by a node in none
+
+
+def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
+    """Value -> position of the one layer all the main nodes reading it sit in, or _SPREAD.
+    A value leaves layer `i` when it is read and this is not `i`: one pass over the graph instead
+    of a node set and a consumer walk per layer (70k layers at 200k nodes). The layers partition
+    the main nodes (group_layers and roll_up make them so)."""
+    reader: dict[str, int] = {}
+    placed = 0
+    for here, layer in enumerate(layers):
+        placed += len(layer.nodes)
+        for node in layer.nodes:
+            for name in node.inputs:
+                if reader.setdefault(name, here) != here:
+                    reader[name] = _SPREAD
+    if placed < len(view.main.nodes):  # a node in no layer reads from outside every layer
+        inside = {n.index for layer in layers for n in layer.nodes}
+        for node in view.main.nodes:
+            if node.index not in inside:
+                reader.update(dict.fromkeys(node.inputs, _SPREAD))
+    return reader
 
 
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
-    consumers: dict[str, list[int]] = {}  # value -> indices of the main nodes that read it
-    for node in view.main.nodes:
-        index = node.index
-        for name in node.inputs:
-            readers = consumers.get(name)
-            if readers is None:
-                consumers[name] = [index]
-            else:
-                readers.append(index)
+    reader = _reading_layers(view, layers)
     outputs = set(view.main.outputs)
     rows = []
-    for layer in layers:
-        ops = _principal_ops(view, layer, consumers, outputs)
-        row = _row(layer.name, ops, _shape(view, layer.nodes, consumers), layer.tensors, convention)
-        row.all_ops = layer.op_types
+    for here, layer in enumerate(layers):
+        all_ops = layer.op_types
+        # with one op type (most layers) the principal ops can only be that one: no node walk
+        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
+        shape = _shape(view, layer.nodes, here, reader, outputs)
+        row = _row(layer.name, ops, shape, layer.tensors, convention)
+        row.all_ops = all_ops
         rows.append(row)
     return rows
 
@@ -259,13 +278,15 @@ def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Ro
 
 
 def totals(table: ParamTable, convention: Convention) -> Totals:
-    sums = _split(table.tensors, convention)
+    columns = convention.columns  # what bucket() looks up, as in _row
+    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     nbytes = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     by_dtype: dict[str, dict[str, int]] = {}
     for t in table.tensors:
-        bucket = convention.bucket(t.category)
+        bucket = columns.get(t.category)
         if bucket is None:
             continue
+        sums[bucket] += t.count or 0
         nbytes[bucket] += t.nbytes or 0
         entry = by_dtype.setdefault(t.dtype, {"params": 0, "bytes": 0})
         entry["params"] += t.count or 0

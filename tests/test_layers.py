@@ -79,3 +79,17 @@ def test_anonymous_bidirectional_rnn_takes_its_layer_from_its_initial_state():
     for name, op in (("bilstm", "LSTM"), ("bigru", "GRU")):
         want = next(la for la in meta["layers"] if la["name"] == name)
         assert op in rows[name].kind.split("+") and rows[name].total.lo == want["params"]
+
+
+def test_op_types_leave_constants_out_unless_alone():
+    from onnxaudit.layers import Layer
+    from onnxaudit.load import Node
+
+    def nodes(*ops: str) -> list[Node]:
+        return [Node(i, f"n{i}", op, "", (), (f"v{i}",), {}, "") for i, op in enumerate(ops)]
+
+    assert Layer(("a",), "a", nodes("Conv")).op_types == ["Conv"]
+    assert Layer(("a",), "a", nodes("Constant")).op_types == ["Constant"]
+    assert Layer(("a",), "a", nodes("Constant", "Constant")).op_types == ["Constant"]
+    assert Layer(("a",), "a", nodes("Constant", "MatMul", "Add", "MatMul")).op_types == ["MatMul", "Add"]
+    assert Layer(("a",), "a", []).op_types == []
