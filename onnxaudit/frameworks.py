@@ -42,7 +42,8 @@ class Figure:
         return self.lo == self.hi
 
     def text(self) -> str:
-        return f"{self.lo:,}" if self.exact else f"{self.lo:,}..{self.hi:,}"
+        lo, hi = self.lo, self.hi
+        return f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}"
 
 
 ZERO = Figure(0, 0)
