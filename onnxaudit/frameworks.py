@@ -10,7 +10,7 @@ below recognizes one such pattern from names and graph structure and says how su
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 
@@ -73,11 +73,11 @@ class FrameworkView:
 
     @property
     def trainable(self) -> Figure:
-        return _sum_figures([la.trainable for la in self.layers])
+        return _sum_figures(map(_TRAINABLE, self.layers))
 
     @property
     def non_trainable(self) -> Figure:
-        return _sum_figures([la.non_trainable for la in self.layers])
+        return _sum_figures(map(_NON_TRAINABLE, self.layers))
 
     @property
     def total(self) -> Figure:
@@ -85,12 +85,18 @@ class FrameworkView:
 
     @property
     def status(self) -> str:
-        return max((la.status for la in self.layers), key=_RANK.__getitem__, default=EXACT)
+        return max({la.status for la in self.layers}, key=_RANK.__getitem__, default=EXACT)
 
 
-def _sum_figures(figures: list[Figure]) -> Figure:
-    """The sum of `figures` (ZERO for none), adding ints instead of making a Figure per step."""
-    return Figure(sum(f.lo for f in figures), sum(f.hi for f in figures))
+_TRAINABLE, _NON_TRAINABLE = attrgetter("trainable"), attrgetter("non_trainable")
+_LO, _HI = attrgetter("lo"), attrgetter("hi")
+
+
+def _sum_figures(figures: Iterable[Figure]) -> Figure:
+    """The sum of `figures` (ZERO for none), adding ints instead of making a Figure per step
+    (attrgetters, not generators: 49k layers at 200k nodes)."""
+    figures = list(figures)
+    return Figure(sum(map(_LO, figures)), sum(map(_HI, figures)))
 
 
 def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
