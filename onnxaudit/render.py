@@ -158,8 +158,8 @@ def framework_lines(report: Report, explain: bool) -> list[str]:
     out = [f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", line(*headers)]
     for cells, la in zip(body, fw.layers, strict=True):
         out.append(line(*cells))
-        evidence = la.evidence if explain else la.evidence[:1] if la.status != "exact" else ()
-        out += [f"    {escape(e)}" for e in evidence]
+        if explain or la.status != "exact":  # an exact layer's evidence is shown only with --explain
+            out += [f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])]
     out.append(
         f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
         f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})"
@@ -273,6 +273,8 @@ _string = encode_basestring_ascii
 
 
 def _strings(values: list[str]) -> str:
+    if len(values) == 1:  # most lists of ops, tensors and evidence: no map and join
+        return f"[{_string(values[0])}]"
     return f"[{', '.join(map(_string, values))}]"
 
 
