@@ -10,8 +10,9 @@ below recognizes one such pattern from names and graph structure and says how su
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
@@ -31,7 +32,7 @@ class Figure:
 
     @staticmethod
     def of(n: int) -> Figure:
-        return Figure(n, n)
+        return Figure(n, n) if n else ZERO  # most layers hold no statistics: one shared (frozen) zero
 
     def __add__(self, other: Figure) -> Figure:
         return Figure(self.lo + other.lo, self.hi + other.hi)
@@ -41,7 +42,8 @@ class Figure:
         return self.lo == self.hi
 
     def text(self) -> str:
-        return f"{self.lo:,}" if self.exact else f"{self.lo:,}..{self.hi:,}"
+        lo, hi = self.lo, self.hi
+        return f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}"
 
 
 ZERO = Figure(0, 0)
@@ -71,11 +73,11 @@ class FrameworkView:
 
     @property
     def trainable(self) -> Figure:
-        return _sum_figures([la.trainable for la in self.layers])
+        return _sum_figures(map(_TRAINABLE, self.layers))
 
     @property
     def non_trainable(self) -> Figure:
-        return _sum_figures([la.non_trainable for la in self.layers])
+        return _sum_figures(map(_NON_TRAINABLE, self.layers))
 
     @property
     def total(self) -> Figure:
@@ -83,12 +85,18 @@ class FrameworkView:
 
     @property
     def status(self) -> str:
-        return max((la.status for la in self.layers), key=_RANK.__getitem__, default=EXACT)
+        return max({la.status for la in self.layers}, key=_RANK.__getitem__, default=EXACT)
 
 
-def _sum_figures(figures: list[Figure]) -> Figure:
-    """The sum of `figures` (ZERO for none), adding ints instead of making a Figure per step."""
-    return Figure(sum(f.lo for f in figures), sum(f.hi for f in figures))
+_TRAINABLE, _NON_TRAINABLE = attrgetter("trainable"), attrgetter("non_trainable")
+_LO, _HI = attrgetter("lo"), attrgetter("hi")
+
+
+def _sum_figures(figures: Iterable[Figure]) -> Figure:
+    """The sum of `figures` (ZERO for none), adding ints instead of making a Figure per step
+    (attrgetters, not generators: 49k layers at 200k nodes)."""
+    figures = list(figures)
+    return Figure(sum(map(_LO, figures)), sum(map(_HI, figures)))
 
 
 def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
@@ -100,7 +108,7 @@ _LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", 
 
 def _kind(layer: Layer) -> str:
     """The layer's ops without the layout and shape plumbing exporters put around them."""
-    ops = [op for op in layer.op_types if op not in _LAYOUT_OPS]
+    ops = dict.fromkeys([n.op_type for n in layer.nodes if n.op_type not in _LAYOUT_OPS])  # Constant among them
     return "+".join(ops or layer.op_types)
 
 
@@ -111,24 +119,30 @@ def _inferred_layer(
     return [FrameworkLayer(layer.name, kind, trainable, non_trainable, INFERRED, [evidence], [t.name for t in tensors])]
 
 
-def _file_layer(layer: Layer) -> FrameworkLayer:
-    tensors = _counted(layer.tensors)
-    trainable = sum(t.count or 0 for t in tensors if t.category in ("parameter", "unclassified"))
-    stats = sum(t.count or 0 for t in tensors if t.category in ("statistic", FROZEN))
-    status = AMBIGUOUS if any(t.category == "unclassified" for t in tensors) else EXACT
-    evidence = ["counted as stored"]
-    if status == AMBIGUOUS:
+def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
+    """The layer as stored: constants of unknown role make it ambiguous, counted as trainable at most."""
+    trainable = stats = unknown = 0
+    ambiguous = False
+    for t in tensors:  # one pass instead of four: 38k layers at 200k nodes
+        category, count = t.category, t.count or 0
+        if category == "parameter":
+            trainable += count
+        elif category == "unclassified":
+            unknown += count
+            ambiguous = True
+        elif category in ("statistic", FROZEN):
+            stats += count
+    names = [t.name for t in tensors]
+    if ambiguous:
         evidence = ["holds constants of unknown role; counted as trainable at most"]
         evidence += [text for t in tensors if t.category == "unclassified" and (text := _folded_lookup(t))]
-        unknown = sum(t.count or 0 for t in tensors if t.category == "unclassified")
         return FrameworkLayer(
-            layer.name, _kind(layer), Figure(trainable - unknown, trainable), Figure.of(stats),
-            status, evidence, [t.name for t in tensors],
+            layer.name, _kind(layer), Figure(trainable, trainable + unknown), Figure.of(stats),
+            AMBIGUOUS, evidence, names,
         )  # fmt: skip
     return FrameworkLayer(
-        layer.name, _kind(layer), Figure.of(trainable), Figure.of(stats), status, evidence,
-        [t.name for t in tensors],
-    )  # fmt: skip
+        layer.name, _kind(layer), Figure.of(trainable), Figure.of(stats), EXACT, ["counted as stored"], names
+    )
 
 
 def _folded_lookup(t: ParamTensor) -> str:
@@ -147,7 +161,7 @@ def _folded_lookup(t: ParamTensor) -> str:
 
 def _origin(view: ModelView) -> str:
     producer = view.producer.lower()
-    if "pytorch" in producer or any(n.module_scopes for n in view.main.nodes):
+    if "pytorch" in producer or any(map(attrgetter("module_scopes"), view.main.nodes)):  # 200k nodes: no genexpr
         return "pytorch"
     if "tf2onnx" in producer or "keras" in producer:
         return "keras"
@@ -175,12 +189,11 @@ _BN_SCALE = re.compile(r"/batchnorm/(mul|Rsqrt)(:\d+)?$")
 _BN_SHIFT_SUB = re.compile(r"/batchnorm/sub(:\d+)?$")
 
 
-def keras_bn_scale_shift(layer: Layer, naming: TfNaming) -> list[FrameworkLayer] | None:
+def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras: BatchNormalization lowered to x * scale + shift (2 of its 4 vectors survive).
     The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`)."""
     if not any("/batchnorm/" in n.name for n in layer.nodes):
         return None
-    tensors = _counted(layer.tensors)
     muls = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
     adds = [t for t in tensors if any(u.node.op_type in ("Add", "Sub") for u in t.uses)]
     if len(muls) != 1 or len(adds) != 1 or len(tensors) != 2 or muls[0].count != adds[0].count:
@@ -221,10 +234,10 @@ def keras_bn_scale_shift(layer: Layer, naming: TfNaming) -> list[FrameworkLayer]
     ]
 
 
-def keras_conv_bn_merged(layer: Layer, naming: TfNaming) -> list[FrameworkLayer] | None:
+def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
     shift (`<bn>/batchnorm/sub`), so the conv had no bias of its own."""
-    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or bias is None or not _BN_SHIFT_SUB.search(bias.name):
         return None
     bn_name = naming.layer(bias.name)
@@ -248,11 +261,11 @@ def keras_conv_bn_merged(layer: Layer, naming: TfNaming) -> list[FrameworkLayer]
 
 
 def keras_fused_bn(
-    layer: Layer, naming: TfNaming, producer_of: Callable[[str], Node | None]
+    layer: Layer, tensors: list[ParamTensor], naming: TfNaming, producer_of: Callable[[str], Node | None]
 ) -> list[FrameworkLayer] | None:
     """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
     output named `<bn>/FusedBatchNormV3`). The original conv bias cannot be told from the folded shift."""
-    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or not weight.name.endswith("_fused_bn"):
         return None
     conv_node = next(u.node for u in weight.uses if u.node.op_type in _SAME_OP["Conv"])
@@ -304,10 +317,9 @@ def _producer_index(view: ModelView) -> Callable[[str], Node | None]:
     return producer_of
 
 
-def keras_recurrent_bias(layer: Layer) -> list[FrameworkLayer] | None:
+def keras_recurrent_bias(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx writes a Keras LSTM's single bias (4H) as ONNX's Wb and fills Rb with zeros (B is 8H);
     a GRU with reset_after=False (ONNX linear_before_reset=0) likewise has a zero-filled half."""
-    tensors = _counted(layer.tensors)
     rnn = next((u.node for t in tensors for u in t.uses if u.node.op_type in ("LSTM", "GRU")), None)
     bias = next((t for t in tensors if t.role == "rnn_B"), None)
     if rnn is None or bias is None or not bias.dims or len(bias.dims) != 2:
@@ -334,10 +346,9 @@ def keras_recurrent_bias(layer: Layer) -> list[FrameworkLayer] | None:
 _PRELU_ALPHA = re.compile(r"/Neg(:\d+)?$")
 
 
-def keras_prelu(layer: Layer) -> list[FrameworkLayer] | None:
+def keras_prelu(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx writes a Keras PReLU as relu(x) + (-alpha) * relu(-x): the slopes are stored negated
     (`<prelu>/Neg`) and feed a bare Mul, so the role table cannot call them parameters."""
-    tensors = _counted(layer.tensors)
     if len(tensors) != 1 or not {"Relu", "Neg", "Mul", "Add"} <= set(layer.op_types):
         return None
     alpha = tensors[0]
@@ -354,11 +365,10 @@ def _subtracts(use: Use) -> bool:
     return use.node.op_type == "Add" and use.node.name.rsplit("/", 1)[-1].lower().startswith("sub")
 
 
-def keras_normalization(layer: Layer) -> list[FrameworkLayer] | None:
+def keras_normalization(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on a Keras Normalization: (x - mean) * 1/sqrt(variance), both folded to constants
     (`<norm>/sub/y`, `.../truediv_recip`). Keras also keeps a `count` scalar that no op reads, so it is
     never in the file: Keras's figure is 2 x features + 1, all non-trainable."""
-    tensors = _counted(layer.tensors)
     if len(tensors) != 2 or any(t.category != "unclassified" for t in tensors):
         return None
     # the mean is what the Sub takes away; tf2onnx may name it after an op folded into it (a Rescaling's
@@ -386,14 +396,14 @@ def keras_normalization(layer: Layer) -> list[FrameworkLayer] | None:
 _TF_CONST = re.compile(r"/Const(_\d+)?(:\d+)?$")
 
 
-def keras_bn_const_affine(layer: Layer) -> list[FrameworkLayer] | None:
+def keras_bn_const_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf_keras feeds a BatchNormalization node constants in place of a missing gamma (ones, scale=False)
     or beta (zeros, center=False), named `<bn>/Const`: stored in the file, but not Keras weights."""
     bn = next((n for n in layer.nodes if n.op_type == "BatchNormalization"), None)
-    tensors = {t.name: t for t in _counted(layer.tensors)}
-    if bn is None or len(bn.inputs) < 5 or len(tensors) != 4:
+    by_name = {t.name: t for t in tensors}
+    if bn is None or len(bn.inputs) < 5 or len(by_name) != 4:
         return None
-    gamma, beta, mean, var = (tensors.get(name) for name in bn.inputs[1:5])
+    gamma, beta, mean, var = (by_name.get(name) for name in bn.inputs[1:5])
     if gamma is None or beta is None or mean is None or var is None:
         return None
     missing = [(slot, t) for slot, t in (("gamma", gamma), ("beta", beta)) if _TF_CONST.search(t.name)]
@@ -417,12 +427,11 @@ def keras_bn_const_affine(layer: Layer) -> list[FrameworkLayer] | None:
     ]
 
 
-def keras_rnn_loop_bias(layer: Layer) -> list[FrameworkLayer] | None:
+def keras_rnn_loop_bias(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A Keras RNN that tf2onnx left as a while Loop (masked input, SimpleRNN): the cell's bias feeds a
     `BiasAdd` and the Loop's body, so the role table leaves it unclassified; it is a trainable weight."""
     if "Loop" not in layer.op_types:
         return None
-    tensors = _counted(layer.tensors)
     unknown = [t for t in tensors if t.category == "unclassified"]
     if not unknown or any(not _feeds_bias_add(t) for t in unknown):
         return None
@@ -443,13 +452,12 @@ def _feeds_bias_add(t: ParamTensor) -> bool:
 _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
 
 
-def lowered_layer_norm(layer: Layer) -> list[FrameworkLayer] | None:
+def lowered_layer_norm(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A LayerNormalization written out as ops: mean and variance computed at run time, then
     `* gamma + beta` with two per-feature vectors (Keras 3 on TF; tf_keras via a stat-less BN node)."""
-    tensors = _counted(layer.tensors)
-    if not tensors or any(t.category == "statistic" for t in tensors):
+    if not tensors or _RUNTIME_STATS.isdisjoint([n.op_type for n in layer.nodes]):
         return None
-    if not any(n.op_type in _RUNTIME_STATS for n in layer.nodes):
+    if any(t.category == "statistic" for t in tensors):
         return None
     gammas = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
     betas = [t for t in tensors if any(u.node.op_type == "Add" for u in t.uses)]
@@ -519,12 +527,11 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
 # ---------------------------------------------------------------- PyTorch rewrites
 
 
-def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
+def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
     module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
     had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN and Linear (Gemm) +
     BatchNorm1d fuse the same way."""
-    tensors = _counted(layer.tensors)
     for op in ("Conv", "ConvTranspose", "Gemm"):
         weight, bias = _weight_and_bias(tensors, op)
         if weight is not None:
@@ -555,11 +562,10 @@ def torch_dynamo_conv_bn(layer: Layer) -> list[FrameworkLayer] | None:
     return [conv, bn]
 
 
-def torch_parametrized_weight(layer: Layer) -> list[FrameworkLayer] | None:
+def torch_parametrized_weight(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo folds a parametrized weight (weight_norm's g * v / |v|, spectral_norm's W / sigma)
     into one stored tensor named after the op that made it (`mul`, `div`), while the module's bias keeps
     its state_dict name. weight_norm's g spans one dim of the weight; spectral_norm adds no parameter."""
-    tensors = _counted(layer.tensors)
     if len(tensors) != 2:
         return None
     for op in ("Conv", "Gemm", "ConvTranspose"):
@@ -590,11 +596,10 @@ def torch_parametrized_weight(layer: Layer) -> list[FrameworkLayer] | None:
 _TORCH_NORMS = frozenset({"LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization"})
 
 
-def torch_norm_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
+def torch_norm_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """LayerNorm(elementwise_affine=False) and the like: ONNX's norm ops want a scale, so the exporter
     writes one (a Constant node, or a dynamo `val_N`) where the module has none. A scale or bias without
     a state_dict name may be such a stand-in: 0 to its size."""
-    tensors = _counted(layer.tensors)
     in_norm = [t for t in tensors if any(u.node.op_type in _TORCH_NORMS for u in t.uses)]
     if not in_norm or len(in_norm) != len(tensors):
         return None
@@ -618,10 +623,9 @@ def torch_norm_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
     ]
 
 
-def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
+def torch_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
     Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
-    tensors = _counted(layer.tensors)
     roles = {t.role: t for t in tensors}
     if sorted(roles) != ["bn_beta", "bn_gamma", "bn_mean", "bn_var"] or len(tensors) != 4:
         return None
@@ -642,10 +646,9 @@ def torch_bn_without_affine(layer: Layer) -> list[FrameworkLayer] | None:
     )
 
 
-def lowered_group_norm(layer: Layer) -> list[FrameworkLayer] | None:
+def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch's GroupNorm below opset 21: InstanceNormalization over G groups with made-up scale (ones)
     and bias (zeros) of G, reshaped back, then `* weight + bias` over the C channels."""
-    tensors = _counted(layer.tensors)
     inner = [t for t in tensors if any(u.node.op_type == "InstanceNormalization" for u in t.uses)]
     outer = [t for t in tensors if t not in inner and t.role in ("norm_scale", "norm_bias")]
     if not inner or not outer or len(inner) + len(outer) != len(tensors):
@@ -667,11 +670,11 @@ def lowered_group_norm(layer: Layer) -> list[FrameworkLayer] | None:
     )
 
 
-def torch_legacy_folded_conv(layer: Layer) -> list[FrameworkLayer] | None:
+def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch.onnx (TorchScript) with constant folding: a BN folded into a conv leaves an anonymous
     weight (`onnx::Conv_42`) where an unfolded conv keeps its state_dict name. The BN's own name is
     gone and the conv's original bias cannot be told from the folded shift."""
-    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or not weight.name.startswith("onnx::"):
         return None
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
@@ -698,11 +701,10 @@ _ORT_BN_W, _ORT_MUL_W = "ConvBnFusion_W_", "ConvMulFusion_W_"
 _ORT_BN_B = "ConvBnFusion_BN_B_"
 
 
-def ort_conv_bn_fusion(layer: Layer) -> list[FrameworkLayer] | None:
+def ort_conv_bn_fusion(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """onnxruntime folded a BatchNormalization (ConvBnFusion) or a per-channel Mul (ConvMulFusion) into
     the conv before it. The conv's own bias, if it had one, went into the folded shift: it cannot be
     told apart. After a Mul fusion, the scale was a BN only where its folded name says so."""
-    tensors = _counted(layer.tensors)
     weight = next((t for t in tensors if t.role == "weight" and t.name.startswith((_ORT_BN_W, _ORT_MUL_W))), None)
     if weight is None or not weight.dims:
         return None
@@ -741,10 +743,10 @@ def ort_optimized(view: ModelView) -> bool:
     return "com.microsoft.nchwc" in view.opsets
 
 
-def ort_silent_fold(layer: Layer) -> list[FrameworkLayer] | None:
+def ort_silent_fold(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """In a file onnxruntime's optimizer saved, a conv with a bias may hold a BatchNormalization folded
     without a name left behind (a conv without a bias never does: the fusion would have made one)."""
-    weight, bias = _weight_and_bias(_counted(layer.tensors), "Conv")
+    weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or bias is None:
         return None
     c = _channels(bias)
@@ -753,7 +755,7 @@ def ort_silent_fold(layer: Layer) -> list[FrameworkLayer] | None:
         AMBIGUOUS,
         [f"saved by onnxruntime's optimizer, which folds a BatchNorm into the conv before it: 0 or 4 x {c}"],
     )  # fmt: skip
-    return [_file_layer(layer), maybe_bn]
+    return [_file_layer(layer, tensors), maybe_bn]
 
 
 def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
@@ -762,9 +764,11 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     embeddings = [
         t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2 and not _position_table(t)
     ]
+    transposed = {tuple(reversed(e.dims)) for e in embeddings}  # type: ignore[arg-type]
     pairs: dict[str, str] = {}
     for t in table.tensors:
-        if t.role != "weight" or not t.dims or len(t.dims) != 2:
+        # the shape first: a set lookup rules out nearly every weight before its name is looked at
+        if t.role != "weight" or not t.dims or len(t.dims) != 2 or tuple(t.dims) not in transposed:
             continue
         if not (t.name.startswith(("onnx::", "val_")) or t.name.isdigit() or _folded_transpose(t.name)):
             continue
@@ -786,7 +790,8 @@ def _position_table(t: ParamTensor) -> bool:
     return bool(t.uses) and all(u.node.op_type == "EmbedLayerNormalization" and u.slot in (3, 4) for u in t.uses)
 
 
-Rewrite = Callable[[Layer], "list[FrameworkLayer] | None"]
+# a rewrite gets the layer and its counted tensors (computed once per layer, not once per rewrite)
+Rewrite = Callable[[Layer, list[ParamTensor]], "list[FrameworkLayer] | None"]
 
 
 def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> FrameworkView:
@@ -796,9 +801,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         naming = tf_naming(view)
         producer_of = _producer_index(view)
         rewrites = [
-            lambda la: keras_bn_scale_shift(la, naming),
-            lambda la: keras_conv_bn_merged(la, naming),
-            lambda la: keras_fused_bn(la, naming, producer_of),
+            lambda la, tensors: keras_bn_scale_shift(la, tensors, naming),
+            lambda la, tensors: keras_conv_bn_merged(la, tensors, naming),
+            lambda la, tensors: keras_fused_bn(la, tensors, naming, producer_of),
             keras_recurrent_bias,
             lowered_layer_norm,
             keras_prelu,
@@ -823,19 +828,20 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]
     applied: list[str] = [f"{layer.name}: {layer.evidence[0]}" for _, layer, _ in chains]
     for layer in layers:
+        tensors = _counted(layer.tensors)  # once per layer, for every rewrite
         if claimed:
-            layer = Layer(layer.path, layer.name, layer.nodes, [t for t in layer.tensors if t.name not in claimed])
-        if not _counted(layer.tensors):
+            tensors = [t for t in tensors if t.name not in claimed]
+        if not tensors:
             continue
         rebuilt = None
         for rewrite in rewrites:
-            rebuilt = rewrite(layer)
+            rebuilt = rewrite(layer, tensors)
             if rebuilt:
                 applied.append(f"{layer.name}: {rebuilt[-1].evidence[0]}")
                 break
         if rebuilt is None:
-            rebuilt = [_file_layer(layer)]
-            copies = [t for t in _counted(layer.tensors) if t.name in tied]
+            rebuilt = [_file_layer(layer, tensors)]
+            copies = [t for t in tensors if t.name in tied] if tied else []
             for copy in copies:
                 fl = rebuilt[0]
                 fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
@@ -848,7 +854,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 )
                 applied.append(f"{layer.name}: possible tied-weight copy {copy.name} of {tied[copy.name]}")
         ordered.append((layer.first_index, rebuilt))
-    out = [fl for _, group in sorted(ordered, key=lambda item: item[0]) for fl in group]
+    out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
     notes = []
     if origin == "keras":
         notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")

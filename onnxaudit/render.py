@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any, TextIO
 
-from onnxaudit.report import Report, Row
+from onnxaudit.frameworks import Figure, FrameworkLayer
+from onnxaudit.report import Report, Row, TensorRow
 
 if TYPE_CHECKING:
     from onnxaudit.verify import Verification
@@ -19,6 +22,9 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-
 def escape(name: object) -> str:
     """A name made safe to print: control characters and escapes shown as \\xNN / \\uNNNN,
     invalid UTF-8 as \\xNN, and a leading '::' (CI workflow commands) broken up."""
+    if type(name) is str and name.isascii() and name.isprintable():
+        # nothing to show as an escape: most names, and a call per cell (254k at 200k nodes)
+        return "\\" + name if name.lstrip().startswith("::") else name
     if isinstance(name, bytes):
         text = name.decode("utf-8", "backslashreplace")
     else:
@@ -34,9 +40,12 @@ def escape(name: object) -> str:
     return text
 
 
+# Markdown's special characters, each given a backslash: one translate instead of a regex substitution.
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
+
+
 def escape_markdown(name: object) -> str:
-    text = escape(name)
-    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)
+    return escape(name).translate(_MARKDOWN_ESCAPES)
 
 
 def human_bytes(n: int) -> str:
@@ -64,12 +73,12 @@ def _header_line(report: Report) -> str:
     )
 
 
-def _row_cells(row: Row, report: Report, explain: bool) -> list[str]:
-    ops = "+".join(escape(op) for op in row.ops)
+def _row_cells(row: Row, unknown_shape: str, explain: bool) -> list[str]:
+    ops = "+".join(map(escape, row.ops))
     name = escape(row.name) + (f" ({ops})" if ops else "")
     cells = [
         name,
-        shape_text(row.output_shape, "?" if report.group_by == "layer" else "-"),
+        shape_text(row.output_shape, unknown_shape),
         f"{row.params:,}",
         f"{row.trainable:,}",
         f"{row.non_trainable:,}",
@@ -77,6 +86,19 @@ def _row_cells(row: Row, report: Report, explain: bool) -> list[str]:
     if explain:
         cells.append(escape(row.explain))
     return cells
+
+
+def _column_widths(headers: list[str], body: list[list[str]]) -> list[int]:
+    """Each column as wide as its widest cell or header."""
+    if not body:
+        return [len(h) for h in headers]
+    return [max(len(h), max(map(len, column))) for h, column in zip(headers, zip(*body, strict=True), strict=True)]
+
+
+def _template(aligns: str, widths: list[int]) -> str:
+    """A format string laying cells out two spaces apart, each padded to its width: `<` left-aligned,
+    `>` right-aligned, `-` as is (one str.format per line instead of a ljust/rjust call per cell)."""
+    return "  ".join("{}" if a == "-" else f"{{:{a}{w}}}" for a, w in zip(aligns, widths, strict=True))
 
 
 def footer_lines(report: Report) -> list[str]:
@@ -132,18 +154,12 @@ def framework_lines(report: Report, explain: bool) -> list[str]:
         ]
         for la in fw.layers
     ]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            [cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:4], widths[1:4], strict=True)), cells[4]]
-        )
-
-    out = [f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", line(headers)]
+    line = _template("<>>>-", _column_widths(headers, body)).format
+    out = [f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", line(*headers)]
     for cells, la in zip(body, fw.layers, strict=True):
-        out.append(line(cells))
-        evidence = la.evidence if explain else la.evidence[:1] if la.status != "exact" else []
-        out += [f"    {escape(e)}" for e in evidence]
+        out.append(line(*cells))
+        if explain or la.status != "exact":  # an exact layer's evidence is shown only with --explain
+            out += [f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])]
     out.append(
         f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
         f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})"
@@ -160,16 +176,14 @@ def render_text(report: Report, explain: bool = False) -> str:
         headers[0] = "Op type" if report.group_by == "op" else "Role"
     if explain:
         headers.append("Explanation")
-    body = [_row_cells(row, report, explain) for row in report.rows]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+    unknown_shape = "?" if report.group_by == "layer" else "-"
+    body = [_row_cells(row, unknown_shape, explain) for row in report.rows]
+    widths = _column_widths(headers, body)
     widths[0] = min(widths[0], 60)
+    template = _template("<<>>>-"[: len(headers)], widths)
 
     def line(cells: list[str]) -> str:
-        out = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
-        out += [c.rjust(w) for c, w in zip(cells[2:5], widths[2:5], strict=True)]
-        if explain:
-            out.append(cells[5])
-        return "  ".join(out).rstrip()
+        return template.format(*cells).rstrip()
 
     rule = "=" * min(len(line(headers)) + 4, 140)
     parts = [_header_line(report), rule, line(headers), rule]
@@ -187,12 +201,132 @@ def render_text(report: Report, explain: bool = False) -> str:
 # Above this many rows + tensors nobody reads the JSON by eye, and indent=2 (json's pure-Python
 # encoder) after asdict's deep copy costs ~10 s on a 200k-node graph: write it compact instead.
 PRETTY_JSON_ITEMS = 10_000
+# Rows, tensors or framework layers per piece of compact JSON: pieces of well under a megabyte.
+_JSON_PIECE_ITEMS = 2_000
 
 
 def render_json(report: Report) -> str:
-    # the same data as report.to_dict(), read straight off the dataclasses (asdict deep-copies)
-    indent = 2 if len(report.rows) + len(report.tensors) <= PRETTY_JSON_ITEMS else None
-    return json.dumps(report, default=lambda obj: obj.__dict__, indent=indent, sort_keys=True) + "\n"
+    """The report as JSON: every dataclass field, keys sorted; indented unless the report is big."""
+    return "".join(json_pieces(report))
+
+
+def write_json(report: Report, stream: TextIO) -> None:
+    """render_json's text written piece by piece: a big report's JSON (55 MB at 200k nodes) is never
+    held whole in memory."""
+    for piece in json_pieces(report):
+        stream.write(piece)
+
+
+def json_pieces(report: Report) -> Iterator[str]:
+    """render_json's text in pieces. A big report's rows, tensors and framework layers are written by
+    the hand-made encoders below (json.dumps with sort_keys spends ~4 us per object on them: 1 s at
+    200k nodes); everything else, and every small report, goes through json.dumps."""
+    if len(report.rows) + len(report.tensors) <= PRETTY_JSON_ITEMS:
+        yield json.dumps(report, default=_fields, indent=2, sort_keys=True) + "\n"
+        return
+    yield from _object_pieces(
+        _fields(report),
+        {
+            "rows": lambda rows: _list_pieces(rows, _row_json),
+            "tensors": lambda tensors: _list_pieces(tensors, _tensor_row_json),
+            "framework": lambda fw: _object_pieces(
+                _fields(fw), {"layers": lambda layers: _list_pieces(layers, _framework_layer_json)}
+            ),
+        },
+    )
+    yield "\n"
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy)."""
+    return obj.__dict__
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_fields, sort_keys=True)
+
+
+def _object_pieces(fields: dict[str, Any], own: dict[str, Callable[[Any], Iterator[str]]]) -> Iterator[str]:
+    """`fields` as json.dumps(sort_keys=True) writes it, the values named in `own` (when not None)
+    written by their own function."""
+    separator = "{"
+    for key in sorted(fields):
+        value = fields[key]
+        yield f"{separator}{_string(key)}: "
+        if key in own and value is not None:
+            yield from own[key](value)
+        else:
+            yield _dumps(value)
+        separator = ", "
+    yield "}" if fields else "{}"
+
+
+def _list_pieces(items: list[Any], encode: Callable[[Any], str]) -> Iterator[str]:
+    yield "["
+    for start in range(0, len(items), _JSON_PIECE_ITEMS):
+        yield (", " if start else "") + ", ".join(map(encode, items[start : start + _JSON_PIECE_ITEMS]))
+    yield "]"
+
+
+# json's own string encoder (C): what json.dumps writes for a str, escapes included (ensure_ascii).
+_string = encode_basestring_ascii
+
+
+def _strings(values: list[str]) -> str:
+    if len(values) == 1:  # most lists of ops, tensors and evidence: no map and join
+        return f"[{_string(values[0])}]"
+    return f"[{', '.join(map(_string, values))}]"
+
+
+def _ints(values: list[int] | None) -> str:
+    return "null" if values is None else f"[{', '.join(map(str, values))}]"
+
+
+def _int_or_null(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def _shape_json(dims: list[int | str | None] | None) -> str:
+    """A shape: ints, symbolic dims (str) and unknown dims (None)."""
+    if dims is None:
+        return "null"
+    cells = [_string(d) if isinstance(d, str) else _int_or_null(d) for d in dims]
+    return "[" + ", ".join(cells) + "]"
+
+
+def _figure(f: Figure) -> str:
+    return f'{{"hi": {f.hi}, "lo": {f.lo}}}'
+
+
+# The three encoders below write their dataclass's fields in sorted order, as json.dumps(sort_keys=True)
+# does (tests/test_render.py holds them to json.dumps on every fixture, so a new field cannot be missed).
+def _row_json(r: Row) -> str:
+    return (
+        f'{{"all_ops": {_strings(r.all_ops)}, "explain": {_string(r.explain)}, "name": {_string(r.name)}, '
+        f'"non_trainable": {r.non_trainable}, "ops": {_strings(r.ops)}, '
+        f'"output_shape": {_shape_json(r.output_shape)}, "params": {r.params}, '
+        f'"tensors": {_strings(r.tensors)}, "trainable": {r.trainable}, '
+        f'"unclassified": {r.unclassified}}}'
+    )
+
+
+def _tensor_row_json(t: TensorRow) -> str:
+    return (
+        f'{{"bucket": {"null" if t.bucket is None else _string(t.bucket)}, "bytes": {_int_or_null(t.bytes)}, '
+        f'"category": {_string(t.category)}, "consumers": {_strings(t.consumers)}, '
+        f'"count": {_int_or_null(t.count)}, "dims": {_ints(t.dims)}, "dtype": {_string(t.dtype)}, '
+        f'"layer": {_string(t.layer)}, "name": {_string(t.name)}, "notes": {_strings(t.notes)}, '
+        f'"origin": {_string(t.origin)}, "role": {_string(t.role)}, "scope": {_string(t.scope)}, '
+        f'"storage": {_string(t.storage)}}}'
+    )
+
+
+def _framework_layer_json(la: FrameworkLayer) -> str:
+    return (
+        f'{{"evidence": {_strings(la.evidence)}, "kind": {_string(la.kind)}, "name": {_string(la.name)}, '
+        f'"non_trainable": {_figure(la.non_trainable)}, "status": {_string(la.status)}, '
+        f'"tensors": {_strings(la.tensors)}, "trainable": {_figure(la.trainable)}}}'
+    )
 
 
 def render_markdown(report: Report, explain: bool = False) -> str:

@@ -1,10 +1,22 @@
-"""Renderers: escaping of hostile names, Keras-style byte sizes."""
+"""Renderers: escaping of hostile names, Keras-style byte sizes, compact JSON exactly as json.dumps writes it."""
 
 from __future__ import annotations
 
-from builders import audit_model, init, model, node, value
+import io
+import json
+import re
+from pathlib import Path
 
-from onnxaudit.render import escape, escape_markdown, human_bytes, render_markdown, render_text
+import pytest
+from builders import audit_model, init, model, node, value
+from hypothesis import given
+from hypothesis import strategies as st
+
+import onnxaudit.render as render_module
+from onnxaudit import audit
+from onnxaudit.render import escape, escape_markdown, human_bytes, render_json, render_markdown, render_text, write_json
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def test_escape_makes_controls_visible():
@@ -35,3 +47,59 @@ def test_hostile_names_never_reach_the_terminal_raw(tmp_path):
         assert "\x1b" not in text
         assert all(not line.startswith("::") for line in text.splitlines())
         assert "x\n" not in text
+
+
+# Exports whose JSON holds every kind of value the hand-made encoders write: framework rewrites and
+# ranges, symbolic and unknown dims, tied copies, unclassified tensors, BN statistics.
+_JSON_FIXTURES = [
+    "torch/resnet_tiny__legacy_fold.onnx",
+    "torch/tied_lm__dynamo.onnx",
+    "ortfused/bert_tiny__ort_fused.onnx",
+    "keras/bottleneck_bias__tf2onnx_op13.onnx",
+    "keras/attn_norm__keras3_export.onnx",
+]
+
+
+@pytest.mark.parametrize("fixture", _JSON_FIXTURES)
+@pytest.mark.parametrize("by", ["layer", "tensor"])
+def test_compact_json_is_what_json_dumps_writes(fixture, by, monkeypatch):
+    report = audit(MODELS / fixture, convention="pytorch", by=by)
+    monkeypatch.setattr(render_module, "PRETTY_JSON_ITEMS", 0)  # the hand-made encoders of big reports
+    expected = json.dumps(report.to_dict(), sort_keys=True) + "\n"
+    assert render_json(report) == expected
+    stream = io.StringIO()
+    write_json(report, stream)
+    assert stream.getvalue() == expected
+
+
+def test_hostile_names_in_compact_json_are_escaped_as_json_dumps_does(tmp_path, monkeypatch):
+    evil = '::error::x\n\x1b[2J|`"\\é\u2028\U0001f600'
+    m = model(
+        [node("MatMul", ["x", evil], ["y"], name=evil)],
+        [value("x", ["N", 4])],
+        [value("y", [None, 4])],
+        [init(evil, [4, 4])],
+    )
+    for by in ("layer", "tensor"):
+        report = audit_model(tmp_path, m, by=by)
+        monkeypatch.setattr(render_module, "PRETTY_JSON_ITEMS", 0)
+        assert render_json(report) == json.dumps(report.to_dict(), sort_keys=True) + "\n"
+
+
+def _escape_by_regex(name: object) -> str:
+    """escape without its fast path for printable ASCII."""
+    text = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = re.sub(
+        r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]",
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+        text,
+    )
+    return "\\" + text if text.lstrip().startswith("::") else text
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000)))
+def test_escape_fast_path_changes_nothing(text):
+    assert escape(text) == _escape_by_regex(text)
+    assert escape(" " + text) == _escape_by_regex(" " + text)
+    assert escape_markdown(text) == re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", _escape_by_regex(text))
