@@ -15,11 +15,11 @@ from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.render import (
     escape,
-    render_json,
     render_markdown,
     render_text,
     render_verification,
     render_verification_json,
+    write_json,
 )
 from onnxaudit.shapes_cli import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
 
@@ -64,7 +64,7 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
 def run_summary(args: argparse.Namespace) -> int:
     report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=shape_options(args))
     if args.format == "json":
-        sys.stdout.write(render_json(report))
+        write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(report, explain=args.explain))
     else:

@@ -13,7 +13,7 @@ import sys
 from onnxaudit.api import audit
 from onnxaudit.conventions import CONVENTIONS
 from onnxaudit.errors import UsageError
-from onnxaudit.render import escape, render_json
+from onnxaudit.render import escape, write_json
 from onnxaudit.render_shapes import render_shapes_text
 from onnxaudit.report import Report
 from onnxaudit.shapes import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS, ShapeOptions
@@ -166,6 +166,9 @@ def run_shapes(args: argparse.Namespace) -> int:
     with options.start_child() as child:
         options.prestarted = child
         report = audit(args.model, convention=args.convention, shapes=options)
-    sys.stdout.write(render_json(report) if args.format == "json" else render_shapes_text(report))
+    if args.format == "json":
+        write_json(report, sys.stdout)
+    else:
+        sys.stdout.write(render_shapes_text(report))
     sys.stdout.flush()
     return shapes_exit(report)
