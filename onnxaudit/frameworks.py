@@ -699,24 +699,32 @@ def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[F
 # ConvMulFusion from a constant Mul (tf2onnx's lowered BN, or any other scale).
 _ORT_BN_W, _ORT_MUL_W = "ConvBnFusion_W_", "ConvMulFusion_W_"
 _ORT_BN_B = "ConvBnFusion_BN_B_"
+_ORT_REORDER = ("reorder",)  # NCHWc's reordered filters: graph_.GenerateNodeArgName("reorder")
 
 
 def ort_conv_bn_fusion(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """onnxruntime folded a BatchNormalization (ConvBnFusion) or a per-channel Mul (ConvMulFusion) into
     the conv before it. The conv's own bias, if it had one, went into the folded shift: it cannot be
     told apart. After a Mul fusion, the scale was a BN only where its folded name says so."""
-    weight = next((t for t in tensors if t.role == "weight" and t.name.startswith((_ORT_BN_W, _ORT_MUL_W))), None)
+    bias = next((t for t in tensors if t.role == "bias" and t.name.startswith("Conv") and "Fusion_" in t.name), None)
+    # the NCHWc layout pass (ORT_ENABLE_ALL) renames the fused weight "reorder*"; the bias keeps its name
+    # unless the output channels were padded to a block, which gives it a "reorder*" name too
+    reordered = _ORT_REORDER if bias is not None and bias.name.startswith(_ORT_BN_B) else ()
+    weight = next(
+        (t for t in tensors if t.role == "weight" and t.name.startswith((_ORT_BN_W, _ORT_MUL_W, *reordered))), None
+    )
     if weight is None or not weight.dims:
         return None
-    bias = next((t for t in tensors if t.role == "bias" and t.name.startswith("Conv") and "Fusion_" in t.name), None)
     if len(tensors) != (2 if bias is not None else 1):
         return None
     c, k = weight.dims[0], weight.count or 0
-    from_bn = weight.name.startswith(_ORT_BN_W)
+    from_bn = weight.name.startswith(_ORT_BN_W) or bool(reordered)
     bn_bias = bias.name[len(_ORT_BN_B) :] if bias is not None and bias.name.startswith(_ORT_BN_B) else ""
     torch_names = from_bn and weight.name.endswith(".weight") and "/" not in weight.name
     conv_name = weight.name[len(_ORT_BN_W) : -len(".weight")] if torch_names else layer.name
     bn_name = bn_bias.removesuffix(".bias") if bn_bias.endswith(".bias") else f"{layer.name} (+folded BatchNorm)"
+    if conv_name == bn_name:  # a layer named after the BN's bias (the reordered weight kept no name): two rows
+        conv_name = f"conv before {bn_name}"
     said_bn = from_bn or any("batchnorm" in t.name.lower() for t in tensors)
     conv = FrameworkLayer(
         conv_name, "Conv", Figure(k, k + c), ZERO, AMBIGUOUS,
@@ -858,6 +866,11 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     notes = []
     if origin == "keras":
         notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")
+    if any(t.name.startswith(_ORT_REORDER) and t.role == "weight" for t in table.tensors) and ort_optimized(view):
+        notes.append(
+            "onnxruntime's NCHWc layout pass pads a conv's filter and bias with zeros up to a multiple of the "
+            "CPU's channel block (8 or 16) when its output channels are not one: such zeros are counted as stored"
+        )
     return FrameworkView(origin, _merge_same_name(out), applied, notes)
 
 

@@ -57,6 +57,10 @@ _UNKNOWN = object()
 _STD = ("", "ai.onnx")
 _MS = ("com.microsoft",)
 _STD_MS = _STD + _MS
+# onnxruntime's layout domains: standard ops rewritten for blocked (NCHWc, saved at ORT_ENABLE_ALL) or
+# channels-last layouts, their weights reordered but their input slots those of the standard op
+# (nchwc Conv adds a fourth, Sum: a run-time tensor added to the output).
+LAYOUT_DOMAINS = ("com.microsoft.nchwc", "com.ms.internal.nhwc")
 
 # Fixed per-slot roles. Variadic or context-dependent ops are handled in _dynamic_role.
 SLOT_TABLE: dict[str, tuple[str, ...]] = {
@@ -551,6 +555,8 @@ class _Classifier:
         if domain in _STD:
             if op in ("Gather", "Add", "Mul"):
                 return None
+            return SLOT_TABLE.get(op, ())
+        if domain in LAYOUT_DOMAINS:
             return SLOT_TABLE.get(op, ())
         return ()
 

@@ -5,6 +5,9 @@ folds BatchNormalization and constant Muls into convs (ConvBnFusion_*, ConvMulFu
 Conv/Gemm + activation into com.microsoft FusedConv/FusedGemm, folds shape arithmetic and transposes of
 weights. People deploy such files. Writes models/ortopt/<source>__ort_extended.onnx and a .json beside
 each with what the source's framework recorded (the truth a framework view must still contain).
+A few sources are also saved at ORT_ENABLE_ALL (<source>__ort_all.onnx): the layout pass rewrites convs
+to com.microsoft.nchwc Conv with weights reordered into channel blocks (8 or 16 by the CPU's vector
+width: such a file is tied to the machine that wrote it, and onnxruntime warns so).
 
 Run: /work/venvs/torch/bin/python scripts/optimize_ort.py
 Versions: scripts/requirements-torch.txt (onnxruntime 1.32.0, onnx 1.23.2).
@@ -29,6 +32,16 @@ SOURCES = (
     "keras/seed_cnn__tfkeras_op13",  # *_fused_bn weight whose FusedBatchNormV3 output name is gone
     "keras/bottleneck_nobias__tf2onnx_op17",  # depthwise conv + BN folded by a Mul fusion
 )
+# saved at ORT_ENABLE_ALL too: NCHWc convs (ReorderInput/ReorderOutput around them, reordered weights)
+SOURCES_ALL = (
+    "torch/seed_cnn__legacy_nofold",
+    "torch/resnet_tiny__legacy_nofold",
+    "torch/mobilenetv2_tiny__legacy_nofold",
+)
+LEVELS = {
+    "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 
 def _truth(meta: dict) -> dict[str, int]:
@@ -39,11 +52,12 @@ def _truth(meta: dict) -> dict[str, int]:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for rel in SOURCES:
+    jobs = [(rel, "extended") for rel in SOURCES] + [(rel, "all") for rel in SOURCES_ALL]
+    for rel, level in jobs:
         source = ROOT / "models" / f"{rel}.onnx"
-        target = OUT / f"{source.stem}__ort_extended.onnx"
+        target = OUT / f"{source.stem}__ort_{level}.onnx"
         options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.graph_optimization_level = LEVELS[level]
         options.optimized_model_filepath = str(target)
         onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
         model = onnx.load(str(target))
@@ -54,7 +68,8 @@ def main() -> None:
             "tool": {
                 "onnxruntime": onnxruntime.__version__,
                 "onnx": onnx.__version__,
-                "api": "SessionOptions(graph_optimization_level=ORT_ENABLE_EXTENDED, optimized_model_filepath=...)",
+                "api": f"SessionOptions(graph_optimization_level=ORT_ENABLE_{level.upper()}, "
+                "optimized_model_filepath=...)",
             },
         }
         target.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -283,6 +283,19 @@ def test_onnxruntime_folded_transpose_of_a_tied_weight():
     assert "transposed copy of tied embed.weight" in head.evidence[0]
 
 
+def test_onnxruntime_nchwc_layout_keeps_conv_weights_and_the_folded_bn():
+    """ORT_ENABLE_ALL rewrites convs as com.microsoft.nchwc Conv fed a reordered filter named "reorder":
+    still a conv's weight and bias, and the ConvBnFusion bias still names the BN folded into it."""
+    report = audit(MODELS / "ortopt" / "seed_cnn__legacy_nofold__ort_all.onnx")
+    c, k, fc = 32, 32 * 3 * 7 * 7, 32 * 32 * 32 + 1
+    assert (report.totals.trainable, report.totals.unclassified) == (k + c + fc, 0)
+    fw = report.framework
+    conv, bn = _fw_layer(fw, "relu"), _fw_layer(fw, "bn0")  # the nchwc node is named after the fused Relu
+    assert (conv.trainable.lo, conv.trainable.hi) == (k, k + c)
+    assert (bn.trainable.lo, bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (2 * c, 2 * c, 2 * c, 2 * c)
+    assert any("NCHWc" in note for note in fw.notes)  # zero padding up to a channel block is counted: said
+
+
 def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
     from builders import audit_model, seed_cnn
 

@@ -176,6 +176,26 @@ def test_qlinearconv_convinteger_matmulinteger(tmp_path):
     assert {tensor_row(report, n).category for n in ("xs", "ws", "ys", "xz", "wz", "yz")} == {"quantization"}
 
 
+@pytest.mark.parametrize("domain", ["com.microsoft.nchwc", "com.ms.internal.nhwc"])
+def test_onnxruntime_layout_domains_keep_the_standard_slots(tmp_path, domain):
+    """onnxruntime's NCHWc and NHWC layout passes re-home Conv in their own domains: same slots (NCHWc
+    adds a run-time Sum input), reordered weights."""
+    m = model(
+        [
+            node("Conv", ["x", "W", "B", "s"], ["y"], domain=domain),
+            node("BatchNormalization", ["y", *"gbmv"], ["z"], domain=domain),
+        ],
+        [value("x", [1, 8, 4, 4]), value("s", [1, 8, 4, 4])],
+        [value("z", None)],
+        [init("W", [8, 8, 3, 3]), init("B", [8]), *(init(n, [8]) for n in "gbmv")],
+        extra_opsets={domain: 1},
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "W").role, tensor_row(report, "B").role) == ("weight", "bias")
+    assert report.totals.trainable == 8 * 8 * 3 * 3 + 8 + 2 * 8 and report.totals.non_trainable == 2 * 8
+    assert report.totals.unclassified == 0
+
+
 def test_matmulnbits_counts_logical_weights(tmp_path):
     n, k, block = 64, 128, 32
     blocks = k // block
