@@ -71,7 +71,7 @@ def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFindin
                 normalizers[node.index] = (node, 0 if is_bn else 1 - use.slot, width)
     if not normalizers:
         return []
-    producers = {out: n for n in view.main.nodes for out in n.outputs if out}
+    producers = view.main.producers
     weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
     findings = []
     for node, slot, features in normalizers.values():
