@@ -32,11 +32,14 @@ SLOT_NAMES: dict[str, tuple[str, ...]] = {
 
 def describe_use(use: Use) -> str:
     """'Conv conv0 input W' style text for one use; the node name is escaped by the renderer."""
-    node = use.node
-    names = SLOT_NAMES.get(node.op_type, ())
-    slot = names[use.slot] if use.slot < len(names) else str(use.slot)
-    path = "".join(f"{op} -> " for op in use.via) if use.via else ""
-    return f"{path}{node.op_type} {node.label} [{slot}]"
+    node, index = use.node, use.slot
+    op = node.op_type
+    names = SLOT_NAMES.get(op, ())
+    slot = names[index] if index < len(names) else str(index)
+    label = node.name or f"{op}_{node.index}"  # Node.label without the property call: 97k uses at 200k nodes
+    if use.via:
+        return "".join(f"{step} -> " for step in use.via) + f"{op} {label} [{slot}]"
+    return f"{op} {label} [{slot}]"
 
 
 @dataclass(frozen=True)

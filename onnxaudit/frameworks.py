@@ -306,13 +306,12 @@ def _input_layer(node: Node, naming: TfNaming, producer_of: Callable[[str], Node
 
 
 def _producer_index(view: ModelView) -> Callable[[str], Node | None]:
-    """Main-graph producer lookup, built on first use and then shared by every rewrite."""
-    producers: dict[str, Node] = {}
+    """Main-graph producer lookup: Graph.producers, built on first use (most layers never ask) and
+    shared with the other stages."""
+    main = view.main
 
     def producer_of(name: str) -> Node | None:
-        if not producers:
-            producers.update((out, n) for n in view.main.nodes for out in n.outputs if out)
-        return producers.get(name)
+        return main.producers.get(name)
 
     return producer_of
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from onnxaudit.count import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.dims import INTEGER_DTYPES
-from onnxaudit.load import MAIN, ModelView, Node
+from onnxaudit.load import MAIN, Graph, ModelView, Node
 from onnxaudit.onnxcore import TensorProto
 
 # Last component of a state_dict key / variable name that names a tensor, not a module.
@@ -41,7 +41,9 @@ class Layer:
 
     @property
     def first_index(self) -> int:
-        return min((n.index for n in self.nodes), default=1 << 62)
+        # the nodes are kept in graph order (group_layers appends them so, roll_up sorts): the first
+        # is the smallest, no min over them (framework_view asks once per layer, 50k at 200k nodes)
+        return self.nodes[0].index if self.nodes else 1 << 62
 
     @property
     def op_types(self) -> list[str]:
@@ -192,14 +194,14 @@ def _node_candidates(node: Node, param_names: dict[int, list[str]]) -> list[str]
 _RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
 
 
-def _rnn_state_names(nodes: list[Node]) -> dict[int, list[str]]:
+def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
     """For an anonymous ONNX LSTM/GRU/RNN that tf2onnx built: the names its initial state comes from
     (`<layer>/zeros`, a few anonymous Unsqueeze/Concat back). Its data input may be the previous
     layer's output (`bilstm/concat` feeding a Bidirectional GRU), so the state tells its layer better."""
-    rnns = [n for n in nodes if n.op_type in _RNN_OPS and not tf_scopes(n.name) and len(n.inputs) > 5]
+    rnns = [n for n in graph.nodes if n.op_type in _RNN_OPS and not tf_scopes(n.name) and len(n.inputs) > 5]
     if not rnns:
         return {}
-    producers = {out: n for n in nodes for out in n.outputs if out}
+    producers = graph.producers
     found: dict[int, list[str]] = {}
     for rnn in rnns:
         frontier, names = [name for name in rnn.inputs[5:7] if name], []
@@ -247,7 +249,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     else:
         naming = tf_naming(view)
         node_paths = {}
-        state_names = _rnn_state_names(main_nodes)
+        state_names = _rnn_state_names(view.main)
         for node in main_nodes:
             names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names)
             names = state_names.get(node.index, []) + names
@@ -259,7 +261,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
                 node_paths[node.index] = next((k for k in keys if k), None)
         if naming.root:  # tf2onnx's own helpers (`Squeeze__36` after an LSTM) join the layer they follow
-            producers = {out: n for n in main_nodes for out in n.outputs if out}
+            producers = view.main.producers
             for node in main_nodes:
                 if node_paths[node.index] is None and node.index not in param_names and node.inputs:
                     source = producers.get(node.inputs[0])
@@ -335,18 +337,23 @@ def _attach_helpers(
     """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
     each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
     candidates = []  # nodes that may attach, last first: what decides it is the node's own
+    value_shapes = view.value_shapes  # empty when inference was skipped (over 100k nodes)
     for node in reversed(view.main.nodes):
         if node_paths.get(node.index) or node.index in param_names:
             continue
-        shapes = [view.value_shapes.get(out) for out in node.outputs if out]
-        # shape arithmetic and loop conditions: integer or bool outputs only
-        shape_math = bool(shapes) and all(v is not None and v.dtype in _NON_DATA for v in shapes)
-        if node.op_type != "Constant" and not shape_math:
-            continue
+        if node.op_type != "Constant":
+            if not value_shapes:
+                continue  # no shapes: no node is shape arithmetic
+            shapes = [value_shapes.get(out) for out in node.outputs if out]
+            # shape arithmetic and loop conditions: integer or bool outputs only
+            if not shapes or not all(v is not None and v.dtype in _NON_DATA for v in shapes):
+                continue
         candidates.append(node)
     wanted = {out for node in candidates for out in node.outputs}
     first_reader: dict[str, Node] = {}  # the nodes are in graph order: the first is the earliest
     for node in view.main.nodes if wanted else ():
+        if wanted.isdisjoint(node.inputs):  # most nodes: one set call instead of a loop (200k nodes)
+            continue
         for name in node.inputs:
             if name in wanted and name not in first_reader:
                 first_reader[name] = node

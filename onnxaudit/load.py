@@ -13,6 +13,7 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 from operator import attrgetter
 from pathlib import Path
@@ -116,6 +117,13 @@ class Graph:
     tensors: dict[str, Tensor] = field(default_factory=dict)
     inputs: list[ValueInfo] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+
+    @cached_property
+    def producers(self) -> dict[str, Node]:
+        """Value name -> the node of this graph that writes it (the last, if several do; empty names
+        left out). Built on first use and shared: roles, layers, frameworks and normaxis each needed
+        it (a 200k-entry dict, ~0.1 s at 200k nodes each time)."""
+        return {out: node for node in self.nodes for out in node.outputs if out}
 
 
 @dataclass

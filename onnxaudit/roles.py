@@ -360,11 +360,12 @@ class _Classifier:
 
     def __init__(self, view: ModelView) -> None:
         self.view = view
-        # scope -> value -> the node that writes it; settle_constants fills top-level graphs' in its pass
+        # scope -> value -> the node that writes it: a subgraph's shared index (load.Graph.producers);
+        # settle_constants fills top-level graphs' in its own pass, which also checks their order
         self.producers: dict[str, dict[str, Node]] = {}
         for scope, graph in view.graphs.items():
             if graph.parent is not None:
-                self.producers[scope] = {out: node for node in graph.nodes for out in node.outputs if out}
+                self.producers[scope] = graph.producers
         self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
         # the tensors of each graph without a parent: there a name resolves in one dict, without a walk
         self.top_level = {scope: graph.tensors for scope, graph in view.graphs.items() if graph.parent is None}
