@@ -668,15 +668,10 @@ def model_view(
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 
 
-def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook]:
+def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook, bool]:
     """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
-    child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size."""
-    model, size, sizes, _ = _read_wire_scoped(path)
-    return model, size, sizes
-
-
-def _read_wire_scoped(path: Path) -> tuple[ModelProto, int, SizeHook, bool]:
-    """_read_wire, and whether the copy may hold torch module scopes (_may_hold_module_scopes)."""
+    child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size.
+    Also says whether the copy may hold torch module scopes (_may_hold_module_scopes)."""
     fd, size = open_model_file(path)
     try:
         mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
@@ -744,7 +739,7 @@ def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "
     path = Path(path)
     sizes: SizeHook | None = None
     if reader == "wire":
-        model, file_bytes, sizes, scoped = _read_wire_scoped(path)
+        model, file_bytes, sizes, scoped = _read_wire(path)
     elif reader == "protobuf":
         data = read_model_bytes(path)
         model, file_bytes, scoped = parse_model(data, str(path)), len(data), _may_hold_module_scopes(data)
