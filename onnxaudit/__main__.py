@@ -1,5 +1,7 @@
 from __future__ import annotations
 
-from onnxaudit.cli import console
+import sys
 
-console()
+from onnxaudit.cli import main
+
+sys.exit(main())

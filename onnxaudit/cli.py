@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -22,10 +21,6 @@ from onnxaudit.render import (
     write_json,
 )
 from onnxaudit.shapes_cli import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
-
-# Reports the console script keeps to the end of the process (see `console`); empty for library calls.
-_held: list[object] = []
-_holding = False
 
 
 def _positive_int(text: str) -> int:
@@ -70,8 +65,6 @@ def run_summary(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(report, explain=args.explain))
     sys.stdout.flush()
-    if _holding:
-        _held.append(report)
     return shapes_exit(report)
 
 
@@ -165,21 +158,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = escape(getattr(args, "model", ""))
         print(f"onnxaudit: {where}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
         return 2
-
-
-def console() -> None:
-    """The console script. After a summary it exits without the interpreter's teardown: freeing a
-    big report's millions of objects one by one (on return, then again at finalization) costs a
-    quarter of a second at 200k nodes and serves nobody. summary registers no exit handlers and
-    starts no threads; the streams are flushed here. Other commands exit the ordinary way."""
-    global _holding
-    _holding = True
-    code = main()
-    if not _held:
-        sys.exit(code)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said there
-            pass
-    os._exit(code)
