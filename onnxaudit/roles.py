@@ -380,6 +380,7 @@ class _Classifier:
         self.constant_nodes: set[int] = set()
         # found's key -> its first use (node index, slot), kept as uses are recorded: the table's order
         self.first_use: dict[tuple[str, str], tuple[int, int]] = {}
+        self.alias_notes: dict[tuple[str, str], str] = {}  # deduplicated_alias's tensors: their note
 
     @cached_property
     def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
@@ -814,6 +815,11 @@ class _Classifier:
         if producer.op_type == "ConstantOfShape":
             self.record_constant_of_shape(producer, role, consumer, slot, via)
             return
+        alias = self.deduplicated_alias(producer, name)
+        if alias is not None:
+            final = self.constant_role(alias, role, consumer)
+            self.record(alias, _use(consumer, slot, final, via))
+            return
         # A constant-only computation: each input either carries the weight on, or plays its own role there.
         for j, inner in enumerate(producer.inputs):
             if not inner:
@@ -823,6 +829,24 @@ class _Classifier:
                 self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
             else:
                 self.trace(producer.scope, inner, inner_role, producer, j, (), depth + 1)
+
+    def deduplicated_alias(self, identity: Node, name: str) -> Tensor | None:
+        """torch.onnx (legacy) stores tensors of equal values once and gives each other one an Identity
+        of it named after its own state_dict key (an untrained model's zero biases, unit BN scales and
+        running variances): each Identity is a tensor of its own in the framework, not a use of the
+        stored one. Told apart from a plain Identity on a weight's only path by the stored tensor
+        being read elsewhere too; counted, never given bytes (the file holds the values once)."""
+        if identity.op_type != "Identity" or identity.domain not in _STD or not identity.inputs:
+            return None
+        source_name = identity.inputs[0]
+        source = self.view.lookup(identity.scope, source_name)
+        if source is None or source.storage == "none" or name == source_name:
+            return None
+        if len(self.consumers.get((identity.scope, source_name), ())) < 2:
+            return None
+        alias = Tensor(name, identity.scope, source.dtype, source.dims, "computed", "none", node=identity.label)
+        self.alias_notes[alias.key] = f"an Identity of {source_name}: stored once by the exporter (equal values)"
+        return alias
 
     def broadcast_filler(self, tensor: Tensor, role: str, via: tuple[str, ...]) -> str:
         """A single stored value Expanded into a weight or bias slot (torch.onnx dynamo writes a conv
@@ -919,6 +943,8 @@ class _Classifier:
                     role = slot_role(node, slot)
                     if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                         self.weight_input_without_data(node, slot, name, role)
+        for key, note in self.alias_notes.items():
+            self.found[key].notes.append(note)
         self.branch_outputs()
         self.add_unused()
         self.branch_alternatives()

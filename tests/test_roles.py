@@ -196,6 +196,42 @@ def test_onnxruntime_layout_domains_keep_the_standard_slots(tmp_path, domain):
     assert report.totals.unclassified == 0
 
 
+def test_legacy_deduplicated_equal_tensors_count_once_each(tmp_path):
+    """torch.onnx (legacy) keeps one of several equal tensors (an untrained model's unit scales, zero
+    biases and statistics) and writes an Identity named after each other one: torch counted them all."""
+    c = 8
+    m = model(
+        [
+            node("Identity", ["bn0.bias"], ["bn0.running_mean"]),
+            node("Identity", ["bn0.weight"], ["bn0.running_var"]),
+            node("BatchNormalization", ["x", "bn0.weight", "bn0.bias", "bn0.running_mean", "bn0.running_var"], ["y"]),
+            node("Identity", ["bn0.weight"], ["bn1.weight"]),
+            node("Identity", ["bn0.bias"], ["bn1.bias"]),
+            node("Identity", ["bn0.bias"], ["bn1.running_mean"]),
+            node("Identity", ["bn0.weight"], ["bn1.running_var"]),
+            node("BatchNormalization", ["y", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"], ["z"]),
+        ],
+        [value("x", [1, c, 4, 4])],
+        [value("z", None)],
+        [init("bn0.weight", [c]), init("bn0.bias", [c])],
+    )
+    report = audit_model(tmp_path, m)
+    assert (report.totals.trainable, report.totals.non_trainable) == (2 * 2 * c, 2 * 2 * c)
+    assert tensor_row(report, "bn1.running_var").category == "statistic"
+    assert "stored once" in tensor_row(report, "bn1.weight").notes[0]
+
+
+def test_identity_on_a_weights_only_path_is_no_alias(tmp_path):
+    m = model(
+        [node("Identity", ["W"], ["W_read"]), node("MatMul", ["x", "W_read"], ["y"])],
+        [value("x", [1, 4])],
+        [value("y", [1, 3])],
+        [init("W", [4, 3])],
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.trainable == 4 * 3 and tensor_row(report, "W").role == "weight"
+
+
 def test_matmulnbits_counts_logical_weights(tmp_path):
     n, k, block = 64, 128, 32
     blocks = k // block
