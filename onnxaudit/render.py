@@ -118,7 +118,7 @@ def footer_lines(report: Report) -> list[str]:
     for u in unclassified[:5]:
         dims = "x".join(map(str, u.dims)) if u.dims else "?"
         lines.append(
-            f"  unclassified {escape(u.name)} ({dims}, {u.count or 0:,}) <- {escape(', '.join(u.consumers[:3]))}"
+            f"  unclassified {escape(u.name)}: {dims} = {u.count or 0:,} values <- {escape(', '.join(u.consumers[:3]))}"
         )
     if len(unclassified) > 5:
         lines.append(f"  ... and {len(unclassified) - 5} more unclassified tensors (--by tensor lists them)")

@@ -103,3 +103,17 @@ def test_escape_fast_path_changes_nothing(text):
     assert escape(text) == _escape_by_regex(text)
     assert escape(" " + text) == _escape_by_regex(" " + text)
     assert escape_markdown(text) == re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", _escape_by_regex(text))
+
+
+def test_unclassified_tensors_are_listed_with_dims_and_count(tmp_path):
+    """A constant of unknown role is listed under the footer: `name: dims = count values` (a 1-D
+    tensor once read as a 2-D shape)."""
+    m = model(
+        [node("Relu", ["x"], ["r"]), node("Custom", ["r", "table"], ["y"], domain="my.ops")],
+        [value("x", [1, 8])],
+        [value("y", None)],
+        [init("table", [8])],
+        extra_opsets={"my.ops": 1},
+    )
+    text = render_module.render_text(audit_model(tmp_path, m))
+    assert "  unclassified table: 8 = 8 values <- " in text
