@@ -1,7 +1,9 @@
 """Small PyTorch modules whose exports hold exporter-made constants: GroupNorm lowered through
 InstanceNormalization, BatchNorm(affine=False), BatchNorm after a ConvTranspose, LSTM/GRU/RNN
 without h0 (a zero state Expanded to the batch), layer scale and positional parameters that only
-an Add or Mul reads, weight_norm/spectral_norm weights folded into one tensor.
+an Add or Mul reads, weight_norm/spectral_norm weights folded into one tensor, and an untrained
+model whose equal tensors (unit BN scales and variances, zero shifts and means) the legacy exporter
+stores once, the others as Identity nodes named after them.
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -83,7 +85,15 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             nn.Sequential(nn.ConvTranspose2d(3, 8, 2, stride=2), nn.BatchNorm2d(8), nn.ReLU()),
             torch.randn(1, 3, 8, 8),
         ),
+        "untrained_bn": (
+            nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)),
+            torch.randn(1, 3, 8, 8),
+        ),
     }
+
+
+# Exported as initialized: torch's defaults, equal across layers, are what this case is about.
+UNTRAINED = frozenset({"untrained_bn"})
 
 
 def _randomize(model: nn.Module) -> None:
@@ -103,7 +113,8 @@ def main() -> None:
     torch.manual_seed(0)
     for name, (model, x) in _cases().items():
         model.eval()
-        _randomize(model)
+        if name not in UNTRAINED:
+            _randomize(model)
         stats = ("running_mean", "running_var")
         counts = {
             "parameters": sum(p.numel() for p in model.parameters()),

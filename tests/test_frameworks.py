@@ -316,6 +316,16 @@ def test_torch_zoo_framework_view_contains_what_torch_counted(path):
     assert _contains(fw.non_trainable, meta["running_stats"]), fw.non_trainable
 
 
+def test_legacy_deduplicated_untrained_tensors_count_as_torch_counted():
+    """An untrained model's BN scales, shifts and statistics are equal: torch.onnx (legacy) stores one of
+    each and Identity nodes for the rest (scripts/export_torch_zoo.py, untrained_bn)."""
+    path = MODELS / "torchzoo" / "untrained_bn__legacy.onnx"
+    meta = _meta(path)
+    report = audit(path, convention="pytorch")
+    assert (report.totals.trainable, report.totals.non_trainable) == (meta["parameters"], meta["running_stats"])
+    assert report.framework.status == "exact"
+
+
 def test_torch_zoo_dynamo_fold_states_its_affine_assumption():
     fw = audit(MODELS / "torchzoo" / "bn_no_affine__dynamo.onnx", convention="pytorch").framework
     assert all(any("affine=True assumed" in e for e in la.evidence) for la in fw.layers if la.kind == "BatchNorm")
