@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
 
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
@@ -574,6 +574,8 @@ def torch_parametrized_weight(layer: Layer, tensors: list[ParamTensor]) -> list[
         module = bias.name.removesuffix(".bias")
         if module == bias.name or "/" in bias.name or "." in weight.name or "/" in weight.name:
             return None  # the bias must be a state_dict key, the weight an op output (`mul`, `div`)
+        if _ORT_REORDERED.fullmatch(weight.name):
+            return None  # onnxruntime's NCHWc copy of a plain weight, reordered into channel blocks
         k, c, most = weight.count or 0, bias.count or 0, max(weight.dims)
         return [
             FrameworkLayer(
@@ -699,6 +701,7 @@ def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[F
 _ORT_BN_W, _ORT_MUL_W = "ConvBnFusion_W_", "ConvMulFusion_W_"
 _ORT_BN_B = "ConvBnFusion_BN_B_"
 _ORT_REORDER = ("reorder",)  # NCHWc's reordered filters: graph_.GenerateNodeArgName("reorder")
+_ORT_REORDERED = re.compile(r"reorder(_token_\d+)?")
 
 
 def ort_conv_bn_fusion(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
@@ -748,6 +751,64 @@ def ort_optimized(view: ModelView) -> bool:
     """Saved by onnxruntime's graph optimizer (SessionOptions.optimized_model_filepath), which imports
     every domain it registers, its NCHWc layout domain among them."""
     return "com.microsoft.nchwc" in view.opsets
+
+
+# NCHWc ops that keep the channels of their input: a padded conv's output reaches ReorderOutput through them
+_NCHWC_SAME_CHANNELS = frozenset(
+    "MaxPool AveragePool GlobalMaxPool GlobalAveragePool Upsample Relu LeakyRelu Sigmoid Tanh Clip Add Sum".split()
+)
+
+
+def nchwc_true_channels(view: ModelView) -> dict[str, int]:
+    """Filters and biases of NCHWc convs padded to a channel block (onnxruntime's nchwc_transformer
+    rounds output channels up, the extra rows zero): name -> the conv's true output channels, read
+    from the `channels` attribute of the ReorderOutput its output reaches. A conv whose output meets
+    anything else first (another conv, a Concat) keeps its stored count."""
+    readers: dict[str, list[Node]] = {}
+    for node in view.main.nodes:
+        for name in node.inputs:
+            readers.setdefault(name, []).append(node)
+    true_channels: dict[str, int] = {}
+    for node in view.main.nodes:
+        if node.domain != "com.microsoft.nchwc" or node.op_type != "Conv" or len(node.inputs) < 2:
+            continue
+        channels = _reorder_output_channels(node.outputs[0] if node.outputs else "", readers)
+        weight = view.main.tensors.get(node.inputs[1])
+        if channels is None or weight is None or not weight.dims or weight.dims[0] <= channels:
+            continue
+        true_channels[weight.name] = channels
+        bias = view.main.tensors.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+        if bias is not None and bias.dims == weight.dims[:1]:
+            true_channels[bias.name] = channels
+    return true_channels
+
+
+def _reorder_output_channels(value: str, readers: dict[str, list[Node]]) -> int | None:
+    """The one `channels` every ReorderOutput reached from `value` through channel-keeping ops gives."""
+    found: set[int] = set()
+    pending, seen = [value], {value}
+    while pending and len(seen) < 256:
+        for node in readers.get(pending.pop(), []):
+            if node.op_type == "ReorderOutput" and isinstance(node.attrs.get("channels"), int):
+                found.add(node.attrs["channels"])  # type: ignore[arg-type]
+            elif node.op_type in _NCHWC_SAME_CHANNELS:
+                for out in node.outputs:
+                    if out and out not in seen:
+                        seen.add(out)
+                        pending.append(out)
+            else:
+                return None  # the channels change or cannot be told on this path
+    return found.pop() if len(found) == 1 else None
+
+
+def _without_padding(tensor: ParamTensor, channels: int) -> ParamTensor:
+    """`tensor` as the framework held it: its leading dim cut back to `channels`."""
+    dims = (channels, *(tensor.dims or ())[1:])
+    count = 1
+    for d in dims:
+        count *= d
+    note = f"stored padded to {tensor.dims[0] if tensor.dims else '?'} channels by onnxruntime's NCHWc pass"
+    return replace(tensor, dims=dims, count=count, notes=(*tensor.notes, note))
 
 
 def ort_silent_fold(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
@@ -834,10 +895,13 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     claimed = {name for _, _, names in chains for name in names}
     ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]
     applied: list[str] = [f"{layer.name}: {layer.evidence[0]}" for _, layer, _ in chains]
+    unpadded = nchwc_true_channels(view) if ort_optimized(view) else {}
     for layer in layers:
         tensors = _counted(layer.tensors)  # once per layer, for every rewrite
         if claimed:
             tensors = [t for t in tensors if t.name not in claimed]
+        if unpadded:
+            tensors = [_without_padding(t, unpadded[t.name]) if t.name in unpadded else t for t in tensors]
         if not tensors:
             continue
         rebuilt = None
@@ -868,7 +932,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if any(t.name.startswith(_ORT_REORDER) and t.role == "weight" for t in table.tensors) and ort_optimized(view):
         notes.append(
             "onnxruntime's NCHWc layout pass pads a conv's filter and bias with zeros up to a multiple of the "
-            "CPU's channel block (8 or 16) when its output channels are not one: such zeros are counted as stored"
+            "CPU's channel block (8 or 16) when its output channels are not one: the file view counts them as "
+            "stored, this view the channels the ReorderOutput after the conv restores (where one is reached)"
         )
     return FrameworkView(origin, _merge_same_name(out), applied, notes)
 

@@ -410,3 +410,26 @@ def test_normalization_after_rescaling_written_as_add_of_the_negated_mean(tmp_pa
     m.producer_name = "tf2onnx"
     norm = next(la for la in audit_model(tmp_path, m).framework.layers if la.name.startswith("normalization"))
     assert (norm.trainable.hi, norm.non_trainable.lo, norm.non_trainable.hi) == (0, 3 + 3 + 1, 3 + 3 + 1)
+
+
+def test_nchwc_padded_conv_is_rebuilt_with_the_channels_reorder_output_restores(tmp_path):
+    """onnxruntime's NCHWc pass rounds a conv's output channels up to its block with zero rows (10 -> 16
+    here, as it saved a Conv2d(16, 10) at ORT_ENABLE_ALL); ReorderOutput's `channels` says the true 10."""
+    from builders import audit_model, init, model, node, value
+
+    nchwc = "com.microsoft.nchwc"
+    m = model(
+        [
+            node("Conv", ["x", "reorder_token_1", "reorder_token_2"], ["c"], domain=nchwc),
+            node("Relu", ["c"], ["r"]),
+            node("ReorderOutput", ["r"], ["y"], domain=nchwc, channels=10),
+        ],
+        [value("x", [1, 16, 8, 8])],
+        [value("y", None)],
+        [init("reorder_token_1", [16, 16, 3, 3]), init("reorder_token_2", [16])],
+        extra_opsets={nchwc: 1},
+    )
+    report = audit_model(tmp_path, m, convention="pytorch")
+    assert report.totals.trainable == 16 * 16 * 3 * 3 + 16  # the file view: as stored
+    assert report.framework.trainable.lo == 10 * 16 * 3 * 3 + 10  # torch's conv
+    assert any("NCHWc" in note for note in report.framework.notes)
