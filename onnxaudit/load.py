@@ -409,20 +409,14 @@ def _module_scopes(node: NodeProto) -> tuple[str, ...]:
     return ()
 
 
-def _fast_new(cls: type, **fields: object):  # type: ignore[no-untyped-def]
-    """A frozen dataclass instance without its __init__, which costs 3x as much (object.__setattr__
-    per field): 200k nodes make that a second. Every field must be given."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj
-
-
 _new = object.__new__
 _set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
 def frozen_from_dict(cls: type, fields: dict[str, object]):  # type: ignore[no-untyped-def]
-    """A frozen dataclass instance holding `fields` (every field, in order) without its __init__."""
+    """A dataclass instance (frozen or not) holding `fields` (every field, in order) without its
+    __init__, which costs 3x as much for a frozen one (object.__setattr__ per field): 200k nodes
+    make that a second."""
     obj = _new(cls)
     _set_dict(obj, "__dict__", fields)
     return obj
@@ -434,13 +428,11 @@ def _new_tensor(
     also_graph_input: bool, values: tuple[int, ...] | None,
 ) -> Tensor:  # fmt: skip
     """Tensor(...) with every field given in order, without the frozen dataclass's __init__."""
-    obj = _new(Tensor)
-    _set_dict(obj, "__dict__", {
+    return frozen_from_dict(Tensor, {  # type: ignore[no-any-return]
         "name": name, "scope": scope, "dtype": dtype, "dims": dims, "origin": origin, "storage": storage,
         "stored_bytes": stored_bytes, "external": external, "node": node, "sparse_nnz": sparse_nnz,
         "also_graph_input": also_graph_input, "values": values,
     })  # fmt: skip
-    return obj
 
 
 class _Builder:
@@ -473,7 +465,7 @@ class _Builder:
             view.inputs.append(ValueInfo(value.name, dtype, shape))
             if value.name in view.tensors:  # IR < 4: initializers also listed as inputs
                 old = view.tensors[value.name]
-                view.tensors[value.name] = _fast_new(Tensor, **{**old.__dict__, "also_graph_input": True})
+                view.tensors[value.name] = frozen_from_dict(Tensor, {**old.__dict__, "also_graph_input": True})
         view.outputs = [o.name for o in graph.output]
         self._add_nodes(graph.node, view, depth)
         return scope

@@ -13,7 +13,7 @@ from functools import cached_property
 from operator import attrgetter
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
-from onnxaudit.load import Graph, ModelView, Node, Tensor
+from onnxaudit.load import Graph, ModelView, Node, Tensor, frozen_from_dict
 from onnxaudit.onnxcore import TensorProto
 
 # ---------------------------------------------------------------- the roles
@@ -314,22 +314,15 @@ class Use:
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
 
 
-_new = object.__new__
-
-
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
     """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
-    use = _new(Use)
-    fields = use.__dict__  # filled in place: a frozen dataclass refuses setattr, not its dict's items
-    fields["node"], fields["slot"], fields["role"], fields["via"] = node, slot, role, via
-    return use
+    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})  # type: ignore[no-any-return]
 
 
 def _classified(tensor: Tensor, role: str, logical: tuple[int, ...] | None) -> Classified:
     """Classified(tensor, role, logical_dims=logical) without the dataclass's __init__ (one per tensor)."""
-    entry = _new(Classified)
-    entry.__dict__ = {"tensor": tensor, "role": role, "uses": [], "logical_dims": logical, "notes": []}
-    return entry
+    fields = {"tensor": tensor, "role": role, "uses": [], "logical_dims": logical, "notes": []}
+    return frozen_from_dict(Classified, fields)  # type: ignore[no-any-return]
 
 
 @dataclass
