@@ -214,17 +214,11 @@ def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
 
 
 def _torch_node_paths(nodes: list[Node]) -> dict[int, tuple[str, ...] | None]:
-    """path_from_module_scopes or path_from_node_name of every node, the latter inlined: one call
-    per node instead of three (200k nodes), the prefix cache looked up here first."""
-    paths: dict[int, tuple[str, ...] | None] = {}
-    known = _PREFIX_PATHS
-    for node in nodes:
-        if node.module_scopes:
-            paths[node.index] = path_from_module_scopes(node.module_scopes)
-        else:
-            prefix = _scope_prefix(node.name)
-            path = known.get(prefix)
-            paths[node.index] = (path if path is not None else _prefix_path(prefix)) or None
+    """path_from_module_scopes or path_from_node_name of every node."""
+    paths = {
+        n.index: path_from_module_scopes(n.module_scopes) if n.module_scopes else path_from_node_name(n.name)
+        for n in nodes
+    }
     _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
     return paths
 
@@ -337,7 +331,7 @@ def _attach_helpers(
     """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
     each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
     candidates = []  # nodes that may attach, last first: what decides it is the node's own
-    value_shapes = view.value_shapes  # empty when inference was skipped (over 100k nodes)
+    value_shapes = view.value_shapes  # empty when inference was skipped (load.MAX_INFER_NODES)
     for node in reversed(view.main.nodes):
         if node_paths.get(node.index) or node.index in param_names:
             continue
