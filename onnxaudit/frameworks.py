@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
 
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
+from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
 from onnxaudit.roles import Use
@@ -700,7 +701,7 @@ def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[F
 # ConvMulFusion from a constant Mul (tf2onnx's lowered BN, or any other scale).
 _ORT_BN_W, _ORT_MUL_W = "ConvBnFusion_W_", "ConvMulFusion_W_"
 _ORT_BN_B = "ConvBnFusion_BN_B_"
-_ORT_REORDER = ("reorder",)  # NCHWc's reordered filters: graph_.GenerateNodeArgName("reorder")
+# NCHWc's reordered (and padded) filters and biases: graph_.GenerateNodeArgName("reorder")
 _ORT_REORDERED = re.compile(r"reorder(_token_\d+)?")
 
 
@@ -711,16 +712,22 @@ def ort_conv_bn_fusion(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
     bias = next((t for t in tensors if t.role == "bias" and t.name.startswith("Conv") and "Fusion_" in t.name), None)
     # the NCHWc layout pass (ORT_ENABLE_ALL) renames the fused weight "reorder*"; the bias keeps its name
     # unless the output channels were padded to a block, which gives it a "reorder*" name too
-    reordered = _ORT_REORDER if bias is not None and bias.name.startswith(_ORT_BN_B) else ()
+    reordered = bias is not None and bias.name.startswith(_ORT_BN_B)
     weight = next(
-        (t for t in tensors if t.role == "weight" and t.name.startswith((_ORT_BN_W, _ORT_MUL_W, *reordered))), None
+        (
+            t
+            for t in tensors
+            if t.role == "weight"
+            and (t.name.startswith((_ORT_BN_W, _ORT_MUL_W)) or (reordered and _ORT_REORDERED.fullmatch(t.name)))
+        ),
+        None,
     )
     if weight is None or not weight.dims:
         return None
     if len(tensors) != (2 if bias is not None else 1):
         return None
     c, k = weight.dims[0], weight.count or 0
-    from_bn = weight.name.startswith(_ORT_BN_W) or bool(reordered)
+    from_bn = weight.name.startswith(_ORT_BN_W) or reordered
     bn_bias = bias.name[len(_ORT_BN_B) :] if bias is not None and bias.name.startswith(_ORT_BN_B) else ""
     torch_names = from_bn and weight.name.endswith(".weight") and "/" not in weight.name
     conv_name = weight.name[len(_ORT_BN_W) : -len(".weight")] if torch_names else layer.name
@@ -804,9 +811,7 @@ def _reorder_output_channels(value: str, readers: dict[str, list[Node]]) -> int 
 def _without_padding(tensor: ParamTensor, channels: int) -> ParamTensor:
     """`tensor` as the framework held it: its leading dim cut back to `channels`."""
     dims = (channels, *(tensor.dims or ())[1:])
-    count = 1
-    for d in dims:
-        count *= d
+    count = element_count(dims)
     note = f"stored padded to {tensor.dims[0] if tensor.dims else '?'} channels by onnxruntime's NCHWc pass"
     return replace(tensor, dims=dims, count=count, notes=(*tensor.notes, note))
 
@@ -929,7 +934,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     notes = []
     if origin == "keras":
         notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")
-    if any(t.name.startswith(_ORT_REORDER) and t.role == "weight" for t in table.tensors) and ort_optimized(view):
+    if ort_optimized(view) and any(t.role == "weight" and _ORT_REORDERED.fullmatch(t.name) for t in table.tensors):
         notes.append(
             "onnxruntime's NCHWc layout pass pads a conv's filter and bias with zeros up to a multiple of the "
             "CPU's channel block (8 or 16) when its output channels are not one: the file view counts them as "
