@@ -452,6 +452,16 @@ def _feeds_bias_add(t: ParamTensor) -> bool:
 _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
 
 
+# ops a gamma or beta may pass through on its way to its Mul or Add: a mask constant that reaches
+# an attention score's Add through Expand/Sub/Where is no beta
+_RESHAPING = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Identity"})
+
+
+def _reaches(tensor: ParamTensor, op_type: str) -> bool:
+    """Whether `tensor` feeds an `op_type` node directly or through reshaping ops only."""
+    return any(u.node.op_type == op_type and _RESHAPING.issuperset(u.via) for u in tensor.uses)
+
+
 def lowered_layer_norm(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A LayerNormalization written out as ops: mean and variance computed at run time, then
     `* gamma + beta` with two per-feature vectors (Keras 3 on TF; tf_keras via a stat-less BN node)."""
@@ -459,8 +469,8 @@ def lowered_layer_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
         return None
     if any(t.category == "statistic" for t in tensors):
         return None
-    gammas = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
-    betas = [t for t in tensors if any(u.node.op_type == "Add" for u in t.uses)]
+    gammas = [t for t in tensors if _reaches(t, "Mul")]
+    betas = [t for t in tensors if _reaches(t, "Add")]
     if len(gammas) > 1 or len(betas) > 1 or len(gammas) + len(betas) != len(tensors):
         return None
     widths = {t.count for t in tensors}

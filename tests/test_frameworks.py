@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from onnx import TensorProto
 
 from onnxaudit import audit
 
@@ -433,3 +434,27 @@ def test_nchwc_padded_conv_is_rebuilt_with_the_channels_reorder_output_restores(
     assert report.totals.trainable == 16 * 16 * 3 * 3 + 16  # the file view: as stored
     assert report.framework.trainable.lo == 10 * 16 * 3 * 3 + 10  # torch's conv
     assert any("NCHWc" in note for note in report.framework.notes)
+
+
+def test_a_mask_added_to_attention_scores_is_no_lowered_layer_norm_beta(tmp_path):
+    # torch.onnx (legacy, constant folding) on ALBERT: the folded mask reaches the scores' Add
+    # through Expand/Cast/Sub/Where, in a module that also takes a Sqrt (the score scaling)
+    from builders import audit_model, init, ints, model, node, value
+
+    scope = "/enc/attention"
+    m = model(
+        [
+            node("MatMul", ["q", "k"], ["s"], name=f"{scope}/MatMul"),
+            node("Sqrt", ["d"], ["sd"], name=f"{scope}/Sqrt"),
+            node("Div", ["s", "sd"], ["s2"], name=f"{scope}/Div"),
+            node("Expand", ["mask", "shape"], ["me"], name=f"{scope}/Expand"),
+            node("Cast", ["me"], ["keep"], name=f"{scope}/Cast", to=TensorProto.BOOL),
+            node("Where", ["keep", "low", "me"], ["m2"], name=f"{scope}/Where"),
+            node("Add", ["s2", "m2"], ["y"], name=f"{scope}/Add"),
+        ],
+        [value("q", [1, 2, 8, 4]), value("k", [1, 2, 4, 8]), value("d", [])],
+        [value("y", None)],
+        [init("mask", [1, 1, 1, 8]), ints("shape", [1, 2, 8, 8]), init("low", [])],
+    )
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    assert [la.kind for la in fw.layers if la.kind == "LayerNormalization"] == []
