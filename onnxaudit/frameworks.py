@@ -18,7 +18,7 @@ from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
-from onnxaudit.roles import Use
+from onnxaudit.roles import Use, alias_source
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
@@ -861,6 +861,69 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     return pairs
 
 
+def _maybe_a_copy(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
+    """Count `copy` once at least (it may be `of`, a tensor counted elsewhere; `of` says why and how)."""
+    fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
+    fl.status = AMBIGUOUS
+    if fl.evidence == ["counted as stored"]:
+        fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
+    text = f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}"
+    fl.evidence.append(text)
+    return f"possible copy: {text.partition(':')[0]}"
+
+
+_CALL_SUFFIX = re.compile(r"(.+)_\d+")
+
+
+def recalled_module_aliases(table: ParamTable, layers: list[Layer]) -> dict[str, str]:
+    """torch.onnx (legacy) names a module's second call `X_1`, and with constant folding stores the
+    transposed weight of each call, equal copies it keeps once behind Identity nodes (a shared ALBERT
+    layer). An alias read in `X_n` of a tensor of layer X is then the same parameter, or an equal one
+    of another module. Alias name -> what it may be a copy of."""
+    sources = {t.name: src for t in table.tensors if t.storage == "none" and (src := alias_source(t.notes))}
+    if not sources:
+        return {}
+    layer_of = {t.name: layer.name for layer in layers for t in layer.tensors}
+    found = {}
+    for alias, source in sources.items():
+        call = _CALL_SUFFIX.fullmatch(layer_of.get(alias, ""))
+        if call and layer_of.get(source) == call.group(1):
+            found[alias] = (
+                f"{source} of {call.group(1)} read again in a later call (an Identity of it: equal values): "
+                "counted once at least, as stored at most"
+            )
+    return found
+
+
+# a layer of these ops (and layout plumbing) is one matrix product per call, plus its bias
+_ONE_PRODUCT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Add"})
+
+
+def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, str]:
+    """torch.onnx (dynamo) folds a shared module's weight transpose once per call (ALBERT's shared
+    layers): a Linear called k times holds k anonymous weights of one shape, one per product. Copy
+    name -> what it may be a copy of (the first of its shape)."""
+    weights = [t for t in tensors if t.role == "weight" and t.dims]
+    if len(weights) < 2:  # most layers: one weight
+        return {}
+    if any(n.op_type not in _ONE_PRODUCT_OPS and n.op_type not in _LAYOUT_OPS for n in layer.nodes):
+        return {}
+    first: dict[tuple[object, ...], ParamTensor] = {}
+    found = {}
+    for t in weights:
+        if path_from_tensor_name(t.name) is not None or len(t.uses) != 1:
+            continue  # a state_dict key names a parameter of its own
+        key = (t.dtype, t.dims)
+        if key in first:
+            found[t.name] = (
+                f"{first[key].name} stored again for another call of this module: counted once at least, "
+                "as stored at most (values not compared)"
+            )
+        else:
+            first[key] = t
+    return found
+
+
 def _folded_transpose(name: str) -> bool:
     """A Transpose output that onnxruntime's constant folding stored under the node output's name
     (`/lm_head/Transpose_output_0`)."""
@@ -905,7 +968,11 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
     if ort_optimized(view):
         rewrites.append(ort_silent_fold)
-    tied = tied_transposed_copy(table)
+    tied = {
+        copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
+        for copy, first in tied_transposed_copy(table).items()
+    }
+    recalled = recalled_module_aliases(table, layers) if origin == "pytorch" else {}
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
     ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]
@@ -927,18 +994,11 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 break
         if rebuilt is None:
             rebuilt = [_file_layer(layer, tensors)]
-            copies = [t for t in tensors if t.name in tied] if tied else []
-            for copy in copies:
-                fl = rebuilt[0]
-                fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
-                fl.status = AMBIGUOUS
-                if fl.evidence == ["counted as stored"]:
-                    fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
-                fl.evidence.append(
-                    f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be a transposed copy of tied "
-                    f"{tied[copy.name]}: counted once at least, twice at most (values not compared)"
-                )
-                applied.append(f"{layer.name}: possible tied-weight copy {copy.name} of {tied[copy.name]}")
+            copies = {**tied, **recalled} if tied or recalled else {}
+            copies = {**copies, **per_call_copies(layer, tensors)} if origin == "pytorch" else copies
+            for copy in tensors if copies else ():
+                if copy.name in copies:
+                    applied.append(f"{layer.name}: {_maybe_a_copy(rebuilt[0], copy, copies[copy.name])}")
         ordered.append((layer.first_index, rebuilt))
     out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
     notes = []

@@ -314,6 +314,20 @@ class Use:
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
 
 
+_ALIAS_NOTE = ("an Identity of ", ": stored once by the exporter (equal values)")
+
+
+def alias_note(source: str) -> str:
+    """The note on a deduplicated_alias tensor, naming the stored tensor it is an Identity of."""
+    return f"{_ALIAS_NOTE[0]}{source}{_ALIAS_NOTE[1]}"
+
+
+def alias_source(notes: tuple[str, ...] | list[str]) -> str | None:
+    """The stored tensor an alias_note names, or None for a tensor that is no such alias."""
+    head, tail = _ALIAS_NOTE
+    return next((n[len(head) : -len(tail)] for n in notes if n.startswith(head) and n.endswith(tail)), None)
+
+
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
     """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
     return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})  # type: ignore[no-any-return]
@@ -838,7 +852,7 @@ class _Classifier:
         if len(self.consumers.get((identity.scope, source_name), ())) < 2:
             return None
         alias = Tensor(name, identity.scope, source.dtype, source.dims, "computed", "none", node=identity.label)
-        self.alias_notes[alias.key] = f"an Identity of {source_name}: stored once by the exporter (equal values)"
+        self.alias_notes[alias.key] = alias_note(source_name)
         return alias
 
     def broadcast_filler(self, tensor: Tensor, role: str, via: tuple[str, ...]) -> str:

@@ -3,17 +3,19 @@ InstanceNormalization, BatchNorm(affine=False), BatchNorm after a ConvTranspose,
 without h0 (a zero state Expanded to the batch), layer scale and positional parameters that only
 an Add or Mul reads, weight_norm/spectral_norm weights folded into one tensor, and an untrained
 model whose equal tensors (unit BN scales and variances, zero shifts and means) the legacy exporter
-stores once, the others as Identity nodes named after them.
+stores once, the others as Identity nodes named after them, and an ALBERT-style block called three
+times (one module, its weights shared), which the exporters store once per call.
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
 
-Run: /work/venvs/torch/bin/python scripts/export_torch_zoo.py   (versions: scripts/requirements-torch.txt)
+Run: /work/venvs/torch/bin/python scripts/export_torch_zoo.py [CASE ...]   (versions: scripts/requirements-torch.txt)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -48,6 +50,20 @@ class PositionalParameter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x + self.pos)
+
+
+class SharedBlock(nn.Module):
+    """ALBERT's cross-layer sharing: one feed-forward block applied three times, then a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(3):
+            x = x + self.block(x)
+        return self.head(x)
 
 
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
@@ -89,11 +105,15 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)),
             torch.randn(1, 3, 8, 8),
         ),
+        # 3-D input: each Linear is a MatMul of the transposed weight, which constant folding stores per call
+        "shared_block": (SharedBlock(), torch.randn(1, 4, 8)),
     }
 
 
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
 UNTRAINED = frozenset({"untrained_bn"})
+# Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
+FOLDED = frozenset({"shared_block"})
 
 
 def _randomize(model: nn.Module) -> None:
@@ -107,11 +127,13 @@ def _randomize(model: nn.Module) -> None:
                 b.copy_(torch.rand(b.shape, generator=generator) * 0.1 + 0.5)
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
     warnings.filterwarnings("ignore")
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     for name, (model, x) in _cases().items():
+        if only and name not in only:
+            continue
         model.eval()
         if name not in UNTRAINED:
             _randomize(model)
@@ -120,10 +142,13 @@ def main() -> None:
             "parameters": sum(p.numel() for p in model.parameters()),
             "running_stats": sum(b.numel() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1] in stats),
         }
-        for kind, options in (
+        variants = [
             ("legacy", {"dynamo": False, "do_constant_folding": False, "opset_version": 17}),
             ("dynamo", {"dynamo": True, "external_data": False, "opset_version": 18}),
-        ):
+        ]
+        if name in FOLDED:
+            variants.append(("legacy_fold", {"dynamo": False, "do_constant_folding": True, "opset_version": 17}))
+        for kind, options in variants:
             target = OUT / f"{name}__{kind}.onnx"
             try:
                 torch.onnx.export(model, (x,), str(target), **options)
@@ -141,4 +166,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

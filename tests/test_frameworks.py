@@ -458,3 +458,46 @@ def test_a_mask_added_to_attention_scores_is_no_lowered_layer_norm_beta(tmp_path
     )
     fw = audit_model(tmp_path, m, convention="pytorch").framework
     assert [la.kind for la in fw.layers if la.kind == "LayerNormalization"] == []
+
+
+def test_a_shared_module_called_again_counts_its_weight_once_at_least():
+    """One block called three times (scripts/export_torch_zoo.py, shared_block): with constant folding
+    the legacy exporter stores the transposed weight of each call, equal copies kept once behind
+    Identity nodes read in `block.0_1`, `block.0_2`."""
+    path = MODELS / "torchzoo" / "shared_block__legacy_fold.onnx"
+    meta, report = _meta(path), audit(path, convention="pytorch")
+    fw = report.framework
+    assert (fw.trainable.lo, fw.status) == (meta["parameters"], "ambiguous")
+    assert fw.trainable.hi == report.totals.trainable  # as stored, at most
+    recalls = [la for la in fw.layers if la.name.endswith(("_1", "_2"))]
+    assert len(recalls) == 4 and all(la.trainable.lo == 0 and la.status == "ambiguous" for la in recalls)
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
+def test_a_shared_module_stored_once_is_exact(kind):
+    path = MODELS / "torchzoo" / f"shared_block__{kind}.onnx"
+    fw = audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (_meta(path)["parameters"],) * 2 + ("exact",)
+
+
+def test_weight_copies_per_call_of_one_linear_count_once_at_least(tmp_path):
+    # torch.onnx (dynamo) on ALBERT: a shared Linear called twice holds its folded transposed weight
+    # twice (val_1, val_2), and its bias once, read by both calls
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [
+            node("MatMul", ["x", "val_1"], ["h1"], name="/ffn/MatMul"),
+            node("Add", ["h1", "ffn.bias"], ["y1"], name="/ffn/Add"),
+            node("MatMul", ["y1", "val_2"], ["h2"], name="/ffn/MatMul_1"),
+            node("Add", ["h2", "ffn.bias"], ["y"], name="/ffn/Add_1"),
+        ],
+        [value("x", [1, 4, 8])],
+        [value("y", None)],
+        [init("val_1", [8, 8]), init("val_2", [8, 8]), init("ffn.bias", [8])],
+    )
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    (ffn,) = fw.layers
+    assert (ffn.trainable.lo, ffn.trainable.hi) == (8 * 8 + 8, 2 * 8 * 8 + 8)
+    assert ffn.status == "ambiguous" and "val_2 8x8 may be val_1" in ffn.evidence[0]
