@@ -861,15 +861,16 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     return pairs
 
 
-def _maybe_a_copy(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
-    """Count `copy` once at least (it may be `of`, a tensor counted elsewhere; `of` says why and how)."""
+def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
+    """Leave `copy` out of the layer's lower bound: it may be `of` (a tensor counted elsewhere, or a
+    value computed from parameters; `of` says why and how it is counted)."""
     fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
     fl.status = AMBIGUOUS
     if fl.evidence == ["counted as stored"]:
         fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
     text = f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}"
     fl.evidence.append(text)
-    return f"possible copy: {text.partition(':')[0]}"
+    return text.partition(":")[0]
 
 
 _CALL_SUFFIX = re.compile(r"(.+)_\d+")
@@ -897,6 +898,24 @@ def recalled_module_aliases(table: ParamTable, layers: list[Layer]) -> dict[str,
 
 # a layer of these ops (and layout plumbing) is one matrix product per call, plus its bias
 _ONE_PRODUCT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Add"})
+
+
+def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
+    """torch.onnx (dynamo) computes at export what depends on parameters alone, e.g. DeBERTa's relative
+    position embeddings projected by each layer's pos_key_proj and split per head ((heads, positions,
+    head size) `transpose_1`). A Linear weight is 2-D: an anonymous constant of 3 dims or more that
+    a MatMul reads is more likely such a product, whose sources the file does not hold."""
+    found = {}
+    for t in tensors:
+        dims = t.dims
+        if t.role != "weight" or not dims or len(dims) < 3 or path_from_tensor_name(t.name) is not None:
+            continue
+        if all(u.node.op_type == "MatMul" for u in t.uses):
+            found[t.name] = (
+                "a product computed at export from parameters (a Linear weight has 2 dims): counted as stored "
+                "at most; the parameters it came from, and their count, may not be in the file"
+            )
+    return found
 
 
 def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, str]:
@@ -995,10 +1014,11 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         if rebuilt is None:
             rebuilt = [_file_layer(layer, tensors)]
             copies = {**tied, **recalled} if tied or recalled else {}
-            copies = {**copies, **per_call_copies(layer, tensors)} if origin == "pytorch" else copies
+            if origin == "pytorch":
+                copies = {**copies, **per_call_copies(layer, tensors), **folded_products(tensors)}
             for copy in tensors if copies else ():
                 if copy.name in copies:
-                    applied.append(f"{layer.name}: {_maybe_a_copy(rebuilt[0], copy, copies[copy.name])}")
+                    applied.append(f"{layer.name}: {_maybe_not_own(rebuilt[0], copy, copies[copy.name])}")
         ordered.append((layer.first_index, rebuilt))
     out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
     notes = []

@@ -501,3 +501,25 @@ def test_weight_copies_per_call_of_one_linear_count_once_at_least(tmp_path):
     (ffn,) = fw.layers
     assert (ffn.trainable.lo, ffn.trainable.hi) == (8 * 8 + 8, 2 * 8 * 8 + 8)
     assert ffn.status == "ambiguous" and "val_2 8x8 may be val_1" in ffn.evidence[0]
+
+
+def test_a_constant_product_read_by_attention_is_not_claimed_a_parameter(tmp_path):
+    # torch.onnx (dynamo) on DeBERTa-v2: rel_embeddings through pos_key_proj, split per head, folded
+    # into one (heads, positions, head size) constant per layer: `transpose_1`
+    from builders import audit_model, init, model, node, value
+
+    scope = "/encoder/layer.0/attention/self"
+    m = model(
+        [
+            node("MatMul", ["q", "transpose_1"], ["c2p"], name=f"{scope}/MatMul"),
+            node("Softmax", ["c2p"], ["y"], name=f"{scope}/Softmax"),
+        ],
+        [value("q", [1, 2, 8, 16])],
+        [value("y", None)],
+        [init("transpose_1", [2, 16, 16])],
+    )
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    (attention,) = fw.layers
+    assert (attention.trainable.lo, attention.trainable.hi, attention.status) == (0, 2 * 16 * 16, "ambiguous")
+    assert "computed at export from parameters" in attention.evidence[0]
