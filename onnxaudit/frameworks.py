@@ -546,8 +546,10 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
         weight, bias = _weight_and_bias(tensors, op)
         if weight is not None:
             break
-    if weight is None or bias is None or not weight.name.endswith(".weight"):
+    if weight is None or not weight.name.endswith(".weight"):
         return None
+    if bias is None:
+        return _dynamo_conv_bn_without_shift(layer, tensors, weight) if op == "Conv" else None
     if op != "Conv" and not any(n.module_scopes for n in layer.nodes):
         return None  # only a dynamo export's scopes say the node sits in the BN's module
     conv_module = weight.name[: -len(".weight")]
@@ -563,6 +565,37 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
         [f"{op} node in BatchNorm scope {layer.name}: BN fused into {conv_module}",
          f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
         [t.name for t in (weight, bias)],
+    )  # fmt: skip
+    bn = FrameworkLayer(
+        layer.name, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+        [f"BatchNorm {layer.name} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
+         "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
+    )  # fmt: skip
+    return [conv, bn]
+
+
+_BN_CALLS = ("_native_batch_norm_legit", "batch_norm")
+
+
+def _dynamo_conv_bn_without_shift(
+    layer: Layer, tensors: list[ParamTensor], weight: ParamTensor
+) -> list[FrameworkLayer] | None:
+    """The fusion of an untrained BN (beta 0, mean 0) after a conv without bias: the fused bias is all
+    zeros and the optimizer drops it, so only the conv node's call, the BN's (its last name scope),
+    tells that a BN was there."""
+    convs = [n for n in layer.nodes if n.op_type == "Conv"]
+    if len(tensors) != 1 or len(convs) != 1 or not convs[0].module_scopes:
+        return None
+    if not convs[0].module_scopes[-1].startswith(_BN_CALLS) or not weight.dims:
+        return None
+    conv_module, c = weight.name[: -len(".weight")], weight.dims[0]
+    if conv_module == layer.name:
+        return None
+    conv = FrameworkLayer(
+        conv_module, "Conv", Figure.of(weight.count or 0), ZERO, INFERRED,
+        [f"Conv node in BatchNorm scope {layer.name} with no bias: BN fused into {conv_module}, its shift all "
+         "zeros (an untrained BN: beta 0, running_mean 0) and dropped; bias=False assumed for the conv"],
+        [weight.name],
     )  # fmt: skip
     bn = FrameworkLayer(
         layer.name, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,

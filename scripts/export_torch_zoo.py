@@ -105,13 +105,24 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)),
             torch.randn(1, 3, 8, 8),
         ),
+        # no conv bias: dynamo fuses each untrained BN into its conv, and the all-zero shift is dropped
+        "untrained_conv_bn": (
+            nn.Sequential(
+                nn.Conv2d(3, 8, 3, bias=False),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.Conv2d(8, 8, 3, bias=False),
+                nn.BatchNorm2d(8),
+            ),
+            torch.randn(1, 3, 8, 8),
+        ),  # fmt: skip
         # 3-D input: each Linear is a MatMul of the transposed weight, which constant folding stores per call
         "shared_block": (SharedBlock(), torch.randn(1, 4, 8)),
     }
 
 
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
-UNTRAINED = frozenset({"untrained_bn"})
+UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
 FOLDED = frozenset({"shared_block"})
 

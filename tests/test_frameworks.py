@@ -327,6 +327,16 @@ def test_legacy_deduplicated_untrained_tensors_count_as_torch_counted():
     assert report.framework.status == "exact"
 
 
+def test_dynamo_fusion_of_an_untrained_bn_without_shift_is_rebuilt():
+    """Convs without bias, untrained BNs: the fused bias is all zeros and dynamo drops it, so only the
+    conv node's scope (the BN's call) shows the BN (scripts/export_torch_zoo.py, untrained_conv_bn)."""
+    path = MODELS / "torchzoo" / "untrained_conv_bn__dynamo.onnx"
+    meta, fw = _meta(path), audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
+    assert (fw.non_trainable.lo, fw.non_trainable.hi) == (meta["running_stats"],) * 2
+    assert [la.kind for la in fw.layers] == ["Conv", "BatchNorm"] * 2
+
+
 def test_torch_zoo_dynamo_fold_states_its_affine_assumption():
     fw = audit(MODELS / "torchzoo" / "bn_no_affine__dynamo.onnx", convention="pytorch").framework
     assert all(any("affine=True assumed" in e for e in la.evidence) for la in fw.layers if la.kind == "BatchNorm")
