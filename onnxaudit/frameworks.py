@@ -18,7 +18,7 @@ from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
-from onnxaudit.roles import Use, alias_source
+from onnxaudit.roles import DATA, ROLES, Use, alias_source
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
@@ -909,6 +909,58 @@ def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
 _CALL_SUFFIX = re.compile(r"(.+)_\d+")
 
 
+def _maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
+    """Let the layer's upper bound count `t` once more for each other module that reads it."""
+    fl.trainable = Figure(fl.trainable.lo, fl.trainable.hi + (t.count or 0) * len(readers))
+    fl.status = AMBIGUOUS
+    if fl.evidence == ["counted as stored"]:
+        fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
+    text = (
+        f"{t.name} is read by {1 + len(readers)} modules (also {', '.join(readers)}): one parameter they share, "
+        "or equal values the exporter stored once (an untrained model's ones and zeros); counted once at least, "
+        "once per module at most"
+    )
+    fl.evidence.append(text)
+    return text.partition(":")[0]
+
+
+_TIED = frozenset({"embedding", "weight"})
+
+
+def _same_parameter_kind(role: str, read_as: str) -> bool:
+    if read_as == DATA or ROLES[read_as].category != "parameter":
+        return False
+    return role == read_as or not {role, read_as} == _TIED
+
+
+def read_by_several_modules(table: ParamTable, layers: list[Layer]) -> dict[str, list[str]]:
+    """torch.onnx (dynamo) stores tensors of equal values once: an untrained model's LayerNorm scales
+    and zero biases of several modules become one initializer they all read. Tensor name -> the
+    other modules that read it as a parameter (a zero bias of one and a LayerNorm shift of another
+    become one). A module's later call (`X_1` in a legacy export) shares its parameters for real and
+    is left out, as is an embedding table read as an output head's weight (tied: once in torch)."""
+    several = [t for t in table.tensors if len(t.uses) > 1 and t.category == "parameter"]
+    if not several:
+        return {}
+    # modules only: a node of no module (`/MatMul_2`, an unrolled RNN's step) is a layer of its own
+    modules = [layer for layer in layers if layer.path and not layer.path[0].startswith("#")]
+    layer_of_node = {node.index: layer.name for layer in modules for node in layer.nodes}
+    layer_of_tensor = {t.name: layer.name for layer in modules for t in layer.tensors}
+    found = {}
+    for t in several:
+        own = layer_of_tensor.get(t.name)
+        if own is None:
+            continue
+        readers = dict.fromkeys(layer_of_node.get(u.node.index) for u in t.uses if _same_parameter_kind(t.role, u.role))
+        others = [
+            name for name in readers
+            if name and name != own and not ((call := _CALL_SUFFIX.fullmatch(name)) and call.group(1) == own)
+        ]  # fmt: skip
+        if others:
+            found[t.name] = others
+    return found
+
+
 def recalled_module_aliases(table: ParamTable, layers: list[Layer]) -> dict[str, str]:
     """torch.onnx (legacy) names a module's second call `X_1`, and with constant folding stores the
     transposed weight of each call, equal copies it keeps once behind Identity nodes (a shared ALBERT
@@ -1025,6 +1077,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         for copy, first in tied_transposed_copy(table).items()
     }
     recalled = recalled_module_aliases(table, layers) if origin == "pytorch" else {}
+    shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
     ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]
@@ -1052,9 +1105,19 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             for copy in tensors if copies else ():
                 if copy.name in copies:
                     applied.append(f"{layer.name}: {_maybe_not_own(rebuilt[0], copy, copies[copy.name])}")
+        for t in tensors if shared else ():
+            if t.name in shared:
+                owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
+                applied.append(f"{layer.name}: {_maybe_counted_again(owner, t, shared[t.name])}")
         ordered.append((layer.first_index, rebuilt))
     out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
     notes = []
+    if shared:
+        notes.append(
+            "Tensors of equal values are stored once and read by several modules: the file looks like an untrained "
+            "model's export, whose all-zero biases torch.onnx's optimizer also removes; no count of the file can "
+            "show those, so the framework's count may be larger than this range."
+        )
     if origin == "keras":
         notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")
     if ort_optimized(view) and any(t.role == "weight" and _ORT_REORDERED.fullmatch(t.name) for t in table.tensors):

@@ -533,3 +533,17 @@ def test_a_constant_product_read_by_attention_is_not_claimed_a_parameter(tmp_pat
     (attention,) = fw.layers
     assert (attention.trainable.lo, attention.trainable.hi, attention.status) == (0, 2 * 16 * 16, "ambiguous")
     assert "computed at export from parameters" in attention.evidence[0]
+
+
+def test_one_tensor_read_by_several_modules_counts_once_per_module_at_most(tmp_path):
+    # torch.onnx (dynamo) on an untrained ConvNeXt: the LayerNorm scales (ones) and shifts (zeros) of
+    # two modules are stored once, under the first module's names
+    from builders import audit_model, init, model, node, value
+
+    ln = [node("LayerNormalization", [x, "a.ln.weight", "a.ln.bias"], [y], name=f"/{m}/ln/LayerNormalization")
+          for x, y, m in (("x", "h", "a"), ("h", "y", "b"))]  # fmt: skip
+    m = model(ln, [value("x", [1, 4, 8])], [value("y", None)], [init("a.ln.weight", [8]), init("a.ln.bias", [8])])
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (2 * 8, 2 * (2 * 8), "ambiguous")
+    assert any("stored once and read by several modules" in note for note in fw.notes)
