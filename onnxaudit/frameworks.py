@@ -18,7 +18,7 @@ from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
-from onnxaudit.roles import DATA, ROLES, Use, alias_source
+from onnxaudit.roles import CALL_SUFFIX, DATA, ROLES, Use
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
@@ -906,9 +906,6 @@ def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
     return text.partition(":")[0]
 
 
-_CALL_SUFFIX = re.compile(r"(.+)_\d+")
-
-
 def _maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
     """Let the layer's upper bound count `t` once more for each other module that reads it."""
     fl.trainable = Figure(fl.trainable.lo, fl.trainable.hi + (t.count or 0) * len(readers))
@@ -954,30 +951,10 @@ def read_by_several_modules(table: ParamTable, layers: list[Layer]) -> dict[str,
         readers = dict.fromkeys(layer_of_node.get(u.node.index) for u in t.uses if _same_parameter_kind(t.role, u.role))
         others = [
             name for name in readers
-            if name and name != own and not ((call := _CALL_SUFFIX.fullmatch(name)) and call.group(1) == own)
+            if name and name != own and not ((call := CALL_SUFFIX.fullmatch(name)) and call.group(1) == own)
         ]  # fmt: skip
         if others:
             found[t.name] = others
-    return found
-
-
-def recalled_module_aliases(table: ParamTable, layers: list[Layer]) -> dict[str, str]:
-    """torch.onnx (legacy) names a module's second call `X_1`, and with constant folding stores the
-    transposed weight of each call, equal copies it keeps once behind Identity nodes (a shared ALBERT
-    layer). An alias read in `X_n` of a tensor of layer X is then the same parameter, or an equal one
-    of another module. Alias name -> what it may be a copy of."""
-    sources = {t.name: src for t in table.tensors if t.storage == "none" and (src := alias_source(t.notes))}
-    if not sources:
-        return {}
-    layer_of = {t.name: layer.name for layer in layers for t in layer.tensors}
-    found = {}
-    for alias, source in sources.items():
-        call = _CALL_SUFFIX.fullmatch(layer_of.get(alias, ""))
-        if call and layer_of.get(source) == call.group(1):
-            found[alias] = (
-                f"{source} of {call.group(1)} read again in a later call (an Identity of it: equal values): "
-                "counted once at least, as stored at most"
-            )
     return found
 
 
@@ -1076,7 +1053,6 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
         for copy, first in tied_transposed_copy(table).items()
     }
-    recalled = recalled_module_aliases(table, layers) if origin == "pytorch" else {}
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
@@ -1099,7 +1075,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 break
         if rebuilt is None:
             rebuilt = [_file_layer(layer, tensors)]
-            copies = {**tied, **recalled} if tied or recalled else {}
+            copies = tied
             if origin == "pytorch":
                 copies = {**copies, **per_call_copies(layer, tensors), **folded_products(tensors)}
             for copy in tensors if copies else ():

@@ -8,6 +8,7 @@ tensor, which is the parameter, counted once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
@@ -314,18 +315,15 @@ class Use:
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
 
 
-_ALIAS_NOTE = ("an Identity of ", ": stored once by the exporter (equal values)")
+# torch.onnx (legacy) scopes a module's later calls `X_1`, `X_2`
+CALL_SUFFIX = re.compile(r"(.+)_\d+")
 
 
-def alias_note(source: str) -> str:
-    """The note on a deduplicated_alias tensor, naming the stored tensor it is an Identity of."""
-    return f"{_ALIAS_NOTE[0]}{source}{_ALIAS_NOTE[1]}"
-
-
-def alias_source(notes: tuple[str, ...] | list[str]) -> str | None:
-    """The stored tensor an alias_note names, or None for a tensor that is no such alias."""
-    head, tail = _ALIAS_NOTE
-    return next((n[len(head) : -len(tail)] for n in notes if n.startswith(head) and n.endswith(tail)), None)
+def _later_call(consumer: Node, readers: list[tuple[Node, int]] | tuple[()]) -> bool:
+    """Whether `consumer` sits in a later call (CALL_SUFFIX) of a module whose own nodes (`X/...`) are
+    among `readers`."""
+    call = CALL_SUFFIX.fullmatch(consumer.name.rpartition("/")[0])
+    return call is not None and any(node.name.rpartition("/")[0] == call.group(1) for node, _ in readers)
 
 
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
@@ -822,7 +820,7 @@ class _Classifier:
         if producer.op_type == "ConstantOfShape":
             self.record_constant_of_shape(producer, role, consumer, slot, via)
             return
-        alias = self.deduplicated_alias(producer, name)
+        alias = self.deduplicated_alias(producer, name, consumer)
         if alias is not None:
             final = self.constant_role(alias, role, consumer)
             self.record(alias, _use(consumer, slot, final, via))
@@ -837,22 +835,25 @@ class _Classifier:
             else:
                 self.trace(producer.scope, inner, inner_role, producer, j, (), depth + 1)
 
-    def deduplicated_alias(self, identity: Node, name: str) -> Tensor | None:
+    def deduplicated_alias(self, identity: Node, name: str, consumer: Node) -> Tensor | None:
         """torch.onnx (legacy) stores tensors of equal values once and gives each other one an Identity
         of it named after its own state_dict key (an untrained model's zero biases, unit BN scales and
         running variances): each Identity is a tensor of its own in the framework, not a use of the
         stored one. Told apart from a plain Identity on a weight's only path by the stored tensor
-        being read elsewhere too; counted, never given bytes (the file holds the values once)."""
+        being read elsewhere too; counted, never given bytes (the file holds the values once).
+        Not when `consumer` is a later call of a module that reads the stored tensor itself: that is
+        one parameter used again (a shared ALBERT layer's weight, transposed once per call)."""
         if identity.op_type != "Identity" or identity.domain not in _STD or not identity.inputs:
             return None
         source_name = identity.inputs[0]
         source = self.view.lookup(identity.scope, source_name)
         if source is None or source.storage == "none" or name == source_name:
             return None
-        if len(self.consumers.get((identity.scope, source_name), ())) < 2:
+        readers = self.consumers.get((identity.scope, source_name), ())
+        if len(readers) < 2 or _later_call(consumer, readers):
             return None
         alias = Tensor(name, identity.scope, source.dtype, source.dims, "computed", "none", node=identity.label)
-        self.alias_notes[alias.key] = alias_note(source_name)
+        self.alias_notes[alias.key] = f"an Identity of {source_name}: stored once by the exporter (equal values)"
         return alias
 
     def broadcast_filler(self, tensor: Tensor, role: str, via: tuple[str, ...]) -> str:
