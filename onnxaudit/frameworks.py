@@ -192,47 +192,62 @@ _BN_SHIFT_SUB = re.compile(r"/batchnorm/sub(:\d+)?$")
 
 def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras: BatchNormalization lowered to x * scale + shift (2 of its 4 vectors survive).
-    The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`)."""
+    The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`).
+    One of the two may be gone: an untrained BN's shift is all zeros and tf2onnx drops its Add, and a
+    simplifier (onnxsim, onnxslim) or onnxruntime fuses the scale's Mul into the conv before it."""
     if not any("/batchnorm/" in n.name for n in layer.nodes):
         return None
     muls = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
     adds = [t for t in tensors if any(u.node.op_type in ("Add", "Sub") for u in t.uses)]
-    if len(muls) != 1 or len(adds) != 1 or len(tensors) != 2 or muls[0].count != adds[0].count:
+    if len(tensors) == 2 and len(muls) == 1 and len(adds) == 1 and muls[0].count == adds[0].count:
+        scale, shift = muls[0], adds[0]
+    elif len(tensors) == 1 and len(muls) + len(adds) == 1:
+        scale, shift = (muls[0], None) if muls else (None, adds[0])
+    else:
         return None
-    scale, shift = muls[0], adds[0]
-    c = scale.count or 0
-    evidence = [f"node scope {layer.name}/batchnorm: BatchNormalization lowered to Mul + Add over {c} channels"]
-    evidence.append(f"moving mean and variance folded into {scale.name} and {shift.name}: 2 x {c} non-trainable")
-    gamma = scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul"))
-    no_gamma = "Rsqrt" in scale.name
+    c = (scale or shift).count or 0  # type: ignore[union-attr]
+    ops = "Mul + Add" if scale and shift else "Mul" if scale else "Add"
+    evidence = [f"node scope {layer.name}/batchnorm: BatchNormalization lowered to {ops} over {c} channels"]
+    folded = " and ".join(t.name for t in (scale, shift) if t is not None)
+    evidence.append(f"moving mean and variance folded into {folded}: 2 x {c} non-trainable")
+    gamma = scale is not None and scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul"))
+    no_gamma = scale is not None and "Rsqrt" in scale.name
     status = INFERRED
     trainable = ZERO
     if gamma:
         trainable += Figure.of(c)
-        evidence.append(f"gamma present: the scale is {scale.name} (rsqrt(var) * gamma)")
+        evidence.append(f"gamma present: the scale is {scale.name} (rsqrt(var) * gamma)")  # type: ignore[union-attr]
     elif no_gamma:
-        evidence.append(f"no gamma (scale=False): the scale is {scale.name}")
+        evidence.append(f"no gamma (scale=False): the scale is {scale.name}")  # type: ignore[union-attr]
     else:
         trainable += Figure(0, c)
         status = AMBIGUOUS
-        evidence.append("gamma cannot be told from the scale's name")
-    if _BN_SHIFT_SUB.search(shift.name):
+        evidence.append(
+            "gamma cannot be told from the scale's name"
+            if scale is not None
+            else "gamma cannot be told: the scale's Mul was fused into the layer before (a simplifier, onnxruntime)"
+        )
+    if shift is not None and _BN_SHIFT_SUB.search(shift.name):
         trainable += Figure.of(c)
         evidence.append(f"beta present: the shift is {shift.name} (beta - mean * scale)")
     elif gamma:
         trainable += Figure.of(c)
-        evidence.append(f"beta assumed present (center=True, the Keras default): the shift {shift.name} cannot show it")
+        evidence.append(
+            f"beta assumed present (center=True, the Keras default): the shift {shift.name} cannot show it"
+            if shift is not None
+            else "beta assumed present (center=True, the Keras default): the shift was all zeros (an untrained "
+            "BN: beta 0, moving mean 0) and tf2onnx dropped its Add"
+        )
     else:
         trainable += Figure(0, c)
         status = AMBIGUOUS
         evidence.append(
             f"beta cannot be told: the layer is not at Keras defaults and the shift {shift.name} was folded"
+            if shift is not None
+            else "beta cannot be told: the shift's Add is gone"
         )
-    return [
-        FrameworkLayer(
-            layer.name, "BatchNormalization", trainable, Figure.of(2 * c), status, evidence, [scale.name, shift.name]
-        )
-    ]
+    names = [t.name for t in (scale, shift) if t is not None]
+    return [FrameworkLayer(layer.name, "BatchNormalization", trainable, Figure.of(2 * c), status, evidence, names)]
 
 
 def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
@@ -265,13 +280,22 @@ def keras_fused_bn(
     layer: Layer, tensors: list[ParamTensor], naming: TfNaming, producer_of: Callable[[str], Node | None]
 ) -> list[FrameworkLayer] | None:
     """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
-    output named `<bn>/FusedBatchNormV3`). The original conv bias cannot be told from the folded shift."""
+    output named `<bn>/FusedBatchNormV3`). Or a simplifier (onnxslim) fused tf2onnx's Conv, Mul and Add
+    into one Conv named after the BN's ops (`<bn>/batchnorm/mul_1`). The original conv bias cannot be
+    told from the folded shift."""
     weight, bias = _weight_and_bias(tensors, "Conv")
-    if weight is None or not weight.name.endswith("_fused_bn"):
+    if weight is None:
         return None
     conv_node = next(u.node for u in weight.uses if u.node.op_type in _SAME_OP["Conv"])
+    in_bn_scope = "/batchnorm/" in conv_node.name
+    if not weight.name.endswith("_fused_bn") and not in_bn_scope:
+        return None
     bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
-    conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of) or conv_node.label
+    if in_bn_scope:
+        bn_name = bn_name or naming.layer(conv_node.name)
+        conv_name = _input_layer(conv_node, naming, producer_of) or conv_node.label
+    else:
+        conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of) or conv_node.label
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
     k = weight.count or 0
     conv = FrameworkLayer(
@@ -281,7 +305,10 @@ def keras_fused_bn(
     )  # fmt: skip
     layers = [conv]
     # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
-    seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
+    if in_bn_scope:
+        seen = f"conv node {conv_node.name} in the BatchNormalization's scope (its Mul and Add fused into the conv)"
+    else:
+        seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
     layers.append(
         FrameworkLayer(
             bn_name or f"{conv_name} (+folded BatchNorm)",
@@ -715,12 +742,19 @@ def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
     )
 
 
+# a conv weight computed at export, named by who folded it: torch.onnx's constant folding (`onnx::Conv_42`),
+# onnx-simplifier (`_v_37`), onnxslim (`<the BN's output>_weight`: `/b1/BatchNormalization_output_0_weight`,
+# `getitem_weight`)
+_FOLDED_CONV_WEIGHT = re.compile(r"onnx::.+|_v_\d+|.+_weight")
+_SIMPLIFIER_FOLDED = re.compile(r"_v_\d+|.*BatchNormalization.*_(weight|bias)")
+
+
 def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
-    """torch.onnx (TorchScript) with constant folding: a BN folded into a conv leaves an anonymous
-    weight (`onnx::Conv_42`) where an unfolded conv keeps its state_dict name. The BN's own name is
-    gone and the conv's original bias cannot be told from the folded shift."""
+    """A BN folded into a conv (torch.onnx (TorchScript) with constant folding, or a simplifier run
+    on any export) leaves an anonymous weight where an unfolded conv keeps its state_dict name. The
+    BN's own name is gone and the conv's original bias cannot be told from the folded shift."""
     weight, bias = _weight_and_bias(tensors, "Conv")
-    if weight is None or not weight.name.startswith("onnx::"):
+    if weight is None or not _FOLDED_CONV_WEIGHT.fullmatch(weight.name) or path_from_tensor_name(weight.name):
         return None
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
     k = weight.count or 0
@@ -1041,8 +1075,10 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     elif origin == "pytorch":
         rewrites = [torch_dynamo_conv_bn, lowered_layer_norm, torch_bn_without_affine, lowered_group_norm]
         rewrites += [torch_parametrized_weight, torch_norm_without_affine]
-        # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere
-        if any(path_from_tensor_name(t.name) for t in table.tensors if t.category == "parameter"):
+        # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere,
+        # or where a simplifier named what it folded
+        params = [t.name for t in table.tensors if t.category == "parameter"]
+        if any(map(path_from_tensor_name, params)) or any(map(_SIMPLIFIER_FOLDED.fullmatch, params)):
             rewrites.insert(1, torch_legacy_folded_conv)
     else:
         rewrites = [lowered_layer_norm]
@@ -1091,7 +1127,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if shared:
         notes.append(
             "Tensors of equal values are stored once and read by several modules: the file looks like an untrained "
-            "model's export, whose all-zero biases torch.onnx's optimizer also removes; no count of the file can "
+            "model's export, whose all-zero biases exporters and simplifiers also remove; no count of the file can "
             "show those, so the framework's count may be larger than this range."
         )
     if origin == "keras":

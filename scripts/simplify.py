@@ -1,0 +1,69 @@
+"""Fixtures re-saved by the two graph simplifiers people run before deployment: onnx-simplifier
+(`onnxsim.simplify`) and onnxslim (`onnxslim.slim`).
+
+Both fold a BatchNormalization into the conv before it and store the folded weight and bias under
+names of their own (onnxsim `_v_37`, onnxslim `<the BN's output>_weight`), and both deduplicate
+tensors of equal values (an untrained model's unit scales and zero shifts). Writes
+models/simplified/<source>__<onnxsim|onnxslim>.onnx and a .json beside each with what the source's
+framework recorded (the truth a framework view must still contain), in Keras terms.
+
+Run: python scripts/simplify.py   (in a venv with scripts/requirements-simplify.txt)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import onnxsim
+import onnxslim
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "models" / "simplified"
+SOURCES = (
+    "torch/seed_cnn__legacy_nofold",  # BN kept by the exporter, folded by the simplifier
+    "torch/seed_cnn__dynamo_noopt",  # the same from dynamo without its own optimizer
+    "torch/resnet_tiny__legacy_nofold",
+    "torchzoo/untrained_conv_bn__legacy",  # default init: equal tensors deduplicated too
+    "keras/seed_cnn__tf2onnx_op17",  # tf2onnx's Mul + Add BN
+)
+SIMPLIFIERS = {
+    "onnxsim": lambda model: onnxsim.simplify(model)[0],
+    "onnxslim": onnxslim.slim,
+}
+
+
+def _truth(meta: dict) -> dict[str, int]:
+    """What the framework itself reported, in Keras terms (running statistics non-trainable)."""
+    if "parameters" in meta:  # models/torchzoo records torch's two figures
+        return {
+            "total": meta["parameters"] + meta["running_stats"],
+            "trainable": meta["parameters"],
+            "non_trainable": meta["running_stats"],
+        }
+    source = meta.get("keras_equivalent", meta)
+    return {k: source[k] for k in ("total", "trainable", "non_trainable")}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for rel in SOURCES:
+        source = ROOT / "models" / f"{rel}.onnx"
+        for tool, simplify in SIMPLIFIERS.items():
+            target = OUT / f"{source.stem}__{tool}.onnx"
+            model = simplify(onnx.load(str(source)))
+            onnx.save(model, str(target))
+            record = {
+                "source": f"{rel}.onnx",
+                "source_recorded": _truth(json.loads(source.with_suffix(".json").read_text())),
+                "ops": sorted({f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in model.graph.node}),
+                "tool": {"onnxsim": onnxsim.__version__, "onnxslim": onnxslim.__version__, "onnx": onnx.__version__},
+                "api": "onnxsim.simplify(model)[0]" if tool == "onnxsim" else "onnxslim.slim(model)",
+            }
+            target.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+            print(f"{target.name}: {target.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
