@@ -695,6 +695,29 @@ def torch_norm_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[
     ]
 
 
+def bn_statistics_stored_once(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """An untrained BN's running mean (zeros) and variance (ones) equal its beta and gamma: a
+    simplifier (onnxsim, onnxslim) stores each once and the node reads `(gamma, beta, beta, gamma)`.
+    The statistics are then counted as the parameters they equal, not as buffers of their own."""
+    if not any(t.role in ("bn_gamma", "bn_beta") for t in tensors):
+        return None
+    affine = {t.name: t for t in tensors if t.role in ("bn_gamma", "bn_beta")}
+    bns = [n for n in layer.nodes if n.op_type == "BatchNormalization" and len(n.inputs) == 5]
+    if len(bns) != 1 or len(affine) != len(tensors) or not set(bns[0].inputs[3:]) & set(affine):
+        return None
+    c = max(t.count or 0 for t in affine.values())
+    stats = ", ".join(f"{slot} {name}" for slot, name in zip(("mean", "variance"), bns[0].inputs[3:], strict=True))
+    return _inferred_layer(
+        layer,
+        "BatchNormalization",
+        Figure.of(sum(t.count or 0 for t in affine.values())),
+        Figure.of(2 * c),
+        f"running statistics read from the BN's own parameters ({stats}): equal values stored once (an untrained "
+        f"BN: mean 0 = beta, variance 1 = gamma); 2 x {c} statistics",
+        tensors,
+    )
+
+
 def torch_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
     Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
@@ -1083,6 +1106,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     else:
         rewrites = [lowered_layer_norm]
     rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
+    rewrites.insert(1, bn_statistics_stored_once)  # so do simplifiers
     if ort_optimized(view):
         rewrites.append(ort_silent_fold)
     tied = {

@@ -558,3 +558,20 @@ def test_one_tensor_read_by_several_modules_counts_once_per_module_at_most(tmp_p
     fw = audit_model(tmp_path, m, convention="pytorch").framework
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (2 * 8, 2 * (2 * 8), "ambiguous")
     assert any("stored once and read by several modules" in note for note in fw.notes)
+
+
+def test_bn_statistics_read_from_its_own_parameters_are_counted_as_statistics(tmp_path):
+    # onnxsim on an untrained BatchNorm1d: running_var (ones) stored as gamma, running_mean (zeros) as beta
+    from builders import audit_model, init, model, node, value
+
+    c = 10
+    m = model(
+        [node("BatchNormalization", ["x", "bn.weight", "bn.bias", "bn.bias", "bn.weight"], ["y"], name="/bn/BN")],
+        [value("x", [2, c])],
+        [value("y", None)],
+        [init("bn.weight", [c]), init("bn.bias", [c])],
+    )
+    report = audit_model(tmp_path, m, convention="pytorch")
+    assert report.totals.non_trainable == 0  # the file holds 2 x c values
+    (bn,) = report.framework.layers
+    assert (bn.trainable.lo, bn.non_trainable.lo, bn.status) == (2 * c, 2 * c, "inferred")
