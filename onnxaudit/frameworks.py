@@ -135,8 +135,12 @@ def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
             stats += count
     names = [t.name for t in tensors]
     if ambiguous:
-        evidence = ["holds constants of unknown role; counted as trainable at most"]
-        evidence += [text for t in tensors if t.category == "unclassified" and (text := _folded_lookup(t))]
+        at_most = "holds constants of unknown role; counted as trainable at most"
+        lookups = [t for t in tensors if t.category == "unclassified" and _folded_lookup(t)]
+        texts = [_folded_lookup(t) for t in lookups]
+        # a constant named after its lookup says the range can be short: first, the evidence line shown
+        named = any(_LOOKUP_NAME.fullmatch(t.name) for t in lookups)
+        evidence = [*texts, at_most] if named else [at_most, *texts]
         return FrameworkLayer(
             layer.name, _kind(layer), Figure(trainable, trainable + unknown), Figure.of(stats),
             AMBIGUOUS, evidence, names,
@@ -144,6 +148,11 @@ def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
     return FrameworkLayer(
         layer.name, _kind(layer), Figure.of(trainable), Figure.of(stats), EXACT, ["counted as stored"], names
     )
+
+
+# what torch.onnx names a lookup it folded: dynamo the op's output (`embedding_1`), the TorchScript
+# exporter the Gather's (`/embeddings/position_embeddings/Gather_output_0`)
+_LOOKUP_NAME = re.compile(r"embedding(_\d+)?|.*/Gather(_\d+)?_output_\d+")
 
 
 def _folded_lookup(t: ParamTensor) -> str:
@@ -1148,6 +1157,12 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         ordered.append((layer.first_index, rebuilt))
     out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
     notes = []
+    if any(_LOOKUP_NAME.fullmatch(t.name) and _folded_lookup(t) for t in table.tensors if t.category == "unclassified"):
+        notes.append(
+            "Constants added to activations look like embedding rows looked up at export for a traced length "
+            "(torch.onnx dynamo with static shapes): the tables they came from are not in the file, so the "
+            "framework's count can be above this range."
+        )
     if shared:
         notes.append(
             "Tensors of equal values are stored once and read by several modules: the file looks like an untrained "

@@ -409,6 +409,25 @@ def test_a_folded_embedding_lookup_is_said_to_hide_its_table(tmp_path):
     assert "pos 1x8x16 may be an embedding table looked up at export for a traced length of 8" in evidence
 
 
+def test_a_lookup_folded_by_dynamo_says_first_that_the_range_can_be_short(tmp_path):
+    # torch.onnx dynamo with static shapes: BERT's position rows, named after the folded op
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [
+            node("Gather", ["E", "ids"], ["tok"], name="/embeddings/word/Gather"),
+            node("Add", ["tok", "embedding_1"], ["y"], name="/embeddings/Add"),
+        ],
+        [value("ids", [1, 8], elem=7)],
+        [value("y", None)],
+        [init("E", [100, 16]), init("embedding_1", [1, 8, 16])],
+    )
+    fw = audit_model(tmp_path, m).framework
+    (slice_row,) = [layer for layer in fw.layers if "embedding_1" in layer.tensors]
+    assert slice_row.evidence[0].startswith("embedding_1 1x8x16 may be an embedding table looked up at export")
+    assert any("the framework's count can be above this range" in note for note in fw.notes)
+
+
 def test_normalization_after_rescaling_written_as_add_of_the_negated_mean(tmp_path):
     # tf2onnx on keras.applications.EfficientNetB0 (Rescaling then Normalization): the Sub became an
     # Add that keeps the Sub's name, its constant named after the Rescaling's folded add
