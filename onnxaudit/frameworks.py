@@ -1024,6 +1024,32 @@ def read_by_several_modules(table: ParamTable, layers: list[Layer]) -> dict[str,
     return found
 
 
+def later_call_copies(layers: list[Layer]) -> dict[str, str]:
+    """torch.onnx (legacy) scopes a module's later calls `X_1`, `X_2`; a simplifier (onnxslim) then
+    folds the weight's transpose once per call and stores it under the call's name
+    (`.../query_1/Transpose_output_0`): an anonymous weight of `X_n` shaped like a weight of X may be
+    X's. Copy name -> what it may be a copy of."""
+    by_name: dict[str, Layer] | None = None
+    found = {}
+    for layer in layers:
+        name = layer.name
+        if not name[-1:].isdigit() or (call := CALL_SUFFIX.fullmatch(name)) is None:
+            continue
+        by_name = by_name or {la.name: la for la in layers}
+        first = by_name.get(call.group(1))
+        if first is None:
+            continue
+        shapes = {(t.dtype, t.dims): t.name for t in first.tensors if t.role == "weight" and t.dims}
+        for t in layer.tensors:
+            key = (t.dtype, t.dims)
+            if t.role == "weight" and key in shapes and path_from_tensor_name(t.name) is None:
+                found[t.name] = (
+                    f"{shapes[key]} of {first.name} stored again for a later call of that module: counted once "
+                    "at least, as stored at most (values not compared)"
+                )
+    return found
+
+
 # a layer of these ops (and layout plumbing) is one matrix product per call, plus its bias
 _ONE_PRODUCT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Add"})
 
@@ -1123,6 +1149,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         for copy, first in tied_transposed_copy(table).items()
     }
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
+    if origin == "pytorch" and (later := later_call_copies(layers)):
+        tied = {**tied, **later}
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
     ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]

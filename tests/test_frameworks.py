@@ -594,3 +594,23 @@ def test_bn_statistics_read_from_its_own_parameters_are_counted_as_statistics(tm
     assert report.totals.non_trainable == 0  # the file holds 2 x c values
     (bn,) = report.framework.layers
     assert (bn.trainable.lo, bn.non_trainable.lo, bn.status) == (2 * c, 2 * c, "inferred")
+
+
+def test_a_weight_folded_again_for_a_later_call_counts_once_at_least(tmp_path):
+    # onnxslim on an ALBERT legacy export: each call's folded transpose stored under the call's scope
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [
+            node("MatMul", ["x", "/enc/query/Transpose_output_0"], ["h"], name="/enc/query/MatMul"),
+            node("MatMul", ["h", "/enc/query_1/Transpose_output_0"], ["y"], name="/enc/query_1/MatMul"),
+        ],
+        [value("x", [1, 4, 8])],
+        [value("y", None)],
+        [init("/enc/query/Transpose_output_0", [8, 8]), init("/enc/query_1/Transpose_output_0", [8, 8])],
+    )
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (8 * 8, 2 * 8 * 8, "ambiguous")
+    (again,) = [layer for layer in fw.layers if layer.name == "enc.query_1"]
+    assert "stored again for a later call" in again.evidence[0]
