@@ -602,12 +602,15 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
          f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
         [t.name for t in (weight, bias)],
     )  # fmt: skip
-    bn = FrameworkLayer(
-        layer.name, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
-        [f"BatchNorm {layer.name} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
+    return [conv, _bn_fused_by_dynamo(layer.name, conv_module, c)]
+
+
+def _bn_fused_by_dynamo(bn_module: str, conv_module: str, c: int) -> FrameworkLayer:
+    return FrameworkLayer(
+        bn_module, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+        [f"BatchNorm {bn_module} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
          "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
     )  # fmt: skip
-    return [conv, bn]
 
 
 _BN_CALLS = ("_native_batch_norm_legit", "batch_norm")
@@ -633,12 +636,7 @@ def _dynamo_conv_bn_without_shift(
          "zeros (an untrained BN: beta 0, running_mean 0) and dropped; bias=False assumed for the conv"],
         [weight.name],
     )  # fmt: skip
-    bn = FrameworkLayer(
-        layer.name, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
-        [f"BatchNorm {layer.name} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
-         "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
-    )  # fmt: skip
-    return [conv, bn]
+    return [conv, _bn_fused_by_dynamo(layer.name, conv_module, c)]
 
 
 def torch_parametrized_weight(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:

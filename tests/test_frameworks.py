@@ -391,38 +391,35 @@ def test_norm_scale_without_state_dict_name_may_be_the_exporters(kind):
     assert _contains(fw.trainable, _meta(path)["parameters"])
 
 
-def test_a_folded_embedding_lookup_is_said_to_hide_its_table(tmp_path):
-    # torch dynamo looks a position embedding up at export for the traced length and stores the slice
-    from builders import audit_model, init, model, node, value
+def _token_plus_slice(slice_name: str):
+    """Token embeddings plus a (1, 8, 16) constant: torch dynamo looks a position embedding up at
+    export for the traced length and stores only the slice."""
+    from builders import init, model, node, value
 
-    m = model(
+    return model(
         [
             node("Gather", ["E", "ids"], ["tok"], name="/embeddings/word/Gather"),
-            node("Add", ["tok", "pos"], ["y"], name="/embeddings/Add"),
+            node("Add", ["tok", slice_name], ["y"], name="/embeddings/Add"),
         ],
         [value("ids", [1, 8], elem=7)],
         [value("y", None)],
-        [init("E", [100, 16]), init("pos", [1, 8, 16])],
+        [init("E", [100, 16]), init(slice_name, [1, 8, 16])],
     )
-    fw = audit_model(tmp_path, m).framework
+
+
+def test_a_folded_embedding_lookup_is_said_to_hide_its_table(tmp_path):
+    from builders import audit_model
+
+    fw = audit_model(tmp_path, _token_plus_slice("pos")).framework
     evidence = " ".join(line for layer in fw.layers for line in layer.evidence)
     assert "pos 1x8x16 may be an embedding table looked up at export for a traced length of 8" in evidence
 
 
 def test_a_lookup_folded_by_dynamo_says_first_that_the_range_can_be_short(tmp_path):
-    # torch.onnx dynamo with static shapes: BERT's position rows, named after the folded op
-    from builders import audit_model, init, model, node, value
+    # named after the folded op, as dynamo names BERT's position rows with static shapes
+    from builders import audit_model
 
-    m = model(
-        [
-            node("Gather", ["E", "ids"], ["tok"], name="/embeddings/word/Gather"),
-            node("Add", ["tok", "embedding_1"], ["y"], name="/embeddings/Add"),
-        ],
-        [value("ids", [1, 8], elem=7)],
-        [value("y", None)],
-        [init("E", [100, 16]), init("embedding_1", [1, 8, 16])],
-    )
-    fw = audit_model(tmp_path, m).framework
+    fw = audit_model(tmp_path, _token_plus_slice("embedding_1")).framework
     (slice_row,) = [layer for layer in fw.layers if "embedding_1" in layer.tensors]
     assert slice_row.evidence[0].startswith("embedding_1 1x8x16 may be an embedding table looked up at export")
     assert any("the framework's count can be above this range" in note for note in fw.notes)
