@@ -304,7 +304,8 @@ def keras_fused_bn(
         bn_name = bn_name or naming.layer(conv_node.name)
         conv_name = _input_layer(conv_node, naming, producer_of) or conv_node.label
     else:
-        conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of) or conv_node.label
+        conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of)
+        conv_name = conv_name or (f"{conv_node.label} (the conv before {bn_name})" if bn_name else conv_node.label)
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
     k = weight.count or 0
     conv = FrameworkLayer(
@@ -337,9 +338,10 @@ def keras_fused_bn(
 
 
 def _input_layer(node: Node, naming: TfNaming, producer_of: Callable[[str], Node | None]) -> str | None:
-    """The Keras layer of the node feeding `node` (tf2onnx's NHWC->NCHW Transpose keeps the conv's scope)."""
+    """The Keras layer of the Transpose feeding `node`: tf2onnx's NHWC->NCHW Transpose keeps the conv's
+    scope. Any other producer is the layer before (a ReLU), which names nothing about the conv."""
     producer = producer_of(node.inputs[0]) if node.inputs else None
-    return naming.layer(producer.name) if producer is not None else None
+    return naming.layer(producer.name) if producer is not None and producer.op_type == "Transpose" else None
 
 
 def _producer_index(view: ModelView) -> Callable[[str], Node | None]:

@@ -611,3 +611,10 @@ def test_a_weight_folded_again_for_a_later_call_counts_once_at_least(tmp_path):
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (8 * 8, 2 * 8 * 8, "ambiguous")
     (again,) = [layer for layer in fw.layers if layer.name == "enc.query_1"]
     assert "stored again for a later call" in again.evidence[0]
+
+
+def test_an_unscoped_depthwise_conv_is_not_named_after_the_layer_before_it():
+    # tf2onnx on tf_keras: the depthwise conv lost its scope (`Conv__36`) and its input is the ReLU before
+    fw = audit(MODELS / "keras" / "bottleneck_bias__tfkeras_op13.onnx").framework
+    names = [layer.name for layer in fw.layers]
+    assert "re_lu" not in names and "Conv__36 (the conv before batch_normalization_1)" in names
