@@ -588,14 +588,18 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
         return None
     if bias is None:
         return _dynamo_conv_bn_without_shift(layer, tensors, weight) if op == "Conv" else None
-    if op != "Conv" and not any(n.module_scopes for n in layer.nodes):
-        return None  # only a dynamo export's scopes say the node sits in the BN's module
+    if len(tensors) != 2:  # the BN's scope holds the fused weight and bias, nothing else
+        return None
     conv_module = weight.name[: -len(".weight")]
     if conv_module == layer.name:
         return None
     c = _channels(bias)
     had_bias = bias.name == f"{conv_module}.bias"
     if not had_bias and bias.name != f"{weight.name}_bias":
+        return None
+    # a bias the fusion made names it; a conv's own bias does not: then the node's call must be the BN's
+    # (MultiheadAttention calls out_proj's weight and bias in its own scope, with no BN anywhere)
+    if had_bias and not any(_bn_call(n) for n in layer.nodes if n.op_type == op):
         return None
     k = weight.count or 0
     conv = FrameworkLayer(
@@ -618,6 +622,11 @@ def _bn_fused_by_dynamo(bn_module: str, conv_module: str, c: int) -> FrameworkLa
 _BN_CALLS = ("_native_batch_norm_legit", "batch_norm")
 
 
+def _bn_call(node: Node) -> bool:
+    """Whether dynamo recorded the node as made by a BatchNorm call (its last name scope)."""
+    return bool(node.module_scopes) and node.module_scopes[-1].startswith(_BN_CALLS)
+
+
 def _dynamo_conv_bn_without_shift(
     layer: Layer, tensors: list[ParamTensor], weight: ParamTensor
 ) -> list[FrameworkLayer] | None:
@@ -625,9 +634,7 @@ def _dynamo_conv_bn_without_shift(
     zeros and the optimizer drops it, so only the conv node's call, the BN's (its last name scope),
     tells that a BN was there."""
     convs = [n for n in layer.nodes if n.op_type == "Conv"]
-    if len(tensors) != 1 or len(convs) != 1 or not convs[0].module_scopes:
-        return None
-    if not convs[0].module_scopes[-1].startswith(_BN_CALLS) or not weight.dims:
+    if len(tensors) != 1 or len(convs) != 1 or not _bn_call(convs[0]) or not weight.dims:
         return None
     conv_module, c = weight.name[: -len(".weight")], weight.dims[0]
     if conv_module == layer.name:

@@ -66,6 +66,20 @@ class SharedBlock(nn.Module):
         return self.head(x)
 
 
+class SelfAttention(nn.Module):
+    """nn.MultiheadAttention between two Linears: it calls out_proj's weight and bias in its own scope."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre = nn.Linear(8, 16)
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.post = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pre(x)
+        return self.post(self.mha(h, h, h, need_weights=False)[0])
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -116,6 +130,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             ),
             torch.randn(1, 3, 8, 8),
         ),  # fmt: skip
+        "self_attention": (SelfAttention(), torch.randn(1, 6, 8)),
         # 3-D input: each Linear is a MatMul of the transposed weight, which constant folding stores per call
         "shared_block": (SharedBlock(), torch.randn(1, 4, 8)),
     }

@@ -618,3 +618,12 @@ def test_an_unscoped_depthwise_conv_is_not_named_after_the_layer_before_it():
     fw = audit(MODELS / "keras" / "bottleneck_bias__tfkeras_op13.onnx").framework
     names = [layer.name for layer in fw.layers]
     assert "re_lu" not in names and "Conv__36 (the conv before batch_normalization_1)" in names
+
+
+def test_attention_calling_out_proj_in_its_own_scope_is_no_bn_fusion():
+    """nn.MultiheadAttention (dynamo) runs out_proj's Gemm in the `mha` scope: a Gemm whose weight names
+    another module is not by itself a BN fused into it (scripts/export_torch_zoo.py, self_attention)."""
+    path = MODELS / "torchzoo" / "self_attention__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.non_trainable.hi) == (_meta(path)["parameters"],) * 2 + (0,)
+    assert "BatchNorm" not in [layer.kind for layer in fw.layers]
