@@ -900,7 +900,11 @@ class _Classifier:
         return None
 
     def weight_input_without_data(self, node: Node, slot: int, name: str, role: str) -> None:
-        """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time."""
+        """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time. Not a
+        Gather's data picked at constant indices: that is an input read step by step (a loop over
+        time steps unrolled at export), where an embedding's indices are the run-time ids."""
+        if role == "embedding" and len(node.inputs) > 1 and self.is_constant(node.scope, node.inputs[1]):
+            return
         graph = self.view.graphs[node.scope]
         current: str | None = node.scope
         while current is not None:

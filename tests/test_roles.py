@@ -957,3 +957,17 @@ def test_a_constant_added_to_attention_scores_is_no_bias(tmp_path):
     mask = tensor_row(report, "mask")
     assert mask.role != "bias" and mask.bucket != "trainable"
     assert report.totals.trainable == 16 * 16 + 16 * 16 + 16
+
+
+def test_an_input_read_at_constant_indices_is_no_embedding_fed_at_run_time(tmp_path):
+    # torch.onnx on a GRUCell looped over time steps: x[t] is a Gather of the input at a constant index
+    from builders import audit_model, init, ints, model, node, value
+
+    m = model(
+        [node("Gather", ["x", "t0"], ["x0"], axis=0), node("MatMul", ["x0", "W"], ["y"])],
+        [value("x", [5, 2, 6])],
+        [value("y", None)],
+        [init("W", [6, 4]), ints("t0", 0)],
+    )
+    report = audit_model(tmp_path, m)
+    assert [t.name for t in report.tensors if t.category == "parameter"] == ["W"]
