@@ -106,6 +106,11 @@ SLOT_TABLE: dict[str, tuple[str, ...]] = {
     "Range": ("shape", "shape", "shape"),
     "OneHot": ("shape", "shape", "literal"),
     "Split": (DATA, "shape"),
+    # sequences (torch.onnx dynamo without its optimizer splits MultiheadAttention's in_proj_bias so)
+    "SplitToSequence": (DATA, "shape"),
+    "SequenceAt": (DATA, "shape"),
+    "SequenceErase": (DATA, "shape"),
+    "SequenceInsert": (DATA, DATA, "shape"),
     "Clip": (DATA, "literal", "literal"),
     "CumSum": (DATA, "shape"),
     "Trilu": (DATA, "shape"),

@@ -971,3 +971,22 @@ def test_an_input_read_at_constant_indices_is_no_embedding_fed_at_run_time(tmp_p
     )
     report = audit_model(tmp_path, m)
     assert [t.name for t in report.tensors if t.category == "parameter"] == ["W"]
+
+
+def test_split_sizes_and_positions_of_a_sequence_are_shapes_not_biases(tmp_path):
+    # torch.onnx dynamo (optimize=False) splits MultiheadAttention's in_proj_bias into a sequence
+    from builders import audit_model, init, ints, model, node, value
+
+    m = model(
+        [
+            node("SplitToSequence", ["B", "size"], ["parts"]),
+            node("SequenceAt", ["parts", "first"], ["b0"]),
+            node("Add", ["x", "b0"], ["y"]),
+        ],
+        [value("x", [2, 16])],
+        [value("y", None)],
+        [init("B", [48]), ints("size", 16), ints("first", 0)],
+    )
+    report = audit_model(tmp_path, m)
+    assert report.totals.total == 48
+    assert {t.name: t.category for t in report.tensors if t.name != "B"} == {"size": "shape", "first": "shape"}
