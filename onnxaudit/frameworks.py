@@ -948,23 +948,41 @@ def ort_silent_fold(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkL
 
 
 def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
-    """Anonymous constant-folded weights that are a transposed copy's shape of an embedding table:
-    tied weights stored twice (pytorch/pytorch#108342). Values are not compared here."""
-    embeddings = [
-        t for t in table.tensors if t.role == "embedding" and t.dims and len(t.dims) == 2 and not _position_table(t)
-    ]
-    transposed = {tuple(reversed(e.dims)) for e in embeddings}  # type: ignore[arg-type]
+    """Anonymous constant-folded weights shaped like a transposed copy of a stored, named weight: one
+    parameter stored twice, once transposed. Tied embeddings and output heads (pytorch/pytorch#108342),
+    or a parameter a module reads both as `x @ w` and `h @ w.T` (dynamo names the fold `t`). Values are
+    not compared here. A copy of a square weight is only looked for beside an embedding table."""
+    named = [
+        t for t in table.tensors
+        if t.role in ("weight", "embedding") and t.dims and len(t.dims) == 2 and not _FOLDED_NAME.fullmatch(t.name)
+        and not _position_table(t)
+    ]  # fmt: skip
+    if not named:
+        return {}
+    # by transposed dims, not dtype: a quantized head and its embedding table may be stored in two int types
+    by_transposed = {(t.dims[1], t.dims[0]): t for t in named if t.role == "weight" and t.dims[0] != t.dims[1]}  # type: ignore[index]
+    by_transposed |= {(t.dims[1], t.dims[0]): t for t in named if t.role == "embedding"}  # type: ignore[index]
     pairs: dict[str, str] = {}
     for t in table.tensors:
-        # the shape first: a set lookup rules out nearly every weight before its name is looked at
-        if t.role != "weight" or not t.dims or len(t.dims) != 2 or tuple(t.dims) not in transposed:
+        # the shape first: a dict lookup rules out nearly every weight before its name is looked at
+        if t.role != "weight" or not t.dims or len(t.dims) != 2:
             continue
-        if not (t.name.startswith(("onnx::", "val_")) or t.name.isdigit() or _folded_transpose(t.name)):
+        original = by_transposed.get(t.dims)  # type: ignore[call-overload]
+        if original is None or original.name == t.name:
             continue
-        for e in embeddings:
-            if e.name != t.name and tuple(reversed(e.dims)) == tuple(t.dims):  # type: ignore[arg-type]
-                pairs[t.name] = e.name
+        folded = _FOLDED_NAME if original.role == "weight" else _FOLDED_OR_VAL_NAME
+        if folded.fullmatch(t.name):
+            pairs[t.name] = original.name
     return pairs
+
+
+# names exporters give a weight they computed (here: transposed) at export: torch.onnx (TorchScript)
+# `onnx::MatMul_12` or a bare number, onnxruntime's folding `/lm_head/Transpose_output_0`, dynamo the
+# op it folded (`t`, `transpose_1`, `permute`)
+_FOLDED_NAME = re.compile(r"onnx::.+|\d+|(.*/)?Transpose_output_\d+|(t|transpose|permute)(_\d+)?")
+# dynamo's `val_12` too: its Linear weights are all such folds (of parameters the file does not store
+# under their own name), so only an embedding table, which a Gather reads as stored, is matched with one
+_FOLDED_OR_VAL_NAME = re.compile(_FOLDED_NAME.pattern + r"|val_\d+")
 
 
 def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
@@ -1102,12 +1120,6 @@ def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, str]:
         else:
             first[key] = t
     return found
-
-
-def _folded_transpose(name: str) -> bool:
-    """A Transpose output that onnxruntime's constant folding stored under the node output's name
-    (`/lm_head/Transpose_output_0`)."""
-    return name.rpartition("/")[2].startswith("Transpose_output_")
 
 
 def _position_table(t: ParamTensor) -> bool:

@@ -627,3 +627,19 @@ def test_attention_calling_out_proj_in_its_own_scope_is_no_bn_fusion():
     fw = audit(path, convention="pytorch").framework
     assert (fw.trainable.lo, fw.trainable.hi, fw.non_trainable.hi) == (_meta(path)["parameters"],) * 2 + (0,)
     assert "BatchNorm" not in [layer.kind for layer in fw.layers]
+
+
+def test_a_parameter_read_as_itself_and_transposed_is_stored_twice_at_most(tmp_path):
+    # torch.onnx dynamo on `h = x @ self.w; y = h @ self.w.T`: the transpose is folded into `t`
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [node("MatMul", ["x", "w"], ["h"], name="/MatMul"), node("MatMul", ["h", "t"], ["y"], name="/MatMul_1")],
+        [value("x", [2, 16])],
+        [value("y", None)],
+        [init("w", [16, 12]), init("t", [12, 16])],
+    )
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (16 * 12, 2 * 16 * 12, "ambiguous")
+    assert any("t 12x16 may be a transposed copy of tied w" in e for layer in fw.layers for e in layer.evidence)
