@@ -1079,20 +1079,33 @@ def later_call_copies(layers: list[Layer]) -> dict[str, str]:
 _ONE_PRODUCT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Add"})
 
 
+# what dynamo names a matrix product it computed at export (an op's output, not a parameter's name)
+_DYNAMO_PRODUCT = re.compile(r"(linear|addmm|mm|bmm|matmul|baddbmm)(_\d+)?")
+
+
 def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
     """torch.onnx (dynamo) computes at export what depends on parameters alone, e.g. DeBERTa's relative
     position embeddings projected by each layer's pos_key_proj and split per head ((heads, positions,
-    head size) `transpose_1`). A Linear weight is 2-D: an anonymous constant of 3 dims or more that
-    a MatMul reads is more likely such a product, whose sources the file does not hold."""
+    head size) `transpose_1`), or a Linear applied to a zero state (`linear_1`: its bias, repeated per
+    batch row). A Linear weight is 2-D: an anonymous constant of 3 dims or more that a MatMul reads is
+    more likely such a product, whose sources the file does not hold; so is one named after a product."""
     found = {}
     for t in tensors:
         dims = t.dims
-        if t.role != "weight" or not dims or len(dims) < 3 or path_from_tensor_name(t.name) is not None:
+        if t.category != "parameter" or not dims:
             continue
-        if all(u.node.op_type == "MatMul" for u in t.uses):
+        named_product = _DYNAMO_PRODUCT.fullmatch(t.name) is not None
+        if not named_product and (t.role != "weight" or len(dims) < 3 or path_from_tensor_name(t.name) is not None):
+            continue
+        if named_product or all(u.node.op_type == "MatMul" for u in t.uses):
+            why = (
+                f"named after the {t.name.rstrip('_0123456789')} that made it"
+                if named_product
+                else "a Linear weight has 2 dims"
+            )
             found[t.name] = (
-                "a product computed at export from parameters (a Linear weight has 2 dims): counted as stored "
-                "at most; the parameters it came from, and their count, may not be in the file"
+                f"a product computed at export from parameters ({why}): counted as stored at most; the "
+                "parameters it came from, and their count, may not be in the file"
             )
     return found
 

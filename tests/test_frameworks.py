@@ -643,3 +643,21 @@ def test_a_parameter_read_as_itself_and_transposed_is_stored_twice_at_most(tmp_p
     fw = audit_model(tmp_path, m, convention="pytorch").framework
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (16 * 12, 2 * 16 * 12, "ambiguous")
     assert any("t 12x16 may be a transposed copy of tied w" in e for layer in fw.layers for e in layer.evidence)
+
+
+def test_a_constant_named_after_a_product_is_not_claimed_a_parameter(tmp_path):
+    # torch.onnx dynamo on `rec(zeros)`: a Linear applied to a zero state folds to its bias per batch row
+    from builders import audit_model, init, model, node, tensor_row, value
+
+    m = model(
+        [node("Gemm", ["x", "fc.weight"], ["g"], name="node_linear", transB=1), node("Add", ["g", "linear_1"], ["y"])],
+        [value("x", [2, 6])],
+        [value("y", None)],
+        [init("fc.weight", [16, 6]), init("linear_1", [2, 16])],
+    )
+    m.producer_name = "pytorch"
+    report = audit_model(tmp_path, m, convention="pytorch")
+    assert tensor_row(report, "linear_1").category == "parameter"  # read as the Gemm's bias
+    fw = report.framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (16 * 6, 16 * 6 + 2 * 16, "ambiguous")
+    assert any("named after the linear that made it" in e for layer in fw.layers for e in layer.evidence)
