@@ -711,6 +711,13 @@ def torch_norm_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[
     ]
 
 
+def _bn_reads_its_parameters_as_statistics(table: ParamTable) -> bool:
+    return any(
+        u.slot in (3, 4) for t in table.tensors if t.role in ("bn_gamma", "bn_beta") for u in t.uses
+        if u.node.op_type == "BatchNormalization"
+    )  # fmt: skip
+
+
 def bn_statistics_stored_once(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """An untrained BN's running mean (zeros) and variance (ones) equal its beta and gamma: a
     simplifier (onnxsim, onnxslim) stores each once and the node reads `(gamma, beta, beta, gamma)`.
@@ -952,27 +959,22 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     parameter stored twice, once transposed. Tied embeddings and output heads (pytorch/pytorch#108342),
     or a parameter a module reads both as `x @ w` and `h @ w.T` (dynamo names the fold `t`). Values are
     not compared here. A copy of a square weight is only looked for beside an embedding table."""
-    named = [
-        t for t in table.tensors
-        if t.role in ("weight", "embedding") and t.dims and len(t.dims) == 2 and not _FOLDED_NAME.fullmatch(t.name)
-        and not _position_table(t)
-    ]  # fmt: skip
-    if not named:
-        return {}
     # by transposed dims, not dtype: a quantized head and its embedding table may be stored in two int types
-    by_transposed = {(t.dims[1], t.dims[0]): t for t in named if t.role == "weight" and t.dims[0] != t.dims[1]}  # type: ignore[index]
-    by_transposed |= {(t.dims[1], t.dims[0]): t for t in named if t.role == "embedding"}  # type: ignore[index]
-    pairs: dict[str, str] = {}
+    by_dims: dict[tuple[int, ...], list[ParamTensor]] = {}
     for t in table.tensors:
-        # the shape first: a dict lookup rules out nearly every weight before its name is looked at
-        if t.role != "weight" or not t.dims or len(t.dims) != 2:
-            continue
-        original = by_transposed.get(t.dims)  # type: ignore[call-overload]
-        if original is None or original.name == t.name:
-            continue
-        folded = _FOLDED_NAME if original.role == "weight" else _FOLDED_OR_VAL_NAME
-        if folded.fullmatch(t.name):
-            pairs[t.name] = original.name
+        if t.role in ("weight", "embedding") and t.dims and len(t.dims) == 2:
+            by_dims.setdefault(t.dims, []).append(t)
+    pairs: dict[str, str] = {}
+    for dims, copies in by_dims.items():  # the shapes first: names are looked at only where they pair up
+        d0, d1 = dims
+        originals = [o for o in by_dims.get((d1, d0), ()) if o.role == "embedding" or d0 != d1]
+        originals = [o for o in originals if not _folded_name(o.name) and not _position_table(o)]
+        for t in copies if originals else ():
+            original = next((o for o in originals if o.name != t.name), None)
+            if t.role != "weight" or original is None:
+                continue
+            if _folded_name(t.name, _FOLDED_NAME if original.role == "weight" else _FOLDED_OR_VAL_NAME):
+                pairs[t.name] = original.name
     return pairs
 
 
@@ -983,6 +985,11 @@ _FOLDED_NAME = re.compile(r"onnx::.+|\d+|(.*/)?Transpose_output_\d+|(t|transpose
 # dynamo's `val_12` too: its Linear weights are all such folds (of parameters the file does not store
 # under their own name), so only an embedding table, which a Gather reads as stored, is matched with one
 _FOLDED_OR_VAL_NAME = re.compile(_FOLDED_NAME.pattern + r"|val_\d+")
+
+
+def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
+    # a state_dict key (dotted, no slash) is no fold: no regex for the common case (48k weights at 200k nodes)
+    return not ("." in name and "/" not in name) and pattern.fullmatch(name) is not None
 
 
 def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
@@ -1094,7 +1101,7 @@ def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
         dims = t.dims
         if t.category != "parameter" or not dims:
             continue
-        named_product = _DYNAMO_PRODUCT.fullmatch(t.name) is not None
+        named_product = "." not in t.name and _DYNAMO_PRODUCT.fullmatch(t.name) is not None
         if not named_product and (t.role != "weight" or len(dims) < 3 or path_from_tensor_name(t.name) is not None):
             continue
         if named_product or all(u.node.op_type == "MatMul" for u in t.uses):
@@ -1173,7 +1180,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     else:
         rewrites = [lowered_layer_norm]
     rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
-    rewrites.insert(1, bn_statistics_stored_once)  # so do simplifiers
+    if _bn_reads_its_parameters_as_statistics(table):  # so do simplifiers
+        rewrites.insert(1, bn_statistics_stored_once)
     if ort_optimized(view):
         rewrites.append(ort_silent_fold)
     tied = {
