@@ -1086,8 +1086,9 @@ def later_call_copies(layers: list[Layer]) -> dict[str, str]:
 _ONE_PRODUCT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Add"})
 
 
-# what dynamo names a matrix product it computed at export (an op's output, not a parameter's name)
-_DYNAMO_PRODUCT = re.compile(r"(linear|addmm|mm|bmm|matmul|baddbmm)(_\d+)?")
+# what dynamo names a product it computed at export, or a parameter it repeated per batch row
+# (MultiheadAttention's bias_k as `repeat`): an op's output, not a parameter's name
+_DYNAMO_PRODUCT = re.compile(r"(linear|addmm|mm|bmm|matmul|baddbmm|repeat|tile|expand)(_\d+)?")
 
 
 def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
@@ -1233,9 +1234,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         )
     if shared:
         notes.append(
-            "Tensors of equal values are stored once and read by several modules: the file looks like an untrained "
-            "model's export, whose all-zero biases exporters and simplifiers also remove; no count of the file can "
-            "show those, so the framework's count may be larger than this range."
+            "Some tensors are read by several modules: one parameter they share (tied), or equal values stored "
+            "once, as in an untrained model's export, whose all-zero biases exporters and simplifiers also remove; "
+            "no count of the file can show those, so the framework's count may then be larger than this range."
         )
     if origin == "keras":
         notes.append("Keras layers frozen with trainable=False cannot be seen in an ONNX file.")
