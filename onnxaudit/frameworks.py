@@ -965,15 +965,14 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
         if t.role in ("weight", "embedding") and t.dims and len(t.dims) == 2:
             by_dims.setdefault(t.dims, []).append(t)
     pairs: dict[str, str] = {}
-    for dims, copies in by_dims.items():  # the shapes first: names are looked at only where they pair up
-        d0, d1 = dims
-        originals = [o for o in by_dims.get((d1, d0), ()) if o.role == "embedding" or d0 != d1]
+    for (d0, d1), group in by_dims.items():
+        # folded names first (a dotted state_dict key is ruled out without a regex), then their originals
+        copies = [t for t in group if t.role == "weight" and _folded_name(t.name, _FOLDED_OR_VAL_NAME)]
+        originals = [o for o in by_dims.get((d1, d0), ()) if o.role == "embedding" or d0 != d1] if copies else []
         originals = [o for o in originals if not _folded_name(o.name) and not _position_table(o)]
         for t in copies if originals else ():
             original = next((o for o in originals if o.name != t.name), None)
-            if t.role != "weight" or original is None:
-                continue
-            if _folded_name(t.name, _FOLDED_NAME if original.role == "weight" else _FOLDED_OR_VAL_NAME):
+            if original is not None and (original.role == "embedding" or _folded_name(t.name)):
                 pairs[t.name] = original.name
     return pairs
 
