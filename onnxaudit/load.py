@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import mmap
 import os
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,9 @@ class ModelView:
     # main-graph initializers a TrainingInfoProto.update_binding says training updates: the spec's
     # own marker of trainable tensors (None: the file carries no such binding)
     trained: frozenset[str] | None = None
+    # torch.onnx (dynamo): the buffers (not parameters) its FX metadata names, as FX writes them: a
+    # state_dict key with its dots as underscores (`b_proj` for `proj`, `b_bn_running_mean`)
+    fx_buffers: frozenset[str] = frozenset()
 
     @property
     def main(self) -> Graph:
@@ -396,17 +400,27 @@ def _may_hold_module_scopes(data: bytes | bytearray | memoryview) -> bool:
     return whole.find(_SCOPES_KEY.encode()) >= 0
 
 
-def _module_scopes(node: NodeProto) -> tuple[str, ...]:
-    """torch.onnx (dynamo) records each node's module stack as a Python list literal."""
+_FX_NODE_KEY = "pkg.torch.onnx.fx_node"
+# the FX graph's placeholders: `%p_fc_weight` a parameter, `%b_running_mean` a buffer (dots as underscores)
+_FX_BUFFER = re.compile(r"%b_(\w+)")
+
+
+def _module_scopes(node: NodeProto, buffers: set[str]) -> tuple[str, ...]:
+    """torch.onnx (dynamo) records each node's module stack as a Python list literal, and the FX node
+    it came from, whose arguments name the buffers it reads: those go into `buffers`."""
+    scopes: tuple[str, ...] = ()
     for prop in node.metadata_props:
-        if prop.key == _SCOPES_KEY and len(prop.value) < 4096:
+        key = prop.key
+        if key == _SCOPES_KEY and len(prop.value) < 4096:
             try:
-                scopes = ast.literal_eval(prop.value)
+                found = ast.literal_eval(prop.value)
             except (ValueError, SyntaxError, MemoryError, RecursionError):
-                return ()
-            if isinstance(scopes, list) and all(isinstance(x, str) for x in scopes):
-                return tuple(scopes)
-    return ()
+                continue
+            if isinstance(found, list) and all(isinstance(x, str) for x in found):
+                scopes = tuple(found)
+        elif key == _FX_NODE_KEY and "%b_" in (value := prop.value) and len(value) < 65536:
+            buffers.update(_FX_BUFFER.findall(value))
+    return scopes
 
 
 _new = object.__new__
@@ -445,6 +459,7 @@ class _Builder:
         self.counter = 0
         self.sizes = sizes
         self.module_scopes = module_scopes  # False: no node has them, their reading is skipped
+        self.buffers: set[str] = set()  # FX buffer names dynamo's node metadata mentions
 
     def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
         if depth > self.MAX_DEPTH:
@@ -494,7 +509,7 @@ class _Builder:
                 attrs, subscopes = self._attributes(attributes, name or f"{op_type}_{index}", view, depth)
             else:
                 attrs, subscopes = {}, ()
-            module_scopes = _module_scopes(proto) if scoped and len(proto.metadata_props) else ()
+            module_scopes = _module_scopes(proto, self.buffers) if scoped and len(proto.metadata_props) else ()
             node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
             set_dict(node, "__dict__", {
@@ -655,7 +670,7 @@ def model_view(
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
-        _updated_by_training(model),
+        _updated_by_training(model), frozenset(builder.buffers),
     )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 

@@ -48,6 +48,7 @@ ROLES: dict[str, RoleInfo] = {
     "initial_state": RoleInfo("state", "initial recurrent/attention state"),
     "precomputed": RoleInfo("state", "precomputed table (rotary cos/sin cache): a non-persistent buffer"),
     "mask": RoleInfo("state", "boolean mask (causal/padding mask): a non-persistent buffer"),
+    "buffer": RoleInfo("state", "registered buffer, not a parameter (torch.onnx's node metadata says so)"),
     "unclassified": RoleInfo("unclassified", "constant of unknown role"),
     "unused": RoleInfo("unused", "stored but consumed by no node"),
 }
@@ -975,10 +976,27 @@ class _Classifier:
                     for u in entry.uses
                 ):
                     entry.notes.append("BatchNormalization has training_mode=1")
+        if self.view.fx_buffers:
+            self.fx_named_buffers()
         # by first use (node index, slot), then scope and name; tensors never used come last
         first_use, unused = self.first_use, (1 << 62, 0)
         ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
         return RoleTable(ordered, self.limits, self.view.trained)
+
+    def fx_named_buffers(self) -> None:
+        """torch.onnx (dynamo) writes each node's FX call, whose arguments tell a registered buffer
+        (`%b_proj`) from a parameter (`%p_fc_weight`): a buffer that a MatMul or an Add reads is no
+        parameter, whatever its slot. BN running statistics are buffers too and keep their role."""
+        buffers = self.view.fx_buffers
+        for entry in self.found.values():
+            if (
+                entry.category in ("parameter", "unclassified")
+                and (fx := entry.tensor.name.replace(".", "_")) in buffers
+            ):
+                entry.role = "buffer"
+                entry.notes.append(
+                    f"a registered buffer, not a parameter: torch.onnx's node metadata reads it as %b_{fx}"
+                )
 
     def branch_outputs(self) -> None:
         """A constant returned by an If branch (weights kept in Constant nodes inside the branches)

@@ -80,6 +80,20 @@ class SelfAttention(nn.Module):
         return self.post(self.mha(h, h, h, need_weights=False)[0])
 
 
+class BufferProjection(nn.Module):
+    """Registered buffers read like weights: a fixed projection a MatMul reads, a shift a Sub reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre = nn.Linear(8, 16)
+        self.register_buffer("proj", torch.randn(16, 12))
+        self.register_buffer("shift", torch.randn(12))
+        self.post = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(self.pre(x) @ self.proj - self.shift)
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -131,6 +145,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             torch.randn(1, 3, 8, 8),
         ),  # fmt: skip
         "self_attention": (SelfAttention(), torch.randn(1, 6, 8)),
+        "buffer_projection": (BufferProjection(), torch.randn(2, 8)),
         # 3-D input: each Linear is a MatMul of the transposed weight, which constant folding stores per call
         "shared_block": (SharedBlock(), torch.randn(1, 4, 8)),
     }

@@ -990,3 +990,17 @@ def test_split_sizes_and_positions_of_a_sequence_are_shapes_not_biases(tmp_path)
     report = audit_model(tmp_path, m)
     assert report.totals.total == 48
     assert {t.name: t.category for t in report.tensors if t.name != "B"} == {"size": "shape", "first": "shape"}
+
+
+def test_buffers_dynamo_names_in_its_node_metadata_are_not_parameters():
+    """A registered buffer read by a MatMul and one read by a Sub (scripts/export_torch_zoo.py,
+    buffer_projection): torch.onnx dynamo writes each node's FX call, whose `%b_proj` marks a buffer."""
+    import json
+    from pathlib import Path
+
+    from onnxaudit import audit
+
+    path = Path(__file__).resolve().parent.parent / "models" / "torchzoo" / "buffer_projection__dynamo.onnx"
+    report = audit(path, convention="pytorch")
+    assert report.totals.total == json.loads(path.with_suffix(".json").read_text())["parameters"]
+    assert {t.name: t.role for t in report.tensors if t.category == "state"} == {"proj": "buffer", "shift": "buffer"}
