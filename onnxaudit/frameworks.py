@@ -18,7 +18,7 @@ from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import ModelView, Node
-from onnxaudit.roles import CALL_SUFFIX, DATA, ROLES, Use
+from onnxaudit.roles import DATA, ROLES, Use, called_again
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
@@ -136,10 +136,10 @@ def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
     names = [t.name for t in tensors]
     if ambiguous:
         at_most = "holds constants of unknown role; counted as trainable at most"
-        lookups = [t for t in tensors if t.category == "unclassified" and _folded_lookup(t)]
-        texts = [_folded_lookup(t) for t in lookups]
+        lookups = [(t, text) for t in tensors if t.category == "unclassified" and (text := _folded_lookup(t))]
+        texts = [text for _, text in lookups]
         # a constant named after its lookup says the range can be short: first, the evidence line shown
-        named = any(_LOOKUP_NAME.fullmatch(t.name) for t in lookups)
+        named = any(_LOOKUP_NAME.fullmatch(t.name) for t, _ in lookups)
         evidence = [*texts, at_most] if named else [at_most, *texts]
         return FrameworkLayer(
             layer.name, _kind(layer), Figure(trainable, trainable + unknown), Figure.of(stats),
@@ -540,10 +540,7 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
     subs = [node for node in view.main.nodes if node.op_type == "Sub"]
     if not per_channel or not subs:  # no chain without its Sub and its three constants
         return []
-    consumers: dict[str, list[Node]] = {}
-    for node in view.main.nodes:
-        for name in node.inputs:
-            consumers.setdefault(name, []).append(node)
+    consumers = view.main.readers
 
     def constant_of(node: Node) -> ParamTensor | None:
         return next((per_channel[(node.index, i)] for i in range(2) if (node.index, i) in per_channel), None)
@@ -722,11 +719,11 @@ def bn_statistics_stored_once(layer: Layer, tensors: list[ParamTensor]) -> list[
     """An untrained BN's running mean (zeros) and variance (ones) equal its beta and gamma: a
     simplifier (onnxsim, onnxslim) stores each once and the node reads `(gamma, beta, beta, gamma)`.
     The statistics are then counted as the parameters they equal, not as buffers of their own."""
-    if not any(t.role in ("bn_gamma", "bn_beta") for t in tensors):
-        return None
     affine = {t.name: t for t in tensors if t.role in ("bn_gamma", "bn_beta")}
+    if not affine or len(affine) != len(tensors):
+        return None
     bns = [n for n in layer.nodes if n.op_type == "BatchNormalization" and len(n.inputs) == 5]
-    if len(bns) != 1 or len(affine) != len(tensors) or not set(bns[0].inputs[3:]) & set(affine):
+    if len(bns) != 1 or not set(bns[0].inputs[3:]) & set(affine):
         return None
     c = max(t.count or 0 for t in affine.values())
     stats = ", ".join(f"{slot} {name}" for slot, name in zip(("mean", "variance"), bns[0].inputs[3:], strict=True))
@@ -894,10 +891,7 @@ def nchwc_true_channels(view: ModelView) -> dict[str, int]:
     rounds output channels up, the extra rows zero): name -> the conv's true output channels, read
     from the `channels` attribute of the ReorderOutput its output reaches. A conv whose output meets
     anything else first (another conv, a Concat) keeps its stored count."""
-    readers: dict[str, list[Node]] = {}
-    for node in view.main.nodes:
-        for name in node.inputs:
-            readers.setdefault(name, []).append(node)
+    readers = view.main.readers
     true_channels: dict[str, int] = {}
     for node in view.main.nodes:
         if node.domain != "com.microsoft.nchwc" or node.op_type != "Conv" or len(node.inputs) < 2:
@@ -991,31 +985,33 @@ def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
     return not ("." in name and "/" not in name) and pattern.fullmatch(name) is not None
 
 
-def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
-    """Leave `copy` out of the layer's lower bound: it may be `of` (a tensor counted elsewhere, or a
-    value computed from parameters; `of` says why and how it is counted)."""
-    fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
+def _doubt(fl: FrameworkLayer, trainable: Figure, why: str) -> str:
+    """Make `fl` ambiguous with the range `trainable`, `why` its reason; returns why's short form."""
+    fl.trainable = trainable
     fl.status = AMBIGUOUS
     if fl.evidence == ["counted as stored"]:
         fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
-    text = f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}"
-    fl.evidence.append(text)
-    return text.partition(":")[0]
+    fl.evidence.append(why)
+    return why.partition(":")[0]
+
+
+def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
+    """Leave `copy` out of the layer's lower bound: it may be `of` (a tensor counted elsewhere, or a
+    value computed from parameters; `of` says why and how it is counted)."""
+    lower = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
+    return _doubt(fl, lower, f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}")
 
 
 def _maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
     """Let the layer's upper bound count `t` once more for each other module that reads it."""
-    fl.trainable = Figure(fl.trainable.lo, fl.trainable.hi + (t.count or 0) * len(readers))
-    fl.status = AMBIGUOUS
-    if fl.evidence == ["counted as stored"]:
-        fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
-    text = (
+    upper = Figure(fl.trainable.lo, fl.trainable.hi + (t.count or 0) * len(readers))
+    return _doubt(
+        fl,
+        upper,
         f"{t.name} is read by {1 + len(readers)} modules (also {', '.join(readers)}): one parameter they share, "
         "or equal values the exporter stored once (an untrained model's ones and zeros); counted once at least, "
-        "once per module at most"
+        "once per module at most",
     )
-    fl.evidence.append(text)
-    return text.partition(":")[0]
 
 
 _TIED = frozenset({"embedding", "weight"})
@@ -1046,10 +1042,7 @@ def read_by_several_modules(table: ParamTable, layers: list[Layer]) -> dict[str,
         if own is None:
             continue
         readers = dict.fromkeys(layer_of_node.get(u.node.index) for u in t.uses if _same_parameter_kind(t.role, u.role))
-        others = [
-            name for name in readers
-            if name and name != own and not ((call := CALL_SUFFIX.fullmatch(name)) and call.group(1) == own)
-        ]  # fmt: skip
+        others = [name for name in readers if name and name != own and called_again(name) != own]
         if others:
             found[t.name] = others
     return found
@@ -1064,10 +1057,10 @@ def later_call_copies(layers: list[Layer]) -> dict[str, str]:
     found = {}
     for layer in layers:
         name = layer.name
-        if not name[-1:].isdigit() or (call := CALL_SUFFIX.fullmatch(name)) is None:
+        if not name[-1:].isdigit() or (base := called_again(name)) is None:
             continue
         by_name = by_name or {la.name: la for la in layers}
-        first = by_name.get(call.group(1))
+        first = by_name.get(base)
         if first is None:
             continue
         shapes = {(t.dtype, t.dims): t.name for t in first.tensors if t.role == "weight" and t.dims}

@@ -126,6 +126,16 @@ class Graph:
         it (a 200k-entry dict, ~0.1 s at 200k nodes each time)."""
         return {out: node for node in self.nodes for out in node.outputs if out}
 
+    @cached_property
+    def readers(self) -> dict[str, list[Node]]:
+        """Value name -> the nodes of this graph that read it, in graph order (a node once per input
+        slot it reads it in). Built on first use: only pattern searches that walk forward need it."""
+        readers: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                readers.setdefault(name, []).append(node)
+        return readers
+
 
 @dataclass
 class ModelView:
@@ -405,9 +415,9 @@ _FX_NODE_KEY = "pkg.torch.onnx.fx_node"
 _FX_BUFFER = re.compile(r"%b_(\w+)")
 
 
-def _module_scopes(node: NodeProto, buffers: set[str]) -> tuple[str, ...]:
-    """torch.onnx (dynamo) records each node's module stack as a Python list literal, and the FX node
-    it came from, whose arguments name the buffers it reads: those go into `buffers`."""
+def _node_metadata(node: NodeProto, buffers: set[str]) -> tuple[str, ...]:
+    """The node's module scopes: torch.onnx (dynamo) records its module stack as a Python list literal.
+    Also the FX node it came from, whose arguments name the buffers it reads: those go into `buffers`."""
     scopes: tuple[str, ...] = ()
     for prop in node.metadata_props:
         key = prop.key
@@ -509,7 +519,7 @@ class _Builder:
                 attrs, subscopes = self._attributes(attributes, name or f"{op_type}_{index}", view, depth)
             else:
                 attrs, subscopes = {}, ()
-            module_scopes = _module_scopes(proto, self.buffers) if scoped and len(proto.metadata_props) else ()
+            module_scopes = _node_metadata(proto, self.buffers) if scoped and len(proto.metadata_props) else ()
             node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
             set_dict(node, "__dict__", {

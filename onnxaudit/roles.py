@@ -322,14 +322,19 @@ class Use:
 
 
 # torch.onnx (legacy) scopes a module's later calls `X_1`, `X_2`
-CALL_SUFFIX = re.compile(r"(.+)_\d+")
+_CALL_SUFFIX = re.compile(r"(.+)_\d+")
+
+
+def called_again(scope: str) -> str | None:
+    """The module `scope` is a later call of (`X` for `X_1`), or None."""
+    call = _CALL_SUFFIX.fullmatch(scope)
+    return call.group(1) if call is not None else None
 
 
 def _later_call(consumer: Node, readers: list[tuple[Node, int]] | tuple[()]) -> bool:
-    """Whether `consumer` sits in a later call (CALL_SUFFIX) of a module whose own nodes (`X/...`) are
-    among `readers`."""
-    call = CALL_SUFFIX.fullmatch(consumer.name.rpartition("/")[0])
-    return call is not None and any(node.name.rpartition("/")[0] == call.group(1) for node, _ in readers)
+    """Whether `consumer` sits in a later call of a module whose own nodes (`X/...`) are among `readers`."""
+    base = called_again(consumer.name.rpartition("/")[0])
+    return base is not None and any(node.name.rpartition("/")[0] == base for node, _ in readers)
 
 
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
