@@ -517,13 +517,18 @@ def lowered_layer_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
     c = widths.pop() or 0
     parts = [f"gamma {gammas[0].name}"] if gammas else []
     parts += [f"beta {betas[0].name}"] if betas else []
-    runtime = sorted({n.op_type for n in layer.nodes} & _RUNTIME_STATS)
+    ops = {n.op_type for n in layer.nodes}
+    runtime = sorted(ops & _RUNTIME_STATS)
+    # RMSNorm (Llama's, torch's nn.RMSNorm below opset 23) scales by the root mean square: no mean
+    # is subtracted and there is no shift
+    rms = not betas and "Sub" not in ops
+    kind, what = ("RMSNormalization", "an RMS") if rms else ("LayerNormalization", "a layer")
     return _inferred_layer(
         layer,
-        "LayerNormalization",
+        kind,
         Figure.of(len(tensors) * c),
         ZERO,
-        f"statistics computed at run time ({', '.join(runtime)}): a layer normalization lowered to ops, "
+        f"statistics computed at run time ({', '.join(runtime)}): {what} normalization lowered to ops, "
         f"{len(tensors)} x {c} ({'; '.join(parts)})",
         tensors,
     )
@@ -572,11 +577,12 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
 # ---------------------------------------------------------------- PyTorch rewrites
 
 
-def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
     module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
     had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN and Linear (Gemm) +
-    BatchNorm1d fuse the same way."""
+    BatchNorm1d fuse the same way. The node's metadata, read into the view, tells a BN without
+    weight and bias (affine=False) and several BNs fused into one conv."""
     for op in ("Conv", "ConvTranspose", "Gemm"):
         weight, bias = _weight_and_bias(tensors, op)
         if weight is not None:
@@ -584,7 +590,7 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
     if weight is None or not weight.name.endswith(".weight"):
         return None
     if bias is None:
-        return _dynamo_conv_bn_without_shift(layer, tensors, weight) if op == "Conv" else None
+        return _dynamo_conv_bn_without_shift(layer, tensors, weight, view) if op == "Conv" else None
     if len(tensors) != 2:  # the BN's scope holds the fused weight and bias, nothing else
         return None
     conv_module = weight.name[: -len(".weight")]
@@ -605,15 +611,35 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
          f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
         [t.name for t in (weight, bias)],
     )  # fmt: skip
-    return [conv, _bn_fused_by_dynamo(layer.name, conv_module, c)]
+    return [conv, *_bns_fused_by_dynamo(layer, conv_module, c, view)]
 
 
-def _bn_fused_by_dynamo(bn_module: str, conv_module: str, c: int) -> FrameworkLayer:
-    return FrameworkLayer(
-        bn_module, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
-        [f"BatchNorm {bn_module} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
+def _bns_fused_by_dynamo(layer: Layer, conv_module: str, c: int, view: ModelView) -> list[FrameworkLayer]:
+    """The BN (or, BNs in a row, each) that dynamo's optimizer fused into the conv of `conv_module`."""
+    bn_module, names = layer.name, [n.name for n in layer.nodes]
+    if any(name in view.fx_norms_without_affine for name in names):
+        bn = FrameworkLayer(
+            bn_module, "BatchNorm", ZERO, Figure.of(2 * c), INFERRED,
+            [f"BatchNorm {bn_module} fused into {conv_module}: running_mean, running_var 2 x {c}, no weight or bias",
+             "affine=False: the node's FX call (dynamo's metadata) passes the BN no weight and bias"],
+        )  # fmt: skip
+    else:
+        bn = FrameworkLayer(
+            bn_module, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+            [f"BatchNorm {bn_module} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
+             "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
+        )  # fmt: skip
+    fusions = max([view.stacked_bn_fusions.get(name, 1) for name in names])
+    if fusions == 1:
+        return [bn]
+    more = fusions - 1
+    earlier = FrameworkLayer(
+        f"(BatchNorm before {bn_module})", "BatchNorm", Figure.of(2 * c * more), Figure.of(2 * c * more), INFERRED,
+        [f"{more} more BatchNorm of {c} channels fused into {conv_module}: the node's rewrite rules (onnxscript's "
+         f"rule_name metadata) name {fusions} BN fusions, the module name of all but the last not recorded",
          "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
     )  # fmt: skip
+    return [earlier, bn]
 
 
 _BN_CALLS = ("_native_batch_norm_legit", "batch_norm")
@@ -625,7 +651,7 @@ def _bn_call(node: Node) -> bool:
 
 
 def _dynamo_conv_bn_without_shift(
-    layer: Layer, tensors: list[ParamTensor], weight: ParamTensor
+    layer: Layer, tensors: list[ParamTensor], weight: ParamTensor, view: ModelView
 ) -> list[FrameworkLayer] | None:
     """The fusion of an untrained BN (beta 0, mean 0) after a conv without bias: the fused bias is all
     zeros and the optimizer drops it, so only the conv node's call, the BN's (its last name scope),
@@ -642,7 +668,7 @@ def _dynamo_conv_bn_without_shift(
          "zeros (an untrained BN: beta 0, running_mean 0) and dropped; bias=False assumed for the conv"],
         [weight.name],
     )  # fmt: skip
-    return [conv, _bn_fused_by_dynamo(layer.name, conv_module, c)]
+    return [conv, *_bns_fused_by_dynamo(layer, conv_module, c, view)]
 
 
 def torch_parametrized_weight(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
@@ -734,6 +760,37 @@ def bn_statistics_stored_once(layer: Layer, tensors: list[ParamTensor]) -> list[
         Figure.of(2 * c),
         f"running statistics read from the BN's own parameters ({stats}): equal values stored once (an untrained "
         f"BN: mean 0 = beta, variance 1 = gamma); 2 x {c} statistics",
+        tensors,
+    )
+
+
+def torch_instance_norm_with_stats(
+    layer: Layer, tensors: list[ParamTensor], view: ModelView
+) -> list[FrameworkLayer] | None:
+    """InstanceNorm(track_running_stats=True) in eval mode, as dynamo writes it for a static batch N: a
+    BatchNormalization over the input reshaped to N*C channels, its four vectors tiled N times, and a
+    Reshape back to (N, C, ...) whose shape constant gives C."""
+    bn = next((n for n in layer.nodes if n.op_type == "BatchNormalization" and n.outputs), None)
+    if bn is None or not bn.module_scopes or not bn.module_scopes[-1].startswith("instance_norm"):
+        return None
+    widths = {t.count for t in tensors}
+    if len(tensors) != 4 or len(widths) != 1:
+        return None
+    restore = next((n for n in layer.nodes if n.op_type == "Reshape" and n.inputs[:1] == bn.outputs[:1]), None)
+    shape = view.main.tensors.get(restore.inputs[1]) if restore is not None and len(restore.inputs) > 1 else None
+    width, values = widths.pop() or 0, shape.values if shape is not None else None
+    if not values or len(values) < 2 or values[1] <= 0 or width % values[1]:
+        return None
+    c, n = values[1], width // values[1]
+    affine = bn.name not in view.fx_norms_without_affine
+    return _inferred_layer(
+        layer,
+        "InstanceNorm",
+        Figure.of(2 * c if affine else 0),
+        Figure.of(2 * c),
+        f"InstanceNorm with running stats written as a BatchNormalization over N x C = {n} x {c} channels: "
+        f"{'weight, bias, ' if affine else ''}running_mean, running_var stored {n} times each, {c} channels "
+        f"(the Reshape back to {tuple(values)})",
         tensors,
     )
 
@@ -1163,7 +1220,13 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             keras_rnn_loop_bias,
         ]
     elif origin == "pytorch":
-        rewrites = [torch_dynamo_conv_bn, lowered_layer_norm, torch_bn_without_affine, lowered_group_norm]
+        rewrites = [
+            lambda la, tensors: torch_dynamo_conv_bn(la, tensors, view),
+            lowered_layer_norm,
+            lambda la, tensors: torch_instance_norm_with_stats(la, tensors, view),
+            torch_bn_without_affine,
+            lowered_group_norm,
+        ]
         rewrites += [torch_parametrized_weight, torch_norm_without_affine]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere,
         # or where a simplifier named what it folded

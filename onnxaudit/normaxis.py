@@ -77,6 +77,8 @@ def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFindin
     weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
     findings = []
     for node, slot, features in normalizers.values():
+        if node.module_scopes and node.module_scopes[-1].startswith("instance_norm"):
+            continue  # dynamo's InstanceNorm with running stats: a BN over N*C channels by design
         current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
         transposed = False
         for _ in range(8):

@@ -148,6 +148,15 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "buffer_projection": (BufferProjection(), torch.randn(2, 8)),
         # 3-D input: each Linear is a MatMul of the transposed weight, which constant folding stores per call
         "shared_block": (SharedBlock(), torch.randn(1, 4, 8)),
+        # lowered to Pow/ReduceMean/Sqrt (no mean subtracted) below opset 23: a scale, no shift
+        "rms_norm": (nn.Sequential(nn.Linear(8, 16), nn.RMSNorm(16), nn.Linear(16, 4)), torch.randn(2, 3, 8)),
+        # eval mode with running stats: normalized like a BN over N*C channels, its statistics tiled per sample
+        "instance_norm_stats": (
+            nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True, track_running_stats=True)),
+            torch.randn(2, 3, 8, 8),
+        ),
+        # two BNs in a row: dynamo fuses both into the conv
+        "conv_bn_bn": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)), torch.randn(1, 3, 8, 8)),
     }
 
 

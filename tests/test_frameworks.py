@@ -318,9 +318,8 @@ def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
 
 
 TORCH_ZOO = sorted((MODELS / "torchzoo").glob("*.onnx"))
-# torch.onnx dynamo folds every BN into its conv: affine=False cannot be seen, affine=True is assumed (and said);
 # the TorchScript exporter writes a registered buffer like a parameter (dynamo's node metadata tells them apart)
-ZOO_ASSUMED = {"bn_no_affine__dynamo", "buffer_projection__legacy"}
+ZOO_ASSUMED = {"buffer_projection__legacy"}
 
 
 @pytest.mark.parametrize("path", [p for p in TORCH_ZOO if p.stem not in ZOO_ASSUMED], ids=lambda p: p.stem)
@@ -351,9 +350,17 @@ def test_dynamo_fusion_of_an_untrained_bn_without_shift_is_rebuilt():
     assert [la.kind for la in fw.layers] == ["Conv", "BatchNorm"] * 2
 
 
-def test_torch_zoo_dynamo_fold_states_its_affine_assumption():
-    fw = audit(MODELS / "torchzoo" / "bn_no_affine__dynamo.onnx", convention="pytorch").framework
-    assert all(any("affine=True assumed" in e for e in la.evidence) for la in fw.layers if la.kind == "BatchNorm")
+def test_dynamo_fusion_of_a_bn_without_affine_is_told_by_its_fx_call():
+    """dynamo folds both BNs of bn_no_affine into their convs; only the fused node's FX call shows that
+    the second BN (affine=False) was given no weight and bias. The first keeps the stated assumption."""
+    path = MODELS / "torchzoo" / "bn_no_affine__dynamo.onnx"
+    meta, fw = _meta(path), audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (meta["parameters"], meta["parameters"], "inferred")
+    channels = 8  # nn.BatchNorm1d(8) and nn.BatchNorm1d(8, affine=False) in scripts/export_torch_zoo.py
+    first, second = [la for la in fw.layers if la.kind == "BatchNorm"]
+    assert (first.trainable.hi, first.non_trainable.hi) == (2 * channels, 2 * channels)
+    assert any("affine=True assumed" in e for e in first.evidence)
+    assert (second.trainable.hi, second.non_trainable.lo) == (0, 2 * channels)
 
 
 def test_lowered_group_norm_drops_the_exporters_group_constants():
@@ -371,6 +378,39 @@ def test_bn_without_affine_has_only_statistics():
     channels = 8  # nn.BatchNorm1d(8, affine=False) in scripts/export_torch_zoo.py
     bn = next(la for la in fw.layers if la.kind == "BatchNorm")
     assert (bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (0, 2 * channels, 2 * channels)
+
+
+def test_two_bns_dynamo_fused_into_one_conv_are_both_rebuilt():
+    """Conv, BN, BN: dynamo's optimizer fuses both into the conv, whose rewrite-rule metadata names the
+    fusion twice; only the last BN's module is recorded (scripts/export_torch_zoo.py, conv_bn_bn)."""
+    path = MODELS / "torchzoo" / "conv_bn_bn__dynamo.onnx"
+    meta, fw = _meta(path), audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
+    assert (fw.non_trainable.lo, fw.non_trainable.hi) == (meta["running_stats"],) * 2
+    assert [la.kind for la in fw.layers] == ["Conv", "BatchNorm", "BatchNorm"]
+
+
+def test_dynamo_instance_norm_with_running_stats_counts_its_channels_once():
+    """InstanceNorm2d(track_running_stats=True) in eval mode: dynamo writes a BN over N*C channels with each
+    vector tiled per sample; torch counts C of each (scripts/export_torch_zoo.py, instance_norm_stats)."""
+    path = MODELS / "torchzoo" / "instance_norm_stats__dynamo.onnx"
+    report = audit(path, convention="pytorch")
+    meta, fw = _meta(path), report.framework
+    batch, channels = 2, 4  # input (2, 3, 8, 8), nn.InstanceNorm2d(4) in scripts/export_torch_zoo.py
+    assert report.totals.non_trainable == 2 * batch * channels  # the file stores the tiled vectors
+    assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
+    assert (fw.non_trainable.lo, fw.non_trainable.hi) == (meta["running_stats"],) * 2 == (2 * channels,) * 2
+    assert not any("not the channel axis" in note for note in report.notes)
+
+
+def test_lowered_rms_norm_is_named_for_what_it_computes():
+    """nn.RMSNorm below opset 23 becomes Pow/ReduceMean/Sqrt/Reciprocal and a Mul by its weight: no mean
+    subtracted, no shift, so not a LayerNormalization."""
+    path = MODELS / "torchzoo" / "rms_norm__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    norm = next(la for la in fw.layers if "normalization lowered to ops" in la.evidence[0])
+    features = 16  # nn.RMSNorm(16) in scripts/export_torch_zoo.py
+    assert (norm.name, norm.kind, norm.trainable.hi) == ("1", "RMSNormalization", features)
 
 
 @pytest.mark.parametrize("case", ["weight_norm", "spectral_norm"])
