@@ -3,6 +3,7 @@
     python benchmarks/bench.py generate [--out DIR]      # synthesize the models (deterministic)
     python benchmarks/bench.py run [--out DIR] [--runs 5] [--only NAME ...] [--peers PYTHON]
     python benchmarks/bench.py stages MODEL              # cpu seconds per pipeline stage, one process
+    python benchmarks/bench.py floor MODEL               # cpu seconds before any analysis: the pure-Python floor
 
 Models go under DIR (default: $TMPDIR/onnxaudit-bench), never into the repository. Large weights are
 streamed to disk in 1 MiB blocks, and the 7B model's external data is a sparse file (truncate), so the
@@ -317,6 +318,49 @@ def stages(path: str) -> None:
     print(" ".join(f"{name} {seconds:.2f}" for name, seconds in times.items()), f"total {sum(times.values()):.2f}")
 
 
+def floor(path: str) -> None:
+    """What any pure-Python summary of this file costs before it analyses anything, next to what the
+    stages cost now: the imports, reading the structure (wire walk and protobuf parse), reading each
+    node's and initializer's fields once into tuples, and encoding a report's JSON from plain data
+    with json's C encoder. cpu seconds, one process (the imports: whole processes, median of 3)."""
+    import gc
+
+    from onnxaudit import api
+    from onnxaudit.load import _read_wire
+    from onnxaudit.render import render_json
+
+    imports = statistics.median(
+        _cpu_of([sys.executable, "-c", "import onnxaudit.api, onnxaudit.cli, onnxaudit.render"]) for _ in range(3)
+    )
+    gc.disable()
+    start = time.process_time()
+    model, _, _, _ = _read_wire(Path(path))
+    structure = time.process_time() - start
+    start = time.process_time()
+    nodes = [(n.name, n.op_type, n.domain, tuple(n.input[:]), tuple(n.output[:]), len(n.attribute))
+             for n in model.graph.node]  # fmt: skip
+    tensors = [(t.name, t.data_type, tuple(t.dims[:])) for t in model.graph.initializer]
+    fields = time.process_time() - start
+    plain = json.loads(render_json(api.audit(path)))
+    start = time.process_time()
+    with open(os.devnull, "w") as sink:
+        sink.write(json.dumps(plain, sort_keys=True))  # json.dump would take the pure-Python encoder
+    encode = time.process_time() - start
+    total = imports + structure + fields + encode
+    print(
+        f"{len(nodes):,} nodes, {len(tensors):,} initializers: imports {imports:.2f} structure {structure:.2f} "
+        f"fields {fields:.2f} encode {encode:.2f} floor {total:.2f} (cpu seconds)"
+    )
+
+
+def _cpu_of(cmd: Sequence[str]) -> float:
+    """user + sys cpu seconds of one whole process."""
+    before = os.times()
+    subprocess.run(cmd, check=True)
+    after = os.times()
+    return (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
 # ---------------------------------------------------------------- measuring
 
 
@@ -465,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     count.add_argument("--no-external", action="store_true")
     stage_times = sub.add_parser("stages", help="cpu seconds per pipeline stage of summary --format json")
     stage_times.add_argument("model")
+    floor_cost = sub.add_parser("floor", help="cpu seconds any pure-Python summary costs before analysis")
+    floor_cost.add_argument("model")
     args = parser.parse_args(argv)
     if args.cmd == "generate":
         generate(args.out, args.only)
@@ -472,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args.out, args.only, args.runs, args.peers, args.timeout)
     elif args.cmd == "stages":
         stages(args.model)
+    elif args.cmd == "floor":
+        floor(args.model)
     else:
         naive(args.model, external=not args.no_external)
     return 0
