@@ -1037,6 +1037,35 @@ _FOLDED_NAME = re.compile(r"onnx::.+|\d+|(.*/)?Transpose_output_\d+|(t|transpose
 _FOLDED_OR_VAL_NAME = re.compile(_FOLDED_NAME.pattern + r"|val_\d+")
 
 
+def named_transposed_copies(table: ParamTable) -> dict[str, str]:
+    """Hugging Face Optimum writes a tied output head as `Transpose(<table>)` named `<table>_transposed`
+    (GPT-2's `transformer.wte.weight_transposed`), which onnxruntime's optimizer folds into a stored
+    tensor of that name: the name and the reversed dims say which stored tensor it is a copy of.
+    Copy name -> original name."""
+    suffix = "_transposed"
+    copies = [t for t in table.tensors if t.name.endswith(suffix) and t.dims and len(t.dims) == 2]
+    if not copies:
+        return {}
+    dims = {t.name: t.dims for t in table.tensors if t.category == "parameter"}
+    found = {}
+    for t in copies:
+        original = t.name[: -len(suffix)]
+        if t.category == "parameter" and dims.get(original) == t.dims[::-1]:
+            found[t.name] = original
+    return found
+
+
+def _not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
+    """Leave `copy`, a stored copy of the parameter `of` (counted where `of` is), out of the layer."""
+    fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi - (copy.count or 0))
+    fl.status = max(fl.status, INFERRED, key=_RANK.__getitem__)
+    why = f"{copy.name} is {of} stored again, transposed (its name says so): counted once, with {of}"
+    if fl.evidence == ["counted as stored"]:
+        fl.evidence.clear()
+    fl.evidence.append(why)
+    return why
+
+
 def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
     # a state_dict key (dotted, no slash) is no fold: no regex for the common case (48k weights at 200k nodes)
     return not ("." in name and "/" not in name) and pattern.fullmatch(name) is not None
@@ -1244,6 +1273,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
         for copy, first in tied_transposed_copy(table).items()
     }
+    transposed = named_transposed_copies(table)
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
     if origin == "pytorch" and (later := later_call_copies(layers)):
         tied = {**tied, **later}
@@ -1274,6 +1304,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             for copy in tensors if copies else ():
                 if copy.name in copies:
                     applied.append(f"{layer.name}: {_maybe_not_own(rebuilt[0], copy, copies[copy.name])}")
+            for copy in tensors if transposed else ():
+                if copy.name in transposed:
+                    applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, transposed[copy.name])}")
         for t in tensors if shared else ():
             if t.name in shared:
                 owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])

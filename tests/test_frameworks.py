@@ -230,6 +230,29 @@ def test_square_weight_is_no_tied_copy_of_a_position_table(tmp_path):
     assert (fw.status, fw.total.lo, fw.total.hi) == ("exact", expected, expected)
 
 
+def test_a_stored_copy_named_transposed_counts_once(tmp_path):
+    """Optimum ties GPT-2's head as Transpose(wte) named `wte.weight_transposed`; onnxruntime folds it
+    into a stored tensor of that name: the name and reversed dims say it is the table again."""
+    from builders import audit_model, init, model, node, value
+
+    vocab, hidden = 20, 8
+    m = model(
+        [node("Gather", ["wte.weight", "ids"], ["h"]),
+         node("MatMul", ["h", "wte.weight_transposed"], ["logits"], name="/lm_head/MatMul")],
+        [value("ids", [1, 4], TensorProto.INT64)],
+        [value("logits", [1, 4, vocab])],
+        [init("wte.weight", [vocab, hidden]), init("wte.weight_transposed", [hidden, vocab])],
+    )  # fmt: skip
+    report = audit_model(tmp_path, m, convention="pytorch")
+    fw = report.framework
+    assert report.totals.trainable == 2 * vocab * hidden  # the file stores both
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (vocab * hidden, vocab * hidden, "inferred")
+    head = next(la for la in fw.layers if "wte.weight_transposed" in la.tensors)
+    assert "stored again, transposed" in head.evidence[0]
+    m.graph.initializer[1].CopyFrom(init("wte.weight_transposed", [hidden + 1, vocab]))  # not the table's dims
+    assert audit_model(tmp_path, m, convention="pytorch").framework.trainable.lo == vocab * hidden * 2 + vocab
+
+
 def test_tied_copy_reason_is_the_first_evidence_line():
     """Without --explain only the first evidence line is printed: it must say why the row is ambiguous."""
     fw = audit(MODELS / "torch" / "tied_lm__legacy_fold.onnx").framework
