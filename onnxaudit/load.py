@@ -154,6 +154,7 @@ class ModelView:
     # torch.onnx (dynamo): the buffers (not parameters) its FX metadata names, as FX writes them: a
     # state_dict key with its dots as underscores (`b_proj` for `proj`, `b_bn_running_mean`)
     fx_buffers: frozenset[str] = frozenset()
+    fx_parameters: frozenset[str] = frozenset()  # and the parameters, `%p_fc_weight` as `fc_weight`
     # torch.onnx (dynamo): the nodes whose FX call is a batch (or instance) norm given no weight and bias
     # (affine=False), which its BN-into-conv fusion leaves no other trace of
     fx_norms_without_affine: frozenset[str] = frozenset()
@@ -419,6 +420,7 @@ def _may_hold_module_scopes(data: bytes | bytearray | memoryview) -> bool:
 _FX_NODE_KEY = "pkg.torch.onnx.fx_node"
 # the FX graph's placeholders: `%p_fc_weight` a parameter, `%b_running_mean` a buffer (dots as underscores)
 _FX_BUFFER = re.compile(r"%b_(\w+)")
+_FX_PARAMETER = re.compile(r"%p_(\w+)")
 # aten's batch and instance norms take (input, weight, bias, running_mean, running_var, ...): affine=False
 # passes None
 _FX_NORM_WITHOUT_AFFINE = re.compile(r"(?:batch|instance)_norm\w*\.default\]\(args = \(%\w+, None, None, ")
@@ -426,13 +428,19 @@ _REWRITE_RULES_KEY = "pkg.onnxscript.rewriter.rule_name"
 _BN_FUSION_RULE = "FuseBatchNormInto"  # ...Conv, ...ConvTranspose, ...Gemm
 
 
-def _node_metadata(
-    node: NodeProto, buffers: set[str], without_affine: set[str], bn_fusions: dict[str, int]
-) -> tuple[str, ...]:
+@dataclass
+class FxFacts:
+    """What torch.onnx (dynamo) wrote about the FX graph in its nodes' metadata, beyond module scopes."""
+
+    buffers: set[str] = field(default_factory=set)  # placeholders read as %b_ (state_dict keys, `.` as `_`)
+    parameters: set[str] = field(default_factory=set)  # placeholders read as %p_
+    norms_without_affine: set[str] = field(default_factory=set)  # nodes of a batch/instance norm call given None
+    bn_fusions: dict[str, int] = field(default_factory=dict)  # nodes several BNs were fused into: how many
+
+
+def _node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
     """The node's module scopes: torch.onnx (dynamo) records its module stack as a Python list literal.
-    Also the FX node it came from, whose arguments name the buffers it reads: those go into `buffers`,
-    and the node's name into `without_affine` when that call is a batch norm with no weight or bias;
-    and, when its optimizer fused several BNs into the node, how many, in `bn_fusions`."""
+    Also what its FX call and its optimizer's rewrite rules say, collected into `facts`."""
     scopes: tuple[str, ...] = ()
     for prop in node.metadata_props:
         key = prop.key
@@ -443,12 +451,15 @@ def _node_metadata(
                 continue
             if isinstance(found, list) and all(isinstance(x, str) for x in found):
                 scopes = tuple(found)
-        elif key == _FX_NODE_KEY and "%b_" in (value := prop.value) and len(value) < 65536:
-            buffers.update(_FX_BUFFER.findall(value))
-            if "None, None" in value and _FX_NORM_WITHOUT_AFFINE.search(value):
-                without_affine.add(node.name)
+        elif key == _FX_NODE_KEY and "%" in (value := prop.value) and len(value) < 65536:
+            if "%p_" in value:
+                facts.parameters.update(_FX_PARAMETER.findall(value))
+            if "%b_" in value:
+                facts.buffers.update(_FX_BUFFER.findall(value))
+                if "None, None" in value and _FX_NORM_WITHOUT_AFFINE.search(value):
+                    facts.norms_without_affine.add(node.name)
         elif key == _REWRITE_RULES_KEY and (fused := prop.value.count(_BN_FUSION_RULE)) > 1:
-            bn_fusions[node.name] = fused
+            facts.bn_fusions[node.name] = fused
     return scopes
 
 
@@ -488,9 +499,7 @@ class _Builder:
         self.counter = 0
         self.sizes = sizes
         self.module_scopes = module_scopes  # False: no node has them, their reading is skipped
-        self.buffers: set[str] = set()  # FX buffer names dynamo's node metadata mentions
-        self.norms_without_affine: set[str] = set()  # nodes made by an FX batch norm without weight/bias
-        self.bn_fusions: dict[str, int] = {}  # nodes with several BNs fused into them: how many
+        self.fx = FxFacts()
 
     def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
         if depth > self.MAX_DEPTH:
@@ -540,11 +549,7 @@ class _Builder:
                 attrs, subscopes = self._attributes(attributes, name or f"{op_type}_{index}", view, depth)
             else:
                 attrs, subscopes = {}, ()
-            module_scopes = (
-                _node_metadata(proto, self.buffers, self.norms_without_affine, self.bn_fusions)
-                if scoped and len(proto.metadata_props)
-                else ()
-            )
+            module_scopes = _node_metadata(proto, self.fx) if scoped and len(proto.metadata_props) else ()
             node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
             set_dict(node, "__dict__", {
@@ -705,8 +710,8 @@ def model_view(
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
-        _updated_by_training(model), frozenset(builder.buffers), frozenset(builder.norms_without_affine),
-        builder.bn_fusions,
+        _updated_by_training(model), frozenset(builder.fx.buffers), frozenset(builder.fx.parameters),
+        frozenset(builder.fx.norms_without_affine), builder.fx.bn_fusions,
     )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 

@@ -41,6 +41,7 @@ ROLES: dict[str, RoleInfo] = {
     "rnn_B": RoleInfo("parameter", "RNN biases B"),
     "rnn_P": RoleInfo("parameter", "RNN peephole weights P"),
     "prelu_slope": RoleInfo("parameter", "PRelu slope"),
+    "scalar_parameter": RoleInfo("parameter", "scalar parameter (stored under its module attribute's name)"),
     "quant_scale": RoleInfo("quantization", "quantization scale"),
     "quant_zero_point": RoleInfo("quantization", "quantization zero point"),
     "shape": RoleInfo("shape", "shape-like constant (shape, axes, indices, sizes)"),
@@ -54,6 +55,9 @@ ROLES: dict[str, RoleInfo] = {
 }
 
 DATA = "data"  # an activation slot: a constant there has no parameter role of its own
+# a module attribute's state_dict name (`logit_scale`, `encoder.alpha`); not `onnx::Mul_3`, `/a/Constant_output_0`
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+_FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _UNKNOWN = object()
 
 _STD = ("", "ai.onnx")
@@ -624,6 +628,9 @@ class _Classifier:
         statistics (Mul + Add of folded mean/var) computes no Sqrt at run time and stays out of this."""
         if not self._constant_or_assumed(node, slot, assumed):
             return ""
+        mine = self.view.lookup(node.scope, node.inputs[slot])
+        if mine is not None and mine.dims is not None and element_count(mine.dims) <= 1:
+            return ""  # a per-feature scale or shift is a vector; a scalar is a literal (T5's x * d**-0.5)
         other = node.inputs[1 - slot]
         if node.op_type == "Mul":
             return "norm_scale" if self.normalizing(node.scope, other, 0) else ""
@@ -778,7 +785,7 @@ class _Classifier:
         if role != DATA:
             return role
         if tensor.dims is not None and element_count(tensor.dims) <= 1:
-            return "literal"
+            return "scalar_parameter" if self.named_scalar(tensor) else "literal"
         if tensor.dtype == TensorProto.STRING:
             return "literal"
         if tensor.dtype == TensorProto.BOOL:  # true/false cannot be trained: a mask table (GPT-2's causal bias)
@@ -786,6 +793,26 @@ class _Classifier:
         if tensor.dtype in INTEGER_DTYPES and tensor.dims is not None and element_count(tensor.dims) <= 1024:
             return "shape"
         return "unclassified"
+
+    def named_scalar(self, tensor: Tensor) -> bool:
+        """A stored float scalar under a torch module attribute's name: a parameter (CLIP's logit_scale).
+        Dynamo's node metadata names its parameters (%p_logit_scale); the TorchScript exporter keeps
+        state_dict names and calls its own constants `onnx::Mul_12`, `/scope/Constant_output_0` or a
+        number."""
+        if tensor.origin != "initializer" or tensor.dtype not in _FLOAT_DTYPES:
+            return False
+        if self.view.fx_parameters:
+            return tensor.name.replace(".", "_") in self.view.fx_parameters
+        return self.legacy_torch_export and _ATTRIBUTE_NAME.fullmatch(tensor.name) is not None
+
+    @cached_property
+    def legacy_torch_export(self) -> bool:
+        """torch.onnx's TorchScript exporter wrote the file, or onnxruntime's optimizer re-saved one: its
+        `/scope/Op` node names tell it from dynamo's (`node_Conv_0`, module scopes in the metadata)."""
+        producer, nodes = self.view.producer, self.view.main.nodes
+        if not producer.startswith(("pytorch", "onnxruntime")) or any(n.module_scopes for n in nodes):
+            return False
+        return any(n.name.startswith("/") for n in nodes)
 
     def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
         """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,

@@ -3,8 +3,9 @@ InstanceNormalization, BatchNorm(affine=False), BatchNorm after a ConvTranspose,
 without h0 (a zero state Expanded to the batch), layer scale and positional parameters that only
 an Add or Mul reads, weight_norm/spectral_norm weights folded into one tensor, and an untrained
 model whose equal tensors (unit BN scales and variances, zero shifts and means) the legacy exporter
-stores once, the others as Identity nodes named after them, and an ALBERT-style block called three
-times (one module, its weights shared), which the exporters store once per call.
+stores once, the others as Identity nodes named after them, an ALBERT-style block called three
+times (one module, its weights shared), which the exporters store once per call, and scalars: a scalar
+parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5).
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -94,6 +95,32 @@ class BufferProjection(nn.Module):
         return self.post(self.pre(x) @ self.proj - self.shift)
 
 
+class ScalarParameter(nn.Module):
+    """CLIP's logit_scale: a scalar nn.Parameter read through exp, its only reader."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.logit_scale = nn.Parameter(torch.tensor(2.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.logit_scale.exp()
+
+
+class RescaledNorm(nn.Module):
+    """T5's own RMS norm written out (pow, mean, rsqrt, * weight), then a rescale by a Python float
+    before the head (T5 multiplies by d_model ** -0.5): the float is a literal, not a parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(16))
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+        return self.head(x * 16**-0.5)
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -155,6 +182,8 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True, track_running_stats=True)),
             torch.randn(2, 3, 8, 8),
         ),
+        "scalar_parameter": (ScalarParameter(), torch.randn(2, 8)),
+        "rescaled_norm": (RescaledNorm(), torch.randn(2, 3, 16)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)), torch.randn(1, 3, 8, 8)),
     }

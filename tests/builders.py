@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 _RNG = np.random.default_rng(1234)
+
+# the real exporters' fixtures (scripts/ made them), each with a .json of what its framework recorded
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def fixture_meta(path: Path) -> dict:
+    """What the framework itself recorded beside a fixture (its .json): the truth a test compares with."""
+    return json.loads(path.with_suffix(".json").read_text())
 
 
 def init(name: str, dims: Sequence[int], dtype: type = np.float32) -> onnx.TensorProto:

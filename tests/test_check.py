@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from builders import array, batchnorm, external, init, linear, model, node, save, seed_cnn, value
+from builders import MODELS, array, batchnorm, external, init, linear, model, node, save, seed_cnn, value
 from onnx import TensorProto, helper
 
 from onnxaudit.check import CHECK_SCHEMA_VERSION, check
 from onnxaudit.cli import main
 from onnxaudit.rules import RULES
-
-MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def _rules(tmp_path, m: onnx.ModelProto, name: str = "m.onnx", **kwargs) -> list[str]:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
-from builders import layer_row
+from builders import MODELS, fixture_meta, layer_row
 
 from onnxaudit import audit
-
-MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def _fixtures(folder: str) -> list[Path]:
     return sorted((MODELS / folder).glob("*.onnx"))
 
 
-def _meta(path: Path) -> dict:
-    return json.loads(path.with_suffix(".json").read_text())
+_meta = fixture_meta
 
 
 def _kind(path: Path) -> tuple[str, str]:

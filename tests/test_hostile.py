@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import pytest
 from builders import (
+    MODELS,
     array,
     batchnorm,
     deep_nesting,
@@ -289,7 +290,6 @@ def test_text_output_of_hostile_names_is_escaped(cli, folders, tmp_path):
 
 # ---------------------------------------------------------------- properties over mutated fixtures
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 FIXTURES = sorted(p for p in (MODELS / "torch").glob("*.onnx") if p.stat().st_size < 200_000)
 _BYTES = {p: p.read_bytes() for p in FIXTURES}
 _WORK = Path(tempfile.mkdtemp(prefix="onnxaudit-fuzz-"))

@@ -4,13 +4,12 @@ dtypes, not element counts: each quantized fixture in models/ort counts what its
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from builders import MODELS
 
 from onnxaudit import audit
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 QUANTIZED = sorted((MODELS / "ort").glob("*.onnx"))
 
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 
 import pytest
-from builders import audit_model, init, model, node, value
+from builders import MODELS, audit_model, init, model, node, value
 from hypothesis import given
 from hypothesis import strategies as st
 
 import onnxaudit.render as render_module
 from onnxaudit import audit
 from onnxaudit.render import escape, escape_markdown, human_bytes, render_json, render_markdown, render_text, write_json
-
-MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 def test_escape_makes_controls_visible():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from builders import audit_model, init, ints, layer_row, model, node, tensor_row, value
+from builders import MODELS, audit_model, fixture_meta, init, ints, layer_row, model, node, tensor_row, value
 from onnx import TensorProto, helper
 
 
@@ -995,12 +995,47 @@ def test_split_sizes_and_positions_of_a_sequence_are_shapes_not_biases(tmp_path)
 def test_buffers_dynamo_names_in_its_node_metadata_are_not_parameters():
     """A registered buffer read by a MatMul and one read by a Sub (scripts/export_torch_zoo.py,
     buffer_projection): torch.onnx dynamo writes each node's FX call, whose `%b_proj` marks a buffer."""
-    import json
-    from pathlib import Path
-
     from onnxaudit import audit
 
-    path = Path(__file__).resolve().parent.parent / "models" / "torchzoo" / "buffer_projection__dynamo.onnx"
+    path = MODELS / "torchzoo" / "buffer_projection__dynamo.onnx"
     report = audit(path, convention="pytorch")
-    assert report.totals.total == json.loads(path.with_suffix(".json").read_text())["parameters"]
+    assert report.totals.total == fixture_meta(path)["parameters"]
     assert {t.name: t.role for t in report.tensors if t.category == "state"} == {"proj": "buffer", "shift": "buffer"}
+
+
+def test_scalar_parameter_kept_under_its_name_is_counted():
+    """CLIP's logit_scale, a scalar nn.Parameter read through Exp: the TorchScript exporter stores it under
+    its attribute's name, where its own constants are `onnx::...` or `/scope/Constant_output_0`
+    (scripts/export_torch_zoo.py, scalar_parameter)."""
+    from onnxaudit import audit
+
+    path = MODELS / "torchzoo" / "scalar_parameter__legacy.onnx"
+    report = audit(path, convention="pytorch")
+    assert report.totals.trainable == fixture_meta(path)["parameters"] == 8 * 4 + 4 + 1
+    assert tensor_row(report, "logit_scale").role == "scalar_parameter"
+
+
+def test_scalar_literal_is_no_parameter_where_the_file_names_none(tmp_path):
+    """A stored scalar read through Exp, named like an attribute, in a file no torch exporter wrote:
+    nothing says it is a parameter, so it stays a literal."""
+    m = model(
+        [node("Exp", ["s"], ["e"]), node("Mul", ["x", "e"], ["y"], name="/Mul")],
+        [value("x", [2, 4])],
+        [value("y", [2, 4])],
+        [init("s", [])],
+    )
+    assert tensor_row(audit_model(tmp_path, m, convention="pytorch"), "s").role == "literal"
+    m.producer_name = "pytorch"  # the TorchScript exporter's `/scope/Op` names and a named scalar
+    assert tensor_row(audit_model(tmp_path, m, convention="pytorch"), "s").role == "scalar_parameter"
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
+def test_scalar_rescaling_a_lowered_norm_is_a_literal(kind):
+    """T5 multiplies its final RMS norm's output by d_model ** -0.5 before the head: a literal, not the
+    norm's scale (scripts/export_torch_zoo.py, rescaled_norm)."""
+    from onnxaudit import audit
+
+    path = MODELS / "torchzoo" / f"rescaled_norm__{kind}.onnx"
+    report = audit(path, convention="pytorch")
+    features, classes = 16, 4  # RescaledNorm: a weight of 16, then nn.Linear(16, 4)
+    assert report.totals.trainable == fixture_meta(path)["parameters"] == features + features * classes + classes

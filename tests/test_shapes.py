@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 from builders import (
+    MODELS,
     batch_collapse,
     constant_of_shape,
     custom_domain_op,
@@ -49,7 +50,6 @@ from onnxaudit.shapes import (
 )
 from onnxaudit.shapes_profile import Event, observe
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 # A few representative exports: torch legacy and dynamo (with and without optimization), an RNN,
 # token ids into an embedding, and Keras through tf2onnx, Keras 3 export and tf_keras.
 FIXTURES = [

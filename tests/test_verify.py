@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import MODELS
 
 from onnxaudit.cli import main
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 GERON_CODE = MODELS / "keras" / "seed_geron_code__tf2onnx_op17"
 
 
