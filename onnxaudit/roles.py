@@ -56,6 +56,11 @@ ROLES: dict[str, RoleInfo] = {
 
 DATA = "data"  # an activation slot: a constant there has no parameter role of its own
 # a module attribute's state_dict name (`logit_scale`, `encoder.alpha`); not `onnx::Mul_3`, `/a/Constant_output_0`
+# what a product passes through on its way to its bias's Add: layout, and static quantization's
+# QuantizeLinear/DequantizeLinear pair on every activation (QDQ format)
+_PASS_THROUGH_PRODUCT = frozenset(
+    {"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "QuantizeLinear", "DequantizeLinear"}
+)
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _UNKNOWN = object()
@@ -543,6 +548,8 @@ class _Classifier:
             )
             return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
         if domain in _MS and op in MS_SLOT_TABLE:
+            if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
+                return "bias"
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
         if op in MATMUL_OPERANDS and domain in _STD_MS:
@@ -571,7 +578,7 @@ class _Classifier:
         if op in ("Loop", "Scan") and domain in _STD:
             return None
         if domain in _MS and op in MS_SLOT_TABLE:
-            return MS_SLOT_TABLE[op]
+            return None if op == "QLinearAdd" else MS_SLOT_TABLE[op]  # QLinearAdd: a bias or an operand
         if op in MATMUL_OPERANDS and domain in _STD_MS:
             return None
         if domain in _STD:
@@ -677,10 +684,18 @@ class _Classifier:
         return op == "InstanceNormalization"
 
     def is_bias_add(self, node: Node, slot: int, assumed: str = "") -> bool:
-        """Add(product, constant) right after a weight-bearing op: the constant is its bias."""
-        if len(node.inputs) != 2 or not self._constant_or_assumed(node, slot, assumed):
+        """Add(product, constant) right after a weight-bearing op: the constant is its bias. Also
+        QLinearAdd (operands in slots 0 and 3), static quantization's QOperator form of that Add."""
+        if node.op_type == "QLinearAdd":
+            if slot not in (0, 3) or len(node.inputs) < 4:
+                return False
+            other = node.inputs[3 - slot]
+        elif len(node.inputs) == 2:
+            other = node.inputs[1 - slot]
+        else:
             return False
-        other = node.inputs[1 - slot]
+        if not self._constant_or_assumed(node, slot, assumed):
+            return False
         if self.is_constant(node.scope, other):
             return False
         producer = self.producer(node.scope, other)
@@ -703,7 +718,7 @@ class _Classifier:
     def is_rescale(self, node: Node) -> bool:
         """Cast/Reshape of a product, or Mul by a run-time or scalar scale (not a per-channel constant,
         which is a lowered normalization, not a rescale)."""
-        if node.op_type in ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose"):
+        if node.op_type in _PASS_THROUGH_PRODUCT:
             return bool(node.inputs)
         if node.op_type != "Mul" or len(node.inputs) != 2:
             return False

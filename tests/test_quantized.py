@@ -3,10 +3,8 @@ dtypes, not element counts: each quantized fixture in models/ort counts what its
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from builders import MODELS
+from builders import MODELS, fixture_meta
 
 from onnxaudit import audit
 
@@ -15,7 +13,7 @@ QUANTIZED = sorted((MODELS / "ort").glob("*.onnx"))
 
 @pytest.mark.parametrize("path", QUANTIZED, ids=lambda p: p.stem)
 def test_quantized_counts_equal_float_source(path):
-    meta = json.loads(path.with_suffix(".json").read_text())
+    meta = fixture_meta(path)
     source = audit(MODELS / meta["source"]).totals
     quantized = audit(path)
     q = quantized.totals
@@ -32,7 +30,7 @@ def test_quantized_counts_equal_float_source(path):
 
 def test_torch_recorded_parameters_survive_quantization():
     path = MODELS / "ort" / "resnet_tiny__legacy_nofold__qoperator_static.onnx"
-    meta = json.loads(path.with_suffix(".json").read_text())
+    meta = fixture_meta(path)
     pytorch = audit(path, convention="pytorch").totals
     assert (pytorch.trainable, pytorch.non_trainable) == (
         meta["source_recorded"]["parameters"],
@@ -47,3 +45,15 @@ def test_matmulnbits_counts_logical_k_not_padded_blocks():
     first = next(t for t in packed if t.count == 784 * 300)
     blocks = -(-784 // 32)  # K=784 is padded to 25 blocks of 32 in storage
     assert first.bytes == 300 * blocks * 32 * 4 // 8
+
+
+@pytest.mark.parametrize("kind", ["qdq_static", "qoperator_static"])
+def test_statically_quantized_linear_bias_is_a_bias(kind):
+    """quantize_static stores a MatMul + Add Linear's bias as an integer `<bias>_quantized`, read through
+    DequantizeLinear by the Add (QDQ: its other operand comes through the activation's Quantize/Dequantize
+    pair) or by QLinearAdd (QOperator): a bias, not a shape constant."""
+    path = MODELS / "ort" / f"rescaled_norm__legacy__{kind}.onnx"
+    report = audit(path, convention="pytorch")
+    bias = next(t for t in report.tensors if t.name == "head.bias_quantized")
+    assert (bias.role, bias.count) == ("bias", 4)  # nn.Linear(16, 4) in scripts/export_torch_zoo.py
+    assert report.totals.trainable == fixture_meta(path)["source_recorded"]["parameters"]
