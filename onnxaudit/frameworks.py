@@ -17,7 +17,7 @@ from operator import attrgetter, itemgetter
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
-from onnxaudit.load import ModelView, Node
+from onnxaudit.load import ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ROLES, Use, called_again
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
@@ -175,11 +175,17 @@ def _origin(view: ModelView) -> str:
         return "pytorch"
     if "tf2onnx" in producer or "keras" in producer:
         return "keras"
+    if producer.startswith(("onnxruntime", "onnx.quantize")) and torchscript_node_names(view):
+        return "pytorch"  # a TorchScript export that onnxruntime's optimizer or quantizer re-saved
     return "unknown"
 
 
-# onnxruntime's optimizer turns Conv + activation into FusedConv (and Gemm into FusedGemm): the same layer.
-_SAME_OP = {"Conv": ("Conv", "FusedConv", "NhwcFusedConv"), "Gemm": ("Gemm", "FusedGemm")}
+# onnxruntime's optimizer turns Conv + activation into FusedConv (and Gemm into FusedGemm), its quantizers
+# into QLinearConv, ConvInteger and QGemm: the same layer.
+_SAME_OP = {
+    "Conv": ("Conv", "FusedConv", "NhwcFusedConv", "QLinearConv", "ConvInteger"),
+    "Gemm": ("Gemm", "FusedGemm", "QGemm"),
+}
 
 
 def _weight_and_bias(tensors: list[ParamTensor], op: str) -> tuple[ParamTensor | None, ParamTensor | None]:
@@ -1259,7 +1265,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         rewrites += [torch_parametrized_weight, torch_norm_without_affine]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere,
         # or where a simplifier named what it folded
-        params = [t.name for t in table.tensors if t.category == "parameter"]
+        # onnxruntime's quantizers store `classifier.1.weight` as `classifier.1.weight_quantized`
+        params = [t.name.removesuffix("_quantized") for t in table.tensors if t.category == "parameter"]
         if any(map(path_from_tensor_name, params)) or any(map(_SIMPLIFIER_FOLDED.fullmatch, params)):
             rewrites.insert(1, torch_legacy_folded_conv)
     else:

@@ -467,6 +467,13 @@ _new = object.__new__
 _set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
+def torchscript_node_names(view: ModelView) -> bool:
+    """Node names in torch.onnx's TorchScript form, `/scope/Op` (dynamo's are `node_Conv_0`, tf2onnx's
+    `model/conv/Conv2D`): kept when onnxruntime's optimizer or quantizer re-saves the file under its
+    own producer name."""
+    return any(n.name.startswith("/") for n in view.main.nodes)
+
+
 def frozen_from_dict(cls: type, fields: dict[str, object]):  # type: ignore[no-untyped-def]
     """A dataclass instance (frozen or not) holding `fields` (every field, in order) without its
     __init__, which costs 3x as much for a frozen one (object.__setattr__ per field): 200k nodes

@@ -14,7 +14,7 @@ from functools import cached_property
 from operator import attrgetter
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
-from onnxaudit.load import Graph, ModelView, Node, Tensor, frozen_from_dict
+from onnxaudit.load import Graph, ModelView, Node, Tensor, frozen_from_dict, torchscript_node_names
 from onnxaudit.onnxcore import TensorProto
 
 # ---------------------------------------------------------------- the roles
@@ -61,7 +61,16 @@ DATA = "data"  # an activation slot: a constant there has no parameter role of i
 _PASS_THROUGH_PRODUCT = frozenset(
     {"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "QuantizeLinear", "DequantizeLinear"}
 )
+# the two operands of an element-wise op, and static quantization's QOperator forms (scale, zero point between)
+_OPERAND_SLOTS = {"Mul": (0, 1), "Add": (0, 1), "QLinearMul": (0, 3), "QLinearAdd": (0, 3)}
+_MULS = ("Mul", "QLinearMul")
+_STORED_THROUGH = frozenset({"DequantizeLinear", "QuantizeLinear", "Cast", "Identity"})
+_LAYOUT_OR_QDQ = frozenset(
+    {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "QuantizeLinear", "DequantizeLinear"}
+)
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+# producers of torch exports: torch itself, and onnxruntime's optimizer and quantizer re-saving them
+_TORCH_OR_RESAVED = ("pytorch", "onnxruntime", "onnx.quantize")
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _UNKNOWN = object()
 
@@ -550,6 +559,8 @@ class _Classifier:
         if domain in _MS and op in MS_SLOT_TABLE:
             if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
                 return "bias"
+            if op in ("QLinearAdd", "QLinearMul") and (affine := self.normalization_affine(node, slot, assumed)):
+                return affine
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
         if op in MATMUL_OPERANDS and domain in _STD_MS:
@@ -578,7 +589,8 @@ class _Classifier:
         if op in ("Loop", "Scan") and domain in _STD:
             return None
         if domain in _MS and op in MS_SLOT_TABLE:
-            return None if op == "QLinearAdd" else MS_SLOT_TABLE[op]  # QLinearAdd: a bias or an operand
+            # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
+            return None if op in ("QLinearAdd", "QLinearMul") else MS_SLOT_TABLE[op]
         if op in MATMUL_OPERANDS and domain in _STD_MS:
             return None
         if domain in _STD:
@@ -632,19 +644,26 @@ class _Classifier:
         """`x_hat * gamma + beta` after a normalization written out as ops (opset < 17 LayerNorm:
         ReduceMean, Sub, Pow, Sqrt, Div; Keras 3 on TF: Sqrt, Reciprocal; tf_keras: a BatchNormalization
         fed run-time statistics): the constants are the norm's scale and bias. BN lowered with stored
-        statistics (Mul + Add of folded mean/var) computes no Sqrt at run time and stays out of this."""
+        statistics (Mul + Add of folded mean/var) computes no Sqrt at run time and stays out of this.
+        Statically quantized too: QLinearMul/QLinearAdd (operands in slots 0 and 3), or Q/DQ pairs."""
+        pair = _OPERAND_SLOTS.get(node.op_type)
+        if pair is None or slot not in pair or len(node.inputs) <= pair[1]:
+            return ""
         if not self._constant_or_assumed(node, slot, assumed):
             return ""
-        mine = self.view.lookup(node.scope, node.inputs[slot])
+        mine = self.stored_behind(node.scope, node.inputs[slot])
         if mine is not None and mine.dims is not None and element_count(mine.dims) <= 1:
             return ""  # a per-feature scale or shift is a vector; a scalar is a literal (T5's x * d**-0.5)
-        other = node.inputs[1 - slot]
-        if node.op_type == "Mul":
+        other = node.inputs[pair[1] if slot == pair[0] else pair[0]]
+        if node.op_type in _MULS:
             return "norm_scale" if self.normalizing(node.scope, other, 0) else ""
         source = self.through_layout(node.scope, other)
-        if source is None or source.op_type != "Mul" or len(source.inputs) != 2:
+        if source is None or source.op_type not in _MULS:
             return ""
-        for j, name in enumerate(source.inputs):
+        for j in _OPERAND_SLOTS[source.op_type]:
+            name = source.inputs[j] if j < len(source.inputs) else ""
+            if not name:
+                continue
             if self.is_constant(source.scope, name):
                 if self.normalization_affine(source, j, "") == "norm_scale":
                     return "norm_bias"
@@ -652,10 +671,21 @@ class _Classifier:
                 return "norm_bias"
         return ""
 
-    def through_layout(self, scope: str, name: str) -> Node | None:
-        node = self.producer(scope, name)
+    def stored_behind(self, scope: str, name: str) -> Tensor | None:
+        """The stored tensor `name` is, or the one it is quantized, dequantized or cast from."""
         for _ in range(3):
-            if node is None or node.op_type not in ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity"):
+            tensor = self.view.lookup(scope, name)
+            node = self.producer(scope, name) if tensor is None else None
+            if node is None or not node.inputs or node.op_type not in _STORED_THROUGH:
+                return tensor
+            scope, name = node.scope, node.inputs[0]
+        return None
+
+    def through_layout(self, scope: str, name: str) -> Node | None:
+        """The producer of `name` behind layout ops and static quantization's Quantize/Dequantize pairs."""
+        node = self.producer(scope, name)
+        for _ in range(5):
+            if node is None or node.op_type not in _LAYOUT_OR_QDQ:
                 break
             node = self.producer(node.scope, node.inputs[0]) if node.inputs else None
         return node
@@ -668,14 +698,15 @@ class _Classifier:
             return False
         op = node.op_type
         if op == "Reciprocal" and node.inputs:
-            inner = self.producer(node.scope, node.inputs[0])
+            inner = self.through_layout(node.scope, node.inputs[0])
             return inner is not None and inner.op_type == "Sqrt"
         if op == "Div" and len(node.inputs) == 2:
-            divisor = self.producer(node.scope, node.inputs[1])
+            divisor = self.through_layout(node.scope, node.inputs[1])
             return divisor is not None and divisor.op_type == "Sqrt"
-        if op == "Mul" and len(node.inputs) == 2:
+        if op in _MULS:
+            operands = [node.inputs[j] for j in _OPERAND_SLOTS[op] if j < len(node.inputs)]
             return any(
-                not self.is_constant(node.scope, i) and self.normalizing(node.scope, i, depth + 1) for i in node.inputs
+                not self.is_constant(node.scope, i) and self.normalizing(node.scope, i, depth + 1) for i in operands
             )
         if op == "BatchNormalization" and len(node.inputs) >= 5:
             return not self.is_constant(node.scope, node.inputs[3])
@@ -822,12 +853,12 @@ class _Classifier:
 
     @cached_property
     def legacy_torch_export(self) -> bool:
-        """torch.onnx's TorchScript exporter wrote the file, or onnxruntime's optimizer re-saved one: its
+        """torch.onnx's TorchScript exporter wrote the file, or onnxruntime's tools re-saved one: its
         `/scope/Op` node names tell it from dynamo's (`node_Conv_0`, module scopes in the metadata)."""
         producer, nodes = self.view.producer, self.view.main.nodes
-        if not producer.startswith(("pytorch", "onnxruntime")) or any(n.module_scopes for n in nodes):
+        if not producer.startswith(_TORCH_OR_RESAVED) or any(n.module_scopes for n in nodes):
             return False
-        return any(n.name.startswith("/") for n in nodes)
+        return torchscript_node_names(self.view)
 
     def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
         """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,
@@ -864,6 +895,8 @@ class _Classifier:
             final = self.constant_role(tensor, role, consumer)
             if via:  # broadcast_filler looks for an Expand on the way
                 final = self.broadcast_filler(tensor, final, via)
+                if final == "shape" and "DequantizeLinear" in via:
+                    final = "unclassified"  # quantized values of a float tensor, whatever it is: no shape
             packed = final in ("weight", "embedding") and consumer.op_type in _PACKED_OPS
             self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
             return

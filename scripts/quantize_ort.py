@@ -5,7 +5,7 @@ recorded and the tool that made the file. Quantization changes dtypes, not eleme
 quantized file must count the same weights as its float source.
 
 Run (the torch venv has onnx_ir, which MatMulNBits quantization needs):
-    /work/venvs/torch/bin/python scripts/quantize_ort.py [static_matmul]
+    /work/venvs/torch/bin/python scripts/quantize_ort.py [static_more]
 Versions: see scripts/requirements-torch.txt (onnxruntime 1.32.0, onnx 1.23.2, onnx-ir 1.1.0).
 """
 
@@ -104,23 +104,27 @@ def transformers_quantized() -> None:
     _record(source, target, "matmul_nbits_gather", api)
 
 
-def static_matmul() -> None:
-    """Static quantization of a Linear on 3-D input (MatMul + Add): each bias becomes an int32 or int8
-    `<bias>_quantized` read by DequantizeLinear then Add (QDQ) or by QLinearAdd (QOperator)."""
-    source = ROOT / "models" / "torchzoo" / "rescaled_norm__legacy.onnx"
-    for kind, fmt in (("qdq_static", QuantFormat.QDQ), ("qoperator_static", QuantFormat.QOperator)):
-        target = OUT / f"{source.stem}__{kind}.onnx"
-        quantize_static(
-            str(source), str(target), RandomReader(source), quant_format=fmt, per_channel=False,
-            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["MatMul", "Add"],
-        )  # fmt: skip
-        api = f"quantize_static(quant_format={fmt.name}, op_types_to_quantize=[MatMul, Add])"
-        _record(source, target, kind, api)
+def static_more() -> None:
+    """Static quantization of a Linear on 3-D input (MatMul + Add), whose bias becomes an integer
+    `<bias>_quantized` read by DequantizeLinear then Add (QDQ) or by QLinearAdd (QOperator), and of a
+    ResNet whose BNs torch.onnx folded into its convs (`onnx::Conv_N` renamed `onnx::Conv_N_quantized`)."""
+    sources = (
+        ROOT / "models" / "torchzoo" / "rescaled_norm__legacy.onnx",
+        ROOT / "models" / "torch" / "resnet_tiny__legacy_fold.onnx",
+    )
+    for source in sources:
+        for kind, fmt in (("qdq_static", QuantFormat.QDQ), ("qoperator_static", QuantFormat.QOperator)):
+            target = OUT / f"{source.stem}__{kind}.onnx"
+            quantize_static(
+                str(source), str(target), RandomReader(source), quant_format=fmt, per_channel=False,
+                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+            )  # fmt: skip
+            _record(source, target, kind, f"quantize_static(quant_format={fmt.name})")
 
 
 def main() -> None:
-    if sys.argv[1:] == ["static_matmul"]:  # one group alone: the others' files stay as they are
-        static_matmul()
+    if sys.argv[1:] == ["static_more"]:  # one group alone: the others' files stay as they are
+        static_more()
         return
     OUT.mkdir(parents=True, exist_ok=True)
     torch_dir = ROOT / "models" / "torch"
@@ -154,7 +158,7 @@ def main() -> None:
             _record(source, target, "matmul_dynamic", api)
     dynamic_per_channel()
     transformers_quantized()
-    static_matmul()
+    static_more()
 
 
 if __name__ == "__main__":

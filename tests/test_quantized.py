@@ -4,7 +4,7 @@ dtypes, not element counts: each quantized fixture in models/ort counts what its
 from __future__ import annotations
 
 import pytest
-from builders import MODELS, fixture_meta
+from builders import MODELS, fixture_meta, tensor_row
 
 from onnxaudit import audit
 
@@ -57,3 +57,24 @@ def test_statically_quantized_linear_bias_is_a_bias(kind):
     bias = next(t for t in report.tensors if t.name == "head.bias_quantized")
     assert (bias.role, bias.count) == ("bias", 4)  # nn.Linear(16, 4) in scripts/export_torch_zoo.py
     assert report.totals.trainable == fixture_meta(path)["source_recorded"]["parameters"]
+
+
+@pytest.mark.parametrize("kind", ["qdq_static", "qoperator_static"])
+def test_static_quantization_keeps_a_folded_bn_in_the_framework_view(kind):
+    """torch.onnx folded each BN into its conv (`onnx::Conv_N`); quantize_static renames the folds
+    `onnx::Conv_N_quantized` and re-saves the file as its own producer: still torch's folds."""
+    path = MODELS / "ort" / f"resnet_tiny__legacy_fold__{kind}.onnx"
+    fw = audit(path, convention="pytorch").framework
+    recorded = fixture_meta(path)["source_recorded"]
+    assert (fw.origin, fw.status) == ("pytorch", "ambiguous")
+    assert fw.trainable.lo <= recorded["parameters"] <= fw.trainable.hi
+    assert fw.non_trainable.lo == recorded["running_stats"] == fw.non_trainable.hi
+
+
+@pytest.mark.parametrize("kind", ["qdq_static", "qoperator_static"])
+def test_statically_quantized_norm_scale_is_a_parameter(kind):
+    """A norm written out as ops, quantized: its weight is read through DequantizeLinear by a Mul whose
+    other operand comes through Quantize/DequantizeLinear pairs (QDQ), or by QLinearMul (QOperator)."""
+    path = MODELS / "ort" / f"rescaled_norm__legacy__{kind}.onnx"
+    report = audit(path, convention="pytorch")
+    assert tensor_row(report, "weight_quantized").role == "norm_scale"
