@@ -17,7 +17,7 @@ from operator import attrgetter, itemgetter
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
-from onnxaudit.load import ModelView, Node, torchscript_node_names
+from onnxaudit.load import RESAVING_TOOLS, ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ROLES, Use, called_again
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
@@ -175,8 +175,8 @@ def _origin(view: ModelView) -> str:
         return "pytorch"
     if "tf2onnx" in producer or "keras" in producer:
         return "keras"
-    if producer.startswith(("onnxruntime", "onnx.quantize")) and torchscript_node_names(view):
-        return "pytorch"  # a TorchScript export that onnxruntime's optimizer or quantizer re-saved
+    if producer.startswith(RESAVING_TOOLS) and torchscript_node_names(view):
+        return "pytorch"  # a TorchScript export that onnxruntime or Optimum re-saved
     return "unknown"
 
 
@@ -1202,6 +1202,23 @@ def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
     return found
 
 
+def anonymous_biases(tensors: list[ParamTensor]) -> dict[str, str]:
+    """A vector the TorchScript exporter named `onnx::Add_N`, added like a bias, in a file that keeps its
+    parameters' state_dict names: a registered buffer (BART's final_logits_bias after its lm_head) or
+    a value folded at export, not a parameter under its own name (a Linear's own bias keeps its key)."""
+    return {
+        t.name: "a registered buffer or a value folded at export (an anonymous bias, where the file names its "
+        "parameters): counted as stored at most"
+        for t in tensors
+        if t.role == "bias" and _ANONYMOUS_ADD.fullmatch(t.name) and all(u.node.op_type == "Add" for u in t.uses)
+    }
+
+
+_TOOL_SUFFIX = re.compile(r"(_quantized|_merged_\d+)$")
+# the TorchScript exporter's name for an Add's constant input (Optimum's merged decoders add `_merged_0`)
+_ANONYMOUS_ADD = re.compile(r"onnx::Add_\d+(_merged_\d+)?")
+
+
 def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, str]:
     """torch.onnx (dynamo) folds a shared module's weight transpose once per call (ALBERT's shared
     layers): a Linear called k times holds k anonymous weights of one shape, one per product. Copy
@@ -1240,6 +1257,7 @@ Rewrite = Callable[[Layer, list[ParamTensor]], "list[FrameworkLayer] | None"]
 def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> FrameworkView:
     origin = _origin(view)
     rewrites: list[Rewrite]
+    named = False  # a PyTorch file that keeps its parameters' state_dict names
     if origin == "keras":
         naming = tf_naming(view)
         producer_of = _producer_index(view)
@@ -1265,9 +1283,11 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         rewrites += [torch_parametrized_weight, torch_norm_without_affine]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere,
         # or where a simplifier named what it folded
-        # onnxruntime's quantizers store `classifier.1.weight` as `classifier.1.weight_quantized`
-        params = [t.name.removesuffix("_quantized") for t in table.tensors if t.category == "parameter"]
-        if any(map(path_from_tensor_name, params)) or any(map(_SIMPLIFIER_FOLDED.fullmatch, params)):
+        # onnxruntime's quantizers store `fc.weight` as `fc.weight_quantized`, Optimum's merged decoders as
+        # `fc.weight_merged_0`
+        params = [_TOOL_SUFFIX.sub("", t.name) for t in table.tensors if t.category == "parameter"]
+        named = any(map(path_from_tensor_name, params))
+        if named or any(map(_SIMPLIFIER_FOLDED.fullmatch, params)):
             rewrites.insert(1, torch_legacy_folded_conv)
     else:
         rewrites = [lowered_layer_norm]
@@ -1308,6 +1328,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             copies = tied
             if origin == "pytorch":
                 copies = {**copies, **per_call_copies(layer, tensors), **folded_products(tensors)}
+                if named:
+                    copies.update(anonymous_biases(tensors))
             for copy in tensors if copies else ():
                 if copy.name in copies:
                     applied.append(f"{layer.name}: {_maybe_not_own(rebuilt[0], copy, copies[copy.name])}")

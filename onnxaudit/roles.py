@@ -14,7 +14,7 @@ from functools import cached_property
 from operator import attrgetter
 
 from onnxaudit.dims import INTEGER_DTYPES, element_count
-from onnxaudit.load import Graph, ModelView, Node, Tensor, frozen_from_dict, torchscript_node_names
+from onnxaudit.load import RESAVING_TOOLS, Graph, ModelView, Node, Tensor, frozen_from_dict, torchscript_node_names
 from onnxaudit.onnxcore import TensorProto
 
 # ---------------------------------------------------------------- the roles
@@ -69,8 +69,6 @@ _LAYOUT_OR_QDQ = frozenset(
     {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "QuantizeLinear", "DequantizeLinear"}
 )
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
-# producers of torch exports: torch itself, and onnxruntime's optimizer and quantizer re-saving them
-_TORCH_OR_RESAVED = ("pytorch", "onnxruntime", "onnx.quantize")
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _UNKNOWN = object()
 
@@ -856,7 +854,7 @@ class _Classifier:
         """torch.onnx's TorchScript exporter wrote the file, or onnxruntime's tools re-saved one: its
         `/scope/Op` node names tell it from dynamo's (`node_Conv_0`, module scopes in the metadata)."""
         producer, nodes = self.view.producer, self.view.main.nodes
-        if not producer.startswith(_TORCH_OR_RESAVED) or any(n.module_scopes for n in nodes):
+        if not producer.startswith(("pytorch", *RESAVING_TOOLS)) or any(n.module_scopes for n in nodes):
             return False
         return torchscript_node_names(self.view)
 

@@ -121,6 +121,20 @@ class RescaledNorm(nn.Module):
         return self.head(x * 16**-0.5)
 
 
+class LogitsBias(nn.Module):
+    """BART's head: a Linear without bias, then a registered buffer added to the logits
+    (`+ self.final_logits_bias.to(device)`), which constant folding stores anonymously."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(8, 16)
+        self.lm_head = nn.Linear(16, 10, bias=False)
+        self.register_buffer("final_logits_bias", torch.zeros(1, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.body(x)) + self.final_logits_bias.to(x.device)
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -184,6 +198,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         ),
         "scalar_parameter": (ScalarParameter(), torch.randn(2, 8)),
         "rescaled_norm": (RescaledNorm(), torch.randn(2, 3, 16)),
+        "logits_bias": (LogitsBias(), torch.randn(1, 4, 8)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)), torch.randn(1, 3, 8, 8)),
     }
@@ -192,7 +207,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
 UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
-FOLDED = frozenset({"shared_block"})
+FOLDED = frozenset({"shared_block", "logits_bias"})
 
 
 def _randomize(model: nn.Module) -> None:

@@ -341,7 +341,7 @@ def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
 TORCH_ZOO = sorted((MODELS / "torchzoo").glob("*.onnx"))
 # the TorchScript exporter writes a registered buffer like a parameter (dynamo's node metadata tells them apart);
 # dynamo folds exp(logit_scale) into a constant named `exp`: the parameter is not in the file
-ZOO_ASSUMED = {"buffer_projection__legacy", "scalar_parameter__dynamo"}
+ZOO_ASSUMED = {"buffer_projection__legacy", "logits_bias__legacy", "scalar_parameter__dynamo"}
 
 
 @pytest.mark.parametrize("path", [p for p in TORCH_ZOO if p.stem not in ZOO_ASSUMED], ids=lambda p: p.stem)
@@ -423,6 +423,17 @@ def test_dynamo_instance_norm_with_running_stats_counts_its_channels_once():
     assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
     assert (fw.non_trainable.lo, fw.non_trainable.hi) == (meta["running_stats"],) * 2 == (2 * channels,) * 2
     assert not any("not the channel axis" in note for note in report.notes)
+
+
+def test_anonymous_bias_in_a_file_that_names_its_parameters_may_be_a_buffer():
+    """BART adds a registered buffer (final_logits_bias) to its logits; constant folding stores it as
+    `onnx::Add_N`, where a Linear's own bias keeps its state_dict key (scripts/export_torch_zoo.py,
+    logits_bias): counted as stored at most, and said."""
+    path = MODELS / "torchzoo" / "logits_bias__legacy_fold.onnx"
+    fw = audit(path, convention="pytorch").framework
+    vocab = 10  # register_buffer("final_logits_bias", torch.zeros(1, 10))
+    assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"], _meta(path)["parameters"] + vocab)
+    assert any("registered buffer or a value folded at export" in e for la in fw.layers for e in la.evidence)
 
 
 def test_lowered_rms_norm_is_named_for_what_it_computes():
