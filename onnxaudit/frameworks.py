@@ -1202,6 +1202,37 @@ def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
     return found
 
 
+def measured_only(view: ModelView, table: ParamTable) -> dict[str, str]:
+    """Weights whose products only a Shape reads: their values are never used. onnxruntime's T5 attention
+    fusion copies layer 0's key projection into the fused qkv weight and keeps the original MatMul for
+    the key length its position bias needs. Weight name -> why it may be counted twice."""
+    readers, main = view.main.readers, view.main.scope
+    return {
+        t.name: "a copy an optimizer's fusion left behind (only a Shape reads its product): counted as stored at most"
+        for t in table.tensors
+        if t.role == "weight" and t.uses and all(u.node.scope == main and _measured(u.node, readers) for u in t.uses)
+    }
+
+
+def _measured(node: Node, readers: dict[str, list[Node]], depth: int = 0) -> bool:
+    """Whether only Shape reads `node`'s outputs, directly or through reshaping ops."""
+    outputs = [out for out in node.outputs if out]
+    if not outputs or depth > 4:
+        return False
+    for out in outputs:
+        for reader in readers.get(out) or [None]:
+            if reader is None or not (
+                reader.op_type == "Shape"
+                or (
+                    reader.op_type in _RESHAPING
+                    and reader.inputs[:1] == (out,)
+                    and _measured(reader, readers, depth + 1)
+                )
+            ):
+                return False
+    return True
+
+
 def anonymous_biases(tensors: list[ParamTensor]) -> dict[str, str]:
     """A vector the TorchScript exporter named `onnx::Add_N`, added like a bias, in a file that keeps its
     parameters' state_dict names: a registered buffer (BART's final_logits_bias after its lm_head) or
@@ -1301,6 +1332,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         for copy, first in tied_transposed_copy(table).items()
     }
     transposed = named_transposed_copies(table)
+    if "com.microsoft" in view.opsets:  # onnxruntime's fusions: the only known source of such leftovers
+        tied.update(measured_only(view, table))
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
     if origin == "pytorch" and (later := later_call_copies(layers)):
         tied = {**tied, **later}

@@ -436,6 +436,27 @@ def test_anonymous_bias_in_a_file_that_names_its_parameters_may_be_a_buffer():
     assert any("registered buffer or a value folded at export" in e for la in fw.layers for e in la.evidence)
 
 
+def test_weight_whose_product_only_a_shape_reads_may_be_a_fusion_leftover(tmp_path):
+    """onnxruntime's T5 attention fusion copies layer 0's key weight into the fused qkv weight and keeps
+    the key MatMul for the key length alone (Reshape -> Shape): counted as stored at most."""
+    from builders import audit_model, init, ints, model, node, value
+
+    d = 8
+    m = model(
+        [node("MatMul", ["x", "qkv"], ["y"], name="/attn/qkv/MatMul"),
+         node("MatMul", ["x", "k"], ["k_out"], name="/attn/k/MatMul"),
+         node("Reshape", ["k_out", "heads"], ["k_heads"], name="/attn/Reshape"),
+         node("Shape", ["k_heads"], ["k_len"], name="/attn/Shape")],
+        [value("x", [1, 4, d])],
+        [value("y", [1, 4, 3 * d]), value("k_len", [4], TensorProto.INT64)],
+        [init("qkv", [d, 3 * d]), init("k", [d, d]), ints("heads", [1, 4, 2, d // 2])],
+        extra_opsets={"com.microsoft": 1},
+    )  # fmt: skip
+    fw = audit_model(tmp_path, m).framework
+    assert (fw.trainable.lo, fw.trainable.hi) == (3 * d * d, 4 * d * d)
+    assert any("only a Shape reads its product" in e for la in fw.layers for e in la.evidence)
+
+
 def test_lowered_rms_norm_is_named_for_what_it_computes():
     """nn.RMSNorm below opset 23 becomes Pow/ReduceMean/Sqrt/Reciprocal and a Mul by its weight: no mean
     subtracted, no shift, so not a LayerNormalization."""
