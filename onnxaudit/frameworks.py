@@ -996,11 +996,18 @@ def _without_padding(tensor: ParamTensor, channels: int) -> ParamTensor:
     return replace(tensor, dims=dims, count=count, notes=(*tensor.notes, note))
 
 
-def ort_silent_fold(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+def ort_silent_fold(
+    layer: Layer, tensors: list[ParamTensor], torchscript_names: bool = False
+) -> list[FrameworkLayer] | None:
     """In a file onnxruntime's optimizer saved, a conv with a bias may hold a BatchNormalization folded
-    without a name left behind (a conv without a bias never does: the fusion would have made one)."""
+    without a name left behind (a conv without a bias never does: the fusion would have made one).
+    Not where TorchScript export names settle it (`torchscript_names`): there torch's own fold leaves
+    `onnx::Conv_N` and onnxruntime's `ConvBnFusion_*`, so a weight and bias under their state_dict keys
+    hold no BN (Whisper's conv1 and conv2)."""
     weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or bias is None:
+        return None
+    if torchscript_names and path_from_tensor_name(weight.name) and path_from_tensor_name(bias.name):
         return None
     c = _channels(bias)
     maybe_bn = FrameworkLayer(
@@ -1326,7 +1333,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if _bn_reads_its_parameters_as_statistics(table):  # so do simplifiers
         rewrites.insert(1, bn_statistics_stored_once)
     if ort_optimized(view):
-        rewrites.append(ort_silent_fold)
+        torchscript_names = torchscript_node_names(view)
+        rewrites.append(lambda la, tensors: ort_silent_fold(la, tensors, torchscript_names))
     tied = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
         for copy, first in tied_transposed_copy(table).items()

@@ -457,6 +457,31 @@ def test_weight_whose_product_only_a_shape_reads_may_be_a_fusion_leftover(tmp_pa
     assert any("only a Shape reads its product" in e for la in fw.layers for e in la.evidence)
 
 
+@pytest.mark.parametrize(
+    ("weight", "bias", "maybe_bn"), [("conv1.weight", "conv1.bias", False), ("onnx::Conv_7", "onnx::Conv_8", True)]
+)
+def test_onnxruntime_saved_conv_under_its_state_dict_names_holds_no_bn(tmp_path, weight, bias, maybe_bn):
+    """onnxruntime re-saves a TorchScript export (ORT_ENABLE_ALL, a real session): a conv whose weight and
+    bias keep their state_dict keys holds no folded BN (Whisper's conv1); torch's own fold is anonymous."""
+    import onnxruntime
+    from builders import init, model, node, save, value
+
+    m = model(
+        [node("Conv", ["x", weight, bias], ["y"], name="/conv1/Conv", pads=[1, 1]),
+         node("Relu", ["y"], ["z"], name="/act/Relu")],
+        [value("x", [1, 4, 16])],
+        [value("z", [1, 8, 16])],
+        [init(weight, [8, 4, 3]), init(bias, [8])],
+    )  # fmt: skip
+    m.producer_name = "pytorch"
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(str(save(m, tmp_path / "m.onnx")), options, providers=["CPUExecutionProvider"])
+    fw = audit(tmp_path / "optimized.onnx", convention="pytorch").framework
+    assert any("folded by onnxruntime" in la.name for la in fw.layers) == maybe_bn
+
+
 def test_lowered_rms_norm_is_named_for_what_it_computes():
     """nn.RMSNorm below opset 23 becomes Pow/ReduceMean/Sqrt/Reciprocal and a Mul by its weight: no mean
     subtracted, no shift, so not a LayerNormalization."""
