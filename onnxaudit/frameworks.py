@@ -1068,11 +1068,12 @@ def named_transposed_copies(table: ParamTable) -> dict[str, str]:
     return found
 
 
-def _not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
-    """Leave `copy`, a stored copy of the parameter `of` (counted where `of` is), out of the layer."""
+def _not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
+    """Leave `copy`, a stored copy of the parameter `of` (counted where `of` is), out of the layer;
+    `how` says what shows it is one."""
     fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi - (copy.count or 0))
     fl.status = max(fl.status, INFERRED, key=_RANK.__getitem__)
-    why = f"{copy.name} is {of} stored again, transposed (its name says so): counted once, with {of}"
+    why = f"{copy.name} is {of} stored again, transposed ({how}): counted once, with {of}"
     if fl.evidence == ["counted as stored"]:
         fl.evidence.clear()
     fl.evidence.append(why)
@@ -1335,11 +1336,23 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if ort_optimized(view):
         torchscript_names = torchscript_node_names(view)
         rewrites.append(lambda la, tensors: ort_silent_fold(la, tensors, torchscript_names))
+    pairs = tied_transposed_copy(table)
+    same, samples = {}, 0
+    if pairs:  # values at sampled positions, where embedded (datamap imports all of onnx: only for such files)
+        from onnxaudit.copies import SAMPLES, transposed_copies
+
+        same, samples = transposed_copies(view.path, pairs), SAMPLES
     tied = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
-        for copy, first in tied_transposed_copy(table).items()
+        for copy, first in pairs.items()
+        if copy not in same
     }
-    transposed = named_transposed_copies(table)
+    transposed = {copy: (first, "its name says so") for copy, first in named_transposed_copies(table).items()}
+    transposed.update(
+        (copy, (first, f"values equal at {samples} sampled positions"))
+        for copy, first in pairs.items()
+        if same.get(copy)
+    )
     if "com.microsoft" in view.opsets:  # onnxruntime's fusions: the only known source of such leftovers
         tied.update(measured_only(view, table))
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
@@ -1376,7 +1389,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                     applied.append(f"{layer.name}: {_maybe_not_own(rebuilt[0], copy, copies[copy.name])}")
             for copy in tensors if transposed else ():
                 if copy.name in transposed:
-                    applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, transposed[copy.name])}")
+                    applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, *transposed[copy.name])}")
         for t in tensors if shared else ():
             if t.name in shared:
                 owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])

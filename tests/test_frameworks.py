@@ -251,11 +251,15 @@ def test_a_stored_copy_named_transposed_counts_once(tmp_path):
     assert audit_model(tmp_path, m, convention="pytorch").framework.trainable.lo == vocab * hidden * 2 + vocab
 
 
-def test_tied_copy_reason_is_the_first_evidence_line():
-    """Without --explain only the first evidence line is printed: it must say why the row is ambiguous."""
-    fw = audit(MODELS / "torch" / "tied_lm__legacy_fold.onnx").framework
-    head = next(layer for layer in fw.layers if layer.status == "ambiguous")
-    assert "transposed copy of tied" in head.evidence[0]
+def test_tied_head_folded_at_export_is_settled_by_its_values():
+    """tied_lm ties its head to the embedding; constant folding stores the transpose as `onnx::MatMul_8`.
+    Values at sampled positions settle it: counted once, and the first evidence line (the one printed
+    without --explain) says why."""
+    path = MODELS / "torch" / "tied_lm__legacy_fold.onnx"
+    fw = audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (_meta(path)["parameters"],) * 2 + ("inferred",)
+    head = next(layer for layer in fw.layers if layer.name == "lm_head")
+    assert "embed.weight stored again, transposed (values equal at" in head.evidence[0]
 
 
 ORT_OPTIMIZED = sorted((MODELS / "ortopt").glob("*.onnx"))
@@ -314,8 +318,9 @@ def test_onnxruntime_mul_fusion_of_a_tf2onnx_bn():
 
 def test_onnxruntime_folded_transpose_of_a_tied_weight():
     fw = audit(MODELS / "ortopt" / "tied_lm__legacy_nofold__ort_extended.onnx").framework
-    head = next(layer for layer in fw.layers if layer.status == "ambiguous")
-    assert "transposed copy of tied embed.weight" in head.evidence[0]
+    head = next(layer for layer in fw.layers if layer.name == "lm_head")
+    assert (head.trainable.hi, head.status) == (0, "inferred")
+    assert "/lm_head/Transpose_output_0 is embed.weight stored again, transposed (values equal" in head.evidence[0]
 
 
 def test_onnxruntime_nchwc_layout_keeps_conv_weights_and_the_folded_bn():
@@ -749,20 +754,29 @@ def test_attention_calling_out_proj_in_its_own_scope_is_no_bn_fusion():
     assert "BatchNorm" not in [layer.kind for layer in fw.layers]
 
 
-def test_a_parameter_read_as_itself_and_transposed_is_stored_twice_at_most(tmp_path):
-    # torch.onnx dynamo on `h = x @ self.w; y = h @ self.w.T`: the transpose is folded into `t`
-    from builders import audit_model, init, model, node, value
+@pytest.mark.parametrize("stored", ["copy", "other", "external"])
+def test_a_weight_shaped_like_a_transposed_copy_is_settled_by_its_values(tmp_path, stored):
+    """torch.onnx dynamo on `h = x @ self.w; y = h @ self.w.T` folds the transpose into `t`. Sampled
+    values say whether `t` is `w` again (counted once) or another weight (counted); where the data lies in
+    an external file, never opened, the pair stays a range."""
+    import numpy as np
+    from builders import array, audit_model, external, init, model, node, value
 
+    w = np.random.default_rng(7).random((16, 12), dtype=np.float32) + 0.5
+    t = {"copy": array("t", w.T.copy()), "other": init("t", [12, 16]), "external": external("t", [12, 16], "t.bin")}
     m = model(
         [node("MatMul", ["x", "w"], ["h"], name="/MatMul"), node("MatMul", ["h", "t"], ["y"], name="/MatMul_1")],
         [value("x", [2, 16])],
         [value("y", None)],
-        [init("w", [16, 12]), init("t", [12, 16])],
+        [array("w", w), t[stored]],
     )
     m.producer_name = "pytorch"
+    (tmp_path / "t.bin").write_bytes(w.T.tobytes())
     fw = audit_model(tmp_path, m, convention="pytorch").framework
-    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (16 * 12, 2 * 16 * 12, "ambiguous")
-    assert any("t 12x16 may be a transposed copy of tied w" in e for layer in fw.layers for e in layer.evidence)
+    expected = {"copy": (16 * 12, 16 * 12, "inferred"), "other": (2 * 16 * 12, 2 * 16 * 12, "exact")}
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == expected.get(stored, (16 * 12, 2 * 16 * 12, "ambiguous"))
+    if stored == "external":
+        assert any("t 12x16 may be a transposed copy of tied w" in e for layer in fw.layers for e in layer.evidence)
 
 
 @pytest.mark.parametrize("name", ["linear_1", "repeat"])

@@ -1,0 +1,78 @@
+"""Is a stored weight another stored weight again, transposed? Settled by values at sampled positions.
+
+The framework view pairs tensors shaped like a transposed copy of a named weight (a tied output head
+folded at export: `onnx::MatMul_803` beside `embed_tokens.weight`). Names and shapes cannot settle such
+a pair; a few values can: unrelated matrices differ at once, a copy agrees everywhere. Only data
+embedded in the model file is read, one element at a time by pread at the sampled positions; external
+data files are never opened, and a pair stored there (or in typed fields) stays undecided.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from onnxaudit.datamap import MAIN, FileMap, TensorRecord, map_file
+from onnxaudit.dims import byte_size
+from onnxaudit.errors import AuditError
+from onnxaudit.load import open_model_file
+
+SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
+
+
+def transposed_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
+    """For each `copy -> original` pair of main-graph initializers: True when the copy holds the
+    original transposed at every sampled position (and the samples are not all one value), False at the
+    first difference. Pairs that cannot be read (external or typed data, a file changed meanwhile) are
+    left out: undecided."""
+    if not pairs:
+        return {}
+    try:
+        fd, size = open_model_file(path)
+    except (OSError, AuditError):
+        return {}
+    try:
+        files = map_file(fd, size, str(path))
+        verdicts = {}
+        for copy, original in pairs.items():
+            verdict = _compare(fd, files, copy, original)
+            if verdict is not None:
+                verdicts[copy] = verdict
+        return verdicts
+    except (OSError, AuditError):
+        return {}
+    finally:
+        os.close(fd)
+
+
+def _compare(fd: int, files: FileMap, copy: str, original: str) -> bool | None:
+    a, b = files.tensors.get((MAIN, original)), files.tensors.get((MAIN, copy))
+    if a is None or b is None or a.dtype != b.dtype or not a.dims or len(a.dims) != 2:
+        return None
+    rows, cols = a.dims
+    item = byte_size(a.dtype, 1)
+    if item is None or byte_size(a.dtype, 8) != 8 * item or tuple(b.dims or ()) != (cols, rows):
+        return None  # elements that are not whole bytes
+    if not (_embedded(a, rows * cols * item) and _embedded(b, rows * cols * item)):
+        return None
+    picks = random.Random(rows * 1_000_003 + cols).sample(range(rows * cols), min(SAMPLES, rows * cols))
+    seen = set()
+    for flat in sorted(picks):
+        i, j = divmod(flat, cols)
+        value = _element(fd, a.raw[0] + flat * item, item)  # type: ignore[index]
+        if value != _element(fd, b.raw[0] + (j * rows + i) * item, item):  # type: ignore[index]
+            return False
+        seen.add(value)
+    return True if len(seen) > 1 else None  # one value everywhere (zeros, ones): no evidence either way
+
+
+def _embedded(record: TensorRecord, length: int) -> bool:
+    return not record.is_external and record.raw is not None and record.raw[1] - record.raw[0] == length
+
+
+def _element(fd: int, offset: int, item: int) -> bytes:
+    data = os.pread(fd, item, offset)
+    if len(data) != item:
+        raise OSError("the file changed while being read")
+    return data
