@@ -66,7 +66,7 @@ _OPERAND_SLOTS = {"Mul": (0, 1), "Add": (0, 1), "QLinearMul": (0, 3), "QLinearAd
 _MULS = ("Mul", "QLinearMul")
 _STORED_THROUGH = frozenset({"DequantizeLinear", "QuantizeLinear", "Cast", "Identity"})
 _LAYOUT_OR_QDQ = frozenset(
-    {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "QuantizeLinear", "DequantizeLinear"}
+    {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "QuantizeLinear", "DequantizeLinear"}
 )
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
@@ -680,7 +680,8 @@ class _Classifier:
         return None
 
     def through_layout(self, scope: str, name: str) -> Node | None:
-        """The producer of `name` behind layout ops and static quantization's Quantize/Dequantize pairs."""
+        """The producer of `name` behind layout ops, Cast (LlamaRMSNorm's `.to(dtype)`) and static
+        quantization's Quantize/Dequantize pairs."""
         node = self.producer(scope, name)
         for _ in range(5):
             if node is None or node.op_type not in _LAYOUT_OR_QDQ:
@@ -966,7 +967,8 @@ class _Classifier:
         synthetic = Tensor(
             node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label
         )
-        final = role if role != DATA else "unclassified"
+        # in a data slot, one value repeated to a shape is a filler (a mask's zeros), not a weight
+        final = role if role != DATA else "literal"
         self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:

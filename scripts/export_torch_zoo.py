@@ -121,6 +121,23 @@ class RescaledNorm(nn.Module):
         return self.head(x * 16**-0.5)
 
 
+class LlamaStyleNorm(nn.Module):
+    """LlamaRMSNorm: statistics in float32, the normalized value cast back (`.to(input_dtype)`) before
+    `weight *`, which the exporter writes as a Cast between the two."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+        self.weight = nn.Parameter(torch.ones(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)
+        dtype = h.dtype
+        h = h.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return self.weight * h.to(dtype)
+
+
 class LogitsBias(nn.Module):
     """BART's head: a Linear without bias, then a registered buffer added to the logits
     (`+ self.final_logits_bias.to(device)`), which constant folding stores anonymously."""
@@ -199,6 +216,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "scalar_parameter": (ScalarParameter(), torch.randn(2, 8)),
         "rescaled_norm": (RescaledNorm(), torch.randn(2, 3, 16)),
         "logits_bias": (LogitsBias(), torch.randn(1, 4, 8)),
+        "llama_norm": (LlamaStyleNorm(), torch.randn(1, 4, 8)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)), torch.randn(1, 3, 8, 8)),
     }

@@ -1039,3 +1039,29 @@ def test_scalar_rescaling_a_lowered_norm_is_a_literal(kind):
     report = audit(path, convention="pytorch")
     features, classes = 16, 4  # RescaledNorm: a weight of 16, then nn.Linear(16, 4)
     assert report.totals.trainable == fixture_meta(path)["parameters"] == features + features * classes + classes
+
+
+def test_norm_scale_read_after_a_cast_back_is_the_norms(tmp_path):
+    """LlamaRMSNorm computes in float32 and casts the normalized value back before `weight *`: the Cast
+    sits between the norm and its scale (scripts/export_torch_zoo.py, llama_norm)."""
+    from onnxaudit import audit
+
+    path = MODELS / "torchzoo" / "llama_norm__legacy.onnx"
+    report = audit(path, convention="pytorch")
+    assert tensor_row(report, "weight").role == "norm_scale"
+    assert (report.totals.trainable, report.totals.unclassified) == (fixture_meta(path)["parameters"], 0)
+
+
+def test_constant_of_shape_in_a_data_slot_is_a_filler(tmp_path):
+    """One value repeated to a shape and read as data (Llama's causal-mask `And` of a ConstantOfShape of
+    true): a literal, never a weight of unknown role."""
+    fill = helper.make_tensor("v", TensorProto.BOOL, [1], [True])
+    m = model(
+        [node("ConstantOfShape", ["dims"], ["ones"], name="/model/ConstantOfShape", value=fill),
+         node("And", ["ones", "mask"], ["y"], name="/model/And")],
+        [value("mask", [2, 3], TensorProto.BOOL)],
+        [value("y", [2, 3], TensorProto.BOOL)],
+        [ints("dims", [2, 3])],
+    )  # fmt: skip
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "ones").role, report.totals.unclassified) == ("literal", 0)
