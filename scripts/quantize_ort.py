@@ -113,13 +113,19 @@ def static_more() -> None:
         ROOT / "models" / "torch" / "resnet_tiny__legacy_fold.onnx",
     )
     for source in sources:
-        for kind, fmt in (("qdq_static", QuantFormat.QDQ), ("qoperator_static", QuantFormat.QOperator)):
-            target = OUT / f"{source.stem}__{kind}.onnx"
-            quantize_static(
-                str(source), str(target), RandomReader(source), quant_format=fmt, per_channel=False,
-                weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-            )  # fmt: skip
-            _record(source, target, kind, f"quantize_static(quant_format={fmt.name})")
+        _static(source, per_channel=False)
+
+
+def _static(source: Path, per_channel: bool) -> None:
+    """quantize_static in both formats: `<source>__qdq_static.onnx` and `<source>__qoperator_static.onnx`."""
+    for kind, fmt in (("qdq_static", QuantFormat.QDQ), ("qoperator_static", QuantFormat.QOperator)):
+        target = OUT / f"{source.stem}__{kind}.onnx"
+        quantize_static(
+            str(source), str(target), RandomReader(source), quant_format=fmt, per_channel=per_channel,
+            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+        )  # fmt: skip
+        api = f"quantize_static(quant_format={fmt.name}{', per_channel=True' if per_channel else ''})"
+        _record(source, target, kind, api)
 
 
 def main() -> None:
@@ -132,13 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("resnet_tiny__legacy_nofold", "mobilenetv2_tiny__legacy_nofold"):
             source = torch_dir / f"{name}.onnx"
-            for kind, fmt in (("qdq_static", QuantFormat.QDQ), ("qoperator_static", QuantFormat.QOperator)):
-                target = OUT / f"{name}__{kind}.onnx"
-                quantize_static(
-                    str(source), str(target), RandomReader(source), quant_format=fmt, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                )  # fmt: skip
-                _record(source, target, kind, f"quantize_static(quant_format={fmt.name}, per_channel=True)")
+            _static(source, per_channel=True)
             target = OUT / f"{name}__dynamic.onnx"
             quantize_dynamic(str(source), str(target), weight_type=QuantType.QUInt8, op_types_to_quantize=["Conv"])
             _record(source, target, "dynamic", "quantize_dynamic(weight_type=QUInt8, op_types_to_quantize=[Conv])")
