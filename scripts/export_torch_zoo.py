@@ -218,7 +218,10 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "logits_bias": (LogitsBias(), torch.randn(1, 4, 8)),
         "llama_norm": (LlamaStyleNorm(), torch.randn(1, 4, 8)),
         # two BNs in a row: dynamo fuses both into the conv
-        "conv_bn_bn": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)), torch.randn(1, 3, 8, 8)),
+        "conv_bn_bn": (
+            nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
+            torch.randn(1, 3, 8, 8),
+        ),
     }
 
 
