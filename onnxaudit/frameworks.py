@@ -640,10 +640,11 @@ def _bns_fused_by_dynamo(layer: Layer, conv_module: str, c: int, view: ModelView
         return [bn]
     more = fusions - 1
     earlier = FrameworkLayer(
-        f"(BatchNorm before {bn_module})", "BatchNorm", Figure.of(2 * c * more), Figure.of(2 * c * more), INFERRED,
+        f"(BatchNorm before {bn_module})", "BatchNorm", Figure(0, 2 * c * more), Figure.of(2 * c * more), AMBIGUOUS,
         [f"{more} more BatchNorm of {c} channels fused into {conv_module}: the node's rewrite rules (onnxscript's "
-         f"rule_name metadata) name {fusions} BN fusions, the module name of all but the last not recorded",
-         "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
+         f"rule_name metadata) name {fusions} BN fusions; of all but the last neither the module name nor the "
+         f"call is recorded, so weight and bias 0 or 2 x {c} each (affine)",
+         "a fusion needs running stats, so they existed"],
     )  # fmt: skip
     return [earlier, bn]
 
@@ -774,20 +775,19 @@ def torch_instance_norm_with_stats(
     layer: Layer, tensors: list[ParamTensor], view: ModelView
 ) -> list[FrameworkLayer] | None:
     """InstanceNorm(track_running_stats=True) in eval mode, as dynamo writes it for a static batch N: a
-    BatchNormalization over the input reshaped to N*C channels, its four vectors tiled N times, and a
-    Reshape back to (N, C, ...) whose shape constant gives C."""
+    BatchNormalization over the input reshaped to N*C channels, its four vectors tiled N times. C is in
+    the Reshape back to (N, C, ...), or else the output channels of the conv before it."""
     bn = next((n for n in layer.nodes if n.op_type == "BatchNormalization" and n.outputs), None)
     if bn is None or not bn.module_scopes or not bn.module_scopes[-1].startswith("instance_norm"):
         return None
     widths = {t.count for t in tensors}
     if len(tensors) != 4 or len(widths) != 1:
         return None
-    restore = next((n for n in layer.nodes if n.op_type == "Reshape" and n.inputs[:1] == bn.outputs[:1]), None)
-    shape = view.main.tensors.get(restore.inputs[1]) if restore is not None and len(restore.inputs) > 1 else None
-    width, values = widths.pop() or 0, shape.values if shape is not None else None
-    if not values or len(values) < 2 or values[1] <= 0 or width % values[1]:
+    width = widths.pop() or 0
+    c, source = _instance_channels(bn, layer, view)
+    if not c or width % c:
         return None
-    c, n = values[1], width // values[1]
+    n = width // c
     affine = bn.name not in view.fx_norms_without_affine
     return _inferred_layer(
         layer,
@@ -796,9 +796,26 @@ def torch_instance_norm_with_stats(
         Figure.of(2 * c),
         f"InstanceNorm with running stats written as a BatchNormalization over N x C = {n} x {c} channels: "
         f"{'weight, bias, ' if affine else ''}running_mean, running_var stored {n} times each, {c} channels "
-        f"(the Reshape back to {tuple(values)})",
+        f"({source})",
         tensors,
     )
+
+
+def _instance_channels(bn: Node, layer: Layer, view: ModelView) -> tuple[int, str]:
+    """C of an InstanceNorm written as a BN over N*C: from the Reshape back to (N, C, ...) in its layer,
+    or from the weight of the conv whose output was reshaped to (1, N*C, ...) for it."""
+    restore = next((n for n in layer.nodes if n.op_type == "Reshape" and n.inputs[:1] == bn.outputs[:1]), None)
+    shape = view.main.tensors.get(restore.inputs[1]) if restore is not None and len(restore.inputs) > 1 else None
+    values = shape.values if shape is not None else None
+    if values and len(values) >= 2 and values[1] > 0:
+        return values[1], f"the Reshape back to {tuple(values)}"
+    producers = view.main.producers
+    flat = producers.get(bn.inputs[0]) if bn.inputs else None
+    conv = producers.get(flat.inputs[0]) if flat is not None and flat.op_type == "Reshape" and flat.inputs else None
+    weight = view.main.tensors.get(conv.inputs[1]) if conv is not None and conv.op_type == "Conv" else None
+    if weight is not None and weight.dims:
+        return weight.dims[0], f"the {weight.dims[0]} output channels of {conv.label}"  # type: ignore[union-attr]
+    return 0, ""
 
 
 def torch_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:

@@ -217,6 +217,16 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "rescaled_norm": (RescaledNorm(), torch.randn(2, 3, 16)),
         "logits_bias": (LogitsBias(), torch.randn(1, 4, 8)),
         "llama_norm": (LlamaStyleNorm(), torch.randn(1, 4, 8)),
+        # the Reshape back to (N, C, H, W) merges with the Flatten after it: C from the conv before
+        "instance_norm_flat": (
+            nn.Sequential(
+                nn.Conv2d(3, 4, 3),
+                nn.InstanceNorm2d(4, affine=True, track_running_stats=True),
+                nn.Flatten(),
+                nn.Linear(4 * 6 * 6, 5),
+            ),
+            torch.randn(2, 3, 8, 8),
+        ),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
