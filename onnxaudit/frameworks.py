@@ -1088,13 +1088,9 @@ def named_transposed_copies(table: ParamTable) -> dict[str, str]:
 def _not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
     """Leave `copy`, a stored copy of the parameter `of` (counted where `of` is), out of the layer;
     `how` says what shows it is one."""
-    fl.trainable = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi - (copy.count or 0))
-    fl.status = max(fl.status, INFERRED, key=_RANK.__getitem__)
+    count = copy.count or 0
     why = f"{copy.name} is {of} stored again, transposed ({how}): counted once, with {of}"
-    if fl.evidence == ["counted as stored"]:
-        fl.evidence.clear()
-    fl.evidence.append(why)
-    return why
+    return _revise(fl, Figure(fl.trainable.lo - count, fl.trainable.hi - count), why, INFERRED)
 
 
 def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
@@ -1102,10 +1098,11 @@ def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
     return not ("." in name and "/" not in name) and pattern.fullmatch(name) is not None
 
 
-def _doubt(fl: FrameworkLayer, trainable: Figure, why: str) -> str:
-    """Make `fl` ambiguous with the range `trainable`, `why` its reason; returns why's short form."""
+def _revise(fl: FrameworkLayer, trainable: Figure, why: str, status: str = AMBIGUOUS) -> str:
+    """Give `fl` the figure `trainable` for the reason `why`, at least as unsure as `status`;
+    returns why's short form."""
     fl.trainable = trainable
-    fl.status = AMBIGUOUS
+    fl.status = max(fl.status, status, key=_RANK.__getitem__)
     if fl.evidence == ["counted as stored"]:
         fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
     fl.evidence.append(why)
@@ -1116,13 +1113,13 @@ def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
     """Leave `copy` out of the layer's lower bound: it may be `of` (a tensor counted elsewhere, or a
     value computed from parameters; `of` says why and how it is counted)."""
     lower = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
-    return _doubt(fl, lower, f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}")
+    return _revise(fl, lower, f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}")
 
 
 def _maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
     """Let the layer's upper bound count `t` once more for each other module that reads it."""
     upper = Figure(fl.trainable.lo, fl.trainable.hi + (t.count or 0) * len(readers))
-    return _doubt(
+    return _revise(
         fl,
         upper,
         f"{t.name} is read by {1 + len(readers)} modules (also {', '.join(readers)}): one parameter they share, "

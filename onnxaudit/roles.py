@@ -55,19 +55,18 @@ ROLES: dict[str, RoleInfo] = {
 }
 
 DATA = "data"  # an activation slot: a constant there has no parameter role of its own
-# a module attribute's state_dict name (`logit_scale`, `encoder.alpha`); not `onnx::Mul_3`, `/a/Constant_output_0`
-# what a product passes through on its way to its bias's Add: layout, and static quantization's
-# QuantizeLinear/DequantizeLinear pair on every activation (QDQ format)
-_PASS_THROUGH_PRODUCT = frozenset(
-    {"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "QuantizeLinear", "DequantizeLinear"}
-)
-# the two operands of an element-wise op, and static quantization's QOperator forms (scale, zero point between)
-_OPERAND_SLOTS = {"Mul": (0, 1), "Add": (0, 1), "QLinearMul": (0, 3), "QLinearAdd": (0, 3)}
-_MULS = ("Mul", "QLinearMul")
-_STORED_THROUGH = frozenset({"DequantizeLinear", "QuantizeLinear", "Cast", "Identity"})
+# what a value passes through unchanged but for layout or dtype: a product on its way to its bias's Add, a
+# normalized value on its way to its scale; static quantization (QDQ) puts a Quantize/DequantizeLinear
+# pair on every activation
 _LAYOUT_OR_QDQ = frozenset(
     {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "QuantizeLinear", "DequantizeLinear"}
 )
+# what a stored tensor passes through before its consumer: quantized, dequantized or cast
+_STORED_THROUGH = frozenset({"DequantizeLinear", "QuantizeLinear", "Cast", "Identity"})
+# the two operands of an element-wise op, and static quantization's QOperator forms (scale, zero point between)
+_OPERAND_SLOTS = {"Mul": (0, 1), "Add": (0, 1), "QLinearMul": (0, 3), "QLinearAdd": (0, 3)}
+_MULS = ("Mul", "QLinearMul")
+# a module attribute's state_dict name (`logit_scale`, `encoder.alpha`); not `onnx::Mul_3`, `/a/Constant_output_0`
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _UNKNOWN = object()
@@ -748,7 +747,7 @@ class _Classifier:
     def is_rescale(self, node: Node) -> bool:
         """Cast/Reshape of a product, or Mul by a run-time or scalar scale (not a per-channel constant,
         which is a lowered normalization, not a rescale)."""
-        if node.op_type in _PASS_THROUGH_PRODUCT:
+        if node.op_type in _LAYOUT_OR_QDQ:
             return bool(node.inputs)
         if node.op_type != "Mul" or len(node.inputs) != 2:
             return False
