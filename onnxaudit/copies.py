@@ -1,10 +1,11 @@
-"""Is a stored weight another stored weight again, transposed? Settled by values at sampled positions.
+"""Is a stored weight another stored weight again (transposed)? Settled by values at sampled positions.
 
 The framework view pairs tensors shaped like a transposed copy of a named weight (a tied output head
-folded at export: `onnx::MatMul_803` beside `embed_tokens.weight`). Names and shapes cannot settle such
-a pair; a few values can: unrelated matrices differ at once, a copy agrees everywhere. Only data
-embedded in the model file is read, one element at a time by pread at the sampled positions; external
-data files are never opened, and a pair stored there (or in typed fields) stays undecided.
+folded at export: `onnx::MatMul_803` beside `embed_tokens.weight`), or like a shared module's weight
+stored again for another call. Names and shapes cannot settle such a pair; a few values can: unrelated
+matrices differ at once, a copy agrees everywhere. Only data embedded in the model file is read, one
+element at a time by pread at the sampled positions; external data files are never opened, and a pair
+stored there (or in typed fields) stays undecided.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def transposed_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
     original transposed at every sampled position (and the samples are not all one value), False at the
     first difference. Pairs that cannot be read (external or typed data, a file changed meanwhile) are
     left out: undecided."""
+    return _settle(path, pairs, transposed=True)
+
+
+def equal_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
+    """transposed_copies for copies stored in the original's own layout (a shared module's weight
+    folded once per call)."""
+    return _settle(path, pairs, transposed=False)
+
+
+def _settle(path: Path, pairs: dict[str, str], transposed: bool) -> dict[str, bool]:
     if not pairs:
         return {}
     try:
@@ -36,7 +47,7 @@ def transposed_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
         files = map_file(fd, size, str(path))
         verdicts = {}
         for copy, original in pairs.items():
-            verdict = _compare(fd, files, copy, original)
+            verdict = _compare(fd, files, copy, original, transposed)
             if verdict is not None:
                 verdicts[copy] = verdict
         return verdicts
@@ -46,14 +57,15 @@ def transposed_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
         os.close(fd)
 
 
-def _compare(fd: int, files: FileMap, copy: str, original: str) -> bool | None:
+def _compare(fd: int, files: FileMap, copy: str, original: str, transposed: bool) -> bool | None:
     a, b = files.tensors.get((MAIN, original)), files.tensors.get((MAIN, copy))
     if a is None or b is None or a.dtype != b.dtype or not a.dims or len(a.dims) != 2:
         return None
     rows, cols = a.dims
     item = byte_size(a.dtype, 1)
-    if item is None or byte_size(a.dtype, 8) != 8 * item or tuple(b.dims or ()) != (cols, rows):
-        return None  # elements that are not whole bytes
+    layout = (cols, rows) if transposed else (rows, cols)
+    if item is None or byte_size(a.dtype, 8) != 8 * item or tuple(b.dims or ()) != layout:
+        return None  # elements that are not whole bytes, or not the layout asked about
     if not (_embedded(a, rows * cols * item) and _embedded(b, rows * cols * item)):
         return None
     picks = random.Random(rows * 1_000_003 + cols).sample(range(rows * cols), min(SAMPLES, rows * cols))
@@ -61,7 +73,8 @@ def _compare(fd: int, files: FileMap, copy: str, original: str) -> bool | None:
     for flat in sorted(picks):
         i, j = divmod(flat, cols)
         value = _element(fd, a.raw[0] + flat * item, item)  # type: ignore[index]
-        if value != _element(fd, b.raw[0] + (j * rows + i) * item, item):  # type: ignore[index]
+        at = (j * rows + i) if transposed else flat
+        if value != _element(fd, b.raw[0] + at * item, item):  # type: ignore[index]
             return False
         seen.add(value)
     return True if len(seen) > 1 else None  # one value everywhere (zeros, ones): no evidence either way

@@ -1089,7 +1089,7 @@ def _not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
     """Leave `copy`, a stored copy of the parameter `of` (counted where `of` is), out of the layer;
     `how` says what shows it is one."""
     count = copy.count or 0
-    why = f"{copy.name} is {of} stored again, transposed ({how}): counted once, with {of}"
+    why = f"{copy.name} is {of} {how}: counted once, with {of}"
     return _revise(fl, Figure(fl.trainable.lo - count, fl.trainable.hi - count), why, INFERRED)
 
 
@@ -1162,11 +1162,11 @@ def read_by_several_modules(table: ParamTable, layers: list[Layer]) -> dict[str,
     return found
 
 
-def later_call_copies(layers: list[Layer]) -> dict[str, str]:
+def later_call_copies(layers: list[Layer]) -> dict[str, tuple[str, str]]:
     """torch.onnx (legacy) scopes a module's later calls `X_1`, `X_2`; a simplifier (onnxslim) then
     folds the weight's transpose once per call and stores it under the call's name
     (`.../query_1/Transpose_output_0`): an anonymous weight of `X_n` shaped like a weight of X may be
-    X's. Copy name -> what it may be a copy of."""
+    X's. Copy name -> (the weight it may be a copy of, why)."""
     by_name: dict[str, Layer] | None = None
     found = {}
     for layer in layers:
@@ -1182,8 +1182,9 @@ def later_call_copies(layers: list[Layer]) -> dict[str, str]:
             key = (t.dtype, t.dims)
             if t.role == "weight" and key in shapes and path_from_tensor_name(t.name) is None:
                 found[t.name] = (
+                    shapes[key],
                     f"{shapes[key]} of {first.name} stored again for a later call of that module: counted once "
-                    "at least, as stored at most (values not compared)"
+                    "at least, as stored at most (values not compared)",
                 )
     return found
 
@@ -1272,10 +1273,10 @@ _TOOL_SUFFIX = re.compile(r"(_quantized|_merged_\d+)$")
 _ANONYMOUS_ADD = re.compile(r"onnx::Add_\d+(_merged_\d+)?")
 
 
-def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, str]:
+def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, tuple[str, str]]:
     """torch.onnx (dynamo) folds a shared module's weight transpose once per call (ALBERT's shared
     layers): a Linear called k times holds k anonymous weights of one shape, one per product. Copy
-    name -> what it may be a copy of (the first of its shape)."""
+    name -> (what it may be a copy of: the first of its shape, why)."""
     weights = [t for t in tensors if t.role == "weight" and t.dims]
     if len(weights) < 2:  # most layers: one weight
         return {}
@@ -1289,8 +1290,9 @@ def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, str]:
         key = (t.dtype, t.dims)
         if key in first:
             found[t.name] = (
+                first[key].name,
                 f"{first[key].name} stored again for another call of this module: counted once at least, "
-                "as stored at most (values not compared)"
+                "as stored at most (values not compared)",
             )
         else:
             first[key] = t
@@ -1350,28 +1352,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if ort_optimized(view):
         torchscript_names = torchscript_node_names(view)
         rewrites.append(lambda la, tensors: ort_silent_fold(la, tensors, torchscript_names))
-    pairs = tied_transposed_copy(table)
-    same, samples = {}, 0
-    if pairs:  # values at sampled positions, where embedded (datamap imports all of onnx: only for such files)
-        from onnxaudit.copies import SAMPLES, transposed_copies
-
-        same, samples = transposed_copies(view.path, pairs), SAMPLES
-    tied = {
-        copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
-        for copy, first in pairs.items()
-        if copy not in same
-    }
-    transposed = {copy: (first, "its name says so") for copy, first in named_transposed_copies(table).items()}
-    transposed.update(
-        (copy, (first, f"values equal at {samples} sampled positions"))
-        for copy, first in pairs.items()
-        if same.get(copy)
-    )
-    if "com.microsoft" in view.opsets:  # onnxruntime's fusions: the only known source of such leftovers
-        tied.update(measured_only(view, table))
+    tied, known = _possible_copies(view, table, layers, origin)
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
-    if origin == "pytorch" and (later := later_call_copies(layers)):
-        tied = {**tied, **later}
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
     ordered: list[tuple[int, list[FrameworkLayer]]] = [(index, [layer]) for index, layer, _ in chains]
@@ -1395,15 +1377,15 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             rebuilt = [_file_layer(layer, tensors)]
             copies = tied
             if origin == "pytorch":
-                copies = {**copies, **per_call_copies(layer, tensors), **folded_products(tensors)}
+                copies = {**copies, **folded_products(tensors)}
                 if named:
                     copies.update(anonymous_biases(tensors))
             for copy in tensors if copies else ():
                 if copy.name in copies:
                     applied.append(f"{layer.name}: {_maybe_not_own(rebuilt[0], copy, copies[copy.name])}")
-            for copy in tensors if transposed else ():
-                if copy.name in transposed:
-                    applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, *transposed[copy.name])}")
+            for copy in tensors if known else ():
+                if copy.name in known:
+                    applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, *known[copy.name])}")
         for t in tensors if shared else ():
             if t.name in shared:
                 owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
@@ -1432,6 +1414,52 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             "stored, this view the channels the ReorderOutput after the conv restores (where one is reached)"
         )
     return FrameworkView(origin, _merge_same_name(out), applied, notes)
+
+
+def _possible_copies(
+    view: ModelView, table: ParamTable, layers: list[Layer], origin: str
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Stored tensors that may be another parameter stored again: a transposed copy of a tied weight,
+    a shared module's weight stored once per call, a fusion's leftover. Where both are embedded in the
+    file, sampled values settle a pair (onnxaudit/copies.py): a copy is known, another weight is no
+    copy. Returns the doubts left (copy name -> why) and the known copies (copy -> (original, how))."""
+    transposed = tied_transposed_copy(table)
+    calls: dict[str, tuple[str, str]] = {}
+    if origin == "pytorch":
+        calls = later_call_copies(layers)
+        for layer in layers:
+            if sum(t.role == "weight" for t in layer.tensors) > 1:  # most layers: one weight
+                calls.update(per_call_copies(layer, _counted(layer.tensors)))
+    same: dict[str, bool] = {}
+    samples = 0
+    if transposed or calls:  # datamap imports all of onnx: only for files with such a pair
+        from onnxaudit.copies import SAMPLES, equal_copies, transposed_copies
+
+        same = transposed_copies(view.path, transposed)
+        same.update(equal_copies(view.path, {copy: first for copy, (first, _) in calls.items()}))
+        samples = SAMPLES
+    doubts = {
+        copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
+        for copy, first in transposed.items()
+        if copy not in same
+    }
+    doubts.update((copy, why) for copy, (_, why) in calls.items() if copy not in same)
+    if "com.microsoft" in view.opsets:  # onnxruntime's fusions: the only known source of such leftovers
+        doubts.update(measured_only(view, table))
+    known = {
+        copy: (first, "stored again, transposed (its name says so)")
+        for copy, first in named_transposed_copies(table).items()
+    }
+    equal = f"values equal at {samples} sampled positions"
+    known.update(
+        (copy, (first, f"stored again, transposed ({equal})")) for copy, first in transposed.items() if same.get(copy)
+    )
+    known.update(
+        (copy, (first, f"stored again for another call ({equal})"))
+        for copy, (first, _) in calls.items()
+        if same.get(copy)
+    )
+    return doubts, known
 
 
 def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:

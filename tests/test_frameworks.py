@@ -658,11 +658,20 @@ def test_a_shared_module_stored_once_is_exact(kind):
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (_meta(path)["parameters"],) * 2 + ("exact",)
 
 
-def test_weight_copies_per_call_of_one_linear_count_once_at_least(tmp_path):
+@pytest.mark.parametrize("stored", ["copy", "other", "external"])
+def test_weight_copies_per_call_of_one_linear_are_settled_by_values(tmp_path, stored):
     # torch.onnx (dynamo) on ALBERT: a shared Linear called twice holds its folded transposed weight
-    # twice (val_1, val_2), and its bias once, read by both calls
-    from builders import audit_model, init, model, node, value
+    # twice (val_1, val_2), and its bias once, read by both calls; sampled values say whether val_2 is
+    # val_1 again, and where the data is external (never opened) the pair stays a range
+    import numpy as np
+    from builders import array, audit_model, external, init, model, node, value
 
+    first = np.random.default_rng(3).random((8, 8), dtype=np.float32) + 0.5
+    second = {
+        "copy": array("val_2", first),
+        "other": init("val_2", [8, 8]),
+        "external": external("val_2", [8, 8], "w.bin"),
+    }
     m = model(
         [
             node("MatMul", ["x", "val_1"], ["h1"], name="/ffn/MatMul"),
@@ -672,13 +681,21 @@ def test_weight_copies_per_call_of_one_linear_count_once_at_least(tmp_path):
         ],
         [value("x", [1, 4, 8])],
         [value("y", None)],
-        [init("val_1", [8, 8]), init("val_2", [8, 8]), init("ffn.bias", [8])],
+        [array("val_1", first), second[stored], init("ffn.bias", [8])],
     )
     m.producer_name = "pytorch"
+    (tmp_path / "w.bin").write_bytes(first.tobytes())
     fw = audit_model(tmp_path, m, convention="pytorch").framework
     (ffn,) = fw.layers
-    assert (ffn.trainable.lo, ffn.trainable.hi) == (8 * 8 + 8, 2 * 8 * 8 + 8)
-    assert ffn.status == "ambiguous" and "val_2 8x8 may be val_1" in ffn.evidence[0]
+    expected = {"copy": (8 * 8 + 8,) * 2 + ("inferred",), "other": (2 * 8 * 8 + 8,) * 2 + ("exact",)}
+    assert (ffn.trainable.lo, ffn.trainable.hi, ffn.status) == expected.get(
+        stored, (8 * 8 + 8, 2 * 8 * 8 + 8, "ambiguous")
+    )
+    reason = {
+        "copy": "val_2 is val_1 stored again for another call (values equal",
+        "external": "val_2 8x8 may be val_1",
+    }
+    assert stored not in reason or reason[stored] in ffn.evidence[0]
 
 
 def test_a_constant_product_read_by_attention_is_not_claimed_a_parameter(tmp_path):
@@ -734,24 +751,32 @@ def test_bn_statistics_read_from_its_own_parameters_are_counted_as_statistics(tm
     assert (bn.trainable.lo, bn.non_trainable.lo, bn.status) == (2 * c, 2 * c, "inferred")
 
 
-def test_a_weight_folded_again_for_a_later_call_counts_once_at_least(tmp_path):
+@pytest.mark.parametrize("stored", ["copy", "other"])
+def test_a_weight_folded_again_for_a_later_call_is_settled_by_values(tmp_path, stored):
     # onnxslim on an ALBERT legacy export: each call's folded transpose stored under the call's scope
-    from builders import audit_model, init, model, node, value
+    import numpy as np
+    from builders import array, audit_model, init, model, node, value
 
+    first = np.random.default_rng(5).random((8, 8), dtype=np.float32) + 0.5
+    again = "/enc/query_1/Transpose_output_0"
     m = model(
         [
             node("MatMul", ["x", "/enc/query/Transpose_output_0"], ["h"], name="/enc/query/MatMul"),
-            node("MatMul", ["h", "/enc/query_1/Transpose_output_0"], ["y"], name="/enc/query_1/MatMul"),
+            node("MatMul", ["h", again], ["y"], name="/enc/query_1/MatMul"),
         ],
         [value("x", [1, 4, 8])],
         [value("y", None)],
-        [init("/enc/query/Transpose_output_0", [8, 8]), init("/enc/query_1/Transpose_output_0", [8, 8])],
+        [
+            array("/enc/query/Transpose_output_0", first),
+            array(again, first) if stored == "copy" else init(again, [8, 8]),
+        ],
     )
     m.producer_name = "pytorch"
     fw = audit_model(tmp_path, m, convention="pytorch").framework
-    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (8 * 8, 2 * 8 * 8, "ambiguous")
-    (again,) = [layer for layer in fw.layers if layer.name == "enc.query_1"]
-    assert "stored again for a later call" in again.evidence[0]
+    expected = {"copy": (8 * 8, 8 * 8, "inferred"), "other": (2 * 8 * 8, 2 * 8 * 8, "exact")}
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == expected[stored]
+    (call,) = [layer for layer in fw.layers if layer.name == "enc.query_1"]
+    assert stored == "other" or "stored again for another call (values equal" in call.evidence[0]
 
 
 def test_an_unscoped_depthwise_conv_is_not_named_after_the_layer_before_it():
