@@ -1257,14 +1257,19 @@ def _measured(node: Node, readers: dict[str, list[Node]], depth: int = 0) -> boo
 
 
 def anonymous_biases(tensors: list[ParamTensor]) -> dict[str, str]:
-    """A vector the TorchScript exporter named `onnx::Add_N`, added like a bias, in a file that keeps its
-    parameters' state_dict names: a registered buffer (BART's final_logits_bias after its lm_head) or
-    a value folded at export, not a parameter under its own name (a Linear's own bias keeps its key)."""
+    """A (1, N) constant the TorchScript exporter named `onnx::Add_N`, added like a bias, in a file that
+    keeps its parameters' state_dict names: a registered buffer (BART's final_logits_bias after its
+    lm_head) or a value folded at export. Not a Linear's bias: that keeps its key, or, a slice folded at
+    export (MultiheadAttention's in_proj_bias split per q, k, v), has one dim."""
     return {
         t.name: "a registered buffer or a value folded at export (an anonymous bias, where the file names its "
         "parameters): counted as stored at most"
         for t in tensors
-        if t.role == "bias" and _ANONYMOUS_ADD.fullmatch(t.name) and all(u.node.op_type == "Add" for u in t.uses)
+        if t.role == "bias"
+        and t.dims is not None
+        and len(t.dims) > 1
+        and _ANONYMOUS_ADD.fullmatch(t.name)
+        and all(u.node.op_type == "Add" for u in t.uses)
     }
 
 

@@ -503,6 +503,27 @@ def test_onnxruntime_saved_conv_under_its_state_dict_names_holds_no_bn(tmp_path,
     assert any("folded by onnxruntime" in la.name for la in fw.layers) == maybe_bn
 
 
+@pytest.mark.parametrize(("dims", "doubted"), [((1, 6), True), ((6,), False)])
+def test_only_a_broadcast_shaped_anonymous_bias_may_be_a_buffer(tmp_path, dims, doubted):
+    """`onnx::Add_N` of (1, N) after a product is no Linear bias (BART's final_logits_bias buffer); one of
+    (N,) is one folded at export (MultiheadAttention's in_proj_bias split per q, k, v): counted."""
+    from builders import audit_model, init, model, node, value
+
+    m = model(
+        [node("MatMul", ["x", "onnx::MatMul_3"], ["h"], name="/head/MatMul"),
+         node("Add", ["h", "onnx::Add_4"], ["y"], name="/Add"),
+         node("Gemm", ["x", "body.weight", "body.bias"], ["z"], name="/body/Gemm", transB=1)],
+        [value("x", [1, 4])],
+        [value("y", None), value("z", None)],
+        [init("onnx::MatMul_3", [4, 6]), init("onnx::Add_4", dims),
+         init("body.weight", [3, 4]), init("body.bias", [3])],
+    )  # fmt: skip
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    total = 4 * 6 + 6 + 3 * 4 + 3
+    assert (fw.trainable.lo, fw.trainable.hi) == ((total - 6) if doubted else total, total)
+
+
 def test_lowered_rms_norm_is_named_for_what_it_computes():
     """nn.RMSNorm below opset 23 becomes Pow/ReduceMean/Sqrt/Reciprocal and a Mul by its weight: no mean
     subtracted, no shift, so not a LayerNormalization."""
