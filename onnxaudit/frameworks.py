@@ -26,17 +26,18 @@ _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
 
 @dataclass(frozen=True)
 class Figure:
-    """A count known exactly (lo == hi) or only as a range that contains the truth."""
+    """A count known exactly (lo == hi) or only as a range that contains the truth; hi None: no upper
+    bound the file can show (a table the exporter folded to the slice it used)."""
 
     lo: int
-    hi: int
+    hi: int | None
 
     @staticmethod
     def of(n: int) -> Figure:
         return Figure(n, n) if n else ZERO  # most layers hold no statistics: one shared (frozen) zero
 
     def __add__(self, other: Figure) -> Figure:
-        return Figure(self.lo + other.lo, self.hi + other.hi)
+        return Figure(self.lo + other.lo, _plus(self.hi, other.hi))
 
     @property
     def exact(self) -> bool:
@@ -44,7 +45,13 @@ class Figure:
 
     def text(self) -> str:
         lo, hi = self.lo, self.hi
+        if hi is None:
+            return f"{lo:,}+"
         return f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}"
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
 
 
 ZERO = Figure(0, 0)
@@ -97,7 +104,8 @@ def _sum_figures(figures: Iterable[Figure]) -> Figure:
     """The sum of `figures` (ZERO for none), adding ints instead of making a Figure per step
     (attrgetters, not generators: 49k layers at 200k nodes)."""
     figures = list(figures)
-    return Figure(sum(map(_LO, figures)), sum(map(_HI, figures)))
+    his = list(map(_HI, figures))
+    return Figure(sum(map(_LO, figures)), None if None in his else sum(his))  # type: ignore[arg-type]
 
 
 def _counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
@@ -141,10 +149,11 @@ def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
         # a constant named after its lookup says the range can be short: first, the evidence line shown
         named = any(_LOOKUP_NAME.fullmatch(t.name) for t, _ in lookups)
         evidence = [*texts, at_most] if named else [at_most, *texts]
+        # a lookup folded to its slice: the table it came from is larger by an amount the file cannot show
+        upper = None if named else trainable + unknown
         return FrameworkLayer(
-            layer.name, _kind(layer), Figure(trainable, trainable + unknown), Figure.of(stats),
-            AMBIGUOUS, evidence, names,
-        )  # fmt: skip
+            layer.name, _kind(layer), Figure(trainable, upper), Figure.of(stats), AMBIGUOUS, evidence, names
+        )
     return FrameworkLayer(
         layer.name, _kind(layer), Figure.of(trainable), Figure.of(stats), EXACT, ["counted as stored"], names
     )
@@ -1090,7 +1099,7 @@ def _not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
     `how` says what shows it is one."""
     count = copy.count or 0
     why = f"{copy.name} is {of} {how}: counted once, with {of}"
-    return _revise(fl, Figure(fl.trainable.lo - count, fl.trainable.hi - count), why, INFERRED)
+    return _revise(fl, Figure(fl.trainable.lo - count, _plus(fl.trainable.hi, -count)), why, INFERRED)
 
 
 def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
@@ -1118,7 +1127,7 @@ def _maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
 
 def _maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
     """Let the layer's upper bound count `t` once more for each other module that reads it."""
-    upper = Figure(fl.trainable.lo, fl.trainable.hi + (t.count or 0) * len(readers))
+    upper = Figure(fl.trainable.lo, _plus(fl.trainable.hi, (t.count or 0) * len(readers)))
     return _revise(
         fl,
         upper,

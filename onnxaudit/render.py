@@ -295,7 +295,7 @@ def _shape_json(dims: list[int | str | None] | None) -> str:
 
 
 def _figure(f: Figure) -> str:
-    return f'{{"hi": {f.hi}, "lo": {f.lo}}}'
+    return f'{{"hi": {"null" if f.hi is None else f.hi}, "lo": {f.lo}}}'
 
 
 # The three encoders below write their dataclass's fields in sorted order, as json.dumps(sort_keys=True)

@@ -20,7 +20,7 @@ from onnxaudit.load import ModelView, Node
 if TYPE_CHECKING:
     from onnxaudit.shapes import ShapeCheck
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a framework figure's "hi" is null where the file shows no upper bound
 
 
 @dataclass

@@ -51,7 +51,7 @@ class Verification:
 def _verdict(expected: int, found: Figure) -> str:
     if found.exact:
         return MATCH if found.lo == expected else MISMATCH
-    return WITHIN if found.lo <= expected <= found.hi else MISMATCH
+    return WITHIN if found.lo <= expected and (found.hi is None or expected <= found.hi) else MISMATCH
 
 
 def _found(fw: FrameworkReport, figure: str) -> Figure:
@@ -75,7 +75,11 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str,
         verdict = _verdict(layer.params, found.total)
         explain = "" if verdict != MISMATCH else _explain_layer(layer.params, found, rows)
         checks.append(LayerCheck(layer.name, layer.kind, layer.params, found.total, verdict, explain))
-    extra = [la for la in fw.layers if la.name not in seen and la.total.hi > 0] if expectation.layers else []
+    extra = (
+        [la for la in fw.layers if la.name not in seen and (la.total.hi is None or la.total.hi > 0)]
+        if expectation.layers
+        else []
+    )
     _pair_folded(checks, extra)
     for la in extra:
         checks.append(LayerCheck(la.name, la.kind, None, la.total, MISMATCH, "in the file, not expected"))

@@ -585,6 +585,10 @@ def test_a_lookup_folded_by_dynamo_says_first_that_the_range_can_be_short(tmp_pa
     (slice_row,) = [layer for layer in fw.layers if "embedding_1" in layer.tensors]
     assert slice_row.evidence[0].startswith("embedding_1 1x8x16 may be an embedding table looked up at export")
     assert any("the framework's count can be above this range" in note for note in fw.notes)
+    # the table may be any size: no upper bound, so the range still contains the framework's count
+    table = 100 * 16
+    assert (slice_row.trainable.lo, slice_row.trainable.hi, fw.trainable.hi) == (0, None, None)
+    assert fw.trainable.lo == table and fw.trainable.text() == f"{table:,}+"
 
 
 def test_normalization_after_rescaling_written_as_add_of_the_negated_mean(tmp_path):
