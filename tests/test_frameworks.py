@@ -683,6 +683,28 @@ def test_a_shared_module_stored_once_is_exact(kind):
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (_meta(path)["parameters"],) * 2 + ("exact",)
 
 
+def test_pairs_in_the_largest_graphs_stay_ranges(tmp_path, monkeypatch):
+    """Finding a pair's bytes walks the whole structure again: above the node limit it is not done, and
+    the copy stays a doubt. The limit is lowered here to this two-node graph."""
+    import numpy as np
+    from builders import array, audit_model, model, node, value
+
+    from onnxaudit import frameworks
+
+    monkeypatch.setattr(frameworks, "_COMPARE_MAX_NODES", 1)
+    w = np.random.default_rng(7).random((16, 12), dtype=np.float32) + 0.5
+    m = model(
+        [node("MatMul", ["x", "w"], ["h"], name="/MatMul"), node("MatMul", ["h", "t"], ["y"], name="/MatMul_1")],
+        [value("x", [2, 16])],
+        [value("y", None)],
+        [array("w", w), array("t", w.T.copy())],
+    )
+    m.producer_name = "pytorch"
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (16 * 12, 2 * 16 * 12, "ambiguous")
+    assert any("values not compared" in e for layer in fw.layers for e in layer.evidence)
+
+
 @pytest.mark.parametrize("stored", ["copy", "other", "external"])
 def test_weight_copies_per_call_of_one_linear_are_settled_by_values(tmp_path, stored):
     # torch.onnx (dynamo) on ALBERT: a shared Linear called twice holds its folded transposed weight
