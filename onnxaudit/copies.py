@@ -22,22 +22,13 @@ from onnxaudit.load import open_model_file
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
 
 
-def transposed_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
-    """For each `copy -> original` pair of main-graph initializers: True when the copy holds the
-    original transposed at every sampled position (and the samples are not all one value), False at the
-    first difference. Pairs that cannot be read (external or typed data, a file changed meanwhile) are
-    left out: undecided."""
-    return _settle(path, pairs, transposed=True)
-
-
-def equal_copies(path: Path, pairs: dict[str, str]) -> dict[str, bool]:
-    """transposed_copies for copies stored in the original's own layout (a shared module's weight
-    folded once per call)."""
-    return _settle(path, pairs, transposed=False)
-
-
-def _settle(path: Path, pairs: dict[str, str], transposed: bool) -> dict[str, bool]:
-    if not pairs:
+def settle_copies(path: Path, transposed: dict[str, str], same_layout: dict[str, str]) -> dict[str, bool]:
+    """For each `copy -> original` pair of main-graph initializers (`transposed`: the copy holds the
+    original transposed; `same_layout`: in its own layout, a shared module's weight folded once per
+    call): True when they agree at every sampled position (and the samples are not all one value),
+    False at the first difference. Pairs that cannot be read (external or typed data, a file changed
+    meanwhile) are left out: undecided. One walk of the file finds every pair's bytes."""
+    if not transposed and not same_layout:
         return {}
     try:
         fd, size = open_model_file(path)
@@ -46,10 +37,11 @@ def _settle(path: Path, pairs: dict[str, str], transposed: bool) -> dict[str, bo
     try:
         files = map_file(fd, size, str(path))
         verdicts = {}
-        for copy, original in pairs.items():
-            verdict = _compare(fd, files, copy, original, transposed)
-            if verdict is not None:
-                verdicts[copy] = verdict
+        for pairs, flipped in ((transposed, True), (same_layout, False)):
+            for copy, original in pairs.items():
+                verdict = _compare(fd, files, copy, original, flipped)
+                if verdict is not None:
+                    verdicts[copy] = verdict
         return verdicts
     except (OSError, AuditError):
         return {}

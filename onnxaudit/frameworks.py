@@ -1452,10 +1452,9 @@ def _possible_copies(
     # datamap imports all of onnx and walks the whole structure again (~1.6 s at 200k nodes): only for
     # files with such a pair, and not for the largest graphs, whose pairs stay "values not compared"
     if (transposed or calls) and len(view.main.nodes) <= _COMPARE_MAX_NODES:
-        from onnxaudit.copies import SAMPLES, equal_copies, transposed_copies
+        from onnxaudit.copies import SAMPLES, settle_copies
 
-        same = transposed_copies(view.path, transposed)
-        same.update(equal_copies(view.path, {copy: first for copy, (first, _) in calls.items()}))
+        same = settle_copies(view.path, transposed, {copy: first for copy, (first, _) in calls.items()})
         samples = SAMPLES
     doubts = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"

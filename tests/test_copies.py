@@ -1,0 +1,49 @@
+"""onnxaudit/copies.py: whether a stored weight is another stored weight again, from sampled values
+read in real files on disk (embedded raw data only)."""
+
+from __future__ import annotations
+
+import numpy as np
+from builders import array, external, model, node, save, value
+from onnx import TensorProto, helper
+
+from onnxaudit.copies import settle_copies
+
+_RNG = np.random.default_rng(11)
+W = _RNG.random((16, 12), dtype=np.float32) + 0.5
+
+
+def _file(tmp_path, *tensors):
+    """A graph that reads each tensor once (Identity), saved as a real file."""
+    nodes = [node("Identity", [t.name], [f"out{i}"]) for i, t in enumerate(tensors)]
+    outputs = [value(f"out{i}", None) for i in range(len(tensors))]
+    return save(model(nodes, [], outputs, list(tensors)), tmp_path / "m.onnx")
+
+
+def test_a_transposed_copy_agrees_and_another_matrix_does_not(tmp_path):
+    other = _RNG.random((12, 16), dtype=np.float32)
+    path = _file(tmp_path, array("w", W), array("t", W.T.copy()), array("u", other))
+    assert settle_copies(path, {"t": "w", "u": "w"}, {}) == {"t": True, "u": False}
+
+
+def test_a_copy_in_the_same_layout(tmp_path):
+    path = _file(tmp_path, array("w", W), array("again", W.copy()), array("t", W.T.copy()))
+    # the same-layout question is asked of each pair as given: a transposed copy is not one
+    assert settle_copies(path, {}, {"again": "w", "t": "w"}) == {"again": True}
+
+
+def test_one_value_everywhere_is_no_evidence(tmp_path):
+    ones = np.ones((16, 12), dtype=np.float32)
+    path = _file(tmp_path, array("w", ones), array("t", ones.T.copy()))
+    assert settle_copies(path, {"t": "w"}, {}) == {}
+
+
+def test_external_or_typed_data_stays_undecided(tmp_path):
+    (tmp_path / "t.bin").write_bytes(W.T.tobytes())
+    typed = helper.make_tensor("f", TensorProto.FLOAT, [12, 16], W.T.flatten().tolist())  # float_data, not raw
+    path = _file(tmp_path, array("w", W), external("t", [12, 16], "t.bin"), typed)
+    assert settle_copies(path, {"t": "w", "f": "w"}, {}) == {}
+
+
+def test_a_file_that_cannot_be_opened_settles_nothing(tmp_path):
+    assert settle_copies(tmp_path / "missing.onnx", {"t": "w"}, {}) == {}
