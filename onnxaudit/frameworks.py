@@ -276,18 +276,22 @@ def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNam
 
 def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
-    shift (`<bn>/batchnorm/sub`), so the conv had no bias of its own."""
+    shift (`<bn>/batchnorm/sub`), so the conv had no bias of its own. A SeparableConv2D is two convs
+    (depthwise, then pointwise, which takes the shift): both kernels are the layer's."""
     weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or bias is None or not _BN_SHIFT_SUB.search(bias.name):
         return None
     bn_name = naming.layer(bias.name)
     if not bn_name or bn_name == layer.name:
         return None
+    kernels = [t for t in tensors if t is not bias]
+    if any(t.category != "parameter" for t in kernels):
+        return None
     c = _channels(bias)
     conv = FrameworkLayer(
-        layer.name, "Conv", Figure.of(weight.count or 0), ZERO, INFERRED,
+        layer.name, "Conv", Figure.of(sum(t.count or 0 for t in kernels)), ZERO, INFERRED,
         [f"the conv's bias {bias.name} is BatchNormalization {bn_name}'s folded shift: the conv had no bias"],
-        [weight.name],
+        [t.name for t in kernels],
     )  # fmt: skip
     bn = FrameworkLayer(
         bn_name, "BatchNormalization", Figure.of(2 * c), Figure.of(2 * c), INFERRED,

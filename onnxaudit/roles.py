@@ -734,7 +734,26 @@ class _Classifier:
             if not self.is_rescale(producer):
                 return False
             producer = self.producer(producer.scope, producer.inputs[0])
-        return producer is not None and producer.op_type in WEIGHT_OPS and self.holds_constant(producer)
+        if producer is None or producer.op_type not in WEIGHT_OPS or not self.holds_constant(producer):
+            return False
+        return not self.scalar_on_wide_product(node, slot, producer)
+
+    def scalar_on_wide_product(self, node: Node, slot: int, producer: Node) -> bool:
+        """One value added to a product of several output channels: a literal (hard-swish's `x + 3`
+        after a conv), not a bias, which has one value per channel (a Dense(1) or a one-filter conv)."""
+        mine = self.stored_behind(node.scope, node.inputs[slot])
+        if mine is None or mine.dims is None or element_count(mine.dims) != 1 or len(producer.inputs) < 2:
+            return False
+        weight = self.stored_behind(producer.scope, producer.inputs[1])
+        if weight is None or not weight.dims:
+            return False
+        if producer.op_type in ("Conv", "ConvInteger", "QLinearConv"):
+            width = weight.dims[0]
+        elif producer.op_type == "Gemm" and producer.attrs.get("transB"):
+            width = weight.dims[0]
+        else:
+            width = weight.dims[-1]
+        return width > 1
 
     def holds_constant(self, node: Node) -> bool:
         """A product with a stored operand (a layer): attention's MatMul(Q, K^T) of two run-time values is

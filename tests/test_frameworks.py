@@ -524,6 +524,27 @@ def test_only_a_broadcast_shaped_anonymous_bias_may_be_a_buffer(tmp_path, dims, 
     assert (fw.trainable.lo, fw.trainable.hi) == ((total - 6) if doubted else total, total)
 
 
+def test_separable_conv_merged_with_its_bn_keeps_both_kernels(tmp_path):
+    """tf2onnx on Keras SeparableConv2D(use_bias=False) + BatchNormalization: depthwise conv, then the
+    pointwise conv, whose bias is the BN's folded shift. Both kernels are the separable layer's."""
+    from builders import audit_model, init, model, node, value
+
+    c_in, c_out = 8, 16
+    m = model(
+        [node("Conv", ["x", "sep/depthwise_kernel"], ["d"], name="sep/separable_conv2d/depthwise", group=c_in),
+         node("Conv", ["d", "sep/pointwise_kernel", "bn/batchnorm/sub:0"], ["y"], name="sep/separable_conv2d")],
+        [value("x", [1, c_in, 8, 8])],
+        [value("y", None)],
+        [init("sep/depthwise_kernel", [c_in, 1, 3, 3]), init("sep/pointwise_kernel", [c_out, c_in, 1, 1]),
+         init("bn/batchnorm/sub:0", [c_out])],
+    )  # fmt: skip
+    m.producer_name = "tf2onnx"
+    fw = audit_model(tmp_path, m).framework
+    sep = next(la for la in fw.layers if la.name == "sep")
+    assert sep.trainable.hi == c_in * 3 * 3 + c_out * c_in
+    assert (fw.trainable.lo, fw.non_trainable.lo) == (c_in * 3 * 3 + c_out * c_in + 2 * c_out, 2 * c_out)
+
+
 def test_lowered_rms_norm_is_named_for_what_it_computes():
     """nn.RMSNorm below opset 23 becomes Pow/ReduceMean/Sqrt/Reciprocal and a Mul by its weight: no mean
     subtracted, no shift, so not a LayerNormalization."""

@@ -1065,3 +1065,18 @@ def test_constant_of_shape_in_a_data_slot_is_a_filler(tmp_path):
     )  # fmt: skip
     report = audit_model(tmp_path, m)
     assert (tensor_row(report, "ones").role, report.totals.unclassified) == ("literal", 0)
+
+
+@pytest.mark.parametrize(("filters", "role"), [(16, "literal"), (1, "bias")])
+def test_one_value_added_after_a_conv_is_a_bias_only_for_one_filter(tmp_path, filters, role):
+    """Keras hard-swish adds 3 to a conv's output (`x * relu6(x + 3) / 6`): one value after 16 filters is
+    a literal; after a one-filter conv the same Add is its bias."""
+    m = model(
+        [node("Conv", ["x", "k"], ["c"], name="conv/Conv2D"), node("Add", ["c", "three"], ["y"], name="hswish/add")],
+        [value("x", [1, 3, 8, 8])],
+        [value("y", None)],
+        [init("k", [filters, 3, 3, 3]), init("three", [1, 1, 1, 1])],
+    )
+    report = audit_model(tmp_path, m)
+    assert tensor_row(report, "three").role == role
+    assert report.totals.trainable == filters * 3 * 3 * 3 + (1 if role == "bias" else 0)
