@@ -1,7 +1,8 @@
 """Graph rules, from the model view and its role table: BatchNormalization misuse (OA201, OA202), stored
 data nobody uses or anybody can replace (OA203, OA204), names defined twice (OA205), unknown roles
 (OA206), references to nothing (OA207), cycles (OA208), recursive functions (OA209), custom domains
-(OA210), float64 weights (OA211), and versions newer than the installed onnx (OA305, OA306).
+(OA210), float64 weights (OA211), ops a standard domain does not define (OA213), and versions newer than
+the installed onnx (OA305, OA306).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def graph_findings(view: ModelView, roles: RoleTable, files: FileMap | None) -> 
     out += _cycles(view)
     out += _recursion(view)
     out += _domains(view)
+    out += _unknown_ops(view)
     out += _channel_axis(view, roles)
     return out
 
@@ -305,4 +307,30 @@ def _domains(view: ModelView) -> list[Finding]:
                 f"{n} nodes from custom domain {quoted(domain)} ({shown}{more}) need a runtime that implements them"
             )
             out.append(finding("OA210", message, "domain", domain))
+    return out
+
+
+def _unknown_ops(view: ModelView) -> list[Finding]:
+    """Ops in a standard domain that onnx defines no schema for: an exporter's op left unconverted
+    (tf2onnx and Keras 3 leave TensorFlow's `StatefulPartitionedCall` in ConvNeXt), which no runtime
+    loads, or one a runtime registers there itself (onnxruntime's SimplifiedLayerNormalization)."""
+    ops: dict[str, Counter[str]] = defaultdict(Counter)
+    for node in view.all_nodes():
+        domain = as_text(node.domain)
+        if domain not in KNOWN_DOMAINS or (node.domain, node.op_type) in view.functions:
+            continue
+        op = as_text(node.op_type)
+        if not onnx.defs.has(op, "" if domain == "ai.onnx" else domain):
+            ops[domain or "ai.onnx"][op] += 1
+    out: list[Finding] = []
+    for domain, counter in sorted(ops.items()):
+        shown = ", ".join(op for op, _ in sorted(counter.items())[:5])
+        more = f" and {len(counter) - 5} more" if len(counter) > 5 else ""
+        n = sum(counter.values())
+        message = (
+            f"{n} nodes of ops that onnx does not define in {quoted(domain)} ({shown}{more}): only a runtime that "
+            "registers them loads the file (onnxruntime does for a few of its fusions; an op an exporter left "
+            "unconverted loads nowhere)"
+        )
+        out.append(finding("OA213", message, "domain", domain))
     return out

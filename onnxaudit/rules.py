@@ -64,6 +64,7 @@ RULES: dict[str, Rule] = {
             "warning",
             "a BatchNormalization's width differs from the channels of the conv/dense before it",
         ),
+        Rule("OA213", "unknown-op", "warning", "an op onnx does not define in a standard domain"),
         Rule("OA301", "bad-dims", "error", "a dim is negative, or the dims' product overflows"),
         Rule("OA302", "data-length-mismatch", "error", "stored data length disagrees with dims x item size"),
         Rule(

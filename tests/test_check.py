@@ -426,3 +426,18 @@ def test_bn_not_over_the_channel_axis(tmp_path):
     keras = check(MODELS / "keras" / "seed_cnn_axis_typo__tf2onnx_op17.onnx")
     assert [f.rule for f in keras.findings if f.rule == "OA212"] == ["OA212"]
     assert "64 features" in next(f.message for f in keras.findings if f.rule == "OA212")
+
+
+def test_an_op_the_standard_domain_does_not_define_is_an_error(tmp_path):
+    """tf2onnx and Keras 3 leave TensorFlow's StatefulPartitionedCall in a Keras ConvNeXt: no runtime
+    loads the file. A warning, not an error: onnxruntime registers a few ops of its own there."""
+    m = model(
+        [node("StatefulPartitionedCall", ["x"], ["h"], name="block/call"), node("Relu", ["h"], ["y"])],
+        [value("x", [1, 4])],
+        [value("y", [1, 4])],
+    )
+    assert "OA213" in _rules(tmp_path, m)
+    assert "OA213" not in _rules(
+        tmp_path, model([node("Relu", ["x"], ["y"])], [value("x", [1, 4])], [value("y", [1, 4])])
+    )
+    assert main(["check", str(save(m, tmp_path / "call.onnx")), "--fail-on", "warning"]) == 1
