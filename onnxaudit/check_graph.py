@@ -296,16 +296,12 @@ def _domains(view: ModelView) -> list[Finding]:
         ops[domain][as_text(node.op_type)] += 1
     out: list[Finding] = []
     for domain, counter in sorted(ops.items()):
-        shown = ", ".join(op for op, _ in sorted(counter.items())[:5])
-        more = f" and {len(counter) - 5} more" if len(counter) > 5 else ""
-        n = sum(counter.values())
+        shown, n = _op_names(counter), sum(counter.values())
         if domain in ORT_DOMAINS:
-            message = f"{n} nodes from {quoted(domain)} ({shown}{more}) run on onnxruntime only"
+            message = f"{n} nodes from {quoted(domain)} ({shown}) run on onnxruntime only"
             out.append(finding("OA210", message, "domain", domain, severity="info"))
         else:
-            message = (
-                f"{n} nodes from custom domain {quoted(domain)} ({shown}{more}) need a runtime that implements them"
-            )
+            message = f"{n} nodes from custom domain {quoted(domain)} ({shown}) need a runtime that implements them"
             out.append(finding("OA210", message, "domain", domain))
     return out
 
@@ -324,13 +320,17 @@ def _unknown_ops(view: ModelView) -> list[Finding]:
             ops[domain or "ai.onnx"][op] += 1
     out: list[Finding] = []
     for domain, counter in sorted(ops.items()):
-        shown = ", ".join(op for op, _ in sorted(counter.items())[:5])
-        more = f" and {len(counter) - 5} more" if len(counter) > 5 else ""
-        n = sum(counter.values())
         message = (
-            f"{n} nodes of ops that onnx does not define in {quoted(domain)} ({shown}{more}): only a runtime that "
+            f"{sum(counter.values())} nodes of ops that onnx does not define in {quoted(domain)} "
+            f"({_op_names(counter)}): only a runtime that "
             "registers them loads the file (onnxruntime does for a few of its fusions; an op an exporter left "
             "unconverted loads nowhere)"
         )
         out.append(finding("OA213", message, "domain", domain))
     return out
+
+
+def _op_names(counter: Counter[str]) -> str:
+    """The first five op names in order, and how many more."""
+    shown = ", ".join(op for op, _ in sorted(counter.items())[:5])
+    return shown + (f" and {len(counter) - 5} more" if len(counter) > 5 else "")
