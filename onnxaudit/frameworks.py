@@ -43,6 +43,9 @@ class Figure:
     def exact(self) -> bool:
         return self.lo == self.hi
 
+    def contains(self, n: int) -> bool:
+        return self.lo <= n and (self.hi is None or n <= self.hi)
+
     def text(self) -> str:
         lo, hi = self.lo, self.hi
         if hi is None:

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from onnxaudit.expectations import FIGURES, Expectation
-from onnxaudit.frameworks import Figure, FrameworkLayer, FrameworkReport
+from onnxaudit.frameworks import ZERO, Figure, FrameworkLayer, FrameworkReport
 from onnxaudit.report import Report, TensorRow
 
 MATCH, WITHIN, MISMATCH = "match", "within range", "mismatch"
@@ -51,7 +51,7 @@ class Verification:
 def _verdict(expected: int, found: Figure) -> str:
     if found.exact:
         return MATCH if found.lo == expected else MISMATCH
-    return WITHIN if found.lo <= expected and (found.hi is None or expected <= found.hi) else MISMATCH
+    return WITHIN if found.contains(expected) else MISMATCH
 
 
 def _found(fw: FrameworkReport, figure: str) -> Figure:
@@ -75,11 +75,7 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str,
         verdict = _verdict(layer.params, found.total)
         explain = "" if verdict != MISMATCH else _explain_layer(layer.params, found, rows)
         checks.append(LayerCheck(layer.name, layer.kind, layer.params, found.total, verdict, explain))
-    extra = (
-        [la for la in fw.layers if la.name not in seen and (la.total.hi is None or la.total.hi > 0)]
-        if expectation.layers
-        else []
-    )
+    extra = [la for la in fw.layers if la.name not in seen and la.total != ZERO] if expectation.layers else []
     _pair_folded(checks, extra)
     for la in extra:
         checks.append(LayerCheck(la.name, la.kind, None, la.total, MISMATCH, "in the file, not expected"))

@@ -19,10 +19,6 @@ TORCH = sorted((MODELS / "torch").glob("*.onnx"))
 _meta = fixture_meta
 
 
-def _contains(figure, value: int) -> bool:
-    return figure.lo <= value <= figure.hi
-
-
 _WEIGHTS = ("kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "bias", "gamma", "beta", "alpha")
 
 
@@ -50,11 +46,11 @@ def test_keras_totals_rebuilt_or_bracketed(path):
     meta = _meta(path)
     fw = audit(path).framework
     extra = sum(_assumed_beta(path, meta).values())
-    assert _contains(fw.total, meta["total"] + extra)
+    assert fw.total.contains(meta["total"] + extra)
     if _frozen_layers(meta):  # trainable=False is invisible in ONNX: only the total can agree
         return
-    assert _contains(fw.trainable, meta["trainable"] + extra)
-    assert _contains(fw.non_trainable, meta["non_trainable"])
+    assert fw.trainable.contains(meta["trainable"] + extra)
+    assert fw.non_trainable.contains(meta["non_trainable"])
 
 
 # Keras 3 exports through tf2onnx keep layer scopes in node names: figures must be exact or inferred, never
@@ -126,8 +122,8 @@ def test_tfkeras_fold_is_ambiguous_with_reason():
 def test_pytorch_parameters_recovered_or_bracketed(path):
     meta = _meta(path)
     fw = audit(path, convention="pytorch").framework
-    assert _contains(fw.trainable, meta["parameters"])
-    assert _contains(fw.non_trainable, meta["running_stats"])
+    assert fw.trainable.contains(meta["parameters"])
+    assert fw.non_trainable.contains(meta["running_stats"])
     if fw.status != "ambiguous":
         assert (fw.trainable.lo, fw.non_trainable.lo) == (meta["parameters"], meta["running_stats"])
 
@@ -272,7 +268,7 @@ def test_onnxruntime_optimized_files_still_bracket_the_framework_counts(path):
     truth = _meta(path)["source_recorded"]
     fw = audit(path).framework
     for figure, key in ((fw.total, "total"), (fw.trainable, "trainable"), (fw.non_trainable, "non_trainable")):
-        assert _contains(figure, truth[key]), (key, figure, truth[key])
+        assert figure.contains(truth[key]), (key, figure, truth[key])
 
 
 SIMPLIFIED = sorted((MODELS / "simplified").glob("*.onnx"))
@@ -285,7 +281,7 @@ def test_simplified_files_still_bracket_the_framework_counts(path):
     truth = _meta(path)["source_recorded"]
     fw = audit(path).framework
     for figure, key in ((fw.total, "total"), (fw.trainable, "trainable"), (fw.non_trainable, "non_trainable")):
-        assert _contains(figure, truth[key]), (key, figure, truth[key])
+        assert figure.contains(truth[key]), (key, figure, truth[key])
 
 
 def _fw_layer(fw, name: str):
@@ -353,8 +349,8 @@ ZOO_ASSUMED = {"buffer_projection__legacy", "logits_bias__legacy", "scalar_param
 def test_torch_zoo_framework_view_contains_what_torch_counted(path):
     meta = _meta(path)
     fw = audit(path, convention="pytorch").framework
-    assert _contains(fw.trainable, meta["parameters"]), fw.trainable
-    assert _contains(fw.non_trainable, meta["running_stats"]), fw.non_trainable
+    assert fw.trainable.contains(meta["parameters"]), fw.trainable
+    assert fw.non_trainable.contains(meta["running_stats"]), fw.non_trainable
 
 
 def test_legacy_deduplicated_untrained_tensors_count_as_torch_counted():
@@ -561,7 +557,7 @@ def test_parametrized_weight_folded_by_dynamo_is_a_range(case):
     path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
     fw = audit(path, convention="pytorch").framework
     layer = next(la for la in fw.layers if "parametrized" in la.evidence[0])
-    assert layer.status == "ambiguous" and _contains(fw.trainable, _meta(path)["parameters"])
+    assert layer.status == "ambiguous" and fw.trainable.contains(_meta(path)["parameters"])
 
 
 @pytest.mark.parametrize("kind", ["legacy", "dynamo"])
@@ -571,7 +567,7 @@ def test_norm_scale_without_state_dict_name_may_be_the_exporters(kind):
     fw = audit(path, convention="pytorch").framework
     norm = next(la for la in fw.layers if la.kind == "LayerNormalization")
     assert norm.status == "ambiguous" and norm.trainable.lo == 0
-    assert _contains(fw.trainable, _meta(path)["parameters"])
+    assert fw.trainable.contains(_meta(path)["parameters"])
 
 
 def _token_plus_slice(slice_name: str):
