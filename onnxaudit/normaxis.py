@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onnxaudit.count import ParamTable, ParamTensor
+from onnxaudit.dims import output_channels
 from onnxaudit.load import ModelView, Node
 
 # Ops a feature map passes through unchanged in channel count on its way from a conv to a BN.
@@ -34,19 +35,15 @@ class AxisFinding:
         )
 
 
+_PRODUCTS = frozenset({"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger"})
+
+
 def _out_channels(node: Node, weights: dict[int, ParamTensor]) -> int | None:
     weight = weights.get(node.index)
-    if weight is None or not weight.dims:
+    if weight is None or not weight.dims or node.op_type not in _PRODUCTS:
         return None
-    if node.op_type in ("Conv", "ConvInteger", "QLinearConv"):
-        return weight.dims[0]
-    if node.op_type == "ConvTranspose" and len(weight.dims) > 1:
-        return weight.dims[1] * int(node.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
-    if node.op_type == "Gemm":
-        return weight.dims[0] if node.attrs.get("transB") else weight.dims[-1]
-    if node.op_type in ("MatMul", "MatMulInteger"):
-        return weight.dims[-1]
-    return None
+    group = int(node.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
+    return output_channels(node.op_type, weight.dims, group, bool(node.attrs.get("transB")))
 
 
 def _features(t: ParamTensor) -> int | None:

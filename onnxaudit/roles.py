@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 
-from onnxaudit.dims import INTEGER_DTYPES, element_count
+from onnxaudit.dims import INTEGER_DTYPES, element_count, output_channels
 from onnxaudit.load import RESAVING_TOOLS, Graph, ModelView, Node, Tensor, frozen_from_dict, torchscript_node_names
 from onnxaudit.onnxcore import TensorProto
 
@@ -747,13 +747,8 @@ class _Classifier:
         weight = self.stored_behind(producer.scope, producer.inputs[1])
         if weight is None or not weight.dims:
             return False
-        if producer.op_type in ("Conv", "ConvInteger", "QLinearConv"):
-            width = weight.dims[0]
-        elif producer.op_type == "Gemm" and producer.attrs.get("transB"):
-            width = weight.dims[0]
-        else:
-            width = weight.dims[-1]
-        return width > 1
+        group = int(producer.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
+        return output_channels(producer.op_type, weight.dims, group, bool(producer.attrs.get("transB"))) > 1
 
     def holds_constant(self, node: Node) -> bool:
         """A product with a stored operand (a layer): attention's MatMul(Q, K^T) of two run-time values is
