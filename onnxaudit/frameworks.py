@@ -639,7 +639,7 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelVi
 def _bns_fused_by_dynamo(layer: Layer, conv_module: str, c: int, view: ModelView) -> list[FrameworkLayer]:
     """The BN (or, BNs in a row, each) that dynamo's optimizer fused into the conv of `conv_module`."""
     bn_module, names = layer.name, [n.name for n in layer.nodes]
-    if any(name in view.fx_norms_without_affine for name in names):
+    if any(name in view.fx.norms_without_affine for name in names):
         bn = FrameworkLayer(
             bn_module, "BatchNorm", ZERO, Figure.of(2 * c), INFERRED,
             [f"BatchNorm {bn_module} fused into {conv_module}: running_mean, running_var 2 x {c}, no weight or bias",
@@ -651,7 +651,7 @@ def _bns_fused_by_dynamo(layer: Layer, conv_module: str, c: int, view: ModelView
             [f"BatchNorm {bn_module} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
              "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
         )  # fmt: skip
-    fusions = max([view.stacked_bn_fusions.get(name, 1) for name in names])
+    fusions = max([view.fx.bn_fusions.get(name, 1) for name in names])
     if fusions == 1:
         return [bn]
     more = fusions - 1
@@ -804,7 +804,7 @@ def torch_instance_norm_with_stats(
     if not c or width % c:
         return None
     n = width // c
-    affine = bn.name not in view.fx_norms_without_affine
+    affine = bn.name not in view.fx.norms_without_affine
     return _inferred_layer(
         layer,
         "InstanceNorm",

@@ -138,6 +138,18 @@ class Graph:
 
 
 @dataclass
+class FxFacts:
+    """What torch.onnx (dynamo) wrote about the FX graph in its nodes' metadata, beyond module scopes."""
+
+    # the FX placeholders read as %b_ (buffers) and %p_ (parameters), without that prefix: state_dict
+    # keys with dots as underscores (`%b_bn_running_mean` is `bn_running_mean` for `bn.running_mean`)
+    buffers: set[str] = field(default_factory=set)
+    parameters: set[str] = field(default_factory=set)
+    norms_without_affine: set[str] = field(default_factory=set)  # nodes of a batch/instance norm call given None
+    bn_fusions: dict[str, int] = field(default_factory=dict)  # nodes several BNs were fused into: how many
+
+
+@dataclass
 class ModelView:
     path: Path
     file_bytes: int
@@ -151,16 +163,8 @@ class ModelView:
     # main-graph initializers a TrainingInfoProto.update_binding says training updates: the spec's
     # own marker of trainable tensors (None: the file carries no such binding)
     trained: frozenset[str] | None = None
-    # torch.onnx (dynamo): the buffers (not parameters) its FX metadata names, as FX writes them: a
-    # state_dict key with its dots as underscores (`b_proj` for `proj`, `b_bn_running_mean`)
-    fx_buffers: frozenset[str] = frozenset()
-    fx_parameters: frozenset[str] = frozenset()  # and the parameters, `%p_fc_weight` as `fc_weight`
-    # torch.onnx (dynamo): the nodes whose FX call is a batch (or instance) norm given no weight and bias
-    # (affine=False), which its BN-into-conv fusion leaves no other trace of
-    fx_norms_without_affine: frozenset[str] = frozenset()
-    # torch.onnx (dynamo): nodes its optimizer fused more than one BN into (two BNs in a row), with
-    # how many: onnxscript's rewriter lists each rule it applied to a node
-    stacked_bn_fusions: dict[str, int] = field(default_factory=dict)
+    # torch.onnx (dynamo): what its node metadata says of the FX graph (buffers, parameters, BN calls)
+    fx: FxFacts = field(default_factory=FxFacts)
 
     @property
     def main(self) -> Graph:
@@ -426,16 +430,6 @@ _FX_PARAMETER = re.compile(r"%p_(\w+)")
 _FX_NORM_WITHOUT_AFFINE = re.compile(r"(?:batch|instance)_norm\w*\.default\]\(args = \(%\w+, None, None, ")
 _REWRITE_RULES_KEY = "pkg.onnxscript.rewriter.rule_name"
 _BN_FUSION_RULE = "FuseBatchNormInto"  # ...Conv, ...ConvTranspose, ...Gemm
-
-
-@dataclass
-class FxFacts:
-    """What torch.onnx (dynamo) wrote about the FX graph in its nodes' metadata, beyond module scopes."""
-
-    buffers: set[str] = field(default_factory=set)  # placeholders read as %b_ (state_dict keys, `.` as `_`)
-    parameters: set[str] = field(default_factory=set)  # placeholders read as %p_
-    norms_without_affine: set[str] = field(default_factory=set)  # nodes of a batch/instance norm call given None
-    bn_fusions: dict[str, int] = field(default_factory=dict)  # nodes several BNs were fused into: how many
 
 
 def _node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
@@ -722,8 +716,7 @@ def model_view(
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
-        _updated_by_training(model), frozenset(builder.fx.buffers), frozenset(builder.fx.parameters),
-        frozenset(builder.fx.norms_without_affine), builder.fx.bn_fusions,
+        _updated_by_training(model), builder.fx,
     )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 

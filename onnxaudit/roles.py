@@ -859,8 +859,8 @@ class _Classifier:
         number."""
         if tensor.origin != "initializer" or tensor.dtype not in _FLOAT_DTYPES:
             return False
-        if self.view.fx_parameters:
-            return tensor.name.replace(".", "_") in self.view.fx_parameters
+        if self.view.fx.parameters:
+            return tensor.name.replace(".", "_") in self.view.fx.parameters
         return self.legacy_torch_export and _ATTRIBUTE_NAME.fullmatch(tensor.name) is not None
 
     @cached_property
@@ -1069,7 +1069,7 @@ class _Classifier:
                     for u in entry.uses
                 ):
                     entry.notes.append("BatchNormalization has training_mode=1")
-        if self.view.fx_buffers:
+        if self.view.fx.buffers:
             self.fx_named_buffers()
         # by first use (node index, slot), then scope and name; tensors never used come last
         first_use, unused = self.first_use, (1 << 62, 0)
@@ -1080,7 +1080,7 @@ class _Classifier:
         """torch.onnx (dynamo) writes each node's FX call, whose arguments tell a registered buffer
         (`%b_proj`) from a parameter (`%p_fc_weight`): a buffer that a MatMul or an Add reads is no
         parameter, whatever its slot. BN running statistics are buffers too and keep their role."""
-        buffers = self.view.fx_buffers
+        buffers = self.view.fx.buffers
         for entry in self.found.values():
             if (
                 entry.category in ("parameter", "unclassified")
