@@ -881,10 +881,10 @@ def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
     )
 
 
-# a conv weight computed at export, named by who folded it: torch.onnx's constant folding (`onnx::Conv_42`),
-# onnx-simplifier (`_v_37`), onnxslim (`<the BN's output>_weight`: `/b1/BatchNormalization_output_0_weight`,
+# a conv weight computed at export, named by who folded it: torch.onnx's constant folding (`onnx::Conv_42`;
+# a bare number, `391`, before torch 1.13), onnx-simplifier (`_v_37`), onnxslim (`<the BN's output>_weight`: `/b1/BatchNormalization_output_0_weight`,
 # `getitem_weight`)
-_FOLDED_CONV_WEIGHT = re.compile(r"onnx::.+|_v_\d+|.+_weight")
+_FOLDED_CONV_WEIGHT = re.compile(r"onnx::.+|\d+|_v_\d+|.+_weight")
 _SIMPLIFIER_FOLDED = re.compile(r"_v_\d+|.*BatchNormalization.*_(weight|bias)")
 
 
@@ -1289,6 +1289,22 @@ def anonymous_biases(tensors: list[ParamTensor]) -> dict[str, str]:
     }
 
 
+def buffer_named(tensors: list[ParamTensor]) -> list[ParamTensor]:
+    """Tensors named like a registered buffer (Silero's `stft.forward_basis_buffer`, a conv's fixed STFT
+    basis): the TorchScript exporter, and tools that inline its files, store a buffer as they store a
+    parameter, and only dynamo's node metadata tells them apart. The name is the only evidence, so
+    such a tensor stays in the upper bound."""
+    found = []
+    for t in tensors:
+        leaf = _NAME_PARTS.split(t.name)[-1].lower()
+        if "buffer" in leaf or leaf == "buf" or leaf.endswith("_buf"):
+            found.append(t)
+    return found
+
+
+_BUFFER_NAMED = "a registered buffer, by its name, stored as the exporter stores a parameter: counted as stored at most"
+# a name's parts: state_dict dots, scopes' slashes, the `__` spox and onnx's inliner put before a branch's names
+_NAME_PARTS = re.compile(r"[./]|__")
 _TOOL_SUFFIX = re.compile(r"(_quantized|_merged_\d+)$")
 # the TorchScript exporter's name for an Add's constant input (Optimum's merged decoders add `_merged_0`)
 _ANONYMOUS_ADD = re.compile(r"onnx::Add_\d+(_merged_\d+)?")
@@ -1407,6 +1423,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             for copy in tensors if known else ():
                 if copy.name in known:
                     applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, *known[copy.name])}")
+        for t in buffer_named(tensors) if origin != "keras" else ():
+            owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
+            applied.append(f"{layer.name}: {_maybe_not_own(owner, t, _BUFFER_NAMED)}")
         for t in tensors if shared else ():
             if t.name in shared:
                 owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])

@@ -4,8 +4,9 @@ without h0 (a zero state Expanded to the batch), layer scale and positional para
 an Add or Mul reads, weight_norm/spectral_norm weights folded into one tensor, and an untrained
 model whose equal tensors (unit BN scales and variances, zero shifts and means) the legacy exporter
 stores once, the others as Identity nodes named after them, an ALBERT-style block called three
-times (one module, its weights shared), which the exporters store once per call, and scalars: a scalar
-parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5).
+times (one module, its weights shared), which the exporters store once per call, scalars: a scalar
+parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5), and a registered
+buffer read as a conv weight (Silero VAD's STFT basis).
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -152,6 +153,19 @@ class LogitsBias(nn.Module):
         return self.lm_head(self.body(x)) + self.final_logits_bias.to(x.device)
 
 
+class StftBasis(nn.Module):
+    """Silero VAD's front end: a fixed STFT basis registered as a buffer (`forward_basis_buffer`),
+    applied by F.conv1d, then a learned conv: the legacy exporter stores the buffer like a parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("forward_basis_buffer", torch.randn(10, 1, 8))
+        self.conv = nn.Conv1d(10, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(nn.functional.conv1d(x, self.forward_basis_buffer, stride=4))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -227,6 +241,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             ),
             torch.randn(2, 3, 8, 8),
         ),
+        "stft_buffer": (StftBasis(), torch.randn(1, 1, 64)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),

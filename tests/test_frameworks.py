@@ -903,3 +903,30 @@ def test_a_constant_named_after_a_product_is_not_claimed_a_parameter(tmp_path, n
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (16 * 6, 16 * 6 + 2 * 16, "ambiguous")
     op = name.rstrip("_0123456789")
     assert any(f"named after the {op} that made it" in e for layer in fw.layers for e in layer.evidence)
+
+
+FOLDED_TORCH = [p for p in TORCH if p.stem.endswith("legacy_fold")]
+
+
+@pytest.mark.parametrize("path", FOLDED_TORCH, ids=lambda p: p.stem)
+def test_bare_number_names_of_torch_before_1_13_are_anonymous_folds(path, tmp_path):
+    """torch.onnx before 1.13 named the tensors it computed at export by a bare number (`391`, as in
+    files published by ddddocr and Silero), where newer releases write `onnx::Conv_391`: the same
+    export renamed that way is rebuilt to the same framework figures."""
+    import onnx
+
+    m = onnx.load(path)
+    renamed = {t.name: t.name.rpartition("_")[2] for t in m.graph.initializer if t.name.startswith("onnx::")}
+    if not renamed:
+        pytest.skip("nothing folded")
+    for t in m.graph.initializer:
+        t.name = renamed.get(t.name, t.name)
+    for n in m.graph.node:
+        n.input[:] = [renamed.get(i, i) for i in n.input]
+    old = tmp_path / "numbers.onnx"
+    onnx.save(m, old)
+    before, after = audit(path).framework, audit(old).framework
+    assert [(la.kind, la.trainable, la.non_trainable) for la in after.layers] == [
+        (la.kind, la.trainable, la.non_trainable) for la in before.layers
+    ]
+    assert after.non_trainable.contains(_meta(path)["running_stats"])
