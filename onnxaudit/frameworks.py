@@ -882,8 +882,8 @@ def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
 
 
 # a conv weight computed at export, named by who folded it: torch.onnx's constant folding (`onnx::Conv_42`;
-# a bare number, `391`, before torch 1.13), onnx-simplifier (`_v_37`), onnxslim (`<the BN's output>_weight`: `/b1/BatchNormalization_output_0_weight`,
-# `getitem_weight`)
+# a bare number, `391`, before torch 1.13), onnx-simplifier (`_v_37`), onnxslim (`<the BN's output>_weight`:
+# `/b1/BatchNormalization_output_0_weight`, `getitem_weight`)
 _FOLDED_CONV_WEIGHT = re.compile(r"onnx::.+|\d+|_v_\d+|.+_weight")
 _SIMPLIFIER_FOLDED = re.compile(r"_v_\d+|.*BatchNormalization.*_(weight|bias)")
 
