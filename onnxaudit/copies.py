@@ -22,13 +22,21 @@ from onnxaudit.load import open_model_file
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
 
 
-def settle_copies(path: Path, transposed: dict[str, str], same_layout: dict[str, str]) -> dict[str, bool]:
+Key = tuple[str, str]  # (graph scope, tensor name), as load.ModelView and datamap give them
+
+
+def settle_copies(
+    path: Path, transposed: dict[str, str], same_layout: dict[str, str], scoped: dict[Key, Key] | None = None
+) -> dict[str, bool]:
     """For each `copy -> original` pair of main-graph initializers (`transposed`: the copy holds the
     original transposed; `same_layout`: in its own layout, a shared module's weight folded once per
-    call): True when they agree at every sampled position (and the samples are not all one value),
-    False at the first difference. Pairs that cannot be read (external or typed data, a file changed
-    meanwhile) are left out: undecided. One walk of the file finds every pair's bytes."""
-    if not transposed and not same_layout:
+    call), and of tensors stored anywhere in the file (`scoped`, same layout: one weight stored in both
+    branches of an If): True when they agree at every sampled position (and the samples are not all one
+    value), False at the first difference. Pairs that cannot be read (external or typed data, a file
+    changed meanwhile) are left out: undecided. One walk of the file finds every pair's bytes. Scoped
+    pairs are answered under their copy's name."""
+    scoped = scoped or {}
+    if not transposed and not same_layout and not scoped:
         return {}
     try:
         fd, size = open_model_file(path)
@@ -39,9 +47,13 @@ def settle_copies(path: Path, transposed: dict[str, str], same_layout: dict[str,
         verdicts = {}
         for pairs, flipped in ((transposed, True), (same_layout, False)):
             for copy, original in pairs.items():
-                verdict = _compare(fd, files, copy, original, flipped)
+                verdict = _compare(fd, files, (MAIN, copy), (MAIN, original), flipped)
                 if verdict is not None:
                     verdicts[copy] = verdict
+        for copy_key, original_key in scoped.items():
+            verdict = _compare(fd, files, copy_key, original_key, False)
+            if verdict is not None:
+                verdicts[copy_key[1]] = verdict
         return verdicts
     except (OSError, AuditError):
         return {}
@@ -49,13 +61,14 @@ def settle_copies(path: Path, transposed: dict[str, str], same_layout: dict[str,
         os.close(fd)
 
 
-def _compare(fd: int, files: FileMap, copy: str, original: str, transposed: bool) -> bool | None:
-    a, b = files.tensors.get((MAIN, original)), files.tensors.get((MAIN, copy))
-    if a is None or b is None or a.dtype != b.dtype or not a.dims or len(a.dims) != 2:
+def _compare(fd: int, files: FileMap, copy: Key, original: Key, transposed: bool) -> bool | None:
+    a, b = files.tensors.get(original), files.tensors.get(copy)
+    if a is None or b is None or a.dtype != b.dtype or not a.dims or (transposed and len(a.dims) != 2):
         return None
-    rows, cols = a.dims
+    # a same-layout pair of any rank is compared as rows of its last dim
+    rows, cols = (a.dims[0], a.dims[1]) if transposed else (_product(a.dims[:-1]), a.dims[-1])
     item = byte_size(a.dtype, 1)
-    layout = (cols, rows) if transposed else (rows, cols)
+    layout = (cols, rows) if transposed else tuple(a.dims)
     if item is None or byte_size(a.dtype, 8) != 8 * item or tuple(b.dims or ()) != layout:
         return None  # elements that are not whole bytes, or not the layout asked about
     if not (_embedded(a, rows * cols * item) and _embedded(b, rows * cols * item)):
@@ -70,6 +83,13 @@ def _compare(fd: int, files: FileMap, copy: str, original: str, transposed: bool
             return False
         seen.add(value)
     return True if len(seen) > 1 else None  # one value everywhere (zeros, ones): no evidence either way
+
+
+def _product(dims: tuple[int, ...] | list[int]) -> int:
+    count = 1
+    for d in dims:
+        count *= d
+    return count
 
 
 def _embedded(record: TensorRecord, length: int) -> bool:

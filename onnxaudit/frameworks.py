@@ -17,7 +17,7 @@ from operator import attrgetter, itemgetter
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
-from onnxaudit.load import RESAVING_TOOLS, ModelView, Node, torchscript_node_names
+from onnxaudit.load import MAIN, RESAVING_TOOLS, ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ROLES, Use, called_again
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
@@ -1387,7 +1387,12 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if _bn_reads_its_parameters_as_statistics(table):  # so do simplifiers
         rewrites.insert(1, bn_statistics_stored_once)
     if ort_optimized(view):
-        torchscript_names = torchscript_node_names(view)
+        # torch.onnx before 1.13 named nodes `Conv_611` (Silero VAD v4, pytorch 1.12, saved by onnxruntime):
+        # its folds are bare numbers, so what keeps its state_dict key there holds no fold either
+        torchscript_names = torchscript_node_names(view) or (
+            view.producer.startswith("pytorch")
+            and all(_OLD_TORCHSCRIPT_NODE.fullmatch(n.name) for n in view.main.nodes)
+        )
         rewrites.append(lambda la, tensors: ort_silent_fold(la, tensors, torchscript_names))
     tied, known = _possible_copies(view, table, layers, origin)
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
@@ -1457,6 +1462,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
 
 
 _COMPARE_MAX_NODES = 20_000
+_OLD_TORCHSCRIPT_NODE = re.compile(r"[A-Z][A-Za-z0-9]*_\d+")
 
 
 def _possible_copies(
@@ -1473,14 +1479,16 @@ def _possible_copies(
         for layer in layers:
             if sum(t.role == "weight" for t in layer.tensors) > 1:  # most layers: one weight
                 calls.update(per_call_copies(layer, _counted(layer.tensors)))
+    branches = branch_copies(view, table)
     same: dict[str, bool] = {}
     samples = 0
     # datamap imports all of onnx and walks the whole structure again (~1.6 s at 200k nodes): only for
     # files with such a pair, and not for the largest graphs, whose pairs stay "values not compared"
-    if (transposed or calls) and len(view.main.nodes) <= _COMPARE_MAX_NODES:
+    if (transposed or calls or branches) and len(view.main.nodes) <= _COMPARE_MAX_NODES:
         from onnxaudit.copies import SAMPLES, settle_copies
 
-        same = settle_copies(view.path, transposed, {copy: first for copy, (first, _) in calls.items()})
+        same_layout = {copy: first for copy, (first, _) in calls.items()}
+        same = settle_copies(view.path, transposed, same_layout, {copy: first for copy, (first, _) in branches.items()})
         samples = SAMPLES
     doubts = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
@@ -1503,7 +1511,39 @@ def _possible_copies(
         for copy, (first, _) in calls.items()
         if same.get(copy)
     )
+    known.update(
+        (copy[1], (first[1], f"stored again in the other branch of If {owner} ({equal})"))
+        for copy, (first, owner) in branches.items()
+        if same.get(copy[1])
+    )
     return doubts, known
+
+
+def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], tuple[tuple[str, str], str]]:
+    """Weights of one module stored in both branches of an If (Silero VAD v4: its decoder LSTM folded
+    once per branch by torch.onnx): for each tensor of the else branch, the first unpaired tensor of the
+    then branch with its dtype and dims. Values decide (copies.py); names cannot. Copy (scope, name) ->
+    ((scope, name) of the candidate original, the If's label)."""
+    ifs = [n for n in view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2] if len(view.graphs) > 1 else []
+    if not ifs:
+        return {}
+    counted = [t for t in table.tensors if t.category in ("parameter", "statistic") and t.dims and t.scope != MAIN]
+    pairs: dict[tuple[str, str], tuple[tuple[str, str], str]] = {}
+    for node in ifs:
+        then, other = ([t for t in counted if _inside(t.scope, branch)] for branch in node.subgraphs)
+        free: dict[tuple[str, tuple[int, ...]], list[ParamTensor]] = {}
+        for t in then:
+            free.setdefault((t.dtype, t.dims), []).append(t)  # type: ignore[arg-type]
+        for t in other:
+            candidates = free.get((t.dtype, t.dims))  # type: ignore[arg-type]
+            if candidates:
+                first = candidates.pop(0)
+                pairs[(t.scope, t.name)] = ((first.scope, first.name), node.label)
+    return pairs
+
+
+def _inside(scope: str, graph: str) -> bool:
+    return scope == graph or scope.startswith(graph + "/")
 
 
 def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:

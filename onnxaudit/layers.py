@@ -125,7 +125,12 @@ def _scope_prefix(name: str) -> str:
 def path_from_module_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
     """Dynamo's name_scopes `['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_1']`: the last
     module (before the op itself) is the full dotted path."""
-    modules = [s for s in scopes[:-1] if s and not s.startswith("_empty_nn_module_stack")]
+    # torch.cond's branches are traced from the root module, named `_export_root`
+    modules = [
+        s.removeprefix("_export_root.")
+        for s in scopes[:-1]
+        if s and s != "_export_root" and not s.startswith("_empty_nn_module_stack")
+    ]
     return tuple(modules[-1].split(".")) if modules else None
 
 
@@ -234,12 +239,17 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             for use in tensor.uses:
                 param_names.setdefault(use.node.index, []).append(tensor.name)
 
+    branch_nodes: list[Node] = []
     if torch_style:
         node_paths = _torch_node_paths(main_nodes)
         for node in main_nodes:  # an anonymous node takes the module of the state_dict keys it consumes
             if node_paths[node.index] is None:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
                 node_paths[node.index] = next((k for k in keys if k), None)
+        branch_nodes = _branch_nodes(view)
+        if branch_nodes:  # a module called inside an If or Loop body is a layer of its own, as in torch
+            node_paths.update(_torch_node_paths(branch_nodes))
+            branch_nodes = [n for n in branch_nodes if node_paths[n.index]]
     else:
         naming = tf_naming(view)
         node_paths = {}
@@ -262,6 +272,8 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
                     if source is not None and _GENERATED_SUFFIX.search(node.name):
                         node_paths[node.index] = node_paths.get(source.index)
 
+    # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
+    in_branch = {n.index for n in _branch_nodes(view)} if len(view.graphs) > 1 else set()
     helpers = _attach_helpers(view, node_paths, param_names)
     owner_of_scope = _main_owner_of_scopes(view)
     layers: dict[tuple[str, ...], Layer] = {}
@@ -285,6 +297,8 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         path = node_paths[node.index]
         layer = layers.get(path) if path else None
         (layer or layer_for(path, node)).nodes.append(node)
+    for node in branch_nodes:  # after the main graph's: a branch's module never takes the If's row
+        layer_for(node_paths[node.index], node).nodes.append(node)
 
     unused = Layer(("#unused",), "(not consumed by any node)")
     for tensor in table.tensors:
@@ -295,6 +309,12 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             continue
         first = _first_named_use(tensor)
         if first is not None and first.scope != MAIN:
+            if first.index in in_branch and tensor.category in COUNTED_CATEGORIES:  # by a module or an op of its own
+                target = layer_for(node_paths.get(first.index) or path, first)
+                if not target.nodes:
+                    target.nodes.append(first)
+                target.tensors.append(tensor)
+                continue
             first = owner_of_scope.get(first.scope, first)
         if first is not None and first.scope == MAIN:
             target = layer_for(node_paths.get(first.index), first)
@@ -314,6 +334,17 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     if unused.tensors:
         ordered.append(unused)
     return ordered
+
+
+def _branch_nodes(view: ModelView) -> list[Node]:
+    """The nodes of the main graph's If/Loop/Scan bodies, nested ones too (not of functions)."""
+    inside = {MAIN}
+    found: list[Node] = []
+    for scope, graph in view.graphs.items():  # in walk order: a body after the graph that holds it
+        if graph.kind == "subgraph" and graph.parent in inside:
+            inside.add(scope)
+            found += graph.nodes
+    return found
 
 
 def _first_named_use(tensor: ParamTensor) -> Node | None:

@@ -211,9 +211,16 @@ def _principal_ops(
         real = [n.op_type for n in layer.nodes if n.op_type not in _LAYOUT and n.op_type != "Constant"]
         real = [op for op in real if op not in ("Shape", "Gather", "Concat", "Slice")]
         picked = real[-1:] + picked if real else picked
-    return list(dict.fromkeys(picked)) or layer.op_types
+    if picked:
+        return list(dict.fromkeys(picked))
+    ops = layer.op_types  # nothing held or handed on (a body's module whose weights another call holds)
+    return [op for op in ops if op not in _SCAFFOLD] or ops
 
 
+# ops that test, slice and reshape around a body's real op (an LSTM called in an If's branch)
+_SCAFFOLD = frozenset(
+    "Shape Size Equal Not Cast If Gather Unsqueeze Squeeze Concat ConstantOfShape Slice Identity".split()
+)
 _LAYOUT = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Flatten"})
 _SPREAD = -1  # a value read in several layers, or by a node in none
 

@@ -1058,6 +1058,8 @@ class _Classifier:
             self.found[key].notes.append(note)
         self.branch_outputs()
         self.add_unused()
+        if self.view.fx.buffers:  # before the branches are weighed: a buffer is no parameter of either
+            self.fx_named_buffers()
         self.branch_alternatives()
         self.attribute_parameters(nodes)
         if "BatchNormalization" in self.op_types and any(
@@ -1069,8 +1071,6 @@ class _Classifier:
                     for u in entry.uses
                 ):
                     entry.notes.append("BatchNormalization has training_mode=1")
-        if self.view.fx.buffers:
-            self.fx_named_buffers()
         # by first use (node index, slot), then scope and name; tensors never used come last
         first_use, unused = self.first_use, (1 << 62, 0)
         ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]

@@ -6,7 +6,8 @@ model whose equal tensors (unit BN scales and variances, zero shifts and means) 
 stores once, the others as Identity nodes named after them, an ALBERT-style block called three
 times (one module, its weights shared), which the exporters store once per call, scalars: a scalar
 parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5), and a registered
-buffer read as a conv weight (Silero VAD's STFT basis).
+buffer read as a conv weight (Silero VAD's STFT basis), and Conv+BN pairs inside an If's branches
+(a scripted module), and torch.cond branches that read buffers of their own.
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -166,6 +167,45 @@ class StftBasis(nn.Module):
         return self.conv(nn.functional.conv1d(x, self.forward_basis_buffer, stride=4))
 
 
+class BranchConvBN(nn.Module):
+    """Data-dependent control flow (exported scripted: an If node): each branch runs its own Conv+BN,
+    which constant folding folds inside the branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv_a, self.bn_a = nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.conv_b, self.bn_b = nn.Conv2d(8, 16, 5, padding=2), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        if bool(x.sum() > 0):
+            x = self.bn_a(self.conv_a(x))
+        else:
+            x = self.bn_b(self.conv_b(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class CondBuffers(nn.Module):
+    """torch.cond (dynamo: an If node) whose branches each read a registered buffer and a conv of their own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("basis_a", torch.randn(6, 1, 4))
+        self.register_buffer("basis_b", torch.randn(5, 1, 4))
+        self.a, self.b = nn.Conv1d(6, 4, 3), nn.Conv1d(5, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def then(x: torch.Tensor) -> torch.Tensor:
+            return self.a(nn.functional.conv1d(x, self.basis_a, stride=2)).mean(1)
+
+        def other(x: torch.Tensor) -> torch.Tensor:
+            return self.b(nn.functional.conv1d(x, self.basis_b, stride=2)).mean(1)
+
+        return torch.cond(x.sum() > 0, then, other, (x,))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -242,6 +282,8 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             torch.randn(2, 3, 8, 8),
         ),
         "stft_buffer": (StftBasis(), torch.randn(1, 1, 64)),
+        "branch_conv_bn": (BranchConvBN(), torch.randn(1, 3, 8, 8)),
+        "cond_buffers": (CondBuffers(), torch.randn(1, 1, 32)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
@@ -253,7 +295,9 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
 UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
-FOLDED = frozenset({"shared_block", "logits_bias"})
+FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn"})
+# Exported as torch.jit.script makes them (the legacy exporter only): control flow becomes If/Loop nodes.
+SCRIPTED = frozenset({"branch_conv_bn"})
 
 
 def _randomize(model: nn.Module) -> None:
@@ -288,6 +332,9 @@ def main(only: list[str]) -> None:
         ]
         if name in FOLDED:
             variants.append(("legacy_fold", {"dynamo": False, "do_constant_folding": True, "opset_version": 17}))
+        if name in SCRIPTED:
+            model = torch.jit.script(model)
+            variants = [v for v in variants if not v[1]["dynamo"]]
         for kind, options in variants:
             target = OUT / f"{name}__{kind}.onnx"
             try:

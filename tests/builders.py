@@ -408,11 +408,14 @@ def dynamic_matmul_integer(scale_on_product: bool = False, rows: int = 16, cols:
 
 
 def if_with_unequal_branches(
-    then_dims: Sequence[int] = (4, 4), else_dims: Sequence[int] = (4, 8), outer: bool = False
+    then_dims: Sequence[int] = (4, 4), else_dims: Sequence[int] = (4, 8), outer: bool = False, copy: bool = False
 ) -> onnx.ModelProto:
     """If whose branches keep MatMul weights of different sizes in Constant nodes; with `outer`, the
-    weights are main-graph initializers each branch reads (torch.onnx dynamo's torch.cond)."""
+    weights are main-graph initializers each branch reads (torch.onnx dynamo's torch.cond); with `copy`,
+    the else branch holds the then branch's weight again (Silero VAD v4's decoder, folded per branch)."""
     weights = {"then": init("then_W", then_dims), "else": init("else_W", else_dims)}
+    if copy:
+        weights["else"] = numpy_helper.from_array(numpy_helper.to_array(weights["then"]), "else_W")
 
     def branch(name: str) -> onnx.GraphProto:
         nodes = [] if outer else [helper.make_node("Constant", [], [f"{name}_W"], value=weights[name])]

@@ -930,3 +930,17 @@ def test_bare_number_names_of_torch_before_1_13_are_anonymous_folds(path, tmp_pa
         (la.kind, la.trainable, la.non_trainable) for la in before.layers
     ]
     assert after.non_trainable.contains(_meta(path)["running_stats"])
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["copied", "distinct"])
+def test_a_weight_stored_in_both_branches_of_an_if_is_counted_once(tmp_path, copy):
+    """Silero VAD v4 (torch 1.12) stores its decoder LSTM folded once per branch of an If: sampled values
+    tell one weight stored twice (counted once, inferred) from two weights of one shape (both counted)."""
+    from builders import audit_model, if_with_unequal_branches
+
+    fw = audit_model(tmp_path, if_with_unequal_branches((4, 4), (4, 4), copy=copy), convention="pytorch").framework
+    if copy:
+        assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (4 * 4, 4 * 4, "inferred")
+        assert any("stored again in the other branch of If r" in e for la in fw.layers for e in la.evidence)
+    else:
+        assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (2 * 4 * 4, 2 * 4 * 4, "exact")

@@ -472,7 +472,10 @@ def test_if_branches_and_loop_body_weights(tmp_path):
     report = audit_model(tmp_path, m)
     assert report.totals.total == 4 * 4 + 4 * 2 + 2 * 4 + 4 * 4 + 4
     assert tensor_row(report, "Wt").scope.endswith(":then_branch")
-    assert layer_row(report, "r").params == 4 * 4 + 4 * 2 + 2 * 4  # subgraph weights join the If's row
+    # an op inside a branch or body that reads weights has a row of its own, after the If or Loop's
+    assert [(row.name, row.params) for row in report.rows] == [
+        ("r", 0), ("ye0", 4 * 2), ("ye", 2 * 4), ("yt", 4 * 4), ("final", 0), ("next", 4 * 4 + 4)
+    ]  # fmt: skip
 
 
 def test_local_function_weights(tmp_path):
@@ -733,6 +736,22 @@ def test_if_branches_of_unequal_size_are_stated(tmp_path, outer):
     limit = next(text for text in report.limits if text.startswith("If r:"))
     assert f"then_branch holds {4 * 4}" in limit and f"else_branch holds {4 * 8}" in limit
     assert f"({4 * 4}..{4 * 8})" in limit
+
+
+def test_branch_sizes_leave_out_the_buffers_dynamo_names():
+    """torch.cond's branches each read a registered buffer of their own (scripts/export_torch_zoo.py,
+    cond_buffers): the FX metadata makes them buffers, so neither branch's size counts them."""
+    from onnxaudit import audit
+
+    report = audit(MODELS / "torchzoo" / "cond_buffers__dynamo.onnx")
+    then, other = 4 * 6 * 3 + 4, 8 * 5 * 3 + 8  # Conv1d(6, 4, 3) and Conv1d(5, 8, 3)
+    assert (
+        report.totals.total
+        == then + other
+        == fixture_meta(MODELS / "torchzoo" / "cond_buffers__dynamo.onnx")["parameters"]
+    )
+    limit = next(text for text in report.limits if text.startswith("If node_cond__0:"))
+    assert f"then_branch holds {then}, else_branch holds {other} parameters" in limit
 
 
 def test_if_branches_of_equal_size_need_no_statement(tmp_path):
