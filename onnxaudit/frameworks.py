@@ -636,9 +636,12 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelVi
     return [conv, *_bns_fused_by_dynamo(layer, conv_module, c, view)]
 
 
-def _bns_fused_by_dynamo(layer: Layer, conv_module: str, c: int, view: ModelView) -> list[FrameworkLayer]:
-    """The BN (or, BNs in a row, each) that dynamo's optimizer fused into the conv of `conv_module`."""
-    bn_module, names = layer.name, [n.name for n in layer.nodes]
+def _bns_fused_by_dynamo(
+    layer: Layer, conv_module: str, c: int, view: ModelView, bn_module: str | None = None
+) -> list[FrameworkLayer]:
+    """The BN (or, BNs in a row, each) that dynamo's optimizer fused into the conv of `conv_module`;
+    the BN's module is the layer's (the fused node sits in its scope) unless `bn_module` names it."""
+    bn_module, names = bn_module or layer.name, [n.name for n in layer.nodes]
     if any(name in view.fx.norms_without_affine for name in names):
         bn = FrameworkLayer(
             bn_module, "BatchNorm", ZERO, Figure.of(2 * c), INFERRED,
@@ -663,6 +666,43 @@ def _bns_fused_by_dynamo(layer: Layer, conv_module: str, c: int, view: ModelView
          "a fusion needs running stats, so they existed"],
     )  # fmt: skip
     return [earlier, bn]
+
+
+def onnxscript_bn_fusion(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
+    """onnxscript's optimizer or rewriter (run by torch.onnx dynamo, or by hand on any export) fused a BN
+    into a Conv, ConvTranspose or Gemm and recorded it on the node (`rule_name` FuseBatchNormIntoConv).
+    The weight keeps its name; the bias is `<weight>_bias` when the fusion made it, the layer's own
+    `<module>.bias` (re-valued) when there was one, and cannot be told apart under any other name."""
+    fused = view.fx.bn_fusions
+    if not fused or len(tensors) > 2:
+        return None
+    for op in ("Conv", "ConvTranspose", "Gemm"):
+        weight, bias = _weight_and_bias(tensors, op)
+        if weight is not None:
+            break
+    if weight is None or (bias is None and (op != "Conv" or not weight.dims)):
+        return None
+    if not any(n.op_type == op and n.name in fused and weight.name in n.inputs for n in layer.nodes):
+        return None
+    c, k = _channels(bias) if bias is not None else weight.dims[0], weight.count or 0  # type: ignore[index]
+    module = weight.name.removesuffix(".weight")
+    if bias is None:  # an untrained BN after a conv without bias: the fused shift is all zeros, dropped
+        figure, status = Figure.of(k), INFERRED
+        why = "no bias: the fused shift was all zeros (an untrained BN) and dropped; bias=False assumed"
+    elif bias.name == f"{weight.name}_bias":
+        figure, status, why = Figure.of(k), INFERRED, f"bias {bias.name}: made by the fusion, the {op} had none"
+    elif bias.name == f"{module}.bias":
+        figure, status, why = Figure.of(k + c), INFERRED, f"bias {bias.name}: the {op}'s own, re-valued by the fusion"
+    else:
+        figure, status = Figure(k, k + c), AMBIGUOUS
+        why = f"bias {bias.name}: the {op}'s own bias ({c}) cannot be told apart from the folded shift"
+    conv = FrameworkLayer(
+        layer.name, op, figure, ZERO, status,
+        [f"{op} node records onnxscript's BatchNorm fusion (rule_name metadata): a BN was fused into {layer.name}",
+         why],
+        [t.name for t in (weight, bias) if t is not None],
+    )  # fmt: skip
+    return [conv, *_bns_fused_by_dynamo(layer, layer.name, c, view, f"{layer.name} (+fused BatchNorm)")]
 
 
 _BN_CALLS = ("_native_batch_norm_legit", "batch_norm")
@@ -1367,6 +1407,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     elif origin == "pytorch":
         rewrites = [
             lambda la, tensors: torch_dynamo_conv_bn(la, tensors, view),
+            lambda la, tensors: onnxscript_bn_fusion(la, tensors, view),
             lowered_layer_norm,
             lambda la, tensors: torch_instance_norm_with_stats(la, tensors, view),
             torch_bn_without_affine,

@@ -1,23 +1,26 @@
-"""Fixtures re-saved by the two graph simplifiers people run before deployment: onnx-simplifier
-(`onnxsim.simplify`) and onnxslim (`onnxslim.slim`).
+"""Fixtures re-saved by the graph simplifiers people run before deployment: onnx-simplifier
+(`onnxsim.simplify`), onnxslim (`onnxslim.slim`) and onnxscript's optimizer (`onnxscript.optimizer.optimize`,
+which torch.onnx's dynamo exporter also runs).
 
-Both fold a BatchNormalization into the conv before it and store the folded weight and bias under
-names of their own (onnxsim `_v_37`, onnxslim `<the BN's output>_weight`), and both deduplicate
-tensors of equal values (an untrained model's unit scales and zero shifts). Writes
-models/simplified/<source>__<onnxsim|onnxslim>.onnx and a .json beside each with what the source's
-framework recorded (the truth a framework view must still contain), in Keras terms.
+All fold a BatchNormalization into the conv before it. onnxsim and onnxslim store the folded weight and
+bias under names of their own (onnxsim `_v_37`, onnxslim `<the BN's output>_weight`) and deduplicate
+tensors of equal values (an untrained model's unit scales and zero shifts); onnxscript keeps the conv's
+names (`<conv>.weight`, a new `<conv>.weight_bias`) and records the fusion in the node's metadata
+(`pkg.onnxscript.rewriter.rule_name`). Writes models/simplified/<source>__<tool>.onnx and a .json beside
+each with what the source's framework recorded (the truth a framework view must still contain), in
+Keras terms.
 
-Run: python scripts/simplify.py   (in a venv with scripts/requirements-simplify.txt)
+Run: python scripts/simplify.py [TOOL ...]   (in a venv with scripts/requirements-simplify.txt)
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from pathlib import Path
 
 import onnx
-import onnxsim
-import onnxslim
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "models" / "simplified"
@@ -28,10 +31,21 @@ SOURCES = (
     "torchzoo/untrained_conv_bn__legacy",  # default init: equal tensors deduplicated too
     "keras/seed_cnn__tf2onnx_op17",  # tf2onnx's Mul + Add BN
 )
+# tool -> (the call, as recorded beside each file)
 SIMPLIFIERS = {
-    "onnxsim": lambda model: onnxsim.simplify(model)[0],
-    "onnxslim": onnxslim.slim,
+    "onnxsim": "onnxsim.simplify(model)[0]",
+    "onnxslim": "onnxslim.slim(model)",
+    "onnxscript": "onnxscript.optimizer.optimize(model)",
 }
+
+
+def _simplify(tool: str, model: onnx.ModelProto) -> onnx.ModelProto:
+    module = importlib.import_module(tool)
+    if tool == "onnxsim":
+        return module.simplify(model)[0]
+    if tool == "onnxslim":
+        return module.slim(model)
+    return importlib.import_module("onnxscript.optimizer").optimize(model)
 
 
 def _truth(meta: dict) -> dict[str, int]:
@@ -46,24 +60,26 @@ def _truth(meta: dict) -> dict[str, int]:
     return {k: source[k] for k in ("total", "trainable", "non_trainable")}
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for rel in SOURCES:
         source = ROOT / "models" / f"{rel}.onnx"
-        for tool, simplify in SIMPLIFIERS.items():
+        for tool, call in SIMPLIFIERS.items():
+            if only and tool not in only:
+                continue
             target = OUT / f"{source.stem}__{tool}.onnx"
-            model = simplify(onnx.load(str(source)))
+            model = _simplify(tool, onnx.load(str(source)))
             onnx.save(model, str(target))
             record = {
                 "source": f"{rel}.onnx",
                 "source_recorded": _truth(json.loads(source.with_suffix(".json").read_text())),
                 "ops": sorted({f"{n.domain or 'ai.onnx'}:{n.op_type}" for n in model.graph.node}),
-                "tool": {"onnxsim": onnxsim.__version__, "onnxslim": onnxslim.__version__, "onnx": onnx.__version__},
-                "api": "onnxsim.simplify(model)[0]" if tool == "onnxsim" else "onnxslim.slim(model)",
+                "tool": {tool: importlib.import_module(tool).__version__, "onnx": onnx.__version__},
+                "api": call,
             }
             target.with_suffix(".json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
             print(f"{target.name}: {target.stat().st_size} bytes")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -276,12 +276,22 @@ SIMPLIFIED = sorted((MODELS / "simplified").glob("*.onnx"))
 
 @pytest.mark.parametrize("path", SIMPLIFIED, ids=lambda p: p.stem)
 def test_simplified_files_still_bracket_the_framework_counts(path):
-    """onnx-simplifier and onnxslim fold BNs into convs under names of their own
-    (scripts/simplify.py): never an exact figure that misses what the framework reported."""
+    """onnx-simplifier, onnxslim and onnxscript's optimizer fold BNs into convs (scripts/simplify.py):
+    never an exact figure that misses what the framework reported."""
     truth = _meta(path)["source_recorded"]
     fw = audit(path).framework
     for figure, key in ((fw.total, "total"), (fw.trainable, "trainable"), (fw.non_trainable, "non_trainable")):
         assert figure.contains(truth[key]), (key, figure, truth[key])
+
+
+@pytest.mark.parametrize("path", [p for p in SIMPLIFIED if p.stem.endswith("__onnxscript")], ids=lambda p: p.stem)
+def test_onnxscript_fusions_recorded_on_the_node_are_rebuilt_exactly(path):
+    """onnxscript's optimizer keeps the conv's names and writes FuseBatchNormIntoConv in the fused node's
+    metadata: each BN is rebuilt (affine assumed, as for dynamo), to what the framework reported."""
+    truth = _meta(path)["source_recorded"]
+    fw = audit(path).framework
+    assert fw.status in ("exact", "inferred")
+    assert (fw.trainable.lo, fw.non_trainable.lo) == (truth["trainable"], truth["non_trainable"])
 
 
 def _fw_layer(fw, name: str):
