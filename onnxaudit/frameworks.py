@@ -1082,11 +1082,35 @@ def ort_silent_fold(
         return None
     if torchscript_names and path_from_tensor_name(weight.name) and path_from_tensor_name(bias.name):
         return None
+    return _maybe_folded_bn(
+        layer, tensors, bias, "folded by onnxruntime?",
+        "saved by onnxruntime's optimizer, which folds a BatchNorm into the conv before it",
+    )  # fmt: skip
+
+
+def nameless_torch_fold(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """A PyTorch export in which no parameter keeps its state_dict name (torch.jit.freeze'd modules,
+    whose weights become `/Constant_N` nodes; scripted modules of old releases, named `391`): freezing
+    folds a BN into the Conv or Linear before it, and nothing in the file tells whether it did."""
+    for op in ("Conv", "Gemm"):
+        weight, bias = _weight_and_bias(tensors, op)
+        if weight is not None and bias is not None and len(tensors) == 2:
+            return _maybe_folded_bn(
+                layer, tensors, bias, "folded?",
+                f"no parameter of this PyTorch export keeps its name (a frozen or scripted module): a "
+                f"BatchNorm may have been folded into this {op}",
+            )  # fmt: skip
+    return None
+
+
+def _maybe_folded_bn(
+    layer: Layer, tensors: list[ParamTensor], bias: ParamTensor, label: str, why: str
+) -> list[FrameworkLayer]:
+    """The layer as stored, and a BN of the bias's channels that may have been folded into it."""
     c = _channels(bias)
     maybe_bn = FrameworkLayer(
-        f"{layer.name} (+BatchNorm folded by onnxruntime?)", "BatchNorm", Figure(0, 2 * c), Figure(0, 2 * c),
-        AMBIGUOUS,
-        [f"saved by onnxruntime's optimizer, which folds a BatchNorm into the conv before it: 0 or 4 x {c}"],
+        f"{layer.name} (+BatchNorm {label})", "BatchNorm", Figure(0, 2 * c), Figure(0, 2 * c), AMBIGUOUS,
+        [f"{why}: 0 or 4 x {c}"],
     )  # fmt: skip
     return [_file_layer(layer, tensors), maybe_bn]
 
@@ -1422,6 +1446,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         named = any(map(path_from_tensor_name, params))
         if named or any(map(_SIMPLIFIER_FOLDED.fullmatch, params)):
             rewrites.insert(1, torch_legacy_folded_conv)
+        elif params and all(map(_ANONYMOUS_PARAMETER.fullmatch, params)) and not ort_optimized(view):
+            rewrites.append(nameless_torch_fold)  # (onnxruntime's own doubt, below, says the same of its files)
     else:
         rewrites = [lowered_layer_norm]
     rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
@@ -1502,6 +1528,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     return FrameworkView(origin, _merge_same_name(out), applied, notes)
 
 
+# what torch.onnx calls a tensor it did not take from the state_dict: a folded value (`onnx::Conv_42`, a bare
+# number before torch 1.13) or a Constant node's output (a frozen module's weights)
+_ANONYMOUS_PARAMETER = re.compile(r"onnx::.+|\d+|(/.*)?Constant(_\d+)?_output_\d+")
 _COMPARE_MAX_NODES = 20_000
 _OLD_TORCHSCRIPT_NODE = re.compile(r"[A-Z][A-Za-z0-9]*_\d+")
 

@@ -7,7 +7,8 @@ stores once, the others as Identity nodes named after them, an ALBERT-style bloc
 times (one module, its weights shared), which the exporters store once per call, scalars: a scalar
 parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5), and a registered
 buffer read as a conv weight (Silero VAD's STFT basis), and Conv+BN pairs inside an If's branches
-(a scripted module), and torch.cond branches that read buffers of their own.
+(a scripted module), torch.cond branches that read buffers of their own, and a frozen module
+(torch.jit.freeze folds its BNs and keeps no parameter name).
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -284,6 +285,20 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "stft_buffer": (StftBasis(), torch.randn(1, 1, 64)),
         "branch_conv_bn": (BranchConvBN(), torch.randn(1, 3, 8, 8)),
         "cond_buffers": (CondBuffers(), torch.randn(1, 1, 32)),
+        # torch.jit.freeze folds each BN into the conv or Linear before it; the weights become Constant nodes
+        "frozen_conv_bn": (
+            nn.Sequential(
+                nn.Conv2d(3, 8, 3),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.Conv2d(8, 8, 3, bias=False),
+                nn.BatchNorm2d(8),
+                nn.Flatten(),
+                nn.Linear(8 * 4 * 4, 6),
+                nn.BatchNorm1d(6),
+            ),
+            torch.randn(2, 3, 8, 8),
+        ),  # fmt: skip
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
@@ -298,6 +313,8 @@ UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn"})
 # Exported as torch.jit.script makes them (the legacy exporter only): control flow becomes If/Loop nodes.
 SCRIPTED = frozenset({"branch_conv_bn"})
+# Exported as torch.jit.freeze(torch.jit.script(model)) makes them (the legacy exporter only).
+FROZEN = frozenset({"frozen_conv_bn"})
 
 
 def _randomize(model: nn.Module) -> None:
@@ -332,8 +349,10 @@ def main(only: list[str]) -> None:
         ]
         if name in FOLDED:
             variants.append(("legacy_fold", {"dynamo": False, "do_constant_folding": True, "opset_version": 17}))
-        if name in SCRIPTED:
+        if name in SCRIPTED or name in FROZEN:
             model = torch.jit.script(model)
+            if name in FROZEN:
+                model = torch.jit.freeze(model)
             variants = [v for v in variants if not v[1]["dynamo"]]
         for kind, options in variants:
             target = OUT / f"{name}__{kind}.onnx"
