@@ -189,6 +189,8 @@ def _origin(view: ModelView) -> str:
         return "keras"
     if producer.startswith(RESAVING_TOOLS) and torchscript_node_names(view):
         return "pytorch"  # a TorchScript export that onnxruntime or Optimum re-saved
+    if "paddle" in producer or view.graph_name.startswith("PaddlePaddle") or "Paddle" in view.opsets:
+        return "paddle"  # paddle2onnx: "PaddlePaddle Graph in PIR mode", no producer since 2.x
     return "unknown"
 
 
@@ -921,6 +923,81 @@ def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
     )
 
 
+def instance_norm_over_groups(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
+    """A GroupNorm lowered to ops by an exporter whose nodes carry no module scope (paddle2onnx, torch
+    before 1.13): InstanceNormalization over G groups, with a scale (ones) and bias (zeros) of G the
+    exporter made, reshaped back to C channels and then `* weight + bias` over C, in rows of their own.
+    The G constants are no parameter; the C ones are counted where the Mul and Add are."""
+    inner = [t for t in tensors if t.uses and all(u.node.op_type == "InstanceNormalization" for u in t.uses)]
+    if not inner or len(inner) != len(tensors):
+        return None
+    norm = inner[0].uses[0].node
+    g = inner[0].count or 0
+    if any(t.count != g for t in inner) or norm.scope != MAIN or not norm.outputs:
+        return None
+    readers, value = view.main.readers, norm.outputs[0]
+    for _ in range(3):  # Reshape back to (N, C, ...), an Identity or two on the way
+        nxt = [n for n in readers.get(value, []) if n.op_type in ("Reshape", "Identity")]
+        if len(nxt) != 1 or not nxt[0].outputs:
+            return None
+        value = nxt[0].outputs[0]
+        if nxt[0].op_type == "Reshape":
+            break
+    scale = next((n for n in readers.get(value, []) if n.op_type == "Mul"), None)
+    c = _scale_channels(view, scale) if scale is not None else 0
+    if not 0 < g < c or c % g:
+        return None
+    return _inferred_layer(
+        layer, "GroupNorm", ZERO, ZERO,
+        f"InstanceNormalization over {g} groups, then reshaped to {c} channels and scaled: a GroupNorm lowered "
+        f"to ops; its {len(inner)} x {g} constants are the exporter's (ones, zeros), its weight and bias over "
+        f"{c} channels are counted with the Mul and Add after it",
+        tensors,
+    )  # fmt: skip
+
+
+def _scale_channels(view: ModelView, mul: Node) -> int:
+    """Elements of the constant operand of `mul` (the GroupNorm's weight over C channels), 0 if none."""
+    tensors = view.main.tensors
+    for name in mul.inputs:
+        t = tensors.get(name)
+        if (
+            t is None
+            and (producer := view.main.producers.get(name)) is not None
+            and producer.op_type in ("Unsqueeze", "Reshape", "Identity")
+        ):  # paddle2onnx unsqueezes the weight unless it folded it
+            t = tensors.get(producer.inputs[0]) if producer.inputs else None
+        if t is not None and t.dims:
+            count = 1
+            for d in t.dims:
+                count *= d
+            return count
+    return 0
+
+
+# paddle2onnx writes a BatchNorm without weight and bias (weight_attr=False, bias_attr=False) with made-up
+# ones and zeros named `const.N`; a paddle parameter keeps its `<layer>_k.w_i` name
+_PADDLE_MADE = re.compile(r"const\.\d+")
+
+
+def paddle_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """A PaddlePaddle BatchNorm without weight and bias: paddle2onnx fills ONNX's scale and B with
+    constants of its own (`const.0` ones, `const.1` zeros); the running mean and variance are the
+    layer's (`batch_norm2d_k.w_0`, `.w_1`: named one place earlier than with weight and bias)."""
+    roles = {t.role: t for t in tensors}
+    if sorted(roles) != ["bn_beta", "bn_gamma", "bn_mean", "bn_var"] or len(tensors) != 4:
+        return None
+    if not (_PADDLE_MADE.fullmatch(roles["bn_gamma"].name) and _PADDLE_MADE.fullmatch(roles["bn_beta"].name)):
+        return None
+    c = roles["bn_mean"].count or 0
+    return _inferred_layer(
+        layer, "BatchNorm", ZERO, Figure.of(2 * c),
+        f"scale {roles['bn_gamma'].name} and bias {roles['bn_beta'].name} are paddle2onnx's own constants: "
+        f"a BatchNorm without weight and bias, mean and variance 2 x {c} only",
+        tensors,
+    )  # fmt: skip
+
+
 # a conv weight computed at export, named by who folded it: torch.onnx's constant folding (`onnx::Conv_42`;
 # a bare number, `391`, before torch 1.13), onnx-simplifier (`_v_37`), onnxslim (`<the BN's output>_weight`:
 # `/b1/BatchNormalization_output_0_weight`, `getitem_weight`)
@@ -1448,9 +1525,14 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             rewrites.insert(1, torch_legacy_folded_conv)
         elif params and all(map(_ANONYMOUS_PARAMETER.fullmatch, params)) and not ort_optimized(view):
             rewrites.append(nameless_torch_fold)  # (onnxruntime's own doubt, below, says the same of its files)
+    elif origin == "paddle":
+        rewrites = [paddle_bn_without_affine, lowered_layer_norm]
     else:
         rewrites = [lowered_layer_norm]
-    rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
+    rewrites.insert(0, ort_conv_bn_fusion)
+    rewrites.append(
+        lambda la, tensors: instance_norm_over_groups(la, tensors, view)
+    )  # onnxruntime re-saves exports of either framework
     if _bn_reads_its_parameters_as_statistics(table):  # so do simplifiers
         rewrites.insert(1, bn_statistics_stored_once)
     if ort_optimized(view):

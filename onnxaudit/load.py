@@ -165,6 +165,7 @@ class ModelView:
     trained: frozenset[str] | None = None
     # torch.onnx (dynamo): what its node metadata says of the FX graph (buffers, parameters, BN calls)
     fx: FxFacts = field(default_factory=FxFacts)
+    graph_name: str = ""  # the main graph's: paddle2onnx leaves the producer empty and names it
 
     @property
     def main(self) -> Graph:
@@ -717,7 +718,7 @@ def model_view(
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
-        _updated_by_training(model), builder.fx,
+        _updated_by_training(model), builder.fx, as_text(model.graph.name),
     )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 

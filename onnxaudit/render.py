@@ -142,7 +142,7 @@ def framework_lines(report: Report, explain: bool) -> list[str]:
     fw = report.framework
     if fw is None or not _framework_shown(report):
         return []
-    origin = {"keras": "Keras", "pytorch": "PyTorch"}.get(fw.origin, "unknown")
+    origin = {"keras": "Keras", "pytorch": "PyTorch", "paddle": "PaddlePaddle"}.get(fw.origin, "unknown")
     headers = ["Layer (kind)", "Param #", report.trainable_label, report.non_trainable_label, "Status"]
     body = [
         [

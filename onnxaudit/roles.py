@@ -924,10 +924,17 @@ class _Classifier:
             self.record(alias, _use(consumer, slot, final, via))
             return
         # A constant-only computation: each input either carries the weight on, or plays its own role there.
+        # One value added to or multiplied into a weight on its way (paddle2onnx writes an assign as `+ 0`)
+        # is a literal, not a 1-element weight.
+        arithmetic = role in ("weight", "embedding") and producer.op_type in _ARITHMETIC and len(producer.inputs) == 2
         for j, inner in enumerate(producer.inputs):
             if not inner:
                 continue
             inner_role = self.slot_role(producer, j)
+            if arithmetic and (single := self.view.lookup(producer.scope, inner)) is not None:
+                if single.dims is not None and element_count(single.dims) == 1:
+                    self.trace(producer.scope, inner, "literal", producer, j, (), depth + 1)
+                    continue
             if inner_role in (DATA, "weight", "embedding", "bias"):
                 self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
             else:
@@ -1198,6 +1205,9 @@ QUANTIZED_DTYPES = frozenset(
 
 def _quantized_table(tensor: Tensor) -> bool:
     return tensor.dtype in QUANTIZED_DTYPES and tensor.dims is not None and len(tensor.dims) >= 2
+
+
+_ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})
 
 
 def _more_than_scalar(tensor: Tensor) -> bool:

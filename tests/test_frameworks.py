@@ -954,3 +954,18 @@ def test_a_weight_stored_in_both_branches_of_an_if_is_counted_once(tmp_path, cop
         assert any("stored again in the other branch of If r" in e for la in fw.layers for e in la.evidence)
     else:
         assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (2 * 4 * 4, 2 * 4 * 4, "exact")
+
+
+PADDLE = sorted((MODELS / "paddle").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("path", PADDLE, ids=lambda p: p.stem)
+def test_paddle_exports_are_rebuilt_to_what_paddle_counted(path):
+    """paddle2onnx (scripts/export_paddle.py) names no producer, makes up a GroupNorm's group scales, a
+    BatchNorm's missing weight and bias, and a Conv1D's `+ 0`: none of them is a parameter."""
+    meta = _meta(path)
+    for convention, keys in (("keras", ("trainable", "non_trainable")), ("pytorch", ("parameters", "running_stats"))):
+        fw = audit(path, convention=convention).framework
+        assert fw.origin == "paddle"
+        assert fw.status in ("exact", "inferred"), fw
+        assert (fw.trainable.lo, fw.non_trainable.lo) == (meta[keys[0]], meta[keys[1]])

@@ -1099,3 +1099,16 @@ def test_one_value_added_after_a_conv_is_a_bias_only_for_one_filter(tmp_path, fi
     report = audit_model(tmp_path, m)
     assert tensor_row(report, "three").role == role
     assert report.totals.trainable == filters * 3 * 3 * 3 + (1 if role == "bias" else 0)
+
+
+def test_one_value_added_to_a_weight_on_its_way_is_a_literal():
+    """paddle2onnx writes a Conv1D's weight as Unsqueeze, `+ 0` (a 1-value helper.constant), Squeeze,
+    Unsqueeze into the Conv (scripts/export_paddle.py, conv1d_bn, optimize_tool None): the weight is the
+    layer's; the 0 is a literal, not a 1-value weight (nor an all-zero weight for check to warn about)."""
+    from onnxaudit import audit
+
+    path = MODELS / "paddle" / "conv1d_bn__op17_raw.onnx"
+    report = audit(path)
+    assert tensor_row(report, "helper.constant.0").role == "literal"
+    assert tensor_row(report, "conv1d_0.w_0").role == "weight"
+    assert report.totals.trainable == 8 * 4 * 3 + 8 + 2 * 8 == fixture_meta(path)["trainable"]
