@@ -58,11 +58,24 @@ def human_bytes(n: int) -> str:
     return f"{value:.2f} TB"  # pragma: no cover
 
 
-def shape_text(shape: list[int | str | None] | None, unknown: str = "?") -> str:
+def shape_text(shape: list[int | str | None] | None, unknown: str = "?", short: dict[str, str] | None = None) -> str:
+    """`(batch, 32, 64)`; with `short`, a symbolic dim longer than LONG_DIM characters is written by a
+    short name it is given there (`s1`), which the table's legend spells out."""
     if shape is None:
         return unknown
     dims = [escape(d) if isinstance(d, str) else ("?" if d is None else str(d)) for d in shape]
+    if short is not None:
+        dims = [short.setdefault(d, f"s{len(short) + 1}") if len(d) > LONG_DIM else d for d in dims]
     return "(" + ", ".join(dims) + (",)" if len(dims) == 1 else ")")
+
+
+# a symbolic dim longer than this (inference's `floor(floor(height/2 - 1/2)/2) + 1`) is named in the table
+LONG_DIM = 24
+
+
+def dims_legend(short: dict[str, str]) -> list[str]:
+    """The long symbolic dims a table wrote by short names, one line each."""
+    return [f"{name} = {dim}" for dim, name in short.items()]
 
 
 def _header_line(report: Report) -> str:
@@ -73,12 +86,12 @@ def _header_line(report: Report) -> str:
     )
 
 
-def _row_cells(row: Row, unknown_shape: str, explain: bool) -> list[str]:
+def _row_cells(row: Row, unknown_shape: str, explain: bool, short: dict[str, str] | None = None) -> list[str]:
     ops = "+".join(map(escape, row.ops))
     name = escape(row.name) + (f" ({ops})" if ops else "")
     cells = [
         name,
-        shape_text(row.output_shape, unknown_shape),
+        shape_text(row.output_shape, unknown_shape, short),
         f"{row.params:,}",
         f"{row.trainable:,}",
         f"{row.non_trainable:,}",
@@ -177,7 +190,8 @@ def render_text(report: Report, explain: bool = False) -> str:
     if explain:
         headers.append("Explanation")
     unknown_shape = "?" if report.group_by == "layer" else "-"
-    body = [_row_cells(row, unknown_shape, explain) for row in report.rows]
+    short: dict[str, str] = {}
+    body = [_row_cells(row, unknown_shape, explain, short) for row in report.rows]
     widths = _column_widths(headers, body)
     widths[0] = min(widths[0], 60)
     template = _template("<<>>>-"[: len(headers)], widths)
@@ -188,6 +202,8 @@ def render_text(report: Report, explain: bool = False) -> str:
     rule = "=" * min(len(line(headers)) + 4, 140)
     parts = [_header_line(report), rule, line(headers), rule]
     parts += [line(cells) for cells in body]
+    if short:
+        parts += [rule, "Symbolic dims:", *(f"  {text}" for text in dims_legend(short))]
     parts += [rule, *footer_lines(report), rule]
     if _framework_shown(report):
         parts += [*framework_lines(report, explain), rule]

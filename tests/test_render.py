@@ -114,3 +114,21 @@ def test_unclassified_tensors_are_listed_with_dims_and_count(tmp_path):
     )
     text = render_module.render_text(audit_model(tmp_path, m))
     assert "  unclassified table: 8 = 8 values <- " in text
+
+
+def test_long_symbolic_dims_are_named_in_the_table_and_spelled_out_below(tmp_path):
+    """Shape inference writes dims such as floor(floor(height/2 - 1/2)/2) + 1 (a YOLO export): the
+    table names each long one (s1, s2) once and spells it out under the table, so rows stay readable."""
+    from builders import audit_model, model, node, value
+
+    long_h, long_w = "floor(floor(height/2 - 1/2)/2) + 1", "floor(floor(width/2 - 1/2)/2) + 1"
+    m = model(
+        [node("Relu", ["x"], ["y"], name="act")],
+        [value("x", ["batch", 3, long_h, long_w])],
+        [value("y", ["batch", 3, long_h, long_w])],
+    )
+    text = render_text(audit_model(tmp_path, m))
+    row = next(line for line in text.splitlines() if line.startswith("act (Relu)"))
+    assert "(batch, 3, s1, s2)" in row
+    assert f"  s1 = {long_h}" in text and f"  s2 = {long_w}" in text
+    assert max(map(len, text.splitlines()[1:5])) < 100  # the rules, headers and row (not the path line)
