@@ -670,6 +670,59 @@ def _bns_fused_by_dynamo(
     return [earlier, bn]
 
 
+def ultralytics_export(view: ModelView) -> bool:
+    """Written by Ultralytics' exporter (YOLOv8 and later name their author; YOLOv5 writes stride and
+    class names), which fuses every Conv block's BatchNorm into its conv before exporting."""
+    meta = view.metadata
+    return meta.get("author", "").startswith("Ultralytics") or {"stride", "names"} <= meta.keys()
+
+
+def ultralytics_fused_conv(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """An Ultralytics Conv block is `conv` (no bias) + `bn` + activation; its exporter fuses the BN into
+    the conv (`model.fuse()`), which gives the conv a bias: `<block>.conv.weight` with `<block>.conv.bias`.
+    A plain nn.Conv2d of the head keeps its own bias under another name (`model.22.cv2.0.2`)."""
+    weight, bias = _weight_and_bias(tensors, "Conv")
+    if weight is None or bias is None or len(tensors) != 2 or not weight.name.endswith(".conv.weight"):
+        return None
+    conv = weight.name.removesuffix(".weight")
+    if bias.name != f"{conv}.bias":
+        return None
+    block, c, k = conv.removesuffix(".conv"), _channels(bias), weight.count or 0
+    return [
+        FrameworkLayer(
+            conv, "Conv", Figure.of(k), ZERO, INFERRED,
+            [f"an Ultralytics Conv block: {conv} has no bias of its own; {bias.name} is {block}.bn's shift, "
+             "fused into it by Ultralytics' exporter (model.fuse())"],
+            [weight.name, bias.name],
+        ),
+        FrameworkLayer(
+            f"{block}.bn", "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+            [f"BatchNorm {block}.bn fused into {conv}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}"],
+        ),
+    ]  # fmt: skip
+
+
+def ultralytics_anchors(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """The Detect head's anchor points and strides, computed for the export's input size (make_anchors)
+    and stored as Constant nodes (`/model.22/Constant_12_output_0`) that the box decoding subtracts,
+    adds and multiplies: attributes of the head, no parameter or buffer."""
+    if not tensors or any(t.category != "unclassified" or t.origin != "constant" for t in tensors):
+        return None
+    if not all(_ANONYMOUS_PARAMETER.fullmatch(t.name) and t.uses for t in tensors):
+        return None
+    if any(u.node.op_type not in ("Sub", "Add", "Mul") for t in tensors for u in t.uses):
+        return None
+    return _inferred_layer(
+        layer,
+        _kind(layer),
+        ZERO,
+        ZERO,
+        f"{len(tensors)} Constant nodes of the Detect head ({', '.join(t.name for t in tensors)}): the anchor "
+        "points and strides Ultralytics computes for the export's input size, no parameter",
+        tensors,
+    )
+
+
 def onnxscript_bn_fusion(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
     """onnxscript's optimizer or rewriter (run by torch.onnx dynamo, or by hand on any export) fused a BN
     into a Conv, ConvTranspose or Gemm and recorded it on the node (`rule_name` FuseBatchNormIntoConv).
@@ -1515,6 +1568,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             lowered_group_norm,
         ]
         rewrites += [torch_parametrized_weight, torch_norm_without_affine]
+        if ultralytics_export(view):
+            rewrites[:0] = [ultralytics_fused_conv, ultralytics_anchors]
         # an anonymous conv weight means "folded" only where the file keeps state_dict names elsewhere,
         # or where a simplifier named what it folded
         # onnxruntime's quantizers store `fc.weight` as `fc.weight_quantized`, Optimum's merged decoders as

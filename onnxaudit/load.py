@@ -166,6 +166,7 @@ class ModelView:
     # torch.onnx (dynamo): what its node metadata says of the FX graph (buffers, parameters, BN calls)
     fx: FxFacts = field(default_factory=FxFacts)
     graph_name: str = ""  # the main graph's: paddle2onnx leaves the producer empty and names it
+    metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props (Ultralytics: author)
 
     @property
     def main(self) -> Graph:
@@ -718,9 +719,14 @@ def model_view(
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
-        _updated_by_training(model), builder.fx, as_text(model.graph.name),
+        _updated_by_training(model), builder.fx, as_text(model.graph.name), _metadata(model),
     )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
+
+
+def _metadata(model: ModelProto, most: int = 64, longest: int = 256) -> dict[str, str]:
+    """The model's metadata_props, a few short ones: what exporters say of themselves there."""
+    return {as_text(p.key): as_text(p.value)[:longest] for p in model.metadata_props[:most]}
 
 
 def _read_wire(path: Path) -> tuple[ModelProto, int, SizeHook, bool]:

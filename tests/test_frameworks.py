@@ -969,3 +969,17 @@ def test_paddle_exports_are_rebuilt_to_what_paddle_counted(path):
         assert fw.origin == "paddle"
         assert fw.status in ("exact", "inferred"), fw
         assert (fw.trainable.lo, fw.non_trainable.lo) == (meta[keys[0]], meta[keys[1]])
+
+
+def test_ultralytics_fused_conv_blocks_are_rebuilt_to_what_torch_counted_before_the_fusion():
+    """Ultralytics' exporter fuses each Conv block's BN into its conv (scripts/export_ultralytics.py): the
+    file holds the fused model; its metadata names the author, so each `<block>.conv` with a bias is a
+    conv without one plus `<block>.bn`, and the Detect head's anchors and strides are no parameters."""
+    path = MODELS / "ultralytics" / "yolov8_tiny.onnx"
+    meta = _meta(path)
+    report = audit(path, convention="pytorch")
+    assert report.totals.trainable == meta["fused"]["parameters"]  # the file view: the fused model
+    fw = report.framework
+    assert fw.status == "inferred"
+    assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
+    assert (fw.non_trainable.lo, fw.non_trainable.hi) == (meta["running_stats"],) * 2
