@@ -875,7 +875,7 @@ class _Classifier:
     def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
         """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,
         Concat of gate slices), the slot it finally lands in names it."""
-        if node.op_type not in LAYOUT_OPS or depth > 16:
+        if (node.op_type not in LAYOUT_OPS and node.op_type not in _QUANTIZED_BY_HAND) or depth > 16:
             return DATA, ()
         for out in node.outputs:
             for consumer, slot in self.consumers.get((node.scope, out), []):
@@ -1208,6 +1208,9 @@ def _quantized_table(tensor: Tensor) -> bool:
 
 
 _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})
+# onnxruntime's first quantizer (producer onnx.quantize 0.1.0) quantized a float bias at run time: Div by
+# the product of the scales, Floor, Cast, then Add after the ConvInteger or MatMulInteger
+_QUANTIZED_BY_HAND = frozenset({"Div", "Floor", "Round", "Cast"})
 
 
 def _more_than_scalar(tensor: Tensor) -> bool:

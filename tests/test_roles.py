@@ -1112,3 +1112,30 @@ def test_one_value_added_to_a_weight_on_its_way_is_a_literal():
     assert tensor_row(report, "helper.constant.0").role == "literal"
     assert tensor_row(report, "conv1d_0.w_0").role == "weight"
     assert report.totals.trainable == 8 * 4 * 3 + 8 + 2 * 8 == fixture_meta(path)["trainable"]
+
+
+def test_a_bias_quantized_at_run_time_by_the_first_onnxruntime_quantizer_is_a_bias(tmp_path):
+    """onnx.quantize 0.1.0 (2019; ddddocr's common_old.onnx) divides a conv's float bias by the product
+    of the input and weight scales at run time, floors and casts it, and adds it to the ConvInteger's
+    output: the float bias is the conv's (counted), not a constant of unknown role."""
+    rows, cols = 16, 8
+    m = model(
+        [
+            node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+            node("MatMulInteger", ["xq", "W", "xz", "wz"], ["mi"]),
+            node("Mul", ["xs", "ws"], ["s"]),
+            node("Div", ["B", "s"], ["bt"], name="B_tmp_qaunt"),
+            node("Floor", ["bt"], ["bf"]),
+            node("Cast", ["bf"], ["bq"], to=TensorProto.INT32),
+            node("Add", ["mi", "bq"], ["acc"]),
+            node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+            node("Mul", ["accf", "s"], ["y"]),
+        ],
+        [value("x", ["N", rows])],
+        [value("y", ["N", cols])],
+        [init("W", [rows, cols], np.int8), init("wz", [1], np.int8), init("ws", [1]), init("B", [cols])],
+        opset=13,
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "B").role, tensor_row(report, "W").role) == ("bias", "weight")
+    assert (report.totals.trainable, report.totals.unclassified) == (rows * cols + cols, 0)
