@@ -18,7 +18,7 @@ from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
 from onnxaudit.load import MAIN, RESAVING_TOOLS, ModelView, Node, torchscript_node_names
-from onnxaudit.roles import DATA, ROLES, Use, called_again
+from onnxaudit.roles import DATA, ML_ATTRIBUTE_PARAMS, ROLES, Use, called_again
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
@@ -668,6 +668,19 @@ def _bns_fused_by_dynamo(
          "a fusion needs running stats, so they existed"],
     )  # fmt: skip
     return [earlier, bn]
+
+
+def _ml_attribute_nodes(view: ModelView) -> list[Node]:
+    return [n for n in view.all_nodes() if n.domain == "ai.onnx.ml" and n.op_type in ML_ATTRIBUTE_PARAMS]
+
+
+def attribute_parameters(node: Node) -> FrameworkLayer:
+    """An ai.onnx.ml op (skl2onnx's LinearClassifier, TreeEnsemble...) keeps what it learned in node
+    attributes, which neither view counts: the framework's count is this layer's, at least 0."""
+    return FrameworkLayer(
+        node.label, node.op_type, Figure(0, None), ZERO, AMBIGUOUS,
+        [f"learned values ({ML_ATTRIBUTE_PARAMS[node.op_type]}) held in node attributes: not counted"],
+    )  # fmt: skip
 
 
 def ultralytics_export(view: ModelView) -> bool:
@@ -1640,6 +1653,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
                 applied.append(f"{layer.name}: {_maybe_counted_again(owner, t, shared[t.name])}")
         ordered.append((layer.first_index, rebuilt))
+    if "ai.onnx.ml" in view.opsets:
+        ordered += [(node.index, [attribute_parameters(node)]) for node in _ml_attribute_nodes(view)]
     out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
     notes = []
     if any(_LOOKUP_NAME.fullmatch(t.name) and _folded_lookup(t) for t in table.tensors if t.category == "unclassified"):

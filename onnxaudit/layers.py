@@ -233,6 +233,8 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     the layer of the node that owns the subgraph or calls the function."""
     main_nodes = view.main.nodes
     torch_style = any(n.name.startswith("/") or n.module_scopes for n in main_nodes)
+    if not torch_style and len(view.graphs) > 1:  # Optimum's merged decoder: one If, torch's names inside
+        torch_style = any(n.name.startswith("/") or n.module_scopes for n in _branch_nodes(view))
     param_names: dict[int, list[str]] = {}
     for tensor in table.tensors:
         if tensor.category in COUNTED_CATEGORIES:

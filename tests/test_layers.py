@@ -93,3 +93,26 @@ def test_op_types_leave_constants_out_unless_alone():
     assert Layer(("a",), "a", nodes("Constant", "Constant")).op_types == ["Constant"]
     assert Layer(("a",), "a", nodes("Constant", "MatMul", "Add", "MatMul")).op_types == ["MatMul", "Add"]
     assert Layer(("a",), "a", []).op_types == []
+
+
+def test_torch_names_inside_the_only_if_group_its_branches_by_module(tmp_path):
+    """Optimum's merged decoder is one If whose branches hold torch.onnx's nodes (`/fc/Gemm`): rows by
+    module path inside the branches, as for the unmerged decoder, not one row per op."""
+    from onnx import TensorProto, helper
+
+    def branch(name: str) -> object:
+        return helper.make_graph(
+            [node("Gemm", ["x", "fc.weight", "fc.bias"], [f"h_{name}"], name="/fc/Gemm"),
+             node("Relu", [f"h_{name}"], [name], name="/act/Relu")],
+            name, [], [value(name, None)],
+        )  # fmt: skip
+
+    m = model(
+        [node("If", ["c"], ["r"], name="optimum::if", then_branch=branch("t"), else_branch=branch("e"))],
+        [value("x", [1, 4]), value("c", [], TensorProto.BOOL)],
+        [value("r", None)],
+        [init("fc.weight", [3, 4]), init("fc.bias", [3])],
+    )
+    report = audit_model(tmp_path, m)
+    assert layer_row(report, "fc").params == 3 * 4 + 3
+    assert layer_row(report, "optimum::if").params == 0

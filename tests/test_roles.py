@@ -781,6 +781,8 @@ def test_ml_attribute_parameters_are_named_as_not_counted(tmp_path):
     report = audit_model(tmp_path, m)
     assert report.totals.total == 0
     assert any("LinearClassifier" in text and "not counted" in text for text in report.limits)
+    fw = report.framework  # the framework's count is not 0 "exact": at least 0, no upper bound known
+    assert (fw.status, fw.trainable.lo, fw.trainable.hi) == ("ambiguous", 0, None)
 
 
 def test_scalar_expanded_into_a_bias_slot_is_a_filler(tmp_path):
