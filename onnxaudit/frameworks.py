@@ -1503,6 +1503,8 @@ def buffer_named(tensors: list[ParamTensor]) -> list[ParamTensor]:
     such a tensor stays in the upper bound."""
     found = []
     for t in tensors:
+        if "buf" not in t.name.lower():  # most names: no split (48k weights at 200k nodes)
+            continue
         leaf = _NAME_PARTS.split(t.name)[-1].lower()
         if "buffer" in leaf or leaf == "buf" or leaf.endswith("_buf"):
             found.append(t)
@@ -1597,10 +1599,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         rewrites = [paddle_bn_without_affine, lowered_layer_norm]
     else:
         rewrites = [lowered_layer_norm]
-    rewrites.insert(0, ort_conv_bn_fusion)
-    rewrites.append(
-        lambda la, tensors: instance_norm_over_groups(la, tensors, view)
-    )  # onnxruntime re-saves exports of either framework
+    rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
+    if any(t.uses and t.uses[0].node.op_type == "InstanceNormalization" for t in table.tensors):
+        rewrites.append(lambda la, tensors: instance_norm_over_groups(la, tensors, view))
     if _bn_reads_its_parameters_as_statistics(table):  # so do simplifiers
         rewrites.insert(1, bn_statistics_stored_once)
     if ort_optimized(view):
