@@ -26,6 +26,8 @@ TENSOR_SUFFIXES = frozenset(
 )  # fmt: skip
 _STATE_DICT_KEY = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+$")
 _RNN_SUFFIX = re.compile(r"^(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
+# PaddlePaddle names a layer's parameters `<layer>_<k>.w_<i>` / `.b_<i>` (`conv2d_0.w_0`, `batch_norm2d_0.w_1`)
+_PADDLE_SUFFIX = re.compile(r"^[wb]_\d+$")
 # tf2onnx appends `__<n>` / `:0` to generated names.
 _GENERATED_SUFFIX = re.compile(r"(__\d+|:\d+)$")
 
@@ -61,7 +63,7 @@ def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
     if "/" in name or not _STATE_DICT_KEY.match(name):
         return None
     parts = name.split(".")
-    if parts[-1] in TENSOR_SUFFIXES or _RNN_SUFFIX.match(parts[-1]):
+    if parts[-1] in TENSOR_SUFFIXES or _RNN_SUFFIX.match(parts[-1]) or _PADDLE_SUFFIX.match(parts[-1]):
         return tuple(parts[:-1]) or None
     return None
 
@@ -266,13 +268,22 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             if node_paths[node.index] is None:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
                 node_paths[node.index] = next((k for k in keys if k), None)
-        if naming.root:  # tf2onnx's own helpers (`Squeeze__36` after an LSTM) join the layer they follow
-            producers = view.main.producers
-            for node in main_nodes:
-                if node_paths[node.index] is None and node.index not in param_names and node.inputs:
-                    source = producers.get(node.inputs[0])
-                    if source is not None and _GENERATED_SUFFIX.search(node.name):
-                        node_paths[node.index] = node_paths.get(source.index)
+        # tf2onnx's own helpers (`Squeeze__36` after an LSTM), anonymous Identity nodes (paddle2onnx puts
+        # one after many ops: `Identity.1`) and the Add of a bias paddle2onnx moved out of its Conv, folded
+        # under a name of its own (`p2o.pd_op.reshape.0.0`), join the layer they follow
+        producers = view.main.producers
+        biases = {t.name for t in table.tensors if t.role == "bias"}
+        for node in main_nodes:
+            if node_paths[node.index] is not None or not node.inputs:
+                continue
+            if node.index in param_names:
+                joins = node.op_type == "Add" and biases.issuperset(param_names[node.index])
+            else:
+                joins = node.op_type == "Identity" or bool(naming.root and _GENERATED_SUFFIX.search(node.name))
+            if joins:
+                source = producers.get(node.inputs[0])
+                if source is not None:
+                    node_paths[node.index] = node_paths.get(source.index)
 
     # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
     in_branch = {n.index for n in _branch_nodes(view)} if len(view.graphs) > 1 else set()

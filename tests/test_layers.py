@@ -116,3 +116,17 @@ def test_torch_names_inside_the_only_if_group_its_branches_by_module(tmp_path):
     report = audit_model(tmp_path, m)
     assert layer_row(report, "fc").params == 3 * 4 + 3
     assert layer_row(report, "optimum::if").params == 0
+
+
+def test_paddle_layers_take_their_parameters_names():
+    """paddle2onnx names nodes `Conv.0`, moves a conv's bias into an Add under a name of its own
+    (`p2o.pd_op.reshape.0.0`) and puts an Identity after it (scripts/export_paddle.py): the row is the
+    layer its weight names, `conv2d_0`, with its bias, as paddle.summary shows it."""
+    from builders import MODELS
+
+    from onnxaudit import audit
+
+    report = audit(MODELS / "paddle" / "conv_bn__op17.onnx")
+    assert [(row.name, row.params) for row in report.rows] == [
+        ("conv2d_0", 8 * 3 * 3 * 3 + 8), ("batch_norm2d_0", 4 * 8), ("Relu.0", 0)
+    ]  # fmt: skip
