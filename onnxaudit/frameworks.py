@@ -1747,13 +1747,34 @@ def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], t
     once per branch by torch.onnx): for each tensor of the else branch, the first unpaired tensor of the
     then branch with its dtype and dims. Values decide (copies.py); names cannot. Copy (scope, name) ->
     ((scope, name) of the candidate original, the If's label)."""
-    ifs = [n for n in view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2] if len(view.graphs) > 1 else []
-    if not ifs:
+    stored: dict[str, list[ParamTensor]] = {}
+    for t in table.tensors:
+        if t.scope != MAIN and t.dims and t.category in ("parameter", "statistic"):
+            stored.setdefault(t.scope, []).append(t)
+    if not stored:
         return {}
-    counted = [t for t in table.tensors if t.category in ("parameter", "statistic") and t.dims and t.scope != MAIN]
+    children: dict[str, list[str]] = {}
+    for scope, graph in view.graphs.items():
+        if graph.parent is not None:
+            children.setdefault(graph.parent, []).append(scope)
+
+    def held(branch: str) -> list[ParamTensor]:  # stored in the branch or a body nested in it
+        found, todo, seen = [], [branch], set()
+        while todo:
+            scope = todo.pop()
+            if scope not in seen:
+                seen.add(scope)
+                found += stored.get(scope, ())
+                todo += children.get(scope, ())
+        return found
+
     pairs: dict[tuple[str, str], tuple[tuple[str, str], str]] = {}
-    for node in ifs:
-        then, other = ([t for t in counted if _inside(t.scope, branch)] for branch in node.subgraphs)
+    for node in view.all_nodes():
+        if node.op_type != "If" or len(node.subgraphs) != 2:
+            continue
+        then, other = held(node.subgraphs[0]), held(node.subgraphs[1])
+        if not then or not other:
+            continue
         free: dict[tuple[str, tuple[int, ...]], list[ParamTensor]] = {}
         for t in then:
             free.setdefault((t.dtype, t.dims), []).append(t)  # type: ignore[arg-type]
@@ -1763,10 +1784,6 @@ def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], t
                 first = candidates.pop(0)
                 pairs[(t.scope, t.name)] = ((first.scope, first.name), node.label)
     return pairs
-
-
-def _inside(scope: str, graph: str) -> bool:
-    return scope == graph or scope.startswith(graph + "/")
 
 
 def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:
