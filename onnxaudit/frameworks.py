@@ -149,8 +149,10 @@ def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
         at_most = "holds constants of unknown role; counted as trainable at most"
         lookups = [(t, text) for t in tensors if t.category == "unclassified" and (text := _folded_lookup(t))]
         texts = [text for _, text in lookups]
-        # a constant named after its lookup says the range can be short: first, the evidence line shown
-        named = any(_LOOKUP_NAME.fullmatch(t.name) for t, _ in lookups)
+        # a constant named after its lookup, or after the op that computed it from parameters (EdgeNeXt's
+        # positional projection folded by dynamo into `permute_12`), says the range can be short: first,
+        # the evidence line shown
+        named = any(_LOOKUP_NAME.fullmatch(t.name) or _FOLDED_OP_OUTPUT.fullmatch(t.name) for t, _ in lookups)
         evidence = [*texts, at_most] if named else [at_most, *texts]
         # a lookup folded to its slice: the table it came from is larger by an amount the file cannot show
         upper = None if named else trainable + unknown
@@ -165,6 +167,10 @@ def _file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
 # what torch.onnx names a lookup it folded: dynamo the op's output (`embedding_1`), the TorchScript
 # exporter the Gather's (`/embeddings/position_embeddings/Gather_output_0`)
 _LOOKUP_NAME = re.compile(r"embedding(_\d+)?|.*/Gather(_\d+)?_output_\d+")
+# dynamo names a constant it folded after the FX op that made it last
+_FOLDED_OP_OUTPUT = re.compile(
+    r"(permute|transpose|view|reshape|convolution|conv[123]d|add|mul|cat|expand|repeat|flatten|unsqueeze|squeeze)(_\d+)?"
+)
 
 
 def _folded_lookup(t: ParamTensor) -> str:

@@ -7,8 +7,9 @@ stores once, the others as Identity nodes named after them, an ALBERT-style bloc
 times (one module, its weights shared), which the exporters store once per call, scalars: a scalar
 parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5), and a registered
 buffer read as a conv weight (Silero VAD's STFT basis), and Conv+BN pairs inside an If's branches
-(a scripted module), torch.cond branches that read buffers of their own, and a frozen module
-(torch.jit.freeze folds its BNs and keeps no parameter name).
+(a scripted module), torch.cond branches that read buffers of their own, a frozen module
+(torch.jit.freeze folds its BNs and keeps no parameter name), and a conv applied to a constant grid
+(dynamo folds it into one product).
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -207,6 +208,19 @@ class CondBuffers(nn.Module):
         return torch.cond(x.sum() > 0, then, other, (x,))
 
 
+class PositionalProjection(nn.Module):
+    """EdgeNeXt's positional encoding: a constant grid projected by a 1x1 conv and added to the tokens.
+    dynamo folds conv(constant) into one stored product (`permute`), smaller than the conv it came from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.fc = nn.Conv2d(32, 6, 1), nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = torch.arange(4.0).reshape(1, 1, 2, 2).repeat(1, 32, 1, 1)
+        return self.fc(x + self.proj(grid).reshape(1, 6, 4).permute(0, 2, 1))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -285,6 +299,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "stft_buffer": (StftBasis(), torch.randn(1, 1, 64)),
         "branch_conv_bn": (BranchConvBN(), torch.randn(1, 3, 8, 8)),
         "cond_buffers": (CondBuffers(), torch.randn(1, 1, 32)),
+        "positional_projection": (PositionalProjection(), torch.randn(2, 4, 6)),
         # torch.jit.freeze folds each BN into the conv or Linear before it; the weights become Constant nodes
         "frozen_conv_bn": (
             nn.Sequential(
