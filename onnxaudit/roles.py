@@ -42,6 +42,7 @@ ROLES: dict[str, RoleInfo] = {
     "rnn_P": RoleInfo("parameter", "RNN peephole weights P"),
     "prelu_slope": RoleInfo("parameter", "PRelu slope"),
     "scalar_parameter": RoleInfo("parameter", "scalar parameter (stored under its module attribute's name)"),
+    "fx_parameter": RoleInfo("parameter", "parameter read as data (torch.onnx's node metadata says so)"),
     "quant_scale": RoleInfo("quantization", "quantization scale"),
     "quant_zero_point": RoleInfo("quantization", "quantization zero point"),
     "shape": RoleInfo("shape", "shape-like constant (shape, axes, indices, sizes)"),
@@ -1067,6 +1068,8 @@ class _Classifier:
         self.add_unused()
         if self.view.fx.buffers:  # before the branches are weighed: a buffer is no parameter of either
             self.fx_named_buffers()
+        if self.view.fx.parameters:
+            self.fx_named_parameters()
         self.branch_alternatives()
         self.attribute_parameters(nodes)
         if "BatchNormalization" in self.op_types and any(
@@ -1082,6 +1085,15 @@ class _Classifier:
         first_use, unused = self.first_use, (1 << 62, 0)
         ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
         return RoleTable(ordered, self.limits, self.view.trained)
+
+    def fx_named_parameters(self) -> None:
+        """A tensor of unknown role that dynamo's FX calls read as a parameter (`%p_pos_embed`: ViT's
+        position table added to the tokens, a layer scale's gamma) is one, whatever op reads it."""
+        parameters = self.view.fx.parameters
+        for entry in self.found.values():
+            if entry.category == "unclassified" and (fx := entry.tensor.name.replace(".", "_")) in parameters:
+                entry.role = "fx_parameter"
+                entry.notes.append(f"a parameter: torch.onnx's node metadata reads it as %p_{fx}")
 
     def fx_named_buffers(self) -> None:
         """torch.onnx (dynamo) writes each node's FX call, whose arguments tell a registered buffer

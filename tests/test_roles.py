@@ -1141,3 +1141,15 @@ def test_a_bias_quantized_at_run_time_by_the_first_onnxruntime_quantizer_is_a_bi
     report = audit_model(tmp_path, m)
     assert (tensor_row(report, "B").role, tensor_row(report, "W").role) == ("bias", "weight")
     assert (report.totals.trainable, report.totals.unclassified) == (rows * cols + cols, 0)
+
+
+@pytest.mark.parametrize(("case", "name"), [("positional", "pos"), ("layer_scale", "gamma")])
+def test_what_dynamo_reads_as_a_parameter_is_one_whatever_op_reads_it(case, name):
+    """A learned position table added to the tokens, a layer scale's gamma (scripts/export_torch_zoo.py):
+    no slot says what they are, but dynamo's FX call reads them as %p_<name>: parameters, counted."""
+    from onnxaudit import audit
+
+    path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
+    report = audit(path, convention="pytorch")
+    assert tensor_row(report, name).role == "fx_parameter"
+    assert (report.totals.trainable, report.totals.unclassified) == (fixture_meta(path)["parameters"], 0)
