@@ -234,9 +234,10 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     """Layers of the main graph in order of their first node; subgraph and function tensors join
     the layer of the node that owns the subgraph or calls the function."""
     main_nodes = view.main.nodes
+    in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
     torch_style = any(n.name.startswith("/") or n.module_scopes for n in main_nodes)
-    if not torch_style and len(view.graphs) > 1:  # Optimum's merged decoder: one If, torch's names inside
-        torch_style = any(n.name.startswith("/") or n.module_scopes for n in _branch_nodes(view))
+    if not torch_style and in_bodies:  # Optimum's merged decoder: one If, torch's names inside
+        torch_style = any(n.name.startswith("/") or n.module_scopes for n in in_bodies)
     param_names: dict[int, list[str]] = {}
     for tensor in table.tensors:
         if tensor.category in COUNTED_CATEGORIES:
@@ -250,10 +251,9 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             if node_paths[node.index] is None:
                 keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
                 node_paths[node.index] = next((k for k in keys if k), None)
-        branch_nodes = _branch_nodes(view)
-        if branch_nodes:  # a module called inside an If or Loop body is a layer of its own, as in torch
-            node_paths.update(_torch_node_paths(branch_nodes))
-            branch_nodes = [n for n in branch_nodes if node_paths[n.index]]
+        if in_bodies:  # a module called inside an If or Loop body is a layer of its own, as in torch
+            node_paths.update(_torch_node_paths(in_bodies))
+            branch_nodes = [n for n in in_bodies if node_paths[n.index]]
     else:
         naming = tf_naming(view)
         node_paths = {}
@@ -286,7 +286,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
                     node_paths[node.index] = node_paths.get(source.index)
 
     # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
-    in_branch = {n.index for n in _branch_nodes(view)} if len(view.graphs) > 1 else set()
+    in_branch = {n.index for n in in_bodies}
     helpers = _attach_helpers(view, node_paths, param_names)
     owner_of_scope = _main_owner_of_scopes(view)
     layers: dict[tuple[str, ...], Layer] = {}
