@@ -1663,6 +1663,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if "ai.onnx.ml" in view.opsets:
         ordered += [(node.index, [attribute_parameters(node)]) for node in _ml_attribute_nodes(view)]
     out = [fl for _, group in sorted(ordered, key=itemgetter(0)) for fl in group]
+    dead = [t for t in table.tensors if t.category == "unused" and t.dtype.startswith(_FLOAT) and (t.count or 0) > 1]
+    if dead:
+        out.append(read_by_no_node(dead))
     notes = []
     if any(_LOOKUP_NAME.fullmatch(t.name) and _folded_lookup(t) for t in table.tensors if t.category == "unclassified"):
         notes.append(
@@ -1790,6 +1793,22 @@ def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], t
                 first = candidates.pop(0)
                 pairs[(t.scope, t.name)] = ((first.scope, first.name), node.label)
     return pairs
+
+
+_FLOAT = ("float", "bfloat")
+
+
+def read_by_no_node(dead: list[ParamTensor]) -> FrameworkLayer:
+    """Float tensors that no node reads: a module the graph never calls (its parameters still count in
+    the framework: paddle2onnx's SimpleRNN, whose weights only dead Identity nodes read) or a leftover
+    of an exporter. Counted as stored at most."""
+    n = sum(t.count or 0 for t in dead)
+    return FrameworkLayer(
+        "(not consumed by any node)", "unused", Figure(0, n), ZERO, AMBIGUOUS,
+        [f"{len(dead)} float tensors ({n:,} values) stored but read by no node: a module the graph never calls "
+         "(its parameters still count in the framework) or an exporter's leftover; counted as stored at most"],
+        [t.name for t in dead],
+    )  # fmt: skip
 
 
 def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:

@@ -983,3 +983,18 @@ def test_ultralytics_fused_conv_blocks_are_rebuilt_to_what_torch_counted_before_
     assert fw.status == "inferred"
     assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
     assert (fw.non_trainable.lo, fw.non_trainable.hi) == (meta["running_stats"],) * 2
+
+
+def test_float_tensors_no_node_reads_may_still_be_framework_parameters(tmp_path):
+    """A module the graph never calls keeps its parameters in model.parameters(); paddle2onnx's SimpleRNN
+    leaves its weights behind dead Identity nodes. Not counted by the file view, so the framework's count
+    is a range that reaches them (an int64 leftover such as num_batches_tracked is no parameter)."""
+    import numpy as np
+    from builders import audit_model, dense_relu, init
+
+    m = dense_relu()
+    m.graph.initializer.extend([init("head.weight", [5, 3]), init("bn.num_batches_tracked", [], np.int64)])
+    report = audit_model(tmp_path, m)
+    fw = report.framework
+    stored = report.totals.trainable
+    assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (stored, stored + 5 * 3, "ambiguous")
