@@ -1756,6 +1756,8 @@ def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], t
     once per branch by torch.onnx): for each tensor of the else branch, the first unpaired tensor of the
     then branch with its dtype and dims. Values decide (copies.py); names cannot. Copy (scope, name) ->
     ((scope, name) of the candidate original, the If's label)."""
+    if len(view.graphs) == 1:  # no bodies (a 200k-node graph: no walk over its 48k tensors)
+        return {}
     stored: dict[str, list[ParamTensor]] = {}
     for t in table.tensors:
         if t.scope != MAIN and t.dims and t.category in ("parameter", "statistic"):
