@@ -1084,6 +1084,8 @@ def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[F
     weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or not _FOLDED_CONV_WEIGHT.fullmatch(weight.name) or path_from_tensor_name(weight.name):
         return None
+    if len(tensors) != 1 + (bias is not None):  # more than a conv's own: not a fold this rule can rebuild
+        return None
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
     k = weight.count or 0
     conv = FrameworkLayer(
@@ -1619,6 +1621,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         )
         rewrites.append(lambda la, tensors: ort_silent_fold(la, tensors, torchscript_names))
     tied, known = _possible_copies(view, table, layers, origin)
+    runtime_fold = bn_folded_at_run_time(table)
     shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
     chains = lowered_bn_chains(view, table)
     claimed = {name for _, _, names in chains for name in names}
@@ -1641,7 +1644,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 break
         if rebuilt is None:
             rebuilt = [_file_layer(layer, tensors)]
-            copies = tied
+            copies = {**tied, **runtime_bn_fold_biases(tensors)} if runtime_fold else tied
             if origin == "pytorch":
                 copies = {**copies, **folded_products(tensors)}
                 if named:
@@ -1811,6 +1814,22 @@ def read_by_no_node(dead: list[ParamTensor]) -> FrameworkLayer:
          "(its parameters still count in the framework) or an exporter's leftover; counted as stored at most"],
         [t.name for t in dead],
     )  # fmt: skip
+
+
+def bn_folded_at_run_time(table: ParamTable) -> bool:
+    """onnxoptimizer's fuse_bn_into_conv left its run-time fold: a BN mean that a Sub takes from a bias."""
+    return any(t.role == "bn_mean" and any(u.node.op_type == "Sub" for u in t.uses) for t in table.tensors)
+
+
+def runtime_bn_fold_biases(tensors: list[ParamTensor]) -> dict[str, str]:
+    """onnxoptimizer's fuse_bn_into_conv computes the conv's bias at run time as (b - mean) * scale + beta
+    and gives a conv without bias a b of zeros: the b the Sub takes the mean from may be no parameter of
+    the framework."""
+    return {
+        t.name: "zeros onnxoptimizer's BatchNorm fusion made for a conv without bias: counted as stored at most"
+        for t in tensors
+        if t.role == "bias" and any("Sub" in u.via for u in t.uses)
+    }
 
 
 def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:

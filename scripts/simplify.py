@@ -1,14 +1,15 @@
 """Fixtures re-saved by the graph simplifiers people run before deployment: onnx-simplifier
-(`onnxsim.simplify`), onnxslim (`onnxslim.slim`) and onnxscript's optimizer (`onnxscript.optimizer.optimize`,
-which torch.onnx's dynamo exporter also runs).
+(`onnxsim.simplify`), onnxslim (`onnxslim.slim`), onnxscript's optimizer (`onnxscript.optimizer.optimize`,
+which torch.onnx's dynamo exporter also runs) and onnxoptimizer's fuse_bn_into_conv pass.
 
 All fold a BatchNormalization into the conv before it. onnxsim and onnxslim store the folded weight and
 bias under names of their own (onnxsim `_v_37`, onnxslim `<the BN's output>_weight`) and deduplicate
 tensors of equal values (an untrained model's unit scales and zero shifts); onnxscript keeps the conv's
 names (`<conv>.weight`, a new `<conv>.weight_bias`) and records the fusion in the node's metadata
-(`pkg.onnxscript.rewriter.rule_name`). Writes models/simplified/<source>__<tool>.onnx and a .json beside
-each with what the source's framework recorded (the truth a framework view must still contain), in
-Keras terms.
+(`pkg.onnxscript.rewriter.rule_name`); onnxoptimizer's fuse_bn_into_conv alone leaves the fold to run
+time (W * gamma / sqrt(var + eps) computed by nodes before the conv). Writes
+models/simplified/<source>__<tool>.onnx and a .json beside each with what the source's framework
+recorded (the truth a framework view must still contain), in Keras terms.
 
 Run: python scripts/simplify.py [TOOL ...]   (in a venv with scripts/requirements-simplify.txt)
 """
@@ -36,6 +37,7 @@ SIMPLIFIERS = {
     "onnxsim": "onnxsim.simplify(model)[0]",
     "onnxslim": "onnxslim.slim(model)",
     "onnxscript": "onnxscript.optimizer.optimize(model)",
+    "onnxoptimizer": 'onnxoptimizer.optimize(model, ["fuse_bn_into_conv"])',
 }
 
 
@@ -45,6 +47,8 @@ def _simplify(tool: str, model: onnx.ModelProto) -> onnx.ModelProto:
         return module.simplify(model)[0]
     if tool == "onnxslim":
         return module.slim(model)
+    if tool == "onnxoptimizer":  # folds at run time: a subgraph computes W * gamma / sqrt(var + eps)
+        return module.optimize(model, ["fuse_bn_into_conv"])
     return importlib.import_module("onnxscript.optimizer").optimize(model)
 
 

@@ -1153,3 +1153,17 @@ def test_what_dynamo_reads_as_a_parameter_is_one_whatever_op_reads_it(case, name
     report = audit(path, convention="pytorch")
     assert tensor_row(report, name).role == "fx_parameter"
     assert (report.totals.trainable, report.totals.unclassified) == (fixture_meta(path)["parameters"], 0)
+
+
+def test_a_bn_that_onnxoptimizer_folds_at_run_time_keeps_its_statistics():
+    """onnxoptimizer's fuse_bn_into_conv (scripts/simplify.py) leaves W * gamma / Sqrt(var + eps) and
+    (b - mean) * gamma / Sqrt(var + eps) + beta to run time: the variance under the Sqrt and the mean the
+    Sub takes from the bias are the BN's statistics, eps a literal; the file still holds 4 x C."""
+    from onnxaudit import audit
+
+    path = MODELS / "simplified" / "seed_cnn__legacy_nofold__onnxoptimizer.onnx"
+    report = audit(path)
+    roles = sorted(t.role for t in report.tensors if t.dims == [32])
+    assert roles == ["bias", "bias", "bn_mean", "bn_var", "weight"]  # beta, the conv's bias, mean, var, gamma
+    truth = fixture_meta(path)["source_recorded"]
+    assert (report.totals.trainable, report.totals.non_trainable) == (truth["trainable"], truth["non_trainable"])
