@@ -1084,7 +1084,8 @@ def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[F
     weight, bias = _weight_and_bias(tensors, "Conv")
     if weight is None or not _FOLDED_CONV_WEIGHT.fullmatch(weight.name) or path_from_tensor_name(weight.name):
         return None
-    if len(tensors) != 1 + (bias is not None):  # more than a conv's own: not a fold this rule can rebuild
+    # a layer holding more than one conv's weight and biases (a BN folded at run time): not this rule's
+    if sum(t.role == "weight" for t in tensors) != 1 or any(t.role not in ("weight", "bias") for t in tensors):
         return None
     c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
     k = weight.count or 0
