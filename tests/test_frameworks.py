@@ -998,3 +998,17 @@ def test_float_tensors_no_node_reads_may_still_be_framework_parameters(tmp_path)
     fw = report.framework
     stored = report.totals.trainable
     assert (fw.trainable.lo, fw.trainable.hi, fw.status) == (stored, stored + 5 * 3, "ambiguous")
+
+
+def test_a_dynamically_quantized_fold_still_shows_its_bn(tmp_path):
+    """onnxruntime's quantize_dynamic on a constant-folded torch export: ConvInteger reads the anonymous
+    folded weight, an Add after it the bias; the BN torch folded is still rebuilt as a range."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = MODELS / "torch" / "seed_cnn__legacy_fold.onnx"
+    quantized = tmp_path / "q.onnx"
+    quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+    fw = audit(quantized).framework
+    meta = _meta(path)
+    assert fw.status == "ambiguous"
+    assert fw.non_trainable.contains(meta["running_stats"]) and fw.trainable.contains(meta["parameters"])
