@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 from onnxaudit.datamap import MAIN, FileMap, TensorRecord, map_file
-from onnxaudit.dims import byte_size
+from onnxaudit.dims import byte_size, element_count
 from onnxaudit.errors import AuditError
 from onnxaudit.load import open_model_file
 
@@ -66,7 +66,7 @@ def _compare(fd: int, files: FileMap, copy: Key, original: Key, transposed: bool
     if a is None or b is None or a.dtype != b.dtype or not a.dims or (transposed and len(a.dims) != 2):
         return None
     # a same-layout pair of any rank is compared as rows of its last dim
-    rows, cols = (a.dims[0], a.dims[1]) if transposed else (_product(a.dims[:-1]), a.dims[-1])
+    rows, cols = (a.dims[0], a.dims[1]) if transposed else (element_count(a.dims[:-1]), a.dims[-1])
     item = byte_size(a.dtype, 1)
     layout = (cols, rows) if transposed else tuple(a.dims)
     if item is None or byte_size(a.dtype, 8) != 8 * item or tuple(b.dims or ()) != layout:
@@ -83,13 +83,6 @@ def _compare(fd: int, files: FileMap, copy: Key, original: Key, transposed: bool
             return False
         seen.add(value)
     return True if len(seen) > 1 else None  # one value everywhere (zeros, ones): no evidence either way
-
-
-def _product(dims: tuple[int, ...] | list[int]) -> int:
-    count = 1
-    for d in dims:
-        count *= d
-    return count
 
 
 def _embedded(record: TensorRecord, length: int) -> bool:

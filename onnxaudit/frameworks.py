@@ -1040,10 +1040,7 @@ def _scale_channels(view: ModelView, mul: Node) -> int:
         ):  # paddle2onnx unsqueezes the weight unless it folded it
             t = tensors.get(producer.inputs[0]) if producer.inputs else None
         if t is not None and t.dims:
-            count = 1
-            for d in t.dims:
-                count *= d
-            return count
+            return element_count(t.dims)
     return 0
 
 
@@ -1657,12 +1654,10 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
                 if copy.name in known:
                     applied.append(f"{layer.name}: {_not_own(rebuilt[0], copy, *known[copy.name])}")
         for t in buffer_named(tensors) if origin != "keras" else ():
-            owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
-            applied.append(f"{layer.name}: {_maybe_not_own(owner, t, _BUFFER_NAMED)}")
+            applied.append(f"{layer.name}: {_maybe_not_own(_holder(rebuilt, t), t, _BUFFER_NAMED)}")
         for t in tensors if shared else ():
             if t.name in shared:
-                owner = next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
-                applied.append(f"{layer.name}: {_maybe_counted_again(owner, t, shared[t.name])}")
+                applied.append(f"{layer.name}: {_maybe_counted_again(_holder(rebuilt, t), t, shared[t.name])}")
         ordered.append((layer.first_index, rebuilt))
     if "ai.onnx.ml" in view.opsets:
         ordered += [(node.index, [attribute_parameters(node)]) for node in _ml_attribute_nodes(view)]
@@ -1831,6 +1826,11 @@ def runtime_bn_fold_biases(tensors: list[ParamTensor]) -> dict[str, str]:
         for t in tensors
         if t.role == "bias" and any("Sub" in u.via for u in t.uses)
     }
+
+
+def _holder(rebuilt: list[FrameworkLayer], t: ParamTensor) -> FrameworkLayer:
+    """The rebuilt layer that lists `t`, else the first (a rewrite may list only the tensors it used)."""
+    return next((fl for fl in rebuilt if t.name in fl.tensors), rebuilt[0])
 
 
 def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:

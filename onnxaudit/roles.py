@@ -936,10 +936,9 @@ class _Classifier:
                 self.trace(producer.scope, inner, folded_bn[j], producer, j, (), depth + 1)
                 continue
             inner_role = self.slot_role(producer, j)
-            if arithmetic and (single := self.view.lookup(producer.scope, inner)) is not None:
-                if single.dims is not None and element_count(single.dims) == 1:
-                    self.trace(producer.scope, inner, "literal", producer, j, (), depth + 1)
-                    continue
+            if arithmetic and _one_value(self.view.lookup(producer.scope, inner)):
+                self.trace(producer.scope, inner, "literal", producer, j, (), depth + 1)
+                continue
             if inner_role in (DATA, "weight", "embedding", "bias"):
                 self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
             else:
@@ -951,10 +950,8 @@ class _Classifier:
         back from the conv: the variance under the Sqrt (eps beside it is a literal), the mean the Sub takes
         from the bias. Roles for the node's inputs (None: the role carried on); None if no such step."""
         if node.op_type == "Sqrt":
-            found = self._variance_plus_eps(node)
-            if found is not None:
-                add, eps = found
-                return ["bn_var"] if add is not None else None
+            if self._variance_plus_eps(node) is not None:
+                return ["bn_var"]
         elif node.op_type == "Add" and len(node.inputs) == 2:
             for out in node.outputs:  # var + eps, read by a Sqrt
                 for reader, _ in self.consumers.get((node.scope, out), []):
@@ -978,8 +975,7 @@ class _Classifier:
             source = self.producer(add.scope, name)
             if source is not None and source.op_type == "Cast" and source.inputs:
                 name = source.inputs[0]
-            single = self.view.lookup(add.scope, name)
-            if single is not None and single.dims is not None and element_count(single.dims) == 1:
+            if _one_value(self.view.lookup(add.scope, name)):
                 return add, j
         return None
 
@@ -1273,6 +1269,11 @@ _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})
 # onnxruntime's first quantizer (producer onnx.quantize 0.1.0) quantized a float bias at run time: Div by
 # the product of the scales, Floor, Cast, then Add after the ConvInteger or MatMulInteger
 _QUANTIZED_BY_HAND = frozenset({"Div", "Floor", "Round", "Cast"})
+
+
+def _one_value(tensor: Tensor | None) -> bool:
+    """A stored tensor of exactly one element (a scalar or [1]): eps, a `+ 0`, a literal."""
+    return tensor is not None and tensor.dims is not None and element_count(tensor.dims) == 1
 
 
 def _more_than_scalar(tensor: Tensor) -> bool:
