@@ -273,8 +273,15 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         # under a name of its own (`p2o.pd_op.reshape.0.0`), join the layer they follow
         producers = view.main.producers
         biases = {t.name for t in table.tensors if t.role == "bias"}
+        stored = view.main.tensors
         for node in main_nodes:
             if node_paths[node.index] is not None or not node.inputs:
+                continue
+            # an op that reads stored weights only (the Transpose an unfolded legacy export writes
+            # before a MatMul) belongs to the module their state_dict keys name
+            owners = {path_from_tensor_name(name) if name in stored else None for name in node.inputs if name}
+            if len(owners) == 1 and None not in owners:
+                node_paths[node.index] = owners.pop()
                 continue
             if node.index in param_names:
                 joins = node.op_type == "Add" and biases.issuperset(param_names[node.index])
@@ -284,6 +291,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
                 source = producers.get(node.inputs[0])
                 if source is not None:
                     node_paths[node.index] = node_paths.get(source.index)
+        _join_lowered_norms(view.main, node_paths, param_names)
 
     # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
     in_branch = {n.index for n in in_bodies}
@@ -347,6 +355,58 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     if unused.tensors:
         ordered.append(unused)
     return ordered
+
+
+# A normalization written out as ops: its mean, centring, variance, eps, root and division, and the
+# Casts to float32 and back around them (LlamaRMSNorm)
+_NORM_STATISTIC_OPS = frozenset({"ReduceMean", "Sub", "Pow", "Mul", "Add", "Sqrt", "Div", "Reciprocal", "Cast"})
+_NORM_STATISTIC_MOST = 16  # nodes one normalization's statistics take (LayerNorm: 7, RMSNorm: 5)
+
+
+def _join_lowered_norms(
+    graph: Graph, node_paths: dict[int, tuple[str, ...] | None], param_names: dict[int, list[str]]
+) -> None:
+    """The anonymous ops that compute a LayerNorm's or RMSNorm's statistics (torch < 1.13 names them
+    `ReduceMean_2`, `Sqrt_9`) join the layer of the `* weight` they feed, which its state_dict key
+    names: torch's module holds them, so they take no rows of their own. Only nodes whose every
+    reader is in the normalization join, starting from the mean (or the square, or a Cast) of the
+    input: a residual Add before it stays where it was."""
+    producers, readers = graph.producers, graph.readers
+    for scale in graph.nodes:
+        path = node_paths[scale.index]
+        if scale.op_type != "Mul" or path is None or scale.index not in param_names:
+            continue
+        found: dict[int, Node] = {}
+        stack = [producers.get(name) for name in scale.inputs if name]
+        while stack and len(found) <= _NORM_STATISTIC_MOST:
+            node = stack.pop()
+            if node is None or node.index in found or node_paths[node.index] is not None:
+                continue
+            if node.op_type not in _NORM_STATISTIC_OPS:
+                continue
+            found[node.index] = node
+            stack += [producers.get(name) for name in node.inputs if name]
+        if len(found) > _NORM_STATISTIC_MOST:
+            continue
+        inside = {scale.index}
+        while True:  # drop what a node outside also reads, and what starts from anything but the input's mean
+            inside = {scale.index, *found}
+            kept = {}
+            for index, node in found.items():
+                if any(r.index not in inside for out in node.outputs for r in readers.get(out, ())):
+                    continue
+                fed = [producers.get(name) for name in node.inputs if name]
+                starts = not any(p is not None and p.index in found for p in fed)
+                if starts and node.op_type not in ("ReduceMean", "Pow", "Mul", "Cast"):
+                    continue
+                kept[index] = node
+            if len(kept) == len(found):
+                break
+            found = kept
+        ops = {node.op_type for node in found.values()}
+        if "ReduceMean" in ops and not ops.isdisjoint(("Sqrt", "Reciprocal")):
+            for index in found:
+                node_paths[index] = path
 
 
 def _branch_nodes(view: ModelView) -> list[Node]:

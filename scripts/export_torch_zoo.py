@@ -9,7 +9,8 @@ parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5
 buffer read as a conv weight (Silero VAD's STFT basis), and Conv+BN pairs inside an If's branches
 (a scripted module), torch.cond branches that read buffers of their own, a frozen module
 (torch.jit.freeze folds its BNs and keeps no parameter name), and a conv applied to a constant grid
-(dynamo folds it into one product).
+(dynamo folds it into one product), and a LayerNorm and an RMSNorm written out as ops in an export
+renamed as torch < 1.13 named things (no module scopes on its nodes).
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
 reported: sum(p.numel()) over parameters and the BN running statistics.
@@ -123,6 +124,36 @@ class RescaledNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
         return self.head(x * 16**-0.5)
+
+
+class RMSNorm(nn.Module):
+    """LlamaRMSNorm on its own: `weight * x * rsqrt(mean(x^2) + eps)`, in float32, cast back."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+        return self.weight * h.to(x.dtype)
+
+
+class UnscopedNorms(nn.Module):
+    """A LayerNorm and an RMSNorm, which the exporter writes out as ops below opset 17, the RMSNorm
+    after a residual Add (not part of it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.ln = nn.LayerNorm(16)
+        self.fc2 = nn.Linear(16, 16)
+        self.rms = RMSNorm(16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln(torch.relu(self.fc1(x)))
+        return self.head(self.rms(h + self.fc2(h)))
 
 
 class LlamaStyleNorm(nn.Module):
@@ -298,6 +329,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         ),
         "stft_buffer": (StftBasis(), torch.randn(1, 1, 64)),
         "branch_conv_bn": (BranchConvBN(), torch.randn(1, 3, 8, 8)),
+        "unscoped_norms": (UnscopedNorms(), torch.randn(2, 3, 8)),
         "cond_buffers": (CondBuffers(), torch.randn(1, 1, 32)),
         "positional_projection": (PositionalProjection(), torch.randn(2, 4, 6)),
         # torch.jit.freeze folds each BN into the conv or Linear before it; the weights become Constant nodes
@@ -330,6 +362,27 @@ FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn"})
 SCRIPTED = frozenset({"branch_conv_bn"})
 # Exported as torch.jit.freeze(torch.jit.script(model)) makes them (the legacy exporter only).
 FROZEN = frozenset({"frozen_conv_bn"})
+# Exported at opset 14 by the legacy exporter and renamed as torch < 1.13 named things (`__legacy_op14_unscoped`):
+# nodes `<op>_<n>`, values numbered, state_dict keys kept on the initializers (openWakeWord's heads, old hub files).
+UNSCOPED = frozenset({"unscoped_norms"})
+
+
+def _unscope(path: Path) -> None:
+    """Rename an export as torch < 1.13 named it: node `<op>_<n>` by its place in the graph, every
+    value between nodes a bare number; graph inputs, outputs and initializers (state_dict keys) kept."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept = {v.name for v in graph.input} | {v.name for v in graph.output} | {t.name for t in graph.initializer}
+    numbered: dict[str, str] = {}
+    for index, node in enumerate(graph.node):
+        node.name = f"{node.op_type}_{index}"
+        node.input[:] = [numbered.get(name, name) for name in node.input]
+        for slot, name in enumerate(node.output):
+            if name and name not in kept:
+                numbered[name] = str(100 + len(numbered))
+                node.output[slot] = numbered[name]
+    del graph.value_info[:]
+    onnx.save(model, str(path))
 
 
 def _randomize(model: nn.Module) -> None:
@@ -364,6 +417,8 @@ def main(only: list[str]) -> None:
         ]
         if name in FOLDED:
             variants.append(("legacy_fold", {"dynamo": False, "do_constant_folding": True, "opset_version": 17}))
+        if name in UNSCOPED:
+            variants = [("legacy_op14_unscoped", {"dynamo": False, "do_constant_folding": False, "opset_version": 14})]
         if name in SCRIPTED or name in FROZEN:
             model = torch.jit.script(model)
             if name in FROZEN:
@@ -376,6 +431,8 @@ def main(only: list[str]) -> None:
             except Exception as exc:  # noqa: BLE001 - e.g. aten::vdot (spectral_norm) has no TorchScript symbolic
                 print(f"{target.name}: not exported ({type(exc).__name__})")
                 continue
+            if name in UNSCOPED:
+                _unscope(target)
             record = {
                 "model": name,
                 "kind": kind,

@@ -130,3 +130,26 @@ def test_paddle_layers_take_their_parameters_names():
     assert [(row.name, row.params) for row in report.rows] == [
         ("conv2d_0", 8 * 3 * 3 * 3 + 8), ("batch_norm2d_0", 4 * 8), ("Relu.0", 0)
     ]  # fmt: skip
+
+
+def test_unscoped_norms_written_out_as_ops_join_their_module():
+    """An export named as torch < 1.13 named it (`ReduceMean_2`, no module scopes; scripts/export_torch_zoo.py
+    renames an opset-14 export so): the ops computing a LayerNorm's and a RMSNorm's statistics take the row
+    of the module whose `weight` they feed, as torchinfo shows one LayerNorm, and the Transposes of the
+    Linear weights join their Linear; the residual Add before the RMSNorm keeps a row of its own."""
+    from builders import MODELS, fixture_meta
+
+    from onnxaudit import audit
+
+    path = MODELS / "torchzoo" / "unscoped_norms__legacy_op14_unscoped.onnx"
+    report = audit(path, convention="pytorch")
+    rows = [(row.name, row.params) for row in report.rows]
+    assert rows == [
+        ("fc1", 8 * 16 + 16), ("Relu_3", 0), ("ln", 16 + 16), ("fc2", 16 * 16 + 16), ("Add_18", 0),
+        ("rms", 16), ("head", 16 * 4 + 4),
+    ]  # fmt: skip
+    assert sum(params for _, params in rows) == fixture_meta(path)["parameters"]
+    assert {"ReduceMean", "Sqrt", "Div"} <= set(layer_row(report, "ln").all_ops)
+    assert {"Pow", "ReduceMean", "Sqrt", "Cast"} <= set(layer_row(report, "rms").all_ops)
+    kinds = {layer.name: layer.kind for layer in report.framework.layers}
+    assert (kinds["ln"], kinds["rms"]) == ("LayerNormalization", "RMSNormalization")
