@@ -223,6 +223,8 @@ def _channels(t: ParamTensor | None) -> int:
 
 _BN_SCALE = re.compile(r"/batchnorm/(mul|Rsqrt)(:\d+)?$")
 _BN_SHIFT_SUB = re.compile(r"/batchnorm/sub(:\d+)?$")
+# center=False: no beta to subtract from, the shift is -(mean * scale), named after that product
+_BN_SHIFT_NO_BETA = re.compile(r"/batchnorm/mul_2(:\d+)?$")
 
 
 def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
@@ -287,10 +289,14 @@ def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNam
 
 def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
-    shift (`<bn>/batchnorm/sub`), so the conv had no bias of its own. A SeparableConv2D is two convs
-    (depthwise, then pointwise, which takes the shift): both kernels are the layer's."""
+    shift (`<bn>/batchnorm/sub`, or `<bn>/batchnorm/mul_2` without beta), so the conv had no bias of
+    its own. A SeparableConv2D is two convs (depthwise, then pointwise, which takes the shift): both
+    kernels are the layer's."""
     weight, bias = _weight_and_bias(tensors, "Conv")
-    if weight is None or bias is None or not _BN_SHIFT_SUB.search(bias.name):
+    if weight is None or bias is None:
+        return None
+    no_beta = bool(_BN_SHIFT_NO_BETA.search(bias.name))
+    if not no_beta and not _BN_SHIFT_SUB.search(bias.name):
         return None
     bn_name = naming.layer(bias.name)
     if not bn_name or bn_name == layer.name:
@@ -304,11 +310,16 @@ def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNam
         [f"the conv's bias {bias.name} is BatchNormalization {bn_name}'s folded shift: the conv had no bias"],
         [t.name for t in kernels],
     )  # fmt: skip
+    if no_beta:  # the product's name is mul_2 only when gamma was multiplied in first (mul)
+        vectors, kept = 3, f"gamma present, no beta (center=False): the shift {bias.name} is -(mean * scale)"
+    else:
+        vectors, kept = 4, "gamma and beta assumed present (Keras defaults; the merge cannot show scale=False)"
     bn = FrameworkLayer(
-        bn_name, "BatchNormalization", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+        bn_name, "BatchNormalization", Figure.of((vectors - 2) * c), Figure.of(2 * c), INFERRED,
         [
-            f"BatchNormalization {bn_name} merged into {layer.name}: 4 x {c} (moving stats 2 x {c} non-trainable)",
-            "gamma and beta assumed present (Keras defaults; the merge cannot show scale=False)",
+            f"BatchNormalization {bn_name} merged into {layer.name}: {vectors} x {c} (moving stats 2 x {c} "
+            "non-trainable)",
+            kept,
         ],
         [bias.name],
     )  # fmt: skip

@@ -114,10 +114,11 @@ CASES = [
     "masked_lstm",
     "attn_norm",
     "norm_frozen",
+    "conv_bn_merged",
 ]
 
 # The layer zoo: layers real users have, a few per model, every layer named.
-ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen")
+ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged")
 
 # seed_mlp is 8.5 MB per file: only two kinds, to keep the repo small.
 KINDS_FOR_CASE = {"seed_mlp": ["tf2onnx_op17", "tfkeras_op13"]}
@@ -167,6 +168,9 @@ EXPECTED = {
     # norm mean 3 + variance 3 + count 1 (non-trainable); dense 3*4 + 4;
     # bn_frozen 4*4 all non-trainable (trainable=False); head 4 + 1
     "norm_frozen": (44, 21, 23),
+    # conv_a 3*3*3*8 = 216, bn_a (center=False) 8 + (8 + 8); conv_b 3*3*8*8 = 576,
+    # bn_b 2*8 + (8 + 8); head 8*2 + 2 = 18
+    "conv_bn_merged": (866, 834, 32),
 }
 
 INPUT_SHAPES = {
@@ -187,6 +191,7 @@ INPUT_SHAPES = {
     "masked_lstm": (10,),
     "attn_norm": (6, 8),
     "norm_frozen": (3,),
+    "conv_bn_merged": (12, 12, 3),
 }
 
 # Cases whose input is token ids: dtype and exclusive upper bound (vocabulary).
@@ -326,6 +331,15 @@ def build_zoo(keras, case, inp):
         x = L.Dense(4, name="dense")(x)
         x = L.BatchNormalization(trainable=False, name="bn_frozen")(x)
         return L.Dense(1, name="head")(x)
+    if case == "conv_bn_merged":
+        # bias-free convs: tf2onnx merges each BN into its conv, the BN's shift becoming the bias
+        x = L.Conv2D(8, 3, use_bias=False, name="conv_a")(inp)
+        x = L.BatchNormalization(center=False, name="bn_a")(x)
+        x = L.ReLU(name="relu")(x)
+        x = L.Conv2D(8, 3, use_bias=False, name="conv_b")(x)
+        x = L.BatchNormalization(name="bn_b")(x)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        return L.Dense(2, name="head")(x)
     raise ValueError(case)
 
 

@@ -29,15 +29,21 @@ def _frozen_layers(meta: dict) -> set[str]:
 
 def _assumed_beta(path: Path, meta: dict) -> dict[str, int]:
     """Keras 3 BNs after a conv with gamma but no beta (center=False): tf2onnx folds the shift into one
-    anonymous constant, so the rewrite assumes Keras's default beta. Per layer: the channels over-counted."""
+    anonymous constant, so the rewrite assumes Keras's default beta. Per layer: the channels over-counted.
+    Not after a bias-free Conv2D: tf2onnx merges that BN into the conv, and the merged bias keeps the
+    name of the product that shows no beta (`batchnorm/mul_2`)."""
     if path.stem.endswith(("tfkeras_op13", "keras3_torch_export")):
         return {}
     out = {}
+    before: tuple[str, set[str]] = ("", set())
     for layer in meta["layers"]:
         names = {w["name"] for w in meta["weights"] if w["layer"] == layer["name"]}
         if layer["class"] == "BatchNormalization" and len(layer["output_shape"]) == 4 and names >= {"gamma"}:
-            if "beta" not in names:
+            merged = before[0] == "Conv2D" and "bias" not in before[1]
+            if "beta" not in names and not merged:
                 out[layer["name"]] = layer["output_shape"][-1]
+        if names:
+            before = (layer["class"], names)
     return out
 
 
@@ -140,9 +146,11 @@ def test_dynamo_fold_names_conv_and_bn_modules():
 
 # The layer zoo (scripts/export_keras.py ZOO_CASES): every layer Keras counted, rebuilt row by row,
 # except what the file cannot show (frozen layers' split, a folded BN's missing beta), checked apart.
-ZOO = [p for p in KERAS if p.stem.split("__")[0] in ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen")]
-# tf_keras writes MultiHeadAttention's einsums as anonymous Gemm/Concat nodes: counted, but not per layer.
-ZOO_NAMED = [p for p in ZOO if p.stem != "attn_norm__tfkeras_op13"]
+ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged")
+ZOO = [p for p in KERAS if p.stem.split("__")[0] in ZOO_CASES]
+# tf_keras writes MultiHeadAttention's einsums as anonymous Gemm/Concat nodes: counted, but not per layer;
+# it folds each BN into its conv (`*_fused_bn`), which cannot show the conv's bias nor center/scale.
+ZOO_NAMED = [p for p in ZOO if p.stem not in ("attn_norm__tfkeras_op13", "conv_bn_merged__tfkeras_op13")]
 
 
 def test_zoo_fixtures_present():
