@@ -221,10 +221,18 @@ def _channels(t: ParamTensor | None) -> int:
 
 # ---------------------------------------------------------------- Keras (tf2onnx) rewrites
 
-_BN_SCALE = re.compile(r"/batchnorm/(mul|Rsqrt)(:\d+)?$")
-_BN_SHIFT_SUB = re.compile(r"/batchnorm/sub(:\d+)?$")
-# center=False: no beta to subtract from, the shift is -(mean * scale), named after that product
-_BN_SHIFT_NO_BETA = re.compile(r"/batchnorm/mul_2(:\d+)?$")
+# The shift of tf.nn.batch_normalization, named after the op that made it: with gamma the ops are
+# mul (rsqrt * gamma), mul_1 (x * scale), mul_2 (mean * scale), sub (beta - mul_2); without gamma
+# mul (x * rsqrt), mul_1 (mean * rsqrt), sub. Without beta there is no sub: the shift is -(mean * scale),
+# named after the product. So `sub` shows beta; `mul_2` gamma and no beta; `mul_1` neither.
+_BN_SHIFT = re.compile(r"/batchnorm/(sub|mul_1|mul_2)(:\d+)?$")
+_BN_SHIFT_SAYS = {"sub": (None, True), "mul_2": (True, False), "mul_1": (False, False)}
+
+
+def _bn_shift_says(name: str) -> tuple[bool | None, bool | None]:
+    """(gamma, beta) as the name of a BN's folded shift shows them; None where it cannot."""
+    found = _BN_SHIFT.search(name)
+    return _BN_SHIFT_SAYS[found.group(1)] if found else (None, None)
 
 
 def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
@@ -247,15 +255,17 @@ def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNam
     evidence = [f"node scope {layer.name}/batchnorm: BatchNormalization lowered to {ops} over {c} channels"]
     folded = " and ".join(t.name for t in (scale, shift) if t is not None)
     evidence.append(f"moving mean and variance folded into {folded}: 2 x {c} non-trainable")
-    gamma = scale is not None and scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul"))
-    no_gamma = scale is not None and "Rsqrt" in scale.name
+    says_gamma, says_beta = _bn_shift_says(shift.name) if shift is not None else (None, None)
+    gamma = scale is not None and scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul")) or says_gamma is True
+    no_gamma = scale is not None and "Rsqrt" in scale.name or says_gamma is False
     status = INFERRED
     trainable = ZERO
+    seen = f"the scale is {scale.name}" if scale is not None and says_gamma is None else f"the shift is {shift.name}"
     if gamma:
         trainable += Figure.of(c)
-        evidence.append(f"gamma present: the scale is {scale.name} (rsqrt(var) * gamma)")  # type: ignore[union-attr]
+        evidence.append(f"gamma present: {seen} (rsqrt(var) * gamma)")
     elif no_gamma:
-        evidence.append(f"no gamma (scale=False): the scale is {scale.name}")  # type: ignore[union-attr]
+        evidence.append(f"no gamma (scale=False): {seen}")
     else:
         trainable += Figure(0, c)
         status = AMBIGUOUS
@@ -264,9 +274,11 @@ def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNam
             if scale is not None
             else "gamma cannot be told: the scale's Mul was fused into the layer before (a simplifier, onnxruntime)"
         )
-    if shift is not None and _BN_SHIFT_SUB.search(shift.name):
+    if says_beta:
         trainable += Figure.of(c)
-        evidence.append(f"beta present: the shift is {shift.name} (beta - mean * scale)")
+        evidence.append(f"beta present: the shift is {shift.name} (beta - mean * scale)")  # type: ignore[union-attr]
+    elif says_beta is False:
+        evidence.append(f"no beta (center=False): the shift is {shift.name}, -(mean * scale)")  # type: ignore[union-attr]
     elif gamma:
         trainable += Figure.of(c)
         evidence.append(
@@ -289,14 +301,11 @@ def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNam
 
 def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
-    shift (`<bn>/batchnorm/sub`, or `<bn>/batchnorm/mul_2` without beta), so the conv had no bias of
-    its own. A SeparableConv2D is two convs (depthwise, then pointwise, which takes the shift): both
+    shift (`<bn>/batchnorm/sub`, or `mul_2` / `mul_1` without beta: _bn_shift_says), so the conv had
+    no bias of its own. A SeparableConv2D is two convs (depthwise, then pointwise, which takes the shift): both
     kernels are the layer's."""
     weight, bias = _weight_and_bias(tensors, "Conv")
-    if weight is None or bias is None:
-        return None
-    no_beta = bool(_BN_SHIFT_NO_BETA.search(bias.name))
-    if not no_beta and not _BN_SHIFT_SUB.search(bias.name):
+    if weight is None or bias is None or not _BN_SHIFT.search(bias.name):
         return None
     bn_name = naming.layer(bias.name)
     if not bn_name or bn_name == layer.name:
@@ -310,10 +319,19 @@ def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNam
         [f"the conv's bias {bias.name} is BatchNormalization {bn_name}'s folded shift: the conv had no bias"],
         [t.name for t in kernels],
     )  # fmt: skip
-    if no_beta:  # the product's name is mul_2 only when gamma was multiplied in first (mul)
+    gamma, beta = _bn_shift_says(bias.name)
+    if beta:
+        vectors, kept = (
+            4,
+            (
+                f"beta present (the shift is {bias.name}); gamma assumed present (scale=True, the Keras default: "
+                "the merge cannot show scale=False)"
+            ),
+        )
+    elif gamma:
         vectors, kept = 3, f"gamma present, no beta (center=False): the shift {bias.name} is -(mean * scale)"
     else:
-        vectors, kept = 4, "gamma and beta assumed present (Keras defaults; the merge cannot show scale=False)"
+        vectors, kept = 2, f"no gamma, no beta (scale=False, center=False): the shift {bias.name} is -(mean * rsqrt)"
     bn = FrameworkLayer(
         bn_name, "BatchNormalization", Figure.of((vectors - 2) * c), Figure.of(2 * c), INFERRED,
         [

@@ -169,8 +169,9 @@ EXPECTED = {
     # bn_frozen 4*4 all non-trainable (trainable=False); head 4 + 1
     "norm_frozen": (44, 21, 23),
     # conv_a 3*3*3*8 = 216, bn_a (center=False) 8 + (8 + 8); conv_b 3*3*8*8 = 576,
-    # bn_b 2*8 + (8 + 8); head 8*2 + 2 = 18
-    "conv_bn_merged": (866, 834, 32),
+    # bn_b 2*8 + (8 + 8); conv_c 576, bn_c (no center, no scale) 0 + (8 + 8);
+    # dense_d 8*6 + 6 = 54, bn_d (center=False) 6 + (6 + 6); head 6*2 + 2 = 14
+    "conv_bn_merged": (1526, 1466, 60),
 }
 
 INPUT_SHAPES = {
@@ -332,13 +333,18 @@ def build_zoo(keras, case, inp):
         x = L.BatchNormalization(trainable=False, name="bn_frozen")(x)
         return L.Dense(1, name="head")(x)
     if case == "conv_bn_merged":
-        # bias-free convs: tf2onnx merges each BN into its conv, the BN's shift becoming the bias
+        # bias-free convs: tf2onnx merges each BN into its conv, the BN's shift becoming the bias and
+        # keeping the name of the op that made it; after a Dense the BN stays x * scale + shift
         x = L.Conv2D(8, 3, use_bias=False, name="conv_a")(inp)
         x = L.BatchNormalization(center=False, name="bn_a")(x)
         x = L.ReLU(name="relu")(x)
         x = L.Conv2D(8, 3, use_bias=False, name="conv_b")(x)
         x = L.BatchNormalization(name="bn_b")(x)
+        x = L.Conv2D(8, 3, use_bias=False, name="conv_c")(x)
+        x = L.BatchNormalization(center=False, scale=False, name="bn_c")(x)
         x = L.GlobalAveragePooling2D(name="gap")(x)
+        x = L.Dense(6, name="dense_d")(x)
+        x = L.BatchNormalization(center=False, name="bn_d")(x)
         return L.Dense(2, name="head")(x)
     raise ValueError(case)
 
