@@ -16,7 +16,7 @@ from operator import attrgetter, itemgetter
 
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
-from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming
+from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming, tflite_parts
 from onnxaudit.load import MAIN, RESAVING_TOOLS, ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ML_ATTRIBUTE_PARAMS, ROLES, Use, called_again
 
@@ -344,37 +344,66 @@ def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNam
     return [conv, bn]
 
 
+# The ops a BN may be folded into, in the order a layer's weights are looked for
+_FOLD_TARGETS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def _out_channels(node: Node, weight: ParamTensor) -> int:
+    """Output channels of `node` as its weight's dims show them (the width of a BN folded into it)."""
+    dims = weight.dims or ()
+    if len(dims) < 2:
+        return dims[0] if dims else 0
+    if node.op_type == "ConvTranspose":  # (in, out / group, k...)
+        return dims[1] * int(node.attrs.get("group", 1))  # type: ignore[call-overload]
+    if node.op_type == "MatMul" or node.op_type == "Gemm" and not node.attrs.get("transB"):
+        return dims[-1]  # (in, out)
+    return dims[0]
+
+
 def keras_fused_bn(
     layer: Layer, tensors: list[ParamTensor], naming: TfNaming, producer_of: Callable[[str], Node | None]
 ) -> list[FrameworkLayer] | None:
     """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
     output named `<bn>/FusedBatchNormV3`). Or a simplifier (onnxslim) fused tf2onnx's Conv, Mul and Add
-    into one Conv named after the BN's ops (`<bn>/batchnorm/mul_1`). The original conv bias cannot be
+    into one Conv named after the BN's ops (`<bn>/batchnorm/mul_1`). Or tf2onnx converted a TFLite file,
+    whose converter folded the BN into the conv, transposed conv or Dense before it: the op's fused name
+    lists the BN's ops (`...;<bn>/batchnorm/add_1;<conv>/BiasAdd;...`). The original bias cannot be
     told from the folded shift."""
-    weight, bias = _weight_and_bias(tensors, "Conv")
-    if weight is None:
+    for op in _FOLD_TARGETS:
+        weight, bias = _weight_and_bias(tensors, op)
+        if weight is not None:
+            break
+    else:
         return None
-    conv_node = next(u.node for u in weight.uses if u.node.op_type in _SAME_OP["Conv"])
-    in_bn_scope = "/batchnorm/" in conv_node.name
-    if not weight.name.endswith("_fused_bn") and not in_bn_scope:
+    ops = _SAME_OP.get(op, (op,))
+    conv_node = next(u.node for u in weight.uses if u.node.op_type in ops)
+    bn_part = next((part for part in tflite_parts(conv_node.name) if "/batchnorm/" in part), None)
+    in_bn_scope = bn_part is not None
+    if not in_bn_scope and not (op == "Conv" and weight.name.endswith("_fused_bn")):
         return None
     bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
+    fused = ";" in conv_node.name  # a TFLite op's name: its main part names the layer of the weights
     if in_bn_scope:
-        bn_name = bn_name or naming.layer(conv_node.name)
-        conv_name = _input_layer(conv_node, naming, producer_of) or conv_node.label
+        bn_name = bn_name or naming.layer(bn_part)  # type: ignore[arg-type]
+        conv_name = naming.layer(conv_node.name) if fused else None
+        if not conv_name or conv_name == bn_name:
+            conv_name = _input_layer(conv_node, naming, producer_of) or conv_node.label
     else:
         conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of)
         conv_name = conv_name or (f"{conv_node.label} (the conv before {bn_name})" if bn_name else conv_node.label)
-    c = _channels(bias) if bias is not None else (weight.dims[0] if weight.dims else 0)
+    c = _channels(bias) if bias is not None else _out_channels(conv_node, weight)
     k = weight.count or 0
+    what = "conv bias" if op == "Conv" else f"{op} bias"
     conv = FrameworkLayer(
-        conv_name, "Conv", Figure(k, k + c), ZERO, AMBIGUOUS,
-        [f"BN folded into {conv_name}: the original conv bias ({c}) cannot be told apart from the folded shift"],
+        conv_name, op, Figure(k, k + c), ZERO, AMBIGUOUS,
+        [f"BN folded into {conv_name}: the original {what} ({c}) cannot be told apart from the folded shift"],
         [weight.name],
     )  # fmt: skip
     layers = [conv]
     # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
-    if in_bn_scope:
+    if fused:
+        seen = f"{op} node fused from the BatchNormalization's ops ({bn_part}; a TFLite op)"
+    elif in_bn_scope:
         seen = f"conv node {conv_node.name} in the BatchNormalization's scope (its Mul and Add fused into the conv)"
     else:
         seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
@@ -394,6 +423,41 @@ def keras_fused_bn(
         )  # fmt: skip
     )
     return layers
+
+
+def tflite_export(view: ModelView) -> bool:
+    """tf2onnx converted a .tflite file: its ops are named by all the TF ops fused into them (`a/b;c/d`)."""
+    return any(";" in node.name and "/" in node.name for node in view.main.nodes)
+
+
+def tflite_maybe_folded(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """A conv or Dense of a TFLite file whose name shows no BN (keras_fused_bn takes those that do).
+    TFLite's converter folds a BN into the op before it and, after a Dense, into the op after it,
+    where the names need not keep it; and it gives every conv a bias, zeros where the Keras layer had
+    none (a SeparableConv2D's depthwise half). So its bias may be the converter's, and a BN of its
+    output width may have been folded into it."""
+    weights = [t for t in tensors if t.role == "weight"]
+    biases = [t for t in tensors if t.role == "bias"]
+    if not weights or len(weights) + len(biases) != len(tensors):
+        return None
+    uses = [u for t in weights for u in t.uses if u.node.op_type in _FOLD_TARGETS]
+    if not uses:
+        return None
+    last = max(uses, key=lambda u: u.node.index)
+    width = _out_channels(last.node, next(t for t in weights if last in t.uses))
+    k, b = sum(t.count or 0 for t in weights), sum(t.count or 0 for t in biases)
+    what = f"its biases ({b}) may be the converter's (zeros it adds, or a folded shift); " if b else ""
+    stored = FrameworkLayer(
+        layer.name, last.node.op_type, Figure(k, k + b), ZERO, AMBIGUOUS,
+        [f"a TFLite export: {what}its weights ({k}) are counted as stored"], [t.name for t in tensors],
+    )  # fmt: skip
+    maybe_bn = FrameworkLayer(
+        f"{layer.name} (+BatchNorm folded?)", "BatchNormalization", Figure(0, 2 * width), Figure(0, 2 * width),
+        AMBIGUOUS,
+        [f"a TFLite export: its converter folds a BatchNormalization into the op beside it without always "
+         f"naming it: 0 or 4 x {width}"],
+    )  # fmt: skip
+    return [stored, maybe_bn]
 
 
 def _input_layer(node: Node, naming: TfNaming, producer_of: Callable[[str], Node | None]) -> str | None:
@@ -1608,6 +1672,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             keras_bn_const_affine,
             keras_rnn_loop_bias,
         ]
+        if tflite_export(view):
+            rewrites.append(tflite_maybe_folded)
     elif origin == "pytorch":
         rewrites = [
             lambda la, tensors: torch_dynamo_conv_bn(la, tensors, view),

@@ -138,7 +138,32 @@ def path_from_module_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
 
 def tf_scopes(name: str) -> list[str]:
     """The name scopes of a slash-separated name, without its last part (the op or tensor itself)."""
+    if ";" in name:
+        name = tflite_main_part(name)
     return _split_node_name(_scope_prefix(name))
+
+
+# The TF ops that hold a layer's weights: in a fused name, the part that names the layer
+_TFLITE_WEIGHT_OP = re.compile(
+    r"/(convolution|Conv2D|Conv3D|conv1d|conv_transpose|conv2d_transpose|depthwise|separable_conv2d|MatMul|"
+    r"BiasAdd|Tensordot|[Ee]insum|embedding_lookup)[^/]*$"
+)
+
+
+def tflite_parts(name: str) -> list[str]:
+    """The TF ops a TFLite op was fused from, as its location names them: tf2onnx converting a .tflite
+    file names a node `model/re_lu/Relu;model/bn0/batchnorm/add_1;model/conv0/BiasAdd;...` (a conv,
+    its BN and its activation fused into one op), in no telling order."""
+    return name.split(";")
+
+
+def tflite_main_part(name: str) -> str:
+    """The part of a fused name that names the layer holding the weights (the conv, not the BN or the
+    ReLU fused into it); else the first part naming a BN's ops, else the first part."""
+    parts = tflite_parts(name)
+    weights = [part for part in parts if _TFLITE_WEIGHT_OP.search(part)]
+    norms = [part for part in parts if "/batchnorm/" in part]
+    return (weights or norms or parts)[0]
 
 
 def _common_root(paths: list[tuple[str, ...]]) -> int:
@@ -193,9 +218,14 @@ def tf_naming(view: ModelView) -> TfNaming:
     return TfNaming(tuple(root), keras3)
 
 
-def _node_candidates(node: Node, param_names: dict[int, list[str]]) -> list[str]:
-    """Names that may tell an anonymous node's layer: its weights, then its outputs, then inputs."""
-    return [*param_names.get(node.index, []), *node.outputs, *node.inputs]
+def _node_candidates(node: Node, param_names: dict[int, list[str]], readers: dict[str, list[Node]]) -> list[str]:
+    """Names that may tell an anonymous node's layer: its weights, then its outputs, then inputs. A node
+    holding weights whose output one node reads takes that node's weights' names before its inputs'
+    (tf2onnx on a TFLite FullyConnected: an anonymous MatMul, then an Add of the Dense's bias)."""
+    weights = param_names.get(node.index, [])
+    after = readers.get(node.outputs[0], []) if weights and len(node.outputs) == 1 else []
+    then = param_names.get(after[0].index, []) if len(after) == 1 else []
+    return [*weights, *node.outputs, *then, *node.inputs]
 
 
 _RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
@@ -258,8 +288,9 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         naming = tf_naming(view)
         node_paths = {}
         state_names = _rnn_state_names(view.main)
+        readers = view.main.readers
         for node in main_nodes:
-            names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names)
+            names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names, readers)
             names = state_names.get(node.index, []) + names
             found = (naming.layer(name) for name in names)
             layer = next((f for f in found if f), None)

@@ -38,6 +38,9 @@ the cases.
 Export kinds:
   tf2onnx_op13, tf2onnx_op17  tf2onnx.convert.from_keras(Keras 3 model, opset=N)
   keras3_export               Keras 3 model.export(path, format="onnx")
+  tflite_op17                 tf.lite.TFLiteConverter.from_keras_model, then
+                              tf2onnx.convert.from_tflite(opset=17) (seed_cnn,
+                              conv_zoo, conv_bn_merged only)
   tfkeras_op13                same model built with tf_keras (Keras 2),
                               tf2onnx.convert.from_keras(opset=13)
   keras3_torch_export         same model built with Keras 3 on the torch
@@ -88,9 +91,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(REPO, "models", "keras")
 
 KERAS3_KINDS = ["tf2onnx_op13", "tf2onnx_op17", "keras3_export"]
+# Through TensorFlow Lite: TFLiteConverter (folds each BN into the op before it), then tf2onnx --tflite
+TFLITE_KINDS = ["tflite_op17"]
 KERAS2_KINDS = ["tfkeras_op13"]
 KERAS_TORCH_KINDS = ["keras3_torch_export"]
-ALL_KINDS = KERAS3_KINDS + KERAS2_KINDS + KERAS_TORCH_KINDS
+ALL_KINDS = KERAS3_KINDS + TFLITE_KINDS + KERAS2_KINDS + KERAS_TORCH_KINDS
 # Kinds a case gets unless KINDS_FOR_CASE says otherwise.
 DEFAULT_KINDS = KERAS3_KINDS + KERAS2_KINDS
 
@@ -132,6 +137,9 @@ for _c in ("lstm_text", "gru_seq", "embed_ln"):
 # The layer zoo: TensorFlow kinds only, one tf2onnx opset plus Keras 3's export.
 for _c in ZOO_CASES:
     KINDS_FOR_CASE[_c] = ["tf2onnx_op17", "keras3_export", "tfkeras_op13"]
+# TFLite's fused ops (conv + BN + activation in one, named by all of their TF ops) for a few cases.
+for _c in ("seed_cnn", "conv_zoo", "conv_bn_merged"):
+    KINDS_FOR_CASE[_c] = KINDS_FOR_CASE.get(_c, DEFAULT_KINDS) + TFLITE_KINDS
 
 # (total, trainable, non_trainable) as Keras's summary() prints them.
 # The first seven are the canonical figures; the last two follow from seed_cnn
@@ -492,6 +500,15 @@ def export_one(mods, model, case, kind, path):
         with redirect_stdout(io.StringIO()):
             model.export(path, format="onnx")
         api = 'keras.Model.export(path, format="onnx")'
+    elif kind == "tflite_op17":
+        tf, tf2onnx = mods["tf"], mods["tf2onnx"]
+        with redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp:
+            flat = os.path.join(tmp, "model.tflite")
+            with open(flat, "wb") as f:
+                f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+            tf2onnx.convert.from_tflite(flat, opset=17, output_path=path)
+        api = ("tf.lite.TFLiteConverter.from_keras_model(model).convert(), then "
+               "tf2onnx.convert.from_tflite(opset=17)")
     elif kind == "keras3_torch_export":
         torch = mods["torch"]
         # Keras picks the torch exporter itself (dynamo=True for fully static
@@ -638,7 +655,7 @@ def run(mode, cases):
     else:
         mods["to_numpy"] = np.asarray
     mods["keras"] = keras
-    kinds = {"keras3": KERAS3_KINDS, "keras2": KERAS2_KINDS,
+    kinds = {"keras3": KERAS3_KINDS + TFLITE_KINDS, "keras2": KERAS2_KINDS,
              "keras_torch": KERAS_TORCH_KINDS}[mode]
     os.makedirs(OUT_DIR, exist_ok=True)
     failures, results = [], []

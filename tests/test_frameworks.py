@@ -32,7 +32,7 @@ def _assumed_beta(path: Path, meta: dict) -> dict[str, int]:
     anonymous constant, so the rewrite assumes Keras's default beta. Per layer: the channels over-counted.
     Not after a bias-free Conv2D: tf2onnx merges that BN into the conv, and the merged bias keeps the
     name of the product that shows no beta (`batchnorm/mul_2`)."""
-    if path.stem.endswith(("tfkeras_op13", "keras3_torch_export")):
+    if path.stem.endswith(("tfkeras_op13", "keras3_torch_export", "tflite_op17")):
         return {}
     out = {}
     before: tuple[str, set[str]] = ("", set())
@@ -60,11 +60,12 @@ def test_keras_totals_rebuilt_or_bracketed(path):
 
 
 # Keras 3 exports through tf2onnx keep layer scopes in node names: figures must be exact or inferred, never
-# ambiguous. (tf_keras folds BN so that center/scale cannot be seen; the torch backend keeps no Keras names.)
+# ambiguous. (tf_keras folds BN so that center/scale cannot be seen; the torch backend keeps no Keras names;
+# TFLite's converter folds BNs and makes up conv biases without always saying so.)
 NAMED = [
     p
     for p in KERAS
-    if not p.stem.endswith(("tfkeras_op13", "keras3_torch_export"))
+    if not p.stem.endswith(("tfkeras_op13", "keras3_torch_export", "tflite_op17"))
     and not p.stem.startswith(("frozen", "bn_no"))
     and not _frozen_layers(_meta(p))
     and not _assumed_beta(p, _meta(p))
@@ -145,12 +146,16 @@ def test_dynamo_fold_names_conv_and_bn_modules():
 
 
 # The layer zoo (scripts/export_keras.py ZOO_CASES): every layer Keras counted, rebuilt row by row,
-# except what the file cannot show (frozen layers' split, a folded BN's missing beta), checked apart.
+# except what the file cannot show (frozen layers' split, a folded BN's missing beta, TFLite's folds), checked apart.
 ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged")
 ZOO = [p for p in KERAS if p.stem.split("__")[0] in ZOO_CASES]
 # tf_keras writes MultiHeadAttention's einsums as anonymous Gemm/Concat nodes: counted, but not per layer;
 # it folds each BN into its conv (`*_fused_bn`), which cannot show the conv's bias nor center/scale.
-ZOO_NAMED = [p for p in ZOO if p.stem not in ("attn_norm__tfkeras_op13", "conv_bn_merged__tfkeras_op13")]
+ZOO_NAMED = [
+    p
+    for p in ZOO
+    if p.stem not in ("attn_norm__tfkeras_op13", "conv_bn_merged__tfkeras_op13") and "tflite" not in p.stem
+]
 
 
 def test_zoo_fixtures_present():
@@ -1020,3 +1025,25 @@ def test_a_dynamically_quantized_fold_still_shows_its_bn(tmp_path):
     meta = _meta(path)
     assert fw.status == "ambiguous"
     assert fw.non_trainable.contains(meta["running_stats"]) and fw.trainable.contains(meta["parameters"])
+
+
+def test_tflite_fused_ops_take_their_weights_layer_and_no_conv_is_exact():
+    """tf2onnx on a .tflite file names each op by all the TF ops TFLite fused into it
+    (`.../re_lu/Relu;.../bn0/batchnorm/add_1;.../conv0/BiasAdd;...`, scripts/export_keras.py's tflite_op17):
+    the row is the layer holding the weights, a BN whose ops the name lists is rebuilt as a fold, and
+    an op whose name shows none may still hold one, or a bias the converter made: no figure of a conv
+    or Dense is exact, and the rebuilt totals contain what Keras printed."""
+    for case, rows in (
+        ("seed_cnn", ["conv0", "fc"]),
+        ("conv_zoo", ["sep", "dw", "deconv", "prelu", "fc_nobias", "head"]),
+    ):
+        path = MODELS / "keras" / f"{case}__tflite_op17.onnx"
+        meta = _meta(path)
+        report = audit(path)
+        assert [row.name for row in report.rows if row.params] == rows
+        fw = report.framework
+        by_name = {la.name: la for la in fw.layers}
+        assert fw.trainable.contains(meta["trainable"]) and fw.non_trainable.contains(meta["non_trainable"])
+        assert all(la.status == "ambiguous" for la in fw.layers if la.kind in ("Conv", "ConvTranspose", "MatMul"))
+    assert by_name["bn_nocenter"].non_trainable.lo == 2 * 4  # named in the ConvTranspose's fused name
+    assert any("bn_nocenter_1/batchnorm" in e for e in by_name["bn_nocenter"].evidence)
