@@ -1034,9 +1034,10 @@ class _Classifier:
         synthetic = Tensor(
             node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label
         )
-        # in a data slot, one value repeated to a shape is a filler (a mask's zeros), not a weight
-        final = role if role != DATA else "literal"
-        self.record(synthetic, Use(consumer, slot, final, ("ConstantOfShape", *via)))
+        # one value repeated to a shape is a filler, not a weight: a mask's zeros in a data slot, and in
+        # a weight slot what an exporter writes for a parameter the layer does not have (jax2onnx: a
+        # LayerNorm's scale of ones without use_scale, an RNN's zero initial state)
+        self.record(synthetic, Use(consumer, slot, "literal", ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
         """The logical dims of a weight stored packed (the ops in _PACKED_OPS), else None."""
@@ -1053,7 +1054,8 @@ class _Classifier:
         return None
 
     def weight_input_without_data(self, node: Node, slot: int, name: str, role: str) -> None:
-        """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time. Not a
+        """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time. Not an
+        input of an If/Loop/Scan body (the values its node passes in at each step), nor a
         Gather's data picked at constant indices: that is an input read step by step (a loop over
         time steps unrolled at export), where an embedding's indices are the run-time ids."""
         if role == "embedding" and len(node.inputs) > 1 and self.is_constant(node.scope, node.inputs[1]):
@@ -1063,6 +1065,8 @@ class _Classifier:
         while current is not None:
             graph = self.view.graphs[current]
             for value in graph.inputs:
+                if value.name == name and graph.kind == "subgraph":
+                    return  # a Loop's or Scan's step, state or carried value: what its node computes
                 if value.name == name and graph.kind != "function":
                     dims = value.shape
                     known = dims is not None and all(isinstance(d, int) for d in dims)

@@ -36,7 +36,7 @@ TORCH_EXACT = [p for p in TORCH if _torch_exact(p)]
 
 
 def test_fixture_folders_are_populated():
-    assert len(TORCH) >= 20 and len(_fixtures("keras")) >= 30
+    assert len(TORCH) >= 20 and len(_fixtures("keras")) >= 30 and len(_fixtures("jax")) >= 3
 
 
 @pytest.mark.parametrize("path", TORCH_EXACT, ids=lambda p: p.stem)
@@ -158,3 +158,16 @@ def test_ort_fused_bert_qkv_weight_is_three_linears():
     report = audit(path)
     qkv = [t for t in report.tensors if any(c.startswith("Attention") for c in t.consumers)]
     assert sorted(t.count for t in qkv) == sorted([3 * hidden, hidden * 3 * hidden] * 2)
+
+
+@pytest.mark.parametrize("path", _fixtures("jax"), ids=lambda p: p.stem)
+def test_jax2onnx_counts_what_flax_counted(path):
+    """scripts/export_jax.py: Flax NNX models through jax2onnx. A missing LayerNorm/RMSNorm scale or
+    bias and a zero initial state are written as ConstantOfShape, and jax.lax.scan's input reaches the
+    Loop body as a body input: none of them is a weight."""
+    meta = _meta(path)
+    report = audit(path)
+    assert (report.totals.trainable, report.totals.non_trainable) == (meta["trainable"], meta["non_trainable"])
+    fw = report.framework
+    if fw is not None and fw.status != "none":
+        assert fw.trainable.contains(meta["trainable"]) and fw.non_trainable.contains(meta["non_trainable"])

@@ -395,7 +395,10 @@ def test_constant_node_attribute_kinds(tmp_path):
     assert report.totals.total == 3 * 2 + 2 + 4 * 4
 
 
-def test_constant_of_shape_weight_counts_from_shape_values(tmp_path):
+def test_constant_of_shape_in_a_weight_slot_is_a_filler_not_a_weight(tmp_path):
+    """One value repeated to a shape cannot be trained weights: jax2onnx writes a LayerNorm's scale of
+    ones without use_scale, and a zero initial RNN state, so (sweep11: such files were 'exact' +64).
+    Its size still comes from the shape's values."""
     m = model(
         [
             node("ConstantOfShape", ["wshape"], ["W"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.1])),
@@ -407,8 +410,9 @@ def test_constant_of_shape_weight_counts_from_shape_values(tmp_path):
     )
     report = audit_model(tmp_path, m)
     row = tensor_row(report, "W")
-    assert (row.role, row.count, row.origin) == ("weight", 6 * 5, "computed")
+    assert (row.category, row.count, row.origin) == ("literal", 6 * 5, "computed")
     assert tensor_row(report, "wshape").category == "shape"
+    assert report.totals.total == 0
 
 
 def test_graph_input_in_weight_slot_counted_without_data(tmp_path):
