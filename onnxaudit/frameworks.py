@@ -17,7 +17,7 @@ from operator import attrgetter, itemgetter
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
 from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming, tflite_parts
-from onnxaudit.load import MAIN, RESAVING_TOOLS, ModelView, Node, torchscript_node_names
+from onnxaudit.load import MAIN, ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ML_ATTRIBUTE_PARAMS, ROLES, Use, called_again
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
@@ -193,10 +193,12 @@ def _origin(view: ModelView) -> str:
         return "pytorch"
     if "tf2onnx" in producer or "keras" in producer:
         return "keras"
-    if producer.startswith(RESAVING_TOOLS) and torchscript_node_names(view):
-        return "pytorch"  # a TorchScript export that onnxruntime or Optimum re-saved
     if "paddle" in producer or view.graph_name.startswith("PaddlePaddle") or "Paddle" in view.opsets:
         return "paddle"  # paddle2onnx: "PaddlePaddle Graph in PIR mode", no producer since 2.x
+    if torchscript_node_names(view):
+        # a TorchScript export that another tool re-saved under its own name: onnxruntime, Optimum,
+        # onnx.compose's merge_models
+        return "pytorch"
     return "unknown"
 
 
@@ -700,12 +702,17 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
 # ---------------------------------------------------------------- PyTorch rewrites
 
 
+_DYNAMO_FUSED_OPS = frozenset(("Conv", "ConvTranspose", "Gemm"))
+
+
 def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
     module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
     had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN and Linear (Gemm) +
     BatchNorm1d fuse the same way. The node's metadata, read into the view, tells a BN without
     weight and bias (affine=False) and several BNs fused into one conv."""
+    if _DYNAMO_FUSED_OPS.isdisjoint([u.node.op_type for t in tensors for u in t.uses]):
+        return None  # one look at the layer's ops instead of three (50k layers at 200k nodes)
     for op in ("Conv", "ConvTranspose", "Gemm"):
         weight, bias = _weight_and_bias(tensors, op)
         if weight is not None:
@@ -1700,6 +1707,13 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
         rewrites = [paddle_bn_without_affine, lowered_layer_norm]
     else:
         rewrites = [lowered_layer_norm]
+    if origin != "pytorch":  # (the PyTorch rules hold these two in their own order)
+        # onnxscript's optimizer and onnxslim run on any export (jax2onnx's, onnx.helper's): their folds
+        # are told by the node's metadata and by the folded tensor's name, whoever exported the file
+        rewrites.insert(0, lambda la, tensors: onnxscript_bn_fusion(la, tensors, view))
+        params = [t.name for t in table.tensors if t.category == "parameter"]
+        if origin == "unknown" and any(map(_SIMPLIFIER_FOLDED.fullmatch, params)):  # (Keras has its own)
+            rewrites.insert(1, torch_legacy_folded_conv)
     rewrites.insert(0, ort_conv_bn_fusion)  # onnxruntime re-saves exports of either framework
     if any(t.uses and t.uses[0].node.op_type == "InstanceNormalization" for t in table.tensors):
         rewrites.append(lambda la, tensors: instance_norm_over_groups(la, tensors, view))

@@ -11,7 +11,7 @@ time (W * gamma / sqrt(var + eps) computed by nodes before the conv). Writes
 models/simplified/<source>__<tool>.onnx and a .json beside each with what the source's framework
 recorded (the truth a framework view must still contain), in Keras terms.
 
-Run: python scripts/simplify.py [TOOL ...]   (in a venv with scripts/requirements-simplify.txt)
+Run: python scripts/simplify.py [TOOL ...] [SOURCE ...]   (in a venv with scripts/requirements-simplify.txt)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ SOURCES = (
     "torch/resnet_tiny__legacy_nofold",
     "torchzoo/untrained_conv_bn__legacy",  # default init: equal tensors deduplicated too
     "keras/seed_cnn__tf2onnx_op17",  # tf2onnx's Mul + Add BN
+    "jax/conv_bn",  # jax2onnx's: the simplifiers' folds, whoever exported the file
 )
 # tool -> (the call, as recorded beside each file)
 SIMPLIFIERS = {
@@ -61,15 +62,25 @@ def _truth(meta: dict) -> dict[str, int]:
             "non_trainable": meta["running_stats"],
         }
     source = meta.get("keras_equivalent", meta)
+    if "total" not in source:  # models/jax records Flax's two figures
+        return {
+            "total": source["trainable"] + source["non_trainable"],
+            **{k: source[k] for k in source if "train" in k},
+        }
     return {k: source[k] for k in ("total", "trainable", "non_trainable")}
 
 
 def main(only: list[str]) -> None:
+    """`only`: tools and sources (`jax/conv_bn`) to make; all of either kind when none is named."""
+    tools = [name for name in only if name in SIMPLIFIERS]
+    sources = [name for name in only if name not in SIMPLIFIERS]
     OUT.mkdir(parents=True, exist_ok=True)
     for rel in SOURCES:
+        if sources and rel not in sources:
+            continue
         source = ROOT / "models" / f"{rel}.onnx"
         for tool, call in SIMPLIFIERS.items():
-            if only and tool not in only:
+            if tools and tool not in tools:
                 continue
             target = OUT / f"{source.stem}__{tool}.onnx"
             model = _simplify(tool, onnx.load(str(source)))

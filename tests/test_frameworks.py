@@ -297,7 +297,12 @@ def test_simplified_files_still_bracket_the_framework_counts(path):
         assert figure.contains(truth[key]), (key, figure, truth[key])
 
 
-@pytest.mark.parametrize("path", [p for p in SIMPLIFIED if p.stem.endswith("__onnxscript")], ids=lambda p: p.stem)
+# (jax2onnx names a conv's bias after nothing the fusion's names can be matched with: its own bias
+# cannot be told from the folded shift there, a range)
+ONNXSCRIPT_NAMED = [p for p in SIMPLIFIED if p.stem.endswith("__onnxscript") and "jax/" not in str(_meta(p)["source"])]
+
+
+@pytest.mark.parametrize("path", ONNXSCRIPT_NAMED, ids=lambda p: p.stem)
 def test_onnxscript_fusions_recorded_on_the_node_are_rebuilt_exactly(path):
     """onnxscript's optimizer keeps the conv's names and writes FuseBatchNormIntoConv in the fused node's
     metadata: each BN is rebuilt (affine assumed, as for dynamo), to what the framework reported."""
@@ -1047,3 +1052,24 @@ def test_tflite_fused_ops_take_their_weights_layer_and_no_conv_is_exact():
         assert all(la.status == "ambiguous" for la in fw.layers if la.kind in ("Conv", "ConvTranspose", "MatMul"))
     assert by_name["bn_nocenter"].non_trainable.lo == 2 * 4  # named in the ConvTranspose's fused name
     assert any("bn_nocenter_1/batchnorm" in e for e in by_name["bn_nocenter"].evidence)
+
+
+def test_torch_names_under_another_producer_are_a_pytorch_export(tmp_path):
+    """A TorchScript export re-saved by a tool that writes its own producer (onnx.compose's merge_models)
+    keeps torch.onnx's `/scope/Op` node names: the PyTorch rules still rebuild its folded BN (sweep11:
+    'exact' and without the BN under the new producer)."""
+    import onnx
+
+    source = MODELS / "torch" / "seed_cnn__legacy_fold.onnx"
+    m = onnx.load(str(source))
+    m.producer_name, m.producer_version = "onnx.compose.merge_models", "1.0"
+    renamed = tmp_path / "renamed.onnx"
+    onnx.save(m, str(renamed))
+    before, after = audit(source).framework, audit(renamed).framework
+    assert after.origin == "pytorch"
+    assert (after.trainable, after.non_trainable, after.status) == (
+        before.trainable,
+        before.non_trainable,
+        before.status,
+    )
+    assert after.non_trainable.contains(_meta(source)["keras_equivalent"]["non_trainable"])  # running mean + var
