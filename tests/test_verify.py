@@ -136,3 +136,30 @@ def test_torch_counts_of_fused_transformers_are_consistent(name, tmp_path, capsy
     counts.write_text(json.dumps({"parameters": meta["parameters"], "buffers": 0}))
     assert main(["verify", f"{stem}.onnx", "--torch-counts", str(counts), "--convention", "pytorch"]) == 0
     assert "consistent" in capsys.readouterr().out
+
+
+def test_group_of_constants_that_may_be_no_parameters_is_not_a_mismatch(tmp_path, capsys):
+    """torchvision's detection models normalize by a mean and std that are constants, not parameters
+    (sweep12: every detection file was a MISMATCH for its `transform` and `anchor_generator` groups):
+    a group the counts do not list, whose range starts at 0, agrees with them."""
+    from builders import init, model, node, save, value
+
+    m = model(
+        [
+            node("Sub", ["x", "onnx::Sub_7"], ["c"], name="/transform/Sub"),
+            node("Div", ["c", "onnx::Div_8"], ["n"], name="/transform/Div"),
+            node("Conv", ["n", "backbone.conv.weight", "backbone.conv.bias"], ["y"], name="/backbone/conv/Conv"),
+        ],
+        [value("x", [1, 3, 8, 8])],
+        [value("y", None)],
+        [init("onnx::Sub_7", [1, 3, 1, 1]), init("onnx::Div_8", [1, 3, 1, 1])]
+        + [init("backbone.conv.weight", [4, 3, 3, 3]), init("backbone.conv.bias", [4])],
+    )
+    m.producer_name = "pytorch"
+    conv = 4 * 3 * 3 * 3 + 4
+    counts = tmp_path / "counts.json"
+    counts.write_text(json.dumps({"parameters": conv, "modules": {"backbone.conv": {"parameters": conv}}}))
+    code = main(["verify", str(save(m, tmp_path / "m.onnx")), "--torch-counts", str(counts)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "transform: 0 within 0..6 - not expected; may hold no parameters" in out
