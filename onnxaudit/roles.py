@@ -1024,12 +1024,10 @@ class _Classifier:
         if role != DATA and ROLES[role].category not in PARAMETER_CATEGORIES:
             return  # a filler in shape arithmetic (pads, masks): its size is no parameter count
         if dims is None:
-            self.limits.append(f"ConstantOfShape {node.label}: shape not statically known, its size is not counted")
-            return
+            return  # a filler whatever its size (below): nothing is left uncounted
         try:
             element_count(dims, f"ConstantOfShape {node.label}")
         except Exception:
-            self.limits.append(f"ConstantOfShape {node.label}: invalid shape {list(dims)}, not counted")
             return
         synthetic = Tensor(
             node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label

@@ -1171,3 +1171,26 @@ def test_a_bn_that_onnxoptimizer_folds_at_run_time_keeps_its_statistics():
     assert roles == ["bias", "bias", "bn_mean", "bn_var", "weight"]  # beta, the conv's bias, mean, var, gamma
     truth = fixture_meta(path)["source_recorded"]
     assert (report.totals.trainable, report.totals.non_trainable) == (truth["trainable"], truth["non_trainable"])
+
+
+def test_constant_of_shape_of_an_unknown_shape_leaves_no_limit(tmp_path):
+    """A filler whose shape is not known statically (torchvision's anchor generator: ConstantOfShape of
+    the Shape of another ConstantOfShape, added to the anchors) is no parameter whatever its size:
+    nothing is left uncounted, so no Limit line (sweep12: 6 to 20 such lines per detection file)."""
+    zero = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])
+    m = model(
+        [
+            node("Constant", [], ["cs"], value=helper.make_tensor("cs", TensorProto.INT64, [2], [4, 3])),
+            node("ConstantOfShape", ["cs"], ["F"], value=zero),
+            node("Shape", ["F"], ["s"]),
+            node("ConstantOfShape", ["s"], ["B"], value=zero),
+            node("Add", ["x", "B"], ["y"]),
+            node("MatMul", ["y", "W"], ["z"]),
+        ],
+        [value("x", [4, 3])],
+        [value("z", None)],
+        [init("W", [3, 5])],
+    )
+    report = audit_model(tmp_path, m)
+    assert not [line for line in report.limits if "ConstantOfShape" in line], report.limits
+    assert report.totals.total == 3 * 5
