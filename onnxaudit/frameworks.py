@@ -1392,8 +1392,9 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
 # op it folded (`t`, `transpose_1`, `permute`)
 _FOLDED_NAME = re.compile(r"onnx::.+|\d+|(.*/)?Transpose_output_\d+|(t|transpose|permute)(_\d+)?")
 # dynamo's `val_12` too: its Linear weights are all such folds (of parameters the file does not store
-# under their own name), so only an embedding table, which a Gather reads as stored, is matched with one
-_FOLDED_OR_VAL_NAME = re.compile(_FOLDED_NAME.pattern + r"|val_\d+")
+# under their own name), so only an embedding table, which a Gather reads as stored, is matched with one;
+# likewise tf2onnx's `const_fold_opt__14` (every transposed kernel it folds is named so)
+_FOLDED_OR_VAL_NAME = re.compile(_FOLDED_NAME.pattern + r"|val_\d+|const_fold_opt__\d+")
 
 
 def named_transposed_copies(table: ParamTable) -> dict[str, str]:

@@ -1073,3 +1073,29 @@ def test_torch_names_under_another_producer_are_a_pytorch_export(tmp_path):
         before.status,
     )
     assert after.non_trainable.contains(_meta(source)["keras_equivalent"]["non_trainable"])  # running mean + var
+
+
+@pytest.mark.parametrize("stored", ["copy", "other"])
+def test_tf2onnx_folded_transpose_of_a_tied_embedding_is_settled_by_its_values(tmp_path, stored):
+    """A TF model that reads its embedding table again, transposed, as the output projection: tf2onnx
+    stores the transpose folded as `const_fold_opt__N` (sweep10's tf.Module: 'exact' 3,572 for 1,972).
+    Sampled values say whether it is the table again (counted once) or another weight."""
+    import numpy as np
+    from builders import array, audit_model, init, model, node, value
+    from onnx import TensorProto
+
+    table = np.random.default_rng(3).random((100, 16), dtype=np.float32) + 0.5
+    head = {"copy": array("const_fold_opt__14", table.T.copy()), "other": init("const_fold_opt__14", [16, 100])}
+    m = model(
+        [
+            node("Gather", ["embedding_lookup/16:0", "ids"], ["e"], name="embedding_lookup"),
+            node("MatMul", ["e", "const_fold_opt__14"], ["y"], name="MatMul_1"),
+        ],
+        [value("ids", [2, 5], TensorProto.INT64)],
+        [value("y", None)],
+        [array("embedding_lookup/16:0", table), head[stored]],
+    )
+    m.producer_name = "tf2onnx"
+    fw = audit_model(tmp_path, m).framework
+    expected = {"copy": (100 * 16, "inferred"), "other": (2 * 100 * 16, "exact")}[stored]
+    assert (fw.trainable.lo, fw.status) == expected and fw.trainable.exact
