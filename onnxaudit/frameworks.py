@@ -443,15 +443,16 @@ def tflite_maybe_folded(layer: Layer, tensors: list[ParamTensor]) -> list[Framew
     biases = [t for t in tensors if t.role == "bias"]
     if not weights or len(weights) + len(biases) != len(tensors):
         return None
-    uses = [u for t in weights for u in t.uses if u.node.op_type in _FOLD_TARGETS]
-    if not uses:
+    # each weight's op may hold a BN of its own output width (a row may hold more than one op)
+    ops = [(next((u.node for u in t.uses if u.node.op_type in _FOLD_TARGETS), None), t) for t in weights]
+    if any(node is None for node, _ in ops):
         return None
-    last = max(uses, key=lambda u: u.node.index)
-    width = _out_channels(last.node, next(t for t in weights if last in t.uses))
+    width = sum(_out_channels(node, t) for node, t in ops)  # type: ignore[arg-type]
+    last = max(ops, key=lambda pair: pair[0].index)[0]  # type: ignore[union-attr]
     k, b = sum(t.count or 0 for t in weights), sum(t.count or 0 for t in biases)
     what = f"its biases ({b}) may be the converter's (zeros it adds, or a folded shift); " if b else ""
     stored = FrameworkLayer(
-        layer.name, last.node.op_type, Figure(k, k + b), ZERO, AMBIGUOUS,
+        layer.name, last.op_type, Figure(k, k + b), ZERO, AMBIGUOUS,
         [f"a TFLite export: {what}its weights ({k}) are counted as stored"], [t.name for t in tensors],
     )  # fmt: skip
     maybe_bn = FrameworkLayer(
