@@ -17,7 +17,7 @@ from operator import attrgetter, itemgetter
 
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.dims import element_count
-from onnxaudit.layers import Layer, TfNaming, path_from_tensor_name, tf_naming, tflite_parts
+from onnxaudit.layers import Layer, TfNaming, names_weight_op, path_from_tensor_name, tf_naming, tflite_parts
 from onnxaudit.load import MAIN, ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ML_ATTRIBUTE_PARAMS, ROLES, Use, called_again
 
@@ -238,7 +238,9 @@ def _bn_shift_says(name: str) -> tuple[bool | None, bool | None]:
     return _BN_SHIFT_SAYS[found.group(1)] if found else (None, None)
 
 
-def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
+def keras_bn_scale_shift(
+    layer: Layer, tensors: list[ParamTensor], naming: TfNaming, folded: frozenset[str] = frozenset()
+) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras: BatchNormalization lowered to x * scale + shift (2 of its 4 vectors survive).
     The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`).
     One of the two may be gone: an untrained BN's shift is all zeros and tf2onnx drops its Add, and a
@@ -253,6 +255,8 @@ def keras_bn_scale_shift(layer: Layer, tensors: list[ParamTensor], naming: TfNam
         scale, shift = (muls[0], None) if muls else (None, adds[0])
     else:
         return None
+    if scale is None and layer.name in folded:
+        return None  # the shift is the bias of the op the BN was folded into, rebuilt from that op's name
     c = (scale or shift).count or 0  # type: ignore[union-attr]
     ops = "Mul + Add" if scale and shift else "Mul" if scale else "Add"
     evidence = [f"node scope {layer.name}/batchnorm: BatchNormalization lowered to {ops} over {c} channels"]
@@ -429,8 +433,22 @@ def keras_fused_bn(
 
 
 def tflite_export(view: ModelView) -> bool:
-    """tf2onnx converted a .tflite file: its ops are named by all the TF ops fused into them (`a/b;c/d`)."""
-    return any(";" in node.name and "/" in node.name for node in view.main.nodes)
+    """tf2onnx converted a .tflite file: its ops, or the tensors they hold, are named by all the TF ops
+    fused into them (`a/b;c/d`)."""
+    names = (*(node.name for node in view.main.nodes), *view.main.tensors)
+    return any(";" in name and "/" in name for name in names)
+
+
+def tflite_folded_bns(view: ModelView, naming: TfNaming) -> frozenset[str]:
+    """The BNs a TFLite file's weight ops list in their fused names (keras_fused_bn rebuilds those). A
+    full-int8 file also names the Add of the folded shift after the BN: that Add is no second BN."""
+    found = set()
+    for node in view.main.nodes:
+        if ";" in node.name and naming.layer(node.name) and "/batchnorm/" in node.name:
+            parts = tflite_parts(node.name)
+            if any(map(names_weight_op, parts)):
+                found.update(naming.layer(part) for part in parts if "/batchnorm/" in part)
+    return frozenset(name for name in found if name)
 
 
 def tflite_maybe_folded(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
@@ -1671,8 +1689,9 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if origin == "keras":
         naming = tf_naming(view)
         producer_of = _producer_index(view)
+        folded = tflite_folded_bns(view, naming) if tflite_export(view) else frozenset()
         rewrites = [
-            lambda la, tensors: keras_bn_scale_shift(la, tensors, naming),
+            lambda la, tensors: keras_bn_scale_shift(la, tensors, naming, folded),
             lambda la, tensors: keras_conv_bn_merged(la, tensors, naming),
             lambda la, tensors: keras_fused_bn(la, tensors, naming, producer_of),
             keras_recurrent_bias,

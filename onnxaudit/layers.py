@@ -157,11 +157,16 @@ def tflite_parts(name: str) -> list[str]:
     return name.split(";")
 
 
+def names_weight_op(part: str) -> bool:
+    """Whether a part of a fused TFLite name is a TF op that holds a layer's weights."""
+    return _TFLITE_WEIGHT_OP.search(part) is not None
+
+
 def tflite_main_part(name: str) -> str:
     """The part of a fused name that names the layer holding the weights (the conv, not the BN or the
     ReLU fused into it); else the first part naming a BN's ops, else the first part."""
     parts = tflite_parts(name)
-    weights = [part for part in parts if _TFLITE_WEIGHT_OP.search(part)]
+    weights = [part for part in parts if names_weight_op(part)]
     norms = [part for part in parts if "/batchnorm/" in part]
     return (weights or norms or parts)[0]
 

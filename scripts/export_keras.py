@@ -41,6 +41,8 @@ Export kinds:
   tflite_op17                 tf.lite.TFLiteConverter.from_keras_model, then
                               tf2onnx.convert.from_tflite(opset=17) (seed_cnn,
                               conv_zoo, conv_bn_merged only)
+  tflite_int8_op17            the same with full integer quantization (a
+                              representative dataset; conv_bn_merged only)
   tfkeras_op13                same model built with tf_keras (Keras 2),
                               tf2onnx.convert.from_keras(opset=13)
   keras3_torch_export         same model built with Keras 3 on the torch
@@ -92,7 +94,7 @@ OUT_DIR = os.path.join(REPO, "models", "keras")
 
 KERAS3_KINDS = ["tf2onnx_op13", "tf2onnx_op17", "keras3_export"]
 # Through TensorFlow Lite: TFLiteConverter (folds each BN into the op before it), then tf2onnx --tflite
-TFLITE_KINDS = ["tflite_op17"]
+TFLITE_KINDS = ["tflite_op17", "tflite_int8_op17"]
 KERAS2_KINDS = ["tfkeras_op13"]
 KERAS_TORCH_KINDS = ["keras3_torch_export"]
 ALL_KINDS = KERAS3_KINDS + TFLITE_KINDS + KERAS2_KINDS + KERAS_TORCH_KINDS
@@ -120,10 +122,11 @@ CASES = [
     "attn_norm",
     "norm_frozen",
     "conv_bn_merged",
+    "dense_bn",
 ]
 
 # The layer zoo: layers real users have, a few per model, every layer named.
-ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged")
+ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged", "dense_bn")
 
 # seed_mlp is 8.5 MB per file: only two kinds, to keep the repo small.
 KINDS_FOR_CASE = {"seed_mlp": ["tf2onnx_op17", "tfkeras_op13"]}
@@ -139,7 +142,9 @@ for _c in ZOO_CASES:
     KINDS_FOR_CASE[_c] = ["tf2onnx_op17", "keras3_export", "tfkeras_op13"]
 # TFLite's fused ops (conv + BN + activation in one, named by all of their TF ops) for a few cases.
 for _c in ("seed_cnn", "conv_zoo", "conv_bn_merged"):
-    KINDS_FOR_CASE[_c] = KINDS_FOR_CASE.get(_c, DEFAULT_KINDS) + TFLITE_KINDS
+    KINDS_FOR_CASE[_c] = KINDS_FOR_CASE.get(_c, DEFAULT_KINDS) + TFLITE_KINDS[:1]
+KINDS_FOR_CASE["conv_bn_merged"] += TFLITE_KINDS[1:]  # full integer quantization (int8 weights and activations)
+KINDS_FOR_CASE["dense_bn"] = list(TFLITE_KINDS)
 
 # (total, trainable, non_trainable) as Keras's summary() prints them.
 # The first seven are the canonical figures; the last two follow from seed_cnn
@@ -180,6 +185,8 @@ EXPECTED = {
     # bn_b 2*8 + (8 + 8); conv_c 576, bn_c (no center, no scale) 0 + (8 + 8);
     # dense_d 8*6 + 6 = 54, bn_d (center=False) 6 + (6 + 6); head 6*2 + 2 = 14
     "conv_bn_merged": (1526, 1466, 60),
+    # dense 6*8 + 8 = 56, bn (no center, no scale) 0 + (8 + 8); head 8*2 + 2 = 18
+    "dense_bn": (90, 74, 16),
 }
 
 INPUT_SHAPES = {
@@ -201,6 +208,7 @@ INPUT_SHAPES = {
     "attn_norm": (6, 8),
     "norm_frozen": (3,),
     "conv_bn_merged": (12, 12, 3),
+    "dense_bn": (6,),
 }
 
 # Cases whose input is token ids: dtype and exclusive upper bound (vocabulary).
@@ -354,6 +362,11 @@ def build_zoo(keras, case, inp):
         x = L.Dense(6, name="dense_d")(x)
         x = L.BatchNormalization(center=False, name="bn_d")(x)
         return L.Dense(2, name="head")(x)
+    if case == "dense_bn":
+        # TFLite folds the BN into the Dense; a full-int8 file names the shift's Add after the BN too
+        x = L.Dense(8, name="dense")(inp)
+        x = L.BatchNormalization(center=False, scale=False, name="bn")(x)
+        return L.Dense(2, name="head")(x)
     raise ValueError(case)
 
 
@@ -500,12 +513,18 @@ def export_one(mods, model, case, kind, path):
         with redirect_stdout(io.StringIO()):
             model.export(path, format="onnx")
         api = 'keras.Model.export(path, format="onnx")'
-    elif kind == "tflite_op17":
+    elif kind in ("tflite_op17", "tflite_int8_op17"):
         tf, tf2onnx = mods["tf"], mods["tf2onnx"]
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if kind == "tflite_int8_op17":
+            rng = np.random.RandomState(1)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([sample_input(np, rng, case, 1)] for _ in range(16))
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         with redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp:
             flat = os.path.join(tmp, "model.tflite")
             with open(flat, "wb") as f:
-                f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+                f.write(converter.convert())
             tf2onnx.convert.from_tflite(flat, opset=17, output_path=path)
         api = ("tf.lite.TFLiteConverter.from_keras_model(model).convert(), then "
                "tf2onnx.convert.from_tflite(opset=17)")

@@ -116,9 +116,12 @@ def _keras_plain_layers(meta: dict) -> list[dict]:
     return plain
 
 
-# The torch backend keeps no Keras layer names (initializers are onnx::<op>_N), so only totals compare there.
+# The torch backend keeps no Keras layer names (initializers are onnx::<op>_N), so only totals compare there;
+# TFLite's converter moves a BN and the bias before it into the next Dense, so its rows need not be Keras's.
 KERAS_WITH_PLAIN = [
-    p for p in _fixtures("keras") if _keras_plain_layers(_meta(p)) and not p.stem.endswith("keras3_torch_export")
+    p
+    for p in _fixtures("keras")
+    if _keras_plain_layers(_meta(p)) and not p.stem.endswith("keras3_torch_export") and "__tflite" not in p.stem
 ]
 
 

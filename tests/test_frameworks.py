@@ -32,7 +32,7 @@ def _assumed_beta(path: Path, meta: dict) -> dict[str, int]:
     anonymous constant, so the rewrite assumes Keras's default beta. Per layer: the channels over-counted.
     Not after a bias-free Conv2D: tf2onnx merges that BN into the conv, and the merged bias keeps the
     name of the product that shows no beta (`batchnorm/mul_2`)."""
-    if path.stem.endswith(("tfkeras_op13", "keras3_torch_export", "tflite_op17")):
+    if path.stem.endswith(("tfkeras_op13", "keras3_torch_export")) or "__tflite" in path.stem:
         return {}
     out = {}
     before: tuple[str, set[str]] = ("", set())
@@ -65,7 +65,8 @@ def test_keras_totals_rebuilt_or_bracketed(path):
 NAMED = [
     p
     for p in KERAS
-    if not p.stem.endswith(("tfkeras_op13", "keras3_torch_export", "tflite_op17"))
+    if not p.stem.endswith(("tfkeras_op13", "keras3_torch_export"))
+    and "__tflite" not in p.stem
     and not p.stem.startswith(("frozen", "bn_no"))
     and not _frozen_layers(_meta(p))
     and not _assumed_beta(p, _meta(p))
@@ -1099,3 +1100,26 @@ def test_tf2onnx_folded_transpose_of_a_tied_embedding_is_settled_by_its_values(t
     fw = audit_model(tmp_path, m).framework
     expected = {"copy": (100 * 16, "inferred"), "other": (2 * 100 * 16, "exact")}[stored]
     assert (fw.trainable.lo, fw.status) == expected and fw.trainable.exact
+
+
+def test_tflite_bn_folded_into_a_dense_is_rebuilt_once(tmp_path):
+    """A full-int8 TFLite file (sweep10's m09) names the Dense a BN was folded into after both
+    (`.../d0/MatMul;.../bn/batchnorm/mul;...`) and the Add of the folded shift after the BN alone
+    (`.../bn/batchnorm/add_1`): one BN, rebuilt from the Dense's name, not a second from the Add."""
+    from builders import audit_model, init, model, node, value
+
+    fused = "m_1/d0_1/MatMul;m_1/d0_1/BiasAdd;m_1/bn_1/batchnorm/mul;m_1/bn_1/batchnorm/add_1"
+    m = model(
+        [
+            node("MatMul", ["x", "m_1/bn_1/batchnorm/mul"], ["h"], name=fused),
+            node("Add", ["h", "m_1/bn_1/batchnorm/add_1"], ["y"], name="m_1/bn_1/batchnorm/add_1"),
+            node("Relu", ["y"], ["z"], name="m_1/re_lu_1/Relu"),
+        ],
+        [value("x", [1, 20])],
+        [value("z", None)],
+        [init("m_1/bn_1/batchnorm/mul", [20, 32]), init("m_1/bn_1/batchnorm/add_1", [32])],
+    )
+    m.producer_name = "tf2onnx"
+    fw = audit_model(tmp_path, m).framework
+    assert fw.non_trainable.exact and fw.non_trainable.lo == 2 * 32
+    assert [la.name for la in fw.layers if la.kind == "BatchNormalization"] == ["bn"]
