@@ -424,7 +424,6 @@ def _join_lowered_norms(
             stack += [producers.get(name) for name in node.inputs if name]
         if len(found) > _NORM_STATISTIC_MOST:
             continue
-        inside = {scale.index}
         while True:  # drop what a node outside also reads, and what starts from anything but the input's mean
             inside = {scale.index, *found}
             kept = {}
