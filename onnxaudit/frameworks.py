@@ -16,7 +16,7 @@ from functools import partial
 from operator import attrgetter, itemgetter
 
 from onnxaudit.count import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
-from onnxaudit.dims import element_count
+from onnxaudit.dims import element_count, output_channels
 from onnxaudit.layers import Layer, TfNaming, names_weight_op, path_from_tensor_name, tf_naming, tflite_parts
 from onnxaudit.load import MAIN, ModelView, Node, torchscript_node_names
 from onnxaudit.roles import DATA, ML_ATTRIBUTE_PARAMS, ROLES, Use, called_again
@@ -218,6 +218,18 @@ def _weight_and_bias(tensors: list[ParamTensor], op: str) -> tuple[ParamTensor |
     return weight, bias
 
 
+def _first_weight_and_bias(
+    tensors: list[ParamTensor], ops: Iterable[str]
+) -> tuple[str, ParamTensor | None, ParamTensor | None]:
+    """The first of `ops` whose weight the tensors hold, with that weight and its bias (else no weight)."""
+    op = ""
+    for op in ops:
+        weight, bias = _weight_and_bias(tensors, op)
+        if weight is not None:
+            return op, weight, bias
+    return op, None, None
+
+
 def _channels(t: ParamTensor | None) -> int:
     return t.count or 0 if t is not None else 0
 
@@ -355,16 +367,13 @@ def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNam
 _FOLD_TARGETS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
-def _out_channels(node: Node, weight: ParamTensor) -> int:
-    """Output channels of `node` as its weight's dims show them (the width of a BN folded into it)."""
-    dims = weight.dims or ()
-    if len(dims) < 2:
-        return dims[0] if dims else 0
-    if node.op_type == "ConvTranspose":  # (in, out / group, k...)
-        return dims[1] * int(node.attrs.get("group", 1))  # type: ignore[call-overload]
-    if node.op_type == "MatMul" or node.op_type == "Gemm" and not node.attrs.get("transB"):
-        return dims[-1]  # (in, out)
-    return dims[0]
+def _out_channels(op: str, node: Node, weight: ParamTensor) -> int:
+    """Output channels of `node` (an `op` of _FOLD_TARGETS) as its weight's dims show them: the width of a
+    BN folded into it."""
+    if not weight.dims:
+        return 0
+    group, trans_b = node.attrs.get("group", 1), node.attrs.get("transB", 0)
+    return output_channels(op, weight.dims, int(group), bool(trans_b))  # type: ignore[call-overload]
 
 
 def keras_fused_bn(
@@ -376,11 +385,8 @@ def keras_fused_bn(
     whose converter folded the BN into the conv, transposed conv or Dense before it: the op's fused name
     lists the BN's ops (`...;<bn>/batchnorm/add_1;<conv>/BiasAdd;...`). The original bias cannot be
     told from the folded shift."""
-    for op in _FOLD_TARGETS:
-        weight, bias = _weight_and_bias(tensors, op)
-        if weight is not None:
-            break
-    else:
+    op, weight, bias = _first_weight_and_bias(tensors, _FOLD_TARGETS)
+    if weight is None:
         return None
     ops = _SAME_OP.get(op, (op,))
     conv_node = next(u.node for u in weight.uses if u.node.op_type in ops)
@@ -398,7 +404,7 @@ def keras_fused_bn(
     else:
         conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of)
         conv_name = conv_name or (f"{conv_node.label} (the conv before {bn_name})" if bn_name else conv_node.label)
-    c = _channels(bias) if bias is not None else _out_channels(conv_node, weight)
+    c = _channels(bias) if bias is not None else _out_channels(op, conv_node, weight)
     k = weight.count or 0
     what = "conv bias" if op == "Conv" else f"{op} bias"
     conv = FrameworkLayer(
@@ -465,7 +471,7 @@ def tflite_maybe_folded(layer: Layer, tensors: list[ParamTensor]) -> list[Framew
     ops = [(next((u.node for u in t.uses if u.node.op_type in _FOLD_TARGETS), None), t) for t in weights]
     if any(node is None for node, _ in ops):
         return None
-    width = sum(_out_channels(node, t) for node, t in ops)  # type: ignore[arg-type]
+    width = sum(_out_channels(node.op_type, node, t) for node, t in ops)  # type: ignore[union-attr]
     last = max(ops, key=lambda pair: pair[0].index)[0]  # type: ignore[union-attr]
     k, b = sum(t.count or 0 for t in weights), sum(t.count or 0 for t in biases)
     what = f"its biases ({b}) may be the converter's (zeros it adds, or a folded shift); " if b else ""
@@ -733,10 +739,7 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelVi
     weight and bias (affine=False) and several BNs fused into one conv."""
     if _DYNAMO_FUSED_OPS.isdisjoint([u.node.op_type for t in tensors for u in t.uses]):
         return None  # one look at the layer's ops instead of three (50k layers at 200k nodes)
-    for op in ("Conv", "ConvTranspose", "Gemm"):
-        weight, bias = _weight_and_bias(tensors, op)
-        if weight is not None:
-            break
+    op, weight, bias = _first_weight_and_bias(tensors, ("Conv", "ConvTranspose", "Gemm"))
     if weight is None or not weight.name.endswith(".weight"):
         return None
     if bias is None:
@@ -870,10 +873,7 @@ def onnxscript_bn_fusion(layer: Layer, tensors: list[ParamTensor], view: ModelVi
     fused = view.fx.bn_fusions
     if not fused or len(tensors) > 2:
         return None
-    for op in ("Conv", "ConvTranspose", "Gemm"):
-        weight, bias = _weight_and_bias(tensors, op)
-        if weight is not None:
-            break
+    op, weight, bias = _first_weight_and_bias(tensors, ("Conv", "ConvTranspose", "Gemm"))
     if weight is None or (bias is None and (op != "Conv" or not weight.dims)):
         return None
     if not any(n.op_type == op and n.name in fused and weight.name in n.inputs for n in layer.nodes):
@@ -1689,7 +1689,8 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     if origin == "keras":
         naming = tf_naming(view)
         producer_of = _producer_index(view)
-        folded = tflite_folded_bns(view, naming) if tflite_export(view) else frozenset()
+        tflite = tflite_export(view)
+        folded = tflite_folded_bns(view, naming) if tflite else frozenset()
         rewrites = [
             lambda la, tensors: keras_bn_scale_shift(la, tensors, naming, folded),
             lambda la, tensors: keras_conv_bn_merged(la, tensors, naming),
@@ -1701,7 +1702,7 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
             keras_bn_const_affine,
             keras_rnn_loop_bias,
         ]
-        if tflite_export(view):
+        if tflite:
             rewrites.append(tflite_maybe_folded)
     elif origin == "pytorch":
         dynamo_conv_bn: Rewrite = partial(torch_dynamo_conv_bn, view=view)
