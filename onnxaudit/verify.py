@@ -80,8 +80,11 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str,
     for la in extra:
         # a group whose range starts at 0 (anchors, a normalization's mean and std: constants that may
         # be parameters) agrees with a framework that lists no such module
-        verdict, why = (WITHIN, "not expected; may hold no parameters") if la.total.lo == 0 else (MISMATCH, "")
-        checks.append(LayerCheck(la.name, la.kind, None, la.total, verdict, why or "in the file, not expected"))
+        if la.total.lo == 0:
+            verdict, why = WITHIN, "not expected; may hold no parameters"
+        else:
+            verdict, why = MISMATCH, "in the file, not expected"
+        checks.append(LayerCheck(la.name, la.kind, None, la.total, verdict, why))
     return checks
 
 
