@@ -292,8 +292,8 @@ def stages(path: str) -> None:
     import gc
 
     from onnxaudit import api
-    from onnxaudit.conventions import CONVENTIONS
-    from onnxaudit.render import render_json
+    from onnxaudit.count.conventions import CONVENTIONS
+    from onnxaudit.render.summary import render_json
 
     gc.disable()
     times: dict[str, float] = {}
@@ -326,11 +326,12 @@ def floor(path: str) -> None:
     import gc
 
     from onnxaudit import api
-    from onnxaudit.load import _read_wire
-    from onnxaudit.render import render_json
+    from onnxaudit.model.load import _read_wire
+    from onnxaudit.render.summary import render_json
 
     imports = statistics.median(
-        _cpu_of([sys.executable, "-c", "import onnxaudit.api, onnxaudit.cli, onnxaudit.render"]) for _ in range(3)
+        _cpu_of([sys.executable, "-c", "import onnxaudit.api, onnxaudit.cli.main, onnxaudit.render.summary"])
+        for _ in range(3)
     )
     gc.disable()
     start = time.process_time()

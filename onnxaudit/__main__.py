@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from onnxaudit.cli import main
+from onnxaudit.cli.main import main
 
 sys.exit(main())

@@ -8,18 +8,18 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from onnxaudit.conventions import CONVENTIONS
-from onnxaudit.count import param_table
+from onnxaudit.count.conventions import CONVENTIONS
+from onnxaudit.count.layers import group_layers, roll_up
+from onnxaudit.count.normaxis import channel_axis_findings
+from onnxaudit.count.roles import classify
+from onnxaudit.count.table import param_table
 from onnxaudit.errors import UsageError
-from onnxaudit.frameworks import framework_report, framework_view
-from onnxaudit.layers import group_layers, roll_up
-from onnxaudit.load import load
-from onnxaudit.normaxis import channel_axis_findings
-from onnxaudit.report import Report, build_report
-from onnxaudit.roles import classify
+from onnxaudit.frameworks.view import framework_report, framework_view
+from onnxaudit.model.load import load
+from onnxaudit.report.build import Report, build_report
 
 if TYPE_CHECKING:
-    from onnxaudit.shapes import ShapeOptions
+    from onnxaudit.shapes.confirm import ShapeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 GROUPINGS = ("layer", "op", "role", "tensor")
@@ -73,7 +73,7 @@ def audit(
         layers = roll_up(layers, depth)
     shown, check = view, None
     if shapes is not None:
-        from onnxaudit.shapes import annotate, confirm, confirmed_view  # onnxruntime's side: only when asked
+        from onnxaudit.shapes.confirm import annotate, confirm, confirmed_view  # onnxruntime's side: only when asked
 
         check = confirm(view, shapes)
         shown = confirmed_view(view, check)

@@ -141,7 +141,7 @@ def plain_process(path: Path) -> None:
 
 
 def confirm(path: Path, method: str | None = "profile", optimized: bool = False) -> None:
-    from onnxaudit.shapes import ShapeOptions, confirm_path
+    from onnxaudit.shapes.confirm import ShapeOptions, confirm_path
 
     _, check = confirm_path(path, ShapeOptions(method=method, optimized=optimized))
     if check.status != "confirmed" or check.method != (method or check.method):

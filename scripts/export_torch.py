@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import onnx.numpy_helper
 import onnx.version_converter
+import onnxruntime as ort
 import onnxscript
 import torch
 import torch.nn as nn

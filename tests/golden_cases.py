@@ -36,7 +36,7 @@ def fixtures() -> list[Path]:
 
 
 def _run(words: tuple[str, ...], model: Path) -> tuple[int, str, str]:
-    from onnxaudit.cli import main
+    from onnxaudit.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = [w.format(model=model.as_posix()) for w in words]

@@ -24,7 +24,7 @@ CANARY_TEXT = b"CANARY-5e1f-do-not-read-me " * 8
 
 _SERVER = r"""
 import json, os, signal, sys, time
-import onnxaudit.cli
+from onnxaudit.cli.main import main
 
 def child(request):
     opened = []
@@ -36,7 +36,7 @@ def child(request):
         os.dup2(os.open(name, os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
     code = 2
     try:
-        code = onnxaudit.cli.main(request["argv"])
+        code = main(request["argv"])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 2
     finally:

@@ -11,9 +11,9 @@ import pytest
 from builders import MODELS, array, batchnorm, external, init, linear, model, node, save, seed_cnn, value
 from onnx import TensorProto, helper
 
-from onnxaudit.check import CHECK_SCHEMA_VERSION, check
-from onnxaudit.cli import main
-from onnxaudit.rules import RULES
+from onnxaudit.check.rules import RULES
+from onnxaudit.check.runner import CHECK_SCHEMA_VERSION, check
+from onnxaudit.cli.main import main
 
 
 def _rules(tmp_path, m: onnx.ModelProto, name: str = "m.onnx", **kwargs) -> list[str]:
@@ -389,7 +389,7 @@ def test_valid_but_odd_models_work(tmp_path, capsys, case):
     ],
 )
 def test_escape_leaves_nothing_invisible(name, shown):
-    from onnxaudit.render import escape
+    from onnxaudit.render.summary import escape
 
     assert escape(name) == shown
 
@@ -397,9 +397,9 @@ def test_escape_leaves_nothing_invisible(name, shown):
 @pytest.mark.parametrize("family", ["torch", "keras", "ort"])
 def test_file_map_agrees_with_the_model_view(family):
     """datamap walks the wire format the way load's builder walks protobuf: same keys, dtypes, dims."""
-    from onnxaudit.datamap import map_file
-    from onnxaudit.load import load
-    from onnxaudit.safeopen import open_model
+    from onnxaudit.io.datamap import map_file
+    from onnxaudit.io.safeopen import open_model
+    from onnxaudit.model.load import load
 
     for path in sorted((MODELS / family).glob("*.onnx")):
         view = load(path, with_shapes=False)

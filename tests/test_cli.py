@@ -9,7 +9,7 @@ import sys
 from builders import save, seed_cnn
 
 from onnxaudit import SCHEMA_VERSION
-from onnxaudit.cli import main
+from onnxaudit.cli.main import main
 
 
 def _seed(tmp_path):

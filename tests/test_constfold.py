@@ -8,8 +8,9 @@ import numpy as np
 from builders import ints, layer_row, model, node, value
 from onnx import TensorProto, helper
 
-from onnxaudit import audit, constfold, load
-from onnxaudit.constfold import fold_shape_arithmetic
+from onnxaudit import audit
+from onnxaudit.model import constfold, load
+from onnxaudit.model.constfold import fold_shape_arithmetic
 
 TORCH = Path(__file__).resolve().parent.parent / "models" / "torch"
 

@@ -7,7 +7,7 @@ import numpy as np
 from builders import array, external, model, node, save, value
 from onnx import TensorProto, helper
 
-from onnxaudit.copies import settle_copies
+from onnxaudit.frameworks.copies import settle_copies
 
 _RNG = np.random.default_rng(11)
 W = _RNG.random((16, 12), dtype=np.float32) + 0.5

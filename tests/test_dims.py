@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from onnx import TensorProto
 
-from onnxaudit.dims import byte_size, dtype_name, element_count
 from onnxaudit.errors import AuditError
+from onnxaudit.model.dims import byte_size, dtype_name, element_count
 
 
 def test_element_count_is_exact_python_int():

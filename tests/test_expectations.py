@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from onnxaudit.errors import AuditError, UsageError
-from onnxaudit.expectations import parse_expect, parse_keras_summary, parse_torch_counts
+from onnxaudit.verify.expectations import parse_expect, parse_keras_summary, parse_torch_counts
 
 KERAS = Path(__file__).resolve().parent.parent / "models" / "keras"
 

@@ -104,7 +104,7 @@ def test_keras_layers_match_when_names_survive(path):
 
 
 def test_seed_cnn_keras3_export_summary_figures(capsys):
-    from onnxaudit.cli import main
+    from onnxaudit.cli.main import main
 
     for kind in ("tf2onnx_op13", "tf2onnx_op17", "keras3_export"):
         assert main(["summary", str(MODELS / "keras" / f"seed_cnn__{kind}.onnx")]) == 0
@@ -735,7 +735,7 @@ def test_pairs_in_the_largest_graphs_stay_ranges(tmp_path, monkeypatch):
     import numpy as np
     from builders import array, audit_model, model, node, value
 
-    from onnxaudit import frameworks
+    from onnxaudit.frameworks import view as frameworks
 
     monkeypatch.setattr(frameworks, "_COMPARE_MAX_NODES", 1)
     w = np.random.default_rng(7).random((16, 12), dtype=np.float32) + 0.5

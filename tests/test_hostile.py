@@ -39,11 +39,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from onnxaudit.check import check
-from onnxaudit.count import param_table
+from onnxaudit.check.runner import check
+from onnxaudit.count.roles import classify
+from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError
-from onnxaudit.load import load
-from onnxaudit.roles import classify
+from onnxaudit.model.load import load
 
 GIB = 2**30
 
@@ -371,7 +371,7 @@ def test_field_mutations_fail_cleanly(fixture, data):
 
 def test_a_file_swapped_between_check_and_open_is_refused(tmp_path, monkeypatch):
     """lstat sees one file, the descriptor another: open_beneath must notice (st_dev, st_ino)."""
-    from onnxaudit import safeopen
+    from onnxaudit.io import safeopen
 
     (tmp_path / "real.bin").write_bytes(b"x" * 8)
     (tmp_path / "other.bin").write_bytes(b"y" * 8)

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from builders import audit_model, seed_cnn
 
-from onnxaudit import onnxcore
-from onnxaudit.isolate import IsolatedFailure, run_isolated
+from onnxaudit.io import onnxcore
+from onnxaudit.io.isolate import IsolatedFailure, run_isolated
 
 
 def _segfault() -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from builders import audit_model, init, layer_row, model, node, value
 
-from onnxaudit.layers import path_from_module_scopes, path_from_node_name, path_from_tensor_name
+from onnxaudit.count.layers import path_from_module_scopes, path_from_node_name, path_from_tensor_name
 
 
 def test_torch_scoped_node_names():
@@ -82,8 +82,8 @@ def test_anonymous_bidirectional_rnn_takes_its_layer_from_its_initial_state():
 
 
 def test_op_types_leave_constants_out_unless_alone():
-    from onnxaudit.layers import Layer
-    from onnxaudit.load import Node
+    from onnxaudit.count.layers import Layer
+    from onnxaudit.model.load import Node
 
     def nodes(*ops: str) -> list[Node]:
         return [Node(i, f"n{i}", op, "", (), (f"v{i}",), {}, "") for i, op in enumerate(ops)]

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from builders import save, seed_cnn
 
-from onnxaudit.count import param_table
-from onnxaudit.load import load
-from onnxaudit.normaxis import channel_axis_findings
-from onnxaudit.roles import classify
+from onnxaudit.count.normaxis import channel_axis_findings
+from onnxaudit.count.roles import classify
+from onnxaudit.count.table import param_table
+from onnxaudit.model.load import load
 
 KERAS = Path(__file__).resolve().parent.parent / "models" / "keras"
 

@@ -30,8 +30,8 @@ def test_reading_a_model_does_not_run_onnx_init_or_import_numpy():
 
 def test_onnx_imported_afterwards_is_whole_and_shares_the_classes():
     out = _python(
-        "from onnxaudit import onnxcore\n"
-        "from onnxaudit.load import load\n"
+        "from onnxaudit.io import onnxcore\n"
+        "from onnxaudit.model.load import load\n"
         f"load({str(SEED)!r})\n"
         "import onnx.helper\n"
         "import onnx\n"
@@ -52,5 +52,5 @@ def test_onnx_imported_afterwards_is_whole_and_shares_the_classes():
 
 
 def test_onnx_imported_first_is_used_as_it_is():
-    out = _python("import onnx\nfrom onnxaudit import onnxcore\nprint(onnxcore.ModelProto is onnx.ModelProto)\n")
+    out = _python("import onnx\nfrom onnxaudit.io import onnxcore\nprint(onnxcore.ModelProto is onnx.ModelProto)\n")
     assert out == "True"

@@ -11,9 +11,17 @@ from builders import MODELS, audit_model, init, model, node, value
 from hypothesis import given
 from hypothesis import strategies as st
 
-import onnxaudit.render as render_module
+import onnxaudit.render.summary as render_module
 from onnxaudit import audit
-from onnxaudit.render import escape, escape_markdown, human_bytes, render_json, render_markdown, render_text, write_json
+from onnxaudit.render.summary import (
+    escape,
+    escape_markdown,
+    human_bytes,
+    render_json,
+    render_markdown,
+    render_text,
+    write_json,
+)
 
 
 def test_escape_makes_controls_visible():

@@ -7,10 +7,10 @@ import json
 
 from builders import save, seed_cnn
 
-import onnxaudit.load as load_module
-import onnxaudit.render as render_module
+import onnxaudit.model.load as load_module
+import onnxaudit.render.summary as render_module
 from onnxaudit import audit
-from onnxaudit.render import render_json
+from onnxaudit.render.summary import render_json
 
 
 def test_compact_json_holds_the_same_data(tmp_path, monkeypatch):

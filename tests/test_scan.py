@@ -11,9 +11,9 @@ import pytest
 from builders import init, model, node, save, seed_cnn, value
 
 from onnxaudit import audit
-from onnxaudit import scan as scan_module
-from onnxaudit.cli import main
-from onnxaudit.scan import Progress, Record, find_models
+from onnxaudit.cli.main import main
+from onnxaudit.scan import batch as scan_module
+from onnxaudit.scan.batch import Progress, Record, find_models
 
 
 def _mlp():

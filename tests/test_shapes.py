@@ -35,11 +35,11 @@ from builders import (
     value,
 )
 
-from onnxaudit import audit, ortchild, sandbox
-from onnxaudit.cli import main
-from onnxaudit.feeds import index_bound, plan_feeds
-from onnxaudit.load import ValueInfo, load
-from onnxaudit.shapes import (
+from onnxaudit import audit
+from onnxaudit.cli.main import main
+from onnxaudit.model.load import ValueInfo, load
+from onnxaudit.shapes import ortchild, sandbox
+from onnxaudit.shapes.confirm import (
     PROFILE_EVENT_BYTES,
     ShapeOptions,
     begin,
@@ -48,7 +48,8 @@ from onnxaudit.shapes import (
     confirm_path,
     estimate_memory,
 )
-from onnxaudit.shapes_profile import Event, observe
+from onnxaudit.shapes.feeds import index_bound, plan_feeds
+from onnxaudit.shapes.profile import Event, observe
 
 # A few representative exports: torch legacy and dynamo (with and without optimization), an RNN,
 # token ids into an embedding, and Keras through tf2onnx, Keras 3 export and tf_keras.
@@ -389,8 +390,8 @@ def test_forked_child_confirms_and_is_limited(tmp_path):
     np.save(tmp_path / "shape.npy", np.array([4, 2**30], dtype=np.int64))
     script = f"""
 import sys
-from onnxaudit import sandbox
-from onnxaudit.shapes import ShapeOptions, confirm_path
+from onnxaudit.shapes import sandbox
+from onnxaudit.shapes.confirm import ShapeOptions, confirm_path
 assert sandbox.fork_safe() and "numpy" not in sys.modules
 for method in ("profile", "outputs"):
     _, check = confirm_path({str(ok)!r}, ShapeOptions(method=method))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from builders import MODELS
 
-from onnxaudit.cli import main
+from onnxaudit.cli.main import main
 
 GERON_CODE = MODELS / "keras" / "seed_geron_code__tf2onnx_op17"
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError
-from onnxaudit.load import load
-from onnxaudit.wire import KEEP_BYTES, strip_weights
+from onnxaudit.io.wire import KEEP_BYTES, strip_weights
+from onnxaudit.model.load import load
 
 ROOT = Path(__file__).resolve().parent.parent
 ONNX_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
@@ -309,7 +309,7 @@ def test_fuzzed_bytes_raise_only_audit_error(tmp_path, data):
 
 def test_weights_in_local_function_constants_are_stripped(tmp_path):
     """FunctionProto.node is field 7: a big Constant inside a function body is skipped by length too."""
-    from onnxaudit.wire import strip_weights
+    from onnxaudit.io.wire import strip_weights
 
     weight = numpy_helper.from_array(np.ones((512, 1024), np.float32), "c")
     fn = helper.make_function(

@@ -1,0 +1,44 @@
+"""The `check` subcommand's parser and runner, registered in cli.COMMANDS."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from onnxaudit.check.runner import FAIL_ON, check
+from onnxaudit.render.check import RENDERERS
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def add_check(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "check",
+        help="deployment rules: NaN weights, BN misuse, unsafe external data, unused or duplicate tensors...",
+        description=(
+            "Apply the rules OA101..OA308 to MODEL (see README). Exit 0 clean, 1 findings at or above "
+            "--fail-on, 2 unusable input or usage."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="path to a .onnx file")
+    parser.add_argument(
+        "--fail-on", choices=FAIL_ON, default="error", help="lowest severity that fails (default error)"
+    )
+    parser.add_argument("--select", metavar="RULE,...", help="only these rules (an ID or a prefix such as OA1)")
+    parser.add_argument("--ignore", metavar="RULE,...", help="skip these rules")
+    parser.add_argument("--max-params", metavar="N", type=_count, help="OA307 when the model holds more parameters")
+    parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    report = check(args.model, fail_on=args.fail_on, select=args.select, ignore=args.ignore, max_params=args.max_params)
+    sys.stdout.write(RENDERERS[args.format](report))
+    return report.exit_code

@@ -1,0 +1,160 @@
+"""Command line: `onnxaudit summary MODEL ...`. Exit 0 ok, 1 findings, 2 unusable input or usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from onnxaudit.api import GROUPINGS, audit, gc_paused
+from onnxaudit.cli.shapes import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
+from onnxaudit.count.conventions import CONVENTIONS
+from onnxaudit.errors import AuditError, UsageError
+from onnxaudit.render.summary import (
+    escape,
+    render_markdown,
+    render_text,
+    render_verification,
+    render_verification_json,
+    write_json,
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def add_summary(sub: argparse._SubParsersAction) -> None:
+    summary = sub.add_parser(
+        "summary",
+        help="Keras/torchinfo-style table: params per layer, trainable vs non-trainable",
+        description="Print a parameter summary of MODEL (counts come from dims; weights are never read).",
+    )
+    summary.add_argument("model", metavar="MODEL", help="path to a .onnx file")
+    summary.add_argument(
+        "--convention",
+        choices=sorted(CONVENTIONS),
+        default="keras",
+        help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)",
+    )
+    summary.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    summary.add_argument("--explain", action="store_true", help="show the arithmetic behind each row")
+    summary.add_argument(
+        "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
+    )
+    summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
+    add_run_options(summary, opt_in=True)
+
+
+@gc_paused  # through rendering: a collection over the report's objects would cost more than writing it
+def run_summary(args: argparse.Namespace) -> int:
+    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=shape_options(args))
+    if args.format == "json":
+        write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole
+    elif args.format == "markdown":
+        sys.stdout.write(render_markdown(report, explain=args.explain))
+    else:
+        sys.stdout.write(render_text(report, explain=args.explain))
+    sys.stdout.flush()
+    return shapes_exit(report)
+
+
+def add_verify(sub: argparse._SubParsersAction) -> None:
+    verify = sub.add_parser(
+        "verify",
+        help="check the file against the counts a framework reported; explain any difference",
+        description="Compare MODEL with expected counts. Exit 0 consistent, 1 mismatch, 2 unusable input.",
+    )
+    verify.add_argument("model", metavar="MODEL", help="path to a .onnx file")
+    verify.add_argument("--expect", metavar="total=N,trainable=N,non_trainable=N", help="any subset of the three")
+    verify.add_argument("--keras-summary", metavar="FILE", help="the text model.summary() printed (Keras 2 or 3)")
+    verify.add_argument("--torch-counts", metavar="FILE", help="a counts JSON written by a few lines of PyTorch")
+    verify.add_argument("--convention", choices=sorted(CONVENTIONS), default=None)
+    verify.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from onnxaudit.verify.expectations import parse_expect, parse_keras_summary, parse_torch_counts  # verify's only
+    from onnxaudit.verify.verify import verify
+
+    expectations = []
+    if args.expect:
+        expectations.append(parse_expect(args.expect))
+    if args.keras_summary:
+        expectations.append(parse_keras_summary(Path(args.keras_summary)))
+    if args.torch_counts:
+        expectations.append(parse_torch_counts(Path(args.torch_counts)))
+    if not expectations:
+        raise UsageError("verify needs --expect, --keras-summary or --torch-counts")
+    convention = args.convention or ("pytorch" if args.torch_counts and not args.keras_summary else "keras")
+    report = audit(args.model, convention=convention)
+    results = [verify(report, expectation) for expectation in expectations]
+    for result in results:
+        if args.format == "json":
+            sys.stdout.write(render_verification_json(result))
+        else:
+            sys.stdout.write(render_verification(result))
+    return 0 if all(r.consistent for r in results) else 1
+
+
+def _lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """`module.name`, imported when first called: `summary` never loads check's or scan's modules."""
+
+    def call(arg: Any) -> Any:
+        return getattr(import_module(module), name)(arg)
+
+    return call
+
+
+# One entry per subcommand: (adds its parser, runs it and returns the exit code).
+Command = tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
+COMMANDS: dict[str, Command] = {
+    "summary": (add_summary, run_summary),
+    "verify": (add_verify, run_verify),
+    "shapes": (add_shapes, run_shapes),
+    "scan": (_lazy("onnxaudit.cli.scan", "add_scan"), _lazy("onnxaudit.cli.scan", "run_scan")),
+    "check": (_lazy("onnxaudit.cli.check", "add_check"), _lazy("onnxaudit.cli.check", "run_check")),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (`command`) the one subcommand a command line names: parsing it needs no other."""
+    parser = argparse.ArgumentParser(
+        prog="onnxaudit",
+        description="Count, classify and explain every parameter of an ONNX model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_parser, _) in COMMANDS.items():
+        if command is None or name == command:
+            add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
+    try:
+        return COMMANDS[args.command][1](args)
+    except AuditError as exc:
+        print(f"onnxaudit: {escape(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except (MemoryError, RecursionError) as exc:
+        print(f"onnxaudit: {escape(getattr(args, 'model', ''))}: {type(exc).__name__} while reading", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug must still end in one line, never a traceback on a user's terminal
+        where = escape(getattr(args, "model", ""))
+        print(f"onnxaudit: {where}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
+        return 2

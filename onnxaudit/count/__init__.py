@@ -1,0 +1,1 @@
+"""Counting: roles of tensors, the param table, conventions, layers, explanations."""

@@ -1,0 +1,543 @@
+"""Group nodes and counted tensors into the layers/modules the exporter's names still show.
+
+PyTorch leaves state_dict keys on initializers (`layer1.0.bn1.running_mean`) and module scopes on
+node names (`/layer1/layer1.0/conv1/Conv`); tf2onnx leaves Keras layer scopes (`model/conv0/BiasAdd`).
+Where no name says anything, a node is its own layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
+from onnxaudit.io.onnxcore import TensorProto
+from onnxaudit.model.dims import INTEGER_DTYPES
+from onnxaudit.model.load import MAIN, Graph, ModelView, Node
+
+# Last component of a state_dict key / variable name that names a tensor, not a module.
+TENSOR_SUFFIXES = frozenset(
+    {
+        "weight", "bias", "running_mean", "running_var", "num_batches_tracked", "gamma", "beta",
+        "moving_mean", "moving_variance", "kernel", "scale", "embeddings", "in_proj_weight",
+        "in_proj_bias", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "recurrent_kernel",
+    }
+)  # fmt: skip
+_STATE_DICT_KEY = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+$")
+_RNN_SUFFIX = re.compile(r"^(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
+# PaddlePaddle names a layer's parameters `<layer>_<k>.w_<i>` / `.b_<i>` (`conv2d_0.w_0`, `batch_norm2d_0.w_1`)
+_PADDLE_SUFFIX = re.compile(r"^[wb]_\d+$")
+# tf2onnx appends `__<n>` / `:0` to generated names.
+_GENERATED_SUFFIX = re.compile(r"(__\d+|:\d+)$")
+
+
+@dataclass
+class Layer:
+    """One row: a module/layer path, its nodes in graph order and the tensors it owns."""
+
+    path: tuple[str, ...]
+    name: str
+    nodes: list[Node] = field(default_factory=list)
+    tensors: list[ParamTensor] = field(default_factory=list)
+
+    @property
+    def first_index(self) -> int:
+        # the nodes are kept in graph order (group_layers appends them so, roll_up sorts): the first
+        # is the smallest, no min over them (framework_view asks once per layer, 50k at 200k nodes)
+        return self.nodes[0].index if self.nodes else 1 << 62
+
+    @property
+    def op_types(self) -> list[str]:
+        """Op types in order; Constant nodes are storage, not operations, and are left out."""
+        if len(self.nodes) == 1:  # most layers: no dict to build
+            return [self.nodes[0].op_type]
+        ops = dict.fromkeys([n.op_type for n in self.nodes])
+        if len(ops) > 1:  # a layer of Constants alone still shows them
+            ops.pop("Constant", None)
+        return list(ops)
+
+
+def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
+    """`layer1.0.bn1.running_mean` -> (layer1, 0, bn1); anything not shaped like a key -> None."""
+    if "/" in name or not _STATE_DICT_KEY.match(name):
+        return None
+    parts = name.split(".")
+    if parts[-1] in TENSOR_SUFFIXES or _RNN_SUFFIX.match(parts[-1]) or _PADDLE_SUFFIX.match(parts[-1]):
+        return tuple(parts[:-1]) or None
+    return None
+
+
+def _split_node_name(name: str) -> list[str]:
+    return [p for p in name.split("/") if p]
+
+
+def path_from_node_name(name: str) -> tuple[str, ...] | None:
+    """`/layer1/layer1.0/conv1/Conv` -> (layer1, 0, conv1); `model/conv0/BiasAdd` -> (model, conv0)."""
+    return _prefix_path(_scope_prefix(name)) or None
+
+
+def _merge_scope(path: tuple[str, ...], scope: str) -> tuple[str, ...]:
+    # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
+    # `downsample.0` under `downsample`): merge the overlap instead of repeating it
+    if "." not in scope:  # one part: it overlaps only a path that ends with it
+        return path if path and path[-1] == scope else (*path, scope)
+    parts = tuple(scope.split("."))
+    overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
+    return path + parts[overlap:]
+
+
+# scope prefix (`/layer1/layer1.0/conv1`) -> module path; nodes of one module share their prefix
+# (200k nodes, ~70k prefixes), and a prefix's path extends its parent prefix's by one scope.
+_PREFIX_PATHS: dict[str, tuple[str, ...]] = {}
+_MAX_PREFIXES = 1 << 17
+
+
+def _prefix_path(prefix: str) -> tuple[str, ...]:
+    """The module path of the scopes in `prefix` (its non-empty slash-separated parts), () for none."""
+    path = _PREFIX_PATHS.get(prefix)
+    if path is not None:
+        return path
+    parent, _, last = prefix.rpartition("/")
+    base = _PREFIX_PATHS.get(parent) if parent else ()
+    if base is None:  # the parent prefix too is new: walk its scopes, and keep it for its siblings
+        base = ()
+        for scope in parent.split("/"):
+            if scope:
+                base = _merge_scope(base, scope)
+        _remember(parent, base)
+    path = _merge_scope(base, last) if last else base
+    _remember(prefix, path)
+    return path
+
+
+def _remember(prefix: str, path: tuple[str, ...]) -> None:
+    if len(_PREFIX_PATHS) >= _MAX_PREFIXES:
+        _PREFIX_PATHS.clear()
+    _PREFIX_PATHS[prefix] = path
+
+
+def _scope_prefix(name: str) -> str:
+    """`name` before its last part (the op or tensor itself), without tf2onnx's generated suffix."""
+    if ":" in name or "__" in name:  # the only names _GENERATED_SUFFIX can match (not `/layer1/Add_1`)
+        name = _GENERATED_SUFFIX.sub("", name)
+    return name.rstrip("/").rpartition("/")[0]
+
+
+def path_from_module_scopes(scopes: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Dynamo's name_scopes `['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d_1']`: the last
+    module (before the op itself) is the full dotted path."""
+    # torch.cond's branches are traced from the root module, named `_export_root`
+    modules = [
+        s.removeprefix("_export_root.")
+        for s in scopes[:-1]
+        if s and s != "_export_root" and not s.startswith("_empty_nn_module_stack")
+    ]
+    return tuple(modules[-1].split(".")) if modules else None
+
+
+def tf_scopes(name: str) -> list[str]:
+    """The name scopes of a slash-separated name, without its last part (the op or tensor itself)."""
+    if ";" in name:
+        name = tflite_main_part(name)
+    return _split_node_name(_scope_prefix(name))
+
+
+# The TF ops that hold a layer's weights: in a fused name, the part that names the layer
+_TFLITE_WEIGHT_OP = re.compile(
+    r"/(convolution|Conv2D|Conv3D|conv1d|conv_transpose|conv2d_transpose|depthwise|separable_conv2d|MatMul|"
+    r"BiasAdd|Tensordot|[Ee]insum|embedding_lookup)[^/]*$"
+)
+
+
+def tflite_parts(name: str) -> list[str]:
+    """The TF ops a TFLite op was fused from, as its location names them: tf2onnx converting a .tflite
+    file names a node `model/re_lu/Relu;model/bn0/batchnorm/add_1;model/conv0/BiasAdd;...` (a conv,
+    its BN and its activation fused into one op), in no telling order."""
+    return name.split(";")
+
+
+def names_weight_op(part: str) -> bool:
+    """Whether a part of a fused TFLite name is a TF op that holds a layer's weights."""
+    return _TFLITE_WEIGHT_OP.search(part) is not None
+
+
+def tflite_main_part(name: str) -> str:
+    """The part of a fused name that names the layer holding the weights (the conv, not the BN or the
+    ReLU fused into it); else the first part naming a BN's ops, else the first part."""
+    parts = tflite_parts(name)
+    weights = [part for part in parts if names_weight_op(part)]
+    norms = [part for part in parts if "/batchnorm/" in part]
+    return (weights or norms or parts)[0]
+
+
+def _common_root(paths: list[tuple[str, ...]]) -> int:
+    """How many leading scopes nearly every TF-style path shares (`StatefulPartitionedCall/model/...`);
+    a few stray names (a frozen while-loop's condition graph) do not break the model's root."""
+    if len(paths) < 2:
+        return 0
+    depth = 0
+    members = paths
+    while True:
+        deep = [p for p in members if len(p) > depth + 1]
+        if not deep:
+            return depth
+        top, count = Counter(p[depth] for p in deep).most_common(1)[0]
+        if count < 0.8 * len(members) or len({p[depth] for p in deep}) > 1 and count < 0.8 * len(paths):
+            return depth
+        members = [p for p in deep if p[depth] == top]
+        depth += 1
+
+
+_NON_DATA = INTEGER_DTYPES | {TensorProto.BOOL}
+_KERAS3_SUFFIX = re.compile(r"_\d+$")
+
+
+@dataclass(frozen=True)
+class TfNaming:
+    """How a tf2onnx file's scopes map to Keras layer names: the shared root scopes to drop
+    (`StatefulPartitionedCall/model/...`) and whether Keras 3's re-entered scopes (`conv0_1` for
+    layer `conv0`, `functional_1` for the model) need their one suffix stripped."""
+
+    root: tuple[str, ...]
+    keras3: bool
+
+    def layer(self, name: str) -> str | None:
+        scopes = tuple(tf_scopes(name))
+        if len(scopes) <= len(self.root) or scopes[: len(self.root)] != self.root:
+            return None
+        return self.clean(scopes[len(self.root)])
+
+    def clean(self, scope: str) -> str:
+        return _KERAS3_SUFFIX.sub("", scope) if self.keras3 else scope
+
+
+def tf_naming(view: ModelView) -> TfNaming:
+    scoped = [tuple(tf_scopes(n.name)) for n in view.main.nodes]
+    known = [p for p in scoped if p]
+    strip = _common_root(known)
+    root = Counter(p[:strip] for p in known if len(p) > strip).most_common(1)[0][0] if strip else ()
+    layers = [p[strip] for p in known if len(p) > strip and p[:strip] == root]
+    keras3 = bool(root) and root[-1].endswith("_1") and bool(layers)
+    keras3 = keras3 and all(_KERAS3_SUFFIX.search(name) for name in layers)
+    return TfNaming(tuple(root), keras3)
+
+
+def _node_candidates(node: Node, param_names: dict[int, list[str]], readers: dict[str, list[Node]]) -> list[str]:
+    """Names that may tell an anonymous node's layer: its weights, then its outputs, then inputs. A node
+    holding weights whose output one node reads takes that node's weights' names before its inputs'
+    (tf2onnx on a TFLite FullyConnected: an anonymous MatMul, then an Add of the Dense's bias)."""
+    weights = param_names.get(node.index, [])
+    after = readers.get(node.outputs[0], []) if weights and len(node.outputs) == 1 else []
+    then = param_names.get(after[0].index, []) if len(after) == 1 else []
+    return [*weights, *node.outputs, *then, *node.inputs]
+
+
+_RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
+
+
+def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
+    """For an anonymous ONNX LSTM/GRU/RNN that tf2onnx built: the names its initial state comes from
+    (`<layer>/zeros`, a few anonymous Unsqueeze/Concat back). Its data input may be the previous
+    layer's output (`bilstm/concat` feeding a Bidirectional GRU), so the state tells its layer better."""
+    rnns = [n for n in graph.nodes if n.op_type in _RNN_OPS and not tf_scopes(n.name) and len(n.inputs) > 5]
+    if not rnns:
+        return {}
+    producers = graph.producers
+    found: dict[int, list[str]] = {}
+    for rnn in rnns:
+        frontier, names = [name for name in rnn.inputs[5:7] if name], []
+        for _ in range(3):  # a few anonymous hops at most
+            names += [name for name in frontier if tf_scopes(name)]
+            steps = [producers.get(name) for name in frontier if not tf_scopes(name)]
+            frontier = [i for p in steps if p is not None for i in p.inputs if i]
+        found[rnn.index] = names + [name for name in frontier if tf_scopes(name)]
+    return found
+
+
+def _torch_node_paths(nodes: list[Node]) -> dict[int, tuple[str, ...] | None]:
+    """path_from_module_scopes or path_from_node_name of every node."""
+    paths = {
+        n.index: path_from_module_scopes(n.module_scopes) if n.module_scopes else path_from_node_name(n.name)
+        for n in nodes
+    }
+    _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
+    return paths
+
+
+def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
+    """Layers of the main graph in order of their first node; subgraph and function tensors join
+    the layer of the node that owns the subgraph or calls the function."""
+    main_nodes = view.main.nodes
+    in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
+    torch_style = any(n.name.startswith("/") or n.module_scopes for n in main_nodes)
+    if not torch_style and in_bodies:  # Optimum's merged decoder: one If, torch's names inside
+        torch_style = any(n.name.startswith("/") or n.module_scopes for n in in_bodies)
+    param_names: dict[int, list[str]] = {}
+    for tensor in table.tensors:
+        if tensor.category in COUNTED_CATEGORIES:
+            for use in tensor.uses:
+                param_names.setdefault(use.node.index, []).append(tensor.name)
+
+    branch_nodes: list[Node] = []
+    if torch_style:
+        node_paths = _torch_node_paths(main_nodes)
+        for node in main_nodes:  # an anonymous node takes the module of the state_dict keys it consumes
+            if node_paths[node.index] is None:
+                keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
+                node_paths[node.index] = next((k for k in keys if k), None)
+        if in_bodies:  # a module called inside an If or Loop body is a layer of its own, as in torch
+            node_paths.update(_torch_node_paths(in_bodies))
+            branch_nodes = [n for n in in_bodies if node_paths[n.index]]
+    else:
+        naming = tf_naming(view)
+        node_paths = {}
+        state_names = _rnn_state_names(view.main)
+        readers = view.main.readers
+        for node in main_nodes:
+            names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names, readers)
+            names = state_names.get(node.index, []) + names
+            found = (naming.layer(name) for name in names)
+            layer = next((f for f in found if f), None)
+            node_paths[node.index] = (layer,) if layer else None
+        for node in main_nodes:  # no scopes at all (dynamo without metadata): state_dict keys
+            if node_paths[node.index] is None:
+                keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
+                node_paths[node.index] = next((k for k in keys if k), None)
+        # tf2onnx's own helpers (`Squeeze__36` after an LSTM), anonymous Identity nodes (paddle2onnx puts
+        # one after many ops: `Identity.1`) and the Add of a bias paddle2onnx moved out of its Conv, folded
+        # under a name of its own (`p2o.pd_op.reshape.0.0`), join the layer they follow
+        producers = view.main.producers
+        biases = {t.name for t in table.tensors if t.role == "bias"}
+        stored = view.main.tensors
+        for node in main_nodes:
+            if node_paths[node.index] is not None or not node.inputs:
+                continue
+            # an op that reads stored weights only (the Transpose an unfolded legacy export writes
+            # before a MatMul) belongs to the module their state_dict keys name
+            owners = {path_from_tensor_name(name) if name in stored else None for name in node.inputs if name}
+            if len(owners) == 1 and None not in owners:
+                node_paths[node.index] = owners.pop()
+                continue
+            if node.index in param_names:
+                joins = node.op_type == "Add" and biases.issuperset(param_names[node.index])
+            else:
+                joins = node.op_type == "Identity" or bool(naming.root and _GENERATED_SUFFIX.search(node.name))
+            if joins:
+                source = producers.get(node.inputs[0])
+                if source is not None:
+                    node_paths[node.index] = node_paths.get(source.index)
+        _join_lowered_norms(view.main, node_paths, param_names)
+
+    # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
+    in_branch = {n.index for n in in_bodies}
+    helpers = _attach_helpers(view, node_paths, param_names)
+    owner_of_scope = _main_owner_of_scopes(view)
+    layers: dict[tuple[str, ...], Layer] = {}
+
+    labels: dict[str, str] = {}  # str(index) -> label of main nodes, made when a row needs one
+
+    def layer_for(path: tuple[str, ...] | None, node: Node | None) -> Layer:
+        key = path if path else ("#node", str(node.index if node else -1))
+        layer = layers.get(key)  # one hash of the key per call (70k new layers at 200k nodes)
+        if layer is None:
+            if key[0] == "#node":
+                if not labels:
+                    labels.update((str(n.index), n.label) for n in main_nodes)
+                name = labels.get(key[1], node.label if node else "(unused)")
+            else:
+                name = ".".join(key)
+            layer = layers[key] = Layer(key, name)
+        return layer
+
+    for node in main_nodes:
+        path = node_paths[node.index]
+        layer = layers.get(path) if path else None
+        (layer or layer_for(path, node)).nodes.append(node)
+    for node in branch_nodes:  # after the main graph's: a branch's module never takes the If's row
+        layer_for(node_paths[node.index], node).nodes.append(node)
+
+    unused = Layer(("#unused",), "(not consumed by any node)")
+    for tensor in table.tensors:
+        path = path_from_tensor_name(tensor.name)
+        named = layers.get(path) if path is not None else None
+        if named is not None:  # most state_dict keys name their module's layer
+            named.tensors.append(tensor)
+            continue
+        first = _first_named_use(tensor)
+        if first is not None and first.scope != MAIN:
+            if first.index in in_branch and tensor.category in COUNTED_CATEGORIES:  # by a module or an op of its own
+                target = layer_for(node_paths.get(first.index) or path, first)
+                if not target.nodes:
+                    target.nodes.append(first)
+                target.tensors.append(tensor)
+                continue
+            first = owner_of_scope.get(first.scope, first)
+        if first is not None and first.scope == MAIN:
+            target = layer_for(node_paths.get(first.index), first)
+        elif first is None:
+            target = unused
+        else:
+            target = layer_for(path, first)
+        target.tensors.append(tensor)
+
+    def order(layer: Layer) -> tuple[int, str]:
+        for node in layer.nodes:  # in graph order: the first own node has the smallest own index
+            if node.index not in helpers:
+                return (node.index, layer.name)
+        return (layer.first_index, layer.name)
+
+    ordered = sorted(layers.values(), key=order)
+    if unused.tensors:
+        ordered.append(unused)
+    return ordered
+
+
+# A normalization written out as ops: its mean, centring, variance, eps, root and division, and the
+# Casts to float32 and back around them (LlamaRMSNorm)
+_NORM_STATISTIC_OPS = frozenset({"ReduceMean", "Sub", "Pow", "Mul", "Add", "Sqrt", "Div", "Reciprocal", "Cast"})
+_NORM_STATISTIC_MOST = 16  # nodes one normalization's statistics take (LayerNorm: 7, RMSNorm: 5)
+
+
+def _join_lowered_norms(
+    graph: Graph, node_paths: dict[int, tuple[str, ...] | None], param_names: dict[int, list[str]]
+) -> None:
+    """The anonymous ops that compute a LayerNorm's or RMSNorm's statistics (torch < 1.13 names them
+    `ReduceMean_2`, `Sqrt_9`) join the layer of the `* weight` they feed, which its state_dict key
+    names: torch's module holds them, so they take no rows of their own. Only nodes whose every
+    reader is in the normalization join, starting from the mean (or the square, or a Cast) of the
+    input: a residual Add before it stays where it was."""
+    producers, readers = graph.producers, graph.readers
+    for scale in graph.nodes:
+        path = node_paths[scale.index]
+        if scale.op_type != "Mul" or path is None or scale.index not in param_names:
+            continue
+        found: dict[int, Node] = {}
+        stack = [producers.get(name) for name in scale.inputs if name]
+        while stack and len(found) <= _NORM_STATISTIC_MOST:
+            node = stack.pop()
+            if node is None or node.index in found or node_paths[node.index] is not None:
+                continue
+            if node.op_type not in _NORM_STATISTIC_OPS:
+                continue
+            found[node.index] = node
+            stack += [producers.get(name) for name in node.inputs if name]
+        if len(found) > _NORM_STATISTIC_MOST:
+            continue
+        while True:  # drop what a node outside also reads, and what starts from anything but the input's mean
+            inside = {scale.index, *found}
+            kept = {}
+            for index, node in found.items():
+                if any(r.index not in inside for out in node.outputs for r in readers.get(out, ())):
+                    continue
+                fed = [producers.get(name) for name in node.inputs if name]
+                starts = not any(p is not None and p.index in found for p in fed)
+                if starts and node.op_type not in ("ReduceMean", "Pow", "Mul", "Cast"):
+                    continue
+                kept[index] = node
+            if len(kept) == len(found):
+                break
+            found = kept
+        ops = {node.op_type for node in found.values()}
+        if "ReduceMean" in ops and not ops.isdisjoint(("Sqrt", "Reciprocal")):
+            for index in found:
+                node_paths[index] = path
+
+
+def _branch_nodes(view: ModelView) -> list[Node]:
+    """The nodes of the main graph's If/Loop/Scan bodies, nested ones too (not of functions)."""
+    inside = {MAIN}
+    found: list[Node] = []
+    for scope, graph in view.graphs.items():  # in walk order: a body after the graph that holds it
+        if graph.kind == "subgraph" and graph.parent in inside:
+            inside.add(scope)
+            found += graph.nodes
+    return found
+
+
+def _first_named_use(tensor: ParamTensor) -> Node | None:
+    """The node of the first use in the role that names the tensor (not a Shape read of its dims)."""
+    uses = tensor.uses
+    if len(uses) == 1:  # most tensors: no list, no key function
+        return uses[0].node
+    named_uses = [u for u in uses if u.role == tensor.role] or list(uses)
+    return min(named_uses, key=lambda u: u.node.index).node if named_uses else None
+
+
+def _attach_helpers(
+    view: ModelView, node_paths: dict[int, tuple[str, ...] | None], param_names: dict[int, list[str]]
+) -> set[int]:
+    """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
+    each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
+    candidates = []  # nodes that may attach, last first: what decides it is the node's own
+    value_shapes = view.value_shapes  # empty when inference was skipped (load.MAX_INFER_NODES)
+    for node in reversed(view.main.nodes):
+        if node_paths.get(node.index) or node.index in param_names:
+            continue
+        if node.op_type != "Constant":
+            if not value_shapes:
+                continue  # no shapes: no node is shape arithmetic
+            shapes = [value_shapes.get(out) for out in node.outputs if out]
+            # shape arithmetic and loop conditions: integer or bool outputs only
+            if not shapes or not all(v is not None and v.dtype in _NON_DATA for v in shapes):
+                continue
+        candidates.append(node)
+    wanted = {out for node in candidates for out in node.outputs}
+    first_reader: dict[str, Node] = {}  # the nodes are in graph order: the first is the earliest
+    for node in view.main.nodes if wanted else ():
+        if wanted.isdisjoint(node.inputs):  # most nodes: one set call instead of a loop (200k nodes)
+            continue
+        for name in node.inputs:
+            if name in wanted and name not in first_reader:
+                first_reader[name] = node
+    attached: set[int] = set()
+    for node in candidates:
+        users = [first_reader[out] for out in node.outputs if out in first_reader]
+        if users:  # the first consumer's layer, or that anonymous consumer's own row
+            first = min(users, key=lambda c: c.index)
+            node_paths[node.index] = node_paths.get(first.index) or ("#node", str(first.index))
+            attached.add(node.index)
+    return attached
+
+
+def _main_owner_of_scopes(view: ModelView) -> dict[str, Node]:
+    """For every subgraph/function scope, the main-graph node that (transitively) runs it."""
+    owner: dict[str, Node] = {}
+    if len(view.graphs) == 1:  # no subgraphs, no functions
+        return owner
+    callers: dict[tuple[str, str], list[Node]] = {}
+    for node in view.all_nodes():
+        callers.setdefault((node.domain, node.op_type), []).append(node)
+
+    def visit(node: Node, top: Node, depth: int) -> None:
+        if depth > 32:
+            return
+        for sub in node.subgraphs:
+            if sub not in owner:
+                owner[sub] = top
+                for inner in view.graphs[sub].nodes:
+                    visit(inner, top, depth + 1)
+        body = view.functions.get((node.domain, node.op_type))
+        if body is not None and body not in owner:
+            owner[body] = top
+            for inner in view.graphs[body].nodes:
+                visit(inner, top, depth + 1)
+
+    for node in view.main.nodes:
+        visit(node, node, 0)
+    return owner
+
+
+def roll_up(layers: list[Layer], depth: int) -> list[Layer]:
+    """torchinfo's --depth: merge layers whose paths share their first `depth` scopes."""
+    merged: dict[tuple[str, ...], Layer] = {}
+    for layer in layers:
+        named = layer.path and not layer.path[0].startswith("#")
+        key = layer.path[:depth] if named and len(layer.path) > depth else layer.path
+        if key not in merged:
+            merged[key] = Layer(key, ".".join(key) if named else layer.name)
+        merged[key].nodes.extend(layer.nodes)
+        merged[key].tensors.extend(layer.tensors)
+    for layer in merged.values():
+        layer.nodes.sort(key=lambda n: n.index)
+    return list(merged.values())

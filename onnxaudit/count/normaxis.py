@@ -1,0 +1,91 @@
+"""Is each batch normalization over the channel axis of the layer it follows?
+
+A Keras `BatchNormalization(axis=-3)` on NHWC data normalizes the rows, not the channels: the exporter
+transposes around it and the BN's vectors have the row count (64) where the conv before it has 32
+output channels. Counting stays right (4 x 64); the model is probably not what its author meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onnxaudit.count.table import ParamTable, ParamTensor
+from onnxaudit.model.dims import output_channels
+from onnxaudit.model.load import ModelView, Node
+
+# Ops a feature map passes through unchanged in channel count on its way from a conv to a BN.
+_PASS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"})
+_BN_ROLES = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
+
+
+@dataclass(frozen=True)
+class AxisFinding:
+    node: str
+    features: int
+    producer: str
+    channels: int
+    transposed: bool
+
+    @property
+    def message(self) -> str:
+        moved = "; a Transpose in between moves the axes" if self.transposed else ""
+        return (
+            f"{self.node} normalizes {self.features:,} features but follows {self.producer} with "
+            f"{self.channels:,} output channels: not the channel axis{moved}"
+        )
+
+
+_PRODUCTS = frozenset({"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger"})
+
+
+def _out_channels(node: Node, weights: dict[int, ParamTensor]) -> int | None:
+    weight = weights.get(node.index)
+    if weight is None or not weight.dims or node.op_type not in _PRODUCTS:
+        return None
+    group = int(node.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
+    return output_channels(node.op_type, weight.dims, group, bool(node.attrs.get("transB")))
+
+
+def _features(t: ParamTensor) -> int | None:
+    """The per-channel width of a normalization vector: its one non-1 dim."""
+    if not t.dims:
+        return None
+    wide = [d for d in t.dims if d != 1]
+    return wide[0] if len(wide) == 1 else (1 if not wide else None)
+
+
+def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFinding]:
+    normalizers: dict[int, tuple[Node, int, int]] = {}  # node index -> (node, data slot, features)
+    main = view.main.scope
+    for t in table.tensors:
+        is_bn = t.role in _BN_ROLES
+        for use in t.uses:
+            node = use.node
+            if not is_bn and node.op_type != "Mul":
+                continue  # neither a BN vector nor a lowered BN's Mul: most of the 97k uses at 200k nodes
+            if node.scope != main:
+                continue
+            is_lowered = node.op_type == "Mul" and "batchnorm" in node.name.lower()
+            if (is_bn or is_lowered) and (width := _features(t)) and node.index not in normalizers:
+                normalizers[node.index] = (node, 0 if is_bn else 1 - use.slot, width)
+    if not normalizers:
+        return []
+    producers = view.main.producers
+    weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
+    findings = []
+    for node, slot, features in normalizers.values():
+        if node.module_scopes and node.module_scopes[-1].startswith("instance_norm"):
+            continue  # dynamo's InstanceNorm with running stats: a BN over N*C channels by design
+        current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
+        transposed = False
+        for _ in range(8):
+            if current is None or current.op_type not in _PASS:
+                break
+            transposed |= current.op_type == "Transpose"
+            current = producers.get(current.inputs[0]) if current.inputs else None
+        if current is None:
+            continue
+        channels = _out_channels(current, weights)
+        if channels is not None and channels != features:
+            findings.append(AxisFinding(node.label, features, current.label, channels, transposed))
+    return findings

@@ -1,0 +1,1 @@
+"""The framework view: Keras / PyTorch counts rebuilt through the rewrites exporters make."""

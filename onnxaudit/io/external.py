@@ -1,0 +1,126 @@
+"""External data, validated before a single byte of it is read.
+
+A location must name a regular file inside the model's folder: relative, no '..', no symlink anywhere
+on the way, not a hard link with other names (st_nlink > 1: the same file could be reached from
+outside), not a FIFO or device (which are never opened). Offset and length must be plain integers
+inside the file, and length must equal dims x item size. Each file is opened once through
+`safeopen.open_beneath`, and the descriptor is what later reads use, so the file checked is the
+file read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onnxaudit.io.datamap import TensorRecord
+from onnxaudit.io.safeopen import Refused, open_beneath, open_dir, relative_parts
+from onnxaudit.model.dims import byte_size
+
+_INTEGER = re.compile(r"[0-9]{1,20}")
+KNOWN_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Bytes of one tensor: a descriptor and a byte range already checked to lie inside its file."""
+
+    fd: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a tensor's external data cannot be used. kind: location | range | length."""
+
+    kind: str
+    message: str
+
+
+@dataclass
+class ExternalFiles:
+    """The external data files a model names, each opened at most once; close() releases them."""
+
+    folder: Path
+    _dir_fd: int | None = None
+    _opened: dict[tuple[str, ...], int | Problem] = field(default_factory=dict)
+    _sizes: dict[int, int] = field(default_factory=dict)
+
+    def __enter__(self) -> ExternalFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in self._opened.values():
+            if isinstance(fd, int):
+                os.close(fd)
+        self._opened.clear()
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def resolve(self, record: TensorRecord, elements: int | None) -> Extent | Problem:
+        """Where `record`'s bytes are, or the first reason they may not be read."""
+        entries: dict[str, str] = {}
+        for key, value in record.external:
+            if key in entries and key in KNOWN_KEYS:
+                return Problem("location", f"external data names {key!r} twice")
+            entries[key] = value
+        location = entries.get("location", "")
+        try:
+            parts = relative_parts(location)
+        except Refused as exc:
+            return Problem("location", f"external data location {location!r}: {exc}")
+        opened = self._open(tuple(parts))
+        if isinstance(opened, Problem):
+            return Problem(opened.kind, f"external data location {location!r}: {opened.message}")
+        size = self._sizes[opened]
+        offset = _integer(entries, "offset", 0)
+        length = _integer(entries, "length", None)
+        for key, value in (("offset", offset), ("length", length)):
+            if isinstance(value, str):
+                return Problem("range", f"external data {key} {value!r} is not a whole number")
+        assert not isinstance(offset, str) and not isinstance(length, str)
+        if offset > size:
+            return Problem("range", f"external data offset {offset:,} is past the end of {location!r} ({size:,} bytes)")
+        if length is None:
+            length = size - offset  # onnx's rule: the rest of the file
+        if offset + length > size:
+            return Problem(
+                "range",
+                f"external data {offset:,}+{length:,} runs past the end of {location!r} ({size:,} bytes)",
+            )
+        expected = byte_size(record.dtype, elements) if elements is not None else None
+        if expected is not None and length != expected:
+            return Problem("length", f"external data length {length:,} bytes, dims need {expected:,}")
+        return Extent(opened, offset, length)
+
+    def _open(self, parts: tuple[str, ...]) -> int | Problem:
+        if parts in self._opened:
+            return self._opened[parts]
+        try:
+            if self._dir_fd is None:
+                self._dir_fd = open_dir(self.folder)
+            opened = open_beneath(self._dir_fd, list(parts))
+        except Refused as exc:
+            result: int | Problem = Problem("location", str(exc))
+        except OSError as exc:
+            result = Problem("location", f"model folder cannot be opened ({exc.strerror})")
+        else:
+            result = opened.fd
+            self._sizes[opened.fd] = opened.size
+        self._opened[parts] = result
+        return result
+
+
+def _integer(entries: dict[str, str], key: str, default: int | None) -> int | str | None:
+    """The entry as an int, its text when it is not a plain non-negative integer, or `default`."""
+    if key not in entries:
+        return default
+    text = entries[key]
+    return int(text) if _INTEGER.fullmatch(text) else text

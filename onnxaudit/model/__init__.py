@@ -1,0 +1,1 @@
+"""The model as the rest of the pipeline sees it: ModelView, constant folding, checked dims."""

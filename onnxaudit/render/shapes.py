@@ -1,0 +1,81 @@
+"""Lay out a shape confirmation (Report.shape_check) as text: inputs, one row per value, findings,
+limits, then the parameter counts. No comparing happens here."""
+
+from __future__ import annotations
+
+from onnxaudit.render.summary import escape, footer_lines, shape_text
+from onnxaudit.report.build import Report
+from onnxaudit.shapes.confirm import ShapeCheck
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _run_line(check: ShapeCheck) -> str:
+    if check.status in ("refused", "not_runnable") and not check.onnxruntime:
+        return "Run: not started"
+    runtime = f"onnxruntime {check.onnxruntime}" if check.onnxruntime else "onnxruntime"
+    optimized = "graph optimizations enabled" if check.optimized else "graph optimizations disabled"
+    method = "shapes from its profile" if check.method == "profile" else "every value an output"
+    estimate = f" (estimate {_mib(check.estimate_bytes)})" if check.estimate_bytes is not None else ""
+    return (
+        f"Run: {runtime} CPU in a child process, {optimized}, {method}; "
+        f"limits {check.timeout:g} s and {_mib(check.max_memory)}{estimate}"
+    )
+
+
+def render_shapes_text(report: Report) -> str:
+    check = report.shape_check
+    if check is None:  # pragma: no cover - the shapes command always runs a check
+        return ""
+    opsets = ", ".join(f"{k} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
+    parts = [f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · shapes: {report.shapes_source}"]
+    parts.append(_run_line(check))
+    for item in check.inputs:
+        parts.append(f"Input {escape(item.name)}: {item.dtype} {shape_text(item.shape)}, {escape(item.values)}")
+    headers = ["Value (op)", "Declared", "Inferred", "Actual", "Status"]
+    # a model repeats a few shapes and ops many times: each text is made once
+    shapes: dict[tuple, str] = {}
+    ops: dict[str, str] = {}
+
+    def shape(dims: list | None) -> str:
+        key = tuple(dims) if dims is not None else None
+        if key not in shapes:
+            shapes[key] = shape_text(dims, "-")
+        return shapes[key]
+
+    def op(name: str) -> str:
+        if name not in ops:
+            ops[name] = escape(name)
+        return ops[name]
+
+    body = [
+        [
+            f"{escape(v.name)} ({op(v.op)})",
+            shape(v.declared),
+            shape(v.inferred),
+            f"{shape(v.shown)} {v.dtype}" if v.shown is not None else "-",
+            v.status,
+        ]
+        for v in check.values
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+    widths[0] = min(widths[0], 70)
+
+    layout = "  ".join(f"%-{w}s" for w in widths)  # one formatting call a row
+
+    def line(cells: list[str]) -> str:
+        return (layout % tuple(cells)).rstrip()
+
+    rule = "=" * min(len(line(headers)) + 4, 140)
+    parts += [rule, line(headers), rule, *(line(cells) for cells in body), rule]
+    confirmed = sum(1 for v in check.values if v.status == "confirmed")
+    parts.append(f"Values confirmed: {confirmed} of {len(check.values)}")
+    parts += [f"Mismatch: {escape(finding)}" for finding in check.findings]
+    if check.message:
+        parts.append(f"Not confirmed: {escape(check.message)}")
+    # the report's limits: the counting's own, then the check's (its "not confirmed" line is above)
+    parts += [f"Limit: {escape(limit)}" for limit in report.limits if not limit.startswith("shapes not confirmed: ")]
+    parts += [rule, *footer_lines(report), rule]
+    return "\n".join(parts) + "\n"

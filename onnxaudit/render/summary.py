@@ -1,0 +1,403 @@
+"""Renderers: lay a Report out as a text table, JSON or Markdown. No counting happens here."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any, TextIO
+
+from onnxaudit.frameworks.view import Figure, FrameworkLayer
+from onnxaudit.report.build import Report, Row, TensorRow
+
+if TYPE_CHECKING:
+    from onnxaudit.verify.verify import Verification
+
+# C0/C1 controls, DEL, the Unicode line/paragraph separators, bidi overrides and marks, zero-width chars.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def escape(name: object) -> str:
+    """A name made safe to print: control characters and escapes shown as \\xNN / \\uNNNN,
+    invalid UTF-8 as \\xNN, and a leading '::' (CI workflow commands) broken up."""
+    if type(name) is str and name.isascii() and name.isprintable():
+        # nothing to show as an escape: most names, and a call per cell (254k at 200k nodes)
+        return "\\" + name if name.lstrip().startswith("::") else name
+    if isinstance(name, bytes):
+        text = name.decode("utf-8", "backslashreplace")
+    else:
+        text = str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+    def visible(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    text = _UNSAFE.sub(visible, text)
+    if text.lstrip().startswith("::"):  # the Actions runner trims leading spaces before a command
+        text = "\\" + text
+    return text
+
+
+# Markdown's special characters, each given a backslash: one translate instead of a regex substitution.
+_MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
+
+
+def escape_markdown(name: object) -> str:
+    return escape(name).translate(_MARKDOWN_ESCAPES)
+
+
+def human_bytes(n: int) -> str:
+    """Keras's style: 147.00 KB, 256.00 B (powers of 1024)."""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{value:.2f} TB"  # pragma: no cover
+
+
+def shape_text(shape: list[int | str | None] | None, unknown: str = "?", short: dict[str, str] | None = None) -> str:
+    """`(batch, 32, 64)`; with `short`, a symbolic dim longer than LONG_DIM characters is written by a
+    short name it is given there (`s1`), which the table's legend spells out."""
+    if shape is None:
+        return unknown
+    dims = [escape(d) if isinstance(d, str) else ("?" if d is None else str(d)) for d in shape]
+    if short is not None:
+        dims = [short.setdefault(d, f"s{len(short) + 1}") if len(d) > LONG_DIM else d for d in dims]
+    return "(" + ", ".join(dims) + (",)" if len(dims) == 1 else ")")
+
+
+# a symbolic dim longer than this (inference's `floor(floor(height/2 - 1/2)/2) + 1`) is named in the table
+LONG_DIM = 24
+
+
+def dims_legend(short: dict[str, str]) -> list[str]:
+    """The long symbolic dims a table wrote by short names, one line each."""
+    return [f"{name} = {dim}" for dim, name in short.items()]
+
+
+def _header_line(report: Report) -> str:
+    opsets = ", ".join(f"{k} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
+    return (
+        f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · "
+        f"{len(report.tensors)} tensors · {report.node_count} nodes · shapes: {report.shapes_source}"
+    )
+
+
+def _row_cells(row: Row, unknown_shape: str, explain: bool, short: dict[str, str] | None = None) -> list[str]:
+    ops = "+".join(map(escape, row.ops))
+    name = escape(row.name) + (f" ({ops})" if ops else "")
+    cells = [
+        name,
+        shape_text(row.output_shape, unknown_shape, short),
+        f"{row.params:,}",
+        f"{row.trainable:,}",
+        f"{row.non_trainable:,}",
+    ]
+    if explain:
+        cells.append(escape(row.explain))
+    return cells
+
+
+def _column_widths(headers: list[str], body: list[list[str]]) -> list[int]:
+    """Each column as wide as its widest cell or header."""
+    if not body:
+        return [len(h) for h in headers]
+    return [max(len(h), max(map(len, column))) for h, column in zip(headers, zip(*body, strict=True), strict=True)]
+
+
+def _template(aligns: str, widths: list[int]) -> str:
+    """A format string laying cells out two spaces apart, each padded to its width: `<` left-aligned,
+    `>` right-aligned, `-` as is (one str.format per line instead of a ljust/rjust call per cell)."""
+    return "  ".join("{}" if a == "-" else f"{{:{a}{w}}}" for a, w in zip(aligns, widths, strict=True))
+
+
+def footer_lines(report: Report) -> list[str]:
+    t = report.totals
+    lines = [
+        f"Total params: {t.total:,} ({human_bytes(t.total_bytes)})",
+        f"{report.trainable_footer}: {t.trainable:,} ({human_bytes(t.trainable_bytes)})",
+        f"{report.non_trainable_footer}: {t.non_trainable:,} ({human_bytes(t.non_trainable_bytes)})",
+    ]
+    if t.unclassified:
+        ops = ", ".join(escape(op) for op in report.unclassified_consumers)
+        lines.append(
+            f"Unclassified params: {t.unclassified:,} ({human_bytes(t.unclassified_bytes)}) "
+            f"- constants of unknown role, consumed by {ops}"
+        )
+    unclassified = [u for u in report.tensors if u.bucket == "unclassified"]
+    for u in unclassified[:5]:
+        dims = "x".join(map(str, u.dims)) if u.dims else "?"
+        lines.append(
+            f"  unclassified {escape(u.name)}: {dims} = {u.count or 0:,} values <- {escape(', '.join(u.consumers[:3]))}"
+        )
+    if len(unclassified) > 5:
+        lines.append(f"  ... and {len(unclassified) - 5} more unclassified tensors (--by tensor lists them)")
+    if len(t.by_dtype) > 0:
+        parts = [f"{dtype} {v['params']:,} ({human_bytes(v['bytes'])})" for dtype, v in t.by_dtype.items()]
+        lines.append("By dtype: " + ", ".join(parts))
+    c = report.constants
+    if c.tensors:
+        parts = [f"{c.tensors[k]} {k} ({c.elements[k]:,} values, {human_bytes(c.bytes[k])})" for k in c.tensors]
+        lines.append("Not parameters: " + ", ".join(parts))
+    return lines
+
+
+def _framework_shown(report: Report) -> bool:
+    fw = report.framework
+    return fw is not None and (bool(fw.rewrites) or fw.status != "exact")
+
+
+def framework_lines(report: Report, explain: bool) -> list[str]:
+    """The framework view: counts rebuilt through exporter rewrites, each with its status."""
+    fw = report.framework
+    if fw is None or not _framework_shown(report):
+        return []
+    origin = {"keras": "Keras", "pytorch": "PyTorch", "paddle": "PaddlePaddle"}.get(fw.origin, "unknown")
+    headers = ["Layer (kind)", "Param #", report.trainable_label, report.non_trainable_label, "Status"]
+    body = [
+        [
+            f"{escape(la.name)} ({escape(la.kind)})",
+            la.total.text(),
+            la.trainable.text(),
+            la.non_trainable.text(),
+            la.status,
+        ]
+        for la in fw.layers
+    ]
+    line = _template("<>>>-", _column_widths(headers, body)).format
+    out = [f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", line(*headers)]
+    for cells, la in zip(body, fw.layers, strict=True):
+        out.append(line(*cells))
+        if explain or la.status != "exact":  # an exact layer's evidence is shown only with --explain
+            out += [f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])]
+    out.append(
+        f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
+        f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})"
+    )
+    out += [f"Note: {escape(n)}" for n in fw.notes]
+    return out
+
+
+def render_text(report: Report, explain: bool = False) -> str:
+    headers = ["Layer (type)", "Output Shape", "Param #", report.trainable_label, report.non_trainable_label]
+    if report.group_by == "tensor":
+        headers[0], headers[1] = "Tensor (consumer op)", "Dims"
+    elif report.group_by in ("op", "role"):
+        headers[0] = "Op type" if report.group_by == "op" else "Role"
+    if explain:
+        headers.append("Explanation")
+    unknown_shape = "?" if report.group_by == "layer" else "-"
+    short: dict[str, str] = {}
+    body = [_row_cells(row, unknown_shape, explain, short) for row in report.rows]
+    widths = _column_widths(headers, body)
+    widths[0] = min(widths[0], 60)
+    template = _template("<<>>>-"[: len(headers)], widths)
+
+    def line(cells: list[str]) -> str:
+        return template.format(*cells).rstrip()
+
+    rule = "=" * min(len(line(headers)) + 4, 140)
+    parts = [_header_line(report), rule, line(headers), rule]
+    parts += [line(cells) for cells in body]
+    if short:
+        parts += [rule, "Symbolic dims:", *(f"  {text}" for text in dims_legend(short))]
+    parts += [rule, *footer_lines(report), rule]
+    if _framework_shown(report):
+        parts += [*framework_lines(report, explain), rule]
+    for limit in report.limits:
+        parts.append(f"Limit: {escape(limit)}")
+    for note in report.notes:
+        parts.append(f"Note: {escape(note)}")
+    return "\n".join(parts) + "\n"
+
+
+# Above this many rows + tensors nobody reads the JSON by eye, and indent=2 (json's pure-Python
+# encoder) after asdict's deep copy costs ~10 s on a 200k-node graph: write it compact instead.
+PRETTY_JSON_ITEMS = 10_000
+# Rows, tensors or framework layers per piece of compact JSON: pieces of well under a megabyte.
+_JSON_PIECE_ITEMS = 2_000
+
+
+def render_json(report: Report) -> str:
+    """The report as JSON: every dataclass field, keys sorted; indented unless the report is big."""
+    return "".join(json_pieces(report))
+
+
+def write_json(report: Report, stream: TextIO) -> None:
+    """render_json's text written piece by piece: a big report's JSON (55 MB at 200k nodes) is never
+    held whole in memory."""
+    for piece in json_pieces(report):
+        stream.write(piece)
+
+
+def json_pieces(report: Report) -> Iterator[str]:
+    """render_json's text in pieces. A big report's rows, tensors and framework layers are written by
+    the hand-made encoders below (json.dumps with sort_keys spends ~4 us per object on them: 1 s at
+    200k nodes); everything else, and every small report, goes through json.dumps."""
+    if len(report.rows) + len(report.tensors) <= PRETTY_JSON_ITEMS:
+        yield json.dumps(report, default=_fields, indent=2, sort_keys=True) + "\n"
+        return
+    yield from _object_pieces(
+        _fields(report),
+        {
+            "rows": lambda rows: _list_pieces(rows, _row_json),
+            "tensors": lambda tensors: _list_pieces(tensors, _tensor_row_json),
+            "framework": lambda fw: _object_pieces(
+                _fields(fw), {"layers": lambda layers: _list_pieces(layers, _framework_layer_json)}
+            ),
+        },
+    )
+    yield "\n"
+
+
+def _fields(obj: object) -> dict[str, Any]:
+    """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy)."""
+    return obj.__dict__
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=_fields, sort_keys=True)
+
+
+def _object_pieces(fields: dict[str, Any], own: dict[str, Callable[[Any], Iterator[str]]]) -> Iterator[str]:
+    """`fields` as json.dumps(sort_keys=True) writes it, the values named in `own` (when not None)
+    written by their own function."""
+    separator = "{"
+    for key in sorted(fields):
+        value = fields[key]
+        yield f"{separator}{_string(key)}: "
+        if key in own and value is not None:
+            yield from own[key](value)
+        else:
+            yield _dumps(value)
+        separator = ", "
+    yield "}" if fields else "{}"
+
+
+def _list_pieces(items: list[Any], encode: Callable[[Any], str]) -> Iterator[str]:
+    yield "["
+    for start in range(0, len(items), _JSON_PIECE_ITEMS):
+        yield (", " if start else "") + ", ".join(map(encode, items[start : start + _JSON_PIECE_ITEMS]))
+    yield "]"
+
+
+# json's own string encoder (C): what json.dumps writes for a str, escapes included (ensure_ascii).
+_string = encode_basestring_ascii
+
+
+def _strings(values: list[str]) -> str:
+    if len(values) == 1:  # most lists of ops, tensors and evidence: no map and join
+        return f"[{_string(values[0])}]"
+    return f"[{', '.join(map(_string, values))}]"
+
+
+def _ints(values: list[int] | None) -> str:
+    return "null" if values is None else f"[{', '.join(map(str, values))}]"
+
+
+def _int_or_null(value: int | None) -> str:
+    return "null" if value is None else str(value)
+
+
+def _shape_json(dims: list[int | str | None] | None) -> str:
+    """A shape: ints, symbolic dims (str) and unknown dims (None)."""
+    if dims is None:
+        return "null"
+    cells = [_string(d) if isinstance(d, str) else _int_or_null(d) for d in dims]
+    return "[" + ", ".join(cells) + "]"
+
+
+def _figure(f: Figure) -> str:
+    return f'{{"hi": {"null" if f.hi is None else f.hi}, "lo": {f.lo}}}'
+
+
+# The three encoders below write their dataclass's fields in sorted order, as json.dumps(sort_keys=True)
+# does (tests/test_render.py holds them to json.dumps on every fixture, so a new field cannot be missed).
+def _row_json(r: Row) -> str:
+    return (
+        f'{{"all_ops": {_strings(r.all_ops)}, "explain": {_string(r.explain)}, "name": {_string(r.name)}, '
+        f'"non_trainable": {r.non_trainable}, "ops": {_strings(r.ops)}, '
+        f'"output_shape": {_shape_json(r.output_shape)}, "params": {r.params}, '
+        f'"tensors": {_strings(r.tensors)}, "trainable": {r.trainable}, '
+        f'"unclassified": {r.unclassified}}}'
+    )
+
+
+def _tensor_row_json(t: TensorRow) -> str:
+    return (
+        f'{{"bucket": {"null" if t.bucket is None else _string(t.bucket)}, "bytes": {_int_or_null(t.bytes)}, '
+        f'"category": {_string(t.category)}, "consumers": {_strings(t.consumers)}, '
+        f'"count": {_int_or_null(t.count)}, "dims": {_ints(t.dims)}, "dtype": {_string(t.dtype)}, '
+        f'"layer": {_string(t.layer)}, "name": {_string(t.name)}, "notes": {_strings(t.notes)}, '
+        f'"origin": {_string(t.origin)}, "role": {_string(t.role)}, "scope": {_string(t.scope)}, '
+        f'"storage": {_string(t.storage)}}}'
+    )
+
+
+def _framework_layer_json(la: FrameworkLayer) -> str:
+    return (
+        f'{{"evidence": {_strings(la.evidence)}, "kind": {_string(la.kind)}, "name": {_string(la.name)}, '
+        f'"non_trainable": {_figure(la.non_trainable)}, "status": {_string(la.status)}, '
+        f'"tensors": {_strings(la.tensors)}, "trainable": {_figure(la.trainable)}}}'
+    )
+
+
+def render_markdown(report: Report, explain: bool = False) -> str:
+    headers = ["Layer", "Op", "Output shape", "Params", report.trainable_label, report.non_trainable_label]
+    if explain:
+        headers.append("Explanation")
+    lines = [
+        f"**Model** `{escape_markdown(report.model)}` · IR {report.ir_version} · "
+        + ", ".join(f"{escape_markdown(k)} {v}" for k, v in report.opsets.items()),
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if 3 <= i < 6 else "---" for i in range(len(headers))) + "|",
+    ]
+    for row in report.rows:
+        cells = [
+            escape_markdown(row.name),
+            escape_markdown("+".join(row.ops)),
+            escape_markdown(shape_text(row.output_shape)),
+            f"{row.params:,}",
+            f"{row.trainable:,}",
+            f"{row.non_trainable:,}",
+        ]
+        if explain:
+            cells.append(escape_markdown(row.explain))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {escape_markdown(text)}" for text in footer_lines(report)]
+    if _framework_shown(report):
+        lines += ["", "```", *framework_lines(report, explain), "```", ""]
+    lines += [f"- Limit: {escape_markdown(text)}" for text in report.limits]
+    lines += [f"- Note: {escape_markdown(text)}" for text in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def render_verification(result: Verification) -> str:
+    """verify's text output: one line per figure, per-layer differences, then the explanation."""
+    verdict = "consistent" if result.consistent else "MISMATCH"
+    lines = [f"Verify {escape(result.model)} against {escape(result.source)}: {verdict}"]
+    for f in result.figures:
+        lines.append(f"  {f.figure:<14} expected {f.expected:>12,}   file {f.found.text():>14}   {f.verdict}")
+    differing = [la for la in result.layers if la.verdict == "mismatch"]
+    matched = [la for la in result.layers if la.verdict != "mismatch"]
+    if result.layers:
+        lines.append(f"Layers: {len(matched)} consistent, {len(differing)} differ")
+    for la in differing:
+        kind = f" ({escape(la.kind)})" if la.kind else ""
+        lines.append(f"  {escape(la.name)}{kind}: {escape(la.explain)}")
+    for la in result.layers:
+        if la.verdict == "within range" and la.found is not None:
+            why = f" - {escape(la.explain)}" if la.explain else ""
+            lines.append(f"  {escape(la.name)}: {la.expected or 0:,} within {la.found.text()}{why}")
+    lines += [f"  {escape(text)}" for text in result.explanation]
+    lines += [f"Note: {escape(n)}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def render_verification_json(result: Verification) -> str:
+    return json.dumps(asdict(result), indent=2, sort_keys=True) + "\n"

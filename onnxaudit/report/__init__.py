@@ -1,0 +1,1 @@
+"""The Report: plain data the renderers print, with schema_version."""

@@ -1,0 +1,370 @@
+"""The Report: every figure the renderers show, as plain data with a schema_version.
+
+Built here from the ParamTable, the layers and a convention; renderers only lay it out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from onnxaudit.count.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Convention, convention_notes
+from onnxaudit.count.explain import dims_text, formula
+from onnxaudit.count.layers import Layer
+from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
+from onnxaudit.frameworks.view import FrameworkReport
+from onnxaudit.model.dims import INTEGER_DTYPES
+from onnxaudit.model.load import ModelView, Node
+
+if TYPE_CHECKING:
+    from onnxaudit.shapes.confirm import ShapeCheck
+
+SCHEMA_VERSION = 2  # 2: a framework figure's "hi" is null where the file shows no upper bound
+
+
+@dataclass
+class Row:
+    """One table row: a layer, an op type, a role or a tensor, depending on --by."""
+
+    name: str
+    ops: list[str]  # the layer's own ops: those holding its weights or producing its output
+    output_shape: list[int | str | None] | None
+    params: int
+    trainable: int
+    non_trainable: int
+    unclassified: int
+    explain: str
+    tensors: list[str]
+    all_ops: list[str] = field(default_factory=list)  # every op type in the layer, helpers included
+
+
+@dataclass
+class TensorRow:
+    name: str
+    scope: str
+    layer: str
+    role: str
+    category: str
+    bucket: str | None  # trainable | non_trainable | unclassified | None (not a parameter)
+    dtype: str
+    dims: list[int] | None
+    count: int | None
+    bytes: int | None
+    origin: str
+    storage: str
+    consumers: list[str]
+    notes: list[str]
+
+
+@dataclass
+class Totals:
+    total: int
+    trainable: int
+    non_trainable: int
+    unclassified: int
+    total_bytes: int
+    trainable_bytes: int
+    non_trainable_bytes: int
+    unclassified_bytes: int
+    by_dtype: dict[str, dict[str, int]]
+
+
+@dataclass
+class ConstantsSummary:
+    """Stored tensors that are not parameters in either view, counted by category."""
+
+    tensors: dict[str, int]
+    elements: dict[str, int]
+    bytes: dict[str, int]
+
+
+@dataclass
+class Report:
+    schema_version: int
+    model: str
+    file_bytes: int
+    ir_version: int
+    opsets: dict[str, int]
+    producer: str
+    convention: str
+    trainable_label: str
+    non_trainable_label: str
+    trainable_footer: str
+    non_trainable_footer: str
+    group_by: str
+    depth: int | None
+    shapes_source: str
+    node_count: int
+    rows: list[Row]
+    tensors: list[TensorRow]
+    totals: Totals
+    constants: ConstantsSummary
+    unclassified_consumers: list[str]
+    limits: list[str]
+    notes: list[str] = field(default_factory=list)
+    framework: FrameworkReport | None = None  # counts rebuilt through exporter rewrites
+    shape_check: ShapeCheck | None = None  # set when onnxruntime ran the model (`shapes`, `--run-shapes`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _shape(
+    view: ModelView, layer_nodes: list[Node], here: int, reader: dict[str, int], graph_outputs: set[str]
+) -> list[int | str | None] | None:
+    """The layer's output: the last value leaving the layer, preferring float data over shape math."""
+    if not view.value_shapes:  # inference skipped (huge graph): nothing to look up, per layer
+        return None
+    leaving = [
+        out
+        for node in sorted(layer_nodes, key=lambda n: n.index)
+        for out in node.outputs
+        if out in view.value_shapes and (out in graph_outputs or reader.get(out, here) != here)
+    ]
+    if not leaving:
+        leaving = [out for node in layer_nodes for out in node.outputs if out in view.value_shapes]
+    floats = [out for out in leaving if view.value_shapes[out].dtype not in INTEGER_DTYPES]
+    chosen = (floats or leaving)[-1:] if leaving else []
+    return list(view.value_shapes[chosen[0]].shape or ()) if chosen else None
+
+
+def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
+    # positional, in field order: keywords cost twice the call in a dataclass __init__ (48k tensors)
+    return TensorRow(
+        t.name,
+        t.scope,
+        layer,
+        t.role,
+        t.category,
+        convention.bucket(t.category),
+        t.dtype,
+        list(t.dims) if t.dims is not None else None,
+        t.count,
+        t.nbytes,
+        t.origin,
+        t.storage,
+        list(t.consumers),
+        list(t.notes),
+    )
+
+
+def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
+    # the column sums and the counted tensors in one pass; `columns` is what bucket() looks up,
+    # without a method call per tensor (70k rows)
+    columns = convention.columns
+    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    counted = []
+    for t in tensors:
+        bucket = columns.get(t.category)
+        if bucket is not None:
+            sums[bucket] += t.count or 0
+            counted.append(t)
+    explain = ""
+    if counted:
+        explain = formula(counted, sums[NON_TRAINABLE], "+".join(ops), convention.non_trainable_label.lower())
+    # positional, in field order (name, ops, output_shape, params, the three columns, explain,
+    # tensors): keywords cost twice the call in a dataclass __init__ (70k rows)
+    return Row(
+        name,
+        ops,
+        shape,
+        sum(sums.values()),
+        sums[TRAINABLE],
+        sums[NON_TRAINABLE],
+        sums[UNCLASSIFIED],
+        explain,
+        [t.name for t in counted],
+    )
+
+
+def _shape_math(view: ModelView, node: Node) -> bool:
+    """All outputs are integer tensors: the node computes shapes or indices, not the layer's data."""
+    infos = [view.value_shapes.get(out) for out in node.outputs if out]
+    return bool(infos) and all(i is not None and i.dtype in INTEGER_DTYPES for i in infos)
+
+
+def _principal_ops(
+    view: ModelView, layer: Layer, here: int, reader: dict[str, int], graph_outputs: set[str]
+) -> list[str]:
+    """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
+    the shape arithmetic exporters add around them stays in `all_ops`."""
+    counted = COUNTED_CATEGORIES
+    holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
+    shapes_known = bool(view.value_shapes)  # without any, no node is shape math
+    picked = []
+    for n in layer.nodes:
+        if n.op_type == "Constant":
+            continue
+        held = n.index in holders
+        if not held and shapes_known and _shape_math(view, n):
+            continue
+        if not held:  # hands a value on: a graph output, or one read outside the layer
+            for out in n.outputs:
+                if out and (out in graph_outputs or reader.get(out, here) != here):
+                    held = True
+                    break
+        if held:
+            picked.append(n.op_type)
+    if picked and _LAYOUT.issuperset(picked):
+        # tf2onnx's NHWC<->NCHW Transposes hand the result on; the layer's real op sits before them
+        real = [n.op_type for n in layer.nodes if n.op_type not in _LAYOUT and n.op_type != "Constant"]
+        real = [op for op in real if op not in ("Shape", "Gather", "Concat", "Slice")]
+        picked = real[-1:] + picked if real else picked
+    if picked:
+        return list(dict.fromkeys(picked))
+    ops = layer.op_types  # nothing held or handed on (a body's module whose weights another call holds)
+    return [op for op in ops if op not in _SCAFFOLD] or ops
+
+
+# ops that test, slice and reshape around a body's real op (an LSTM called in an If's branch)
+_SCAFFOLD = frozenset(
+    "Shape Size Equal Not Cast If Gather Unsqueeze Squeeze Concat ConstantOfShape Slice Identity".split()
+)
+_LAYOUT = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Flatten"})
+_SPREAD = -1  # a value read in several layers, or by a node in none
+
+
+def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
+    """Value -> position of the one layer all the main nodes reading it sit in, or _SPREAD.
+    A value leaves layer `i` when it is read and this is not `i`: one pass over the graph instead
+    of a node set and a consumer walk per layer (70k layers at 200k nodes). The layers partition
+    the main nodes (group_layers and roll_up make them so)."""
+    reader: dict[str, int] = {}
+    placed = 0
+    for here, layer in enumerate(layers):
+        placed += len(layer.nodes)
+        for node in layer.nodes:
+            for name in node.inputs:
+                if reader.setdefault(name, here) != here:
+                    reader[name] = _SPREAD
+    if placed < len(view.main.nodes):  # a node in no layer reads from outside every layer
+        inside = {n.index for layer in layers for n in layer.nodes}
+        for node in view.main.nodes:
+            if node.index not in inside:
+                reader.update(dict.fromkeys(node.inputs, _SPREAD))
+    return reader
+
+
+def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
+    reader = _reading_layers(view, layers)
+    outputs = set(view.main.outputs)
+    rows = []
+    for here, layer in enumerate(layers):
+        all_ops = layer.op_types
+        # with one op type (most layers) the principal ops can only be that one: no node walk
+        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
+        shape = _shape(view, layer.nodes, here, reader, outputs)
+        row = _row(layer.name, ops, shape, layer.tensors, convention)
+        row.all_ops = all_ops
+        rows.append(row)
+    return rows
+
+
+def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Row]:
+    """Rows by op type (of the first consumer), by role, or one per tensor."""
+    groups: dict[str, list[ParamTensor]] = defaultdict(list)
+    for t in table.tensors:
+        if convention.bucket(t.category) is None:
+            continue
+        if key == "op":
+            label = t.uses[0].node.op_type if t.uses else "(unused)"
+        elif key == "role":
+            label = t.role
+        else:
+            label = t.name
+        groups[label].append(t)
+    rows = []
+    for label, tensors in groups.items():
+        ops = list(dict.fromkeys(u.node.op_type for t in tensors for u in t.uses[:1]))
+        shape = list(tensors[0].dims) if key == "tensor" and tensors[0].dims is not None else None
+        rows.append(_row(label, ops, shape, tensors, convention))
+    if key != "tensor":
+        rows.sort(key=lambda r: (-r.params, r.name))
+    return rows
+
+
+def totals(table: ParamTable, convention: Convention) -> Totals:
+    columns = convention.columns  # what bucket() looks up, as in _row
+    sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    nbytes = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
+    by_dtype: dict[str, dict[str, int]] = {}
+    for t in table.tensors:
+        bucket = columns.get(t.category)
+        if bucket is None:
+            continue
+        sums[bucket] += t.count or 0
+        nbytes[bucket] += t.nbytes or 0
+        entry = by_dtype.setdefault(t.dtype, {"params": 0, "bytes": 0})
+        entry["params"] += t.count or 0
+        entry["bytes"] += t.nbytes or 0
+    return Totals(
+        total=sum(sums.values()),
+        trainable=sums[TRAINABLE],
+        non_trainable=sums[NON_TRAINABLE],
+        unclassified=sums[UNCLASSIFIED],
+        total_bytes=sum(nbytes.values()),
+        trainable_bytes=nbytes[TRAINABLE],
+        non_trainable_bytes=nbytes[NON_TRAINABLE],
+        unclassified_bytes=nbytes[UNCLASSIFIED],
+        by_dtype=dict(sorted(by_dtype.items())),
+    )
+
+
+def constants_summary(table: ParamTable, convention: Convention) -> ConstantsSummary:
+    tensors: dict[str, int] = defaultdict(int)
+    elements: dict[str, int] = defaultdict(int)
+    nbytes: dict[str, int] = defaultdict(int)
+    for t in table.tensors:
+        if convention.bucket(t.category) is None:
+            tensors[t.category] += 1
+            elements[t.category] += t.count or 0
+            nbytes[t.category] += t.nbytes or 0
+    return ConstantsSummary(dict(sorted(tensors.items())), dict(sorted(elements.items())), dict(sorted(nbytes.items())))
+
+
+def build_report(
+    view: ModelView,
+    table: ParamTable,
+    layers: list[Layer],
+    convention: Convention,
+    group_by: str = "layer",
+    depth: int | None = None,
+    framework: FrameworkReport | None = None,
+) -> Report:
+    layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
+    rows = layer_rows(view, layers, convention) if group_by == "layer" else grouped_rows(table, group_by, convention)
+    unclassified_ops = sorted({u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses})
+    limits = list(view.notes) + list(table.limits)  # what reading skipped (shape inference on huge graphs)
+    for t in table.tensors:
+        if t.storage == "external":
+            limits.append("external data present: counted from dims; the data files were not opened or checked")
+            break
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        model=str(view.path),
+        file_bytes=view.file_bytes,
+        ir_version=view.ir_version,
+        opsets=dict(sorted(view.opsets.items())),
+        producer=view.producer,
+        convention=convention.name,
+        trainable_label=convention.trainable_label,
+        non_trainable_label=convention.non_trainable_label,
+        trainable_footer=convention.trainable_footer,
+        non_trainable_footer=convention.non_trainable_footer,
+        group_by=group_by,
+        depth=depth,
+        shapes_source="onnx shape inference (static; not run)",
+        node_count=sum(len(g.nodes) for g in view.graphs.values()),
+        rows=rows,
+        tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention) for t in table.tensors],
+        totals=totals(table, convention),
+        constants=constants_summary(table, convention),
+        unclassified_consumers=unclassified_ops,
+        limits=limits,
+        notes=convention_notes(convention, table),
+        framework=framework,
+    )
+
+
+__all__ = ["Report", "Row", "SCHEMA_VERSION", "TensorRow", "Totals", "build_report", "dims_text"]

@@ -1,0 +1,1 @@
+"""scan: the same pipeline over many files, JSON Lines and a summary."""

@@ -1,0 +1,177 @@
+"""`onnxaudit scan DIR`: audit every .onnx file under DIR in parallel processes.
+
+One JSON Lines record per model on stdout, in path order (so the output is deterministic whatever
+finishes first); an unusable model is a record with status "error", never the end of the scan. A
+progress bar (terminal only) and a summary table go to stderr. Exit 0 when every file was audited,
+1 when any file could not be, 2 when DIR itself is unusable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from onnxaudit.api import audit
+from onnxaudit.errors import AuditError
+from onnxaudit.render.summary import escape
+
+SCAN_SCHEMA_VERSION = 1
+SUFFIX = ".onnx"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One model's line of the scan: counts when audited, a one-line error when not."""
+
+    path: str
+    status: str  # ok | error
+    total: int | None = None
+    trainable: int | None = None
+    non_trainable: int | None = None
+    unclassified: int | None = None
+    total_bytes: int | None = None
+    file_bytes: int | None = None
+    nodes: int | None = None
+    limits: tuple[str, ...] = ()
+    error: str | None = None
+
+    def to_json(self, convention: str) -> str:
+        data = {"schema_version": SCAN_SCHEMA_VERSION, "convention": convention, **self.__dict__}
+        data["limits"] = list(self.limits)
+        return json.dumps(data, sort_keys=True)
+
+
+def find_models(root: Path) -> list[Path]:
+    """Every *.onnx file under root, in sorted order. Symlinked folders are not entered (no loops);
+    symlinked files are listed and the loader decides whether to follow them."""
+    if not root.exists():
+        raise AuditError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise AuditError(f"{root}: not a directory")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise AuditError(f"{root}: cannot read the directory")
+    found: list[Path] = []
+    unreadable: list[OSError] = []
+    for folder, dirs, files in os.walk(root, onerror=unreadable.append):
+        dirs.sort()
+        found += [Path(folder, f) for f in files if f.lower().endswith(SUFFIX)]
+    if unreadable and unreadable[0].filename == str(root):
+        raise AuditError(f"{root}: cannot read the directory ({unreadable[0].strerror})")
+    return sorted(found)
+
+
+def audit_one(path: str, convention: str) -> Record:
+    """Runs in a worker: the whole summary pipeline for one file, every failure turned into a record."""
+    try:
+        report = audit(path, convention=convention)
+    except AuditError as exc:
+        return Record(path, "error", error=_one_line(str(exc)))
+    except (MemoryError, RecursionError) as exc:
+        return Record(path, "error", error=f"{path}: {type(exc).__name__} while reading")
+    except Exception as exc:  # a bug still ends as a record, not a dead scan
+        return Record(path, "error", error=_one_line(f"{path}: internal error {type(exc).__name__}: {exc}"))
+    t = report.totals
+    return Record(
+        path, "ok", t.total, t.trainable, t.non_trainable, t.unclassified, t.total_bytes,
+        report.file_bytes, report.node_count, tuple(report.limits),
+    )  # fmt: skip
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def scan(
+    paths: list[Path], convention: str, jobs: int, on_done: Callable[[int, Record], None] | None = None
+) -> Iterator[Record]:
+    """Records in the order of `paths`, computed by `jobs` worker processes. A worker that dies
+    (killed, out of memory, crashed) breaks its pool: the files not finished then run again, each
+    in a pool of its own, so the death is pinned on one file and the rest are still audited."""
+    results: dict[int, Record] = {}
+    next_out = 0
+    pending = list(range(len(paths)))
+    alone = False
+    while pending:
+        broken: list[int] = []
+        for batch in [[i] for i in pending] if alone else [pending]:
+            with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(batch)))) as pool:
+                futures = {pool.submit(audit_one, str(paths[i]), convention): i for i in batch}
+                waiting: set[Future[Record]] = set(futures)
+                while waiting:
+                    done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = futures[future]
+                        try:
+                            results[index] = future.result()
+                        except BrokenProcessPool:
+                            if not alone:
+                                broken.append(index)
+                                continue
+                            results[index] = Record(
+                                str(paths[index]), "error", error=f"{paths[index]}: the audit process died"
+                            )
+                        if on_done is not None:
+                            on_done(index, results[index])
+                    while next_out in results:
+                        yield results.pop(next_out)
+                        next_out += 1
+        pending = sorted(broken)
+        alone = True
+
+
+class Progress:
+    """`[#####.....] 12/40 files, 1 error` redrawn in place on a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = stream.isatty() and total > 0
+        self.done = 0
+        self.errors = 0
+
+    def update(self, _index: int, record: Record) -> None:
+        self.done += 1
+        self.errors += record.status != "ok"
+        if self.enabled:
+            width = 30
+            filled = width * self.done // self.total
+            errors = f", {self.errors} error{'s' if self.errors != 1 else ''}" if self.errors else ""
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} files{errors}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def summary_table(records: list[Record], root: Path) -> str:
+    rows = [("File", "Status", "Params", "Trainable", "Non-trainable")]
+    for r in records:
+        name = escape(os.path.relpath(r.path, root))
+        if r.status == "ok":
+            rows.append((name, "ok", f"{r.total:,}", f"{r.trainable:,}", f"{r.non_trainable:,}"))
+        else:
+            rows.append((name, "error", "-", "-", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    ok = [r for r in records if r.status == "ok"]
+    failed = [r for r in records if r.status != "ok"]
+    lines.append(
+        f"{len(records)} model{'s' if len(records) != 1 else ''}: {len(ok)} audited, {len(failed)} failed; "
+        f"{sum(r.total or 0 for r in ok):,} params in the audited ones"
+    )
+    lines += [f"error: {escape(r.error)}" for r in failed]
+    return "\n".join(lines) + "\n"

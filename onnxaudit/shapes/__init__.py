@@ -1,0 +1,1 @@
+"""Shapes confirmed by running the model in onnxruntime in a limited child process."""

@@ -1,0 +1,1 @@
+"""verify: a Report against what the framework said, differences explained."""
