@@ -16,7 +16,7 @@ from onnxaudit.count.table import param_table
 from onnxaudit.errors import UsageError
 from onnxaudit.frameworks.view import framework_report, framework_view
 from onnxaudit.model.load import load
-from onnxaudit.report.build import Report, build_report
+from onnxaudit.report.build import Report, annotate, build_report
 
 if TYPE_CHECKING:
     from onnxaudit.shapes.confirm import ShapeOptions
@@ -73,7 +73,7 @@ def audit(
         layers = roll_up(layers, depth)
     shown, check = view, None
     if shapes is not None:
-        from onnxaudit.shapes.confirm import annotate, confirm, confirmed_view  # onnxruntime's side: only when asked
+        from onnxaudit.shapes.confirm import confirm, confirmed_view  # onnxruntime's side: only when asked
 
         check = confirm(view, shapes)
         shown = confirmed_view(view, check)

@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto
 
 from onnxaudit.errors import AuditError
-from onnxaudit.model.dims import byte_size, dtype_name, element_count
+from onnxaudit.io.dims import byte_size, dtype_name, element_count
 
 
 def test_element_count_is_exact_python_int():

@@ -11,10 +11,10 @@ from onnx import TensorProto
 
 from onnxaudit.check.rules import Finding, finding
 from onnxaudit.io.datamap import FileMap, TensorRecord
+from onnxaudit.io.dims import MAX_ELEMENTS, byte_size, dtype_name
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
 from onnxaudit.io.text import quoted
 from onnxaudit.io.weights import count_varints
-from onnxaudit.model.dims import MAX_ELEMENTS, byte_size, dtype_name
 
 INT64_MAX = 2**63 - 1
 

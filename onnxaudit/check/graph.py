@@ -18,8 +18,8 @@ from onnxaudit.count.normaxis import channel_axis_findings
 from onnxaudit.count.roles import RoleTable
 from onnxaudit.count.table import param_table
 from onnxaudit.io.datamap import FileMap
+from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.text import as_text, quoted
-from onnxaudit.model.dims import dtype_name
 from onnxaudit.model.load import Graph, ModelView, Node
 
 STD_DOMAINS = frozenset({"", "ai.onnx"})

@@ -12,10 +12,10 @@ from onnxaudit.check.data import FileCheck
 from onnxaudit.check.rules import Finding, finding
 from onnxaudit.count.roles import RoleTable
 from onnxaudit.io.datamap import FileMap
+from onnxaudit.io.dims import byte_size, dtype_name
 from onnxaudit.io.external import Extent
 from onnxaudit.io.text import as_text, key, quoted
 from onnxaudit.io.weights import Stats, digest, scan, transposed_equal
-from onnxaudit.model.dims import byte_size, dtype_name
 from onnxaudit.model.load import ModelView, Tensor
 
 SCANNED_CATEGORIES = frozenset({"parameter", "statistic"})

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
+from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.model.dims import INTEGER_DTYPES
 from onnxaudit.model.load import MAIN, Graph, ModelView, Node
 
 # Last component of a state_dict key / variable name that names a tensor, not a module.

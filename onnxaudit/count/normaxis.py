@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onnxaudit.count.table import ParamTable, ParamTensor
-from onnxaudit.model.dims import output_channels
 from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.ops import output_channels
 
 # Ops a feature map passes through unchanged in channel count on its way from a conv to a BN.
 _PASS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"})

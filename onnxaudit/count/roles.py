@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 
+from onnxaudit.io.dims import INTEGER_DTYPES, element_count
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.model.dims import INTEGER_DTYPES, element_count, output_channels
 from onnxaudit.model.load import (
     RESAVING_TOOLS,
     Graph,
@@ -24,6 +24,7 @@ from onnxaudit.model.load import (
     frozen_from_dict,
     torchscript_node_names,
 )
+from onnxaudit.model.ops import output_channels
 
 # ---------------------------------------------------------------- the roles
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from onnxaudit.count.roles import ROLES, Classified, RoleTable, Use
 from onnxaudit.errors import AuditError
-from onnxaudit.model.dims import byte_size, dtype_name, element_count
+from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.model.load import MAIN, frozen_from_dict
 
 SLOT_NAMES: dict[str, tuple[str, ...]] = {

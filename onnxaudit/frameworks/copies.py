@@ -16,7 +16,7 @@ from pathlib import Path
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io.datamap import MAIN, FileMap, TensorRecord, map_file
-from onnxaudit.model.dims import byte_size, element_count
+from onnxaudit.io.dims import byte_size, element_count
 from onnxaudit.model.load import open_model_file
 
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all

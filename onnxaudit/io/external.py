@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from onnxaudit.io.datamap import TensorRecord
+from onnxaudit.io.dims import byte_size
 from onnxaudit.io.safeopen import Refused, open_beneath, open_dir, relative_parts
-from onnxaudit.model.dims import byte_size
 
 _INTEGER = re.compile(r"[0-9]{1,20}")
 KNOWN_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})

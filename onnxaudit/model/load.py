@@ -20,6 +20,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.dims import INTEGER_DTYPES, MAX_ELEMENTS, element_count
 from onnxaudit.io.isolate import IsolatedFailure, run_isolated
 from onnxaudit.io.onnxcore import (
     AttributeProto,
@@ -35,7 +36,6 @@ from onnxaudit.io.onnxcore import (
 from onnxaudit.io.safeopen import open_model
 from onnxaudit.io.text import as_text, text_names
 from onnxaudit.io.wire import LightModel, strip_weights_parts
-from onnxaudit.model.dims import INTEGER_DTYPES, MAX_ELEMENTS, element_count
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
 MAX_MODEL_BYTES = 2**31 - 1

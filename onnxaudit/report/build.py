@@ -14,7 +14,7 @@ from onnxaudit.count.explain import dims_text, formula
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.frameworks.view import FrameworkReport
-from onnxaudit.model.dims import INTEGER_DTYPES
+from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.model.load import ModelView, Node
 
 if TYPE_CHECKING:
@@ -368,3 +368,14 @@ def build_report(
 
 
 __all__ = ["Report", "Row", "SCHEMA_VERSION", "TensorRow", "Totals", "build_report", "dims_text"]
+
+
+def annotate(report: Report, check: ShapeCheck) -> Report:
+    """Say where the report's shapes come from, and carry the check's findings and limits."""
+    report.shapes_source = check.source_text()
+    report.limits.extend(check.limits)
+    if check.message:
+        report.limits.append(f"shapes not confirmed: {check.message}")
+    report.notes.extend(f"shape mismatch: {finding}" for finding in check.findings)
+    report.shape_check = check
+    return report

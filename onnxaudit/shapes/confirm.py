@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.io import onnxcore
+from onnxaudit.io.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.io.onnxcore import AttributeProto, ModelProto, TensorProto, TypeProto
-from onnxaudit.model.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.model.load import ModelView, ValueInfo, _read_wire, _shape_of, load
 from onnxaudit.shapes.feeds import Feed, FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.shapes.profile import event_names, events_from_child, observe, unsafe_names
@@ -36,7 +36,6 @@ from onnxaudit.shapes.sandbox import Child, ChildResult, limits
 if TYPE_CHECKING:
     from onnx import ValueInfoProto
 
-    from onnxaudit.report.build import Report
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_MEMORY = 4 * 2**30
@@ -855,16 +854,6 @@ def confirmed_view(view: ModelView, check: ShapeCheck) -> ModelView:
     return replace(view, value_shapes=shapes)
 
 
-def annotate(report: Report, check: ShapeCheck) -> Report:
-    """Say where the report's shapes come from, and carry the check's findings and limits."""
-    report.shapes_source = check.source_text()
-    report.limits.extend(check.limits)
-    if check.message:
-        report.limits.append(f"shapes not confirmed: {check.message}")
-    report.notes.extend(f"shape mismatch: {finding}" for finding in check.findings)
-    report.shape_check = check
-    return report
-
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
@@ -873,7 +862,6 @@ __all__ = [
     "ShapeCheck",
     "ShapeOptions",
     "ValueCheck",
-    "annotate",
     "begin",
     "confirm",
     "confirm_path",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from onnxaudit.errors import UsageError
+from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.model.dims import byte_size, dtype_name, element_count
 from onnxaudit.model.load import MAIN, ModelView, ValueInfo
 
 if TYPE_CHECKING:
