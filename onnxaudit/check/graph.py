@@ -21,13 +21,13 @@ from onnxaudit.io.datamap import FileMap
 from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.text import as_text, quoted
 from onnxaudit.model.load import Graph, ModelView, Node
+from onnxaudit.model.ops import SLOT_NAMES
 
 STD_DOMAINS = frozenset({"", "ai.onnx"})
 KNOWN_DOMAINS = frozenset(
     {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.preview.training", "ai.onnx.training"}
 )
 ORT_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc", "com.microsoft.experimental"})
-BN_SLOTS = ("X", "scale", "B", "mean", "var")
 
 
 @lru_cache(maxsize=1)
@@ -96,14 +96,13 @@ def _batchnorm(view: ModelView) -> list[Finding]:
             )
             out.append(finding("OA201", message, "node", label, node.scope))
         present = [name for name in node.inputs if name]
+        slots = SLOT_NAMES["BatchNormalization"]
         if len(node.inputs) != 5 or len(present) != 5:
-            message = (
-                f"BatchNormalization {quoted(label)} has {len(present)} inputs; it needs 5 ({', '.join(BN_SLOTS)})"
-            )
+            message = f"BatchNormalization {quoted(label)} has {len(present)} inputs; it needs 5 ({', '.join(slots)})"
             out.append(finding("OA202", message, "node", label, node.scope))
             continue
         sizes = {}
-        for slot, name in zip(BN_SLOTS[1:], node.inputs[1:], strict=True):
+        for slot, name in zip(slots[1:], node.inputs[1:], strict=True):
             tensor = view.lookup(node.scope, name)
             if tensor is not None and tensor.dims is not None:
                 sizes[slot] = tensor.dims

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.model.load import ModelView, Node
-from onnxaudit.model.ops import output_channels
+from onnxaudit.model.ops import CHANNEL_PRODUCTS, CHANNELS_KEPT, output_channels
 
-# Ops a feature map passes through unchanged in channel count on its way from a conv to a BN.
-_PASS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"})
 _BN_ROLES = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
 
 
@@ -35,12 +33,9 @@ class AxisFinding:
         )
 
 
-_PRODUCTS = frozenset({"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger"})
-
-
 def _out_channels(node: Node, weights: dict[int, ParamTensor]) -> int | None:
     weight = weights.get(node.index)
-    if weight is None or not weight.dims or node.op_type not in _PRODUCTS:
+    if weight is None or not weight.dims or node.op_type not in CHANNEL_PRODUCTS:
         return None
     group = int(node.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
     return output_channels(node.op_type, weight.dims, group, bool(node.attrs.get("transB")))
@@ -79,7 +74,7 @@ def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFindin
         current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
         transposed = False
         for _ in range(8):
-            if current is None or current.op_type not in _PASS:
+            if current is None or current.op_type not in CHANNELS_KEPT:
                 break
             transposed |= current.op_type == "Transpose"
             current = producers.get(current.inputs[0]) if current.inputs else None

@@ -24,7 +24,28 @@ from onnxaudit.model.load import (
     frozen_from_dict,
     torchscript_node_names,
 )
-from onnxaudit.model.ops import output_channels
+from onnxaudit.model.ops import (
+    DATA,
+    LAYOUT_DOMAINS,
+    LAYOUT_OR_QDQ,
+    MATMUL_OPERANDS,
+    MATMUL_QUANT_SLOTS,
+    ML_ATTRIBUTE_PARAMS,
+    MS_DOMAINS,
+    MS_SLOT_TABLE,
+    MULS,
+    NONDETERMINISTIC,
+    OPERAND_SLOTS,
+    PACKED_OPS,
+    QOPERATOR_ELEMENTWISE,
+    SLOT_TABLE,
+    STD_DOMAINS,
+    STD_MS_DOMAINS,
+    STORED_THROUGH,
+    WEIGHT_CARRIERS,
+    WEIGHT_OPS,
+    output_channels,
+)
 
 # ---------------------------------------------------------------- the roles
 
@@ -64,269 +85,16 @@ ROLES: dict[str, RoleInfo] = {
     "unused": RoleInfo("unused", "stored but consumed by no node"),
 }
 
-DATA = "data"  # an activation slot: a constant there has no parameter role of its own
-# what a value passes through unchanged but for layout or dtype: a product on its way to its bias's Add, a
-# normalized value on its way to its scale; static quantization (QDQ) puts a Quantize/DequantizeLinear
-# pair on every activation
-_LAYOUT_OR_QDQ = frozenset(
-    {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "QuantizeLinear", "DequantizeLinear"}
-)
-# what a stored tensor passes through before its consumer: quantized, dequantized or cast
-_STORED_THROUGH = frozenset({"DequantizeLinear", "QuantizeLinear", "Cast", "Identity"})
-# the two operands of an element-wise op, and static quantization's QOperator forms (scale, zero point between)
-_OPERAND_SLOTS = {"Mul": (0, 1), "Add": (0, 1), "QLinearMul": (0, 3), "QLinearAdd": (0, 3)}
-_MULS = ("Mul", "QLinearMul")
 # a module attribute's state_dict name (`logit_scale`, `encoder.alpha`); not `onnx::Mul_3`, `/a/Constant_output_0`
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 _UNKNOWN = object()
-
-_STD = ("", "ai.onnx")
-_MS = ("com.microsoft",)
-_STD_MS = _STD + _MS
-# onnxruntime's layout domains: standard ops rewritten for blocked (NCHWc, saved at ORT_ENABLE_ALL) or
-# channels-last layouts, their weights reordered but their input slots those of the standard op
-# (nchwc Conv adds a fourth, Sum: a run-time tensor added to the output).
-LAYOUT_DOMAINS = ("com.microsoft.nchwc", "com.ms.internal.nhwc")
-
-# Fixed per-slot roles. Variadic or context-dependent ops are handled in _dynamic_role.
-SLOT_TABLE: dict[str, tuple[str, ...]] = {
-    "Conv": (DATA, "weight", "bias"),
-    "ConvTranspose": (DATA, "weight", "bias"),
-    "BatchNormalization": (DATA, "bn_gamma", "bn_beta", "bn_mean", "bn_var"),
-    "InstanceNormalization": (DATA, "norm_scale", "norm_bias"),
-    "LayerNormalization": (DATA, "norm_scale", "norm_bias"),
-    "GroupNormalization": (DATA, "norm_scale", "norm_bias"),
-    "RMSNormalization": (DATA, "norm_scale"),
-    "SimplifiedLayerNormalization": (DATA, "norm_scale", "norm_bias"),
-    "LSTM": (DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state", "initial_state", "rnn_P"),
-    "GRU": (DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state"),
-    "RNN": (DATA, "rnn_W", "rnn_R", "rnn_B", "shape", "initial_state"),
-    "PRelu": (DATA, "prelu_slope"),
-    "QuantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
-    "DequantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
-    "DynamicQuantizeLinear": (DATA,),
-    "QLinearConv": (
-        DATA,
-        "quant_scale",
-        "quant_zero_point",
-        "weight",
-        "quant_scale",
-        "quant_zero_point",
-        "quant_scale",
-        "quant_zero_point",
-        "bias",
-    ),  # fmt: skip
-    "ConvInteger": (DATA, "weight", "quant_zero_point", "quant_zero_point"),
-    "Reshape": (DATA, "shape"),
-    "Slice": (DATA, "shape", "shape", "shape", "shape"),
-    "Pad": (DATA, "shape", "literal", "shape"),
-    "Expand": (DATA, "shape"),
-    "Tile": (DATA, "shape"),
-    "Resize": (DATA, "shape", "shape", "shape"),
-    "Upsample": (DATA, "shape"),
-    "Squeeze": (DATA, "shape"),
-    "Unsqueeze": (DATA, "shape"),
-    "TopK": (DATA, "shape"),
-    "ConstantOfShape": ("shape",),
-    "Range": ("shape", "shape", "shape"),
-    "OneHot": ("shape", "shape", "literal"),
-    "Split": (DATA, "shape"),
-    # sequences (torch.onnx dynamo without its optimizer splits MultiheadAttention's in_proj_bias so)
-    "SplitToSequence": (DATA, "shape"),
-    "SequenceAt": (DATA, "shape"),
-    "SequenceErase": (DATA, "shape"),
-    "SequenceInsert": (DATA, DATA, "shape"),
-    "Clip": (DATA, "literal", "literal"),
-    "CumSum": (DATA, "shape"),
-    "Trilu": (DATA, "shape"),
-    "GatherElements": (DATA, "shape"),
-    "GatherND": (DATA, "shape"),
-    "ScatterND": (DATA, "shape", DATA),
-    "ScatterElements": (DATA, "shape", DATA),
-    "NonMaxSuppression": (DATA, DATA, "shape", "literal", "literal"),
-    "Dropout": (DATA, "literal", "literal"),
-    "CenterCropPad": (DATA, "shape"),
-    "Col2Im": (DATA, "shape", "shape"),
-    "RotaryEmbedding": (DATA, "precomputed", "precomputed", "shape"),  # opset 23
-    "DeformConv": (DATA, "weight", DATA, "bias", DATA),  # opset 19: X, W, offset, B, mask
-}
-for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-            "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"):  # fmt: skip
-    SLOT_TABLE[_op] = (DATA, "shape")
-
-# QOperator element-wise ops of two operands: each operand's and the output's scale and zero point
-_SCALE_ZP = ("quant_scale", "quant_zero_point")
-_QLINEAR_BINARY = (DATA, *_SCALE_ZP, DATA, *_SCALE_ZP, *_SCALE_ZP)
-
-# EmbedLayerNormalization and its quantized form share these first inputs: input_ids, segment_ids,
-# the word, position and segment tables, gamma, beta, mask
-_EMBED_LAYER_NORM = ("shape", "shape", "embedding", "embedding", "embedding", "norm_scale", "norm_bias", "shape")
-
-# com.microsoft contrib ops (onnxruntime): names from its ContribOperators documentation.
-MS_SLOT_TABLE: dict[str, tuple[str, ...]] = {
-    "Attention": (DATA, "weight", "bias", "shape", "initial_state", DATA, "shape", DATA, DATA),
-    "MultiHeadAttention": (DATA, DATA, DATA, "bias", "shape", DATA, "initial_state", "initial_state"),
-    "SkipLayerNormalization": (DATA, DATA, "norm_scale", "norm_bias", "bias"),
-    "SkipSimplifiedLayerNormalization": (DATA, DATA, "norm_scale", "bias"),
-    "SimplifiedLayerNormalization": (DATA, "norm_scale"),
-    "EmbedLayerNormalization": (*_EMBED_LAYER_NORM, "shape"),  # then position_ids
-    "FusedConv": (DATA, "weight", "bias", DATA),
-    "NhwcConv": (DATA, "weight", "bias"),
-    "MatMulNBits": (DATA, "weight", "quant_scale", "quant_zero_point", "shape", "bias"),
-    "GatherBlockQuantized": ("embedding", "shape", "quant_scale", "quant_zero_point"),
-    "DynamicQuantizeMatMul": (DATA, "weight", "quant_scale", "quant_zero_point", "bias"),
-    "MatMulIntegerToFloat": (
-        DATA,
-        "weight",
-        "quant_scale",
-        "quant_scale",
-        "quant_zero_point",
-        "quant_zero_point",
-        "bias",
-    ),
-    "QGemm": (
-        DATA,
-        "quant_scale",
-        "quant_zero_point",
-        "weight",
-        "quant_scale",
-        "quant_zero_point",
-        "bias",
-        "quant_scale",
-        "quant_zero_point",
-    ),  # fmt: skip
-    "QuantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
-    "DequantizeLinear": (DATA, "quant_scale", "quant_zero_point"),
-    "BiasGelu": (DATA, "bias"),
-    "FastGelu": (DATA, "bias"),
-    "BiasAdd": (DATA, "bias", DATA),
-    "BiasSoftmax": (DATA, DATA),
-    "QLinearConv": SLOT_TABLE["QLinearConv"],
-    "GroupQueryAttention": (
-        DATA,
-        DATA,
-        DATA,
-        "initial_state",
-        "initial_state",
-        "shape",
-        "shape",
-        "precomputed",
-        "precomputed",
-        "shape",
-        DATA,
-        "weight",
-    ),  # fmt: skip
-    "RotaryEmbedding": (DATA, "shape", "precomputed", "precomputed"),
-    "QAttention": (
-        DATA,
-        "weight",
-        "bias",
-        "quant_scale",
-        "quant_scale",
-        "shape",
-        "quant_zero_point",
-        "quant_zero_point",
-        "initial_state",
-    ),  # fmt: skip
-    "DynamicQuantizeLSTM": (
-        DATA,
-        "rnn_W",
-        "rnn_R",
-        "rnn_B",
-        "shape",
-        "initial_state",
-        "initial_state",
-        "rnn_P",
-        "quant_scale",
-        "quant_zero_point",
-        "quant_scale",
-        "quant_zero_point",
-    ),  # fmt: skip
-    "GemmFastGelu": (DATA, "weight", "bias"),
-    "BiasSplitGelu": (DATA, "bias"),
-    "MoE": (DATA, DATA, "weight", "bias", "weight", "bias", "weight", "bias"),
-    # onnxruntime's quantize_dynamic of EmbedLayerNormalization: quantized tables, then scales, zero points
-    "QEmbedLayerNormalization": (
-        *_EMBED_LAYER_NORM,
-        *("quant_scale",) * 5,
-        *("quant_zero_point",) * 5,
-    ),  # fmt: skip
-    "QLinearConvTranspose": SLOT_TABLE["QLinearConv"],
-    "MatMulBnb4": (DATA, "weight", "quant_scale"),  # A, B (4-bit, two per byte), absmax; N x K logical
-    # Gemm with a fused activation: A, B, C
-    "FusedGemm": (DATA, "weight", "bias"),
-    # onnxruntime's own LayerNormalization and group norms, written in its domain by older tools
-    "LayerNormalization": (DATA, "norm_scale", "norm_bias"),
-    "GroupNorm": (DATA, "norm_scale", "norm_bias"),
-    "SkipGroupNorm": (DATA, "norm_scale", "norm_bias", DATA, "bias"),
-    "BiasDropout": (DATA, "bias", DATA, "literal", "literal"),
-    "NhwcFusedConv": (DATA, "weight", "bias", DATA),
-    "ConvTransposeWithDynamicPads": (DATA, "weight", "shape", "bias"),
-    "RelativePositionBias": ("embedding", "shape", "shape"),  # a learned (buckets, heads) table
-    "GatedRelativePositionBias": (DATA, "bias", DATA, "weight", "bias", "weight", DATA),
-    # QOperator element-wise ops: each operand's scale and zero point
-    "QLinearAdd": _QLINEAR_BINARY,
-    "QLinearMul": _QLINEAR_BINARY,
-    "QLinearGlobalAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
-    "QLinearAveragePool": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
-    "QLinearSigmoid": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
-    "QLinearLeakyRelu": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
-    "QLinearSoftmax": (DATA, "quant_scale", "quant_zero_point", "quant_scale", "quant_zero_point"),
-}
-
-# Matrix products: whichever operand is constant is the weight.
-MATMUL_OPERANDS: dict[str, tuple[int, ...]] = {
-    "MatMul": (0, 1),
-    "FusedMatMul": (0, 1),
-    "MatMulInteger": (0, 1),
-    "QLinearMatMul": (0, 3),
-    "Gemm": (0, 1),
-    "Einsum": (),  # every operand
-}
 _NO_SLOTS: dict[int, str] = {}
-MATMUL_QUANT_SLOTS: dict[str, dict[int, str]] = {
-    "MatMulInteger": {2: "quant_zero_point", 3: "quant_zero_point"},
-    "QLinearMatMul": {
-        1: "quant_scale",
-        2: "quant_zero_point",
-        4: "quant_scale",
-        5: "quant_zero_point",
-        6: "quant_scale",
-        7: "quant_zero_point",
-    },  # fmt: skip
-}
-
-# Ops that make a weight-bearing product, so a constant Add right after them is its bias.
-WEIGHT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "FusedMatMul", "MatMulInteger",
-                        "QLinearMatMul", "ConvInteger", "Einsum", "MatMulNBits", "MatMulBnb4"})  # fmt: skip
-
-# ai.onnx.ml ops whose learned values live in attributes (the tool counts tensors only).
-ML_ATTRIBUTE_PARAMS: dict[str, str] = {
-    "LinearClassifier": "coefficients, intercepts",
-    "LinearRegressor": "coefficients, intercepts",
-    "SVMClassifier": "support vectors, coefficients, rho",
-    "SVMRegressor": "support vectors, coefficients, rho",
-    "TreeEnsembleClassifier": "tree nodes, thresholds, leaf weights",
-    "TreeEnsembleRegressor": "tree nodes, thresholds, leaf weights",
-    "TreeEnsemble": "tree nodes, thresholds, leaf weights",
-    "Scaler": "offset, scale",
-}
-
-# Never constant-folded: their outputs differ from run to run.
-NONDETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                              "Multinomial", "Bernoulli"})  # fmt: skip
-
-# Ops that move or cut a tensor without changing what it is: a weight passing through stays a weight.
-LAYOUT_OPS = frozenset({"Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Cast", "CastLike",
-                        "Identity", "Split", "Expand", "Tile", "Flatten", "DequantizeLinear"})  # fmt: skip
 
 PARAMETER_CATEGORIES = frozenset({"parameter", "statistic"})
 # Slot roles a constant keeps when it reaches them through run-time layout ops: an RNN's zero initial
 # state broadcast by Expand to the batch (torch.onnx legacy LSTM/GRU/RNN without h0) is a state too.
 FORWARD_CATEGORIES = PARAMETER_CATEGORIES | {"state"}
-# Ops whose weight input is stored packed: logical_dims gives its logical dims.
-_PACKED_OPS = frozenset({"MatMulNBits", "MatMulBnb4", "GatherBlockQuantized"})
 # When a tensor lands in several slots, the strongest role names it (tied weights keep the first).
 _STRENGTH = {"parameter": 0, "statistic": 1, "unclassified": 2, "state": 3, "quantization": 4,
              "shape": 5, "literal": 6, "unused": 7}  # fmt: skip
@@ -555,7 +323,7 @@ class _Classifier:
             return fixed[slot] if slot < len(fixed) else DATA
         if key in self.view.functions:
             return self.formal_role(node, slot, depth)
-        if op in ("Loop", "Scan") and domain in _STD and node.subgraphs:
+        if op in ("Loop", "Scan") and domain in STD_DOMAINS and node.subgraphs:
             # Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs
             role = (
                 self.body_role(node.subgraphs[0], node, slot, slot, depth)
@@ -563,16 +331,16 @@ class _Classifier:
                 else DATA
             )
             return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
-        if domain in _MS and op in MS_SLOT_TABLE:
+        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
             if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
                 return "bias"
-            if op in ("QLinearAdd", "QLinearMul") and (affine := self.normalization_affine(node, slot, assumed)):
+            if op in QOPERATOR_ELEMENTWISE and (affine := self.normalization_affine(node, slot, assumed)):
                 return affine
             table = MS_SLOT_TABLE[op]
             return table[slot] if slot < len(table) else DATA
-        if op in MATMUL_OPERANDS and domain in _STD_MS:
+        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
             return self.matmul_role(node, slot, assumed)
-        if domain in _STD:
+        if domain in STD_DOMAINS:
             if op == "Gather":
                 return "embedding" if slot == 0 else "shape"
             if op == "Add" and self.is_bias_add(node, slot, assumed):
@@ -593,14 +361,14 @@ class _Classifier:
         when its answer depends on the node: functions, Loop/Scan, matrix products, Gather, Add, Mul."""
         if (domain, op) in self.view.functions:
             return None
-        if op in ("Loop", "Scan") and domain in _STD:
+        if op in ("Loop", "Scan") and domain in STD_DOMAINS:
             return None
-        if domain in _MS and op in MS_SLOT_TABLE:
+        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
             # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
-            return None if op in ("QLinearAdd", "QLinearMul") else MS_SLOT_TABLE[op]
-        if op in MATMUL_OPERANDS and domain in _STD_MS:
+            return None if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
+        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
             return None
-        if domain in _STD:
+        if domain in STD_DOMAINS:
             if op in ("Gather", "Add", "Mul"):
                 return None
             return SLOT_TABLE.get(op, ())
@@ -639,7 +407,7 @@ class _Classifier:
         for consumer, _ in uses:
             if consumer.op_type in ("Cos", "Sin"):
                 continue
-            if consumer.op_type not in LAYOUT_OPS or not self.feeds_only_cos_sin(consumer, depth + 1):
+            if consumer.op_type not in WEIGHT_CARRIERS or not self.feeds_only_cos_sin(consumer, depth + 1):
                 return False
         return True
 
@@ -653,7 +421,7 @@ class _Classifier:
         fed run-time statistics): the constants are the norm's scale and bias. BN lowered with stored
         statistics (Mul + Add of folded mean/var) computes no Sqrt at run time and stays out of this.
         Statically quantized too: QLinearMul/QLinearAdd (operands in slots 0 and 3), or Q/DQ pairs."""
-        pair = _OPERAND_SLOTS.get(node.op_type)
+        pair = OPERAND_SLOTS.get(node.op_type)
         if pair is None or slot not in pair or len(node.inputs) <= pair[1]:
             return ""
         if not self._constant_or_assumed(node, slot, assumed):
@@ -662,12 +430,12 @@ class _Classifier:
         if mine is not None and mine.dims is not None and element_count(mine.dims) <= 1:
             return ""  # a per-feature scale or shift is a vector; a scalar is a literal (T5's x * d**-0.5)
         other = node.inputs[pair[1] if slot == pair[0] else pair[0]]
-        if node.op_type in _MULS:
+        if node.op_type in MULS:
             return "norm_scale" if self.normalizing(node.scope, other, 0) else ""
         source = self.through_layout(node.scope, other)
-        if source is None or source.op_type not in _MULS:
+        if source is None or source.op_type not in MULS:
             return ""
-        for j in _OPERAND_SLOTS[source.op_type]:
+        for j in OPERAND_SLOTS[source.op_type]:
             name = source.inputs[j] if j < len(source.inputs) else ""
             if not name:
                 continue
@@ -683,7 +451,7 @@ class _Classifier:
         for _ in range(3):
             tensor = self.view.lookup(scope, name)
             node = self.producer(scope, name) if tensor is None else None
-            if node is None or not node.inputs or node.op_type not in _STORED_THROUGH:
+            if node is None or not node.inputs or node.op_type not in STORED_THROUGH:
                 return tensor
             scope, name = node.scope, node.inputs[0]
         return None
@@ -693,7 +461,7 @@ class _Classifier:
         quantization's Quantize/Dequantize pairs."""
         node = self.producer(scope, name)
         for _ in range(5):
-            if node is None or node.op_type not in _LAYOUT_OR_QDQ:
+            if node is None or node.op_type not in LAYOUT_OR_QDQ:
                 break
             node = self.producer(node.scope, node.inputs[0]) if node.inputs else None
         return node
@@ -711,8 +479,8 @@ class _Classifier:
         if op == "Div" and len(node.inputs) == 2:
             divisor = self.through_layout(node.scope, node.inputs[1])
             return divisor is not None and divisor.op_type == "Sqrt"
-        if op in _MULS:
-            operands = [node.inputs[j] for j in _OPERAND_SLOTS[op] if j < len(node.inputs)]
+        if op in MULS:
+            operands = [node.inputs[j] for j in OPERAND_SLOTS[op] if j < len(node.inputs)]
             return any(
                 not self.is_constant(node.scope, i) and self.normalizing(node.scope, i, depth + 1) for i in operands
             )
@@ -771,7 +539,7 @@ class _Classifier:
     def is_rescale(self, node: Node) -> bool:
         """Cast/Reshape of a product, or Mul by a run-time or scalar scale (not a per-channel constant,
         which is a lowered normalization, not a rescale)."""
-        if node.op_type in _LAYOUT_OR_QDQ:
+        if node.op_type in LAYOUT_OR_QDQ:
             return bool(node.inputs)
         if node.op_type != "Mul" or len(node.inputs) != 2:
             return False
@@ -885,7 +653,7 @@ class _Classifier:
     def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
         """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,
         Concat of gate slices), the slot it finally lands in names it."""
-        if (node.op_type not in LAYOUT_OPS and node.op_type not in _QUANTIZED_BY_HAND) or depth > 16:
+        if (node.op_type not in WEIGHT_CARRIERS and node.op_type not in _QUANTIZED_BY_HAND) or depth > 16:
             return DATA, ()
         for out in node.outputs:
             for consumer, slot in self.consumers.get((node.scope, out), []):
@@ -919,7 +687,7 @@ class _Classifier:
                 final = self.broadcast_filler(tensor, final, via)
                 if final == "shape" and "DequantizeLinear" in via:
                     final = "unclassified"  # quantized values of a float tensor, whatever it is: no shape
-            packed = final in ("weight", "embedding") and consumer.op_type in _PACKED_OPS
+            packed = final in ("weight", "embedding") and consumer.op_type in PACKED_OPS
             self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
             return
         producer = self.producer(scope, name)
@@ -1004,7 +772,7 @@ class _Classifier:
         being read elsewhere too; counted, never given bytes (the file holds the values once).
         Not when `consumer` is a later call of a module that reads the stored tensor itself: that is
         one parameter used again (a shared ALBERT layer's weight, transposed once per call)."""
-        if identity.op_type != "Identity" or identity.domain not in _STD or not identity.inputs:
+        if identity.op_type != "Identity" or identity.domain not in STD_DOMAINS or not identity.inputs:
             return None
         source_name = identity.inputs[0]
         source = self.view.lookup(identity.scope, source_name)
@@ -1047,7 +815,7 @@ class _Classifier:
         self.record(synthetic, Use(consumer, slot, "literal", ("ConstantOfShape", *via)))
 
     def logical_dims(self, node: Node, slot: int) -> tuple[int, ...] | None:
-        """The logical dims of a weight stored packed (the ops in _PACKED_OPS), else None."""
+        """The logical dims of a weight stored packed (the ops in PACKED_OPS), else None."""
         if node.op_type in ("MatMulNBits", "MatMulBnb4") and slot == 1:
             n, k = node.attrs.get("N"), node.attrs.get("K")
             if isinstance(n, int) and isinstance(k, int):

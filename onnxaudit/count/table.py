@@ -8,26 +8,7 @@ from onnxaudit.count.roles import ROLES, Classified, RoleTable, Use
 from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.model.load import MAIN, frozen_from_dict
-
-SLOT_NAMES: dict[str, tuple[str, ...]] = {
-    "Conv": ("X", "W", "B"),
-    "ConvTranspose": ("X", "W", "B"),
-    "Gemm": ("A", "B", "C"),
-    "MatMul": ("A", "B"),
-    "BatchNormalization": ("X", "scale", "B", "input_mean", "input_var"),
-    "LayerNormalization": ("X", "Scale", "B"),
-    "InstanceNormalization": ("input", "scale", "B"),
-    "GroupNormalization": ("X", "scale", "bias"),
-    "LSTM": ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"),
-    "GRU": ("X", "W", "R", "B", "sequence_lens", "initial_h"),
-    "RNN": ("X", "W", "R", "B", "sequence_lens", "initial_h"),
-    "Gather": ("data", "indices"),
-    "PRelu": ("X", "slope"),
-    "Add": ("A", "B"),
-    "DequantizeLinear": ("x", "x_scale", "x_zero_point"),
-    "QuantizeLinear": ("x", "y_scale", "y_zero_point"),
-    "MatMulNBits": ("A", "B", "scales", "zero_points", "g_idx", "bias"),
-}
+from onnxaudit.model.ops import SLOT_NAMES
 
 
 def describe_use(use: Use) -> str:

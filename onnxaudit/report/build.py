@@ -16,6 +16,7 @@ from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.frameworks.view import FrameworkReport
 from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
 
 if TYPE_CHECKING:
     from onnxaudit.shapes.confirm import ShapeCheck
@@ -206,9 +207,9 @@ def _principal_ops(
                     break
         if held:
             picked.append(n.op_type)
-    if picked and _LAYOUT.issuperset(picked):
+    if picked and LAYOUT_OR_FLATTEN.issuperset(picked):
         # tf2onnx's NHWC<->NCHW Transposes hand the result on; the layer's real op sits before them
-        real = [n.op_type for n in layer.nodes if n.op_type not in _LAYOUT and n.op_type != "Constant"]
+        real = [n.op_type for n in layer.nodes if n.op_type not in LAYOUT_OR_FLATTEN and n.op_type != "Constant"]
         real = [op for op in real if op not in ("Shape", "Gather", "Concat", "Slice")]
         picked = real[-1:] + picked if real else picked
     if picked:
@@ -221,7 +222,6 @@ def _principal_ops(
 _SCAFFOLD = frozenset(
     "Shape Size Equal Not Cast If Gather Unsqueeze Squeeze Concat ConstantOfShape Slice Identity".split()
 )
-_LAYOUT = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Flatten"})
 _SPREAD = -1  # a value read in several layers, or by a node in none
 
 
