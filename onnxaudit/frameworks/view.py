@@ -16,11 +16,11 @@ from functools import partial
 from operator import attrgetter, itemgetter
 
 from onnxaudit.count.layers import Layer, TfNaming, names_weight_op, path_from_tensor_name, tf_naming, tflite_parts
-from onnxaudit.count.roles import DATA, ML_ATTRIBUTE_PARAMS, ROLES, Use, called_again
+from onnxaudit.count.roles import ROLES, Use, called_again
 from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.load import MAIN, ModelView, Node, torchscript_node_names
-from onnxaudit.model.ops import output_channels
+from onnxaudit.model.ops import DATA, ML_ATTRIBUTE_PARAMS, output_channels
 
 EXACT, INFERRED, AMBIGUOUS = "exact", "inferred", "ambiguous"
 _RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
