@@ -854,7 +854,6 @@ def confirmed_view(view: ModelView, check: ShapeCheck) -> ModelView:
     return replace(view, value_shapes=shapes)
 
 
-
 __all__ = [
     "DEFAULT_MAX_MEMORY",
     "DEFAULT_TIMEOUT",
