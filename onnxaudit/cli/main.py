@@ -46,7 +46,7 @@ def add_summary(sub: argparse._SubParsersAction) -> None:
         default="keras",
         help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)",
     )
-    summary.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    summary.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
     summary.add_argument("--explain", action="store_true", help="show the arithmetic behind each row")
     summary.add_argument(
         "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
@@ -60,6 +60,10 @@ def run_summary(args: argparse.Namespace) -> int:
     report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=shape_options(args))
     if args.format == "json":
         write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole
+    elif args.format == "html":
+        from onnxaudit.render.html import render_html  # only this format needs it
+
+        sys.stdout.write(render_html(report, explain=args.explain))
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(report, explain=args.explain))
     else:

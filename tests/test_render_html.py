@@ -1,0 +1,166 @@
+"""`summary --format html` in a real headless Chromium: it loads with no console error, draws the charts
+(a screenshot that is not blank, with the trainable colour in it), and every chart figure equals the JSON report."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from builders import MODELS, init, model, node, save, value
+
+from onnxaudit.cli.main import main
+from onnxaudit.render.html import COLOURS
+
+BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+BROWSER = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+needs_browser = pytest.mark.skipif(
+    BROWSER is None, reason="no headless Chromium (.ci/run installs Debian's chromium-headless-shell)"
+)
+CASES = [
+    MODELS / "torch" / "seed_cnn__legacy_nofold.onnx",
+    MODELS / "keras" / "seed_cnn__tf2onnx_op17.onnx",  # unclassified constants: a third bucket in the bars
+]
+
+
+def _summary(path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["summary", str(path), "--format", fmt]) == 0
+    return capsys.readouterr().out
+
+
+def _browser(*args: str) -> subprocess.CompletedProcess[str]:
+    assert BROWSER is not None
+    command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+class _Elements(HTMLParser):
+    """Every element's attributes, by tag, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, {k: v or "" for k, v in attrs}))
+
+
+def _elements(page: str) -> list[tuple[str, dict[str, str]]]:
+    parser = _Elements()
+    parser.feed(page)
+    return parser.found
+
+
+def _png_pixels(data: bytes) -> set[tuple[int, ...]]:
+    """The distinct colours of an 8-bit RGB/RGBA PNG (what Chromium writes), decoded by the spec's filters."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, channels = 8, b"", 0, 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and colour in (2, 6)
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), width * channels
+    previous, colours = bytearray(stride), set()
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        colours.update(tuple(line[i : i + 3]) for i in range(0, stride, channels))
+        previous = line
+    return colours
+
+
+def test_page_is_self_contained_and_escapes_names(tmp_path, capsys):
+    hostile = "<img onerror=alert(1)>\x1b[31m"
+    m = model(
+        [node("MatMul", ["x", "w"], ["y"], name=hostile)],
+        [value("x", ["N", 4])],
+        [value("y", ["N", 3])],
+        [init("w", [4, 3])],
+    )
+    page = _summary(save(m, tmp_path / "hostile.onnx"), "html", capsys)
+    assert "<img" not in page and "\x1b" not in page
+    assert "&lt;img onerror=alert(1)&gt;\\x1b[31m" in page
+    # nothing is fetched: no src/href attribute anywhere, and the policy forbids it
+    assert not [a for _, attrs in _elements(page) for a in attrs if a in ("src", "href")]
+    assert "default-src 'none'" in page
+
+
+@needs_browser
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
+def test_chromium_loads_the_page_and_its_charts_equal_the_json(path, tmp_path, capsys):
+    report = json.loads(_summary(path, "json", capsys))
+    page = tmp_path / "report.html"
+    page.write_text(_summary(path, "html", capsys), encoding="utf-8")
+
+    done = _browser("--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    elements = _elements(done.stdout)
+    body = next(attrs for tag, attrs in elements if tag == "body")
+    assert body.get("data-ready") == "1" and "data-error" not in body  # the page's script ran to its end
+
+    rows = {r["name"]: r for r in report["rows"]}
+    bars = [attrs for tag, attrs in elements if tag == "g" and attrs.get("class") == "bar"]
+    layer_bars = [b for b in bars if b["data-layers"] == "1"]
+    assert layer_bars
+    for bar in layer_bars:  # a single layer's bar is its row
+        row = rows[bar["data-name"]]
+        for key in ("params", "trainable", "non_trainable", "unclassified"):
+            assert int(bar["data-" + key.replace("_", "-")]) == row[key], (bar["data-name"], key)
+    totals = report["totals"]
+    split = next(b for b in bars if b["data-name"] == "all parameters")
+    assert [int(split[k]) for k in ("data-params", "data-trainable", "data-non-trainable", "data-unclassified")] == [
+        totals["total"],
+        totals["trainable"],
+        totals["non_trainable"],
+        totals["unclassified"],
+    ]
+    # the largest-layers chart holds every parameter of the table once (the rest in one bar)
+    chart = re.search(r'<svg id="layers-chart".*?</svg>', done.stdout, re.S)
+    assert chart is not None
+    in_chart = [attrs for _, attrs in _elements(chart.group()) if attrs.get("class") == "bar"]
+    assert sum(int(b["data-params"]) for b in in_chart) == sum(r["params"] for r in report["rows"])
+    dtypes = {
+        a["data-dtype"]: (int(a["data-params"]), int(a["data-bytes"]))
+        for t, a in elements
+        if t == "tr" and "data-dtype" in a
+    }
+    assert dtypes == {d: (v["params"], v["bytes"]) for d, v in totals["by_dtype"].items()}
+
+
+@needs_browser
+def test_screenshot_shows_the_charts(tmp_path, capsys):
+    page = tmp_path / "report.html"
+    page.write_text(_summary(CASES[0], "html", capsys), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    done = _browser("--window-size=1000,900", f"--screenshot={shot}", page.as_uri())
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    colours = _png_pixels(shot.read_bytes())
+    assert len(colours) > 20  # text, cards and bars: not a blank page
+    trainable = tuple(int(COLOURS["trainable"][i : i + 2], 16) for i in (1, 3, 5))
+    assert trainable in colours  # a bar was drawn in the trainable colour
