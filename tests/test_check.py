@@ -11,7 +11,7 @@ import pytest
 from builders import MODELS, array, batchnorm, external, init, linear, model, node, save, seed_cnn, value
 from onnx import TensorProto, helper
 
-from onnxaudit.check.rules import RULES
+from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import CHECK_SCHEMA_VERSION, check
 from onnxaudit.cli.main import main
 
@@ -313,7 +313,7 @@ def test_json_is_deterministic_and_complete(tmp_path, capsys):
     assert data["schema_version"] == CHECK_SCHEMA_VERSION and data["passed"] is False
     assert [f["rule"] for f in data["findings"]] == ["OA101", "OA203", "OA206"]
     assert data["counts"] == {"error": 1, "warning": 1, "info": 1}
-    assert data["findings"][0]["name"] == "nan-inf-weights" and data["rules"] == sorted(RULES)
+    assert data["findings"][0]["name"] == "nan-inf-weights" and data["rules"] == REGISTRY.ids()
 
 
 def test_text_markdown_and_github_cannot_be_injected(tmp_path, capsys):

@@ -1,15 +1,16 @@
-"""File-level rules, read off the wire-format map before any model view exists: dims (OA301), stored
-length against dims (OA302) and external data (OA303, OA304). They also say where each tensor's bytes
-can be read from, for the value scans.
+"""The file pass, read off the wire-format map before any model view exists: every tensor record's dims,
+stored length against dims, and external data validated before a byte of it is read. It always runs
+(the value scan may read only what it cleared); the OA301..OA304 rules report the problems it found.
+It also says where each tensor's bytes can be read from, for the value scan.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from onnx import TensorProto
 
-from onnxaudit.check.rules import Finding, finding
 from onnxaudit.io.datamap import FileMap, TensorRecord
 from onnxaudit.io.dims import MAX_ELEMENTS, byte_size, dtype_name
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
@@ -36,15 +37,29 @@ for _dtype in (
 ):  # fmt: skip
     _TYPED_FIELD[_dtype] = ("int32_data", 1)
 _FIXED_WIDTH = {"float_data": 4, "double_data": 8}
-_SCANNABLE_TYPED = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data"}
+_SCANNABLE_TYPED: dict[int, str] = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data"}
+
+
+# what is wrong with a record: its dims, its stored length, its external location, its external range
+ProblemKind = Literal["dims", "length", "location", "range"]
+
+_EXTERNAL_KIND: dict[str, ProblemKind] = {"location": "location", "range": "range", "length": "length"}
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    kind: ProblemKind
+    message: str
+    name: str
+    scope: str
 
 
 @dataclass
 class FileCheck:
-    findings: list[Finding] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
     extents: dict[tuple[str, str], Extent] = field(default_factory=dict)
     unreadable: dict[tuple[str, str], str] = field(default_factory=dict)  # key -> why its bytes are not scanned
-    reported: set[tuple[str, str]] = field(default_factory=set)  # unreadable because of an error finding
+    reported: set[tuple[str, str]] = field(default_factory=set)  # unreadable because of a problem above
 
 
 def elements(record: TensorRecord) -> tuple[int | None, str]:
@@ -65,7 +80,7 @@ def elements(record: TensorRecord) -> tuple[int | None, str]:
     return count, ""
 
 
-def file_findings(files: FileMap, model_fd: int, external: ExternalFiles) -> FileCheck:
+def file_pass(files: FileMap, model_fd: int, external: ExternalFiles) -> FileCheck:
     """Every record checked; extents for those whose bytes may be read."""
     out = FileCheck()
     for record in files.tensors.values():
@@ -77,7 +92,7 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
     what = _what(record)
     count, problem = elements(record)
     if count is None:
-        out.findings.append(finding("OA301", f"{what} {problem}", "tensor", record.name, record.scope))
+        out.problems.append(FileProblem("dims", f"{what} {problem}", record.name, record.scope))
         out.unreadable[record.key] = "invalid dims"
         out.reported.add(record.key)
         return
@@ -87,8 +102,8 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
     if record.is_external:
         resolved = external.resolve(record, count)
         if isinstance(resolved, Problem):
-            rule = {"location": "OA303", "range": "OA304", "length": "OA302"}[resolved.kind]
-            out.findings.append(finding(rule, f"{what}: {resolved.message}", "tensor", record.name, record.scope))
+            message = f"{what}: {resolved.message}"
+            out.problems.append(FileProblem(_EXTERNAL_KIND[resolved.kind], message, record.name, record.scope))
             out.unreadable[record.key] = "external data unusable"
             out.reported.add(record.key)
         else:
@@ -102,7 +117,7 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
                 f"{what}: raw_data holds {end - start:,} bytes, "
                 f"dims {_dims(record)} of {dtype_name(record.dtype)} need {expected:,}"
             )
-            out.findings.append(finding("OA302", message, "tensor", record.name, record.scope))
+            out.problems.append(FileProblem("length", message, record.name, record.scope))
             out.unreadable[record.key] = "data length wrong"
             out.reported.add(record.key)
         elif expected is not None:
@@ -120,9 +135,8 @@ def _check_typed(record: TensorRecord, count: int, model_fd: int, what: str, out
     others = sorted(f for f, typed in record.typed.items() if f != name and (typed.spans or typed.unpacked))
     stored = _typed_count(record, name, model_fd)
     if stored is None:
-        out.findings.append(
-            finding("OA302", f"{what}: {name} is not a whole number of values", "tensor", record.name, record.scope)
-        )
+        message = f"{what}: {name} is not a whole number of values"
+        out.problems.append(FileProblem("length", message, record.name, record.scope))
         out.unreadable[record.key] = "data length wrong"
         out.reported.add(record.key)
         return
@@ -132,7 +146,7 @@ def _check_typed(record: TensorRecord, count: int, model_fd: int, what: str, out
         else:
             where = f" (data found in {', '.join(others)})" if others else ""
             message = f"{what}: {name} holds {stored:,} values, dims {_dims(record)} need {count * per:,}{where}"
-        out.findings.append(finding("OA302", message, "tensor", record.name, record.scope))
+        out.problems.append(FileProblem("length", message, record.name, record.scope))
         out.unreadable[record.key] = "data length wrong"
         out.reported.add(record.key)
         return

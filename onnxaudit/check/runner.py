@@ -1,25 +1,29 @@
-"""`onnxaudit check`: deployment rules over one model, as a CheckReport with an exit status.
+"""`onnxaudit check`: the selected rules over one model, as a CheckReport with an exit status.
 
-Order matters for safety: the model is opened once (safeopen), its wire format is mapped (datamap),
-file-level rules run and external data is validated before any byte of it is read (check_data), then
-the model view is built (load), graph rules run (check_graph), and only then are weights scanned in
-bounded chunks (check_values). A file whose dims are broken still gets its file-level findings even
-though no model view can be built from it.
+Rules are chosen from the registry before anything runs (--select/--ignore), and each declares the stage
+it needs. Order matters for safety: the model is opened once (safeopen), its wire format is mapped
+(datamap), the file pass validates dims, stored lengths and external data before any byte of it is read
+(data.py; it always runs, the OA301..OA304 rules report what it found), then the model view is built
+(load) for the rules that need it, and only when a selected rule reads values are weights scanned in
+bounded chunks (values.py). A file whose dims are broken still gets its file-level findings even though
+no model view can be built from it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onnxaudit.check.data import file_findings
-from onnxaudit.check.graph import graph_findings
-from onnxaudit.check.rules import RULES, SEVERITIES, SEVERITY_RANK, Finding, active_rules, finding
-from onnxaudit.check.values import ScanTotals, value_findings
+from onnxaudit.check.context import CheckContext, CheckOptions
+from onnxaudit.check.data import file_pass
+from onnxaudit.check.registry import SEVERITIES, SEVERITY_RANK, Finding, Rule
+from onnxaudit.check.rules import REGISTRY
+from onnxaudit.check.values import ScanTotals, scan_values
 from onnxaudit.count.conventions import CONVENTIONS
-from onnxaudit.count.roles import classify
+from onnxaudit.count.roles import RoleTable, classify
 from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.io.datamap import map_file
@@ -50,9 +54,7 @@ class CheckReport:
         return 0 if self.passed else 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["findings"] = [{**asdict(f), "name": f.name} for f in self.findings]
-        return data
+        return asdict(self)
 
 
 def check(
@@ -62,10 +64,11 @@ def check(
     ignore: str | None = None,
     max_params: int | None = None,
 ) -> CheckReport:
-    """Apply the rules to the model at `path`. Raises AuditError (one line) for unusable input."""
+    """Apply the selected rules to the model at `path`. Raises AuditError (one line) for unusable input."""
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
-    rules = active_rules(select, ignore)
+    rules = REGISTRY.select(select, ignore)
+    stages = {rule.needs for rule in rules}
     path = Path(path)
     name = str(path)
     notes: list[str] = []
@@ -73,40 +76,44 @@ def check(
     try:
         files = map_file(opened.fd, opened.size, name)
         with ExternalFiles(path.parent) as external:
-            data = file_findings(files, opened.fd, external)
-            findings = list(data.findings)
-            view = _view(path, opened.dev, opened.ino, findings, notes)
-            params = None
+            data = file_pass(files, opened.fd, external)
+            ctx = CheckContext(name, files, data, CheckOptions(max_params), frozenset(r.id for r in rules))
+            findings = _run(rules, "file", ctx)
+            view = _view(path, opened.dev, opened.ino, bool(data.problems), notes)
             scan = ScanTotals()
             if view is not None:
                 roles = classify(view)
-                params = _total(roles)
-                findings += graph_findings(view, roles, files)
-                if max_params is not None and params > max_params:
-                    message = f"{params:,} parameters, more than --max-params {max_params:,}"
-                    findings.append(finding("OA307", message, "model"))
-                if rules & {"OA101", "OA102", "OA103", "OA104", "OA105", "OA308"}:
+                ctx.with_view(view, roles, _total(roles))
+                findings += _run(rules, "view", ctx)
+                if "values" in stages:
                     try:
-                        more, scan = value_findings(view, roles, files, data)
+                        values = scan_values(roles, files, data)
+                        ctx.with_values(values)
+                        findings += _run(rules, "values", ctx)
                     except ScanError as exc:
                         raise AuditError(f"{name}: {exc}") from None
-                    findings += more
+                    scan = values.totals
     finally:
         os.close(opened.fd)
-    kept = sorted((f for f in findings if f.rule in rules), key=Finding.sort_key)
-    counts = {s: sum(1 for f in kept if f.severity == s) for s in SEVERITIES}
+    kept = sorted(findings, key=Finding.sort_key)
+    counts: dict[str, int] = {s: sum(1 for f in kept if f.severity == s) for s in SEVERITIES}
     limit = SEVERITY_RANK.get(fail_on, -1)
     passed = not any(SEVERITY_RANK[f.severity] <= limit for f in kept)
-    return CheckReport(CHECK_SCHEMA_VERSION, name, fail_on, passed, counts, params, kept, sorted(rules), scan, notes)
+    ids = sorted(r.id for r in rules)
+    return CheckReport(CHECK_SCHEMA_VERSION, name, fail_on, passed, counts, ctx.params, kept, ids, scan, notes)
 
 
-def _view(path: Path, dev: int, ino: int, findings: list[Finding], notes: list[str]) -> ModelView | None:
-    """The model view, or None (with a note) when the file-level findings already say why it cannot
-    be built. The file loaded must be the file mapped."""
+def _run(rules: Iterable[Rule], stage: str, ctx: CheckContext) -> list[Finding]:
+    return [f for rule in rules if rule.needs == stage for f in rule.findings(ctx)]
+
+
+def _view(path: Path, dev: int, ino: int, broken: bool, notes: list[str]) -> ModelView | None:
+    """The model view, or None (with a note) when the file pass already found why it cannot be built
+    (`broken`). The file loaded must be the file mapped."""
     try:
         view = load(path)
     except AuditError as exc:
-        if any(f.severity == "error" for f in findings):
+        if broken:
             notes.append(f"no model view ({exc}); graph and value rules skipped")
             return None
         raise
@@ -119,9 +126,9 @@ def _view(path: Path, dev: int, ino: int, findings: list[Finding], notes: list[s
     return view
 
 
-def _total(roles) -> int:
+def _total(roles: RoleTable) -> int:
     keras = CONVENTIONS["keras"]
     return sum(t.count or 0 for t in param_table(roles).tensors if keras.bucket(t.category) is not None)
 
 
-__all__ = ["CHECK_SCHEMA_VERSION", "CheckReport", "RULES", "check"]
+__all__ = ["CHECK_SCHEMA_VERSION", "CheckReport", "check"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import FAIL_ON, check
 from onnxaudit.render.check import RENDERERS
 
@@ -24,7 +25,7 @@ def add_check(sub: argparse._SubParsersAction) -> None:
         "check",
         help="deployment rules: NaN weights, BN misuse, unsafe external data, unused or duplicate tensors...",
         description=(
-            "Apply the rules OA101..OA308 to MODEL (see README). Exit 0 clean, 1 findings at or above "
+            f"Apply the rules {REGISTRY.id_range} to MODEL (see README). Exit 0 clean, 1 findings at or above "
             "--fail-on, 2 unusable input or usage."
         ),
     )

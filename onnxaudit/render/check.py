@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from onnxaudit.check.rules import Finding
+from onnxaudit.check.registry import Finding
 from onnxaudit.check.runner import CheckReport
 from onnxaudit.render.summary import escape, escape_markdown, human_bytes
 
