@@ -47,7 +47,8 @@ def _identical(targets: list[Target], stats: dict[tuple[str, str], Stats]) -> li
     for t in targets:
         s = stats[t.key]
         if t.count >= MIN_DUPLICATE and not s.uniform:
-            alike[(t.tensor.dtype, t.extent.length, *_summary(s))].append(t)
+            similar = (t.tensor.dtype, t.extent.length, *_summary(s))
+            alike[similar].append(t)
     by_digest: dict[tuple[int, str], list[Target]] = defaultdict(list)
     for group in alike.values():
         if len(group) > 1:
