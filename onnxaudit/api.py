@@ -14,7 +14,8 @@ from onnxaudit.count.normaxis import channel_axis_findings
 from onnxaudit.count.roles import classify
 from onnxaudit.count.table import param_table
 from onnxaudit.errors import UsageError
-from onnxaudit.frameworks.view import framework_report, framework_view
+from onnxaudit.frameworks.figures import framework_report
+from onnxaudit.frameworks.view import framework_view
 from onnxaudit.model.load import load
 from onnxaudit.report.build import Report, annotate, build_report
 

@@ -735,9 +735,9 @@ def test_pairs_in_the_largest_graphs_stay_ranges(tmp_path, monkeypatch):
     import numpy as np
     from builders import array, audit_model, model, node, value
 
-    from onnxaudit.frameworks import view as frameworks
+    from onnxaudit.frameworks import pairs
 
-    monkeypatch.setattr(frameworks, "_COMPARE_MAX_NODES", 1)
+    monkeypatch.setattr(pairs, "_COMPARE_MAX_NODES", 1)
     w = np.random.default_rng(7).random((16, 12), dtype=np.float32) + 0.5
     m = model(
         [node("MatMul", ["x", "w"], ["h"], name="/MatMul"), node("MatMul", ["h", "t"], ["y"], name="/MatMul_1")],

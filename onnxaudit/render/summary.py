@@ -9,7 +9,7 @@ from dataclasses import asdict
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, TextIO
 
-from onnxaudit.frameworks.view import Figure, FrameworkLayer
+from onnxaudit.frameworks.figures import Figure, FrameworkLayer
 from onnxaudit.report.build import Report, Row, TensorRow
 
 if TYPE_CHECKING:

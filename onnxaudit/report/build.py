@@ -13,7 +13,7 @@ from onnxaudit.count.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, 
 from onnxaudit.count.explain import dims_text, formula
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
-from onnxaudit.frameworks.view import FrameworkReport
+from onnxaudit.frameworks.figures import FrameworkReport
 from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import LAYOUT_OR_FLATTEN

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from onnxaudit.frameworks.view import ZERO, Figure, FrameworkLayer, FrameworkReport
+from onnxaudit.frameworks.figures import ZERO, Figure, FrameworkLayer, FrameworkReport
 from onnxaudit.report.build import Report, TensorRow
 from onnxaudit.verify.expectations import FIGURES, Expectation
 

@@ -1,0 +1,267 @@
+"""Helpers the exporter rules share: weight and bias pickers, channel counts, the file's own layer, file facts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from operator import attrgetter
+
+from onnxaudit.count.layers import Layer, TfNaming, names_weight_op, tflite_parts
+from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
+from onnxaudit.frameworks.figures import AMBIGUOUS, EXACT, INFERRED, ZERO, Figure, FrameworkLayer
+from onnxaudit.model.load import ModelView, Node, torchscript_node_names
+from onnxaudit.model.ops import output_channels
+
+
+def counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
+    return [t for t in tensors if t.category in COUNTED_CATEGORIES and t.count is not None]
+
+
+LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Shape", "Constant"})
+
+
+def kind_of(layer: Layer) -> str:
+    """The layer's ops without the layout and shape plumbing exporters put around them."""
+    ops = dict.fromkeys([n.op_type for n in layer.nodes if n.op_type not in LAYOUT_OPS])  # Constant among them
+    return "+".join(ops or layer.op_types)
+
+
+def inferred_layer(
+    layer: Layer, kind: str, trainable: Figure, non_trainable: Figure, evidence: str, tensors: list[ParamTensor]
+) -> list[FrameworkLayer]:
+    """The one framework layer a rewrite inferred from `tensors`, with its evidence."""
+    return [FrameworkLayer(layer.name, kind, trainable, non_trainable, INFERRED, [evidence], [t.name for t in tensors])]
+
+
+def file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
+    """The layer as stored: constants of unknown role make it ambiguous, counted as trainable at most."""
+    trainable = stats = unknown = 0
+    ambiguous = False
+    for t in tensors:  # one pass instead of four: 38k layers at 200k nodes
+        category, count = t.category, t.count or 0
+        if category == "parameter":
+            trainable += count
+        elif category == "unclassified":
+            unknown += count
+            ambiguous = True
+        elif category in ("statistic", FROZEN):
+            stats += count
+    names = [t.name for t in tensors]
+    if ambiguous:
+        at_most = "holds constants of unknown role; counted as trainable at most"
+        lookups = [(t, text) for t in tensors if t.category == "unclassified" and (text := folded_lookup(t))]
+        texts = [text for _, text in lookups]
+        # a constant named after its lookup, or after the op that computed it from parameters (EdgeNeXt's
+        # positional projection folded by dynamo into `permute_12`), says the range can be short: first,
+        # the evidence line shown
+        named = any(LOOKUP_NAME.fullmatch(t.name) or _FOLDED_OP_OUTPUT.fullmatch(t.name) for t, _ in lookups)
+        evidence = [*texts, at_most] if named else [at_most, *texts]
+        # a lookup folded to its slice: the table it came from is larger by an amount the file cannot show
+        upper = None if named else trainable + unknown
+        return FrameworkLayer(
+            layer.name, kind_of(layer), Figure(trainable, upper), Figure.of(stats), AMBIGUOUS, evidence, names
+        )
+    return FrameworkLayer(
+        layer.name, kind_of(layer), Figure.of(trainable), Figure.of(stats), EXACT, ["counted as stored"], names
+    )
+
+
+# what torch.onnx names a lookup it folded: dynamo the op's output (`embedding_1`), the TorchScript
+# exporter the Gather's (`/embeddings/position_embeddings/Gather_output_0`)
+LOOKUP_NAME = re.compile(r"embedding(_\d+)?|.*/Gather(_\d+)?_output_\d+")
+
+
+# dynamo names a constant it folded after the FX op that made it last
+_FOLDED_OP_OUTPUT = re.compile(
+    r"(permute|transpose|view|reshape|convolution|conv[123]d|add|mul|cat|expand|repeat|flatten|unsqueeze|squeeze)(_\d+)?"
+)
+
+
+def folded_lookup(t: ParamTensor) -> str:
+    """A (1, length, width) constant added to activations: torch dynamo looks up position and token-type
+    embeddings at export for the traced length and stores only that slice, so the table it came from
+    (and the framework's count) can be larger than anything in the file. Said, since it cannot be seen."""
+    dims = t.dims or ()
+    if len(dims) != 3 or dims[0] != 1 or not t.uses or any(u.node.op_type != "Add" for u in t.uses):
+        return ""
+    return (
+        f"{t.name} {'x'.join(map(str, dims))} may be an embedding table looked up at export for a traced length "
+        f"of {dims[1]} (a folded position or token-type embedding): the framework's table, and its count, may be "
+        "larger than this range"
+    )
+
+
+def file_origin(view: ModelView) -> str:
+    producer = view.producer.lower()
+    if "pytorch" in producer or any(map(attrgetter("module_scopes"), view.main.nodes)):  # 200k nodes: no genexpr
+        return "pytorch"
+    if "tf2onnx" in producer or "keras" in producer:
+        return "keras"
+    if "paddle" in producer or view.graph_name.startswith("PaddlePaddle") or "Paddle" in view.opsets:
+        return "paddle"  # paddle2onnx: "PaddlePaddle Graph in PIR mode", no producer since 2.x
+    if torchscript_node_names(view):
+        # a TorchScript export that another tool re-saved under its own name: onnxruntime, Optimum,
+        # onnx.compose's merge_models
+        return "pytorch"
+    return "unknown"
+
+
+# onnxruntime's optimizer turns Conv + activation into FusedConv (and Gemm into FusedGemm), its quantizers
+# into QLinearConv, ConvInteger and QGemm: the same layer.
+SAME_OP = {
+    "Conv": ("Conv", "FusedConv", "NhwcFusedConv", "QLinearConv", "ConvInteger"),
+    "Gemm": ("Gemm", "FusedGemm", "QGemm"),
+}
+
+
+def weight_and_bias(tensors: list[ParamTensor], op: str) -> tuple[ParamTensor | None, ParamTensor | None]:
+    ops = SAME_OP.get(op, (op,))
+    weight = next((t for t in tensors if t.role == "weight" and any(u.node.op_type in ops for u in t.uses)), None)
+    bias = next((t for t in tensors if t.role == "bias" and any(u.node.op_type in ops for u in t.uses)), None)
+    return weight, bias
+
+
+def first_weight_and_bias(
+    tensors: list[ParamTensor], ops: Iterable[str]
+) -> tuple[str, ParamTensor | None, ParamTensor | None]:
+    """The first of `ops` whose weight the tensors hold, with that weight and its bias (else no weight)."""
+    op = ""
+    for op in ops:
+        weight, bias = weight_and_bias(tensors, op)
+        if weight is not None:
+            return op, weight, bias
+    return op, None, None
+
+
+def channels_of(t: ParamTensor | None) -> int:
+    return t.count or 0 if t is not None else 0
+
+
+# The ops a BN may be folded into, in the order a layer's weights are looked for
+FOLD_TARGETS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def out_channels(op: str, node: Node, weight: ParamTensor) -> int:
+    """Output channels of `node` (an `op` of _FOLD_TARGETS) as its weight's dims show them: the width of a
+    BN folded into it."""
+    if not weight.dims:
+        return 0
+    group, trans_b = node.attrs.get("group", 1), node.attrs.get("transB", 0)
+    return output_channels(op, weight.dims, int(group), bool(trans_b))  # type: ignore[call-overload]
+
+
+def tflite_export(view: ModelView) -> bool:
+    """tf2onnx converted a .tflite file: its ops, or the tensors they hold, are named by all the TF ops
+    fused into them (`a/b;c/d`)."""
+    names = (*(node.name for node in view.main.nodes), *view.main.tensors)
+    return any(";" in name and "/" in name for name in names)
+
+
+def tflite_folded_bns(view: ModelView, naming: TfNaming) -> frozenset[str]:
+    """The BNs a TFLite file's weight ops list in their fused names (keras_fused_bn rebuilds those). A
+    full-int8 file also names the Add of the folded shift after the BN: that Add is no second BN."""
+    found = set()
+    for node in view.main.nodes:
+        if ";" in node.name and naming.layer(node.name) and "/batchnorm/" in node.name:
+            parts = tflite_parts(node.name)
+            if any(map(names_weight_op, parts)):
+                found.update(naming.layer(part) for part in parts if "/batchnorm/" in part)
+    return frozenset(name for name in found if name)
+
+
+def producer_index(view: ModelView) -> Callable[[str], Node | None]:
+    """Main-graph producer lookup: Graph.producers, built on first use (most layers never ask) and
+    shared with the other stages."""
+    main = view.main
+
+    def producer_of(name: str) -> Node | None:
+        return main.producers.get(name)
+
+    return producer_of
+
+
+# ops a gamma or beta may pass through on its way to its Mul or Add: a mask constant that reaches
+# an attention score's Add through Expand/Sub/Where is no beta
+RESHAPING = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Identity"})
+
+
+def bns_fused_by_dynamo(
+    layer: Layer, conv_module: str, c: int, view: ModelView, bn_module: str | None = None
+) -> list[FrameworkLayer]:
+    """The BN (or, BNs in a row, each) that dynamo's optimizer fused into the conv of `conv_module`;
+    the BN's module is the layer's (the fused node sits in its scope) unless `bn_module` names it."""
+    bn_module, names = bn_module or layer.name, [n.name for n in layer.nodes]
+    if any(name in view.fx.norms_without_affine for name in names):
+        bn = FrameworkLayer(
+            bn_module, "BatchNorm", ZERO, Figure.of(2 * c), INFERRED,
+            [f"BatchNorm {bn_module} fused into {conv_module}: running_mean, running_var 2 x {c}, no weight or bias",
+             "affine=False: the node's FX call (dynamo's metadata) passes the BN no weight and bias"],
+        )  # fmt: skip
+    else:
+        bn = FrameworkLayer(
+            bn_module, "BatchNorm", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+            [f"BatchNorm {bn_module} fused into {conv_module}: weight, bias 2 x {c}; running_mean, running_var 2 x {c}",
+             "affine=True assumed (the PyTorch default); a fusion needs running stats, so they existed"],
+        )  # fmt: skip
+    fusions = max([view.fx.bn_fusions.get(name, 1) for name in names])
+    if fusions == 1:
+        return [bn]
+    more = fusions - 1
+    earlier = FrameworkLayer(
+        f"(BatchNorm before {bn_module})", "BatchNorm", Figure(0, 2 * c * more), Figure.of(2 * c * more), AMBIGUOUS,
+        [f"{more} more BatchNorm of {c} channels fused into {conv_module}: the node's rewrite rules (onnxscript's "
+         f"rule_name metadata) name {fusions} BN fusions; of all but the last neither the module name nor the "
+         f"call is recorded, so weight and bias 0 or 2 x {c} each (affine)",
+         "a fusion needs running stats, so they existed"],
+    )  # fmt: skip
+    return [earlier, bn]
+
+
+def ultralytics_export(view: ModelView) -> bool:
+    """Written by Ultralytics' exporter (YOLOv8 and later name their author; YOLOv5 writes stride and
+    class names), which fuses every Conv block's BatchNorm into its conv before exporting."""
+    meta = view.metadata
+    return meta.get("author", "").startswith("Ultralytics") or {"stride", "names"} <= meta.keys()
+
+
+def bn_reads_its_parameters_as_statistics(table: ParamTable) -> bool:
+    return any(
+        u.slot in (3, 4) for t in table.tensors if t.role in ("bn_gamma", "bn_beta") for u in t.uses
+        if u.node.op_type == "BatchNormalization"
+    )  # fmt: skip
+
+
+SIMPLIFIER_FOLDED = re.compile(r"_v_\d+|.*BatchNormalization.*_(weight|bias)")
+
+
+# NCHWc's reordered (and padded) filters and biases: graph_.GenerateNodeArgName("reorder")
+ORT_REORDERED = re.compile(r"reorder(_token_\d+)?")
+
+
+def ort_optimized(view: ModelView) -> bool:
+    """Saved by onnxruntime's graph optimizer (SessionOptions.optimized_model_filepath), which imports
+    every domain it registers, its NCHWc layout domain among them."""
+    return "com.microsoft.nchwc" in view.opsets
+
+
+def maybe_folded_bn(
+    layer: Layer, tensors: list[ParamTensor], bias: ParamTensor, label: str, why: str
+) -> list[FrameworkLayer]:
+    """The layer as stored, and a BN of the bias's channels that may have been folded into it."""
+    c = channels_of(bias)
+    maybe_bn = FrameworkLayer(
+        f"{layer.name} (+BatchNorm {label})", "BatchNorm", Figure(0, 2 * c), Figure(0, 2 * c), AMBIGUOUS,
+        [f"{why}: 0 or 4 x {c}"],
+    )  # fmt: skip
+    return [file_layer(layer, tensors), maybe_bn]
+
+
+TOOL_SUFFIX = re.compile(r"(_quantized|_merged_\d+)$")
+
+
+# what torch.onnx calls a tensor it did not take from the state_dict: a folded value (`onnx::Conv_42`, a bare
+# number before torch 1.13) or a Constant node's output (a frozen module's weights)
+ANONYMOUS_PARAMETER = re.compile(r"onnx::.+|\d+|(/.*)?Constant(_\d+)?_output_\d+")
+
+
+OLD_TORCHSCRIPT_NODE = re.compile(r"[A-Z][A-Za-z0-9]*_\d+")

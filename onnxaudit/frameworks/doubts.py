@@ -1,0 +1,211 @@
+"""Doubts about a layer's stored tensors: values computed at export, buffers, tensors shared between modules."""
+
+from __future__ import annotations
+
+import re
+
+from onnxaudit.count.layers import Layer, path_from_tensor_name
+from onnxaudit.count.roles import ROLES, called_again
+from onnxaudit.count.table import ParamTable, ParamTensor
+from onnxaudit.frameworks.common import RESHAPING
+from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
+from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.ops import DATA
+
+
+def not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
+    """Leave `copy`, a stored copy of the parameter `of` (counted where `of` is), out of the layer;
+    `how` says what shows it is one."""
+    count = copy.count or 0
+    why = f"{copy.name} is {of} {how}: counted once, with {of}"
+    return _revise(fl, Figure(fl.trainable.lo - count, plus(fl.trainable.hi, -count)), why, INFERRED)
+
+
+def _revise(fl: FrameworkLayer, trainable: Figure, why: str, status: str = AMBIGUOUS) -> str:
+    """Give `fl` the figure `trainable` for the reason `why`, at least as unsure as `status`;
+    returns why's short form."""
+    fl.trainable = trainable
+    fl.status = max(fl.status, status, key=RANK.__getitem__)
+    if fl.evidence == ["counted as stored"]:
+        fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
+    fl.evidence.append(why)
+    return why.partition(":")[0]
+
+
+def maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
+    """Leave `copy` out of the layer's lower bound: it may be `of` (a tensor counted elsewhere, or a
+    value computed from parameters; `of` says why and how it is counted)."""
+    lower = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
+    return _revise(fl, lower, f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}")
+
+
+def maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
+    """Let the layer's upper bound count `t` once more for each other module that reads it."""
+    upper = Figure(fl.trainable.lo, plus(fl.trainable.hi, (t.count or 0) * len(readers)))
+    return _revise(
+        fl,
+        upper,
+        f"{t.name} is read by {1 + len(readers)} modules (also {', '.join(readers)}): one parameter they share, "
+        "or equal values the exporter stored once (an untrained model's ones and zeros); counted once at least, "
+        "once per module at most",
+    )
+
+
+_TIED = frozenset({"embedding", "weight"})
+
+
+def _same_parameter_kind(role: str, read_as: str) -> bool:
+    if read_as == DATA or ROLES[read_as].category != "parameter":
+        return False
+    return role == read_as or not {role, read_as} == _TIED
+
+
+def read_by_several_modules(table: ParamTable, layers: list[Layer]) -> dict[str, list[str]]:
+    """torch.onnx (dynamo) stores tensors of equal values once: an untrained model's LayerNorm scales
+    and zero biases of several modules become one initializer they all read. Tensor name -> the
+    other modules that read it as a parameter (a zero bias of one and a LayerNorm shift of another
+    become one). A module's later call (`X_1` in a legacy export) shares its parameters for real and
+    is left out, as is an embedding table read as an output head's weight (tied: once in torch)."""
+    several = [t for t in table.tensors if len(t.uses) > 1 and t.category == "parameter"]
+    if not several:
+        return {}
+    # modules only: a node of no module (`/MatMul_2`, an unrolled RNN's step) is a layer of its own
+    modules = [layer for layer in layers if layer.path and not layer.path[0].startswith("#")]
+    layer_of_node = {node.index: layer.name for layer in modules for node in layer.nodes}
+    layer_of_tensor = {t.name: layer.name for layer in modules for t in layer.tensors}
+    found = {}
+    for t in several:
+        own = layer_of_tensor.get(t.name)
+        if own is None:
+            continue
+        readers = dict.fromkeys(layer_of_node.get(u.node.index) for u in t.uses if _same_parameter_kind(t.role, u.role))
+        others = [name for name in readers if name and name != own and called_again(name) != own]
+        if others:
+            found[t.name] = others
+    return found
+
+
+# a layer of these ops (and layout plumbing) is one matrix product per call, plus its bias
+ONE_PRODUCT_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Add"})
+
+
+# what dynamo names a product it computed at export, or a parameter it repeated per batch row
+# (MultiheadAttention's bias_k as `repeat`): an op's output, not a parameter's name
+_DYNAMO_PRODUCT = re.compile(r"(linear|addmm|mm|bmm|matmul|baddbmm|repeat|tile|expand)(_\d+)?")
+
+
+def folded_products(tensors: list[ParamTensor]) -> dict[str, str]:
+    """torch.onnx (dynamo) computes at export what depends on parameters alone, e.g. DeBERTa's relative
+    position embeddings projected by each layer's pos_key_proj and split per head ((heads, positions,
+    head size) `transpose_1`), or a Linear applied to a zero state (`linear_1`: its bias, repeated per
+    batch row). A Linear weight is 2-D: an anonymous constant of 3 dims or more that a MatMul reads is
+    more likely such a product, whose sources the file does not hold; so is one named after a product."""
+    found = {}
+    for t in tensors:
+        dims = t.dims
+        if t.category != "parameter" or not dims:
+            continue
+        named_product = "." not in t.name and _DYNAMO_PRODUCT.fullmatch(t.name) is not None
+        if not named_product and (t.role != "weight" or len(dims) < 3 or path_from_tensor_name(t.name) is not None):
+            continue
+        if named_product or all(u.node.op_type == "MatMul" for u in t.uses):
+            why = (
+                f"named after the {t.name.rstrip('_0123456789')} that made it"
+                if named_product
+                else "a Linear weight has 2 dims"
+            )
+            found[t.name] = (
+                f"a product computed at export from parameters ({why}): counted as stored at most; the "
+                "parameters it came from, and their count, may not be in the file"
+            )
+    return found
+
+
+def measured_only(view: ModelView, table: ParamTable) -> dict[str, str]:
+    """Weights whose products only a Shape reads: their values are never used. onnxruntime's T5 attention
+    fusion copies layer 0's key projection into the fused qkv weight and keeps the original MatMul for
+    the key length its position bias needs. Weight name -> why it may be counted twice."""
+    readers, main = view.main.readers, view.main.scope
+    return {
+        t.name: "a copy an optimizer's fusion left behind (only a Shape reads its product): counted as stored at most"
+        for t in table.tensors
+        if t.role == "weight" and t.uses and all(u.node.scope == main and _measured(u.node, readers) for u in t.uses)
+    }
+
+
+def _measured(node: Node, readers: dict[str, list[Node]], depth: int = 0) -> bool:
+    """Whether only Shape reads `node`'s outputs, directly or through reshaping ops."""
+    outputs = [out for out in node.outputs if out]
+    if not outputs or depth > 4:
+        return False
+    for out in outputs:
+        for reader in readers.get(out) or [None]:
+            if reader is None or not (
+                reader.op_type == "Shape"
+                or (
+                    reader.op_type in RESHAPING
+                    and reader.inputs[:1] == (out,)
+                    and _measured(reader, readers, depth + 1)
+                )
+            ):
+                return False
+    return True
+
+
+def anonymous_biases(tensors: list[ParamTensor]) -> dict[str, str]:
+    """A (1, N) constant the TorchScript exporter named `onnx::Add_N`, added like a bias, in a file that
+    keeps its parameters' state_dict names: a registered buffer (BART's final_logits_bias after its
+    lm_head) or a value folded at export. Not a Linear's bias: that keeps its key, or, a slice folded at
+    export (MultiheadAttention's in_proj_bias split per q, k, v), has one dim."""
+    return {
+        t.name: "a registered buffer or a value folded at export (an anonymous bias, where the file names its "
+        "parameters): counted as stored at most"
+        for t in tensors
+        if t.role == "bias"
+        and t.dims is not None
+        and len(t.dims) > 1
+        and _ANONYMOUS_ADD.fullmatch(t.name)
+        and all(u.node.op_type == "Add" for u in t.uses)
+    }
+
+
+def buffer_named(tensors: list[ParamTensor]) -> list[ParamTensor]:
+    """Tensors named like a registered buffer (Silero's `stft.forward_basis_buffer`, a conv's fixed STFT
+    basis): the TorchScript exporter, and tools that inline its files, store a buffer as they store a
+    parameter, and only dynamo's node metadata tells them apart. The name is the only evidence, so
+    such a tensor stays in the upper bound."""
+    found = []
+    for t in tensors:
+        if "buf" not in t.name.lower():  # most names: no split (48k weights at 200k nodes)
+            continue
+        leaf = _NAME_PARTS.split(t.name)[-1].lower()
+        if "buffer" in leaf or leaf == "buf" or leaf.endswith("_buf"):
+            found.append(t)
+    return found
+
+
+BUFFER_NAMED = "a registered buffer, by its name, stored as the exporter stores a parameter: counted as stored at most"
+
+
+# a name's parts: state_dict dots, scopes' slashes, the `__` spox and onnx's inliner put before a branch's names
+_NAME_PARTS = re.compile(r"[./]|__")
+
+
+# the TorchScript exporter's name for an Add's constant input (Optimum's merged decoders add `_merged_0`)
+_ANONYMOUS_ADD = re.compile(r"onnx::Add_\d+(_merged_\d+)?")
+
+
+def bn_folded_at_run_time(table: ParamTable) -> bool:
+    """onnxoptimizer's fuse_bn_into_conv left its run-time fold: a BN mean that a Sub takes from a bias."""
+    return any(t.role == "bn_mean" and any(u.node.op_type == "Sub" for u in t.uses) for t in table.tensors)
+
+
+def runtime_bn_fold_biases(tensors: list[ParamTensor]) -> dict[str, str]:
+    """onnxoptimizer's fuse_bn_into_conv computes the conv's bias at run time as (b - mean) * scale + beta
+    and gives a conv without bias a b of zeros: the b the Sub takes the mean from may be no parameter of
+    the framework."""
+    return {
+        t.name: "zeros onnxoptimizer's BatchNorm fusion made for a conv without bias: counted as stored at most"
+        for t in tensors
+        if t.role == "bias" and any("Sub" in u.via for u in t.uses)
+    }

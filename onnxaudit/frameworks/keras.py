@@ -1,0 +1,350 @@
+"""Keras through tf2onnx: BatchNormalization lowered or folded, PReLU, Normalization, recurrent biases."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from onnxaudit.count.layers import Layer, TfNaming, tflite_parts
+from onnxaudit.count.roles import Use
+from onnxaudit.count.table import ParamTensor
+from onnxaudit.frameworks.common import (
+    FOLD_TARGETS,
+    SAME_OP,
+    channels_of,
+    first_weight_and_bias,
+    kind_of,
+    out_channels,
+    weight_and_bias,
+)
+from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
+from onnxaudit.model.load import Node
+
+# The shift of tf.nn.batch_normalization, named after the op that made it: with gamma the ops are
+# mul (rsqrt * gamma), mul_1 (x * scale), mul_2 (mean * scale), sub (beta - mul_2); without gamma
+# mul (x * rsqrt), mul_1 (mean * rsqrt), sub. Without beta there is no sub: the shift is -(mean * scale),
+# named after the product. So `sub` shows beta; `mul_2` gamma and no beta; `mul_1` neither.
+_BN_SHIFT = re.compile(r"/batchnorm/(sub|mul_1|mul_2)(:\d+)?$")
+
+
+_BN_SHIFT_SAYS = {"sub": (None, True), "mul_2": (True, False), "mul_1": (False, False)}
+
+
+def _bn_shift_says(name: str) -> tuple[bool | None, bool | None]:
+    """(gamma, beta) as the name of a BN's folded shift shows them; None where it cannot."""
+    found = _BN_SHIFT.search(name)
+    return _BN_SHIFT_SAYS[found.group(1)] if found else (None, None)
+
+
+def keras_bn_scale_shift(
+    layer: Layer, tensors: list[ParamTensor], naming: TfNaming, folded: frozenset[str] = frozenset()
+) -> list[FrameworkLayer] | None:
+    """tf2onnx on Keras: BatchNormalization lowered to x * scale + shift (2 of its 4 vectors survive).
+    The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`).
+    One of the two may be gone: an untrained BN's shift is all zeros and tf2onnx drops its Add, and a
+    simplifier (onnxsim, onnxslim) or onnxruntime fuses the scale's Mul into the conv before it."""
+    if not any("/batchnorm/" in n.name for n in layer.nodes):
+        return None
+    muls = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
+    adds = [t for t in tensors if any(u.node.op_type in ("Add", "Sub") for u in t.uses)]
+    if len(tensors) == 2 and len(muls) == 1 and len(adds) == 1 and muls[0].count == adds[0].count:
+        scale, shift = muls[0], adds[0]
+    elif len(tensors) == 1 and len(muls) + len(adds) == 1:
+        scale, shift = (muls[0], None) if muls else (None, adds[0])
+    else:
+        return None
+    if scale is None and layer.name in folded:
+        return None  # the shift is the bias of the op the BN was folded into, rebuilt from that op's name
+    c = (scale or shift).count or 0  # type: ignore[union-attr]
+    ops = "Mul + Add" if scale and shift else "Mul" if scale else "Add"
+    evidence = [f"node scope {layer.name}/batchnorm: BatchNormalization lowered to {ops} over {c} channels"]
+    folded = " and ".join(t.name for t in (scale, shift) if t is not None)
+    evidence.append(f"moving mean and variance folded into {folded}: 2 x {c} non-trainable")
+    says_gamma, says_beta = _bn_shift_says(shift.name) if shift is not None else (None, None)
+    gamma = scale is not None and scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul")) or says_gamma is True
+    no_gamma = scale is not None and "Rsqrt" in scale.name or says_gamma is False
+    status = INFERRED
+    trainable = ZERO
+    seen = f"the scale is {scale.name}" if scale is not None and says_gamma is None else f"the shift is {shift.name}"
+    if gamma:
+        trainable += Figure.of(c)
+        evidence.append(f"gamma present: {seen} (rsqrt(var) * gamma)")
+    elif no_gamma:
+        evidence.append(f"no gamma (scale=False): {seen}")
+    else:
+        trainable += Figure(0, c)
+        status = AMBIGUOUS
+        evidence.append(
+            "gamma cannot be told from the scale's name"
+            if scale is not None
+            else "gamma cannot be told: the scale's Mul was fused into the layer before (a simplifier, onnxruntime)"
+        )
+    if says_beta:
+        trainable += Figure.of(c)
+        evidence.append(f"beta present: the shift is {shift.name} (beta - mean * scale)")  # type: ignore[union-attr]
+    elif says_beta is False:
+        evidence.append(f"no beta (center=False): the shift is {shift.name}, -(mean * scale)")  # type: ignore[union-attr]
+    elif gamma:
+        trainable += Figure.of(c)
+        evidence.append(
+            f"beta assumed present (center=True, the Keras default): the shift {shift.name} cannot show it"
+            if shift is not None
+            else "beta assumed present (center=True, the Keras default): the shift was all zeros (an untrained "
+            "BN: beta 0, moving mean 0) and tf2onnx dropped its Add"
+        )
+    else:
+        trainable += Figure(0, c)
+        status = AMBIGUOUS
+        evidence.append(
+            f"beta cannot be told: the layer is not at Keras defaults and the shift {shift.name} was folded"
+            if shift is not None
+            else "beta cannot be told: the shift's Add is gone"
+        )
+    names = [t.name for t in (scale, shift) if t is not None]
+    return [FrameworkLayer(layer.name, "BatchNormalization", trainable, Figure.of(2 * c), status, evidence, names)]
+
+
+def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
+    """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
+    shift (`<bn>/batchnorm/sub`, or `mul_2` / `mul_1` without beta: _bn_shift_says), so the conv had
+    no bias of its own. A SeparableConv2D is two convs (depthwise, then pointwise, which takes the shift): both
+    kernels are the layer's."""
+    weight, bias = weight_and_bias(tensors, "Conv")
+    if weight is None or bias is None or not _BN_SHIFT.search(bias.name):
+        return None
+    bn_name = naming.layer(bias.name)
+    if not bn_name or bn_name == layer.name:
+        return None
+    kernels = [t for t in tensors if t is not bias]
+    if any(t.category != "parameter" for t in kernels):
+        return None
+    c = channels_of(bias)
+    conv = FrameworkLayer(
+        layer.name, "Conv", Figure.of(sum(t.count or 0 for t in kernels)), ZERO, INFERRED,
+        [f"the conv's bias {bias.name} is BatchNormalization {bn_name}'s folded shift: the conv had no bias"],
+        [t.name for t in kernels],
+    )  # fmt: skip
+    gamma, beta = _bn_shift_says(bias.name)
+    if beta:
+        vectors, kept = (
+            4,
+            (
+                f"beta present (the shift is {bias.name}); gamma assumed present (scale=True, the Keras default: "
+                "the merge cannot show scale=False)"
+            ),
+        )
+    elif gamma:
+        vectors, kept = 3, f"gamma present, no beta (center=False): the shift {bias.name} is -(mean * scale)"
+    else:
+        vectors, kept = 2, f"no gamma, no beta (scale=False, center=False): the shift {bias.name} is -(mean * rsqrt)"
+    bn = FrameworkLayer(
+        bn_name, "BatchNormalization", Figure.of((vectors - 2) * c), Figure.of(2 * c), INFERRED,
+        [
+            f"BatchNormalization {bn_name} merged into {layer.name}: {vectors} x {c} (moving stats 2 x {c} "
+            "non-trainable)",
+            kept,
+        ],
+        [bias.name],
+    )  # fmt: skip
+    return [conv, bn]
+
+
+def keras_fused_bn(
+    layer: Layer, tensors: list[ParamTensor], naming: TfNaming, producer_of: Callable[[str], Node | None]
+) -> list[FrameworkLayer] | None:
+    """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
+    output named `<bn>/FusedBatchNormV3`). Or a simplifier (onnxslim) fused tf2onnx's Conv, Mul and Add
+    into one Conv named after the BN's ops (`<bn>/batchnorm/mul_1`). Or tf2onnx converted a TFLite file,
+    whose converter folded the BN into the conv, transposed conv or Dense before it: the op's fused name
+    lists the BN's ops (`...;<bn>/batchnorm/add_1;<conv>/BiasAdd;...`). The original bias cannot be
+    told from the folded shift."""
+    op, weight, bias = first_weight_and_bias(tensors, FOLD_TARGETS)
+    if weight is None:
+        return None
+    ops = SAME_OP.get(op, (op,))
+    conv_node = next(u.node for u in weight.uses if u.node.op_type in ops)
+    bn_part = next((part for part in tflite_parts(conv_node.name) if "/batchnorm/" in part), None)
+    in_bn_scope = bn_part is not None
+    if not in_bn_scope and not (op == "Conv" and weight.name.endswith("_fused_bn")):
+        return None
+    bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
+    fused = ";" in conv_node.name  # a TFLite op's name: its main part names the layer of the weights
+    if in_bn_scope:
+        bn_name = bn_name or naming.layer(bn_part)  # type: ignore[arg-type]
+        conv_name = naming.layer(conv_node.name) if fused else None
+        if not conv_name or conv_name == bn_name:
+            conv_name = _input_layer(conv_node, naming, producer_of) or conv_node.label
+    else:
+        conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of)
+        conv_name = conv_name or (f"{conv_node.label} (the conv before {bn_name})" if bn_name else conv_node.label)
+    c = channels_of(bias) if bias is not None else out_channels(op, conv_node, weight)
+    k = weight.count or 0
+    what = "conv bias" if op == "Conv" else f"{op} bias"
+    conv = FrameworkLayer(
+        conv_name, op, Figure(k, k + c), ZERO, AMBIGUOUS,
+        [f"BN folded into {conv_name}: the original {what} ({c}) cannot be told apart from the folded shift"],
+        [weight.name],
+    )  # fmt: skip
+    layers = [conv]
+    # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
+    if fused:
+        seen = f"{op} node fused from the BatchNormalization's ops ({bn_part}; a TFLite op)"
+    elif in_bn_scope:
+        seen = f"conv node {conv_node.name} in the BatchNormalization's scope (its Mul and Add fused into the conv)"
+    else:
+        seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
+    layers.append(
+        FrameworkLayer(
+            bn_name or f"{conv_name} (+folded BatchNorm)",
+            "BatchNormalization",
+            Figure(0, 2 * c),
+            Figure.of(2 * c),
+            AMBIGUOUS,
+            [
+                f"{seen}: BatchNormalization folded, over {c} channels",
+                f"moving mean and variance 2 x {c} non-trainable; gamma and beta 0 to 2 x {c}: "
+                "a fold cannot show center/scale",
+            ],
+            [t.name for t in (weight, bias) if t is not None],
+        )  # fmt: skip
+    )
+    return layers
+
+
+def _input_layer(node: Node, naming: TfNaming, producer_of: Callable[[str], Node | None]) -> str | None:
+    """The Keras layer of the Transpose feeding `node`: tf2onnx's NHWC->NCHW Transpose keeps the conv's
+    scope. Any other producer is the layer before (a ReLU), which names nothing about the conv."""
+    producer = producer_of(node.inputs[0]) if node.inputs else None
+    return naming.layer(producer.name) if producer is not None and producer.op_type == "Transpose" else None
+
+
+def keras_recurrent_bias(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """tf2onnx writes a Keras LSTM's single bias (4H) as ONNX's Wb and fills Rb with zeros (B is 8H);
+    a GRU with reset_after=False (ONNX linear_before_reset=0) likewise has a zero-filled half."""
+    rnn = next((u.node for t in tensors for u in t.uses if u.node.op_type in ("LSTM", "GRU")), None)
+    bias = next((t for t in tensors if t.role == "rnn_B"), None)
+    if rnn is None or bias is None or not bias.dims or len(bias.dims) != 2:
+        return None
+    if rnn.op_type == "GRU" and rnn.attrs.get("linear_before_reset") == 1:
+        return None  # reset_after=True: Keras keeps both bias rows, as stored
+    directions, width = bias.dims
+    kept = directions * (width // 2)
+    others = sum(t.count or 0 for t in tensors if t is not bias and t.category == "parameter")
+    zeroed = f"{rnn.op_type} bias {bias.name} {directions}x{width}"
+    return [
+        FrameworkLayer(
+            layer.name,
+            rnn.op_type,
+            Figure.of(others + kept),
+            ZERO,
+            INFERRED,
+            [f"{zeroed}: Keras has one bias of {width // 2} per direction; the recurrent half is zero-filled"],
+            [t.name for t in tensors],
+        )  # fmt: skip
+    ]
+
+
+_PRELU_ALPHA = re.compile(r"/Neg(:\d+)?$")
+
+
+def keras_prelu(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """tf2onnx writes a Keras PReLU as relu(x) + (-alpha) * relu(-x): the slopes are stored negated
+    (`<prelu>/Neg`) and feed a bare Mul, so the role table cannot call them parameters."""
+    if len(tensors) != 1 or not {"Relu", "Neg", "Mul", "Add"} <= set(layer.op_types):
+        return None
+    alpha = tensors[0]
+    if not _PRELU_ALPHA.search(alpha.name) or not any(u.node.op_type == "Mul" for u in alpha.uses):
+        return None
+    c = alpha.count or 0
+    evidence = f"PReLU lowered to Relu(x) - alpha * Relu(-x): {alpha.name} holds the {c} negated slopes"
+    return [FrameworkLayer(layer.name, "PReLU", Figure.of(c), ZERO, INFERRED, [evidence], [alpha.name])]
+
+
+def _subtracts(use: Use) -> bool:
+    if use.node.op_type == "Sub":
+        return use.slot == 1
+    return use.node.op_type == "Add" and use.node.name.rsplit("/", 1)[-1].lower().startswith("sub")
+
+
+def keras_normalization(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """tf2onnx on a Keras Normalization: (x - mean) * 1/sqrt(variance), both folded to constants
+    (`<norm>/sub/y`, `.../truediv_recip`). Keras also keeps a `count` scalar that no op reads, so it is
+    never in the file: Keras's figure is 2 x features + 1, all non-trainable."""
+    if len(tensors) != 2 or any(t.category != "unclassified" for t in tensors):
+        return None
+    # the mean is what the Sub takes away; tf2onnx may name it after an op folded into it (a Rescaling's
+    # offset) and may write the Sub as an Add of the negated mean that keeps the Sub's node name
+    mean = next((t for t in tensors if any(_subtracts(u) for u in t.uses)), None)
+    inv = next((t for t in tensors if t is not mean and any(u.node.op_type in ("Mul", "Div") for u in t.uses)), None)
+    if mean is None or inv is None or mean.count != inv.count or "truediv" not in inv.name:
+        return None
+    c = mean.count or 0
+    evidence = [
+        f"Normalization lowered to Sub + Mul over {c} features: mean {mean.name}, 1/sqrt(variance) {inv.name}"
+        f" (non-trainable)",
+        "count: Keras keeps 1 non-trainable scalar beside mean and variance that no op reads; "
+        "it is not in the file and is added here",
+        "assumed built without mean=/variance= arguments (adapted or loaded): with them Keras holds "
+        "constants and reports 0",
+    ]
+    return [
+        FrameworkLayer(
+            layer.name, "Normalization", ZERO, Figure.of(2 * c + 1), INFERRED, evidence, [mean.name, inv.name]
+        )
+    ]
+
+
+_TF_CONST = re.compile(r"/Const(_\d+)?(:\d+)?$")
+
+
+def keras_bn_const_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """tf_keras feeds a BatchNormalization node constants in place of a missing gamma (ones, scale=False)
+    or beta (zeros, center=False), named `<bn>/Const`: stored in the file, but not Keras weights."""
+    bn = next((n for n in layer.nodes if n.op_type == "BatchNormalization"), None)
+    by_name = {t.name: t for t in tensors}
+    if bn is None or len(bn.inputs) < 5 or len(by_name) != 4:
+        return None
+    gamma, beta, mean, var = (by_name.get(name) for name in bn.inputs[1:5])
+    if gamma is None or beta is None or mean is None or var is None:
+        return None
+    missing = [(slot, t) for slot, t in (("gamma", gamma), ("beta", beta)) if _TF_CONST.search(t.name)]
+    if not missing:
+        return None
+    c = mean.count or 0
+    kept = [t for t in (gamma, beta) if all(t is not m for _, m in missing)]
+    evidence = [f"{slot} is the constant {t.name}, not a weight (tf_keras's stand-in for scale/center=False)"
+                for slot, t in missing]  # fmt: skip
+    evidence.append(f"moving mean and variance 2 x {c} non-trainable")
+    return [
+        FrameworkLayer(
+            layer.name,
+            "BatchNormalization",
+            Figure.of(sum(t.count or 0 for t in kept)),
+            Figure.of(2 * c),
+            INFERRED,
+            evidence,
+            [t.name for t in (*kept, mean, var)],
+        )  # fmt: skip
+    ]
+
+
+def keras_rnn_loop_bias(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """A Keras RNN that tf2onnx left as a while Loop (masked input, SimpleRNN): the cell's bias feeds a
+    `BiasAdd` and the Loop's body, so the role table leaves it unclassified; it is a trainable weight."""
+    if "Loop" not in layer.op_types:
+        return None
+    unknown = [t for t in tensors if t.category == "unclassified"]
+    if not unknown or any(not _feeds_bias_add(t) for t in unknown):
+        return None
+    total = sum(t.count or 0 for t in tensors)
+    names = ", ".join(t.name for t in unknown)
+    evidence = f"recurrent layer run as a Loop: {names} feeds BiasAdd, the cell's bias (trainable)"
+    return [
+        FrameworkLayer(
+            layer.name, kind_of(layer), Figure.of(total), ZERO, INFERRED, [evidence], [t.name for t in tensors]
+        )
+    ]
+
+
+def _feeds_bias_add(t: ParamTensor) -> bool:
+    return any(u.node.op_type == "Add" and u.node.name.rsplit("/", 1)[-1] == "BiasAdd" for u in t.uses)

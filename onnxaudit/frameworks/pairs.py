@@ -1,0 +1,232 @@
+"""Stored tensors that may be another parameter stored again (tied, per call, per branch), settled by values."""
+
+from __future__ import annotations
+
+import re
+
+from onnxaudit.count.layers import Layer, path_from_tensor_name
+from onnxaudit.count.roles import called_again
+from onnxaudit.count.table import ParamTable, ParamTensor
+from onnxaudit.frameworks.common import LAYOUT_OPS, counted
+from onnxaudit.frameworks.doubts import ONE_PRODUCT_OPS, measured_only
+from onnxaudit.model.load import MAIN, ModelView
+
+
+def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
+    """Anonymous constant-folded weights shaped like a transposed copy of a stored, named weight: one
+    parameter stored twice, once transposed. Tied embeddings and output heads (pytorch/pytorch#108342),
+    or a parameter a module reads both as `x @ w` and `h @ w.T` (dynamo names the fold `t`). Values are
+    not compared here. A copy of a square weight is only looked for beside an embedding table."""
+    # by transposed dims, not dtype: a quantized head and its embedding table may be stored in two int types
+    by_dims: dict[tuple[int, ...], list[ParamTensor]] = {}
+    for t in table.tensors:
+        if t.role in ("weight", "embedding") and t.dims and len(t.dims) == 2:
+            by_dims.setdefault(t.dims, []).append(t)
+    pairs: dict[str, str] = {}
+    for (d0, d1), group in by_dims.items():
+        # folded names first (a dotted state_dict key is ruled out without a regex), then their originals
+        copies = [t for t in group if t.role == "weight" and _folded_name(t.name, _FOLDED_OR_VAL_NAME)]
+        originals = [o for o in by_dims.get((d1, d0), ()) if o.role == "embedding" or d0 != d1] if copies else []
+        originals = [o for o in originals if not _folded_name(o.name) and not _position_table(o)]
+        for t in copies if originals else ():
+            original = next((o for o in originals if o.name != t.name), None)
+            if original is not None and (original.role == "embedding" or _folded_name(t.name)):
+                pairs[t.name] = original.name
+    return pairs
+
+
+# names exporters give a weight they computed (here: transposed) at export: torch.onnx (TorchScript)
+# `onnx::MatMul_12` or a bare number, onnxruntime's folding `/lm_head/Transpose_output_0`, dynamo the
+# op it folded (`t`, `transpose_1`, `permute`)
+_FOLDED_NAME = re.compile(r"onnx::.+|\d+|(.*/)?Transpose_output_\d+|(t|transpose|permute)(_\d+)?")
+
+
+# dynamo's `val_12` too: its Linear weights are all such folds (of parameters the file does not store
+# under their own name), so only an embedding table, which a Gather reads as stored, is matched with one;
+# likewise tf2onnx's `const_fold_opt__14` (every transposed kernel it folds is named so)
+_FOLDED_OR_VAL_NAME = re.compile(_FOLDED_NAME.pattern + r"|val_\d+|const_fold_opt__\d+")
+
+
+def named_transposed_copies(table: ParamTable) -> dict[str, str]:
+    """Hugging Face Optimum writes a tied output head as `Transpose(<table>)` named `<table>_transposed`
+    (GPT-2's `transformer.wte.weight_transposed`), which onnxruntime's optimizer folds into a stored
+    tensor of that name: the name and the reversed dims say which stored tensor it is a copy of.
+    Copy name -> original name."""
+    suffix = "_transposed"
+    copies = [t for t in table.tensors if t.name.endswith(suffix) and t.dims and len(t.dims) == 2]
+    if not copies:
+        return {}
+    dims = {t.name: t.dims for t in table.tensors if t.category == "parameter"}
+    found = {}
+    for t in copies:
+        original = t.name[: -len(suffix)]
+        if t.category == "parameter" and dims.get(original) == t.dims[::-1]:
+            found[t.name] = original
+    return found
+
+
+def _folded_name(name: str, pattern: re.Pattern[str] = _FOLDED_NAME) -> bool:
+    # a state_dict key (dotted, no slash) is no fold: no regex for the common case (48k weights at 200k nodes)
+    return not ("." in name and "/" not in name) and pattern.fullmatch(name) is not None
+
+
+def later_call_copies(layers: list[Layer]) -> dict[str, tuple[str, str]]:
+    """torch.onnx (legacy) scopes a module's later calls `X_1`, `X_2`; a simplifier (onnxslim) then
+    folds the weight's transpose once per call and stores it under the call's name
+    (`.../query_1/Transpose_output_0`): an anonymous weight of `X_n` shaped like a weight of X may be
+    X's. Copy name -> (the weight it may be a copy of, why)."""
+    by_name: dict[str, Layer] | None = None
+    found = {}
+    for layer in layers:
+        name = layer.name
+        if not name[-1:].isdigit() or (base := called_again(name)) is None:
+            continue
+        by_name = by_name or {la.name: la for la in layers}
+        first = by_name.get(base)
+        if first is None:
+            continue
+        shapes = {(t.dtype, t.dims): t.name for t in first.tensors if t.role == "weight" and t.dims}
+        for t in layer.tensors:
+            key = (t.dtype, t.dims)
+            if t.role == "weight" and key in shapes and path_from_tensor_name(t.name) is None:
+                found[t.name] = (
+                    shapes[key],
+                    f"{shapes[key]} of {first.name} stored again for a later call of that module: counted once "
+                    "at least, as stored at most (values not compared)",
+                )
+    return found
+
+
+def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, tuple[str, str]]:
+    """torch.onnx (dynamo) folds a shared module's weight transpose once per call (ALBERT's shared
+    layers): a Linear called k times holds k anonymous weights of one shape, one per product. Copy
+    name -> (what it may be a copy of: the first of its shape, why)."""
+    weights = [t for t in tensors if t.role == "weight" and t.dims]
+    if len(weights) < 2:  # most layers: one weight
+        return {}
+    if any(n.op_type not in ONE_PRODUCT_OPS and n.op_type not in LAYOUT_OPS for n in layer.nodes):
+        return {}
+    first: dict[tuple[object, ...], ParamTensor] = {}
+    found = {}
+    for t in weights:
+        if path_from_tensor_name(t.name) is not None or len(t.uses) != 1:
+            continue  # a state_dict key names a parameter of its own
+        key = (t.dtype, t.dims)
+        if key in first:
+            found[t.name] = (
+                first[key].name,
+                f"{first[key].name} stored again for another call of this module: counted once at least, "
+                "as stored at most (values not compared)",
+            )
+        else:
+            first[key] = t
+    return found
+
+
+def _position_table(t: ParamTensor) -> bool:
+    """An EmbedLayerNormalization position or segment table (inputs 3, 4): never tied to an output head,
+    so a square hidden x hidden weight matching its shape is no copy of it."""
+    return bool(t.uses) and all(u.node.op_type == "EmbedLayerNormalization" and u.slot in (3, 4) for u in t.uses)
+
+
+_COMPARE_MAX_NODES = 20_000
+
+
+def possible_copies(
+    view: ModelView, table: ParamTable, layers: list[Layer], origin: str
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Stored tensors that may be another parameter stored again: a transposed copy of a tied weight,
+    a shared module's weight stored once per call, a fusion's leftover. Where both are embedded in the
+    file, sampled values settle a pair (onnxaudit/copies.py): a copy is known, another weight is no
+    copy. Returns the doubts left (copy name -> why) and the known copies (copy -> (original, how))."""
+    transposed = tied_transposed_copy(table)
+    calls: dict[str, tuple[str, str]] = {}
+    if origin == "pytorch":
+        calls = later_call_copies(layers)
+        for layer in layers:
+            if sum(t.role == "weight" for t in layer.tensors) > 1:  # most layers: one weight
+                calls.update(per_call_copies(layer, counted(layer.tensors)))
+    branches = branch_copies(view, table)
+    same: dict[str, bool] = {}
+    samples = 0
+    # datamap imports all of onnx and walks the whole structure again (~1.6 s at 200k nodes): only for
+    # files with such a pair, and not for the largest graphs, whose pairs stay "values not compared"
+    if (transposed or calls or branches) and len(view.main.nodes) <= _COMPARE_MAX_NODES:
+        from onnxaudit.frameworks.copies import SAMPLES, settle_copies
+
+        same_layout = {copy: first for copy, (first, _) in calls.items()}
+        same = settle_copies(view.path, transposed, same_layout, {copy: first for copy, (first, _) in branches.items()})
+        samples = SAMPLES
+    doubts = {
+        copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
+        for copy, first in transposed.items()
+        if copy not in same
+    }
+    doubts.update((copy, why) for copy, (_, why) in calls.items() if copy not in same)
+    if "com.microsoft" in view.opsets:  # onnxruntime's fusions: the only known source of such leftovers
+        doubts.update(measured_only(view, table))
+    known = {
+        copy: (first, "stored again, transposed (its name says so)")
+        for copy, first in named_transposed_copies(table).items()
+    }
+    equal = f"values equal at {samples} sampled positions"
+    known.update(
+        (copy, (first, f"stored again, transposed ({equal})")) for copy, first in transposed.items() if same.get(copy)
+    )
+    known.update(
+        (copy, (first, f"stored again for another call ({equal})"))
+        for copy, (first, _) in calls.items()
+        if same.get(copy)
+    )
+    known.update(
+        (copy[1], (first[1], f"stored again in the other branch of If {owner} ({equal})"))
+        for copy, (first, owner) in branches.items()
+        if same.get(copy[1])
+    )
+    return doubts, known
+
+
+def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], tuple[tuple[str, str], str]]:
+    """Weights of one module stored in both branches of an If (Silero VAD v4: its decoder LSTM folded
+    once per branch by torch.onnx): for each tensor of the else branch, the first unpaired tensor of the
+    then branch with its dtype and dims. Values decide (copies.py); names cannot. Copy (scope, name) ->
+    ((scope, name) of the candidate original, the If's label)."""
+    if len(view.graphs) == 1:  # no bodies (a 200k-node graph: no walk over its 48k tensors)
+        return {}
+    stored: dict[str, list[ParamTensor]] = {}
+    for t in table.tensors:
+        if t.scope != MAIN and t.dims and t.category in ("parameter", "statistic"):
+            stored.setdefault(t.scope, []).append(t)
+    if not stored:
+        return {}
+    children: dict[str, list[str]] = {}
+    for scope, graph in view.graphs.items():
+        if graph.parent is not None:
+            children.setdefault(graph.parent, []).append(scope)
+
+    def held(branch: str) -> list[ParamTensor]:  # stored in the branch or a body nested in it
+        found, todo, seen = [], [branch], set()
+        while todo:
+            scope = todo.pop()
+            if scope not in seen:
+                seen.add(scope)
+                found += stored.get(scope, ())
+                todo += children.get(scope, ())
+        return found
+
+    pairs: dict[tuple[str, str], tuple[tuple[str, str], str]] = {}
+    for node in view.all_nodes():
+        if node.op_type != "If" or len(node.subgraphs) != 2:
+            continue
+        then, other = held(node.subgraphs[0]), held(node.subgraphs[1])
+        if not then or not other:
+            continue
+        free: dict[tuple[str, tuple[int, ...]], list[ParamTensor]] = {}
+        for t in then:
+            free.setdefault((t.dtype, t.dims), []).append(t)  # type: ignore[arg-type]
+        for t in other:
+            candidates = free.get((t.dtype, t.dims))  # type: ignore[arg-type]
+            if candidates:
+                first = candidates.pop(0)
+                pairs[(t.scope, t.name)] = ((first.scope, first.name), node.label)
+    return pairs
