@@ -20,7 +20,7 @@ from onnxaudit.model.load import load
 from onnxaudit.report.build import Report, annotate, build_report
 
 if TYPE_CHECKING:
-    from onnxaudit.shapes.confirm import ShapeOptions
+    from onnxaudit.shapes.options import ShapeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 GROUPINGS = ("layer", "op", "role", "tensor")

@@ -39,16 +39,10 @@ from onnxaudit import audit
 from onnxaudit.cli.main import main
 from onnxaudit.model.load import ValueInfo, load
 from onnxaudit.shapes import ortchild, sandbox
-from onnxaudit.shapes.confirm import (
-    PROFILE_EVENT_BYTES,
-    ShapeOptions,
-    begin,
-    choose_method,
-    confirm,
-    confirm_path,
-    estimate_memory,
-)
+from onnxaudit.shapes.confirm import ShapeOptions, begin, confirm, confirm_path
 from onnxaudit.shapes.feeds import index_bound, plan_feeds
+from onnxaudit.shapes.options import PROFILE_EVENT_BYTES
+from onnxaudit.shapes.plan import choose_method, estimate_memory
 from onnxaudit.shapes.profile import Event, observe
 
 # A few representative exports: torch legacy and dynamo (with and without optimization), an RNN,

@@ -16,7 +16,7 @@ from onnxaudit.errors import UsageError
 from onnxaudit.render.shapes import render_shapes_text
 from onnxaudit.render.summary import escape, write_json
 from onnxaudit.report.build import Report
-from onnxaudit.shapes.confirm import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS, ShapeOptions
+from onnxaudit.shapes.options import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS, ShapeOptions
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
           "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}  # fmt: skip

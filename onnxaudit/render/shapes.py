@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from onnxaudit.render.summary import escape, footer_lines, shape_text
 from onnxaudit.report.build import Report
-from onnxaudit.shapes.confirm import ShapeCheck
+from onnxaudit.shapes.options import ShapeCheck
 
 
 def _mib(n: int) -> str:

@@ -19,7 +19,7 @@ from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
 
 if TYPE_CHECKING:
-    from onnxaudit.shapes.confirm import ShapeCheck
+    from onnxaudit.shapes.options import ShapeCheck
 
 SCHEMA_VERSION = 2  # 2: a framework figure's "hi" is null where the file shows no upper bound
 
