@@ -20,7 +20,7 @@ def _count(text: str) -> int:
     return value
 
 
-def add_check(sub: argparse._SubParsersAction) -> None:
+def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "check",
         help="deployment rules: NaN weights, BN misuse, unsafe external data, unused or duplicate tensors...",

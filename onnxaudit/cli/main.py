@@ -33,7 +33,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_summary(sub: argparse._SubParsersAction) -> None:
+def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     summary = sub.add_parser(
         "summary",
         help="Keras/torchinfo-style table: params per layer, trainable vs non-trainable",
@@ -72,7 +72,7 @@ def run_summary(args: argparse.Namespace) -> int:
     return shapes_exit(report)
 
 
-def add_verify(sub: argparse._SubParsersAction) -> None:
+def add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = sub.add_parser(
         "verify",
         help="check the file against the counts a framework reported; explain any difference",
@@ -120,7 +120,9 @@ def _lazy(module: str, name: str) -> Callable[[Any], Any]:
 
 
 # One entry per subcommand: (adds its parser, runs it and returns the exit code).
-Command = tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
+Command = tuple[
+    Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None], Callable[[argparse.Namespace], int]
+]
 COMMANDS: dict[str, Command] = {
     "summary": (add_summary, run_summary),
     "verify": (add_verify, run_verify),

@@ -13,7 +13,7 @@ from onnxaudit.render.summary import escape
 from onnxaudit.scan.batch import SUFFIX, Progress, Record, find_models, scan, summary_table
 
 
-def add_scan(sub: argparse._SubParsersAction) -> None:
+def add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "scan",
         help="audit every .onnx file under a folder in parallel (JSON Lines)",

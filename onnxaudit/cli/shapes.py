@@ -140,7 +140,7 @@ def shapes_exit(report: Report) -> int:
     return check.exit_code
 
 
-def add_shapes(sub: argparse._SubParsersAction) -> None:
+def add_shapes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "shapes",
         help="run the model once in onnxruntime and confirm every intermediate shape",

@@ -3,6 +3,8 @@ limits, then the parameter counts. No comparing happens here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from onnxaudit.render.summary import escape, footer_lines, shape_text
 from onnxaudit.report.build import Report
 from onnxaudit.shapes.options import ShapeCheck
@@ -36,10 +38,10 @@ def render_shapes_text(report: Report) -> str:
         parts.append(f"Input {escape(item.name)}: {item.dtype} {shape_text(item.shape)}, {escape(item.values)}")
     headers = ["Value (op)", "Declared", "Inferred", "Actual", "Status"]
     # a model repeats a few shapes and ops many times: each text is made once
-    shapes: dict[tuple, str] = {}
+    shapes: dict[tuple[int | str | None, ...] | None, str] = {}
     ops: dict[str, str] = {}
 
-    def shape(dims: list | None) -> str:
+    def shape(dims: Sequence[int | str | None] | None) -> str:
         key = tuple(dims) if dims is not None else None
         if key not in shapes:
             shapes[key] = shape_text(dims, "-")

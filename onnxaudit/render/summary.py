@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, TextIO
@@ -58,7 +58,9 @@ def human_bytes(n: int) -> str:
     return f"{value:.2f} TB"  # pragma: no cover
 
 
-def shape_text(shape: list[int | str | None] | None, unknown: str = "?", short: dict[str, str] | None = None) -> str:
+def shape_text(
+    shape: Sequence[int | str | None] | None, unknown: str = "?", short: dict[str, str] | None = None
+) -> str:
     """`(batch, 32, 64)`; with `short`, a symbolic dim longer than LONG_DIM characters is written by a
     short name it is given there (`s1`), which the table's legend spells out."""
     if shape is None:

@@ -150,7 +150,9 @@ def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow
     )
 
 
-def _row(name: str, ops: list[str], shape, tensors: list[ParamTensor], convention: Convention) -> Row:
+def _row(
+    name: str, ops: list[str], shape: list[int | str | None] | None, tensors: list[ParamTensor], convention: Convention
+) -> Row:
     # the column sums and the counted tensors in one pass; `columns` is what bucket() looks up,
     # without a method call per tensor (70k rows)
     columns = convention.columns
@@ -277,7 +279,8 @@ def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Ro
     rows = []
     for label, tensors in groups.items():
         ops = list(dict.fromkeys(u.node.op_type for t in tensors for u in t.uses[:1]))
-        shape = list(tensors[0].dims) if key == "tensor" and tensors[0].dims is not None else None
+        dims = tensors[0].dims
+        shape: list[int | str | None] | None = list(dims) if key == "tensor" and dims is not None else None
         rows.append(_row(label, ops, shape, tensors, convention))
     if key != "tensor":
         rows.sort(key=lambda r: (-r.params, r.name))

@@ -111,12 +111,13 @@ def _keras3_row(line: str, layers: list[LayerExpectation]) -> None:
     layers.append(LayerExpectation(name.strip(), kind.rstrip(")"), _int(params)))
 
 
-def _running_stats(data: dict) -> int | None:
+def _running_stats(data: dict[str, object]) -> int | None:
     """BN running statistics: "running_stats" when given (all "buffers" may hold position ids and
     causal masks, which are no statistics), else "buffers"."""
     for key in ("running_stats", "buffers"):
-        if isinstance(data.get(key), int):
-            return int(data[key])
+        value = data.get(key)
+        if isinstance(value, int):
+            return int(value)
     return None
 
 
