@@ -15,11 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import onnx
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io.text import as_text
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 WINDOW = 1 << 20
 MAX_DEPTH = 100  # protobuf's own recursion limit
@@ -31,7 +35,7 @@ MAX_PLAIN_NODE = 1 << 12  # nodes up to this size are parsed by protobuf when th
 MAIN = "main"
 
 
-def _numbers(message: type) -> dict[str, int]:
+def _numbers(message: type[Message]) -> dict[str, int]:
     return {f.name: f.number for f in message.DESCRIPTOR.fields}
 
 

@@ -61,7 +61,7 @@ INTEGER_DTYPES = frozenset(
 
 def dtype_name(dtype: int) -> str:
     """'float32'-style name of an ONNX element type, or 'dtype(N)' for unknown codes."""
-    names = {
+    names: dict[int, str] = {
         TensorProto.FLOAT: "float32",
         TensorProto.DOUBLE: "float64",
         TensorProto.FLOAT16: "float16",
@@ -77,7 +77,7 @@ def dtype_name(dtype: int) -> str:
         return f"dtype({dtype})"
 
 
-def element_count(dims: Iterable[int], what: str = "tensor") -> int:
+def element_count(dims: Iterable[object], what: str = "tensor") -> int:
     """Product of dims as a Python int; negative or absurd dims raise AuditError."""
     count = 1
     for dim in dims:

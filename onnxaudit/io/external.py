@@ -80,12 +80,14 @@ class ExternalFiles:
         if isinstance(opened, Problem):
             return Problem(opened.kind, f"external data location {location!r}: {opened.message}")
         size = self._sizes[opened]
-        offset = _integer(entries, "offset", 0)
-        length = _integer(entries, "length", None)
-        for key, value in (("offset", offset), ("length", length)):
-            if isinstance(value, str):
-                return Problem("range", f"external data {key} {value!r} is not a whole number")
-        assert not isinstance(offset, str) and not isinstance(length, str)
+        offset = _integer(entries, "offset")
+        if isinstance(offset, str):
+            return Problem("range", f"external data offset {offset!r} is not a whole number")
+        length = _integer(entries, "length")
+        if isinstance(length, str):
+            return Problem("range", f"external data length {length!r} is not a whole number")
+        if offset is None:
+            offset = 0
         if offset > size:
             return Problem("range", f"external data offset {offset:,} is past the end of {location!r} ({size:,} bytes)")
         if length is None:
@@ -118,9 +120,9 @@ class ExternalFiles:
         return result
 
 
-def _integer(entries: dict[str, str], key: str, default: int | None) -> int | str | None:
-    """The entry as an int, its text when it is not a plain non-negative integer, or `default`."""
+def _integer(entries: dict[str, str], key: str) -> int | str | None:
+    """The entry as an int, its text when it is not a plain non-negative integer, or None when absent."""
     if key not in entries:
-        return default
+        return None
     text = entries[key]
     return int(text) if _INTEGER.fullmatch(text) else text

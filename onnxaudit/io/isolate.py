@@ -25,6 +25,10 @@ _OK, _RAISED = b"\0", b"\1"
 _HEADER = struct.Struct("<cQ")  # the answer's kind, then its length in bytes
 MAX_ANSWER_BYTES = 2 << 30  # a structure over this is refused by the reader long before
 
+# What a call gives back: bytes, or parts written one after another (views into a mapped file are
+# never copied into one buffer); the parent receives them joined.
+Answer = bytes | tuple[bytes | memoryview, ...]
+
 
 class IsolatedFailure(Exception):
     """The call raised, crashed, ran out of time or memory; the message says which, in one line."""
@@ -63,7 +67,7 @@ def _limit_memory() -> None:
         pass  # no rlimits: the wall-clock limit still holds
 
 
-def _child(call: Callable[[], bytes | tuple[bytes, ...]], out: int) -> None:
+def _child(call: Callable[[], Answer], out: int) -> None:
     status = 1
     try:
         faulthandler.disable()  # a crash is reported by the parent, in one line, not as a dump
@@ -153,7 +157,7 @@ def _widen(pipe: int) -> None:
         pass  # over the system's limit, or not Linux: the default size works, only slower
 
 
-def run_isolated(call: Callable[[], bytes | tuple[bytes, ...]], timeout: float = 60.0) -> bytes | bytearray:
+def run_isolated(call: Callable[[], Answer], timeout: float = 60.0) -> bytes | bytearray:
     """call() in a forked child; its bytes (its parts joined), or IsolatedFailure. In-process where forking is not
     safe (fork_safe)."""
     if not fork_safe():
@@ -170,14 +174,14 @@ def run_isolated(call: Callable[[], bytes | tuple[bytes, ...]], timeout: float =
         _child(call, sink)
     os.close(sink)
     try:
-        kind, answer, status = _collect(pid, source, timeout)
+        kind, received, status = _collect(pid, source, timeout)
     finally:
         os.close(source)
-    if os.WIFSIGNALED(status) and answer is None:
+    if os.WIFSIGNALED(status) and received is None:
         raise IsolatedFailure(f"crashed ({signal_name(os.WTERMSIG(status))})")
-    if answer is None:
+    if received is None:
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
         raise IsolatedFailure(f"ended without an answer (exit status {code}; out of memory?)")
     if kind == _RAISED:
-        raise IsolatedFailure(answer.decode("utf-8", "replace"))
-    return answer
+        raise IsolatedFailure(received.decode("utf-8", "replace"))
+    return received

@@ -15,8 +15,22 @@ from __future__ import annotations
 import importlib.util
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from onnxaudit.io.isolate import run_isolated
+
+__all__ = [
+    "INFERENCE_TIMEOUT",
+    "AttributeProto",
+    "FunctionProto",
+    "GraphProto",
+    "ModelProto",
+    "NodeProto",
+    "SparseTensorProto",
+    "TensorProto",
+    "TypeProto",
+    "infer_shapes",
+]
 
 # shape inference is milliseconds even at 20k nodes; far longer means it is stuck
 INFERENCE_TIMEOUT = 60.0
@@ -51,7 +65,8 @@ def _defer_package_init() -> None:
     # hiding __path__ sends any later submodule import (`import onnx.helper`) through run_init
     # first, as an ordinary import would
     del package.__path__
-    package.__getattr__ = run_init  # type: ignore[attr-defined]
+    # PEP 562: a module's __getattr__ is a plain attribute; typeshed declares ModuleType's as a method
+    package.__getattr__ = run_init  # type: ignore[method-assign]
 
 
 def _import_core() -> tuple[ModuleType, ModuleType]:
@@ -68,28 +83,40 @@ def _import_core() -> tuple[ModuleType, ModuleType]:
 
 _PB, _SHAPE_INFERENCE = _import_core()
 
-AttributeProto = _PB.AttributeProto
-FunctionProto = _PB.FunctionProto
-GraphProto = _PB.GraphProto
-ModelProto = _PB.ModelProto
-NodeProto = _PB.NodeProto
-SparseTensorProto = _PB.SparseTensorProto
-TensorProto = _PB.TensorProto
-TypeProto = _PB.TypeProto
+if TYPE_CHECKING:  # the same classes, as onnx's stubs declare them
+    from onnx.onnx_ml_pb2 import (
+        AttributeProto,
+        FunctionProto,
+        GraphProto,
+        ModelProto,
+        NodeProto,
+        SparseTensorProto,
+        TensorProto,
+        TypeProto,
+    )
+else:
+    AttributeProto = _PB.AttributeProto
+    FunctionProto = _PB.FunctionProto
+    GraphProto = _PB.GraphProto
+    ModelProto = _PB.ModelProto
+    NodeProto = _PB.NodeProto
+    SparseTensorProto = _PB.SparseTensorProto
+    TensorProto = _PB.TensorProto
+    TypeProto = _PB.TypeProto
 
 
 def infer_shapes(
-    model: ModelProto,  # type: ignore[valid-type]
+    model: ModelProto,
     check_type: bool = False,
     strict_mode: bool = False,
     data_prop: bool = False,
     timeout: float = INFERENCE_TIMEOUT,
-) -> ModelProto:  # type: ignore[valid-type]
+) -> ModelProto:
     """onnx.shape_inference.infer_shapes on `model`, run in a forked child (isolate.py): the C++
     reads a structure the file controls. Raises IsolatedFailure (one line) when inference raises,
     crashes or runs out of time or memory."""
     data = model.SerializeToString()
     answer = run_isolated(lambda: _SHAPE_INFERENCE.infer_shapes(data, check_type, strict_mode, data_prop), timeout)
     inferred = ModelProto()
-    inferred.ParseFromString(answer)
+    inferred.ParseFromString(answer)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
     return inferred

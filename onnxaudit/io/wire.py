@@ -14,10 +14,18 @@ files are never opened, and protobuf's 2 GiB message limit applies to the struct
 
 from __future__ import annotations
 
+import mmap
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from onnxaudit.errors import AuditError
+
+if TYPE_CHECKING:
+    from onnxaudit.io.onnxcore import TensorProto
+
+# What the walk reads: the file mapped, or its bytes (tests, small inputs)
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 # Data up to this many bytes stays in the copy: small integer tensors keep their values (shape
 # constants), and load.infer_value_shapes strips the same size from its inference copy.
@@ -63,7 +71,7 @@ _TYPED: dict[int, tuple[int, int, bool]] = {
 }
 
 
-def _varint(buf, pos: int, end: int) -> tuple[int, int]:
+def _varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
     result = 0
     shift = 0
     while True:
@@ -96,7 +104,7 @@ class _Malformed(Exception):
         super().__init__(f"{what} at byte {pos:,}")
 
 
-def _count_varints(buf, start: int, end: int) -> int:
+def _count_varints(buf: Buffer, start: int, end: int) -> int:
     """Elements of a packed varint field: bytes that end a varint. Large fields are scanned in
     bounded chunks (numpy, no copy of the field)."""
     if end == start:
@@ -119,12 +127,12 @@ def _count_varints(buf, start: int, end: int) -> int:
 class LightModel:
     """The rewritten ModelProto bytes and how to read the byte counts left behind in it."""
 
-    data: bytes
+    data: bytes | memoryview  # a view into the buffer the strip child's answer arrived in (load.py)
     nonce: bytes
     stripped_tensors: int = 0
     stripped_bytes: int = 0
 
-    def sizes(self, tensor) -> tuple[int, int] | None:
+    def sizes(self, tensor: TensorProto) -> tuple[int, int] | None:
         """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
         the tensor in the copy is complete and protobuf's own lengths are the truth."""
         if not self.stripped_tensors:
@@ -136,7 +144,9 @@ class LightModel:
         raw: int | None = None
         typed = 0
         found = False
-        for item in UnknownFieldSet(tensor):
+        unknown = UnknownFieldSet(tensor)
+        for index in range(len(unknown)):  # indexed: the stub declares no __iter__
+            item = unknown[index]
             if item.field_number != MARK_FIELD or item.wire_type != 2 or item.data[:8] != self.nonce:
                 continue
             found = True
@@ -153,7 +163,7 @@ class LightModel:
 class _Writer:
     """Walks messages and appends the light copy: verbatim runs of the source plus rewritten parts."""
 
-    def __init__(self, buf, nonce: bytes) -> None:
+    def __init__(self, buf: Buffer, nonce: bytes) -> None:
         self.buf = buf
         self.view = memoryview(buf)
         self.nonce = nonce
@@ -360,18 +370,18 @@ class _Writer:
         return end - start
 
 
-def strip_weights(buf) -> LightModel:
+def strip_weights(buf: Buffer) -> LightModel:
     """The light copy of the ModelProto in `buf` (bytes or an mmap). Raises AuditError for bytes
     that are not a well-formed protobuf message, with the offset where reading stopped."""
     light, parts = strip_weights_parts(buf)
     try:
-        light.data = b"".join(parts)  # type: ignore[arg-type]
+        light.data = b"".join(parts)
     finally:
         parts.clear()  # the views into `buf` go, so it can be closed
     return light
 
 
-def strip_weights_parts(buf) -> tuple[LightModel, list[bytes | memoryview]]:
+def strip_weights_parts(buf: Buffer) -> tuple[LightModel, list[bytes | memoryview]]:
     """strip_weights without joining the copy: its parts in order (LightModel.data stays empty), some
     of them views into `buf`, for a caller that writes them out and so need not hold the copy at once.
     Drop the parts before closing `buf`."""
@@ -390,5 +400,4 @@ def strip_weights_parts(buf) -> tuple[LightModel, list[bytes | memoryview]]:
         raise AuditError("not an ONNX model (nesting too deep to read)") from None
     finally:
         writer.view.release()  # the parts keep what they view alive on their own
-    parts: list[bytes | memoryview] = writer.out  # type: ignore[assignment]
-    return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), parts
+    return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), writer.out
