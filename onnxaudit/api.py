@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from onnxaudit.cost.bound import model_cost
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.count.layers import group_layers, roll_up
 from onnxaudit.count.normaxis import channel_axis_findings
@@ -52,11 +53,13 @@ def audit(
     by: str = "layer",
     depth: int | None = None,
     shapes: ShapeOptions | None = None,
+    dims: dict[str, int] | None = None,
 ) -> Report:
     """Count and classify every parameter of the model at `path`.
 
     With `shapes`, also run the model once in onnxruntime (a child process under time and memory
-    limits): rows show the confirmed shapes and `report.shape_check` says what was found.
+    limits): rows show the confirmed shapes and `report.shape_check` says what was found. `dims` binds
+    free input dims (`{"batch": 1}`) for the cost figures, which otherwise stay symbolic.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """
@@ -78,6 +81,7 @@ def audit(
 
         check = confirm(view, shapes)
         shown = confirmed_view(view, check)
-    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework)
+    costs = model_cost(view, shown, check, dims or {}, table)
+    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework, costs)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
     return annotate(report, check) if check is not None else report

@@ -16,6 +16,7 @@ RANKS = {
     "count": 3,
     "frameworks": 4,
     "shapes": 5,
+    "cost": 5,
     "report": 6,
     "verify": 7,
     "check": 7,

@@ -139,4 +139,4 @@ def test_long_symbolic_dims_are_named_in_the_table_and_spelled_out_below(tmp_pat
     row = next(line for line in text.splitlines() if line.startswith("act (Relu)"))
     assert "(batch, 3, s1, s2)" in row
     assert f"  s1 = {long_h}" in text and f"  s2 = {long_w}" in text
-    assert max(map(len, text.splitlines()[1:5])) < 100  # the rules, headers and row (not the path line)
+    assert max(map(len, text.splitlines()[1:5])) < 120  # rules, headers, row (output size and MACs included)

@@ -227,8 +227,12 @@ def test_summary_run_shapes_fills_the_column(tmp_path, capsys):
 
 def test_run_options_need_run_shapes_and_valid_inputs(tmp_path, capsys):
     path = save(dense_relu(), tmp_path / "ok.onnx")
-    code, _, err = _run(capsys, "summary", str(path), "--dim", "N=2")
+    code, _, err = _run(capsys, "summary", str(path), "--timeout", "5")
     assert code == 2 and "need --run-shapes" in _one_line(err)
+    code, out, _ = _run(capsys, "summary", str(path), "--dim", "N=2")  # without a run: binds the cost's dims
+    assert code == 0 and f"Total mult-adds (MACs): {2 * 3 * 4:,} (at N=2)" in out
+    code, _, err = _run(capsys, "summary", str(path), "--dim", "batch=2")
+    assert code == 2 and "no model input has a dim named 'batch'" in _one_line(err)
     code, _, err = _run(capsys, "shapes", str(path), "--dim", "batch=2")
     assert code == 2 and "no model input has a dim named 'batch'" in _one_line(err)
     np.save(tmp_path / "x.npy", np.zeros((1, 4), dtype=np.int32))

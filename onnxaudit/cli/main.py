@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from onnxaudit.api import GROUPINGS, audit, gc_paused
-from onnxaudit.cli.shapes import add_run_options, add_shapes, run_shapes, shape_options, shapes_exit
+from onnxaudit.cli.shapes import add_run_options, add_shapes, dim_bindings, run_shapes, shape_options, shapes_exit
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.render.summary import (
@@ -57,7 +57,9 @@ def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 @gc_paused  # through rendering: a collection over the report's objects would cost more than writing it
 def run_summary(args: argparse.Namespace) -> int:
-    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=shape_options(args))
+    options = shape_options(args)
+    dims = dim_bindings(args)
+    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=options, dims=dims)
     if args.format == "json":
         write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole
     elif args.format == "html":

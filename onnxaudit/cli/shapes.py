@@ -74,7 +74,8 @@ def add_run_options(parser: argparse.ArgumentParser, opt_in: bool) -> None:
         )
     group.add_argument(
         "--dim", action="append", type=dim_binding, default=[], metavar="NAME=VALUE",
-        help="bind a symbolic input dim (repeatable; batch-like dims default to 1)",
+        help="bind a symbolic input dim (repeatable; batch-like dims default to 1 in a run); without "
+        "--run-shapes it makes the MACs and memory figures concrete",
     )  # fmt: skip
     group.add_argument(
         "--input", action="append", type=input_file, default=[], metavar="NAME=FILE.npy",
@@ -102,16 +103,12 @@ def add_run_options(parser: argparse.ArgumentParser, opt_in: bool) -> None:
 
 def shape_options(args: argparse.Namespace) -> ShapeOptions | None:
     """ShapeOptions from the parsed flags, or None when the command did not opt in."""
-    given = bool(args.dim or args.input or args.optimized or args.timeout or args.max_memory or args.method)
+    given = bool(args.input or args.optimized or args.timeout or args.max_memory or args.method)
     if not getattr(args, "run_shapes", True):
         if given:
-            raise UsageError("--dim, --input, --timeout, --max-memory, --method and --optimized need --run-shapes")
+            raise UsageError("--input, --timeout, --max-memory, --method and --optimized need --run-shapes")
         return None
-    dims: dict[str, int] = {}
-    for name, value in args.dim:
-        if dims.get(name, value) != value:
-            raise UsageError(f"--dim {name} given twice with different values ({dims[name]} and {value})")
-        dims[name] = value
+    dims = dim_bindings(args)
     inputs: dict[str, str] = {}
     for name, path in args.input:
         if name in inputs:
@@ -128,6 +125,16 @@ def shape_options(args: argparse.Namespace) -> ShapeOptions | None:
     )
     options.run_method  # noqa: B018 - raises UsageError for --method profile --optimized, before anything runs
     return options
+
+
+def dim_bindings(args: argparse.Namespace) -> dict[str, int]:
+    """--dim NAME=VALUE as a dict: the shape run's bindings, and (without a run) the cost's."""
+    dims: dict[str, int] = {}
+    for name, value in args.dim:
+        if dims.get(name, value) != value:
+            raise UsageError(f"--dim {name} given twice with different values ({dims[name]} and {value})")
+        dims[name] = value
+    return dims
 
 
 def shapes_exit(report: Report) -> int:

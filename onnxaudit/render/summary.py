@@ -9,6 +9,7 @@ from dataclasses import asdict
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, TextIO
 
+from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Figure, FrameworkLayer
 from onnxaudit.report.build import Report, Row, TensorRow
 
@@ -88,7 +89,9 @@ def _header_line(report: Report) -> str:
     )
 
 
-def _row_cells(row: Row, unknown_shape: str, explain: bool, short: dict[str, str] | None = None) -> list[str]:
+def _row_cells(
+    row: Row, unknown_shape: str, explain: bool, short: dict[str, str] | None = None, cost: bool = False
+) -> list[str]:
     ops = "+".join(map(escape, row.ops))
     name = escape(row.name) + (f" ({ops})" if ops else "")
     cells = [
@@ -98,9 +101,52 @@ def _row_cells(row: Row, unknown_shape: str, explain: bool, short: dict[str, str
         f"{row.trainable:,}",
         f"{row.non_trainable:,}",
     ]
+    if cost:
+        cells += [bytes_text(row.output_bytes, short), amount_text(row.macs, short)]
     if explain:
-        cells.append(escape(row.explain))
+        cells.append(escape(row_explanation(row)))
     return cells
+
+
+def row_explanation(row: Row) -> str:
+    """The params' arithmetic, then the MACs' (each op's factors, in the README's order)."""
+    if not row.cost_formula or row.macs is None or not row.macs.terms:
+        return row.explain if row.macs is not None or not row.cost_formula else f"{row.explain}  MACs: ?"
+    macs = f"MACs {row.cost_formula} = {row.macs.text}"
+    return f"{row.explain}  {macs}" if row.explain else macs
+
+
+def amount_text(amount: Amount | None, short: dict[str, str] | None = None) -> str:
+    """`19,300,352 x batch`; `?` where a dim is not known statically."""
+    return "?" if amount is None else _terms_text(amount, lambda c: f"{c:,}", short)
+
+
+def bytes_text(amount: Amount | None, short: dict[str, str] | None = None) -> str:
+    """`48.00 KB x batch`: each term's coefficient in Keras's units."""
+    return "?" if amount is None else _terms_text(amount, human_bytes, short)
+
+
+def _terms_text(amount: Amount, number: Callable[[int], str], short: dict[str, str] | None) -> str:
+    """The terms of an amount, lowest degree first; a long symbolic dim by its short name (shape_text's)."""
+    if not amount.terms:
+        return number(0)
+    parts = []
+    for key, c in sorted(amount.terms.items(), key=lambda item: (item[0].count("*") + bool(item[0]), item[0])):
+        dims: dict[str, int] = {}
+        for d in key.split("*") if key else ():
+            dims[d] = dims.get(d, 0) + 1
+        names = [_dim_name(d, short) + (f"^{n}" if n > 1 else "") for d, n in dims.items()]
+        parts.append(
+            " x ".join([number(c), *names]) if c != 1 or not names or number is human_bytes else " x ".join(names)
+        )
+    return " + ".join(parts)
+
+
+def _dim_name(dim: str, short: dict[str, str] | None) -> str:
+    text = escape(dim)
+    if short is not None and len(text) > LONG_DIM:
+        return short.setdefault(text, f"s{len(short) + 1}")
+    return f"({text})" if not text.replace("_", "").isalnum() else text
 
 
 def _column_widths(headers: list[str], body: list[list[str]]) -> list[int]:
@@ -144,6 +190,34 @@ def footer_lines(report: Report) -> list[str]:
     if c.tensors:
         parts = [f"{c.tensors[k]} {k} ({c.elements[k]:,} values, {human_bytes(c.bytes[k])})" for k in c.tensors]
         lines.append("Not parameters: " + ", ".join(parts))
+    return lines + cost_lines(report)
+
+
+def cost_lines(report: Report) -> list[str]:
+    """torchinfo's footer: mult-adds and sizes, then what the figures leave out."""
+    cost = report.cost
+    if cost is None:
+        return []
+    bound = ", ".join(f"{escape(k)}={v}" for k, v in cost.bindings.items())
+    unknown = sum(cost.unknown_ops.values())
+    without = f" without the {unknown:,} ops below whose dims are not known statically" if unknown else ""
+    lines = [
+        f"Total mult-adds (MACs): {amount_text(cost.macs)}" + (f" (at {bound})" if bound else "") + without,
+        f"Elementwise FLOPs (not in the MACs): {amount_text(cost.flops)}",
+        f"Input size: {bytes_text(cost.input_bytes)}",
+        f"Forward pass size (all activations): {bytes_text(cost.forward_bytes)}",
+        f"Params size: {human_bytes(cost.params_bytes)}",
+        f"Estimated total size: {bytes_text(cost.total_bytes)}",
+        f"Peak activation memory (estimate): {'' if cost.peak_exact else 'at most '}{bytes_text(cost.peak_bytes)}",
+    ]
+    if cost.unknown_ops:
+        ops = ", ".join(f"{escape(op)} x{n}" for op, n in cost.unknown_ops.items())
+        lines.append(f"  not in the totals, dims not known statically: {ops}")
+    if cost.not_counted_ops:
+        ops = ", ".join(f"{escape(op)} x{n}" for op, n in cost.not_counted_ops.items())
+        lines.append(f"  work not counted (no declared formula): {ops}")
+    if cost.unknown_values:
+        lines.append(f"  {cost.unknown_values:,} values of unknown size are not in the memory figures")
     return lines
 
 
@@ -189,14 +263,17 @@ def render_text(report: Report, explain: bool = False) -> str:
         headers[0], headers[1] = "Tensor (consumer op)", "Dims"
     elif report.group_by in ("op", "role"):
         headers[0] = "Op type" if report.group_by == "op" else "Role"
+    cost = report.cost is not None and report.group_by == "layer"
+    if cost:
+        headers += ["Output size", "MACs"]
     if explain:
         headers.append("Explanation")
     unknown_shape = "?" if report.group_by == "layer" else "-"
     short: dict[str, str] = {}
-    body = [_row_cells(row, unknown_shape, explain, short) for row in report.rows]
+    body = [_row_cells(row, unknown_shape, explain, short, cost) for row in report.rows]
     widths = _column_widths(headers, body)
     widths[0] = min(widths[0], 60)
-    template = _template("<<>>>-"[: len(headers)], widths)
+    template = _template(("<<>>>>>-" if cost else "<<>>>-")[: len(headers)], widths)
 
     def line(cells: list[str]) -> str:
         return template.format(*cells).rstrip()
@@ -211,9 +288,13 @@ def render_text(report: Report, explain: bool = False) -> str:
         parts += [*framework_lines(report, explain), rule]
     for limit in report.limits:
         parts.append(f"Limit: {escape(limit)}")
-    for note in report.notes:
+    for note in report.notes + _cost_notes(report):
         parts.append(f"Note: {escape(note)}")
     return "\n".join(parts) + "\n"
+
+
+def _cost_notes(report: Report) -> list[str]:
+    return list(report.cost.notes) if report.cost is not None else []
 
 
 # Above this many rows + tensors nobody reads the JSON by eye, and indent=2 (json's pure-Python
@@ -320,12 +401,18 @@ def _figure(f: Figure) -> str:
 # does (tests/test_render.py holds them to json.dumps on every fixture, so a new field cannot be missed).
 def _row_json(r: Row) -> str:
     return (
-        f'{{"all_ops": {_strings(r.all_ops)}, "explain": {_string(r.explain)}, "name": {_string(r.name)}, '
-        f'"non_trainable": {r.non_trainable}, "ops": {_strings(r.ops)}, '
+        f'{{"all_ops": {_strings(r.all_ops)}, "cost_formula": {_string(r.cost_formula)}, '
+        f'"explain": {_string(r.explain)}, "flops": {_amount_json(r.flops)}, "macs": {_amount_json(r.macs)}, '
+        f'"name": {_string(r.name)}, "non_trainable": {r.non_trainable}, "ops": {_strings(r.ops)}, '
+        f'"output_bytes": {_amount_json(r.output_bytes)}, '
         f'"output_shape": {_shape_json(r.output_shape)}, "params": {r.params}, '
         f'"tensors": {_strings(r.tensors)}, "trainable": {r.trainable}, '
         f'"unclassified": {r.unclassified}}}'
     )
+
+
+def _amount_json(a: Amount | None) -> str:
+    return "null" if a is None else _dumps(a)
 
 
 def _tensor_row_json(t: TensorRow) -> str:
@@ -349,14 +436,18 @@ def _framework_layer_json(la: FrameworkLayer) -> str:
 
 def render_markdown(report: Report, explain: bool = False) -> str:
     headers = ["Layer", "Op", "Output shape", "Params", report.trainable_label, report.non_trainable_label]
+    cost = report.cost is not None and report.group_by == "layer"
+    if cost:
+        headers += ["Output size", "MACs"]
     if explain:
         headers.append("Explanation")
+    right = range(3, 8 if cost else 6)
     lines = [
         f"**Model** `{escape_markdown(report.model)}` · IR {report.ir_version} · "
         + ", ".join(f"{escape_markdown(k)} {v}" for k, v in report.opsets.items()),
         "",
         "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---:" if 3 <= i < 6 else "---" for i in range(len(headers))) + "|",
+        "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|",
     ]
     for row in report.rows:
         cells = [
@@ -367,15 +458,17 @@ def render_markdown(report: Report, explain: bool = False) -> str:
             f"{row.trainable:,}",
             f"{row.non_trainable:,}",
         ]
+        if cost:
+            cells += [escape_markdown(bytes_text(row.output_bytes)), escape_markdown(amount_text(row.macs))]
         if explain:
-            cells.append(escape_markdown(row.explain))
+            cells.append(escape_markdown(row_explanation(row)))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {escape_markdown(text)}" for text in footer_lines(report)]
     if _framework_shown(report):
         lines += ["", "```", *framework_lines(report, explain), "```", ""]
     lines += [f"- Limit: {escape_markdown(text)}" for text in report.limits]
-    lines += [f"- Note: {escape_markdown(text)}" for text in report.notes]
+    lines += [f"- Note: {escape_markdown(text)}" for text in report.notes + _cost_notes(report)]
     return "\n".join(lines) + "\n"
 
 

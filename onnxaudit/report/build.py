@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from onnxaudit.cost.estimate import Amount, CostReport, Costs
 from onnxaudit.count.conventions import NON_TRAINABLE, TRAINABLE, UNCLASSIFIED, Convention, convention_notes
 from onnxaudit.count.explain import dims_text, formula
 from onnxaudit.count.layers import Layer
@@ -21,7 +22,7 @@ from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
 if TYPE_CHECKING:
     from onnxaudit.shapes.options import ShapeCheck
 
-SCHEMA_VERSION = 2  # 2: a framework figure's "hi" is null where the file shows no upper bound
+SCHEMA_VERSION = 3  # 2: a framework figure's "hi" is null where the file shows no upper bound; 3: cost
 
 
 @dataclass
@@ -38,6 +39,11 @@ class Row:
     explain: str
     tensors: list[str]
     all_ops: list[str] = field(default_factory=list)  # every op type in the layer, helpers included
+    # what the layer costs (layer rows with known shapes only): None where a dim is not known statically
+    macs: Amount | None = None
+    flops: Amount | None = None
+    output_bytes: Amount | None = None  # of the value shown as the output shape
+    cost_formula: str = ""
 
 
 @dataclass
@@ -106,14 +112,15 @@ class Report:
     notes: list[str] = field(default_factory=list)
     framework: FrameworkReport | None = None  # counts rebuilt through exporter rewrites
     shape_check: ShapeCheck | None = None  # set when onnxruntime ran the model (`shapes`, `--run-shapes`)
+    cost: CostReport | None = None  # MACs, FLOPs and memory; None when no shape is known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _shape(
+def _output_value(
     view: ModelView, layer_nodes: list[Node], here: int, reader: dict[str, int], graph_outputs: set[str]
-) -> list[int | str | None] | None:
+) -> str | None:
     """The layer's output: the last value leaving the layer, preferring float data over shape math."""
     if not view.value_shapes:  # inference skipped (huge graph): nothing to look up, per layer
         return None
@@ -127,7 +134,7 @@ def _shape(
         leaving = [out for node in layer_nodes for out in node.outputs if out in view.value_shapes]
     floats = [out for out in leaving if view.value_shapes[out].dtype not in INTEGER_DTYPES]
     chosen = (floats or leaving)[-1:] if leaving else []
-    return list(view.value_shapes[chosen[0]].shape or ()) if chosen else None
+    return chosen[0] if chosen else None
 
 
 def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
@@ -248,7 +255,7 @@ def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
     return reader
 
 
-def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> list[Row]:
+def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, costs: Costs | None = None) -> list[Row]:
     reader = _reading_layers(view, layers)
     outputs = set(view.main.outputs)
     rows = []
@@ -256,11 +263,22 @@ def layer_rows(view: ModelView, layers: list[Layer], convention: Convention) -> 
         all_ops = layer.op_types
         # with one op type (most layers) the principal ops can only be that one: no node walk
         ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
-        shape = _shape(view, layer.nodes, here, reader, outputs)
+        value = _output_value(view, layer.nodes, here, reader, outputs)
+        shape = list(view.value_shapes[value].shape or ()) if value is not None else None
         row = _row(layer.name, ops, shape, layer.tensors, convention)
         row.all_ops = all_ops
+        if costs is not None:
+            _add_cost(row, layer.nodes, value, costs)
         rows.append(row)
     return rows
+
+
+def _add_cost(row: Row, nodes: list[Node], value: str | None, costs: Costs) -> None:
+    macs, flops, row.cost_formula = costs.of_nodes(nodes)
+    row.macs = Amount.of(macs) if macs is not None else None
+    row.flops = Amount.of(flops) if flops is not None else None
+    size = costs.bytes_of(value)
+    row.output_bytes = Amount.of(size) if size is not None else None
 
 
 def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Row]:
@@ -334,9 +352,13 @@ def build_report(
     group_by: str = "layer",
     depth: int | None = None,
     framework: FrameworkReport | None = None,
+    costs: Costs | None = None,
 ) -> Report:
     layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
-    rows = layer_rows(view, layers, convention) if group_by == "layer" else grouped_rows(table, group_by, convention)
+    if group_by == "layer":
+        rows = layer_rows(view, layers, convention, costs)
+    else:
+        rows = grouped_rows(table, group_by, convention)
     unclassified_ops = sorted({u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses})
     limits = list(view.notes) + list(table.limits)  # what reading skipped (shape inference on huge graphs)
     for t in table.tensors:
@@ -367,6 +389,7 @@ def build_report(
         limits=limits,
         notes=convention_notes(convention, table),
         framework=framework,
+        cost=costs.report if costs is not None else None,
     )
 
 

@@ -12,9 +12,8 @@ import os
 import re
 import stat
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from onnxaudit.errors import UsageError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
@@ -76,7 +75,7 @@ class Feed:
         count = element_count(self.shape, f"input {self.name!r}")
         return byte_size(self.dtype, count) or count * 8
 
-    def job(self, seed: int, index: int) -> dict[str, object]:
+    def job(self, seed: int, index: int) -> dict:
         """The child's recipe for this input (see ortchild._feed)."""
         return {
             "name": self.name,
@@ -102,11 +101,11 @@ def batch_like(name: str) -> bool:
     return lowered in BATCH_NAMES or "batch" in lowered or bool(_GENERATED.match(name))
 
 
-def _fmt(dims: Sequence[int | str | None]) -> str:
+def _fmt(dims: tuple | list) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
+def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from a .npy header; the data stays on disk until the child loads it."""
     import numpy as np  # only with --input: the shapes path otherwise runs without numpy in this process
 
@@ -135,7 +134,7 @@ def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
 
 def _axis_size(view: ModelView, data: str, axis: object) -> int | None:
     tensor = view.lookup(MAIN, data)
-    dims: tuple[int | str | None, ...] | None = tensor.dims if tensor is not None else None
+    dims: tuple | None = tensor.dims if tensor is not None else None
     if dims is None and data in view.value_shapes:
         dims = view.value_shapes[data].shape
     if not dims or not isinstance(axis, int):

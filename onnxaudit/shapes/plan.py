@@ -93,8 +93,7 @@ def estimate_memory(
     copies = 2 if any(f.dtype == TensorProto.STRING for f in feeds) else 1  # string runs copy outputs
     outputs = set(view.main.outputs)
     values = at_end = 0
-    # (dtype, shape) -> bytes; a model repeats a few of them
-    sizes: dict[tuple[int, tuple[int | str | None, ...]], int] = {}
+    sizes: dict[tuple, int] = {}  # (dtype, shape) -> bytes; a model repeats a few of them
     for name in names:
         info = inferred.get(name)
         if info is None or info.shape is None or not all(isinstance(d, int) for d in info.shape):
@@ -134,8 +133,7 @@ def choose_method(view: ModelView, plan: FeedPlan, names: list[str], max_memory:
     budget = min(max(AUTO_MIN_BYTES, nodes * AUTO_BYTES_PER_NODE), AUTO_MAX_BYTES, max_memory // 8)
     bindings = plan.bindings
     shapes = view.value_shapes
-    # (dtype, shape) -> bytes; a model repeats a few of them
-    sizes: dict[tuple[int, tuple[int | str | None, ...] | None], int | None] = {}
+    sizes: dict[tuple, int | None] = {}  # (dtype, shape) -> bytes; a model repeats a few of them
     total = 0
     for name in names:
         info = shapes.get(name)
@@ -168,12 +166,10 @@ def _bound_bytes(info: ValueInfo, bindings: dict[str, int]) -> int | None:
     return byte_size(info.dtype, count) or count * 8
 
 
-def child_job(
-    view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, names: list[str]
-) -> dict[str, object]:
+def child_job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, names: list[str]) -> dict:
     """Everything the child needs, known before shape inference: it starts loading at once."""
     wanted = set(names)
-    job: dict[str, object] = {
+    job = {
         "model": str(Path(view.path).resolve()),
         "size": view.file_bytes,
         "method": method,
