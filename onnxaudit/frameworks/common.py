@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from operator import attrgetter
+from collections.abc import Iterable
 
-from onnxaudit.count.layers import Layer, TfNaming, names_weight_op, tflite_parts
-from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTable, ParamTensor
+from onnxaudit.count.layers import Layer
+from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTensor
 from onnxaudit.frameworks.figures import AMBIGUOUS, EXACT, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.load import ModelView, Node, torchscript_node_names
+from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import output_channels
 
 
@@ -91,21 +90,6 @@ def folded_lookup(t: ParamTensor) -> str:
     )
 
 
-def file_origin(view: ModelView) -> str:
-    producer = view.producer.lower()
-    if "pytorch" in producer or any(map(attrgetter("module_scopes"), view.main.nodes)):  # 200k nodes: no genexpr
-        return "pytorch"
-    if "tf2onnx" in producer or "keras" in producer:
-        return "keras"
-    if "paddle" in producer or view.graph_name.startswith("PaddlePaddle") or "Paddle" in view.opsets:
-        return "paddle"  # paddle2onnx: "PaddlePaddle Graph in PIR mode", no producer since 2.x
-    if torchscript_node_names(view):
-        # a TorchScript export that another tool re-saved under its own name: onnxruntime, Optimum,
-        # onnx.compose's merge_models
-        return "pytorch"
-    return "unknown"
-
-
 # onnxruntime's optimizer turns Conv + activation into FusedConv (and Gemm into FusedGemm), its quantizers
 # into QLinearConv, ConvInteger and QGemm: the same layer.
 SAME_OP = {
@@ -150,36 +134,6 @@ def out_channels(op: str, node: Node, weight: ParamTensor) -> int:
     return output_channels(op, weight.dims, int(group), bool(trans_b))  # type: ignore[call-overload]
 
 
-def tflite_export(view: ModelView) -> bool:
-    """tf2onnx converted a .tflite file: its ops, or the tensors they hold, are named by all the TF ops
-    fused into them (`a/b;c/d`)."""
-    names = (*(node.name for node in view.main.nodes), *view.main.tensors)
-    return any(";" in name and "/" in name for name in names)
-
-
-def tflite_folded_bns(view: ModelView, naming: TfNaming) -> frozenset[str]:
-    """The BNs a TFLite file's weight ops list in their fused names (keras_fused_bn rebuilds those). A
-    full-int8 file also names the Add of the folded shift after the BN: that Add is no second BN."""
-    found = set()
-    for node in view.main.nodes:
-        if ";" in node.name and naming.layer(node.name) and "/batchnorm/" in node.name:
-            parts = tflite_parts(node.name)
-            if any(map(names_weight_op, parts)):
-                found.update(naming.layer(part) for part in parts if "/batchnorm/" in part)
-    return frozenset(name for name in found if name)
-
-
-def producer_index(view: ModelView) -> Callable[[str], Node | None]:
-    """Main-graph producer lookup: Graph.producers, built on first use (most layers never ask) and
-    shared with the other stages."""
-    main = view.main
-
-    def producer_of(name: str) -> Node | None:
-        return main.producers.get(name)
-
-    return producer_of
-
-
 # ops a gamma or beta may pass through on its way to its Mul or Add: a mask constant that reaches
 # an attention score's Add through Expand/Sub/Where is no beta
 RESHAPING = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Identity"})
@@ -217,31 +171,8 @@ def bns_fused_by_dynamo(
     return [earlier, bn]
 
 
-def ultralytics_export(view: ModelView) -> bool:
-    """Written by Ultralytics' exporter (YOLOv8 and later name their author; YOLOv5 writes stride and
-    class names), which fuses every Conv block's BatchNorm into its conv before exporting."""
-    meta = view.metadata
-    return meta.get("author", "").startswith("Ultralytics") or {"stride", "names"} <= meta.keys()
-
-
-def bn_reads_its_parameters_as_statistics(table: ParamTable) -> bool:
-    return any(
-        u.slot in (3, 4) for t in table.tensors if t.role in ("bn_gamma", "bn_beta") for u in t.uses
-        if u.node.op_type == "BatchNormalization"
-    )  # fmt: skip
-
-
-SIMPLIFIER_FOLDED = re.compile(r"_v_\d+|.*BatchNormalization.*_(weight|bias)")
-
-
 # NCHWc's reordered (and padded) filters and biases: graph_.GenerateNodeArgName("reorder")
 ORT_REORDERED = re.compile(r"reorder(_token_\d+)?")
-
-
-def ort_optimized(view: ModelView) -> bool:
-    """Saved by onnxruntime's graph optimizer (SessionOptions.optimized_model_filepath), which imports
-    every domain it registers, its NCHWc layout domain among them."""
-    return "com.microsoft.nchwc" in view.opsets
 
 
 def maybe_folded_bn(
@@ -256,12 +187,6 @@ def maybe_folded_bn(
     return [file_layer(layer, tensors), maybe_bn]
 
 
-TOOL_SUFFIX = re.compile(r"(_quantized|_merged_\d+)$")
-
-
 # what torch.onnx calls a tensor it did not take from the state_dict: a folded value (`onnx::Conv_42`, a bare
 # number before torch 1.13) or a Constant node's output (a frozen module's weights)
 ANONYMOUS_PARAMETER = re.compile(r"onnx::.+|\d+|(/.*)?Constant(_\d+)?_output_\d+")
-
-
-OLD_TORCHSCRIPT_NODE = re.compile(r"[A-Z][A-Za-z0-9]*_\d+")

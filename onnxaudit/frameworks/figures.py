@@ -69,6 +69,7 @@ class FrameworkView:
     layers: list[FrameworkLayer]
     rewrites: list[str]  # one line per rewrite recognized
     notes: list[str]
+    fired: list[str] = field(default_factory=list)  # the id of each rule that rebuilt a layer, in order
 
     @property
     def trainable(self) -> Figure:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-from onnxaudit.count.layers import Layer, TfNaming, tflite_parts
+from onnxaudit.count.layers import Layer, tflite_parts
 from onnxaudit.count.roles import Use
 from onnxaudit.count.table import ParamTensor
 from onnxaudit.frameworks.common import (
@@ -17,6 +16,7 @@ from onnxaudit.frameworks.common import (
     out_channels,
     weight_and_bias,
 )
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.model.load import Node
 
@@ -36,9 +36,8 @@ def _bn_shift_says(name: str) -> tuple[bool | None, bool | None]:
     return _BN_SHIFT_SAYS[found.group(1)] if found else (None, None)
 
 
-def keras_bn_scale_shift(
-    layer: Layer, tensors: list[ParamTensor], naming: TfNaming, folded: frozenset[str] = frozenset()
-) -> list[FrameworkLayer] | None:
+@rule("Mul", "Add", "Sub")
+def keras_bn_scale_shift(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras: BatchNormalization lowered to x * scale + shift (2 of its 4 vectors survive).
     The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`).
     One of the two may be gone: an untrained BN's shift is all zeros and tf2onnx drops its Add, and a
@@ -53,7 +52,7 @@ def keras_bn_scale_shift(
         scale, shift = (muls[0], None) if muls else (None, adds[0])
     else:
         return None
-    if scale is None and layer.name in folded:
+    if scale is None and layer.name in ctx.tflite_folded_bns:
         return None  # the shift is the bias of the op the BN was folded into, rebuilt from that op's name
     c = (scale or shift).count or 0  # type: ignore[union-attr]
     ops = "Mul + Add" if scale and shift else "Mul" if scale else "Add"
@@ -104,7 +103,8 @@ def keras_bn_scale_shift(
     return [FrameworkLayer(layer.name, "BatchNormalization", trainable, Figure.of(2 * c), status, evidence, names)]
 
 
-def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNaming) -> list[FrameworkLayer] | None:
+@rule(SAME_OP["Conv"])
+def keras_conv_bn_merged(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
     shift (`<bn>/batchnorm/sub`, or `mul_2` / `mul_1` without beta: _bn_shift_says), so the conv had
     no bias of its own. A SeparableConv2D is two convs (depthwise, then pointwise, which takes the shift): both
@@ -112,7 +112,7 @@ def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNam
     weight, bias = weight_and_bias(tensors, "Conv")
     if weight is None or bias is None or not _BN_SHIFT.search(bias.name):
         return None
-    bn_name = naming.layer(bias.name)
+    bn_name = ctx.naming.layer(bias.name)
     if not bn_name or bn_name == layer.name:
         return None
     kernels = [t for t in tensors if t is not bias]
@@ -149,9 +149,8 @@ def keras_conv_bn_merged(layer: Layer, tensors: list[ParamTensor], naming: TfNam
     return [conv, bn]
 
 
-def keras_fused_bn(
-    layer: Layer, tensors: list[ParamTensor], naming: TfNaming, producer_of: Callable[[str], Node | None]
-) -> list[FrameworkLayer] | None:
+@rule(FOLD_TARGETS, SAME_OP["Conv"], SAME_OP["Gemm"])
+def keras_fused_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on tf_keras (Keras 2): BN folded into the conv (`*_fused_bn` initializers, the conv's
     output named `<bn>/FusedBatchNormV3`). Or a simplifier (onnxslim) fused tf2onnx's Conv, Mul and Add
     into one Conv named after the BN's ops (`<bn>/batchnorm/mul_1`). Or tf2onnx converted a TFLite file,
@@ -161,6 +160,7 @@ def keras_fused_bn(
     op, weight, bias = first_weight_and_bias(tensors, FOLD_TARGETS)
     if weight is None:
         return None
+    naming = ctx.naming
     ops = SAME_OP.get(op, (op,))
     conv_node = next(u.node for u in weight.uses if u.node.op_type in ops)
     bn_part = next((part for part in tflite_parts(conv_node.name) if "/batchnorm/" in part), None)
@@ -173,9 +173,9 @@ def keras_fused_bn(
         bn_name = bn_name or naming.layer(bn_part)  # type: ignore[arg-type]
         conv_name = naming.layer(conv_node.name) if fused else None
         if not conv_name or conv_name == bn_name:
-            conv_name = _input_layer(conv_node, naming, producer_of) or conv_node.label
+            conv_name = _input_layer(conv_node, ctx) or conv_node.label
     else:
-        conv_name = naming.layer(weight.name) or _input_layer(conv_node, naming, producer_of)
+        conv_name = naming.layer(weight.name) or _input_layer(conv_node, ctx)
         conv_name = conv_name or (f"{conv_node.label} (the conv before {bn_name})" if bn_name else conv_node.label)
     c = channels_of(bias) if bias is not None else out_channels(op, conv_node, weight)
     k = weight.count or 0
@@ -211,14 +211,15 @@ def keras_fused_bn(
     return layers
 
 
-def _input_layer(node: Node, naming: TfNaming, producer_of: Callable[[str], Node | None]) -> str | None:
+def _input_layer(node: Node, ctx: FileContext) -> str | None:
     """The Keras layer of the Transpose feeding `node`: tf2onnx's NHWC->NCHW Transpose keeps the conv's
     scope. Any other producer is the layer before (a ReLU), which names nothing about the conv."""
-    producer = producer_of(node.inputs[0]) if node.inputs else None
-    return naming.layer(producer.name) if producer is not None and producer.op_type == "Transpose" else None
+    producer = ctx.producer_of(node.inputs[0]) if node.inputs else None
+    return ctx.naming.layer(producer.name) if producer is not None and producer.op_type == "Transpose" else None
 
 
-def keras_recurrent_bias(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("LSTM", "GRU")
+def keras_recurrent_bias(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx writes a Keras LSTM's single bias (4H) as ONNX's Wb and fills Rb with zeros (B is 8H);
     a GRU with reset_after=False (ONNX linear_before_reset=0) likewise has a zero-filled half."""
     rnn = next((u.node for t in tensors for u in t.uses if u.node.op_type in ("LSTM", "GRU")), None)
@@ -247,7 +248,8 @@ def keras_recurrent_bias(layer: Layer, tensors: list[ParamTensor]) -> list[Frame
 _PRELU_ALPHA = re.compile(r"/Neg(:\d+)?$")
 
 
-def keras_prelu(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("Neg")
+def keras_prelu(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx writes a Keras PReLU as relu(x) + (-alpha) * relu(-x): the slopes are stored negated
     (`<prelu>/Neg`) and feed a bare Mul, so the role table cannot call them parameters."""
     if len(tensors) != 1 or not {"Relu", "Neg", "Mul", "Add"} <= set(layer.op_types):
@@ -266,7 +268,8 @@ def _subtracts(use: Use) -> bool:
     return use.node.op_type == "Add" and use.node.name.rsplit("/", 1)[-1].lower().startswith("sub")
 
 
-def keras_normalization(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("Mul", "Div")
+def keras_normalization(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on a Keras Normalization: (x - mean) * 1/sqrt(variance), both folded to constants
     (`<norm>/sub/y`, `.../truediv_recip`). Keras also keeps a `count` scalar that no op reads, so it is
     never in the file: Keras's figure is 2 x features + 1, all non-trainable."""
@@ -297,7 +300,8 @@ def keras_normalization(layer: Layer, tensors: list[ParamTensor]) -> list[Framew
 _TF_CONST = re.compile(r"/Const(_\d+)?(:\d+)?$")
 
 
-def keras_bn_const_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("BatchNormalization")
+def keras_bn_const_affine(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf_keras feeds a BatchNormalization node constants in place of a missing gamma (ones, scale=False)
     or beta (zeros, center=False), named `<bn>/Const`: stored in the file, but not Keras weights."""
     bn = next((n for n in layer.nodes if n.op_type == "BatchNormalization"), None)
@@ -328,7 +332,8 @@ def keras_bn_const_affine(layer: Layer, tensors: list[ParamTensor]) -> list[Fram
     ]
 
 
-def keras_rnn_loop_bias(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("Loop")
+def keras_rnn_loop_bias(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A Keras RNN that tf2onnx left as a while Loop (masked input, SimpleRNN): the cell's bias feeds a
     `BiasAdd` and the Loop's body, so the role table leaves it unclassified; it is a trainable weight."""
     if "Loop" not in layer.op_types:

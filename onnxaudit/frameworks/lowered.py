@@ -5,6 +5,7 @@ from __future__ import annotations
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import RESHAPING, inferred_layer
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.load import MAIN, ModelView, Node
@@ -17,7 +18,8 @@ def _reaches(tensor: ParamTensor, op_type: str) -> bool:
     return any(u.node.op_type == op_type and RESHAPING.issuperset(u.via) for u in tensor.uses)
 
 
-def lowered_layer_norm(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(_RUNTIME_STATS)
+def lowered_layer_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A LayerNormalization written out as ops: mean and variance computed at run time, then
     `* gamma + beta` with two per-feature vectors (Keras 3 on TF; tf_keras via a stat-less BN node)."""
     if not tensors or _RUNTIME_STATS.isdisjoint([n.op_type for n in layer.nodes]):
@@ -91,7 +93,8 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
     return found
 
 
-def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("InstanceNormalization")
+def lowered_group_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch's GroupNorm below opset 21: InstanceNormalization over G groups with made-up scale (ones)
     and bias (zeros) of G, reshaped back, then `* weight + bias` over the C channels."""
     inner = [t for t in tensors if any(u.node.op_type == "InstanceNormalization" for u in t.uses)]
@@ -115,7 +118,10 @@ def lowered_group_norm(layer: Layer, tensors: list[ParamTensor]) -> list[Framewo
     )
 
 
-def instance_norm_over_groups(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
+@rule("InstanceNormalization")
+def instance_norm_over_groups(
+    ctx: FileContext, layer: Layer, tensors: list[ParamTensor]
+) -> list[FrameworkLayer] | None:
     """A GroupNorm lowered to ops by an exporter whose nodes carry no module scope (paddle2onnx, torch
     before 1.13): InstanceNormalization over G groups, with a scale (ones) and bias (zeros) of G the
     exporter made, reshaped back to C channels and then `* weight + bias` over C, in rows of their own.
@@ -127,6 +133,7 @@ def instance_norm_over_groups(layer: Layer, tensors: list[ParamTensor], view: Mo
     g = inner[0].count or 0
     if any(t.count != g for t in inner) or norm.scope != MAIN or not norm.outputs:
         return None
+    view = ctx.view
     readers, value = view.main.readers, norm.outputs[0]
     for _ in range(3):  # Reshape back to (N, C, ...), an Identity or two on the way
         nxt = [n for n in readers.get(value, []) if n.op_type in ("Reshape", "Identity")]

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
 from onnxaudit.count.table import ParamTensor
-from onnxaudit.frameworks.common import ORT_REORDERED, maybe_folded_bn, weight_and_bias
+from onnxaudit.frameworks.common import ORT_REORDERED, SAME_OP, maybe_folded_bn, weight_and_bias
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.load import ModelView, Node
@@ -20,7 +21,8 @@ _ORT_BN_W, _ORT_MUL_W = "ConvBnFusion_W_", "ConvMulFusion_W_"
 _ORT_BN_B = "ConvBnFusion_BN_B_"
 
 
-def ort_conv_bn_fusion(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(SAME_OP["Conv"])
+def ort_conv_bn_fusion(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """onnxruntime folded a BatchNormalization (ConvBnFusion) or a per-channel Mul (ConvMulFusion) into
     the conv before it. The conv's own bias, if it had one, went into the folded shift: it cannot be
     told apart. After a Mul fusion, the scale was a BN only where its folded name says so."""
@@ -122,9 +124,8 @@ def without_padding(tensor: ParamTensor, channels: int) -> ParamTensor:
     return replace(tensor, dims=dims, count=count, notes=(*tensor.notes, note))
 
 
-def ort_silent_fold(
-    layer: Layer, tensors: list[ParamTensor], torchscript_names: bool = False
-) -> list[FrameworkLayer] | None:
+@rule(SAME_OP["Conv"])
+def ort_silent_fold(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """In a file onnxruntime's optimizer saved, a conv with a bias may hold a BatchNormalization folded
     without a name left behind (a conv without a bias never does: the fusion would have made one).
     Not where TorchScript export names settle it (`torchscript_names`): there torch's own fold leaves
@@ -133,7 +134,7 @@ def ort_silent_fold(
     weight, bias = weight_and_bias(tensors, "Conv")
     if weight is None or bias is None:
         return None
-    if torchscript_names and path_from_tensor_name(weight.name) and path_from_tensor_name(bias.name):
+    if ctx.torchscript_names and path_from_tensor_name(weight.name) and path_from_tensor_name(bias.name):
         return None
     return maybe_folded_bn(
         layer, tensors, bias, "folded by onnxruntime?",

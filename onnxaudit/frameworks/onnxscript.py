@@ -5,16 +5,17 @@ from __future__ import annotations
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTensor
 from onnxaudit.frameworks.common import bns_fused_by_dynamo, channels_of, first_weight_and_bias
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.load import ModelView
 
 
-def onnxscript_bn_fusion(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
+@rule("Conv", "ConvTranspose", "Gemm")
+def onnxscript_bn_fusion(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """onnxscript's optimizer or rewriter (run by torch.onnx dynamo, or by hand on any export) fused a BN
     into a Conv, ConvTranspose or Gemm and recorded it on the node (`rule_name` FuseBatchNormIntoConv).
     The weight keeps its name; the bias is `<weight>_bias` when the fusion made it, the layer's own
     `<module>.bias` (re-valued) when there was one, and cannot be told apart under any other name."""
-    fused = view.fx.bn_fusions
+    fused = ctx.view.fx.bn_fusions
     if not fused or len(tensors) > 2:
         return None
     op, weight, bias = first_weight_and_bias(tensors, ("Conv", "ConvTranspose", "Gemm"))
@@ -40,4 +41,4 @@ def onnxscript_bn_fusion(layer: Layer, tensors: list[ParamTensor], view: ModelVi
          why],
         [t.name for t in (weight, bias) if t is not None],
     )  # fmt: skip
-    return [conv, *bns_fused_by_dynamo(layer, layer.name, c, view, f"{layer.name} (+fused BatchNorm)")]
+    return [conv, *bns_fused_by_dynamo(layer, layer.name, c, ctx.view, f"{layer.name} (+fused BatchNorm)")]

@@ -7,6 +7,7 @@ import re
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTensor
 from onnxaudit.frameworks.common import inferred_layer
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import ZERO, Figure, FrameworkLayer
 
 # paddle2onnx writes a BatchNorm without weight and bias (weight_attr=False, bias_attr=False) with made-up
@@ -14,7 +15,8 @@ from onnxaudit.frameworks.figures import ZERO, Figure, FrameworkLayer
 _PADDLE_MADE = re.compile(r"const\.\d+")
 
 
-def paddle_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("BatchNormalization")
+def paddle_bn_without_affine(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A PaddlePaddle BatchNorm without weight and bias: paddle2onnx fills ONNX's scale and B with
     constants of its own (`const.0` ones, `const.1` zeros); the running mean and variance are the
     layer's (`batch_norm2d_k.w_0`, `.w_1`: named one place earlier than with weight and bias)."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTensor
 from onnxaudit.frameworks.common import FOLD_TARGETS, out_channels
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, ZERO, Figure, FrameworkLayer
 
 
-def tflite_maybe_folded(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(FOLD_TARGETS)
+def tflite_maybe_folded(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A conv or Dense of a TFLite file whose name shows no BN (keras_fused_bn takes those that do).
     TFLite's converter folds a BN into the op before it and, after a Dense, into the op after it,
     where the names need not keep it; and it gives every conv a bias, zeros where the Keras layer had

@@ -16,25 +16,25 @@ from onnxaudit.frameworks.common import (
     maybe_folded_bn,
     weight_and_bias,
 )
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.model.load import ModelView, Node
 
 DYNAMO_FUSED_OPS = frozenset((*SAME_OP["Conv"], "ConvTranspose", *SAME_OP["Gemm"]))
 
 
-def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelView) -> list[FrameworkLayer] | None:
+@rule(DYNAMO_FUSED_OPS)
+def torch_dynamo_conv_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo (optimize=True) fuses BN into the conv: the conv node now sits in the BN
     module's scope, keeps the conv's weight name, and its bias is `<conv>.weight_bias` when the conv
     had none (or the conv's own `<conv>.bias`, re-valued). ConvTranspose + BN and Linear (Gemm) +
     BatchNorm1d fuse the same way. The node's metadata, read into the view, tells a BN without
     weight and bias (affine=False) and several BNs fused into one conv."""
-    if DYNAMO_FUSED_OPS.isdisjoint([u.node.op_type for t in tensors for u in t.uses]):
-        return None  # one look at the layer's ops instead of three (50k layers at 200k nodes)
     op, weight, bias = first_weight_and_bias(tensors, ("Conv", "ConvTranspose", "Gemm"))
     if weight is None or not weight.name.endswith(".weight"):
         return None
     if bias is None:
-        return _dynamo_conv_bn_without_shift(layer, tensors, weight, view) if op == "Conv" else None
+        return _dynamo_conv_bn_without_shift(layer, tensors, weight, ctx.view) if op == "Conv" else None
     if len(tensors) != 2:  # the BN's scope holds the fused weight and bias, nothing else
         return None
     conv_module = weight.name[: -len(".weight")]
@@ -55,7 +55,7 @@ def torch_dynamo_conv_bn(layer: Layer, tensors: list[ParamTensor], view: ModelVi
          f"bias {bias.name}: the conv {'had its own bias' if had_bias else 'had no bias (created by the fusion)'}"],
         [t.name for t in (weight, bias)],
     )  # fmt: skip
-    return [conv, *bns_fused_by_dynamo(layer, conv_module, c, view)]
+    return [conv, *bns_fused_by_dynamo(layer, conv_module, c, ctx.view)]
 
 
 _BN_CALLS = ("_native_batch_norm_legit", "batch_norm")
@@ -87,7 +87,10 @@ def _dynamo_conv_bn_without_shift(
     return [conv, *bns_fused_by_dynamo(layer, conv_module, c, view)]
 
 
-def torch_parametrized_weight(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(DYNAMO_FUSED_OPS)
+def torch_parametrized_weight(
+    ctx: FileContext, layer: Layer, tensors: list[ParamTensor]
+) -> list[FrameworkLayer] | None:
     """torch.onnx dynamo folds a parametrized weight (weight_norm's g * v / |v|, spectral_norm's W / sigma)
     into one stored tensor named after the op that made it (`mul`, `div`), while the module's bias keeps
     its state_dict name. weight_norm's g spans one dim of the weight; spectral_norm adds no parameter."""
@@ -123,7 +126,10 @@ def torch_parametrized_weight(layer: Layer, tensors: list[ParamTensor]) -> list[
 _TORCH_NORMS = frozenset({"LayerNormalization", "InstanceNormalization", "GroupNormalization", "RMSNormalization"})
 
 
-def torch_norm_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(_TORCH_NORMS)
+def torch_norm_without_affine(
+    ctx: FileContext, layer: Layer, tensors: list[ParamTensor]
+) -> list[FrameworkLayer] | None:
     """LayerNorm(elementwise_affine=False) and the like: ONNX's norm ops want a scale, so the exporter
     writes one (a Constant node, or a dynamo `val_N`) where the module has none. A scale or bias without
     a state_dict name may be such a stand-in: 0 to its size."""
@@ -150,7 +156,10 @@ def torch_norm_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[
     ]
 
 
-def bn_statistics_stored_once(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("BatchNormalization")
+def bn_statistics_stored_once(
+    ctx: FileContext, layer: Layer, tensors: list[ParamTensor]
+) -> list[FrameworkLayer] | None:
     """An untrained BN's running mean (zeros) and variance (ones) equal its beta and gamma: a
     simplifier (onnxsim, onnxslim) stores each once and the node reads `(gamma, beta, beta, gamma)`.
     The statistics are then counted as the parameters they equal, not as buffers of their own."""
@@ -173,8 +182,9 @@ def bn_statistics_stored_once(layer: Layer, tensors: list[ParamTensor]) -> list[
     )
 
 
+@rule("BatchNormalization")
 def torch_instance_norm_with_stats(
-    layer: Layer, tensors: list[ParamTensor], view: ModelView
+    ctx: FileContext, layer: Layer, tensors: list[ParamTensor]
 ) -> list[FrameworkLayer] | None:
     """InstanceNorm(track_running_stats=True) in eval mode, as dynamo writes it for a static batch N: a
     BatchNormalization over the input reshaped to N*C channels, its four vectors tiled N times. C is in
@@ -186,11 +196,11 @@ def torch_instance_norm_with_stats(
     if len(tensors) != 4 or len(widths) != 1:
         return None
     width = widths.pop() or 0
-    c, source = _instance_channels(bn, layer, view)
+    c, source = _instance_channels(bn, layer, ctx.view)
     if not c or width % c:
         return None
     n = width // c
-    affine = bn.name not in view.fx.norms_without_affine
+    affine = bn.name not in ctx.view.fx.norms_without_affine
     return inferred_layer(
         layer,
         "InstanceNorm",
@@ -220,7 +230,8 @@ def _instance_channels(bn: Node, layer: Layer, view: ModelView) -> tuple[int, st
     return 0, ""
 
 
-def torch_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("BatchNormalization")
+def torch_bn_without_affine(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """BatchNorm(affine=False) through torch.onnx (TorchScript): the exporter writes gamma and beta as
     Constant nodes (ones, zeros) while the running statistics stay state_dict initializers."""
     roles = {t.role: t for t in tensors}
@@ -249,7 +260,8 @@ def torch_bn_without_affine(layer: Layer, tensors: list[ParamTensor]) -> list[Fr
 _FOLDED_CONV_WEIGHT = re.compile(r"onnx::.+|\d+|_v_\d+|.+_weight")
 
 
-def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(SAME_OP["Conv"])
+def torch_legacy_folded_conv(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A BN folded into a conv (torch.onnx (TorchScript) with constant folding, or a simplifier run
     on any export) leaves an anonymous weight where an unfolded conv keeps its state_dict name. The
     BN's own name is gone and the conv's original bias cannot be told from the folded shift."""
@@ -274,7 +286,8 @@ def torch_legacy_folded_conv(layer: Layer, tensors: list[ParamTensor]) -> list[F
     return [conv, bn]
 
 
-def nameless_torch_fold(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(SAME_OP["Conv"], SAME_OP["Gemm"])
+def nameless_torch_fold(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A PyTorch export in which no parameter keeps its state_dict name (torch.jit.freeze'd modules,
     whose weights become `/Constant_N` nodes; scripted modules of old releases, named `391`): freezing
     folds a BN into the Conv or Linear before it, and nothing in the file tells whether it did."""

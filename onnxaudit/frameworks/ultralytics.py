@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTensor
-from onnxaudit.frameworks.common import ANONYMOUS_PARAMETER, channels_of, inferred_layer, kind_of, weight_and_bias
+from onnxaudit.frameworks.common import (
+    ANONYMOUS_PARAMETER,
+    SAME_OP,
+    channels_of,
+    inferred_layer,
+    kind_of,
+    weight_and_bias,
+)
+from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import INFERRED, ZERO, Figure, FrameworkLayer
 
 
-def ultralytics_fused_conv(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule(SAME_OP["Conv"])
+def ultralytics_fused_conv(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """An Ultralytics Conv block is `conv` (no bias) + `bn` + activation; its exporter fuses the BN into
     the conv (`model.fuse()`), which gives the conv a bias: `<block>.conv.weight` with `<block>.conv.bias`.
     A plain nn.Conv2d of the head keeps its own bias under another name (`model.22.cv2.0.2`)."""
@@ -33,7 +42,8 @@ def ultralytics_fused_conv(layer: Layer, tensors: list[ParamTensor]) -> list[Fra
     ]  # fmt: skip
 
 
-def ultralytics_anchors(layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+@rule("Sub", "Add", "Mul")
+def ultralytics_anchors(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """The Detect head's anchor points and strides, computed for the export's input size (make_anchors)
     and stored as Constant nodes (`/model.22/Constant_12_output_0`) that the box decoding subtracts,
     adds and multiplies: attributes of the head, no parameter or buffer."""

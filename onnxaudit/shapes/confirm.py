@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import dtype_name
@@ -47,7 +48,7 @@ from onnxaudit.shapes.plan import (
     produced_values,
     unobservable,
 )
-from onnxaudit.shapes.profile import events_from_child, observe, unsafe_names
+from onnxaudit.shapes.profile import Observed, events_from_child, observe, unsafe_names
 from onnxaudit.shapes.sandbox import Child, ChildResult
 from onnxaudit.shapes.structure import declared_shapes, infer_bound, read_structure, symbolic_params
 
@@ -236,8 +237,8 @@ def _profile_values(
     declared: dict[str, ValueInfo],
     inferred: dict[str, ValueInfo],
     kinds: dict[str, str],
-    payload: dict,
-) -> dict[str, dict]:
+    payload: dict[str, Any],
+) -> dict[str, Observed]:
     """The child's profile events and graph outputs as observations of every main-graph value."""
     profile = payload.get("profile") or {}
     dtypes: dict[str, int] = {}
@@ -286,7 +287,7 @@ def _finish(
     declared: dict[str, ValueInfo],
     result: ChildResult,
     file_params: set[str],
-    observed: dict[str, dict] | None = None,
+    observed: dict[str, Observed] | None = None,
 ) -> ShapeCheck:
     if result.outcome != "ok":
         status, template = _OUTCOMES.get(result.outcome, _OUTCOMES["error"])

@@ -12,8 +12,9 @@ import os
 import re
 import stat
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onnxaudit.errors import UsageError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
@@ -75,7 +76,7 @@ class Feed:
         count = element_count(self.shape, f"input {self.name!r}")
         return byte_size(self.dtype, count) or count * 8
 
-    def job(self, seed: int, index: int) -> dict:
+    def job(self, seed: int, index: int) -> dict[str, object]:
         """The child's recipe for this input (see ortchild._feed)."""
         return {
             "name": self.name,
@@ -101,11 +102,11 @@ def batch_like(name: str) -> bool:
     return lowered in BATCH_NAMES or "batch" in lowered or bool(_GENERATED.match(name))
 
 
-def _fmt(dims: tuple | list) -> str:
+def _fmt(dims: Sequence[int | str | None]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
     """Shape and dtype from a .npy header; the data stays on disk until the child loads it."""
     import numpy as np  # only with --input: the shapes path otherwise runs without numpy in this process
 
@@ -134,7 +135,7 @@ def _npy_header(name: str, path: str) -> tuple[tuple[int, ...], np.dtype]:
 
 def _axis_size(view: ModelView, data: str, axis: object) -> int | None:
     tensor = view.lookup(MAIN, data)
-    dims: tuple | None = tensor.dims if tensor is not None else None
+    dims: tuple[int | str | None, ...] | None = tensor.dims if tensor is not None else None
     if dims is None and data in view.value_shapes:
         dims = view.value_shapes[data].shape
     if not dims or not isinstance(axis, int):

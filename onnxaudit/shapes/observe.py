@@ -4,12 +4,14 @@ symbolic dims bound once across the model, and the shape shown for each value.""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.model.load import ModelView, ValueInfo
 from onnxaudit.shapes.feeds import FeedPlan
 from onnxaudit.shapes.options import Shape, ShapeCheck, fmt_shape
+from onnxaudit.shapes.profile import Observed
 
 _ORT_TYPES = {TensorProto.DataType.Name(v).lower(): v for v in TensorProto.DataType.values()}
 DTYPE_BY_NAME = {dtype_name(v): v for v in TensorProto.DataType.values()}
@@ -61,7 +63,9 @@ def _said(label: str, expected: Shape, actual: list[int]) -> str:
     return f"{label} {fmt_shape(expected)}, onnxruntime produced {fmt_shape(actual)}"
 
 
-def _shown(actual: list[int], sources: list[Shape | None], binder: _Binder, file_params: set[str]) -> Shape:
+def _shown(
+    actual: list[int], sources: Sequence[Sequence[int | str | None] | None], binder: _Binder, file_params: set[str]
+) -> Shape:
     named = [s for s in sources if s is not None and len(s) == len(actual) and any(isinstance(d, str) for d in s)]
     if not named:  # only a symbolic dim can name an axis
         return list(actual)
@@ -83,7 +87,7 @@ def compare_shapes(
     view: ModelView,
     plan: FeedPlan,
     declared: dict[str, ValueInfo],
-    observed: dict[str, dict],
+    observed: dict[str, Observed],
     file_params: set[str],
 ) -> None:
     binder = _Binder(plan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from onnxaudit.errors import UsageError
@@ -119,7 +120,7 @@ class ShapeCheck:
         return f"onnx shape inference (static; not confirmed: {self.status.replace('_', ' ')})"
 
 
-def fmt_shape(shape: Shape | list[int] | tuple | None) -> str:
+def fmt_shape(shape: Sequence[int | str | None] | None) -> str:
     if shape is None:
         return "?"
     dims = ["?" if d is None else str(d) for d in shape]

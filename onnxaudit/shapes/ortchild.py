@@ -20,6 +20,15 @@ import os
 import stat
 import sys
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from types import ModuleType
+    from typing import TextIO
+
+# JSON as read from or written to the job folder: job.json, the limits, result.json
+Json = dict[str, Any]
 
 RESULT = "result.json"
 PROFILE_PREFIX = "profile"
@@ -80,7 +89,7 @@ def _outlive_no_parent(timeout: float, threads: int, parent: int) -> None:
         os._exit(3)
 
 
-def _write(job_dir: str, result: dict) -> None:
+def _write(job_dir: str, result: Json) -> None:
     tmp = os.path.join(job_dir, RESULT + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(result, f)
@@ -93,7 +102,7 @@ def _first_line(exc: BaseException) -> str:
     return line[:1000]
 
 
-def _failure(kind: str, exc: BaseException) -> dict:
+def _failure(kind: str, exc: BaseException) -> Json:
     line = _first_line(exc)
     if isinstance(exc, MemoryError) or any(w in line.lower() for w in _MEMORY_WORDS):
         kind = "memory"
@@ -128,7 +137,7 @@ def _copy_model(path: str, size: int, extra: bytes, dest: str) -> None:
         os.close(src)
 
 
-def _feed(np, spec: dict):
+def _feed(np: ModuleType, spec: Json) -> Any:
     """One input array: real data from a .npy file, or deterministic seeded values."""
     if spec["source"] == "file":
         return np.ascontiguousarray(np.load(spec["file"], allow_pickle=False), dtype=spec["dtype"])
@@ -144,7 +153,7 @@ def _feed(np, spec: dict):
     return rng.random(shape, dtype=np.float32).astype(dtype)
 
 
-def _observe(value) -> dict:
+def _observe(value: Any) -> Json:  # an onnxruntime OrtValue
     if value.is_tensor():
         return {"shape": [int(d) for d in value.shape()], "type": value.data_type()}
     return {"kind": value.data_type()}
@@ -153,7 +162,7 @@ def _observe(value) -> dict:
 _NUMPY_TO_ORT = {"float32": "float", "float64": "double", "object": "string"}
 
 
-def _observe_array(value) -> dict:
+def _observe_array(value: object) -> Json:
     """The same record as `_observe`, from a numpy output of the plain run."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         name = _NUMPY_TO_ORT.get(value.dtype.name, value.dtype.name)
@@ -161,7 +170,7 @@ def _observe_array(value) -> dict:
     return {"kind": type(value).__name__}
 
 
-def _json_items(f, max_item: int):
+def _json_items(f: TextIO, max_item: int) -> Generator[Any, None, bool]:
     """The items of the JSON array in text file `f`, one at a time, never holding more than one item
     (plus a chunk) in memory. Returns True at the closing bracket, False where the text ends early
     (a profile cut at the file-size limit). Raises ValueError for text that is not a JSON array."""
@@ -184,6 +193,7 @@ def _json_items(f, max_item: int):
             continue
         if buf[pos] == "]":
             return True
+        item: Any = None
         while True:
             try:
                 item, pos = decoder.raw_decode(buf, pos)
@@ -200,9 +210,9 @@ def _json_items(f, max_item: int):
         yield item
 
 
-def _tensors(items) -> list:
+def _tensors(items: object) -> list[list[Any] | None]:
     """[{"float": [1, 16]}, ...] -> [["float", [1, 16]], ...]; a malformed entry becomes None."""
-    out: list = []
+    out: list[list[Any] | None] = []
     if type(items) is not list:
         return out
     for item in items:
@@ -215,12 +225,13 @@ def _tensors(items) -> list:
     return out
 
 
-def read_profile(path: str, wanted: dict[str, str]) -> dict:
+def read_profile(path: str, wanted: dict[str, str]) -> Json:
     """The kernel events of the nodes in `wanted` (event name -> op type) from onnxruntime's profile,
     streamed: [name, op, node index, ts, dur, outputs, inputs] each, at most _PER_NAME per name."""
-    kept: dict[str, list] = {}
+    kept: dict[str, list[list[Any]]] = {}
     crowded: set[str] = set()
     kernels = casts = 0
+    complete = False
     with open(path, encoding="utf-8", errors="replace") as f:
         items = _json_items(f, _MAX_EVENT)
         while True:
@@ -235,7 +246,9 @@ def read_profile(path: str, wanted: dict[str, str]) -> dict:
             if not isinstance(label, str) or not label.endswith("_kernel_time"):
                 continue
             kernels += 1
-            args = event.get("args") if isinstance(event.get("args"), dict) else {}
+            args = event.get("args")
+            if not isinstance(args, dict):
+                args = {}
             name, op = label[: -len("_kernel_time")], str(args.get("op_name", ""))
             if name.startswith(PRECISION_CAST) and op == "Cast":
                 casts += 1
@@ -260,7 +273,7 @@ def read_profile(path: str, wanted: dict[str, str]) -> dict:
     }
 
 
-def _load(ort, job_dir: str, job: dict, extra: bytes, threads: int):
+def _load(ort: ModuleType, job_dir: str, job: Json, extra: bytes, threads: int) -> Any:
     """The session, loaded from a copy of the file (plus `extra` outputs) with the job's options."""
     model_path = os.path.join(job_dir, "model.onnx")
     _copy_model(job["model"], int(job["size"]), extra, model_path)
@@ -293,14 +306,14 @@ def _next(control: int) -> bytes:
         return b""
 
 
-def _read_job(job_dir: str) -> tuple[dict, bytes]:
+def _read_job(job_dir: str) -> tuple[Json, bytes]:
     with open(os.path.join(job_dir, "job.json"), encoding="utf-8") as f:
         job = json.load(f)
     with open(os.path.join(job_dir, "outputs.pb"), "rb") as f:
         return job, f.read()
 
 
-def run(job_dir: str, limits: dict, control: int) -> dict | None:
+def run(job_dir: str, limits: Json, control: int) -> Json | None:
     """Limit this process, import onnxruntime, then follow the parent's words on `control`: load the
     model on JOB, run it on GO. None when the parent gave up before GO (nothing to report).
 
@@ -344,7 +357,7 @@ def run(job_dir: str, limits: dict, control: int) -> dict | None:
     except Exception as exc:
         return _failure("run_error", exc)
     finished = time.perf_counter()
-    result = {
+    result: Json = {
         "outcome": "ok",
         "values": dict(zip(names, observed, strict=True)),
         "onnxruntime": ort.__version__,
@@ -369,7 +382,7 @@ def run(job_dir: str, limits: dict, control: int) -> dict | None:
     return result
 
 
-def serve(job_dir: str, limits: dict, control: int) -> int:
+def serve(job_dir: str, limits: Json, control: int) -> int:
     """The whole child: run, then write result.json (nothing when the parent gave up before GO)."""
     try:
         result = run(job_dir, limits, control)

@@ -93,7 +93,8 @@ def estimate_memory(
     copies = 2 if any(f.dtype == TensorProto.STRING for f in feeds) else 1  # string runs copy outputs
     outputs = set(view.main.outputs)
     values = at_end = 0
-    sizes: dict[tuple, int] = {}  # (dtype, shape) -> bytes; a model repeats a few of them
+    # (dtype, shape) -> bytes; a model repeats a few of them
+    sizes: dict[tuple[int, tuple[int | str | None, ...]], int] = {}
     for name in names:
         info = inferred.get(name)
         if info is None or info.shape is None or not all(isinstance(d, int) for d in info.shape):
@@ -133,7 +134,8 @@ def choose_method(view: ModelView, plan: FeedPlan, names: list[str], max_memory:
     budget = min(max(AUTO_MIN_BYTES, nodes * AUTO_BYTES_PER_NODE), AUTO_MAX_BYTES, max_memory // 8)
     bindings = plan.bindings
     shapes = view.value_shapes
-    sizes: dict[tuple, int | None] = {}  # (dtype, shape) -> bytes; a model repeats a few of them
+    # (dtype, shape) -> bytes; a model repeats a few of them
+    sizes: dict[tuple[int, tuple[int | str | None, ...] | None], int | None] = {}
     total = 0
     for name in names:
         info = shapes.get(name)
@@ -166,10 +168,12 @@ def _bound_bytes(info: ValueInfo, bindings: dict[str, int]) -> int | None:
     return byte_size(info.dtype, count) or count * 8
 
 
-def child_job(view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, names: list[str]) -> dict:
+def child_job(
+    view: ModelView, plan: FeedPlan, options: ShapeOptions, method: str, names: list[str]
+) -> dict[str, object]:
     """Everything the child needs, known before shape inference: it starts loading at once."""
     wanted = set(names)
-    job = {
+    job: dict[str, object] = {
         "model": str(Path(view.path).resolve()),
         "size": view.file_bytes,
         "method": method,

@@ -24,7 +24,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from onnxaudit.io.onnxcore import TensorProto
 
@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 
 # onnxruntime's InsertCastTransformer: ops without a float16 kernel run in float32 between these Casts
 PRECISION_CAST = "InsertedPrecisionFreeCast_"
-_HALF_TYPES = {TensorProto.FLOAT16: "tensor(float16)", TensorProto.BFLOAT16: "tensor(bfloat16)"}
+_HALF_TYPES: dict[int, str] = {TensorProto.FLOAT16: "tensor(float16)", TensorProto.BFLOAT16: "tensor(bfloat16)"}
 _CONTROL_CHARS = frozenset(chr(c) for c in range(0x20)) | {'"', "\\", "\x7f"}
 _SHOWN = 5
+
+# A tensor as the child recorded it: [element type, dims] (None where the profile's entry was malformed)
+Recorded = Sequence[Any]
+# What is known of one value, as the all-outputs run reports it: {"shape": [...], "type": "tensor(float)"}
+# or {"kind": "sequence"} (JSON from the child)
+Observed = dict[str, Any]
 
 
 class Event(NamedTuple):
@@ -43,11 +49,11 @@ class Event(NamedTuple):
 
     name: str
     op: str
-    index: int  # -1 when onnxruntime did not record one
+    node_index: int  # -1 when onnxruntime did not record one
     ts: int
     dur: int
-    outputs: Sequence
-    inputs: Sequence
+    outputs: Sequence[Recorded | None]
+    inputs: Sequence[Recorded | None]
 
     @property
     def end(self) -> int:
@@ -56,7 +62,7 @@ class Event(NamedTuple):
 
 @dataclass
 class ProfileObservation:
-    values: dict[str, dict] = field(default_factory=dict)
+    values: dict[str, Observed] = field(default_factory=dict)
     limits: list[str] = field(default_factory=list)
 
 
@@ -80,7 +86,7 @@ def unsafe_names(view: ModelView) -> list[str]:
     return [name for name in names if any(c in _CONTROL_CHARS or "\ud800" <= c <= "\udfff" for c in name)]
 
 
-def events_from_child(records: list) -> list[Event]:
+def events_from_child(records: list[object]) -> list[Event]:
     """The child's compact records [name, op, index, ts, dur, outputs, inputs] as Events (the child
     checked every field's type; anything else is dropped, never trusted)."""
     events = []
@@ -116,10 +122,13 @@ def _inside(event: Event, spans: list[tuple[int, int]], starts: list[int], contr
     return False
 
 
-def _pairs(names: tuple[str, ...], recorded: tuple, kinds: dict[str, str]) -> list[tuple[str, list]] | None:
+def _pairs(
+    names: Sequence[str], recorded: Sequence[Recorded | None], kinds: dict[str, str]
+) -> list[tuple[str, Recorded]] | None:
     """Tie recorded tensors to a node's value names: onnxruntime skips missing and non-tensor values."""
     if len(names) == len(recorded) and all(names) and all(recorded):
-        return list(zip(names, recorded, strict=True))  # nearly every node: one tensor per named value
+        # nearly every node: one tensor per named value (the test leaves every item in)
+        return [(name, item) for name, item in zip(names, recorded, strict=True) if item]
     present = [n for n in names if n]
     if len(recorded) != len(present):
         present = [n for n in present if n not in kinds]  # known sequences, maps, optionals
@@ -128,7 +137,7 @@ def _pairs(names: tuple[str, ...], recorded: tuple, kinds: dict[str, str]) -> li
     return [(name, item) for name, item in zip(present, recorded, strict=True) if item is not None]
 
 
-def _record(item: list) -> dict:
+def _record(item: Recorded) -> Observed:
     kind, dims = item
     return {"shape": [int(d) for d in dims], "type": f"tensor({kind})"}
 
@@ -142,7 +151,7 @@ def observe(
     view: ModelView,
     wanted: list[str],
     events: list[Event],
-    results: dict[str, dict],
+    results: dict[str, Observed],
     kinds: dict[str, str],
     file_dtypes: dict[str, int],
     precision_casts: int = 0,
@@ -163,8 +172,8 @@ def observe(
     numbering_ok = True
     for node, name, index in expected:
         if node.name and name not in crowded:
-            own = [e for e in by_name.get(name, ()) if e.op == node.op_type and e.index >= 0]
-            if len(own) == 1 and own[0].index != index:
+            own = [e for e in by_name.get(name, ()) if e.op == node.op_type and e.node_index >= 0]
+            if len(own) == 1 and own[0].node_index != index:
                 numbering_ok = False
                 break
     if not numbering_ok:
@@ -185,7 +194,7 @@ def observe(
         candidates = [
             e
             for e in by_name.get(name, ())
-            if e.op == node.op_type and (e.index < 0 or e.index == index or (node.name and not numbering_ok))
+            if e.op == node.op_type and (e.node_index < 0 or e.node_index == index or (node.name and not numbering_ok))
         ]
         if spans:
             candidates = [e for e in candidates if not _inside(e, spans, starts, bool(node.subgraphs))]
@@ -203,10 +212,10 @@ def observe(
             observed[name] = {"kind": kinds[name]}
     unpaired: list[str] = []
     for node in view.main.nodes:  # producers first ...
-        event = node_event.get(node.index)
-        if event is None:
+        produced = node_event.get(node.index)
+        if produced is None:
             continue
-        pairs = _pairs(node.outputs, event.outputs, kinds)
+        pairs = _pairs(node.outputs, produced.outputs, kinds)
         if pairs is None:
             unpaired.append(node.label)
             continue
@@ -214,10 +223,10 @@ def observe(
             if value in wanted_set and value not in observed:
                 observed[value] = _record(item)
     for node in view.main.nodes:  # ... then the first consumer of what is still missing
-        event = node_event.get(node.index)
-        if event is None or all(v in observed or v not in wanted_set for v in node.inputs if v):
+        consumed = node_event.get(node.index)
+        if consumed is None or all(v in observed or v not in wanted_set for v in node.inputs if v):
             continue
-        pairs = _pairs(node.inputs, event.inputs, kinds)
+        pairs = _pairs(node.inputs, consumed.inputs, kinds)
         for value, item in pairs or ():
             if value in wanted_set and value not in observed:
                 observed[value] = _record(item)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from onnxaudit.io.isolate import address_space, signal_name
 from onnxaudit.shapes import ortchild
@@ -45,7 +45,7 @@ class ChildResult:
 
     outcome: str
     message: str = ""
-    payload: dict = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)  # the child's result.json
     seconds: float = 0.0
 
 
@@ -65,7 +65,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def limits(max_memory: int, timeout: float) -> dict:
+def limits(max_memory: int, timeout: float) -> dict[str, object]:
     """What the child needs before anything else: its limits, and who its parent is."""
     return {
         "max_memory": max_memory,
@@ -80,11 +80,11 @@ class Child:
     model when given the job (`send_job`), runs it on `run`'s go and is waited for under the
     wall-clock limit; `close` ends it. Use it as a context manager so no child outlives the caller."""
 
-    def __init__(self, limits: dict, fork: bool | None = None) -> None:
+    def __init__(self, limits: dict[str, object], fork: bool | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="onnxaudit-shapes-")
         self.job_dir = Path(self._tmp.name)
         self.pid = 0
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.status: int | None = None
         self.error = ""
         self.used = False
@@ -103,7 +103,7 @@ class Child:
 
     # ------------------------------------------------------------ starting
 
-    def _fork(self, limits: dict, log: int) -> None:
+    def _fork(self, limits: dict[str, object], log: int) -> None:
         limits = dict(limits, inherited_bytes=max(0, address_space() - FRESH_INTERPRETER_BYTES))
         control_read, control_write = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
@@ -131,7 +131,7 @@ class Child:
         os.close(null)
         self.pid, self._control = pid, control_write
 
-    def _spawn(self, limits: dict, log) -> None:  # noqa: ANN001 - a binary file
+    def _spawn(self, limits: dict[str, object], log: BinaryIO) -> None:
         import subprocess  # only here: a forked child needs none of it
 
         control_read, control_write = os.pipe()
@@ -154,7 +154,7 @@ class Child:
             os.close(control_read)
         self.pid, self._control = self.proc.pid, control_write
 
-    def send_job(self, job: dict, extra: bytes) -> None:
+    def send_job(self, job: dict[str, object], extra: bytes) -> None:
         """Hand the child its job (see ortchild.py); it starts loading the model."""
         self.used = True
         if self.error:
@@ -190,7 +190,7 @@ class Child:
         wakes the parent at once; otherwise poll with short, growing sleeps."""
         deadline = time.monotonic() + timeout
         try:
-            pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
+            pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):
             pidfd = -1
         try:
@@ -276,17 +276,18 @@ class Child:
         return ChildResult(outcome, str(result.get("message", "")), result, seconds)
 
 
-def _read_result(job_dir: Path) -> dict | None:
+def _read_result(job_dir: Path) -> dict[str, Any] | None:
     path = job_dir / ortchild.RESULT
     try:
         if path.stat().st_size > MAX_RESULT_BYTES:
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return result if isinstance(result, dict) else None  # anything else is no result
 
 
-def run_child(job: dict, outputs_proto: bytes, max_memory: int, timeout: float) -> ChildResult:
+def run_child(job: dict[str, object], outputs_proto: bytes, max_memory: int, timeout: float) -> ChildResult:
     """Run `job` (see ortchild.py) in a new child at once; `timeout` seconds of wall clock at most."""
     with Child(limits(max_memory, timeout)) as child:
         child.send_job(job, outputs_proto)

@@ -102,7 +102,7 @@ def _inferred_shapes(inferred: ModelProto, kinds: dict[str, str]) -> dict[str, V
     a few types many times, and reading a type's dims through protobuf costs ~5 us a value: each
     distinct type (its serialized bytes, one C call) is decoded once."""
     shapes: dict[str, ValueInfo] = {}
-    decoded: dict[bytes, tuple[str, int, tuple | None]] = {}
+    decoded: dict[bytes, tuple[str, int, tuple[int | str | None, ...] | None]] = {}
     for value in (*inferred.graph.value_info, *inferred.graph.output):
         type_proto = value.type
         key = type_proto.SerializeToString()
@@ -118,7 +118,7 @@ def _inferred_shapes(inferred: ModelProto, kinds: dict[str, str]) -> dict[str, V
     return shapes
 
 
-def _decode_type(type_proto: TypeProto) -> tuple[str, int, tuple | None]:
+def _decode_type(type_proto: TypeProto) -> tuple[str, int, tuple[int | str | None, ...] | None]:
     """(oneof kind, element type, dims or None) of one TypeProto."""
     kind = type_proto.WhichOneof("value") or ""
     if kind != "tensor_type":
