@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class Outcome:
     stderr: str
     peak_kib: int
     opened: list[str]
+    raw: bytes = b""  # stdout + stderr as written, for checks on bytes (raw control characters, valid UTF-8)
 
 
 class CliRunner:
@@ -95,9 +97,10 @@ class CliRunner:
         self.proc.stdin.flush()
         reply = json.loads(self.proc.stdout.readline())
         opened = json.loads(files["record"].read_text()) if files["record"].exists() else []
-        out = files["out"].read_bytes().decode("utf-8", "backslashreplace") if files["out"].exists() else ""
-        err = files["err"].read_bytes().decode("utf-8", "backslashreplace") if files["err"].exists() else ""
-        return Outcome(reply["code"], out, err, reply["peak_kib"], opened)
+        raw_out = files["out"].read_bytes() if files["out"].exists() else b""
+        raw_err = files["err"].read_bytes() if files["err"].exists() else b""
+        out, err = (b.decode("utf-8", "backslashreplace") for b in (raw_out, raw_err))
+        return Outcome(reply["code"], out, err, reply["peak_kib"], opened, raw_out + raw_err)
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -138,3 +141,13 @@ class Canary:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+# C0 controls but newline and tab, DEL, C1 controls, and the bidi overrides/isolates (U+202A..U+202E, U+2066..U+2069)
+_RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def raw_controls(raw: bytes) -> list[str]:
+    """What in `raw` (a command's output bytes) a terminal or CI log would act on or could not show:
+    invalid UTF-8 (as U+DCxx), control characters other than newline and tab, bidi overrides."""
+    return sorted(set(_RAW_CONTROL.findall(raw.decode("utf-8", "surrogateescape"))))

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from builders import (
     seed_cnn,
     value,
 )
-from hostile import CANARY_TEXT, Canary, CliRunner
+from hostile import CANARY_TEXT, Canary, CliRunner, raw_controls
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -139,7 +139,7 @@ def _evil_names() -> onnx.ModelProto:
     return linear(init("W", [4, 4]), extra=[init("x\n::error::pwned\x1b[2J\r", [2])])
 
 
-def _invalid_utf8(folder: Path, canary: Path) -> Path:
+def _invalid_utf8_weight_name(folder: Path, canary: Path) -> Path:
     data = linear(init("WEIGHTXX", [4, 4])).SerializeToString().replace(b"WEIGHTXX", b"W\xff\x1b[1m\x00\xfe")
     (folder / "utf8.onnx").write_bytes(data)
     return folder / "utf8.onnx"
@@ -198,7 +198,11 @@ CASES = [
     Case("future_ir_and_opset", _save(PROBLEMS["future_versions"]), 0, 1, rules=("OA305", "OA306")),
     Case("nan_weights", _save(PROBLEMS["nan_weights"]), 0, 1, rules=("OA101",), total=16),
     Case("control_chars_in_names", _save(_evil_names()), 0, 0, rules=("OA203",), total=16),
-    Case("invalid_utf8_names", _invalid_utf8, 0, 0, total=16),
+    Case("invalid_utf8_names", _invalid_utf8_weight_name, 0, 0, total=16),
+    *(
+        Case(f"invalid_utf8_{field}", lambda folder, canary, f=field: _invalid_utf8(folder, [f]), 0, 0, total=16)
+        for field in ("op_type", "fx_node", "rule_name", "name_scopes", "dim_param", "domain")
+    ),
     Case("ext_dotdot", _external_case("../outside/canary.bin", _nothing), 0, 1, rules=("OA303",), total=16),
     Case("ext_absolute", _external_case(lambda f, c: str(c), _nothing), 0, 1, rules=("OA303",)),
     Case(
@@ -286,6 +290,81 @@ def test_text_output_of_hostile_names_is_escaped(cli, folders, tmp_path):
         out = cli.run(command, tmp_path)
         assert out.code == 0 and "\x1b" not in out.stdout and "\r" not in out.stdout
         assert all(not line.startswith("::error::") for line in out.stdout.splitlines())
+
+
+def _every_string(text: Callable[[int], str]) -> onnx.ModelProto:
+    """A model whose every string field is text(i), i distinct per field: names, op_type, domains,
+    dim_param, attribute, producer, graph name, model and node metadata (torch's and onnxscript's keys)."""
+    t = iter(range(100))
+    w = init(text(next(t)), [4, 4])
+    dense = node("MatMul", [text(next(t)), w.name], [text(next(t))], name=text(next(t)))
+    dense.metadata_props.add(key="pkg.torch.onnx.fx_node", value=f"%p_{text(next(t))}")
+    dense.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=f"['{text(next(t))}']")
+    dense.metadata_props.add(key="pkg.onnxscript.rewriter.rule_name", value=f"FuseBatchNormIntoConv {text(next(t))}")
+    domain = text(next(t))
+    custom = helper.make_node(text(next(t)), [dense.output[0]], [text(next(t))], name=text(next(t)), domain=domain)
+    custom.attribute.append(helper.make_attribute(text(next(t)), text(next(t))))
+    m = model(
+        [dense, custom],
+        [value(dense.input[0], [text(next(t)), 4])],
+        [value(custom.output[0], None)],
+        [w],
+        extra_opsets={domain: 1},
+    )
+    m.producer_name, m.producer_version, m.graph.name = text(next(t)), text(next(t)), text(next(t))
+    m.metadata_props.add(key=text(next(t)), value=text(next(t)))
+    return m
+
+
+def _controls(i: int) -> str:
+    return f"n{i}\x1b[2J\r\n::error::x\u202e\x00\x7f\x85"
+
+
+# _every_string's fields, by i
+FIELDS = (
+    "initializer dense_input dense_output dense_name fx_node name_scopes rule_name domain op_type custom_output "
+    "custom_name attribute_name attribute_value dim_param producer_name producer_version graph_name metadata_key "
+    "metadata_value"
+).split()
+
+
+def _invalid_utf8(folder: Path, fields: Sequence[str] = FIELDS) -> Path:
+    """_every_string with the named fields' bytes not UTF-8 (the others plain ASCII)."""
+    data = _every_string(lambda i: f"ZZZZ{i:04d}").SerializeToString()
+    for i, field in enumerate(FIELDS):  # the same length, so every length prefix stays right
+        if field in fields:
+            data = data.replace(f"ZZZZ{i:04d}".encode(), b"\xff\x1b\x00\xfe" + f"{i:04d}".encode())
+    (folder / "utf8.onnx").write_bytes(data)
+    return folder / "utf8.onnx"
+
+
+_EVERY_FORMAT = [
+    ["summary", "--format", "text", "--explain"],
+    ["summary", "--format", "text", "--by", "tensor", "--convention", "pytorch"],
+    ["summary", "--format", "json"],
+    ["summary", "--format", "markdown", "--explain"],
+    ["check", "--format", "text", "--fail-on", "warning"],
+    ["check", "--format", "json", "--fail-on", "warning"],
+    ["check", "--format", "markdown", "--fail-on", "warning"],
+    ["check", "--format", "github", "--fail-on", "warning"],
+    ["verify", "--expect", "total=16"],
+    ["verify", "--expect", "total=16", "--format", "json"],
+]
+
+
+@pytest.mark.parametrize("strings", ["controls", "invalid_utf8"])
+def test_hostile_strings_in_every_field_every_format(strings, cli, folders, tmp_path):
+    """Whatever a file's strings hold, no output format writes a raw control character, a bidi override
+    or a byte that is not UTF-8, and none fails: each exits 0 or 1 with nothing on stderr."""
+    folder, _ = folders
+    path = save(_every_string(_controls), folder / "m.onnx") if strings == "controls" else _invalid_utf8(folder)
+    for argv in _EVERY_FORMAT:
+        out = cli.run([argv[0], str(path), *argv[1:]], tmp_path)
+        assert out.code in (0, 1) and out.stderr == "", (argv, out.code, out.stderr)
+        assert raw_controls(out.raw) == [], (argv, raw_controls(out.raw))
+        assert all(not line.lstrip().startswith("::error::") for line in out.stdout.splitlines()), argv
+        if "json" in argv:
+            json.loads(out.stdout)
 
 
 # ---------------------------------------------------------------- properties over mutated fixtures

@@ -1,8 +1,9 @@
 """Names read from a file, as text.
 
 protobuf (upb) hands back a string field holding invalid UTF-8 as ``bytes``. Such a name must stay
-usable as a key and visible when printed, so it becomes ``str`` with the bad bytes kept as lone
-surrogates (``surrogateescape``); ``render.escape`` shows them as ``\\xNN``.
+usable as a key and visible when printed, so it becomes valid ``str`` with each bad byte written as the
+four characters ``\\xNN`` (``backslashreplace``), once, here: no lone surrogate reaches a renderer, the
+JSON, onnx's C++ (``has_schema``) or an encoder that would raise on it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 def as_text(value: str | bytes) -> str:
     if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
+        return value.decode("utf-8", "backslashreplace")
     return value
 
 

@@ -399,7 +399,7 @@ def _shape_of(type_proto: TypeProto) -> tuple[int, tuple[int | str | None, ...] 
         if d.HasField("dim_value"):
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param"):
-            dims.append(d.dim_param)
+            dims.append(as_text(d.dim_param))  # bytes when not UTF-8
         else:
             dims.append(None)
     return tt.elem_type, tuple(dims)
@@ -440,22 +440,22 @@ def _node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
     Also what its FX call and its optimizer's rewrite rules say, collected into `facts`."""
     scopes: tuple[str, ...] = ()
     for prop in node.metadata_props:
-        key = prop.key
-        if key == _SCOPES_KEY and len(prop.value) < 4096:
+        key, text = as_text(prop.key), as_text(prop.value)  # bytes when not UTF-8
+        if key == _SCOPES_KEY and len(text) < 4096:
             try:
-                found = ast.literal_eval(prop.value)
+                found = ast.literal_eval(text)
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 continue
             if isinstance(found, list) and all(isinstance(x, str) for x in found):
                 scopes = tuple(found)
-        elif key == _FX_NODE_KEY and "%" in (value := prop.value) and len(value) < 65536:
+        elif key == _FX_NODE_KEY and "%" in (value := text) and len(value) < 65536:
             if "%p_" in value:
                 facts.parameters.update(_FX_PARAMETER.findall(value))
             if "%b_" in value:
                 facts.buffers.update(_FX_BUFFER.findall(value))
                 if "None, None" in value and _FX_NORM_WITHOUT_AFFINE.search(value):
                     facts.norms_without_affine.add(node.name)
-        elif key == _REWRITE_RULES_KEY and (fused := prop.value.count(_BN_FUSION_RULE)):
+        elif key == _REWRITE_RULES_KEY and (fused := text.count(_BN_FUSION_RULE)):
             facts.bn_fusions[node.name] = fused
     return scopes
 

@@ -31,7 +31,7 @@ def render_shapes_text(report: Report) -> str:
     check = report.shape_check
     if check is None:  # pragma: no cover - the shapes command always runs a check
         return ""
-    opsets = ", ".join(f"{k} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
+    opsets = ", ".join(f"{escape(k)} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
     parts = [f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · shapes: {report.shapes_source}"]
     parts.append(_run_line(check))
     for item in check.inputs:

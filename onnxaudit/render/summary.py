@@ -82,7 +82,7 @@ def dims_legend(short: dict[str, str]) -> list[str]:
 
 
 def _header_line(report: Report) -> str:
-    opsets = ", ".join(f"{k} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
+    opsets = ", ".join(f"{escape(k)} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
     return (
         f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · "
         f"{len(report.tensors)} tensors · {report.node_count} nodes · shapes: {report.shapes_source}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from onnxaudit.errors import AuditError
 from onnxaudit.io import onnxcore
 from onnxaudit.io.onnxcore import AttributeProto, ModelProto, TensorProto, TypeProto
+from onnxaudit.io.text import as_text
 from onnxaudit.model.load import ModelView, ValueInfo, _read_wire, _shape_of
 from onnxaudit.shapes.feeds import Feed
 
@@ -46,7 +47,7 @@ def declared_shapes(model: ModelProto) -> dict[str, ValueInfo]:
 def symbolic_params(model: ModelProto) -> set[str]:
     graph = model.graph
     return {
-        d.dim_param
+        as_text(d.dim_param)
         for v in list(graph.input) + list(graph.output) + list(graph.value_info)
         for d in v.type.tensor_type.shape.dim
         if d.dim_param
@@ -129,5 +130,5 @@ def _decode_type(type_proto: TypeProto) -> tuple[str, int, tuple[int | str | Non
     dims: list[int | str | None] = []
     for d in tensor.shape.dim:
         which = d.WhichOneof("value")
-        dims.append(d.dim_value if which == "dim_value" else d.dim_param if which == "dim_param" else None)
+        dims.append(d.dim_value if which == "dim_value" else as_text(d.dim_param) if which == "dim_param" else None)
     return kind, tensor.elem_type, tuple(dims)
