@@ -449,3 +449,48 @@ def embed_layer_norm_then_dense(hidden: int = 8, positions: int = 8, vocab: int 
         ],
         extra_opsets={"com.microsoft": 1},
     )
+
+
+def strided_convs(height: int | str = "height", width: int | str = "width", batch: str = "batch") -> onnx.ModelProto:
+    """x (batch, 3, height, width) -> Conv 3x3 stride 2, no padding -> Conv 3x3 stride 2: the strides' product is
+    4 and the second window needs 3 rows after the first, so the smallest height and width are 8 (4 leaves 1)."""
+    nodes = [
+        node("Conv", ["x", "w1"], ["h1"], name="conv1", kernel_shape=[3, 3], strides=[2, 2]),
+        node("Conv", ["h1", "w2"], ["y"], name="conv2", kernel_shape=[3, 3], strides=[2, 2]),
+    ]
+    # the file names the output's spatial dims itself: a run must show their values, not these names
+    out = value("y", [batch, 4, "floor(height/2 - 1/2) + 1", "out_w"])
+    weights = [init("w1", [4, 3, 3, 3]), init("w2", [4, 4, 3, 3])]
+    return model(nodes, [value("x", [batch, 3, height, width])], [out], weights)
+
+
+def scalar_switch(rate: int = 16000) -> onnx.ModelProto:
+    """An int64 scalar `sr` compared with a constant: If(sr == rate) passes x on, else reshapes x to (7, 7),
+    which fails at run time for x (1, 4). Only the compared value runs."""
+    then = helper.make_graph([node("Identity", ["x"], ["then_y"])], "then", [], [value("then_y", None)])
+    other = helper.make_graph(
+        [node("Reshape", ["x", "seven"], ["else_y"])], "else", [], [value("else_y", None)], [ints("seven", [7, 7])]
+    )
+    nodes = [
+        node("Equal", ["sr", "rate"], ["is_rate"], name="is_rate"),
+        node("If", ["is_rate"], ["y"], name="switch", then_branch=then, else_branch=other),
+    ]
+    inputs = [value("x", [1, 4]), value("sr", [], TensorProto.INT64)]
+    return model(nodes, inputs, [value("y", None)], [ints("rate", [rate])])
+
+
+def zero_d_scale() -> onnx.ModelProto:
+    """x (2, 3) times a 0-d float input `s`: y (2, 3)."""
+    nodes = [node("Mul", ["x", "s"], ["y"], name="scale")]
+    return model(nodes, [value("x", [2, 3]), value("s", [])], [value("y", [2, 3])])
+
+
+def reshape_by_16(seq: int | str = "seq") -> onnx.ModelProto:
+    """x (batch, seq) reshaped to (1, 16, -1): a length that is not a multiple of 16 fails at run time."""
+    nodes = [node("Reshape", ["x", "target"], ["y"], name="blocks")]
+    return model(nodes, [value("x", ["batch", seq])], [value("y", None)], [ints("target", [1, 16, -1])])
+
+
+def unnamed_dims(dims: Sequence[int | str | None] = (-1, None, 4)) -> onnx.ModelProto:
+    """x with unnamed or -1 dims -> Relu -> y with the same dims."""
+    return model([node("Relu", ["x"], ["y"], name="relu")], [value("x", dims)], [value("y", dims)])

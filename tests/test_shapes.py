@@ -171,16 +171,6 @@ def test_token_ids_found_through_a_negative_index_fix_up(tmp_path):
     assert check.status == "confirmed", check.message
 
 
-def test_dims_that_cannot_be_guessed_are_named(tmp_path, capsys):
-    path = save(embedding(seq="seq"), tmp_path / "emb_seq.onnx")
-    code, out, err = _run(capsys, "shapes", str(path))
-    assert code == 2
-    assert "cannot guess dims 'seq' (input 'ids' axis 1)" in _one_line(err)
-    assert "Total params: 424" in out
-    code, out, _ = _run(capsys, "shapes", str(path), "--dim", "seq=5")
-    assert code == 0 and "(batch, seq, 3) float32" in out
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_float16_bool_and_int_inputs(tmp_path, method):
     path = save(mixed_inputs(), tmp_path / "mixed.onnx")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from onnxaudit.render.summary import escape, footer_lines, shape_text
+from onnxaudit.render.summary import dims_legend, escape, footer_lines, shape_text
 from onnxaudit.report.build import Report
 from onnxaudit.shapes.options import ShapeCheck
 
@@ -36,15 +36,18 @@ def render_shapes_text(report: Report) -> str:
     parts.append(_run_line(check))
     for item in check.inputs:
         parts.append(f"Input {escape(item.name)}: {item.dtype} {shape_text(item.shape)}, {escape(item.values)}")
+    parts += [f"Chose: {escape(c.label)} = {c.value}: {escape(c.reason)}" for c in check.choices]
+    parts += [f"Tried: {escape(line)}" for line in check.tries]
     headers = ["Value (op)", "Declared", "Inferred", "Actual", "Status"]
     # a model repeats a few shapes and ops many times: each text is made once
     shapes: dict[tuple[int | str | None, ...] | None, str] = {}
     ops: dict[str, str] = {}
+    short: dict[str, str] = {}  # long symbolic dims written by a short name, spelled out below the table
 
     def shape(dims: Sequence[int | str | None] | None) -> str:
         key = tuple(dims) if dims is not None else None
         if key not in shapes:
-            shapes[key] = shape_text(dims, "-")
+            shapes[key] = shape_text(dims, "-", short)
         return shapes[key]
 
     def op(name: str) -> str:
@@ -52,6 +55,7 @@ def render_shapes_text(report: Report) -> str:
             ops[name] = escape(name)
         return ops[name]
 
+    ran = any(v.actual is not None for v in check.values)
     body = [
         [
             f"{escape(v.name)} ({op(v.op)})",
@@ -61,6 +65,7 @@ def render_shapes_text(report: Report) -> str:
             v.status,
         ]
         for v in check.values
+        if ran  # a run that did not happen lists no value: its one line says why
     ]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
     widths[0] = min(widths[0], 70)
@@ -71,9 +76,13 @@ def render_shapes_text(report: Report) -> str:
         return (layout % tuple(cells)).rstrip()
 
     rule = "=" * min(len(line(headers)) + 4, 140)
-    parts += [rule, line(headers), rule, *(line(cells) for cells in body), rule]
     confirmed = sum(1 for v in check.values if v.status == "confirmed")
-    parts.append(f"Values confirmed: {confirmed} of {len(check.values)}")
+    if ran:
+        parts += [rule, line(headers), rule, *(line(cells) for cells in body), rule]
+        parts += [f"Dim {escape(text)}" for text in dims_legend(short)]
+        parts.append(f"Values confirmed: {confirmed} of {len(check.values)}")
+    else:
+        parts += [rule, f"Values confirmed: 0 of {len(check.values)} (not run)"]
     parts += [f"Mismatch: {escape(finding)}" for finding in check.findings]
     if check.message:
         parts.append(f"Not confirmed: {escape(check.message)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.onnxcore import ModelProto
 from onnxaudit.model.load import ModelView, ValueInfo, load
+from onnxaudit.model.sizes import RETRY_CANDIDATES, DimChoice
 from onnxaudit.shapes.feeds import FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.shapes.observe import DTYPE_BY_NAME, compare_shapes
 from onnxaudit.shapes.options import (
@@ -161,7 +163,8 @@ def _begin(view: ModelView, options: ShapeOptions, children: list[Child]) -> Pen
         pending.reason, pending.kind = str(problem), problem.kind
         return pending
     names = [name for name, _, _ in main_values]
-    check.bindings = dict(plan.bindings)
+    check.choices = list(plan.choices)
+    check.bindings = _bindings(plan, check.choices)
     check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
     method = check.method = _final_method(check, view, plan, names, options, method)
     # the model is checked runnable: the child loads it while this process goes on, unless even
@@ -224,11 +227,84 @@ def _prepare_and_run(
             f"the memory estimate leaves out {unknown} value(s) whose size onnx shape inference cannot know; "
             "the limit is still enforced during the run"
         )
+    started = time.monotonic()
     result = child.run(options.timeout)
+    if result.outcome == "run_error" and check.choices:
+        result, plan, inferred = _retry(check, view, model, plan, names, options, result, started, inferred)
     observed = None
     if method == "profile" and result.outcome == "ok":
         observed = _profile_values(check, view, declared, inferred, kinds, result.payload)
     return _finish(check, view, plan, declared, result, file_params, observed)
+
+
+def _retry(
+    check: ShapeCheck,
+    view: ModelView,
+    model: ModelProto,
+    plan: FeedPlan,
+    names: list[str],
+    options: ShapeOptions,
+    result: ChildResult,
+    started: float,
+    inferred: dict[str, ValueInfo],
+) -> tuple[ChildResult, FeedPlan, dict[str, ValueInfo]]:
+    """onnxruntime rejected the chosen sizes: try each choice's next sizes, all within --timeout, and
+    note every try. The plan that ran last is returned, with its inference."""
+    choices = check.choices
+    for k in range(1, RETRY_CANDIDATES + 1):
+        dims = dict(options.dims)
+        for choice in choices:
+            if len(choice.retry) >= k:
+                dims[choice.label] = choice.retry[k - 1]
+        left = options.timeout - (time.monotonic() - started)
+        if dims == options.dims or left < 1:
+            break
+        try:
+            again = plan_feeds(view, dims, options.inputs)
+        except (FeedProblem, AuditError):
+            break
+        check.tries.append(f"{_sizes_text(choices, plan)}: {_last_status(result.message or '')}")
+        plan = again
+        inferred = infer_bound(model, plan.feeds)[0]
+        with options.start_child() as child:
+            extra = outputs_proto(view, names) if check.method == "outputs" else b""
+            child.send_job(child_job(view, plan, options, check.method, names), extra)
+            result = child.run(left)
+        if result.outcome != "run_error":
+            break
+    if check.tries:
+        check.tries.append(f"{_sizes_text(check.choices, plan)}: {'ran' if result.outcome == 'ok' else result.outcome}")
+        shapes = {f.name: f.shape for f in plan.feeds}
+        tries = f" (after onnxruntime rejected {len(check.tries) - 1} other size(s))"
+        check.choices = [
+            replace(c, value=shapes[c.input][c.axis], reason=c.reason + (tries if c.retry else ""))
+            for c in choices
+            if c.input in shapes
+        ]
+        check.bindings = _bindings(plan, check.choices)
+        check.inputs = [InputCheck(f.name, dtype_name(f.dtype), list(f.shape), f.values) for f in plan.feeds]
+        for value in check.values:
+            value.inferred = _list(inferred.get(value.name))
+    return result, plan, inferred
+
+
+def _last_status(message: str) -> str:
+    """onnxruntime's innermost complaint: nested nodes (an If's branch) repeat 'Status Message:'."""
+    text = _ort_message(message, False)
+    return text.rsplit("Status Message: ", 1)[-1][:300]
+
+
+def _sizes_text(choices: list[DimChoice], plan: FeedPlan) -> str:
+    shapes = {f.name: f.shape for f in plan.feeds}
+    return ", ".join(f"{c.label}={shapes[c.input][c.axis]}" for c in choices if c.input in shapes)
+
+
+def _bindings(plan: FeedPlan, choices: list[DimChoice]) -> dict[str, int]:
+    """Every bound dim by name, and the unnamed ones chosen or given by position (INPUT:AXIS)."""
+    bindings = dict(plan.bindings)
+    bindings.update((f"{i}:{a}", v) for (i, a), v in plan.positions.items())
+    bindings.update((c.label, c.value) for c in choices if c.name is None)
+    return bindings
 
 
 def _profile_values(
@@ -293,6 +369,8 @@ def _finish(
         status, template = _OUTCOMES.get(result.outcome, _OUTCOMES["error"])
         detail = _ort_message(result.message or result.outcome, result.outcome == "memory")
         message = template.format(msg=detail, mem=gib(check.max_memory))
+        if result.outcome == "run_error":
+            message = f"run failed: onnxruntime raised: {_last_status(result.message or '')}; {_flag_hint(check)}"
         if result.outcome == "timeout":
             message = f"run killed: no result after {check.timeout:g} s (--timeout {check.timeout:g})"
         elif result.outcome == "memory" and check.method == "profile" and _loops(view):
@@ -306,6 +384,16 @@ def _finish(
         check, view, plan, declared, result.payload.get("values", {}) if observed is None else observed, file_params
     )
     return check
+
+
+def _flag_hint(check: ShapeCheck) -> str:
+    """Which flag to add after a failed run: the dims chosen here by name, else --input."""
+    guessed = [c for c in check.choices if c.kind != "batch"]
+    if guessed:
+        given = ", ".join(f"{c.label}={c.value}" for c in guessed[:4])
+        flag = guessed[0].label
+        return f"sizes were chosen ({given}): give real ones with --dim {flag}=N, or data with --input NAME=FILE.npy"
+    return "generated inputs may not suit this model: give real data with --input NAME=FILE.npy"
 
 
 def _loops(view: ModelView) -> bool:

@@ -1,13 +1,15 @@
 """Inputs for a shape run: bind every dynamic dim and pick each input's dtype and value range.
 
-Dims come from `--dim NAME=VALUE`, from `--input NAME=FILE.npy` headers, or default to 1 for a
-batch-like dim; anything else is refused with the dims named. Values are generated in the child from
-a seed, so nothing big crosses the process boundary. Integer inputs that reach a Gather as indices
-stay inside the table's size along the gathered axis.
+Dims come from `--dim NAME=VALUE` or `--dim INPUT:AXIS=VALUE`, from `--input NAME=FILE.npy` headers,
+or are chosen from the graph (model/sizes.py says how, and why each). Values are generated in the
+child from a seed, so nothing big crosses the process boundary, and are values the model accepts:
+integer inputs that reach a Gather as indices stay inside the table's size along the gathered axis,
+an integer scalar the graph compares with constants takes the first of them, masks are all true.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -20,12 +22,11 @@ from onnxaudit.errors import UsageError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.model.load import MAIN, ModelView, ValueInfo
+from onnxaudit.model.sizes import DimChoice, choose_sizes, free_dim, named
 
 if TYPE_CHECKING:
     import numpy as np
 
-BATCH_NAMES = frozenset({"n", "b", "bs", "batch", "batch_size", "batchsize", "nbatch", "num_batch", "batch_dim"})
-_GENERATED = re.compile(r"^unk__\d+$")  # tf2onnx's and onnx's names for unknown dims
 # Ops that hand an index tensor on unchanged in value (from their first input), so ids still reach
 # the Gather in range; and elementwise ops exporters wrap ids in (tf2onnx's negative-index fix-up is
 # Less/Mul/Add/Cast around the ids), followed from any input. A heuristic: a wrong guess makes the
@@ -33,6 +34,9 @@ _GENERATED = re.compile(r"^unk__\d+$")  # tf2onnx's and onnx's names for unknown
 _PASS_THROUGH = frozenset({"Cast", "CastLike", "Identity", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Expand"})
 _ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Where", "Clip", "Max", "Min", "Mod", "Abs"})
 _MAX_HOPS = 16
+_COMPARE = frozenset({"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"})
+INTEGER_ONNX = frozenset({TensorProto.INT8, TensorProto.INT16, TensorProto.INT32, TensorProto.INT64,
+                          TensorProto.UINT8, TensorProto.UINT16, TensorProto.UINT32, TensorProto.UINT64})  # fmt: skip
 
 # ONNX element type -> the numpy dtype the child generates (str: object arrays of text).
 NUMPY_DTYPES: dict[int, str] = {
@@ -95,11 +99,8 @@ class FeedPlan:
     feeds: list[Feed]
     bindings: dict[str, int]  # dim_param -> value, as bound on the inputs
     where: dict[str, str] = field(default_factory=dict)  # dim_param -> where it was first bound
-
-
-def batch_like(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in BATCH_NAMES or "batch" in lowered or bool(_GENERATED.match(name))
+    choices: list[DimChoice] = field(default_factory=list)  # sizes chosen for free dims, with reasons
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)  # --dim INPUT:AXIS=VALUE
 
 
 def _fmt(dims: Sequence[int | str | None]) -> str:
@@ -175,7 +176,7 @@ def _values_text(dtype: int, bound: tuple[int, str] | None) -> tuple[str, str, i
     if bound is not None:
         return "ids", f"ids in [0, {bound[0]}) for Gather {bound[1]!r}", bound[0]
     if dtype == TensorProto.BOOL:
-        return "random", "random booleans", 2
+        return "random", "all true", 2
     if dtype == TensorProto.STRING:
         return "random", "the string 'a'", 2
     if dtype in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
@@ -184,7 +185,8 @@ def _values_text(dtype: int, bound: tuple[int, str] | None) -> tuple[str, str, i
 
 
 def plan_feeds(view: ModelView, dims: dict[str, int], files: dict[str, str]) -> FeedPlan:
-    """Every graph input the run must feed, with concrete shapes. Raises UsageError for a wrong
+    """Every graph input the run must feed, with concrete shapes: dims bound by `dims` (NAME or
+    INPUT:AXIS), by `files`, else chosen from the graph (model/sizes.py). Raises UsageError for a wrong
     command line and FeedProblem when the model's inputs cannot be built."""
     declared = {v.name: v for v in view.main.inputs}
     for name in files:
@@ -193,45 +195,105 @@ def plan_feeds(view: ModelView, dims: dict[str, int], files: dict[str, str]) -> 
             raise UsageError(f"--input {name}: the model has no input named {name!r} (inputs: {known})")
     # initializers listed as inputs (IR < 4) keep their stored values unless a file replaces them
     needed = [v for v in view.main.inputs if v.name not in view.main.tensors or v.name in files]
-    params = {d for v in needed for d in (v.shape or ()) if isinstance(d, str)}
-    for name in dims:
-        if name not in params:
-            known = ", ".join(repr(p) for p in sorted(params)) or "none"
-            raise UsageError(f"--dim {name}: no model input has a dim named {name!r} (named dims: {known})")
-    bindings = dict(dims)
-    where = {name: "--dim" for name in dims}
-    feeds: list[Feed] = []
-    unguessable: list[str] = []
+    named_dims, positions = _split_dims(needed, dims)
+    bindings = dict(named_dims)
+    where = {name: "--dim" for name in named_dims}
+    feeds: dict[str, Feed] = {}
     for info in needed:
         if problem := _input_problem(info, info.name in files):
             raise FeedProblem("not_runnable", problem)
         if info.name in files:
-            feeds.append(_file_feed(info, files[info.name], bindings, where))
-            continue
+            feeds[info.name] = _file_feed(info, files[info.name], bindings, where, positions)
+    generated = [info for info in needed if info.name not in files]
+    choices = choose_sizes(view, bindings, positions, generated)
+    chosen = {(c.input, c.axis): c for c in choices}
+    by_name = {c.name: c.value for c in choices if c.name is not None}
+    for choice in choices:
+        if choice.name is not None:
+            bindings[choice.name], where[choice.name] = choice.value, f"input {choice.input!r} (chosen)"
+    for info in generated:
         shape: list[int] = []
         for axis, dim in enumerate(info.shape or ()):
-            if isinstance(dim, int):
-                shape.append(dim)
-            elif isinstance(dim, str) and dim in bindings:
-                shape.append(bindings[dim])
-            elif (isinstance(dim, str) and batch_like(dim)) or axis == 0:
-                shape.append(1)
-                if isinstance(dim, str):
-                    bindings[dim], where[dim] = 1, f"input {info.name!r}"
+            name = named(dim)
+            if not free_dim(dim):
+                shape.append(int(dim))  # type: ignore[arg-type]
+            elif (info.name, axis) in positions:
+                shape.append(positions[info.name, axis])
+            elif name is not None and name in bindings:
+                shape.append(bindings[name])
+            elif (info.name, axis) in chosen:
+                shape.append(chosen[info.name, axis].value)
             else:
-                label = repr(dim) if isinstance(dim, str) else "(unnamed)"
-                unguessable.append(f"{label} (input {info.name!r} axis {axis})")
-                shape.append(0)
-        bound = index_bound(view, info.name) if info.dtype != TensorProto.BOOL else None
-        source, text, high = _values_text(info.dtype, bound)
-        feeds.append(Feed(info.name, info.dtype, tuple(shape), source, text, high=high))
-    if unguessable:
-        raise FeedProblem(
-            "refused",
-            f"run refused: cannot guess dims {', '.join(unguessable)}; bind them with --dim NAME=VALUE "
-            "or give the data with --input NAME=FILE.npy",
-        )
-    return FeedPlan(feeds, bindings, where)
+                shape.append(by_name.get(name or "", 1))
+        feeds[info.name] = _generated_feed(view, info, tuple(shape))
+    return FeedPlan([feeds[v.name] for v in needed], bindings, where, choices, positions)
+
+
+def _split_dims(needed: list[ValueInfo], dims: dict[str, int]) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+    """--dim keys: a dim's name, or INPUT:AXIS (an unnamed, '?' or -1 dim, or any axis by position)."""
+    params = {d for v in needed for d in (v.shape or ()) if named(d) is not None or d == "?"}
+    shapes = {v.name: v.shape for v in needed}
+    named_dims: dict[str, int] = {}
+    positions: dict[tuple[str, int], int] = {}
+    for key, value in dims.items():
+        if key in params:
+            named_dims[key] = value
+            continue
+        input_name, sep, axis_text = key.rpartition(":")
+        shape = shapes.get(input_name) if sep else None
+        if shape is not None and re.fullmatch(r"-?\d+", axis_text):
+            axis = int(axis_text) + (len(shape) if axis_text.startswith("-") else 0)
+            if not 0 <= axis < len(shape):
+                raise UsageError(f"--dim {key}: input {input_name!r} has rank {len(shape)}, no axis {axis_text}")
+            if not free_dim(shape[axis]):
+                raise UsageError(f"--dim {key}: axis {axis} of input {input_name!r} is fixed at {shape[axis]}")
+            positions[input_name, axis] = value
+            continue
+        known = ", ".join(repr(p) for p in sorted(p for p in params if p != "?")) or "none"
+        unnamed = [f"{v.name}:{a}" for v in needed for a, d in enumerate(v.shape or ()) if free_dim(d) and not named(d)]
+        also = f"; unnamed dims by position: {', '.join(unnamed[:6])}" if unnamed else ""
+        raise UsageError(f"--dim {key}: no model input has a dim named {key!r} (named dims: {known}{also})")
+    return named_dims, positions
+
+
+def _generated_feed(view: ModelView, info: ValueInfo, shape: tuple[int, ...]) -> Feed:
+    """Seeded values the model accepts: ids in range for a Gather, a constant the graph compares an
+    integer scalar with, true masks."""
+    if info.dtype in INTEGER_ONNX and len(shape) <= 1 and math.prod(shape) == 1:
+        enum = compared_constants(view, info.name)
+        if enum is not None:
+            value, where = enum
+            text = f"{value}, a value {where}"
+            return Feed(info.name, info.dtype, shape, "constant", text, low=value, high=value + 1)
+    bound = index_bound(view, info.name) if info.dtype != TensorProto.BOOL else None
+    source, text, high = _values_text(info.dtype, bound)
+    return Feed(info.name, info.dtype, shape, source, text, high=high)
+
+
+def compared_constants(view: ModelView, name: str) -> tuple[int, str] | None:
+    """The first constant an integer input is compared with (Equal, Less, Greater... against a small
+    constant), following casts and reshapes: (value, where) or None. A sample-rate input checked
+    against 8000 and 16000 must be one of them."""
+    readers = view.main.readers
+    stack, seen = [(name, 0)], set()
+    while stack:
+        value, hops = stack.pop(0)
+        if value in seen or hops > _MAX_HOPS:
+            continue
+        seen.add(value)
+        for node in readers.get(value, ()):
+            if node.op_type in _COMPARE:
+                constants = []
+                for other in node.inputs:
+                    tensor = view.lookup(MAIN, other) if other != value else None
+                    if tensor is not None and tensor.values is not None and len(tensor.values) >= 1:
+                        constants += list(tensor.values)
+                if constants:
+                    shown = ", ".join(str(c) for c in constants[:4])
+                    return int(constants[0]), f"{node.op_type} {node.label!r} compares it with ({shown})"
+            elif node.op_type in _PASS_THROUGH and node.inputs[:1] == (value,) and node.outputs:
+                stack.append((node.outputs[0], hops + 1))
+    return None
 
 
 def _input_problem(info: ValueInfo, from_file: bool) -> str:
@@ -244,7 +306,9 @@ def _input_problem(info: ValueInfo, from_file: bool) -> str:
     return ""
 
 
-def _file_feed(info: ValueInfo, path: str, bindings: dict[str, int], where: dict[str, str]) -> Feed:
+def _file_feed(
+    info: ValueInfo, path: str, bindings: dict[str, int], where: dict[str, str], positions: dict[tuple[str, int], int]
+) -> Feed:
     import numpy as np  # numpy is loaded by _npy_header already
 
     shape, dtype = _npy_header(info.name, path)
@@ -258,12 +322,18 @@ def _file_feed(info: ValueInfo, path: str, bindings: dict[str, int], where: dict
                 f"the model declares {_fmt(info.shape)}"
             )
         for axis, (have, want) in enumerate(zip(shape, info.shape, strict=True)):
-            if isinstance(want, int) and have != want:
+            if (info.name, axis) in positions and positions[info.name, axis] != have:
+                raise UsageError(
+                    f"--input {info.name}={path}: axis {axis} is {have} in the file "
+                    f"but --dim {info.name}:{axis}={positions[info.name, axis]}"
+                )
+            if isinstance(want, int) and want >= 0 and have != want:
                 raise UsageError(
                     f"--input {info.name}={path}: shape {_fmt(shape)} differs from the declared "
                     f"{_fmt(info.shape)} at axis {axis}"
                 )
-            if isinstance(want, str):
+            if named(want) is not None:
+                assert isinstance(want, str)
                 if want in bindings and bindings[want] != have:
                     raise UsageError(
                         f"--input {info.name}={path}: dim {want!r} is {have} in the file "

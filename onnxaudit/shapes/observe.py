@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.model.load import ModelView, ValueInfo
+from onnxaudit.model.sizes import named
 from onnxaudit.shapes.feeds import FeedPlan
 from onnxaudit.shapes.options import Shape, ShapeCheck, fmt_shape
 from onnxaudit.shapes.profile import Observed
@@ -32,6 +33,7 @@ class _Binder:
 
     def __init__(self, plan: FeedPlan) -> None:
         self.values = dict(plan.bindings)
+        self.given = frozenset(plan.bindings)  # bound on the inputs: the only names a shown shape keeps
         self.where = dict(plan.where)
         self.conflicts: set[str] = set()
 
@@ -52,9 +54,9 @@ def _shape_problems(label: str, expected: Shape, actual: list[int], binder: _Bin
         return []
     problems = []
     for axis, (want, have) in enumerate(zip(expected, actual, strict=True)):
-        if isinstance(want, int) and want != have:
+        if isinstance(want, int) and want >= 0 and want != have:  # -1: an exporter's "any"
             problems.append(f"{_said(label, expected, actual)} (axis {axis}: {want} vs {have})")
-        elif isinstance(want, str) and binder is not None and (why := binder.check(want, have, value)):
+        elif named(want) and binder is not None and (why := binder.check(str(want), have, value)):
             problems.append(f"{_said(label, expected, actual)} ({why})")
     return problems
 
@@ -74,7 +76,8 @@ def _shown(
         name: str | None = None
         for src in named:
             dim = src[axis]
-            if isinstance(dim, str) and dim in file_params and dim not in binder.conflicts:
+            # a name bound on the inputs (batch); a derived one (floor(width/2 - 1/2) + 1) shows its value
+            if isinstance(dim, str) and dim in binder.given and dim in file_params and dim not in binder.conflicts:
                 if binder.values.get(dim) == have:
                     name = dim
                     break

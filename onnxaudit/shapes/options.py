@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from onnxaudit.errors import UsageError
+from onnxaudit.model.sizes import DimChoice
 from onnxaudit.shapes.sandbox import Child, limits
 
 DEFAULT_TIMEOUT = 60.0
@@ -104,6 +105,8 @@ class ShapeCheck:
     estimate_bytes: int | None = None
     onnxruntime: str = ""
     method: str = "outputs"  # how actual shapes were observed: profile | outputs
+    choices: list[DimChoice] = field(default_factory=list)  # sizes chosen for free input dims, with reasons
+    tries: list[str] = field(default_factory=list)  # sizes onnxruntime rejected before the last run, and why
 
     @property
     def exit_code(self) -> int:

@@ -140,14 +140,17 @@ def _copy_model(path: str, size: int, extra: bytes, dest: str) -> None:
 def _feed(np: ModuleType, spec: Json) -> Any:
     """One input array: real data from a .npy file, or deterministic seeded values."""
     if spec["source"] == "file":
-        return np.ascontiguousarray(np.load(spec["file"], allow_pickle=False), dtype=spec["dtype"])
+        # asarray, not ascontiguousarray: that makes a 0-d array 1-d
+        return np.asarray(np.load(spec["file"], allow_pickle=False), dtype=spec["dtype"], order="C")
     shape = tuple(spec["shape"])
     rng = np.random.default_rng(spec["seed"])
     dtype = spec["dtype"]
     if dtype == "str":
         return np.full(shape, "a", dtype=object)
-    if dtype == "bool":
-        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if dtype == "bool":  # masks: all true, so nothing is masked away
+        return np.ones(shape, dtype=np.bool_)
+    if spec["source"] == "constant":  # a value the graph compares the input with
+        return np.full(shape, spec["low"], dtype=dtype)
     if spec["source"] == "ids" or np.issubdtype(np.dtype(dtype), np.integer):
         return rng.integers(spec["low"], spec["high"], size=shape, dtype=np.int64).astype(dtype)
     return rng.random(shape, dtype=np.float32).astype(dtype)
