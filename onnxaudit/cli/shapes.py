@@ -74,8 +74,9 @@ def add_run_options(parser: argparse.ArgumentParser, opt_in: bool) -> None:
         )
     group.add_argument(
         "--dim", action="append", type=dim_binding, default=[], metavar="NAME=VALUE",
-        help="bind a symbolic input dim (repeatable; batch-like dims default to 1 in a run); without "
-        "--run-shapes it makes the MACs and memory figures concrete",
+        help="bind an input dim by name, or by position as INPUT:AXIS=VALUE (unnamed, '?' and -1 dims; "
+        "repeatable); a dim left free in a run gets a size chosen from the graph, printed with its reason; "
+        "without --run-shapes it makes the MACs and memory figures concrete",
     )  # fmt: skip
     group.add_argument(
         "--input", action="append", type=input_file, default=[], metavar="NAME=FILE.npy",
