@@ -15,14 +15,13 @@ from operator import attrgetter
 
 from onnxaudit.io.dims import INTEGER_DTYPES, element_count
 from onnxaudit.io.onnxcore import TensorProto
+from onnxaudit.model.exporters import called_again, torchscript_export
 from onnxaudit.model.load import (
-    RESAVING_TOOLS,
     Graph,
     ModelView,
     Node,
     Tensor,
     frozen_from_dict,
-    torchscript_node_names,
 )
 from onnxaudit.model.ops import (
     DATA,
@@ -112,16 +111,6 @@ class Use:
     slot: int
     role: str
     via: tuple[str, ...] = ()  # constant-only ops passed through on the way, nearest the source first
-
-
-# torch.onnx (legacy) scopes a module's later calls `X_1`, `X_2`
-_CALL_SUFFIX = re.compile(r"(.+)_\d+")
-
-
-def called_again(scope: str) -> str | None:
-    """The module `scope` is a later call of (`X` for `X_1`), or None."""
-    call = _CALL_SUFFIX.fullmatch(scope)
-    return call.group(1) if call is not None else None
 
 
 def _later_call(consumer: Node, readers: list[tuple[Node, int]] | tuple[()]) -> bool:
@@ -643,12 +632,8 @@ class _Classifier:
 
     @cached_property
     def legacy_torch_export(self) -> bool:
-        """torch.onnx's TorchScript exporter wrote the file, or onnxruntime's tools re-saved one: its
-        `/scope/Op` node names tell it from dynamo's (`node_Conv_0`, module scopes in the metadata)."""
-        producer, nodes = self.view.producer, self.view.main.nodes
-        if not producer.startswith(("pytorch", *RESAVING_TOOLS)) or any(n.module_scopes for n in nodes):
-            return False
-        return torchscript_node_names(self.view)
+        """exporters.torchscript_export, asked once: a walk over every node name."""
+        return torchscript_export(self.view)
 
     def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
         """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,

@@ -464,18 +464,6 @@ _new = object.__new__
 _set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
-# tools that re-save an exporter's file under their own producer name: onnxruntime's optimizers and
-# quantizer, Hugging Face Optimum's decoder merge
-RESAVING_TOOLS = ("onnxruntime", "onnx.quantize", "optimum")
-
-
-def torchscript_node_names(view: ModelView) -> bool:
-    """Node names in torch.onnx's TorchScript form, `/scope/Op` (dynamo's are `node_Conv_0`, tf2onnx's
-    `model/conv/Conv2D`), in any graph: kept when a tool of RESAVING_TOOLS re-saves the file (Optimum's
-    merged decoder holds them in the branches of one If)."""
-    return any(n.name.startswith("/") for graph in view.graphs.values() for n in graph.nodes)
-
-
 def frozen_from_dict(cls: type, fields: dict[str, object]):  # type: ignore[no-untyped-def]
     """A dataclass instance (frozen or not) holding `fields` (every field, in order) without its
     __init__, which costs 3x as much for a frozen one (object.__setattr__ per field): 200k nodes

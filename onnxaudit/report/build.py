@@ -16,8 +16,8 @@ from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.frameworks.figures import FrameworkReport
 from onnxaudit.io.dims import INTEGER_DTYPES
+from onnxaudit.model.exporters import op_behind_layout
 from onnxaudit.model.load import ModelView, Node
-from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
 
 if TYPE_CHECKING:
     from onnxaudit.shapes.options import ShapeCheck
@@ -216,11 +216,9 @@ def _principal_ops(
                     break
         if held:
             picked.append(n.op_type)
-    if picked and LAYOUT_OR_FLATTEN.issuperset(picked):
-        # tf2onnx's NHWC<->NCHW Transposes hand the result on; the layer's real op sits before them
-        real = [n.op_type for n in layer.nodes if n.op_type not in LAYOUT_OR_FLATTEN and n.op_type != "Constant"]
-        real = [op for op in real if op not in ("Shape", "Gather", "Concat", "Slice")]
-        picked = real[-1:] + picked if real else picked
+    behind = op_behind_layout(picked, [n.op_type for n in layer.nodes])
+    if behind is not None:  # layout ops hand the result on; the layer's real op sits before them
+        picked = [behind, *picked]
     if picked:
         return list(dict.fromkeys(picked))
     ops = layer.op_types  # nothing held or handed on (a body's module whose weights another call holds)
