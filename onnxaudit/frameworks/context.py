@@ -19,7 +19,8 @@ from onnxaudit.count.layers import Layer, TfNaming, names_weight_op, path_from_t
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import ANONYMOUS_PARAMETER
 from onnxaudit.frameworks.figures import FrameworkLayer
-from onnxaudit.model.load import ModelView, Node, torchscript_node_names
+from onnxaudit.model.exporters import torchscript_node_names
+from onnxaudit.model.load import ModelView, Node
 
 RuleFunction = Callable[["FileContext", Layer, list[ParamTensor]], "list[FrameworkLayer] | None"]
 

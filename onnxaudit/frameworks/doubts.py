@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
-from onnxaudit.count.roles import ROLES, called_again
+from onnxaudit.count.roles import ROLES
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import RESHAPING
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
+from onnxaudit.model.exporters import called_again
 from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import DATA
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
-from onnxaudit.count.roles import called_again
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import LAYOUT_OPS, counted
 from onnxaudit.frameworks.doubts import ONE_PRODUCT_OPS, measured_only
+from onnxaudit.model.exporters import called_again
 from onnxaudit.model.load import MAIN, ModelView
 
 
