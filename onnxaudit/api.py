@@ -6,7 +6,7 @@ import functools
 import gc
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from onnxaudit.cost.bound import model_cost
 from onnxaudit.count.conventions import CONVENTIONS
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from onnxaudit.shapes.options import ShapeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
-GROUPINGS = ("layer", "op", "role", "tensor")
+
+# The options, typed: a type checker refuses a misspelt one; audit() still refuses it at run time.
+Convention = Literal["keras", "pytorch"]  # count.conventions.CONVENTIONS, one entry each
+Grouping = Literal["layer", "op", "role", "tensor"]  # what one row of the report stands for
+GROUPINGS: tuple[Grouping, ...] = get_args(Grouping)
 
 
 def gc_paused(func: F) -> F:
@@ -49,8 +53,8 @@ def gc_paused(func: F) -> F:
 @gc_paused
 def audit(
     path: str | os.PathLike[str],
-    convention: str = "keras",
-    by: str = "layer",
+    convention: Convention = "keras",
+    by: Grouping = "layer",
     depth: int | None = None,
     shapes: ShapeOptions | None = None,
     dims: dict[str, int] | None = None,

@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "onnxaudit"
 # Lowest first. A module may import its own folder and any stage of a lower rank; type-only imports
 # (under `if TYPE_CHECKING:`) may also point at a stage of the same or a higher rank.
 RANKS = {
+    "_version": 0,
     "errors": 0,
     "io": 1,
     "model": 2,

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from onnxaudit.check.context import CheckContext, CheckOptions
 from onnxaudit.check.data import file_pass
@@ -33,14 +33,15 @@ from onnxaudit.io.weights import ScanError
 from onnxaudit.model.load import ModelView, load
 
 CHECK_SCHEMA_VERSION = 1
-FAIL_ON = ("error", "warning", "never")
+FailOn = Literal["error", "warning", "never"]  # the lowest severity that fails the check
+FAIL_ON: tuple[FailOn, ...] = get_args(FailOn)
 
 
 @dataclass
 class CheckReport:
     schema_version: int
     model: str
-    fail_on: str
+    fail_on: FailOn
     passed: bool
     counts: dict[str, int]
     params: int | None  # None when no model view could be built
@@ -59,7 +60,7 @@ class CheckReport:
 
 def check(
     path: str | os.PathLike[str],
-    fail_on: str = "error",
+    fail_on: FailOn = "error",
     select: str | None = None,
     ignore: str | None = None,
     max_params: int | None = None,

@@ -9,11 +9,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from onnxaudit.api import GROUPINGS, audit, gc_paused
+from onnxaudit._version import __version__
+from onnxaudit.api import GROUPINGS, Convention, audit, gc_paused
 from onnxaudit.cli.shapes import add_run_options, add_shapes, dim_bindings, run_shapes, shape_options, shapes_exit
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
 from onnxaudit.render.summary import (
+    SUMMARY_FORMATS,
     escape,
     render_markdown,
     render_text,
@@ -46,7 +48,7 @@ def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="keras",
         help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)",
     )
-    summary.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text")
+    summary.add_argument("--format", choices=SUMMARY_FORMATS, default="text")
     summary.add_argument("--explain", action="store_true", help="show the arithmetic behind each row")
     summary.add_argument(
         "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
@@ -101,7 +103,7 @@ def run_verify(args: argparse.Namespace) -> int:
         expectations.append(parse_torch_counts(Path(args.torch_counts)))
     if not expectations:
         raise UsageError("verify needs --expect, --keras-summary or --torch-counts")
-    convention = args.convention or ("pytorch" if args.torch_counts and not args.keras_summary else "keras")
+    convention: Convention = args.convention or ("pytorch" if args.torch_counts and not args.keras_summary else "keras")
     report = audit(args.model, convention=convention)
     results = [verify(report, expectation) for expectation in expectations]
     for result in results:
@@ -140,6 +142,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="onnxaudit",
         description="Count, classify and explain every parameter of an ONNX model.",
     )
+    parser.add_argument("--version", action="version", version=f"onnxaudit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_parser, _) in COMMANDS.items():
         if command is None or name == command:

@@ -8,6 +8,8 @@ the message; also `:` and `,` in properties), so a tensor name cannot start a wo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Literal
 
 from onnxaudit.check.registry import Finding
 from onnxaudit.check.runner import CheckReport
@@ -85,7 +87,8 @@ def render_check_github(report: CheckReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {
+CheckFormat = Literal["text", "json", "markdown", "github"]
+RENDERERS: dict[CheckFormat, Callable[[CheckReport], str]] = {
     "text": render_check_text,
     "json": render_check_json,
     "markdown": render_check_markdown,

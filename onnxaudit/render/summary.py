@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from json.encoder import encode_basestring_ascii
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Figure, FrameworkLayer
@@ -73,6 +73,10 @@ def shape_text(
 
 
 # a symbolic dim longer than this (inference's `floor(floor(height/2 - 1/2)/2) + 1`) is named in the table
+# The summary's output formats (render_text, write_json, render_markdown, render/html.py's render_html)
+SummaryFormat = Literal["text", "json", "markdown", "html"]
+SUMMARY_FORMATS: tuple[SummaryFormat, ...] = get_args(SummaryFormat)
+
 LONG_DIM = 24
 
 

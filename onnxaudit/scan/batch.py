@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from onnxaudit.api import audit
+from onnxaudit.api import Convention, audit
 from onnxaudit.errors import AuditError
 from onnxaudit.render.summary import escape
 
@@ -66,7 +66,7 @@ def find_models(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def audit_one(path: str, convention: str) -> Record:
+def audit_one(path: str, convention: Convention) -> Record:
     """Runs in a worker: the whole summary pipeline for one file, every failure turned into a record."""
     try:
         report = audit(path, convention=convention)
@@ -88,7 +88,7 @@ def _one_line(text: str) -> str:
 
 
 def scan(
-    paths: list[Path], convention: str, jobs: int, on_done: Callable[[int, Record], None] | None = None
+    paths: list[Path], convention: Convention, jobs: int, on_done: Callable[[int, Record], None] | None = None
 ) -> Iterator[Record]:
     """Records in the order of `paths`, computed by `jobs` worker processes. A worker that dies
     (killed, out of memory, crashed) breaks its pool: the files not finished then run again, each
