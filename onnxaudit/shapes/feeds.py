@@ -214,24 +214,24 @@ def plan_feeds(view: ModelView, dims: dict[str, int], files: dict[str, str]) -> 
     for info in generated:
         shape: list[int] = []
         for axis, dim in enumerate(info.shape or ()):
-            name = named(dim)
+            dim_name = named(dim)
             if not free_dim(dim):
                 shape.append(int(dim))  # type: ignore[arg-type]
             elif (info.name, axis) in positions:
                 shape.append(positions[info.name, axis])
-            elif name is not None and name in bindings:
-                shape.append(bindings[name])
+            elif dim_name is not None and dim_name in bindings:
+                shape.append(bindings[dim_name])
             elif (info.name, axis) in chosen:
                 shape.append(chosen[info.name, axis].value)
             else:
-                shape.append(by_name.get(name or "", 1))
+                shape.append(by_name.get(dim_name or "", 1))
         feeds[info.name] = _generated_feed(view, info, tuple(shape))
     return FeedPlan([feeds[v.name] for v in needed], bindings, where, choices, positions)
 
 
 def _split_dims(needed: list[ValueInfo], dims: dict[str, int]) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
     """--dim keys: a dim's name, or INPUT:AXIS (an unnamed, '?' or -1 dim, or any axis by position)."""
-    params = {d for v in needed for d in (v.shape or ()) if named(d) is not None or d == "?"}
+    params = {d for v in needed for d in (v.shape or ()) if isinstance(d, str) and (named(d) is not None or d == "?")}
     shapes = {v.name: v.shape for v in needed}
     named_dims: dict[str, int] = {}
     positions: dict[tuple[str, int], int] = {}
