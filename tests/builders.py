@@ -494,3 +494,17 @@ def reshape_by_16(seq: int | str = "seq") -> onnx.ModelProto:
 def unnamed_dims(dims: Sequence[int | str | None] = (-1, None, 4)) -> onnx.ModelProto:
     """x with unnamed or -1 dims -> Relu -> y with the same dims."""
     return model([node("Relu", ["x"], ["y"], name="relu")], [value("x", dims)], [value("y", dims)])
+
+
+def bn_reading_its_parameters_as_statistics(channels: int = 6) -> onnx.ModelProto:
+    """An untrained BN as a simplifier (onnxsim, onnxslim) leaves it: running mean (zeros) and variance
+    (ones) equal beta and gamma, each stored once, and the node reads (gamma, beta, beta, gamma)."""
+    bn = node("BatchNormalization", ["x", "bn.weight", "bn.bias", "bn.bias", "bn.weight"], ["y"], name="/bn/BN")
+    m = model(
+        [bn],
+        [value("x", ["N", channels, 4, 4])],
+        [value("y", None)],
+        [array("bn.weight", np.ones(channels, np.float32)), array("bn.bias", np.zeros(channels, np.float32))],
+    )
+    m.producer_name = "pytorch"
+    return m

@@ -1123,3 +1123,18 @@ def test_tflite_bn_folded_into_a_dense_is_rebuilt_once(tmp_path):
     fw = audit_model(tmp_path, m).framework
     assert fw.non_trainable.exact and fw.non_trainable.lo == 2 * 32
     assert [la.name for la in fw.layers if la.kind == "BatchNormalization"] == ["bn"]
+
+
+def test_a_bn_reading_its_own_parameters_as_statistics_counts_each_once_per_role(tmp_path):
+    # a simplifier stored an untrained BN's mean (= beta, zeros) and variance (= gamma, ones) once: the
+    # framework held 4 x C, weight and bias trainable, running stats buffers
+    from builders import audit_model, bn_reading_its_parameters_as_statistics
+
+    c = 6
+    fw = audit_model(tmp_path, bn_reading_its_parameters_as_statistics(c), convention="pytorch").framework
+    (bn,) = fw.layers
+    assert (bn.name, bn.kind, bn.status) == ("bn", "BatchNormalization", "inferred")
+    assert (bn.trainable.lo, bn.trainable.hi, bn.non_trainable.lo, bn.non_trainable.hi) == (2 * c, 2 * c, 2 * c, 2 * c)
+    assert bn.evidence[0].startswith(
+        "running statistics read from the BN's own parameters (mean bn.bias, variance bn.weight)"
+    )

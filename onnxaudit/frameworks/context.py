@@ -108,7 +108,7 @@ class FileContext:
         full-int8 file also names the Add of the folded shift after the BN: that Add is no second BN."""
         if not self.tflite:
             return frozenset()
-        naming, found = self.naming, set()
+        naming, found = self.naming, set[str | None]()
         for node in self.view.main.nodes:
             if ";" in node.name and naming.layer(node.name) and "/batchnorm/" in node.name:
                 parts = tflite_parts(node.name)

@@ -140,8 +140,11 @@ def _measured(node: Node, readers: dict[str, list[Node]], depth: int = 0) -> boo
     if not outputs or depth > 4:
         return False
     for out in outputs:
-        for reader in readers.get(out) or [None]:
-            if reader is None or not (
+        read_by = readers.get(out)
+        if not read_by:
+            return False
+        for reader in read_by:
+            if not (
                 reader.op_type == "Shape"
                 or (
                     reader.op_type in RESHAPING

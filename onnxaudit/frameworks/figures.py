@@ -99,7 +99,7 @@ def _sum_figures(figures: Iterable[Figure]) -> Figure:
     (attrgetters, not generators: 49k layers at 200k nodes)."""
     figures = list(figures)
     his = list(map(_HI, figures))
-    return Figure(sum(map(_LO, figures)), None if None in his else sum(his))  # type: ignore[arg-type]
+    return Figure(sum(map(_LO, figures)), None if None in his else sum(his))
 
 
 @dataclass

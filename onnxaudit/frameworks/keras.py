@@ -46,6 +46,8 @@ def keras_bn_scale_shift(ctx: FileContext, layer: Layer, tensors: list[ParamTens
         return None
     muls = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
     adds = [t for t in tensors if any(u.node.op_type in ("Add", "Sub") for u in t.uses)]
+    scale: ParamTensor | None
+    shift: ParamTensor | None
     if len(tensors) == 2 and len(muls) == 1 and len(adds) == 1 and muls[0].count == adds[0].count:
         scale, shift = muls[0], adds[0]
     elif len(tensors) == 1 and len(muls) + len(adds) == 1:
@@ -64,7 +66,7 @@ def keras_bn_scale_shift(ctx: FileContext, layer: Layer, tensors: list[ParamTens
     no_gamma = scale is not None and "Rsqrt" in scale.name or says_gamma is False
     status = INFERRED
     trainable = ZERO
-    seen = f"the scale is {scale.name}" if scale is not None and says_gamma is None else f"the shift is {shift.name}"
+    seen = f"the scale is {scale.name}" if scale is not None and says_gamma is None else f"the shift is {shift.name}"  # type: ignore[union-attr]
     if gamma:
         trainable += Figure.of(c)
         evidence.append(f"gamma present: {seen} (rsqrt(var) * gamma)")

@@ -60,7 +60,7 @@ def named_transposed_copies(table: ParamTable) -> dict[str, str]:
     found = {}
     for t in copies:
         original = t.name[: -len(suffix)]
-        if t.category == "parameter" and dims.get(original) == t.dims[::-1]:
+        if t.category == "parameter" and t.dims is not None and dims.get(original) == t.dims[::-1]:
             found[t.name] = original
     return found
 
@@ -204,29 +204,39 @@ def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], t
         if graph.parent is not None:
             children.setdefault(graph.parent, []).append(scope)
 
-    def held(branch: str) -> list[ParamTensor]:  # stored in the branch or a body nested in it
-        found, todo, seen = [], [branch], set()
-        while todo:
-            scope = todo.pop()
-            if scope not in seen:
-                seen.add(scope)
-                found += stored.get(scope, ())
-                todo += children.get(scope, ())
-        return found
-
     pairs: dict[tuple[str, str], tuple[tuple[str, str], str]] = {}
     for node in view.all_nodes():
         if node.op_type != "If" or len(node.subgraphs) != 2:
             continue
-        then, other = held(node.subgraphs[0]), held(node.subgraphs[1])
+        then, other = _held(node.subgraphs[0], stored, children), _held(node.subgraphs[1], stored, children)
         if not then or not other:
             continue
-        free: dict[tuple[str, tuple[int, ...]], list[ParamTensor]] = {}
-        for t in then:
-            free.setdefault((t.dtype, t.dims), []).append(t)  # type: ignore[arg-type]
-        for t in other:
-            candidates = free.get((t.dtype, t.dims))  # type: ignore[arg-type]
-            if candidates:
-                first = candidates.pop(0)
-                pairs[(t.scope, t.name)] = ((first.scope, first.name), node.label)
+        for first, t in _pair_by_shape(then, other):
+            pairs[(t.scope, t.name)] = ((first.scope, first.name), node.label)
     return pairs
+
+
+def _pair_by_shape(then: list[ParamTensor], other: list[ParamTensor]) -> list[tuple[ParamTensor, ParamTensor]]:
+    """Each tensor of `other` after the first unpaired tensor of `then` with its dtype and dims."""
+    free: dict[tuple[str, tuple[int, ...] | None], list[ParamTensor]] = {}
+    for t in then:
+        free.setdefault((t.dtype, t.dims), []).append(t)
+    found = []
+    for t in other:
+        candidates = free.get((t.dtype, t.dims))
+        if candidates:
+            found.append((candidates.pop(0), t))
+    return found
+
+
+def _held(branch: str, stored: dict[str, list[ParamTensor]], children: dict[str, list[str]]) -> list[ParamTensor]:
+    """The tensors stored in `branch` or in a body nested in it."""
+    found: list[ParamTensor] = []
+    todo, seen = [branch], set()
+    while todo:
+        scope = todo.pop()
+        if scope not in seen:
+            seen.add(scope)
+            found += stored.get(scope, ())
+            todo += children.get(scope, ())
+    return found

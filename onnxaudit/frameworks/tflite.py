@@ -7,6 +7,7 @@ from onnxaudit.count.table import ParamTensor
 from onnxaudit.frameworks.common import FOLD_TARGETS, out_channels
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, ZERO, Figure, FrameworkLayer
+from onnxaudit.model.load import Node
 
 
 @rule(FOLD_TARGETS)
@@ -21,11 +22,14 @@ def tflite_maybe_folded(ctx: FileContext, layer: Layer, tensors: list[ParamTenso
     if not weights or len(weights) + len(biases) != len(tensors):
         return None
     # each weight's op may hold a BN of its own output width (a row may hold more than one op)
-    ops = [(next((u.node for u in t.uses if u.node.op_type in FOLD_TARGETS), None), t) for t in weights]
-    if any(node is None for node, _ in ops):
-        return None
-    width = sum(out_channels(node.op_type, node, t) for node, t in ops)  # type: ignore[union-attr]
-    last = max(ops, key=lambda pair: pair[0].index)[0]  # type: ignore[union-attr]
+    ops: list[tuple[Node, ParamTensor]] = []
+    for t in weights:
+        node = next((u.node for u in t.uses if u.node.op_type in FOLD_TARGETS), None)
+        if node is None:
+            return None
+        ops.append((node, t))
+    width = sum(out_channels(node.op_type, node, t) for node, t in ops)
+    last = max(ops, key=lambda pair: pair[0].index)[0]
     k, b = sum(t.count or 0 for t in weights), sum(t.count or 0 for t in biases)
     what = f"its biases ({b}) may be the converter's (zeros it adds, or a folded shift); " if b else ""
     stored = FrameworkLayer(
