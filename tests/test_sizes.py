@@ -145,3 +145,24 @@ def test_choose_sizes_needs_no_onnxruntime(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == ["[1,", "8,", "8]", "False"]
+
+
+def test_a_metadata_image_size_comes_first_and_long_dims_get_a_legend(tmp_path, capsys):
+    m = strided_convs()
+    m.metadata_props.add(key="imgsz", value="[16, 24]")  # as Ultralytics writes it
+    path = save(m, tmp_path / "hinted.onnx")
+    assert [(c.label, c.value, c.kind) for c in choose_sizes(load(path))] == [
+        ("batch", 1, "batch"),
+        ("height", 16, "hint"),
+        ("width", 24, "hint"),
+    ]
+    code, out, _ = _shapes(capsys, str(path))
+    assert code == 0 and "Chose: height = 16: hint: the metadata imgsz=[16, 24]" in out
+    # the declared 'floor(height/2 - 1/2) + 1' is longer than a column should be: a short name and a legend
+    assert "Dim s1 = floor(height/2 - 1/2) + 1" in out
+    assert all(len(line) < 200 for line in out.splitlines())
+
+
+def test_the_batch_axis_of_a_recurrent_state_is_one(tmp_path):
+    path = save(unnamed_dims((2, None, 8)), tmp_path / "state.onnx")
+    assert [(c.label, c.value, c.kind) for c in choose_sizes(load(path))] == [("x:1", 1, "state")]
