@@ -135,6 +135,20 @@ def _graph_problems() -> dict[str, onnx.ModelProto]:
     }
 
 
+def _slice_over_negative_dim() -> onnx.ModelProto:
+    """onnx's C++ shape inference aborts on this (std::clamp's assertion, SIGABRT, its text on stderr)."""
+    return model(
+        [helper.make_node("Slice", ["x", "s", "e"], ["y"], name="sl"), node("MatMul", ["y", "W"], ["z"], name="fc")],
+        [value("x", [-1, 4])],
+        [value("z", None)],
+        [
+            init("W", [4, 4]),
+            helper.make_tensor("s", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("e", TensorProto.INT64, [1], [2]),
+        ],
+    )
+
+
 def _evil_names() -> onnx.ModelProto:
     return linear(init("W", [4, 4]), extra=[init("x\n::error::pwned\x1b[2J\r", [2])])
 
@@ -197,6 +211,7 @@ CASES = [
     Case("bn_mismatched_channels", _save(PROBLEMS["bn_mismatched"]), 0, 1, rules=("OA202",)),
     Case("future_ir_and_opset", _save(PROBLEMS["future_versions"]), 0, 1, rules=("OA305", "OA306")),
     Case("nan_weights", _save(PROBLEMS["nan_weights"]), 0, 1, rules=("OA101",), total=16),
+    Case("native_abort_in_inference", _save(_slice_over_negative_dim()), 0, 0, total=16),
     Case("control_chars_in_names", _save(_evil_names()), 0, 0, rules=("OA203",), total=16),
     Case("invalid_utf8_names", _invalid_utf8_weight_name, 0, 0, total=16),
     *(

@@ -71,6 +71,7 @@ def _child(call: Callable[[], Answer], out: int) -> None:
     status = 1
     try:
         faulthandler.disable()  # a crash is reported by the parent, in one line, not as a dump
+        _silence()
         _limit_memory()
         try:
             kind, payload = _OK, call()
@@ -85,6 +86,22 @@ def _child(call: Callable[[], Answer], out: int) -> None:
         status = 0
     finally:
         os._exit(status)  # never return into the parent's code, never run its atexit handlers
+
+
+def _silence() -> None:
+    """Send the child's stdout and stderr to /dev/null: native code failing on a hostile file writes
+    there (onnx's C++ shape inference aborting prints the assertion) and the user's terminal, or a
+    scan's output, must see only the parent's one line."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in (1, 2):
+        try:
+            os.dup2(null, fd)
+        except OSError:
+            pass
+    os.close(null)
 
 
 def _write(fd: int, view: memoryview) -> int:
