@@ -9,7 +9,9 @@ MAX_ELEMENTS stays unfolded) and replaced by initializers, on the light copy use
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from math import prod
 
 import numpy as np
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
@@ -107,7 +109,7 @@ def _seed(graph: GraphProto) -> tuple[dict[str, np.ndarray], dict[str, tuple[int
     dims: dict[str, tuple[int, ...]] = {}
     for init in graph.initializer:
         dims[init.name] = tuple(init.dims)
-        if init.data_location != TensorProto.EXTERNAL and int(np.prod(init.dims, dtype=np.int64)) <= MAX_ELEMENTS:
+        if init.data_location != TensorProto.EXTERNAL and prod(init.dims) <= MAX_ELEMENTS:  # Python ints: no wrap
             try:
                 values[init.name] = numpy_helper.to_array(init)
             except Exception:  # malformed small tensor: leave it to inference
@@ -118,6 +120,13 @@ def _seed(graph: GraphProto) -> tuple[dict[str, np.ndarray], dict[str, tuple[int
 def fold_shape_arithmetic(model: ModelProto) -> int:
     """Replace foldable small-integer chains in the main graph by initializers, in place.
     Returns how many nodes were folded. Only for the copy that shape inference reads."""
+    # a file's arithmetic may divide by zero or overflow: numpy's warnings would reach the user's stderr
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _fold(model)
+
+
+def _fold(model: ModelProto) -> int:
     graph = model.graph
     values, dims = _seed(graph)
     folded: list[int] = []
@@ -149,13 +158,15 @@ def _evaluate(node: NodeProto, values: dict[str, np.ndarray], dims: dict[str, tu
         value = _attr(node, "value")
         if value is None:
             return None
-        return numpy_helper.to_array(value) if int(np.prod(value.dims, dtype=np.int64)) <= MAX_ELEMENTS else None
+        return numpy_helper.to_array(value) if prod(value.dims) <= MAX_ELEMENTS else None
     if node.op_type == "Shape" and node.input and node.input[0] in dims:
         shape = np.asarray(dims[node.input[0]], dtype=np.int64)
         start, end = _attr(node, "start", 0), _attr(node, "end", None)
         return shape[int(start) : (int(end) if end is not None else None)]  # type: ignore[arg-type]
     evaluator = _EVAL.get(node.op_type)
-    if evaluator is None or not node.input or not all(not i or i in values for i in node.input):
+    if evaluator is None or not node.input or len(node.input) > MAX_ELEMENTS:  # a Concat of more: never small
+        return None
+    if not all(not i or i in values for i in node.input):
         return None
     args = [values[i] for i in node.input if i]
     return np.asarray(evaluator(node, args))
