@@ -72,3 +72,25 @@ def test_load_knows_every_op_constfold_can_fold():
     # load.has_foldable_chain looks ahead with this list so that numpy is imported only when needed
     assert set(constfold._EVAL) | {"Shape"} == load.FOLDABLE_OPS
     assert constfold.MAX_ELEMENTS == load.FOLD_MAX_ELEMENTS
+
+
+def test_a_concat_of_many_inputs_is_never_evaluated():
+    """Inputs are concatenated before the result's size can be checked (1M inputs of a 64-element
+    constant: 606 MiB from a 3 MB file), so an op with more than MAX_ELEMENTS inputs is never evaluated:
+    not even a Concat of empty tensors, whose small result would otherwise be folded."""
+    empty = helper.make_tensor("e", TensorProto.INT64, [0], [])
+    for copies, folded in ((2, 1), (constfold.MAX_ELEMENTS, 1), (constfold.MAX_ELEMENTS + 1, 0), (10**5, 0)):
+        m = model([node("Concat", ["e"] * copies, ["cat"], axis=0)], [], [value("cat", None)], [empty])
+        assert fold_shape_arithmetic(m) == folded, copies
+
+
+def test_division_by_zero_in_folded_arithmetic_warns_nowhere(recwarn):
+    m = model(
+        [node("Div", ["a", "z"], ["q"]), node("Reshape", ["x", "q"], ["y"])],
+        [value("x", [2, 4])],
+        [value("y", None)],
+        [helper.make_tensor(n, TensorProto.FLOAT, [2], v) for n, v in (("a", [1.0, 0.0]), ("z", [0.0, 0.0]))],
+    )
+    with np.errstate(all="warn"):
+        assert fold_shape_arithmetic(m) == 1
+    assert [str(w.message) for w in recwarn] == []
