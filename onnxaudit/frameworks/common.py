@@ -1,4 +1,4 @@
-"""Helpers the exporter rules share: weight and bias pickers, channel counts, the file's own layer, file facts."""
+"""Helpers the exporter rules share: weight and bias pickers, channel counts, the layer as stored."""
 
 from __future__ import annotations
 

@@ -250,7 +250,7 @@ def keras_recurrent_bias(ctx: FileContext, layer: Layer, tensors: list[ParamTens
 _PRELU_ALPHA = re.compile(r"/Neg(:\d+)?$")
 
 
-@rule("Neg")
+@rule("Neg")  # with Relu, Mul and Add: Neg is the rarest
 def keras_prelu(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx writes a Keras PReLU as relu(x) + (-alpha) * relu(-x): the slopes are stored negated
     (`<prelu>/Neg`) and feed a bare Mul, so the role table cannot call them parameters."""

@@ -57,8 +57,10 @@ class Entry:
 
 # onnxruntime re-saves exports of either framework: its fusions come first everywhere, then a simplifier's
 # BN that reads its own parameters as statistics; onnxscript's optimizer and onnxslim run on any export
-# (jax2onnx's, onnx.helper's), so their folds are looked for whoever exported the file. The last three
-# entries of each origin are doubts rather than rebuilds: tried only where nothing else matched.
+# (jax2onnx's, onnx.helper's), so their folds are looked for whoever exported the file. The rules that only
+# say a BN may hide in a layer (tflite_maybe_folded, nameless_torch_fold, ort_silent_fold) come after every
+# rule that rebuilds one from evidence. An Ultralytics file's Conv blocks are its exporter's own fusion:
+# those two rules come before torch.onnx's.
 ORDER: dict[str, tuple[Entry, ...]] = {
     "keras": (
         Entry(ort_conv_bn_fusion),
