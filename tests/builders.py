@@ -508,3 +508,20 @@ def bn_reading_its_parameters_as_statistics(channels: int = 6) -> onnx.ModelProt
     )
     m.producer_name = "pytorch"
     return m
+
+
+def positional_embedding(positions: int = 5, vocab: int = 20, seq: str = "seq") -> onnx.ModelProto:
+    """Token ids (batch, seq) -> token embedding + a learned positional table (positions, 8) indexed by
+    arange(seq): a sequence longer than `positions` fails at run time (Gather index out of range)."""
+    scalar = [helper.make_tensor(n, TensorProto.INT64, [], [v]) for n, v in (("zero", 0), ("one", 1))]
+    nodes = [
+        node("Gather", ["tok.weight", "ids"], ["emb"], name="tok"),
+        node("Shape", ["ids"], ["shape"], name="shape"),
+        node("Gather", ["shape", "one"], ["length"], name="length"),
+        node("Range", ["zero", "length", "one"], ["steps"], name="arange"),
+        node("Gather", ["pos.weight", "steps"], ["pe"], name="pos"),
+        node("Add", ["emb", "pe"], ["y"], name="add"),
+    ]
+    weights = [init("tok.weight", [vocab, 8]), init("pos.weight", [positions, 8]), *scalar]
+    inputs = [value("ids", ["batch", seq], TensorProto.INT64)]
+    return model(nodes, inputs, [value("y", ["batch", seq, 8])], weights)

@@ -9,7 +9,15 @@ import sys
 
 import numpy as np
 from builders import embedding as embedding_model
-from builders import reshape_by_16, save, scalar_switch, strided_convs, unnamed_dims, zero_d_scale
+from builders import (
+    positional_embedding,
+    reshape_by_16,
+    save,
+    scalar_switch,
+    strided_convs,
+    unnamed_dims,
+    zero_d_scale,
+)
 
 from onnxaudit.cli.main import main
 from onnxaudit.model.load import load
@@ -166,3 +174,18 @@ def test_a_metadata_image_size_comes_first_and_long_dims_get_a_legend(tmp_path, 
 def test_the_batch_axis_of_a_recurrent_state_is_one(tmp_path):
     path = save(unnamed_dims((2, None, 8)), tmp_path / "state.onnx")
     assert [(c.label, c.value, c.kind) for c in choose_sizes(load(path))] == [("x:1", 1, "state")]
+
+
+def test_a_sequence_stays_within_the_positional_table(tmp_path, capsys):
+    path = save(positional_embedding(positions=5), tmp_path / "positions.onnx")
+    (seq,) = [c for c in choose_sizes(load(path)) if c.name == "seq"]
+    # 8 would index past the table's 5 rows: onnxruntime fails the Gather
+    assert (seq.value, seq.retry) == (5, ())
+    assert seq.reason == "sequence-like: a short length, within the 5 positions of 'pos.weight'"
+    code, out, err = _shapes(capsys, str(path))
+    assert (code, err) == (0, "") and "Input ids: int64 (1, 5)" in out
+    code, _, err = _shapes(capsys, str(path), "--dim", "seq=8")
+    assert code == 2 and "within the inclusive range [-5,4]" in err
+    big = save(positional_embedding(positions=100), tmp_path / "positions100.onnx")
+    (seq,) = [c for c in choose_sizes(load(big)) if c.name == "seq"]
+    assert (seq.value, seq.retry) == (8, (16, 64, 100))

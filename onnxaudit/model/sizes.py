@@ -247,6 +247,64 @@ def _state_axis(info: ValueInfo, axis: int) -> bool:
     return len(shape) == 3 and axis == 1 and not free_dim(shape[0]) and not free_dim(shape[2])
 
 
+# ops an index tensor passes through on its way from Range to a positional table's Gather
+_INDEX_PATH = frozenset({"Cast", "Identity", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Add", "Slice", "Tile"})
+
+
+def sequence_cap(view: ModelView) -> tuple[int, str] | None:
+    """The most a sequence can hold by the graph's constants: the smallest positional table indexed by
+    a Range (Gather of arange(len)) or sliced to a computed end (table[:, :len]), with its name."""
+    graph = view.main
+    best: tuple[int, str] | None = None
+
+    def table_size(name: str, axis: int) -> int | None:
+        tensor = view.lookup(graph.scope, name)
+        if tensor is None or tensor.origin == "graph_input" or tensor.dims is None:
+            return None
+        axis += len(tensor.dims) if axis < 0 else 0
+        return tensor.dims[axis] if 0 <= axis < len(tensor.dims) and tensor.dims[axis] > 0 else None
+
+    for node in graph.nodes:
+        found: list[tuple[int | None, str]] = []
+        if node.op_type == "Range" and node.outputs:
+            stack, seen = [(node.outputs[0], 0)], set()
+            while stack:
+                value, hops = stack.pop()
+                if value in seen or hops > 8:
+                    continue
+                seen.add(value)
+                for reader in graph.readers.get(value, ()):
+                    if reader.op_type == "Gather" and reader.inputs[1:2] == (value,):
+                        axis = reader.attrs.get("axis", 0)
+                        found.append(
+                            (table_size(reader.inputs[0], axis if isinstance(axis, int) else 0), reader.inputs[0])
+                        )
+                    elif reader.op_type in _INDEX_PATH and reader.outputs:
+                        stack.append((reader.outputs[0], hops + 1))
+        elif node.op_type == "Slice" and len(node.inputs) >= 3 and view.lookup(graph.scope, node.inputs[2]) is None:
+            axes = _ints(view, node, "axes", 3)
+            for axis in axes if axes is not None else (0,):
+                found.append((table_size(node.inputs[0], axis), node.inputs[0]))
+        for size, name in found:
+            if size is not None and (best is None or size < best[0]):
+                best = (size, name)
+    return best
+
+
+def _sequence(view: ModelView, key: tuple[str, int], name: str | None, caps: list[tuple[int, str]]) -> DimChoice:
+    """A short length, and longer ones to retry, all within the positional tables the graph holds."""
+    if not caps:
+        caps.append(sequence_cap(view) or (0, ""))
+    cap, table = caps[0]
+    if cap <= 0:
+        why = "sequence-like: a short length"
+        return DimChoice(key[0], key[1], name, SEQUENCE_LENGTH, "sequence", why, (16, 64, 512))
+    length = min(SEQUENCE_LENGTH, cap)
+    retry = tuple(sorted({n for n in (16, 64, 512, cap) if length < n <= cap}))
+    why = f"sequence-like: a short length, within the {cap} positions of {table!r}"
+    return DimChoice(key[0], key[1], name, length, "sequence", why, retry)
+
+
 def choose_sizes(
     view: ModelView,
     bound: Mapping[str, int] | None = None,
@@ -282,6 +340,7 @@ def choose_sizes(
         return []
     shapes = {v.name: v for v in inputs}
     walk = _walk(view, sizes, free)
+    caps: list[tuple[int, str]] = []  # the positional tables' sizes, found once when a sequence needs them
     hint = _hint(view)
     choices: dict[tuple[str, int], DimChoice | None] = {}  # None: spatial, chosen once the rest are known
     spatial_seen: dict[str, int] = {}
@@ -305,10 +364,7 @@ def choose_sizes(
             why = "state: the batch axis of a (layers, batch, hidden) state, 1"
             choices[key] = DimChoice(key[0], axis, name, 1, "state", why)
         else:
-            length = SEQUENCE_LENGTH
-            choices[key] = DimChoice(
-                key[0], axis, name, length, "sequence", "sequence-like: a short length", (16, 64, 512)
-            )
+            choices[key] = _sequence(view, key, name, caps)
     for key, choice in choices.items():
         if choice is not None:
             sizes[key] = choice.value
