@@ -14,7 +14,7 @@ from onnxaudit.count.layers import group_layers, roll_up
 from onnxaudit.count.normaxis import channel_axis_findings
 from onnxaudit.count.roles import classify
 from onnxaudit.count.table import param_table
-from onnxaudit.errors import UsageError
+from onnxaudit.errors import UsageError, names_the_file
 from onnxaudit.frameworks.figures import framework_report
 from onnxaudit.frameworks.view import framework_view
 from onnxaudit.model.load import load
@@ -51,6 +51,7 @@ def gc_paused(func: F) -> F:
 
 
 @gc_paused
+@names_the_file
 def audit(
     path: str | os.PathLike[str],
     convention: Convention = "keras",

@@ -149,6 +149,15 @@ def _slice_over_negative_dim() -> onnx.ModelProto:
     )
 
 
+def _matmulnbits_negative_n() -> onnx.ModelProto:
+    """onnxruntime's 4-bit MatMul with N = -1: the weight's dims come from N, found negative while counting."""
+    nbits = helper.make_node(
+        "MatMulNBits", ["x", "W", "S"], ["y"], name="q", domain="com.microsoft", K=4, N=-1, bits=4, block_size=32
+    )
+    weights = [init("W", [1, 1, 16], np.uint8), init("S", [1])]
+    return model([nbits], [value("x", ["N", 4])], [value("y", None)], weights, extra_opsets={"com.microsoft": 1})
+
+
 def _evil_names() -> onnx.ModelProto:
     return linear(init("W", [4, 4]), extra=[init("x\n::error::pwned\x1b[2J\r", [2])])
 
@@ -211,6 +220,7 @@ CASES = [
     Case("bn_mismatched_channels", _save(PROBLEMS["bn_mismatched"]), 0, 1, rules=("OA202",)),
     Case("future_ir_and_opset", _save(PROBLEMS["future_versions"]), 0, 1, rules=("OA305", "OA306")),
     Case("nan_weights", _save(PROBLEMS["nan_weights"]), 0, 1, rules=("OA101",), total=16),
+    Case("matmulnbits_negative_n", _save(_matmulnbits_negative_n()), 2, 2, "negative dim"),
     Case("native_abort_in_inference", _save(_slice_over_negative_dim()), 0, 0, total=16),
     Case("control_chars_in_names", _save(_evil_names()), 0, 0, rules=("OA203",), total=16),
     Case("invalid_utf8_names", _invalid_utf8_weight_name, 0, 0, total=16),
@@ -286,6 +296,20 @@ def test_hostile_file(case: Case, cli, folders, tmp_path):
             assert set(case.rules) <= found, (case.rules, data["findings"])
     assert canary.touched() == []
     assert not any(os.path.basename(p) == "canary.bin" for p in out.opened)
+
+
+def test_a_model_path_ending_in_a_slash_is_refused(cli, folders, tmp_path):
+    """pathlib drops the trailing '/', so 'good.onnx/' opened good.onnx; the shell and open(2) say it names
+    a folder."""
+    folder, _ = folders
+    path = save(linear(init("W", [4, 4])), folder / "good.onnx")
+    for command in ("summary", "check"):
+        out = cli.run([command, f"{path}/"], tmp_path)
+        assert (
+            out.code == 2
+            and out.stdout == ""
+            and out.stderr == f"onnxaudit: {path}/: ends in '/', which names a folder, not a model file\n"
+        )
 
 
 def test_external_data_refused_is_never_opened(cli, folders, tmp_path):

@@ -25,7 +25,7 @@ from onnxaudit.check.values import ScanTotals, scan_values
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.count.roles import RoleTable, classify
 from onnxaudit.count.table import param_table
-from onnxaudit.errors import AuditError, UsageError
+from onnxaudit.errors import AuditError, UsageError, names_the_file
 from onnxaudit.io.datamap import map_file
 from onnxaudit.io.external import ExternalFiles
 from onnxaudit.io.safeopen import open_model
@@ -58,6 +58,7 @@ class CheckReport:
         return asdict(self)
 
 
+@names_the_file
 def check(
     path: str | os.PathLike[str],
     fail_on: FailOn = "error",
