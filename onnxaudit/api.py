@@ -21,6 +21,7 @@ from onnxaudit.model.load import load
 from onnxaudit.report.build import Report, annotate, build_report
 
 if TYPE_CHECKING:
+    from onnxaudit.diff.result import DiffReport
     from onnxaudit.shapes.options import ShapeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,3 +91,25 @@ def audit(
     report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework, costs)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
     return annotate(report, check) if check is not None else report
+
+
+def compare(
+    old: str | os.PathLike[str],
+    new: str | os.PathLike[str],
+    convention: str = "keras",
+    values: str = "sample",
+    budget: int | None = None,
+) -> DiffReport:
+    """What changed from the model at `old` to the one at `new`: totals side by side (stored and
+    framework view), layers aligned by name then structure, and whether aligned weights hold the same
+    values (`values`: "sample" reads SAMPLES elements of each, "full" whole tensors within `budget`
+    bytes per file, "none" nothing). Raises AuditError (one line naming the file) when either is unusable.
+    """
+    from onnxaudit.diff import DEFAULT_BUDGET, MODES, diff_reports  # diff's modules: only when asked
+
+    if values not in MODES:
+        raise UsageError(f"unknown values mode {values!r} (choose from {', '.join(MODES)})")
+    if budget is not None and budget < 0:
+        raise UsageError("the values budget must be 0 or more bytes")
+    first, second = audit(old, convention=convention), audit(new, convention=convention)
+    return diff_reports(first, second, values=values, budget=DEFAULT_BUDGET if budget is None else budget)

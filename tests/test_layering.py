@@ -21,12 +21,13 @@ RANKS = {
     "report": 6,
     "verify": 7,
     "check": 7,
-    "render": 8,
-    "api": 9,
-    "scan": 10,
-    "cli": 11,
-    "__init__": 12,
-    "__main__": 12,
+    "diff": 8,
+    "render": 9,
+    "api": 10,
+    "scan": 11,
+    "cli": 12,
+    "__init__": 13,
+    "__main__": 13,
 }
 
 

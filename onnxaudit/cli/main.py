@@ -133,6 +133,7 @@ COMMANDS: dict[str, Command] = {
     "shapes": (add_shapes, run_shapes),
     "scan": (_lazy("onnxaudit.cli.scan", "add_scan"), _lazy("onnxaudit.cli.scan", "run_scan")),
     "check": (_lazy("onnxaudit.cli.check", "add_check"), _lazy("onnxaudit.cli.check", "run_check")),
+    "diff": (_lazy("onnxaudit.cli.diff", "add_diff"), _lazy("onnxaudit.cli.diff", "run_diff")),
 }
 
 

@@ -1,0 +1,64 @@
+"""How a layer's weights are stored: float, or quantized (which integer width, QDQ or QOperator).
+
+Read from the Report's tensor rows alone: a counted tensor's stored dtype, the op that consumes it
+(DequantizeLinear: QDQ; QLinearConv, QGemm, ConvInteger, MatMulNBits...: QOperator) and, for packed
+storage (MatMulNBits' 4-bit blocks), the bits per element its bytes show.
+"""
+
+from __future__ import annotations
+
+from onnxaudit.report.build import TensorRow
+
+_INTEGERS = {"int8", "uint8", "int4", "uint4", "int16", "uint16", "int2", "uint2"}
+# ops that take quantized weights themselves (onnxruntime's QOperator format and its contrib ops)
+QOPERATOR_OPS = frozenset(
+    {
+        "QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger", "MatMulNBits", "MatMulBnb4",
+        "QAttention", "QEmbedLayerNormalization", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM",
+        "GatherBlockQuantized", "QLinearConvTranspose", "QOrderedMatMul", "MatMulIntegerToFloat",
+    }
+)  # fmt: skip
+QDQ_OPS = frozenset({"DequantizeLinear", "QuantizeLinear"})
+# a quantized op stands for this float op: the same layer, not an op change
+FLOAT_OP = {
+    "QLinearConv": "Conv", "ConvInteger": "Conv", "QLinearMatMul": "MatMul", "MatMulInteger": "MatMul",
+    "MatMulNBits": "MatMul", "MatMulBnb4": "MatMul", "QGemm": "Gemm", "QLinearAdd": "Add", "QLinearMul": "Mul",
+    "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearAveragePool": "AveragePool",
+    "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu", "QLinearSoftmax": "Softmax",
+    "QLinearConvTranspose": "ConvTranspose", "DynamicQuantizeMatMul": "MatMul", "QAttention": "Attention",
+    "MatMulIntegerToFloat": "MatMul", "GatherBlockQuantized": "Gather",
+}  # fmt: skip
+
+
+def float_ops(ops: list[str]) -> list[str]:
+    """The layer's ops as the float model has them: quantized ops named by their float op, the
+    quantize/dequantize steps and the Cast/Mul that rescale an integer product left out."""
+    out = [FLOAT_OP.get(op, op) for op in ops if op not in QDQ_OPS and op != "DynamicQuantizeLinear"]
+    return list(dict.fromkeys(out))
+
+
+def _consumer_ops(t: TensorRow) -> set[str]:
+    return {c.split(" ", 1)[0] for c in t.consumers}
+
+
+def _width(t: TensorRow) -> str | None:
+    if any(n.startswith("packed storage") for n in t.notes) and t.count and t.bytes:
+        bits = round(8 * t.bytes / t.count)
+        return f"{bits}-bit packed"
+    return t.dtype if t.dtype in _INTEGERS else None
+
+
+def quantization(tensors: list[TensorRow]) -> str | None:
+    """`int8 QDQ`, `uint8 QOperator`, `4-bit packed QOperator`, or None for a layer stored in float.
+    Only weights decide (a quantized bias is int32 in both formats)."""
+    found = []
+    for t in tensors:
+        if t.bucket is None or t.role == "bias":
+            continue
+        width = _width(t)
+        if width is None:
+            continue
+        used = _consumer_ops(t)
+        scheme = "QDQ" if used & QDQ_OPS else "QOperator" if used & QOPERATOR_OPS else "integer"
+        found.append(f"{width} {scheme}")
+    return ", ".join(dict.fromkeys(found)) or None

@@ -1,0 +1,109 @@
+"""The DiffReport: what changed between two files, as plain data with a schema_version."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from onnxaudit.frameworks.view import Figure
+
+DIFF_SCHEMA_VERSION = 1
+
+# a layer row's status
+SAME, CHANGED, RENAMED, ONLY_OLD, ONLY_NEW = "same", "changed", "renamed", "only in OLD", "only in NEW"
+
+
+@dataclass
+class Delta:
+    old: int | None
+    new: int | None
+    delta: int | None  # new - old; None when either is missing
+
+    @staticmethod
+    def of(old: int | None, new: int | None) -> Delta:
+        return Delta(old, new, None if old is None or new is None else new - old)
+
+
+@dataclass
+class FigureDelta:
+    """A framework-view figure of each file (exact, or a range that contains the truth)."""
+
+    old: Figure | None
+    new: Figure | None
+    agree: bool  # equal, or ranges that overlap: no difference the files can show
+
+
+@dataclass
+class Side:
+    model: str
+    file_bytes: int
+    producer: str
+    opsets: dict[str, int]
+    origin: str  # keras | pytorch | unknown, as the framework view tells it
+    framework_status: str | None  # exact | inferred | ambiguous
+
+
+@dataclass
+class TotalsDiff:
+    stored: dict[str, Delta]  # total, trainable, non_trainable, unclassified and their *_bytes
+    by_dtype: dict[str, dict[str, Delta]]  # dtype -> params, bytes
+    framework: dict[str, FigureDelta]  # total, trainable, non_trainable; empty without a framework view
+    macs: Delta | None = None  # multiply-accumulates, once the cost stage reports them
+
+
+@dataclass
+class TensorDiff:
+    role: str
+    old: str | None
+    new: str | None
+    old_dtype: str | None
+    new_dtype: str | None
+    old_dims: list[int] | None
+    new_dims: list[int] | None
+    params: Delta
+    bytes: Delta
+    values: str  # same | different | not compared
+    values_how: str
+
+
+@dataclass
+class LayerDiff:
+    status: str  # same | changed | renamed | only in OLD | only in NEW
+    matched_by: str | None  # name | structure
+    old: str | None
+    new: str | None
+    old_ops: list[str]
+    new_ops: list[str]
+    params: Delta
+    trainable: Delta
+    non_trainable: Delta
+    bytes: Delta
+    changes: list[str]  # of: params, dtype, shape, op
+    old_quantization: str | None  # e.g. "int8 QDQ"; None: float
+    new_quantization: str | None
+    values: str  # same | different | not compared | partly compared
+    tensors: list[TensorDiff] = field(default_factory=list)
+
+
+@dataclass
+class DiffReport:
+    schema_version: int
+    convention: str
+    trainable_label: str
+    non_trainable_label: str
+    old: Side
+    new: Side
+    totals: TotalsDiff
+    layers: list[LayerDiff]
+    values_mode: str  # sample | full | none
+    values_budget: int | None  # bytes per file compared whole under `full`
+    logical_agree: bool  # framework-view totals agree (stored totals when a file has no view)
+    changed: bool  # anything else differs: stored totals, a layer row, a value
+    notes: list[str] = field(default_factory=list)
+
+    def exit_code(self, strict: bool = False) -> int:
+        """0 when the logical counts agree (and, strict, nothing else changed); 1 otherwise."""
+        return 0 if self.logical_agree and not (strict and self.changed) else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

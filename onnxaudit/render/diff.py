@@ -1,0 +1,205 @@
+"""The DiffReport as text, JSON or Markdown. Lays out what diff computed; computes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+
+from onnxaudit.diff.result import ONLY_NEW, ONLY_OLD, Delta, DiffReport, FigureDelta, LayerDiff, Side
+from onnxaudit.frameworks.view import Figure
+from onnxaudit.render.summary import _fields, escape, escape_markdown, human_bytes
+
+Escape = Callable[[object], str]
+_HEADERS = ["Status", "OLD layer (ops)", "NEW layer (ops)", "Params", "Bytes", "Changes", "Storage", "Values"]
+
+
+def _signed(n: int | None, bytes_: bool = False) -> str:
+    if n is None:
+        return ""
+    if bytes_:
+        return ("+" if n > 0 else "-" if n < 0 else "") + human_bytes(abs(n))
+    return f"{n:+,}" if n else "0"
+
+
+def _count(n: int | None, bytes_: bool = False) -> str:
+    if n is None:
+        return "-"
+    return human_bytes(n) if bytes_ else f"{n:,}"
+
+
+def _change(d: Delta, bytes_: bool = False) -> str:
+    """`4,736` when unchanged, `1.69 KB -> 432.00 B (-1.27 KB)` when not."""
+    if d.old == d.new:
+        return _count(d.old, bytes_)
+    if d.old is None or d.new is None:
+        return f"{_count(d.old, bytes_)} -> {_count(d.new, bytes_)}"
+    return f"{_count(d.old, bytes_)} -> {_count(d.new, bytes_)} ({_signed(d.delta, bytes_)})"
+
+
+def _figure(f: Figure | None) -> str:
+    return "-" if f is None else f.text()
+
+
+def _storage(layer: LayerDiff) -> str:
+    if layer.old_quantization == layer.new_quantization:
+        return layer.old_quantization or ""
+    old = layer.old_quantization or ("float" if layer.old else "-")
+    new = layer.new_quantization or ("float" if layer.new else "-")
+    return f"{old} -> {new}"
+
+
+def _named(name: str | None, ops: list[str], esc: Escape) -> str:
+    return "-" if name is None else f"{esc(name)} ({esc('+'.join(ops))})"
+
+
+def layer_cells(layer: LayerDiff, esc: Escape) -> list[str]:
+    return [
+        layer.status,
+        _named(layer.old, layer.old_ops, esc),
+        _named(layer.new, layer.new_ops, esc),
+        _change(layer.params),
+        "" if not (layer.bytes.old or layer.bytes.new) else _change(layer.bytes, bytes_=True),
+        ", ".join(layer.changes),
+        _storage(layer),
+        "" if layer.values == "no weights" or layer.status in (ONLY_OLD, ONLY_NEW) else layer.values,
+    ]
+
+
+def _stored_rows(report: DiffReport) -> list[list[str]]:
+    s = report.totals.stored
+    rows = [
+        ["Total params", s["total"], s["total_bytes"]],
+        [f"{report.trainable_label} params", s["trainable"], s["trainable_bytes"]],
+        [f"{report.non_trainable_label} params", s["non_trainable"], s["non_trainable_bytes"]],
+    ]
+    if s["unclassified"].old or s["unclassified"].new:
+        rows.append(["Unclassified params", s["unclassified"], s["unclassified_bytes"]])
+    for dtype, d in report.totals.by_dtype.items():
+        rows.append([f"  {dtype}", d["params"], d["bytes"]])
+    out = []
+    for label, count, nbytes in rows:
+        assert isinstance(label, str) and isinstance(count, Delta) and isinstance(nbytes, Delta)
+        out.append(
+            [label, _count(count.old), _count(count.new), _signed(count.delta),
+             f"{human_bytes(nbytes.old or 0)} -> {human_bytes(nbytes.new or 0)}"]
+        )  # fmt: skip
+    return out
+
+
+def _logical_rows(report: DiffReport) -> list[list[str]]:
+    labels = {
+        "total": "Total params",
+        "trainable": f"{report.trainable_label} params",
+        "non_trainable": f"{report.non_trainable_label} params",
+    }
+    out = []
+    for key, label in labels.items():
+        f: FigureDelta = report.totals.framework[key]
+        exact = f.old is not None and f.new is not None and f.old.exact and f.new.exact
+        delta = _signed((f.new.lo - f.old.lo) if exact else None) if f.old and f.new else ""  # type: ignore[union-attr]
+        verdict = "agree" if f.agree else "DIFFER"
+        if f.agree and not exact:
+            verdict = "agree (ranges overlap)"
+        out.append([label, _figure(f.old), _figure(f.new), delta, verdict])
+    return out
+
+
+def _summary_line(report: DiffReport) -> str:
+    counts = Counter(layer.status for layer in report.layers)
+    parts = [f"{counts[s]} {s}" for s in ("same", "renamed", "changed", "only in OLD", "only in NEW") if counts[s]]
+    values = Counter(layer.values for layer in report.layers)
+    return f"Layers: {', '.join(parts) or 'none'}; weights with values different: {values['different']}"
+
+
+def _verdict(report: DiffReport) -> str:
+    if not report.logical_agree:
+        return "Logical counts DIFFER (exit 1)."
+    if report.changed:
+        return "Logical counts agree; the files differ otherwise (exit 0, 1 with --strict)."
+    return "Logical counts agree; nothing else changed (exit 0)."
+
+
+def _values_line(report: DiffReport) -> str:
+    if report.values_mode == "none":
+        return "Values: not compared (--values none)."
+    if report.values_mode == "full":
+        budget = human_bytes(report.values_budget or 0)
+        return f"Values: whole tensors compared up to {budget} per file, then 64 sampled positions each."
+    return "Values: 64 sampled positions per tensor (tensors up to 4.00 KB whole); --values full reads them all."
+
+
+def _side_line(which: str, side: Side, esc: Escape) -> str:
+    origin = f"{side.origin} export" if side.origin != "unknown" else "exporter unknown"
+    return f"{which}: {esc(side.model)}  ({origin}, {human_bytes(side.file_bytes)})"
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for r in [headers, *rows]:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+_QDQ_STEPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+
+
+def _quantize_step(layer: LayerDiff) -> bool:
+    """A row a quantizer added or removed that holds nothing but a (de)quantize step."""
+    ops = layer.new_ops if layer.status == ONLY_NEW else layer.old_ops if layer.status == ONLY_OLD else []
+    return bool(ops) and _QDQ_STEPS.issuperset(ops) and not (layer.params.old or layer.params.new)
+
+
+def _shown_layers(report: DiffReport) -> tuple[list[LayerDiff], list[str]]:
+    """The table's rows, and a line for the (de)quantize steps folded out of it (JSON lists them all)."""
+    steps = Counter(layer.status for layer in report.layers if _quantize_step(layer))
+    lines = [f"{n} quantize/dequantize step rows {status} (not shown)" for status, n in sorted(steps.items())]
+    return [layer for layer in report.layers if not _quantize_step(layer)], lines
+
+
+def render_diff_text(report: DiffReport) -> str:
+    lines = [_side_line("OLD", report.old, escape), _side_line("NEW", report.new, escape), ""]
+    lines += _table(["Stored", "OLD", "NEW", "Delta", "Bytes"], _stored_rows(report), {1, 2, 3})
+    lines.append("")
+    lines += _table(["Framework view (logical)", "OLD", "NEW", "Delta", ""], _logical_rows(report), {1, 2, 3})
+    lines += ["", _summary_line(report)]
+    shown, folded = _shown_layers(report)
+    lines += _table(_HEADERS, [layer_cells(layer, escape) for layer in shown], {3}) + folded
+    lines += ["", _values_line(report)]
+    lines += [f"Note: {escape(n)}" for n in report.notes]
+    lines.append(_verdict(report))
+    return "\n".join(lines) + "\n"
+
+
+def render_diff_json(report: DiffReport) -> str:
+    return json.dumps(report, default=_fields, indent=2, sort_keys=True) + "\n"
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_diff_markdown(report: DiffReport) -> str:
+    esc = escape_markdown
+    lines = [f"- {_side_line('OLD', report.old, esc)}", f"- {_side_line('NEW', report.new, esc)}", ""]
+    lines += [_md_row(["Stored", "OLD", "NEW", "Delta", "Bytes"]), "|---|---:|---:|---:|---|"]
+    lines += [_md_row([esc(c) for c in r]) for r in _stored_rows(report)]
+    lines += ["", _md_row(["Framework view (logical)", "OLD", "NEW", "Delta", "Verdict"]), "|---|---:|---:|---:|---|"]
+    lines += [_md_row(r) for r in _logical_rows(report)]
+    lines += ["", _summary_line(report), "", _md_row(_HEADERS), "|" + "---|" * len(_HEADERS)]
+    shown, folded = _shown_layers(report)
+    lines += [_md_row([esc(c) if i > 2 else c for i, c in enumerate(layer_cells(la, esc))]) for la in shown]
+    lines += [f"\n{line}" for line in folded]
+    lines += ["", f"- {_values_line(report)}"]
+    lines += [f"- Note: {esc(n)}" for n in report.notes]
+    lines += [f"- {_verdict(report)}"]
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS: dict[str, Callable[[DiffReport], str]] = {
+    "text": render_diff_text,
+    "json": render_diff_json,
+    "markdown": render_diff_markdown,
+}
