@@ -7,6 +7,8 @@ storage (MatMulNBits' 4-bit blocks), the bits per element its bytes show.
 
 from __future__ import annotations
 
+import re
+
 from onnxaudit.report.build import TensorRow
 
 _INTEGERS = {"int8", "uint8", "int4", "uint4", "int16", "uint16", "int2", "uint2"}
@@ -34,6 +36,8 @@ def float_ops(ops: list[str]) -> list[str]:
     """The layer's ops as the float model has them: quantized ops named by their float op, the
     quantize/dequantize steps and the Cast/Mul that rescale an integer product left out."""
     out = [FLOAT_OP.get(op, op) for op in ops if op not in QDQ_OPS and op != "DynamicQuantizeLinear"]
+    if any(op.endswith("Integer") for op in ops):  # ConvInteger's int32 product is cast and scaled back
+        out = [op for op in out if op not in ("Cast", "Mul")]
     return list(dict.fromkeys(out))
 
 
@@ -41,10 +45,20 @@ def _consumer_ops(t: TensorRow) -> set[str]:
     return {c.split(" ", 1)[0] for c in t.consumers}
 
 
+# the count stage's note on MatMulNBits' storage: N x blocks x bytes per block, and the logical N x K
+_PACKED = re.compile(r"packed storage (\d+)x(\d+)x(\d+); logical (\d+)x(\d+)")
+
+
 def _width(t: TensorRow) -> str | None:
-    if any(n.startswith("packed storage") for n in t.notes) and t.count and t.bytes:
-        bits = round(8 * t.bytes / t.count)
-        return f"{bits}-bit packed"
+    for note in t.notes:
+        found = _PACKED.match(note)
+        if found:
+            _, blocks, blob, _, k = map(int, found.groups())
+            # blocks of a power-of-two size cover K; their bytes hold that many elements
+            block = 1 << max(0, -(-k // blocks) - 1).bit_length()
+            return f"{blob * 8 // block}-bit packed" if blob * 8 % block == 0 else "packed"
+        if note.startswith("packed storage"):
+            return "packed"
     return t.dtype if t.dtype in _INTEGERS else None
 
 

@@ -15,6 +15,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from onnx import TensorProto
+
 from onnxaudit.errors import AuditError
 from onnxaudit.io.datamap import FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
@@ -27,6 +29,8 @@ SMALL = 4096  # a tensor this small is compared whole: one read, an exact answer
 DEFAULT_BUDGET = 256 << 20  # bytes per file that `full` compares before it falls back to samples
 MODES = ("sample", "full", "none")
 SAME, DIFFERENT, NOT_COMPARED = "same", "different", "not compared"
+
+_TYPED_FLOATS = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data"}
 
 Key = tuple[str, str]  # (graph scope, tensor name), as load.ModelView and datamap give them
 
@@ -68,12 +72,23 @@ class _File:
         if record.is_external:
             resolved = self.external.resolve(record, count)
             return resolved.message if isinstance(resolved, Problem) else (record, resolved)
-        if record.raw is None:
+        span = record.raw or self._typed_span(record)
+        if span is None:
             return "stored in typed fields"
-        start, end = record.raw
+        start, end = span
         if end - start != expected:
             return "stored length does not match its dims"
         return record, Extent(self.fd, start, end - start)
+
+    @staticmethod
+    def _typed_span(record: TensorRecord) -> tuple[int, int] | None:
+        """float_data / double_data written as one packed field: little-endian IEEE values, the same
+        bytes raw_data would hold (onnx-simplifier saves weights so)."""
+        name = _TYPED_FLOATS.get(record.dtype)
+        typed = record.typed.get(name) if name else None
+        if typed is None or not typed.packed or typed.unpacked or len(typed.spans) != 1:
+            return None
+        return typed.spans[0]
 
 
 def compare_values(
