@@ -4,6 +4,7 @@ The typed library API (the CLI calls the same functions):
 
     report = onnxaudit.audit("model.onnx", convention="pytorch")     # -> Report
     result = onnxaudit.check("model.onnx", fail_on="warning")        # -> CheckReport
+    changes = onnxaudit.compare("old.onnx", "new.onnx")              # -> DiffReport
 
 Importing the package loads nothing but its error type: each name below is imported on first use, so
 `import onnxaudit` costs no onnx, onnxruntime or rule modules.
@@ -18,8 +19,9 @@ from onnxaudit._version import __version__
 from onnxaudit.errors import AuditError
 
 if TYPE_CHECKING:
-    from onnxaudit.api import Convention, Grouping, audit
+    from onnxaudit.api import Convention, Grouping, audit, compare
     from onnxaudit.check.runner import CheckReport, FailOn, check
+    from onnxaudit.diff.result import DiffReport
     from onnxaudit.report.build import SCHEMA_VERSION, Report
     from onnxaudit.shapes.options import ShapeOptions
 
@@ -28,6 +30,7 @@ __all__ = [
     "AuditError",
     "CheckReport",
     "Convention",
+    "DiffReport",
     "FailOn",
     "Grouping",
     "Report",
@@ -35,10 +38,13 @@ __all__ = [
     "__version__",
     "audit",
     "check",
+    "compare",
 ]
 
 _WHERE = {
     "audit": "onnxaudit.api",
+    "compare": "onnxaudit.api",
+    "DiffReport": "onnxaudit.diff.result",
     "Convention": "onnxaudit.api",
     "Grouping": "onnxaudit.api",
     "CheckReport": "onnxaudit.check.runner",

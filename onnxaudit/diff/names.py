@@ -15,7 +15,7 @@ import re
 from onnxaudit.count.layers import path_from_node_name, path_from_tensor_name
 
 # decorations a tool adds to a name it keeps (applied until none matches)
-_PREFIXES = re.compile(r"^(ConvBnFusion_[A-Za-z]+_|node_|StatefulPartitionedCall/|functional_\d+/|sequential_?\d*/)")
+_PREFIXES = re.compile(r"^(ConvBnFusion_(?:[A-Z]+_)+|node_|StatefulPartitionedCall/|functional_\d+/|sequential_?\d*/)")
 _SUFFIXES = re.compile(
     r"(_quantized|_DequantizeLinear(_Output)?|_QuantizeLinear(_Output)?|_dequantized|_merged_\d+|_fused"
     r"|_Q4|_Q8|_fp16|_float16|_output_0|:\d+|__\d+)$"
