@@ -23,7 +23,7 @@ from onnxaudit.diff.result import (
     TotalsDiff,
 )
 from onnxaudit.diff.values import DEFAULT_BUDGET, DIFFERENT, NOT_COMPARED, ValueVerdict, compare_values
-from onnxaudit.frameworks.view import Figure
+from onnxaudit.frameworks.figures import Figure
 from onnxaudit.report.build import Report, TensorRow
 
 _STORED = (
@@ -70,7 +70,8 @@ def _side(report: Report) -> Side:
 
 def _logical(report: Report, name: str) -> Figure:
     if report.framework is not None:
-        return getattr(report.framework, name)
+        figure: Figure = getattr(report.framework, name)
+        return figure
     n = getattr(report.totals, name)
     return Figure(n, n)
 

@@ -9,27 +9,11 @@ from __future__ import annotations
 
 import re
 
+from onnxaudit.model.ops import QDQ_OPS, QOPERATOR_WEIGHT_OPS, QUANTIZED_ACTIVATION_OP, QUANTIZED_FLOAT_OP
 from onnxaudit.report.build import TensorRow
 
 _INTEGERS = {"int8", "uint8", "int4", "uint4", "int16", "uint16", "int2", "uint2"}
-# ops that take quantized weights themselves (onnxruntime's QOperator format and its contrib ops)
-QOPERATOR_OPS = frozenset(
-    {
-        "QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger", "MatMulNBits", "MatMulBnb4",
-        "QAttention", "QEmbedLayerNormalization", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM",
-        "GatherBlockQuantized", "QLinearConvTranspose", "QOrderedMatMul", "MatMulIntegerToFloat",
-    }
-)  # fmt: skip
-QDQ_OPS = frozenset({"DequantizeLinear", "QuantizeLinear"})
-# a quantized op stands for this float op: the same layer, not an op change
-FLOAT_OP = {
-    "QLinearConv": "Conv", "ConvInteger": "Conv", "QLinearMatMul": "MatMul", "MatMulInteger": "MatMul",
-    "MatMulNBits": "MatMul", "MatMulBnb4": "MatMul", "QGemm": "Gemm", "QLinearAdd": "Add", "QLinearMul": "Mul",
-    "QLinearGlobalAveragePool": "GlobalAveragePool", "QLinearAveragePool": "AveragePool",
-    "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu", "QLinearSoftmax": "Softmax",
-    "QLinearConvTranspose": "ConvTranspose", "DynamicQuantizeMatMul": "MatMul", "QAttention": "Attention",
-    "MatMulIntegerToFloat": "MatMul", "GatherBlockQuantized": "Gather",
-}  # fmt: skip
+FLOAT_OP = QUANTIZED_FLOAT_OP | QUANTIZED_ACTIVATION_OP
 
 
 def float_ops(ops: list[str]) -> list[str]:
@@ -73,6 +57,6 @@ def quantization(tensors: list[TensorRow]) -> str | None:
         if width is None:
             continue
         used = _consumer_ops(t)
-        scheme = "QDQ" if used & QDQ_OPS else "QOperator" if used & QOPERATOR_OPS else "integer"
+        scheme = "QDQ" if used & QDQ_OPS else "QOperator" if used & QOPERATOR_WEIGHT_OPS else "integer"
         found.append(f"{width} {scheme}")
     return ", ".join(dict.fromkeys(found)) or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from onnxaudit.frameworks.view import Figure
+from onnxaudit.frameworks.figures import Figure
 
 DIFF_SCHEMA_VERSION = 1
 

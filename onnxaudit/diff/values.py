@@ -30,7 +30,7 @@ DEFAULT_BUDGET = 256 << 20  # bytes per file that `full` compares before it fall
 MODES = ("sample", "full", "none")
 SAME, DIFFERENT, NOT_COMPARED = "same", "different", "not compared"
 
-_TYPED_FLOATS = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data"}
+_TYPED_FLOATS: dict[int, str] = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data"}
 
 Key = tuple[str, str]  # (graph scope, tensor name), as load.ModelView and datamap give them
 

@@ -19,6 +19,23 @@ LAYOUT_DOMAINS = ("com.microsoft.nchwc", "com.ms.internal.nhwc")
 
 # ---------------------------------------------------------------- layout and quantization op sets
 
+# Ops that take quantized weights themselves (onnxruntime's QOperator format and its contrib ops), each
+# with the float op it stands for: a quantized file's layer is the same layer, not an op change.
+QUANTIZED_FLOAT_OP: dict[str, str] = {
+    "QLinearConv": "Conv", "ConvInteger": "Conv", "QLinearConvTranspose": "ConvTranspose",
+    "QLinearMatMul": "MatMul", "MatMulInteger": "MatMul", "MatMulNBits": "MatMul", "MatMulBnb4": "MatMul",
+    "DynamicQuantizeMatMul": "MatMul", "MatMulIntegerToFloat": "MatMul", "QOrderedMatMul": "MatMul",
+    "QGemm": "Gemm", "QAttention": "Attention", "QEmbedLayerNormalization": "EmbedLayerNormalization",
+    "DynamicQuantizeLSTM": "LSTM", "GatherBlockQuantized": "Gather",
+}  # fmt: skip
+QOPERATOR_WEIGHT_OPS = frozenset(QUANTIZED_FLOAT_OP)
+# quantized ops over activations only, with their float op
+QUANTIZED_ACTIVATION_OP: dict[str, str] = {
+    "QLinearAdd": "Add", "QLinearMul": "Mul", "QLinearGlobalAveragePool": "GlobalAveragePool",
+    "QLinearAveragePool": "AveragePool", "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu",
+    "QLinearSoftmax": "Softmax",
+}  # fmt: skip
+
 # Ops that move, reshape or re-type a tensor and leave its values as they are.
 LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze"})
 # ... and Flatten: the ops tf2onnx's NHWC<->NCHW Transposes and a Dense's Flatten are among

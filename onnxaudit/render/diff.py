@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from onnxaudit.diff.result import ONLY_NEW, ONLY_OLD, Delta, DiffReport, FigureDelta, LayerDiff, Side
-from onnxaudit.frameworks.view import Figure
+from onnxaudit.frameworks.figures import Figure
 from onnxaudit.render.summary import _fields, escape, escape_markdown, human_bytes
 
 Escape = Callable[[object], str]
