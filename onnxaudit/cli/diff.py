@@ -24,7 +24,7 @@ def _bytes(text: str) -> int:
     return value * scale
 
 
-def add_diff(sub: argparse._SubParsersAction) -> None:
+def add_diff(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "diff",
         help="what changed between two exports: totals, layers aligned, quantization, sampled values",

@@ -97,7 +97,7 @@ def _logical_rows(report: DiffReport) -> list[list[str]]:
     for key, label in labels.items():
         f: FigureDelta = report.totals.framework[key]
         exact = f.old is not None and f.new is not None and f.old.exact and f.new.exact
-        delta = _signed((f.new.lo - f.old.lo) if exact else None) if f.old and f.new else ""  # type: ignore[union-attr]
+        delta = _signed(f.new.lo - f.old.lo) if f.old is not None and f.new is not None and exact else ""
         verdict = "agree" if f.agree else "DIFFER"
         if f.agree and not exact:
             verdict = "agree (ranges overlap)"
