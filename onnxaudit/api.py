@@ -22,6 +22,7 @@ from onnxaudit.report.build import Report, annotate, build_report
 
 if TYPE_CHECKING:
     from onnxaudit.diff.result import DiffReport
+    from onnxaudit.diff.values import ValuesMode
     from onnxaudit.shapes.options import ShapeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,8 +97,8 @@ def audit(
 def compare(
     old: str | os.PathLike[str],
     new: str | os.PathLike[str],
-    convention: str = "keras",
-    values: str = "sample",
+    convention: Convention = "keras",
+    values: ValuesMode = "sample",
     budget: int | None = None,
 ) -> DiffReport:
     """What changed from the model at `old` to the one at `new`: totals side by side (stored and

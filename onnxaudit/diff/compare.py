@@ -22,7 +22,7 @@ from onnxaudit.diff.result import (
     TensorDiff,
     TotalsDiff,
 )
-from onnxaudit.diff.values import DEFAULT_BUDGET, DIFFERENT, NOT_COMPARED, ValueVerdict, compare_values
+from onnxaudit.diff.values import DEFAULT_BUDGET, DIFFERENT, NOT_COMPARED, ValuesMode, ValueVerdict, compare_values
 from onnxaudit.frameworks.figures import Figure
 from onnxaudit.report.build import Report, TensorRow
 
@@ -33,7 +33,7 @@ _STORED = (
 _LOGICAL = ("total", "trainable", "non_trainable")
 
 
-def diff_reports(old: Report, new: Report, values: str = "sample", budget: int = DEFAULT_BUDGET) -> DiffReport:
+def diff_reports(old: Report, new: Report, values: ValuesMode = "sample", budget: int = DEFAULT_BUDGET) -> DiffReport:
     """What changed from `old` to `new` (Reports grouped by layer, of the same convention).
     Values are read from the files the Reports name, within bounded reads (values.py)."""
     pairs = align(entries(old), entries(new))

@@ -14,6 +14,7 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from onnx import TensorProto
 
@@ -27,7 +28,8 @@ from onnxaudit.model.load import open_model_file
 SAMPLES = 64  # positions compared per pair: unrelated or retrained weights differ at the first
 SMALL = 4096  # a tensor this small is compared whole: one read, an exact answer
 DEFAULT_BUDGET = 256 << 20  # bytes per file that `full` compares before it falls back to samples
-MODES = ("sample", "full", "none")
+ValuesMode = Literal["sample", "full", "none"]
+MODES: tuple[ValuesMode, ...] = get_args(ValuesMode)
 SAME, DIFFERENT, NOT_COMPARED = "same", "different", "not compared"
 
 _TYPED_FLOATS: dict[int, str] = {TensorProto.FLOAT: "float_data", TensorProto.DOUBLE: "double_data"}
@@ -92,7 +94,11 @@ class _File:
 
 
 def compare_values(
-    old_path: Path, new_path: Path, pairs: list[tuple[Key, Key]], mode: str = "sample", budget: int = DEFAULT_BUDGET
+    old_path: Path,
+    new_path: Path,
+    pairs: list[tuple[Key, Key]],
+    mode: ValuesMode = "sample",
+    budget: int = DEFAULT_BUDGET,
 ) -> list[ValueVerdict]:
     """A verdict per (old key, new key) pair, in order."""
     if mode == "none" or not pairs:
