@@ -27,6 +27,7 @@ _GENERATED = re.compile(r"^unk__\d+$")  # tf2onnx's and onnx's names for unknown
 SEQUENCE_LENGTH = 8  # short enough for any positional table, long enough to be a sequence
 MAX_SPATIAL = 4096  # no candidate above this: a model that needs more is given its size by --dim
 RETRY_CANDIDATES = 3  # sizes kept to try after the first, per dim
+MAX_NODE_VISITS = 2_000_000  # the spatial search's budget, in nodes walked (deterministic, unlike a clock)
 # Metadata keys exporters put an image size in (Ultralytics: imgsz '[640, 640]').
 _HINT_KEYS = re.compile(r"^(imgsz|img_?size|image_?size|input_?size|input_?shape|resolution)$", re.IGNORECASE)
 
@@ -386,13 +387,16 @@ def _spatial(
     step = {k: max(1, int(walk.factor.get(k, Fraction(1)))) for k in open_keys}
     multiple = dict.fromkeys(open_keys, 1)
     tried = 0
+    # each try walks the whole graph (~5-10 us a node): a bounded number of node visits, so a 200k-node
+    # graph stops after a few tries (a size still too small is then onnxruntime's to reject, and retried)
+    walks = max(2, min(64, MAX_NODE_VISITS // max(1, sum(len(g.nodes) for g in view.graphs.values()))))
     while True:
         for key in open_keys:
             sizes[key] = step[key] * multiple[key]
         result = _walk(view, sizes, free)
         small = [k for k in open_keys if k in result.too_small and sizes[k] + step[k] <= MAX_SPATIAL]
         tried += 1
-        if not small or tried > 64:
+        if not small or tried >= walks:
             break
         for key in small:
             multiple[key] += 1
