@@ -326,7 +326,7 @@ def floor(path: str) -> None:
     import gc
 
     from onnxaudit import api
-    from onnxaudit.model.load import _read_wire
+    from onnxaudit.model.read import read_without_weights
     from onnxaudit.render.summary import render_json
 
     imports = statistics.median(
@@ -335,7 +335,7 @@ def floor(path: str) -> None:
     )
     gc.disable()
     start = time.process_time()
-    model, _, _, _ = _read_wire(Path(path))
+    model, _, _, _ = read_without_weights(Path(path))
     structure = time.process_time() - start
     start = time.process_time()
     nodes = [(n.name, n.op_type, n.domain, tuple(n.input[:]), tuple(n.output[:]), len(n.attribute))

@@ -9,7 +9,7 @@ from builders import ints, layer_row, model, node, value
 from onnx import TensorProto, helper
 
 from onnxaudit import audit
-from onnxaudit.model import constfold, load
+from onnxaudit.model import constfold, infer
 from onnxaudit.model.constfold import fold_shape_arithmetic
 
 TORCH = Path(__file__).resolve().parent.parent / "models" / "torch"
@@ -68,10 +68,10 @@ def test_huge_shapes_are_never_materialized():
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: far below 16 GiB
 
 
-def test_load_knows_every_op_constfold_can_fold():
-    # load.has_foldable_chain looks ahead with this list so that numpy is imported only when needed
-    assert set(constfold._EVAL) | {"Shape"} == load.FOLDABLE_OPS
-    assert constfold.MAX_ELEMENTS == load.FOLD_MAX_ELEMENTS
+def test_inference_knows_every_op_constfold_can_fold():
+    # infer.has_foldable_chain looks ahead with this list so that numpy is imported only when needed
+    assert set(constfold._EVAL) | {"Shape"} == infer.FOLDABLE_OPS
+    assert constfold.MAX_ELEMENTS == infer.FOLD_MAX_ELEMENTS
 
 
 def test_a_concat_of_many_inputs_is_never_evaluated():

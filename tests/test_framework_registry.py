@@ -17,7 +17,8 @@ from onnxaudit.frameworks.context import FileContext, Rule
 from onnxaudit.frameworks.figures import FrameworkView
 from onnxaudit.frameworks.registry import ORDER
 from onnxaudit.frameworks.view import framework_view
-from onnxaudit.model.load import ModelView, load
+from onnxaudit.model.load import load
+from onnxaudit.model.view import ModelView
 
 RULE_MODULES = (keras, lowered, onnxruntime, onnxscript, paddle, tflite, torch, ultralytics)
 REGISTERED = {entry.rule for entries in ORDER.values() for entry in entries}

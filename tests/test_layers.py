@@ -83,7 +83,7 @@ def test_anonymous_bidirectional_rnn_takes_its_layer_from_its_initial_state():
 
 def test_op_types_leave_constants_out_unless_alone():
     from onnxaudit.count.layers import Layer
-    from onnxaudit.model.load import Node
+    from onnxaudit.model.view import Node
 
     def nodes(*ops: str) -> list[Node]:
         return [Node(i, f"n{i}", op, "", (), (f"v{i}",), {}, "") for i, op in enumerate(ops)]

@@ -11,7 +11,8 @@ from builders import conv_bn_scaled, init, model, node, save, seed_cnn, value, w
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError, audit
-from onnxaudit.model.load import _small_values, load
+from onnxaudit.model.build import _small_values
+from onnxaudit.model.load import load
 
 
 def test_structure_matches_protobuf(tmp_path):
@@ -144,7 +145,7 @@ def test_small_integer_values_of_a_wrong_length_stay_unknown():
 def test_a_file_truncated_under_the_reader_is_one_error_not_a_dead_process(tmp_path):
     import mmap
 
-    from onnxaudit.model.load import _strip_in_child
+    from onnxaudit.model.read import _strip_in_child
 
     path = save(seed_cnn(), tmp_path / "m.onnx")
     with open(path, "rb") as f:

@@ -7,7 +7,7 @@ import json
 
 from builders import save, seed_cnn
 
-import onnxaudit.model.load as load_module
+import onnxaudit.model.build as build_module
 import onnxaudit.render.summary as render_module
 from onnxaudit import audit
 from onnxaudit.render.summary import render_json
@@ -25,7 +25,7 @@ def test_compact_json_holds_the_same_data(tmp_path, monkeypatch):
 def test_inference_skipped_above_the_node_limit_says_so(tmp_path, monkeypatch):
     path = save(seed_cnn(), tmp_path / "m.onnx")
     full = audit(path)
-    monkeypatch.setattr(load_module, "MAX_INFER_NODES", 3)
+    monkeypatch.setattr(build_module, "MAX_INFER_NODES", 3)
     skipped = audit(path)
     assert skipped.totals == full.totals
     assert [r.params for r in skipped.rows] == [r.params for r in full.rows]

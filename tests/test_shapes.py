@@ -37,7 +37,8 @@ from builders import (
 
 from onnxaudit import audit
 from onnxaudit.cli.main import main
-from onnxaudit.model.load import ValueInfo, load
+from onnxaudit.model.load import load
+from onnxaudit.model.view import ValueInfo
 from onnxaudit.shapes import ortchild, sandbox
 from onnxaudit.shapes.confirm import ShapeOptions, begin, confirm, confirm_path
 from onnxaudit.shapes.feeds import index_bound, plan_feeds

@@ -13,7 +13,7 @@ from onnxaudit.check.values import ValueScan
 from onnxaudit.count.roles import RoleTable
 from onnxaudit.count.table import ParamTable, param_table
 from onnxaudit.io.datamap import FileMap
-from onnxaudit.model.load import ModelView
+from onnxaudit.model.view import ModelView
 
 
 @dataclass(frozen=True)

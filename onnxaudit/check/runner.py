@@ -30,7 +30,8 @@ from onnxaudit.io.datamap import map_file
 from onnxaudit.io.external import ExternalFiles
 from onnxaudit.io.safeopen import open_model
 from onnxaudit.io.weights import ScanError
-from onnxaudit.model.load import ModelView, load
+from onnxaudit.model.load import load
+from onnxaudit.model.view import ModelView
 
 CHECK_SCHEMA_VERSION = 1
 FailOn = Literal["error", "warning", "never"]  # the lowest severity that fails the check

@@ -15,7 +15,7 @@ from onnxaudit.io.datamap import FileMap
 from onnxaudit.io.external import Extent
 from onnxaudit.io.text import as_text, key
 from onnxaudit.io.weights import Stats, scan
-from onnxaudit.model.load import Tensor
+from onnxaudit.model.view import Tensor
 
 if TYPE_CHECKING:
     from onnxaudit.check.copies import Copies

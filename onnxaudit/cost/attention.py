@@ -12,7 +12,7 @@ from functools import partial
 
 from onnxaudit.cost.base import CostFn, OpCost, Shapes, attr_int, macs
 from onnxaudit.cost.poly import Poly
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 
 def _scores_and_values(b: int | str, s: int | str, length: Poly, dq: Poly, dv: Poly) -> OpCost:

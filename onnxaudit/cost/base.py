@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from onnxaudit.cost.poly import Poly
-from onnxaudit.model.load import MAIN, ModelView, Node, ValueInfo
+from onnxaudit.model.view import MAIN, ModelView, Node, ValueInfo
 
 Dims = tuple[int | str, ...]
 ZERO = Poly()

@@ -11,7 +11,8 @@ from onnxaudit.cost.estimate import Costs, estimate
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable
 from onnxaudit.errors import UsageError
 from onnxaudit.io.onnxcore import TensorProto, infer_shapes
-from onnxaudit.model.load import ModelView, ValueInfo, _read_wire, _shape_of
+from onnxaudit.model.read import read_without_weights
+from onnxaudit.model.view import ModelView, ValueInfo, dtype_and_shape
 
 if TYPE_CHECKING:
     from onnxaudit.shapes.confirm import ShapeCheck
@@ -42,7 +43,7 @@ def bound_shapes(view: ModelView, dims: Mapping[str, int]) -> dict[str, ValueInf
     structure alone (weights stripped, declared shapes dropped so they cannot echo the free dims): a
     Reshape's output then has numbers where static inference gave it fresh names (unk__0). None when
     inference fails; the caller then binds the names it can."""
-    model, _, sizes, _ = _read_wire(Path(view.path))
+    model, _, sizes, _ = read_without_weights(Path(view.path))
     for init in model.graph.initializer:
         known = sizes(init)
         if known is not None and known[1] > 0:
@@ -63,7 +64,7 @@ def bound_shapes(view: ModelView, dims: Mapping[str, int]) -> dict[str, ValueInf
         return None
     shapes: dict[str, ValueInfo] = {}
     for value in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input):
-        dtype, shape = _shape_of(value.type)
+        dtype, shape = dtype_and_shape(value.type)
         if shape is not None:
             shapes[value.name] = ValueInfo(value.name, dtype, shape)
     return shapes

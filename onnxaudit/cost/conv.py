@@ -9,7 +9,7 @@ The bias is an add per output value, not a multiply-accumulate (onnx-tool#60 cou
 from __future__ import annotations
 
 from onnxaudit.cost.base import CostFn, OpCost, Shapes, macs
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 
 def conv_macs(node: Node, shapes: Shapes, x: int = 0, w: int = 1) -> OpCost | None:

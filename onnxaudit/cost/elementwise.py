@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from onnxaudit.cost.base import CostFn, OpCost, Shapes, elements
 from onnxaudit.cost.poly import Poly
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 ONE = (
     "Add Sub Mul Div Pow Max Min Mod Neg Abs Reciprocal Sqrt Exp Log Erf Sin Cos Tan Tanh Sigmoid Relu "

@@ -14,7 +14,7 @@ from onnxaudit.cost.base import OpCost, Shapes
 from onnxaudit.cost.families import NOT_COUNTED, cost_fn
 from onnxaudit.cost.memory import Memory, activation_memory, value_bytes
 from onnxaudit.cost.poly import Poly
-from onnxaudit.model.load import ModelView, Node, ValueInfo
+from onnxaudit.model.view import ModelView, Node, ValueInfo
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from onnxaudit.cost import attention, conv, elementwise, matmul, pooling, quantized, rnn
 from onnxaudit.cost.base import CostFn
-from onnxaudit.model.load import Node
 from onnxaudit.model.ops import STD_DOMAINS
+from onnxaudit.model.view import Node
 
 FAMILIES = (conv, matmul, quantized, attention, rnn, elementwise, pooling)
 

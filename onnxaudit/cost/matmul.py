@@ -8,7 +8,7 @@ node's attributes. Einsum with two operands: the product of every index's size.
 from __future__ import annotations
 
 from onnxaudit.cost.base import CostFn, OpCost, Shapes, attr_int, macs
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 
 def matmul_macs(node: Node, shapes: Shapes, a: int = 0, trans_a: bool = False, b: int | None = 1) -> OpCost | None:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from onnxaudit.cost.base import input_dims, known
 from onnxaudit.cost.poly import Poly
 from onnxaudit.io.dims import DTYPE_BITS
-from onnxaudit.model.load import ModelView, ValueInfo
+from onnxaudit.model.view import ModelView, ValueInfo
 
 _STORED = frozenset({"initializer", "sparse_initializer", "constant"})
 

@@ -8,7 +8,7 @@ from math import prod
 
 from onnxaudit.cost.base import CostFn, OpCost, Shapes, elements
 from onnxaudit.cost.poly import Poly
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 
 def windowed(node: Node, shapes: Shapes) -> OpCost | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from onnxaudit.cost.base import CostFn, OpCost, Shapes, attr_int, macs
 from onnxaudit.cost.poly import Poly
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 # op: (gates, elementwise FLOPs per hidden unit per step)
 _FORMS = {"LSTM": (4, 17), "GRU": (3, 14), "RNN": (1, 3)}

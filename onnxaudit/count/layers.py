@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.model.load import MAIN, Graph, ModelView, Node
+from onnxaudit.model.view import MAIN, Graph, ModelView, Node
 
 # Last component of a state_dict key / variable name that names a tensor, not a module.
 TENSOR_SUFFIXES = frozenset(
@@ -470,7 +470,7 @@ def _attach_helpers(
     """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
     each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
     candidates = []  # nodes that may attach, last first: what decides it is the node's own
-    value_shapes = view.value_shapes  # empty when inference was skipped (load.MAX_INFER_NODES)
+    value_shapes = view.value_shapes  # empty when inference was skipped (build.MAX_INFER_NODES)
     for node in reversed(view.main.nodes):
         if node_paths.get(node.index) or node.index in param_names:
             continue

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onnxaudit.count.table import ParamTable, ParamTensor
-from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import CHANNEL_PRODUCTS, CHANNELS_KEPT, output_channels
+from onnxaudit.model.view import ModelView, Node
 
 _BN_ROLES = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
 

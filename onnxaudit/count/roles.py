@@ -16,13 +16,6 @@ from operator import attrgetter
 from onnxaudit.io.dims import INTEGER_DTYPES, element_count
 from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.model.exporters import called_again, torchscript_export
-from onnxaudit.model.load import (
-    Graph,
-    ModelView,
-    Node,
-    Tensor,
-    frozen_from_dict,
-)
 from onnxaudit.model.ops import (
     DATA,
     LAYOUT_DOMAINS,
@@ -45,6 +38,7 @@ from onnxaudit.model.ops import (
     WEIGHT_OPS,
     output_channels,
 )
+from onnxaudit.model.view import Graph, ModelView, Node, Tensor, frozen_from_dict
 
 # ---------------------------------------------------------------- the roles
 
@@ -158,7 +152,7 @@ class _Classifier:
 
     def __init__(self, view: ModelView) -> None:
         self.view = view
-        # scope -> value -> the node that writes it: a subgraph's shared index (load.Graph.producers);
+        # scope -> value -> the node that writes it: a subgraph's shared index (view.Graph.producers);
         # settle_constants fills top-level graphs' in its own pass, which also checks their order
         self.producers: dict[str, dict[str, Node]] = {}
         for scope, graph in view.graphs.items():

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from onnxaudit.count.roles import ROLES, Classified, RoleTable, Use
 from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
-from onnxaudit.model.load import MAIN, frozen_from_dict
 from onnxaudit.model.ops import SLOT_NAMES
+from onnxaudit.model.view import MAIN, frozen_from_dict
 
 
 def describe_use(use: Use) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTensor
 from onnxaudit.frameworks.figures import AMBIGUOUS, EXACT, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import output_channels
+from onnxaudit.model.view import ModelView, Node
 
 
 def counted(tensors: list[ParamTensor]) -> list[ParamTensor]:

@@ -20,7 +20,7 @@ from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import ANONYMOUS_PARAMETER
 from onnxaudit.frameworks.figures import FrameworkLayer
 from onnxaudit.model.exporters import torchscript_node_names
-from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.view import ModelView, Node
 
 RuleFunction = Callable[["FileContext", Layer, list[ParamTensor]], "list[FrameworkLayer] | None"]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 from onnxaudit.errors import AuditError
 from onnxaudit.io.datamap import MAIN, FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
-from onnxaudit.model.load import open_model_file
+from onnxaudit.model.read import open_model_file
 
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
 
 
-Key = tuple[str, str]  # (graph scope, tensor name), as load.ModelView and datamap give them
+Key = tuple[str, str]  # (graph scope, tensor name), as model.view.ModelView and datamap give them
 
 
 def settle_copies(

@@ -10,8 +10,8 @@ from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import RESHAPING
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
 from onnxaudit.model.exporters import called_again
-from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import DATA
+from onnxaudit.model.view import ModelView, Node
 
 
 def not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:

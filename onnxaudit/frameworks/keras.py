@@ -18,7 +18,7 @@ from onnxaudit.frameworks.common import (
 )
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 # The shift of tf.nn.batch_normalization, named after the op that made it: with gamma the ops are
 # mul (rsqrt * gamma), mul_1 (x * scale), mul_2 (mean * scale), sub (beta - mul_2); without gamma

@@ -8,7 +8,7 @@ from onnxaudit.frameworks.common import RESHAPING, inferred_layer
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.io.dims import element_count
-from onnxaudit.model.load import MAIN, ModelView, Node
+from onnxaudit.model.view import MAIN, ModelView, Node
 
 _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
 

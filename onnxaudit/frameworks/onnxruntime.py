@@ -10,7 +10,7 @@ from onnxaudit.frameworks.common import ORT_REORDERED, SAME_OP, maybe_folded_bn,
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.io.dims import element_count
-from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.view import ModelView, Node
 
 # What onnxruntime's graph optimizer names the tensors it writes when it folds a per-channel scale
 # into a conv (SessionOptions.optimized_model_filepath): ConvBnFusion from a BatchNormalization,

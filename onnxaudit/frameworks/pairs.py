@@ -9,7 +9,7 @@ from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import LAYOUT_OPS, counted
 from onnxaudit.frameworks.doubts import ONE_PRODUCT_OPS, measured_only
 from onnxaudit.model.exporters import called_again
-from onnxaudit.model.load import MAIN, ModelView
+from onnxaudit.model.view import MAIN, ModelView
 
 
 def tied_transposed_copy(table: ParamTable) -> dict[str, str]:

@@ -7,7 +7,7 @@ from onnxaudit.count.table import ParamTensor
 from onnxaudit.frameworks.common import FOLD_TARGETS, out_channels
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.load import Node
+from onnxaudit.model.view import Node
 
 
 @rule(FOLD_TARGETS)

@@ -18,7 +18,7 @@ from onnxaudit.frameworks.common import (
 )
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.view import ModelView, Node
 
 DYNAMO_FUSED_OPS = frozenset((*SAME_OP["Conv"], "ConvTranspose", *SAME_OP["Gemm"]))
 

@@ -34,8 +34,8 @@ from onnxaudit.frameworks.lowered import lowered_bn_chains
 from onnxaudit.frameworks.onnxruntime import nchwc_true_channels, without_padding
 from onnxaudit.frameworks.pairs import possible_copies
 from onnxaudit.frameworks.registry import rules_for
-from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import ML_ATTRIBUTE_PARAMS
+from onnxaudit.model.view import ModelView, Node
 
 
 def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> FrameworkView:

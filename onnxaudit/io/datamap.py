@@ -5,7 +5,7 @@ skipped by their length and located as (offset, length) for the bounded scans in
 is read through a small window with pread, never mmap: a file truncated while mapped kills the
 process with SIGBUS, a short pread is just an error.
 
-Tensors get the same (scope, name) keys as `load.ModelView` (same walk order, same scope names, the
+Tensors get the same (scope, name) keys as `model.view.ModelView` (same walk order, same scope names, the
 last definition of a name wins), so checks can join the two; callers confirm dtype and dims agree.
 Repeated occurrences of a singular message field are merged as protobuf merges them.
 """
@@ -239,7 +239,7 @@ class _Walker:
         except UnicodeDecodeError:
             return as_text(data)
 
-    # -- messages, in load._Builder's order
+    # -- messages, in model.build._Builder's order
 
     def model(self, size: int) -> None:
         graphs: list[Span] = []

@@ -43,7 +43,7 @@ def _string_groups(view: Any) -> Iterator[Iterable[Iterable[object]]]:
 
 
 def text_names(view: Any) -> Any:
-    """`view` (a load.ModelView) with every name as str. A file without invalid UTF-8 costs one pass
+    """`view` (a model.view.ModelView) with every name as str. A file without invalid UTF-8 costs one pass
     of type checks in C; only a file with some is rebuilt."""
     if bytes not in set(map(type, chain.from_iterable(chain.from_iterable(_string_groups(view))))):
         return view

@@ -6,7 +6,7 @@ tensor) larger than KEEP_BYTES is walked and rewritten, everything else is copie
 rewritten tensor, raw_data and the typed data fields (float_data, int64_data, ...) beyond KEEP_BYTES are
 skipped by their length and never read; the byte count they had is left in a private unknown field, so
 `sizes` can still report what the file stored. protobuf then parses the light copy, which holds no
-weights, and `load.model_view` reads it like any ModelProto, so both readers share one builder.
+weights, and `model.build.model_view` reads it like any ModelProto, so both readers share one builder.
 
 Pages holding weights are never touched (the copy stays small whatever the file size), external data
 files are never opened, and protobuf's 2 GiB message limit applies to the structure alone.
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 # Data up to this many bytes stays in the copy: small integer tensors keep their values (shape
-# constants), and load.infer_value_shapes strips the same size from its inference copy.
+# constants), and model.infer.infer_value_shapes strips the same size from its inference copy.
 KEEP_BYTES = 4096
 MAX_DEPTH = 100  # protobuf's own recursion limit; deeper files fail to parse anyway
 MAX_FIELDS = 20_000_000  # fields walked, not counting small messages copied whole
@@ -127,7 +127,7 @@ def _count_varints(buf: Buffer, start: int, end: int) -> int:
 class LightModel:
     """The rewritten ModelProto bytes and how to read the byte counts left behind in it."""
 
-    data: bytes | memoryview  # a view into the buffer the strip child's answer arrived in (load.py)
+    data: bytes | memoryview  # a view into the buffer the strip child's answer arrived in (model/read.py)
     nonce: bytes
     stripped_tensors: int = 0
     stripped_bytes: int = 0

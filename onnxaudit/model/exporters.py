@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
 
 if TYPE_CHECKING:
-    from onnxaudit.model.load import ModelView
+    from onnxaudit.model.view import ModelView
 
 # tools that re-save an exporter's file under their own producer name: onnxruntime's optimizers and
 # quantizer, Hugging Face Optimum's decoder merge

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from onnxaudit.model.load import ModelView, Node, ValueInfo
+from onnxaudit.model.view import ModelView, Node, ValueInfo
 
 BATCH_NAMES = frozenset({"n", "b", "bs", "batch", "batch_size", "batchsize", "nbatch", "num_batch", "batch_dim"})
 _GENERATED = re.compile(r"^unk__\d+$")  # tf2onnx's and onnx's names for unknown dims

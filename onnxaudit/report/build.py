@@ -17,7 +17,7 @@ from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.frameworks.figures import FrameworkReport
 from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.model.exporters import op_behind_layout
-from onnxaudit.model.load import ModelView, Node
+from onnxaudit.model.view import ModelView, Node
 
 if TYPE_CHECKING:
     from onnxaudit.shapes.options import ShapeCheck

@@ -26,8 +26,9 @@ from typing import Any
 from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.onnxcore import ModelProto
-from onnxaudit.model.load import ModelView, ValueInfo, load
+from onnxaudit.model.load import load
 from onnxaudit.model.sizes import RETRY_CANDIDATES, DimChoice
+from onnxaudit.model.view import ModelView, ValueInfo
 from onnxaudit.shapes.feeds import FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.shapes.observe import DTYPE_BY_NAME, compare_shapes
 from onnxaudit.shapes.options import (

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from onnxaudit.errors import UsageError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.model.load import MAIN, ModelView, ValueInfo
 from onnxaudit.model.sizes import DimChoice, choose_sizes, free_dim, named
+from onnxaudit.model.view import MAIN, ModelView, ValueInfo
 
 if TYPE_CHECKING:
     import numpy as np

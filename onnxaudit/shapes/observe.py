@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from onnxaudit.io.dims import dtype_name
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.model.load import ModelView, ValueInfo
 from onnxaudit.model.sizes import named
+from onnxaudit.model.view import ModelView, ValueInfo
 from onnxaudit.shapes.feeds import FeedPlan
 from onnxaudit.shapes.options import Shape, ShapeCheck, fmt_shape
 from onnxaudit.shapes.profile import Observed

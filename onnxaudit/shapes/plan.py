@@ -7,7 +7,7 @@ from pathlib import Path
 
 from onnxaudit.io.dims import INTEGER_DTYPES, byte_size, dtype_name, element_count
 from onnxaudit.io.onnxcore import ModelProto, TensorProto
-from onnxaudit.model.load import ModelView, ValueInfo
+from onnxaudit.model.view import ModelView, ValueInfo
 from onnxaudit.shapes.feeds import Feed, FeedPlan
 from onnxaudit.shapes.options import (
     AUTO_BYTES_PER_NODE,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from onnxaudit.io.onnxcore import TensorProto
 
 if TYPE_CHECKING:
-    from onnxaudit.model.load import ModelView, Node
+    from onnxaudit.model.view import ModelView, Node
 
 # onnxruntime's InsertCastTransformer: ops without a float16 kernel run in float32 between these Casts
 PRECISION_CAST = "InsertedPrecisionFreeCast_"

@@ -10,7 +10,8 @@ from onnxaudit.errors import AuditError
 from onnxaudit.io import onnxcore
 from onnxaudit.io.onnxcore import AttributeProto, ModelProto, TensorProto, TypeProto
 from onnxaudit.io.text import as_text
-from onnxaudit.model.load import ModelView, ValueInfo, _read_wire, _shape_of
+from onnxaudit.model.read import read_without_weights
+from onnxaudit.model.view import ModelView, ValueInfo, dtype_and_shape
 from onnxaudit.shapes.feeds import Feed
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 def read_structure(view: ModelView) -> ModelProto:
     """The model's structure (graphs, value_info, small constants) without its weight bytes, read
     again by the wire reader (weights are never copied) so the counting path keeps its own model."""
-    model, size, sizes, _ = _read_wire(Path(view.path))
+    model, size, sizes, _ = read_without_weights(Path(view.path))
     if size != view.file_bytes:
         raise AuditError(f"{view.path}: the file changed while onnxaudit was reading it")
     tensors = list(model.graph.initializer)
@@ -38,7 +39,7 @@ def declared_shapes(model: ModelProto) -> dict[str, ValueInfo]:
     """Shapes the file itself states for main-graph values (outputs and value_info)."""
     shapes: dict[str, ValueInfo] = {}
     for value in list(model.graph.value_info) + list(model.graph.output):
-        dtype, shape = _shape_of(value.type)
+        dtype, shape = dtype_and_shape(value.type)
         if dtype or shape is not None:
             shapes[value.name] = ValueInfo(value.name, dtype, shape)
     return shapes

@@ -11,8 +11,8 @@ from onnxaudit.check.registry import Hit, Rule
 from onnxaudit.check.rules.ops import STD_DOMAINS
 from onnxaudit.count.normaxis import channel_axis_findings
 from onnxaudit.io.text import as_text, key, quoted
-from onnxaudit.model.load import ModelView, Node
 from onnxaudit.model.ops import SLOT_NAMES
+from onnxaudit.model.view import ModelView, Node
 
 BN_GAIN_LIMIT = 100.0  # 1/sqrt(var + eps) above this turns noise into saturation
 DEFAULT_EPSILON = 1e-5

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from onnxaudit.check.context import CheckContext
 from onnxaudit.check.registry import Hit, Rule
 from onnxaudit.io.text import as_text, quoted
-from onnxaudit.model.load import Graph, ModelView
+from onnxaudit.model.view import Graph, ModelView
 
 SHOWN_NODES = 3
 

@@ -1,0 +1,382 @@
+"""protobuf -> ModelView: graphs, nodes and tensors, never weight values.
+
+It decodes values only for small integer tensors (shape constants, at most SMALL_VALUES elements),
+because ConstantOfShape and Reshape need them; it never opens external data files.
+"""
+
+from __future__ import annotations
+
+import struct
+from math import prod
+from pathlib import Path
+
+from onnxaudit.errors import AuditError
+from onnxaudit.io.dims import INTEGER_DTYPES, MAX_ELEMENTS, element_count
+from onnxaudit.io.onnxcore import (
+    AttributeProto,
+    FunctionProto,
+    GraphProto,
+    ModelProto,
+    NodeProto,
+    SparseTensorProto,
+    TensorProto,
+)
+from onnxaudit.io.text import as_text, text_names
+from onnxaudit.model.infer import infer_value_shapes
+from onnxaudit.model.metadata import node_metadata
+from onnxaudit.model.read import SizeHook
+from onnxaudit.model.view import (
+    MAIN,
+    ExternalRef,
+    FxFacts,
+    Graph,
+    ModelView,
+    Node,
+    Tensor,
+    ValueInfo,
+    dtype_and_shape,
+    frozen_from_dict,
+)
+
+SMALL_VALUES = 64
+
+
+# onnx shape inference costs ~10 us a node plus our reading of its result: above this many nodes it
+# would dominate a run (seconds), so it is skipped and the report says so.
+MAX_INFER_NODES = 20_000
+
+
+# ---------------------------------------------------------------- protobuf -> view
+
+
+def _external_ref(tensor: TensorProto) -> ExternalRef:
+    entries = {e.key: e.value for e in tensor.external_data}
+
+    def as_int(key: str) -> int | None:
+        try:
+            return int(entries[key]) if key in entries else None
+        except ValueError:
+            return None
+
+    return ExternalRef(entries.get("location", ""), as_int("offset"), as_int("length"))
+
+
+def _typed_field_bytes(tensor: TensorProto) -> int:
+    """Bytes held in the typed repeated fields (float_data etc.), counted, not decoded."""
+    counts = (
+        len(tensor.float_data) * 4,
+        len(tensor.int32_data) * 4,
+        len(tensor.int64_data) * 8,
+        len(tensor.double_data) * 8,
+        len(tensor.uint64_data) * 8,
+        sum(len(s) for s in tensor.string_data),
+    )
+    return sum(counts)
+
+
+def _small_values(tensor: TensorProto, dims: tuple[int, ...]) -> tuple[int, ...] | None:
+    if tensor.data_type not in INTEGER_DTYPES or tensor.data_location == TensorProto.EXTERNAL:
+        return None
+    try:
+        count = element_count(dims)
+        if count > SMALL_VALUES:
+            return None
+        return _integer_values(tensor, count)
+    except Exception:  # malformed small tensor: values stay unknown, counting does not need them
+        return None
+
+
+# struct codes of the whole-byte integer types as raw_data stores them (little-endian, packed)
+_RAW_FORMATS = {
+    TensorProto.UINT8: "B",
+    TensorProto.INT8: "b",
+    TensorProto.UINT16: "H",
+    TensorProto.INT16: "h",
+    TensorProto.INT32: "i",
+    TensorProto.UINT32: "I",
+    TensorProto.INT64: "q",
+    TensorProto.UINT64: "Q",
+}
+
+
+def _integer_values(tensor: TensorProto, count: int) -> tuple[int, ...] | None:
+    """A small integer tensor's values, decoded without numpy (shape targets, axes, pads).
+    4- and 2-bit types stay unknown: no shape or index is ever stored that way."""
+    code = _RAW_FORMATS.get(tensor.data_type)
+    if code is None:
+        return None
+    if tensor.HasField("raw_data"):
+        values = struct.unpack(f"<{count}{code}", tensor.raw_data)  # raises on a wrong length
+    elif tensor.data_type == TensorProto.INT64:
+        values = tuple(tensor.int64_data)
+    elif tensor.data_type in (TensorProto.UINT32, TensorProto.UINT64):
+        values = tuple(tensor.uint64_data)
+    else:
+        values = tuple(tensor.int32_data)
+    return values if len(values) == count else None
+
+
+def tensor_from_proto(
+    tensor: TensorProto,
+    scope: str,
+    origin: str,
+    name: str | None = None,
+    node: str | None = None,
+    sizes: SizeHook | None = None,
+) -> Tensor:
+    dims = tuple(tensor.dims[:])  # int64 fields arrive as Python ints
+    tensor_name = tensor.name if name is None else name
+    if not _plain_dims(dims):
+        try:
+            element_count(dims)  # rejects negative or absurd dims early
+        except AuditError:
+            element_count(dims, f"tensor {tensor_name!r}")  # the same error, naming the tensor
+    if tensor.data_location == _EXTERNAL:
+        return Tensor(
+            tensor_name, scope, tensor.data_type, dims, origin, "external",
+            external=_external_ref(tensor), node=node,
+        )  # fmt: skip
+    known = sizes(tensor) if sizes is not None else None
+    if known is not None:
+        stored = known[0]
+    else:
+        stored = len(tensor.raw_data)
+        if not stored and not tensor.HasField("raw_data"):
+            stored = _typed_field_bytes(tensor)
+    dtype = tensor.data_type
+    return _new_tensor(
+        tensor_name, scope, dtype, dims, origin, "embedded", stored, None, node, None, False,
+        _small_values(tensor, dims) if dtype in INTEGER_DTYPES else None,
+    )  # fmt: skip
+
+
+_EXTERNAL = TensorProto.EXTERNAL
+
+
+def _plain_dims(dims: tuple[int, ...]) -> bool:
+    """Whether element_count would accept `dims` without a look at each: few, all positive, with a
+    product in range (then every partial product is too). Two C calls instead of a Python loop, for
+    the 48k initializers of a large model; anything else goes to element_count for its exact error."""
+    return len(dims) <= 16 and (not dims or min(dims) >= 1) and prod(dims) <= MAX_ELEMENTS
+
+
+def _constant_tensor(node: NodeProto, scope: str, sizes: SizeHook | None = None) -> Tensor | None:
+    """The tensor a Constant node holds, whichever attribute carries it."""
+    if not node.output:
+        return None
+    out = node.output[0]
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == AttributeProto.TENSOR:
+            return tensor_from_proto(attr.t, scope, "constant", name=out, node=node.name, sizes=sizes)
+        if attr.name == "sparse_value" and attr.type == AttributeProto.SPARSE_TENSOR:
+            return _sparse_tensor(attr.sparse_tensor, scope, "constant", out, node.name)
+        if attr.name == "value_float":
+            return Tensor(out, scope, TensorProto.FLOAT, (), "constant", "embedded", 4, node=node.name)
+        if attr.name == "value_int":
+            return Tensor(
+                out, scope, TensorProto.INT64, (), "constant", "embedded", 8,
+                node=node.name, values=(int(attr.i),),
+            )  # fmt: skip
+        if attr.name == "value_floats":
+            n = len(attr.floats)
+            return Tensor(out, scope, TensorProto.FLOAT, (n,), "constant", "embedded", 4 * n, node=node.name)
+        if attr.name == "value_ints":
+            n = len(attr.ints)
+            values = tuple(int(v) for v in attr.ints) if n <= SMALL_VALUES else None
+            return Tensor(
+                out, scope, TensorProto.INT64, (n,), "constant", "embedded", 8 * n,
+                node=node.name, values=values,
+            )  # fmt: skip
+        if attr.name == "value_string":
+            return Tensor(out, scope, TensorProto.STRING, (), "constant", "embedded", len(attr.s), node=node.name)
+        if attr.name == "value_strings":
+            n = len(attr.strings)
+            return Tensor(out, scope, TensorProto.STRING, (n,), "constant", "embedded", node=node.name)
+    return None
+
+
+def _sparse_tensor(sparse: SparseTensorProto, scope: str, origin: str, name: str, node: str | None) -> Tensor:
+    dims = tuple(int(d) for d in sparse.dims)
+    element_count(dims, f"sparse tensor {name!r}")
+    values = sparse.values
+    nnz = element_count(tuple(int(d) for d in values.dims), f"sparse tensor {name!r} values")
+    return Tensor(name, scope, values.data_type, dims, origin, "embedded", node=node, sparse_nnz=nnz)
+
+
+_A_INT, _A_FLOAT, _A_STRING, _A_INTS, _A_FLOATS, _A_GRAPH = (
+    AttributeProto.INT, AttributeProto.FLOAT, AttributeProto.STRING, AttributeProto.INTS, AttributeProto.FLOATS,
+    AttributeProto.GRAPH,
+)  # fmt: skip
+
+
+_new = object.__new__
+_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
+
+
+def _new_tensor(
+    name: str, scope: str, dtype: int, dims: tuple[int, ...] | None, origin: str, storage: str,
+    stored_bytes: int | None, external: ExternalRef | None, node: str | None, sparse_nnz: int | None,
+    also_graph_input: bool, values: tuple[int, ...] | None,
+) -> Tensor:  # fmt: skip
+    """Tensor(...) with every field given in order, without the frozen dataclass's __init__."""
+    return frozen_from_dict(Tensor, {  # type: ignore[no-any-return]
+        "name": name, "scope": scope, "dtype": dtype, "dims": dims, "origin": origin, "storage": storage,
+        "stored_bytes": stored_bytes, "external": external, "node": node, "sparse_nnz": sparse_nnz,
+        "also_graph_input": also_graph_input, "values": values,
+    })  # fmt: skip
+
+
+class _Builder:
+    """Walks the ModelProto once, giving every node a global index in file order."""
+
+    MAX_DEPTH = 64
+
+    def __init__(self, sizes: SizeHook | None = None, module_scopes: bool = True) -> None:
+        self.graphs: dict[str, Graph] = {}
+        self.counter = 0
+        self.sizes = sizes
+        self.module_scopes = module_scopes  # False: no node has them, their reading is skipped
+        self.fx = FxFacts()
+
+    def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
+        if depth > self.MAX_DEPTH:
+            raise AuditError(f"subgraphs nested deeper than {self.MAX_DEPTH} levels")
+        if scope in self.graphs:
+            scope = f"{scope}#{len(self.graphs)}"
+        view = Graph(scope, parent, "graph" if parent is None else "subgraph")
+        self.graphs[scope] = view
+        tensors, sizes = view.tensors, self.sizes
+        for init in graph.initializer:
+            tensor = tensor_from_proto(init, scope, "initializer", sizes=sizes)
+            tensors[tensor.name] = tensor  # its name read once, not again from protobuf
+        for sparse in graph.sparse_initializer:
+            name = sparse.values.name
+            view.tensors[name] = _sparse_tensor(sparse, scope, "sparse_initializer", name, None)
+        for value in graph.input:
+            dtype, shape = dtype_and_shape(value.type)
+            view.inputs.append(ValueInfo(value.name, dtype, shape))
+            if value.name in view.tensors:  # IR < 4: initializers also listed as inputs
+                old = view.tensors[value.name]
+                view.tensors[value.name] = frozen_from_dict(Tensor, {**old.__dict__, "also_graph_input": True})
+        view.outputs = [o.name for o in graph.output]
+        self._add_nodes(graph.node, view, depth)
+        return scope
+
+    def add_function(self, func: FunctionProto) -> str:
+        scope = f"function:{func.domain}.{func.name}"
+        view = Graph(scope, None, "function")
+        self.graphs[scope] = view
+        view.inputs = [ValueInfo(name, 0, None) for name in func.input]
+        view.outputs = list(func.output)
+        self._add_nodes(func.node, view, 0)
+        return scope
+
+    def _add_nodes(self, nodes: list[NodeProto], view: Graph, depth: int) -> None:
+        scope = view.scope
+        append = view.nodes.append
+        new, set_dict = _new, _set_dict
+        scoped = self.module_scopes
+        for proto in nodes:
+            index = self.counter
+            self.counter = index + 1
+            # each protobuf field read costs ~100 ns (200k nodes: read each field once, into a local)
+            name, op_type, domain = proto.name, proto.op_type, proto.domain
+            attributes = proto.attribute
+            if len(attributes):  # most nodes have none
+                attrs, subscopes = self._attributes(attributes, name or f"{op_type}_{index}", view, depth)
+            else:
+                attrs, subscopes = {}, ()
+            module_scopes = node_metadata(proto, self.fx) if scoped and len(proto.metadata_props) else ()
+            node = new(Node)
+            # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
+            set_dict(node, "__dict__", {
+                "index": index, "name": name, "op_type": op_type, "domain": domain,
+                "inputs": tuple(proto.input[:]), "outputs": tuple(proto.output[:]), "attrs": attrs, "scope": scope,
+                "subgraphs": subscopes, "module_scopes": module_scopes,
+            })  # fmt: skip
+            append(node)
+            if op_type == "Constant" and (domain == "" or domain == "ai.onnx"):
+                const = _constant_tensor(proto, scope, self.sizes)
+                if const is not None:
+                    view.tensors[const.name] = const
+
+    def _attributes(
+        self, attributes: list[AttributeProto], label: str, view: Graph, depth: int
+    ) -> tuple[dict[str, object], tuple[str, ...]]:
+        """A node's simple attributes (scalars and small lists; tensors are read elsewhere) and the
+        scopes of its subgraphs, in one pass over the attributes."""
+        attrs: dict[str, object] = {}
+        found: list[str] = []
+        for attr in attributes:
+            kind = attr.type
+            if kind == _A_INT:
+                attrs[attr.name] = attr.i
+            elif kind == _A_FLOAT:
+                attrs[attr.name] = attr.f
+            elif kind == _A_STRING:
+                attrs[attr.name] = attr.s.decode("utf-8", "replace")
+            elif kind == _A_INTS:
+                ints = attr.ints
+                if len(ints) <= SMALL_VALUES:
+                    attrs[attr.name] = tuple(ints[:])
+            elif kind == _A_FLOATS:
+                floats = attr.floats
+                if len(floats) <= SMALL_VALUES:
+                    attrs[attr.name] = tuple(floats[:])
+            # any kind but GRAPH may carry graphs (a file may set both): each is walked, as before
+            if kind == _A_GRAPH:
+                subgraphs = [attr.g]
+            elif len(attr.graphs):
+                subgraphs = attr.graphs[:]
+            else:
+                continue
+            name = attr.name
+            for k, sub in enumerate(subgraphs):
+                suffix = name if len(subgraphs) == 1 else f"{name}[{k}]"
+                found.append(self.add_graph(sub, f"{view.scope}/{label}:{suffix}", view.scope, depth + 1))
+        return attrs, tuple(found)
+
+
+def _updated_by_training(model: ModelProto) -> frozenset[str] | None:
+    """The initializers the file's training algorithms update (TrainingInfoProto.update_binding keys)."""
+    keys = [as_text(binding.key) for info in model.training_info for binding in info.update_binding]
+    return frozenset(keys) if keys else None
+
+
+def model_view(
+    model: ModelProto,
+    path: Path,
+    file_bytes: int,
+    with_shapes: bool = True,
+    sizes: SizeHook | None = None,
+    module_scopes: bool = True,
+) -> ModelView:
+    """The view of `model`; `sizes` comes with a light copy made by the wire reader (and lets
+    inference run on that copy in place). `module_scopes` False: the serialized model was seen to
+    hold no torch module scopes, so no node's metadata is read."""
+    builder = _Builder(sizes, module_scopes)
+    builder.add_graph(model.graph, MAIN, None, 0)
+    functions = {}
+    for func in model.functions:
+        functions[(func.domain, func.name)] = builder.add_function(func)
+    opsets = {as_text(imp.domain) or "ai.onnx": int(imp.version) for imp in model.opset_import}
+    producer = " ".join(as_text(p) for p in (model.producer_name, model.producer_version) if p)
+    nodes = builder.counter
+    notes: list[str] = []
+    shapes: dict[str, ValueInfo] = {}
+    if with_shapes and nodes > MAX_INFER_NODES:
+        notes.append(
+            f"static shape inference skipped: {nodes:,} nodes is over {MAX_INFER_NODES:,}; output shapes not shown"
+        )
+    elif with_shapes:
+        shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
+    view = ModelView(
+        path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
+        _updated_by_training(model), builder.fx, as_text(model.graph.name), _metadata(model),
+    )  # fmt: skip
+    return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
+
+
+def _metadata(model: ModelProto, most: int = 64, longest: int = 256) -> dict[str, str]:
+    """The model's metadata_props, a few short ones: what exporters say of themselves there."""
+    return {as_text(p.key): as_text(p.value)[:longest] for p in model.metadata_props[:most]}
