@@ -23,7 +23,7 @@ from onnxaudit.io.datamap import FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
 from onnxaudit.io.weights import ScanError, chunks
-from onnxaudit.model.load import open_model_file
+from onnxaudit.model.read import open_model_file
 
 SAMPLES = 64  # positions compared per pair: unrelated or retrained weights differ at the first
 SMALL = 4096  # a tensor this small is compared whole: one read, an exact answer
