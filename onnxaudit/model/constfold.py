@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from math import prod
+from typing import Any
 
 import numpy as np
 from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
@@ -21,7 +22,10 @@ MAX_ELEMENTS = 64
 Evaluator = Callable[[NodeProto, list[np.ndarray]], np.ndarray]
 
 
-def _attr(node: NodeProto, name: str, default: object = None) -> object:
+def _attr(node: NodeProto, name: str, default: object = None) -> Any:
+    """The attribute's value as onnx decodes it: an int, float, bytes, TensorProto or list, whatever the
+    file says (Any, honestly). Each use converts it, and a value of the wrong kind raises there, which
+    leaves the node unfolded (fold_shape_arithmetic)."""
     for a in node.attribute:
         if a.name == name:
             return helper.get_attribute_value(a)
@@ -71,7 +75,7 @@ def _reshape(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
 def _unsqueeze(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
     axes = args[1] if len(args) > 1 else _attr(node, "axes", [])
     out = args[0]
-    for axis in sorted(int(a) if int(a) >= 0 else int(a) + out.ndim + len(axes) for a in axes):  # type: ignore[arg-type]
+    for axis in sorted(int(a) if int(a) >= 0 else int(a) + out.ndim + len(axes) for a in axes):
         out = np.expand_dims(out, axis)
     return out
 
@@ -83,12 +87,12 @@ def _squeeze(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
 
 _EVAL: dict[str, Evaluator] = {
     "Identity": lambda n, a: a[0],
-    "Cast": lambda n, a: a[0].astype(helper.tensor_dtype_to_np_dtype(int(_attr(n, "to")))),  # type: ignore[arg-type]
-    "Gather": lambda n, a: np.take(a[0], a[1].astype(np.int64), axis=int(_attr(n, "axis", 0))),  # type: ignore[arg-type]
-    "Concat": lambda n, a: np.concatenate(a, axis=int(_attr(n, "axis", 0))),  # type: ignore[arg-type]
+    "Cast": lambda n, a: a[0].astype(helper.tensor_dtype_to_np_dtype(int(_attr(n, "to")))),
+    "Gather": lambda n, a: np.take(a[0], a[1].astype(np.int64), axis=int(_attr(n, "axis", 0))),
+    "Concat": lambda n, a: np.concatenate(a, axis=int(_attr(n, "axis", 0))),
     "Slice": _slice,
     "Reshape": _reshape,
-    "Transpose": lambda n, a: np.transpose(a[0], _attr(n, "perm")),  # type: ignore[arg-type]
+    "Transpose": lambda n, a: np.transpose(a[0], _attr(n, "perm")),
     "Unsqueeze": _unsqueeze,
     "Squeeze": _squeeze,
     "ConstantOfShape": _constant_of_shape,
@@ -134,7 +138,7 @@ def _fold(model: ModelProto) -> int:
         if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
             continue
         if node.op_type == "Constant" and (value := _attr(node, "value")) is not None:
-            dims[node.output[0]] = tuple(value.dims)  # type: ignore[attr-defined]
+            dims[node.output[0]] = tuple(value.dims)
         try:
             result = _evaluate(node, values, dims)
         except Exception:  # an op we cannot fold here: inference sees it as it is
@@ -162,7 +166,7 @@ def _evaluate(node: NodeProto, values: dict[str, np.ndarray], dims: dict[str, tu
     if node.op_type == "Shape" and node.input and node.input[0] in dims:
         shape = np.asarray(dims[node.input[0]], dtype=np.int64)
         start, end = _attr(node, "start", 0), _attr(node, "end", None)
-        return shape[int(start) : (int(end) if end is not None else None)]  # type: ignore[arg-type]
+        return shape[int(start) : (int(end) if end is not None else None)]
     evaluator = _EVAL.get(node.op_type)
     if evaluator is None or not node.input or len(node.input) > MAX_ELEMENTS:  # a Concat of more: never small
         return None
