@@ -51,7 +51,9 @@ def test_spatial_dims_take_the_smallest_size_every_window_accepts(tmp_path, caps
     assert "Input x: float32 (1, 3, 8, 8)" in out
     # summary --run-shapes runs with the same sizes
     assert main(["summary", str(path), "--run-shapes"]) == 0
-    assert "shapes: confirmed by onnxruntime (batch=1, height=8, width=8)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "shapes: confirmed by onnxruntime (batch=1, height=8, width=8)" in out
+    assert "Note: shape run chose height = 8: spatial (reaches Conv 'conv1')" in out
 
 
 def test_bound_dims_show_values_not_derived_names(tmp_path, capsys):
@@ -167,7 +169,7 @@ def test_a_metadata_image_size_comes_first_and_long_dims_get_a_legend(tmp_path, 
     code, out, _ = _shapes(capsys, str(path))
     assert code == 0 and "Chose: height = 16: hint: the metadata imgsz=[16, 24]" in out
     # the declared 'floor(height/2 - 1/2) + 1' is longer than a column should be: a short name and a legend
-    assert "Dim s1 = floor(height/2 - 1/2) + 1" in out
+    assert "Symbolic dims:\n  s1 = floor(height/2 - 1/2) + 1\n" in out
     assert all(len(line) < 200 for line in out.splitlines())
 
 

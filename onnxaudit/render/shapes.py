@@ -79,7 +79,8 @@ def render_shapes_text(report: Report) -> str:
     confirmed = sum(1 for v in check.values if v.status == "confirmed")
     if ran:
         parts += [rule, line(headers), rule, *(line(cells) for cells in body), rule]
-        parts += [f"Dim {escape(text)}" for text in dims_legend(short)]
+        if short:  # as summary writes them
+            parts += [rule, "Symbolic dims:", *(f"  {text}" for text in dims_legend(short))]
         parts.append(f"Values confirmed: {confirmed} of {len(check.values)}")
     else:
         parts += [rule, f"Values confirmed: 0 of {len(check.values)} (not run)"]

@@ -401,5 +401,7 @@ def annotate(report: Report, check: ShapeCheck) -> Report:
     if check.message:
         report.limits.append(f"shapes not confirmed: {check.message}")
     report.notes.extend(f"shape mismatch: {finding}" for finding in check.findings)
+    # the sizes the run chose for free dims, so `summary --run-shapes` says why as `shapes` does
+    report.notes.extend(f"shape run chose {c.label} = {c.value}: {c.reason}" for c in check.choices)
     report.shape_check = check
     return report
