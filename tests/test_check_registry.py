@@ -146,6 +146,8 @@ EXAMPLES: dict[str, Example] = {
     "OA306": _built(lambda: linear(init("W", [4, 4]), opset=999)),
     "OA307": _built(seed_cnn, max_params=37_632),
     "OA308": _built(_float16_typed),
+    "OA309": _built(seed_cnn, max_macs=19_300_351),  # 19,300,352 x N: over the limit at N = 1 already
+    "OA310": _built(seed_cnn, max_activation_memory=2**20, dims={"N": 1}),  # peak 1,097,728 bytes at N = 1
 }
 
 
@@ -204,7 +206,7 @@ def test_only_selected_rules_run(monkeypatch):
 
 
 def test_selection_errors_name_the_id_range():
-    with pytest.raises(UsageError, match=r"unknown rule 'OA999' \(rules are OA101\.\.OA308"):
+    with pytest.raises(UsageError, match=r"unknown rule 'OA999' \(rules are OA101\.\.OA310"):
         REGISTRY.select("OA999")
     assert [r.id for r in REGISTRY.select("oa30", ignore="OA305,OA306")] == [
         "OA301",
@@ -213,6 +215,7 @@ def test_selection_errors_name_the_id_range():
         "OA304",
         "OA307",
         "OA308",
+        "OA309",
     ]
 
 

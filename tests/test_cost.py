@@ -320,3 +320,37 @@ def test_json_carries_formula_and_value(tmp_path, capsys):
     assert conv["cost_formula"] == "Conv 1·32·3·7·7·64·64"  # inferred again with N bound
     assert conv["macs"] == {"terms": {"": 19_267_584}, "text": "19,267,584", "value": 19_267_584}
     assert data["cost"]["macs"]["value"] == 19_300_352 and data["cost"]["bindings"] == {"N": 1}
+
+
+def test_check_limits_on_macs_and_activation_memory(tmp_path):
+    """--max-macs and --max-activation-memory: over at N = 1 is over at any N (an error); within at N = 1
+    but free is a warning asking for --dim; bound, a plain comparison."""
+    from onnxaudit.check.runner import check
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(seed_cnn().SerializeToString())
+    per_sample, peak = 19_300_352, 4 * (3 * 64 * 64 + 2 * 32 * 64 * 64)
+    over = check(path, select="OA309", max_macs=per_sample - 1).findings
+    assert [(f.rule, f.severity) for f in over] == [("OA309", "error")]
+    free = check(path, select="OA309", max_macs=per_sample).findings
+    assert [(f.rule, f.severity) for f in free] == [("OA309", "warning")] and "--dim" in free[0].message
+    assert check(path, select="OA309", max_macs=2 * per_sample, dims={"N": 2}).findings == []
+    assert [f.severity for f in check(path, select="OA309", max_macs=2 * per_sample - 1, dims={"N": 2}).findings] == [
+        "error"
+    ]
+    assert check(path, select="OA310", max_activation_memory=peak, dims={"N": 1}).findings == []
+    assert [f.rule for f in check(path, select="OA310", max_activation_memory=peak - 1, dims={"N": 1}).findings] == [
+        "OA310"
+    ]
+    assert main(["check", str(path), "--select", "OA309", "--max-macs", "19,300,351"]) == 1
+
+
+def test_readme_documents_every_costed_op():
+    """The README's MACs table names every op a MACs family costs (elementwise ops go by category there)."""
+    from onnxaudit.cost import attention, conv, matmul, quantized, rnn
+
+    readme = (MODELS.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### What it costs", 1)[1].split("\n### ", 1)[0]
+    ops = [op for family in (conv, matmul, quantized, attention, rnn) for op in family.COSTS]
+    missing = [op for op in ops if op not in section]
+    assert not missing, missing

@@ -59,11 +59,13 @@ def test_scan_reports_every_model_in_path_order(tree, capsys):
         expected.non_trainable,
     )
     assert by_name["b/deeper/mlp.ONNX"]["total"] == 16 * 4 + 4
+    assert cnn["macs"] == {"terms": {"N": 19_300_352}, "text": "19,300,352 x N", "value": None}  # seed_cnn's
+    assert by_name["b/broken.onnx"]["macs"] is None
     for bad, message in (("b/broken.onnx", "not an ONNX model"), ("b/empty.onnx", "empty file")):
         record = by_name[bad]
         assert record["status"] == "error" and record["total"] is None
         assert message in record["error"] and "\n" not in record["error"]
-    assert all(r["schema_version"] == 1 and r["convention"] == "keras" for r in records)
+    assert all(r["schema_version"] == 2 and r["convention"] == "keras" for r in records)
     assert "4 models: 2 audited, 2 failed" in err
     assert "\r" not in err  # no progress bar when stderr is not a terminal
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from onnxaudit.check.data import FileCheck
 from onnxaudit.check.values import ValueScan
+from onnxaudit.cost.bound import model_cost
+from onnxaudit.cost.estimate import CostReport
 from onnxaudit.count.roles import RoleTable
 from onnxaudit.count.table import ParamTable, param_table
 from onnxaudit.io.datamap import FileMap
@@ -21,6 +23,9 @@ class CheckOptions:
     """Limits the user sets; a rule that reads one stays quiet while it is None."""
 
     max_params: int | None = None
+    max_macs: int | None = None
+    max_activation_memory: int | None = None  # bytes
+    dims: tuple[tuple[str, int], ...] = ()  # free input dims bound for the cost limits (--dim)
 
 
 @dataclass
@@ -35,6 +40,8 @@ class CheckContext:
     _roles: RoleTable | None = None
     _table: ParamTable | None = None
     _values: ValueScan | None = field(default=None)
+    _cost: CostReport | None = None
+    _cost_done: bool = False
 
     def with_view(self, view: ModelView, roles: RoleTable, params: int) -> None:
         self._view, self._roles, self.params = view, roles, params
@@ -59,6 +66,15 @@ class CheckContext:
         if self._table is None:
             self._table = param_table(self.roles)
         return self._table
+
+    @property
+    def cost(self) -> CostReport | None:
+        """The model's MACs and memory (cost/), on the shapes static inference gives with `dims` bound;
+        None when no shape is known (inference skipped on a huge graph, or failed)."""
+        if not self._cost_done:
+            costs = model_cost(self.view, self.view, None, dict(self.options.dims), self.table)
+            self._cost, self._cost_done = (costs.report if costs is not None else None), True
+        return self._cost
 
     @property
     def values(self) -> ValueScan:

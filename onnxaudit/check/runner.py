@@ -66,11 +66,15 @@ def check(
     select: str | None = None,
     ignore: str | None = None,
     max_params: int | None = None,
+    max_macs: int | None = None,
+    max_activation_memory: int | None = None,
+    dims: dict[str, int] | None = None,
 ) -> CheckReport:
     """Apply the selected rules to the model at `path`. Raises AuditError (one line) for unusable input."""
     if fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
     rules = REGISTRY.select(select, ignore)
+    options = CheckOptions(max_params, max_macs, max_activation_memory, tuple(sorted((dims or {}).items())))
     stages = {rule.needs for rule in rules}
     path = Path(path)
     name = str(path)
@@ -80,7 +84,7 @@ def check(
         files = map_file(opened.fd, opened.size, name)
         with ExternalFiles(path.parent) as external:
             data = file_pass(files, opened.fd, external)
-            ctx = CheckContext(name, files, data, CheckOptions(max_params), frozenset(r.id for r in rules))
+            ctx = CheckContext(name, files, data, options, frozenset(r.id for r in rules))
             findings = _run(rules, "file", ctx)
             view = _view(path, opened.dev, opened.ino, bool(data.problems), notes)
             scan = ScanTotals()

@@ -7,6 +7,7 @@ import sys
 
 from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import FAIL_ON, check
+from onnxaudit.cli.shapes import dim_binding, dim_bindings, memory_size
 from onnxaudit.render.check import RENDERERS
 
 
@@ -36,10 +37,28 @@ def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--select", metavar="RULE,...", help="only these rules (an ID or a prefix such as OA1)")
     parser.add_argument("--ignore", metavar="RULE,...", help="skip these rules")
     parser.add_argument("--max-params", metavar="N", type=_count, help="OA307 when the model holds more parameters")
+    parser.add_argument("--max-macs", metavar="N", type=_count, help="OA309 when one inference takes more MACs")
+    parser.add_argument(
+        "--max-activation-memory", metavar="SIZE", type=memory_size,
+        help="OA310 when the estimated peak of live activations is larger (e.g. 512MiB)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dim", action="append", type=dim_binding, default=[], metavar="NAME=VALUE",
+        help="bind a free input dim for --max-macs and --max-activation-memory (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
 
 
 def run_check(args: argparse.Namespace) -> int:
-    report = check(args.model, fail_on=args.fail_on, select=args.select, ignore=args.ignore, max_params=args.max_params)
+    report = check(
+        args.model,
+        fail_on=args.fail_on,
+        select=args.select,
+        ignore=args.ignore,
+        max_params=args.max_params,
+        max_macs=args.max_macs,
+        max_activation_memory=args.max_activation_memory,
+        dims=dim_bindings(args),
+    )
     sys.stdout.write(RENDERERS[args.format](report))
     return report.exit_code

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -21,7 +21,7 @@ from onnxaudit.api import Convention, audit
 from onnxaudit.errors import AuditError
 from onnxaudit.render.summary import escape
 
-SCAN_SCHEMA_VERSION = 1
+SCAN_SCHEMA_VERSION = 2  # 2: macs, flops, peak_activation_bytes, peak_exact
 SUFFIX = ".onnx"
 
 
@@ -40,6 +40,11 @@ class Record:
     nodes: int | None = None
     limits: tuple[str, ...] = ()
     error: str | None = None
+    # the cost figures ({text, value, terms}: symbolic where input dims are free); None without shapes
+    macs: dict[str, object] | None = None
+    flops: dict[str, object] | None = None
+    peak_activation_bytes: dict[str, object] | None = None
+    peak_exact: bool | None = None  # False: peak_activation_bytes is an upper bound
 
     def to_json(self, convention: str) -> str:
         data = {"schema_version": SCAN_SCHEMA_VERSION, "convention": convention, **self.__dict__}
@@ -76,10 +81,11 @@ def audit_one(path: str, convention: Convention) -> Record:
         return Record(path, "error", error=f"{path}: {type(exc).__name__} while reading")
     except Exception as exc:  # a bug still ends as a record, not a dead scan
         return Record(path, "error", error=_one_line(f"{path}: internal error {type(exc).__name__}: {exc}"))
-    t = report.totals
+    t, cost = report.totals, report.cost
+    figures = (asdict(cost.macs), asdict(cost.flops), asdict(cost.peak_bytes), cost.peak_exact) if cost else ()
     return Record(
         path, "ok", t.total, t.trainable, t.non_trainable, t.unclassified, t.total_bytes,
-        report.file_bytes, report.node_count, tuple(report.limits),
+        report.file_bytes, report.node_count, tuple(report.limits), None, *figures,
     )  # fmt: skip
 
 
