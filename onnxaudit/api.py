@@ -61,12 +61,14 @@ def audit(
     depth: int | None = None,
     shapes: ShapeOptions | None = None,
     dims: dict[str, int] | None = None,
+    choose_dims: bool = False,
 ) -> Report:
     """Count and classify every parameter of the model at `path`.
 
     With `shapes`, also run the model once in onnxruntime (a child process under time and memory
     limits): rows show the confirmed shapes and `report.shape_check` says what was found. `dims` binds
-    free input dims (`{"batch": 1}`) for the cost figures, which otherwise stay symbolic.
+    free input dims (`{"batch": 1}`, or `{"x:0": 1}` by position) for the cost figures, which otherwise
+    stay symbolic; `choose_dims` sizes the rest from the graph (model/sizes.py).
 
     Raises AuditError (one-line message) when the file cannot be used.
     """
@@ -88,7 +90,7 @@ def audit(
 
         check = confirm(view, shapes)
         shown = confirmed_view(view, check)
-    costs = model_cost(view, shown, check, dims or {}, table)
+    costs = model_cost(view, shown, check, dims or {}, table, choose_dims)
     report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework, costs)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
     return annotate(report, check) if check is not None else report

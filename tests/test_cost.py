@@ -354,3 +354,23 @@ def test_readme_documents_every_costed_op():
     ops = [op for family in (conv, matmul, quantized, attention, rnn) for op in family.COSTS]
     missing = [op for op in ops if op not in section]
     assert not missing, missing
+
+
+def test_chosen_sizes_make_the_figures_numbers(capsys):
+    """--choose-dims: the size chooser (model/sizes.py) gives tf2onnx's batch dim 1, inference runs again
+    with it, and the Dense behind the Reshape is counted too; the choice is printed with its reason."""
+    path = MODELS / "keras" / "seed_cnn__tf2onnx_op17.onnx"
+    report = audit(path, choose_dims=True)
+    assert report.cost.macs.value == 19_300_352 and report.cost.bindings == {"unk__44": 1}
+    assert any(n.startswith("size chosen for a free dim: unk__44=1 (") for n in report.cost.notes)
+    assert main(["summary", str(path), "--choose-dims", "--dim", "unk__44=3"]) == 0  # --dim wins
+    assert "Total mult-adds (MACs): 57,901,056 (at unk__44=3)" in capsys.readouterr().out
+    assert 3 * 19_300_352 == 57_901_056
+
+
+def test_a_dim_bound_by_position(tmp_path):
+    """An unnamed input dim is bound as INPUT:AXIS, as the shape run takes it."""
+    m = seed_cnn()
+    m.graph.input[0].type.tensor_type.shape.dim[0].Clear()  # no name, no value
+    report = _cost(tmp_path, m, dims={"input:0": 2})
+    assert report.cost.macs.value == 2 * 19_300_352

@@ -54,6 +54,11 @@ def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
     )
     summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
+    summary.add_argument(
+        "--choose-dims", action="store_true",
+        help="size every free input dim --dim leaves (from the graph: batch 1, a spatial size the convs accept, "
+        "a short sequence; each printed with its reason) so the MACs and memory figures are numbers",
+    )  # fmt: skip
     add_run_options(summary, opt_in=True)
 
 
@@ -61,7 +66,15 @@ def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def run_summary(args: argparse.Namespace) -> int:
     options = shape_options(args)
     dims = dim_bindings(args)
-    report = audit(args.model, convention=args.convention, by=args.by, depth=args.depth, shapes=options, dims=dims)
+    report = audit(
+        args.model,
+        convention=args.convention,
+        by=args.by,
+        depth=args.depth,
+        shapes=options,
+        dims=dims,
+        choose_dims=args.choose_dims,
+    )
     if args.format == "json":
         write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole
     elif args.format == "html":
