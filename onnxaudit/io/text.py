@@ -12,7 +12,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import chain
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from onnxaudit.model.view import ModelView
 
 
 def as_text(value: str | bytes) -> str:
@@ -31,7 +34,7 @@ def quoted(name: str | bytes) -> str:
     return f"'{as_text(name)}'"
 
 
-def _string_groups(view: Any) -> Iterator[Iterable[Iterable[object]]]:
+def _string_groups(view: ModelView) -> Iterator[Iterable[Iterable[object]]]:
     """Every name of the view, as iterables of iterables of names (few passes, each in C)."""
     for graph in view.graphs.values():
         nodes = graph.nodes
@@ -42,7 +45,7 @@ def _string_groups(view: Any) -> Iterator[Iterable[Iterable[object]]]:
     yield (view.value_shapes,)
 
 
-def text_names(view: Any) -> Any:
+def text_names(view: ModelView) -> ModelView:
     """`view` (a model.view.ModelView) with every name as str. A file without invalid UTF-8 costs one pass
     of type checks in C; only a file with some is rebuilt."""
     if bytes not in set(map(type, chain.from_iterable(chain.from_iterable(_string_groups(view))))):
@@ -66,5 +69,6 @@ def text_names(view: Any) -> Any:
     return view
 
 
-def _shape(shape: tuple[object, ...] | None) -> tuple[object, ...] | None:
+def _shape(shape: tuple[int | str | bytes | None, ...] | None) -> tuple[int | str | None, ...] | None:
+    # a dim_param protobuf could not decode arrives as bytes, whatever ValueInfo.shape declares
     return None if shape is None else tuple(as_text(d) if isinstance(d, bytes) else d for d in shape)

@@ -7,6 +7,7 @@ because ConstantOfShape and Reshape need them; it never opens external data file
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from math import prod
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _small_values(tensor: TensorProto, dims: tuple[int, ...]) -> tuple[int, ...]
 
 
 # struct codes of the whole-byte integer types as raw_data stores them (little-endian, packed)
-_RAW_FORMATS = {
+_RAW_FORMATS: dict[int, str] = {
     TensorProto.UINT8: "B",
     TensorProto.INT8: "b",
     TensorProto.UINT16: "H",
@@ -219,7 +220,7 @@ def _new_tensor(
     also_graph_input: bool, values: tuple[int, ...] | None,
 ) -> Tensor:  # fmt: skip
     """Tensor(...) with every field given in order, without the frozen dataclass's __init__."""
-    return frozen_from_dict(Tensor, {  # type: ignore[no-any-return]
+    return frozen_from_dict(Tensor, {
         "name": name, "scope": scope, "dtype": dtype, "dims": dims, "origin": origin, "storage": storage,
         "stored_bytes": stored_bytes, "external": external, "node": node, "sparse_nnz": sparse_nnz,
         "also_graph_input": also_graph_input, "values": values,
@@ -271,7 +272,7 @@ class _Builder:
         self._add_nodes(func.node, view, 0)
         return scope
 
-    def _add_nodes(self, nodes: list[NodeProto], view: Graph, depth: int) -> None:
+    def _add_nodes(self, nodes: Sequence[NodeProto], view: Graph, depth: int) -> None:
         scope = view.scope
         append = view.nodes.append
         new, set_dict = _new, _set_dict
@@ -301,7 +302,7 @@ class _Builder:
                     view.tensors[const.name] = const
 
     def _attributes(
-        self, attributes: list[AttributeProto], label: str, view: Graph, depth: int
+        self, attributes: Sequence[AttributeProto], label: str, view: Graph, depth: int
     ) -> tuple[dict[str, object], tuple[str, ...]]:
         """A node's simple attributes (scalars and small lists; tensors are read elsewhere) and the
         scopes of its subgraphs, in one pass over the attributes."""

@@ -20,6 +20,8 @@ def may_hold_module_scopes(data: bytes | bytearray | memoryview) -> bool:
     spares reading every node's metadata_props (~90 ms at 200k nodes) in the many files that have
     none. A view is searched in the whole of what it views: a hit outside it only costs that reading."""
     whole = data.obj if isinstance(data, memoryview) else data
+    if not isinstance(whole, (bytes, bytearray)):  # a view of anything else: search the view itself
+        whole = bytes(data)
     return whole.find(_METADATA_PREFIX) >= 0
 
 

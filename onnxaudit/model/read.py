@@ -65,10 +65,10 @@ def read_model_bytes(path: Path) -> bytes:
         os.close(fd)
 
 
-def parse_model(data: bytes, name: str) -> ModelProto:
+def parse_model(data: bytes | memoryview, name: str) -> ModelProto:
     model = ModelProto()
     try:
-        model.ParseFromString(data)
+        model.ParseFromString(data)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
     except Exception as exc:  # protobuf raises DecodeError, RecursionError, ValueError...
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AuditError(f"{name}: not an ONNX model (protobuf parse failed: {detail})") from None
@@ -133,7 +133,7 @@ def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
         raise AuditError(f"{name}: reading the structure failed: {reason}") from None
     nonce, stripped_tensors, stripped_bytes = _STRIP_HEADER.unpack_from(answer)
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
-    return LightModel(data, nonce, stripped_tensors, stripped_bytes)  # type: ignore[arg-type]
+    return LightModel(data, nonce, stripped_tensors, stripped_bytes)
 
 
 # what the strip child sends before the light copy: the nonce, then stripped tensors and bytes

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 from pathlib import Path
+from typing import Any, TypeVar
 
 from onnxaudit.io.onnxcore import (
     TypeProto,
@@ -150,15 +152,16 @@ class ModelView:
         return None
 
 
-_new = object.__new__
+_new: Callable[[type[Any]], Any] = object.__new__
 _set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
+_T = TypeVar("_T")
 
 
-def frozen_from_dict(cls: type, fields: dict[str, object]):  # type: ignore[no-untyped-def]
+def frozen_from_dict(cls: type[_T], fields: dict[str, object]) -> _T:
     """A dataclass instance (frozen or not) holding `fields` (every field, in order) without its
     __init__, which costs 3x as much for a frozen one (object.__setattr__ per field): 200k nodes
     make that a second."""
-    obj = _new(cls)
+    obj: _T = _new(cls)
     _set_dict(obj, "__dict__", fields)
     return obj
 
