@@ -51,7 +51,7 @@ def test_hostile_names_never_reach_the_terminal_raw(tmp_path):
     for text in (render_text(report, explain=True), render_markdown(report, explain=True)):
         assert "\x1b" not in text
         assert all(not line.startswith("::") for line in text.splitlines())
-        assert "x\n" not in text
+        assert "::error::x\n" not in text
 
 
 # Exports whose JSON holds every kind of value the hand-made encoders write: framework rewrites and

@@ -186,7 +186,7 @@ def test_float16_bool_and_int_inputs(tmp_path, method):
 
 def test_custom_domain_op_is_not_runnable_but_counted(tmp_path, capsys):
     path = save(custom_domain_op(), tmp_path / "custom.onnx")
-    code, out, err = _run(capsys, "summary", str(path), "--run-shapes")
+    code, out, err = _run(capsys, "summary", str(path), "--run-shapes", "--wide")  # the header on one line
     assert code == 2
     line = _one_line(err)
     assert "not runnable" in line and "'example.custom:Mystery' (node 'mystery')" in line

@@ -14,6 +14,7 @@ from onnxaudit.api import GROUPINGS, Convention, audit, gc_paused
 from onnxaudit.cli.shapes import add_run_options, add_shapes, dim_bindings, run_shapes, shape_options, shapes_exit
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
+from onnxaudit.render.layout import WIDTH
 from onnxaudit.render.summary import (
     SUMMARY_FORMATS,
     escape,
@@ -51,6 +52,11 @@ def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     summary.add_argument("--format", choices=SUMMARY_FORMATS, default="text")
     summary.add_argument("--explain", action="store_true", help="show the arithmetic behind each row")
     summary.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"text: every line whole (default: fit {WIDTH} columns, long names shortened)",
+    )
+    summary.add_argument(
         "--depth", type=_positive_int, default=None, help="roll layers up to N levels of the module hierarchy"
     )
     summary.add_argument("--by", choices=GROUPINGS, default="layer", help="what one row stands for")
@@ -84,7 +90,7 @@ def run_summary(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(report, explain=args.explain))
     else:
-        sys.stdout.write(render_text(report, explain=args.explain))
+        sys.stdout.write(render_text(report, explain=args.explain, width=None if args.wide else WIDTH))
     sys.stdout.flush()
     return shapes_exit(report)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape as html_escape
 
-from onnxaudit.render.summary import escape, footer_lines, framework_lines, human_bytes, shape_text
+from onnxaudit.render.summary import escape, footer_lines, framework_lines, human_bytes, opsets_text, shape_text
 from onnxaudit.report.breakdown import Bar, by_dtype, by_module, largest_layers
 from onnxaudit.report.build import Report
 
@@ -183,7 +183,6 @@ def _findings(report: Report) -> str:
 
 
 def render_html(report: Report, explain: bool = False) -> str:
-    opsets = ", ".join(f"{k} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
     framework = framework_lines(report, explain)
     parts = [
         "<!doctype html>",
@@ -193,7 +192,8 @@ def render_html(report: Report, explain: bool = False) -> str:
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
         f"<title>onnxaudit: {_text(report.model)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_text(report.model)}</h1>",
-        f'<p class="meta">{_text(opsets)} · IR {report.ir_version} · {len(report.tensors)} tensors · '
+        f'<p class="meta">{html_escape(opsets_text(report))} · IR {report.ir_version} · '
+        f"{len(report.tensors)} tensors · "
         f"{report.node_count} nodes · shapes: {_text(report.shapes_source)} · "
         f"convention: {_text(report.convention)}</p>",
         _cards(report),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from onnxaudit.render.summary import dims_legend, escape, footer_lines, shape_text
+from onnxaudit.render.summary import dims_legend, escape, footer_lines, opsets_text, shape_text
 from onnxaudit.report.build import Report
 from onnxaudit.shapes.options import ShapeCheck
 
@@ -31,8 +31,10 @@ def render_shapes_text(report: Report) -> str:
     check = report.shape_check
     if check is None:  # pragma: no cover - the shapes command always runs a check
         return ""
-    opsets = ", ".join(f"{escape(k)} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
-    parts = [f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · shapes: {report.shapes_source}"]
+    parts = [
+        f"Model: {escape(report.model)}   {opsets_text(report)} · IR {report.ir_version} · "
+        f"shapes: {report.shapes_source}"
+    ]
     parts.append(_run_line(check))
     for item in check.inputs:
         parts.append(f"Input {escape(item.name)}: {item.dtype} {shape_text(item.shape)}, {escape(item.values)}")

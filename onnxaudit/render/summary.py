@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Figure, FrameworkLayer
+from onnxaudit.render.layout import WIDTH, fit_columns, shorten, wrap, wrap_all
 from onnxaudit.report.build import Report, Row, TensorRow
 
 if TYPE_CHECKING:
@@ -49,6 +50,16 @@ def escape_markdown(name: object) -> str:
     return escape(name).translate(_MARKDOWN_ESCAPES)
 
 
+def code_span(name: object) -> str:
+    """A name as a Markdown code span: nothing inside one is markup, so no backslashes are added (they
+    would show); a fence longer than any run of backticks in the name keeps it closed."""
+    text = escape(name)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def human_bytes(n: int) -> str:
     """Keras's style: 147.00 KB, 256.00 B (powers of 1024)."""
     value = float(n)
@@ -85,12 +96,22 @@ def dims_legend(short: dict[str, str]) -> list[str]:
     return [f"{name} = {dim}" for dim, name in short.items()]
 
 
-def _header_line(report: Report) -> str:
-    opsets = ", ".join(f"{escape(k)} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in report.opsets.items())
-    return (
-        f"Model: {escape(report.model)}   {opsets} · IR {report.ir_version} · "
-        f"{len(report.tensors)} tensors · {report.node_count} nodes · shapes: {report.shapes_source}"
+def opsets_text(report: Report) -> str:
+    """`opset 17, com.microsoft 1`: the opsets the graph's nodes use, domains escaped."""
+    used = report.opsets_used()
+    return ", ".join(f"{escape(k)} {v}" if k != "ai.onnx" else f"opset {v}" for k, v in used.items())
+
+
+def _header_lines(report: Report, width: int | None) -> list[str]:
+    """`Model: PATH   opset 17 · IR 8 · ...`, on two lines when one would not fit."""
+    model = f"Model: {escape(report.model)}"
+    about = (
+        f"{opsets_text(report)} · IR {report.ir_version} · {len(report.tensors)} tensors · "
+        f"{report.node_count} nodes · shapes: {report.shapes_source}"
     )
+    if width is None or len(model) + 3 + len(about) <= width:
+        return [f"{model}   {about}"]
+    return [*wrap(model, width), *wrap("  " + about, width)]
 
 
 def _row_cells(
@@ -230,7 +251,7 @@ def _framework_shown(report: Report) -> bool:
     return fw is not None and (bool(fw.rewrites) or fw.status != "exact")
 
 
-def framework_lines(report: Report, explain: bool) -> list[str]:
+def framework_lines(report: Report, explain: bool, width: int | None = None) -> list[str]:
     """The framework view: counts rebuilt through exporter rewrites, each with its status."""
     fw = report.framework
     if fw is None or not _framework_shown(report):
@@ -247,21 +268,28 @@ def framework_lines(report: Report, explain: bool) -> list[str]:
         ]
         for la in fw.layers
     ]
-    line = _template("<>>>-", _column_widths(headers, body)).format
-    out = [f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", line(*headers)]
+    widths = fit_columns(_column_widths(headers, body), width, {0: 24})
+    line = _template("<>>>-", widths).format
+    out = [
+        *wrap(f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", width),
+        line(*headers),
+    ]
     for cells, la in zip(body, fw.layers, strict=True):
-        out.append(line(*cells))
+        out.append(line(shorten(cells[0], widths[0]), *cells[1:]) if width is not None else line(*cells))
         if explain or la.status != "exact":  # an exact layer's evidence is shown only with --explain
-            out += [f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])]
-    out.append(
+            out += wrap_all([f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])], width)
+    out += wrap(
         f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
-        f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})"
+        f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})",
+        width,
     )
-    out += [f"Note: {escape(n)}" for n in fw.notes]
+    out += wrap_all([f"Note: {escape(n)}" for n in fw.notes], width)
     return out
 
 
-def render_text(report: Report, explain: bool = False) -> str:
+def render_text(report: Report, explain: bool = False, width: int | None = WIDTH) -> str:
+    """The summary table; `width` columns at most (long names shortened with an ellipsis, prose wrapped, an
+    explanation that does not fit moved under its row), or every line whole with `width=None`."""
     headers = ["Layer (type)", "Output Shape", "Param #", report.trainable_label, report.non_trainable_label]
     if report.group_by == "tensor":
         headers[0], headers[1] = "Tensor (consumer op)", "Dims"
@@ -270,30 +298,54 @@ def render_text(report: Report, explain: bool = False) -> str:
     cost = report.cost is not None and report.group_by == "layer"
     if cost:
         headers += ["Output size", "MACs"]
-    if explain:
-        headers.append("Explanation")
     unknown_shape = "?" if report.group_by == "layer" else "-"
     short: dict[str, str] = {}
     body = [_row_cells(row, unknown_shape, explain, short, cost) for row in report.rows]
+    if explain:
+        headers.append("Explanation")
     widths = _column_widths(headers, body)
     widths[0] = min(widths[0], 60)
-    template = _template(("<<>>>>>-" if cost else "<<>>>-")[: len(headers)], widths)
+    below: list[str] = []  # explanations shown under their rows: the table would not fit with them
+    if explain and width is not None and sum(widths) + 2 * (len(widths) - 1) > width:
+        headers.pop()
+        below = [cells.pop() for cells in body]
+        widths.pop()
+    aligns = "<<>>>>>-" if cost else "<<>>>-"
+    sizes_dropped = cost and width is not None and sum(widths) + 2 * (len(widths) - 1) > width
+    if sizes_dropped:  # per-row output sizes give way first: the footer keeps their sum, --wide and JSON each one
+        at = headers.index("Output size")
+        del headers[at], widths[at]
+        for cells in body:
+            del cells[at]
+        aligns = aligns[:at] + aligns[at + 1 :]
+    if width is not None:
+        # names, then shapes, then a long symbolic MACs formula give way (each whole with --wide and in JSON)
+        macs = headers.index("MACs") if "MACs" in headers else None
+        widths = fit_columns(widths, width, {0: 24, 1: 14, **({macs: 16} if macs is not None else {})})
+        shortened = (0, 1) if macs is None else (0, 1, macs)
+        body = [[shorten(c, widths[i]) if i in shortened else c for i, c in enumerate(cells)] for cells in body]
+    template = _template(aligns[: len(headers)], widths)
 
     def line(cells: list[str]) -> str:
         return template.format(*cells).rstrip()
 
-    rule = "=" * min(len(line(headers)) + 4, 140)
-    parts = [_header_line(report), rule, line(headers), rule]
-    parts += [line(cells) for cells in body]
+    rule = "=" * min(len(line(headers)) + 4, 140 if width is None else width)
+    parts = [*_header_lines(report, width), rule, line(headers), rule]
+    for i, cells in enumerate(body):
+        parts.append(line(cells))
+        if below and below[i]:
+            parts += wrap("    " + below[i], width)
     if short:
-        parts += [rule, "Symbolic dims:", *(f"  {text}" for text in dims_legend(short))]
-    parts += [rule, *footer_lines(report), rule]
+        parts += [rule, "Symbolic dims:", *wrap_all([f"  {text}" for text in dims_legend(short)], width)]
+    parts += [rule, *wrap_all(footer_lines(report), width), rule]
     if _framework_shown(report):
-        parts += [*framework_lines(report, explain), rule]
-    for limit in report.limits:
-        parts.append(f"Limit: {escape(limit)}")
-    for note in report.notes + _cost_notes(report):
-        parts.append(f"Note: {escape(note)}")
+        parts += [*framework_lines(report, explain, width), rule]
+    parts += wrap_all([f"Limit: {escape(limit)}" for limit in report.limits], width)
+    parts += wrap_all([f"Note: {escape(note)}" for note in report.notes + _cost_notes(report)], width)
+    if sizes_dropped:
+        parts += wrap(
+            f"Note: each row's output size is shown with --wide (the table would not fit {width} columns)", width
+        )
     return "\n".join(parts) + "\n"
 
 
@@ -447,8 +499,8 @@ def render_markdown(report: Report, explain: bool = False) -> str:
         headers.append("Explanation")
     right = range(3, 8 if cost else 6)
     lines = [
-        f"**Model** `{escape_markdown(report.model)}` · IR {report.ir_version} · "
-        + ", ".join(f"{escape_markdown(k)} {v}" for k, v in report.opsets.items()),
+        f"**Model** {code_span(report.model)} · IR {report.ir_version} · "
+        + ", ".join(f"{escape_markdown(k)} {v}" for k, v in report.opsets_used().items()),
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|",

@@ -113,6 +113,11 @@ class Report:
     framework: FrameworkReport | None = None  # counts rebuilt through exporter rewrites
     shape_check: ShapeCheck | None = None  # set when onnxruntime ran the model (`shapes`, `--run-shapes`)
     cost: CostReport | None = None  # MACs, FLOPs and memory; None when no shape is known
+    domains_used: list[str] = field(default_factory=list)  # the opset domains some node's op is from
+
+    def opsets_used(self) -> dict[str, int]:
+        """The imported opsets a node uses (the default domain always): what a header shows."""
+        return {k: v for k, v in self.opsets.items() if k == "ai.onnx" or k in self.domains_used}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -369,6 +374,7 @@ def build_report(
         file_bytes=view.file_bytes,
         ir_version=view.ir_version,
         opsets=dict(sorted(view.opsets.items())),
+        domains_used=sorted({n.domain or "ai.onnx" for g in view.graphs.values() for n in g.nodes}, key=str),
         producer=view.producer,
         convention=convention.name,
         trainable_label=convention.trainable_label,

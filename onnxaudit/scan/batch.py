@@ -159,14 +159,14 @@ class Progress:
 
 
 def summary_table(records: list[Record], root: Path) -> str:
-    rows = [("File", "Status", "Params", "Trainable", "Non-trainable")]
+    rows = [("File", "Status", "Params", "Trainable", "Non-trainable", "Unclassified")]
     for r in records:
         name = escape(os.path.relpath(r.path, root))
         if r.status == "ok":
-            rows.append((name, "ok", f"{r.total:,}", f"{r.trainable:,}", f"{r.non_trainable:,}"))
+            rows.append((name, "ok", f"{r.total:,}", f"{r.trainable:,}", f"{r.non_trainable:,}", f"{r.unclassified:,}"))
         else:
-            rows.append((name, "error", "-", "-", "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+            rows.append((name, "error", "-", "-", "-", "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
             cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))

@@ -1,0 +1,111 @@
+"""Text output fits 100 columns by default (names shortened with an ellipsis, prose wrapped), `--wide`
+keeps every line whole; the header lists only the opset domains the graph uses; Markdown code spans hold
+names as they are; scan's table has an Unclassified column."""
+
+from __future__ import annotations
+
+import pytest
+from builders import MODELS, audit_model, init, model, node, save, value
+
+from onnxaudit import audit
+from onnxaudit.cli.main import main
+from onnxaudit.render.layout import WIDTH, wrap
+from onnxaudit.render.summary import code_span, render_markdown, render_text
+from onnxaudit.scan.batch import Record, summary_table
+
+FIXTURES = sorted(MODELS.rglob("*.onnx"))
+LONG = "encoder.layers.11.self_attention.query_key_value.projection_with_a_very_long_name"
+
+
+def _long_named_model():
+    return model(
+        [node("MatMul", ["x", f"{LONG}.weight"], ["y"], name=f"/{LONG}/MatMul")],
+        [value("x", ["N", 4])],
+        [value("y", ["N", 3])],
+        [init(f"{LONG}.weight", [4, 3])],
+    )
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_every_fixture_fits_100_columns(explain):
+    over = [
+        (path.name, line)
+        for path in FIXTURES
+        for line in render_text(audit(path), explain=explain).splitlines()
+        if len(line) > WIDTH
+    ]
+    assert not over, over[:3]
+
+
+def test_long_names_are_shortened_and_wide_keeps_them(tmp_path, capsys):
+    path = save(_long_named_model(), tmp_path / "m.onnx")
+    assert main(["summary", str(path)]) == 0
+    fitted = capsys.readouterr().out
+    row = next(line for line in fitted.splitlines() if line.startswith("encoder"))
+    assert "…" in row and LONG not in fitted.split("Total params")[0]
+    assert max(map(len, fitted.splitlines())) <= WIDTH
+    assert main(["summary", str(path), "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert f"{LONG} (MatMul)" in wide and "…" not in wide
+
+
+def test_explanations_move_under_their_row_only_when_the_table_would_not_fit(tmp_path):
+    narrow = audit_model(tmp_path, model([node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [2, 4])],
+                                         [value("y", [2, 3])], [init("w", [4, 3])]))  # fmt: skip
+    lines = render_text(narrow, explain=True, width=200).splitlines()  # room beside the row
+    assert any(line.startswith("fc (MatMul)") and "MatMul 4x3 = 12" in line for line in lines)
+    wide = render_text(audit_model(tmp_path, _long_named_model(), name="long.onnx"), explain=True).splitlines()
+    at = next(i for i, line in enumerate(wide) if line.startswith("encoder"))
+    assert wide[at + 1].startswith("    MatMul 4x3 = 12")
+
+
+def test_a_wrapped_line_never_starts_a_workflow_command():
+    lines = wrap("Note: " + "word " * 18 + "::error::forged", 100)
+    assert len(lines) == 2 and all(not line.lstrip().startswith("::") for line in lines)
+
+
+def test_header_lists_only_the_domains_the_graph_uses(tmp_path):
+    m = model(
+        [node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", [2, 4])],
+        [value("y", [2, 3])],
+        [init("w", [4, 3])],
+        extra_opsets={"ai.onnx.ml": 2, "com.microsoft": 1, "\x1b[31mevil": 1},
+    )
+    report = audit_model(tmp_path, m)
+    header = " ".join(render_text(report).splitlines()[:2])
+    assert "opset 17" in header and "ai.onnx.ml" not in header and "microsoft" not in header
+    assert "\x1b" not in render_text(report)
+    assert sorted(report.opsets) == sorted(["ai.onnx", "ai.onnx.ml", "com.microsoft", "\x1b[31mevil"])  # JSON keeps all
+    used = model(
+        [node("MatMul", ["x", "w"], ["y"], name="fc"), node("Gelu", ["y"], ["z"], name="act", domain="com.microsoft")],
+        [value("x", [2, 4])],
+        [value("z", [2, 3])],
+        [init("w", [4, 3])],
+        extra_opsets={"com.microsoft": 1, "ai.onnx.ml": 2},
+    )
+    header = " ".join(render_text(audit_model(tmp_path, used, name="used.onnx")).splitlines()[:2])
+    assert "com.microsoft 1" in header and "ai.onnx.ml" not in header
+
+
+@pytest.mark.parametrize(
+    ("name", "span"),
+    [("hey_jarvis.onnx", "`hey_jarvis.onnx`"), ("a`b*c", "``a`b*c``"), ("`edge`", "`` `edge` ``")],
+)
+def test_code_spans_hold_names_unescaped(name, span):
+    assert code_span(name) == span
+
+
+def test_markdown_model_name_is_a_plain_code_span(tmp_path):
+    m = model([node("MatMul", ["x", "w"], ["y"], name="fc")], [value("x", [2, 4])], [value("y", [2, 3])],
+              [init("w", [4, 3])])  # fmt: skip
+    report = audit_model(tmp_path, m, name="hey_jarvis.onnx")
+    first = render_markdown(report).splitlines()[0]
+    assert "hey_jarvis.onnx`" in first and "hey\\_jarvis" not in first
+
+
+def test_scan_table_has_unclassified_so_columns_add_up(tmp_path):
+    records = [Record(str(tmp_path / "a.onnx"), "ok", 100, 60, 30, 10, 400, 500, 3)]
+    header, row = summary_table(records, tmp_path).splitlines()[:2]
+    assert header.split()[-1] == "Unclassified"
+    assert row.split()[2:] == ["100", "60", "30", "10"]
