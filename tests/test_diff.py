@@ -331,3 +331,26 @@ def test_markdown_and_text_render_every_layer_row():
         if la not in steps:
             assert (la.old or la.new) in text
     assert escape_markdown(Path(report.old.model).name) in RENDERERS["markdown"](report)
+
+
+def test_framework_view_layer_by_layer():
+    """The framework view's layers pair by name, then kind: a folded BN (a range) is the BN it was."""
+    fold = _pair("torch/resnet_tiny__legacy_nofold", "torch/resnet_tiny__legacy_fold")
+    assert len(fold.framework_layers) == len(RESNET_CONVS) + len(RESNET_BN_CHANNELS) + 1  # + fc
+    assert all(la.agree and la.old and la.new for la in fold.framework_layers)
+    bns = [la for la in fold.framework_layers if la.old_kind == "BatchNormalization"]
+    assert [la.total.old.lo for la in bns] == [4 * c for c in RESNET_BN_CHANNELS]
+    assert all("folded" in la.new and not la.total.new.exact for la in bns)
+    dynamo = _pair("torch/seed_cnn__legacy_nofold", "torch/seed_cnn__dynamo")
+    assert [(la.old, la.new, la.agree) for la in dynamo.framework_layers] == [
+        ("conv0", "conv0", True),
+        ("bn0", "bn0", True),
+        ("fc", "fc", True),
+    ]
+    # Keras 3 on the torch backend writes a conv's bias as its own Add: 3 x 3 x 2 x 18 + 18 against 54 + 18
+    split = _pair("keras/bottleneck_bias__tf2onnx_op17", "keras/bottleneck_bias__keras3_torch_export")
+    conv = next(la for la in split.framework_layers if la.old == "conv2d")
+    assert conv.new_kind == "Conv" and (conv.total.old.lo, conv.total.new.lo) == (1 * 1 * 3 * 18 + 18, 1 * 1 * 3 * 18)
+    assert not conv.agree and split.logical_agree
+    text = RENDERERS["text"](split)
+    assert f"Framework view by layer: {sum(la.agree for la in split.framework_layers)} of " in text

@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from onnxaudit.diff.align import Entry, Pair, align, entries
+from onnxaudit.diff.framework import framework_layers, overlap
 from onnxaudit.diff.quant import quantization
 from onnxaudit.diff.result import (
     CHANGED,
@@ -57,6 +58,7 @@ def diff_reports(old: Report, new: Report, values: ValuesMode = "sample", budget
     return DiffReport(
         DIFF_SCHEMA_VERSION, old.convention, old.trainable_label, old.non_trainable_label, _side(old), _side(new),
         totals, layers, values, budget if values == "full" else None, logical_agree, changed, notes,
+        framework_layers(old.framework, new.framework),
     )  # fmt: skip
 
 
@@ -76,10 +78,6 @@ def _logical(report: Report, name: str) -> Figure:
     return Figure(n, n)
 
 
-def _overlap(a: Figure, b: Figure) -> bool:
-    return (b.hi is None or a.lo <= b.hi) and (a.hi is None or b.lo <= a.hi)
-
-
 def _totals(old: Report, new: Report) -> TotalsDiff:
     stored = {k: Delta.of(getattr(old.totals, k), getattr(new.totals, k)) for k in _STORED}
     by_dtype: dict[str, dict[str, Delta]] = {}
@@ -89,7 +87,7 @@ def _totals(old: Report, new: Report) -> TotalsDiff:
     framework = {}
     for name in _LOGICAL:
         x, y = _logical(old, name), _logical(new, name)
-        framework[name] = FigureDelta(x, y, _overlap(x, y))
+        framework[name] = FigureDelta(x, y, overlap(x, y))
     return TotalsDiff(stored, by_dtype, framework)
 
 

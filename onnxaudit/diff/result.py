@@ -86,6 +86,22 @@ class LayerDiff:
 
 
 @dataclass
+class FrameworkLayerDiff:
+    """One framework-view layer (Keras layer, PyTorch module) of each file, paired by name then kind."""
+
+    old: str | None
+    new: str | None
+    old_kind: str | None
+    new_kind: str | None
+    total: FigureDelta
+    trainable: FigureDelta
+    non_trainable: FigureDelta
+    old_status: str | None  # exact | inferred | ambiguous
+    new_status: str | None
+    agree: bool  # both present and every figure agrees
+
+
+@dataclass
 class DiffReport:
     schema_version: int
     convention: str
@@ -100,6 +116,7 @@ class DiffReport:
     logical_agree: bool  # framework-view totals agree (stored totals when a file has no view)
     changed: bool  # anything else differs: stored totals, a layer row, a value
     notes: list[str] = field(default_factory=list)
+    framework_layers: list[FrameworkLayerDiff] = field(default_factory=list)
 
     def exit_code(self, strict: bool = False) -> int:
         """0 when the logical counts agree (and, strict, nothing else changed); 1 otherwise."""

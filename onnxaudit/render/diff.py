@@ -105,6 +105,29 @@ def _logical_rows(report: DiffReport) -> list[list[str]]:
     return out
 
 
+def _framework_rows(report: DiffReport) -> tuple[str, list[list[str]]]:
+    """A line counting the framework-view layers that agree, and a row for each that does not."""
+    layers = report.framework_layers
+    agree = sum(la.agree for la in layers)
+    rows = [
+        [
+            "-" if la.old is None else f"{escape(la.old)} ({escape(la.old_kind)})",
+            "-" if la.new is None else f"{escape(la.new)} ({escape(la.new_kind)})",
+            _figure(la.total.old),
+            _figure(la.total.new),
+            f"{_figure(la.trainable.old)} / {_figure(la.non_trainable.old)}",
+            f"{_figure(la.trainable.new)} / {_figure(la.non_trainable.new)}",
+            f"{la.old_status or '-'} / {la.new_status or '-'}",
+        ]  # fmt: skip
+        for la in layers
+        if not la.agree
+    ]
+    return f"Framework view by layer: {agree} of {len(layers)} rows agree", rows
+
+
+_FRAMEWORK_HEADERS = ["OLD layer (kind)", "NEW layer (kind)", "OLD", "NEW", "OLD split", "NEW split", "Status"]
+
+
 def _summary_line(report: DiffReport) -> str:
     counts = Counter(layer.status for layer in report.layers)
     parts = [f"{counts[s]} {s}" for s in ("same", "renamed", "changed", "only in OLD", "only in NEW") if counts[s]]
@@ -164,6 +187,10 @@ def render_diff_text(report: DiffReport) -> str:
     lines += _table(["Stored", "OLD", "NEW", "Delta", "Bytes"], _stored_rows(report), {1, 2, 3})
     lines.append("")
     lines += _table(["Framework view (logical)", "OLD", "NEW", "Delta", ""], _logical_rows(report), {1, 2, 3})
+    heading, rows = _framework_rows(report)
+    lines += ["", heading + (":" if rows else "")]
+    if rows:
+        lines += _table(_FRAMEWORK_HEADERS, rows, {2, 3})
     lines += ["", _summary_line(report)]
     shown, folded = _shown_layers(report)
     lines += _table(_HEADERS, [layer_cells(layer, escape) for layer in shown], {3}) + folded
@@ -188,6 +215,11 @@ def render_diff_markdown(report: DiffReport) -> str:
     lines += [_md_row([esc(c) for c in r]) for r in _stored_rows(report)]
     lines += ["", _md_row(["Framework view (logical)", "OLD", "NEW", "Delta", "Verdict"]), "|---|---:|---:|---:|---|"]
     lines += [_md_row(r) for r in _logical_rows(report)]
+    heading, rows = _framework_rows(report)
+    lines += ["", heading]
+    if rows:
+        lines += ["", _md_row(_FRAMEWORK_HEADERS), "|" + "---|" * len(_FRAMEWORK_HEADERS)]
+        lines += [_md_row([escape_markdown(c) for c in r]) for r in rows]
     lines += ["", _summary_line(report), "", _md_row(_HEADERS), "|" + "---|" * len(_HEADERS)]
     shown, folded = _shown_layers(report)
     lines += [_md_row([esc(c) if i > 2 else c for i, c in enumerate(layer_cells(la, esc))]) for la in shown]
