@@ -15,6 +15,7 @@ from onnxaudit.diff.result import (
     ONLY_OLD,
     RENAMED,
     SAME,
+    AmountDelta,
     Delta,
     DiffReport,
     FigureDelta,
@@ -51,6 +52,10 @@ def diff_reports(old: Report, new: Report, values: ValuesMode = "sample", budget
     for report, which in ((old, "OLD"), (new, "NEW")):
         if report.framework is None:
             notes.append(f"{which} has no framework view: its logical counts are the stored ones")
+        left_out = {**report.cost.unknown_ops, **report.cost.not_counted_ops} if report.cost else {}
+        if left_out:
+            ops = ", ".join(f"{n} {op}" for op, n in sorted(left_out.items()))
+            notes.append(f"{which}'s MACs leave out nodes whose work is not counted or not known: {ops}")
     logical_agree = all(f.agree for f in totals.framework.values())
     changed = any(d.delta for d in totals.stored.values()) or any(
         layer.status != SAME or layer.values == DIFFERENT for layer in layers
@@ -88,7 +93,8 @@ def _totals(old: Report, new: Report) -> TotalsDiff:
     for name in _LOGICAL:
         x, y = _logical(old, name), _logical(new, name)
         framework[name] = FigureDelta(x, y, overlap(x, y))
-    return TotalsDiff(stored, by_dtype, framework)
+    macs = AmountDelta.of(old.cost.macs if old.cost else None, new.cost.macs if new.cost else None)
+    return TotalsDiff(stored, by_dtype, framework, macs)
 
 
 Tensors = list[tuple[TensorRow | None, TensorRow | None]]
@@ -165,7 +171,8 @@ def _layer(pair: Pair, tensors: Tensors, verdicts: dict[int, ValueVerdict]) -> L
     return LayerDiff(
         status, pair.matched_by, a.row.name if a else None, b.row.name if b else None,
         list(a.row.ops) if a else [], list(b.row.ops) if b else [],
-        params["params"], params["trainable"], params["non_trainable"], params["bytes"], changes,
+        params["params"], params["trainable"], params["non_trainable"], params["bytes"],
+        AmountDelta.of(a.row.macs if a else None, b.row.macs if b else None), changes,
         quantization(a.tensors) if a else None, quantization(b.tensors) if b else None,
         _layer_values(diffs), diffs,
     )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Figure
 
 DIFF_SCHEMA_VERSION = 1
@@ -34,6 +35,24 @@ class FigureDelta:
 
 
 @dataclass
+class AmountDelta:
+    """A cost figure of each file (MACs), concrete or in the free dims (`19,300,352 x batch`)."""
+
+    old: str | None
+    new: str | None
+    delta: int | None  # new - old when both are concrete, or 0 when their terms are equal; else None
+    same: bool  # equal terms: the same figure whatever the free dims
+
+    @staticmethod
+    def of(old: Amount | None, new: Amount | None) -> AmountDelta:
+        same = old is not None and new is not None and old.terms == new.terms and old.value == new.value
+        delta = 0 if same else None
+        if old is not None and new is not None and old.value is not None and new.value is not None:
+            delta = new.value - old.value
+        return AmountDelta(old.text if old else None, new.text if new else None, delta, same)
+
+
+@dataclass
 class Side:
     model: str
     file_bytes: int
@@ -48,7 +67,7 @@ class TotalsDiff:
     stored: dict[str, Delta]  # total, trainable, non_trainable, unclassified and their *_bytes
     by_dtype: dict[str, dict[str, Delta]]  # dtype -> params, bytes
     framework: dict[str, FigureDelta]  # total, trainable, non_trainable; empty without a framework view
-    macs: Delta | None = None  # multiply-accumulates, once the cost stage reports them
+    macs: AmountDelta  # multiply-accumulates (cost stage), in the free dims where the file leaves them
 
 
 @dataclass
@@ -78,6 +97,7 @@ class LayerDiff:
     trainable: Delta
     non_trainable: Delta
     bytes: Delta
+    macs: AmountDelta
     changes: list[str]  # of: params, dtype, shape, op
     old_quantization: str | None  # e.g. "int8 QDQ"; None: float
     new_quantization: str | None

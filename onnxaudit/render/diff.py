@@ -87,6 +87,14 @@ def _stored_rows(report: DiffReport) -> list[list[str]]:
     return out
 
 
+def _macs_row(report: DiffReport) -> list[list[str]]:
+    m = report.totals.macs
+    if m.old is None and m.new is None:
+        return []
+    verdict = "same" if m.same else "differ"
+    return [["MACs", m.old or "-", m.new or "-", _signed(m.delta) if m.delta is not None else "", verdict]]
+
+
 def _logical_rows(report: DiffReport) -> list[list[str]]:
     labels = {
         "total": "Total params",
@@ -187,6 +195,8 @@ def render_diff_text(report: DiffReport) -> str:
     lines += _table(["Stored", "OLD", "NEW", "Delta", "Bytes"], _stored_rows(report), {1, 2, 3})
     lines.append("")
     lines += _table(["Framework view (logical)", "OLD", "NEW", "Delta", ""], _logical_rows(report), {1, 2, 3})
+    if _macs_row(report):
+        lines += ["", *_table(["Cost", "OLD", "NEW", "Delta", ""], _macs_row(report), {1, 2, 3})]
     heading, rows = _framework_rows(report)
     lines += ["", heading + (":" if rows else "")]
     if rows:
@@ -215,6 +225,7 @@ def render_diff_markdown(report: DiffReport) -> str:
     lines += [_md_row([esc(c) for c in r]) for r in _stored_rows(report)]
     lines += ["", _md_row(["Framework view (logical)", "OLD", "NEW", "Delta", "Verdict"]), "|---|---:|---:|---:|---|"]
     lines += [_md_row(r) for r in _logical_rows(report)]
+    lines += [_md_row([escape_markdown(c) for c in r]) for r in _macs_row(report)]
     heading, rows = _framework_rows(report)
     lines += ["", heading]
     if rows:
