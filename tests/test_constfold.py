@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from builders import ints, layer_row, model, node, value
 from onnx import TensorProto, helper
 
@@ -94,3 +95,60 @@ def test_division_by_zero_in_folded_arithmetic_warns_nowhere(recwarn):
     with np.errstate(all="warn"):
         assert fold_shape_arithmetic(m) == 1
     assert [str(w.message) for w in recwarn] == []
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_tensor_conversions_match_numpy_helper_for_every_element_type():
+    from onnx import _mapping, numpy_helper
+
+    rng = np.random.default_rng(0)
+    fast_types = 0
+    for code, info in _mapping.TENSOR_TYPE_MAP.items():
+        if code == TensorProto.STRING:
+            continue
+        values = rng.integers(0, 2, size=6).astype(info.np_dtype)  # 0 and 1 exist in every element type
+        arr = values.reshape(2, 3)
+        raw = numpy_helper.from_array(arr, "t")
+        assert constfold.from_array(arr, "t") == raw, info.np_dtype
+        assert _same(constfold.to_array(raw), numpy_helper.to_array(raw)), info.np_dtype
+        assert constfold.np_dtype(code) == helper.tensor_dtype_to_np_dtype(code)
+        fast_types += code in constfold._NP_DTYPES
+        if code in (TensorProto.BFLOAT16, TensorProto.COMPLEX64, TensorProto.COMPLEX128) or info.np_dtype.itemsize < 1:
+            continue
+        typed = helper.make_tensor("t", code, [2, 3], values.tolist() if code != TensorProto.FLOAT16 else values)
+        assert _same(constfold.to_array(typed), numpy_helper.to_array(typed)), info.np_dtype
+    assert fast_types == len(constfold._NP_DTYPES) == 12  # the fast paths were all compared
+    scalar = np.asarray(np.int64(-5))
+    assert constfold.from_array(scalar, "s") == numpy_helper.from_array(scalar, "s")
+    strided = np.arange(12, dtype=np.int64).reshape(3, 4).T  # not contiguous: bytes in C order, as onnx writes
+    assert constfold.from_array(strided, "") == numpy_helper.from_array(strided)
+
+
+def test_attribute_values_match_onnx_helper():
+    n = helper.make_node(
+        "Op",
+        ["x"],
+        ["y"],
+        f=1.5,
+        i=3,
+        s="text",
+        t=helper.make_tensor("v", TensorProto.INT64, [1], [7]),
+        fs=[1.0, 2.0],
+        is_=[1, 2],
+        ss=["a", "b"],
+        ts=[helper.make_tensor("v", TensorProto.INT64, [1], [7])],
+        g=helper.make_graph([], "g", [], []),
+    )
+    n.attribute.append(helper.make_attribute_ref("r", 2))
+    n.attribute.add(name="u")  # UNDEFINED
+    for a in n.attribute:
+        try:
+            expected = helper.get_attribute_value(a)
+        except ValueError as e:
+            with pytest.raises(ValueError, match=str(e)[:20]):
+                constfold.attribute_value(a)
+            continue
+        assert constfold.attribute_value(a) == expected, a.name

@@ -54,3 +54,34 @@ def test_onnx_imported_afterwards_is_whole_and_shares_the_classes():
 def test_onnx_imported_first_is_used_as_it_is():
     out = _python("import onnx\nfrom onnxaudit.io import onnxcore\nprint(onnxcore.ModelProto is onnx.ModelProto)\n")
     assert out == "True"
+
+
+HEAVY = ("onnx.helper", "onnx.numpy_helper", "ml_dtypes", "onnxruntime", "importlib.metadata")
+
+
+def _modules_after(argv: list[str]) -> tuple[str, set[str]]:
+    """The modules a whole CLI run (python -m onnxaudit ARGV) leaves loaded, and its output."""
+    out = _python(
+        "import contextlib, io, runpy, sys\n"
+        f"sys.argv = ['onnxaudit', *{argv!r}]\n"
+        "buffer = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):\n"
+        "    runpy.run_module('onnxaudit', run_name='__main__')\n"
+        "print(len(buffer.getvalue()))\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    printed, modules = out.split("\n")
+    return printed, set(modules.split())
+
+
+def test_summary_of_small_models_imports_nothing_heavy():
+    # each would cost a small model's run most of its time (issue #24): onnx whole pulls in ml_dtypes
+    torch_nofold = SEED.parent.parent / "torch" / "seed_cnn__legacy_nofold.onnx"  # constant folding: numpy only
+    for path, numpy_expected in ((SEED, False), (torch_nofold, True)):
+        printed, modules = _modules_after(["summary", str(path)])
+        assert int(printed) > 200, path
+        assert "onnxaudit.render.summary" in modules and "onnx.onnx_ml_pb2" in modules
+        assert modules.isdisjoint(HEAVY), (path, sorted(modules & set(HEAVY)))
+        assert ("numpy" in modules) == numpy_expected, path
+        if numpy_expected:
+            assert "onnxaudit.model.constfold" in modules

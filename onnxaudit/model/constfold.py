@@ -9,17 +9,127 @@ MAX_ELEMENTS stays unfolded) and replaced by initializers, on the light copy use
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from math import prod
 from typing import Any
 
 import numpy as np
-from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
+
+from onnxaudit.io.onnxcore import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
 MAX_ELEMENTS = 64
 
 Evaluator = Callable[[NodeProto, list[np.ndarray]], np.ndarray]
+
+# onnx.helper and onnx.numpy_helper import onnx whole and ml_dtypes (~0.8 s, most of a small model's run):
+# the element types shape arithmetic uses are converted here as they do it, and any other goes to them.
+_NP_DTYPES: dict[int, np.dtype[Any]] = {
+    TensorProto.FLOAT: np.dtype(np.float32),
+    TensorProto.UINT8: np.dtype(np.uint8),
+    TensorProto.INT8: np.dtype(np.int8),
+    TensorProto.UINT16: np.dtype(np.uint16),
+    TensorProto.INT16: np.dtype(np.int16),
+    TensorProto.INT32: np.dtype(np.int32),
+    TensorProto.INT64: np.dtype(np.int64),
+    TensorProto.BOOL: np.dtype(np.bool_),
+    TensorProto.FLOAT16: np.dtype(np.float16),
+    TensorProto.DOUBLE: np.dtype(np.float64),
+    TensorProto.UINT32: np.dtype(np.uint32),
+    TensorProto.UINT64: np.dtype(np.uint64),
+}
+_TENSOR_TYPES: dict[np.dtype[Any], int] = {dtype: code for code, dtype in _NP_DTYPES.items()}
+# typed fields read as numpy_helper.to_array does: the storage field and dtype, then astype the element dtype
+_TYPED_STORAGE: dict[int, tuple[str, np.dtype[Any]]] = {
+    TensorProto.FLOAT: ("float_data", np.dtype(np.float32)),
+    TensorProto.DOUBLE: ("double_data", np.dtype(np.float64)),
+    TensorProto.UINT8: ("int32_data", np.dtype(np.int32)),
+    TensorProto.INT8: ("int32_data", np.dtype(np.int32)),
+    TensorProto.INT32: ("int32_data", np.dtype(np.int32)),
+    TensorProto.INT64: ("int64_data", np.dtype(np.int64)),
+    TensorProto.UINT32: ("uint64_data", np.dtype(np.uint64)),
+    TensorProto.UINT64: ("uint64_data", np.dtype(np.uint64)),
+}
+_LITTLE = sys.byteorder == "little"
+
+_SINGLE = {
+    AttributeProto.FLOAT: "f",
+    AttributeProto.INT: "i",
+    AttributeProto.STRING: "s",
+    AttributeProto.TENSOR: "t",
+    AttributeProto.SPARSE_TENSOR: "sparse_tensor",
+    AttributeProto.GRAPH: "g",
+    AttributeProto.TYPE_PROTO: "tp",
+}
+_REPEATED = {
+    AttributeProto.FLOATS: "floats",
+    AttributeProto.INTS: "ints",
+    AttributeProto.STRINGS: "strings",
+    AttributeProto.TENSORS: "tensors",
+    AttributeProto.SPARSE_TENSORS: "sparse_tensors",
+    AttributeProto.GRAPHS: "graphs",
+    AttributeProto.TYPE_PROTOS: "type_protos",
+}
+
+
+def attribute_value(attr: AttributeProto) -> Any:
+    """onnx.helper.get_attribute_value, without importing onnx.helper."""
+    if attr.ref_attr_name:
+        raise ValueError(f"Cannot get value of reference attribute: {attr}")
+    if attr.type in _SINGLE:
+        return getattr(attr, _SINGLE[attr.type])
+    if attr.type in _REPEATED:
+        return list(getattr(attr, _REPEATED[attr.type]))
+    if attr.type == AttributeProto.UNDEFINED:
+        return None
+    raise ValueError(f"Unsupported ONNX attribute: {attr}")
+
+
+def np_dtype(tensor_type: int) -> np.dtype[Any]:
+    """onnx.helper.tensor_dtype_to_np_dtype."""
+    dtype = _NP_DTYPES.get(tensor_type)
+    if dtype is not None:
+        return dtype
+    from onnx import helper  # a rare element type (bfloat16, float8, string...): onnx's own table
+
+    return helper.tensor_dtype_to_np_dtype(tensor_type)
+
+
+def to_array(tensor: TensorProto) -> np.ndarray:
+    """onnx.numpy_helper.to_array on a tensor in the file (small: its data is never external here)."""
+    code = tensor.data_type
+    if (
+        _LITTLE
+        and code in _NP_DTYPES
+        and not tensor.HasField("segment")
+        and tensor.data_location != TensorProto.EXTERNAL
+    ):
+        if tensor.HasField("raw_data"):
+            return np.frombuffer(tensor.raw_data, dtype=_NP_DTYPES[code]).reshape(tensor.dims)
+        if code in _TYPED_STORAGE:
+            field, storage = _TYPED_STORAGE[code]
+            data = np.asarray(getattr(tensor, field), dtype=storage)
+            return data.astype(_NP_DTYPES[code]).reshape(tensor.dims)
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(tensor)
+
+
+def from_array(array: np.ndarray, name: str) -> TensorProto:
+    """onnx.numpy_helper.from_array."""
+    code = _TENSOR_TYPES.get(array.dtype)
+    if not _LITTLE or code is None:
+        from onnx import numpy_helper
+
+        return numpy_helper.from_array(array, name)
+    tensor = TensorProto()
+    tensor.dims.extend(array.shape)
+    if name:
+        tensor.name = name
+    tensor.raw_data = array.tobytes()
+    tensor.data_type = code
+    return tensor
 
 
 def _attr(node: NodeProto, name: str, default: object = None) -> Any:
@@ -28,7 +138,7 @@ def _attr(node: NodeProto, name: str, default: object = None) -> Any:
     leaves the node unfolded (fold_shape_arithmetic)."""
     for a in node.attribute:
         if a.name == name:
-            return helper.get_attribute_value(a)
+            return attribute_value(a)
     return default
 
 
@@ -55,7 +165,7 @@ def _small_shape(dims: np.ndarray) -> list[int]:
 
 def _constant_of_shape(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
     value = _attr(node, "value")
-    fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
+    fill = to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
     return np.full(_small_shape(args[0]), fill)
 
 
@@ -87,7 +197,7 @@ def _squeeze(node: NodeProto, args: list[np.ndarray]) -> np.ndarray:
 
 _EVAL: dict[str, Evaluator] = {
     "Identity": lambda n, a: a[0],
-    "Cast": lambda n, a: a[0].astype(helper.tensor_dtype_to_np_dtype(int(_attr(n, "to")))),
+    "Cast": lambda n, a: a[0].astype(np_dtype(int(_attr(n, "to")))),
     "Gather": lambda n, a: np.take(a[0], a[1].astype(np.int64), axis=int(_attr(n, "axis", 0))),
     "Concat": lambda n, a: np.concatenate(a, axis=int(_attr(n, "axis", 0))),
     "Slice": _slice,
@@ -115,7 +225,7 @@ def _seed(graph: GraphProto) -> tuple[dict[str, np.ndarray], dict[str, tuple[int
         dims[init.name] = tuple(init.dims)
         if init.data_location != TensorProto.EXTERNAL and prod(init.dims) <= MAX_ELEMENTS:  # Python ints: no wrap
             try:
-                values[init.name] = numpy_helper.to_array(init)
+                values[init.name] = to_array(init)
             except Exception:  # malformed small tensor: leave it to inference
                 continue
     return values, dims
@@ -153,7 +263,7 @@ def _fold(model: ModelProto) -> int:
     for index in reversed(folded):
         del graph.node[index]
     for name in outputs:  # all of them: subgraphs may read them from the outer scope
-        graph.initializer.append(numpy_helper.from_array(np.asarray(values[name]), name))
+        graph.initializer.append(from_array(np.asarray(values[name]), name))
     return len(folded)
 
 
@@ -162,7 +272,7 @@ def _evaluate(node: NodeProto, values: dict[str, np.ndarray], dims: dict[str, tu
         value = _attr(node, "value")
         if value is None:
             return None
-        return numpy_helper.to_array(value) if prod(value.dims) <= MAX_ELEMENTS else None
+        return to_array(value) if prod(value.dims) <= MAX_ELEMENTS else None
     if node.op_type == "Shape" and node.input and node.input[0] in dims:
         shape = np.asarray(dims[node.input[0]], dtype=np.int64)
         start, end = _attr(node, "start", 0), _attr(node, "end", None)
