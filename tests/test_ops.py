@@ -1,8 +1,8 @@
-"""The op table (model/ops.py) speaks the classifier's vocabulary: every role it names is one count/roles.py knows."""
+"""The op table (model/ops.py) speaks the classifier's vocabulary: every role it names is a known one."""
 
 from __future__ import annotations
 
-from onnxaudit.count.roles import ROLES
+from onnxaudit.count.vocabulary import ROLES
 from onnxaudit.model.ops import DATA, MATMUL_QUANT_SLOTS, MS_SLOT_TABLE, SLOT_NAMES, SLOT_TABLE
 
 

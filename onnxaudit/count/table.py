@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from onnxaudit.count.roles import ROLES, Classified, RoleTable, Use
+from onnxaudit.count.roles import Classified, RoleTable, Use
+from onnxaudit.count.vocabulary import ROLES
 from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.model.ops import SLOT_NAMES

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
-from onnxaudit.count.roles import ROLES
 from onnxaudit.count.table import ParamTable, ParamTensor
+from onnxaudit.count.vocabulary import ROLES
 from onnxaudit.frameworks.common import RESHAPING
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
 from onnxaudit.model.exporters import called_again

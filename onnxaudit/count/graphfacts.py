@@ -1,0 +1,207 @@
+"""What the role classifier asks of the graph before any role: who writes and reads a value, whether
+it is constant (settled in one pass per top-level graph), and what a value is behind layout ops."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from operator import attrgetter
+
+from onnxaudit.io.dims import element_count
+from onnxaudit.model.ops import LAYOUT_OR_QDQ, NONDETERMINISTIC, STORED_THROUGH
+from onnxaudit.model.view import Graph, ModelView, Node, Tensor
+
+
+def one_value(tensor: Tensor | None) -> bool:
+    """A stored tensor of exactly one element (a scalar or [1]): eps, a `+ 0`, a literal."""
+    return tensor is not None and tensor.dims is not None and element_count(tensor.dims) == 1
+
+
+def more_than_scalar(tensor: Tensor) -> bool:
+    return tensor.dims is not None and element_count(tensor.dims) > 1
+
+
+class GraphFacts:
+    """The graph as the classifier reads it: producers, consumers, constness, values behind layout ops."""
+
+    MAX_TRACE = 64
+
+    def __init__(self, view: ModelView) -> None:
+        self.view = view
+        # scope -> value -> the node that writes it: a subgraph's shared index (view.Graph.producers);
+        # settle_constants fills top-level graphs' in its own pass, which also checks their order
+        self.producers: dict[str, dict[str, Node]] = {}
+        for scope, graph in view.graphs.items():
+            if graph.parent is not None:
+                self.producers[scope] = graph.producers
+        self.const_memo: dict[str, dict[str, bool]] = {scope: {} for scope in view.graphs}  # per scope, by name
+        # the tensors of each graph without a parent: there a name resolves in one dict, without a walk
+        self.top_level = {scope: graph.tensors for scope, graph in view.graphs.items() if graph.parent is None}
+        # from settle_constants: the constant names of each top-level graph (is_constant's answers
+        # there) and the indices of the nodes whose outputs are all constant
+        self.constants: dict[str, set[str]] = {}
+        self.constant_nodes: set[int] = set()
+
+    @cached_property
+    def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
+        """(scope, value) -> the (node, slot) pairs that read it; built when first needed (forward
+        tracing, If outputs), which most graphs never are."""
+        consumers: dict[tuple[str, str], list[tuple[Node, int]]] = {}
+        for node in self.view.all_nodes():
+            scope = node.scope
+            for slot, name in enumerate(node.inputs):
+                if name:
+                    uses = consumers.get((scope, name))
+                    if uses is None:
+                        consumers[(scope, name)] = [(node, slot)]
+                    else:
+                        uses.append((node, slot))
+        return consumers
+
+    def producer(self, scope: str, name: str) -> Node | None:
+        if scope in self.top_level:  # no enclosing graph to walk to
+            return self.producers[scope].get(name)
+        current: str | None = scope
+        while current is not None:
+            node = self.producers[current].get(name)
+            if node is not None:
+                return node
+            if name in self.view.graphs[current].tensors:
+                return None
+            current = self.view.graphs[current].parent
+        return None
+
+    def is_constant(self, scope: str, name: str, depth: int = 0) -> bool:
+        settled = self.constants.get(scope)
+        if settled is not None:  # a top-level graph, once settle_constants is through it
+            return name in settled
+        memo = self.const_memo[scope]
+        known = memo.get(name)
+        if known is not None:
+            return known
+        memo[name] = False  # cycle guard
+        tensor = self.view.lookup(scope, name)
+        if tensor is not None:
+            result = True  # IR < 4 initializers listed as inputs too: a stored default, counted
+        else:
+            node = self.producer(scope, name)
+            result = (
+                node is not None
+                and depth < self.MAX_TRACE
+                and not node.subgraphs
+                and node.op_type not in NONDETERMINISTIC
+                and (node.domain, node.op_type) not in self.view.functions
+            )
+            if result and node is not None:  # every input constant, in order, up to the first that is not
+                inner = self.const_memo[node.scope]  # is_constant's own first look, without the call
+                for i in node.inputs:
+                    if not i:
+                        continue
+                    constant = inner.get(i)
+                    if constant is None:
+                        constant = self.is_constant(node.scope, i, depth + 1)
+                    if not constant:
+                        result = False
+                        break
+        memo[name] = result
+        return result
+
+    def settle_constants(self) -> None:
+        """Answer is_constant for every name of each top-level graph (the main graph, a function body:
+        they see only their own names) at once, when its nodes are in file order, and note its
+        constant-only nodes. One pass instead of a recursive call per value (250k at 200k nodes).
+        Subgraphs and graphs out of order are answered as the walk asks, by is_constant itself: the
+        answers its depth limit and cycle guard give there depend on the order they are asked in."""
+        for scope, graph in self.view.graphs.items():
+            if graph.parent is None:
+                settled = self.constant_names_in_order(scope, graph)
+                if settled is not None:
+                    self.constants[scope], constant_nodes = settled
+                    self.constant_nodes.update(constant_nodes)
+
+    def constant_names_in_order(self, scope: str, graph: Graph) -> tuple[set[str], list[int]] | None:
+        """The constant names of a top-level graph and its constant-only nodes, in one pass in node
+        order that also fills producers[scope]: a node's inputs were all decided before it (file
+        order is topological), and its answer is is_constant's without the recursion. None when that
+        order does not hold (any input read before it is written, a name written twice)."""
+        constants = set(graph.tensors)  # stored: constant, whatever node computes the name
+        produced: dict[str, Node] = {}
+        self.producers[scope] = produced
+        functions = self.view.functions
+        constant_nodes: list[int] = []
+        unwritten: list[str] = []  # names read before any node wrote them: graph inputs, or out of order
+        in_order = True
+        for node in graph.nodes:
+            constant = not (
+                node.subgraphs
+                or node.op_type in NONDETERMINISTIC
+                or (functions and (node.domain, node.op_type) in functions)
+            )
+            for name in node.inputs:
+                if name and name not in constants:
+                    constant = False
+                    if name not in produced:
+                        unwritten.append(name)
+            every = bool(node.outputs)
+            for out in node.outputs:
+                if not out:
+                    continue
+                if out in produced:
+                    in_order = False
+                produced[out] = node  # the last writer, as producer() has always seen it
+                if constant:
+                    constants.add(out)
+                elif out not in constants:
+                    every = False
+            if every:
+                constant_nodes.append(node.index)
+        if not in_order or any(name in produced for name in unwritten):
+            return None
+        return constants, constant_nodes
+
+    def is_constant_computation(self, node: Node) -> bool:
+        if node.scope in self.constants:  # settled
+            return node.index in self.constant_nodes
+        if not node.outputs:
+            return False
+        for out in node.outputs:
+            if out and not self.is_constant(node.scope, out):
+                return False
+        return True
+
+    @cached_property
+    def op_types(self) -> frozenset[str]:
+        """Every op type in the model: the passes that look for one op (If, Cos, BatchNormalization)
+        skip their walk over all nodes when it is absent."""
+        return frozenset(map(attrgetter("op_type"), self.view.all_nodes()))
+
+    def stored_behind(self, scope: str, name: str) -> Tensor | None:
+        """The stored tensor `name` is, or the one it is quantized, dequantized or cast from."""
+        for _ in range(3):
+            tensor = self.view.lookup(scope, name)
+            node = self.producer(scope, name) if tensor is None else None
+            if node is None or not node.inputs or node.op_type not in STORED_THROUGH:
+                return tensor
+            scope, name = node.scope, node.inputs[0]
+        return None
+
+    def through_layout(self, scope: str, name: str) -> Node | None:
+        """The producer of `name` behind layout ops, Cast (LlamaRMSNorm's `.to(dtype)`) and static
+        quantization's Quantize/Dequantize pairs."""
+        node = self.producer(scope, name)
+        for _ in range(5):
+            if node is None or node.op_type not in LAYOUT_OR_QDQ:
+                break
+            node = self.producer(node.scope, node.inputs[0]) if node.inputs else None
+        return node
+
+    def _constant_or_assumed(self, node: Node, slot: int, assumed: str) -> bool:
+        name = node.inputs[slot]
+        return bool(name) and (name == assumed or self.is_constant(node.scope, name))
+
+    def enclosing(self, scope: str | None) -> list[str]:
+        """`scope` and the graphs around it, innermost first."""
+        chain: list[str] = []
+        while scope is not None and scope in self.view.graphs and len(chain) < 256:
+            chain.append(scope)
+            scope = self.view.graphs[scope].parent
+        return chain

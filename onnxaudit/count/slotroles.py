@@ -1,0 +1,173 @@
+"""The role of a node's input slot: the op table's, or told from the node (matrix products, Add and
+Mul beside a product or a norm, function and Loop/Scan bodies), or from where a value finally lands."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from onnxaudit.count.products import ProductRoles
+from onnxaudit.count.vocabulary import FORWARD_CATEGORIES, ROLES
+from onnxaudit.model.ops import (
+    DATA,
+    LAYOUT_DOMAINS,
+    MATMUL_OPERANDS,
+    MATMUL_QUANT_SLOTS,
+    MS_DOMAINS,
+    MS_SLOT_TABLE,
+    QOPERATOR_ELEMENTWISE,
+    SLOT_TABLE,
+    STD_DOMAINS,
+    STD_MS_DOMAINS,
+    WEIGHT_CARRIERS,
+)
+from onnxaudit.model.view import ModelView, Node
+
+_UNKNOWN = object()
+
+
+_NO_SLOTS: dict[int, str] = {}
+
+
+# onnxruntime's first quantizer (producer onnx.quantize 0.1.0) quantized a float bias at run time: Div by
+# the product of the scales, Floor, Cast, then Add after the ConvInteger or MatMulInteger
+_QUANTIZED_BY_HAND = frozenset({"Div", "Floor", "Round", "Cast"})
+
+
+class SlotRoles(ProductRoles):
+    def __init__(self, view: ModelView) -> None:
+        super().__init__(view)
+        # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
+        self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
+
+    def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
+        """The role of input `slot` of `node`; `assumed` names a function formal bound to a constant."""
+        op, domain = node.op_type, node.domain
+        key = (domain, op)
+        fixed = self.fixed_slots.get(key, _UNKNOWN)
+        if fixed is _UNKNOWN:
+            fixed = self.fixed_slots[key] = self._fixed_slots(op, domain)
+        if fixed is not None:
+            return fixed[slot] if slot < len(fixed) else DATA
+        if key in self.view.functions:
+            return self.formal_role(node, slot, depth)
+        if op in ("Loop", "Scan") and domain in STD_DOMAINS and node.subgraphs:
+            # Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs
+            role = (
+                self.body_role(node.subgraphs[0], node, slot, slot, depth)
+                if slot >= (2 if op == "Loop" else 0)
+                else DATA
+            )
+            return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
+        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
+            if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
+                return "bias"
+            if op in QOPERATOR_ELEMENTWISE and (affine := self.normalization_affine(node, slot, assumed)):
+                return affine
+            table = MS_SLOT_TABLE[op]
+            return table[slot] if slot < len(table) else DATA
+        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
+            return self.matmul_role(node, slot, assumed)
+        if domain in STD_DOMAINS:
+            if op == "Gather":
+                return "embedding" if slot == 0 else "shape"
+            if op == "Add" and self.is_bias_add(node, slot, assumed):
+                return "bias"
+            if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
+                return "quant_scale"
+            if op in ("Mul", "Add") and len(node.inputs) == 2:
+                affine = self.normalization_affine(node, slot, assumed)
+                if affine:
+                    return affine
+            table = SLOT_TABLE.get(op)
+            if table is not None:
+                return table[slot] if slot < len(table) else DATA
+        return DATA
+
+    def _fixed_slots(self, op: str, domain: str) -> tuple[str, ...] | None:
+        """The slot table slot_role reads for this op whatever the node (() for all DATA), or None
+        when its answer depends on the node: functions, Loop/Scan, matrix products, Gather, Add, Mul."""
+        if (domain, op) in self.view.functions:
+            return None
+        if op in ("Loop", "Scan") and domain in STD_DOMAINS:
+            return None
+        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
+            # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
+            return None if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
+        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
+            return None
+        if domain in STD_DOMAINS:
+            if op in ("Gather", "Add", "Mul"):
+                return None
+            return SLOT_TABLE.get(op, ())
+        if domain in LAYOUT_DOMAINS:
+            return SLOT_TABLE.get(op, ())
+        return ()
+
+    def matmul_role(self, node: Node, slot: int, assumed: str = "") -> str:
+        quant = MATMUL_QUANT_SLOTS.get(node.op_type, _NO_SLOTS)
+        if slot in quant:
+            return quant[slot]
+        if node.op_type == "Gemm" and slot == 2:
+            return "bias"
+        operands = MATMUL_OPERANDS[node.op_type] or tuple(range(len(node.inputs)))
+        if slot in operands and self._constant_or_assumed(node, slot, assumed):
+            return "precomputed" if self.has_trig and self.feeds_only_cos_sin(node) else "weight"
+        return DATA
+
+    @cached_property
+    def has_trig(self) -> bool:
+        """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
+        return not self.op_types.isdisjoint(("Cos", "Sin"))
+
+    def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
+        """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
+        positions. inv_freq is a non-persistent buffer computed from the config, not a weight."""
+        uses = [use for out in node.outputs if out for use in self.consumers.get((node.scope, out), [])]
+        if not uses or depth > 6:
+            return False
+        for consumer, _ in uses:
+            if consumer.op_type in ("Cos", "Sin"):
+                continue
+            if consumer.op_type not in WEIGHT_CARRIERS or not self.feeds_only_cos_sin(consumer, depth + 1):
+                return False
+        return True
+
+    def formal_role(self, call: Node, slot: int, depth: int) -> str:
+        """A local function's input takes the role of the slot it is consumed by inside the body."""
+        return self.body_role(self.view.functions[(call.domain, call.op_type)], call, slot, slot, depth)
+
+    def body_role(self, scope: str, owner: Node, slot: int, formal_index: int, depth: int) -> str:
+        """The role an input of `owner` plays inside the graph `scope` that receives it as input
+        `formal_index` (a function body, or a Loop/Scan body that gets carried weights)."""
+        body = self.view.graphs[scope]
+        if formal_index >= len(body.inputs) or depth > 8:  # depth: recursive functions end here
+            return DATA
+        formal = body.inputs[formal_index].name
+        actual = owner.inputs[slot] if slot < len(owner.inputs) else ""
+        assumed = formal if actual and self.is_constant(owner.scope, actual) else ""
+        for node in body.nodes:
+            for j, name in enumerate(node.inputs):
+                if name != formal:
+                    continue
+                role = self.slot_role(node, j, depth + 1, assumed=assumed)
+                if role == DATA and assumed:
+                    role, _ = self.forward_role(node)
+                if role != DATA:
+                    return role
+        return DATA
+
+    def forward_role(self, node: Node, depth: int = 0) -> tuple[str, tuple[str, ...]]:
+        """Where a weight goes through layout ops computed at run time (Slice with runtime bounds,
+        Concat of gate slices), the slot it finally lands in names it."""
+        if (node.op_type not in WEIGHT_CARRIERS and node.op_type not in _QUANTIZED_BY_HAND) or depth > 16:
+            return DATA, ()
+        for out in node.outputs:
+            for consumer, slot in self.consumers.get((node.scope, out), []):
+                role = self.slot_role(consumer, slot, assumed=out)
+                if role == DATA:
+                    role, via = self.forward_role(consumer, depth + 1)
+                    if role != DATA:
+                        return role, (consumer.op_type, *via)
+                elif ROLES[role].category in FORWARD_CATEGORIES:
+                    return role, (consumer.op_type,)
+        return DATA, ()
