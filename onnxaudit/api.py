@@ -17,7 +17,7 @@ from onnxaudit.count.table import param_table
 from onnxaudit.errors import UsageError, names_the_file
 from onnxaudit.frameworks.figures import framework_report
 from onnxaudit.frameworks.view import framework_view
-from onnxaudit.model.load import load
+from onnxaudit.model.load import MAX_NODES, load
 from onnxaudit.report.build import Report, annotate, build_report
 
 if TYPE_CHECKING:
@@ -62,13 +62,15 @@ def audit(
     shapes: ShapeOptions | None = None,
     dims: dict[str, int] | None = None,
     choose_dims: bool = False,
+    max_nodes: int = MAX_NODES,
 ) -> Report:
     """Count and classify every parameter of the model at `path`.
 
     With `shapes`, also run the model once in onnxruntime (a child process under time and memory
     limits): rows show the confirmed shapes and `report.shape_check` says what was found. `dims` binds
     free input dims (`{"batch": 1}`, or `{"x:0": 1}` by position) for the cost figures, which otherwise
-    stay symbolic; `choose_dims` sizes the rest from the graph (model/sizes.py).
+    stay symbolic; `choose_dims` sizes the rest from the graph (model/sizes.py). A model of more than
+    `max_nodes` nodes (see model/build.MAX_NODES) is refused.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """
@@ -78,7 +80,7 @@ def audit(
         raise UsageError(f"unknown grouping {by!r} (choose from {', '.join(GROUPINGS)})")
     if depth is not None and depth < 1:
         raise UsageError("--depth must be 1 or more")
-    view = load(path)
+    view = load(path, max_nodes=max_nodes)
     table = param_table(classify(view))
     layers = group_layers(view, table)
     framework = framework_report(framework_view(view, table, layers))

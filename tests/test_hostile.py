@@ -33,6 +33,7 @@ from builders import (
     save_with_hole,
     seed_cnn,
     value,
+    varint,
 )
 from hostile import CANARY_TEXT, Canary, CliRunner, raw_controls
 from hypothesis import HealthCheck, given, settings
@@ -310,6 +311,59 @@ def test_a_model_path_ending_in_a_slash_is_refused(cli, folders, tmp_path):
             and out.stdout == ""
             and out.stderr == f"onnxaudit: {path}/: ends in '/', which names a folder, not a model file\n"
         )
+
+
+def _empty_nodes(n: int) -> bytes:
+    """linear() with n empty NodeProtos appended to its graph: 2 bytes each (1M of them fit in 2 MB)."""
+    m = linear(init("W", [4, 4]))
+    graph = m.graph.SerializeToString() + b"\x0a\x00" * n
+    m.ClearField("graph")
+    return m.SerializeToString() + b"\x3a" + varint(len(graph)) + graph
+
+
+def _nested_if(depth: int) -> onnx.ModelProto:
+    """An If whose two branches are Ifs, `depth` levels: 2**depth - 1 subgraphs."""
+
+    def branch(level: int) -> onnx.GraphProto:
+        inner = helper.make_node("Identity", ["x"], ["o"])
+        if level > 1:
+            inner = helper.make_node("If", ["c"], ["o"], then_branch=branch(level - 1), else_branch=branch(level - 1))
+        return helper.make_graph([inner], f"l{level}", [], [value("o", None)])
+
+    top = helper.make_node("If", ["c"], ["o"], then_branch=branch(depth - 1), else_branch=branch(depth - 1))
+    return model([top], [value("x", [4]), value("c", [], TensorProto.BOOL)], [value("o", None)])
+
+
+# (file, the --max-nodes it exceeds and what the error says, a --max-nodes that admits it)
+_SIZE_BOMBS = {
+    "empty_nodes": (lambda: _empty_nodes(100), 64, "more than 64 nodes", 101),
+    "concat_inputs": (
+        lambda: model(
+            [node("Concat", ["x"] * 300, ["y"], axis=0)], [value("x", [4])], [value("y", None)]
+        ).SerializeToString(),
+        64,
+        "more than 256 node inputs",
+        75,
+    ),
+    "nested_if": (lambda: _nested_if(4).SerializeToString(), 64, "more than 8 graphs", 128),
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(_SIZE_BOMBS))
+def test_graph_size_over_max_nodes_is_refused_and_the_flag_raises_it(bomb, cli, folders, tmp_path):
+    """A file of 2 bytes a node holds 10M nodes in 20 MB (12 s and 1.3 GiB a million): nodes, node inputs
+    (4 per allowed node) and graphs (one per 8) are capped, exit 2 naming the limit; --max-nodes raises it."""
+    folder, _ = folders
+    build, limit, words, enough = _SIZE_BOMBS[bomb]
+    path = folder / f"{bomb}.onnx"
+    path.write_bytes(build())
+    for command in ("summary", "check"):
+        out = cli.run([command, str(path), "--max-nodes", str(limit)], tmp_path)
+        assert out.code == 2 and out.stdout == "", (command, out.stderr)
+        assert out.stderr.startswith(f"onnxaudit: {path}: {words}") and out.stderr.count("\n") == 1, out.stderr
+        assert "--max-nodes" in out.stderr
+        out = cli.run([command, str(path), "--max-nodes", str(enough)], tmp_path)
+        assert out.code in (0, 1) and out.stderr == "", (command, out.stderr)
 
 
 def test_external_data_refused_is_never_opened(cli, folders, tmp_path):

@@ -30,7 +30,7 @@ from onnxaudit.io.datamap import map_file
 from onnxaudit.io.external import ExternalFiles
 from onnxaudit.io.safeopen import open_model
 from onnxaudit.io.weights import ScanError
-from onnxaudit.model.load import load
+from onnxaudit.model.load import MAX_NODES, load
 from onnxaudit.model.view import ModelView
 
 CHECK_SCHEMA_VERSION = 1
@@ -69,6 +69,7 @@ def check(
     max_macs: int | None = None,
     max_activation_memory: int | None = None,
     dims: dict[str, int] | None = None,
+    max_nodes: int = MAX_NODES,
 ) -> CheckReport:
     """Apply the selected rules to the model at `path`. Raises AuditError (one line) for unusable input."""
     if fail_on not in FAIL_ON:
@@ -86,7 +87,7 @@ def check(
             data = file_pass(files, opened.fd, external)
             ctx = CheckContext(name, files, data, options, frozenset(r.id for r in rules))
             findings = _run(rules, "file", ctx)
-            view = _view(path, opened.dev, opened.ino, bool(data.problems), notes)
+            view = _view(path, opened.dev, opened.ino, bool(data.problems), notes, max_nodes)
             scan = ScanTotals()
             if view is not None:
                 roles = classify(view)
@@ -114,11 +115,11 @@ def _run(rules: Iterable[Rule], stage: str, ctx: CheckContext) -> list[Finding]:
     return [f for rule in rules if rule.needs == stage for f in rule.findings(ctx)]
 
 
-def _view(path: Path, dev: int, ino: int, broken: bool, notes: list[str]) -> ModelView | None:
+def _view(path: Path, dev: int, ino: int, broken: bool, notes: list[str], max_nodes: int) -> ModelView | None:
     """The model view, or None (with a note) when the file pass already found why it cannot be built
     (`broken`). The file loaded must be the file mapped."""
     try:
-        view = load(path)
+        view = load(path, max_nodes=max_nodes)
     except AuditError as exc:
         if broken:
             notes.append(f"no model view ({exc}); graph and value rules skipped")

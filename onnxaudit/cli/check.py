@@ -7,6 +7,7 @@ import sys
 
 from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import FAIL_ON, check
+from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.cli.shapes import dim_binding, dim_bindings, memory_size
 from onnxaudit.render.check import RENDERERS
 
@@ -47,6 +48,7 @@ def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="bind a free input dim for --max-macs and --max-activation-memory (repeatable)",
     )  # fmt: skip
     parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    add_max_nodes(parser)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -59,6 +61,7 @@ def run_check(args: argparse.Namespace) -> int:
         max_macs=args.max_macs,
         max_activation_memory=args.max_activation_memory,
         dims=dim_bindings(args),
+        max_nodes=args.max_nodes,
     )
     sys.stdout.write(RENDERERS[args.format](report))
     return report.exit_code

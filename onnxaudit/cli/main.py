@@ -11,6 +11,7 @@ from typing import Any
 
 from onnxaudit._version import __version__
 from onnxaudit.api import GROUPINGS, Convention, audit, gc_paused
+from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.cli.shapes import add_run_options, add_shapes, dim_bindings, run_shapes, shape_options, shapes_exit
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import AuditError, UsageError
@@ -66,6 +67,7 @@ def add_summary(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "a short sequence; each printed with its reason) so the MACs and memory figures are numbers",
     )  # fmt: skip
     add_run_options(summary, opt_in=True)
+    add_max_nodes(summary)
 
 
 @gc_paused  # through rendering: a collection over the report's objects would cost more than writing it
@@ -80,6 +82,7 @@ def run_summary(args: argparse.Namespace) -> int:
         shapes=options,
         dims=dims,
         choose_dims=args.choose_dims,
+        max_nodes=args.max_nodes,
     )
     if args.format == "json":
         write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole
@@ -107,6 +110,7 @@ def add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     verify.add_argument("--torch-counts", metavar="FILE", help="a counts JSON written by a few lines of PyTorch")
     verify.add_argument("--convention", choices=sorted(CONVENTIONS), default=None)
     verify.add_argument("--format", choices=("text", "json"), default="text")
+    add_max_nodes(verify)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -123,7 +127,7 @@ def run_verify(args: argparse.Namespace) -> int:
     if not expectations:
         raise UsageError("verify needs --expect, --keras-summary or --torch-counts")
     convention: Convention = args.convention or ("pytorch" if args.torch_counts and not args.keras_summary else "keras")
-    report = audit(args.model, convention=convention)
+    report = audit(args.model, convention=convention, max_nodes=args.max_nodes)
     results = [verify(report, expectation) for expectation in expectations]
     for result in results:
         if args.format == "json":

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import UsageError
 from onnxaudit.render.summary import escape
@@ -27,6 +28,7 @@ def add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--jobs", "-j", type=_jobs, default=None, help="worker processes (default: one per CPU)")
     parser.add_argument("--convention", choices=sorted(CONVENTIONS), default="keras")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary table on stderr")
+    add_max_nodes(parser)
 
 
 def _jobs(text: str) -> int:
@@ -48,7 +50,7 @@ def run_scan(args: argparse.Namespace) -> int:
     progress = Progress(len(paths), sys.stderr)
     records: list[Record] = []
     try:
-        for record in scan(paths, args.convention, jobs, progress.update):
+        for record in scan(paths, args.convention, jobs, progress.update, args.max_nodes):
             records.append(record)
             sys.stdout.write(record.to_json(args.convention) + "\n")
             sys.stdout.flush()

@@ -11,6 +11,7 @@ import re
 import sys
 
 from onnxaudit.api import audit
+from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import UsageError
 from onnxaudit.render.shapes import render_shapes_text
@@ -165,6 +166,7 @@ def add_shapes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--convention", choices=sorted(CONVENTIONS), default="keras", help="how the counts below the table split"
     )
     add_run_options(parser, opt_in=False)
+    add_max_nodes(parser)
 
 
 def run_shapes(args: argparse.Namespace) -> int:
@@ -173,7 +175,7 @@ def run_shapes(args: argparse.Namespace) -> int:
     # the child starts now: it imports onnxruntime while this process reads and counts the model
     with options.start_child() as child:
         options.prestarted = child
-        report = audit(args.model, convention=args.convention, shapes=options)
+        report = audit(args.model, convention=args.convention, shapes=options, max_nodes=args.max_nodes)
     if args.format == "json":
         write_json(report, sys.stdout)
     else:

@@ -45,6 +45,13 @@ SMALL_VALUES = 64
 # onnx shape inference costs ~10 us a node plus our reading of its result: above this many nodes it
 # would dominate a run (seconds), so it is skipped and the report says so.
 MAX_INFER_NODES = 20_000
+# Graph size a run accepts by default (--max-nodes raises it): nodes in every graph, with node inputs up to
+# INPUTS_PER_NODE and graphs (subgraphs, functions) up to one per NODES_PER_GRAPH of it. Each costs the
+# pipeline ~1.3 KB and ~12 us (a graph ~8 nodes' worth, an input ~1/3), and a file of 2 bytes a node could
+# otherwise hold 10M of them in 20 MB; at these bounds a file costs under 1 GiB (BENCHMARKS.md, bombs).
+MAX_NODES = 250_000
+INPUTS_PER_NODE = 4
+NODES_PER_GRAPH = 8
 
 
 # ---------------------------------------------------------------- protobuf -> view
@@ -232,9 +239,11 @@ class _Builder:
 
     MAX_DEPTH = 64
 
-    def __init__(self, sizes: SizeHook | None = None, module_scopes: bool = True) -> None:
+    def __init__(self, sizes: SizeHook | None = None, module_scopes: bool = True, max_nodes: int = MAX_NODES) -> None:
         self.graphs: dict[str, Graph] = {}
         self.counter = 0
+        self.inputs = 0  # node inputs so far
+        self.max_nodes = max_nodes
         self.sizes = sizes
         self.module_scopes = module_scopes  # False: no node has them, their reading is skipped
         self.fx = FxFacts()
@@ -242,6 +251,8 @@ class _Builder:
     def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
         if depth > self.MAX_DEPTH:
             raise AuditError(f"subgraphs nested deeper than {self.MAX_DEPTH} levels")
+        if len(self.graphs) >= max(1, self.max_nodes // NODES_PER_GRAPH):
+            raise self.too_large(f"more than {self.max_nodes // NODES_PER_GRAPH:,} graphs and subgraphs")
         if scope in self.graphs:
             scope = f"{scope}#{len(self.graphs)}"
         view = Graph(scope, parent, "graph" if parent is None else "subgraph")
@@ -265,6 +276,8 @@ class _Builder:
 
     def add_function(self, func: FunctionProto) -> str:
         scope = f"function:{func.domain}.{func.name}"
+        if len(self.graphs) >= max(1, self.max_nodes // NODES_PER_GRAPH):
+            raise self.too_large(f"more than {self.max_nodes // NODES_PER_GRAPH:,} graphs and functions")
         view = Graph(scope, None, "function")
         self.graphs[scope] = view
         view.inputs = [ValueInfo(name, 0, None) for name in func.input]
@@ -272,7 +285,12 @@ class _Builder:
         self._add_nodes(func.node, view, 0)
         return scope
 
+    def too_large(self, what: str) -> AuditError:
+        return AuditError(f"{what}: over the limit for --max-nodes {self.max_nodes:,} (a larger value raises it)")
+
     def _add_nodes(self, nodes: Sequence[NodeProto], view: Graph, depth: int) -> None:
+        if self.counter + len(nodes) > self.max_nodes:  # before reading them: 1M empty nodes fit in 2 MB
+            raise self.too_large(f"more than {self.max_nodes:,} nodes")
         scope = view.scope
         append = view.nodes.append
         new, set_dict = _new, _set_dict
@@ -288,11 +306,15 @@ class _Builder:
             else:
                 attrs, subscopes = {}, ()
             module_scopes = node_metadata(proto, self.fx) if scoped and len(proto.metadata_props) else ()
+            inputs = tuple(proto.input[:])
+            self.inputs += len(inputs)
+            if self.inputs > self.max_nodes * INPUTS_PER_NODE:
+                raise self.too_large(f"more than {self.max_nodes * INPUTS_PER_NODE:,} node inputs")
             node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
             set_dict(node, "__dict__", {
                 "index": index, "name": name, "op_type": op_type, "domain": domain,
-                "inputs": tuple(proto.input[:]), "outputs": tuple(proto.output[:]), "attrs": attrs, "scope": scope,
+                "inputs": inputs, "outputs": tuple(proto.output[:]), "attrs": attrs, "scope": scope,
                 "subgraphs": subscopes, "module_scopes": module_scopes,
             })  # fmt: skip
             append(node)
@@ -351,11 +373,12 @@ def model_view(
     with_shapes: bool = True,
     sizes: SizeHook | None = None,
     module_scopes: bool = True,
+    max_nodes: int = MAX_NODES,
 ) -> ModelView:
     """The view of `model`; `sizes` comes with a light copy made by the wire reader (and lets
     inference run on that copy in place). `module_scopes` False: the serialized model was seen to
     hold no torch module scopes, so no node's metadata is read."""
-    builder = _Builder(sizes, module_scopes)
+    builder = _Builder(sizes, module_scopes, max_nodes)
     builder.add_graph(model.graph, MAIN, None, 0)
     functions = {}
     for func in model.functions:

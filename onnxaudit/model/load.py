@@ -6,15 +6,18 @@ import os
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
-from onnxaudit.model.build import model_view
+from onnxaudit.model.build import MAX_NODES, model_view
 from onnxaudit.model.metadata import may_hold_module_scopes
 from onnxaudit.model.read import SizeHook, parse_model, read_model_bytes, read_without_weights
 from onnxaudit.model.view import ModelView
 
 READERS = ("wire", "protobuf")
+__all__ = ["MAX_NODES", "READERS", "load"]
 
 
-def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "wire") -> ModelView:
+def load(
+    path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "wire", max_nodes: int = MAX_NODES
+) -> ModelView:
     """Open `path` safely and read its structure. Raises AuditError for unusable input.
 
     reader "wire" (default) never copies weight bytes and has no 2 GiB limit; "protobuf" parses
@@ -31,7 +34,7 @@ def load(path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "
     else:
         raise ValueError(f"unknown reader {reader!r} (choose from {', '.join(READERS)})")
     try:
-        view = model_view(model, path, file_bytes, with_shapes, sizes, scoped)
+        view = model_view(model, path, file_bytes, with_shapes, sizes, scoped, max_nodes)
     except AuditError as exc:
         raise AuditError(f"{path}: {exc}") from None
     except RecursionError:

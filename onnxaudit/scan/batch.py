@@ -19,6 +19,7 @@ from typing import TextIO
 
 from onnxaudit.api import Convention, audit
 from onnxaudit.errors import AuditError
+from onnxaudit.model.load import MAX_NODES
 from onnxaudit.render.summary import escape
 
 SCAN_SCHEMA_VERSION = 2  # 2: macs, flops, peak_activation_bytes, peak_exact
@@ -71,10 +72,10 @@ def find_models(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def audit_one(path: str, convention: Convention) -> Record:
+def audit_one(path: str, convention: Convention, max_nodes: int = MAX_NODES) -> Record:
     """Runs in a worker: the whole summary pipeline for one file, every failure turned into a record."""
     try:
-        report = audit(path, convention=convention)
+        report = audit(path, convention=convention, max_nodes=max_nodes)
     except AuditError as exc:
         return Record(path, "error", error=_one_line(str(exc)))
     except (MemoryError, RecursionError) as exc:
@@ -94,7 +95,11 @@ def _one_line(text: str) -> str:
 
 
 def scan(
-    paths: list[Path], convention: Convention, jobs: int, on_done: Callable[[int, Record], None] | None = None
+    paths: list[Path],
+    convention: Convention,
+    jobs: int,
+    on_done: Callable[[int, Record], None] | None = None,
+    max_nodes: int = MAX_NODES,
 ) -> Iterator[Record]:
     """Records in the order of `paths`, computed by `jobs` worker processes. A worker that dies
     (killed, out of memory, crashed) breaks its pool: the files not finished then run again, each
@@ -107,7 +112,7 @@ def scan(
         broken: list[int] = []
         for batch in [[i] for i in pending] if alone else [pending]:
             with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(batch)))) as pool:
-                futures = {pool.submit(audit_one, str(paths[i]), convention): i for i in batch}
+                futures = {pool.submit(audit_one, str(paths[i]), convention, max_nodes): i for i in batch}
                 waiting: set[Future[Record]] = set(futures)
                 while waiting:
                     done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
