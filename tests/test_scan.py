@@ -120,10 +120,10 @@ def test_progress_bar_only_on_a_terminal():
     assert plain.getvalue() == ""
 
 
-def _dies_on_crash(path: str, convention: str) -> Record:
+def _dies_on_crash(path: str, convention: str, max_nodes: int) -> Record:
     if "crash" in path:
         os._exit(3)  # as an out-of-memory kill would end a worker
-    return _real_audit_one(path, convention)
+    return _real_audit_one(path, convention, max_nodes)
 
 
 _real_audit_one = scan_module.audit_one
