@@ -270,127 +270,181 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     the layer of the node that owns the subgraph or calls the function."""
     main_nodes = view.main.nodes
     in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
-    torch_style = any(n.name.startswith("/") or n.module_scopes for n in main_nodes)
-    if not torch_style and in_bodies:  # Optimum's merged decoder: one If, torch's names inside
-        torch_style = any(n.name.startswith("/") or n.module_scopes for n in in_bodies)
+    param_names = _param_names(table)
+    branch_nodes: list[Node] = []
+    if _torch_style(main_nodes, in_bodies):
+        node_paths, branch_nodes = _torch_paths(main_nodes, in_bodies, param_names)
+    else:
+        node_paths = _tf_paths(view, table, param_names)
+    # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
+    helpers = _attach_helpers(view, node_paths, param_names)
+    rows = _Rows(main_nodes)
+    for node in main_nodes:
+        path = node_paths[node.index]
+        layer = rows.layers.get(path) if path else None
+        (layer or rows.layer_for(path, node)).nodes.append(node)
+    for node in branch_nodes:  # after the main graph's: a branch's module never takes the If's row
+        rows.layer_for(node_paths[node.index], node).nodes.append(node)
+    unused = Layer(("#unused",), "(not consumed by any node)")
+    in_branch = {n.index for n in in_bodies}
+    owner_of_scope = _main_owner_of_scopes(view)
+    for tensor in table.tensors:
+        target = _tensor_row(tensor, rows, node_paths, in_branch, owner_of_scope)
+        (target or unused).tensors.append(tensor)
+    ordered = sorted(rows.layers.values(), key=lambda layer: _row_order(layer, helpers))
+    if unused.tensors:
+        ordered.append(unused)
+    return ordered
+
+
+def _param_names(table: ParamTable) -> dict[int, list[str]]:
+    """Node index -> the names of the counted tensors it reads."""
     param_names: dict[int, list[str]] = {}
     for tensor in table.tensors:
         if tensor.category in COUNTED_CATEGORIES:
             for use in tensor.uses:
                 param_names.setdefault(use.node.index, []).append(tensor.name)
+    return param_names
 
-    branch_nodes: list[Node] = []
-    if torch_style:
-        node_paths = _torch_node_paths(main_nodes)
-        for node in main_nodes:  # an anonymous node takes the module of the state_dict keys it consumes
-            if node_paths[node.index] is None:
-                keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
-                node_paths[node.index] = next((k for k in keys if k), None)
-        if in_bodies:  # a module called inside an If or Loop body is a layer of its own, as in torch
-            node_paths.update(_torch_node_paths(in_bodies))
-            branch_nodes = [n for n in in_bodies if node_paths[n.index]]
-    else:
-        naming = tf_naming(view)
-        node_paths = {}
-        state_names = _rnn_state_names(view.main)
-        readers = view.main.readers
-        for node in main_nodes:
-            names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names, readers)
-            names = state_names.get(node.index, []) + names
-            found = (naming.layer(name) for name in names)
-            layer = next((f for f in found if f), None)
-            node_paths[node.index] = (layer,) if layer else None
-        for node in main_nodes:  # no scopes at all (dynamo without metadata): state_dict keys
-            if node_paths[node.index] is None:
-                keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
-                node_paths[node.index] = next((k for k in keys if k), None)
-        # tf2onnx's own helpers (`Squeeze__36` after an LSTM), anonymous Identity nodes (paddle2onnx puts
-        # one after many ops: `Identity.1`) and the Add of a bias paddle2onnx moved out of its Conv, folded
-        # under a name of its own (`p2o.pd_op.reshape.0.0`), join the layer they follow
-        producers = view.main.producers
-        biases = {t.name for t in table.tensors if t.role == "bias"}
-        stored = view.main.tensors
-        for node in main_nodes:
-            if node_paths[node.index] is not None or not node.inputs:
-                continue
-            # an op that reads stored weights only (the Transpose an unfolded legacy export writes
-            # before a MatMul) belongs to the module their state_dict keys name
-            owners = {path_from_tensor_name(name) if name in stored else None for name in node.inputs if name}
-            if len(owners) == 1 and None not in owners:
-                node_paths[node.index] = owners.pop()
-                continue
-            if node.index in param_names:
-                joins = node.op_type == "Add" and biases.issuperset(param_names[node.index])
-            else:
-                joins = node.op_type == "Identity" or bool(naming.root and _GENERATED_SUFFIX.search(node.name))
-            if joins:
-                source = producers.get(node.inputs[0])
-                if source is not None:
-                    node_paths[node.index] = node_paths.get(source.index)
-        _join_lowered_norms(view.main, node_paths, param_names)
 
-    # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
-    in_branch = {n.index for n in in_bodies}
-    helpers = _attach_helpers(view, node_paths, param_names)
-    owner_of_scope = _main_owner_of_scopes(view)
-    layers: dict[tuple[str, ...], Layer] = {}
+def _torch_style(main_nodes: list[Node], in_bodies: list[Node]) -> bool:
+    """torch.onnx's names (`/scope/Op`) or module scopes, in the main graph or (Optimum's merged
+    decoder: one If, torch's names inside) in the bodies."""
+    if any(n.name.startswith("/") or n.module_scopes for n in main_nodes):
+        return True
+    return bool(in_bodies) and any(n.name.startswith("/") or n.module_scopes for n in in_bodies)
 
-    labels: dict[str, str] = {}  # str(index) -> label of main nodes, made when a row needs one
 
-    def layer_for(path: tuple[str, ...] | None, node: Node | None) -> Layer:
+NodePaths = dict[int, tuple[str, ...] | None]  # node index -> its layer path (None: none found yet)
+
+
+def _keys_for_anonymous(nodes: list[Node], node_paths: NodePaths, param_names: dict[int, list[str]]) -> None:
+    """An anonymous node takes the module of the state_dict keys it consumes."""
+    for node in nodes:
+        if node_paths[node.index] is None:
+            keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
+            node_paths[node.index] = next((k for k in keys if k), None)
+
+
+def _torch_paths(
+    main_nodes: list[Node], in_bodies: list[Node], param_names: dict[int, list[str]]
+) -> tuple[NodePaths, list[Node]]:
+    """Each node's module path from torch's scopes or names, and the body nodes that are modules."""
+    node_paths = _torch_node_paths(main_nodes)
+    _keys_for_anonymous(main_nodes, node_paths, param_names)
+    if not in_bodies:
+        return node_paths, []
+    # a module called inside an If or Loop body is a layer of its own, as in torch
+    node_paths.update(_torch_node_paths(in_bodies))
+    return node_paths, [n for n in in_bodies if node_paths[n.index]]
+
+
+def _tf_paths(view: ModelView, table: ParamTable, param_names: dict[int, list[str]]) -> NodePaths:
+    """Each node's Keras layer from tf2onnx's scopes (or the names of what it reads), then state_dict
+    keys where no scope says anything, then the helpers that join the layer they follow."""
+    main_nodes = view.main.nodes
+    naming = tf_naming(view)
+    node_paths: NodePaths = {}
+    state_names = _rnn_state_names(view.main)
+    readers = view.main.readers
+    for node in main_nodes:
+        names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names, readers)
+        names = state_names.get(node.index, []) + names
+        found = (naming.layer(name) for name in names)
+        layer = next((f for f in found if f), None)
+        node_paths[node.index] = (layer,) if layer else None
+    _keys_for_anonymous(main_nodes, node_paths, param_names)  # no scopes at all (dynamo without metadata)
+    _join_what_they_follow(view, table, naming, node_paths, param_names)
+    _join_lowered_norms(view.main, node_paths, param_names)
+    return node_paths
+
+
+def _join_what_they_follow(
+    view: ModelView, table: ParamTable, naming: TfNaming, node_paths: NodePaths, param_names: dict[int, list[str]]
+) -> None:
+    """tf2onnx's own helpers (`Squeeze__36` after an LSTM), anonymous Identity nodes (paddle2onnx puts
+    one after many ops: `Identity.1`) and the Add of a bias paddle2onnx moved out of its Conv, folded
+    under a name of its own (`p2o.pd_op.reshape.0.0`), join the layer they follow."""
+    producers = view.main.producers
+    biases = {t.name for t in table.tensors if t.role == "bias"}
+    stored = view.main.tensors
+    for node in view.main.nodes:
+        if node_paths[node.index] is not None or not node.inputs:
+            continue
+        # an op that reads stored weights only (the Transpose an unfolded legacy export writes
+        # before a MatMul) belongs to the module their state_dict keys name
+        owners = {path_from_tensor_name(name) if name in stored else None for name in node.inputs if name}
+        if len(owners) == 1 and None not in owners:
+            node_paths[node.index] = owners.pop()
+            continue
+        if node.index in param_names:
+            joins = node.op_type == "Add" and biases.issuperset(param_names[node.index])
+        else:
+            joins = node.op_type == "Identity" or bool(naming.root and _GENERATED_SUFFIX.search(node.name))
+        if joins:
+            source = producers.get(node.inputs[0])
+            if source is not None:
+                node_paths[node.index] = node_paths.get(source.index)
+
+
+class _Rows:
+    """The layers by path, made as nodes and tensors ask for them; a node without a path is a row of
+    its own, named after its label."""
+
+    def __init__(self, main_nodes: list[Node]) -> None:
+        self.layers: dict[tuple[str, ...], Layer] = {}
+        self.main_nodes = main_nodes
+        self.labels: dict[str, str] = {}  # str(index) -> label of main nodes, made when a row needs one
+
+    def layer_for(self, path: tuple[str, ...] | None, node: Node | None) -> Layer:
         key = path if path else ("#node", str(node.index if node else -1))
-        layer = layers.get(key)  # one hash of the key per call (70k new layers at 200k nodes)
+        layer = self.layers.get(key)  # one hash of the key per call (70k new layers at 200k nodes)
         if layer is None:
             if key[0] == "#node":
-                if not labels:
-                    labels.update((str(n.index), n.label) for n in main_nodes)
-                name = labels.get(key[1], node.label if node else "(unused)")
+                if not self.labels:
+                    self.labels.update((str(n.index), n.label) for n in self.main_nodes)
+                name = self.labels.get(key[1], node.label if node else "(unused)")
             else:
                 name = ".".join(key)
-            layer = layers[key] = Layer(key, name)
+            layer = self.layers[key] = Layer(key, name)
         return layer
 
-    for node in main_nodes:
-        path = node_paths[node.index]
-        layer = layers.get(path) if path else None
-        (layer or layer_for(path, node)).nodes.append(node)
-    for node in branch_nodes:  # after the main graph's: a branch's module never takes the If's row
-        layer_for(node_paths[node.index], node).nodes.append(node)
 
-    unused = Layer(("#unused",), "(not consumed by any node)")
-    for tensor in table.tensors:
-        path = path_from_tensor_name(tensor.name)
-        named = layers.get(path) if path is not None else None
-        if named is not None:  # most state_dict keys name their module's layer
-            named.tensors.append(tensor)
-            continue
-        first = _first_named_use(tensor)
-        if first is not None and first.scope != MAIN:
-            if first.index in in_branch and tensor.category in COUNTED_CATEGORIES:  # by a module or an op of its own
-                target = layer_for(node_paths.get(first.index) or path, first)
-                if not target.nodes:
-                    target.nodes.append(first)
-                target.tensors.append(tensor)
-                continue
-            first = owner_of_scope.get(first.scope, first)
-        if first is not None and first.scope == MAIN:
-            target = layer_for(node_paths.get(first.index), first)
-        elif first is None:
-            target = unused
-        else:
-            target = layer_for(path, first)
-        target.tensors.append(tensor)
+def _tensor_row(
+    tensor: ParamTensor,
+    rows: _Rows,
+    node_paths: NodePaths,
+    in_branch: set[int],
+    owner_of_scope: dict[str, Node],
+) -> Layer | None:
+    """The row a tensor joins: the layer its state_dict key names, else its first named use's (a body's
+    op that reads a parameter has its own; another body's node joins the main node owning the body);
+    None when no node uses it."""
+    path = path_from_tensor_name(tensor.name)
+    named = rows.layers.get(path) if path is not None else None
+    if named is not None:  # most state_dict keys name their module's layer
+        return named
+    first = _first_named_use(tensor)
+    if first is not None and first.scope != MAIN:
+        if first.index in in_branch and tensor.category in COUNTED_CATEGORIES:  # by a module or an op of its own
+            target = rows.layer_for(node_paths.get(first.index) or path, first)
+            if not target.nodes:
+                target.nodes.append(first)
+            return target
+        first = owner_of_scope.get(first.scope, first)
+    if first is None:
+        return None
+    if first.scope == MAIN:
+        return rows.layer_for(node_paths.get(first.index), first)
+    return rows.layer_for(path, first)
 
-    def order(layer: Layer) -> tuple[int, str]:
-        for node in layer.nodes:  # in graph order: the first own node has the smallest own index
-            if node.index not in helpers:
-                return (node.index, layer.name)
-        return (layer.first_index, layer.name)
 
-    ordered = sorted(layers.values(), key=order)
-    if unused.tensors:
-        ordered.append(unused)
-    return ordered
+def _row_order(layer: Layer, helpers: set[int]) -> tuple[int, str]:
+    """A row's place: its first own node (not a helper attached to it), in graph order."""
+    for node in layer.nodes:  # in graph order: the first own node has the smallest own index
+        if node.index not in helpers:
+            return (node.index, layer.name)
+    return (layer.first_index, layer.name)
 
 
 # A normalization written out as ops: its mean, centring, variance, eps, root and division, and the
