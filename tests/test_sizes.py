@@ -50,7 +50,7 @@ def test_spatial_dims_take_the_smallest_size_every_window_accepts(tmp_path, caps
     assert "Chose: height = 8: spatial (reaches Conv 'conv1'): smallest size the windows accept" in out
     assert "Input x: float32 (1, 3, 8, 8)" in out
     # summary --run-shapes runs with the same sizes
-    assert main(["summary", str(path), "--run-shapes"]) == 0
+    assert main(["summary", str(path), "--run-shapes", "--wide"]) == 0  # the header on one line
     out = capsys.readouterr().out
     assert "shapes: confirmed by onnxruntime (batch=1, height=8, width=8)" in out
     assert "Note: shape run chose height = 8: spatial (reaches Conv 'conv1')" in out
