@@ -50,6 +50,7 @@ class CheckReport:
     rules: list[str]  # the rules that ran
     scan: ScanTotals = field(default_factory=ScanTotals)
     notes: list[str] = field(default_factory=list)
+    baselined: int = 0  # findings left out because --baseline lists them
 
     @property
     def exit_code(self) -> int:
@@ -57,6 +58,62 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """A file `check` could not read as a model: the one line that says why."""
+
+    model: str
+    error: str
+
+
+@dataclass
+class CheckRun:
+    """Several files checked with the same rules: one report per usable file."""
+
+    reports: list[CheckReport]
+    unusable: list[Unusable] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """The worst: 2 when a file was unusable, else 1 when a report failed, else 0."""
+        return max([r.exit_code for r in self.reports] + [2 for _ in self.unusable], default=0)
+
+
+def tally(findings: list[Finding], fail_on: str) -> tuple[dict[str, int], bool]:
+    """Findings per severity, and whether none is at or above `fail_on`."""
+    counts: dict[str, int] = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITIES}
+    limit = SEVERITY_RANK.get(fail_on, -1)
+    return counts, not any(SEVERITY_RANK[f.severity] <= limit for f in findings)
+
+
+def check_files(
+    paths: Iterable[str | os.PathLike[str]],
+    fail_on: FailOn = "error",
+    select: str | None = None,
+    ignore: str | None = None,
+    max_params: int | None = None,
+    max_macs: int | None = None,
+    max_activation_memory: int | None = None,
+    dims: dict[str, int] | None = None,
+    max_nodes: int = MAX_NODES,
+) -> CheckRun:
+    """`check` each file; an unusable one is noted and the others still checked. A usage error (an
+    unknown rule, a bad --fail-on) stops before the first file."""
+    if fail_on not in FAIL_ON:
+        raise UsageError(f"--fail-on must be one of {', '.join(FAIL_ON)}")
+    REGISTRY.select(select, ignore)
+    run = CheckRun([])
+    for path in paths:
+        try:
+            limits = (max_params, max_macs, max_activation_memory, dims, max_nodes)
+            run.reports.append(check(path, fail_on, select, ignore, *limits))
+        except UsageError:
+            raise
+        except AuditError as exc:
+            run.unusable.append(Unusable(str(path), str(exc)))
+    return run
 
 
 @names_the_file
@@ -104,9 +161,7 @@ def check(
     finally:
         os.close(opened.fd)
     kept = sorted(findings, key=Finding.sort_key)
-    counts: dict[str, int] = {s: sum(1 for f in kept if f.severity == s) for s in SEVERITIES}
-    limit = SEVERITY_RANK.get(fail_on, -1)
-    passed = not any(SEVERITY_RANK[f.severity] <= limit for f in kept)
+    counts, passed = tally(kept, fail_on)
     ids = sorted(r.id for r in rules)
     return CheckReport(CHECK_SCHEMA_VERSION, name, fail_on, passed, counts, ctx.params, kept, ids, scan, notes)
 
@@ -139,4 +194,4 @@ def _total(roles: RoleTable) -> int:
     return sum(t.count or 0 for t in param_table(roles).tensors if keras.bucket(t.category) is not None)
 
 
-__all__ = ["CHECK_SCHEMA_VERSION", "CheckReport", "check"]
+__all__ = ["CHECK_SCHEMA_VERSION", "CheckReport", "CheckRun", "Unusable", "check", "check_files"]
