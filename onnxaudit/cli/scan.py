@@ -45,10 +45,12 @@ def run_scan(args: argparse.Namespace) -> int:
     root = Path(args.directory)
     if args.convention not in CONVENTIONS:
         raise UsageError(f"unknown convention {args.convention!r}")
-    paths = find_models(root)
+    records: list[Record] = []
+    paths = find_models(root, records)
+    for record in records:  # folders that could not be read: reported first, and the exit code says so
+        sys.stdout.write(record.to_json(args.convention) + "\n")
     jobs = args.jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     progress = Progress(len(paths), sys.stderr)
-    records: list[Record] = []
     try:
         for record in scan(paths, args.convention, jobs, progress.update, args.max_nodes):
             records.append(record)

@@ -53,9 +53,11 @@ class Record:
         return json.dumps(data, sort_keys=True)
 
 
-def find_models(root: Path) -> list[Path]:
+def find_models(root: Path, unreadable_folders: list[Record] | None = None) -> list[Path]:
     """Every *.onnx file under root, in sorted order. Symlinked folders are not entered (no loops);
-    symlinked files are listed and the loader decides whether to follow them."""
+    symlinked files are listed and the loader decides whether to follow them. A folder below root that
+    cannot be listed becomes an error Record in `unreadable_folders`: a scan must never pass over it in
+    silence (it may hold the models the user meant)."""
     if not root.exists():
         raise AuditError(f"{root}: no such directory")
     if not root.is_dir():
@@ -69,6 +71,11 @@ def find_models(root: Path) -> list[Path]:
         found += [Path(folder, f) for f in files if f.lower().endswith(SUFFIX)]
     if unreadable and unreadable[0].filename == str(root):
         raise AuditError(f"{root}: cannot read the directory ({unreadable[0].strerror})")
+    if unreadable_folders is not None:
+        for exc in unreadable:
+            folder = os.fsdecode(exc.filename) if exc.filename is not None else str(root)
+            why = f"cannot read the folder ({exc.strerror}); any models in it were not audited"
+            unreadable_folders.append(Record(folder, "error", error=_one_line(f"{folder}: {why}")))
     return sorted(found)
 
 
