@@ -88,7 +88,7 @@ class ConstantRoles(FoldedBnRoles):
         if node.op_type == "GatherBlockQuantized" and slot == 0:
             # 4-bit values packed two to a uint8 byte (int4/uint4 dtypes already count logically)
             tensor = self.view.lookup(node.scope, node.inputs[0])
-            packed = tensor is not None and tensor.dtype == TensorProto.UINT8 and node.attrs.get("bits", 4) == 4
-            if packed and tensor.dims:  # type: ignore[union-attr]
-                return (*tensor.dims[:-1], tensor.dims[-1] * 2)  # type: ignore[union-attr]
+            if tensor is not None and tensor.dtype == TensorProto.UINT8 and node.attrs.get("bits", 4) == 4:
+                if tensor.dims:
+                    return (*tensor.dims[:-1], tensor.dims[-1] * 2)
         return None

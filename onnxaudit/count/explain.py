@@ -34,7 +34,7 @@ def formula(
     terms = tuple([(t.dims, t.count, t.role, t.category) for t in tensors if t.count is not None])
     if not terms:
         return ""
-    return _formula_text(terms, non_trainable, op_label, non_trainable_label)  # type: ignore[arg-type]
+    return _formula_text(terms, non_trainable, op_label, non_trainable_label)
 
 
 # What formula() reads of one counted tensor: dims, count, role, category.
@@ -45,12 +45,13 @@ _Term = tuple[tuple[int, ...] | None, int, str, str]
 def _formula_text(terms: tuple[_Term, ...], non_trainable: int, op_label: str, non_trainable_label: str) -> str:
     """formula() per distinct signature: a model repeats a few (48k rows, ~20 texts at 200k nodes)."""
     total = sum(count for _, count, _, _ in terms)
-    if len(terms) > 1 and _norm_vectors(terms):  # one tensor (most rows) is never such a set
+    width = _norm_width(terms) if len(terms) > 1 else None  # one tensor (most rows) is never such a set
+    if width is not None:
         ordered = sorted(terms, key=lambda term: _NORM_ORDER.index(term[2]))
         trainable_part = [_SHORT[role] for _, _, role, category in ordered if category == "parameter"]
         stats_part = [_SHORT[role] for _, _, role, category in ordered if category != "parameter"]
         names = " | ".join(", ".join(part) for part in (trainable_part, stats_part) if part)
-        text = f"{len(terms)} x {terms[0][0][0]} = {total:,} ({names})"  # type: ignore[index]
+        text = f"{len(terms)} x {width} = {total:,} ({names})"
     else:
         text = " + ".join([dims_text(dims) for dims, _, _, _ in terms])
         first_dims = terms[0][0]
@@ -61,8 +62,10 @@ def _formula_text(terms: tuple[_Term, ...], non_trainable: int, op_label: str, n
     return f"{op_label} {text}".strip()
 
 
-def _norm_vectors(terms: tuple[_Term, ...]) -> bool:
-    """All are per-channel vectors of one normalization layer, of one length."""
-    if not all(role in _NORM_ORDER and dims is not None and len(dims) == 1 for dims, _, role, _ in terms):
-        return False
-    return len({dims for dims, _, _, _ in terms}) == 1
+def _norm_width(terms: tuple[_Term, ...]) -> int | None:
+    """The length all of them share when they are per-channel vectors of one normalization layer, else None."""
+    widths = {
+        dims[0] if dims is not None and len(dims) == 1 and role in _NORM_ORDER else None for dims, _, role, _ in terms
+    }
+    width = widths.pop()
+    return width if not widths else None

@@ -37,7 +37,7 @@ def _out_channels(node: Node, weights: dict[int, ParamTensor]) -> int | None:
     weight = weights.get(node.index)
     if weight is None or not weight.dims or node.op_type not in CHANNEL_PRODUCTS:
         return None
-    group = int(node.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
+    group = node.int_attr("group", 1) or 1
     return output_channels(node.op_type, weight.dims, group, bool(node.attrs.get("transB")))
 
 

@@ -45,7 +45,7 @@ class ProductRoles(NormalizationRoles):
         weight = self.stored_behind(producer.scope, producer.inputs[1])
         if weight is None or not weight.dims:
             return False
-        group = int(producer.attrs.get("group", 1) or 1)  # type: ignore[arg-type]
+        group = producer.int_attr("group", 1) or 1
         return output_channels(producer.op_type, weight.dims, group, bool(producer.attrs.get("transB"))) > 1
 
     def holds_constant(self, node: Node) -> bool:

@@ -53,13 +53,13 @@ def _later_call(consumer: Node, readers: list[tuple[Node, int]] | tuple[()]) -> 
 
 def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
     """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
-    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})  # type: ignore[no-any-return]
+    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})
 
 
 def _classified(tensor: Tensor, role: str, logical: tuple[int, ...] | None) -> Classified:
     """Classified(tensor, role, logical_dims=logical) without the dataclass's __init__ (one per tensor)."""
     fields = {"tensor": tensor, "role": role, "uses": [], "logical_dims": logical, "notes": []}
-    return frozen_from_dict(Classified, fields)  # type: ignore[no-any-return]
+    return frozen_from_dict(Classified, fields)
 
 
 @dataclass
@@ -155,8 +155,9 @@ class _Classifier(ConstantRoles):
         for j, inner in enumerate(producer.inputs):
             if not inner:
                 continue
-            if folded_bn is not None and folded_bn[j] is not None:
-                self.trace(producer.scope, inner, folded_bn[j], producer, j, (), depth + 1)
+            bn_role = folded_bn[j] if folded_bn is not None else None
+            if bn_role is not None:
+                self.trace(producer.scope, inner, bn_role, producer, j, (), depth + 1)
                 continue
             inner_role = self.slot_role(producer, j)
             if arithmetic and one_value(self.view.lookup(producer.scope, inner)):
@@ -225,9 +226,9 @@ class _Classifier(ConstantRoles):
                 if value.name == name and graph.kind == "subgraph":
                     return  # a Loop's or Scan's step, state or carried value: what its node computes
                 if value.name == name and graph.kind != "function":
-                    dims = value.shape
-                    known = dims is not None and all(isinstance(d, int) for d in dims)
-                    tensor = Tensor(name, current, value.dtype, tuple(dims) if known else None, "graph_input", "none")  # type: ignore[arg-type]
+                    fixed = tuple(d for d in value.shape or () if isinstance(d, int))
+                    known = value.shape is not None and len(fixed) == len(value.shape)
+                    tensor = Tensor(name, current, value.dtype, fixed if known else None, "graph_input", "none")
                     self.record(tensor, Use(node, slot, role))
                     if not known:
                         self.limits.append(f"graph input {name!r} in a {role} slot has symbolic dims: not counted")

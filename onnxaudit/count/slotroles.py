@@ -22,7 +22,7 @@ from onnxaudit.model.ops import (
 )
 from onnxaudit.model.view import ModelView, Node
 
-_UNKNOWN = object()
+_UNKNOWN: tuple[str, ...] = ("(not looked up)",)  # fixed_slots has no answer for the op yet
 
 
 _NO_SLOTS: dict[int, str] = {}
@@ -78,9 +78,9 @@ class SlotRoles(ProductRoles):
                 affine = self.normalization_affine(node, slot, assumed)
                 if affine:
                     return affine
-            table = SLOT_TABLE.get(op)
-            if table is not None:
-                return table[slot] if slot < len(table) else DATA
+            std_table = SLOT_TABLE.get(op)
+            if std_table is not None:
+                return std_table[slot] if slot < len(std_table) else DATA
         return DATA
 
     def _fixed_slots(self, op: str, domain: str) -> tuple[str, ...] | None:

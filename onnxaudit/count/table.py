@@ -122,7 +122,7 @@ def _param_tensor(entry: Classified, sizes: _Sizes) -> ParamTensor:
     consumers = tuple(map(describe_use, uses))
     if len(consumers) > 1:
         consumers = tuple(dict.fromkeys(consumers))  # one line per distinct use
-    return frozen_from_dict(  # type: ignore[no-any-return]
+    return frozen_from_dict(
         ParamTensor,  # every field, in order, without the frozen dataclass's __init__
         {
             "name": tensor.name,

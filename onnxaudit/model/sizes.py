@@ -157,7 +157,8 @@ def _walk(view: ModelView, sizes: Mapping[tuple[str, int], int], free: list[tupl
             merged: Row = [None] * rank
             for row in rows:  # broadcasting aligns axes from the right
                 for i, entry in enumerate(row, start=rank - len(row)):
-                    if entry is not None and (merged[i] is None or entry[2] > merged[i][2]):  # type: ignore[index]
+                    current = merged[i]
+                    if entry is not None and (current is None or entry[2] > current[2]):
                         merged[i] = entry
             out: Row | None = merged
         elif first is None:

@@ -61,6 +61,12 @@ class Node:
     subgraphs: tuple[str, ...] = ()
     module_scopes: tuple[str, ...] = ()  # torch dynamo's pkg.torch.onnx.name_scopes, when present
 
+    def int_attr(self, name: str, default: int) -> int:
+        """Attribute `name` when the file holds it as an int, else `default` (a malformed file may hold a
+        float, a string or a list under any name)."""
+        value = self.attrs.get(name)
+        return value if isinstance(value, int) else default
+
     @property
     def label(self) -> str:
         return self.name or f"{self.op_type}_{self.index}"
