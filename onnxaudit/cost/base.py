@@ -35,7 +35,7 @@ class Shapes:
     def __init__(self, view: ModelView, value_shapes: Mapping[str, ValueInfo]) -> None:
         self.view = view
         self.value_shapes = value_shapes
-        self.free = input_dims(view, value_shapes)
+        self.free = input_dims(view)
 
     def dims(self, node: Node, slot: int, output: bool = False) -> Dims | None:
         names = node.outputs if output else node.inputs
@@ -59,13 +59,10 @@ class Shapes:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]*")
 
 
-def input_dims(view: ModelView, value_shapes: Mapping[str, ValueInfo]) -> frozenset[str]:
-    """The named dims of the main graph's inputs (as the shapes at hand state them: bound ones are numbers)."""
-    names: set[str] = set()
-    for value in view.main.inputs:
-        info = value_shapes.get(value.name, value)
-        names.update(d for d in info.shape or () if isinstance(d, str))
-    return frozenset(names)
+def input_dims(view: ModelView) -> frozenset[str]:
+    """The named dims of the main graph's inputs, as the file declares them (a bound one is still a name
+    here: the figures bind it at the end)."""
+    return frozenset(d for value in view.main.inputs for d in value.shape or () if isinstance(d, str))
 
 
 def known(shape: tuple[int | str | None, ...], free: frozenset[str]) -> bool:

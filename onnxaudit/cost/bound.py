@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from onnxaudit.cost.estimate import Costs, estimate
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable
 from onnxaudit.errors import UsageError
-from onnxaudit.io.onnxcore import TensorProto, infer_shapes
+from onnxaudit.model.infer import infer_value_shapes
 from onnxaudit.model.read import read_without_weights
 from onnxaudit.model.sizes import choose_sizes
-from onnxaudit.model.view import ModelView, ValueInfo, dtype_and_shape
+from onnxaudit.model.view import ModelView, ValueInfo
 
 if TYPE_CHECKING:
     from onnxaudit.shapes.confirm import ShapeCheck
@@ -45,13 +45,8 @@ def model_cost(
                 positions[choice.input, choice.axis] = choice.value
             notes.append(f"size chosen for a free dim: {choice.label}={choice.value} ({choice.reason})")
     bindings = {**named, **{f"{i}:{a}": v for (i, a), v in positions.items()}}
-    costs = None
-    if named or positions:
-        shapes = bound_shapes(view, named, positions)
-        if shapes is not None:
-            costs = estimate(view, params, {**view.value_shapes, **shapes}, bindings)
-    if costs is None:
-        costs = estimate(view, params, view.value_shapes, bindings)
+    shapes = bound_shapes(view, named, positions) if named or positions else view.value_shapes
+    costs = estimate(view, params, shapes, bindings)
     costs.report.notes[:0] = notes
     return costs
 
@@ -78,19 +73,12 @@ def _split(
 
 def bound_shapes(
     view: ModelView, dims: Mapping[str, int], positions: Mapping[tuple[str, int], int] | None = None
-) -> dict[str, ValueInfo] | None:
-    """onnx shape inference again, every graph input's dim named in `dims` (or at a place in `positions`)
-    set to its value, on the
-    structure alone (weights stripped, declared shapes dropped so they cannot echo the free dims): a
-    Reshape's output then has numbers where static inference gave it fresh names (unk__0). None when
-    inference fails; the caller then binds the names it can."""
+) -> dict[str, ValueInfo]:
+    """Static inference again (load's: weights stripped, shape arithmetic folded), every graph input's dim
+    named in `dims` (or at a place in `positions`) set to its value, declared shapes dropped so they cannot
+    echo the free dims: a Reshape's output then has numbers where inference gave it a fresh name (unk__0).
+    Each value keeps the shape it had unless the new one is all numbers (a failed inference changes nothing)."""
     model, _, sizes, _ = read_without_weights(Path(view.path))
-    for init in model.graph.initializer:
-        known = sizes(init)
-        if known is not None and known[1] > 0:
-            init.data_location = TensorProto.EXTERNAL  # dims stay; inference never reads the bytes
-            del init.external_data[:]
-            init.external_data.add(key="location", value="__stripped__")
     places = positions or {}
     for value in model.graph.input:
         for axis, d in enumerate(value.type.tensor_type.shape.dim):
@@ -102,13 +90,9 @@ def bound_shapes(
     for value in model.graph.output:
         if value.type.HasField("tensor_type"):
             value.type.tensor_type.ClearField("shape")
-    try:
-        inferred: Any = infer_shapes(model, data_prop=True)  # onnxcore's classes are not typed
-    except Exception:  # inference is a courtesy here too: the names given are still bound
-        return None
-    shapes: dict[str, ValueInfo] = {}
-    for value in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input):
-        dtype, shape = dtype_and_shape(value.type)
-        if shape is not None:
-            shapes[value.name] = ValueInfo(value.name, dtype, shape)
+    inferred = infer_value_shapes(model, sizes, in_place=True, data_prop=True)
+    shapes = dict(view.value_shapes)
+    for name, info in inferred.items():
+        if name not in shapes or (info.shape is not None and all(isinstance(d, int) for d in info.shape)):
+            shapes[name] = info
     return shapes

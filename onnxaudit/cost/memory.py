@@ -49,7 +49,7 @@ def activation_memory(view: ModelView, shapes: Mapping[str, ValueInfo]) -> Memor
     stored = {name for name, t in main.tensors.items() if t.origin in _STORED}
     sizes: dict[str, Poly] = {}
     unknown = 0
-    free = input_dims(view, shapes)
+    free = input_dims(view)
 
     def size(name: str) -> Poly | None:
         info = shapes.get(name)

@@ -50,11 +50,16 @@ def has_foldable_chain(graph: GraphProto) -> bool:
 
 
 def infer_value_shapes(
-    model: ModelProto, sizes: SizeHook | None = None, in_place: bool = False, notes: list[str] | None = None
+    model: ModelProto,
+    sizes: SizeHook | None = None,
+    in_place: bool = False,
+    notes: list[str] | None = None,
+    data_prop: bool = False,
 ) -> dict[str, ValueInfo]:
     """Static shapes from onnx shape inference, run on a copy whose large weights are stripped
     (`in_place`: the model is already a light copy of the reader's own). A failure of inference
-    is added to `notes`."""
+    is added to `notes`. `data_prop`: onnx's data propagation too (the cost stage, with input dims bound:
+    a Reshape's target computed from Shape then has numbers)."""
     if in_place:
         light = model
     else:
@@ -75,7 +80,7 @@ def infer_value_shapes(
         except Exception:  # folding only sharpens inference; it never decides a count
             pass
     try:
-        inferred = infer_shapes(light)
+        inferred = infer_shapes(light, data_prop=data_prop)
     except IsolatedFailure as exc:  # inference is a courtesy; counts never depend on it
         if notes is not None:
             notes.append(f"static shape inference failed: {exc}; output shapes not shown")
