@@ -366,6 +366,16 @@ def test_graph_size_over_max_nodes_is_refused_and_the_flag_raises_it(bomb, cli, 
         assert out.code in (0, 1) and out.stderr == "", (command, out.stderr)
 
 
+def test_a_huge_max_memory_is_a_usage_error(cli, folders, tmp_path):
+    """--max-memory 99999999999999999999999GiB failed in the run with 'Python int too large to convert to C long'."""
+    folder, _ = folders
+    path = save(linear(init("W", [4, 4])), folder / "m.onnx")
+    for size in ("99999999999999999999999GiB", "1e400"):
+        out = cli.run(["summary", str(path), "--run-shapes", "--max-memory", size], tmp_path)
+        assert out.code == 2 and out.stdout == "" and "--max-memory: " in out.stderr, out.stderr
+        assert "C long" not in out.stderr and "Traceback" not in out.stderr
+
+
 def test_external_data_refused_is_never_opened(cli, folders, tmp_path):
     """The audit hook sees every open: a refused external file is not among them."""
     folder, canary = folders

@@ -30,7 +30,10 @@ def memory_size(text: str) -> int:
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _UNITS:
         raise argparse.ArgumentTypeError(f"expected a size like 4GiB or 512MiB, got {text!r}")
-    value = int(float(match.group(1)) * _UNITS[unit])
+    amount = float(match.group(1)) * _UNITS[unit]
+    if not amount < 2**60:  # an rlimit is a C long: a larger value failed deep in the run (and inf is not a size)
+        raise argparse.ArgumentTypeError("must be less than 1 EiB")
+    value = int(amount)
     if value < 2**20:
         raise argparse.ArgumentTypeError("must be at least 1 MiB")
     return value
