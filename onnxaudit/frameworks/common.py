@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTensor
 from onnxaudit.frameworks.figures import AMBIGUOUS, EXACT, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.ops import output_channels
+from onnxaudit.model.ops import LAYOUT_OR_PLUMBING, output_channels
 from onnxaudit.model.view import ModelView, Node
 
 
@@ -16,12 +16,9 @@ def counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
     return [t for t in tensors if t.category in COUNTED_CATEGORIES and t.count is not None]
 
 
-LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Shape", "Constant"})
-
-
 def kind_of(layer: Layer) -> str:
     """The layer's ops without the layout and shape plumbing exporters put around them."""
-    ops = dict.fromkeys([n.op_type for n in layer.nodes if n.op_type not in LAYOUT_OPS])  # Constant among them
+    ops = dict.fromkeys([n.op_type for n in layer.nodes if n.op_type not in LAYOUT_OR_PLUMBING])  # Constant among them
     return "+".join(ops or layer.op_types)
 
 
@@ -132,11 +129,6 @@ def out_channels(op: str, node: Node, weight: ParamTensor) -> int:
         return 0
     group, trans_b = node.attrs.get("group", 1), node.attrs.get("transB", 0)
     return output_channels(op, weight.dims, int(group), bool(trans_b))  # type: ignore[call-overload]
-
-
-# ops a gamma or beta may pass through on its way to its Mul or Add: a mask constant that reaches
-# an attention score's Add through Expand/Sub/Where is no beta
-RESHAPING = frozenset({"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Cast", "Identity"})
 
 
 def bns_fused_by_dynamo(

@@ -7,10 +7,9 @@ import re
 from onnxaudit.count.layers import Layer, path_from_tensor_name
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.count.vocabulary import ROLES
-from onnxaudit.frameworks.common import RESHAPING
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
 from onnxaudit.model.exporters import called_again
-from onnxaudit.model.ops import DATA
+from onnxaudit.model.ops import DATA, RESHAPING_OPS
 from onnxaudit.model.view import ModelView, Node
 
 
@@ -147,7 +146,7 @@ def _measured(node: Node, readers: dict[str, list[Node]], depth: int = 0) -> boo
             if not (
                 reader.op_type == "Shape"
                 or (
-                    reader.op_type in RESHAPING
+                    reader.op_type in RESHAPING_OPS
                     and reader.inputs[:1] == (out,)
                     and _measured(reader, readers, depth + 1)
                 )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTable, ParamTensor
-from onnxaudit.frameworks.common import RESHAPING, inferred_layer
+from onnxaudit.frameworks.common import inferred_layer
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import INFERRED, ZERO, Figure, FrameworkLayer
 from onnxaudit.io.dims import element_count
+from onnxaudit.model.ops import RESHAPING_OPS
 from onnxaudit.model.view import MAIN, ModelView, Node
 
 _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
@@ -15,7 +16,7 @@ _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciproc
 
 def _reaches(tensor: ParamTensor, op_type: str) -> bool:
     """Whether `tensor` feeds an `op_type` node directly or through reshaping ops only."""
-    return any(u.node.op_type == op_type and RESHAPING.issuperset(u.via) for u in tensor.uses)
+    return any(u.node.op_type == op_type and RESHAPING_OPS.issuperset(u.via) for u in tensor.uses)
 
 
 @rule(_RUNTIME_STATS)

@@ -6,9 +6,10 @@ import re
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
 from onnxaudit.count.table import ParamTable, ParamTensor
-from onnxaudit.frameworks.common import LAYOUT_OPS, counted
+from onnxaudit.frameworks.common import counted
 from onnxaudit.frameworks.doubts import ONE_PRODUCT_OPS, measured_only
 from onnxaudit.model.exporters import called_again
+from onnxaudit.model.ops import LAYOUT_OR_PLUMBING
 from onnxaudit.model.view import MAIN, ModelView
 
 
@@ -104,7 +105,7 @@ def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, tuple
     weights = [t for t in tensors if t.role == "weight" and t.dims]
     if len(weights) < 2:  # most layers: one weight
         return {}
-    if any(n.op_type not in ONE_PRODUCT_OPS and n.op_type not in LAYOUT_OPS for n in layer.nodes):
+    if any(n.op_type not in ONE_PRODUCT_OPS and n.op_type not in LAYOUT_OR_PLUMBING for n in layer.nodes):
         return {}
     first: dict[tuple[object, ...], ParamTensor] = {}
     found = {}
