@@ -238,22 +238,33 @@ class _Classifier(ConstantRoles):
     def classify(self) -> RoleTable:
         nodes = self.view.all_nodes()
         self.settle_constants()
-        slot_role, is_constant, constant_nodes = self.slot_role, self.is_constant, self.constant_nodes
+        self.walk(nodes)
+        for key, note in self.alias_notes.items():
+            self.found[key].notes.append(note)
+        self.branch_outputs()
+        self.add_unused()
+        if self.view.fx.buffers:  # before the branches are weighed: a buffer is no parameter of either
+            self.fx_named_buffers()
+        if self.view.fx.parameters:
+            self.fx_named_parameters()
+        self.branch_alternatives()
+        self.attribute_parameters(nodes)
+        self.bn_training_notes(nodes)
+        # by first use (node index, slot), then scope and name; tensors never used come last
+        first_use, unused = self.first_use, (1 << 62, 0)
+        ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
+        return RoleTable(ordered, self.limits, self.view.trained)
+
+    def walk(self, nodes: list[Node]) -> None:
+        """Trace every constant (and weight-slot graph input) each node reads, in node order."""
+        slot_role, constant_nodes = self.slot_role, self.constant_nodes
         fed = {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
         watched = {scope: constants | fed for scope, constants in self.constants.items()}
         for node in nodes:
             scope, inputs = node.scope, node.inputs
             constants = self.constants.get(scope)
-            if constants is None:  # not settled: is_constant answers as it is asked, in the order it always was
-                if node.op_type == "Constant" or self.is_constant_computation(node):
-                    continue  # reached from its consumers
-                for slot, name in enumerate(inputs):
-                    if name:
-                        role = slot_role(node, slot)
-                        if is_constant(scope, name):
-                            self.trace(scope, name, role, node, slot, (), 0)
-                        elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
-                            self.weight_input_without_data(node, slot, name, role)
+            if constants is None:
+                self.walk_unsettled(node)
                 continue
             if node.op_type == "Constant" or node.index in constant_nodes:
                 continue  # reached from its consumers
@@ -268,29 +279,31 @@ class _Classifier(ConstantRoles):
                     role = slot_role(node, slot)
                     if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                         self.weight_input_without_data(node, slot, name, role)
-        for key, note in self.alias_notes.items():
-            self.found[key].notes.append(note)
-        self.branch_outputs()
-        self.add_unused()
-        if self.view.fx.buffers:  # before the branches are weighed: a buffer is no parameter of either
-            self.fx_named_buffers()
-        if self.view.fx.parameters:
-            self.fx_named_parameters()
-        self.branch_alternatives()
-        self.attribute_parameters(nodes)
-        if "BatchNormalization" in self.op_types and any(
+
+    def walk_unsettled(self, node: Node) -> None:
+        """A node of a graph settle_constants did not settle: is_constant answers as it is asked, in
+        the order it always was."""
+        if node.op_type == "Constant" or self.is_constant_computation(node):
+            return  # reached from its consumers
+        for slot, name in enumerate(node.inputs):
+            if name:
+                role = self.slot_role(node, slot)
+                if self.is_constant(node.scope, name):
+                    self.trace(node.scope, name, role, node, slot, (), 0)
+                elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
+                    self.weight_input_without_data(node, slot, name, role)
+
+    def bn_training_notes(self, nodes: list[Node]) -> None:
+        """A note on every tensor a BatchNormalization in training mode reads."""
+        if "BatchNormalization" not in self.op_types or not any(
             n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes
         ):
-            for entry in self.found.values():
-                if any(
-                    u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1
-                    for u in entry.uses
-                ):
-                    entry.notes.append("BatchNormalization has training_mode=1")
-        # by first use (node index, slot), then scope and name; tensors never used come last
-        first_use, unused = self.first_use, (1 << 62, 0)
-        ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
-        return RoleTable(ordered, self.limits, self.view.trained)
+            return
+        for entry in self.found.values():
+            if any(
+                u.node.op_type == "BatchNormalization" and u.node.attrs.get("training_mode") == 1 for u in entry.uses
+            ):
+                entry.notes.append("BatchNormalization has training_mode=1")
 
     def fx_named_parameters(self) -> None:
         """A tensor of unknown role that dynamo's FX calls read as a parameter (`%p_pos_embed`: ViT's
