@@ -580,3 +580,67 @@ def test_model_symlinks_inside_the_folder(tmp_path):
     (folder / "via_dir.onnx").symlink_to("out/m.onnx")  # a symlinked folder on the way: refused
     with pytest.raises(AuditError, match="symlink in its path"):
         load(folder / "via_dir.onnx")
+
+
+# ---------------------------------------------------------------- the CLI over mutated fixtures
+
+# Every small fixture of every exporter; ONNXAUDIT_CLI_FUZZ=N runs N cases instead of the suite's few
+# (README: the longer run), ONNXAUDIT_CLI_FUZZ_SEED picks another sequence.
+_CLI_FIXTURES = sorted(p for p in MODELS.rglob("*.onnx") if p.stat().st_size < 60_000)
+_CLI_CASES = int(os.environ.get("ONNXAUDIT_CLI_FUZZ", "4"))
+_CLI_SEED = int(os.environ.get("ONNXAUDIT_CLI_FUZZ_SEED", "17"))
+_HOSTILE_BYTES = [b"\xff", b"\x1b", b"\x00", b"\n", b"\r", b"\x85", b"\xe2\x80\xae", b":", b"\x7f", b"\xc0"]
+_CLI_COMMANDS = [
+    ["summary", "--format", "text", "--explain"],
+    ["summary", "--format", "json"],
+    ["summary", "--format", "markdown", "--by", "tensor"],
+    ["check", "--format", "text"],
+    ["check", "--format", "json"],
+    ["check", "--format", "markdown"],
+    ["check", "--format", "github"],
+]
+
+
+def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """One of: a printable run (a name, most likely) overwritten in place with hostile bytes of the same
+    length, so the protobuf framing stays valid and the file still loads; random bytes overwritten; a cut."""
+    out = bytearray(data)
+    kind = rng.integers(3)
+    if kind == 0:
+        import re
+
+        runs = [m.span() for m in re.finditer(rb"[ -~]{4,}", data)]
+        for _ in range(int(rng.integers(1, 4))):
+            if not runs:
+                break
+            start, end = runs[int(rng.integers(len(runs)))]
+            fill = b"".join(_HOSTILE_BYTES[int(i)] for i in rng.integers(len(_HOSTILE_BYTES), size=end - start))
+            out[start:end] = fill[: end - start]
+    elif kind == 1:
+        for _ in range(int(rng.integers(1, 9))):
+            out[int(rng.integers(len(out)))] = int(rng.integers(256))
+    else:
+        del out[int(rng.integers(len(out))) :]
+    return bytes(out)
+
+
+@pytest.mark.parametrize("case", range(_CLI_CASES))
+def test_cli_over_mutated_fixtures(case, cli, folders, tmp_path):
+    """Exit 0, 1 or 2; an exit 2 is one stderr line naming the file; otherwise nothing on stderr; no
+    output format writes a raw control character, a bidi override or a byte that is not UTF-8."""
+    folder, canary = folders
+    rng = np.random.default_rng([_CLI_SEED, case])
+    source = _CLI_FIXTURES[int(rng.integers(len(_CLI_FIXTURES)))]
+    path = folder / "fuzzed.onnx"
+    path.write_bytes(_mutate(source.read_bytes(), rng))
+    for k in rng.choice(len(_CLI_COMMANDS), size=2, replace=False):
+        argv = [_CLI_COMMANDS[k][0], str(path), *_CLI_COMMANDS[k][1:]]
+        out = cli.run(argv, tmp_path)
+        where = (source.name, case, argv[0], argv[3])
+        assert out.code in (0, 1, 2), (where, out.code, out.stderr)
+        if out.code == 2:
+            assert out.stdout == "" and out.stderr.count("\n") == 1 and out.stderr.startswith(f"onnxaudit: {path}: ")
+        else:
+            assert out.stderr == "", (where, out.stderr)
+        assert raw_controls(out.raw) == [], (where, raw_controls(out.raw))
+    assert canary.touched() == []
