@@ -128,13 +128,7 @@ class _Classifier(ConstantRoles):
                 self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
         if tensor is not None:
-            final = self.constant_role(tensor, role, consumer)
-            if via:  # broadcast_filler looks for an Expand on the way
-                final = self.broadcast_filler(tensor, final, via)
-                if final == "shape" and "DequantizeLinear" in via:
-                    final = "unclassified"  # quantized values of a float tensor, whatever it is: no shape
-            packed = final in ("weight", "embedding") and consumer.op_type in PACKED_OPS
-            self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
+            self.record_stored(tensor, role, consumer, slot, via)
             return
         producer = self.producer(scope, name)
         if producer is None or depth > self.MAX_TRACE:
@@ -147,6 +141,22 @@ class _Classifier(ConstantRoles):
             final = self.constant_role(alias, role, consumer)
             self.record(alias, _use(consumer, slot, final, via))
             return
+        self.trace_computation(producer, role, consumer, slot, via, depth)
+
+    def record_stored(self, tensor: Tensor, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
+        """A stored tensor reached in `consumer`'s `slot`: its role there, recorded."""
+        final = self.constant_role(tensor, role, consumer)
+        if via:  # broadcast_filler looks for an Expand on the way
+            final = self.broadcast_filler(tensor, final, via)
+            if final == "shape" and "DequantizeLinear" in via:
+                final = "unclassified"  # quantized values of a float tensor, whatever it is: no shape
+        packed = final in ("weight", "embedding") and consumer.op_type in PACKED_OPS
+        self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
+
+    def trace_computation(
+        self, producer: Node, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
+    ) -> None:
+        """Trace the inputs of `producer`, a constant-only computation on the way to `consumer`."""
         # A constant-only computation: each input either carries the weight on, or plays its own role there.
         # One value added to or multiplied into a weight on its way (paddle2onnx writes an assign as `+ 0`)
         # is a literal, not a 1-element weight.

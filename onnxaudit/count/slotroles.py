@@ -51,36 +51,49 @@ class SlotRoles(ProductRoles):
         if key in self.view.functions:
             return self.formal_role(node, slot, depth)
         if op in ("Loop", "Scan") and domain in STD_DOMAINS and node.subgraphs:
-            # Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs
-            role = (
-                self.body_role(node.subgraphs[0], node, slot, slot, depth)
-                if slot >= (2 if op == "Loop" else 0)
-                else DATA
-            )
-            return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
+            return self.loop_role(node, slot, depth)
         if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
-            if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
-                return "bias"
-            if op in QOPERATOR_ELEMENTWISE and (affine := self.normalization_affine(node, slot, assumed)):
-                return affine
-            table = MS_SLOT_TABLE[op]
-            return table[slot] if slot < len(table) else DATA
+            return self.ms_role(node, slot, assumed)
         if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
             return self.matmul_role(node, slot, assumed)
         if domain in STD_DOMAINS:
-            if op == "Gather":
-                return "embedding" if slot == 0 else "shape"
-            if op == "Add" and self.is_bias_add(node, slot, assumed):
-                return "bias"
-            if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
-                return "quant_scale"
-            if op in ("Mul", "Add") and len(node.inputs) == 2:
-                affine = self.normalization_affine(node, slot, assumed)
-                if affine:
-                    return affine
-            std_table = SLOT_TABLE.get(op)
-            if std_table is not None:
-                return std_table[slot] if slot < len(std_table) else DATA
+            return self.std_role(node, slot, assumed)
+        return DATA
+
+    def loop_role(self, node: Node, slot: int, depth: int) -> str:
+        """Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs."""
+        op = node.op_type
+        role = (
+            self.body_role(node.subgraphs[0], node, slot, slot, depth) if slot >= (2 if op == "Loop" else 0) else DATA
+        )
+        return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
+
+    def ms_role(self, node: Node, slot: int, assumed: str) -> str:
+        """An onnxruntime contrib op's slot: its table's, but for QOperator Add/Mul beside a product or a norm."""
+        op = node.op_type
+        if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
+            return "bias"
+        if op in QOPERATOR_ELEMENTWISE and (affine := self.normalization_affine(node, slot, assumed)):
+            return affine
+        table = MS_SLOT_TABLE[op]
+        return table[slot] if slot < len(table) else DATA
+
+    def std_role(self, node: Node, slot: int, assumed: str) -> str:
+        """A standard op's slot whose role depends on the node (Gather, Add, Mul), else its table's."""
+        op = node.op_type
+        if op == "Gather":
+            return "embedding" if slot == 0 else "shape"
+        if op == "Add" and self.is_bias_add(node, slot, assumed):
+            return "bias"
+        if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
+            return "quant_scale"
+        if op in ("Mul", "Add") and len(node.inputs) == 2:
+            affine = self.normalization_affine(node, slot, assumed)
+            if affine:
+                return affine
+        std_table = SLOT_TABLE.get(op)
+        if std_table is not None:
+            return std_table[slot] if slot < len(std_table) else DATA
         return DATA
 
     def _fixed_slots(self, op: str, domain: str) -> tuple[str, ...] | None:
