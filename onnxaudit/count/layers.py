@@ -466,36 +466,51 @@ def _join_lowered_norms(
         path = node_paths[scale.index]
         if scale.op_type != "Mul" or path is None or scale.index not in param_names:
             continue
-        found: dict[int, Node] = {}
-        stack = [producers.get(name) for name in scale.inputs if name]
-        while stack and len(found) <= _NORM_STATISTIC_MOST:
-            node = stack.pop()
-            if node is None or node.index in found or node_paths[node.index] is not None:
-                continue
-            if node.op_type not in _NORM_STATISTIC_OPS:
-                continue
-            found[node.index] = node
-            stack += [producers.get(name) for name in node.inputs if name]
-        if len(found) > _NORM_STATISTIC_MOST:
+        found = _statistics_behind(scale, producers, node_paths)
+        if found is None:
             continue
-        while True:  # drop what a node outside also reads, and what starts from anything but the input's mean
-            inside = {scale.index, *found}
-            kept = {}
-            for index, node in found.items():
-                if any(r.index not in inside for out in node.outputs for r in readers.get(out, ())):
-                    continue
-                fed = [producers.get(name) for name in node.inputs if name]
-                starts = not any(p is not None and p.index in found for p in fed)
-                if starts and node.op_type not in ("ReduceMean", "Pow", "Mul", "Cast"):
-                    continue
-                kept[index] = node
-            if len(kept) == len(found):
-                break
-            found = kept
+        found = _read_only_inside(scale, found, producers, readers)
         ops = {node.op_type for node in found.values()}
         if "ReduceMean" in ops and not ops.isdisjoint(("Sqrt", "Reciprocal")):
             for index in found:
                 node_paths[index] = path
+
+
+def _statistics_behind(
+    scale: Node, producers: dict[str, Node], node_paths: dict[int, tuple[str, ...] | None]
+) -> dict[int, Node] | None:
+    """The anonymous statistic ops behind a `* weight` (None: more than one normalization takes)."""
+    found: dict[int, Node] = {}
+    stack = [producers.get(name) for name in scale.inputs if name]
+    while stack and len(found) <= _NORM_STATISTIC_MOST:
+        node = stack.pop()
+        if node is None or node.index in found or node_paths[node.index] is not None:
+            continue
+        if node.op_type not in _NORM_STATISTIC_OPS:
+            continue
+        found[node.index] = node
+        stack += [producers.get(name) for name in node.inputs if name]
+    return found if len(found) <= _NORM_STATISTIC_MOST else None
+
+
+def _read_only_inside(
+    scale: Node, found: dict[int, Node], producers: dict[str, Node], readers: dict[str, list[Node]]
+) -> dict[int, Node]:
+    """`found` without what a node outside also reads, and what starts from anything but the input's mean."""
+    while True:
+        inside = {scale.index, *found}
+        kept = {}
+        for index, node in found.items():
+            if any(r.index not in inside for out in node.outputs for r in readers.get(out, ())):
+                continue
+            fed = [producers.get(name) for name in node.inputs if name]
+            starts = not any(p is not None and p.index in found for p in fed)
+            if starts and node.op_type not in ("ReduceMean", "Pow", "Mul", "Cast"):
+                continue
+            kept[index] = node
+        if len(kept) == len(found):
+            return found
+        found = kept
 
 
 def _branch_nodes(view: ModelView) -> list[Node]:

@@ -50,8 +50,27 @@ def _features(t: ParamTensor) -> int | None:
 
 
 def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFinding]:
-    normalizers: dict[int, tuple[Node, int, int]] = {}  # node index -> (node, data slot, features)
-    main = view.main.scope
+    normalizers = _normalizers(table, view.main.scope)
+    if not normalizers:
+        return []
+    producers = view.main.producers
+    weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
+    findings = []
+    for node, slot, features in normalizers.values():
+        if node.module_scopes and node.module_scopes[-1].startswith("instance_norm"):
+            continue  # dynamo's InstanceNorm with running stats: a BN over N*C channels by design
+        current, transposed = _producer_before(producers, node, slot)
+        if current is None:
+            continue
+        channels = _out_channels(current, weights)
+        if channels is not None and channels != features:
+            findings.append(AxisFinding(node.label, features, current.label, channels, transposed))
+    return findings
+
+
+def _normalizers(table: ParamTable, main: str) -> dict[int, tuple[Node, int, int]]:
+    """Node index -> (node, data slot, features) of each BN and lowered BN (a `batchnorm` Mul) of the main graph."""
+    normalizers: dict[int, tuple[Node, int, int]] = {}
     for t in table.tensors:
         is_bn = t.role in _BN_ROLES
         for use in t.uses:
@@ -63,24 +82,17 @@ def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFindin
             is_lowered = node.op_type == "Mul" and "batchnorm" in node.name.lower()
             if (is_bn or is_lowered) and (width := _features(t)) and node.index not in normalizers:
                 normalizers[node.index] = (node, 0 if is_bn else 1 - use.slot, width)
-    if not normalizers:
-        return []
-    producers = view.main.producers
-    weights = {u.node.index: t for t in table.tensors if t.role == "weight" for u in t.uses}
-    findings = []
-    for node, slot, features in normalizers.values():
-        if node.module_scopes and node.module_scopes[-1].startswith("instance_norm"):
-            continue  # dynamo's InstanceNorm with running stats: a BN over N*C channels by design
-        current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
-        transposed = False
-        for _ in range(8):
-            if current is None or current.op_type not in CHANNELS_KEPT:
-                break
-            transposed |= current.op_type == "Transpose"
-            current = producers.get(current.inputs[0]) if current.inputs else None
-        if current is None:
-            continue
-        channels = _out_channels(current, weights)
-        if channels is not None and channels != features:
-            findings.append(AxisFinding(node.label, features, current.label, channels, transposed))
-    return findings
+    return normalizers
+
+
+def _producer_before(producers: dict[str, Node], node: Node, slot: int) -> tuple[Node | None, bool]:
+    """The op behind `node`'s data input past the ops that keep the channel count, and whether a
+    Transpose was among them."""
+    current = producers.get(node.inputs[slot]) if slot < len(node.inputs) else None
+    transposed = False
+    for _ in range(8):
+        if current is None or current.op_type not in CHANNELS_KEPT:
+            break
+        transposed |= current.op_type == "Transpose"
+        current = producers.get(current.inputs[0]) if current.inputs else None
+    return current, transposed
