@@ -85,3 +85,23 @@ def test_summary_of_small_models_imports_nothing_heavy():
         assert ("numpy" in modules) == numpy_expected, path
         if numpy_expected:
             assert "onnxaudit.model.constfold" in modules
+
+
+def test_check_of_a_small_model_imports_nothing_heavy():
+    # the rules read onnx's schemas from its C++ module, not through onnx.defs (which runs onnx/__init__)
+    printed, modules = _modules_after(["check", str(SEED)])
+    assert int(printed) > 50
+    assert "onnxaudit.check.rules.ops" in modules and "onnxaudit.check.rules.fileformat" in modules
+    assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_schema_lookups_match_onnx_defs():
+    out = _python(
+        "from onnxaudit.io import onnxcore\n"
+        "import onnx, onnx.defs\n"
+        "assert onnxcore.schema_defs().has_schema is onnx.defs.has\n"
+        "assert onnxcore.onnx_opset_version() == onnx.defs.onnx_opset_version()\n"
+        "assert onnxcore.IR_VERSION == onnx.IR_VERSION and onnxcore.onnx_version() == onnx.__version__\n"
+        "print('ok')\n"
+    )
+    assert out == "ok"

@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from onnx import TensorProto
-
 from onnxaudit.io.datamap import FileMap, TensorRecord
 from onnxaudit.io.dims import MAX_ELEMENTS, byte_size, dtype_name
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
+from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.io.text import quoted
 from onnxaudit.io.weights import count_varints
 

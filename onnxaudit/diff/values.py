@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from onnx import TensorProto
-
 from onnxaudit.errors import AuditError
 from onnxaudit.io.datamap import FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
+from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.io.weights import ScanError, chunks
 from onnxaudit.model.read import open_model_file
 

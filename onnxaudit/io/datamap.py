@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import onnx
-
 from onnxaudit.errors import AuditError
+from onnxaudit.io import onnxcore
 from onnxaudit.io.text import as_text
 
 if TYPE_CHECKING:
@@ -39,20 +38,20 @@ def _numbers(message: type[Message]) -> dict[str, int]:
     return {f.name: f.number for f in message.DESCRIPTOR.fields}
 
 
-_M = _numbers(onnx.ModelProto)
-_G = _numbers(onnx.GraphProto)
-_N = _numbers(onnx.NodeProto)
-_A = _numbers(onnx.AttributeProto)
-_T = _numbers(onnx.TensorProto)
-_S = _numbers(onnx.SparseTensorProto)
-_F = _numbers(onnx.FunctionProto)
+_M = _numbers(onnxcore.ModelProto)
+_G = _numbers(onnxcore.GraphProto)
+_N = _numbers(onnxcore.NodeProto)
+_A = _numbers(onnxcore.AttributeProto)
+_T = _numbers(onnxcore.TensorProto)
+_S = _numbers(onnxcore.SparseTensorProto)
+_F = _numbers(onnxcore.FunctionProto)
 _TYPED_FIELDS = {
     _T[n]: n for n in ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 }
-_ATTR_TYPES = frozenset(onnx.AttributeProto.AttributeType.values())
-_GRAPH_TYPE = onnx.AttributeProto.GRAPH
-_TENSOR_TYPE = onnx.AttributeProto.TENSOR
-_SPARSE_TYPE = onnx.AttributeProto.SPARSE_TENSOR
+_ATTR_TYPES = frozenset(onnxcore.AttributeProto.AttributeType.values())
+_GRAPH_TYPE = onnxcore.AttributeProto.GRAPH
+_TENSOR_TYPE = onnxcore.AttributeProto.TENSOR
+_SPARSE_TYPE = onnxcore.AttributeProto.SPARSE_TENSOR
 _CONSTANT_SCALARS = frozenset(
     {"value_float", "value_int", "value_floats", "value_ints", "value_string", "value_strings"}
 )
@@ -88,7 +87,7 @@ class TensorRecord:
 
     @property
     def is_external(self) -> bool:
-        return self.data_location == onnx.TensorProto.EXTERNAL
+        return self.data_location == onnxcore.TensorProto.EXTERNAL
 
 
 @dataclass
@@ -349,7 +348,7 @@ class _Walker:
         if len(spans) != 1 or spans[0][1] - spans[0][0] > MAX_PLAIN_NODE:
             return False
         try:
-            proto = onnx.NodeProto.FromString(self.r.read(*spans[0]))
+            proto = onnxcore.NodeProto.FromString(self.r.read(*spans[0]))
         except Exception:  # DecodeError and friends: the walk reports where the bytes go wrong
             return False
         if proto.op_type == "Constant" or any(a.type == _GRAPH_TYPE or a.graphs for a in proto.attribute):

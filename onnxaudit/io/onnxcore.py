@@ -21,6 +21,7 @@ from onnxaudit.io.isolate import run_isolated
 
 __all__ = [
     "INFERENCE_TIMEOUT",
+    "IR_VERSION",
     "AttributeProto",
     "FunctionProto",
     "GraphProto",
@@ -30,6 +31,9 @@ __all__ = [
     "TensorProto",
     "TypeProto",
     "infer_shapes",
+    "onnx_opset_version",
+    "onnx_version",
+    "schema_defs",
 ]
 
 # shape inference is milliseconds even at 20k nodes; far longer means it is stuck
@@ -103,6 +107,27 @@ else:
     SparseTensorProto = _PB.SparseTensorProto
     TensorProto = _PB.TensorProto
     TypeProto = _PB.TypeProto
+
+
+IR_VERSION: int = _PB.IR_VERSION  # onnx.IR_VERSION
+
+
+def schema_defs() -> ModuleType:
+    """onnx.defs' C++ module (has_schema, get_all_schemas_with_history, schema_version_map): onnx.defs
+    itself runs onnx/__init__, and the extension holding this one is loaded already."""
+    return importlib.import_module("onnx.onnx_cpp2py_export.defs")
+
+
+def onnx_opset_version() -> int:
+    """onnx.defs.onnx_opset_version()."""
+    return int(schema_defs().schema_version_map()[""][1])
+
+
+def onnx_version() -> str:
+    """onnx.__version__, which onnx/__init__ reads with importlib.metadata: only for a message that names it."""
+    import onnx
+
+    return onnx.__version__
 
 
 def infer_shapes(

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import TensorProto
 
 from onnxaudit.io.external import Extent
+from onnxaudit.io.onnxcore import TensorProto
 
 CHUNK = 1 << 24  # a multiple of every item size
 

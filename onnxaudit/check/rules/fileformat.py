@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 
-import onnx
-
 from onnxaudit.check.context import CheckContext
 from onnxaudit.check.data import ProblemKind
 from onnxaudit.check.registry import Hit, Rule
+from onnxaudit.io.onnxcore import IR_VERSION, onnx_opset_version, onnx_version, schema_defs
 from onnxaudit.io.text import as_text
 
 
@@ -28,19 +27,17 @@ def _problems(kind: ProblemKind) -> Callable[[CheckContext], Iterator[Hit]]:
 def known_opsets() -> dict[str, int]:
     """The newest opset of each standard domain the installed onnx has schemas for."""
     newest: dict[str, int] = {}
-    for schema in onnx.defs.get_all_schemas_with_history():
+    for schema in schema_defs().get_all_schemas_with_history():
         domain = schema.domain or "ai.onnx"
         newest[domain] = max(newest.get(domain, 0), schema.since_version)
-    newest["ai.onnx"] = max(newest.get("ai.onnx", 0), onnx.defs.onnx_opset_version())
+    newest["ai.onnx"] = max(newest.get("ai.onnx", 0), onnx_opset_version())
     return newest
 
 
 def _ir_version(ctx: CheckContext) -> Iterator[Hit]:
     view = ctx.view
-    if view.ir_version > onnx.IR_VERSION:
-        yield Hit(
-            f"IR version {view.ir_version} is newer than onnx {onnx.__version__} knows (IR {onnx.IR_VERSION})", "model"
-        )
+    if view.ir_version > IR_VERSION:
+        yield Hit(f"IR version {view.ir_version} is newer than onnx {onnx_version()} knows (IR {IR_VERSION})", "model")
 
 
 def _opsets(ctx: CheckContext) -> Iterator[Hit]:
@@ -50,7 +47,7 @@ def _opsets(ctx: CheckContext) -> Iterator[Hit]:
         if domain not in known:
             continue
         if version > known[domain]:
-            message = f"opset {domain} {version} is newer than onnx {onnx.__version__} knows ({known[domain]})"
+            message = f"opset {domain} {version} is newer than onnx {onnx_version()} knows ({known[domain]})"
             yield Hit(message, "model", domain)
         elif version < 1:
             yield Hit(f"opset {domain} {version} is not a valid version", "model", domain)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 
-import onnx
-
 from onnxaudit.check.context import CheckContext
 from onnxaudit.check.registry import Hit, Rule
+from onnxaudit.io.onnxcore import schema_defs
 from onnxaudit.io.text import as_text, quoted
 
 STD_DOMAINS = frozenset({"", "ai.onnx"})
@@ -49,7 +48,7 @@ def _unknown_ops(ctx: CheckContext) -> Iterator[Hit]:
         if domain not in KNOWN_DOMAINS or (node.domain, node.op_type) in view.functions:
             continue
         op = as_text(node.op_type)
-        if not onnx.defs.has(op, "" if domain == "ai.onnx" else domain):
+        if not schema_defs().has_schema(op, "" if domain == "ai.onnx" else domain):
             ops[domain or "ai.onnx"][op] += 1
     for domain, counter in sorted(ops.items()):
         message = (
