@@ -236,6 +236,21 @@ def _node_count_decoder(nodes: int) -> Recipe:
     return decoder(layers=max(1, (nodes - 11) // 37), d=16, ffn=32, vocab=64, heads=2)
 
 
+def _dynamo_decoder(nodes: int) -> Recipe:
+    """The node-count decoder as torch.onnx's dynamo exporter annotates it: each node's module stack as
+    a Python list literal under pkg.torch.onnx.name_scopes (`['', 'model', 'model.layers.0', ...]`)."""
+    r = _node_count_decoder(nodes)
+    for n in r.nodes:
+        parts = [p for p in n.name.split("/")[:-1] if p]  # /model/layers.3/self_attn/q_proj/MatMul
+        scopes, path = [""], ""
+        for part in parts:
+            path = f"{path}.{part}" if path else part
+            scopes.append(path)
+        scopes.append(n.op_type.lower())
+        n.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=repr(scopes))
+    return r
+
+
 MODELS = {
     "resnet50": lambda: (resnet50(), False),
     "decoder_1.5GB": lambda: (decoder(layers=24, d=1024, ffn=2816, vocab=32000, heads=16), False),
@@ -243,6 +258,7 @@ MODELS = {
     "nodes_50k": lambda: (_node_count_decoder(50_000), False),
     "nodes_100k": lambda: (_node_count_decoder(100_000), False),
     "nodes_200k": lambda: (_node_count_decoder(200_000), False),
+    "dynamo_40k": lambda: (_dynamo_decoder(40_000), False),
 }
 
 

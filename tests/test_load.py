@@ -181,3 +181,64 @@ def test_torch_module_scopes_are_read_only_where_the_file_holds_them(tmp_path, r
     assert [n.module_scopes for n in scoped.main.nodes][:3] == [(), ("", "features"), ()]
     plain = load(save(seed_cnn(), tmp_path / "plain.onnx"), reader=reader)
     assert all(n.module_scopes == () for n in plain.main.nodes)
+
+
+def _scopes_by_literal_eval(text: str) -> tuple[str, ...] | None:
+    """How module scopes were read before the json fast path (issue #24)."""
+    import ast
+
+    try:
+        found = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return tuple(found) if isinstance(found, list) and all(isinstance(x, str) for x in found) else None
+
+
+def test_module_scopes_json_path_agrees_with_literal_eval_on_the_dynamo_fixtures():
+    import json
+    from pathlib import Path
+
+    from onnxaudit.model.metadata import module_scopes
+
+    root = Path(__file__).resolve().parent.parent / "models"
+    files = sorted([*root.glob("torch/*dynamo*.onnx"), *root.glob("torchzoo/*dynamo*.onnx")])
+    texts = set()
+    for path in files:
+        m = onnx.load(path, load_external_data=False)
+        texts |= {p.value for n in m.graph.node for p in n.metadata_props if p.key == "pkg.torch.onnx.name_scopes"}
+    assert len(files) >= 30 and len(texts) >= 100
+    for text in texts:
+        json.loads(text.replace("'", '"'))  # each really takes the fast path
+        assert module_scopes(text) == _scopes_by_literal_eval(text) is not None, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "['', 'a.b', 'x y']",
+        "[]",
+        "['caf\u00e9', '\U0001f600']",
+        " ['a']",  # literal_eval strips leading spaces: json too, but not the bracket test
+        "\n['a']",  # literal_eval refuses, json would accept
+        "['a'\t]",
+        "['a\tb']",  # a tab inside a string: Python takes it, json does not
+        "['a' 'b']",
+        "['a',]",
+        "[true]",
+        "[NaN]",
+        "['a', 1]",
+        "[['a']]",
+        "['it\\'s']",
+        '["a"]',
+        "['a\"b']",
+        "['a\\nb']",
+        "[" * 3000 + "]" * 3000,
+        "['a'",
+        "('a',)",
+        "['a']\x00",
+    ],
+)
+def test_module_scopes_agrees_with_literal_eval_on_odd_texts(text):
+    from onnxaudit.model.metadata import module_scopes
+
+    assert module_scopes(text) == _scopes_by_literal_eval(text)
