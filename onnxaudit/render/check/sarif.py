@@ -8,7 +8,6 @@ Unusable files are tool execution notifications. Every name and message is escap
 from __future__ import annotations
 
 import json
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
 
@@ -61,6 +60,8 @@ def _rules(run: CheckRun) -> list[dict[str, Any]]:
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # ~60 ms: only when SARIF is written
+
     try:
         return version("onnxaudit")
     except PackageNotFoundError:  # run from a source tree that was never installed
