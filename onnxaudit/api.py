@@ -17,6 +17,7 @@ from onnxaudit.count.table import param_table
 from onnxaudit.errors import UsageError, names_the_file
 from onnxaudit.frameworks.figures import framework_report
 from onnxaudit.frameworks.view import framework_view
+from onnxaudit.io.remote import is_url
 from onnxaudit.model.load import MAX_NODES, load
 from onnxaudit.report.build import Report, annotate, build_report
 
@@ -80,6 +81,10 @@ def audit(
         raise UsageError(f"unknown grouping {by!r} (choose from {', '.join(GROUPINGS)})")
     if depth is not None and depth < 1:
         raise UsageError("--depth must be 1 or more")
+    if shapes is not None and is_url(path):
+        raise UsageError(
+            f"{path}: running the model (--run-shapes) needs a local file; a URL's weights are never fetched"
+        )
     view = load(path, max_nodes=max_nodes)
     table = param_table(classify(view))
     layers = group_layers(view, table)

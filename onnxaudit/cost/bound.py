@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onnxaudit.cost.estimate import Costs, estimate
@@ -78,7 +77,7 @@ def bound_shapes(
     named in `dims` (or at a place in `positions`) set to its value, declared shapes dropped so they cannot
     echo the free dims: a Reshape's output then has numbers where inference gave it a fresh name (unk__0).
     Each value keeps the shape it had unless the new one is all numbers (a failed inference changes nothing)."""
-    model, _, sizes, _ = read_without_weights(Path(view.path))
+    model, _, sizes, *_ = read_without_weights(view.path)  # a URL is fetched again: its structure only
     places = positions or {}
     for value in model.graph.input:
         for axis, d in enumerate(value.type.tensor_type.shape.dim):

@@ -17,6 +17,7 @@ from pathlib import Path
 from onnxaudit.errors import AuditError
 from onnxaudit.io.datamap import MAIN, FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
+from onnxaudit.io.remote import is_url
 from onnxaudit.model.read import open_model_file
 
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
@@ -26,7 +27,7 @@ Key = tuple[str, str]  # (graph scope, tensor name), as model.view.ModelView and
 
 
 def settle_copies(
-    path: Path, transposed: dict[str, str], same_layout: dict[str, str], scoped: dict[Key, Key] | None = None
+    path: Path | str, transposed: dict[str, str], same_layout: dict[str, str], scoped: dict[Key, Key] | None = None
 ) -> dict[str, bool]:
     """For each `copy -> original` pair of main-graph initializers (`transposed`: the copy holds the
     original transposed; `same_layout`: in its own layout, a shared module's weight folded once per
@@ -36,10 +37,10 @@ def settle_copies(
     changed meanwhile) are left out: undecided. One walk of the file finds every pair's bytes. Scoped
     pairs are answered under their copy's name."""
     scoped = scoped or {}
-    if not transposed and not same_layout and not scoped:
-        return {}
+    if not transposed and not same_layout and not scoped or is_url(path):
+        return {}  # a URL's weights are never fetched: its pairs stay undecided
     try:
-        fd, size = open_model_file(path)
+        fd, size = open_model_file(Path(path))
     except (OSError, AuditError):
         return {}
     try:

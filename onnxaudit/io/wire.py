@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.ranged import RangedBuffer
 
 if TYPE_CHECKING:
     from onnxaudit.io.onnxcore import TensorProto
 
-# What the walk reads: the file mapped, or its bytes (tests, small inputs)
-Buffer = bytes | bytearray | memoryview | mmap.mmap
+# What the walk reads: the file mapped, its bytes (tests, small inputs), or a remote file by ranges
+Buffer = bytes | bytearray | memoryview | mmap.mmap | RangedBuffer
 
 # Data up to this many bytes stays in the copy: small integer tensors keep their values (shape
 # constants), and model.infer.infer_value_shapes strips the same size from its inference copy.
@@ -111,8 +112,13 @@ def _count_varints(buf: Buffer, start: int, end: int) -> int:
         return 0
     if buf[end - 1] >= 0x80:
         raise _Malformed("packed field ends inside a varint", end)
-    if end - start <= 1 << 16:
-        return sum(1 for b in bytes(buf[start:end]) if b < 0x80)
+    if end - start <= 1 << 16 or isinstance(buf, RangedBuffer):
+        return sum(
+            1
+            for chunk in range(start, end, 1 << 16)
+            for b in bytes(buf[chunk : min(end, chunk + (1 << 16))])
+            if b < 0x80
+        )
     import numpy as np
 
     count = 0
@@ -165,7 +171,8 @@ class _Writer:
 
     def __init__(self, buf: Buffer, nonce: bytes) -> None:
         self.buf = buf
-        self.view = memoryview(buf)
+        # slices of the parts: views of a local buffer, bytes fetched from a remote one
+        self.view: memoryview | RangedBuffer = buf if isinstance(buf, RangedBuffer) else memoryview(buf)
         self.nonce = nonce
         self.out: list[bytes | memoryview] = []
         self.run_start = -1

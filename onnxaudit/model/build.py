@@ -368,7 +368,7 @@ def _updated_by_training(model: ModelProto) -> frozenset[str] | None:
 
 def model_view(
     model: ModelProto,
-    path: Path,
+    path: Path | str,
     file_bytes: int,
     with_shapes: bool = True,
     sizes: SizeHook | None = None,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.remote import RemoteRead, is_url
 from onnxaudit.model.build import MAX_NODES, model_view
 from onnxaudit.model.metadata import may_hold_module_scopes
 from onnxaudit.model.read import SizeHook, parse_model, read_model_bytes, read_without_weights
@@ -23,12 +24,16 @@ def load(
     reader "wire" (default) never copies weight bytes and has no 2 GiB limit; "protobuf" parses
     the whole file with protobuf and is kept as the reference the wire reader is tested against.
     """
-    path = Path(path)
+    remote = is_url(path)
+    path = str(path) if remote else Path(path)  # pathlib would fold a URL's '//'
     sizes: SizeHook | None = None
+    fetched: RemoteRead | None = None
     if reader == "wire":
-        model, file_bytes, sizes, scoped = read_without_weights(path)
+        model, file_bytes, sizes, scoped, fetched = read_without_weights(path)
+    elif remote:
+        raise ValueError("a URL is read by the wire reader only")
     elif reader == "protobuf":
-        data = read_model_bytes(path)
+        data = read_model_bytes(Path(path))
         model, file_bytes, scoped = parse_model(data, str(path)), len(data), may_hold_module_scopes(data)
         del data
     else:
@@ -40,6 +45,9 @@ def load(
     except RecursionError:
         raise AuditError(f"{path}: model nesting is too deep to read") from None
     del model, sizes
+    if fetched is not None:
+        view.notes.append(fetched.note())
+        view.remote = fetched
     _return_freed_memory()
     return view
 

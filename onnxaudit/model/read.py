@@ -19,6 +19,8 @@ from onnxaudit.io.onnxcore import (
     ModelProto,
     TensorProto,
 )
+from onnxaudit.io.ranged import FetchRefused
+from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
 from onnxaudit.io.safeopen import open_model
 from onnxaudit.io.wire import LightModel, strip_weights_parts
 from onnxaudit.model.metadata import may_hold_module_scopes
@@ -79,18 +81,23 @@ def parse_model(data: bytes | memoryview, name: str) -> ModelProto:
 
 class LightRead(NamedTuple):
     """What read_without_weights gives: the model without weight bytes, the file's size, how many bytes each
-    stripped tensor held, and whether a node may carry torch's module scopes (metadata.may_hold_module_scopes)."""
+    stripped tensor held, and whether a node may carry torch's module scopes (metadata.may_hold_module_scopes).
+    `remote`: what reading a URL fetched (None for a local file)."""
 
     model: ModelProto
     file_bytes: int
     sizes: SizeHook
     may_hold_scopes: bool
+    remote: RemoteRead | None = None
 
 
-def read_without_weights(path: Path) -> LightRead:
+def read_without_weights(path: Path | str) -> LightRead:
     """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
     child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size.
-    Also says whether the copy may hold torch module scopes."""
+    Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote)."""
+    if is_url(path):
+        return _read_remote(str(path))
+    path = Path(path)
     fd, size = open_model_file(path)
     try:
         mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
@@ -106,6 +113,26 @@ def read_without_weights(path: Path) -> LightRead:
     scoped = may_hold_module_scopes(light.data)
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
     return LightRead(model, size, light.sizes, scoped)
+
+
+def _read_remote(url: str) -> LightRead:
+    """read_without_weights for a URL: the same walk over a RangedBuffer, in this process (no page of a
+    mapping can vanish under it; the requests carry their own timeouts)."""
+    remote, buf = open_ranged(url)
+    try:
+        light, parts = strip_weights_parts(buf)
+        light.data = b"".join(parts)
+        parts.clear()
+    except AuditError as exc:
+        raise AuditError(f"{url}: {exc}") from None
+    except FetchRefused as exc:
+        raise AuditError(f"{url}: {exc}") from None
+    finally:
+        remote.close()
+    model = parse_model(light.data, url)
+    scoped = may_hold_module_scopes(light.data)
+    light.data = b""
+    return LightRead(model, remote.size, light.sizes, scoped, RemoteRead(url, remote.size, buf.fetched, buf.requests))
 
 
 def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from onnxaudit.io.onnxcore import (
     TypeProto,
 )
+from onnxaudit.io.remote import RemoteRead
 from onnxaudit.io.text import as_text
 
 MAIN = "main"
@@ -121,7 +122,7 @@ class FxFacts:
 
 @dataclass
 class ModelView:
-    path: Path
+    path: Path | str  # str: a URL (io/remote.py)
     file_bytes: int
     ir_version: int
     opsets: dict[str, int]
@@ -137,6 +138,7 @@ class ModelView:
     fx: FxFacts = field(default_factory=FxFacts)
     graph_name: str = ""  # the main graph's: paddle2onnx leaves the producer empty and names it
     metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props (Ultralytics: author)
+    remote: RemoteRead | None = None  # a URL's model: what reading it fetched
 
     @property
     def main(self) -> Graph:

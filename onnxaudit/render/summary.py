@@ -393,7 +393,10 @@ def json_pieces(report: Report) -> Iterator[str]:
 
 
 def _fields(obj: object) -> dict[str, Any]:
-    """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy)."""
+    """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy); a report's
+    `remote` only when it read a URL, as Report.to_dict."""
+    if isinstance(obj, Report) and obj.remote is None:
+        return {k: v for k, v in obj.__dict__.items() if k != "remote"}
     return obj.__dict__
 
 

@@ -16,6 +16,7 @@ from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.frameworks.figures import FrameworkReport
 from onnxaudit.io.dims import INTEGER_DTYPES
+from onnxaudit.io.remote import RemoteRead
 from onnxaudit.model.exporters import op_behind_layout
 from onnxaudit.model.view import ModelView, Node
 
@@ -114,13 +115,17 @@ class Report:
     shape_check: ShapeCheck | None = None  # set when onnxruntime ran the model (`shapes`, `--run-shapes`)
     cost: CostReport | None = None  # MACs, FLOPs and memory; None when no shape is known
     domains_used: list[str] = field(default_factory=list)  # the opset domains some node's op is from
+    remote: RemoteRead | None = None  # a URL's model: bytes fetched (JSON: written only for a URL)
 
     def opsets_used(self) -> dict[str, int]:
         """The imported opsets a node uses (the default domain always): what a header shows."""
         return {k: v for k, v in self.opsets.items() if k == "ai.onnx" or k in self.domains_used}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.remote is None:
+            del out["remote"]  # a local file's JSON is what it was before URLs were read
+        return out
 
 
 def _output_value(
@@ -394,6 +399,7 @@ def build_report(
         notes=convention_notes(convention, table),
         framework=framework,
         cost=costs.report if costs is not None else None,
+        remote=view.remote,
     )
 
 

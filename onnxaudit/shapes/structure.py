@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def read_structure(view: ModelView) -> ModelProto:
     """The model's structure (graphs, value_info, small constants) without its weight bytes, read
     again by the wire reader (weights are never copied) so the counting path keeps its own model."""
-    model, size, sizes, _ = read_without_weights(Path(view.path))
+    model, size, sizes, *_ = read_without_weights(Path(view.path))
     if size != view.file_bytes:
         raise AuditError(f"{view.path}: the file changed while onnxaudit was reading it")
     tensors = list(model.graph.initializer)

@@ -1,0 +1,136 @@
+"""Models at a URL (https://, s3://, ... through fsspec, the optional [remote] extra), read by byte ranges.
+
+Only the structure is fetched: io/ranged.py serves the wire walk block by block, so a tensor's bytes are
+skipped by their length, never asked for; external data files are never fetched. A server that ignores
+Range (answers 200 with the whole body) is refused at the first probe, before any body is read; every
+request has a timeout; the total fetched is capped. Every failure is one line naming the URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from onnxaudit.errors import AuditError
+from onnxaudit.io.ranged import FetchRefused, RangedBuffer
+from onnxaudit.io.safeopen import Refused, relative_parts
+
+MAX_FETCH = 1 << 28  # bytes of structure fetched at most (wire.MAX_LIGHT_BYTES bounds what is kept)
+CONNECT_TIMEOUT = 15.0  # seconds
+READ_TIMEOUT = 60.0  # seconds without a byte arriving
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path: object) -> bool:
+    """A model named by URL (scheme://...), not a local path; `file://` stays local to safeopen's rules."""
+    return isinstance(path, str) and bool(_URL.match(path)) and not path.lower().startswith("file://")
+
+
+@dataclass
+class RemoteRead:
+    """What reading a remote model cost: for the report's limits line and its JSON."""
+
+    url: str
+    file_bytes: int
+    fetched_bytes: int
+    requests: int
+
+    def note(self) -> str:
+        share = 100 * self.fetched_bytes / self.file_bytes if self.file_bytes else 0.0
+        return (
+            f"remote file: {self.fetched_bytes:,} of {self.file_bytes:,} bytes fetched ({share:.2f}%) in "
+            f"{self.requests} ranged reads; weight bytes and external data were not fetched"
+        )
+
+
+class RemoteFile:
+    """An open remote file: size and read_at(offset, length), each read one ranged request."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        fsspec = _fsspec(url)
+        try:
+            fs, path = fsspec.core.url_to_fs(url, **_options(url))
+            handle = fs.open(path, "rb", cache_type="none", block_size=1 << 16)
+        except FileNotFoundError:
+            raise AuditError(f"{url}: no such file (not found on the server)") from None
+        except Exception as exc:  # fsspec, aiohttp, botocore: each its own types; all mean "cannot open"
+            raise AuditError(f"{url}: cannot open ({_reason(exc)})") from None
+        size = getattr(handle, "size", None)
+        if not isinstance(size, int):
+            handle.close()
+            raise AuditError(f"{url}: the server does not say the file's size; refusing to stream it whole")
+        if size == 0:
+            handle.close()
+            raise AuditError(f"{url}: empty file")
+        self._handle: Any = handle
+        self.size = size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        try:
+            self._handle.seek(offset)
+            data = self._handle.read(length)
+        except Exception as exc:
+            raise FetchRefused(_reason(exc)) from None
+        return bytes(data)
+
+    def close(self) -> None:
+        try:
+            self._handle.close()
+        except Exception:  # closing a read-only handle: nothing to save, nothing to report
+            pass
+
+
+def open_ranged(url: str) -> tuple[RemoteFile, RangedBuffer]:
+    """The remote file and a RangedBuffer over it, after a probe that the server honours Range: one byte
+    away from the start, which a server sending the whole body cannot answer (fsspec refuses the 200
+    before reading its body). Raises AuditError naming the URL."""
+    remote = RemoteFile(url)
+    buf = RangedBuffer(remote.read_at, remote.size, max_fetch=MAX_FETCH)
+    if remote.size > 1:
+        try:
+            remote.read_at(remote.size - 1, 1)
+        except FetchRefused as exc:
+            remote.close()
+            raise AuditError(f"{url}: ranged read refused ({exc}); not downloading the whole file") from None
+        buf.fetched, buf.requests = 1, 1
+    return remote, buf
+
+
+def external_url(model_url: str, location: str) -> str:
+    """The URL of an external data file beside a remote model, when `location` stays under the model's
+    prefix (no '..', no absolute path or URL, no other host); AuditError otherwise."""
+    if is_url(location) or location.startswith("//"):
+        raise AuditError(f"{model_url}: external data location {location!r} is a URL; refusing (must be relative)")
+    try:
+        parts = relative_parts(location)
+    except Refused as exc:
+        raise AuditError(f"{model_url}: external data location {location!r}: {exc}") from None
+    return model_url.rsplit("/", 1)[0] + "/" + "/".join(parts)
+
+
+def _fsspec(url: str) -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        raise AuditError(f"{url}: reading a URL needs the remote extra: pip install 'onnxaudit[remote]'") from None
+    return fsspec
+
+
+def _options(url: str) -> dict[str, Any]:
+    """Timeouts per protocol; http(s) through aiohttp, which fsspec's HTTP filesystem uses."""
+    if url.lower().startswith(("http://", "https://")):
+        try:
+            import aiohttp
+        except ImportError:
+            raise AuditError(f"{url}: reading http(s) needs aiohttp: pip install 'onnxaudit[remote]'") from None
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
+        return {"client_kwargs": {"timeout": timeout}, "skip_instance_cache": True}
+    return {"skip_instance_cache": True}
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,247 @@
+"""Models at a URL (io/remote.py, io/ranged.py): read by byte ranges from a real HTTP server on loopback.
+
+The servers run in the test, on 127.0.0.1, and are shut down by it: one honours Range (206 with the asked
+bytes, and counts what it sent), one ignores it (200 with the whole body). Counts over HTTP must equal the
+local audit's; for a model with a 20 MB weight the bytes fetched are a small fraction of the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import MODELS, fixture_meta, model, save, value
+from onnx import helper, numpy_helper
+
+from onnxaudit import audit
+from onnxaudit.cli.main import main
+from onnxaudit.errors import AuditError
+from onnxaudit.io.ranged import RangedBuffer
+from onnxaudit.io.remote import external_url, is_url
+from onnxaudit.io.wire import strip_weights
+from onnxaudit.render.summary import render_json
+
+# the extra is optional at run time; [test] installs it, so CI runs these
+pytest.importorskip("fsspec", reason="the [remote] extra (fsspec) is not installed")
+pytest.importorskip("aiohttp", reason="the [remote] extra (aiohttp) is not installed")
+
+FIXTURES = [MODELS / "keras" / "seed_mlp__tf2onnx_op17.onnx", MODELS / "ultralytics" / "yolov8_tiny.onnx"]
+
+
+class _Files(BaseHTTPRequestHandler):
+    """Serves the files in `server.files` (name -> Path); honours a single `bytes=a-b` Range."""
+
+    timeout = 10  # a client that stops reading cannot hold the server thread (the socket times out)
+    honour_range = True
+    says_none = False  # a server ignoring Range may say so (Accept-Ranges: none) or say nothing
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        path = self.server.files.get(self.path.lstrip("/"))  # type: ignore[attr-defined]
+        if path is None:
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start, end = 0, len(data)
+        ranged = self.honour_range and self.headers.get("Range", "").startswith("bytes=")
+        if ranged:
+            first, _, last = self.headers["Range"][6:].partition("-")
+            start, end = int(first), min(len(data), int(last) + 1 if last else len(data))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start))
+        if self.honour_range or self.says_none:
+            self.send_header("Accept-Ranges", "bytes" if self.honour_range else "none")
+        self.end_headers()
+        if not body:
+            return
+        with self.server.lock:  # type: ignore[attr-defined]
+            self.server.gets += 1  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError):  # the client hung up (what a refused 200 should make it do)
+            for chunk in range(start, end, 1 << 16):
+                piece = data[chunk : min(end, chunk + (1 << 16))]
+                with self.server.lock:  # counted before it leaves: the client cannot have it uncounted
+                    self.server.sent += len(piece)  # type: ignore[attr-defined]
+                self.wfile.write(piece)
+
+
+class _NoRange(_Files):
+    honour_range = False
+
+
+class _SaysNoRange(_NoRange):
+    says_none = True
+
+
+@contextlib.contextmanager
+def serving(files: dict[str, Path], handler: type[_Files] = _Files) -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.files, server.sent, server.gets, server.lock = files, 0, 0, threading.Lock()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def url(server: ThreadingHTTPServer, name: str) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/{name}"
+
+
+def big_model(path: Path) -> Path:
+    """A Gemm with a 20 MB weight (5,000,000 float32) between two small tensors."""
+    weight = numpy_helper.from_array(np.full((5000, 1000), 0.5, dtype=np.float32), "fc.W")
+    bias = numpy_helper.from_array(np.arange(1000, dtype=np.float32) + 0.5, "fc.B")
+    node = helper.make_node("Gemm", ["x", "fc.W", "fc.B"], ["y"], name="fc")
+    return save(model([node], [value("x", [1, 5000])], [value("y", [1, 1000])], [weight, bias]), path)
+
+
+def same_counts(remote: object, local: object) -> None:
+    assert remote.totals == local.totals  # type: ignore[attr-defined]
+    assert [(r.name, r.params) for r in remote.rows] == [(r.name, r.params) for r in local.rows]  # type: ignore[attr-defined]
+    assert remote.framework == local.framework  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_counts_over_http_equal_the_local_audit(path: Path) -> None:
+    with serving({path.name: path}) as server:
+        remote = audit(url(server, path.name))
+        sent = server.sent
+    local = audit(path)
+    same_counts(remote, local)
+    assert remote.model == url(server, path.name)
+    assert remote.remote is not None and remote.remote.file_bytes == path.stat().st_size == local.file_bytes
+    # what the reader counted is what the server sent (the probe byte included)
+    assert remote.remote.fetched_bytes == sent
+    assert any(line.startswith("remote file: ") for line in remote.limits)
+
+
+def test_a_big_weight_is_never_fetched(tmp_path: Path) -> None:
+    path = big_model(tmp_path / "big.onnx")
+    size = path.stat().st_size
+    assert size > 20_000_000
+    with serving({"big.onnx": path}) as server:
+        report = audit(url(server, "big.onnx"))
+        sent = server.sent
+    local = audit(path)
+    same_counts(report, local)
+    assert report.totals.total == 5000 * 1000 + 1000
+    assert report.remote is not None
+    assert report.remote.fetched_bytes == sent
+    assert sent < size // 100, f"{sent:,} of {size:,} bytes sent"  # the weight's bytes stayed on the server
+    assert '"fetched_bytes": ' in render_json(report)
+    assert '"remote"' not in render_json(local)  # a local file's JSON is unchanged
+
+
+@pytest.mark.parametrize(
+    ("handler", "why"), [(_NoRange, "ranged read refused"), (_SaysNoRange, "refusing to stream it whole")]
+)
+def test_a_server_ignoring_range_is_refused(
+    handler: type[_Files], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = big_model(tmp_path / "big.onnx")
+    with serving({"big.onnx": path}, handler) as server:
+        address = url(server, "big.onnx")
+        code = main(["summary", address])
+        gets = server.gets
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and address in err and why in err, err
+    assert gets <= 1  # refused at the first answer, not retried block by block
+
+
+def test_missing_file_is_one_line_naming_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    with serving({}) as server:
+        address = url(server, "absent.onnx")
+        code = main(["summary", address])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and address in err, err
+
+
+def test_not_onnx_over_http_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff" * 100_000)
+    with serving({"junk.onnx": junk}) as server:
+        address = url(server, "junk.onnx")
+        code = main(["summary", address])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"onnxaudit: {address}: not an ONNX model"), err
+
+
+def test_verify_and_json_over_http(capsys: pytest.CaptureFixture[str]) -> None:
+    path = FIXTURES[0]
+    keras = fixture_meta(path)  # what Keras itself reported
+    expect = f"total={keras['total']},trainable={keras['trainable']},non_trainable={keras['non_trainable']}"
+    with serving({path.name: path}) as server:
+        assert main(["verify", url(server, path.name), "--expect", expect]) == 0
+        assert main(["verify", url(server, path.name), "--expect", f"total={keras['total'] + 1}"]) == 1
+        assert main(["summary", url(server, path.name), "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert '"fetched_bytes"' in out and '"requests"' in out
+
+
+def test_run_shapes_on_a_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(AuditError, match="needs a local file"):
+        from onnxaudit.shapes.options import ShapeOptions
+
+        audit("http://127.0.0.1:9/m.onnx", shapes=ShapeOptions())
+
+
+@pytest.mark.parametrize("path", sorted(MODELS.glob("*/*.onnx"))[::7], ids=lambda p: p.stem)
+def test_ranged_walk_copies_what_the_mapped_walk_copies(path: Path) -> None:
+    """The wire walk over a RangedBuffer (small blocks, so fields straddle them) writes the same light copy."""
+    data = path.read_bytes()
+    buf = RangedBuffer(lambda offset, length: data[offset : offset + length], len(data), block=4096)
+    ranged, local = strip_weights(buf), strip_weights(data)
+    assert ranged.stripped_tensors == local.stripped_tensors and ranged.stripped_bytes == local.stripped_bytes
+    assert bytes(ranged.data).replace(ranged.nonce, b"") == bytes(local.data).replace(local.nonce, b"")
+    assert buf.fetched <= len(data)
+
+
+def test_ranged_buffer_fetches_each_missing_run_once() -> None:
+    data = bytes(range(256)) * 64  # 16 KiB
+    calls: list[tuple[int, int]] = []
+
+    def read_at(offset: int, length: int) -> bytes:
+        calls.append((offset, length))
+        return data[offset : offset + length]
+
+    buf = RangedBuffer(read_at, len(data), block=1024)
+    assert buf[5] == 5 and buf[1023] == data[1023]
+    assert buf[1000:3000] == data[1000:3000]  # block 0 cached, blocks 1-2 in one request
+    assert calls == [(0, 1024), (1024, 2048)]
+    assert buf[-1] == data[-1] and buf.fetched == 4096 and buf.requests == 3
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["../secret.bin", "/etc/passwd", "http://evil.example/w.bin", "//evil.example/w.bin", "a/../../w.bin", "w\\x.bin"],
+)
+def test_external_data_must_stay_under_the_models_prefix(location: str) -> None:
+    with pytest.raises(AuditError, match="https://host/models/m.onnx: external data location"):
+        external_url("https://host/models/m.onnx", location)
+
+
+def test_external_data_beside_the_model() -> None:
+    assert external_url("https://host/models/m.onnx", "./data/w.bin") == "https://host/models/data/w.bin"
+    assert is_url("s3://bucket/m.onnx") and is_url("https://h/m.onnx")
+    assert not is_url("models/m.onnx") and not is_url("file:///tmp/m.onnx") and not is_url(Path("https://x"))
