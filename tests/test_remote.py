@@ -245,3 +245,18 @@ def test_external_data_beside_the_model() -> None:
     assert external_url("https://host/models/m.onnx", "./data/w.bin") == "https://host/models/data/w.bin"
     assert is_url("s3://bucket/m.onnx") and is_url("https://h/m.onnx")
     assert not is_url("models/m.onnx") and not is_url("file:///tmp/m.onnx") and not is_url(Path("https://x"))
+
+
+def test_diff_over_http_counts_as_the_local_diff() -> None:
+    from onnxaudit import compare
+
+    old, new = MODELS / "keras" / "seed_mlp__tfkeras_op13.onnx", MODELS / "keras" / "seed_mlp__tf2onnx_op17.onnx"
+    with serving({old.name: old, new.name: new}) as server:
+        remote = compare(url(server, old.name), url(server, new.name))
+    local = compare(old, new)
+    assert remote.totals == local.totals and remote.logical_agree == local.logical_agree
+    assert [(row.old, row.new, row.params) for row in remote.layers] == [
+        (row.old, row.new, row.params) for row in local.layers
+    ]
+    hows = {t.values_how for row in remote.layers for t in row.tensors}
+    assert hows == {"a model at a URL: its weights are not fetched"}  # never a misleading "not readable"

@@ -44,7 +44,10 @@ def diff_reports(old: Report, new: Report, values: ValuesMode = "sample", budget
         (a, b) for group in tensor_pairs for a, b in group if a is not None and b is not None and _comparable(a, b)
     ]
     keys = [((a.scope, a.name), (b.scope, b.name)) for a, b in asked]
-    found = compare_values(Path(old.model), Path(new.model), keys, values, budget)
+    if old.remote is not None or new.remote is not None:  # a URL's weights are never fetched (io/remote.py)
+        found = [ValueVerdict(NOT_COMPARED, "a model at a URL: its weights are not fetched") for _ in keys]
+    else:
+        found = compare_values(Path(old.model), Path(new.model), keys, values, budget)
     verdicts = {id(a): verdict for (a, _), verdict in zip(asked, found, strict=True)}
     layers = [_layer(p, group, verdicts) for p, group in zip(pairs, tensor_pairs, strict=True)]
     totals = _totals(old, new)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from onnxaudit.errors import AuditError
-from onnxaudit.io.ranged import FetchRefused, RangedBuffer
+from onnxaudit.io.ranged import BLOCK, FetchRefused, RangedBuffer
 from onnxaudit.io.safeopen import Refused, relative_parts
 
 MAX_FETCH = 1 << 28  # bytes of structure fetched at most (wire.MAX_LIGHT_BYTES bounds what is kept)
@@ -52,7 +52,7 @@ class RemoteFile:
         fsspec = _fsspec(url)
         try:
             fs, path = fsspec.core.url_to_fs(url, **_options(url))
-            handle = fs.open(path, "rb", cache_type="none", block_size=1 << 16)
+            handle = fs.open(path, "rb", cache_type="none", block_size=BLOCK)  # we cache, by blocks
         except FileNotFoundError:
             raise AuditError(f"{url}: no such file (not found on the server)") from None
         except Exception as exc:  # fsspec, aiohttp, botocore: each its own types; all mean "cannot open"
