@@ -8,21 +8,11 @@ import sys
 from onnxaudit.check.baseline import baseline_json, read_baseline
 from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import FAIL_ON, check_files
-from onnxaudit.cli.limits import add_max_nodes
+from onnxaudit.cli.limits import add_max_nodes, whole_number
 from onnxaudit.cli.shapes import dim_binding, dim_bindings, memory_size
 from onnxaudit.errors import AuditError
 from onnxaudit.render.check import RENDERERS
 from onnxaudit.render.summary import escape
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,8 +30,12 @@ def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("--select", metavar="RULE,...", help="only these rules (an ID or a prefix such as OA1)")
     parser.add_argument("--ignore", metavar="RULE,...", help="skip these rules")
-    parser.add_argument("--max-params", metavar="N", type=_count, help="OA307 when the model holds more parameters")
-    parser.add_argument("--max-macs", metavar="N", type=_count, help="OA309 when one inference takes more MACs")
+    parser.add_argument(
+        "--max-params", metavar="N", type=whole_number(0), help="OA307 when the model holds more parameters"
+    )
+    parser.add_argument(
+        "--max-macs", metavar="N", type=whole_number(0), help="OA309 when one inference takes more MACs"
+    )
     parser.add_argument(
         "--max-activation-memory", metavar="SIZE", type=memory_size,
         help="OA310 when the estimated peak of live activations is larger (e.g. 512MiB)",
