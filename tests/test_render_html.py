@@ -24,13 +24,14 @@ needs_browser = pytest.mark.skipif(
     BROWSER is None, reason="no headless Chromium (.ci/run installs Debian's chromium-headless-shell)"
 )
 CASES = [
-    MODELS / "torch" / "seed_cnn__legacy_nofold.onnx",
-    MODELS / "keras" / "seed_cnn__tf2onnx_op17.onnx",  # unclassified constants: a third bucket in the bars
+    (MODELS / "torch" / "seed_cnn__legacy_nofold.onnx", ()),  # MACs per unit of the free batch dim
+    (MODELS / "keras" / "seed_cnn__tf2onnx_op17.onnx", ()),  # unclassified constants: a third bucket in the bars
+    (MODELS / "torch" / "seed_cnn__legacy_nofold.onnx", ("--dim", "batch=3")),  # MACs as numbers
 ]
 
 
-def _summary(path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(["summary", str(path), "--format", fmt]) == 0
+def _summary(path: Path, fmt: str, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(["summary", str(path), "--format", fmt, *args]) == 0
     return capsys.readouterr().out
 
 
@@ -110,11 +111,11 @@ def test_page_is_self_contained_and_escapes_names(tmp_path, capsys):
 
 
 @needs_browser
-@pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
-def test_chromium_loads_the_page_and_its_charts_equal_the_json(path, tmp_path, capsys):
-    report = json.loads(_summary(path, "json", capsys))
+@pytest.mark.parametrize(("path", "args"), CASES, ids=lambda c: c.name if isinstance(c, Path) else " ".join(c))
+def test_chromium_loads_the_page_and_its_charts_equal_the_json(path, args, tmp_path, capsys):
+    report = json.loads(_summary(path, "json", capsys, *args))
     page = tmp_path / "report.html"
-    page.write_text(_summary(path, "html", capsys), encoding="utf-8")
+    page.write_text(_summary(path, "html", capsys, *args), encoding="utf-8")
 
     done = _browser("--dump-dom", page.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
@@ -125,7 +126,7 @@ def test_chromium_loads_the_page_and_its_charts_equal_the_json(path, tmp_path, c
     assert body.get("data-ready") == "1" and "data-error" not in body  # the page's script ran to its end
 
     rows = {r["name"]: r for r in report["rows"]}
-    bars = [attrs for tag, attrs in elements if tag == "g" and attrs.get("class") == "bar"]
+    bars = [attrs for tag, attrs in elements if tag == "g" and attrs.get("class") == "bar" and "data-params" in attrs]
     layer_bars = [b for b in bars if b["data-layers"] == "1"]
     assert layer_bars
     for bar in layer_bars:  # a single layer's bar is its row
@@ -151,16 +152,52 @@ def test_chromium_loads_the_page_and_its_charts_equal_the_json(path, tmp_path, c
         if t == "tr" and "data-dtype" in a
     }
     assert dtypes == {d: (v["params"], v["bytes"]) for d, v in totals["by_dtype"].items()}
+    _macs_chart_equals_the_json(done.stdout, report, bound=bool(args))
+
+
+def _macs_chart_equals_the_json(page: str, report: dict, bound: bool) -> None:
+    """Each layer's MACs bar is its row's figure (per unit of the free dim, or a number once bound); the
+    chart sums to the model's MACs."""
+    unit = next(a for _, a in _elements(page) if a.get("id") == "macs-unit")["data-unit"]
+    assert unit == ("" if bound else next(iter(report["cost"]["macs"]["terms"])))
+    chart = re.search(r'<svg id="macs-chart".*?</svg>', page, re.S)
+    assert chart is not None
+    bars = [attrs for _, attrs in _elements(chart.group()) if attrs.get("class") == "bar"]
+    rows = {r["name"]: r for r in report["rows"]}
+    assert [b for b in bars if b["data-layers"] == "1"]
+    for bar in bars:
+        assert bar["data-unit"] == unit
+        if bar["data-layers"] == "1":
+            macs = rows[bar["data-name"]]["macs"]
+            assert int(bar["data-macs"]) == (macs["value"] if bound else macs["terms"][unit]), bar["data-name"]
+    assert sum(int(b["data-macs"]) for b in bars) == report["cost"]["macs"]["terms"][unit]
 
 
 @needs_browser
 def test_screenshot_shows_the_charts(tmp_path, capsys):
     page = tmp_path / "report.html"
-    page.write_text(_summary(CASES[0], "html", capsys), encoding="utf-8")
+    page.write_text(_summary(CASES[0][0], "html", capsys), encoding="utf-8")
     shot = tmp_path / "shot.png"
     done = _browser("--window-size=1000,900", f"--screenshot={shot}", page.as_uri())
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     colours = _png_pixels(shot.read_bytes())
     assert len(colours) > 20  # text, cards and bars: not a blank page
-    trainable = tuple(int(COLOURS["trainable"][i : i + 2], 16) for i in (1, 3, 5))
-    assert trainable in colours  # a bar was drawn in the trainable colour
+    for key in ("trainable", "macs"):  # a parameters bar and a MACs bar were drawn
+        assert tuple(int(COLOURS[key][i : i + 2], 16) for i in (1, 3, 5)) in colours, key
+
+
+def test_macs_in_different_free_dims_are_not_charted_on_one_scale(tmp_path, capsys):
+    m = model(
+        [node("MatMul", ["x", "w"], ["y"], name="fc"), node("MatMul", ["s", "v"], ["t"], name="seq_fc")],
+        [value("x", ["N", 4]), value("s", ["N", "S", 4])],
+        [value("y", ["N", 3]), value("t", ["N", "S", 2])],
+        [init("w", [4, 3]), init("v", [4, 2])],
+    )
+    path = save(m, tmp_path / "two_dims.onnx")
+    report = json.loads(_summary(path, "json", capsys))
+    assert {r["name"]: r["macs"]["terms"] for r in report["rows"]} == {"fc": {"N": 4 * 3}, "seq_fc": {"N*S": 4 * 2}}
+    page = _summary(path, "html", capsys)
+    assert 'id="macs-chart"' not in page and "MACs not charted" in page and "(N, N*S)" in page
+    bound = _summary(path, "html", capsys, "--dim", "N=2", "--dim", "S=5")  # numbers: one scale again
+    macs = {a["data-name"]: int(a["data-macs"]) for _, a in _elements(bound) if "data-macs" in a}
+    assert macs == {"fc": 2 * 4 * 3, "seq_fc": 2 * 5 * 4 * 2}

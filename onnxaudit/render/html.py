@@ -4,14 +4,15 @@ trainable / non-trainable split, the dtype split, the findings and the layer tab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape as html_escape
 
 from onnxaudit.render.summary import escape, footer_lines, framework_lines, human_bytes, opsets_text, shape_text
-from onnxaudit.report.breakdown import Bar, by_dtype, by_module, largest_layers
+from onnxaudit.report.breakdown import Bar, by_dtype, by_module, largest_layers, macs_chart
 from onnxaudit.report.build import Report
 
 # One colour per bucket, the same in every chart and in the legend.
-COLOURS = {"trainable": "#4e79a7", "non_trainable": "#f28e2b", "unclassified": "#9d9d9d"}
+COLOURS = {"trainable": "#4e79a7", "non_trainable": "#f28e2b", "unclassified": "#9d9d9d", "macs": "#59a14f"}
 _LABEL_WIDTH, _BAR_WIDTH, _VALUE_WIDTH, _BAR_HEIGHT, _GAP = 260, 420, 130, 18, 6
 
 _CSS = """
@@ -51,63 +52,157 @@ document.body.setAttribute("data-ready", "1");
 """
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
     """A name as the text renderer shows it (controls and bidi visible), then made HTML-safe."""
     return html_escape(escape(value))
 
 
-def _attr(value: object) -> str:
+def attr(value: object) -> str:
     return html_escape(escape(value), quote=True)
 
 
-def _bar_chart(chart_id: str, bars: list[Bar]) -> str:
-    """Horizontal bars, each split trainable / non-trainable / unclassified, with the figures as data-*."""
+@dataclass(frozen=True)
+class ChartBar:
+    """One bar: segments drawn from zero in order (a negative value extends to the left), the figure
+    written after it, a tooltip, and the figures as data-* attributes for a reader (and the tests)."""
+
+    name: str
+    segments: tuple[tuple[str, int], ...]  # (key in COLOURS, value)
+    figure: str
+    title: str
+    data: tuple[tuple[str, object], ...]
+
+
+def _extent(bars: list[ChartBar]) -> tuple[int, int]:
+    """How far the bars reach left of zero and right of it."""
+    left = max((-sum(v for _, v in b.segments if v < 0) for b in bars), default=0)
+    right = max((sum(v for _, v in b.segments if v > 0) for b in bars), default=0)
+    return left, right
+
+
+def _segments(bar: ChartBar, zero: float, scale: float, y: int) -> tuple[list[str], float]:
+    """The bar's rectangles, and where its right end is."""
+    out, right, left = [], zero, zero
+    for key, value in bar.segments:
+        if not value:
+            continue
+        w = abs(value) * scale
+        x = right if value > 0 else left - w
+        out.append(
+            f'<rect class="{key}" x="{x:.2f}" y="{y}" width="{max(w, 1):.2f}" height="{_BAR_HEIGHT}" '
+            f'fill="{COLOURS[key]}"/>'
+        )
+        if value > 0:
+            right += w
+        else:
+            left -= w
+    return out, right
+
+
+def svg_bars(chart_id: str, bars: list[ChartBar], empty: str = "No parameters.") -> str:
+    """Horizontal bars on one scale; a zero line when some reach left of it."""
     if not bars:
-        return "<p>No parameters.</p>"
-    top = max(b.params for b in bars) or 1
+        return f"<p>{html_escape(empty)}</p>"
+    left, right = _extent(bars)
+    scale = _BAR_WIDTH / ((left + right) or 1)
+    zero = _LABEL_WIDTH + left * scale
     step = _BAR_HEIGHT + _GAP
-    width = _LABEL_WIDTH + _BAR_WIDTH + _VALUE_WIDTH
+    width, height = _LABEL_WIDTH + _BAR_WIDTH + _VALUE_WIDTH, len(bars) * step + _GAP
     out = [
-        f'<svg id="{chart_id}" class="chart" role="img" width="{width}" height="{len(bars) * step + _GAP}" '
-        f'viewBox="0 0 {width} {len(bars) * step + _GAP}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg id="{chart_id}" class="chart" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
+    if left:
+        out.append(f'<line x1="{zero:.2f}" x2="{zero:.2f}" y1="0" y2="{height}" stroke="#888"/>')
     for i, bar in enumerate(bars):
         y = _GAP + i * step
         label = escape(bar.name)
         shown = label if len(label) <= 38 else label[:37] + "…"
-        out.append(
-            f'<g class="bar" data-name="{_attr(bar.name)}" data-params="{bar.params}" '
-            f'data-trainable="{bar.trainable}" data-non-trainable="{bar.non_trainable}" '
-            f'data-unclassified="{bar.unclassified}" data-layers="{bar.layers}">'
-            f"<title>{html_escape(label)}: {bar.params:,} params ({bar.trainable:,} trainable, "
-            f"{bar.non_trainable:,} non-trainable, {bar.unclassified:,} unclassified)</title>"
-            f'<text x="{_LABEL_WIDTH - 8}" y="{y + 13}" text-anchor="end">{html_escape(shown)}</text>'
-        )
-        x = float(_LABEL_WIDTH)
-        for bucket, value in (
-            ("trainable", bar.trainable),
-            ("non_trainable", bar.non_trainable),
-            ("unclassified", bar.unclassified),
-        ):
-            w = _BAR_WIDTH * value / top
-            if value:
-                out.append(
-                    f'<rect class="{bucket}" x="{x:.2f}" y="{y}" width="{max(w, 1):.2f}" '
-                    f'height="{_BAR_HEIGHT}" fill="{COLOURS[bucket]}"/>'
-                )
-            x += w
-        out.append(f'<text x="{x + 6:.2f}" y="{y + 13}">{bar.params:,}</text></g>')
+        data = "".join(f' data-{key}="{attr(value)}"' for key, value in bar.data)
+        rects, end = _segments(bar, zero, scale, y)
+        out += [
+            f'<g class="bar" data-name="{attr(bar.name)}"{data}><title>{html_escape(label)}: {text(bar.title)}</title>',
+            f'<text x="{_LABEL_WIDTH - 8}" y="{y + 13}" text-anchor="end">{html_escape(shown)}</text>',
+            *rects,
+            f'<text x="{max(end, zero) + 6:.2f}" y="{y + 13}">{html_escape(bar.figure)}</text></g>',
+        ]
     out.append("</svg>")
     return "".join(out)
 
 
-def _legend() -> str:
-    names = {"trainable": "trainable", "non_trainable": "non-trainable", "unclassified": "unclassified"}
+def params_bar(bar: Bar) -> ChartBar:
+    """A bar of parameters split trainable / non-trainable / unclassified."""
+    return ChartBar(
+        bar.name,
+        (("trainable", bar.trainable), ("non_trainable", bar.non_trainable), ("unclassified", bar.unclassified)),
+        f"{bar.params:,}",
+        f"{bar.params:,} params ({bar.trainable:,} trainable, {bar.non_trainable:,} non-trainable, "
+        f"{bar.unclassified:,} unclassified)",
+        (
+            ("params", bar.params),
+            ("trainable", bar.trainable),
+            ("non-trainable", bar.non_trainable),
+            ("unclassified", bar.unclassified),
+            ("layers", bar.layers),
+        ),
+    )
+
+
+def _bar_chart(chart_id: str, bars: list[Bar]) -> str:
+    return svg_bars(chart_id, [params_bar(b) for b in bars])
+
+
+LEGEND = {
+    "trainable": "trainable",
+    "non_trainable": "non-trainable",
+    "unclassified": "unclassified",
+    "macs": "multiply-accumulates",
+}
+
+
+def legend(keys: tuple[str, ...] = ("trainable", "non_trainable", "unclassified")) -> str:
     return (
         '<p class="legend">'
-        + "".join(f'<span><i style="background:{c}"></i>{names[b]}</span>' for b, c in COLOURS.items())
+        + "".join(f'<span><i style="background:{COLOURS[k]}"></i>{LEGEND[k]}</span>' for k in keys)
         + "</p>"
     )
+
+
+def per_unit(unit: str) -> str:
+    """How a MACs figure reads: `19,267,584` or `19,267,584 x batch`."""
+    return f" x {escape(unit)}" if unit else ""
+
+
+def macs_bar(name: str, macs: int, unit: str, layers: int) -> ChartBar:
+    return ChartBar(
+        name,
+        (("macs", macs),),
+        f"{macs:,}{per_unit(unit)}",
+        f"{macs:,}{per_unit(unit)} MACs",
+        (("macs", macs), ("unit", unit), ("layers", layers)),
+    )
+
+
+def _macs_section(report: Report) -> list[str]:
+    chart = macs_chart(report)
+    if report.cost is None:
+        return ["<p>MACs not counted: no shapes are known (--dim or --run-shapes gives them).</p>"]
+    if len(chart.units) > 1:
+        units = ", ".join(escape(u) for u in chart.units)
+        return [
+            f"<p>MACs not charted: layers multiply different free dims ({html_escape(units)}); "
+            "bind them with --dim or --choose-dims to chart them.</p>"
+        ]
+    parts = [
+        f'<p id="macs-unit" data-unit="{attr(chart.unit)}">Each figure is MACs'
+        + (f" per unit of {text(chart.unit)} (a free dim)" if chart.unit else "")
+        + ".</p>",
+        svg_bars("macs-chart", [macs_bar(b.name, b.params, chart.unit, b.layers) for b in chart.bars], "No MACs."),
+    ]
+    if chart.unknown:
+        layers = "1 layer whose dims are" if chart.unknown == 1 else f"{chart.unknown:,} layers whose dims are"
+        parts.append(f"<p>{layers} not known statically: not charted.</p>")
+    return parts
 
 
 def _split_chart(report: Report) -> str:
@@ -117,8 +212,8 @@ def _split_chart(report: Report) -> str:
 
 def _dtype_table(report: Report) -> str:
     rows = "".join(
-        f'<tr class="dtype" data-dtype="{_attr(d)}" data-params="{n}" data-bytes="{b}">'
-        f'<td>{_text(d)}</td><td class="n">{n:,}</td><td class="n">{human_bytes(b)}</td></tr>'
+        f'<tr class="dtype" data-dtype="{attr(d)}" data-params="{n}" data-bytes="{b}">'
+        f'<td>{text(d)}</td><td class="n">{n:,}</td><td class="n">{human_bytes(b)}</td></tr>'
         for d, n, b in by_dtype(report)
     )
     head = '<thead><tr><th>dtype</th><th class="n">params</th><th class="n">bytes</th></tr></thead>'
@@ -127,18 +222,24 @@ def _dtype_table(report: Report) -> str:
 
 def _cards(report: Report) -> str:
     t = report.totals
-    cards = [
+    items = [
         ("Total params", t.total, t.total_bytes),
         (report.trainable_footer, t.trainable, t.trainable_bytes),
         (report.non_trainable_footer, t.non_trainable, t.non_trainable_bytes),
     ]
     if t.unclassified:
-        cards.append(("Unclassified params", t.unclassified, t.unclassified_bytes))
+        items.append(("Unclassified params", t.unclassified, t.unclassified_bytes))
+    return cards([(label, f"{n:,}", human_bytes(b)) for label, n, b in items])
+
+
+def cards(items: list[tuple[str, str, str]]) -> str:
+    """(label, figure, below it) as a row of cards."""
     return (
         '<div class="cards">'
         + "".join(
-            f'<div class="card"><span>{html_escape(label)}</span><b>{n:,}</b><span>{human_bytes(b)}</span></div>'
-            for label, n, b in cards
+            f'<div class="card"><span>{html_escape(label)}</span><b>{html_escape(figure)}</b>'
+            f"<span>{html_escape(below)}</span></div>"
+            for label, figure, below in items
         )
         + "</div>"
     )
@@ -159,46 +260,64 @@ def _layer_table(report: Report) -> str:
     for row in report.rows:
         figures = [row.params, row.trainable, row.non_trainable] + ([row.unclassified] if show_unclassified else [])
         cells = [
-            f"<td>{_text(row.name)}</td>",
-            f"<td>{_text('+'.join(row.ops))}</td>",
-            f'<td class="shape">{_text(shape_text(row.output_shape))}</td>',
+            f"<td>{text(row.name)}</td>",
+            f"<td>{text('+'.join(row.ops))}</td>",
+            f'<td class="shape">{text(shape_text(row.output_shape))}</td>',
             *(f'<td class="n" data-v="{v}">{v:,}</td>' for v in figures),
-            f"<td>{_text(row.explain)}</td>",
+            f"<td>{text(row.explain)}</td>",
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table id="layers" class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def _findings(report: Report) -> str:
-    items = [("Limit", text) for text in report.limits] + [("Note", text) for text in report.notes]
+    items = [("Limit", line) for line in report.limits] + [("Note", line) for line in report.notes]
     if report.framework is not None:
-        items += [("Framework view", text) for text in report.framework.notes]
+        items += [("Framework view", line) for line in report.framework.notes]
+    return findings(items)
+
+
+def findings(items: list[tuple[str, str]]) -> str:
+    """(kind, text) as a list; `None.` when there is nothing."""
     if not items:
         return "<p>None.</p>"
     return (
         '<ul class="findings">'
-        + "".join(f'<li class="finding"><b>{kind}:</b> {_text(text)}</li>' for kind, text in items)
+        + "".join(f'<li class="finding"><b>{html_escape(kind)}:</b> {text(line)}</li>' for kind, line in items)
         + "</ul>"
+    )
+
+
+def page(title: str, body: list[str]) -> str:
+    """A whole self-contained document: `title` (already HTML-safe) and the body's parts."""
+    return (
+        "\n".join(
+            [
+                "<!doctype html>",
+                '<html lang="en"><head><meta charset="utf-8">',
+                # nothing may be fetched: the page is read offline, from CI artifacts or mail
+                '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+                "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
+                f"<title>onnxaudit: {title}</title><style>{_CSS}</style></head><body>",
+                *body,
+                f"<script>{_SCRIPT}</script></body></html>",
+            ]
+        )
+        + "\n"
     )
 
 
 def render_html(report: Report, explain: bool = False) -> str:
     framework = framework_lines(report, explain)
     parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        # nothing may be fetched: the page is read offline, from CI artifacts or mail
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
-        f"<title>onnxaudit: {_text(report.model)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_text(report.model)}</h1>",
+        f"<h1>{text(report.model)}</h1>",
         f'<p class="meta">{html_escape(opsets_text(report))} · IR {report.ir_version} · '
         f"{len(report.tensors)} tensors · "
-        f"{report.node_count} nodes · shapes: {_text(report.shapes_source)} · "
-        f"convention: {_text(report.convention)}</p>",
+        f"{report.node_count} nodes · shapes: {text(report.shapes_source)} · "
+        f"convention: {text(report.convention)}</p>",
         _cards(report),
         "<h2>Where the parameters sit</h2>",
-        _legend(),
+        legend(),
         "<h3>Largest layers</h3>",
         _bar_chart("layers-chart", largest_layers(report)),
     ]
@@ -206,6 +325,8 @@ def render_html(report: Report, explain: bool = False) -> str:
     if 1 < len(modules) < sum(1 for row in report.rows if row.params):  # a chart of its own only when it groups
         parts += ["<h3>By top-level module</h3>", _bar_chart("modules-chart", modules)]
     parts += [
+        "<h2>Where the MACs are</h2>",
+        *_macs_section(report),
         "<h2>Trainable and non-trainable</h2>",
         _split_chart(report),
         "<h2>By dtype</h2>",
@@ -220,6 +341,5 @@ def render_html(report: Report, explain: bool = False) -> str:
         _layer_table(report),
         "<h2>Totals</h2>",
         "<pre>" + html_escape("\n".join(footer_lines(report))) + "</pre>",
-        f"<script>{_SCRIPT}</script></body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return page(text(report.model), parts)

@@ -70,3 +70,38 @@ def by_module(report: Report) -> list[Bar]:
 def by_dtype(report: Report) -> list[tuple[str, int, int]]:
     """(dtype, params, bytes) from the totals, in the Report's order."""
     return [(dtype, v["params"], v["bytes"]) for dtype, v in report.totals.by_dtype.items()]
+
+
+@dataclass(frozen=True)
+class MacsChart:
+    """Where the MACs sit: each layer's figure in one unit, so bars compare.
+
+    `unit` is the free-dims product every figure multiplies (`batch`), or "" when the figures are numbers.
+    When rows multiply different products (`batch` and `batch*seq`) no one unit holds them: `bars` is
+    empty and `units` names them. `unknown` rows have dims not known statically and are not charted."""
+
+    unit: str
+    bars: list[Bar]  # `params` holds the MACs (coefficient of `unit`); the buckets are 0
+    unknown: int
+    units: list[str]
+
+
+def macs_chart(report: Report, top: int = 20) -> MacsChart:
+    """The `top` rows doing the most multiply-accumulates (ties in table order), then one bar for the rest."""
+    if report.cost is None or report.group_by != "layer":  # no shapes known, or rows that are not layers
+        return MacsChart("", [], 0, [])
+    counted = [r for r in report.rows if r.macs is not None]
+    unknown = len(report.rows) - len(counted)
+    units = sorted({key for r in counted if r.macs is not None for key in r.macs.terms})
+    if len(units) > 1:
+        return MacsChart("", [], unknown, units)
+    unit = units[0] if units else ""
+    figures = [(r.name, r.macs.terms.get(unit, 0)) for r in counted if r.macs is not None]
+    doing = [(name, n) for name, n in figures if n]
+    chosen = sorted(range(len(doing)), key=lambda i: (-doing[i][1], i))[:top]
+    bars = [Bar(doing[i][0], doing[i][1], 0, 0, 0, 1) for i in chosen]
+    kept = set(chosen)
+    rest = [n for i, (_, n) in enumerate(doing) if i not in kept]
+    if rest:
+        bars.append(Bar(f"{len(rest)} other layers", sum(rest), 0, 0, 0, len(rest)))
+    return MacsChart(unit, bars, unknown, units)
