@@ -8,6 +8,7 @@ local audit's; for a model with a 20 MB weight the bytes fetched are a small fra
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -260,3 +261,131 @@ def test_diff_over_http_counts_as_the_local_diff() -> None:
     ]
     hows = {t.values_how for row in remote.layers for t in row.tensors}
     assert hows == {"a model at a URL: its weights are not fetched"}  # never a misleading "not readable"
+
+
+# ---------------------------------------------------------------- s3:// on a loopback S3 server (moto)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    """An S3-compatible server (moto's server mode) on 127.0.0.1 holding the fixtures under
+    s3://models/fixtures/ and a broken file; yields the bucket's URL. The endpoint reaches s3fs through
+    AWS_ENDPOINT_URL, as a user's would."""
+    pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, setting in env.items():
+            patch.setenv(name, setting)
+        import boto3
+
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="models")
+        for path in FIXTURES:
+            client.put_object(Bucket="models", Key=f"fixtures/{path.name}", Body=path.read_bytes())
+        client.put_object(Bucket="models", Key="fixtures/broken.onnx", Body=b"\xff" * 1000)
+        client.put_object(Bucket="models", Key="fixtures/notes.txt", Body=b"not a model")
+        try:
+            yield "s3://models"
+        finally:
+            server.stop()
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_counts_over_s3_equal_the_local_audit(s3: str, path: Path) -> None:
+    remote = audit(f"{s3}/fixtures/{path.name}")
+    local = audit(path)
+    same_counts(remote, local)
+    assert remote.remote is not None and remote.remote.file_bytes == path.stat().st_size
+    assert 0 < remote.remote.fetched_bytes < path.stat().st_size
+
+
+def test_verify_over_s3_against_the_frameworks_figures(s3: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = FIXTURES[0]
+    keras = fixture_meta(path)
+    address = f"{s3}/fixtures/{path.name}"
+    assert main(["verify", address, "--expect", f"total={keras['total']},trainable={keras['trainable']}"]) == 0
+    assert main(["summary", f"{s3}/fixtures/absent.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{s3}/fixtures/absent.onnx: no such file" in err, err
+
+
+def test_scan_over_an_s3_prefix(s3: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["scan", f"{s3}/fixtures/", "--jobs", "2"])
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    paths = [r["path"] for r in records]
+    assert paths == sorted(f"{s3}/fixtures/{name}" for name in ["broken.onnx", *(p.name for p in FIXTURES)])
+    assert code == 1  # broken.onnx is an error record, the others audited
+    by_path = {r["path"]: r for r in records}
+    assert by_path[f"{s3}/fixtures/broken.onnx"]["status"] == "error"
+    assert "not an ONNX model" in by_path[f"{s3}/fixtures/broken.onnx"]["error"]
+    for path in FIXTURES:
+        record, local = by_path[f"{s3}/fixtures/{path.name}"], audit(path).totals
+        assert record["status"] == "ok"
+        assert (record["total"], record["trainable"], record["non_trainable"]) == (
+            local.total, local.trainable, local.non_trainable,
+        )  # fmt: skip
+    assert "3 models: 2 audited, 1 failed" in err and "broken.onnx" in err
+
+
+def test_scan_of_an_s3_prefix_holding_nothing(s3: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # an object store has no folders: an empty prefix is an empty folder (exit 0, said), a missing bucket unusable
+    assert main(["scan", f"{s3}/nothing-here/"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"no .onnx files under {s3}/nothing-here/\n"
+    assert main(["scan", "s3://no-such-bucket/models/"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "s3://no-such-bucket/models/" in err, err
+
+
+def test_scan_of_an_http_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\xff" * 1000)
+    files = {p.name: p for p in FIXTURES} | {"junk.onnx": junk}
+    with serving(files) as server:
+        listing = tmp_path / "models.txt"
+        names = [url(server, name) for name in files]
+        listing.write_text("# models to audit\n" + "\n".join(reversed(names)) + "\n\n" + names[0] + "\n")
+        code = main(["scan", "--list", str(listing)])
+        out, err = capsys.readouterr()
+        assert main(["scan", url(server, "")]) == 2  # a web server's prefix: no listing to trust
+        assert "--list FILE" in capsys.readouterr().err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["path"] for r in records] == sorted(names)
+    assert code == 1 and [r["status"] for r in records].count("ok") == len(FIXTURES)
+    assert "3 models: 2 audited, 1 failed" in err
+
+
+def test_scan_takes_a_folder_or_a_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan"]) == 2
+    assert main(["scan", "somewhere", "--list", "-"]) == 2
+    assert capsys.readouterr().err.count("\n") == 2
+
+
+def test_any_fsspec_protocol_goes_the_same_way() -> None:
+    """gs://, hf:// and the rest need their own servers; fsspec's in-memory filesystem stands for them here:
+    the same opener, probe, ranged walk and listing, through fsspec's generic interface only."""
+    fsspec = pytest.importorskip("fsspec")
+    path = FIXTURES[0]
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/onnxaudit-test/m.onnx", path.read_bytes())
+    memory.pipe("/onnxaudit-test/notes.txt", b"not a model")
+    try:
+        from onnxaudit.io.remote import list_models
+
+        listed = list_models("memory://onnxaudit-test/", ".onnx")
+        assert [name.rsplit("/", 2)[-2:] for name in listed] == [["onnxaudit-test", "m.onnx"]]
+        remote = audit(listed[0])  # as fsspec spells it (memory:///...)
+    finally:
+        memory.rm("/onnxaudit-test", recursive=True)
+    same_counts(remote, audit(path))
+    assert remote.remote is not None and 0 < remote.remote.fetched_bytes < path.stat().st_size

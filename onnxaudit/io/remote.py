@@ -98,6 +98,28 @@ def open_ranged(url: str) -> tuple[RemoteFile, RangedBuffer]:
     return remote, buf
 
 
+def list_models(prefix: str, suffix: str) -> list[str]:
+    """Every file under the URL `prefix` (an object-store prefix or folder: s3://bucket/models/) whose name
+    ends with `suffix`, as URLs in sorted order. Raises AuditError naming the prefix when it cannot be listed."""
+    fsspec = _fsspec(prefix)
+    scheme = prefix.split("://", 1)[0]
+    if scheme.lower() in ("http", "https"):
+        raise AuditError(
+            f"{prefix}: a web server has no listing to trust; name the models in a file, one URL a line (--list FILE)"
+        )
+    try:
+        fs, root = fsspec.core.url_to_fs(prefix, **_options(prefix))
+        found = fs.find(root.rstrip("/"))
+    except ImportError as exc:
+        raise AuditError(f"{prefix}: {_reason(exc)}") from None
+    except FileNotFoundError:
+        raise AuditError(f"{prefix}: no such prefix (nothing found under it)") from None
+    except Exception as exc:
+        raise AuditError(f"{prefix}: cannot list ({_reason(exc)})") from None
+    names = sorted(str(name) for name in found if str(name).lower().endswith(suffix))
+    return [fs.unstrip_protocol(name) if hasattr(fs, "unstrip_protocol") else f"{scheme}://{name}" for name in names]
+
+
 def external_url(model_url: str, location: str) -> str:
     """The URL of an external data file beside a remote model, when `location` stays under the model's
     prefix (no '..', no absolute path or URL, no other host); AuditError otherwise."""
@@ -119,8 +141,13 @@ def _fsspec(url: str) -> Any:
 
 
 def _options(url: str) -> dict[str, Any]:
-    """Timeouts per protocol; http(s) through aiohttp, which fsspec's HTTP filesystem uses."""
-    if url.lower().startswith(("http://", "https://")):
+    """Timeouts per protocol: http(s) through aiohttp (fsspec's HTTP filesystem), s3 through botocore's
+    config (s3fs). Other protocols (gs://, hf://, ...) use their fsspec package's own defaults."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("s3", "s3a"):
+        timeouts = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT, "retries": {"max_attempts": 2}}
+        return {"config_kwargs": timeouts, "skip_instance_cache": True}
+    if scheme in ("http", "https"):
         try:
             import aiohttp
         except ImportError:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -19,11 +20,13 @@ from typing import TextIO
 
 from onnxaudit.api import Convention, audit
 from onnxaudit.errors import AuditError
+from onnxaudit.io.remote import is_url
 from onnxaudit.model.load import MAX_NODES
 from onnxaudit.render.summary import escape
 
 SCAN_SCHEMA_VERSION = 2  # 2: macs, flops, peak_activation_bytes, peak_exact
 SUFFIX = ".onnx"
+MAX_LISTING = 1 << 26  # characters of a --list file: a million long URLs
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,24 @@ def find_models(root: Path, unreadable_folders: list[Record] | None = None) -> l
     return sorted(found)
 
 
+def read_listing(listing: str) -> list[str]:
+    """The paths and URLs a listing file names, one a line (blank lines and '#' comments left out), sorted
+    and each once; '-' reads stdin. Raises AuditError naming the file when it cannot be read."""
+    try:
+        if listing == "-":
+            text = sys.stdin.read()
+        else:
+            with open(listing, encoding="utf-8") as f:
+                text = f.read(MAX_LISTING + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise AuditError(f"{listing}: cannot read the list of models ({why})") from None
+    if len(text) > MAX_LISTING:
+        raise AuditError(f"{listing}: the list of models is over {MAX_LISTING:,} characters")
+    names = {line.strip() for line in text.splitlines()}
+    return sorted(name for name in names if name and not name.startswith("#"))
+
+
 def audit_one(path: str, convention: Convention, max_nodes: int = MAX_NODES) -> Record:
     """Runs in a worker: the whole summary pipeline for one file, every failure turned into a record."""
     try:
@@ -102,7 +123,7 @@ def _one_line(text: str) -> str:
 
 
 def scan(
-    paths: list[Path],
+    paths: Sequence[str | Path],
     convention: Convention,
     jobs: int,
     on_done: Callable[[int, Record], None] | None = None,
@@ -170,10 +191,17 @@ class Progress:
             self.stream.flush()
 
 
-def summary_table(records: list[Record], root: Path) -> str:
+def shown_name(path: str, root: str) -> str:
+    """A record's path as the table shows it: relative to a local root, after a URL prefix, else whole."""
+    if is_url(root):
+        return path[len(root) :].lstrip("/") if path.startswith(root) else path
+    return os.path.relpath(path, root) if root and not is_url(path) else path
+
+
+def summary_table(records: list[Record], root: str | Path) -> str:
     rows = [("File", "Status", "Params", "Trainable", "Non-trainable", "Unclassified")]
     for r in records:
-        name = escape(os.path.relpath(r.path, root))
+        name = escape(shown_name(r.path, str(root)))
         if r.status == "ok":
             rows.append((name, "ok", f"{r.total:,}", f"{r.trainable:,}", f"{r.non_trainable:,}", f"{r.unclassified:,}"))
         else:
