@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import MODELS, fixture_meta, model, save, value
+from builders import MODELS, external, fixture_meta, model, save, value
 from onnx import helper, numpy_helper
 
 from onnxaudit import audit
@@ -389,3 +389,123 @@ def test_any_fsspec_protocol_goes_the_same_way() -> None:
         memory.rm("/onnxaudit-test", recursive=True)
     same_counts(remote, audit(path))
     assert remote.remote is not None and 0 < remote.remote.fetched_bytes < path.stat().st_size
+
+
+# ---------------------------------------------------------------- check over a URL
+
+
+def _findings(report: object) -> list[tuple[str, str, str]]:
+    return [(f.rule, f.target, f.message) for f in report.findings]  # type: ignore[attr-defined]
+
+
+VALUE_RULES = ("OA101", "OA102", "OA103", "OA104", "OA105", "OA308")
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_check_over_http_finds_what_the_local_check_finds(path: Path) -> None:
+    from onnxaudit.check.rules import REGISTRY
+    from onnxaudit.check.runner import check
+
+    assert {r.id for r in REGISTRY if r.needs == "values"} == set(VALUE_RULES)
+    local = check(path)
+    with serving({path.name: path}) as server:
+        structure = check(url(server, path.name))
+        sent_structure = server.sent
+        valued = check(url(server, path.name), fetch_values=1 << 30)
+        sent_values = server.sent - sent_structure
+    # without --fetch-values: the structure rules only, each value rule said not run, no weight value read
+    assert _findings(structure) == [f for f in _findings(local) if f[0] not in VALUE_RULES]
+    assert structure.rules == [r for r in local.rules if r not in VALUE_RULES]
+    assert structure.params == local.params and structure.scan.tensors == 0
+    for rule in VALUE_RULES:
+        assert any(n.startswith(f"{rule} ") and "not run" in n for n in structure.notes), rule
+    assert any(n.startswith("remote file: ") for n in structure.notes)
+    assert sent_structure < path.stat().st_size
+    # with it: every value rule but the copy search, on the same scan as the local one
+    assert _findings(valued) == [f for f in _findings(local) if f[0] != "OA105"]
+    assert valued.rules == [r for r in local.rules if r != "OA105"]
+    assert valued.scan == local.scan
+    assert any(n.startswith("OA105 duplicate-weights not run") for n in valued.notes)
+    assert any(n.startswith("weight values: ") for n in valued.notes)
+    assert sent_values <= 1 << 30
+
+
+def nan_model(path: Path) -> Path:
+    """A Gemm whose 20 MB weight holds one NaN, and a small bias."""
+    data = np.full((5000, 1000), 0.5, dtype=np.float32)
+    data[4999, 999] = np.nan
+    weight, bias = numpy_helper.from_array(data, "fc.W"), numpy_helper.from_array(np.ones(1000, np.float32), "fc.B")
+    node = helper.make_node("Gemm", ["x", "fc.W", "fc.B"], ["y"], name="fc")
+    return save(model([node], [value("x", [1, 5000])], [value("y", [1, 1000])], [weight, bias]), path)
+
+
+def test_value_rules_over_http_only_within_the_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = nan_model(tmp_path / "nan.onnx")
+    size = path.stat().st_size
+    with serving({"nan.onnx": path}) as server:
+        address = url(server, "nan.onnx")
+        assert main(["check", address]) == 0  # the NaN is in bytes nobody fetched: said, not passed over
+        out = capsys.readouterr().out
+        assert "OA101 nan-inf-weights not run" in out and server.sent < size // 100
+        before = server.sent
+        assert main(["check", address, "--fetch-values", "1MiB", "--format", "json"]) == 0
+        small = json.loads(capsys.readouterr().out)
+        sent_small = server.sent - before
+        before = server.sent
+        assert main(["check", address, "--fetch-values", "64MiB"]) == 1
+        out = capsys.readouterr().out
+        sent_all = server.sent - before
+    # 1 MiB: the bias scanned, the 20 MB weight not (OA308 says why); what was fetched stays under the cap
+    assert small["scan"]["tensors"] == 1 and small["scan"]["not_scanned"] == 1
+    assert any(f["rule"] == "OA308" and "--fetch-values budget" in f["message"] for f in small["findings"])
+    assert sent_small < 2 * (1 << 20)  # the values' MiB and the structure's few blocks
+    # 64 MiB: the weight read, its NaN found
+    assert "OA101" in out and "NaN" in out and sent_all > 20_000_000
+
+
+def test_check_of_remote_external_data(tmp_path: Path) -> None:
+    """External data beside a remote model: its location checked against the model's prefix, its size asked
+    (so the range is checked), its bytes never fetched."""
+    from onnxaudit.check.runner import check
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(np.arange(64, dtype=np.float32).tobytes())
+    inits = [
+        external("inside", [8, 8], "w.bin"),
+        external("escaping", [8], "../w.bin"),
+        external("elsewhere", [8], "http://127.0.0.1:9/w.bin"),
+        external("past_end", [8], "w.bin", offset=240),
+    ]
+    nodes = [helper.make_node("MatMul", ["x", "inside"], ["y0"])]
+    extra = [
+        helper.make_node("Identity", [name], [f"z{i}"]) for i, name in enumerate(["escaping", "elsewhere", "past_end"])
+    ]
+    outputs = [value("y0", [1, 8])] + [value(f"z{i}", [8]) for i in range(3)]
+    path = save(model(nodes + extra, [value("x", [1, 8])], outputs, inits), tmp_path / "ext.onnx")
+    local_gets: list[str] = []
+
+    class _Logged(_Files):
+        def do_GET(self) -> None:
+            local_gets.append(self.path)
+            super().do_GET()
+
+    with serving({"models/ext.onnx": path, "models/w.bin": weights}, _Logged) as server:
+        report = check(url(server, "models/ext.onnx"), fetch_values=1 << 20)
+    by_target = {f.target: f for f in report.findings if f.rule in ("OA303", "OA304")}
+    assert set(by_target) == {"escaping", "elsewhere", "past_end"}
+    assert by_target["escaping"].rule == "OA303" and by_target["elsewhere"].rule == "OA303"
+    assert "is a URL" in by_target["elsewhere"].message
+    assert by_target["past_end"].rule == "OA304"
+    assert "/models/w.bin" not in local_gets  # asked for its size (HEAD), never its bytes
+    assert any(
+        "inside" in f.message and "URL (never fetched)" in f.message for f in report.findings if f.rule == "OA308"
+    )
+
+
+def test_check_over_s3_finds_what_the_local_check_finds(s3: str) -> None:
+    from onnxaudit.check.runner import check
+
+    path = FIXTURES[1]
+    remote, local = check(f"{s3}/fixtures/{path.name}", fetch_values=1 << 26), check(path)
+    assert _findings(remote) == [f for f in _findings(local) if f[0] != "OA105"]
+    assert remote.scan == local.scan

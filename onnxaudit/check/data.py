@@ -13,6 +13,7 @@ from onnxaudit.io.datamap import FileMap, TensorRecord
 from onnxaudit.io.dims import MAX_ELEMENTS, byte_size, dtype_name
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
 from onnxaudit.io.onnxcore import TensorProto
+from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.text import quoted
 from onnxaudit.io.weights import count_varints
 
@@ -79,7 +80,7 @@ def elements(record: TensorRecord) -> tuple[int | None, str]:
     return count, ""
 
 
-def file_pass(files: FileMap, model_fd: int, external: ExternalFiles) -> FileCheck:
+def file_pass(files: FileMap, model_fd: int | RangedBuffer, external: ExternalFiles) -> FileCheck:
     """Every record checked; extents for those whose bytes may be read."""
     out = FileCheck()
     for record in files.tensors.values():
@@ -87,7 +88,7 @@ def file_pass(files: FileMap, model_fd: int, external: ExternalFiles) -> FileChe
     return out
 
 
-def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, out: FileCheck) -> None:
+def _check_record(record: TensorRecord, model_fd: int | RangedBuffer, external: ExternalFiles, out: FileCheck) -> None:
     what = _what(record)
     count, problem = elements(record)
     if count is None:
@@ -105,6 +106,8 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
             out.problems.append(FileProblem(_EXTERNAL_KIND[resolved.kind], message, record.name, record.scope))
             out.unreadable[record.key] = "external data unusable"
             out.reported.add(record.key)
+        elif resolved.fd is None:
+            out.unreadable[record.key] = "external data of a model at a URL (never fetched)"
         else:
             out.extents[record.key] = resolved
         return
@@ -125,7 +128,7 @@ def _check_record(record: TensorRecord, model_fd: int, external: ExternalFiles, 
     _check_typed(record, count, model_fd, what, out)
 
 
-def _check_typed(record: TensorRecord, count: int, model_fd: int, what: str, out: FileCheck) -> None:
+def _check_typed(record: TensorRecord, count: int, model_fd: int | RangedBuffer, what: str, out: FileCheck) -> None:
     spec = _TYPED_FIELD.get(record.dtype)
     if spec is None:
         out.unreadable[record.key] = f"{dtype_name(record.dtype)} in typed fields"
@@ -158,7 +161,7 @@ def _check_typed(record: TensorRecord, count: int, model_fd: int, what: str, out
         out.unreadable[record.key] = f"{name} values"
 
 
-def _typed_count(record: TensorRecord, name: str, model_fd: int) -> int | None:
+def _typed_count(record: TensorRecord, name: str, model_fd: int | RangedBuffer) -> int | None:
     typed = record.typed.get(name)
     if typed is None:
         return 0

@@ -13,6 +13,7 @@ from onnxaudit.check.data import FileCheck
 from onnxaudit.count.roles import RoleTable
 from onnxaudit.io.datamap import FileMap
 from onnxaudit.io.external import Extent
+from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.text import as_text, key
 from onnxaudit.io.weights import Stats, scan
 from onnxaudit.model.view import Tensor
@@ -53,8 +54,11 @@ class ValueScan:
     copies: Copies | None = field(default=None)  # filled by the first rule that searches for copies
 
 
-def scan_values(roles: RoleTable, files: FileMap, data: FileCheck) -> ValueScan:
-    """Plan from the role table and the file pass's extents, then scan every readable target once."""
+def scan_values(roles: RoleTable, files: FileMap, data: FileCheck, budget: int | None = None) -> ValueScan:
+    """Plan from the role table and the file pass's extents, then scan every readable target once.
+    `budget`: bytes a model at a URL may fetch (each tensor costs the whole blocks it touches); the
+    tensors past it are not scanned, each said."""
+    spent = 0
     targets: list[Target] = []
     skipped: list[tuple[str, str]] = []
     for order, entry in enumerate(roles.tensors):
@@ -69,7 +73,10 @@ def scan_values(roles: RoleTable, files: FileMap, data: FileCheck) -> ValueScan:
         elif extent is None:
             if k not in data.reported:  # an error finding already says why
                 skipped.append((as_text(tensor.name), data.unreadable.get(k, "not readable")))
+        elif budget is not None and spent + _cost(extent) > budget:
+            skipped.append((as_text(tensor.name), f"over the --fetch-values budget ({budget:,} bytes)"))
         else:
+            spent += _cost(extent) if budget is not None else 0
             targets.append(Target(k, tensor, entry.role, extent, order))
     totals = ScanTotals(not_scanned=len(skipped))
     stats: dict[tuple[str, str], Stats] = {}
@@ -80,3 +87,8 @@ def scan_values(roles: RoleTable, files: FileMap, data: FileCheck) -> ValueScan:
         totals.bytes += t.extent.length
         totals.holes += result.holes
     return ValueScan(targets, stats, skipped, totals)
+
+
+def _cost(extent: Extent) -> int:
+    """Bytes scanning `extent` fetches at most: its length from a file, whole blocks from a URL."""
+    return extent.fd.span(extent.offset, extent.length) if isinstance(extent.fd, RangedBuffer) else extent.length

@@ -24,7 +24,7 @@ def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "above --fail-on, 2 unusable input or usage (the worst over all files)."
         ),
     )
-    parser.add_argument("model", metavar="MODEL", nargs="+", help="path to a .onnx file (several allowed)")
+    parser.add_argument("model", metavar="MODEL", nargs="+", help="path to a .onnx file or its URL (several allowed)")
     parser.add_argument(
         "--fail-on", choices=FAIL_ON, default="error", help="lowest severity that fails (default error)"
     )
@@ -43,6 +43,11 @@ def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--dim", action="append", type=dim_binding, default=[], metavar="NAME=VALUE",
         help="bind a free input dim for --max-macs and --max-activation-memory (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fetch-values", metavar="SIZE", type=memory_size,
+        help="a MODEL at a URL: let the value rules fetch up to SIZE of weights (e.g. 64MiB); without it they "
+        "are not run there, each noted",
     )  # fmt: skip
     parser.add_argument("--format", choices=list(RENDERERS), default="text")
     parser.add_argument(
@@ -73,6 +78,7 @@ def run_check(args: argparse.Namespace) -> int:
         max_activation_memory=args.max_activation_memory,
         dims=dim_bindings(args),
         max_nodes=args.max_nodes,
+        fetch_values=args.fetch_values,
     )
     for unusable in run.unusable:
         print(f"onnxaudit: {escape(unusable.error)}", file=sys.stderr)

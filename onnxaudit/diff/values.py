@@ -21,7 +21,7 @@ from onnxaudit.io.datamap import FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
 from onnxaudit.io.onnxcore import TensorProto
-from onnxaudit.io.weights import ScanError, chunks
+from onnxaudit.io.weights import ScanError, chunks, read_bytes
 from onnxaudit.model.read import open_model_file
 
 SAMPLES = 64  # positions compared per pair: unrelated or retrained weights differ at the first
@@ -169,7 +169,4 @@ def _sampled(a: Extent, b: Extent, record: TensorRecord) -> ValueVerdict:
 
 
 def _read(extent: Extent, at: int, length: int) -> bytes:
-    data = os.pread(extent.fd, length, extent.offset + at)
-    if len(data) != length:
-        raise ScanError("the file changed while being read")
-    return data
+    return read_bytes(extent.fd, extent.offset + at, length)

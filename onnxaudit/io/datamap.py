@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io import onnxcore
+from onnxaudit.io.ranged import BLOCK, RangedBuffer
 from onnxaudit.io.text import as_text
 
 if TYPE_CHECKING:
@@ -102,19 +103,22 @@ class _Malformed(Exception):
 
 
 class _Reader:
-    """Bytes of the file through a window refilled with pread."""
+    """Bytes of the file through a window refilled with pread, or from a remote file's RangedBuffer (a
+    window of one block: a wider one would fetch the weight bytes the walk skips)."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int | RangedBuffer, size: int) -> None:
         self.fd = fd
         self.size = size
+        self.window = WINDOW if isinstance(fd, int) else BLOCK
         self.start = 0
         self.data = b""
 
     def fill(self, pos: int, need: int) -> None:
         if pos + need > self.size:
             raise _Malformed(f"truncated at byte {self.size:,}")
-        want = min(max(WINDOW, need), self.size - pos)
-        data = os.pread(self.fd, want, pos)
+        want = min(max(self.window, need), self.size - pos)
+        # a remote read that fails raises FetchRefused: the caller names the URL (not a malformed file)
+        data = os.pread(self.fd, want, pos) if isinstance(self.fd, int) else self.fd.read(pos, want)
         if len(data) < want:
             raise _Malformed("the file changed while being read")
         self.start, self.data = pos, data
@@ -441,9 +445,9 @@ class _Attr:
     t: list[Span] = field(default_factory=list)
 
 
-def map_file(fd: int, size: int, name: str) -> FileMap:
-    """Walk the model open at `fd`. Raises AuditError (one line naming `name`) for bytes that are not
-    a well-formed protobuf message."""
+def map_file(fd: int | RangedBuffer, size: int, name: str) -> FileMap:
+    """Walk the model open at `fd` (or at a URL, through its RangedBuffer). Raises AuditError (one line
+    naming `name`) for bytes that are not a well-formed protobuf message; a remote read that fails, FetchRefused."""
     walker = _Walker(_Reader(fd, size))
     try:
         walker.model(size)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from onnxaudit.io.datamap import TensorRecord
 from onnxaudit.io.dims import byte_size
+from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.safeopen import Refused, open_beneath, open_dir, relative_parts
 
 _INTEGER = re.compile(r"[0-9]{1,20}")
@@ -25,9 +26,10 @@ KNOWN_KEYS = frozenset({"location", "offset", "length", "checksum", "basepath"})
 
 @dataclass(frozen=True)
 class Extent:
-    """Bytes of one tensor: a descriptor and a byte range already checked to lie inside its file."""
+    """Bytes of one tensor: a descriptor (or a remote file's RangedBuffer) and a byte range already checked
+    to lie inside its file. fd None: bytes at a URL that are never fetched (a remote model's external data)."""
 
-    fd: int
+    fd: int | RangedBuffer | None
     offset: int
     length: int
 
@@ -72,14 +74,10 @@ class ExternalFiles:
                 return Problem("location", f"external data names {key!r} twice")
             entries[key] = value
         location = entries.get("location", "")
-        try:
-            parts = relative_parts(location)
-        except Refused as exc:
-            return Problem("location", f"external data location {location!r}: {exc}")
-        opened = self._open(tuple(parts))
-        if isinstance(opened, Problem):
-            return Problem(opened.kind, f"external data location {location!r}: {opened.message}")
-        size = self._sizes[opened]
+        located = self._locate(location)
+        if isinstance(located, Problem):
+            return Problem(located.kind, f"external data location {location!r}: {located.message}")
+        opened, size = located
         offset = _integer(entries, "offset")
         if isinstance(offset, str):
             return Problem("range", f"external data offset {offset!r} is not a whole number")
@@ -101,6 +99,15 @@ class ExternalFiles:
         if expected is not None and length != expected:
             return Problem("length", f"external data length {length:,} bytes, dims need {expected:,}")
         return Extent(opened, offset, length)
+
+    def _locate(self, location: str) -> tuple[int | None, int] | Problem:
+        """The open file `location` names and its size, or why it may not be used."""
+        try:
+            parts = relative_parts(location)
+        except Refused as exc:
+            return Problem("location", str(exc))
+        opened = self._open(tuple(parts))
+        return opened if isinstance(opened, Problem) else (opened, self._sizes[opened])
 
     def _open(self, parts: tuple[str, ...]) -> int | Problem:
         if parts in self._opened:

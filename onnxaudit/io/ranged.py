@@ -67,6 +67,17 @@ class RangedBuffer:
         skip = offset - first * self._block
         return data[skip : skip + end - offset]
 
+    def pread(self, length: int, offset: int) -> bytes:
+        """os.pread's order of arguments, for the readers that take a descriptor or a RangedBuffer."""
+        return self.read(offset, length)
+
+    def span(self, offset: int, length: int) -> int:
+        """Bytes that reading `length` from `offset` fetches at most: the whole blocks it touches."""
+        if length <= 0:
+            return 0
+        first, last = offset // self._block, (offset + length - 1) // self._block + 1
+        return min(self._size, last * self._block) - first * self._block
+
     def release(self) -> None:
         """What memoryview.release is to the wire walk: nothing is held beyond the cache."""
 

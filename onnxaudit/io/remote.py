@@ -8,11 +8,14 @@ request has a timeout; the total fetched is capped. Every failure is one line na
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.external import ExternalFiles, Problem
 from onnxaudit.io.ranged import BLOCK, FetchRefused, RangedBuffer
 from onnxaudit.io.safeopen import Refused, relative_parts
 
@@ -123,13 +126,49 @@ def list_models(prefix: str, suffix: str) -> list[str]:
 def external_url(model_url: str, location: str) -> str:
     """The URL of an external data file beside a remote model, when `location` stays under the model's
     prefix (no '..', no absolute path or URL, no other host); AuditError otherwise."""
+    beside = _beside(model_url, location)
+    if isinstance(beside, Problem):
+        raise AuditError(f"{model_url}: external data location {location!r}: {beside.message}")
+    return beside
+
+
+def _beside(model_url: str, location: str) -> str | Problem:
     if is_url(location) or location.startswith("//"):
-        raise AuditError(f"{model_url}: external data location {location!r} is a URL; refusing (must be relative)")
+        return Problem("location", "is a URL; refusing (must be relative, under the model's prefix)")
     try:
         parts = relative_parts(location)
     except Refused as exc:
-        raise AuditError(f"{model_url}: external data location {location!r}: {exc}") from None
+        return Problem("location", str(exc))
     return model_url.rsplit("/", 1)[0] + "/" + "/".join(parts)
+
+
+class RemoteExternal(ExternalFiles):
+    """External data of a model at a URL, for check's file pass: each location must stay under the model's
+    prefix (_beside), and its file's size is asked for once (one request, no byte of it read) so offsets and
+    lengths are checked as for a local file. The bytes are never fetched: extents carry fd None."""
+
+    def __init__(self, model_url: str) -> None:
+        super().__init__(Path(os.devnull))  # no folder is opened: _locate below never calls _open
+        self.model_url = model_url
+        self._remote: dict[str, int | Problem] = {}
+        self.requests = 0
+
+    def _locate(self, location: str) -> tuple[int | None, int] | Problem:
+        address = _beside(self.model_url, location)
+        if isinstance(address, Problem):
+            return address
+        if address not in self._remote:
+            self.requests += 1
+            try:
+                remote = RemoteFile(address)
+            except AuditError as exc:
+                why = str(exc).removeprefix(f"{address}: ")
+                self._remote[address] = Problem("location", f"{why} ({address})")
+            else:
+                self._remote[address] = remote.size
+                remote.close()
+        size = self._remote[address]
+        return size if isinstance(size, Problem) else (None, size)
 
 
 def _fsspec(url: str) -> Any:

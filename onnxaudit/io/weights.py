@@ -18,6 +18,7 @@ import numpy as np
 
 from onnxaudit.io.external import Extent
 from onnxaudit.io.onnxcore import TensorProto
+from onnxaudit.io.ranged import FetchRefused, RangedBuffer
 
 CHUNK = 1 << 24  # a multiple of every item size
 
@@ -76,7 +77,7 @@ def chunks(extent: Extent) -> Iterator[bytes | int]:
     pos, end = extent.offset, extent.offset + extent.length
     while pos < end:
         size = min(CHUNK, end - pos)
-        if _HOLES:
+        if _HOLES and isinstance(extent.fd, int):
             try:
                 data_at = os.lseek(extent.fd, pos, os.SEEK_DATA)
             except OSError as exc:
@@ -85,10 +86,7 @@ def chunks(extent: Extent) -> Iterator[bytes | int]:
                 yield size
                 pos += size
                 continue
-        data = os.pread(extent.fd, size, pos)
-        if len(data) != size:
-            raise ScanError("the file changed while being read")
-        yield data
+        yield read_bytes(extent.fd, pos, size)
         pos += size
 
 
@@ -168,22 +166,31 @@ def transposed_equal(a: Extent, a_dims: tuple[int, int], b: Extent, item: int) -
     picks = np.random.default_rng(rows * 1_000_003 + cols).integers(0, rows * cols, size=SAMPLES)
     for flat in sorted(set(int(p) for p in picks)):
         i, j = divmod(flat, cols)
-        if _read(a.fd, a.offset + flat * item, item) != _read(b.fd, b.offset + (j * rows + i) * item, item):
+        if read_bytes(a.fd, a.offset + flat * item, item) != read_bytes(b.fd, b.offset + (j * rows + i) * item, item):
             return False
     block = max(1, CHUNK // (cols * item))
     for i0 in range(0, rows, block):
         i1 = min(rows, i0 + block)
-        a_block = np.frombuffer(_read(a.fd, a.offset + i0 * cols * item, (i1 - i0) * cols * item), dtype=kind)
+        a_block = np.frombuffer(read_bytes(a.fd, a.offset + i0 * cols * item, (i1 - i0) * cols * item), dtype=kind)
         width = (i1 - i0) * item
-        b_rows = b"".join(_read(b.fd, b.offset + (j * rows + i0) * item, width) for j in range(cols))
+        b_rows = b"".join(read_bytes(b.fd, b.offset + (j * rows + i0) * item, width) for j in range(cols))
         b_block = np.frombuffer(b_rows, dtype=kind).reshape(cols, i1 - i0)
         if not np.array_equal(a_block.reshape(i1 - i0, cols), b_block.T):
             return False
     return True
 
 
-def _read(fd: int, offset: int, length: int) -> bytes:
-    data = os.pread(fd, length, offset)
+def read_bytes(fd: int | RangedBuffer | None, offset: int, length: int) -> bytes:
+    """`length` bytes at `offset` of a file (pread) or of a remote file (its RangedBuffer, by ranges)."""
+    if fd is None:
+        raise ScanError("bytes at a URL that are not fetched")
+    if isinstance(fd, int):
+        data = os.pread(fd, length, offset)
+    else:
+        try:
+            data = fd.pread(length, offset)
+        except FetchRefused as exc:
+            raise ScanError(str(exc)) from None
     if len(data) != length:
         raise ScanError("the file changed while being read")
     return data

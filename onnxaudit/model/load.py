@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url
 from onnxaudit.model.build import MAX_NODES, model_view
 from onnxaudit.model.metadata import may_hold_module_scopes
@@ -17,19 +18,24 @@ __all__ = ["MAX_NODES", "READERS", "load"]
 
 
 def load(
-    path: str | os.PathLike[str], with_shapes: bool = True, reader: str = "wire", max_nodes: int = MAX_NODES
+    path: str | os.PathLike[str],
+    with_shapes: bool = True,
+    reader: str = "wire",
+    max_nodes: int = MAX_NODES,
+    ranged: RangedBuffer | None = None,
 ) -> ModelView:
     """Open `path` safely and read its structure. Raises AuditError for unusable input.
 
     reader "wire" (default) never copies weight bytes and has no 2 GiB limit; "protobuf" parses
     the whole file with protobuf and is kept as the reference the wire reader is tested against.
+    `ranged`: a URL's file already open (io/remote.open_ranged), read through it rather than opened again.
     """
     remote = is_url(path)
     path = str(path) if remote else Path(path)  # pathlib would fold a URL's '//'
     sizes: SizeHook | None = None
     fetched: RemoteRead | None = None
     if reader == "wire":
-        model, file_bytes, sizes, scoped, fetched = read_without_weights(path)
+        model, file_bytes, sizes, scoped, fetched = read_without_weights(path, ranged)
     elif remote:
         raise ValueError("a URL is read by the wire reader only")
     elif reader == "protobuf":

@@ -19,7 +19,7 @@ from onnxaudit.io.onnxcore import (
     ModelProto,
     TensorProto,
 )
-from onnxaudit.io.ranged import FetchRefused
+from onnxaudit.io.ranged import FetchRefused, RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
 from onnxaudit.io.safeopen import open_model
 from onnxaudit.io.wire import LightModel, strip_weights_parts
@@ -91,12 +91,13 @@ class LightRead(NamedTuple):
     remote: RemoteRead | None = None
 
 
-def read_without_weights(path: Path | str) -> LightRead:
+def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None) -> LightRead:
     """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
     child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size.
-    Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote)."""
+    Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote), through
+    `ranged` when the caller holds the file open already (check: its blocks are fetched once for both walks)."""
     if is_url(path):
-        return _read_remote(str(path))
+        return _read_remote(str(path), ranged)
     path = Path(path)
     fd, size = open_model_file(path)
     try:
@@ -115,10 +116,10 @@ def read_without_weights(path: Path | str) -> LightRead:
     return LightRead(model, size, light.sizes, scoped)
 
 
-def _read_remote(url: str) -> LightRead:
+def _read_remote(url: str, ranged: RangedBuffer | None = None) -> LightRead:
     """read_without_weights for a URL: the same walk over a RangedBuffer, in this process (no page of a
     mapping can vanish under it; the requests carry their own timeouts)."""
-    remote, buf = open_ranged(url)
+    remote, buf = open_ranged(url) if ranged is None else (None, ranged)
     try:
         light, parts = strip_weights_parts(buf)
         light.data = b"".join(parts)
@@ -128,11 +129,12 @@ def _read_remote(url: str) -> LightRead:
     except FetchRefused as exc:
         raise AuditError(f"{url}: {exc}") from None
     finally:
-        remote.close()
+        if remote is not None:
+            remote.close()
     model = parse_model(light.data, url)
     scoped = may_hold_module_scopes(light.data)
     light.data = b""
-    return LightRead(model, remote.size, light.sizes, scoped, RemoteRead(url, remote.size, buf.fetched, buf.requests))
+    return LightRead(model, len(buf), light.sizes, scoped, RemoteRead(url, len(buf), buf.fetched, buf.requests))
 
 
 def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
