@@ -109,14 +109,14 @@ class _Reader:
     def __init__(self, fd: int | RangedBuffer, size: int) -> None:
         self.fd = fd
         self.size = size
-        self.window = WINDOW if isinstance(fd, int) else BLOCK
         self.start = 0
         self.data = b""
 
     def fill(self, pos: int, need: int) -> None:
         if pos + need > self.size:
             raise _Malformed(f"truncated at byte {self.size:,}")
-        want = min(max(self.window, need), self.size - pos)
+        window = WINDOW if isinstance(self.fd, int) else BLOCK - pos % BLOCK  # remote: to the block's end
+        want = min(max(window, need), self.size - pos)
         # a remote read that fails raises FetchRefused: the caller names the URL (not a malformed file)
         data = os.pread(self.fd, want, pos) if isinstance(self.fd, int) else self.fd.read(pos, want)
         if len(data) < want:
