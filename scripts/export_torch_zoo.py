@@ -252,6 +252,24 @@ class PositionalProjection(nn.Module):
         return self.fc(x + self.proj(grid).reshape(1, 6, 4).permute(0, 2, 1))
 
 
+class NormsWithoutAffine(nn.Module):
+    """Norms whose ONNX op wants a scale and bias the module does not have: GroupNorm(affine=False),
+    LayerNorm(elementwise_affine=False), LayerNorm(bias=False). The exporters write ones and zeros."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.gn = nn.GroupNorm(2, 8, affine=False)
+        self.fc = nn.Linear(8, 16)
+        self.ln = nn.LayerNorm(16, elementwise_affine=False)
+        self.ln_nobias = nn.LayerNorm(16, bias=False)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.gn(self.conv(x)).mean((2, 3))
+        return self.head(self.ln_nobias(self.ln(self.fc(h))))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -346,6 +364,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             ),
             torch.randn(2, 3, 8, 8),
         ),  # fmt: skip
+        "norms_without_affine": (NormsWithoutAffine(), torch.randn(2, 3, 8, 8)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),

@@ -589,14 +589,40 @@ def test_parametrized_weight_folded_by_dynamo_is_a_range(case):
     assert layer.status == "ambiguous" and fw.trainable.contains(_meta(path)["parameters"])
 
 
-@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
-def test_norm_scale_without_state_dict_name_may_be_the_exporters(kind):
+def test_norm_scale_without_state_dict_name_may_be_the_exporters():
     """LayerNorm(elementwise_affine=False): the exporter writes the ones (and zeros) ONNX needs."""
-    path = MODELS / "torchzoo" / f"ln_no_affine__{kind}.onnx"
+    path = MODELS / "torchzoo" / "ln_no_affine__legacy.onnx"
     fw = audit(path, convention="pytorch").framework
     norm = next(la for la in fw.layers if la.kind == "LayerNormalization")
     assert norm.status == "ambiguous" and norm.trainable.lo == 0
     assert fw.trainable.contains(_meta(path)["parameters"])
+
+
+@pytest.mark.parametrize("case", ["ln_no_affine", "norms_without_affine"])
+def test_dynamo_fx_call_without_weight_and_bias_shows_the_exporters_constants(case):
+    """dynamo's FX call passes layer_norm / group_norm None for weight and bias: the ones and zeros
+    the exporter wrote for the ONNX op are no parameters, and the counts are torch's exactly."""
+    path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
+    meta, fw = _meta(path), audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi) == (meta["parameters"],) * 2
+    made = [la for la in fw.layers if "FX call" in " ".join(la.evidence)]
+    assert made and all(la.trainable.hi == 0 for la in made)
+
+
+def test_torchscript_norms_without_affine_count_no_exporter_constant():
+    """GroupNorm(affine=False) lowered to InstanceNormalization * 1 + 0 (scalar Constant nodes) and
+    LayerNorm(bias=False) reading a Constant zero bias: neither constant is a parameter."""
+    path = MODELS / "torchzoo" / "norms_without_affine__legacy.onnx"
+    meta, fw = _meta(path), audit(path, convention="pytorch").framework
+    layers = {la.name: la for la in fw.layers}
+    width = 16  # nn.LayerNorm(16, bias=False) in scripts/export_torch_zoo.py
+    assert (layers["gn"].trainable.hi, layers["ln_nobias"].trainable.lo, layers["ln_nobias"].trainable.hi) == (
+        0,
+        width,
+        width,
+    )
+    assert layers["ln"].trainable.lo == 0  # elementwise_affine=False: Constant nodes, but freeze writes those too
+    assert fw.trainable.contains(meta["parameters"])
 
 
 def _token_plus_slice(slice_name: str):

@@ -97,8 +97,13 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
 @rule("InstanceNormalization")
 def lowered_group_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """torch's GroupNorm below opset 21: InstanceNormalization over G groups with made-up scale (ones)
-    and bias (zeros) of G, reshaped back, then `* weight + bias` over the C channels."""
+    and bias (zeros) of G, reshaped back, then `* weight + bias` over the C channels. GroupNorm(affine=False)
+    multiplies and adds the exporter's own ones and zeros: dynamo's FX call passes the norm None for its
+    weight and bias, TorchScript writes them as scalar Constant nodes."""
     inner = [t for t in tensors if any(u.node.op_type == "InstanceNormalization" for u in t.uses)]
+    made = _group_norm_without_affine(ctx, layer, inner, tensors)
+    if made is not None:
+        return made
     outer = [t for t in tensors if t not in inner and t.role in ("norm_scale", "norm_bias")]
     if not inner or not outer or len(inner) + len(outer) != len(tensors):
         return None
@@ -117,6 +122,29 @@ def lowered_group_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor
         f"weight and bias over {c} channels: a GroupNorm lowered to ops, {len(outer)} x {c}",
         tensors,
     )
+
+
+def _group_norm_without_affine(
+    ctx: FileContext, layer: Layer, inner: list[ParamTensor], tensors: list[ParamTensor]
+) -> list[FrameworkLayer] | None:
+    """A lowered GroupNorm(affine=False): every constant the exporter's (see lowered_group_norm)."""
+    outer = [t for t in tensors if t not in inner]
+    if not inner or not outer or not all(u.node.op_type in ("Mul", "Add") for t in outer for u in t.uses):
+        return None
+    if any(node.name in ctx.view.fx.norms_without_affine for node in layer.nodes):
+        why = "the norm's FX call (dynamo's metadata) passes it no weight and bias"
+    elif all(t.origin == "constant" and t.count == 1 for t in outer):
+        why = "the Mul and Add read scalar Constant nodes, no state_dict weight and bias over the channels"
+    else:
+        return None
+    g = inner[0].count or 0
+    return inferred_layer(
+        layer, "GroupNorm", ZERO, ZERO,
+        f"InstanceNormalization over {g} groups (the exporter's {len(inner)} x {g} constants), then `* {outer[0].name}"
+        f"{' + ' + outer[1].name if len(outer) > 1 else ''}`: a GroupNorm lowered to ops without affine parameters "
+        f"(affine=False): {why}; 0 parameters",
+        tensors,
+    )  # fmt: skip
 
 
 @rule("InstanceNormalization")

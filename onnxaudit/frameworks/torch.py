@@ -131,15 +131,25 @@ def torch_norm_without_affine(
     ctx: FileContext, layer: Layer, tensors: list[ParamTensor]
 ) -> list[FrameworkLayer] | None:
     """LayerNorm(elementwise_affine=False) and the like: ONNX's norm ops want a scale, so the exporter
-    writes one (a Constant node, or a dynamo `val_N`) where the module has none. A scale or bias without
-    a state_dict name may be such a stand-in: 0 to its size."""
+    writes one (a Constant node, or a dynamo `val_N`) where the module has none. Where dynamo's FX call
+    passes the norm None for its weight and bias, the stand-ins are the exporter's: 0. Otherwise a scale
+    or bias without a state_dict name may be such a stand-in: 0 to its size. LayerNorm(bias=False)
+    through TorchScript: a state_dict weight and a zero bias the exporter wrote as a Constant node."""
     in_norm = [t for t in tensors if any(u.node.op_type in _TORCH_NORMS for u in t.uses)]
     if not in_norm or len(in_norm) != len(tensors):
         return None
-    if any("." in t.name for t in in_norm):  # a state_dict key: the module's own weight or bias
-        return None
-    n = sum(t.count or 0 for t in in_norm)
     op = next(u.node.op_type for u in in_norm[0].uses if u.node.op_type in _TORCH_NORMS)
+    named = [t for t in in_norm if "." in t.name]  # state_dict keys: the module's own weight or bias
+    if named:
+        return _norm_without_bias(layer, op, named, [t for t in in_norm if t not in named])
+    n, names = sum(t.count or 0 for t in in_norm), ", ".join(t.name for t in in_norm)
+    if any(node.name in ctx.view.fx.norms_without_affine for node in layer.nodes):
+        return inferred_layer(
+            layer, op, ZERO, ZERO,
+            f"{names}: written by the exporter, not parameters: the norm's FX call (dynamo's metadata) passes it "
+            "no weight and bias (elementwise_affine=False)",
+            in_norm,
+        )  # fmt: skip
     return [
         FrameworkLayer(
             layer.name,
@@ -148,12 +158,31 @@ def torch_norm_without_affine(
             ZERO,
             AMBIGUOUS,
             [
-                f"{', '.join(t.name for t in in_norm)}: no state_dict name, written by the exporter for a "
+                f"{names}: no state_dict name, written by the exporter for a "
                 f"norm without affine parameters (elementwise_affine=False) or renamed: 0 to {n}"
             ],
             [t.name for t in in_norm],
         )  # fmt: skip
     ]
+
+
+def _norm_without_bias(
+    layer: Layer, op: str, named: list[ParamTensor], made: list[ParamTensor]
+) -> list[FrameworkLayer] | None:
+    """A norm reading its state_dict weight and a bias the TorchScript exporter wrote as a Constant node
+    in the norm's own scope (LayerNorm(bias=False)): the weight alone is the module's."""
+    if len(named) != 1 or len(made) != 1 or named[0].origin != "initializer" or made[0].origin != "constant":
+        return None
+    weight, bias = named[0], made[0]
+    node = next(u.node for u in weight.uses if u.node.op_type == op)
+    if len(node.inputs) < 3 or node.inputs[1:3] != (weight.name, bias.name):
+        return None
+    return inferred_layer(
+        layer, op, Figure.of(weight.count or 0), ZERO,
+        f"weight {weight.name} {weight.count}; bias {bias.name}: a Constant node the exporter wrote beside the "
+        "state_dict weight (bias=False), not a parameter",
+        [weight, bias],
+    )  # fmt: skip
 
 
 @rule("BatchNormalization")

@@ -33,6 +33,11 @@ _FX_PARAMETER = re.compile(r"%p_(\w+)")
 # aten's batch and instance norms take (input, weight, bias, running_mean, running_var, ...): affine=False
 # passes None
 _FX_NORM_WITHOUT_AFFINE = re.compile(r"(?:batch|instance)_norm\w*\.default\]\(args = \(%\w+, None, None, ")
+# group_norm (input, num_groups, weight, bias, ...) and layer_norm (input, normalized_shape, weight, bias, ...):
+# affine=False (elementwise_affine=False) passes None for both, bias=False None for the bias
+_FX_NORM_AFFINE_ARGS = re.compile(
+    r"(?:group|layer)_norm\w*\.default\]\(args = \(%\w+, (?:\d+|\[[^\]]*\]), (None|%\w+), (None|%\w+), "
+)
 _REWRITE_RULES_KEY = "pkg.onnxscript.rewriter.rule_name"
 _BN_FUSION_RULE = "FuseBatchNormInto"  # ...Conv, ...ConvTranspose, ...Gemm
 _METADATA_PREFIX = b"pkg."  # of _SCOPES_KEY, _FX_NODE_KEY and _REWRITE_RULES_KEY
@@ -81,6 +86,11 @@ def node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
                 facts.buffers.update(_FX_BUFFER.findall(value))
                 if "None, None" in value and _FX_NORM_WITHOUT_AFFINE.search(value):
                     facts.norms_without_affine.add(node.name)
+            elif "None" in value and (args := _FX_NORM_AFFINE_ARGS.search(value)):
+                if args[1] == "None" and args[2] == "None":
+                    facts.norms_without_affine.add(node.name)
+                elif args[2] == "None":
+                    facts.norms_without_bias.add(node.name)
         elif key == _REWRITE_RULES_KEY and (fused := text.count(_BN_FUSION_RULE)):
             facts.bn_fusions[node.name] = fused
     return scopes

@@ -116,7 +116,8 @@ class FxFacts:
     # keys with dots as underscores (`%b_bn_running_mean` is `bn_running_mean` for `bn.running_mean`)
     buffers: set[str] = field(default_factory=set)
     parameters: set[str] = field(default_factory=set)
-    norms_without_affine: set[str] = field(default_factory=set)  # nodes of a batch/instance norm call given None
+    norms_without_affine: set[str] = field(default_factory=set)  # nodes of a norm call given no weight and bias
+    norms_without_bias: set[str] = field(default_factory=set)  # nodes of a group/layer norm call given no bias
     bn_fusions: dict[str, int] = field(default_factory=dict)  # nodes BNs were fused into: how many
 
 
