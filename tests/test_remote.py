@@ -509,3 +509,45 @@ def test_check_over_s3_finds_what_the_local_check_finds(s3: str) -> None:
     remote, local = check(f"{s3}/fixtures/{path.name}", fetch_values=1 << 26), check(path)
     assert _findings(remote) == [f for f in _findings(local) if f[0] != "OA105"]
     assert remote.scan == local.scan
+
+
+# ---------------------------------------------------------------- tied copies sampled over ranges
+
+
+@pytest.mark.parametrize("name", ["torch/tied_lm__legacy_fold.onnx", "torch/tied_lm__dynamo.onnx"])
+def test_tied_copies_settled_over_http_as_locally(name: str) -> None:
+    """The framework view's sampled comparison of a tied head (stored again, transposed) reads the same
+    values over ranges: the same figures and reasons as the local audit, every byte counted."""
+    path = MODELS / name
+    with serving({path.name: path}) as server:
+        remote = audit(url(server, path.name))
+        sent = server.sent
+    local = audit(path)
+    assert remote.framework == local.framework
+    assert "values equal at 64 sampled positions" in render_json(local)  # the pair is settled by values
+    assert remote.remote is not None and remote.remote.fetched_bytes == sent
+    assert 0 < remote.remote.sampled_bytes < sent
+    assert any("to compare possible copies" in line for line in remote.limits)
+
+
+def test_pairs_sampled_over_a_url_are_bounded(tmp_path: Path) -> None:
+    from builders import array
+
+    from onnxaudit.frameworks.copies import REMOTE_PAIRS, SAMPLES, settle_copies
+    from onnxaudit.io.remote import RemoteRead
+
+    rng = np.random.default_rng(5)
+    w = rng.random((16, 12), dtype=np.float32) + 0.5
+    copies = [array(f"t{i}", w.T.copy()) for i in range(REMOTE_PAIRS + 3)]
+    nodes = [helper.make_node("Identity", [t.name], [f"o{i}"]) for i, t in enumerate([array("w", w), *copies])]
+    outputs = [value(f"o{i}", None) for i in range(len(nodes))]
+    path = save(model(nodes, [], outputs, [array("w", w), *copies]), tmp_path / "m.onnx")
+    pairs = {t.name: "w" for t in copies}
+    assert settle_copies(path, pairs, {}) == dict.fromkeys(pairs, True)  # locally: every pair
+    fetched = RemoteRead("u", path.stat().st_size, 0, 0)
+    with serving({"m.onnx": path}) as server:
+        over_url = settle_copies(url(server, "m.onnx"), pairs, {}, fetched=fetched)
+        sent = server.sent
+    assert over_url == {f"t{i}": True for i in range(REMOTE_PAIRS)}  # the first REMOTE_PAIRS, the rest undecided
+    assert fetched.fetched_bytes == fetched.sampled_bytes == sent
+    assert fetched.requests <= 3 + REMOTE_PAIRS * 2 * SAMPLES  # probe, structure, one read per sampled element

@@ -266,7 +266,6 @@ def _view_of_url(url: str, buf: RangedBuffer, broken: bool, notes: list[str], ma
             notes.append(f"no model view ({exc}); graph and value rules skipped")
             return None
         raise
-    view.notes = [n for n in view.notes if not n.startswith("remote file: ")]  # said once, for the whole check
     return view
 
 

@@ -4,12 +4,13 @@ The framework view pairs tensors shaped like a transposed copy of a named weight
 folded at export: `onnx::MatMul_803` beside `embed_tokens.weight`), or like a shared module's weight
 stored again for another call. Names and shapes cannot settle such a pair; a few values can: unrelated
 matrices differ at once, a copy agrees everywhere. Only data embedded in the model file is read, one
-element at a time by pread at the sampled positions; external data files are never opened, and a pair
-stored there (or in typed fields) stays undecided.
+element at a time by pread at the sampled positions (over a URL, one ranged read each, for a bounded number
+of pairs); external data files are never opened, and a pair stored there (or in typed fields) stays undecided.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from pathlib import Path
@@ -17,17 +18,25 @@ from pathlib import Path
 from onnxaudit.errors import AuditError
 from onnxaudit.io.datamap import MAIN, FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
-from onnxaudit.io.remote import is_url
+from onnxaudit.io.ranged import FetchRefused, ReadAt
+from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
 from onnxaudit.model.read import open_model_file
 
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
+# pairs settled over a URL: each costs up to 2 x SAMPLES ranged reads of one element (round trips, in
+# order), so a model with many candidate pairs is not an unbounded number of requests; the rest undecided
+REMOTE_PAIRS = 8
 
 
 Key = tuple[str, str]  # (graph scope, tensor name), as model.view.ModelView and datamap give them
 
 
 def settle_copies(
-    path: Path | str, transposed: dict[str, str], same_layout: dict[str, str], scoped: dict[Key, Key] | None = None
+    path: Path | str,
+    transposed: dict[str, str],
+    same_layout: dict[str, str],
+    scoped: dict[Key, Key] | None = None,
+    fetched: RemoteRead | None = None,
 ) -> dict[str, bool]:
     """For each `copy -> original` pair of main-graph initializers (`transposed`: the copy holds the
     original transposed; `same_layout`: in its own layout, a shared module's weight folded once per
@@ -35,34 +44,79 @@ def settle_copies(
     branches of an If): True when they agree at every sampled position (and the samples are not all one
     value), False at the first difference. Pairs that cannot be read (external or typed data, a file
     changed meanwhile) are left out: undecided. One walk of the file finds every pair's bytes. Scoped
-    pairs are answered under their copy's name."""
-    scoped = scoped or {}
-    if not transposed and not same_layout and not scoped or is_url(path):
-        return {}  # a URL's weights are never fetched: its pairs stay undecided
+    pairs are answered under their copy's name. A URL (`fetched`: what reading it has cost so far, which
+    this adds to) is read by ranges, its first REMOTE_PAIRS pairs only (_settle_url)."""
+    asked = [((MAIN, copy), (MAIN, original), True) for copy, original in transposed.items()]
+    asked += [((MAIN, copy), (MAIN, original), False) for copy, original in same_layout.items()]
+    asked += [(copy_key, original_key, False) for copy_key, original_key in (scoped or {}).items()]
+    if not asked:
+        return {}
+    if is_url(path):
+        return _settle_url(str(path), asked, fetched)
     try:
         fd, size = open_model_file(Path(path))
     except (OSError, AuditError):
         return {}
     try:
         files = map_file(fd, size, str(path))
-        verdicts = {}
-        for pairs, flipped in ((transposed, True), (same_layout, False)):
-            for copy, original in pairs.items():
-                verdict = _compare(fd, files, (MAIN, copy), (MAIN, original), flipped)
-                if verdict is not None:
-                    verdicts[copy] = verdict
-        for copy_key, original_key in scoped.items():
-            verdict = _compare(fd, files, copy_key, original_key, False)
-            if verdict is not None:
-                verdicts[copy_key[1]] = verdict
-        return verdicts
+        return _verdicts(functools.partial(_element, fd), files, asked)
     except (OSError, AuditError):
         return {}
     finally:
         os.close(fd)
 
 
-def _compare(fd: int, files: FileMap, copy: Key, original: Key, transposed: bool) -> bool | None:
+Pair = tuple[Key, Key, bool]  # copy, original, whether the copy is transposed
+
+
+def _verdicts(read: ReadAt, files: FileMap, asked: list[Pair]) -> dict[str, bool]:
+    verdicts = {}
+    for copy, original, flipped in asked:
+        verdict = _compare(read, files, copy, original, flipped)
+        if verdict is not None:
+            verdicts[copy[1]] = verdict
+    return verdicts
+
+
+def _settle_url(url: str, asked: list[Pair], fetched: RemoteRead | None) -> dict[str, bool]:
+    """settle_copies for a model at a URL: its structure walked again by ranges (the data map gives each
+    tensor's offset), then each sampled element one ranged read of its own bytes (2 x SAMPLES reads a pair,
+    in order, stopping at the first difference). Bounded: the first REMOTE_PAIRS pairs only, the others
+    stay undecided. Every byte is added to `fetched`."""
+    try:
+        remote, buf = open_ranged(url)
+    except AuditError:
+        return {}
+    elements = _Counted(remote.read_at)
+    try:
+        files = map_file(buf, remote.size, url)
+        return _verdicts(elements.read, files, asked[:REMOTE_PAIRS])
+    except (FetchRefused, AuditError):
+        return {}
+    finally:
+        remote.close()
+        if fetched is not None:
+            fetched.fetched_bytes += buf.fetched + elements.fetched
+            fetched.requests += buf.requests + elements.requests
+            fetched.sampled_bytes += buf.fetched + elements.fetched
+
+
+class _Counted:
+    def __init__(self, read_at: ReadAt) -> None:
+        self._read_at = read_at
+        self.fetched = 0
+        self.requests = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = self._read_at(offset, length)
+        self.requests += 1
+        self.fetched += len(data)
+        if len(data) != length:
+            raise FetchRefused(f"asked for {length} bytes at offset {offset:,}, got {len(data)}")
+        return data
+
+
+def _compare(read: ReadAt, files: FileMap, copy: Key, original: Key, transposed: bool) -> bool | None:
     a, b = files.tensors.get(original), files.tensors.get(copy)
     if a is None or b is None or a.dtype != b.dtype or not a.dims or (transposed and len(a.dims) != 2):
         return None
@@ -78,9 +132,9 @@ def _compare(fd: int, files: FileMap, copy: Key, original: Key, transposed: bool
     seen = set()
     for flat in sorted(picks):
         i, j = divmod(flat, cols)
-        value = _element(fd, a.raw[0] + flat * item, item)  # type: ignore[index]
+        value = read(a.raw[0] + flat * item, item)  # type: ignore[index]
         at = (j * rows + i) if transposed else flat
-        if value != _element(fd, b.raw[0] + at * item, item):  # type: ignore[index]
+        if value != read(b.raw[0] + at * item, item):  # type: ignore[index]
             return False
         seen.add(value)
     return True if len(seen) > 1 else None  # one value everywhere (zeros, ones): no evidence either way
@@ -91,6 +145,7 @@ def _embedded(record: TensorRecord, length: int) -> bool:
 
 
 def _element(fd: int, offset: int, item: int) -> bytes:
+    """One element of a local file, by pread."""
     data = os.pread(fd, item, offset)
     if len(data) != item:
         raise OSError("the file changed while being read")

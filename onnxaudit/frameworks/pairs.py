@@ -156,7 +156,8 @@ def possible_copies(
         from onnxaudit.frameworks.copies import SAMPLES, settle_copies
 
         same_layout = {copy: first for copy, (first, _) in calls.items()}
-        same = settle_copies(view.path, transposed, same_layout, {copy: first for copy, (first, _) in branches.items()})
+        scoped = {copy: first for copy, (first, _) in branches.items()}
+        same = settle_copies(view.path, transposed, same_layout, scoped, view.remote)
         samples = SAMPLES
     doubts = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"

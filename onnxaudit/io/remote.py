@@ -38,12 +38,19 @@ class RemoteRead:
     file_bytes: int
     fetched_bytes: int
     requests: int
+    sampled_bytes: int = 0  # of fetched_bytes: read again to compare sampled values of possible tied copies
 
     def note(self) -> str:
         share = 100 * self.fetched_bytes / self.file_bytes if self.file_bytes else 0.0
+        weights = "weight bytes and external data were not fetched"
+        if self.sampled_bytes:
+            weights = (
+                f"{self.sampled_bytes:,} of them to compare possible copies (the structure again, then sampled "
+                "weight values); external data was not fetched"
+            )
         return (
             f"remote file: {self.fetched_bytes:,} of {self.file_bytes:,} bytes fetched ({share:.2f}%) in "
-            f"{self.requests} ranged reads; weight bytes and external data were not fetched"
+            f"{self.requests} ranged reads; {weights}"
         )
 
 

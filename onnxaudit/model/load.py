@@ -51,9 +51,7 @@ def load(
     except RecursionError:
         raise AuditError(f"{path}: model nesting is too deep to read") from None
     del model, sizes
-    if fetched is not None:
-        view.notes.append(fetched.note())
-        view.remote = fetched
+    view.remote = fetched  # its note is written with the report (tied-copy sampling may add to it)
     _return_freed_memory()
     return view
 

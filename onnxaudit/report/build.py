@@ -369,6 +369,8 @@ def build_report(
         rows = grouped_rows(table, group_by, convention)
     unclassified_ops = sorted({u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses})
     limits = list(view.notes) + list(table.limits)  # what reading skipped (shape inference on huge graphs)
+    if view.remote is not None:
+        limits.insert(len(view.notes), view.remote.note())  # where load put it before: after reading's notes
     for t in table.tensors:
         if t.storage == "external":
             limits.append("external data present: counted from dims; the data files were not opened or checked")
