@@ -551,3 +551,15 @@ def test_pairs_sampled_over_a_url_are_bounded(tmp_path: Path) -> None:
     assert over_url == {f"t{i}": True for i in range(REMOTE_PAIRS)}  # the first REMOTE_PAIRS, the rest undecided
     assert fetched.fetched_bytes == fetched.sampled_bytes == sent
     assert fetched.requests <= 3 + REMOTE_PAIRS * 2 * SAMPLES  # probe, structure, one read per sampled element
+
+
+def test_diff_over_s3_counts_as_the_local_diff(s3: str) -> None:
+    from onnxaudit import compare
+
+    old, new = FIXTURES
+    remote = compare(f"{s3}/fixtures/{old.name}", f"{s3}/fixtures/{new.name}")
+    local = compare(old, new)
+    assert remote.totals == local.totals and remote.logical_agree == local.logical_agree
+    assert [(row.old, row.new, row.params) for row in remote.layers] == [
+        (row.old, row.new, row.params) for row in local.layers
+    ]
