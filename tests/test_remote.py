@@ -563,3 +563,29 @@ def test_diff_over_s3_counts_as_the_local_diff(s3: str) -> None:
     assert [(row.old, row.new, row.params) for row in remote.layers] == [
         (row.old, row.new, row.params) for row in local.layers
     ]
+
+
+def test_remote_external_files_asked_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxaudit.check.runner import check
+    from onnxaudit.io import remote as remote_module
+
+    monkeypatch.setattr(remote_module, "MAX_EXTERNAL_FILES", 2)
+    files = {}
+    for i in range(3):
+        (tmp_path / f"w{i}.bin").write_bytes(np.ones(8, np.float32).tobytes())
+        files[f"w{i}.bin"] = tmp_path / f"w{i}.bin"
+    inits = [external(f"t{i}", [8], f"w{i}.bin") for i in range(3)]
+    nodes = [helper.make_node("Identity", [f"t{i}"], [f"o{i}"]) for i in range(3)]
+    path = save(model(nodes, [], [value(f"o{i}", [8]) for i in range(3)], inits), tmp_path / "m.onnx")
+    asked: list[str] = []
+
+    class _Logged(_Files):
+        def _answer(self, body: bool) -> None:
+            asked.append(self.path)
+            super()._answer(body)
+
+    with serving({"m.onnx": path, **files}, _Logged) as server:
+        report = check(url(server, "m.onnx"))
+    unchecked = [f for f in report.findings if f.rule == "OA303"]
+    assert [f.target for f in unchecked] == ["t2"] and "over 2 external data files" in unchecked[0].message
+    assert "/w0.bin" in asked and "/w1.bin" in asked and "/w2.bin" not in asked  # the third never asked

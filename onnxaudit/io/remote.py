@@ -22,6 +22,7 @@ from onnxaudit.io.safeopen import Refused, relative_parts
 MAX_FETCH = 1 << 28  # bytes of structure fetched at most (wire.MAX_LIGHT_BYTES bounds what is kept)
 CONNECT_TIMEOUT = 15.0  # seconds
 READ_TIMEOUT = 60.0  # seconds without a byte arriving
+MAX_EXTERNAL_FILES = 1024  # external data files of a remote model asked for their size (a request each)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -164,6 +165,8 @@ class RemoteExternal(ExternalFiles):
         address = _beside(self.model_url, location)
         if isinstance(address, Problem):
             return address
+        if address not in self._remote and len(self._remote) >= MAX_EXTERNAL_FILES:
+            return Problem("location", f"not checked: over {MAX_EXTERNAL_FILES:,} external data files at a URL")
         if address not in self._remote:
             self.requests += 1
             try:
