@@ -71,7 +71,7 @@ def audit(
     limits): rows show the confirmed shapes and `report.shape_check` says what was found. `dims` binds
     free input dims (`{"batch": 1}`, or `{"x:0": 1}` by position) for the cost figures, which otherwise
     stay symbolic; `choose_dims` sizes the rest from the graph (model/sizes.py). A model of more than
-    `max_nodes` nodes (see model/build.MAX_NODES) is refused.
+    `max_nodes` nodes (see io/budget.MAX_NODES) is refused.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """

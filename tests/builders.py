@@ -525,3 +525,67 @@ def positional_embedding(positions: int = 5, vocab: int = 20, seq: str = "seq") 
     weights = [init("tok.weight", [vocab, 8]), init("pos.weight", [positions, 8]), *scalar]
     inputs = [value("ids", ["batch", seq], TensorProto.INT64)]
     return model(nodes, inputs, [value("y", ["batch", seq, 8])], weights)
+
+
+# ---------------------------------------------------------------- bombs (issue #17): big graphs in small files
+
+
+def empty_nodes(n: int) -> bytes:
+    """linear() with n empty NodeProtos appended to its graph: 2 bytes each (1M of them fit in 2 MB)."""
+    m = linear(init("W", [4, 4]))
+    graph = m.graph.SerializeToString() + b"\x0a\x00" * n
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
+def concat_inputs(n: int) -> bytes:
+    """One Concat of n inputs, all the same 64-element constant (3 bytes an input), beside a MatMul."""
+    c = helper.make_tensor("c", TensorProto.INT64, [64], list(range(64)))
+    nodes = [
+        helper.make_node("Concat", ["c"] * n, ["cat"], name="cat", axis=0),
+        node("Reshape", ["x", "cat"], ["r"], name="r"),
+        node("MatMul", ["x", "W"], ["y"], name="fc"),
+    ]
+    return model(nodes, [value("x", ["N", 4])], [value("y", None)], [init("W", [4, 4]), c]).SerializeToString()
+
+
+def nested_if(depth: int) -> onnx.ModelProto:
+    """An If whose two branches are Ifs, `depth` levels: 2**depth - 1 subgraphs, an Identity at each leaf."""
+
+    def branch(level: int) -> onnx.GraphProto:
+        inner = helper.make_node("Identity", ["x"], ["o"])
+        if level > 1:
+            inner = helper.make_node("If", ["c"], ["o"], then_branch=branch(level - 1), else_branch=branch(level - 1))
+        return helper.make_graph([inner], f"l{level}", [], [value("o", None)])
+
+    top = helper.make_node("If", ["c"], ["o"], then_branch=branch(depth - 1), else_branch=branch(depth - 1))
+    return model([top], [value("x", [4]), value("c", [], TensorProto.BOOL)], [value("o", None)])
+
+
+def small_branches(ifs: int, per_branch: int) -> bytes:
+    """linear() with `ifs` If nodes whose then_branch holds `per_branch` empty nodes: at 2,000 a branch each If is
+    under 4 KiB, small enough to be copied whole by a walk that only looks inside large messages."""
+    branch = helper.make_graph([], "b", [], [])
+    branch.node.extend([onnx.NodeProto()] * per_branch)
+    if_node = helper.make_node("If", ["c"], ["o"], then_branch=branch, else_branch=helper.make_graph([], "e", [], []))
+    m = linear(init("W", [4, 4]))
+    graph = m.graph.SerializeToString() + _field(1, if_node.SerializeToString()) * ifs
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
+def small_functions(functions: int, per_function: int) -> bytes:
+    """linear() with `functions` local functions of `per_function` empty nodes each (2 bytes a node)."""
+    m = linear(init("W", [4, 4]))
+    for k in range(functions):
+        func = helper.make_function("f", f"g{k}", [], [], [], [helper.make_opsetid("", 17)])
+        func.node.extend([onnx.NodeProto()] * per_function)
+        m.functions.append(func)
+    return m.SerializeToString()
+
+
+def training_nodes(n: int) -> bytes:
+    """linear() with a TrainingInfoProto whose algorithm graph holds n empty nodes (nothing reads them)."""
+    m = linear(init("W", [4, 4]))
+    algorithm = helper.make_graph([], "step", [], []).SerializeToString() + b"\x0a\x00" * n
+    return m.SerializeToString() + _field(20, _field(2, algorithm))

@@ -24,16 +24,20 @@ from builders import (
     array,
     batchnorm,
     deep_nesting,
+    empty_nodes,
     external,
     init,
     linear,
     model,
+    nested_if,
     node,
     save,
     save_with_hole,
     seed_cnn,
+    small_branches,
+    small_functions,
+    training_nodes,
     value,
-    varint,
 )
 from hostile import CANARY_TEXT, Canary, CliRunner, raw_controls
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +48,9 @@ from onnxaudit.check.runner import check
 from onnxaudit.count.roles import classify
 from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import GraphTooLarge
+from onnxaudit.io.datamap import map_file
+from onnxaudit.io.wire import strip_weights
 from onnxaudit.model.load import load
 
 GIB = 2**30
@@ -313,30 +320,9 @@ def test_a_model_path_ending_in_a_slash_is_refused(cli, folders, tmp_path):
         )
 
 
-def _empty_nodes(n: int) -> bytes:
-    """linear() with n empty NodeProtos appended to its graph: 2 bytes each (1M of them fit in 2 MB)."""
-    m = linear(init("W", [4, 4]))
-    graph = m.graph.SerializeToString() + b"\x0a\x00" * n
-    m.ClearField("graph")
-    return m.SerializeToString() + b"\x3a" + varint(len(graph)) + graph
-
-
-def _nested_if(depth: int) -> onnx.ModelProto:
-    """An If whose two branches are Ifs, `depth` levels: 2**depth - 1 subgraphs."""
-
-    def branch(level: int) -> onnx.GraphProto:
-        inner = helper.make_node("Identity", ["x"], ["o"])
-        if level > 1:
-            inner = helper.make_node("If", ["c"], ["o"], then_branch=branch(level - 1), else_branch=branch(level - 1))
-        return helper.make_graph([inner], f"l{level}", [], [value("o", None)])
-
-    top = helper.make_node("If", ["c"], ["o"], then_branch=branch(depth - 1), else_branch=branch(depth - 1))
-    return model([top], [value("x", [4]), value("c", [], TensorProto.BOOL)], [value("o", None)])
-
-
 # (file, the --max-nodes it exceeds and what the error says, a --max-nodes that admits it)
 _SIZE_BOMBS = {
-    "empty_nodes": (lambda: _empty_nodes(100), 64, "more than 64 nodes", 101),
+    "empty_nodes": (lambda: empty_nodes(100), 64, "more than 64 nodes", 101),
     "concat_inputs": (
         lambda: model(
             [node("Concat", ["x"] * 300, ["y"], axis=0)], [value("x", [4])], [value("y", None)]
@@ -345,7 +331,7 @@ _SIZE_BOMBS = {
         "more than 256 node inputs",
         75,
     ),
-    "nested_if": (lambda: _nested_if(4).SerializeToString(), 64, "more than 8 graphs", 128),
+    "nested_if": (lambda: nested_if(4).SerializeToString(), 64, "more than 8 graphs", 128),
 }
 
 
@@ -364,6 +350,75 @@ def test_graph_size_over_max_nodes_is_refused_and_the_flag_raises_it(bomb, cli, 
         assert "--max-nodes" in out.stderr
         out = cli.run([command, str(path), "--max-nodes", str(enough)], tmp_path)
         assert out.code in (0, 1) and out.stderr == "", (command, out.stderr)
+
+
+# (file, a --max-nodes it exceeds, what the error says, one that admits it, its nodes and graphs): each is refused
+# by both wire walks before protobuf parses anything
+_WALK_BOMBS = {
+    "empty_nodes": (lambda: empty_nodes(1000), 1000, "more than 1,000 nodes", 1001, 1 + 1000, 1),
+    # 20 If nodes under 4 KiB each (1 + 20 + 20 * 2000 nodes, 1 + 20 * 2 graphs): their nodes hide in messages a
+    # size-only walk copies whole; 20 functions of 1,000 nodes (1 + 20 * 1000 nodes, 1 + 20 graphs) likewise
+    "small_branches": (
+        lambda: small_branches(20, 2000),
+        40_020,
+        "more than 40,020 nodes",
+        40_021,
+        1 + 20 + 20 * 2000,
+        1 + 20 * 2,
+    ),
+    "small_functions": (
+        lambda: small_functions(20, 1000),
+        20_000,
+        "more than 20,000 nodes",
+        20_001,
+        1 + 20 * 1000,
+        1 + 20,
+    ),
+    "nested_if": (
+        lambda: nested_if(6).SerializeToString(),
+        62 * 8,
+        "more than 62 graphs and subgraphs",
+        63 * 8,
+        2**6 - 1,
+        2**6 - 1,
+    ),
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(_WALK_BOMBS))
+def test_both_wire_walks_count_the_graph_before_anything_is_parsed(bomb, tmp_path):
+    """The walk that strips weights and check's data map stop at the first node (graph) over --max-nodes, with the
+    words the view builder uses: 9M empty nodes (18 MB) cost 1.4 GiB when the count came after protobuf's parse.
+    strip_weights and map_file never call protobuf, so a refusal there is a refusal before any parse; the view
+    read with a limit that admits the file holds the nodes and graphs counted."""
+    build, limit, words, enough, nodes, graphs = _WALK_BOMBS[bomb]
+    data = build()
+    path = tmp_path / "bomb.onnx"
+    path.write_bytes(data)
+    with pytest.raises(GraphTooLarge, match=f"^{words}: over the limit for --max-nodes {limit:,} "):
+        strip_weights(data, max_nodes=limit)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(AuditError, match=f"^{path}: {words}: over the limit for --max-nodes {limit:,} "):
+            map_file(fd, len(data), str(path), max_nodes=limit)
+        map_file(fd, len(data), str(path), max_nodes=enough)
+    finally:
+        os.close(fd)
+    strip_weights(data, max_nodes=enough)
+    view = load(path, max_nodes=enough)
+    assert (sum(len(g.nodes) for g in view.graphs.values()), len(view.graphs)) == (nodes, graphs)
+
+
+def test_training_graphs_are_neither_parsed_nor_counted(tmp_path):
+    """Only a TrainingInfoProto's update_binding is read: its algorithm graph is dropped by the walk, so 1M empty
+    nodes there cost nothing and count for nothing (the view never held them)."""
+    data = training_nodes(1_000_000)
+    light = strip_weights(data, max_nodes=10)
+    assert len(light.data) < 1000
+    path = tmp_path / "t.onnx"
+    path.write_bytes(data)
+    view = load(path, max_nodes=10)
+    assert [len(g.nodes) for g in view.graphs.values()] == [1]
 
 
 def test_a_huge_max_memory_is_a_usage_error(cli, folders, tmp_path):

@@ -162,7 +162,7 @@ def _check_file(
     name = str(path)
     opened = open_model(path)
     try:
-        files = map_file(opened.fd, opened.size, name)
+        files = map_file(opened.fd, opened.size, name, max_nodes)
         with ExternalFiles(path.parent) as external:
             data = file_pass(files, opened.fd, external)
             ctx = CheckContext(name, files, data, options, frozenset(r.id for r in rules))
@@ -184,7 +184,7 @@ def _check_url(
     values_buf = RangedBuffer(remote.read_at, remote.size, max_fetch=budget)
     external = RemoteExternal(url)
     try:
-        files = map_file(buf, remote.size, url)
+        files = map_file(buf, remote.size, url, max_nodes)
         data = file_pass(files, buf, external)
         ctx = CheckContext(url, files, data, options, frozenset(r.id for r in rules))
         findings = _run(rules, "file", ctx)

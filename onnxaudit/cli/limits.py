@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from onnxaudit.model.build import INPUTS_PER_NODE, MAX_NODES, NODES_PER_GRAPH
+from onnxaudit.io.budget import INPUTS_PER_NODE, MAX_NODES, NODES_PER_GRAPH
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

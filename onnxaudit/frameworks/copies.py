@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.datamap import MAIN, FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
 from onnxaudit.io.ranged import FetchRefused, ReadAt
@@ -37,6 +38,7 @@ def settle_copies(
     same_layout: dict[str, str],
     scoped: dict[Key, Key] | None = None,
     fetched: RemoteRead | None = None,
+    max_nodes: int = MAX_NODES,
 ) -> dict[str, bool]:
     """For each `copy -> original` pair of main-graph initializers (`transposed`: the copy holds the
     original transposed; `same_layout`: in its own layout, a shared module's weight folded once per
@@ -45,20 +47,21 @@ def settle_copies(
     value), False at the first difference. Pairs that cannot be read (external or typed data, a file
     changed meanwhile) are left out: undecided. One walk of the file finds every pair's bytes. Scoped
     pairs are answered under their copy's name. A URL (`fetched`: what reading it has cost so far, which
-    this adds to) is read by ranges, its first REMOTE_PAIRS pairs only (_settle_url)."""
+    this adds to) is read by ranges, its first REMOTE_PAIRS pairs only (_settle_url). `max_nodes`: the limit
+    the view was read under, kept by this walk of the same file."""
     asked = [((MAIN, copy), (MAIN, original), True) for copy, original in transposed.items()]
     asked += [((MAIN, copy), (MAIN, original), False) for copy, original in same_layout.items()]
     asked += [(copy_key, original_key, False) for copy_key, original_key in (scoped or {}).items()]
     if not asked:
         return {}
     if is_url(path):
-        return _settle_url(str(path), asked, fetched)
+        return _settle_url(str(path), asked, fetched, max_nodes)
     try:
         fd, size = open_model_file(Path(path))
     except (OSError, AuditError):
         return {}
     try:
-        files = map_file(fd, size, str(path))
+        files = map_file(fd, size, str(path), max_nodes)
         return _verdicts(functools.partial(_element, fd), files, asked)
     except (OSError, AuditError):
         return {}
@@ -78,7 +81,7 @@ def _verdicts(read: ReadAt, files: FileMap, asked: list[Pair]) -> dict[str, bool
     return verdicts
 
 
-def _settle_url(url: str, asked: list[Pair], fetched: RemoteRead | None) -> dict[str, bool]:
+def _settle_url(url: str, asked: list[Pair], fetched: RemoteRead | None, max_nodes: int) -> dict[str, bool]:
     """settle_copies for a model at a URL: its structure walked again by ranges (the data map gives each
     tensor's offset), then each sampled element one ranged read of its own bytes (2 x SAMPLES reads a pair,
     in order, stopping at the first difference). Bounded: the first REMOTE_PAIRS pairs only, the others
@@ -89,7 +92,7 @@ def _settle_url(url: str, asked: list[Pair], fetched: RemoteRead | None) -> dict
         return {}
     elements = _Counted(remote.read_at)
     try:
-        files = map_file(buf, remote.size, url)
+        files = map_file(buf, remote.size, url, max_nodes)
         return _verdicts(elements.read, files, asked[:REMOTE_PAIRS])
     except (FetchRefused, AuditError):
         return {}

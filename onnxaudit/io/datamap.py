@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io import onnxcore
+from onnxaudit.io.budget import MAX_NODES, Tally
 from onnxaudit.io.ranged import BLOCK, RangedBuffer
 from onnxaudit.io.text import as_text
 
@@ -162,8 +163,9 @@ def _signed(value: int, bits: int) -> int:
 
 
 class _Walker:
-    def __init__(self, reader: _Reader) -> None:
+    def __init__(self, reader: _Reader, tally: Tally) -> None:
         self.r = reader
+        self.tally = tally  # nodes, inputs and graphs against --max-nodes: the walk stops at the first over
         self.fields = 0
         self.counter = 0  # global node index, in the order load's builder gives it
         self.scopes: list[str] = []
@@ -254,6 +256,7 @@ class _Walker:
                 graphs.append((start, end))  # a repeated singular message merges
             elif number == _M["functions"]:
                 functions.append([(start, end)])
+        self.tally.add_graph()
         self.graph(graphs, MAIN, 1)
         for spans in functions:
             self.function(spans)
@@ -274,6 +277,7 @@ class _Walker:
             elif number == _G["sparse_initializer"]:
                 sparse.append((start, end))
             elif number == _G["node"]:
+                self.tally.add_nodes(1)  # counted as met: 9M empty nodes stop at the limit, not at the end
                 nodes.append((start, end))
         names = self.initializer_names.setdefault(scope, [])
         for span in inits:
@@ -288,6 +292,7 @@ class _Walker:
             self.node([span], scope, depth + 1)
 
     def function(self, spans: list[Span]) -> None:
+        self.tally.add_graph("graphs and functions")
         name = domain = ""
         nodes: list[Span] = []
         for number, wire, start, end, _ in self.fields_of(spans, 1):
@@ -298,6 +303,7 @@ class _Walker:
             elif number == _F["domain"]:
                 domain = self.text(start, end)
             elif number == _F["node"]:
+                self.tally.add_nodes(1)
                 nodes.append((start, end))
         scope = f"function:{domain}.{name}"
         self.scopes.append(scope)
@@ -326,12 +332,15 @@ class _Walker:
                 outputs.append(self.text(start, end))
             elif number == _N["attribute"]:
                 attrs.append((start, end))
+            elif number == _N["input"]:
+                self.tally.add_inputs(1)
         parsed = [self.attribute([span], depth + 1) for span in attrs]
         label = name or f"{op_type}_{index}"
         for attr in parsed:
             subgraphs = [attr.g] if attr.type == _GRAPH_TYPE else attr.graphs
             for k, sub in enumerate(subgraphs):
                 suffix = attr.name if len(subgraphs) == 1 else f"{attr.name}[{k}]"
+                self.tally.add_graph()
                 self.graph(sub, f"{scope}/{label}:{suffix}", depth + 2)
         if op_type == "Constant" and domain in ("", "ai.onnx") and outputs:
             for attr in parsed:
@@ -358,6 +367,7 @@ class _Walker:
         if proto.op_type == "Constant" or any(a.type == _GRAPH_TYPE or a.graphs for a in proto.attribute):
             return False
         self.fields += len(proto.input) + len(proto.output) + len(proto.attribute) + 3
+        self.tally.add_inputs(len(proto.input))
         return True
 
     def attribute(self, spans: list[Span], depth: int) -> _Attr:
@@ -445,12 +455,15 @@ class _Attr:
     t: list[Span] = field(default_factory=list)
 
 
-def map_file(fd: int | RangedBuffer, size: int, name: str) -> FileMap:
+def map_file(fd: int | RangedBuffer, size: int, name: str, max_nodes: int = MAX_NODES) -> FileMap:
     """Walk the model open at `fd` (or at a URL, through its RangedBuffer). Raises AuditError (one line
-    naming `name`) for bytes that are not a well-formed protobuf message; a remote read that fails, FetchRefused."""
-    walker = _Walker(_Reader(fd, size))
+    naming `name`) for bytes that are not a well-formed protobuf message, or as soon as the graph is over
+    `max_nodes` (io/budget.py); a remote read that fails, FetchRefused."""
+    walker = _Walker(_Reader(fd, size), Tally(max_nodes))
     try:
         walker.model(size)
+    except AuditError as exc:  # the graph size refused
+        raise AuditError(f"{name}: {exc}") from None
     except _Malformed as exc:
         raise AuditError(f"{name}: not an ONNX model (malformed protobuf: {exc})") from None
     except RecursionError:

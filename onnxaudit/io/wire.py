@@ -2,7 +2,10 @@
 
 `strip_weights` walks a (memory-mapped) ONNX file field by field and writes a light copy of it: every
 message that can hold a tensor (model, graph, node, attribute, function, training info, sparse tensor,
-tensor) larger than KEEP_BYTES is walked and rewritten, everything else is copied verbatim. In a
+tensor) larger than KEEP_BYTES is walked and rewritten, and so is every graph, function and training info,
+and every node or attribute that may hold a graph, whatever its size; everything else is copied verbatim.
+The walk counts nodes, node inputs and graphs as it meets them and stops at the first over --max-nodes
+(io/budget.py), before protobuf parses anything. In a
 rewritten tensor, raw_data and the typed data fields (float_data, int64_data, ...) beyond KEEP_BYTES are
 skipped by their length and never read; the byte count they had is left in a private unknown field, so
 `sizes` can still report what the file stored. protobuf then parses the light copy, which holds no
@@ -15,11 +18,13 @@ files are never opened, and protobuf's 2 GiB message limit applies to the struct
 from __future__ import annotations
 
 import mmap
+import re
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import MAX_NODES, GraphTooLarge, Tally
 from onnxaudit.io.ranged import RangedBuffer
 
 if TYPE_CHECKING:
@@ -53,11 +58,25 @@ _CHILDREN: dict[int, dict[int, int]] = {
 }
 # doc_string fields: nothing downstream reads them, so rewritten messages drop them.
 _DOC_STRING = {_MODEL: 6, _GRAPH: 10, _NODE: 6, _ATTR: 13, _TENSOR: 12, _FUNCTION: 8}
+# Dropped too: a training info's initialization and algorithm graphs (only its update_binding is read), so
+# protobuf never parses their nodes.
+_DROPPED = {kind: {number} for kind, number in _DOC_STRING.items()} | {_TRAINING: {1, 2}}
 # The same by their tags as read off the wire (field number << 3 | 2), so the walk compares tags
 # without taking them apart.
 _CHILD_KEYS = {kind: {number << 3 | 2: child for number, child in fields.items()} for kind, fields in _CHILDREN.items()}
-_DOC_KEYS = {kind: number << 3 | 2 for kind, number in _DOC_STRING.items()}
+_DROP_KEYS = {kind: frozenset(number << 3 | 2 for number in numbers) for kind, numbers in _DROPPED.items()}
 _MAX_KEY = 0x1FFFFFFF << 3 | 7  # the largest field number, with any wire type
+
+# What the walk counts against --max-nodes (io/budget.py), by the tag it meets in a message: a graph's and
+# a function's nodes, a node's inputs. Every graph and function is walked whatever its size, and so is
+# every node or attribute that may hold one, so no node is left uncounted inside a message copied whole.
+_COUNTED_KEY = {_GRAPH: 1 << 3 | 2, _FUNCTION: 7 << 3 | 2, _NODE: 1 << 3 | 2}
+_WALKED_WHOLE = frozenset({_GRAPH, _FUNCTION, _TRAINING})
+# A subgraph is an attribute's g (field 6) or graphs (11): a node or attribute without a byte that can
+# begin either tag (7 low bits 0x32 or 0x5a, so an over-long tag too) holds none, found by a search in C.
+_GRAPH_TAG_BYTE = re.compile(rb"[\x32\xb2\x5a\xda]")
+# Singular graph fields, which protobuf merges when a file repeats them: one graph, however often written.
+_SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
 
 _RAW_DATA = 9
 # TensorProto typed data: field -> (element bytes, wire type of one unpacked element, packed as varints).
@@ -169,8 +188,9 @@ class LightModel:
 class _Writer:
     """Walks messages and appends the light copy: verbatim runs of the source plus rewritten parts."""
 
-    def __init__(self, buf: Buffer, nonce: bytes) -> None:
+    def __init__(self, buf: Buffer, nonce: bytes, tally: Tally) -> None:
         self.buf = buf
+        self.tally = tally
         # slices of the parts: views of a local buffer, bytes fetched from a remote one
         self.view: memoryview | RangedBuffer = buf if isinstance(buf, RangedBuffer) else memoryview(buf)
         self.nonce = nonce
@@ -247,14 +267,21 @@ class _Writer:
         if self.fields > MAX_FIELDS:
             raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
 
-    def message(self, kind: int, start: int, end: int, depth: int) -> None:
+    def message(self, kind: int, start: int, end: int, depth: int, new_graph: bool = True) -> None:
         if depth > MAX_DEPTH:
             raise _Malformed(f"nested deeper than {MAX_DEPTH} levels", start)
         if kind == _TENSOR:
             self.tensor(start, end)
             return
+        if kind == _GRAPH and new_graph:
+            self.tally.add_graph()
+        elif kind == _FUNCTION:
+            self.tally.add_graph("graphs and functions")
         children = _CHILD_KEYS[kind]
-        doc_key = _DOC_KEYS.get(kind, -1)
+        dropped = _DROP_KEYS.get(kind, frozenset())
+        counted_key = _COUNTED_KEY.get(kind, -1)
+        counted, room = 0, self.room(kind)
+        singular_key, singular_seen = _SINGULAR_GRAPH_KEY.get(kind, -1), False
         buf = self.buf
         pos = run = start  # run: where the verbatim bytes not yet copied begin
         fields = 0
@@ -288,26 +315,62 @@ class _Writer:
                 raise _Malformed("field runs past the end of its message", field_start)
             if key < 8 or key > _MAX_KEY:
                 raise _Malformed("invalid field number", field_start)
-            if key == doc_key:
+            if key == counted_key:
+                counted += 1
+                if counted > room:
+                    self.count(kind, counted)  # raises: over --max-nodes, before anything is parsed
+            if key in dropped:
                 self.copy(run, field_start)
                 run = value_end
-            elif length > KEEP_BYTES and key in children:
+            elif key in children and self.walks(children[key], length, pos, value_end):
+                self.count(kind, counted)
                 self.copy(run, tag_end)  # the tag as it was; the length changes
                 self.flush()
                 slot = len(self.out)
                 self.out.append(b"")
                 before = self.size
-                self.message(children[key], pos, value_end, depth + 1)
+                merged = key == singular_key and singular_seen
+                singular_seen = singular_seen or key == singular_key
+                self.message(children[key], pos, value_end, depth + 1, not merged)
                 self.flush()
                 prefix = _encode_varint(self.size - before)
                 self.out[slot] = prefix
                 self.size += len(prefix)
                 run = value_end
+                counted, room = 0, self.room(kind)
             pos = value_end
+        self.count(kind, counted)
         self.copy(run, pos)
         self.fields += fields
         if self.fields > MAX_FIELDS:
             raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
+
+    def walks(self, kind: int, length: int, start: int, end: int) -> bool:
+        """Whether a child message is walked rather than copied whole: one that may hold weight bytes past
+        KEEP_BYTES, and any that holds a graph or may (its nodes are counted, its training graphs dropped)."""
+        if length > KEEP_BYTES or kind in _WALKED_WHOLE:
+            return True
+        if kind != _NODE and kind != _ATTR:
+            return False
+        buf = self.buf
+        if isinstance(buf, RangedBuffer):
+            return _GRAPH_TAG_BYTE.search(buf[start:end]) is not None
+        return _GRAPH_TAG_BYTE.search(buf, start, end) is not None
+
+    def room(self, kind: int) -> int:
+        """How many more of what `kind` counts (nodes or node inputs) the tally admits."""
+        tally = self.tally
+        if kind == _NODE:
+            return tally.max_inputs - tally.inputs
+        return tally.max_nodes - tally.nodes
+
+    def count(self, kind: int, counted: int) -> None:
+        if not counted:
+            return
+        if kind == _NODE:
+            self.tally.add_inputs(counted)
+        else:
+            self.tally.add_nodes(counted)
 
     def tensor(self, start: int, end: int) -> None:
         buf = self.buf
@@ -377,10 +440,11 @@ class _Writer:
         return end - start
 
 
-def strip_weights(buf: Buffer) -> LightModel:
+def strip_weights(buf: Buffer, max_nodes: int = MAX_NODES) -> LightModel:
     """The light copy of the ModelProto in `buf` (bytes or an mmap). Raises AuditError for bytes
-    that are not a well-formed protobuf message, with the offset where reading stopped."""
-    light, parts = strip_weights_parts(buf)
+    that are not a well-formed protobuf message, with the offset where reading stopped, and
+    GraphTooLarge for a graph over `max_nodes` (io/budget.py)."""
+    light, parts = strip_weights_parts(buf, max_nodes)
     try:
         light.data = b"".join(parts)
     finally:
@@ -388,12 +452,12 @@ def strip_weights(buf: Buffer) -> LightModel:
     return light
 
 
-def strip_weights_parts(buf: Buffer) -> tuple[LightModel, list[bytes | memoryview]]:
+def strip_weights_parts(buf: Buffer, max_nodes: int = MAX_NODES) -> tuple[LightModel, list[bytes | memoryview]]:
     """strip_weights without joining the copy: its parts in order (LightModel.data stays empty), some
     of them views into `buf`, for a caller that writes them out and so need not hold the copy at once.
     Drop the parts before closing `buf`."""
     nonce = secrets.token_bytes(8)
-    writer = _Writer(buf, nonce)
+    writer = _Writer(buf, nonce, Tally(max_nodes))
     try:
         writer.message(_MODEL, 0, len(buf), 0)
         writer.flush()
@@ -405,6 +469,9 @@ def strip_weights_parts(buf: Buffer) -> tuple[LightModel, list[bytes | memoryvie
     except RecursionError:
         writer.out.clear()
         raise AuditError("not an ONNX model (nesting too deep to read)") from None
+    except GraphTooLarge:
+        writer.out.clear()
+        raise
     finally:
         writer.view.release()  # the parts keep what they view alive on their own
     return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), writer.out

@@ -12,6 +12,7 @@ from math import prod
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import MAX_NODES, Tally
 from onnxaudit.io.dims import INTEGER_DTYPES, MAX_ELEMENTS, element_count
 from onnxaudit.io.onnxcore import (
     AttributeProto,
@@ -45,13 +46,6 @@ SMALL_VALUES = 64
 # onnx shape inference costs ~10 us a node plus our reading of its result: above this many nodes it
 # would dominate a run (seconds), so it is skipped and the report says so.
 MAX_INFER_NODES = 20_000
-# Graph size a run accepts by default (--max-nodes raises it): nodes in every graph, with node inputs up to
-# INPUTS_PER_NODE and graphs (subgraphs, functions) up to one per NODES_PER_GRAPH of it. Each costs the
-# pipeline ~1.3 KB and ~12 us (a graph ~8 nodes' worth, an input ~1/3), and a file of 2 bytes a node could
-# otherwise hold 10M of them in 20 MB; at these bounds a file costs under 1 GiB (BENCHMARKS.md, bombs).
-MAX_NODES = 250_000
-INPUTS_PER_NODE = 4
-NODES_PER_GRAPH = 8
 
 
 # ---------------------------------------------------------------- protobuf -> view
@@ -242,8 +236,9 @@ class _Builder:
     def __init__(self, sizes: SizeHook | None = None, module_scopes: bool = True, max_nodes: int = MAX_NODES) -> None:
         self.graphs: dict[str, Graph] = {}
         self.counter = 0
-        self.inputs = 0  # node inputs so far
-        self.max_nodes = max_nodes
+        # --max-nodes (io/budget.py), counted again as the view is built: a ModelProto given to model_view was
+        # not necessarily walked by the wire reader
+        self.tally = Tally(max_nodes)
         self.sizes = sizes
         self.module_scopes = module_scopes  # False: no node has them, their reading is skipped
         self.fx = FxFacts()
@@ -251,8 +246,7 @@ class _Builder:
     def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
         if depth > self.MAX_DEPTH:
             raise AuditError(f"subgraphs nested deeper than {self.MAX_DEPTH} levels")
-        if len(self.graphs) >= max(1, self.max_nodes // NODES_PER_GRAPH):
-            raise self.too_large(f"more than {self.max_nodes // NODES_PER_GRAPH:,} graphs and subgraphs")
+        self.tally.add_graph()
         if scope in self.graphs:
             scope = f"{scope}#{len(self.graphs)}"
         view = Graph(scope, parent, "graph" if parent is None else "subgraph")
@@ -276,8 +270,7 @@ class _Builder:
 
     def add_function(self, func: FunctionProto) -> str:
         scope = f"function:{func.domain}.{func.name}"
-        if len(self.graphs) >= max(1, self.max_nodes // NODES_PER_GRAPH):
-            raise self.too_large(f"more than {self.max_nodes // NODES_PER_GRAPH:,} graphs and functions")
+        self.tally.add_graph("graphs and functions")
         view = Graph(scope, None, "function")
         self.graphs[scope] = view
         view.inputs = [ValueInfo(name, 0, None) for name in func.input]
@@ -285,12 +278,9 @@ class _Builder:
         self._add_nodes(func.node, view, 0)
         return scope
 
-    def too_large(self, what: str) -> AuditError:
-        return AuditError(f"{what}: over the limit for --max-nodes {self.max_nodes:,} (a larger value raises it)")
-
     def _add_nodes(self, nodes: Sequence[NodeProto], view: Graph, depth: int) -> None:
-        if self.counter + len(nodes) > self.max_nodes:  # before reading them: 1M empty nodes fit in 2 MB
-            raise self.too_large(f"more than {self.max_nodes:,} nodes")
+        self.tally.add_nodes(len(nodes))  # before reading them: 1M empty nodes fit in 2 MB
+        add_inputs = self.tally.add_inputs
         scope = view.scope
         append = view.nodes.append
         new, set_dict = _new, _set_dict
@@ -307,9 +297,7 @@ class _Builder:
                 attrs, subscopes = {}, ()
             module_scopes = node_metadata(proto, self.fx) if scoped and len(proto.metadata_props) else ()
             inputs = tuple(proto.input[:])
-            self.inputs += len(inputs)
-            if self.inputs > self.max_nodes * INPUTS_PER_NODE:
-                raise self.too_large(f"more than {self.max_nodes * INPUTS_PER_NODE:,} node inputs")
+            add_inputs(len(inputs))
             node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
             set_dict(node, "__dict__", {
@@ -396,7 +384,7 @@ def model_view(
         shapes = infer_value_shapes(model, sizes, in_place=sizes is not None, notes=notes)
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
-        _updated_by_training(model), builder.fx, as_text(model.graph.name), _metadata(model),
+        _updated_by_training(model), builder.fx, as_text(model.graph.name), _metadata(model), max_nodes=max_nodes,
     )  # fmt: skip
     return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
 

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url
-from onnxaudit.model.build import MAX_NODES, model_view
+from onnxaudit.model.build import model_view
 from onnxaudit.model.metadata import may_hold_module_scopes
 from onnxaudit.model.read import SizeHook, parse_model, read_model_bytes, read_without_weights
 from onnxaudit.model.view import ModelView
@@ -35,7 +36,7 @@ def load(
     sizes: SizeHook | None = None
     fetched: RemoteRead | None = None
     if reader == "wire":
-        model, file_bytes, sizes, scoped, fetched = read_without_weights(path, ranged)
+        model, file_bytes, sizes, scoped, fetched = read_without_weights(path, ranged, max_nodes)
     elif remote:
         raise ValueError("a URL is read by the wire reader only")
     elif reader == "protobuf":

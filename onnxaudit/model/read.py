@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.isolate import IsolatedFailure, run_isolated
 from onnxaudit.io.onnxcore import (
     ModelProto,
@@ -91,13 +92,14 @@ class LightRead(NamedTuple):
     remote: RemoteRead | None = None
 
 
-def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None) -> LightRead:
+def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None, max_nodes: int = MAX_NODES) -> LightRead:
     """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
-    child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size.
+    child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size, and a
+    graph over `max_nodes` (io/budget.py) is refused by the walk, before protobuf parses it.
     Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote), through
     `ranged` when the caller holds the file open already (check: its blocks are fetched once for both walks)."""
     if is_url(path):
-        return _read_remote(str(path), ranged)
+        return _read_remote(str(path), ranged, max_nodes)
     path = Path(path)
     fd, size = open_model_file(path)
     try:
@@ -107,7 +109,7 @@ def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None) -
     finally:
         os.close(fd)
     try:
-        light = _strip_in_child(mapped, str(path))
+        light = _strip_in_child(mapped, str(path), max_nodes)
     finally:
         mapped.close()
     model = parse_model(light.data, str(path))
@@ -116,12 +118,12 @@ def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None) -
     return LightRead(model, size, light.sizes, scoped)
 
 
-def _read_remote(url: str, ranged: RangedBuffer | None = None) -> LightRead:
+def _read_remote(url: str, ranged: RangedBuffer | None = None, max_nodes: int = MAX_NODES) -> LightRead:
     """read_without_weights for a URL: the same walk over a RangedBuffer, in this process (no page of a
     mapping can vanish under it; the requests carry their own timeouts)."""
     remote, buf = open_ranged(url) if ranged is None else (None, ranged)
     try:
-        light, parts = strip_weights_parts(buf)
+        light, parts = strip_weights_parts(buf, max_nodes)
         light.data = b"".join(parts)
         parts.clear()
     except AuditError as exc:
@@ -137,13 +139,13 @@ def _read_remote(url: str, ranged: RangedBuffer | None = None) -> LightRead:
     return LightRead(model, len(buf), light.sizes, scoped, RemoteRead(url, len(buf), buf.fetched, buf.requests))
 
 
-def _strip_in_child(mapped: mmap.mmap, name: str) -> LightModel:
+def _strip_in_child(mapped: mmap.mmap, name: str, max_nodes: int = MAX_NODES) -> LightModel:
     """strip_weights over the mapped file, in a forked child: if another process truncates the file
     during the walk, touching a vanished page raises SIGBUS, which would kill us without a word."""
 
     def walk() -> tuple[bytes | memoryview, ...]:
         try:
-            light, parts = strip_weights_parts(mapped)
+            light, parts = strip_weights_parts(mapped, max_nodes)
         except AuditError as exc:
             raise _StripRefused(str(exc)) from None
         # the parts go to the pipe one by one: the copy is never joined here

@@ -9,6 +9,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.onnxcore import (
     TypeProto,
 )
@@ -140,6 +141,7 @@ class ModelView:
     graph_name: str = ""  # the main graph's: paddle2onnx leaves the producer empty and names it
     metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props (Ultralytics: author)
     remote: RemoteRead | None = None  # a URL's model: what reading it fetched
+    max_nodes: int = MAX_NODES  # the --max-nodes it was read under, kept by a later walk of the file (copies.py)
 
     @property
     def main(self) -> Graph:

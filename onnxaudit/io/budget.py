@@ -1,0 +1,63 @@
+"""How large a graph a run accepts (--max-nodes), and the one tally every reader keeps of it.
+
+The two wire walks (wire.strip_weights, datamap.map_file) count nodes, node inputs and graphs as they pass
+them and stop at the first one over the limit, before protobuf parses anything; model.build counts the
+same while it builds the view. All three refuse with the same words, so a file says the same whichever
+reader met it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onnxaudit.errors import AuditError
+
+# Nodes in every graph a run accepts by default, with node inputs up to INPUTS_PER_NODE and graphs
+# (subgraphs, functions) up to one per NODES_PER_GRAPH of it. Each costs the pipeline ~1.3 KB and ~12 us
+# (a graph ~8 nodes' worth, an input ~1/3), and a file of 2 bytes a node could otherwise hold 10M of them
+# in 20 MB; at these bounds a file costs under 1 GiB (BENCHMARKS.md, bombs).
+MAX_NODES = 250_000
+INPUTS_PER_NODE = 4
+NODES_PER_GRAPH = 8
+
+
+class GraphTooLarge(AuditError):
+    """A graph over --max-nodes: one line naming the limit and the flag that raises it."""
+
+
+@dataclass
+class Tally:
+    """Nodes, node inputs and graphs met so far, against the limits --max-nodes sets."""
+
+    max_nodes: int = MAX_NODES
+    nodes: int = 0
+    inputs: int = 0
+    graphs: int = 0
+
+    @property
+    def max_inputs(self) -> int:
+        return self.max_nodes * INPUTS_PER_NODE
+
+    @property
+    def max_graphs(self) -> int:
+        return max(1, self.max_nodes // NODES_PER_GRAPH)
+
+    def too_large(self, what: str) -> GraphTooLarge:
+        return GraphTooLarge(f"{what}: over the limit for --max-nodes {self.max_nodes:,} (a larger value raises it)")
+
+    def add_nodes(self, count: int) -> None:
+        """Count `count` nodes; raises GraphTooLarge before they are read when they pass the limit."""
+        self.nodes += count
+        if self.nodes > self.max_nodes:
+            raise self.too_large(f"more than {self.max_nodes:,} nodes")
+
+    def add_inputs(self, count: int) -> None:
+        self.inputs += count
+        if self.inputs > self.max_inputs:
+            raise self.too_large(f"more than {self.max_inputs:,} node inputs")
+
+    def add_graph(self, kinds: str = "graphs and subgraphs") -> None:
+        """Count one graph (the main graph, a subgraph or a function)."""
+        if self.graphs >= self.max_graphs:
+            raise self.too_large(f"more than {self.max_graphs:,} {kinds}")
+        self.graphs += 1
