@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -589,3 +590,24 @@ def training_nodes(n: int) -> bytes:
     m = linear(init("W", [4, 4]))
     algorithm = helper.make_graph([], "step", [], []).SerializeToString() + b"\x0a\x00" * n
     return m.SerializeToString() + _field(20, _field(2, algorithm))
+
+
+def unreadable_folder(parent: Path, m: onnx.ModelProto) -> str:
+    """A folder below `parent` that cannot be listed, even by root: its path is longer than PATH_MAX
+    (built one level at a time through descriptors), so scandir fails with ENAMETOOLONG. Unprivileged,
+    a folder without permissions too."""
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(20):  # 20 x 250 characters
+            os.mkdir("d" * 250, dir_fd=fd)
+            inner = os.open("d" * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        save(m, Path(f"/proc/self/fd/{fd}/hidden.onnx"))
+    finally:
+        os.close(fd)
+    if os.geteuid() != 0:
+        (parent / "locked").mkdir()
+        save(m, parent / "locked" / "m.onnx")
+        (parent / "locked").chmod(0)
+    return "d" * 250

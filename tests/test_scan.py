@@ -6,10 +6,9 @@ import io
 import json
 import multiprocessing
 import os
-from pathlib import Path
 
 import pytest
-from builders import init, model, node, save, seed_cnn, value
+from builders import init, model, node, save, seed_cnn, unreadable_folder, value
 
 from onnxaudit import audit
 from onnxaudit.cli.main import main
@@ -105,30 +104,9 @@ def test_symlinked_folders_are_not_entered(tmp_path):
     assert find_models(tmp_path) == [tmp_path / "m.onnx"]
 
 
-def _unreadable_folder(parent) -> str:
-    """A folder below `parent` that cannot be listed, even by root: its path is longer than PATH_MAX
-    (built one level at a time through descriptors), so scandir fails with ENAMETOOLONG. Unprivileged,
-    a folder without permissions too."""
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(20):  # 20 x 250 characters
-            os.mkdir("d" * 250, dir_fd=fd)
-            inner = os.open("d" * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        save(_mlp(), Path(f"/proc/self/fd/{fd}/hidden.onnx"))
-    finally:
-        os.close(fd)
-    if os.geteuid() != 0:
-        (parent / "locked").mkdir()
-        save(_mlp(), parent / "locked" / "m.onnx")
-        (parent / "locked").chmod(0)
-    return "d" * 250
-
-
 def test_a_folder_that_cannot_be_read_is_reported_and_fails_the_scan(tmp_path, capsys):
     save(_mlp(), tmp_path / "m.onnx")
-    deep = _unreadable_folder(tmp_path)
+    deep = unreadable_folder(tmp_path, _mlp())
     try:
         assert main(["scan", str(tmp_path), "--jobs", "1"]) == 1
     finally:

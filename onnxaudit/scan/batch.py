@@ -27,6 +27,7 @@ from onnxaudit.render.summary import escape
 SCAN_SCHEMA_VERSION = 2  # 2: macs, flops, peak_activation_bytes, peak_exact
 SUFFIX = ".onnx"
 MAX_LISTING = 1 << 26  # characters of a --list file: a million long URLs
+DIED = "the audit process died"  # a worker that died on the file (killed, out of memory, crashed)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def find_models(root: Path, unreadable_folders: list[Record] | None = None) -> l
         for exc in unreadable:
             folder = os.fsdecode(exc.filename) if exc.filename is not None else str(root)
             why = f"cannot read the folder ({exc.strerror}); any models in it were not audited"
-            unreadable_folders.append(Record(folder, "error", error=_one_line(f"{folder}: {why}")))
+            unreadable_folders.append(Record(folder, "error", error=one_line(f"{folder}: {why}")))
     return sorted(found)
 
 
@@ -105,11 +106,11 @@ def audit_one(path: str, convention: Convention, max_nodes: int = MAX_NODES) -> 
     try:
         report = audit(path, convention=convention, max_nodes=max_nodes)
     except AuditError as exc:
-        return Record(path, "error", error=_one_line(str(exc)))
+        return Record(path, "error", error=one_line(str(exc)))
     except (MemoryError, RecursionError) as exc:
         return Record(path, "error", error=f"{path}: {type(exc).__name__} while reading")
     except Exception as exc:  # a bug still ends as a record, not a dead scan
-        return Record(path, "error", error=_one_line(f"{path}: internal error {type(exc).__name__}: {exc}"))
+        return Record(path, "error", error=one_line(f"{path}: internal error {type(exc).__name__}: {exc}"))
     t, cost = report.totals, report.cost
     figures = (asdict(cost.macs), asdict(cost.flops), asdict(cost.peak_bytes), cost.peak_exact) if cost else ()
     return Record(
@@ -118,7 +119,7 @@ def audit_one(path: str, convention: Convention, max_nodes: int = MAX_NODES) -> 
     )  # fmt: skip
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
@@ -152,9 +153,7 @@ def scan(
                             if not alone:
                                 broken.append(index)
                                 continue
-                            results[index] = Record(
-                                str(paths[index]), "error", error=f"{paths[index]}: the audit process died"
-                            )
+                            results[index] = Record(str(paths[index]), "error", error=f"{paths[index]}: {DIED}")
                         if on_done is not None:
                             on_done(index, results[index])
                     while next_out in results:

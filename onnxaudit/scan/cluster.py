@@ -1,0 +1,211 @@
+"""`onnxaudit scan DIR --cluster ADDRESS`: the same audits, run by the workers of an existing Dask cluster.
+
+Only paths travel: each worker opens the file itself, so the workers must see the same filesystem (a shared
+mount, the same paths). A relative path is sent with the client's working folder and every record names the
+file as the local scan would. Each file is one task: the local scan's own `batch.audit_one`, in a child
+forked from the worker (audit_on_worker says why), so each record is the one a local scan writes. At most
+`window` files are in flight or waiting for an earlier one to finish, whatever the number of files: the
+output is in the order of the paths.
+
+A worker process that dies anyway (killed from outside) is the scheduler's business first: it retries the
+task on other workers, then gives up with KilledWorker, and that file's record says the audit process died,
+as the local scan's does. Anything else that goes wrong with the cluster (no scheduler at the address, no
+workers, a worker without onnxaudit or with another version, the scheduler lost mid-scan) ends the scan
+with one line naming the address, exit 2: never a mix of results from two versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from onnxaudit._version import __version__
+from onnxaudit.api import Convention
+from onnxaudit.errors import AuditError, UsageError
+from onnxaudit.io.isolate import IsolatedFailure, run_isolated
+from onnxaudit.io.remote import is_url
+from onnxaudit.model.load import MAX_NODES
+from onnxaudit.scan.batch import DIED, Record, audit_one, one_line
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and again for a first worker to be there
+FILES_PER_THREAD = 4  # the window: this many files per worker thread in flight or waiting for order
+MIN_WINDOW = 16
+FILE_TIMEOUT = 600.0  # seconds for one file's audit on a worker (a local scan waits for ever)
+
+
+class WorkerMismatch(Exception):
+    """Raised on a worker whose onnxaudit is not the client's: the task fails instead of auditing."""
+
+
+def worker_version() -> str:
+    """Runs on each worker (Client.run): which onnxaudit it imports."""
+    return __version__
+
+
+def audit_on_worker(expected: str, folder: str, path: str, convention: Convention, max_nodes: int) -> Record:
+    """One task: `path` (relative to the client's `folder` when not absolute) audited by the local scan's
+    own function in a child forked from the worker, named in the record exactly as the client named it.
+
+    The child is what a local scan's pool process is: one thread, so the audit's own isolation (the
+    wire walk and onnx's shape inference each in a forked child under a memory limit) works as there,
+    where a Dask worker's threads would make it run in-process; and a file that crashes or exhausts its
+    child ends as that file's record, never as a dead worker taking other files' tasks with it."""
+    if __version__ != expected:
+        raise WorkerMismatch(f"a worker runs onnxaudit {__version__}, this client {expected}")
+    target = path if is_url(path) else os.path.join(folder, path)
+    try:
+        answer = run_isolated(
+            lambda: pickle.dumps(audit_one(target, convention, max_nodes)), timeout=FILE_TIMEOUT, threads_idle=True
+        )
+        record: Record = pickle.loads(answer)  # our own child's Record
+    except IsolatedFailure as exc:
+        why = f"the audit did not finish within {FILE_TIMEOUT:g} s" if "timed out" in str(exc) else DIED
+        record = Record(target, "error", error=f"{target}: {why}")
+    if target == path:
+        return record
+    error = record.error.replace(one_line(target), one_line(path)) if record.error is not None else None
+    return Record(**{**record.__dict__, "path": path, "error": error})
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A connected client whose workers all import this onnxaudit."""
+
+    client: Client
+    address: str
+    window: int  # files in flight or held back for order, at most
+
+    def scan(
+        self,
+        paths: Sequence[str | Path],
+        convention: Convention,
+        on_done: Callable[[int, Record], None] | None = None,
+        max_nodes: int = MAX_NODES,
+    ) -> Iterator[Record]:
+        """Records in the order of `paths`, as batch.scan gives them. File i is submitted only while
+        i < next_out + window, so 100,000 files never become 100,000 futures at once."""
+        from distributed import as_completed
+
+        folder = os.getcwd()
+        results: dict[int, Record] = {}
+        index: dict[Future[Record], int] = {}
+        running = as_completed(loop=self.client.loop)  # type: ignore[no-untyped-call]  # unannotated in distributed
+        next_in = next_out = 0
+
+        def submit_more() -> None:
+            nonlocal next_in
+            while next_in < len(paths) and next_in < next_out + self.window:
+                args = (__version__, folder, str(paths[next_in]), convention, max_nodes)
+                future = self.client.submit(audit_on_worker, *args, pure=False)
+                index[future] = next_in
+                running.add(future)  # type: ignore[no-untyped-call]
+                next_in += 1
+
+        submit_more()
+        for future in running:
+            i = index.pop(future)
+            results[i] = _record(future, str(paths[i]), self.address)
+            future.release()
+            if on_done is not None:
+                on_done(i, results[i])
+            while next_out in results:
+                yield results.pop(next_out)
+                next_out += 1
+            submit_more()
+
+
+@contextmanager
+def open_cluster(address: str, connect_timeout: float = CONNECT_TIMEOUT) -> Iterator[Cluster]:
+    """A client of the Dask scheduler at `address`, checked before any file is handed over: reachable,
+    at least one worker, every worker on this onnxaudit version. Raises AuditError (one line naming the
+    address) otherwise."""
+    distributed = _import_distributed()
+    with _quiet_dask(), _connect(distributed, address, connect_timeout) as client:
+        threads = _check_workers(client, address, connect_timeout)
+        yield Cluster(client, address, max(MIN_WINDOW, FILES_PER_THREAD * threads))
+
+
+def _import_distributed() -> ModuleType:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--cluster needs Dask's distributed: pip install 'onnxaudit[cluster]'") from None
+    return distributed
+
+
+@contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """distributed logs its connection retries and closing chatter to stderr; the scan says what matters
+    in its own one line, so the library's loggers are silenced while the client lives."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
+def _connect(distributed: ModuleType, address: str, timeout: float) -> Iterator[Client]:
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:  # checked before a Client exists: a half-made one complains on stderr as it goes
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise AuditError(f"{address}: not a Dask scheduler address such as tcp://host:8786 ({exc})") from None
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, ValueError, TypeError) as exc:  # refused, timed out
+        raise AuditError(f"{address}: cannot reach a Dask scheduler ({_reason(exc)})") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _check_workers(client: Client, address: str, timeout: float) -> int:
+    """The number of worker threads, once every worker there imports this very onnxaudit."""
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise AuditError(f"{address}: the Dask scheduler has no workers (none joined within {timeout:g} s)") from None
+    versions = client.run(worker_version, on_error="return")
+    for worker, version in sorted(versions.items()):
+        if isinstance(version, BaseException):
+            why = f"cannot run onnxaudit ({_reason(version)})"
+        elif version != __version__:
+            why = f"runs onnxaudit {version}, this is {__version__}"
+        else:
+            continue
+        raise AuditError(f"{address}: worker {worker} {why}; install onnxaudit {__version__} on every worker")
+    return sum(int(info.get("nthreads", 1)) for info in client.scheduler_info()["workers"].values()) or 1
+
+
+def _record(future: Future[Record], path: str, address: str) -> Record:
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        return Record(path, "error", error=f"{path}: {DIED}")
+    except WorkerMismatch as exc:  # a worker that joined after the check
+        raise AuditError(f"{address}: {exc}; install onnxaudit {__version__} on every worker") from None
+    except Exception as exc:  # audit_one never raises: this is the cluster failing (cancelled, lost, unpicklable)
+        raise AuditError(f"{address}: the cluster could not audit {path} ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
