@@ -18,7 +18,7 @@ from onnxaudit.cli.main import main
 from onnxaudit.diff.names import layer_key, strip_decorations, tensor_module
 from onnxaudit.diff.result import CHANGED, ONLY_NEW, ONLY_OLD, RENAMED, SAME, DiffReport, LayerDiff
 from onnxaudit.diff.values import SAMPLES
-from onnxaudit.render.diff import RENDERERS
+from onnxaudit.render.diff import RENDERERS, render_diff_text
 from onnxaudit.render.summary import escape_markdown
 
 # resnet_tiny's BatchNorms and their channels: bn1, layer1.{0,1}.bn{1,2} over 16; layer2.0.bn{1,2} and
@@ -327,7 +327,7 @@ def test_markdown_and_text_render_every_layer_row():
     steps = [
         la for la in report.layers if la.status == ONLY_NEW and not la.params.new and la.new_ops == ["DequantizeLinear"]
     ]
-    text = RENDERERS["text"](report)
+    text = render_diff_text(report, width=None)  # --wide: every name whole
     assert f"{len(steps)} quantize/dequantize step rows only in NEW (not shown)" in text
     for la in report.layers:
         if la not in steps:

@@ -4,6 +4,8 @@ names as they are; scan's table has an Unclassified column."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from builders import MODELS, audit_model, init, model, node, save, value
 
@@ -109,3 +111,85 @@ def test_scan_table_has_unclassified_so_columns_add_up(tmp_path):
     header, row = summary_table(records, tmp_path).splitlines()[:2]
     assert header.split()[-1] == "Unclassified"
     assert row.split()[2:] == ["100", "60", "30", "10"]
+
+
+# The fixtures whose check, diff and shapes lines ran longest before these outputs were fitted (up to 297 columns)
+LONG_CHECKED = [
+    MODELS / "keras" / "masked_lstm__keras3_export.onnx",
+    MODELS / "keras" / "seed_geron_book__tf2onnx_op17.onnx",  # a rule firing 6 times: its summed line
+    MODELS / "torch" / "mobilenetv2_tiny__legacy_training.onnx",
+    MODELS / "ortfused" / "llama_tiny__ort_fused.onnx",
+]
+LONG_DIFFED = [
+    (MODELS / "ort" / f"{stem}__{quantized}.onnx", MODELS / "ortfused" / f"{stem}.onnx")
+    for stem, quantized in [
+        ("bert_tiny__ort_fused", "dynamic_per_channel"),
+        ("gpt2_tiny__ort_fused", "dynamic_per_channel"),  # MACs figures of 100 columns each
+        ("llama_tiny__ort_fused", "matmul_nbits_gather"),
+    ]
+]
+
+
+def _fitted_and_wide(capsys, *argv: str) -> tuple[str, str]:
+    main([*argv])
+    fitted = capsys.readouterr().out
+    main([*argv, "--wide"])
+    wide = capsys.readouterr().out
+    return fitted, wide
+
+
+def _longest(text: str) -> int:
+    return max(map(len, text.splitlines()))
+
+
+def test_check_text_fits_100_columns_and_wide_keeps_lines_whole(tmp_path, capsys):
+    unused = model(
+        [node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [value("x", ["N", 4])],
+        [value("y", ["N", 3])],
+        [init("w", [4, 3]), init(f"{LONG}.weight", [3])],  # OA203: consumed by no node
+    )
+    long_named = str(save(unused, tmp_path / "long.onnx"))
+    fitted, wide = _fitted_and_wide(capsys, "check", *map(str, LONG_CHECKED), long_named, "--fail-on", "never")
+    assert _longest(fitted) <= WIDTH < _longest(wide)
+    assert "".join(fitted.split()) == "".join(wide.split())  # wrapped (a long name across lines), nothing cut
+    summed = [line for line in wide.splitlines() if "findings, the first:" in line]
+    assert summed and all(line.rstrip().endswith(("lists all 6]", "lists all 7]")) for line in summed)
+    assert any(f"tensor {LONG}.weight]" in line for line in wide.splitlines())
+    assert all(f"tensor {LONG}.weight]" not in line for line in fitted.splitlines())
+
+
+@pytest.mark.parametrize(("old", "new"), LONG_DIFFED, ids=lambda p: p.name)
+def test_diff_text_fits_100_columns_and_wide_keeps_names(old, new, capsys):
+    fitted, wide = _fitted_and_wide(capsys, "diff", str(old), str(new))
+    assert _longest(fitted) <= WIDTH < _longest(wide)
+    assert "…" in fitted and "…" not in wide
+    new_layers = [
+        la["new"] for la in json.loads(_cli_out(capsys, "diff", str(old), str(new), "--format", "json"))["layers"]
+    ]
+    wide_rows = wide.split("Layers:")[1]
+    assert all(f"{name} (" in wide_rows for name in new_layers if name)  # every layer's name whole with --wide
+
+
+def _cli_out(capsys, *argv: str) -> str:
+    main(list(argv))
+    return capsys.readouterr().out
+
+
+def test_shapes_text_fits_100_columns_and_wide_keeps_names(tmp_path, capsys):
+    for path in (save(_long_named_model(), tmp_path / "long.onnx"), LONG_CHECKED[0]):
+        fitted, wide = _fitted_and_wide(capsys, "shapes", str(path))
+        assert _longest(fitted) <= WIDTH < _longest(wide)
+    assert "…" in fitted and "…" not in wide  # value names shortened in the table
+    assert "functional_1_lstm_1_while_cond_frozen_20253_functional_1/lstm_1/while/LogicalAnd:0 (And)" in wide
+
+
+def test_scan_table_fits_100_columns_and_wide_keeps_paths(tmp_path):
+    deep = tmp_path / ("a_rather_long_folder_name_" * 3) / ("and_a_longer_model_file_name_" * 3 + ".onnx")
+    records = [
+        Record(str(deep), "ok", 100, 60, 30, 10, 400, 500, 3),
+        Record(str(tmp_path / "b.onnx"), "error", error="b.onnx: " + "not a model " * 12),
+    ]
+    fitted, wide = summary_table(records, tmp_path), summary_table(records, tmp_path, width=None)
+    assert _longest(fitted) <= WIDTH < _longest(wide)
+    assert str(deep.relative_to(tmp_path)) in wide and "…" in fitted and ".onnx" in fitted.splitlines()[1]

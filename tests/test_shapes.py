@@ -115,7 +115,7 @@ def test_symbolic_dims_must_bind_consistently(tmp_path, method):
 def test_infinite_loop_is_killed_by_the_timeout(tmp_path):
     path = save(infinite_loop(), tmp_path / "loop.onnx")
     proc = subprocess.run(
-        [sys.executable, "-m", "onnxaudit", "shapes", str(path), "--timeout", "3"],
+        [sys.executable, "-m", "onnxaudit", "shapes", str(path), "--timeout", "3", "--wide"],
         capture_output=True,
         text=True,
         timeout=60,  # a guard against a hang, not a timing assertion
@@ -329,9 +329,9 @@ def test_method_options(tmp_path, capsys):
     assert code == 2 and "--optimized needs --method outputs" in _one_line(err)
     code, out, _ = _run(capsys, "shapes", path, "--optimized", "--format", "json")
     assert code == 0 and json.loads(out)["shape_check"]["method"] == "outputs"
-    code, out, _ = _run(capsys, "shapes", path)
+    code, out, _ = _run(capsys, "shapes", path, "--wide")
     assert code == 0 and "every value an output" in out  # tiny values: the sizes chose outputs
-    code, out, _ = _run(capsys, "shapes", path, "--method", "profile")
+    code, out, _ = _run(capsys, "shapes", path, "--method", "profile", "--wide")
     assert code == 0 and "shapes from its profile" in out
     code, _, err = _run(capsys, "summary", path, "--method", "outputs")
     assert code == 2 and "need --run-shapes" in _one_line(err)

@@ -12,6 +12,8 @@ from onnxaudit.cli.limits import add_max_nodes, whole_number
 from onnxaudit.cli.shapes import dim_binding, dim_bindings, memory_size
 from onnxaudit.errors import AuditError
 from onnxaudit.render.check import RENDERERS
+from onnxaudit.render.check.text import render_text
+from onnxaudit.render.layout import WIDTH
 from onnxaudit.render.summary import escape
 
 
@@ -53,6 +55,9 @@ def add_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--verbose", action="store_true", help="list every finding (text otherwise sums up a rule firing often)"
     )
+    parser.add_argument(
+        "--wide", action="store_true", help=f"text: every line whole (default: wrapped to {WIDTH} columns)"
+    )
     baseline = parser.add_mutually_exclusive_group()
     baseline.add_argument(
         "--baseline", metavar="FILE", help="leave out the findings FILE accepts: fail only on new ones"
@@ -84,7 +89,9 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"onnxaudit: {escape(unusable.error)}", file=sys.stderr)
     if baseline is not None:
         run = baseline.apply_run(run)
-    if run.reports or args.format in ("sarif", "junit"):
+    if args.format == "text" and run.reports:
+        sys.stdout.write(render_text(run, args.verbose, None if args.wide else WIDTH))
+    elif run.reports or args.format in ("sarif", "junit"):
         sys.stdout.write(RENDERERS[args.format](run, args.verbose))
     if args.write_baseline:
         try:

@@ -8,7 +8,8 @@ import sys
 from onnxaudit.api import compare
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.diff import DEFAULT_BUDGET, MODES
-from onnxaudit.render.diff import RENDERERS
+from onnxaudit.render.diff import RENDERERS, render_diff_text
+from onnxaudit.render.layout import WIDTH
 
 
 def _bytes(text: str) -> int:
@@ -42,6 +43,9 @@ def add_diff(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="keras",
         help="keras: trainable/non-trainable; pytorch: parameters/buffers (default keras)",
     )
+    parser.add_argument(
+        "--wide", action="store_true", help=f"text: every line whole (default: fit {WIDTH} columns, names shortened)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 on any change, not only the logical counts")
     parser.add_argument(
         "--values",
@@ -60,5 +64,8 @@ def add_diff(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_diff(args: argparse.Namespace) -> int:
     report = compare(args.old, args.new, convention=args.convention, values=args.values, budget=args.values_budget)
-    sys.stdout.write(RENDERERS[args.format](report))
+    if args.format == "text":
+        sys.stdout.write(render_diff_text(report, None if args.wide else WIDTH))
+    else:
+        sys.stdout.write(RENDERERS[args.format](report))
     return report.exit_code(strict=args.strict)

@@ -12,6 +12,7 @@ from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import UsageError
 from onnxaudit.io.remote import is_url, list_models
+from onnxaudit.render.layout import WIDTH
 from onnxaudit.render.summary import escape
 from onnxaudit.scan.batch import SUFFIX, Progress, Record, find_models, read_listing, scan, summary_table
 from onnxaudit.scan.cluster import CONNECT_TIMEOUT, Cluster, open_cluster
@@ -50,6 +51,9 @@ def add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_seconds,
         default=CONNECT_TIMEOUT,
         help=f"how long to try to reach the scheduler, and to wait for a worker (default {CONNECT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--wide", action="store_true", help=f"summary table: every path whole (default: fit {WIDTH} columns)"
     )
     add_max_nodes(parser)
 
@@ -120,6 +124,6 @@ def _write(
         progress.close()
     if not args.quiet:
         if records:
-            sys.stderr.write(summary_table(records, root))
+            sys.stderr.write(summary_table(records, root, None if args.wide else WIDTH))
         else:
             sys.stderr.write(f"no {SUFFIX} files under {escape(root or args.listing)}\n")

@@ -14,6 +14,7 @@ from onnxaudit.api import audit
 from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import UsageError
+from onnxaudit.render.layout import WIDTH
 from onnxaudit.render.shapes import render_shapes_text
 from onnxaudit.render.summary import escape, write_json
 from onnxaudit.report.build import Report
@@ -166,6 +167,9 @@ def add_shapes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("model", metavar="MODEL", help="path to a .onnx file")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(
+        "--wide", action="store_true", help=f"text: every line whole (default: fit {WIDTH} columns, names shortened)"
+    )
+    parser.add_argument(
         "--convention", choices=sorted(CONVENTIONS), default="keras", help="how the counts below the table split"
     )
     add_run_options(parser, opt_in=False)
@@ -182,6 +186,6 @@ def run_shapes(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json(report, sys.stdout)
     else:
-        sys.stdout.write(render_shapes_text(report))
+        sys.stdout.write(render_shapes_text(report, None if args.wide else WIDTH))
     sys.stdout.flush()
     return shapes_exit(report)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from onnxaudit.diff.result import ONLY_NEW, ONLY_OLD, Delta, DiffReport, FigureDelta, LayerDiff, Side
 from onnxaudit.frameworks.figures import Figure
+from onnxaudit.render.layout import WIDTH, table, wrap, wrap_all
 from onnxaudit.render.summary import _fields, escape, escape_markdown, human_bytes
 
 Escape = Callable[[object], str]
@@ -165,15 +166,6 @@ def _side_line(which: str, side: Side, esc: Escape) -> str:
     return f"{which}: {esc(side.model)}  ({origin}, {human_bytes(side.file_bytes)})"
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = []
-    for r in [headers, *rows]:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
 _QDQ_STEPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
 
 
@@ -190,22 +182,26 @@ def _shown_layers(report: DiffReport) -> tuple[list[LayerDiff], list[str]]:
     return [layer for layer in report.layers if not _quantize_step(layer)], lines
 
 
-def render_diff_text(report: DiffReport) -> str:
-    lines = [_side_line("OLD", report.old, escape), _side_line("NEW", report.new, escape), ""]
-    lines += _table(["Stored", "OLD", "NEW", "Delta", "Bytes"], _stored_rows(report), {1, 2, 3})
+def render_diff_text(report: DiffReport, width: int | None = WIDTH) -> str:
+    """The diff in `width` columns at most (names shortened with an ellipsis; a layer's bytes, changes,
+    storage and values under its row when the table would not fit), or every line whole (`width=None`)."""
+    lines = wrap_all([_side_line("OLD", report.old, escape), _side_line("NEW", report.new, escape)], width)
+    lines += ["", *table(["Stored", "OLD", "NEW", "Delta", "Bytes"], _stored_rows(report), {1, 2, 3}, width)]
     lines.append("")
-    lines += _table(["Framework view (logical)", "OLD", "NEW", "Delta", ""], _logical_rows(report), {1, 2, 3})
+    lines += table(["Framework view (logical)", "OLD", "NEW", "Delta", ""], _logical_rows(report), {1, 2, 3}, width)
     if _macs_row(report):
-        lines += ["", *_table(["Cost", "OLD", "NEW", "Delta", ""], _macs_row(report), {1, 2, 3})]
+        cost = table(["Cost", "OLD", "NEW", "Delta", ""], _macs_row(report), {1, 2, 3}, width, movable=(1, 2))
+        lines += ["", *cost]
     heading, rows = _framework_rows(report)
     lines += ["", heading + (":" if rows else "")]
     if rows:
-        lines += _table(_FRAMEWORK_HEADERS, rows, {2, 3})
-    lines += ["", _summary_line(report)]
+        lines += table(_FRAMEWORK_HEADERS, rows, {2, 3}, width, {0: 16, 1: 16}, movable=(4, 5, 6))
+    lines += ["", *wrap(_summary_line(report), width)]
     shown, folded = _shown_layers(report)
-    lines += _table(_HEADERS, [layer_cells(layer, escape) for layer in shown], {3}) + folded
-    lines += ["", _values_line(report)]
-    lines += [f"Note: {escape(n)}" for n in report.notes]
+    cells = [layer_cells(layer, escape) for layer in shown]
+    lines += table(_HEADERS, cells, {3}, width, {1: 16, 2: 16}, movable=(4, 5, 6, 7)) + folded
+    lines += ["", *wrap(_values_line(report), width)]
+    lines += wrap_all([f"Note: {escape(n)}" for n in report.notes], width)
     lines.append(_verdict(report))
     return "\n".join(lines) + "\n"
 

@@ -14,6 +14,17 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
 
 
+def shorten_middle(text: str, width: int) -> str:
+    """`text` cut to `width` characters by an ellipsis in the middle: a layer path keeps its start and
+    its last part (`encoder.lay…output.dense (MatMul)`)."""
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return shorten(text, width)
+    head = (width - 1) // 2
+    return text[:head] + ELLIPSIS + text[len(text) - (width - 1 - head) :]
+
+
 def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:
     """One line of prose as lines of at most `width` columns; continuations indented `indent` more than
     the line itself. A word longer than a line (a tensor name) is cut across lines, never lost."""
@@ -49,3 +60,54 @@ def fit_columns(widths: list[int], width: int | None, shrinkable: dict[int, int]
         fitted[index] -= give
         excess -= give
     return fitted
+
+
+def _span(widths: list[int]) -> int:
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def share_widths(widths: list[int], width: int, shrinkable: dict[int, int]) -> list[int]:
+    """`widths` narrowed to fit `width`, one column at a time from the widest shrinkable one, so two
+    name columns end up as wide as each other rather than one cut to the bone."""
+    fitted = list(widths)
+    excess = _span(fitted) - width
+    while excess > 0:
+        room = [(fitted[i], i) for i, low in shrinkable.items() if fitted[i] > low]
+        if not room:
+            break
+        _, widest = max(room)
+        fitted[widest] -= 1
+        excess -= 1
+    return fitted
+
+
+def table(
+    headers: list[str],
+    rows: list[list[str]],
+    right: set[int],
+    width: int | None = None,
+    shrinkable: dict[int, int] | None = None,
+    movable: tuple[int, ...] = (),
+) -> list[str]:
+    """Rows two spaces apart, the `right` columns right-aligned. Wider than `width`: the `movable` columns
+    leave the table when narrowing the others down to their least (`shrinkable`: index -> narrowest)
+    would not be enough, and go under each row as `Header: value`; then the `shrinkable` columns are
+    narrowed, their cells shortened with an ellipsis in the middle. `width=None` keeps every cell whole."""
+    shrink = shrinkable or {}
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    keep = list(range(len(headers)))
+    if width is not None and movable and _span(share_widths(widths, width, shrink)) > width:
+        keep = [i for i in keep if i not in movable]
+    moved = [i for i in range(len(headers)) if i not in keep]
+    fitted = [widths[i] for i in keep]
+    if width is not None:
+        fitted = share_widths(fitted, width, {keep.index(i): low for i, low in shrink.items() if i in keep})
+    lines = []
+    for n, r in enumerate([headers, *rows]):
+        cells = [shorten_middle(r[i], w) if width is not None else r[i] for i, w in zip(keep, fitted, strict=True)]
+        aligned = (c.rjust(w) if i in right else c.ljust(w) for i, c, w in zip(keep, cells, fitted, strict=True))
+        lines.append("  ".join(aligned).rstrip())
+        below = "; ".join(f"{headers[i]}: {r[i]}" for i in moved if r[i])
+        if n and below:
+            lines += wrap("    " + below, width)
+    return lines

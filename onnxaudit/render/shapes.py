@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from onnxaudit.render.layout import WIDTH, fit_columns, shorten_middle, wrap_all
 from onnxaudit.render.summary import dims_legend, escape, footer_lines, opsets_text, shape_text
 from onnxaudit.report.build import Report
 from onnxaudit.shapes.options import ShapeCheck
@@ -27,19 +28,26 @@ def _run_line(check: ShapeCheck) -> str:
     )
 
 
-def render_shapes_text(report: Report) -> str:
+# Too wide a table gives way in this order (column -> narrowest): the value's name down to 40 columns, the
+# declared and inferred shapes, the name down to 28, the actual shape (the one that was seen) last.
+_GIVE_WAY = ({0: 40}, {1: 12, 2: 14}, {0: 28}, {3: 18}, {0: 24})
+
+
+def render_shapes_text(report: Report, width: int | None = WIDTH) -> str:
+    """The shape check in `width` columns at most (value names and shapes shortened with an ellipsis in the
+    middle, prose wrapped), or every line whole (`width=None`)."""
     check = report.shape_check
     if check is None:  # pragma: no cover - the shapes command always runs a check
         return ""
-    parts = [
+    head = [
         f"Model: {escape(report.model)}   {opsets_text(report)} · IR {report.ir_version} · "
-        f"shapes: {report.shapes_source}"
+        f"shapes: {report.shapes_source}",
+        _run_line(check),
     ]
-    parts.append(_run_line(check))
-    for item in check.inputs:
-        parts.append(f"Input {escape(item.name)}: {item.dtype} {shape_text(item.shape)}, {escape(item.values)}")
-    parts += [f"Chose: {escape(c.label)} = {c.value}: {escape(c.reason)}" for c in check.choices]
-    parts += [f"Tried: {escape(line)}" for line in check.tries]
+    head += [f"Input {escape(i.name)}: {i.dtype} {shape_text(i.shape)}, {escape(i.values)}" for i in check.inputs]
+    head += [f"Chose: {escape(c.label)} = {c.value}: {escape(c.reason)}" for c in check.choices]
+    head += [f"Tried: {escape(line)}" for line in check.tries]
+    parts = wrap_all(head, width)
     headers = ["Value (op)", "Declared", "Inferred", "Actual", "Status"]
     # a model repeats a few shapes and ops many times: each text is made once
     shapes: dict[tuple[int | str | None, ...] | None, str] = {}
@@ -70,26 +78,31 @@ def render_shapes_text(report: Report) -> str:
         if ran  # a run that did not happen lists no value: its one line says why
     ]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
-    widths[0] = min(widths[0], 70)
+    if width is not None:
+        for stage in _GIVE_WAY:
+            widths = fit_columns(widths, width, stage)
+        body = [
+            [c if len(c) <= w else shorten_middle(c, w) for c, w in zip(cells, widths, strict=True)] for cells in body
+        ]
 
     layout = "  ".join(f"%-{w}s" for w in widths)  # one formatting call a row
 
     def line(cells: list[str]) -> str:
         return (layout % tuple(cells)).rstrip()
 
-    rule = "=" * min(len(line(headers)) + 4, 140)
+    rule = "=" * min(len(line(headers)) + 4, 140 if width is None else width)
     confirmed = sum(1 for v in check.values if v.status == "confirmed")
     if ran:
         parts += [rule, line(headers), rule, *(line(cells) for cells in body), rule]
         if short:  # as summary writes them
-            parts += [rule, "Symbolic dims:", *(f"  {text}" for text in dims_legend(short))]
+            parts += [rule, "Symbolic dims:", *wrap_all([f"  {text}" for text in dims_legend(short)], width)]
         parts.append(f"Values confirmed: {confirmed} of {len(check.values)}")
     else:
         parts += [rule, f"Values confirmed: 0 of {len(check.values)} (not run)"]
-    parts += [f"Mismatch: {escape(finding)}" for finding in check.findings]
+    prose = [f"Mismatch: {escape(finding)}" for finding in check.findings]
     if check.message:
-        parts.append(f"Not confirmed: {escape(check.message)}")
+        prose.append(f"Not confirmed: {escape(check.message)}")
     # the report's limits: the counting's own, then the check's (its "not confirmed" line is above)
-    parts += [f"Limit: {escape(limit)}" for limit in report.limits if not limit.startswith("shapes not confirmed: ")]
-    parts += [rule, *footer_lines(report), rule]
+    prose += [f"Limit: {escape(limit)}" for limit in report.limits if not limit.startswith("shapes not confirmed: ")]
+    parts += [*wrap_all(prose, width), rule, *wrap_all(footer_lines(report), width), rule]
     return "\n".join(parts) + "\n"

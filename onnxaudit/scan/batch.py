@@ -22,6 +22,7 @@ from onnxaudit.api import Convention, audit
 from onnxaudit.errors import AuditError
 from onnxaudit.io.remote import is_url
 from onnxaudit.model.load import MAX_NODES
+from onnxaudit.render.layout import WIDTH, table, wrap_all
 from onnxaudit.render.summary import escape
 
 SCAN_SCHEMA_VERSION = 2  # 2: macs, flops, peak_activation_bytes, peak_exact
@@ -197,26 +198,22 @@ def shown_name(path: str, root: str) -> str:
     return os.path.relpath(path, root) if root and not is_url(path) else path
 
 
-def summary_table(records: list[Record], root: str | Path) -> str:
-    rows = [("File", "Status", "Params", "Trainable", "Non-trainable", "Unclassified")]
+def summary_table(records: list[Record], root: str | Path, width: int | None = WIDTH) -> str:
+    """A row per file (paths shortened in the middle to fit `width` columns; `None`: whole), then totals."""
+    headers = ["File", "Status", "Params", "Trainable", "Non-trainable", "Unclassified"]
+    rows = []
     for r in records:
         name = escape(shown_name(r.path, str(root)))
         if r.status == "ok":
-            rows.append((name, "ok", f"{r.total:,}", f"{r.trainable:,}", f"{r.non_trainable:,}", f"{r.unclassified:,}"))
+            rows.append([name, "ok", f"{r.total:,}", f"{r.trainable:,}", f"{r.non_trainable:,}", f"{r.unclassified:,}"])
         else:
-            rows.append((name, "error", "-", "-", "-", "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
+            rows.append([name, "error", "-", "-", "-", "-"])
+    lines = table(headers, rows, {2, 3, 4, 5}, width, {0: 20})
     ok = [r for r in records if r.status == "ok"]
     failed = [r for r in records if r.status != "ok"]
     lines.append(
         f"{len(records)} model{'s' if len(records) != 1 else ''}: {len(ok)} audited, {len(failed)} failed; "
         f"{sum(r.total or 0 for r in ok):,} params in the audited ones"
     )
-    lines += [f"error: {escape(r.error)}" for r in failed]
+    lines += wrap_all([f"error: {escape(r.error)}" for r in failed], width)
     return "\n".join(lines) + "\n"
