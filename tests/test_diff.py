@@ -243,11 +243,13 @@ def test_json_is_deterministic_with_a_schema_version():
     second = RENDERERS["json"](_pair("torch/seed_cnn__legacy_nofold", "torch/seed_cnn__dynamo"))
     assert first == second
     data = json.loads(first)
-    assert data["schema_version"] == 1 and data["values_mode"] == "sample"
+    assert data["schema_version"] == 2 and data["values_mode"] == "sample"
     assert data["totals"]["stored"]["total"] == {"old": 37_633, "new": 37_633 - 128, "delta": -128}
     # conv0: 32 x 3 x 7 x 7 x 64 x 64 per image, fc: 32 x 32 x 32; dynamo's fused conv costs the same
     macs = 32 * 3 * 7 * 7 * 64 * 64 + 32 * 32 * 32
-    assert data["totals"]["macs"] == {"old": f"{macs:,} x batch", "new": f"{macs:,} x batch", "delta": 0, "same": True}
+    assert data["totals"]["macs"] == {
+        "old": f"{macs:,} x batch", "new": f"{macs:,} x batch", "delta": 0, "same": True, "delta_terms": {}
+    }  # fmt: skip
 
 
 def test_names_printed_are_escaped(tmp_path):
@@ -356,3 +358,23 @@ def test_framework_view_layer_by_layer():
     assert not conv.agree and split.logical_agree
     text = RENDERERS["text"](split)
     assert f"Framework view by layer: {sum(la.agree for la in split.framework_layers)} of " in text
+
+
+def test_macs_delta_terms_per_layer(tmp_path):
+    """fc 4 -> 3 becomes 4 -> 5: 8 more MACs per row of the free batch dim N; a layer only in NEW counts
+    from 0 (its whole figure)."""
+    old = save(linear(init("fc.weight", [4, 3])), tmp_path / "old.onnx")
+    report = compare(old, save(linear(init("fc.weight", [4, 5])), tmp_path / "new.onnx"))
+    (fc,) = report.layers
+    assert fc.macs.delta_terms == {"N": 4 * 5 - 4 * 3} and fc.macs.delta is None and not fc.macs.same
+    grown = model(
+        [
+            node("MatMul", ["x", "fc.weight"], ["h"], name="fc"),
+            node("MatMul", ["h", "head.weight"], ["y"], name="head"),
+        ],
+        [value("x", ["N", 4])],
+        [value("y", None)],
+        [init("fc.weight", [4, 3]), init("head.weight", [3, 2])],
+    )
+    layers = {la.new: la for la in compare(old, save(grown, tmp_path / "grown.onnx")).layers}
+    assert layers["fc"].macs.delta_terms == {} and layers["head"].macs.delta_terms == {"N": 3 * 2}

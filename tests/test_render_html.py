@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from builders import MODELS, init, model, node, save, value
+from builders import MODELS, init, linear, model, node, save, value
 
 from onnxaudit.cli.main import main
 from onnxaudit.render.html import COLOURS
@@ -201,3 +201,111 @@ def test_macs_in_different_free_dims_are_not_charted_on_one_scale(tmp_path, caps
     bound = _summary(path, "html", capsys, "--dim", "N=2", "--dim", "S=5")  # numbers: one scale again
     macs = {a["data-name"]: int(a["data-macs"]) for _, a in _elements(bound) if "data-macs" in a}
     assert macs == {"fc": 2 * 4 * 3, "seq_fc": 2 * 5 * 4 * 2}
+
+
+# ---------------------------------------------------------------- diff --format html
+
+DIFF_CASES = [
+    ("torch/resnet_tiny__legacy_nofold", "torch/resnet_tiny__legacy_fold"),  # BNs folded: params by bucket, modules
+    ("torch/resnet_tiny__legacy_nofold", "ort/resnet_tiny__legacy_nofold__qdq_static"),  # bytes and dtypes
+]
+
+
+def _diff(old: Path, new: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["diff", str(old), str(new), "--format", fmt]) in (0, 1)
+    return capsys.readouterr().out
+
+
+def _wider(tmp_path: Path) -> tuple[Path, Path]:
+    """fc 4 -> 3, then 4 -> 5: 8 more parameters and 8 more MACs per row of the batch."""
+    old = save(linear(init("fc.weight", [4, 3])), tmp_path / "old.onnx")
+    return old, save(linear(init("fc.weight", [4, 5])), tmp_path / "new.onnx")
+
+
+def _bars(page: str, chart_id: str) -> list[dict[str, str]]:
+    chart = re.search(rf'<svg id="{chart_id}".*?</svg>', page, re.S)
+    assert chart is not None, chart_id
+    return [attrs for _, attrs in _elements(chart.group()) if attrs.get("class") == "bar"]
+
+
+def _gain(delta: dict) -> int:
+    return (delta["new"] or 0) - (delta["old"] or 0)
+
+
+def _diff_charts_equal_the_json(page: str, report: dict) -> None:
+    stored = report["totals"]["stored"]
+    rows = [a for t, a in _elements(page) if t == "tr" and "data-key" in a]
+    assert {r["data-key"]: (int(r["data-old"]), int(r["data-new"])) for r in rows} == {
+        k: (stored[k]["old"], stored[k]["new"]) for k in ("total", "trainable", "non_trainable", "unclassified")
+    }
+    layers = {la["new"] or la["old"]: la for la in report["layers"]}
+    params = _bars(page, "params-changes") if 'id="params-changes"' in page else []
+    for bar in params:
+        if bar["data-layers"] == "1":
+            la = layers[bar["data-name"]]
+            figures = {k: _gain(la[k]) for k in ("params", "trainable", "non_trainable")}
+            figures["unclassified"] = figures["params"] - figures["trainable"] - figures["non_trainable"]
+            assert {k: int(bar["data-" + k.replace("_", "-")]) for k in figures} == figures, bar["data-name"]
+    assert sum(int(b["data-params"]) for b in params) == stored["total"]["delta"]  # every change, once
+    sizes = _bars(page, "bytes-changes") if 'id="bytes-changes"' in page else []
+    for bar in sizes:
+        if bar["data-layers"] == "1":
+            assert int(bar["data-bytes"]) == _gain(layers[bar["data-name"]]["bytes"]), bar["data-name"]
+    assert sum(int(b["data-bytes"]) for b in sizes) == stored["total_bytes"]["delta"]
+    unit = next(a for _, a in _elements(page) if a.get("id") == "macs-unit")["data-unit"]
+    for bar in _bars(page, "macs-changes") if 'id="macs-changes"' in page else []:
+        assert (
+            bar["data-layers"] != "1" or int(bar["data-macs"]) == layers[bar["data-name"]]["macs"]["delta_terms"][unit]
+        )
+    split = {b["data-name"]: b for b in _bars(page, "split")}
+    for side in ("old", "new"):
+        bar = split[side.upper()]
+        assert [int(bar["data-" + k.replace("_", "-")]) for k in ("trainable", "non_trainable", "unclassified")] == [
+            stored[k][side] for k in ("trainable", "non_trainable", "unclassified")
+        ]
+    dtypes = {a["data-dtype"]: (int(a["data-old-params"]), int(a["data-new-params"])) for _, a in _elements(page)
+              if "data-old-params" in a}  # fmt: skip
+    by_dtype = report["totals"]["by_dtype"]
+    assert dtypes == {d: (v["params"]["old"] or 0, v["params"]["new"] or 0) for d, v in by_dtype.items()}
+
+
+@needs_browser
+@pytest.mark.parametrize("case", [*DIFF_CASES, "wider"], ids=lambda c: c if isinstance(c, str) else "-vs-".join(c))
+def test_chromium_loads_the_diff_page_and_its_charts_equal_the_json(case, tmp_path, capsys):
+    old, new = _wider(tmp_path) if case == "wider" else (MODELS / f"{case[0]}.onnx", MODELS / f"{case[1]}.onnx")
+    report = json.loads(_diff(old, new, "json", capsys))
+    page = tmp_path / "diff.html"
+    page.write_text(_diff(old, new, "html", capsys), encoding="utf-8")
+    done = _browser("--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    body = next(attrs for tag, attrs in _elements(done.stdout) if tag == "body")
+    assert body.get("data-ready") == "1" and "data-error" not in body
+    _diff_charts_equal_the_json(done.stdout, report)
+    if case == "wider":  # a MACs change: 4x5 - 4x3 per row of the free batch dim N
+        macs = _bars(done.stdout, "macs-changes")
+        assert [(b["data-name"], int(b["data-macs"]), b["data-unit"]) for b in macs] == [("fc", 4 * 5 - 4 * 3, "N")]
+        assert [int(b["data-params"]) for b in _bars(done.stdout, "params-changes")] == [4 * 5 - 4 * 3]
+
+
+def test_diff_page_is_self_contained_and_escapes_names(tmp_path, capsys):
+    old = save(linear(init("fc.weight", [4, 3])), tmp_path / "old.onnx")
+    hostile = linear(init("w", [4, 5]))
+    hostile.graph.node[0].name = "<img onerror=alert(1)>\x1b[31m"
+    page = _diff(old, save(hostile, tmp_path / "new.onnx"), "html", capsys)
+    assert "<img" not in page and "\x1b" not in page and "&lt;img onerror=alert(1)&gt;\\x1b[31m" in page
+    assert not [a for _, attrs in _elements(page) for a in attrs if a in ("src", "href")]
+    assert "default-src 'none'" in page and not re.search(r"https?://(?!www\.w3\.org/2000/svg\b)", page)
+
+
+@needs_browser
+def test_diff_screenshot_shows_the_charts(tmp_path, capsys):
+    page = tmp_path / "diff.html"
+    page.write_text(_diff(*(MODELS / f"{name}.onnx" for name in DIFF_CASES[0]), "html", capsys), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    done = _browser("--window-size=1000,1400", f"--screenshot={shot}", page.as_uri())
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    colours = _png_pixels(shot.read_bytes())
+    assert len(colours) > 20
+    for key in ("trainable", "non_trainable"):  # a folded BN: both buckets drawn
+        assert tuple(int(COLOURS[key][i : i + 2], 16) for i in (1, 3, 5)) in colours, key

@@ -36,7 +36,7 @@ def add_diff(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("old", metavar="OLD", help="path to the first .onnx file")
     parser.add_argument("new", metavar="NEW", help="path to the second .onnx file")
-    parser.add_argument("--format", choices=sorted(RENDERERS), default="text")
+    parser.add_argument("--format", choices=sorted([*RENDERERS, "html"]), default="text")
     parser.add_argument(
         "--convention",
         choices=sorted(CONVENTIONS),
@@ -66,6 +66,10 @@ def run_diff(args: argparse.Namespace) -> int:
     report = compare(args.old, args.new, convention=args.convention, values=args.values, budget=args.values_budget)
     if args.format == "text":
         sys.stdout.write(render_diff_text(report, None if args.wide else WIDTH))
+    elif args.format == "html":
+        from onnxaudit.render.diff_html import render_diff_html  # only this format needs it
+
+        sys.stdout.write(render_diff_html(report))
     else:
         sys.stdout.write(RENDERERS[args.format](report))
     return report.exit_code(strict=args.strict)

@@ -175,7 +175,7 @@ def _layer(pair: Pair, tensors: Tensors, verdicts: dict[int, ValueVerdict]) -> L
         status, pair.matched_by, a.row.name if a else None, b.row.name if b else None,
         list(a.row.ops) if a else [], list(b.row.ops) if b else [],
         params["params"], params["trainable"], params["non_trainable"], params["bytes"],
-        AmountDelta.of(a.row.macs if a else None, b.row.macs if b else None), changes,
+        AmountDelta.of(a.row.macs if a else None, b.row.macs if b else None, a is not None, b is not None), changes,
         quantization(a.tensors) if a else None, quantization(b.tensors) if b else None,
         _layer_values(diffs), diffs,
     )  # fmt: skip

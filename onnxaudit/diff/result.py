@@ -8,7 +8,7 @@ from typing import Any
 from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Figure
 
-DIFF_SCHEMA_VERSION = 1
+DIFF_SCHEMA_VERSION = 2  # 2: a MACs delta carries delta_terms
 
 # a layer row's status
 SAME, CHANGED, RENAMED, ONLY_OLD, ONLY_NEW = "same", "changed", "renamed", "only in OLD", "only in NEW"
@@ -42,14 +42,23 @@ class AmountDelta:
     new: str | None
     delta: int | None  # new - old when both are concrete, or 0 when their terms are equal; else None
     same: bool  # equal terms: the same figure whatever the free dims
+    # new - old per product of free dims (`batch` -> 19,267,584; `` the constant), zero terms left out; a layer
+    # one file does not have counts 0 there; None when a file's figure is not known
+    delta_terms: dict[str, int] | None = None
 
     @staticmethod
-    def of(old: Amount | None, new: Amount | None) -> AmountDelta:
+    def of(old: Amount | None, new: Amount | None, old_exists: bool = True, new_exists: bool = True) -> AmountDelta:
         same = old is not None and new is not None and old.terms == new.terms and old.value == new.value
         delta = 0 if same else None
         if old is not None and new is not None and old.value is not None and new.value is not None:
             delta = new.value - old.value
-        return AmountDelta(old.text if old else None, new.text if new else None, delta, same)
+        before = old.terms if old is not None else None if old_exists else {}
+        after = new.terms if new is not None else None if new_exists else {}
+        terms = None
+        if before is not None and after is not None:
+            difference = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(before.keys() | after.keys())}
+            terms = {k: v for k, v in difference.items() if v}
+        return AmountDelta(old.text if old else None, new.text if new else None, delta, same, terms)
 
 
 @dataclass

@@ -4,6 +4,7 @@ trainable / non-trainable split, the dtype split, the findings and the layer tab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape as html_escape
 
@@ -12,7 +13,13 @@ from onnxaudit.report.breakdown import Bar, by_dtype, by_module, largest_layers,
 from onnxaudit.report.build import Report
 
 # One colour per bucket, the same in every chart and in the legend.
-COLOURS = {"trainable": "#4e79a7", "non_trainable": "#f28e2b", "unclassified": "#9d9d9d", "macs": "#59a14f"}
+COLOURS = {
+    "trainable": "#4e79a7",
+    "non_trainable": "#f28e2b",
+    "unclassified": "#9d9d9d",
+    "macs": "#59a14f",
+    "bytes": "#b07aa1",
+}
 _LABEL_WIDTH, _BAR_WIDTH, _VALUE_WIDTH, _BAR_HEIGHT, _GAP = 260, 420, 130, 18, 6
 
 _CSS = """
@@ -157,6 +164,7 @@ LEGEND = {
     "non_trainable": "non-trainable",
     "unclassified": "unclassified",
     "macs": "multiply-accumulates",
+    "bytes": "bytes",
 }
 
 
@@ -285,6 +293,30 @@ def findings(items: list[tuple[str, str]]) -> str:
         '<ul class="findings">'
         + "".join(f'<li class="finding"><b>{html_escape(kind)}:</b> {text(line)}</li>' for kind, line in items)
         + "</ul>"
+    )
+
+
+def html_table(
+    table_id: str,
+    headers: list[str],
+    rows: list[list[str]],
+    numeric: frozenset[int] = frozenset(),
+    data: Sequence[tuple[tuple[str, object], ...]] | None = None,
+) -> str:
+    """A sortable table of text cells (escaped here); `data` gives each row data-* attributes."""
+    head = "".join(
+        f'<th class="n">{html_escape(h)}</th>' if i in numeric else f"<th>{html_escape(h)}</th>"
+        for i, h in enumerate(headers)
+    )
+    body = []
+    for n, cells in enumerate(rows):
+        attrs = "".join(f' data-{key}="{attr(value)}"' for key, value in (data[n] if data else ()))
+        tds = "".join(
+            f'<td class="n">{text(c)}</td>' if i in numeric else f"<td>{text(c)}</td>" for i, c in enumerate(cells)
+        )
+        body.append(f"<tr{attrs}>{tds}</tr>")
+    return (
+        f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
 
 
