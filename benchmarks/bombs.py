@@ -7,7 +7,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from builders import concat_inputs, empty_nodes, nested_if  # noqa: E402
+from builders import (  # noqa: E402
+    concat_inputs,
+    empty_graph_fields,
+    empty_model_fields,
+    empty_node_fields,
+    empty_nodes,
+    long_text,
+    many_dims,
+    nested_if,
+    small_branches,
+    small_functions,
+    training_nodes,
+)
 
 BOMBS = {
     "nodes_1m": lambda: empty_nodes(1_000_000),
@@ -19,6 +31,28 @@ BOMBS = {
     "if_16": lambda: nested_if(17).SerializeToString(),  # 16 levels under the top If: 2**17 - 1 graphs
     "if_14": lambda: nested_if(15).SerializeToString(),
     "if_13": lambda: nested_if(14).SerializeToString(),
+    # nodes where a walk by size alone would not look: 4,900 If nodes under 4 KiB with 2,000 nodes a branch,
+    # 9,000 functions of 1,000 nodes, 9M nodes in a training graph
+    "branches_10m": lambda: small_branches(4_900, 2_000),
+    "functions_9m": lambda: small_functions(9_000, 1_000),
+    "training_9m": lambda: training_nodes(9_000_000),
+    # 9M empty messages (2 bytes each) in every other repeated field of a graph, the model and a node
+    "initializers_9m": lambda: empty_graph_fields(5, 9_000_000),
+    "inputs_9m": lambda: empty_graph_fields(11, 9_000_000),
+    "outputs_9m": lambda: empty_graph_fields(12, 9_000_000),
+    "value_info_9m": lambda: empty_graph_fields(13, 9_000_000),
+    "sparse_9m": lambda: empty_graph_fields(15, 9_000_000),
+    "opsets_9m": lambda: empty_model_fields(8, 9_000_000),
+    "metadata_9m": lambda: empty_model_fields(14, 9_000_000),
+    "node_outputs_9m": lambda: empty_node_fields(2, 9_000_000),
+    "attributes_9m": lambda: empty_node_fields(5, 9_000_000),
+    "node_metadata_9m": lambda: empty_node_fields(9, 9_000_000),
+    "dims_9m": lambda: many_dims(9_000_000),
+    # one 18 MB text (a control and an invalid UTF-8 byte in every 64) in each place a name is printed from
+    **{
+        f"text_{where}": (lambda w=where: long_text(w, 18_000_000))
+        for where in ("node_name", "op_type", "domain", "opset_domain", "producer", "dim_param", "metadata")
+    },
 }
 
 if __name__ == "__main__":

@@ -611,3 +611,67 @@ def unreadable_folder(parent: Path, m: onnx.ModelProto) -> str:
         save(m, parent / "locked" / "m.onnx")
         (parent / "locked").chmod(0)
     return "d" * 250
+
+
+def empty_graph_fields(field: int, n: int) -> bytes:
+    """linear() with n empty messages appended to its graph's field `field` (5 initializer, 11 input, 12 output,
+    13 value_info, 15 sparse_initializer): 2 bytes each."""
+    m = linear(init("W", [4, 4]))
+    graph = m.graph.SerializeToString() + _field(field, b"") * n
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
+def empty_model_fields(field: int, n: int) -> bytes:
+    """linear() with n empty messages in the model's field `field` (8 opset_import, 14 metadata_props)."""
+    return linear(init("W", [4, 4])).SerializeToString() + _field(field, b"") * n
+
+
+def empty_node_fields(field: int, n: int) -> bytes:
+    """linear() whose MatMul has n empty entries appended to its field `field` (2 output, 5 attribute,
+    9 metadata_props)."""
+    m = linear(init("W", [4, 4]))
+    fc = m.graph.node[0].SerializeToString() + _field(field, b"") * n
+    m.graph.ClearField("node")
+    graph = m.graph.SerializeToString() + _field(1, fc)
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
+def many_dims(n: int) -> bytes:
+    """linear() whose input x declares n more empty dims (2 bytes each) after its own two."""
+    m = linear(init("W", [4, 4]))
+    x = m.graph.input[0]
+    shape = x.type.tensor_type.shape.SerializeToString() + _field(1, b"") * n
+    x.type.tensor_type.ClearField("shape")
+    tensor_type = x.type.tensor_type.SerializeToString() + _field(2, shape)
+    x.type.ClearField("tensor_type")
+    x_bytes = x.SerializeToString() + _field(2, _field(1, tensor_type))
+    m.graph.ClearField("input")
+    graph = m.graph.SerializeToString() + _field(11, x_bytes)
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
+def long_text(where: str, n: int) -> bytes:
+    """linear() with an n-byte text (printable, with a control byte and an invalid UTF-8 byte in each 64) as
+    `where`: node_name, op_type, domain (the node's), opset_domain, producer, dim_param, metadata."""
+    text = (b"a" * 62 + b"\x1b\xff") * (n // 64)
+    m = linear(init("W", [4, 4]))
+    fc = m.graph.node[0]
+    fields = {"node_name": (fc, 3), "op_type": (fc, 4), "domain": (fc, 7), "producer": (m, 2)}
+    if where == "opset_domain":
+        m.opset_import.add(version=1)
+        holder, number = m.opset_import[1], 1
+    elif where == "dim_param":
+        holder, number = m.graph.input[0].type.tensor_type.shape.dim[0], 2
+        holder.ClearField("dim_value")
+    elif where == "metadata":
+        m.metadata_props.add(key="k")
+        holder, number = m.metadata_props[0], 2
+    else:
+        holder, number = fields[where]
+        holder.ClearField(holder.DESCRIPTOR.fields_by_number[number].name)
+    marker = b"@@" + where.encode() + b"@@"
+    setattr(holder, holder.DESCRIPTOR.fields_by_number[number].name, marker.decode())
+    return m.SerializeToString().replace(_field(number, marker), _field(number, text))

@@ -24,10 +24,14 @@ from builders import (
     array,
     batchnorm,
     deep_nesting,
+    empty_graph_fields,
+    empty_model_fields,
+    empty_node_fields,
     empty_nodes,
     external,
     init,
     linear,
+    many_dims,
     model,
     nested_if,
     node,
@@ -48,7 +52,7 @@ from onnxaudit.check.runner import check
 from onnxaudit.count.roles import classify
 from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError
-from onnxaudit.io.budget import GraphTooLarge
+from onnxaudit.io.budget import FIELDS_PER_NODE, GraphTooLarge
 from onnxaudit.io.datamap import map_file
 from onnxaudit.io.wire import strip_weights
 from onnxaudit.model.load import load
@@ -407,6 +411,50 @@ def test_both_wire_walks_count_the_graph_before_anything_is_parsed(bomb, tmp_pat
     strip_weights(data, max_nodes=enough)
     view = load(path, max_nodes=enough)
     assert (sum(len(g.nodes) for g in view.graphs.values()), len(view.graphs)) == (nodes, graphs)
+
+
+# 4,000 empty entries (2 bytes each) in each repeated field of the structure: (file, whether check's data map walks
+# where they are; it walks no value info, so the dims are refused by the view's walk only)
+_FIELD_BOMBS = {
+    "initializers": (lambda: empty_graph_fields(5, 4000), True),
+    "graph_inputs": (lambda: empty_graph_fields(11, 4000), True),
+    "graph_outputs": (lambda: empty_graph_fields(12, 4000), True),
+    "value_infos": (lambda: empty_graph_fields(13, 4000), True),
+    "sparse_initializers": (lambda: empty_graph_fields(15, 4000), True),
+    "opsets": (lambda: empty_model_fields(8, 4000), True),
+    "model_metadata": (lambda: empty_model_fields(14, 4000), True),
+    "node_outputs": (lambda: empty_node_fields(2, 4000), True),
+    "attributes": (lambda: empty_node_fields(5, 4000), True),
+    "node_metadata": (lambda: empty_node_fields(9, 4000), True),
+    "dims": (lambda: many_dims(4000), False),
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(_FIELD_BOMBS))
+def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
+    """9M empty graph inputs, value infos, opsets, attributes or dims in 18 MB cost protobuf ~150 B each and the
+    view a Python object: 2.2 to 4.5 GiB, or over a minute. Both walks count the structure's fields (FIELDS_PER_NODE
+    per allowed node: 4,000 at --max-nodes 1,000) and refuse past them; twice the limit admits the file."""
+    build, data_map_walks_it = _FIELD_BOMBS[bomb]
+    data = build()
+    path = tmp_path / "bomb.onnx"
+    path.write_bytes(data)
+    words = f"more than {1000 * FIELDS_PER_NODE:,} fields of graph structure: over the limit for --max-nodes 1,000 "
+    with pytest.raises(GraphTooLarge, match=f"^{words}"):
+        strip_weights(data, max_nodes=1000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if data_map_walks_it:
+            with pytest.raises(AuditError, match=f"^{path}: {words}"):
+                map_file(fd, len(data), str(path), max_nodes=1000)
+        else:
+            map_file(fd, len(data), str(path), max_nodes=1000)
+        map_file(fd, len(data), str(path), max_nodes=2000)
+    finally:
+        os.close(fd)
+    with pytest.raises(AuditError, match=f"^{path}: {words}"):
+        load(path, max_nodes=1000)
+    assert len(load(path, max_nodes=2000).main.nodes) == 1
 
 
 def test_training_graphs_are_neither_parsed_nor_counted(tmp_path):

@@ -19,6 +19,11 @@ from onnxaudit.errors import AuditError
 MAX_NODES = 250_000
 INPUTS_PER_NODE = 4
 NODES_PER_GRAPH = 8
+# Fields of the structure (FIELDS_PER_NODE per allowed node): every field of the model, its graphs, functions
+# and training infos, and of every node, attribute, value info or type over wire.KEEP_BYTES. A graph's nodes,
+# initializers, inputs, outputs and value infos, a model's opsets and metadata, a large node's outputs and
+# attributes, a shape's dims: each is a message protobuf builds (~150 B) and the view reads, and 2 bytes of file.
+FIELDS_PER_NODE = 4
 
 
 class GraphTooLarge(AuditError):
@@ -33,10 +38,15 @@ class Tally:
     nodes: int = 0
     inputs: int = 0
     graphs: int = 0
+    fields: int = 0
 
     @property
     def max_inputs(self) -> int:
         return self.max_nodes * INPUTS_PER_NODE
+
+    @property
+    def max_fields(self) -> int:
+        return self.max_nodes * FIELDS_PER_NODE
 
     @property
     def max_graphs(self) -> int:
@@ -55,6 +65,11 @@ class Tally:
         self.inputs += count
         if self.inputs > self.max_inputs:
             raise self.too_large(f"more than {self.max_inputs:,} node inputs")
+
+    def add_fields(self, count: int) -> None:
+        self.fields += count
+        if self.fields > self.max_fields:
+            raise self.too_large(f"more than {self.max_fields:,} fields of graph structure")
 
     def add_graph(self, kinds: str = "graphs and subgraphs") -> None:
         """Count one graph (the main graph, a subgraph or a function)."""

@@ -22,6 +22,7 @@ from onnxaudit.io import onnxcore
 from onnxaudit.io.budget import MAX_NODES, Tally
 from onnxaudit.io.ranged import BLOCK, RangedBuffer
 from onnxaudit.io.text import as_text
+from onnxaudit.io.wire import KEEP_BYTES
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -157,6 +158,11 @@ class _Reader:
         return self.data[offset : offset + end - start]
 
 
+def _large(spans: list[Span]) -> bool:
+    """A node or attribute whose fields count against the structure's (wire.strip_weights counts the same)."""
+    return sum(end - start for start, end in spans) > KEEP_BYTES
+
+
 def _signed(value: int, bits: int) -> int:
     value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
@@ -175,18 +181,24 @@ class _Walker:
 
     # -- wire level
 
-    def fields_of(self, spans: list[Span], depth: int) -> Iterator[tuple[int, int, int, int, int]]:
+    def fields_of(
+        self, spans: list[Span], depth: int, counted: bool = False
+    ) -> Iterator[tuple[int, int, int, int, int]]:
         """(number, wire type, varint value or value start, value end, field start) over a message
-        given as the spans whose concatenation it is."""
+        given as the spans whose concatenation it is. `counted`: each field counts against --max-nodes'
+        structure fields (io/budget.py), as wire.strip_weights counts them."""
         if depth > MAX_DEPTH:
             raise _Malformed(f"nested deeper than {MAX_DEPTH} levels")
         r = self.r
+        add_fields = self.tally.add_fields
         for start, end in spans:
             pos = start
             while pos < end:
                 field_start = pos
                 key, pos = r.varint(pos, end)
                 self.fields += 1
+                if counted:
+                    add_fields(1)
                 if self.fields > MAX_FIELDS:
                     raise _Malformed(f"more than {MAX_FIELDS:,} fields")
                 number, wire = key >> 3, key & 7
@@ -249,7 +261,7 @@ class _Walker:
     def model(self, size: int) -> None:
         graphs: list[Span] = []
         functions: list[list[Span]] = []
-        for number, wire, start, end, _ in self.fields_of([(0, size)], 0):
+        for number, wire, start, end, _ in self.fields_of([(0, size)], 0, True):
             if wire != 2:
                 continue
             if number == _M["graph"]:
@@ -269,7 +281,7 @@ class _Walker:
         inits: list[Span] = []
         sparse: list[Span] = []
         nodes: list[Span] = []
-        for number, wire, start, end, _ in self.fields_of(spans, depth):
+        for number, wire, start, end, _ in self.fields_of(spans, depth, True):
             if wire != 2:
                 continue
             if number == _G["initializer"]:
@@ -295,7 +307,7 @@ class _Walker:
         self.tally.add_graph("graphs and functions")
         name = domain = ""
         nodes: list[Span] = []
-        for number, wire, start, end, _ in self.fields_of(spans, 1):
+        for number, wire, start, end, _ in self.fields_of(spans, 1, True):
             if wire != 2:
                 continue
             if number == _F["name"]:
@@ -319,7 +331,7 @@ class _Walker:
         name = op_type = domain = ""
         outputs: list[str] = []
         attrs: list[Span] = []
-        for number, wire, start, end, _ in self.fields_of(spans, depth):
+        for number, wire, start, end, _ in self.fields_of(spans, depth, _large(spans)):
             if wire != 2:
                 continue
             if number == _N["name"]:
@@ -372,7 +384,7 @@ class _Walker:
 
     def attribute(self, spans: list[Span], depth: int) -> _Attr:
         attr = _Attr()
-        for number, wire, start, end, _ in self.fields_of(spans, depth):
+        for number, wire, start, end, _ in self.fields_of(spans, depth, _large(spans)):
             if number == _A["type"] and wire == 0:
                 if _signed(start, 32) in _ATTR_TYPES:  # proto2 enum: unknown values are ignored
                     attr.type = _signed(start, 32)

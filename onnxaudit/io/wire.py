@@ -45,16 +45,24 @@ MAX_LIGHT_BYTES = 1 << 30  # a structure this large is hostile or beyond what we
 MARK_FIELD = 536_870_901
 
 _MODEL, _GRAPH, _NODE, _ATTR, _TENSOR, _SPARSE, _FUNCTION, _TRAINING = range(8)
+# value infos and their types, walked (never rewritten) when large, so their fields are counted (a shape's dims)
+_VALUE_INFO, _TYPE, _TENSOR_TYPE, _ELEM, _MAP, _SHAPE = range(8, 14)
 
 # Length-delimited fields that hold the messages above (field number -> message), per message.
 _CHILDREN: dict[int, dict[int, int]] = {
     _MODEL: {7: _GRAPH, 20: _TRAINING, 25: _FUNCTION},
-    _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE},
+    _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE, 11: _VALUE_INFO, 12: _VALUE_INFO, 13: _VALUE_INFO},
     _NODE: {5: _ATTR},
-    _ATTR: {5: _TENSOR, 6: _GRAPH, 10: _TENSOR, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE},
-    _FUNCTION: {7: _NODE, 11: _ATTR},  # FunctionProto.node is field 7, attribute_proto 11
+    _ATTR: {5: _TENSOR, 6: _GRAPH, 10: _TENSOR, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE, 14: _TYPE, 15: _TYPE},
+    _FUNCTION: {7: _NODE, 11: _ATTR, 12: _VALUE_INFO},  # FunctionProto.node is field 7, attribute_proto 11
     _TRAINING: {1: _GRAPH, 2: _GRAPH},
     _SPARSE: {1: _TENSOR, 2: _TENSOR},
+    _VALUE_INFO: {2: _TYPE},
+    _TYPE: {1: _TENSOR_TYPE, 4: _ELEM, 5: _MAP, 8: _TENSOR_TYPE, 9: _ELEM},  # tensor, sequence, map, sparse, optional
+    _TENSOR_TYPE: {2: _SHAPE},
+    _ELEM: {1: _TYPE},
+    _MAP: {2: _TYPE},
+    _SHAPE: {},
 }
 # doc_string fields: nothing downstream reads them, so rewritten messages drop them.
 _DOC_STRING = {_MODEL: 6, _GRAPH: 10, _NODE: 6, _ATTR: 13, _TENSOR: 12, _FUNCTION: 8}
@@ -72,6 +80,11 @@ _MAX_KEY = 0x1FFFFFFF << 3 | 7  # the largest field number, with any wire type
 # every node or attribute that may hold one, so no node is left uncounted inside a message copied whole.
 _COUNTED_KEY = {_GRAPH: 1 << 3 | 2, _FUNCTION: 7 << 3 | 2, _NODE: 1 << 3 | 2}
 _WALKED_WHOLE = frozenset({_GRAPH, _FUNCTION, _TRAINING})
+# Every field of these is counted against the structure's fields (io/budget.FIELDS_PER_NODE), and of the other
+# messages but tensors the fields of those over KEEP_BYTES: the same rule datamap counts a part of.
+_FIELDS_COUNTED = frozenset({_MODEL, _GRAPH, _FUNCTION, _TRAINING})
+_FIELDS_COUNTED_LARGE = frozenset({_NODE, _ATTR, _VALUE_INFO, _TYPE, _TENSOR_TYPE, _ELEM, _MAP, _SHAPE})
+_UNCOUNTED = 1 << 62
 # A subgraph is an attribute's g (field 6) or graphs (11): a node or attribute without a byte that can
 # begin either tag (7 low bits 0x32 or 0x5a, so an over-long tag too) holds none, found by a search in C.
 _GRAPH_TAG_BYTE = re.compile(rb"[\x32\xb2\x5a\xda]")
@@ -282,9 +295,11 @@ class _Writer:
         counted_key = _COUNTED_KEY.get(kind, -1)
         counted, room = 0, self.room(kind)
         singular_key, singular_seen = _SINGULAR_GRAPH_KEY.get(kind, -1), False
+        counts_fields = kind in _FIELDS_COUNTED or (kind in _FIELDS_COUNTED_LARGE and end - start > KEEP_BYTES)
+        fields_room = self.tally.max_fields - self.tally.fields if counts_fields else _UNCOUNTED
         buf = self.buf
         pos = run = start  # run: where the verbatim bytes not yet copied begin
-        fields = 0
+        fields = fields_added = 0
         # Most fields are copied as they are: the loop only finds where each ends, and copies a
         # whole run of them at once (200k nodes of a graph: one copy, not 200k).
         while pos < end:
@@ -295,6 +310,8 @@ class _Writer:
                 key, pos = _varint(buf, pos - 1, end)
             tag_end = pos
             fields += 1
+            if fields > fields_room:
+                self.tally.add_fields(fields - fields_added)  # raises: over --max-nodes' structure fields
             if key & 7 != 2:
                 if key & 7 == 4:
                     raise _Malformed("end of group outside a group", pos)
@@ -324,6 +341,9 @@ class _Writer:
                 run = value_end
             elif key in children and self.walks(children[key], length, pos, value_end):
                 self.count(kind, counted)
+                if counts_fields:
+                    self.tally.add_fields(fields - fields_added)
+                    fields_added = fields
                 self.copy(run, tag_end)  # the tag as it was; the length changes
                 self.flush()
                 slot = len(self.out)
@@ -338,8 +358,12 @@ class _Writer:
                 self.size += len(prefix)
                 run = value_end
                 counted, room = 0, self.room(kind)
+                if counts_fields:
+                    fields_room = fields + self.tally.max_fields - self.tally.fields
             pos = value_end
         self.count(kind, counted)
+        if counts_fields:
+            self.tally.add_fields(fields - fields_added)
         self.copy(run, pos)
         self.fields += fields
         if self.fields > MAX_FIELDS:
