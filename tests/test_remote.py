@@ -589,3 +589,20 @@ def test_remote_external_files_asked_are_bounded(tmp_path: Path, monkeypatch: py
     unchecked = [f for f in report.findings if f.rule == "OA303"]
     assert [f.target for f in unchecked] == ["t2"] and "over 2 external data files" in unchecked[0].message
     assert "/w0.bin" in asked and "/w1.bin" in asked and "/w2.bin" not in asked  # the third never asked
+
+
+def test_check_reports_name_the_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SARIF's artifact and the baseline's key are the URL itself (a path's normalization folded its '//')."""
+    path = FIXTURES[0]
+    baseline = tmp_path / "baseline.json"
+    with serving({path.name: path}) as server:
+        address = url(server, path.name)
+        assert main(["check", address, "--format", "sarif"]) == 0
+        sarif = json.loads(capsys.readouterr().out)
+        assert main(["check", address, "--write-baseline", str(baseline)]) == 0
+        capsys.readouterr()
+        assert main(["check", address, "--baseline", str(baseline), "--format", "json"]) == 0
+        again = json.loads(capsys.readouterr().out)
+    assert [a["location"]["uri"] for a in sarif["runs"][0]["artifacts"]] == [address]
+    found = len(sarif["runs"][0]["results"])
+    assert found > 0 and again["baselined"] == found and again["findings"] == []  # the URL's findings matched

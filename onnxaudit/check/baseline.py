@@ -19,6 +19,7 @@ from typing import Any
 from onnxaudit.check.registry import Finding
 from onnxaudit.check.runner import CheckReport, CheckRun, tally
 from onnxaudit.errors import AuditError
+from onnxaudit.io.remote import is_url
 from onnxaudit.io.text import as_text
 
 BASELINE_SCHEMA_VERSION = 1
@@ -26,7 +27,10 @@ MAX_BASELINE_BYTES = 64 << 20  # a baseline is small; refuse to parse anything t
 
 
 def model_key(model: str) -> str:
-    """The model as the baseline names it: './a/../b.onnx' and 'b.onnx' are one file."""
+    """The model as the baseline names it: './a/../b.onnx' and 'b.onnx' are one file; a URL as given
+    (normalizing it as a path would fold its '//')."""
+    if is_url(model):
+        return model
     return Path(os.path.normpath(model)).as_posix()
 
 

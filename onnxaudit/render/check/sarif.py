@@ -15,6 +15,7 @@ from onnxaudit.check.baseline import fingerprint, model_key
 from onnxaudit.check.registry import Finding
 from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import CheckRun
+from onnxaudit.io.remote import is_url
 from onnxaudit.render.summary import escape
 
 SARIF_VERSION = "2.1.0"
@@ -25,8 +26,10 @@ KIND = {"tensor": "variable", "node": "function", "function": "function", "domai
 
 
 def artifact_uri(model: str) -> str:
-    """A URI reference for the model: its normalized path, percent-encoded (relative stays relative)."""
-    return quote(model_key(model).encode("utf-8", "surrogateescape"), safe="/")
+    """A URI reference for the model: its normalized path, percent-encoded (relative stays relative); a
+    model at a URL, that URL (only characters a URI cannot hold encoded)."""
+    safe = "/:?#[]@!$&'()*+,;=%~" if is_url(model) else "/"
+    return quote(model_key(model).encode("utf-8", "surrogateescape"), safe=safe)
 
 
 def _logical(f: Finding) -> list[dict[str, Any]]:
