@@ -50,7 +50,7 @@ def test_audit_counts_a_fixture_as_a_users_test_would() -> None:
     report = onnxaudit.audit(KERAS)
     assert report.totals.total == keras["total"] - 2 * 32
     assert report.framework is not None
-    assert (report.framework.total.lo, report.framework.total.hi) == (keras["total"], keras["total"])
+    assert report.framework.total.shown == keras["total"] and report.framework.total.contains(keras["total"])
     assert report.framework.non_trainable.lo == keras["non_trainable"]
 
 

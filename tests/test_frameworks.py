@@ -47,16 +47,44 @@ def _assumed_beta(path: Path, meta: dict) -> dict[str, int]:
     return out
 
 
+# what each alternative a rewrite states leaves out of the Keras layer it names
+_SETTING_DROPS = {"center=False": "beta", "scale=False": "gamma", "use_bias=False": "bias"}
+
+
 @pytest.mark.parametrize("path", KERAS, ids=lambda p: p.stem)
-def test_keras_totals_rebuilt_or_bracketed(path):
+def test_keras_figures_hold_keras_and_the_defaults_they_imply_are_true(path):
+    """Every figure's bounds hold Keras's figure. Where it rests on defaults the file cannot show, the
+    defaults Keras's figures imply taken the other way (when one set does) are true of the Keras model:
+    the layer has no beta, gamma or bias."""
+    from onnxaudit.verify.assumptions import solve
+
     meta = _meta(path)
     fw = audit(path).framework
-    extra = sum(_assumed_beta(path, meta).values())
-    assert fw.total.contains(meta["total"] + extra)
+    assert fw.total.contains(meta["total"])
     if _frozen_layers(meta):  # trainable=False is invisible in ONNX: only the total can agree
         return
-    assert fw.trainable.contains(meta["trainable"] + extra)
+    assert fw.trainable.contains(meta["trainable"])
     assert fw.non_trainable.contains(meta["non_trainable"])
+    solution = solve(fw.layers, {k: meta[k] for k in ("total", "trainable", "non_trainable")})
+    assert solution is not None
+    weights = {(w["layer"], w["name"]) for w in meta["weights"]}
+    for alternative in solution.taken if solution.unique else []:
+        layer, _, setting = alternative.text.partition(" has ")
+        assert (layer, _SETTING_DROPS[setting]) not in weights, alternative.text
+
+
+def _assumed_gamma(meta: dict) -> bool:
+    """A BN with beta but no gamma (scale=False) after a bias-free Conv2D: tf2onnx merges it into the
+    conv, whose bias (`batchnorm/sub`) shows beta but cannot show gamma: the likely value assumes it."""
+    before = ""
+    for layer in meta["layers"]:
+        names = {w["name"] for w in meta["weights"] if w["layer"] == layer["name"]}
+        if layer["class"] == "BatchNormalization" and "beta" in names and "gamma" not in names:
+            if before == "Conv2D":
+                return True
+        if names:
+            before = layer["class"] if "bias" not in names else ""
+    return False
 
 
 # Keras 3 exports through tf2onnx keep layer scopes in node names: figures must be exact or inferred, never
@@ -70,18 +98,19 @@ NAMED = [
     and not p.stem.startswith(("frozen", "bn_no"))
     and not _frozen_layers(_meta(p))
     and not _assumed_beta(p, _meta(p))
+    and not _assumed_gamma(_meta(p))
 ]
 TORCH_BACKEND = [p for p in KERAS if p.stem.endswith("keras3_torch_export")]
 
 
 def _rebuilt_exactly_as_keras_said(path: Path, meta: dict):
+    """Each figure shows Keras's (exact, or the likely value where it rests on Keras's defaults) and its
+    bounds hold it."""
     fw = audit(path).framework
     assert fw.status != "ambiguous"
-    assert (fw.total.lo, fw.trainable.lo, fw.non_trainable.lo) == (
-        meta["total"],
-        meta["trainable"],
-        meta["non_trainable"],
-    )
+    figures = (fw.total, fw.trainable, fw.non_trainable)
+    assert tuple(f.shown for f in figures) == (meta["total"], meta["trainable"], meta["non_trainable"])
+    assert all(f.contains(f.shown) for f in figures)
     return fw
 
 
@@ -99,8 +128,15 @@ def test_keras_layers_match_when_names_survive(path):
     for layer in meta["layers"]:
         if layer["params"]:
             rebuilt = by_name[layer["name"]]
-            assert (rebuilt.trainable.lo, rebuilt.non_trainable.lo) == (layer["trainable"], layer["non_trainable"])
-            assert rebuilt.trainable.exact and rebuilt.non_trainable.exact
+            assert (rebuilt.trainable.shown, rebuilt.non_trainable.shown) == (
+                layer["trainable"],
+                layer["non_trainable"],
+            )
+            # exact, or a default assumed with the alternative stated and inside the bounds
+            assert rebuilt.trainable.exact or rebuilt.trainable.lo == layer["trainable"] + sum(
+                a.trainable for a in rebuilt.alternatives
+            )
+            assert rebuilt.non_trainable.exact
 
 
 def test_seed_cnn_keras3_export_summary_figures(capsys):
@@ -109,8 +145,10 @@ def test_seed_cnn_keras3_export_summary_figures(capsys):
     for kind in ("tf2onnx_op13", "tf2onnx_op17", "keras3_export"):
         assert main(["summary", str(MODELS / "keras" / f"seed_cnn__{kind}.onnx")]) == 0
         out = capsys.readouterr().out
-        assert "Rebuilt totals: Total params: 37,633 · Trainable params: 37,569 · Non-trainable params: 64" in out
-        assert "bn0 (BatchNormalization)      128         64             64  inferred" in out
+        assert "Rebuilt totals: Total params: 37,633 (37,601..37,633) · Trainable params: 37,569" in out
+        # beta assumed (center=True, the default: the folded shift cannot show it), its absence in the bounds
+        assert "bn0 (BatchNormalization)  128 (96..128)  64 (32..64)             64  inferred" in out
+        assert "    bounds cover the defaults taken the other way: bn0 has center=False" in out
 
 
 def test_depthwise_conv_is_3x3x18_not_3x3x18x18():
@@ -174,14 +212,22 @@ def test_zoo_layers_rebuilt_as_keras_counted(path):
             assert layer["name"] not in by_name or by_name[layer["name"]].total.hi == 0
             continue
         rebuilt = by_name[layer["name"]]
-        assert rebuilt.total.exact, layer["name"]
+        assert rebuilt.total.shown is not None, layer["name"]
+        assert rebuilt.total.exact or rebuilt.alternatives, layer["name"]
         if layer["name"] in frozen:
-            assert rebuilt.total.lo == layer["params"]
+            assert rebuilt.total.shown == layer["params"]
         elif layer["name"] in assumed:
-            assert rebuilt.trainable.lo == layer["trainable"] + assumed[layer["name"]]
+            # the likely value (center=True) is shown; the bounds hold Keras's figure
+            assert rebuilt.trainable.shown == layer["trainable"] + assumed[layer["name"]]
+            assert rebuilt.trainable.contains(layer["trainable"])
             assert any("beta assumed present" in e for e in rebuilt.evidence)
+            assert [a.text for a in rebuilt.alternatives] == [f"{layer['name']} has center=False"]
         else:
-            assert (rebuilt.trainable.lo, rebuilt.non_trainable.lo) == (layer["trainable"], layer["non_trainable"])
+            assert (rebuilt.trainable.shown, rebuilt.non_trainable.shown) == (
+                layer["trainable"],
+                layer["non_trainable"],
+            )
+            assert rebuilt.trainable.contains(layer["trainable"])
 
 
 def test_prelu_slopes_are_trainable_parameters():
@@ -310,7 +356,8 @@ def test_onnxscript_fusions_recorded_on_the_node_are_rebuilt_exactly(path):
     truth = _meta(path)["source_recorded"]
     fw = audit(path).framework
     assert fw.status in ("exact", "inferred")
-    assert (fw.trainable.lo, fw.non_trainable.lo) == (truth["trainable"], truth["non_trainable"])
+    assert (fw.trainable.shown, fw.non_trainable.shown) == (truth["trainable"], truth["non_trainable"])
+    assert fw.trainable.contains(truth["trainable"])
 
 
 def _fw_layer(fw, name: str):
@@ -567,7 +614,9 @@ def test_separable_conv_merged_with_its_bn_keeps_both_kernels(tmp_path):
     fw = audit_model(tmp_path, m).framework
     sep = next(la for la in fw.layers if la.name == "sep")
     assert sep.trainable.hi == c_in * 3 * 3 + c_out * c_in
-    assert (fw.trainable.lo, fw.non_trainable.lo) == (c_in * 3 * 3 + c_out * c_in + 2 * c_out, 2 * c_out)
+    # beta shown by the shift's name, gamma assumed (scale=True): scale=False is in the bounds
+    assert (fw.trainable.shown, fw.non_trainable.shown) == (c_in * 3 * 3 + c_out * c_in + 2 * c_out, 2 * c_out)
+    assert fw.trainable.lo == c_in * 3 * 3 + c_out * c_in + c_out
 
 
 def test_lowered_rms_norm_is_named_for_what_it_computes():

@@ -15,17 +15,34 @@ RANK = {EXACT: 0, INFERRED: 1, AMBIGUOUS: 2}
 @dataclass(frozen=True)
 class Figure:
     """A count known exactly (lo == hi) or only as a range that contains the truth; hi None: no upper
-    bound the file can show (a table the exporter folded to the slice it used)."""
+    bound the file can show (a table the exporter folded to the slice it used). `likely`: the value a
+    range rests on when it comes from defaults the file cannot show (Keras's center/scale on a merged
+    BatchNormalization): shown first, the range covering the alternatives beside it."""
 
     lo: int
     hi: int | None
+    likely: int | None = None
 
     @staticmethod
     def of(n: int) -> Figure:
         return Figure(n, n) if n else ZERO  # most layers hold no statistics: one shared (frozen) zero
 
+    @staticmethod
+    def assumed(likely: int, changes: Iterable[int]) -> Figure:
+        """The figure `likely`, with bounds covering every combination of the alternatives' `changes`."""
+        changes = list(changes)
+        lo, hi = likely + sum(c for c in changes if c < 0), likely + sum(c for c in changes if c > 0)
+        return Figure(lo, hi, likely) if lo != hi else Figure.of(likely)
+
+    @property
+    def shown(self) -> int | None:
+        """The one value this figure stands for: exact, or the likely one; None for a bare range."""
+        return self.lo if self.lo == self.hi else self.likely
+
     def __add__(self, other: Figure) -> Figure:
-        return Figure(self.lo + other.lo, plus(self.hi, other.hi))
+        lo, hi = self.lo + other.lo, plus(self.hi, other.hi)
+        likely = plus(self.shown, other.shown) if lo != hi else None
+        return Figure(lo, hi, likely)
 
     @property
     def exact(self) -> bool:
@@ -37,8 +54,12 @@ class Figure:
     def text(self) -> str:
         lo, hi = self.lo, self.hi
         if hi is None:
-            return f"{lo:,}+"
-        return f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}"
+            span = f"{lo:,}+"
+        elif lo == hi:
+            return f"{lo:,}"
+        else:
+            span = f"{lo:,}..{hi:,}"
+        return span if self.likely is None else f"{self.likely:,} ({span})"
 
 
 def plus(a: int | None, b: int | None) -> int | None:
@@ -46,6 +67,16 @@ def plus(a: int | None, b: int | None) -> int | None:
 
 
 ZERO = Figure(0, 0)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A default the file cannot show, taken the other way, and what that does to the layer's figures
+    (Keras's center=True on a BatchNormalization merged into a conv: "bn has center=False", -C)."""
+
+    text: str
+    trainable: int
+    non_trainable: int = 0
 
 
 @dataclass
@@ -57,6 +88,8 @@ class FrameworkLayer:
     status: str
     evidence: list[str] = field(default_factory=list)
     tensors: list[str] = field(default_factory=list)
+    # the defaults its figures assume, each taken the other way (its figures' bounds cover them all)
+    alternatives: list[Alternative] = field(default_factory=list)
 
     @property
     def total(self) -> Figure:
@@ -91,7 +124,7 @@ class FrameworkView:
 _TRAINABLE, _NON_TRAINABLE = attrgetter("trainable"), attrgetter("non_trainable")
 
 
-_LO, _HI = attrgetter("lo"), attrgetter("hi")
+_LO, _HI, _SHOWN = attrgetter("lo"), attrgetter("hi"), attrgetter("shown")
 
 
 def _sum_figures(figures: Iterable[Figure]) -> Figure:
@@ -99,7 +132,11 @@ def _sum_figures(figures: Iterable[Figure]) -> Figure:
     (attrgetters, not generators: 49k layers at 200k nodes)."""
     figures = list(figures)
     his = list(map(_HI, figures))
-    return Figure(sum(map(_LO, figures)), None if None in his else sum(his))
+    lo, hi = sum(map(_LO, figures)), None if None in his else sum(his)
+    if lo == hi:
+        return Figure(lo, hi)
+    shown = list(map(_SHOWN, figures))
+    return Figure(lo, hi, None if None in shown else sum(shown))
 
 
 @dataclass

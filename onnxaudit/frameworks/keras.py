@@ -17,7 +17,7 @@ from onnxaudit.frameworks.common import (
     weight_and_bias,
 )
 from onnxaudit.frameworks.context import FileContext, rule
-from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
+from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Alternative, Figure, FrameworkLayer
 from onnxaudit.model.view import Node
 
 # The shift of tf.nn.batch_normalization, named after the op that made it: with gamma the ops are
@@ -26,6 +26,8 @@ from onnxaudit.model.view import Node
 # named after the product. So `sub` shows beta; `mul_2` gamma and no beta; `mul_1` neither.
 _BN_SHIFT = re.compile(r"/batchnorm/(sub|mul_1|mul_2)(:\d+)?$")
 
+
+UNNAMED_CONV = " (the conv before "  # a folded conv whose node kept no layer name: `Conv__36 (the conv before bn)`
 
 _BN_SHIFT_SAYS = {"sub": (None, True), "mul_2": (True, False), "mul_1": (False, False)}
 
@@ -64,45 +66,42 @@ def keras_bn_scale_shift(ctx: FileContext, layer: Layer, tensors: list[ParamTens
     says_gamma, says_beta = _bn_shift_says(shift.name) if shift is not None else (None, None)
     gamma = scale is not None and scale.name.endswith(("batchnorm/mul:0", "batchnorm/mul")) or says_gamma is True
     no_gamma = scale is not None and "Rsqrt" in scale.name or says_gamma is False
-    status = INFERRED
-    trainable = ZERO
     seen = f"the scale is {scale.name}" if scale is not None and says_gamma is None else f"the shift is {shift.name}"  # type: ignore[union-attr]
+    known = 0  # vectors the names show
+    alternatives = []
     if gamma:
-        trainable += Figure.of(c)
+        known += 1
         evidence.append(f"gamma present: {seen} (rsqrt(var) * gamma)")
     elif no_gamma:
         evidence.append(f"no gamma (scale=False): {seen}")
     else:
-        trainable += Figure(0, c)
-        status = AMBIGUOUS
+        alternatives.append(Alternative(f"{layer.name} has scale=False", -c))
         evidence.append(
-            "gamma cannot be told from the scale's name"
+            "gamma assumed present (scale=True, the Keras default): it cannot be told from the scale's name"
             if scale is not None
-            else "gamma cannot be told: the scale's Mul was fused into the layer before (a simplifier, onnxruntime)"
+            else "gamma assumed present (scale=True, the Keras default): the scale's Mul was fused into the layer "
+            "before (a simplifier, onnxruntime)"
         )
     if says_beta:
-        trainable += Figure.of(c)
+        known += 1
         evidence.append(f"beta present: the shift is {shift.name} (beta - mean * scale)")  # type: ignore[union-attr]
     elif says_beta is False:
         evidence.append(f"no beta (center=False): the shift is {shift.name}, -(mean * scale)")  # type: ignore[union-attr]
-    elif gamma:
-        trainable += Figure.of(c)
+    else:
+        alternatives.append(Alternative(f"{layer.name} has center=False", -c))
         evidence.append(
             f"beta assumed present (center=True, the Keras default): the shift {shift.name} cannot show it"
             if shift is not None
             else "beta assumed present (center=True, the Keras default): the shift was all zeros (an untrained "
             "BN: beta 0, moving mean 0) and tf2onnx dropped its Add"
         )
-    else:
-        trainable += Figure(0, c)
-        status = AMBIGUOUS
-        evidence.append(
-            f"beta cannot be told: the layer is not at Keras defaults and the shift {shift.name} was folded"
-            if shift is not None
-            else "beta cannot be told: the shift's Add is gone"
-        )
+    trainable = Figure.assumed((known + len(alternatives)) * c, (a.trainable for a in alternatives))
     names = [t.name for t in (scale, shift) if t is not None]
-    return [FrameworkLayer(layer.name, "BatchNormalization", trainable, Figure.of(2 * c), status, evidence, names)]
+    return [
+        FrameworkLayer(
+            layer.name, "BatchNormalization", trainable, Figure.of(2 * c), INFERRED, evidence, names, alternatives
+        )
+    ]
 
 
 @rule(SAME_OP["Conv"])
@@ -127,6 +126,7 @@ def keras_conv_bn_merged(ctx: FileContext, layer: Layer, tensors: list[ParamTens
         [t.name for t in kernels],
     )  # fmt: skip
     gamma, beta = _bn_shift_says(bias.name)
+    alternatives = []
     if beta:
         vectors, kept = (
             4,
@@ -135,18 +135,21 @@ def keras_conv_bn_merged(ctx: FileContext, layer: Layer, tensors: list[ParamTens
                 "the merge cannot show scale=False)"
             ),
         )
+        alternatives.append(Alternative(f"{bn_name} has scale=False", -c))
     elif gamma:
         vectors, kept = 3, f"gamma present, no beta (center=False): the shift {bias.name} is -(mean * scale)"
     else:
         vectors, kept = 2, f"no gamma, no beta (scale=False, center=False): the shift {bias.name} is -(mean * rsqrt)"
     bn = FrameworkLayer(
-        bn_name, "BatchNormalization", Figure.of((vectors - 2) * c), Figure.of(2 * c), INFERRED,
+        bn_name, "BatchNormalization", Figure.assumed((vectors - 2) * c, (a.trainable for a in alternatives)),
+        Figure.of(2 * c), INFERRED,
         [
             f"BatchNormalization {bn_name} merged into {layer.name}: {vectors} x {c} (moving stats 2 x {c} "
             "non-trainable)",
             kept,
         ],
         [bias.name],
+        alternatives,
     )  # fmt: skip
     return [conv, bn]
 
@@ -178,14 +181,17 @@ def keras_fused_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -
             conv_name = _input_layer(conv_node, ctx) or conv_node.label
     else:
         conv_name = naming.layer(weight.name) or _input_layer(conv_node, ctx)
-        conv_name = conv_name or (f"{conv_node.label} (the conv before {bn_name})" if bn_name else conv_node.label)
+        conv_name = conv_name or (f"{conv_node.label}{UNNAMED_CONV}{bn_name})" if bn_name else conv_node.label)
     c = channels_of(bias) if bias is not None else out_channels(op, conv_node, weight)
     k = weight.count or 0
     what = "conv bias" if op == "Conv" else f"{op} bias"
+    no_bias = [Alternative(f"{conv_name} has use_bias=False", -c)]
     conv = FrameworkLayer(
-        conv_name, op, Figure(k, k + c), ZERO, AMBIGUOUS,
-        [f"BN folded into {conv_name}: the original {what} ({c}) cannot be told apart from the folded shift"],
+        conv_name, op, Figure.assumed(k + c, [-c]), ZERO, AMBIGUOUS,
+        [f"BN folded into {conv_name}: the original {what} ({c}) cannot be told apart from the folded shift; "
+         "counted (use_bias=True, the Keras default)"],
         [weight.name],
+        no_bias,
     )  # fmt: skip
     layers = [conv]
     # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
@@ -195,19 +201,22 @@ def keras_fused_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -
         seen = f"conv node {conv_node.name} in the BatchNormalization's scope (its Mul and Add fused into the conv)"
     else:
         seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
+    bn_label = bn_name or f"{conv_name} (+folded BatchNorm)"
+    affine = [Alternative(f"{bn_label} has center=False", -c), Alternative(f"{bn_label} has scale=False", -c)]
     layers.append(
         FrameworkLayer(
-            bn_name or f"{conv_name} (+folded BatchNorm)",
+            bn_label,
             "BatchNormalization",
-            Figure(0, 2 * c),
+            Figure.assumed(2 * c, [-c, -c]),
             Figure.of(2 * c),
             AMBIGUOUS,
             [
                 f"{seen}: BatchNormalization folded, over {c} channels",
-                f"moving mean and variance 2 x {c} non-trainable; gamma and beta 0 to 2 x {c}: "
-                "a fold cannot show center/scale",
+                f"moving mean and variance 2 x {c} non-trainable; gamma and beta 2 x {c} (center=True, "
+                f"scale=True, the Keras defaults), 0 to 2 x {c}: a fold cannot show center/scale",
             ],
             [t.name for t in (weight, bias) if t is not None],
+            affine,
         )  # fmt: skip
     )
     return layers

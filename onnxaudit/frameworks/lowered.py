@@ -6,7 +6,7 @@ from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import inferred_layer
 from onnxaudit.frameworks.context import FileContext, rule
-from onnxaudit.frameworks.figures import INFERRED, ZERO, Figure, FrameworkLayer
+from onnxaudit.frameworks.figures import INFERRED, ZERO, Alternative, Figure, FrameworkLayer
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.ops import RESHAPING_OPS
 from onnxaudit.model.view import MAIN, ModelView, Node
@@ -83,12 +83,14 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
         if not mean.count == scale.count == beta.count:
             continue
         c = mean.count or 0
+        name = f"{sub.label} (Sub+Mul+Add)"
         layer = FrameworkLayer(
-            f"{sub.label} (Sub+Mul+Add)", "BatchNormalization", Figure.of(2 * c), Figure.of(2 * c), INFERRED,
+            name, "BatchNormalization", Figure.assumed(2 * c, [-c]), Figure.of(2 * c), INFERRED,
             [f"Sub {mean.name} -> Mul {scale.name} -> Add {beta.name} over {c} channels: a BatchNormalization "
              f"written as (x - mean) * gamma/sqrt(var + eps) + beta; the variance is folded into the scale",
              "gamma assumed present (scale=True, the default; the folded scale cannot show it)"],
             [mean.name, scale.name, beta.name],
+            [Alternative(f"{sub.label} has scale=False", -c)],
         )  # fmt: skip
         found.append((sub.index, layer, {mean.name, scale.name, beta.name}))
     return found

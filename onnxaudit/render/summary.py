@@ -10,7 +10,7 @@ from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from onnxaudit.cost.estimate import Amount
-from onnxaudit.frameworks.figures import Figure, FrameworkLayer
+from onnxaudit.frameworks.figures import Alternative, Figure, FrameworkLayer
 from onnxaudit.render.layout import WIDTH, fit_columns, shorten, wrap, wrap_all
 from onnxaudit.report.build import Report, Row, TensorRow
 
@@ -278,6 +278,9 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
         out.append(line(shorten(cells[0], widths[0]), *cells[1:]) if width is not None else line(*cells))
         if explain or la.status != "exact":  # an exact layer's evidence is shown only with --explain
             out += wrap_all([f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])], width)
+        if la.alternatives:
+            taken = "; ".join(a.text for a in la.alternatives)
+            out += wrap(f"    bounds cover the defaults taken the other way: {escape(taken)}", width)
     out += wrap(
         f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
         f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})",
@@ -453,7 +456,15 @@ def _shape_json(dims: list[int | str | None] | None) -> str:
 
 
 def _figure(f: Figure) -> str:
-    return f'{{"hi": {"null" if f.hi is None else f.hi}, "lo": {f.lo}}}'
+    return f'{{"hi": {_int_or_null(f.hi)}, "likely": {_int_or_null(f.likely)}, "lo": {f.lo}}}'
+
+
+def _alternatives_json(alternatives: list[Alternative]) -> str:
+    cells = [
+        f'{{"non_trainable": {a.non_trainable}, "text": {_string(a.text)}, "trainable": {a.trainable}}}'
+        for a in alternatives
+    ]
+    return "[" + ", ".join(cells) + "]"
 
 
 # The three encoders below write their dataclass's fields in sorted order, as json.dumps(sort_keys=True)
@@ -487,7 +498,8 @@ def _tensor_row_json(t: TensorRow) -> str:
 
 def _framework_layer_json(la: FrameworkLayer) -> str:
     return (
-        f'{{"evidence": {_strings(la.evidence)}, "kind": {_string(la.kind)}, "name": {_string(la.name)}, '
+        f'{{"alternatives": {_alternatives_json(la.alternatives)}, '
+        f'"evidence": {_strings(la.evidence)}, "kind": {_string(la.kind)}, "name": {_string(la.name)}, '
         f'"non_trainable": {_figure(la.non_trainable)}, "status": {_string(la.status)}, '
         f'"tensors": {_strings(la.tensors)}, "trainable": {_figure(la.trainable)}}}'
     )
@@ -534,6 +546,8 @@ def render_markdown(report: Report, explain: bool = False) -> str:
 def render_verification(result: Verification) -> str:
     """verify's text output: one line per figure, per-layer differences, then the explanation."""
     verdict = "consistent" if result.consistent else "MISMATCH"
+    if result.consistent and result.assuming:
+        verdict += f" if {result.assuming}"
     lines = [f"Verify {escape(result.model)} against {escape(result.source)}: {verdict}"]
     for f in result.figures:
         lines.append(f"  {f.figure:<14} expected {f.expected:>12,}   file {f.found.text():>14}   {f.verdict}")

@@ -23,7 +23,9 @@ from onnxaudit.model.view import ModelView, Node
 if TYPE_CHECKING:
     from onnxaudit.shapes.options import ShapeCheck
 
-SCHEMA_VERSION = 3  # 2: a framework figure's "hi" is null where the file shows no upper bound; 3: cost
+# 2: a framework figure's "hi" is null where the file shows no upper bound; 3: cost; 4: a framework figure's
+# "likely" (the value its range rests on: defaults the file cannot show) and a framework layer's "alternatives"
+SCHEMA_VERSION = 4
 
 
 @dataclass

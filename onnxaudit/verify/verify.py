@@ -12,7 +12,9 @@ import itertools
 from dataclasses import dataclass, field
 
 from onnxaudit.frameworks.figures import ZERO, Figure, FrameworkLayer, FrameworkReport
+from onnxaudit.frameworks.keras import UNNAMED_CONV
 from onnxaudit.report.build import Report, TensorRow
+from onnxaudit.verify.assumptions import Solution, layer_solution, solve
 from onnxaudit.verify.expectations import FIGURES, Expectation
 
 MATCH, WITHIN, MISMATCH = "match", "within range", "mismatch"
@@ -46,6 +48,9 @@ class Verification:
     layers: list[LayerCheck]
     explanation: list[str]
     notes: list[str] = field(default_factory=list)
+    # the defaults the file cannot show that the expectation implies taken the other way ("bn has
+    # center=False", "conv0 is frozen (trainable=False)"): consistent if they hold; "" when none
+    assuming: str = ""
 
 
 def _verdict(expected: int, found: Figure) -> str:
@@ -72,8 +77,9 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str,
                 LayerCheck(layer.name, layer.kind, layer.params, None, MISMATCH, f"not in the file ({layer.params:,})")
             )
             continue
-        verdict = _verdict(layer.params, found.total)
-        explain = "" if verdict != MISMATCH else _explain_layer(layer.params, found, rows)
+        verdict, explain = _layer_verdict(layer.params, found)
+        if verdict == MISMATCH:
+            explain = _explain_layer(layer.params, found, rows)
         checks.append(LayerCheck(layer.name, layer.kind, layer.params, found.total, verdict, explain))
     extra = [la for la in fw.layers if la.name not in seen and la.total != ZERO] if expectation.layers else []
     _pair_folded(checks, extra)
@@ -88,6 +94,19 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str,
     return checks
 
 
+def _layer_verdict(expected: int, found: FrameworkLayer) -> tuple[str, str]:
+    """A layer whose figures rest on defaults: consistent when some of them, taken the other way, give
+    `expected` (and say which); otherwise its figure decides."""
+    if not found.alternatives or found.total.shown is None:
+        return _verdict(expected, found.total), ""
+    solution = layer_solution(found, expected)
+    if solution is None:
+        return MISMATCH, ""
+    if not solution.taken:
+        return MATCH, ""
+    return WITHIN, f"consistent if {solution.text()}"
+
+
 FOLDED = " (+folded BatchNorm)"
 
 
@@ -96,17 +115,22 @@ def _pair_folded(checks: list[LayerCheck], extra: list[FrameworkLayer]) -> None:
     BN module that is missing from the file: pair them in graph order when their numbers agree."""
     missing = [c for c in checks if c.found is None]
     folded = [la for la in extra if la.name.endswith(FOLDED)]
-    if not missing or len(missing) != len(folded):
+    unnamed = [la for la in extra if UNNAMED_CONV in la.name]
+    if not missing or len(missing) != len(folded) + len(unnamed):
         return
-    for check, layer in zip(missing, folded, strict=True):
+    for check, layer in zip(missing, sorted(folded + unnamed, key=extra.index), strict=True):
         check.found = layer.total
-        check.verdict = _verdict(check.expected or 0, layer.total)
-        check.explain = f"folded into {layer.name.removesuffix(FOLDED)} (paired in graph order)"
+        check.verdict, check.explain = _layer_verdict(check.expected or 0, layer)
+        if layer.name.endswith(FOLDED):
+            paired = f"folded into {layer.name.removesuffix(FOLDED)} (paired in graph order)"
+        else:
+            paired = f"the file's {layer.name} (its name lost in the fold; paired in graph order)"
+        check.explain = f"{paired}; {check.explain}" if check.explain else paired
         extra.remove(layer)
 
 
 def _explain_layer(expected: int, found: FrameworkLayer, rows: dict[str, TensorRow]) -> str:
-    diff = expected - found.total.lo
+    diff = expected - (found.total.shown if found.total.shown is not None else found.total.lo)
     sign = "+" if diff > 0 else "-"
     text = f"expected {expected:,}, file {found.total.text()}: {sign}{abs(diff):,}"
     out = _out_features(found, rows)
@@ -125,6 +149,7 @@ class Edit:
     text: str
     trainable: int
     non_trainable: int
+    assumption: str = ""  # an edit no ONNX file can show (a frozen layer): what the expectation then implies
 
 
 def _out_features(layer: FrameworkLayer, rows: dict[str, TensorRow]) -> int | None:
@@ -207,50 +232,136 @@ def explain_difference(d_trainable: int, d_non_trainable: int, edits: list[Edit]
 def verify(report: Report, expectation: Expectation) -> Verification:
     fw = report.framework
     assert fw is not None
-    figures = [
-        FigureCheck(
-            name, expectation.figures[name], _found(fw, name), _verdict(expectation.figures[name], _found(fw, name))
-        )
-        for name in FIGURES
-        if name in expectation.figures
-    ]
+    exp = {name: expectation.figures[name] for name in FIGURES if name in expectation.figures}
     names_survive = any(la.name in {f.name for f in fw.layers} for la in expectation.layers if la.params)
     rows = {t.name: t for t in report.tensors}  # one index for every lookup below
     layers = _layer_checks(fw, expectation, rows) if names_survive else []
-    consistent = all(f.verdict != MISMATCH for f in figures) and all(la.verdict != MISMATCH for la in layers)
+    settled, taken = _settle_layers(fw.layers, layers)
+    solution = solve(settled, exp) if exp else Solution([], True)
+    if solution is not None:
+        solution.taken[:0] = taken.taken
+        solution.unique = solution.unique and taken.unique
+    assuming = solution.text() if solution is not None and solution.taken else ""
+    figures = [FigureCheck(name, value, _found(fw, name), "") for name, value in exp.items()]
+    for f in figures:
+        f.verdict = _figure_verdict(f, settled, solution)
+    consistent = solution is not None and all(la.verdict != MISMATCH for la in layers)
     explanation: list[str] = []
+    if solution is None and all(la.verdict != MISMATCH for la in layers):
+        frozen = _unseen_edits(fw, exp)
+        if frozen:  # only what the file cannot show (frozen layers) tells the figures apart
+            consistent, assuming = True, " and ".join(e.assumption for e in frozen)
+            for f in figures:
+                f.verdict = WITHIN if f.verdict == MISMATCH else f.verdict
     if not consistent:
-        explanation = _explanation(rows, fw, expectation, figures)
+        explanation = _explanation(rows, fw, expectation, figures, layers)
     notes = list(fw.notes)
     if expectation.layers and not names_survive:
         notes.append("no expected layer name survives in this file: compared totals only")
-    if any(f.verdict == WITHIN for f in figures):
+    if any(f.verdict == WITHIN for f in figures) and not assuming:
         notes.append("some figures are ambiguous in this file: the expectation lies within their range")
     return Verification(
-        report.schema_version, report.model, expectation.source, consistent, figures, layers, explanation, notes
+        report.schema_version,
+        report.model,
+        expectation.source,
+        consistent,
+        figures,
+        layers,
+        explanation,
+        notes,
+        assuming,
     )
 
 
-def _explanation(
-    rows: dict[str, TensorRow], fw: FrameworkReport, expectation: Expectation, figures: list[FigureCheck]
-) -> list[str]:
-    lines: list[str] = []
-    exp = expectation.figures
-    found_t, found_n = fw.trainable, fw.non_trainable
-    if not (found_t.exact and found_n.exact):
-        return ["the file's figures are ambiguous ranges; a difference outside them cannot be split into edits"]
+def _settle_layers(found: list[FrameworkLayer], checks: list[LayerCheck]) -> tuple[list[FrameworkLayer], Solution]:
+    """The framework layers with each expected layer's defaults settled by its own expected count (the
+    alternatives that give it, taken), and those alternatives: the totals are then searched over the rest."""
+    expected = {c.name: c.expected for c in checks if c.verdict != MISMATCH and c.expected is not None}
+    settled, taken = [], Solution([], True)
+    for la in found:
+        want = expected.get(la.name)
+        solution = layer_solution(la, want) if la.alternatives and want is not None else None
+        if solution is None:
+            settled.append(la)
+            continue
+        taken.taken += solution.taken
+        taken.unique = taken.unique and solution.unique
+        t = (la.trainable.shown or 0) + sum(a.trainable for a in solution.taken)
+        n = (la.non_trainable.shown or 0) + sum(a.non_trainable for a in solution.taken)
+        settled.append(FrameworkLayer(la.name, la.kind, Figure.of(t), Figure.of(n), la.status))
+    return settled, taken
+
+
+def _figure_verdict(check: FigureCheck, layers: list[FrameworkLayer], solution: Solution | None) -> str:
+    """match: exact, or the likely value with every default as assumed; within range: consistent with
+    the file's bounds (and, where the figures rest on defaults, with one set of them taken the other
+    way); mismatch: no set of defaults and no value in range gives this figure."""
+    found, expected = check.found, check.expected
+    if solution is None:
+        alone = solve(layers, {check.figure: expected})
+        if alone is None:
+            return MISMATCH
+        return MATCH if found.shown == expected and not alone.taken else WITHIN
+    if found.exact or (found.shown == expected and not solution.taken):
+        return MATCH
+    return WITHIN
+
+
+def _differences(fw: FrameworkReport, exp: dict[str, int]) -> tuple[int, int] | None:
+    """(trainable, non-trainable) expected minus the file's shown figures; None where the expectation
+    names too few figures or the file shows a bare range."""
+    found_t, found_n, found_total = fw.trainable.shown, fw.non_trainable.shown, fw.total.shown
+    if found_t is None or found_n is None or found_total is None:
+        return None
     if "trainable" in exp and "non_trainable" in exp:
-        d_t, d_n = exp["trainable"] - found_t.lo, exp["non_trainable"] - found_n.lo
-    elif "total" in exp and "non_trainable" in exp:
-        d_n = exp["non_trainable"] - found_n.lo
-        d_t = exp["total"] - fw.total.lo - d_n
-    elif "total" in exp and "trainable" in exp:
-        d_t = exp["trainable"] - found_t.lo
-        d_n = exp["total"] - fw.total.lo - d_t
-    else:
+        return exp["trainable"] - found_t, exp["non_trainable"] - found_n
+    if "total" in exp and "non_trainable" in exp:
+        d_n = exp["non_trainable"] - found_n
+        return exp["total"] - found_total - d_n, d_n
+    if "total" in exp and "trainable" in exp:
+        d_t = exp["trainable"] - found_t
+        return d_t, exp["total"] - found_total - d_t
+    return None
+
+
+def _unseen_edits(fw: FrameworkReport, exp: dict[str, int]) -> list[Edit]:
+    """The fewest layers frozen (trainable=False: no ONNX file shows it), with the defaults the figures
+    assume taken either way, that give the expected figures exactly ([] if none do)."""
+    diff = _differences(fw, exp)
+    if diff is None or diff == (0, 0):
+        return []
+    edits = [
+        Edit(f"{la.name} frozen", -t, t, f"{la.name} is frozen (trainable=False)")
+        for la in fw.layers
+        if (t := la.trainable.shown)
+    ]
+    edits += [Edit(a.text, a.trainable, a.non_trainable, a.text) for la in fw.layers for a in la.alternatives]
+    return explain_difference(*diff, edits[:80])
+
+
+def _explanation(
+    rows: dict[str, TensorRow],
+    fw: FrameworkReport,
+    expectation: Expectation,
+    figures: list[FigureCheck],
+    layers: list[LayerCheck],
+) -> list[str]:
+    diff = _differences(fw, expectation.figures)
+    if diff is None:
+        if fw.total.shown is None and any(f.figure in expectation.figures for f in figures):
+            return ["the file's figures are ambiguous ranges; a difference outside them cannot be split into edits"]
         return [f"{f.figure}: expected {f.expected:,}, file {f.found.text()}" for f in figures if f.verdict == MISMATCH]
+    d_t, d_n = diff
     total = d_t + d_n
-    lines.append(f"difference: {total:+,} total ({d_t:+,} trainable, {d_n:+,} non-trainable), expected minus file")
+    lines = [f"difference: {total:+,} total ({d_t:+,} trainable, {d_n:+,} non-trainable), expected minus file"]
+    accounted = _layer_differences(layers)
+    if accounted:
+        terms = [d for _, d in accounted]
+        lines.append("the layers that differ: " + "; ".join(f"{name} {d:+,}" for name, d in accounted))
+        if sum(terms) == total:
+            lines.append(f"arithmetic (total): {_sum_text(terms)}")
+            return lines
+        lines.append(f"they account for {sum(terms):+,} of {total:+,}")
     edits = explain_difference(d_t, d_n, candidate_edits(fw, rows))
     if edits:
         lines.append("explained by: " + "; ".join(e.text for e in edits))
@@ -266,6 +377,18 @@ def _explanation(
     else:
         lines.append("no combination of up to 3 simple edits (bias, BatchNormalization, frozen layer) accounts for it")
     return lines
+
+
+def _layer_differences(layers: list[LayerCheck]) -> list[tuple[str, int]]:
+    """(name, expected minus file) of every layer that differs, where both sides give a number."""
+    out = []
+    for la in layers:
+        if la.verdict != MISMATCH:
+            continue
+        found = 0 if la.found is None else la.found.shown
+        if found is not None:
+            out.append((la.name, (la.expected or 0) - found))
+    return out
 
 
 def _sum_text(terms: list[int]) -> str:

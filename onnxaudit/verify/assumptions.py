@@ -1,0 +1,103 @@
+"""Which defaults the file cannot show an expectation implies: the framework view's alternatives searched.
+
+A figure resting on assumed defaults (Keras's center/scale on a BatchNormalization merged into a conv)
+is its likely value with bounds; the expectation is consistent when some set of those defaults, taken
+the other way, gives exactly the expected figures ("consistent if bn_nocenter has center=False"). Layers
+without alternatives keep their own range (a bare range holds any value inside it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onnxaudit.frameworks.figures import ZERO, Alternative, Figure, FrameworkLayer
+
+MAX_STATES = 100_000  # distinct (trainable, non-trainable) changes kept; past that the bounds alone decide
+
+
+@dataclass
+class Solution:
+    """The alternatives an expectation implies ([] : the defaults hold), and whether another set fits too."""
+
+    taken: list[Alternative]
+    unique: bool
+
+    def text(self) -> str:
+        said = " and ".join(a.text for a in self.taken)
+        return said + ("" if self.unique else " (or another combination of the assumed defaults)")
+
+
+@dataclass
+class _Split:
+    """The framework view cut in two: layers whose figures are a likely value plus alternatives, the rest."""
+
+    alternatives: list[Alternative]
+    likely_t: int
+    likely_n: int
+    rest_t: Figure
+    rest_n: Figure
+
+
+def _split(layers: list[FrameworkLayer]) -> _Split:
+    alternatives: list[Alternative] = []
+    likely_t = likely_n = 0
+    rest_t = rest_n = ZERO
+    for la in layers:
+        shown_t, shown_n = la.trainable.shown, la.non_trainable.shown
+        if la.alternatives and shown_t is not None and shown_n is not None:
+            alternatives += la.alternatives
+            likely_t += shown_t
+            likely_n += shown_n
+        else:
+            rest_t += la.trainable
+            rest_n += la.non_trainable
+    return _Split(alternatives, likely_t, likely_n, rest_t, rest_n)
+
+
+def _reachable(alternatives: list[Alternative]) -> dict[tuple[int, int], tuple[tuple[int, ...], bool]] | None:
+    """Every (trainable, non-trainable) change some subset of `alternatives` makes: one subset for each
+    (the first found) and whether more than one gives it. None: too many to keep."""
+    states: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = {(0, 0): ((), True)}
+    for i, alt in enumerate(alternatives):
+        for (t, n), (used, unique) in list(states.items()):
+            key = (t + alt.trainable, n + alt.non_trainable)
+            if key in states:
+                states[key] = (states[key][0], False)
+            else:
+                states[key] = ((*used, i), unique)
+        if len(states) > MAX_STATES:
+            return None
+    return states
+
+
+def solve(layers: list[FrameworkLayer], expected: dict[str, int]) -> Solution | None:
+    """The set of alternatives that gives every expected figure (total / trainable / non_trainable),
+    fewest first; None when no set does. Without alternatives: the figures' ranges decide."""
+    split = _split(layers)
+    states = _reachable(split.alternatives)
+    if states is None:  # too many to search: bounds only
+        states = {(0, 0): ((), False)}
+        split.rest_t = Figure.assumed(0, [a.trainable for a in split.alternatives]) + split.rest_t
+        split.rest_n = Figure.assumed(0, [a.non_trainable for a in split.alternatives]) + split.rest_n
+    rest_total = split.rest_t + split.rest_n
+    best: tuple[tuple[int, ...], bool] | None = None
+    for (dt, dn), found in states.items():
+        t, n = split.likely_t + dt, split.likely_n + dn
+        if "trainable" in expected and not split.rest_t.contains(expected["trainable"] - t):
+            continue
+        if "non_trainable" in expected and not split.rest_n.contains(expected["non_trainable"] - n):
+            continue
+        if "total" in expected and not rest_total.contains(expected["total"] - t - n):
+            continue
+        if best is None or len(found[0]) < len(best[0]):
+            best = (found[0], found[1] and best is None)
+        else:
+            best = (best[0], False)
+    if best is None:
+        return None
+    return Solution([split.alternatives[i] for i in best[0]], best[1])
+
+
+def layer_solution(layer: FrameworkLayer, expected: int) -> Solution | None:
+    """The layer's own alternatives that give its expected total; None when none do."""
+    return solve([layer], {"total": expected})
