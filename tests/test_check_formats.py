@@ -18,6 +18,7 @@ from onnxaudit.check.rules import REGISTRY
 from onnxaudit.check.runner import check
 from onnxaudit.cli.main import main
 from onnxaudit.render.check.common import LISTED_PER_RULE
+from onnxaudit.render.check.sarif import artifact_uri
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 EVIL = "evil\n::error::pwned\x1b[31m%0A<x>&"
@@ -72,12 +73,13 @@ def test_sarif_is_valid_and_says_what_each_result_is(tmp_path, capsys):
             rule["defaultConfiguration"]["level"]
             == {"error": "error", "warning": "warning", "info": "note"}[registered.severity]
         )
-    assert [a["location"]["uri"] for a in run["artifacts"]] == [Path(bad).as_posix(), Path(clean).as_posix()]
+    # absolute paths as file:// URIs (a bare /tmp/... would be read against the repository root)
+    assert [a["location"]["uri"] for a in run["artifacts"]] == [Path(bad).as_uri(), Path(clean).as_uri()]
     results = run["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [("OA101", "error"), ("OA203", "warning"), ("OA206", "note")]
     assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
     nan = results[0]["locations"][0]
-    assert nan["physicalLocation"]["artifactLocation"] == {"uri": Path(bad).as_posix(), "index": 0}
+    assert nan["physicalLocation"]["artifactLocation"] == {"uri": Path(bad).as_uri(), "index": 0}
     assert nan["logicalLocations"] == [{"name": "W", "fullyQualifiedName": "W", "kind": "variable"}]
     # the hostile name is escaped: no control character, no ESC reaches a SARIF viewer
     unused = results[1]
@@ -85,6 +87,19 @@ def test_sarif_is_valid_and_says_what_each_result_is(tmp_path, capsys):
     findings = check(bad).findings
     assert [r["partialFingerprints"]["onnxauditFinding/v1"] for r in results] == [fingerprint(bad, f) for f in findings]
     assert run["invocations"] == [{"executionSuccessful": True}]
+
+
+@pytest.mark.parametrize(
+    ("model", "uri"),
+    [
+        ("models/a b.onnx", "models/a%20b.onnx"),  # relative: read against the repository root
+        ("./x/../m.onnx", "m.onnx"),
+        ("/ci/work/m.onnx", "file:///ci/work/m.onnx"),
+        ("https://host/models/m.onnx", "https://host/models/m.onnx"),
+    ],
+)
+def test_sarif_artifact_uris(model, uri):
+    assert artifact_uri(model) == uri
 
 
 def test_sarif_of_an_unusable_file_is_still_valid(tmp_path, capsys):
@@ -222,3 +237,28 @@ def test_a_rule_firing_often_is_one_line_unless_verbose(tmp_path, capsys):
     assert len(json.loads(_run(capsys, path, "--format", "json")[1])["findings"]) == many
     few = str(save(_unused(LISTED_PER_RULE), tmp_path / "few.onnx"))
     assert sum("OA203" in line for line in _run(capsys, few)[1].splitlines()) == LISTED_PER_RULE
+
+
+# ---------------------------------------------------------------- JSON Lines
+
+
+def test_json_lines_one_finding_a_line_as_sarif_fingerprints_them(tmp_path, capsys):
+    bad = str(save(_nan_model(), tmp_path / "bad.onnx"))
+    clean = str(save(seed_cnn(), tmp_path / "clean.onnx"))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\xff" * 16)
+    code, out, err = _run(capsys, bad, clean, str(garbage), "--format", "jsonl")
+    assert code == 2 and err.count("\n") == 1  # the unusable file: one stderr line, and the worst exit code
+    records = [json.loads(line) for line in out.splitlines()]
+    findings = check(bad).findings
+    assert [(r["model"], r["rule"], r["severity"], r["fails"]) for r in records[:-1]] == [
+        (bad, f.rule, f.severity, f.severity == "error") for f in findings
+    ]
+    assert all(r["schema_version"] == 1 for r in records)
+    assert sorted(records[-1]) == ["error", "model", "schema_version"] and records[-1]["model"] == str(garbage)
+    assert "garbage.onnx" in records[-1]["error"]
+    sarif = json.loads(_run(capsys, bad, "--format", "sarif")[1])
+    prints = [r["partialFingerprints"]["onnxauditFinding/v1"] for r in sarif["runs"][0]["results"]]
+    assert [r["fingerprint"] for r in records[:-1]] == prints == [fingerprint(bad, f) for f in findings]
+    assert _run(capsys, clean, "--format", "jsonl")[:2] == (0, "")  # clean: nothing, as ruff prints
+    assert _run(capsys, bad, "--format", "jsonl", "--exit-zero")[0] == 0

@@ -91,7 +91,7 @@ def run_check(args: argparse.Namespace) -> int:
         run = baseline.apply_run(run)
     if args.format == "text" and run.reports:
         sys.stdout.write(render_text(run, args.verbose, None if args.wide else WIDTH))
-    elif run.reports or args.format in ("sarif", "junit"):
+    elif run.reports or args.format in ("sarif", "junit", "jsonl"):
         sys.stdout.write(RENDERERS[args.format](run, args.verbose))
     if args.write_baseline:
         try:

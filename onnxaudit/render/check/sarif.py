@@ -8,6 +8,8 @@ Unusable files are tool execution notifications. Every name and message is escap
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,10 +28,16 @@ KIND = {"tensor": "variable", "node": "function", "function": "function", "domai
 
 
 def artifact_uri(model: str) -> str:
-    """A URI reference for the model: its normalized path, percent-encoded (relative stays relative); a
-    model at a URL, that URL (only characters a URI cannot hold encoded)."""
-    safe = "/:?#[]@!$&'()*+,;=%~" if is_url(model) else "/"
-    return quote(model_key(model).encode("utf-8", "surrogateescape"), safe=safe)
+    """The model as a URI: at a URL, that URL (only characters a URI cannot hold encoded); an absolute path
+    as a file:// URI (SARIF 3.4.3: a relative reference is read against the repository root, so a bare
+    `/home/ci/m.onnx` would name a file in the repository; upload-sarif makes a file URI under its
+    checkout_path relative); a relative path normalized and percent-encoded, relative to where check ran."""
+    key = model_key(model)
+    if is_url(model):
+        return quote(key.encode("utf-8", "surrogateescape"), safe="/:?#[]@!$&'()*+,;=%~")
+    if os.path.isabs(key):
+        return Path(key).as_uri()
+    return quote(key.encode("utf-8", "surrogateescape"), safe="/")
 
 
 def _logical(f: Finding) -> list[dict[str, Any]]:
