@@ -198,7 +198,15 @@ def _zoo() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
     def wn0() -> nn.Module:
         return nn.Sequential(parametrizations.weight_norm(nn.Linear(8, 6)), nn.ReLU(), nn.Linear(6, 2))
 
+    def sn_old() -> nn.Module:  # the hook API: weight_orig, weight_u, weight_v
+        return nn.Sequential(nn.utils.spectral_norm(nn.Conv2d(3, 6, 3)), nn.ReLU(), nn.Conv2d(6, 2, 1))
+
+    def wn_old() -> nn.Module:  # the hook API: weight_g, weight_v
+        return nn.Sequential(nn.utils.weight_norm(nn.Linear(8, 6)), nn.ReLU(), nn.Linear(6, 2))
+
     return {
+        "zoo_spectral_norm_hook": (sn_old, torch.randn(2, 3, 8, 8)),
+        "zoo_weight_norm_hook": (wn_old, torch.randn(2, 8)),
         "zoo_norms_no_affine": (NormsNoAffine, torch.randn(2, 3, 8, 8)),
         "zoo_instance_no_affine": (InstanceNoAffine, torch.randn(2, 3, 8, 8)),
         "zoo_zero_bias_attention": (ZeroBiasAttention, torch.randn(2, 4, 8)),
@@ -223,6 +231,7 @@ def _timm() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
     # needs its Python transforms: skip the op registrations that need the library.
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
     import timm
+    from timm.models import efficientnet, metaformer, mlp_mixer
 
     def make(name: str, **kw: object) -> Callable[[], nn.Module]:
         return lambda: timm.create_model(name, pretrained=False, num_classes=5, **kw)
@@ -240,10 +249,23 @@ def _timm() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
             img56,
         ),
         "timm_levit": (make("levit_128s", img_size=64), torch.randn(2, 3, 64, 64)),
-        "timm_mixer": (make("mixer_s16_224", img_size=32, patch_size=8, embed_dim=32, num_blocks=2), img32),
-        "timm_poolformer": (make("poolformer_s12", dims=(8, 16, 24, 32), layers=(1, 1, 1, 1)), img32),
+        "timm_mixer": (
+            lambda: mlp_mixer.MlpMixer(num_classes=5, img_size=32, patch_size=8, embed_dim=32, num_blocks=2),
+            img32,
+        ),
+        "timm_poolformer": (
+            lambda: metaformer.MetaFormer(
+                depths=(1, 1, 1, 1), dims=(8, 16, 24, 32), token_mixers=metaformer.Pooling,
+                norm_layers=metaformer.GroupNorm1, mlp_act=nn.GELU, layer_scale_init_values=1e-5,
+                res_scale_init_values=None, use_mlp_head=False, num_classes=5,
+            ),
+            img32,
+        ),  # fmt: skip
         "timm_resnet": (make("resnet10t"), img32),
-        "timm_efficientnet": (make("efficientnet_b0", channel_multiplier=0.25), img32),
+        "timm_efficientnet": (
+            lambda: efficientnet._gen_efficientnet("efficientnet_b0", channel_multiplier=0.25, num_classes=5),
+            img32,
+        ),
         "timm_mobilenetv3": (make("mobilenetv3_small_050"), img32),
         "timm_regnet": (make("regnetx_002"), img32),
     }
@@ -269,7 +291,7 @@ def _hf() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
     def llama() -> nn.Module:
         cfg = tr.LlamaConfig(
             **small, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=1, max_position_embeddings=16,
+            num_key_value_heads=2, max_position_embeddings=16,
         )  # fmt: skip
         return tr.LlamaForCausalLM(cfg)
 

@@ -365,6 +365,17 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             torch.randn(2, 3, 8, 8),
         ),  # fmt: skip
         "norms_without_affine": (NormsWithoutAffine(), torch.randn(2, 3, 8, 8)),
+        # weight_norm over the whole weight (dim=None): g is 0-d, read through g / |v| on the way to the conv
+        "weight_norm_scalar_g": (
+            nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3), dim=None), nn.Conv1d(6, 2, 1)),
+            torch.randn(1, 4, 10),
+        ),
+        # the hook API (torch.nn.utils.spectral_norm): buffers weight_u, weight_v beside weight_orig, read by
+        # the MatMuls of sigma = u . W v (the parametrization API does not export through TorchScript)
+        "spectral_norm_hook": (
+            nn.Sequential(nn.utils.spectral_norm(nn.Conv2d(3, 6, 3)), nn.ReLU(), nn.Conv2d(6, 2, 1)),
+            torch.randn(1, 3, 8, 8),
+        ),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
@@ -376,7 +387,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
 UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
-FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn"})
+FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook"})
 # Exported as torch.jit.script makes them (the legacy exporter only): control flow becomes If/Loop nodes.
 SCRIPTED = frozenset({"branch_conv_bn"})
 # Exported as torch.jit.freeze(torch.jit.script(model)) makes them (the legacy exporter only).

@@ -29,7 +29,14 @@ def test_a_transposed_copy_agrees_and_another_matrix_does_not(tmp_path):
 def test_a_copy_in_the_same_layout(tmp_path):
     path = _file(tmp_path, array("w", W), array("again", W.copy()), array("t", W.T.copy()))
     # the same-layout question is asked of each pair as given: a transposed copy is not one
-    assert settle_copies(path, {}, {"again": "w", "t": "w"}) == {"again": True}
+    assert settle_copies(path, {}, {"again": "w", "t": "w"}) == {"again": True, "t": False}
+
+
+def test_a_reshaped_copy_is_one_in_the_same_layout(tmp_path):
+    """`W.view(out, -1)` folded at export (spectral_norm's sigma): the same elements in the same order."""
+    conv = W.reshape(16, 3, 2, 2)
+    path = _file(tmp_path, array("w", conv), array("flat", W.copy()), array("other", W[::-1].copy()))
+    assert settle_copies(path, {}, {"flat": "w", "other": "w"}) == {"flat": True, "other": False}
 
 
 def test_one_value_everywhere_is_no_evidence(tmp_path):

@@ -1213,3 +1213,27 @@ def test_a_bn_reading_its_own_parameters_as_statistics_counts_each_once_per_role
     assert bn.evidence[0].startswith(
         "running statistics read from the BN's own parameters (mean bn.bias, variance bn.weight)"
     )
+
+
+def test_weight_norm_scalar_g_is_a_parameter():
+    """weight_norm(dim=None): g is 0-d, read through g / |v| on its way into the conv weight; a value of one
+    element multiplied into a weight is a literal unless a parameter's state_dict name says otherwise."""
+    path = MODELS / "torchzoo" / "weight_norm_scalar_g__legacy.onnx"
+    report = audit(path, convention="pytorch")
+    g = next(t for t in report.tensors if t.name.endswith("parametrizations.weight.original0"))
+    assert (g.category, g.count) == ("parameter", 1)
+    assert report.totals.trainable == _meta(path)["parameters"] == 1 + 6 * 4 * 3 + 6 + 2 * 6 + 2
+
+
+@pytest.mark.parametrize("kind", ["legacy", "legacy_fold"])
+def test_spectral_norm_power_iteration_vectors_are_buffers(kind):
+    """torch.nn.utils.spectral_norm's weight_u and weight_v are buffers beside weight_orig; constant folding
+    also stores weight_orig reshaped for sigma's MatMul, which sampled values show to be the same weight."""
+    path = MODELS / "torchzoo" / f"spectral_norm_hook__{kind}.onnx"
+    report = audit(path, convention="pytorch")
+    vectors = {t.name: t.category for t in report.tensors if t.name.endswith(("_u", "_v"))}
+    assert vectors == {"0.weight_u": "state", "0.weight_v": "state"}
+    fw = report.framework
+    assert (
+        (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2 == (6 * 3 * 3 * 3 + 6 + 2 * 6 + 2,) * 2
+    )

@@ -16,7 +16,7 @@ from onnxaudit.model.ops import DATA
 from onnxaudit.model.view import Node, Tensor
 
 # a module attribute's state_dict name (`logit_scale`, `encoder.alpha`); not `onnx::Mul_3`, `/a/Constant_output_0`
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+_ATTRIBUTE_NAME = re.compile(r"(?!\d+$)\w+(\.\w+)*")
 
 
 _FLOAT_DTYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
@@ -44,9 +44,14 @@ class ConstantRoles(FoldedBnRoles):
             and not _quantized_table(tensor)
         ):
             return "shape" if tensor.dtype in INTEGER_DTYPES else "literal"
+        scalar = tensor.dims is not None and element_count(tensor.dims) <= 1
+        if role == "literal" and scalar and self.named_scalar(tensor):
+            # one value multiplied into a weight on its way, under a parameter's name: weight_norm's 0-d g
+            # (dim=None), g / |v| scaling v
+            return "scalar_parameter"
         if role != DATA:
             return role
-        if tensor.dims is not None and element_count(tensor.dims) <= 1:
+        if scalar:
             return "scalar_parameter" if self.named_scalar(tensor) else "literal"
         if tensor.dtype == TensorProto.STRING:
             return "literal"

@@ -257,6 +257,7 @@ class _Classifier(ConstantRoles):
             self.fx_named_buffers()
         if self.view.fx.parameters:
             self.fx_named_parameters()
+        self.power_iteration_vectors()
         self.branch_alternatives()
         self.attribute_parameters(nodes)
         self.bn_training_notes(nodes)
@@ -338,6 +339,23 @@ class _Classifier(ConstantRoles):
                 entry.notes.append(
                     f"a registered buffer, not a parameter: torch.onnx's node metadata reads it as %b_{fx}"
                 )
+
+    def power_iteration_vectors(self) -> None:
+        """torch.nn.utils.spectral_norm registers its power-iteration vectors as buffers `<name>_u` and
+        `<name>_v` beside the parameter `<name>_orig` (the TorchScript exporter keeps all three
+        state_dict names, and reads u and v in the MatMuls of sigma = u . W v): no parameters."""
+        names = {key[1] for key in self.found}
+        for entry in self.found.values():
+            name = entry.tensor.name
+            if entry.category != "parameter" or name[-2:] not in ("_u", "_v") or f"{name[:-2]}_orig" not in names:
+                continue
+            if entry.tensor.dims is None or len(entry.tensor.dims) != 1:
+                continue
+            entry.role = "buffer"
+            entry.notes.append(
+                f"spectral_norm's power-iteration vector: a buffer beside the parameter {name[:-2]}_orig, "
+                "not a parameter"
+            )
 
     def branch_outputs(self) -> None:
         """A constant returned by an If branch (weights kept in Constant nodes inside the branches)

@@ -126,8 +126,9 @@ def _compare(read: ReadAt, files: FileMap, copy: Key, original: Key, transposed:
     # a same-layout pair of any rank is compared as rows of its last dim
     rows, cols = (a.dims[0], a.dims[1]) if transposed else (element_count(a.dims[:-1]), a.dims[-1])
     item = byte_size(a.dtype, 1)
-    layout = (cols, rows) if transposed else tuple(a.dims)
-    if item is None or byte_size(a.dtype, 8) != 8 * item or tuple(b.dims or ()) != layout:
+    # a same-layout copy may be reshaped (`W.view(out, -1)`): the same elements in the same order
+    fits = tuple(b.dims or ()) == (cols, rows) if transposed else element_count(b.dims or ()) == rows * cols
+    if item is None or byte_size(a.dtype, 8) != 8 * item or not fits:
         return None  # elements that are not whole bytes, or not the layout asked about
     if not (_embedded(a, rows * cols * item) and _embedded(b, rows * cols * item)):
         return None

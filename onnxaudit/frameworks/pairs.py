@@ -124,6 +124,29 @@ def per_call_copies(layer: Layer, tensors: list[ParamTensor]) -> dict[str, tuple
     return found
 
 
+def reshaped_copies(table: ParamTable) -> dict[str, tuple[str, str]]:
+    """torch.onnx's constant folding stores `W.view(out, -1)` of a parameter that is also read as stored
+    (spectral_norm's sigma = u . W v beside W / sigma): an anonymous folded weight with a state_dict
+    weight's element count and first dim, in other dims, may be that weight again in its own layout.
+    Copy name -> (the weight it may be, why)."""
+    named: dict[tuple[object, ...], list[ParamTensor]] = {}
+    for t in table.tensors:
+        if t.category == "parameter" and t.dims and len(t.dims) > 1 and "." in t.name and not _folded_name(t.name):
+            named.setdefault((t.dtype, t.count, t.dims[0]), []).append(t)
+    found: dict[str, tuple[str, str]] = {}
+    for t in table.tensors if named else ():
+        if t.role != "weight" or not t.dims or len(t.dims) < 2 or not _folded_name(t.name):
+            continue
+        original = next((o for o in named.get((t.dtype, t.count, t.dims[0]), ()) if o.dims != t.dims), None)
+        if original is not None:
+            found[t.name] = (
+                original.name,
+                f"{original.name} reshaped at export ({'x'.join(map(str, t.dims))}), read as stored too: counted "
+                "once at least, as stored at most (values not compared)",
+            )
+    return found
+
+
 def _position_table(t: ParamTensor) -> bool:
     """An EmbedLayerNormalization position or segment table (inputs 3, 4): never tied to an output head,
     so a square hidden x hidden weight matching its shape is no copy of it."""
@@ -143,7 +166,7 @@ def possible_copies(
     transposed = tied_transposed_copy(table)
     calls: dict[str, tuple[str, str]] = {}
     if origin == "pytorch":
-        calls = later_call_copies(layers)
+        calls = {**reshaped_copies(table), **later_call_copies(layers)}
         for layer in layers:
             if sum(t.role == "weight" for t in layer.tensors) > 1:  # most layers: one weight
                 calls.update(per_call_copies(layer, counted(layer.tensors)))
@@ -176,8 +199,8 @@ def possible_copies(
         (copy, (first, f"stored again, transposed ({equal})")) for copy, first in transposed.items() if same.get(copy)
     )
     known.update(
-        (copy, (first, f"stored again for another call ({equal})"))
-        for copy, (first, _) in calls.items()
+        (copy, (first, f"stored again {'reshaped' if 'reshaped' in why else 'for another call'} ({equal})"))
+        for copy, (first, why) in calls.items()
         if same.get(copy)
     )
     known.update(
