@@ -18,6 +18,7 @@ from builders import (  # noqa: E402
     nested_if,
     small_branches,
     small_functions,
+    small_node_entries,
     training_nodes,
 )
 
@@ -48,6 +49,17 @@ BOMBS = {
     "attributes_9m": lambda: empty_node_fields(5, 9_000_000),
     "node_metadata_9m": lambda: empty_node_fields(9, 9_000_000),
     "dims_9m": lambda: many_dims(9_000_000),
+    # the same in nodes under 4 KiB: 4,900 Relu nodes of 2,000 empty outputs or attributes each
+    "small_node_outputs_10m": lambda: small_node_entries(2, 4_900, 2_000),
+    "small_node_attributes_10m": lambda: small_node_entries(5, 4_900, 2_000),
+    # at the default limits (accepted): 31,249 graphs (15,624 Ifs with two empty branches); 999,980 graph inputs,
+    # value infos, initializers, attributes of one node or dims, each with linear()'s own fields under 1,000,000
+    "graphs_31k": lambda: small_branches(15_624, 0),
+    "inputs_999k": lambda: empty_graph_fields(11, 999_980),
+    "value_info_999k": lambda: empty_graph_fields(13, 999_980),
+    "initializers_999k": lambda: empty_graph_fields(5, 999_980),
+    "attributes_999k": lambda: empty_node_fields(5, 999_980),
+    "dims_999k": lambda: many_dims(999_980),
     # one 18 MB text (a control and an invalid UTF-8 byte in every 64) in each place a name is printed from
     **{
         f"text_{where}": (lambda w=where: long_text(w, 18_000_000))

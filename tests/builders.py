@@ -675,3 +675,13 @@ def long_text(where: str, n: int) -> bytes:
     marker = b"@@" + where.encode() + b"@@"
     setattr(holder, holder.DESCRIPTOR.fields_by_number[number].name, marker.decode())
     return m.SerializeToString().replace(_field(number, marker), _field(number, text))
+
+
+def small_node_entries(field: int, nodes: int, per_node: int) -> bytes:
+    """linear() with `nodes` Relu nodes under 4 KiB, each with `per_node` empty entries in its field `field`
+    (2 output, 5 attribute, 9 metadata_props): entries a walk of large messages only would not see."""
+    m = linear(init("W", [4, 4]))
+    small = _field(4, b"Relu") + _field(field, b"") * per_node
+    graph = m.graph.SerializeToString() + _field(1, small) * nodes
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)

@@ -40,6 +40,7 @@ from builders import (
     seed_cnn,
     small_branches,
     small_functions,
+    small_node_entries,
     training_nodes,
     value,
 )
@@ -414,19 +415,23 @@ def test_both_wire_walks_count_the_graph_before_anything_is_parsed(bomb, tmp_pat
 
 
 # 4,000 empty entries (2 bytes each) in each repeated field of the structure: (file, whether check's data map walks
-# where they are; it walks no value info, so the dims are refused by the view's walk only)
+# where they are (it walks no value info, so the dims are refused by the view's walk only), the main graph's nodes)
 _FIELD_BOMBS = {
-    "initializers": (lambda: empty_graph_fields(5, 4000), True),
-    "graph_inputs": (lambda: empty_graph_fields(11, 4000), True),
-    "graph_outputs": (lambda: empty_graph_fields(12, 4000), True),
-    "value_infos": (lambda: empty_graph_fields(13, 4000), True),
-    "sparse_initializers": (lambda: empty_graph_fields(15, 4000), True),
-    "opsets": (lambda: empty_model_fields(8, 4000), True),
-    "model_metadata": (lambda: empty_model_fields(14, 4000), True),
-    "node_outputs": (lambda: empty_node_fields(2, 4000), True),
-    "attributes": (lambda: empty_node_fields(5, 4000), True),
-    "node_metadata": (lambda: empty_node_fields(9, 4000), True),
-    "dims": (lambda: many_dims(4000), False),
+    "initializers": (lambda: empty_graph_fields(5, 4000), True, 1),
+    "graph_inputs": (lambda: empty_graph_fields(11, 4000), True, 1),
+    "graph_outputs": (lambda: empty_graph_fields(12, 4000), True, 1),
+    "value_infos": (lambda: empty_graph_fields(13, 4000), True, 1),
+    "sparse_initializers": (lambda: empty_graph_fields(15, 4000), True, 1),
+    "opsets": (lambda: empty_model_fields(8, 4000), True, 1),
+    "model_metadata": (lambda: empty_model_fields(14, 4000), True, 1),
+    "node_outputs": (lambda: empty_node_fields(2, 4000), True, 1),
+    "attributes": (lambda: empty_node_fields(5, 4000), True, 1),
+    "node_metadata": (lambda: empty_node_fields(9, 4000), True, 1),
+    "dims": (lambda: many_dims(4000), False, 1),
+    # in nodes under 4 KiB: 4 nodes of 1,000 outputs, attributes or metadata entries each
+    "small_node_outputs": (lambda: small_node_entries(2, 4, 1000), True, 1 + 4),
+    "small_node_attributes": (lambda: small_node_entries(5, 4, 1000), True, 1 + 4),
+    "small_node_metadata": (lambda: small_node_entries(9, 4, 1000), True, 1 + 4),
 }
 
 
@@ -435,7 +440,7 @@ def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
     """9M empty graph inputs, value infos, opsets, attributes or dims in 18 MB cost protobuf ~150 B each and the
     view a Python object: 2.2 to 4.5 GiB, or over a minute. Both walks count the structure's fields (FIELDS_PER_NODE
     per allowed node: 4,000 at --max-nodes 1,000) and refuse past them; twice the limit admits the file."""
-    build, data_map_walks_it = _FIELD_BOMBS[bomb]
+    build, data_map_walks_it, nodes = _FIELD_BOMBS[bomb]
     data = build()
     path = tmp_path / "bomb.onnx"
     path.write_bytes(data)
@@ -454,7 +459,7 @@ def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
         os.close(fd)
     with pytest.raises(AuditError, match=f"^{path}: {words}"):
         load(path, max_nodes=1000)
-    assert len(load(path, max_nodes=2000).main.nodes) == 1
+    assert len(load(path, max_nodes=2000).main.nodes) == nodes
 
 
 def test_training_graphs_are_neither_parsed_nor_counted(tmp_path):

@@ -20,9 +20,10 @@ MAX_NODES = 250_000
 INPUTS_PER_NODE = 4
 NODES_PER_GRAPH = 8
 # Fields of the structure (FIELDS_PER_NODE per allowed node): every field of the model, its graphs, functions
-# and training infos, and of every node, attribute, value info or type over wire.KEEP_BYTES. A graph's nodes,
-# initializers, inputs, outputs and value infos, a model's opsets and metadata, a large node's outputs and
-# attributes, a shape's dims: each is a message protobuf builds (~150 B) and the view reads, and 2 bytes of file.
+# and training infos, and of every node, attribute, value info or type over wire.KEEP_BYTES, but nodes and node
+# inputs (limited above). A graph's initializers, inputs, outputs and value infos, a model's opsets and metadata,
+# a large node's outputs and attributes, a shape's dims: each is a message protobuf builds (~150 B) and the view
+# reads, in 2 bytes of file.
 FIELDS_PER_NODE = 4
 
 

@@ -51,6 +51,7 @@ _F = _numbers(onnxcore.FunctionProto)
 _TYPED_FIELDS = {
     _T[n]: n for n in ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 }
+_NODE_ENTRIES = frozenset({_N["output"], _N["attribute"], _N["metadata_props"]})  # counted as wire.py counts them
 _ATTR_TYPES = frozenset(onnxcore.AttributeProto.AttributeType.values())
 _GRAPH_TYPE = onnxcore.AttributeProto.GRAPH
 _TENSOR_TYPE = onnxcore.AttributeProto.TENSOR
@@ -182,11 +183,12 @@ class _Walker:
     # -- wire level
 
     def fields_of(
-        self, spans: list[Span], depth: int, counted: bool = False
+        self, spans: list[Span], depth: int, counted: int | None = None
     ) -> Iterator[tuple[int, int, int, int, int]]:
         """(number, wire type, varint value or value start, value end, field start) over a message
-        given as the spans whose concatenation it is. `counted`: each field counts against --max-nodes'
-        structure fields (io/budget.py), as wire.strip_weights counts them."""
+        given as the spans whose concatenation it is. `counted`: each field but those numbered `counted` (nodes,
+        node inputs: limited on their own; 0 for none) counts against --max-nodes' structure fields
+        (io/budget.py), as wire.strip_weights counts them; None: none counts."""
         if depth > MAX_DEPTH:
             raise _Malformed(f"nested deeper than {MAX_DEPTH} levels")
         r = self.r
@@ -197,7 +199,7 @@ class _Walker:
                 field_start = pos
                 key, pos = r.varint(pos, end)
                 self.fields += 1
-                if counted:
+                if counted is not None and key >> 3 != counted:
                     add_fields(1)
                 if self.fields > MAX_FIELDS:
                     raise _Malformed(f"more than {MAX_FIELDS:,} fields")
@@ -261,7 +263,7 @@ class _Walker:
     def model(self, size: int) -> None:
         graphs: list[Span] = []
         functions: list[list[Span]] = []
-        for number, wire, start, end, _ in self.fields_of([(0, size)], 0, True):
+        for number, wire, start, end, _ in self.fields_of([(0, size)], 0, 0):
             if wire != 2:
                 continue
             if number == _M["graph"]:
@@ -281,7 +283,7 @@ class _Walker:
         inits: list[Span] = []
         sparse: list[Span] = []
         nodes: list[Span] = []
-        for number, wire, start, end, _ in self.fields_of(spans, depth, True):
+        for number, wire, start, end, _ in self.fields_of(spans, depth, _G["node"]):
             if wire != 2:
                 continue
             if number == _G["initializer"]:
@@ -307,7 +309,7 @@ class _Walker:
         self.tally.add_graph("graphs and functions")
         name = domain = ""
         nodes: list[Span] = []
-        for number, wire, start, end, _ in self.fields_of(spans, 1, True):
+        for number, wire, start, end, _ in self.fields_of(spans, 1, _F["node"]):
             if wire != 2:
                 continue
             if number == _F["name"]:
@@ -331,9 +333,12 @@ class _Walker:
         name = op_type = domain = ""
         outputs: list[str] = []
         attrs: list[Span] = []
-        for number, wire, start, end, _ in self.fields_of(spans, depth, _large(spans)):
+        large = _large(spans)  # every field but inputs counts; of a smaller node, its entries
+        for number, wire, start, end, _ in self.fields_of(spans, depth, _N["input"] if large else None):
             if wire != 2:
                 continue
+            if not large and number in _NODE_ENTRIES:
+                self.tally.add_fields(1)
             if number == _N["name"]:
                 name = self.text(start, end)
             elif number == _N["op_type"]:
@@ -380,11 +385,12 @@ class _Walker:
             return False
         self.fields += len(proto.input) + len(proto.output) + len(proto.attribute) + 3
         self.tally.add_inputs(len(proto.input))
+        self.tally.add_fields(len(proto.output) + len(proto.attribute) + len(proto.metadata_props))
         return True
 
     def attribute(self, spans: list[Span], depth: int) -> _Attr:
         attr = _Attr()
-        for number, wire, start, end, _ in self.fields_of(spans, depth, _large(spans)):
+        for number, wire, start, end, _ in self.fields_of(spans, depth, 0 if _large(spans) else None):
             if number == _A["type"] and wire == 0:
                 if _signed(start, 32) in _ATTR_TYPES:  # proto2 enum: unknown values are ignored
                     attr.type = _signed(start, 32)

@@ -76,18 +76,27 @@ _DROP_KEYS = {kind: frozenset(number << 3 | 2 for number in numbers) for kind, n
 _MAX_KEY = 0x1FFFFFFF << 3 | 7  # the largest field number, with any wire type
 
 # What the walk counts against --max-nodes (io/budget.py), by the tag it meets in a message: a graph's and
-# a function's nodes, a node's inputs. Every graph and function is walked whatever its size, and so is
-# every node or attribute that may hold one, so no node is left uncounted inside a message copied whole.
+# a function's nodes, a node's inputs. Every graph, function and node is walked whatever its size, and so is
+# every attribute that may hold a graph, so no node is left uncounted inside a message copied whole.
 _COUNTED_KEY = {_GRAPH: 1 << 3 | 2, _FUNCTION: 7 << 3 | 2, _NODE: 1 << 3 | 2}
 _WALKED_WHOLE = frozenset({_GRAPH, _FUNCTION, _TRAINING})
-# Every field of these is counted against the structure's fields (io/budget.FIELDS_PER_NODE), and of the other
-# messages but tensors the fields of those over KEEP_BYTES: the same rule datamap counts a part of.
+# Every field of these but nodes and inputs is counted against the structure's fields (io/budget.FIELDS_PER_NODE),
+# and of the other messages but tensors the fields of those over KEEP_BYTES; of a smaller node or attribute, its
+# entries: a node's outputs (2), attributes (5) and metadata (9), an attribute's strings (9), tensors (10), graphs
+# (11), type protos (15) and sparse tensors (23). datamap counts a part of the same.
 _FIELDS_COUNTED = frozenset({_MODEL, _GRAPH, _FUNCTION, _TRAINING})
 _FIELDS_COUNTED_LARGE = frozenset({_NODE, _ATTR, _VALUE_INFO, _TYPE, _TENSOR_TYPE, _ELEM, _MAP, _SHAPE})
+_ENTRY_KEYS = {
+    _NODE: frozenset(number << 3 | 2 for number in (2, 5, 9)),
+    _ATTR: frozenset(number << 3 | 2 for number in (9, 10, 11, 15, 23)),
+}
 _UNCOUNTED = 1 << 62
-# A subgraph is an attribute's g (field 6) or graphs (11): a node or attribute without a byte that can
-# begin either tag (7 low bits 0x32 or 0x5a, so an over-long tag too) holds none, found by a search in C.
-_GRAPH_TAG_BYTE = re.compile(rb"[\x32\xb2\x5a\xda]")
+_NODE_INPUT_KEY, _NODE_ATTRIBUTE_KEY, _NODE_DOC_KEY = 1 << 3 | 2, 5 << 3 | 2, _DOC_STRING[_NODE] << 3 | 2
+_NODE_ENTRIES = _ENTRY_KEYS[_NODE]
+# An attribute without a byte that can begin the tag of a graph (fields 6, 11) or of another entry (9, 10, 15, 23)
+# holds none (7 low bits of the first byte, so an over-long tag too), found by a search in C; one with such a
+# byte is walked, so its graphs are walked and its entries counted.
+_ATTR_ENTRY_BYTE = re.compile(rb"[\x32\xb2\x5a\xda\x4a\xca\x52\xd2\x7a\xfa\xba]")
 # Singular graph fields, which protobuf merges when a file repeats them: one graph, however often written.
 _SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
 
@@ -295,11 +304,13 @@ class _Writer:
         counted_key = _COUNTED_KEY.get(kind, -1)
         counted, room = 0, self.room(kind)
         singular_key, singular_seen = _SINGULAR_GRAPH_KEY.get(kind, -1), False
-        counts_fields = kind in _FIELDS_COUNTED or (kind in _FIELDS_COUNTED_LARGE and end - start > KEEP_BYTES)
+        large = end - start > KEEP_BYTES
+        only = None if large else _ENTRY_KEYS.get(kind)  # a small node or attribute: its entries only
+        counts_fields = kind in _FIELDS_COUNTED or only is not None or (large and kind in _FIELDS_COUNTED_LARGE)
         fields_room = self.tally.max_fields - self.tally.fields if counts_fields else _UNCOUNTED
         buf = self.buf
         pos = run = start  # run: where the verbatim bytes not yet copied begin
-        fields = fields_added = 0
+        fields = structural = fields_added = 0
         # Most fields are copied as they are: the loop only finds where each ends, and copies a
         # whole run of them at once (200k nodes of a graph: one copy, not 200k).
         while pos < end:
@@ -310,8 +321,10 @@ class _Writer:
                 key, pos = _varint(buf, pos - 1, end)
             tag_end = pos
             fields += 1
-            if fields > fields_room:
-                self.tally.add_fields(fields - fields_added)  # raises: over --max-nodes' structure fields
+            if key != counted_key if only is None else key in only:  # nodes and inputs have limits of their own
+                structural += 1
+                if structural > fields_room:
+                    self.tally.add_fields(structural - fields_added)  # raises: over --max-nodes' structure fields
             if key & 7 != 2:
                 if key & 7 == 4:
                     raise _Malformed("end of group outside a group", pos)
@@ -342,8 +355,8 @@ class _Writer:
             elif key in children and self.walks(children[key], length, pos, value_end):
                 self.count(kind, counted)
                 if counts_fields:
-                    self.tally.add_fields(fields - fields_added)
-                    fields_added = fields
+                    self.tally.add_fields(structural - fields_added)
+                    fields_added = structural
                 self.copy(run, tag_end)  # the tag as it was; the length changes
                 self.flush()
                 slot = len(self.out)
@@ -359,11 +372,11 @@ class _Writer:
                 run = value_end
                 counted, room = 0, self.room(kind)
                 if counts_fields:
-                    fields_room = fields + self.tally.max_fields - self.tally.fields
+                    fields_room = structural + self.tally.max_fields - self.tally.fields
             pos = value_end
         self.count(kind, counted)
         if counts_fields:
-            self.tally.add_fields(fields - fields_added)
+            self.tally.add_fields(structural - fields_added)
         self.copy(run, pos)
         self.fields += fields
         if self.fields > MAX_FIELDS:
@@ -371,15 +384,50 @@ class _Writer:
 
     def walks(self, kind: int, length: int, start: int, end: int) -> bool:
         """Whether a child message is walked rather than copied whole: one that may hold weight bytes past
-        KEEP_BYTES, and any that holds a graph or may (its nodes are counted, its training graphs dropped)."""
+        KEEP_BYTES, every graph, function, training info and node (their nodes, inputs and entries are counted,
+        training graphs dropped), and an attribute that may hold a graph or entries."""
         if length > KEEP_BYTES or kind in _WALKED_WHOLE:
             return True
-        if kind != _NODE and kind != _ATTR:
-            return False
+        if kind == _NODE:
+            return not self.plain_node(start, end)
+        return kind == _ATTR and self.attribute_has_entries(start, end)
+
+    def attribute_has_entries(self, start: int, end: int) -> bool:
         buf = self.buf
         if isinstance(buf, RangedBuffer):
-            return _GRAPH_TAG_BYTE.search(buf[start:end]) is not None
-        return _GRAPH_TAG_BYTE.search(buf, start, end) is not None
+            return _ATTR_ENTRY_BYTE.search(buf[start:end]) is not None
+        return _ATTR_ENTRY_BYTE.search(buf, start, end) is not None
+
+    def plain_node(self, start: int, end: int) -> bool:
+        """Count a small node's inputs and entries as the walk would, and say whether it can be copied whole:
+        False (nothing counted) for one to walk: a doc string to drop, an attribute that may hold a graph or
+        entries, or anything unusual (a tag or length over one byte, another wire type). Most nodes are plain,
+        and copied as one run with their graph's other nodes."""
+        buf = self.buf
+        pos = start
+        inputs = entries = fields = 0
+        while pos < end:
+            key = buf[pos]
+            if key >= 0x80 or key & 7 != 2 or pos + 1 >= end:
+                return False
+            length = buf[pos + 1]
+            pos += 2
+            if length >= 0x80 or pos + length > end:
+                return False
+            fields += 1
+            if key == _NODE_INPUT_KEY:
+                inputs += 1
+            elif key in _NODE_ENTRIES:
+                if key == _NODE_ATTRIBUTE_KEY and self.attribute_has_entries(pos, pos + length):
+                    return False
+                entries += 1
+            elif key == _NODE_DOC_KEY:
+                return False
+            pos += length
+        self.tally.add_inputs(inputs)
+        self.tally.add_fields(entries)
+        self.fields += fields
+        return True
 
     def room(self, kind: int) -> int:
         """How many more of what `kind` counts (nodes or node inputs) the tally admits."""
