@@ -193,3 +193,11 @@ def test_scan_table_fits_100_columns_and_wide_keeps_paths(tmp_path):
     fitted, wide = summary_table(records, tmp_path), summary_table(records, tmp_path, width=None)
     assert _longest(fitted) <= WIDTH < _longest(wide)
     assert str(deep.relative_to(tmp_path)) in wide and "…" in fitted and ".onnx" in fitted.splitlines()[1]
+
+
+def test_verify_text_fits_100_columns_and_wide_keeps_lines_whole(capsys):
+    stem = MODELS / "keras" / "conv_bn_merged__tfkeras_op13"  # its verdict's conditions ran to 230 columns
+    fitted, wide = _fitted_and_wide(capsys, "verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt")
+    assert _longest(fitted) <= WIDTH < _longest(wide)
+    assert fitted.split() == wide.split()  # wrapped between words, nothing cut
+    assert wide.splitlines()[0].endswith("(or another combination of the assumed defaults)")

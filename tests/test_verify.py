@@ -14,7 +14,9 @@ GERON_CODE = MODELS / "keras" / "seed_geron_code__tf2onnx_op17"
 
 
 def test_geron_code_against_book_totals_explains_3536(capsys):
-    code = main(["verify", f"{GERON_CODE}.onnx", "--expect", "total=271346,trainable=268978,non_trainable=2368"])
+    code = main(
+        ["verify", f"{GERON_CODE}.onnx", "--expect", "total=271346,trainable=268978,non_trainable=2368", "--wide"]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "BatchNormalization over 784 features" in out
@@ -46,7 +48,7 @@ def test_frozen_layers_are_what_the_summary_implies(capsys):
     """No ONNX file shows trainable=False: the true summary of a frozen model is consistent, and verify
     says on what condition; a summary no freezing explains is still a mismatch."""
     stem = MODELS / "keras" / "frozen__tf2onnx_op17"
-    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt"]) == 0
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt", "--wide"]) == 0
     out = capsys.readouterr().out
     assert "consistent if conv0 is frozen (trainable=False) and bn0 is frozen (trainable=False)" in out
     keras = json.loads(stem.with_suffix(".json").read_text())
@@ -105,7 +107,7 @@ def test_frozen_bn_is_what_the_summary_implies(capsys):
     """BatchNormalization(trainable=False): Keras counts gamma and beta non-trainable; the file cannot show
     it, so the true summary is consistent on that condition."""
     stem = MODELS / "keras" / "norm_frozen__tf2onnx_op17"
-    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt"]) == 0
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary.txt", "--wide"]) == 0
     assert "consistent if bn_frozen is frozen (trainable=False)" in capsys.readouterr().out
 
 
@@ -121,7 +123,10 @@ def test_bn_without_beta_after_conv_is_consistent_on_that_condition(capsys):
     bn = next(la for la in result["layers"] if la["name"] == "bn_nocenter")
     assert bn["expected"] == 3 * c and bn["found"] == {"lo": 3 * c, "hi": 4 * c, "likely": 4 * c}
     keras = json.loads(stem.with_suffix(".json").read_text())
-    assert main(["verify", f"{stem}.onnx", "--expect", f"total={keras['total']},trainable={keras['trainable']}"]) == 0
+    assert (
+        main(["verify", f"{stem}.onnx", "--expect", f"total={keras['total']},trainable={keras['trainable']}", "--wide"])
+        == 0
+    )
     assert "consistent if bn_nocenter has center=False" in capsys.readouterr().out
     wrong = f"total={keras['total'] + 1},trainable={keras['trainable'] + 1}"
     assert main(["verify", f"{stem}.onnx", "--expect", wrong]) == 1

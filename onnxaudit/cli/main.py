@@ -110,6 +110,9 @@ def add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     verify.add_argument("--torch-counts", metavar="FILE", help="a counts JSON written by a few lines of PyTorch")
     verify.add_argument("--convention", choices=sorted(CONVENTIONS), default=None)
     verify.add_argument("--format", choices=("text", "json"), default="text")
+    verify.add_argument(
+        "--wide", action="store_true", help=f"text: every line whole (default: wrapped to {WIDTH} columns)"
+    )
     add_max_nodes(verify)
 
 
@@ -133,7 +136,7 @@ def run_verify(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(render_verification_json(result))
         else:
-            sys.stdout.write(render_verification(result))
+            sys.stdout.write(render_verification(result, None if args.wide else WIDTH))
     return 0 if all(r.consistent for r in results) else 1
 
 

@@ -543,8 +543,9 @@ def render_markdown(report: Report, explain: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_verification(result: Verification) -> str:
-    """verify's text output: one line per figure, per-layer differences, then the explanation."""
+def render_verification(result: Verification, width: int | None = WIDTH) -> str:
+    """verify's text output: one line per figure, per-layer differences, then the explanation; lines
+    wrapped to `width` columns (`None`: whole)."""
     verdict = "consistent" if result.consistent else "MISMATCH"
     if result.consistent and result.assuming:
         verdict += f" if {result.assuming}"
@@ -564,7 +565,7 @@ def render_verification(result: Verification) -> str:
             lines.append(f"  {escape(la.name)}: {la.expected or 0:,} within {la.found.text()}{why}")
     lines += [f"  {escape(text)}" for text in result.explanation]
     lines += [f"Note: {escape(n)}" for n in result.notes]
-    return "\n".join(lines) + "\n"
+    return "\n".join(wrap_all(lines, width)) + "\n"
 
 
 def render_verification_json(result: Verification) -> str:
