@@ -96,14 +96,18 @@ def _macs_row(report: DiffReport) -> list[list[str]]:
     return [["MACs", m.old or "-", m.new or "-", _signed(m.delta) if m.delta is not None else "", verdict]]
 
 
-def _logical_rows(report: DiffReport) -> list[list[str]]:
-    labels = {
+def count_labels(report: DiffReport) -> dict[str, str]:
+    """The three counts by their names in the report's convention."""
+    return {
         "total": "Total params",
         "trainable": f"{report.trainable_label} params",
         "non_trainable": f"{report.non_trainable_label} params",
     }
+
+
+def _logical_rows(report: DiffReport) -> list[list[str]]:
     out = []
-    for key, label in labels.items():
+    for key, label in count_labels(report).items():
         f: FigureDelta = report.totals.framework[key]
         exact = f.old is not None and f.new is not None and f.old.exact and f.new.exact
         delta = _signed(f.new.lo - f.old.lo) if f.old is not None and f.new is not None and exact else ""

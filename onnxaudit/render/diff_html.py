@@ -17,11 +17,13 @@ from onnxaudit.render.diff import (
     _signed,
     _values_line,
     _verdict,
+    count_labels,
     layer_cells,
 )
 from onnxaudit.render.html import (
     ChartBar,
     attr,
+    bucket_bar,
     cards,
     findings,
     html_table,
@@ -47,13 +49,8 @@ def _side(which: str, side: Side) -> str:
 
 def _cards(report: DiffReport) -> str:
     s = report.totals.stored
-    labels = {
-        "total": "Total params",
-        "trainable": f"{report.trainable_label} params",
-        "non_trainable": f"{report.non_trainable_label} params",
-    }
     items = []
-    for key, label in labels.items():
+    for key, label in count_labels(report).items():
         d, b = s[key], s[f"{key}_bytes"]
         items.append(
             (
@@ -70,12 +67,7 @@ def _cards(report: DiffReport) -> str:
 
 def _stored_table(report: DiffReport) -> str:
     s = report.totals.stored
-    keys = {
-        "total": "Total params",
-        "trainable": f"{report.trainable_label} params",
-        "non_trainable": f"{report.non_trainable_label} params",
-        "unclassified": "Unclassified params",
-    }
+    keys = {**count_labels(report), "unclassified": "Unclassified params"}
     rows, data = [], []
     for key, label in keys.items():
         d, b = s[key], s[f"{key}_bytes"]
@@ -105,15 +97,7 @@ def _dtype_table(report: DiffReport) -> str:
 
 
 def _params_change(c: Change) -> ChartBar:
-    return ChartBar(
-        c.name,
-        (("trainable", c.trainable), ("non_trainable", c.non_trainable), ("unclassified", c.unclassified)),
-        f"{c.params:+,}",
-        f"{c.params:+,} params ({c.trainable:+,} trainable, {c.non_trainable:+,} non-trainable, "
-        f"{c.unclassified:+,} unclassified)",
-        (("params", c.params), ("trainable", c.trainable), ("non-trainable", c.non_trainable),
-         ("unclassified", c.unclassified), ("layers", c.layers)),
-    )  # fmt: skip
+    return bucket_bar(c.name, c.params, (c.trainable, c.non_trainable, c.unclassified), c.layers, "+")
 
 
 def _bytes_change(c: Change) -> ChartBar:

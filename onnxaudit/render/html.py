@@ -137,22 +137,27 @@ def svg_bars(chart_id: str, bars: list[ChartBar], empty: str = "No parameters.")
     return "".join(out)
 
 
-def params_bar(bar: Bar) -> ChartBar:
-    """A bar of parameters split trainable / non-trainable / unclassified."""
+def bucket_bar(name: str, params: int, split: tuple[int, int, int], layers: int, sign: str = "") -> ChartBar:
+    """A bar of parameters split (trainable, non-trainable, unclassified); `sign` "+" writes changes."""
+    trainable, non_trainable, unclassified = split
     return ChartBar(
-        bar.name,
-        (("trainable", bar.trainable), ("non_trainable", bar.non_trainable), ("unclassified", bar.unclassified)),
-        f"{bar.params:,}",
-        f"{bar.params:,} params ({bar.trainable:,} trainable, {bar.non_trainable:,} non-trainable, "
-        f"{bar.unclassified:,} unclassified)",
+        name,
+        (("trainable", trainable), ("non_trainable", non_trainable), ("unclassified", unclassified)),
+        f"{params:{sign},}",
+        f"{params:{sign},} params ({trainable:{sign},} trainable, {non_trainable:{sign},} non-trainable, "
+        f"{unclassified:{sign},} unclassified)",
         (
-            ("params", bar.params),
-            ("trainable", bar.trainable),
-            ("non-trainable", bar.non_trainable),
-            ("unclassified", bar.unclassified),
-            ("layers", bar.layers),
+            ("params", params),
+            ("trainable", trainable),
+            ("non-trainable", non_trainable),
+            ("unclassified", unclassified),
+            ("layers", layers),
         ),
     )
+
+
+def params_bar(bar: Bar) -> ChartBar:
+    return bucket_bar(bar.name, bar.params, (bar.trainable, bar.non_trainable, bar.unclassified), bar.layers)
 
 
 def _bar_chart(chart_id: str, bars: list[Bar]) -> str:
