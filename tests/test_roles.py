@@ -8,6 +8,8 @@ import pytest
 from builders import MODELS, audit_model, fixture_meta, init, ints, layer_row, model, node, tensor_row, value
 from onnx import TensorProto, helper
 
+from onnxaudit import audit
+
 
 def test_seed_cnn_keras_figures(tmp_path):
     from builders import seed_cnn
@@ -1194,3 +1196,40 @@ def test_constant_of_shape_of_an_unknown_shape_leaves_no_limit(tmp_path):
     report = audit_model(tmp_path, m)
     assert not [line for line in report.limits if "ConstantOfShape" in line], report.limits
     assert report.totals.total == 3 * 5
+
+
+def test_loop_carried_initial_state_is_not_a_weight():
+    """tf2onnx writes a masked Keras LSTM as a Loop; with the batch fixed at 1 its zero initial state is a
+    stored (1, 32) tensor carried through the Loop and multiplied by the recurrent kernel at each step: a
+    state the body rewrites, not a weight. The totals are Keras's own."""
+    path = MODELS / "keras" / "rnn_masked_b1__tf2onnx_op17.onnx"
+    keras = fixture_meta(path)
+    report = audit(path)
+    assert (report.totals.total, report.totals.trainable) == (keras["total"], keras["trainable"])
+    lstm = next(la for la in keras["layers"] if la["name"] == "lstm")
+    units = lstm["output_shape"][-1]
+    state = next(t for t in report.tensors if any(c.startswith("Loop") for c in t.consumers) and t.dims == [1, units])
+    assert (state.role, state.category, state.bucket) == ("initial_state", "state", None)
+
+
+def test_loop_carries_weights_through_unchanged(tmp_path):
+    """A weight a Loop carries and its body passes on unchanged (a TF while loop's captured kernel) keeps the
+    role of the slot it is read in; the state the body rewrites is no parameter."""
+    body = helper.make_graph(
+        [node("MatMul", ["h_in", "w_in"], ["h_new"]), node("Identity", ["w_in"], ["w_out"]),
+         node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [value("i", []), value("cond_in", [], TensorProto.BOOL), value("h_in", [1, 4]), value("w_in", [4, 4])],
+        [value("cond_out", [], TensorProto.BOOL), value("h_new", [1, 4]), value("w_out", [4, 4])],
+    )  # fmt: skip
+    loop = helper.make_node("Loop", ["trip", "", "h0", "w"], ["h", "w_last"], body=body)
+    m = model(
+        [loop],
+        [],
+        [value("h", [1, 4])],
+        [init("h0", [1, 4]), init("w", [4, 4]), ints("trip", [3])],
+    )
+    report = audit_model(tmp_path, m)
+    assert (tensor_row(report, "w").role, tensor_row(report, "w").bucket) == ("weight", "trainable")
+    assert (tensor_row(report, "h0").role, tensor_row(report, "h0").bucket) == ("initial_state", None)
+    assert report.totals.total == 4 * 4

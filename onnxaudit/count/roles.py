@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from onnxaudit.count.constants import ConstantRoles
 from onnxaudit.count.graphfacts import more_than_scalar, one_value
-from onnxaudit.count.vocabulary import PARAMETER_CATEGORIES, ROLES
+from onnxaudit.count.vocabulary import FORWARD_CATEGORIES, PARAMETER_CATEGORIES, ROLES
 from onnxaudit.io.dims import element_count
 from onnxaudit.io.onnxcore import TensorProto
 from onnxaudit.model.exporters import called_again
@@ -205,7 +205,7 @@ class _Classifier(ConstantRoles):
         dims = shape_tensor.values if shape_tensor is not None else None
         if shape_name:
             self.trace(node.scope, shape_name, "shape", node, 0, (), 0)
-        if role != DATA and ROLES[role].category not in PARAMETER_CATEGORIES:
+        if role != DATA and ROLES[role].category not in FORWARD_CATEGORIES:
             return  # a filler in shape arithmetic (pads, masks): its size is no parameter count
         if dims is None:
             return  # a filler whatever its size (below): nothing is left uncounted

@@ -61,12 +61,41 @@ class SlotRoles(ProductRoles):
         return DATA
 
     def loop_role(self, node: Node, slot: int, depth: int) -> str:
-        """Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs."""
+        """Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs. A carried
+        value the body changes at each step is a state (tf2onnx's `zeros` initial state of a Keras LSTM
+        written as a Loop), whatever it is multiplied with; one passed through unchanged takes the role of
+        the slot it is read in (weights a TF while loop carries)."""
         op = node.op_type
+        if self.updated_each_step(node, slot):
+            return "initial_state"
         role = (
             self.body_role(node.subgraphs[0], node, slot, slot, depth) if slot >= (2 if op == "Loop" else 0) else DATA
         )
         return role if role != DATA else ("shape" if op == "Loop" and slot < 2 else DATA)
+
+    def updated_each_step(self, node: Node, slot: int) -> bool:
+        """Whether input `slot` of a Loop or Scan is a carried state its body writes anew at each step:
+        the body's matching output is not the matching input passed through (directly or by Identity)."""
+        body = self.view.graphs[node.subgraphs[0]]
+        if node.op_type == "Loop":
+            if slot < 2:
+                return False
+            out_index = slot - 1  # body inputs (iteration, cond, v...), outputs (cond, v..., scan outputs)
+        else:
+            scanned = node.attrs.get("num_scan_inputs")
+            if not isinstance(scanned, int) or slot >= len(node.inputs) - scanned:
+                return False
+            out_index = slot  # Scan: the state variables first, in inputs and outputs alike
+        if slot >= len(body.inputs) or out_index >= len(body.outputs):
+            return False
+        formal, value = body.inputs[slot].name, body.outputs[out_index]
+        producers = body.producers
+        for _ in range(8):
+            producer = producers.get(value)
+            if value == formal or producer is None or producer.op_type != "Identity" or not producer.inputs:
+                break
+            value = producer.inputs[0]
+        return value != formal
 
     def ms_role(self, node: Node, slot: int, assumed: str) -> str:
         """An onnxruntime contrib op's slot: its table's, but for QOperator Add/Mul beside a product or a norm."""
