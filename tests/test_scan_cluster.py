@@ -11,6 +11,7 @@ import select
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ import pytest
 from builders import MODELS, dense_relu, save, seed_cnn, unreadable_folder
 
 from onnxaudit._version import __version__
+from onnxaudit.api import Convention
+from onnxaudit.scan import auditor
+from onnxaudit.scan.batch import Record, audit_one
 from onnxaudit.scan.cluster import WorkerMismatch, audit_on_worker
 
 # In a process of its own: the test process stays single-threaded (the audit forks its isolation children
@@ -116,6 +120,48 @@ def test_the_same_lines_stderr_and_exit_code_as_the_local_scan(scheduler: str, t
     assert len(records) == len(status) and f"{len(records)} models: 3 audited" in remote.stderr
 
 
+@pytest.fixture
+def http_models(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real Range-honouring HTTP server on loopback (benchmarks/serve.py) over a folder of models."""
+    pytest.importorskip("fsspec", reason="models at a URL need onnxaudit[remote] (in [test])")
+    served = tmp_path / "served"
+    served.mkdir()
+    save(seed_cnn(), served / "cnn.onnx")
+    (served / "keras.onnx").write_bytes(next(MODELS.glob("keras/*.onnx")).read_bytes())
+    (served / "junk.onnx").write_bytes(b"\xff" * 1000)
+    serve = Path(__file__).resolve().parent.parent / "benchmarks" / "serve.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(serve), str(served), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        base = line.split(" on ", 1)[1].split(" ", 1)[0] if " on http://127.0.0.1:" in line else ""
+        assert base, "the loopback HTTP server did not start"
+        yield base, served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_urls_are_handed_out_as_urls(scheduler: str, http_models: tuple[str, Path], tmp_path: Path) -> None:
+    """A --list of URLs (and one the server does not have): each worker reads its model by ranges, and
+    the lines, stderr and exit code are the local scan's."""
+    base, served = http_models
+    listing = tmp_path / "models.txt"
+    listing.write_text("".join(f"{base}{name}\n" for name in ("cnn.onnx", "keras.onnx", "junk.onnx", "gone.onnx")))
+    local = onnxaudit("--list", str(listing), "--jobs", "2", cwd=tmp_path)
+    remote = onnxaudit("--list", str(listing), "--cluster", scheduler, cwd=tmp_path)
+    assert (remote.returncode, remote.stdout, remote.stderr) == (local.returncode, local.stdout, local.stderr)
+    status = {r["path"].rsplit("/", 1)[1]: r["status"] for r in map(json.loads, remote.stdout.splitlines())}
+    assert status == {"cnn.onnx": "ok", "gone.onnx": "error", "junk.onnx": "error", "keras.onnx": "ok"}
+    assert remote.returncode == 1 and served.is_dir()
+
+
 def test_progress_on_a_terminal(scheduler: str, tree: Path) -> None:
     leader, follower = pty.openpty()
     try:
@@ -198,29 +244,71 @@ def test_a_worker_without_onnxaudit_stops_the_scan(scheduler: str, tree: Path) -
     assert "cannot run onnxaudit (" in proc.stderr and f"install onnxaudit {__version__} on every worker" in proc.stderr
 
 
-def test_a_task_on_a_worker_of_another_version_refuses(tmp_path: Path) -> None:
+@pytest.fixture
+def children() -> Iterator[None]:
+    """In this process, which has one thread as a worker's child has: auditor children started afresh."""
+    auditor.stop_children()
+    yield
+    auditor.stop_children()
+
+
+def test_the_child_writes_the_local_scans_records(children: None) -> None:
+    paths = sorted(MODELS.glob("keras/*.onnx"))[:4]
+    assert [auditor.audit_in_child(str(p), "keras", 1000) for p in paths] == [
+        audit_one(str(p), "keras", 1000) for p in paths
+    ]
+    assert len(auditor._children) == 1  # one child for the thread, file after file
+
+
+def _dies_or_hangs(path: str, convention: Convention, max_nodes: int) -> Record:
+    if Path(path).name == "crash.onnx":
+        os._exit(3)
+    if Path(path).name == "hang.onnx":
+        time.sleep(60)
+    return audit_one(path, convention, max_nodes)
+
+
+def test_a_death_or_a_hang_is_that_files_record_and_the_next_file_gets_a_new_child(
+    children: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auditor, "audit_one", _dies_or_hangs)  # before the child is forked: it inherits it
+    ok, crash, hang = (save(dense_relu(), tmp_path / f"{name}.onnx") for name in ("ok", "crash", "hang"))
+    first = auditor.audit_in_child(str(ok), "keras", 1000)
+    assert first == audit_one(str(ok), "keras", 1000) and first.status == "ok"
+    assert auditor.audit_in_child(str(crash), "keras", 1000) == Record(
+        str(crash), "error", error=f"{crash}: the audit process died"
+    )
+    assert auditor.audit_in_child(str(ok), "keras", 1000) == first
+    hung = auditor.audit_in_child(str(hang), "keras", 1000, timeout=1)
+    assert hung == Record(str(hang), "error", error=f"{hang}: the audit did not finish within 1 s")
+    assert auditor.audit_in_child(str(ok), "keras", 1000) == first
+
+
+def test_a_task_on_a_worker_of_another_version_refuses(children: None, tmp_path: Path) -> None:
     """A worker that joins after the check: its task raises rather than audit with other code."""
     path = save(dense_relu(), tmp_path / "m.onnx")
     with pytest.raises(WorkerMismatch, match=f"a worker runs onnxaudit {__version__}, this client 0.0.0-other"):
-        audit_on_worker("0.0.0-other", str(tmp_path), str(path), "keras", 1000)
-    assert audit_on_worker(__version__, str(tmp_path), "m.onnx", "keras", 1000).path == "m.onnx"
+        audit_on_worker("0.0.0-other", str(tmp_path), [str(path)], "keras", 1000)
+    assert [r.path for r in audit_on_worker(__version__, str(tmp_path), ["m.onnx"], "keras", 1000)] == ["m.onnx"]
 
 
 def test_a_file_that_kills_its_audit_is_that_files_record(scheduler: str, tmp_path: Path) -> None:
-    """The audit runs in a child forked from the worker: its death is the file's record (the local
-    scan's words), the worker lives on and audits the rest."""
+    """The audit runs in a child forked from the worker thread: its death is the file's record (the local
+    scan's words), the worker lives on and audits the rest in a new child."""
     for name in ("a.onnx", "crash.onnx", "z.onnx"):
         save(dense_relu(), tmp_path / name)
     on_workers(
         scheduler,
-        "import os, onnxaudit.scan.cluster as c; real = c.audit_one; "
-        "c.audit_one = lambda p, *a: os._exit(3) if 'crash' in p else real(p, *a)",
+        "import os, onnxaudit.scan.auditor as a; real = a.audit_one; a.stop_children(); "
+        "a.audit_one = lambda p, *rest: os._exit(3) if p.endswith('/crash.onnx') else real(p, *rest)",
     )
     try:
         proc = onnxaudit(str(tmp_path), "--cluster", scheduler, "--quiet", cwd=tmp_path)
     finally:
         on_workers(
-            scheduler, "import onnxaudit.scan.cluster as c, onnxaudit.scan.batch as b; c.audit_one = b.audit_one"
+            scheduler,
+            "import onnxaudit.scan.auditor as a, onnxaudit.scan.batch as b; "
+            "a.audit_one = b.audit_one; a.stop_children()",
         )
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 1 and [r["status"] for r in records] == ["ok", "error", "ok"]
@@ -229,32 +317,34 @@ def test_a_file_that_kills_its_audit_is_that_files_record(scheduler: str, tmp_pa
 
 WINDOW = """
 import sys
-from dataclasses import replace
 from pathlib import Path
 from onnxaudit.scan.cluster import open_cluster
 
 paths = sorted(Path(sys.argv[2]).glob("*.onnx"))
-flight = peak = 0
+window = int(sys.argv[3]) if len(sys.argv) > 3 else None
+flight = peak = largest = 0
 with open_cluster(sys.argv[1]) as cluster:
     submit = cluster.client.submit
-    def counted(*args, **kwargs):
-        global flight, peak
-        flight += 1
-        peak = max(peak, flight)
-        return submit(*args, **kwargs)
+    def counted(function, expected, folder, batch, *args, **kwargs):
+        global flight, peak, largest
+        flight += len(batch)
+        peak, largest = max(peak, flight), max(largest, len(batch))
+        return submit(function, expected, folder, batch, *args, **kwargs)
     cluster.client.submit = counted
     def done(index, record):
         global flight
         flight -= 1
-    order = [r.path for r in replace(cluster, window=2).scan(paths, "keras", done)]
-print(peak, order == [str(p) for p in paths], len(order))
+    order = [r.path for r in cluster.scan(paths, "keras", done, window=window)]
+print(peak, largest, order == [str(p) for p in paths], len(order))
 """
 
 
 def test_at_most_a_window_of_files_is_handed_out_at_once(scheduler: str, tmp_path: Path) -> None:
-    for i in range(7):
+    """Files in flight or held back for order never pass the window: 2 when asked (one batch of 2); by default, 40 files
+    on 2 worker threads go in batches of 40 // (4 batches x 2 x 2 threads) = 2, 4 batches a thread."""
+    for i in range(40):
         save(dense_relu(), tmp_path / f"m{i:02}.onnx")
-    proc = subprocess.run(
-        [sys.executable, "-c", WINDOW, scheduler, str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
-    assert proc.stdout.split() == ["2", "True", "7"], proc.stderr
+    for window, expected in (("2", ["2", "2", "True", "40"]), (None, [str(4 * 2 * 2), "2", "True", "40"])):
+        args = [sys.executable, "-c", WINDOW, scheduler, str(tmp_path), *([window] if window else [])]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+        assert proc.stdout.split() == expected, proc.stderr

@@ -3,7 +3,7 @@
 Only paths travel: each worker opens the file itself, so the workers must see the same filesystem (a shared
 mount, the same paths). A relative path is sent with the client's working folder and every record names the
 file as the local scan would. Each file is one task: the local scan's own `batch.audit_one`, in a child
-forked from the worker (audit_on_worker says why), so each record is the one a local scan writes. At most
+forked from the worker thread (scan/auditor.py says why), so each record is the one a local scan writes. At most
 `window` files are in flight or waiting for an earlier one to finish, whatever the number of files: the
 output is in the order of the paths.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,18 +28,18 @@ from typing import TYPE_CHECKING
 from onnxaudit._version import __version__
 from onnxaudit.api import Convention
 from onnxaudit.errors import AuditError, UsageError
-from onnxaudit.io.isolate import IsolatedFailure, run_isolated
 from onnxaudit.io.remote import is_url
 from onnxaudit.model.load import MAX_NODES
-from onnxaudit.scan.batch import DIED, Record, audit_one, one_line
+from onnxaudit.scan.auditor import audit_in_child
+from onnxaudit.scan.batch import DIED, Record, one_line
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler, and again for a first worker to be there
-FILES_PER_THREAD = 4  # the window: this many files per worker thread in flight or waiting for order
-MIN_WINDOW = 16
-FILE_TIMEOUT = 600.0  # seconds for one file's audit on a worker (a local scan waits for ever)
+BATCHES_PER_THREAD = 4  # the window: this many batches per worker thread in flight or waiting for order
+MIN_WINDOW = 16  # files
+MAX_BATCH = 8  # files per task at most
 
 
 class WorkerMismatch(Exception):
@@ -52,29 +51,34 @@ def worker_version() -> str:
     return __version__
 
 
-def audit_on_worker(expected: str, folder: str, path: str, convention: Convention, max_nodes: int) -> Record:
-    """One task: `path` (relative to the client's `folder` when not absolute) audited by the local scan's
-    own function in a child forked from the worker, named in the record exactly as the client named it.
-
-    The child is what a local scan's pool process is: one thread, so the audit's own isolation (the
-    wire walk and onnx's shape inference each in a forked child under a memory limit) works as there,
-    where a Dask worker's threads would make it run in-process; and a file that crashes or exhausts its
-    child ends as that file's record, never as a dead worker taking other files' tasks with it."""
+def audit_on_worker(
+    expected: str, folder: str, paths: list[str], convention: Convention, max_nodes: int
+) -> list[Record]:
+    """One task: a batch of files (each relative to the client's `folder` when not absolute) audited one
+    after another by the local scan's own function in this worker thread's child (scan/auditor.py: one
+    thread, as a local scan's pool process, so the audit's own isolation works as there; a file that kills
+    the child is that file's record, never a dead worker taking other files' tasks with it), each record
+    naming its file exactly as the client named it."""
     if __version__ != expected:
         raise WorkerMismatch(f"a worker runs onnxaudit {__version__}, this client {expected}")
-    target = path if is_url(path) else os.path.join(folder, path)
-    try:
-        answer = run_isolated(
-            lambda: pickle.dumps(audit_one(target, convention, max_nodes)), timeout=FILE_TIMEOUT, threads_idle=True
-        )
-        record: Record = pickle.loads(answer)  # our own child's Record
-    except IsolatedFailure as exc:
-        why = f"the audit did not finish within {FILE_TIMEOUT:g} s" if "timed out" in str(exc) else DIED
-        record = Record(target, "error", error=f"{target}: {why}")
-    if target == path:
+    return [_as_named(audit_in_child(_target(folder, path), convention, max_nodes), path) for path in paths]
+
+
+def _target(folder: str, path: str) -> str:
+    return path if is_url(path) else os.path.join(folder, path)
+
+
+def _as_named(record: Record, path: str) -> Record:
+    if record.path == path:
         return record
-    error = record.error.replace(one_line(target), one_line(path)) if record.error is not None else None
+    error = record.error.replace(one_line(record.path), one_line(path)) if record.error is not None else None
     return Record(**{**record.__dict__, "path": path, "error": error})
+
+
+def batch_size(files: int, threads: int) -> int:
+    """Files per task: 1 for a small scan (every thread busy), up to MAX_BATCH for a large one, where
+    each task's round trip through the scheduler would otherwise cost more than a small model's audit."""
+    return max(1, min(MAX_BATCH, files // (BATCHES_PER_THREAD * 2 * threads)))
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class Cluster:
 
     client: Client
     address: str
-    window: int  # files in flight or held back for order, at most
+    threads: int  # worker threads when connected
 
     def scan(
         self,
@@ -91,37 +95,52 @@ class Cluster:
         convention: Convention,
         on_done: Callable[[int, Record], None] | None = None,
         max_nodes: int = MAX_NODES,
+        window: int | None = None,
     ) -> Iterator[Record]:
-        """Records in the order of `paths`, as batch.scan gives them. File i is submitted only while
-        i < next_out + window, so 100,000 files never become 100,000 futures at once."""
+        """Records in the order of `paths`, as batch.scan gives them. Files go out in batches of
+        batch_size, and only while they lie within `window` files of the first not yet written (default
+        BATCHES_PER_THREAD batches per worker thread, MIN_WINDOW files at least): 100,000 files never
+        become 100,000 futures, nor 100,000 records held back for one slow file."""
         from distributed import as_completed
 
+        size = batch_size(len(paths), self.threads)
+        window = max(window or max(MIN_WINDOW, BATCHES_PER_THREAD * self.threads * size), 1)
+        size = min(size, window)
         folder = os.getcwd()
         results: dict[int, Record] = {}
-        index: dict[Future[Record], int] = {}
+        handed: dict[Future[list[Record]], list[int]] = {}
         running = as_completed(loop=self.client.loop)  # type: ignore[no-untyped-call]  # unannotated in distributed
         next_in = next_out = 0
 
-        def submit_more() -> None:
-            nonlocal next_in
-            while next_in < len(paths) and next_in < next_out + self.window:
-                args = (__version__, folder, str(paths[next_in]), convention, max_nodes)
-                future = self.client.submit(audit_on_worker, *args, pure=False)
-                index[future] = next_in
-                running.add(future)  # type: ignore[no-untyped-call]
-                next_in += 1
+        def hand_out(indices: list[int]) -> None:
+            args = (__version__, folder, [str(paths[i]) for i in indices], convention, max_nodes)
+            future = self.client.submit(audit_on_worker, *args, pure=False)
+            handed[future] = indices
+            running.add(future)  # type: ignore[no-untyped-call]
 
-        submit_more()
+        def hand_out_more() -> None:
+            nonlocal next_in
+            while next_in < len(paths) and next_in + min(size, len(paths) - next_in) <= next_out + window:
+                hand_out(list(range(next_in, min(next_in + size, len(paths)))))
+                next_in += size
+
+        hand_out_more()
         for future in running:
-            i = index.pop(future)
-            results[i] = _record(future, str(paths[i]), self.address)
+            indices = handed.pop(future)
+            records = _records(future, [str(paths[i]) for i in indices], self.address)
             future.release()
-            if on_done is not None:
-                on_done(i, results[i])
+            if records is None:  # a worker died under a batch: each of its files again on its own
+                for i in indices:
+                    hand_out([i])
+                continue
+            for i, record in zip(indices, records, strict=True):
+                results[i] = record
+                if on_done is not None:
+                    on_done(i, record)
             while next_out in results:
                 yield results.pop(next_out)
                 next_out += 1
-            submit_more()
+            hand_out_more()
 
 
 @contextmanager
@@ -132,7 +151,7 @@ def open_cluster(address: str, connect_timeout: float = CONNECT_TIMEOUT) -> Iter
     distributed = _import_distributed()
     with _quiet_dask(), _connect(distributed, address, connect_timeout) as client:
         threads = _check_workers(client, address, connect_timeout)
-        yield Cluster(client, address, max(MIN_WINDOW, FILES_PER_THREAD * threads))
+        yield Cluster(client, address, threads)
 
 
 def _import_distributed() -> ModuleType:
@@ -194,17 +213,19 @@ def _check_workers(client: Client, address: str, timeout: float) -> int:
     return sum(int(info.get("nthreads", 1)) for info in client.scheduler_info()["workers"].values()) or 1
 
 
-def _record(future: Future[Record], path: str, address: str) -> Record:
+def _records(future: Future[list[Record]], paths: list[str], address: str) -> list[Record] | None:
+    """The batch's records; None when a worker died under a batch of several files (KilledWorker: the
+    scheduler gave up after its allowed-failures), which the caller then hands out one file at a time."""
     from distributed import KilledWorker
 
     try:
         return future.result()
     except KilledWorker:
-        return Record(path, "error", error=f"{path}: {DIED}")
+        return None if len(paths) > 1 else [Record(paths[0], "error", error=f"{paths[0]}: {DIED}")]
     except WorkerMismatch as exc:  # a worker that joined after the check
         raise AuditError(f"{address}: {exc}; install onnxaudit {__version__} on every worker") from None
-    except Exception as exc:  # audit_one never raises: this is the cluster failing (cancelled, lost, unpicklable)
-        raise AuditError(f"{address}: the cluster could not audit {path} ({_reason(exc)})") from None
+    except Exception as exc:  # audit_on_worker never raises otherwise: the cluster failed (cancelled, lost...)
+        raise AuditError(f"{address}: the cluster could not audit {paths[0]} ({_reason(exc)})") from None
 
 
 def _reason(exc: BaseException) -> str:
