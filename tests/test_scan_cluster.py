@@ -4,6 +4,7 @@ Lines, stderr and exit code as the local scan, and one stderr line, exit 2, when
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -45,8 +46,9 @@ with Client(sys.argv[1], timeout=30) as client:
 """
 
 
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
+@contextlib.contextmanager
+def local_cluster() -> Iterator[str]:
+    """The address of a LocalCluster in a process of its own, closed (gracefully) when the block ends."""
     pytest.importorskip("distributed", reason="scan --cluster needs onnxaudit[cluster] (in [test])")
     proc = subprocess.Popen(
         [sys.executable, "-c", CLUSTER],
@@ -68,6 +70,12 @@ def scheduler() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    with local_cluster() as address:
+        yield address
 
 
 def on_workers(address: str, code: str) -> None:
@@ -204,6 +212,20 @@ def test_a_scheduler_that_cannot_be_reached_is_one_line_exit_2(tmp_path: Path, a
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith(f"onnxaudit: {address}: {why}")
     assert proc.stderr.count("\n") == 1
+
+
+def test_a_scheduler_lost_during_the_scan_is_one_line_exit_2(tmp_path: Path) -> None:
+    for i in range(150):
+        save(dense_relu(), tmp_path / f"m{i:03}.onnx")
+    with local_cluster() as address:
+        args = [sys.executable, "-m", "onnxaudit", "scan", str(tmp_path), "--cluster", address]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the scan is under way; the cluster is closed as the block ends
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and json.loads(first)["status"] == "ok"
+    assert len(out.splitlines()) + 1 < 150  # it stopped: the rest of the files were not claimed
+    assert err.startswith(f"onnxaudit: {address}: the cluster could not audit ") and err.count("\n") == 1, err
 
 
 def test_without_distributed_the_flag_says_what_to_install(tmp_path: Path) -> None:

@@ -164,15 +164,20 @@ def _import_distributed() -> ModuleType:
 
 @contextmanager
 def _quiet_dask() -> Iterator[None]:
-    """distributed logs its connection retries and closing chatter to stderr; the scan says what matters
-    in its own one line, so the library's loggers are silenced while the client lives."""
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
+    """distributed logs its connection retries, a lost scheduler's traceback and closing chatter to stderr;
+    the scan says what matters in its own one line, so the library's loggers (each of distributed's modules
+    has its own level) are silenced while the client lives."""
+    manager = logging.Logger.manager.loggerDict
+    names = ["distributed", *(name for name in list(manager) if name.startswith("distributed."))]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @contextmanager
