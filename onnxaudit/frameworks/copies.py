@@ -19,8 +19,8 @@ from onnxaudit.errors import AuditError
 from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.datamap import MAIN, FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
-from onnxaudit.io.ranged import FetchRefused, ReadAt
-from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
+from onnxaudit.io.ranged import FetchRefused, RangedBuffer, ReadAt
+from onnxaudit.io.remote import RemoteFile, RemoteRead, is_url, open_ranged
 from onnxaudit.model.read import open_model_file
 
 SAMPLES = 64  # element pairs compared: unrelated matrices differ at the first, a copy agrees at all
@@ -39,6 +39,7 @@ def settle_copies(
     scoped: dict[Key, Key] | None = None,
     fetched: RemoteRead | None = None,
     max_nodes: int = MAX_NODES,
+    cached: RangedBuffer | None = None,
 ) -> dict[str, bool]:
     """For each `copy -> original` pair of main-graph initializers (`transposed`: the copy holds the
     original transposed; `same_layout`: in its own layout, a shared module's weight folded once per
@@ -47,15 +48,15 @@ def settle_copies(
     value), False at the first difference. Pairs that cannot be read (external or typed data, a file
     changed meanwhile) are left out: undecided. One walk of the file finds every pair's bytes. Scoped
     pairs are answered under their copy's name. A URL (`fetched`: what reading it has cost so far, which
-    this adds to) is read by ranges, its first REMOTE_PAIRS pairs only (_settle_url). `max_nodes`: the limit
-    the view was read under, kept by this walk of the same file."""
+    this adds to; `cached`: the blocks reading it fetched) is read by ranges, its first REMOTE_PAIRS pairs
+    only (_settle_url). `max_nodes`: the limit the view was read under, kept by this walk of the same file."""
     asked = [((MAIN, copy), (MAIN, original), True) for copy, original in transposed.items()]
     asked += [((MAIN, copy), (MAIN, original), False) for copy, original in same_layout.items()]
     asked += [(copy_key, original_key, False) for copy_key, original_key in (scoped or {}).items()]
     if not asked:
         return {}
     if is_url(path):
-        return _settle_url(str(path), asked, fetched, max_nodes)
+        return _settle_url(str(path), asked, fetched, max_nodes, cached)
     try:
         fd, size = open_model_file(Path(path))
     except (OSError, AuditError):
@@ -81,15 +82,26 @@ def _verdicts(read: ReadAt, files: FileMap, asked: list[Pair]) -> dict[str, bool
     return verdicts
 
 
-def _settle_url(url: str, asked: list[Pair], fetched: RemoteRead | None, max_nodes: int) -> dict[str, bool]:
+def _settle_url(
+    url: str, asked: list[Pair], fetched: RemoteRead | None, max_nodes: int, cached: RangedBuffer | None
+) -> dict[str, bool]:
     """settle_copies for a model at a URL: its structure walked again by ranges (the data map gives each
-    tensor's offset), then each sampled element one ranged read of its own bytes (2 x SAMPLES reads a pair,
-    in order, stopping at the first difference). Bounded: the first REMOTE_PAIRS pairs only, the others
-    stay undecided. Every byte is added to `fetched`."""
+    tensor's offset; over the blocks the first walk cached, when the file opened again has the same size),
+    then each sampled element one ranged read of its own bytes (2 x SAMPLES reads a pair, in order, stopping
+    at the first difference). Bounded: the first REMOTE_PAIRS pairs only, the others stay undecided. Every
+    byte fetched is added to `fetched`."""
     try:
-        remote, buf = open_ranged(url)
+        if cached is None:
+            remote, buf = open_ranged(url)
+        else:
+            remote, buf = RemoteFile(url), cached
+            if remote.size != len(cached):
+                remote.close()
+                return {}  # the file changed since it was read: no pair settled on another file's bytes
+            buf.rebind(remote.read_at)
     except AuditError:
         return {}
+    before = (0, 0) if cached is None else (buf.fetched, buf.requests)  # a fresh buffer's probe counts too
     elements = _Counted(remote.read_at)
     try:
         files = map_file(buf, remote.size, url, max_nodes)
@@ -99,9 +111,10 @@ def _settle_url(url: str, asked: list[Pair], fetched: RemoteRead | None, max_nod
     finally:
         remote.close()
         if fetched is not None:
-            fetched.fetched_bytes += buf.fetched + elements.fetched
-            fetched.requests += buf.requests + elements.requests
-            fetched.sampled_bytes += buf.fetched + elements.fetched
+            again = buf.fetched - before[0] + elements.fetched
+            fetched.fetched_bytes += again
+            fetched.requests += buf.requests - before[1] + elements.requests
+            fetched.sampled_bytes += again
 
 
 class _Counted:

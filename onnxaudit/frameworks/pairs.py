@@ -180,7 +180,7 @@ def possible_copies(
 
         same_layout = {copy: first for copy, (first, _) in calls.items()}
         scoped = {copy: first for copy, (first, _) in branches.items()}
-        same = settle_copies(view.path, transposed, same_layout, scoped, view.remote, view.max_nodes)
+        same = settle_copies(view.path, transposed, same_layout, scoped, view.remote, view.max_nodes, view.ranged)
         samples = SAMPLES
     doubts = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"

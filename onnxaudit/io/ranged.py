@@ -67,6 +67,11 @@ class RangedBuffer:
         skip = offset - first * self._block
         return data[skip : skip + end - offset]
 
+    def rebind(self, read_at: ReadAt) -> None:
+        """Read the blocks not cached yet through `read_at`: the same file opened again (its size checked by
+        the caller), so a later walk reuses what an earlier one fetched."""
+        self._read_at = read_at
+
     def pread(self, length: int, offset: int) -> bytes:
         """os.pread's order of arguments, for the readers that take a descriptor or a RangedBuffer."""
         return self.read(offset, length)

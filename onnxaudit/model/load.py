@@ -36,7 +36,7 @@ def load(
     sizes: SizeHook | None = None
     fetched: RemoteRead | None = None
     if reader == "wire":
-        model, file_bytes, sizes, scoped, fetched = read_without_weights(path, ranged, max_nodes)
+        model, file_bytes, sizes, scoped, fetched, ranged = read_without_weights(path, ranged, max_nodes)
     elif remote:
         raise ValueError("a URL is read by the wire reader only")
     elif reader == "protobuf":
@@ -53,6 +53,7 @@ def load(
         raise AuditError(f"{path}: model nesting is too deep to read") from None
     del model, sizes
     view.remote = fetched  # its note is written with the report (tied-copy sampling may add to it)
+    view.ranged = ranged
     _return_freed_memory()
     return view
 

@@ -83,13 +83,14 @@ def parse_model(data: bytes | memoryview, name: str) -> ModelProto:
 class LightRead(NamedTuple):
     """What read_without_weights gives: the model without weight bytes, the file's size, how many bytes each
     stripped tensor held, and whether a node may carry torch's module scopes (metadata.may_hold_module_scopes).
-    `remote`: what reading a URL fetched (None for a local file)."""
+    `remote`: what reading a URL fetched (None for a local file), `ranged` its cached blocks."""
 
     model: ModelProto
     file_bytes: int
     sizes: SizeHook
     may_hold_scopes: bool
     remote: RemoteRead | None = None
+    ranged: RangedBuffer | None = None  # a URL's blocks fetched by the walk, kept for a later one (copies.py)
 
 
 def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None, max_nodes: int = MAX_NODES) -> LightRead:
@@ -136,7 +137,8 @@ def _read_remote(url: str, ranged: RangedBuffer | None = None, max_nodes: int = 
     model = parse_model(light.data, url)
     scoped = may_hold_module_scopes(light.data)
     light.data = b""
-    return LightRead(model, len(buf), light.sizes, scoped, RemoteRead(url, len(buf), buf.fetched, buf.requests))
+    fetched = RemoteRead(url, len(buf), buf.fetched, buf.requests)
+    return LightRead(model, len(buf), light.sizes, scoped, fetched, buf)
 
 
 def _strip_in_child(mapped: mmap.mmap, name: str, max_nodes: int = MAX_NODES) -> LightModel:

@@ -13,6 +13,7 @@ from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.onnxcore import (
     TypeProto,
 )
+from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.remote import RemoteRead
 from onnxaudit.io.text import as_text
 
@@ -141,6 +142,7 @@ class ModelView:
     graph_name: str = ""  # the main graph's: paddle2onnx leaves the producer empty and names it
     metadata: dict[str, str] = field(default_factory=dict)  # the model's metadata_props (Ultralytics: author)
     remote: RemoteRead | None = None  # a URL's model: what reading it fetched
+    ranged: RangedBuffer | None = field(default=None, repr=False)  # and the blocks it fetched (copies.py)
     max_nodes: int = MAX_NODES  # the --max-nodes it was read under, kept by a later walk of the file (copies.py)
 
     @property
