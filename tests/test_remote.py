@@ -607,3 +607,40 @@ def test_check_reports_name_the_url(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert [a["location"]["uri"] for a in sarif["runs"][0]["artifacts"]] == [address]
     found = len(sarif["runs"][0]["results"])
     assert found > 0 and again["baselined"] == found and again["findings"] == []  # the URL's findings matched
+
+
+def test_a_url_read_leaves_local_reads_isolated(tmp_path: Path) -> None:
+    """fsspec's IO thread, started by the first URL read and never stopped, does not make later local walks
+    run in process: a file truncated under the reader is still one error, not a dead process. In a fresh
+    interpreter (this one holds the test servers' threads)."""
+    import subprocess
+    import sys
+
+    from builders import seed_cnn
+
+    local = save(seed_cnn(), tmp_path / "m.onnx")
+    script = f"""
+import mmap, os, threading
+from onnxaudit import audit
+from onnxaudit.errors import AuditError
+from onnxaudit.io.isolate import fork_safe
+from onnxaudit.model.read import _strip_in_child
+audit({{url!r}})
+assert "fsspecIO" in {{{{t.name for t in threading.enumerate()}}}} and fork_safe()
+with open({str(local)!r}, "rb") as f:
+    mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+os.truncate({str(local)!r}, 4096)
+try:
+    _strip_in_child(mapped, {str(local)!r})
+except AuditError as exc:
+    print("error:", exc)
+threading.Thread(target=threading.Event().wait, args=(5,), daemon=True).start()
+print("other thread, fork safe:", fork_safe())
+"""
+    path = FIXTURES[0]
+    with serving({path.name: path}) as server:
+        code = script.format(url=url(server, path.name))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "changed while it was read" in done.stdout and "fork safe: False" in done.stdout, done.stdout
+    assert done.stderr == ""

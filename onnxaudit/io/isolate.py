@@ -17,6 +17,7 @@ import struct
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 # the child may grow this much beyond the parent's address space before its allocation fails
@@ -155,12 +156,31 @@ def _collect(pid: int, source: int, timeout: float) -> tuple[bytes, bytearray | 
     return kind, answer, os.waitpid(pid, 0)[1]
 
 
+# Python threads known to be idle between calls and reset in a forked child by their own library: fsspec's
+# IO loop (started by the first read of a URL, never stopped; fsspec.asyn.reset_after_fork runs at fork)
+FORK_AWARE_THREADS = frozenset({"fsspecIO"})
+
+
+def _fsspec_threads() -> set[threading.Thread]:
+    """fsspec's IO thread and its loop's default executor (aiohttp resolves host names there, botocore reads
+    credentials): idle between fsspec's calls, which are synchronous, so none is in flight while we fork."""
+    threads = {t for t in threading.enumerate() if t.name in FORK_AWARE_THREADS}
+    asyn = sys.modules.get("fsspec.asyn")
+    loop = getattr(asyn, "loop", [None])[0] if asyn is not None else None
+    executor = getattr(loop, "_default_executor", None)  # asyncio's, created on the loop's first use
+    return threads | set(getattr(executor, "_threads", ()))
+
+
 def fork_safe() -> bool:
     """Whether this process may fork a child that runs Python: Linux, and no other Python thread (a
-    lock one holds at the fork, such as the import lock, would stay held in the child for ever).
-    Native worker threads are not counted: numpy's OpenBLAS pool, the usual one, registers fork
-    handlers, and a child stuck anyway is killed at its time limit."""
-    return sys.platform.startswith("linux") and hasattr(os, "fork") and threading.active_count() == 1
+    lock one holds at the fork, such as the import lock, would stay held in the child for ever) but the
+    FORK_AWARE_THREADS: without that, one URL read in a process would leave every later local file walked
+    without isolation. Native worker threads are not counted: numpy's OpenBLAS pool, the usual one,
+    registers fork handlers, and a child stuck anyway is killed at its time limit."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        return False
+    allowed = _fsspec_threads() | {threading.current_thread()}
+    return all(t in allowed for t in threading.enumerate())
 
 
 def _widen(pipe: int) -> None:
@@ -187,7 +207,9 @@ def run_isolated(call: Callable[[], Answer], timeout: float = 60.0, threads_idle
         return b"".join(answer) if isinstance(answer, tuple) else answer
     source, sink = os.pipe()
     _widen(sink)
-    pid = os.fork()
+    with warnings.catch_warnings():  # Python 3.12+ warns of any fork beside threads: the ones allowed are idle
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:
         os.close(source)
         _child(call, sink)
