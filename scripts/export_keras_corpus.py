@@ -76,6 +76,8 @@ HAND.update(
         "sep1d": (12, 4),
         "embed_ln_nc": (16,),
         "bn_two_merged": (8, 8, 3),
+        # names longer than a narrow Keras 3 table's first column: cut with an ellipsis there
+        "long_names": (8, 8, 3),
     }
 )
 INT = {"embed_ln_nc": ("int32", 40), "rnn_masked_b1": ("int32", 30)}
@@ -120,6 +122,11 @@ def build(keras, case):
             x = L.BatchNormalization(center=False, name="bn_nocenter")(x)
             x = L.GlobalAveragePooling2D(name="gap")(x)
         out = L.Dense(2, name="head")(x)
+    elif case == "long_names":
+        x = L.Conv2D(4, 3, name="block_1_expanded_convolution_layer_one")(inp)
+        x = L.BatchNormalization(name="block_1_expanded_convolution_layer_one_bn")(x)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        out = L.Dense(2, name="projection_head_dense_layer_number_one")(x)
     elif case.startswith("rnn_"):
         kind = case[4:].removesuffix("_b1")
         if kind == "lstm":

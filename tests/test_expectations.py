@@ -21,10 +21,15 @@ def test_parse_expect_subsets_and_aliases():
             parse_expect(bad)
 
 
-@pytest.mark.parametrize("kind", ["tf2onnx_op17", "tfkeras_op13"])  # Keras 3 and Keras 2 layouts
-def test_keras_summaries_parse_to_what_keras_recorded(kind):
-    summary = parse_keras_summary(KERAS / f"bottleneck_nobias__{kind}.summary.txt")
-    meta = json.loads((KERAS / f"bottleneck_nobias__{kind}.json").read_text())
+@pytest.mark.parametrize(
+    "stem",
+    # Keras 3 and Keras 2 layouts; Keras 2 at its default width, where `SeparableConv1D` and
+    # `GlobalAveragePooling1D` wrap onto a second line (`separable_conv1d (Separabl` + `eConv1D)`)
+    ["bottleneck_nobias__tf2onnx_op17", "bottleneck_nobias__tfkeras_op13", "sep1d__tfkeras_op13"],
+)
+def test_keras_summaries_parse_to_what_keras_recorded(stem):
+    summary = parse_keras_summary(KERAS / f"{stem}.summary.txt")
+    meta = json.loads((KERAS / f"{stem}.json").read_text())
     assert summary.figures == {k: meta[k] for k in ("total", "trainable", "non_trainable")}
     parsed = [(la.name, la.kind, la.params) for la in summary.layers if not la.kind.endswith("InputLayer")]
     recorded = [(la["name"], la["class"], la["params"]) for la in meta["layers"] if la["class"] != "InputLayer"]
@@ -65,3 +70,16 @@ def test_torch_counts_prefer_running_stats_over_all_buffers(tmp_path):
     path.write_text(json.dumps({"parameters": params, "buffers": stats + other_buffers, "running_stats": stats}))
     parsed = parse_torch_counts(path)
     assert parsed.figures == {"trainable": params, "non_trainable": stats, "total": params + stats}
+
+
+@pytest.mark.parametrize("path", sorted(KERAS.glob("*.summary*.txt")), ids=lambda p: p.name)
+def test_every_summary_row_is_read(path):
+    """Every Keras fixture's summary, in every layout saved: the rows read add up to the Total params line
+    (a row lost to wrapping would leave its parameters out) and name every layer Keras recorded."""
+    summary = parse_keras_summary(path)
+    assert sum(la.params for la in summary.layers) == summary.figures["total"]
+    meta = json.loads(path.with_name(path.name.split(".")[0] + ".json").read_text())
+    parsed = [la.name for la in summary.layers]
+    for recorded in (la["name"] for la in meta["layers"] if la["params"]):
+        # a narrow Keras 3 table cuts a long name with an ellipsis
+        assert any(recorded == name or name.endswith("…") and recorded.startswith(name[:-1]) for name in parsed)

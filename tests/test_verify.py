@@ -199,3 +199,42 @@ def test_bn_without_gamma_merged_into_a_conv_is_consistent_if_scale_false(kind, 
     keras = json.loads(stem.with_suffix(".json").read_text())
     wrong = f"total={keras['total'] + 1},trainable={keras['trainable'] + 1},non_trainable={keras['non_trainable']}"
     assert main(["verify", f"{stem}.onnx", "--expect", wrong]) == 1
+
+
+def test_explanation_starts_from_the_layers_that_differ(tmp_path, capsys):
+    """A summary whose LSTM row (and totals) say 32 more than the file: the explanation names the LSTM and
+    its +32 first, and no global guess (a bias somewhere) is made up for a gap the layers account for."""
+    stem = MODELS / "keras" / "lstm_text__tf2onnx_op17"
+    text = stem.with_suffix(".summary.txt").read_text(encoding="utf-8")
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    lstm = next(la["params"] for la in meta["layers"] if la["name"] == "lstm")
+    total, trainable = meta["total"], meta["trainable"]
+    for before, after in ((lstm, lstm + 32), (total, total + 32), (trainable, trainable + 32)):
+        text = text.replace(f" {before:,} ", f" {after:,} ", 1)
+    wrong = tmp_path / "wrong.summary.txt"
+    wrong.write_text(text, encoding="utf-8")
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", str(wrong)]) == 1
+    out = capsys.readouterr().out
+    assert "the layers that differ: lstm +32" in out and "explained by" not in out
+
+
+@pytest.mark.parametrize("layout", ["summary", "summary_narrow"])
+def test_keras2_wrapped_rows_verify(layout, capsys):
+    """Keras 2's default width wraps `SeparableConv1D` onto a second line: the row is read, and the true
+    summary is consistent (no edit made up for a gap that is not there)."""
+    stem = MODELS / "keras" / "sep1d__tfkeras_op13"
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.{layout}.txt", "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    sep = next(la for la in result["layers"] if la["name"] == "separable_conv1d")
+    assert (sep["kind"], sep["verdict"]) == ("SeparableConv1D", "match") and not result["explanation"]
+
+
+def test_names_cut_short_by_a_narrow_keras3_table(capsys):
+    """Keras 3 at 80 columns cuts names past the first column with an ellipsis: a cut name that starts one
+    layer of the file is that layer; one that starts several is not compared (no mismatch made up)."""
+    stem = MODELS / "keras" / "long_names__tf2onnx_op17"
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.summary_narrow.txt", "--format", "json"]) == 0
+    layers = {la["name"]: la for la in json.loads(capsys.readouterr().out)["layers"]}
+    assert layers["projection_head_dense_layer_number_one"]["verdict"] == "match"
+    cut = layers["block_1_expanded_convolution_l…"]
+    assert cut["verdict"] == "within range" and "not compared" in cut["explain"]

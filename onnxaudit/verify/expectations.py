@@ -67,12 +67,45 @@ _TOTALS = {
     "trainable": re.compile(r"(?<!Non-)Trainable params:\s*" + _NUMBER),
     "non_trainable": re.compile(r"Non-trainable params:\s*" + _NUMBER),
 }
-# Keras 2: ` dense (Dense)     (None, 300)     235500    ['flatten[0][0]']`
-_KERAS2_ROW = re.compile(r"^\s*(\S+) \(([\w.]+)\)\s{2,}(.+?)\s{2,}([\d,]+)(\s.*)?$")
 
 
 def _int(text: str) -> int:
     return int(text.replace(",", ""))
+
+
+# Keras 2: ` dense (Dense)     (None, 300)     235500    ['flatten[0][0]']`; a long `name (Type)` wraps onto
+# the next line(s), the other columns blank there (` separable_conv1d (Separabl` then ` eConv1D)`)
+_KERAS2_HEADER = re.compile(r"^\s*Layer \(type\)\s+Output Shape\s+Param #")
+_KERAS2_NAME = re.compile(r"^(\S+) \((.+)\)$")
+_KERAS2_PARAMS = re.compile(r"[\d,]+")
+
+
+def _keras2_rows(lines: list[str]) -> list[LayerExpectation]:
+    """The rows of a Keras 2 summary, a wrapped first column joined back; cut by the header's columns."""
+    start = next((i for i, line in enumerate(lines) if _KERAS2_HEADER.match(line)), None)
+    if start is None:
+        return []
+    header = lines[start]
+    shape_at, param_at = header.index("Output Shape"), header.index("Param #")
+    connected = header.find("Connected to", param_at)
+    layers: list[LayerExpectation] = []
+    rows: list[list[str]] = []  # [first column, params] of each row, the first column still growing
+    current: list[str] | None = None
+    for line in lines[start + 1 :]:
+        first = line[1:shape_at].rstrip()  # one space before the name (nested models: '|' marks)
+        params = line[param_at : connected if connected > 0 else None].strip()
+        if _KERAS2_PARAMS.fullmatch(params) and first.strip():
+            current = [first.strip(), params]
+            rows.append(current)
+        elif current is not None and first.strip() and not params:
+            current[0] += first.lstrip()
+        else:
+            current = None
+    for first, params in rows:
+        match = _KERAS2_NAME.match(first)
+        if match:
+            layers.append(LayerExpectation(match.group(1), match.group(2), _int(params)))
+    return layers
 
 
 def parse_keras_summary(path: Path) -> Expectation:
@@ -85,23 +118,27 @@ def parse_keras_summary(path: Path) -> Expectation:
             expectation.figures[key] = _int(match.group(1))
     if "total" not in expectation.figures:
         raise AuditError(f"{path}: not a Keras model.summary() text (no 'Total params:' line)")
-    for line in text.splitlines():
-        if "│" in line:
-            _keras3_row(line, expectation.layers)
-        else:
-            match = _KERAS2_ROW.match(line)
-            if match and "Layer (type)" not in line:
-                expectation.layers.append(LayerExpectation(match.group(1), match.group(2), _int(match.group(4))))
+    lines = text.splitlines()
+    if any("│" in line for line in lines):
+        header = next((line for line in lines if "Param #" in line), "")
+        heads = [c.strip() for c in header.strip().strip("┃│").split("┃" if "┃" in header else "│")]
+        column = heads.index("Param #") if "Param #" in heads else -1  # before `Connected to`, when there is one
+        for line in lines:
+            if "│" in line:
+                _keras3_row(line, expectation.layers, column)
+    else:
+        expectation.layers = _keras2_rows(lines)
     return expectation
 
 
-def _keras3_row(line: str, layers: list[LayerExpectation]) -> None:
+def _keras3_row(line: str, layers: list[LayerExpectation], column: int) -> None:
     cells = [c.strip() for c in line.strip().strip("│").split("│")]
     if not cells or cells[0].startswith("Layer (type)"):
         return
-    first, params = cells[0], cells[-1] if len(cells) > 2 else ""
-    if first.startswith("(") and first.endswith(")") and not params and layers:
-        layers[-1].kind = first[1:-1]  # the type wrapped onto its own line
+    first, params = cells[0], cells[column] if len(cells) > 2 and -len(cells) <= column < len(cells) else ""
+    if first.startswith("(") and not params and layers:
+        # the type wrapped onto its own line, cut with an ellipsis in a narrow table: `(BatchNormalizatio…`
+        layers[-1].kind = first[1:].removesuffix(")")
         return
     if not re.fullmatch(r"[\d,]+", params):
         if layers and first and not params:  # a long name wrapped: continue the previous one
