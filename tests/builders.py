@@ -654,27 +654,22 @@ def many_dims(n: int) -> bytes:
 
 
 def long_text(where: str, n: int) -> bytes:
-    """linear() with an n-byte text (printable, with a control byte and an invalid UTF-8 byte in each 64) as
+    """linear() with an n-character text (printable, with an escape and a right-to-left override in every 64) as
     `where`: node_name, op_type, domain (the node's), opset_domain, producer, dim_param, metadata."""
-    text = (b"a" * 62 + b"\x1b\xff") * (n // 64)
+    text = ("a" * 62 + "\x1b\u202e") * (n // 64)
     m = linear(init("W", [4, 4]))
     fc = m.graph.node[0]
-    fields = {"node_name": (fc, 3), "op_type": (fc, 4), "domain": (fc, 7), "producer": (m, 2)}
     if where == "opset_domain":
-        m.opset_import.add(version=1)
-        holder, number = m.opset_import[1], 1
+        m.opset_import.add(domain=text, version=1)
     elif where == "dim_param":
-        holder, number = m.graph.input[0].type.tensor_type.shape.dim[0], 2
-        holder.ClearField("dim_value")
+        m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = text
     elif where == "metadata":
-        m.metadata_props.add(key="k")
-        holder, number = m.metadata_props[0], 2
+        m.metadata_props.add(key="k", value=text)
+    elif where == "producer":
+        m.producer_name = text
     else:
-        holder, number = fields[where]
-        holder.ClearField(holder.DESCRIPTOR.fields_by_number[number].name)
-    marker = b"@@" + where.encode() + b"@@"
-    setattr(holder, holder.DESCRIPTOR.fields_by_number[number].name, marker.decode())
-    return m.SerializeToString().replace(_field(number, marker), _field(number, text))
+        setattr(fc, {"node_name": "name", "op_type": "op_type", "domain": "domain"}[where], text)
+    return m.SerializeToString()
 
 
 def small_node_entries(field: int, nodes: int, per_node: int) -> bytes:

@@ -31,6 +31,7 @@ from builders import (
     external,
     init,
     linear,
+    long_text,
     many_dims,
     model,
     nested_if,
@@ -460,6 +461,22 @@ def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
     with pytest.raises(AuditError, match=f"^{path}: {words}"):
         load(path, max_nodes=1000)
     assert len(load(path, max_nodes=2000).main.nodes) == nodes
+
+
+@pytest.mark.parametrize(
+    "where", ["node_name", "op_type", "domain", "opset_domain", "producer", "dim_param", "metadata"]
+)
+def test_a_huge_text_is_printed_by_its_ends_in_every_format(where, cli, folders, tmp_path):
+    """An 18 MB op type or dim_param took summary minutes (textwrap is quadratic in a word's length): a text
+    over LONGEST_SHOWN characters is shown by its ends and its length, escaped, in every text format."""
+    folder, _ = folders
+    path = folder / "long.onnx"
+    path.write_bytes(long_text(where, 64 * 1000))
+    for argv in (["summary"], ["summary", "--format", "markdown"], ["summary", "--format", "json"], ["check"]):
+        out = cli.run([argv[0], str(path), *argv[1:]], tmp_path)
+        assert out.code in (0, 1) and out.stderr == "", (argv, out.stderr)
+        assert raw_controls(out.raw) == [], (argv, raw_controls(out.raw))
+        assert len(out.stdout) < 64 * 1000 or argv[1:] == ["--format", "json"], argv
 
 
 def test_training_graphs_are_neither_parsed_nor_counted(tmp_path):

@@ -7,6 +7,7 @@ import textwrap
 
 WIDTH = 100  # columns of text output by default
 ELLIPSIS = "…"
+LONG_LINE = 4096  # a line holding a word this long is cut at the width rather than wrapped by words
 
 
 def shorten(text: str, width: int) -> str:
@@ -31,13 +32,19 @@ def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:
     if width is None or len(line) <= width:
         return [line]
     lead = len(line) - len(line.lstrip(" "))
-    parts = textwrap.wrap(
-        line,
-        width=width,
-        subsequent_indent=" " * (lead + indent),
-        break_on_hyphens=False,
-        replace_whitespace=False,
-    )
+    if len(line) > LONG_LINE and max(map(len, line.split())) > LONG_LINE:
+        # textwrap cuts a long word one line at a time, copying the rest each time: quadratic (a 2 MB name
+        # took 46 s); such a line is cut every `width` columns instead
+        step = max(width - lead - indent, 1)
+        parts = [line[:width], *(" " * (lead + indent) + line[i : i + step] for i in range(width, len(line), step))]
+    else:
+        parts = textwrap.wrap(
+            line,
+            width=width,
+            subsequent_indent=" " * (lead + indent),
+            break_on_hyphens=False,
+            replace_whitespace=False,
+        )
     # a break may put a name's `::` first on a line: CI runners read that as a workflow command
     return [part.replace("::", "\\::", 1) if part.lstrip().startswith("::") else part for part in parts]
 

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Alternative, Figure, FrameworkLayer
-from onnxaudit.render.layout import WIDTH, fit_columns, shorten, wrap, wrap_all
+from onnxaudit.render.layout import ELLIPSIS, WIDTH, fit_columns, shorten, wrap, wrap_all
 from onnxaudit.report.build import Report, Row, TensorRow
 
 if TYPE_CHECKING:
     from onnxaudit.verify.verify import Verification
 
 # C0/C1 controls, DEL, the Unicode line/paragraph separators, bidi overrides and marks, zero-width chars.
+# Longest name or text printed whole (escapes count as one character each); longer ones keep their ends
+LONGEST_SHOWN = 1024
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
@@ -31,6 +33,9 @@ def escape(name: object) -> str:
         text = name.decode("utf-8", "backslashreplace")
     else:
         text = str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if len(text) > LONGEST_SHOWN:  # a file's 18 MB op type is shown by its ends and its length
+        cut = LONGEST_SHOWN // 2
+        text = f"{text[:cut]}{ELLIPSIS}[{len(text):,} characters]{ELLIPSIS}{text[-cut // 2 :]}"
 
     def visible(match: re.Match[str]) -> str:
         code = ord(match.group())
