@@ -282,7 +282,7 @@ def _hf() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
             **small, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
             max_position_embeddings=16,
         )  # fmt: skip
-        return tr.BertModel(cfg)
+        return tr.BertModel(cfg, add_pooling_layer=False)  # the pooler is not on the exported path
 
     def gpt2() -> nn.Module:
         cfg = tr.GPT2Config(**small, n_embd=16, n_layer=2, n_head=2, n_positions=16)

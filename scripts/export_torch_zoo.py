@@ -270,6 +270,23 @@ class NormsWithoutAffine(nn.Module):
         return self.head(self.ln_nobias(self.ln(self.fc(h))))
 
 
+class TracedLookups(nn.Module):
+    """BERT's embeddings: position and token-type tables looked up at indices that tracing makes constants
+    (an arange over the traced length, token type 0), added to the token embeddings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.word = nn.Embedding(20, 8)
+        self.position = nn.Embedding(12, 8)
+        self.token_type = nn.Embedding(2, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(ids.shape[1])
+        types = torch.zeros_like(ids)
+        return self.head(self.word(ids) + self.position(positions) + self.token_type(types))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -365,6 +382,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             torch.randn(2, 3, 8, 8),
         ),  # fmt: skip
         "norms_without_affine": (NormsWithoutAffine(), torch.randn(2, 3, 8, 8)),
+        "traced_lookups": (TracedLookups(), torch.randint(0, 20, (2, 5))),
         # weight_norm over the whole weight (dim=None): g is 0-d, read through g / |v| on the way to the conv
         "weight_norm_scalar_g": (
             nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3), dim=None), nn.Conv1d(6, 2, 1)),
@@ -387,7 +405,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
 UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
-FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook"})
+FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook", "traced_lookups"})
 # Exported as torch.jit.script makes them (the legacy exporter only): control flow becomes If/Loop nodes.
 SCRIPTED = frozenset({"branch_conv_bn"})
 # Exported as torch.jit.freeze(torch.jit.script(model)) makes them (the legacy exporter only).

@@ -1237,3 +1237,25 @@ def test_spectral_norm_power_iteration_vectors_are_buffers(kind):
     assert (
         (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2 == (6 * 3 * 3 * 3 + 6 + 2 * 6 + 2,) * 2
     )
+
+
+def test_tables_looked_up_at_traced_indices_count_by_their_state_dict_name():
+    """BERT-style position and token-type embeddings read at indices tracing made constant: their weight keys
+    say they are nn.Embedding parameters (inferred, the evidence said)."""
+    path = MODELS / "torchzoo" / "traced_lookups__legacy.onnx"
+    fw = audit(path, convention="pytorch").framework
+    width = 8  # nn.Embedding(12, 8) and nn.Embedding(2, 8) in scripts/export_torch_zoo.py
+    tables = {la.name: la for la in fw.layers if la.status == "inferred"}
+    assert {name: la.trainable.hi for name, la in tables.items()} == {"position": 12 * width, "token_type": 2 * width}
+    assert all("state_dict name" in la.evidence[0] for la in tables.values())
+    assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2
+
+
+def test_a_row_folded_at_export_leaves_the_count_open_above():
+    """Constant folding stores the rows looked up (`onnx::Add_16`), not the table: the framework's count can be
+    larger than anything stored, so the range has no upper bound."""
+    path = MODELS / "torchzoo" / "traced_lookups__legacy_fold.onnx"
+    fw = audit(path, convention="pytorch").framework
+    folded = next(la for la in fw.layers if la.trainable.hi is None)
+    assert "constant folding" in folded.evidence[0]
+    assert fw.trainable.hi is None and fw.trainable.contains(_meta(path)["parameters"])

@@ -13,6 +13,7 @@ run time), constants (what a constant in a slot is). This module walks the graph
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from onnxaudit.count.constants import ConstantRoles
@@ -257,6 +258,8 @@ class _Classifier(ConstantRoles):
             self.fx_named_buffers()
         if self.view.fx.parameters:
             self.fx_named_parameters()
+        elif self.legacy_torch_export:
+            self.state_dict_weights()
         self.power_iteration_vectors()
         self.branch_alternatives()
         self.attribute_parameters(nodes)
@@ -339,6 +342,24 @@ class _Classifier(ConstantRoles):
                 entry.notes.append(
                     f"a registered buffer, not a parameter: torch.onnx's node metadata reads it as %b_{fx}"
                 )
+
+    def state_dict_weights(self) -> None:
+        """A tensor of unknown role under a module's weight key (`embeddings.position_embeddings.weight`,
+        `token_type.weight`) in a TorchScript export, which keeps state_dict names: an nn.Embedding's table
+        looked up at indices traced as constants (BERT's position and token-type ids), or a weight read by a
+        bare Add or Mul. Module weights are parameters; buffers are named otherwise."""
+        for entry in self.found.values():
+            name = entry.tensor.name
+            if (
+                entry.category != "unclassified"
+                or not name.endswith(".weight")
+                or not _STATE_DICT_WEIGHT.fullmatch(name)
+            ):
+                continue
+            if entry.tensor.dtype not in _FLOAT_TABLES:
+                continue
+            entry.role = "named_parameter"
+            entry.notes.append(f"a parameter: {name} is a module's weight by its state_dict name")
 
     def power_iteration_vectors(self) -> None:
         """torch.nn.utils.spectral_norm registers its power-iteration vectors as buffers `<name>_u` and
@@ -437,6 +458,9 @@ class _Classifier(ConstantRoles):
 
 
 _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})
+# a module's weight key: dotted identifiers (a Sequential's numbers too), no exporter name (`onnx::`, `/`)
+_STATE_DICT_WEIGHT = re.compile(r"\w+(\.\w+)*\.weight")
+_FLOAT_TABLES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16})
 
 
 def classify(view: ModelView) -> RoleTable:

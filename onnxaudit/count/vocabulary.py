@@ -28,6 +28,7 @@ ROLES: dict[str, RoleInfo] = {
     "prelu_slope": RoleInfo("parameter", "PRelu slope"),
     "scalar_parameter": RoleInfo("parameter", "scalar parameter (stored under its module attribute's name)"),
     "fx_parameter": RoleInfo("parameter", "parameter read as data (torch.onnx's node metadata says so)"),
+    "named_parameter": RoleInfo("parameter", "a module's weight read as data (its state_dict name ends in .weight)"),
     "quant_scale": RoleInfo("quantization", "quantization scale"),
     "quant_zero_point": RoleInfo("quantization", "quantization zero point"),
     "shape": RoleInfo("shape", "shape-like constant (shape, axes, indices, sizes)"),

@@ -45,17 +45,33 @@ def file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
     names = [t.name for t in tensors]
     if ambiguous:
         at_most = "holds constants of unknown role; counted as trainable at most"
-        lookups = [(t, text) for t in tensors if t.category == "unclassified" and (text := folded_lookup(t))]
+        lookups = [
+            (t, text)
+            for t in tensors
+            if t.category == "unclassified" and (text := folded_lookup(t) or _folded_slice(t))
+        ]
         texts = [text for _, text in lookups]
         # a constant named after its lookup, or after the op that computed it from parameters (EdgeNeXt's
         # positional projection folded by dynamo into `permute_12`), says the range can be short: first,
         # the evidence line shown
-        named = any(LOOKUP_NAME.fullmatch(t.name) or _FOLDED_OP_OUTPUT.fullmatch(t.name) for t, _ in lookups)
+        named = any(
+            LOOKUP_NAME.fullmatch(t.name) or _FOLDED_OP_OUTPUT.fullmatch(t.name) or _TORCHSCRIPT_FOLD.fullmatch(t.name)
+            for t, _ in lookups
+        )
         evidence = [*texts, at_most] if named else [at_most, *texts]
         # a lookup folded to its slice: the table it came from is larger by an amount the file cannot show
         upper = None if named else trainable + unknown
         return FrameworkLayer(
             layer.name, kind_of(layer), Figure(trainable, upper), Figure.of(stats), AMBIGUOUS, evidence, names
+        )
+    by_name = [t.name for t in tensors if t.role == "named_parameter"]
+    if by_name:  # a parameter by its name alone: inferred, and said
+        evidence = [
+            f"{', '.join(by_name)}: a module's weight by its state_dict name, read as data (looked up at indices "
+            "traced as constants, or by a bare Add or Mul): counted as a parameter"
+        ]
+        return FrameworkLayer(
+            layer.name, kind_of(layer), Figure.of(trainable), Figure.of(stats), INFERRED, evidence, names
         )
     return FrameworkLayer(
         layer.name, kind_of(layer), Figure.of(trainable), Figure.of(stats), EXACT, ["counted as stored"], names
@@ -71,6 +87,24 @@ LOOKUP_NAME = re.compile(r"embedding(_\d+)?|.*/Gather(_\d+)?_output_\d+")
 _FOLDED_OP_OUTPUT = re.compile(
     r"(permute|transpose|view|reshape|convolution|conv[123]d|add|mul|cat|expand|repeat|flatten|unsqueeze|squeeze)(_\d+)?"
 )
+
+
+# the TorchScript exporter's name for a constant it folded before an Add (`onnx::Add_100`); a Sub's or Div's
+# (`onnx::Sub_7`) is mostly a Python constant written as such (torchvision's normalizing mean and std)
+_TORCHSCRIPT_FOLD = re.compile(r"onnx::Add_\d+")
+
+
+def _folded_slice(t: ParamTensor) -> str:
+    """A constant the TorchScript exporter folded (`onnx::Add_100`) read as data by an elementwise op: computed
+    at export from tensors the file need not hold (`token_type.weight[0]`, one row of a table), so the
+    framework's count may be larger than what is stored."""
+    if not _TORCHSCRIPT_FOLD.fullmatch(t.name):
+        return ""
+    return (
+        f"{t.name} {'x'.join(map(str, t.dims or ()))} was computed by constant folding at export (a row of a "
+        "table looked up at a traced index, or a product): the tensors it came from, and the framework's count, "
+        "may be larger than this range"
+    )
 
 
 def folded_lookup(t: ParamTensor) -> str:
