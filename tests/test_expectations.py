@@ -83,3 +83,30 @@ def test_every_summary_row_is_read(path):
     for recorded in (la["name"] for la in meta["layers"] if la["params"]):
         # a narrow Keras 3 table cuts a long name with an ellipsis
         assert any(recorded == name or name.endswith("…") and recorded.startswith(name[:-1]) for name in parsed)
+
+
+# Lines of the summary tf_keras printed for keras.applications.MobileNetV2 at its default width (from the
+# Keras corpus, scripts/export_keras_corpus.py): the second row's cut falls before ` (BatchNormalization)`
+MOBILENET_V2_ROWS = """\
+Model: "mobilenetv2_1.00_96"
+__________________________________________________________________________________________________
+ Layer (type)                Output Shape                 Param #   Connected to                  
+==================================================================================================
+ expanded_conv_depthwise (D  (None, 48, 48, 32)           288       ['Conv1_relu[0][0]']          
+ epthwiseConv2D)                                                                                  
+                                                                                                  
+ expanded_conv_depthwise_BN  (None, 48, 48, 32)           128       ['expanded_conv_depthwise[0][0
+  (BatchNormalization)                                              ]']                           
+                                                                                                  
+Total params: 416 (1.62 KB)
+"""
+
+
+def test_keras2_row_cut_before_its_type(tmp_path):
+    path = tmp_path / "summary.txt"
+    path.write_text(MOBILENET_V2_ROWS, encoding="utf-8")
+    layers = [(la.name, la.kind, la.params) for la in parse_keras_summary(path).layers]
+    assert layers == [
+        ("expanded_conv_depthwise", "DepthwiseConv2D", 3 * 3 * 32),
+        ("expanded_conv_depthwise_BN", "BatchNormalization", 4 * 32),
+    ]

@@ -76,7 +76,7 @@ def _int(text: str) -> int:
 # Keras 2: ` dense (Dense)     (None, 300)     235500    ['flatten[0][0]']`; a long `name (Type)` wraps onto
 # the next line(s), the other columns blank there (` separable_conv1d (Separabl` then ` eConv1D)`)
 _KERAS2_HEADER = re.compile(r"^\s*Layer \(type\)\s+Output Shape\s+Param #")
-_KERAS2_NAME = re.compile(r"^(\S+) \((.+)\)$")
+_KERAS2_NAME = re.compile(r"^([^\s(]+)\s*\((.+)\)$")
 _KERAS2_PARAMS = re.compile(r"[\d,]+")
 
 
@@ -98,7 +98,7 @@ def _keras2_rows(lines: list[str]) -> list[LayerExpectation]:
             current = [first.strip(), params]
             rows.append(current)
         elif current is not None and first.strip() and not params:
-            current[0] += first.lstrip()
+            current[0] += first  # the cut falls anywhere: mid-word, or before the space and the type
         else:
             current = None
     for first, params in rows:

@@ -67,6 +67,24 @@ CUT = "…"
 CUT_SHORT = "its name is cut short in the summary and more than one layer of the file starts so: not compared"
 
 
+def _merge_scoped(expected: list[LayerExpectation], by_name: dict[str, FrameworkLayer]) -> list[LayerExpectation]:
+    """Keras layers named with a slash (DenseNet's `conv1/conv`, `conv1/bn`) that the file shows as one
+    scope (`conv1`): one expectation for that scope, their counts added, in the first one's place."""
+    merged: dict[str, LayerExpectation] = {}
+    out: list[LayerExpectation] = []
+    for layer in expected:
+        scope = layer.name.partition("/")[0]
+        if "/" not in layer.name or layer.name in by_name or scope not in by_name:
+            out.append(layer)
+        elif scope in merged:
+            merged[scope].params += layer.params
+            merged[scope].kind += f"+{layer.kind}"
+        else:
+            merged[scope] = LayerExpectation(scope, layer.kind, layer.params)
+            out.append(merged[scope])
+    return out
+
+
 def _survives(name: str, names: set[str]) -> bool:
     """The expected layer's name is in the file (one cut short with an ellipsis: as one file name's start)."""
     if name.endswith(CUT):
@@ -78,7 +96,7 @@ def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str,
     by_name = {la.name: la for la in fw.layers}
     checks: list[LayerCheck] = []
     seen: set[str] = set()
-    for layer in expectation.layers:
+    for layer in _merge_scoped(expectation.layers, by_name):
         if layer.name.endswith(CUT):  # a narrow Keras 3 table cut the name: its one match in the file, if one
             matches = [name for name in by_name if name.startswith(layer.name[:-1]) and name not in seen]
             if len(matches) != 1:
