@@ -31,7 +31,8 @@ CLUSTER = """
 import sys
 from distributed import LocalCluster
 
-with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0") as c:
+options = dict(threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0")
+with LocalCluster(n_workers=int(sys.argv[1]), **options) as c:
     print(c.scheduler_address, flush=True)
     sys.stdin.read()
 """
@@ -47,11 +48,11 @@ with Client(sys.argv[1], timeout=30) as client:
 
 
 @contextlib.contextmanager
-def local_cluster() -> Iterator[str]:
+def local_cluster(workers: int = 2) -> Iterator[str]:
     """The address of a LocalCluster in a process of its own, closed (gracefully) when the block ends."""
     pytest.importorskip("distributed", reason="scan --cluster needs onnxaudit[cluster] (in [test])")
     proc = subprocess.Popen(
-        [sys.executable, "-c", CLUSTER],
+        [sys.executable, "-c", CLUSTER, str(workers)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -226,6 +227,14 @@ def test_a_scheduler_lost_during_the_scan_is_one_line_exit_2(tmp_path: Path) -> 
     assert proc.returncode == 2 and json.loads(first)["status"] == "ok"
     assert len(out.splitlines()) + 1 < 150  # it stopped: the rest of the files were not claimed
     assert err.startswith(f"onnxaudit: {address}: the cluster could not audit ") and err.count("\n") == 1, err
+
+
+def test_a_scheduler_without_workers_is_one_line_exit_2(tmp_path: Path) -> None:
+    save(dense_relu(), tmp_path / "m.onnx")
+    with local_cluster(workers=0) as address:
+        proc = onnxaudit(str(tmp_path), "--cluster", address, "--cluster-timeout", "1", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"onnxaudit: {address}: the Dask scheduler has no workers (none joined within 1 s)\n"
 
 
 def test_without_distributed_the_flag_says_what_to_install(tmp_path: Path) -> None:

@@ -2,14 +2,15 @@
 
 Only paths travel: each worker opens the file itself, so the workers must see the same filesystem (a shared
 mount, the same paths). A relative path is sent with the client's working folder and every record names the
-file as the local scan would. Each file is one task: the local scan's own `batch.audit_one`, in a child
-forked from the worker thread (scan/auditor.py says why), so each record is the one a local scan writes. At most
-`window` files are in flight or waiting for an earlier one to finish, whatever the number of files: the
-output is in the order of the paths.
+file as the local scan would. Each task is a batch of files, each audited by the local scan's own
+`batch.audit_one` in a child forked from the worker thread (scan/auditor.py says why), so each record is the
+one a local scan writes. Only files within a window of the first record not yet written are handed out,
+whatever the number of files: the output is in the order of the paths.
 
 A worker process that dies anyway (killed from outside) is the scheduler's business first: it retries the
-task on other workers, then gives up with KilledWorker, and that file's record says the audit process died,
-as the local scan's does. Anything else that goes wrong with the cluster (no scheduler at the address, no
+task on other workers, then gives up with KilledWorker; the files of that batch are then handed out one by
+one, and a file whose own task is killed that way is recorded as the audit process having died, as the
+local scan's words have it. Anything else that goes wrong with the cluster (no scheduler at the address, no
 workers, a worker without onnxaudit or with another version, the scheduler lost mid-scan) ends the scan
 with one line naming the address, exit 2: never a mix of results from two versions.
 """
