@@ -287,6 +287,17 @@ class TracedLookups(nn.Module):
         return self.head(self.word(ids) + self.position(positions) + self.token_type(types))
 
 
+class ConstantWeight(nn.Module):
+    """A conv whose weight forward makes (torch.ones): no parameter, though it sits in a weight slot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(nn.functional.conv1d(x, torch.ones(8, 4, 3)).mean(-1))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -383,6 +394,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         ),  # fmt: skip
         "norms_without_affine": (NormsWithoutAffine(), torch.randn(2, 3, 8, 8)),
         "traced_lookups": (TracedLookups(), torch.randint(0, 20, (2, 5))),
+        "constant_weight": (ConstantWeight(), torch.randn(2, 4, 10)),
         # weight_norm over the whole weight (dim=None): g is 0-d, read through g / |v| on the way to the conv
         "weight_norm_scalar_g": (
             nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3), dim=None), nn.Conv1d(6, 2, 1)),

@@ -1259,3 +1259,16 @@ def test_a_row_folded_at_export_leaves_the_count_open_above():
     folded = next(la for la in fw.layers if la.trainable.hi is None)
     assert "constant folding" in folded.evidence[0]
     assert fw.trainable.hi is None and fw.trainable.contains(_meta(path)["parameters"])
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
+def test_a_weight_made_in_forward_may_be_no_parameter(kind):
+    """F.conv1d(x, torch.ones(8, 4, 3)): TorchScript writes the weight as a Constant node, dynamo names it
+    after its factory (`ones`); where the file keeps its parameters' state_dict names, such a weight is
+    counted as stored at most."""
+    path = MODELS / "torchzoo" / f"constant_weight__{kind}.onnx"
+    fw = audit(path, convention="pytorch").framework
+    conv = next(la for la in fw.layers if la.kind == "Conv")
+    assert (conv.trainable.lo, conv.trainable.hi) == (0, 8 * 4 * 3)
+    assert "made in forward" in conv.evidence[0]
+    assert fw.trainable.contains(_meta(path)["parameters"])

@@ -211,9 +211,15 @@ class _Classifier(ConstantRoles):
         if dims is None:
             return  # a filler whatever its size (below): nothing is left uncounted
         try:
-            element_count(dims, f"ConstantOfShape {node.label}")
+            count = element_count(dims, f"ConstantOfShape {node.label}")
         except Exception:
             return
+        if role == "weight":  # a Conv's or Gemm's weight (onnx's test models); not a norm's scale of ones
+            self.limits.append(
+                f"{consumer.op_type} {consumer.label}: its {ROLES[role].describe} is made by ConstantOfShape "
+                f"{node.label}, one value repeated to {'x'.join(map(str, dims))}: counted as a literal, not as "
+                f"{count:,} parameters (a framework that holds it as a parameter counts them)"
+            )
         synthetic = Tensor(
             node.outputs[0], node.scope, TensorProto.FLOAT, tuple(dims), "computed", "none", node=node.label
         )

@@ -172,6 +172,33 @@ def anonymous_biases(tensors: list[ParamTensor]) -> dict[str, str]:
     }
 
 
+# dynamo names a tensor it made in forward after the factory that made it (`ones`, `zeros_1`, `full`)
+_FACTORY_OUTPUT = re.compile(r"(ones|zeros|full|empty|eye|rand|randn|arange|linspace|scalar_tensor)(_like)?(_\d+)?")
+
+
+def made_in_forward(tensors: list[ParamTensor]) -> dict[str, str]:
+    """A weight that is no module's parameter, in a file that keeps its parameters' state_dict names: a
+    Constant node in a weight slot of a TorchScript export (F.conv1d(x, torch.ones(...)): the exporter
+    stores parameters as initializers, and only a frozen module's weights as Constant nodes), or a tensor
+    dynamo named after the factory that made it (`ones`). Counted as stored at most."""
+    found = {}
+    for t in tensors:
+        if t.role not in ("weight", "bias") or t.category != "parameter":
+            continue
+        if t.origin == "constant":
+            found[t.name] = (
+                "a tensor made in forward (torch.ones, torch.full: a Constant node in a weight slot, where the file "
+                "stores its parameters as state_dict initializers) or a frozen module's weight: counted as stored "
+                "at most"
+            )
+        elif _FACTORY_OUTPUT.fullmatch(t.name):
+            found[t.name] = (
+                f"a tensor made in forward (named after the {t.name.rstrip('_0123456789')} that made it at export), no "
+                "module's parameter: counted as stored at most"
+            )
+    return found
+
+
 def buffer_named(tensors: list[ParamTensor]) -> list[ParamTensor]:
     """Tensors named like a registered buffer (Silero's `stft.forward_basis_buffer`, a conv's fixed STFT
     basis): the TorchScript exporter, and tools that inline its files, store a buffer as they store a

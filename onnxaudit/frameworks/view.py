@@ -23,6 +23,7 @@ from onnxaudit.frameworks.doubts import (
     bn_folded_at_run_time,
     buffer_named,
     folded_products,
+    made_in_forward,
     maybe_counted_again,
     maybe_not_own,
     not_own,
@@ -134,6 +135,7 @@ class _Doubts:
             copies = {**copies, **folded_products(tensors)}
             if self.named:
                 copies.update(anonymous_biases(tensors))
+                copies.update(made_in_forward(tensors))
         lines = []
         for copy in tensors if copies else ():
             if copy.name in copies:
