@@ -18,8 +18,8 @@ files are never opened, and protobuf's 2 GiB message limit applies to the struct
 from __future__ import annotations
 
 import mmap
+import os
 import re
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -528,7 +528,7 @@ def strip_weights_parts(buf: Buffer, max_nodes: int = MAX_NODES) -> tuple[LightM
     """strip_weights without joining the copy: its parts in order (LightModel.data stays empty), some
     of them views into `buf`, for a caller that writes them out and so need not hold the copy at once.
     Drop the parts before closing `buf`."""
-    nonce = secrets.token_bytes(8)
+    nonce = os.urandom(8)  # secrets.token_bytes is this; secrets would import random, hmac, hashlib
     writer = _Writer(buf, nonce, Tally(max_nodes))
     try:
         writer.message(_MODEL, 0, len(buf), 0)

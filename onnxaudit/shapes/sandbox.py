@@ -19,7 +19,6 @@ import os
 import select
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +80,8 @@ class Child:
     wall-clock limit; `close` ends it. Use it as a context manager so no child outlives the caller."""
 
     def __init__(self, limits: dict[str, object], fork: bool | None = None) -> None:
+        import tempfile  # here, not at import: it imports random and shutil, which a summary never needs
+
         self._tmp = tempfile.TemporaryDirectory(prefix="onnxaudit-shapes-")
         self.job_dir = Path(self._tmp.name)
         self.pid = 0
