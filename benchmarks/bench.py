@@ -4,6 +4,8 @@
     python benchmarks/bench.py run [--out DIR] [--runs 5] [--only NAME ...] [--peers PYTHON]
     python benchmarks/bench.py stages MODEL              # cpu seconds per pipeline stage, one process
     python benchmarks/bench.py floor MODEL               # cpu seconds before any analysis: the pure-Python floor
+    python benchmarks/bench.py peers MODEL ... --peers PYTHON [--rounds 3] [--external MODEL ...]
+                                                         # onnxaudit and its peers on each model, side by side
 
 Models go under DIR (default: $TMPDIR/onnxaudit-bench), never into the repository. Large weights are
 streamed to disk in 1 MiB blocks, and the 7B model's external data is a sparse file (truncate), so the
@@ -480,6 +482,72 @@ def run(out: Path, names: Sequence[str], runs: int, peers: str | None, timeout: 
     print(table(rows))
 
 
+def _side_by_side_commands(peers: str, path: str, external: bool) -> dict[str, list[str]]:
+    """Every tool of the side-by-side table, on `path`; the first is onnxaudit, the rest compared with it.
+    An external-data model is read as each tool reads it by default, except onnx.load (load_external_data=False,
+    as in the naive count: loading the data is no fair fight)."""
+    onnxaudit = shutil.which("onnxaudit", path=str(Path(sys.executable).parent)) or "onnxaudit"
+    load = f"onnx.load({path!r}, load_external_data={not external})"
+    bin_dir = Path(peers).parent
+    return {
+        "onnxaudit summary --format json": [onnxaudit, "summary", path, "--format", "json"],
+        "onnx.load": [sys.executable, "-c", f"import onnx; {load}"],
+        "onnx.load + count": [sys.executable, __file__, "naive", path] + (["--no-external"] if external else []),
+        "onnx_opcounter": [peers, "-c", f"import onnx, onnx_opcounter; print(onnx_opcounter.calculate_params({load}))"],
+        "polygraphy inspect model": [str(bin_dir / "polygraphy"), "inspect", "model", path],
+        "onnxslim --inspect": [str(bin_dir / "onnxslim"), "--inspect", path],
+        "onnx-tool model_profile": [peers, "-c", _ONNX_TOOL.format(load=load)],
+    }
+
+
+# onnx-tool refuses free input dims: each is given 1 (batch 1, a sequence of 1), as a user must do
+_ONNX_TOOL = """import numpy, onnx, onnx_tool
+model = {load}
+shapes = {{i.name: numpy.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim],
+                              numpy.int64 if i.type.tensor_type.elem_type == 7 else numpy.float32)
+          for i in model.graph.input}}
+onnx_tool.model_profile(model, dynamic_shapes=shapes)
+"""
+
+
+def side_by_side(paths: Sequence[str], peers: str, rounds: int, timeout: float, external: Sequence[str]) -> None:
+    """Each tool on each model in turn (one warm-up round, then `rounds` rounds, the tools in the same order
+    each round), so a comparison holds when the machine's speed drifts: medians of wall, cpu (user + sys, the
+    process and its waited-for children) and peak RSS, and the median of each round's wall and cpu ratio to
+    onnxaudit. A tool that ran out of `timeout` is not run again on that model and shows as "> timeout"."""
+    for path in paths:
+        commands = _side_by_side_commands(peers, path, path in external)
+        samples: dict[str, list[Sample]] = {name: [] for name in commands}
+        timed_out: set[str] = set()
+        for round_ in range(rounds + 1):
+            for name, cmd in commands.items():
+                if name in timed_out:
+                    continue
+                sample = measure(cmd, timeout)
+                if sample.code == -9:
+                    timed_out.add(name)
+                if round_ or name in timed_out:  # round 0 warms the page cache and the imports
+                    samples[name].append(sample)
+        print(f"\n{Path(path).name} ({rounds} rounds, timeout {timeout:.0f} s)\n")
+        print("| tool | wall s | cpu s | peak RSS MiB | wall / onnxaudit | cpu / onnxaudit | exit |")
+        print("|---|---|---|---|---|---|---|")
+        ours = samples[next(iter(commands))]
+        for name, runs in samples.items():
+            if name in timed_out:
+                least = timeout / statistics.median(s.wall for s in ours)
+                print(f"| {name} | > {timeout:.0f} | | | > {least:.0f}x | | killed |")
+                continue
+            wall = statistics.median(s.wall for s in runs)
+            cpu = statistics.median(s.cpu for s in runs)
+            rss = statistics.median(s.rss_mb for s in runs)
+            wall_ratio = statistics.median(p.wall / o.wall for p, o in zip(runs, ours, strict=True))
+            cpu_ratio = statistics.median(p.cpu / o.cpu for p, o in zip(runs, ours, strict=True))
+            codes = sorted({s.code for s in runs})
+            print(f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:,.1f} | {wall_ratio:.2f}x | {cpu_ratio:.2f}x "
+                  f"| {','.join(map(str, codes))} |")  # fmt: skip
+        sys.stdout.flush()
+
+
 def table(rows: list[dict]) -> str:
     head = (
         "| model | file | nodes | onnxaudit wall (cpu) | onnxaudit peak RSS | onnx.load+count wall (cpu) "
@@ -521,6 +589,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--runs", type=int, default=5)
     bench.add_argument("--timeout", type=float, default=300.0, help="seconds before one run is killed")
     bench.add_argument("--peers", help="python of a venv with onnx-tool, onnx-opcounter and polygraphy")
+    sbs = sub.add_parser("peers", help="every tool on each MODEL in turn, rounds alternating: one table per model")
+    sbs.add_argument("models", nargs="+", metavar="MODEL")
+    sbs.add_argument(
+        "--peers", required=True, help="python of a venv with onnx-tool, onnx-opcounter, polygraphy, onnxslim"
+    )
+    sbs.add_argument("--rounds", type=int, default=3)
+    sbs.add_argument("--timeout", type=float, default=120.0, help="seconds before one run is killed")
+    sbs.add_argument("--external", nargs="*", default=[], metavar="MODEL", help="models with external data")
     count = sub.add_parser("naive")
     count.add_argument("model")
     count.add_argument("--no-external", action="store_true")
@@ -533,6 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         generate(args.out, args.only)
     elif args.cmd == "run":
         run(args.out, args.only, args.runs, args.peers, args.timeout)
+    elif args.cmd == "peers":
+        side_by_side(args.models, args.peers, args.rounds, args.timeout, args.external)
     elif args.cmd == "stages":
         stages(args.model)
     elif args.cmd == "floor":
