@@ -19,6 +19,8 @@ from builders import (  # noqa: E402
     small_branches,
     small_functions,
     small_node_entries,
+    small_tensor_entries,
+    small_value_infos,
     training_nodes,
 )
 
@@ -52,6 +54,9 @@ BOMBS = {
     # the same in nodes under 4 KiB: 4,900 Relu nodes of 2,000 empty outputs or attributes each
     "small_node_outputs_10m": lambda: small_node_entries(2, 4_900, 2_000),
     "small_node_attributes_10m": lambda: small_node_entries(5, 4_900, 2_000),
+    # not refused yet (BENCHMARKS.md): entries in value infos and tensors under 4 KiB, 4,900 of 2,000 each
+    "small_value_info_dims_10m": lambda: small_value_infos(4_900, 2_000),
+    "small_tensor_entries_10m": lambda: small_tensor_entries(4_900, 2_000),
     # at the default limits (accepted): 31,249 graphs (15,624 Ifs with two empty branches); 999,980 graph inputs,
     # value infos, initializers, attributes of one node or dims, each with linear()'s own fields under 1,000,000
     "graphs_31k": lambda: small_branches(15_624, 0),

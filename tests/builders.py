@@ -680,3 +680,21 @@ def small_node_entries(field: int, nodes: int, per_node: int) -> bytes:
     graph = m.graph.SerializeToString() + _field(1, small) * nodes
     m.ClearField("graph")
     return m.SerializeToString() + _field(7, graph)
+
+
+def small_value_infos(infos: int, dims: int) -> bytes:
+    """linear() with `infos` value infos under 4 KiB, each a shape of `dims` empty dims."""
+    m = linear(init("W", [4, 4]))
+    info = _field(1, b"v") + _field(2, _field(1, _field(2, _field(1, b"") * dims)))
+    graph = m.graph.SerializeToString() + _field(13, info) * infos
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
+def small_tensor_entries(tensors: int, entries: int) -> bytes:
+    """linear() with `tensors` initializers under 4 KiB, each with `entries` empty external_data entries."""
+    m = linear(init("W", [4, 4]))
+    tensor = _field(8, b"t") + _field(13, b"") * entries
+    graph = m.graph.SerializeToString() + _field(5, tensor) * tensors
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)

@@ -577,6 +577,10 @@ _EVERY_FORMAT = [
     ["check", "--format", "github", "--fail-on", "warning"],
     ["verify", "--expect", "total=16"],
     ["verify", "--expect", "total=16", "--format", "json"],
+    ["summary", "--format", "html"],
+    ["check", "--format", "sarif", "--fail-on", "warning"],
+    ["check", "--format", "junit", "--fail-on", "warning"],
+    *(["diff", "--format", form, "SAME"] for form in ("text", "json", "markdown", "html")),
 ]
 
 
@@ -587,7 +591,7 @@ def test_hostile_strings_in_every_field_every_format(strings, cli, folders, tmp_
     folder, _ = folders
     path = save(_every_string(_controls), folder / "m.onnx") if strings == "controls" else _invalid_utf8(folder)
     for argv in _EVERY_FORMAT:
-        out = cli.run([argv[0], str(path), *argv[1:]], tmp_path)
+        out = cli.run([argv[0], str(path), *(str(path) if a == "SAME" else a for a in argv[1:])], tmp_path)
         assert out.code in (0, 1) and out.stderr == "", (argv, out.code, out.stderr)
         assert raw_controls(out.raw) == [], (argv, raw_controls(out.raw))
         assert all(not line.lstrip().startswith("::error::") for line in out.stdout.splitlines()), argv

@@ -93,7 +93,9 @@ def _macs_row(report: DiffReport) -> list[list[str]]:
     if m.old is None and m.new is None:
         return []
     verdict = "same" if m.same else "differ"
-    return [["MACs", m.old or "-", m.new or "-", _signed(m.delta) if m.delta is not None else "", verdict]]
+    # symbolic MACs hold the file's dim names: escaped here, for every format
+    old, new = escape(m.old) if m.old else "-", escape(m.new) if m.new else "-"
+    return [["MACs", old, new, _signed(m.delta) if m.delta is not None else "", verdict]]
 
 
 def count_labels(report: DiffReport) -> dict[str, str]:

@@ -61,7 +61,7 @@ def _cards(report: DiffReport) -> str:
         )
     m = report.totals.macs
     if m.old is not None or m.new is not None:
-        items.append(("MACs", "same" if m.same else "differ", f"{m.old or '-'} → {m.new or '-'}"))
+        items.append(("MACs", "same" if m.same else "differ", f"{escape(m.old or '-')} → {escape(m.new or '-')}"))
     return cards(items)
 
 
