@@ -298,6 +298,19 @@ class ConstantWeight(nn.Module):
         return self.fc(nn.functional.conv1d(x, torch.ones(8, 4, 3)).mean(-1))
 
 
+class SharedLinear2d3d(nn.Module):
+    """One Linear called on a pooled 2-D input (Gemm reads its weight as stored) and on the 3-D sequence
+    (MatMul reads the weight transposed, which constant folding stores again)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(24, 24)
+        self.head = nn.Linear(24, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fc(x).mean(1) + self.fc(x.mean(1)))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -395,6 +408,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "norms_without_affine": (NormsWithoutAffine(), torch.randn(2, 3, 8, 8)),
         "traced_lookups": (TracedLookups(), torch.randint(0, 20, (2, 5))),
         "constant_weight": (ConstantWeight(), torch.randn(2, 4, 10)),
+        "shared_linear_2d_3d": (SharedLinear2d3d(), torch.randn(2, 5, 24)),
         # weight_norm over the whole weight (dim=None): g is 0-d, read through g / |v| on the way to the conv
         "weight_norm_scalar_g": (
             nn.Sequential(weight_norm(nn.Conv1d(4, 6, 3), dim=None), nn.Conv1d(6, 2, 1)),
@@ -417,7 +431,9 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
 # Exported as initialized: torch's defaults, equal across layers, are what this case is about.
 UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
-FOLDED = frozenset({"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook", "traced_lookups"})
+FOLDED = frozenset(
+    {"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook", "traced_lookups", "shared_linear_2d_3d"}
+)
 # Exported as torch.jit.script makes them (the legacy exporter only): control flow becomes If/Loop nodes.
 SCRIPTED = frozenset({"branch_conv_bn"})
 # Exported as torch.jit.freeze(torch.jit.script(model)) makes them (the legacy exporter only).

@@ -1272,3 +1272,15 @@ def test_a_weight_made_in_forward_may_be_no_parameter(kind):
     assert (conv.trainable.lo, conv.trainable.hi) == (0, 8 * 4 * 3)
     assert "made in forward" in conv.evidence[0]
     assert fw.trainable.contains(_meta(path)["parameters"])
+
+
+@pytest.mark.parametrize("kind", ["legacy_fold", "dynamo"])
+def test_a_square_weight_stored_again_transposed_for_another_call_counts_once(kind):
+    """One Linear(24, 24) called on a 2-D input (Gemm reads fc.weight) and on a 3-D one (MatMul reads the
+    transposed copy constant folding stored): sampled values show the copy, counted once (was twice, exact)."""
+    path = MODELS / "torchzoo" / f"shared_linear_2d_3d__{kind}.onnx"
+    report = audit(path, convention="pytorch")
+    fw, width = report.framework, 24
+    assert report.totals.trainable == _meta(path)["parameters"] + width * width  # the file stores it twice
+    assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2
+    assert any("stored again, transposed" in " ".join(la.evidence) for la in fw.layers)

@@ -33,7 +33,37 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
             original = next((o for o in originals if o.name != t.name), None)
             if original is not None and (original.role == "embedding" or _folded_name(t.name)):
                 pairs[t.name] = original.name
+        if d0 == d1:  # a square weight: its own module's weight, read as stored by another call
+            pairs.update(_same_module_copies(group, pairs))
     return pairs
+
+
+def _same_module_copies(group: list[ParamTensor], pairs: dict[str, str]) -> dict[str, str]:
+    """A module called twice (a Linear on a 2-D and a 3-D input): one call reads its state_dict weight as
+    stored (Gemm, transB), the other a transposed copy constant folding made (`onnx::MatMul_13`, dynamo's
+    `val_3`), both in the module's scope (`/fc/Gemm`, `/fc_1/MatMul`). Values then settle the pair."""
+    named: dict[str, str] = {}
+    for o in group:
+        if o.name.endswith(".weight") and not _folded_name(o.name) and (owner := _owner(o)):
+            named.setdefault(owner, o.name)
+    found = {}
+    for t in group:
+        if t.name not in pairs and t.name not in named.values() and _folded_name(t.name, _FOLDED_OR_VAL_NAME):
+            original = named.get(_owner(t))
+            if original is not None:
+                found[t.name] = original
+    return found
+
+
+def _owner(t: ParamTensor) -> str:
+    """The module whose call reads `t` (a later call `fc_1` as `fc`), from dynamo's scopes or the node's
+    name; "" when its readers are not one module's."""
+    owners = set()
+    for use in t.uses:
+        node = use.node
+        scope = node.module_scopes[-2] if len(node.module_scopes) >= 2 else node.name.rpartition("/")[0]
+        owners.add(called_again(scope) or scope)
+    return owners.pop() if len(owners) == 1 else ""
 
 
 # names exporters give a weight they computed (here: transposed) at export: torch.onnx (TorchScript)
@@ -170,6 +200,8 @@ def possible_copies(
         for layer in layers:
             if sum(t.role == "weight" for t in layer.tensors) > 1:  # most layers: one weight
                 calls.update(per_call_copies(layer, counted(layer.tensors)))
+    # one question per copy: a transposed copy is asked as such, not again in its own layout
+    calls = {copy: call for copy, call in calls.items() if copy not in transposed}
     branches = branch_copies(view, table)
     same: dict[str, bool] = {}
     samples = 0
