@@ -524,6 +524,8 @@ def side_by_side(paths: Sequence[str], peers: str, rounds: int, timeout: float, 
                 if name in timed_out:
                     continue
                 sample = measure(cmd, timeout)
+                # not kept: on Linux a child's peak RSS counts from this process's own at the fork
+                sample.stdout = b""
                 if sample.code == -9:
                     timed_out.add(name)
                 if round_ or name in timed_out:  # round 0 warms the page cache and the imports
