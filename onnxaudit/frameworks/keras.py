@@ -301,10 +301,10 @@ def keras_normalization(ctx: FileContext, layer: Layer, tensors: list[ParamTenso
         "assumed built without mean=/variance= arguments (adapted or loaded): with them Keras holds "
         "constants and reports 0",
     ]
+    given = Alternative(f"{layer.name} was built with mean= and variance= (constants, no weights)", 0, -(2 * c + 1))
+    stats = Figure.assumed(2 * c + 1, [given.non_trainable])
     return [
-        FrameworkLayer(
-            layer.name, "Normalization", ZERO, Figure.of(2 * c + 1), INFERRED, evidence, [mean.name, inv.name]
-        )
+        FrameworkLayer(layer.name, "Normalization", ZERO, stats, INFERRED, evidence, [mean.name, inv.name], [given])
     ]
 
 
