@@ -47,8 +47,9 @@ def _same_module_copies(group: list[ParamTensor], pairs: dict[str, str]) -> dict
         if o.name.endswith(".weight") and not _folded_name(o.name) and (owner := _owner(o)):
             named.setdefault(owner, o.name)
     found = {}
+    originals = set(named.values())  # a set: `in named.values()` made this loop quadratic (4.1 s at 200k nodes)
     for t in group:
-        if t.name not in pairs and t.name not in named.values() and _folded_name(t.name, _FOLDED_OR_VAL_NAME):
+        if t.name not in pairs and t.name not in originals and _folded_name(t.name, _FOLDED_OR_VAL_NAME):
             original = named.get(_owner(t))
             if original is not None:
                 found[t.name] = original
