@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from builders import audit_model, init, layer_row, model, node, value
+from builders import MODELS, audit_model, init, layer_row, model, node, value
 
 from onnxaudit.count.layers import path_from_module_scopes, path_from_node_name, path_from_tensor_name
 
@@ -153,3 +153,19 @@ def test_unscoped_norms_written_out_as_ops_join_their_module():
     assert {"Pow", "ReduceMean", "Sqrt", "Cast"} <= set(layer_row(report, "rms").all_ops)
     kinds = {layer.name: layer.kind for layer in report.framework.layers}
     assert (kinds["ln"], kinds["rms"]) == ("LayerNormalization", "RMSNormalization")
+
+
+def test_depth_rolls_runs_of_anonymous_zero_parameter_ops_into_one_row():
+    """torch.onnx (legacy) writes a bidirectional LSTM without h0 as 300 top-level anonymous ops around two
+    LSTM nodes: at --depth 1 a row per op buried the layers (108 rows). Runs of parameter-free anonymous ops
+    are one row each, named by their first and last op; the LSTMs keep their rows, the totals are unchanged."""
+    from onnxaudit import audit
+
+    path = MODELS / "torchzoo" / "bilstm_no_h0__legacy.onnx"
+    flat, rolled = audit(path), audit(path, depth=1)
+    assert rolled.totals == flat.totals
+    lstms = [r for r in rolled.rows if r.ops == ["LSTM"]]
+    assert len(lstms) == 2 and sum(r.params for r in lstms) == flat.totals.total
+    runs = [r for r in rolled.rows if r not in lstms]
+    assert len(rolled.rows) == 5 and all(r.params == 0 and " .. " in r.name and "ops)" in r.name for r in runs)
+    assert sum(len(r.all_ops) > 1 for r in runs) == len(runs)

@@ -609,4 +609,30 @@ def roll_up(layers: list[Layer], depth: int) -> list[Layer]:
         merged[key].tensors.extend(layer.tensors)
     for layer in merged.values():
         layer.nodes.sort(key=lambda n: n.index)
-    return list(merged.values())
+    return _merge_anonymous_runs(list(merged.values()))
+
+
+def _merge_anonymous_runs(layers: list[Layer]) -> list[Layer]:
+    """At a --depth, consecutive rows that are one anonymous op each and hold no parameters (torch's
+    functional ops at the top level: `/Slice_3`, `/Concat_4`; torchinfo shows none of them) become one row
+    named by its first and last op, instead of a row per op."""
+    out: list[Layer] = []
+    run: list[Layer] = []
+
+    def flush() -> None:
+        if len(run) > 1:
+            nodes = [n for layer in run for n in layer.nodes]
+            name = f"{run[0].name} .. {run[-1].name} ({len(nodes)} ops)"
+            out.append(Layer(("#ops", *run[0].path[1:]), name, nodes, [t for la in run for t in la.tensors]))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for layer in layers:
+        if layer.path[:1] == ("#node",) and not any(t.category in COUNTED_CATEGORIES for t in layer.tensors):
+            run.append(layer)
+        else:
+            flush()
+            out.append(layer)
+    flush()
+    return out
