@@ -414,7 +414,7 @@ def set_weights(np, model, case):
 # what Keras reports
 # --------------------------------------------------------------------------
 
-def capture_summary(model, keras2):
+def capture_summary(model, keras2, columns=200):
     chunks = []
     if keras2:
         model.summary(line_length=120, print_fn=lambda s, **kw: chunks.append(s))
@@ -425,7 +425,7 @@ def capture_summary(model, keras2):
         # columns - 4)) and rich's console width follow $COLUMNS; a wide
         # "terminal" gives Keras's own default table, untruncated.
         saved = os.environ.get("COLUMNS")
-        os.environ["COLUMNS"] = "200"
+        os.environ["COLUMNS"] = str(columns)
         try:
             model.summary(print_fn=lambda s, **kw: chunks.append(s))
         finally:

@@ -213,17 +213,7 @@ def summaries(keras, model, keras2):
         model.summary(print_fn=lambda s, **kw: chunks.append(s))
         default = "\n".join(chunks).rstrip("\n") + "\n"
         return default, ek.capture_summary(model, True)
-    default = ek.capture_summary(model, False)
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "80"
-    try:
-        model.summary(print_fn=lambda s, **kw: chunks.append(s))
-    finally:
-        if saved is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = saved
-    return default, "".join(chunks).rstrip("\n") + "\n"
+    return ek.capture_summary(model, False), ek.capture_summary(model, False, columns=80)
 
 
 def main():
