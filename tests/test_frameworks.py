@@ -790,6 +790,28 @@ def test_a_mask_added_to_attention_scores_is_no_lowered_layer_norm_beta(tmp_path
     assert [la.kind for la in fw.layers if la.kind == "LayerNormalization"] == []
 
 
+def test_a_position_bias_of_zeros_is_no_lowered_layer_norm_beta(tmp_path):
+    """T5's cross attention adds a (1, heads, q, k) position bias of zeros it makes itself (a Constant node in
+    the TorchScript export), in a module that also takes a Sqrt: no layer norm's beta, which is per feature."""
+    from builders import audit_model, init, model, node, value
+
+    scope = "/decoder/EncDecAttention"
+    m = model(
+        [
+            node("MatMul", ["q", "k"], ["s"], name=f"{scope}/MatMul"),
+            node("Sqrt", ["d"], ["sd"], name=f"{scope}/Sqrt"),
+            node("Div", ["s", "sd"], ["s2"], name=f"{scope}/Div"),
+            node("Add", ["s2", "bias"], ["y"], name=f"{scope}/Add"),
+        ],
+        [value("q", [1, 2, 6, 4]), value("k", [1, 2, 4, 6]), value("d", [])],
+        [value("y", None)],
+        [init("bias", [1, 2, 6, 6])],
+    )
+    fw = audit_model(tmp_path, m, convention="pytorch").framework
+    assert [la.kind for la in fw.layers if la.kind == "LayerNormalization"] == []
+    assert fw.trainable.lo == 0  # zeros the model made, or a parameter: 0 to 1x2x6x6
+
+
 def test_a_shared_module_called_again_is_counted_once():
     """One block called three times (scripts/export_torch_zoo.py, shared_block): with constant folding
     the legacy exporter stores the transposed weight of each call, equal copies kept once behind

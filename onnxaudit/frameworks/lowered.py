@@ -27,6 +27,10 @@ def lowered_layer_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor
         return None
     if any(t.category == "statistic" for t in tensors):
         return None
+    if any(sum(d > 1 for d in t.dims or ()) > 2 for t in tensors):
+        return (
+            None  # per-feature gamma and beta (a group norm's as (groups, C/groups)), not T5's (1, heads, q, k) zeros
+        )
     gammas = [t for t in tensors if _reaches(t, "Mul")]
     betas = [t for t in tensors if _reaches(t, "Add")]
     if len(gammas) > 1 or len(betas) > 1 or len(gammas) + len(betas) != len(tensors):
