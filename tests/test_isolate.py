@@ -75,29 +75,6 @@ def test_beside_another_python_thread_the_call_runs_in_process():
         thread.join()
 
 
-def test_threads_idle_forks_beside_another_thread_and_the_child_forks_in_turn():
-    """scan --cluster on a Dask worker: the worker's threads are idle while its task runs, so the task
-    forks all the same; the child has one thread, so the audit's own isolation forks again in it."""
-    import threading
-
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    thread.start()
-    try:
-        here = str(os.getpid()).encode()
-        pids = run_isolated(
-            lambda: b"%d %s" % (os.getpid(), run_isolated(lambda: b"%d" % os.getpid())), threads_idle=True
-        )
-        child, grandchild = bytes(pids).split()
-        assert len({here, child, grandchild}) == 3
-        with pytest.raises(IsolatedFailure, match="crashed"):
-            run_isolated(lambda: ctypes.string_at(0), threads_idle=True)
-        assert thread.is_alive()
-    finally:
-        stop.set()
-        thread.join()
-
-
 def test_an_answer_viewing_a_truncated_mapping_is_a_sigbus(tmp_path):
     import mmap
 

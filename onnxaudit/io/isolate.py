@@ -214,12 +214,10 @@ def _widen(pipe: int) -> None:
         pass  # over the system's limit, or not Linux: the default size works, only slower
 
 
-def run_isolated(call: Callable[[], Answer], timeout: float = 60.0, threads_idle: bool = False) -> bytes | bytearray:
+def run_isolated(call: Callable[[], Answer], timeout: float = 60.0) -> bytes | bytearray:
     """call() in a forked child; its bytes (its parts joined), or IsolatedFailure. In-process where forking is not
-    safe (fork_safe). `threads_idle`: the caller vouches that the process's other Python threads hold nothing
-    the call needs (a Dask worker's event loop and idle pool, scan/cluster.py), so it forks all the same; the
-    child then has one thread, and the calls it makes fork in turn."""
-    if not (fork_safe() or (threads_idle and sys.platform.startswith("linux") and hasattr(os, "fork"))):
+    safe (fork_safe)."""
+    if not fork_safe():
         try:
             answer = call()
         except Exception as exc:
