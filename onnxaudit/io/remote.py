@@ -131,16 +131,9 @@ def list_models(prefix: str, suffix: str) -> list[str]:
     return [fs.unstrip_protocol(name) if hasattr(fs, "unstrip_protocol") else f"{scheme}://{name}" for name in names]
 
 
-def external_url(model_url: str, location: str) -> str:
+def external_url(model_url: str, location: str) -> str | Problem:
     """The URL of an external data file beside a remote model, when `location` stays under the model's
-    prefix (no '..', no absolute path or URL, no other host); AuditError otherwise."""
-    beside = _beside(model_url, location)
-    if isinstance(beside, Problem):
-        raise AuditError(f"{model_url}: external data location {location!r}: {beside.message}")
-    return beside
-
-
-def _beside(model_url: str, location: str) -> str | Problem:
+    prefix (no '..', no absolute path or URL, no other host); a location Problem otherwise."""
     if is_url(location) or location.startswith("//"):
         return Problem("location", "is a URL; refusing (must be relative, under the model's prefix)")
     try:
@@ -152,7 +145,7 @@ def _beside(model_url: str, location: str) -> str | Problem:
 
 class RemoteExternal(ExternalFiles):
     """External data of a model at a URL, for check's file pass: each location must stay under the model's
-    prefix (_beside), and its file's size is asked for once (one request, no byte of it read) so offsets and
+    prefix (external_url), and its file's size is asked for once (one request, no byte of it read) so offsets and
     lengths are checked as for a local file. The bytes are never fetched: extents carry fd None."""
 
     def __init__(self, model_url: str) -> None:
@@ -162,7 +155,7 @@ class RemoteExternal(ExternalFiles):
         self.requests = 0
 
     def _locate(self, location: str) -> tuple[int | None, int] | Problem:
-        address = _beside(self.model_url, location)
+        address = external_url(self.model_url, location)
         if isinstance(address, Problem):
             return address
         if address not in self._remote and len(self._remote) >= MAX_EXTERNAL_FILES:
