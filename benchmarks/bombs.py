@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -72,9 +73,20 @@ BOMBS = {
     },
 }
 
-if __name__ == "__main__":
-    out = Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split(":", 1)[0])
+    parser.add_argument("out", metavar="OUT_DIR", type=Path, help="folder to write NAME.onnx files into")
+    parser.add_argument("names", metavar="NAME", nargs="*", help="bombs to build (default: all)")
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in BOMBS]
+    if unknown:
+        parser.error(f"no bomb named {', '.join(unknown)} (choose from {', '.join(BOMBS)})")
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, build in BOMBS.items():
-        if name in sys.argv[2:] or len(sys.argv) == 2:
-            (out / f"{name}.onnx").write_bytes(build())
+        if not args.names or name in args.names:
+            (args.out / f"{name}.onnx").write_bytes(build())
+
+
+if __name__ == "__main__":
+    main()

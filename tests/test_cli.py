@@ -76,3 +76,25 @@ def test_usage_errors_exit_2(tmp_path, capsys):
         assert exc.code == 2
     else:  # pragma: no cover - argparse always exits here
         raise AssertionError("--depth 0 accepted")
+
+
+def test_an_unexpected_failure_names_what_the_command_was_given(tmp_path, capsys, monkeypatch):
+    """The catch-all for a bug printed 'onnxaudit: : internal error' for diff, check and scan, which name no single
+    'model': it names check's models, diff's OLD and NEW, scan's folder. A raising stand-in for a bug in the step
+    each command calls first (a real bug cannot be written to order)."""
+    path = _seed(tmp_path)
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("onnxaudit.cli.diff.compare", bug)
+    monkeypatch.setattr("onnxaudit.cli.check.check_files", bug)
+    monkeypatch.setattr("onnxaudit.cli.main.audit", bug)
+    for argv, named in (
+        (["diff", path, path], f"{path} and {path}"),
+        (["check", path, path], f"{path} and {path}"),
+        (["summary", path], path),
+    ):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == f"onnxaudit: {named}: internal error RuntimeError: a bug\n"

@@ -55,7 +55,7 @@ from onnxaudit.count.roles import classify
 from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError
 from onnxaudit.io.budget import FIELDS_PER_NODE, GraphTooLarge
-from onnxaudit.io.datamap import map_file
+from onnxaudit.io.datamap import MAX_TEXT, map_file
 from onnxaudit.io.wire import strip_weights
 from onnxaudit.model.load import load
 
@@ -477,6 +477,23 @@ def test_a_huge_text_is_printed_by_its_ends_in_every_format(where, cli, folders,
         assert out.code in (0, 1) and out.stderr == "", (argv, out.stderr)
         assert raw_controls(out.raw) == [], (argv, raw_controls(out.raw))
         assert len(out.stdout) < 64 * 1000 or argv[1:] == ["--format", "json"], argv
+
+
+def test_a_name_over_the_data_maps_text_limit_is_refused_as_a_limit(cli, folders, tmp_path):
+    """check reads names through the data map, which reads no text over MAX_TEXT bytes: an 18 MB node name was
+    refused as 'malformed protobuf', as if the bytes were no protobuf. The refusal names the limit passed."""
+    folder, _ = folders
+    path = folder / "long.onnx"
+    data = long_text("node_name", MAX_TEXT)  # 62 ASCII + a 1-byte and a 3-byte character in each 64
+    path.write_bytes(data)
+    length = MAX_TEXT // 64 * (62 + 1 + 3)
+    start = data.index(b"\x1b") - 62  # the name's first byte: the text begins with 62 'a's
+    out = cli.run(["check", str(path)], tmp_path)
+    assert out.code == 2 and out.stdout == ""
+    assert out.stderr == (
+        f"onnxaudit: {path}: a text of {length:,} bytes at byte {start:,}: over the limit of {MAX_TEXT:,} bytes"
+        " for a name or an external-data entry\n"
+    )
 
 
 def test_training_graphs_are_neither_parsed_nor_counted(tmp_path):

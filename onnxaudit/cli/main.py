@@ -190,9 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (MemoryError, RecursionError) as exc:
-        print(f"onnxaudit: {escape(getattr(args, 'model', ''))}: {type(exc).__name__} while reading", file=sys.stderr)
+        print(f"onnxaudit: {_where(args)}: {type(exc).__name__} while reading", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug must still end in one line, never a traceback on a user's terminal
-        where = escape(getattr(args, "model", ""))
-        print(f"onnxaudit: {where}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
+        print(f"onnxaudit: {_where(args)}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
         return 2
+
+
+def _where(args: argparse.Namespace) -> str:
+    """What a failure the command did not expect is about: its model (check's models, diff's OLD and NEW, scan's
+    folder or list), escaped, or the command's name when it names none."""
+    found = [getattr(args, name, None) for name in ("model", "old", "new", "directory", "listing")]
+    paths = [p for value in found for p in (value if isinstance(value, list) else [value]) if p]
+    return " and ".join(escape(p) for p in paths) or f"{args.command}"

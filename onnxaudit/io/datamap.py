@@ -150,8 +150,11 @@ class _Reader:
                 raise _Malformed(f"varint longer than 10 bytes at byte {pos:,}")
 
     def read(self, start: int, end: int) -> bytes:
-        if end - start > MAX_TEXT:
-            raise _Malformed(f"a {end - start:,}-byte name at byte {start:,}")
+        if end - start > MAX_TEXT:  # a limit passed, not bytes that are no protobuf: said as the other limits are
+            raise AuditError(
+                f"a text of {end - start:,} bytes at byte {start:,}: over the limit of {MAX_TEXT:,} bytes"
+                " for a name or an external-data entry"
+            )
         offset = start - self.start
         if offset < 0 or end - self.start > len(self.data):
             self.fill(start, end - start)
@@ -480,7 +483,7 @@ def map_file(fd: int | RangedBuffer, size: int, name: str, max_nodes: int = MAX_
     walker = _Walker(_Reader(fd, size), Tally(max_nodes))
     try:
         walker.model(size)
-    except AuditError as exc:  # the graph size refused
+    except AuditError as exc:  # the graph size or a text refused
         raise AuditError(f"{name}: {exc}") from None
     except _Malformed as exc:
         raise AuditError(f"{name}: not an ONNX model (malformed protobuf: {exc})") from None
