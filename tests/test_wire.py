@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from builders import init, ints, model, node, save, value, varint
+from builders import dense_relu, init, ints, model, node, save, value, varint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -334,3 +334,103 @@ def test_weights_in_local_function_constants_are_stripped(tmp_path):
     light = strip_weights(path.read_bytes())
     assert light.stripped_tensors == 1 and len(light.data) < 4096
     assert load(path).graphs["function:local.F"].tensors["W"].dims == (512, 1024)
+
+
+# ---------------------------------------------------------------- node metadata no stage reads
+
+_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def _entry(key: bytes, value: bytes) -> onnx.StringStringEntryProto:
+    return onnx.StringStringEntryProto(key=key.decode(), value=value.decode())
+
+
+def test_unread_node_metadata_is_left_out_of_the_light_copy(tmp_path):
+    m = dense_relu()
+    dense, relu = m.graph.node
+    dense.metadata_props.extend([_entry(_TRACE.encode(), b'File "model.py", line 9\n' * 40)])  # long: walked
+    dense.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'fc']")
+    relu.metadata_props.add(key="namespace", value="fc: Linear")  # a small node: copied whole unless it drops one
+    relu.metadata_props.add(key="pkg.torch.onnx.fx_node", value="%relu : [num_users=1] = call_function[aten.relu]")
+    path = save(m, tmp_path / "meta.onnx")
+    light = onnx.ModelProto.FromString(bytes(strip_weights(path.read_bytes()).data))
+    kept = [[(p.key, p.value) for p in n.metadata_props] for n in light.graph.node]
+    assert kept == [[("pkg.torch.onnx.name_scopes", "['', 'fc']")], [(p.key, p.value) for p in relu.metadata_props[1:]]]
+    assert load(path).main.nodes[0].module_scopes == ("", "fc")
+    _same_view(path)
+
+
+@pytest.mark.parametrize(
+    "entry, kept",
+    [
+        (b"\x0a\x09namespace" + b"\x12\x01x", False),  # well formed, unread: dropped
+        (b"\x0a\x09namespace" + b"\x12\x01x" + b"\x18\x01", True),  # an unknown varint field: protobuf decides
+        (b"\x12\x01x" + b"\x0a\x09namespace" + b"\x0a\x1apkg.torch.onnx.name_scopes", True),  # the last key wins
+        (b"\x0a\x1apkg.torch.onnx.name_scopes" + b"\x0a\x09namespace", False),
+        (b"\x12\x01x", False),  # no key: "" is read by no one
+        (b"\x0a\x7fnamespace", True),  # a length past the entry's end: protobuf refuses the file
+    ],
+)
+def test_metadata_entries_dropped_only_when_well_formed_and_unread(tmp_path, entry, kept):
+    relu = onnx.NodeProto(op_type="Relu", input=["x"], output=["y"]).SerializeToString()
+    relu += b"\x4a" + varint(len(entry)) + entry  # NodeProto.metadata_props, field 9
+    graph = b"\x0a" + varint(len(relu)) + relu  # GraphProto.node
+    m = model([], [value("x", [2])], [value("y", [2])])
+    path = tmp_path / "entry.onnx"  # ModelProto.graph written twice: protobuf merges the second into the first
+    path.write_bytes(m.SerializeToString() + b"\x3a" + varint(len(graph)) + graph)
+    assert (entry in bytes(strip_weights(path.read_bytes()).data)) is kept
+    _same_view(path)
+
+
+def test_no_stage_reads_a_dropped_metadata_key():
+    """Every node metadata key the fixtures carry is either kept (and read in model/metadata.py) or named
+    nowhere in onnxaudit's source."""
+    from onnxaudit.io.wire import NODE_METADATA_KEPT
+
+    found = set()
+    for path in FIXTURES:
+        m = onnx.load(path, load_external_data=False)
+        found |= {p.key for n in m.graph.node for p in n.metadata_props}
+    dropped = found - set(NODE_METADATA_KEPT)
+    assert {_TRACE, "namespace", "pkg.torch.onnx.class_hierarchy"} <= dropped
+    assert set(NODE_METADATA_KEPT) <= found
+    reader = (ROOT / "onnxaudit" / "model" / "metadata.py").read_text()
+    source = "\n".join(p.read_text() for p in (ROOT / "onnxaudit").rglob("*.py"))
+    for key in NODE_METADATA_KEPT:
+        assert f'"{key}"' in reader and key.startswith("pkg.")  # metadata.may_hold_module_scopes looks for "pkg."
+    for key in dropped:
+        assert f'"{key}"' not in source.replace('"domain": "namespace"', ""), key  # (SARIF's kind of a domain)
+        assert f"'{key}'" not in source, key
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["summary", "--explain"],
+        ["summary", "--format", "json"],
+        ["summary", "--convention", "pytorch", "--by", "op"],
+        ["check", "--fail-on", "warning", "--format", "json"],
+        ["diff"],
+    ],
+    ids=" ".join,
+)
+def test_every_command_says_the_same_with_the_unread_metadata(monkeypatch, capsys, args):
+    """The dynamo fixtures hold stack traces, class hierarchies and namespaces: each command's output is the
+    same whether the walk drops them or keeps every entry."""
+    from onnxaudit.cli.main import main
+    from onnxaudit.io import wire
+
+    files = [str(ROOT / "models" / "torch" / f"resnet_tiny__dynamo{kind}.onnx") for kind in ("", "_noopt")]
+    command = [*args[:1], *files[: 2 if args[0] == "diff" else 1], *args[1:]]
+    outputs = []
+    for keep_all in (False, True):
+        if keep_all:
+            monkeypatch.setattr(wire, "_unread_entry", lambda buf, start, end: False)
+        light = strip_weights(Path(files[0]).read_bytes())
+        outputs.append((main(command), capsys.readouterr(), len(light.data)))
+    (code, said, size), (code_all, said_all, size_all) = outputs
+    entries = [
+        p for n in onnx.load(files[0]).graph.node for p in n.metadata_props if p.key not in wire.NODE_METADATA_KEPT
+    ]
+    assert size_all - size >= sum(1 + len(varint(p.ByteSize())) + p.ByteSize() for p in entries) > 10_000
+    assert (code, said.out, said.err) == (code_all, said_all.out, said_all.err)

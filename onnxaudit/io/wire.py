@@ -3,7 +3,8 @@
 `strip_weights` walks a (memory-mapped) ONNX file field by field and writes a light copy of it: every
 message that can hold a tensor (model, graph, node, attribute, function, training info, sparse tensor,
 tensor) larger than KEEP_BYTES is walked and rewritten, and so is every graph, function and training info,
-and every node or attribute that may hold a graph, whatever its size; everything else is copied verbatim.
+and every node or attribute that may hold a graph or a metadata entry no stage reads (NODE_METADATA_KEPT),
+whatever its size; everything else is copied verbatim. Doc strings and unread node metadata are left out.
 The walk counts nodes, node inputs and graphs as it meets them and stops at the first over --max-nodes
 (io/budget.py), before protobuf parses anything. In a
 rewritten tensor, raw_data and the typed data fields (float_data, int64_data, ...) beyond KEEP_BYTES are
@@ -91,6 +92,20 @@ _ENTRY_KEYS = {
     _ATTR: frozenset(number << 3 | 2 for number in (9, 10, 11, 15, 23)),
 }
 _UNCOUNTED = 1 << 62
+
+# A node's metadata_props entries the light copy keeps, by key: the only ones any stage reads (all of them in
+# model/metadata.node_metadata; nothing reads a graph's or a value's). Every other entry of a node's
+# metadata_props is dropped in the walk, so the parent neither receives nor parses it: torch.onnx (dynamo) writes
+# each node's stack trace, class hierarchy and namespace there, 62 MB of a 40k-node Llama export's 85 MB.
+# tests/test_wire.py proves no dropped key is read (every reader's output the same with and without them).
+NODE_METADATA_KEPT = (
+    "pkg.torch.onnx.name_scopes",  # dynamo's module path of each node: layer names and grouping
+    "pkg.torch.onnx.fx_node",  # dynamo's FX call: parameters vs buffers, norms without affine or bias
+    "pkg.onnxscript.rewriter.rule_name",  # onnxscript's rewrite rules: a BatchNormalization fused into a Conv/Gemm
+)
+_KEPT_METADATA = frozenset(key.encode() for key in NODE_METADATA_KEPT)
+_NODE_METADATA_KEY = 9 << 3 | 2
+_ENTRY_KEY, _ENTRY_VALUE = 1 << 3 | 2, 2 << 3 | 2  # StringStringEntryProto's key and value
 _NODE_INPUT_KEY, _NODE_ATTRIBUTE_KEY, _NODE_DOC_KEY = 1 << 3 | 2, 5 << 3 | 2, _DOC_STRING[_NODE] << 3 | 2
 _NODE_ENTRIES = _ENTRY_KEYS[_NODE]
 # An attribute without a byte that can begin the tag of a graph (fields 6, 11) or of another entry (9, 10, 15, 23)
@@ -302,6 +317,7 @@ class _Writer:
         children = _CHILD_KEYS[kind]
         dropped = _DROP_KEYS.get(kind, frozenset())
         counted_key = _COUNTED_KEY.get(kind, -1)
+        metadata_key = _NODE_METADATA_KEY if kind == _NODE else -1
         counted, room = 0, self.room(kind)
         singular_key, singular_seen = _SINGULAR_GRAPH_KEY.get(kind, -1), False
         large = end - start > KEEP_BYTES
@@ -349,7 +365,7 @@ class _Writer:
                 counted += 1
                 if counted > room:
                     self.count(kind, counted)  # raises: over --max-nodes, before anything is parsed
-            if key in dropped:
+            if key in dropped or (key == metadata_key and _unread_entry(buf, pos, value_end)):
                 self.copy(run, field_start)
                 run = value_end
             elif key in children and self.walks(children[key], length, pos, value_end):
@@ -400,9 +416,9 @@ class _Writer:
 
     def plain_node(self, start: int, end: int) -> bool:
         """Count a small node's inputs and entries as the walk would, and say whether it can be copied whole:
-        False (nothing counted) for one to walk: a doc string to drop, an attribute that may hold a graph or
-        entries, or anything unusual (a tag or length over one byte, another wire type). Most nodes are plain,
-        and copied as one run with their graph's other nodes."""
+        False (nothing counted) for one to walk: a doc string or a metadata entry to drop, an attribute that may
+        hold a graph or entries, or anything unusual (a tag or length over one byte, another wire type). Most nodes
+        are plain, and copied as one run with their graph's other nodes."""
         buf = self.buf
         pos = start
         inputs = entries = fields = 0
@@ -419,6 +435,8 @@ class _Writer:
                 inputs += 1
             elif key in _NODE_ENTRIES:
                 if key == _NODE_ATTRIBUTE_KEY and self.attribute_has_entries(pos, pos + length):
+                    return False
+                if key == _NODE_METADATA_KEY and _unread_entry(buf, pos, pos + length):
                     return False
                 entries += 1
             elif key == _NODE_DOC_KEY:
@@ -510,6 +528,27 @@ class _Writer:
         if (end - start) % width:
             raise _Malformed("packed field length is not a multiple of its element size", start)
         return end - start
+
+
+def _unread_entry(buf: Buffer, start: int, end: int) -> bool:
+    """Whether a node's metadata entry is one to drop: its key (the last written, as protobuf keeps) is not in
+    NODE_METADATA_KEPT. An entry with anything but well-formed key and value fields is kept, for protobuf to
+    judge as it did before."""
+    pos, key = start, b""
+    while pos < end:
+        tag = buf[pos]
+        if tag != _ENTRY_KEY and tag != _ENTRY_VALUE:
+            return False
+        try:
+            length, pos = _varint(buf, pos + 1, end)
+        except _Malformed:
+            return False
+        if pos + length > end:
+            return False
+        if tag == _ENTRY_KEY:
+            key = bytes(buf[pos : pos + length])
+        pos += length
+    return key not in _KEPT_METADATA
 
 
 def strip_weights(buf: Buffer, max_nodes: int = MAX_NODES) -> LightModel:

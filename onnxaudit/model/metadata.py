@@ -41,6 +41,8 @@ _FX_NORM_AFFINE_ARGS = re.compile(
 _REWRITE_RULES_KEY = "pkg.onnxscript.rewriter.rule_name"
 _BN_FUSION_RULE = "FuseBatchNormInto"  # ...Conv, ...ConvTranspose, ...Gemm
 _METADATA_PREFIX = b"pkg."  # of _SCOPES_KEY, _FX_NODE_KEY and _REWRITE_RULES_KEY
+# These three keys are io/wire.NODE_METADATA_KEPT: the walk drops every other entry of a node's metadata_props, so
+# a key read here must be added there.
 
 
 def module_scopes(text: str) -> tuple[str, ...] | None:
