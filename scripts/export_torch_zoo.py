@@ -311,6 +311,34 @@ class SharedLinear2d3d(nn.Module):
         return self.head(self.fc(x).mean(1) + self.fc(x.mean(1)))
 
 
+class LinearNorm(nn.Module):
+    """LeViT's LinearNorm: a Linear without bias, then a BatchNorm1d over its features on the flattened
+    sequence, reshaped back. Without the optimizer dynamo writes the weight's Transpose before the MatMul."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 10, bias=False)
+        self.bn = nn.BatchNorm1d(10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return self.bn(y.flatten(0, 1)).reshape_as(y)
+
+
+class ReshapeChain(nn.Module):
+    """A Linear applied to the flattened sequence and reshaped back with sizes read from x.shape (ddddocr's
+    CTC head): Shape, Gather, Mul, Unsqueeze and Concat compute each Reshape's target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[0], x.shape[1]
+        y = self.fc(x.reshape(b * t, -1))
+        return y.reshape(b, t, -1).argmax(-1)
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -420,6 +448,8 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
             nn.Sequential(nn.utils.spectral_norm(nn.Conv2d(3, 6, 3)), nn.ReLU(), nn.Conv2d(6, 2, 1)),
             torch.randn(1, 3, 8, 8),
         ),
+        "linear_norm": (LinearNorm(), torch.randn(2, 5, 16)),
+        "reshape_chain": (ReshapeChain(), torch.randn(2, 5, 16)),
         # two BNs in a row: dynamo fuses both into the conv
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
@@ -434,6 +464,11 @@ UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 FOLDED = frozenset(
     {"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook", "traced_lookups", "shared_linear_2d_3d"}
 )
+# Also exported by dynamo without the onnxscript optimizer (`__dynamo_noopt`): layout ops kept.
+NOOPT = frozenset({"linear_norm"})
+# Exported at opset 13 with free batch and time (`__legacy_op13_dynamic`) only: onnx's shape inference
+# gives a Reshape to a computed target no shape below opset 14, so each layer's data output is unknown.
+DYNAMIC_OP13 = frozenset({"reshape_chain"})
 # Exported as torch.jit.script makes them (the legacy exporter only): control flow becomes If/Loop nodes.
 SCRIPTED = frozenset({"branch_conv_bn"})
 # Exported as torch.jit.freeze(torch.jit.script(model)) makes them (the legacy exporter only).
@@ -493,6 +528,15 @@ def main(only: list[str]) -> None:
         ]
         if name in FOLDED:
             variants.append(("legacy_fold", {"dynamo": False, "do_constant_folding": True, "opset_version": 17}))
+        if name in NOOPT:
+            variants.append(
+                ("dynamo_noopt", {"dynamo": True, "external_data": False, "opset_version": 18, "optimize": False})
+            )
+        if name in DYNAMIC_OP13:
+            dynamic = {"input_names": ["x"], "dynamic_axes": {"x": {0: "batch", 1: "time"}}}
+            variants = [
+                ("legacy_op13_dynamic", {"dynamo": False, "do_constant_folding": False, "opset_version": 13, **dynamic})
+            ]
         if name in UNSCOPED:
             variants = [("legacy_op14_unscoped", {"dynamo": False, "do_constant_folding": False, "opset_version": 14})]
         if name in SCRIPTED or name in FROZEN:

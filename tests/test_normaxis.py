@@ -12,7 +12,9 @@ from onnxaudit.count.roles import classify
 from onnxaudit.count.table import param_table
 from onnxaudit.model.load import load
 
-KERAS = Path(__file__).resolve().parent.parent / "models" / "keras"
+MODELS = Path(__file__).resolve().parent.parent / "models"
+KERAS = MODELS / "keras"
+TORCHZOO = MODELS / "torchzoo"
 
 
 def _findings(path: Path):
@@ -41,3 +43,11 @@ def test_summary_notes_the_axis_typo():
     notes = audit(KERAS / "seed_cnn_axis_typo__tf2onnx_op17.onnx").notes
     assert any("not the channel axis" in note for note in notes)
     assert not any("channel axis" in note for note in audit(KERAS / "seed_cnn__tf2onnx_op17.onnx").notes)
+
+
+@pytest.mark.parametrize("kind", ["legacy", "dynamo", "dynamo_noopt"])
+def test_linear_read_through_a_transpose_is_not_an_axis_typo(kind):
+    """LeViT's LinearNorm: Linear(16, 10, bias=False), BatchNorm1d(10) on the flattened sequence. Without
+    the optimizer dynamo stores the (10, 16) weight and transposes it before the MatMul: the MatMul writes
+    10 features, as the BN normalizes, not the 16 of the stored weight's last dim."""
+    assert _findings(TORCHZOO / f"linear_norm__{kind}.onnx") == []

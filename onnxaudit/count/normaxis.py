@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.model.ops import CHANNEL_PRODUCTS, CHANNELS_KEPT, output_channels
-from onnxaudit.model.view import ModelView, Node
+from onnxaudit.model.view import ModelView, Node, ValueInfo
 
 _BN_ROLES = ("bn_gamma", "bn_beta", "bn_mean", "bn_var")
 
@@ -33,10 +33,21 @@ class AxisFinding:
         )
 
 
-def _out_channels(node: Node, weights: dict[int, ParamTensor]) -> int | None:
+_FEATURES_LAST = frozenset({"MatMul", "MatMulInteger", "Gemm"})  # products writing features on the last axis
+
+
+def _out_channels(node: Node, weights: dict[int, ParamTensor], value_shapes: dict[str, ValueInfo]) -> int | None:
+    """The channels `node` writes: its output's channel dim where inference knows it (a weight read
+    through a Transpose, dynamo's Linear without the optimizer, is stored the other way round), else
+    the weight's dims."""
     weight = weights.get(node.index)
     if weight is None or not weight.dims or node.op_type not in CHANNEL_PRODUCTS:
         return None
+    written = value_shapes.get(node.outputs[0]) if node.outputs else None
+    if written is not None and written.shape and len(written.shape) >= 2:
+        dim = written.shape[-1 if node.op_type in _FEATURES_LAST else 1]
+        if isinstance(dim, int):
+            return dim
     group = node.int_attr("group", 1) or 1
     return output_channels(node.op_type, weight.dims, group, bool(node.attrs.get("transB")))
 
@@ -62,7 +73,7 @@ def channel_axis_findings(view: ModelView, table: ParamTable) -> list[AxisFindin
         current, transposed = _producer_before(producers, node, slot)
         if current is None:
             continue
-        channels = _out_channels(current, weights)
+        channels = _out_channels(current, weights, view.value_shapes)
         if channels is not None and channels != features:
             findings.append(AxisFinding(node.label, features, current.label, channels, transposed))
     return findings
