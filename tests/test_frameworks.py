@@ -186,7 +186,7 @@ def test_dynamo_fold_names_conv_and_bn_modules():
 
 # The layer zoo (scripts/export_keras.py ZOO_CASES): every layer Keras counted, rebuilt row by row,
 # except what the file cannot show (frozen layers' split, a folded BN's missing beta, TFLite's folds), checked apart.
-ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged")
+ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged", "convnext_block")
 ZOO = [p for p in KERAS if p.stem.split("__")[0] in ZOO_CASES]
 # tf_keras writes MultiHeadAttention's einsums as anonymous Gemm/Concat nodes: counted, but not per layer;
 # it folds each BN into its conv (`*_fused_bn`), which cannot show the conv's bias nor center/scale.
@@ -198,7 +198,24 @@ ZOO_NAMED = [
 
 
 def test_zoo_fixtures_present():
-    assert len(ZOO) >= 14
+    assert len(ZOO) >= 17
+
+
+def test_convs_of_one_slashed_scope_are_each_rebuilt_with_their_folded_bns():
+    """tf_keras layers named with a slash (MobileNetV3's `expanded_conv/expand`, `.../depthwise`,
+    `.../project`) share one TF scope: every conv in it and the BN folded into each are rebuilt, its
+    squeeze-excite convs counted as stored, and each default the fold hides is said of its own layer."""
+    path = MODELS / "keras" / "slash_blocks__tfkeras_op13.onnx"
+    meta = _meta(path)
+    block = _fw_layer(audit(path).framework, "block")
+    in_block = [la for la in meta["layers"] if la["name"].startswith("block/")]
+    assert block.total.contains(sum(la["params"] for la in in_block))
+    assert block.non_trainable.exact and block.non_trainable.lo == sum(la["non_trainable"] for la in in_block)
+    texts = {a.text for a in block.alternatives}
+    assert {"block/expand has use_bias=False", "block/depthwise/bn has center=False"} <= texts
+    assert {"block/project has use_bias=False", "block/project/bn has scale=False"} <= texts
+    # the shown value takes Keras's defaults: a bias on each of the three folded convs
+    assert block.trainable.shown == sum(la["trainable"] for la in in_block) + 16 + 16 + 8
 
 
 @pytest.mark.parametrize("path", ZOO_NAMED, ids=lambda p: p.stem)

@@ -44,6 +44,26 @@ def test_keras_fixtures_verify_against_their_summaries(case, kind, capsys):
     assert result["consistent"] and all(la["verdict"] == "match" for la in result["layers"])
 
 
+# #18: files whose figures are exact or rest on discrete alternatives (a fold adds a bias of C, a gamma of C)
+DISCRETE = [
+    "slash_blocks__tfkeras_op13",
+    "convnext_block__keras3_export",
+    "convnext_block__tf2onnx_op17",
+    "convnext_block__tfkeras_op13",
+]
+
+
+@pytest.mark.parametrize("stem", DISCRETE)
+def test_true_figures_verify_and_one_trainable_more_does_not(stem, capsys):
+    path = MODELS / "keras" / stem
+    keras = json.loads(path.with_suffix(".json").read_text())
+    t, tr, nt = keras["total"], keras["trainable"], keras["non_trainable"]
+    onnx = f"{path}.onnx"
+    assert main(["verify", onnx, "--expect", f"total={t},trainable={tr},non_trainable={nt}"]) == 0
+    assert main(["verify", onnx, "--keras-summary", f"{path}.summary.txt"]) == 0
+    assert main(["verify", onnx, "--expect", f"total={t + 1},trainable={tr + 1},non_trainable={nt}"]) == 1
+
+
 def test_frozen_layers_are_what_the_summary_implies(capsys):
     """No ONNX file shows trainable=False: the true summary of a frozen model is consistent, and verify
     says on what condition; a summary no freezing explains is still a mismatch."""

@@ -208,6 +208,14 @@ class TfNaming:
             return None
         return self.clean(scopes[len(self.root)])
 
+    def scope(self, name: str) -> str | None:
+        """Every scope below the root (`block/expand/bn`): tf_keras allows a slash in a layer's name
+        (MobileNetV3's `expanded_conv_9/expand`), which `layer` cuts to its first part."""
+        scopes = tuple(tf_scopes(name))
+        if len(scopes) <= len(self.root) or scopes[: len(self.root)] != self.root:
+            return None
+        return "/".join(map(self.clean, scopes[len(self.root) :]))
+
     def clean(self, scope: str) -> str:
         return _KERAS3_SUFFIX.sub("", scope) if self.keras3 else scope
 

@@ -11,7 +11,8 @@ from onnxaudit.frameworks.common import (
     FOLD_TARGETS,
     SAME_OP,
     channels_of,
-    first_weight_and_bias,
+    file_layer,
+    inferred_layer,
     kind_of,
     out_channels,
     weight_and_bias,
@@ -44,7 +45,7 @@ def keras_bn_scale_shift(ctx: FileContext, layer: Layer, tensors: list[ParamTens
     The scale's name tells whether gamma was multiplied in (`batchnorm/mul`) or not (`batchnorm/Rsqrt`).
     One of the two may be gone: an untrained BN's shift is all zeros and tf2onnx drops its Add, and a
     simplifier (onnxsim, onnxslim) or onnxruntime fuses the scale's Mul into the conv before it."""
-    if not any("/batchnorm/" in n.name for n in layer.nodes):
+    if not any("/batchnorm/" in n.name for n in layer.nodes) or _moments_at_run_time(layer):
         return None
     muls = [t for t in tensors if any(u.node.op_type == "Mul" for u in t.uses)]
     adds = [t for t in tensors if any(u.node.op_type in ("Add", "Sub") for u in t.uses)]
@@ -104,6 +105,13 @@ def keras_bn_scale_shift(ctx: FileContext, layer: Layer, tensors: list[ParamTens
     ]
 
 
+def _moments_at_run_time(layer: Layer) -> bool:
+    """tf_keras's LayerNormalization off its fused path (epsilon under 1.001e-5, ConvNeXt's 1e-6) calls
+    tf.nn.batch_normalization too, its `batchnorm/` ops named as a BN's, but on moments it computes (a
+    ReduceMean): its two vectors are gamma and beta, no folded statistics."""
+    return any(n.op_type == "ReduceMean" for n in layer.nodes)
+
+
 @rule(SAME_OP["Conv"])
 def keras_conv_bn_merged(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on Keras 3: a BN after a bias-free conv is merged into it; the conv's bias is the BN's
@@ -161,19 +169,50 @@ def keras_fused_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -
     into one Conv named after the BN's ops (`<bn>/batchnorm/mul_1`). Or tf2onnx converted a TFLite file,
     whose converter folded the BN into the conv, transposed conv or Dense before it: the op's fused name
     lists the BN's ops (`...;<bn>/batchnorm/add_1;<conv>/BiasAdd;...`). The original bias cannot be
-    told from the folded shift."""
-    op, weight, bias = first_weight_and_bias(tensors, FOLD_TARGETS)
-    if weight is None:
+    told from the folded shift. One scope may hold several such convs (tf_keras layers named with a
+    slash, MobileNetV3's `expanded_conv_9/expand`, `.../depthwise`, `.../project`): each is rebuilt, and
+    the scope's other tensors (its squeeze-excite convs) are counted as stored."""
+    rebuilt: list[FrameworkLayer] = []
+    used: set[str] = set()
+    for op, weight, bias in _fold_targets(tensors):
+        folded = _fused_bn(ctx, op, weight, bias)
+        if folded:
+            rebuilt += folded
+            used.update(t.name for t in (weight, bias) if t is not None)
+    if not rebuilt:
         return None
+    rest = [t for t in tensors if t.name not in used]
+    return [*rebuilt, file_layer(layer, rest)] if rest else rebuilt
+
+
+def _fold_targets(tensors: list[ParamTensor]) -> list[tuple[str, ParamTensor, ParamTensor | None]]:
+    """Each weight of an op a BN may be folded into, with the bias its node reads (None: no bias slot)."""
+    biases = {u.node.index: t for t in tensors if t.role == "bias" for u in t.uses}
+    found = []
+    for op in FOLD_TARGETS:
+        ops = SAME_OP.get(op, (op,))
+        for weight in tensors:
+            node = (
+                next((u.node for u in weight.uses if u.node.op_type in ops), None) if weight.role == "weight" else None
+            )
+            if node is not None:
+                found.append((op, weight, biases.get(node.index)))
+    return found
+
+
+def _fused_bn(ctx: FileContext, op: str, weight: ParamTensor, bias: ParamTensor | None) -> list[FrameworkLayer]:
+    """The conv (or Dense) holding `weight` and the BN folded into it, when its names show the fold."""
     naming = ctx.naming
     ops = SAME_OP.get(op, (op,))
     conv_node = next(u.node for u in weight.uses if u.node.op_type in ops)
     bn_part = next((part for part in tflite_parts(conv_node.name) if "/batchnorm/" in part), None)
     in_bn_scope = bn_part is not None
     if not in_bn_scope and not (op == "Conv" and weight.name.endswith("_fused_bn")):
-        return None
-    bn_name = next((naming.layer(o) for o in conv_node.outputs if "FusedBatchNorm" in o), None)
+        return []
+    bn_output = next((o for o in conv_node.outputs if "FusedBatchNorm" in o), None)
+    bn_name = naming.layer(bn_output) if bn_output is not None else None
     fused = ";" in conv_node.name  # a TFLite op's name: its main part names the layer of the weights
+    conv_scope = bn_scope = None  # the full scopes, where they name more than the row (slashed names)
     if in_bn_scope:
         bn_name = bn_name or naming.layer(bn_part)  # type: ignore[arg-type]
         conv_name = naming.layer(conv_node.name) if fused else None
@@ -182,44 +221,44 @@ def keras_fused_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -
     else:
         conv_name = naming.layer(weight.name) or _input_layer(conv_node, ctx)
         conv_name = conv_name or (f"{conv_node.label}{UNNAMED_CONV}{bn_name})" if bn_name else conv_node.label)
+        conv_scope, bn_scope = naming.scope(weight.name), naming.scope(bn_output) if bn_output else None
+    conv_label, bn_text = conv_scope or conv_name, bn_scope or bn_name
     c = channels_of(bias) if bias is not None else out_channels(op, conv_node, weight)
     k = weight.count or 0
     what = "conv bias" if op == "Conv" else f"{op} bias"
-    no_bias = [Alternative(f"{conv_name} has use_bias=False", -c)]
+    no_bias = [Alternative(f"{conv_label} has use_bias=False", -c)]
     conv = FrameworkLayer(
         conv_name, op, Figure.assumed(k + c, [-c]), ZERO, AMBIGUOUS,
-        [f"BN folded into {conv_name}: the original {what} ({c}) cannot be told apart from the folded shift; "
+        [f"BN folded into {conv_label}: the original {what} ({c}) cannot be told apart from the folded shift; "
          "counted (use_bias=True, the Keras default)"],
         [weight.name],
         no_bias,
     )  # fmt: skip
-    layers = [conv]
     # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
     if fused:
         seen = f"{op} node fused from the BatchNormalization's ops ({bn_part}; a TFLite op)"
     elif in_bn_scope:
         seen = f"conv node {conv_node.name} in the BatchNormalization's scope (its Mul and Add fused into the conv)"
     else:
-        seen = f"conv output named {bn_name}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
+        seen = f"conv output named {bn_text}/FusedBatchNormV3" if bn_name else f"weight {weight.name}"
     bn_label = bn_name or f"{conv_name} (+folded BatchNorm)"
-    affine = [Alternative(f"{bn_label} has center=False", -c), Alternative(f"{bn_label} has scale=False", -c)]
-    layers.append(
-        FrameworkLayer(
-            bn_label,
-            "BatchNormalization",
-            Figure.assumed(2 * c, [-c, -c]),
-            Figure.of(2 * c),
-            AMBIGUOUS,
-            [
-                f"{seen}: BatchNormalization folded, over {c} channels",
-                f"moving mean and variance 2 x {c} non-trainable; gamma and beta 2 x {c} (center=True, "
-                f"scale=True, the Keras defaults), 0 to 2 x {c}: a fold cannot show center/scale",
-            ],
-            [t.name for t in (weight, bias) if t is not None],
-            affine,
-        )  # fmt: skip
-    )
-    return layers
+    said = bn_text or bn_label
+    affine = [Alternative(f"{said} has center=False", -c), Alternative(f"{said} has scale=False", -c)]
+    bn = FrameworkLayer(
+        bn_label,
+        "BatchNormalization",
+        Figure.assumed(2 * c, [-c, -c]),
+        Figure.of(2 * c),
+        AMBIGUOUS,
+        [
+            f"{seen}: BatchNormalization folded, over {c} channels",
+            f"moving mean and variance 2 x {c} non-trainable; gamma and beta 2 x {c} (center=True, "
+            f"scale=True, the Keras defaults), 0 to 2 x {c}: a fold cannot show center/scale",
+        ],
+        [t.name for t in (weight, bias) if t is not None],
+        affine,
+    )  # fmt: skip
+    return [conv, bn]
 
 
 def _input_layer(node: Node, ctx: FileContext) -> str | None:
@@ -364,3 +403,55 @@ def keras_rnn_loop_bias(ctx: FileContext, layer: Layer, tensors: list[ParamTenso
 
 def _feeds_bias_add(t: ParamTensor) -> bool:
     return any(u.node.op_type == "Add" and u.node.name.rsplit("/", 1)[-1] == "BiasAdd" for u in t.uses)
+
+
+_TF_CALLS = ("StatefulPartitionedCall", "PartitionedCall")
+
+
+@rule(_TF_CALLS)
+def keras_conv_left_as_call(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """A Conv2D with groups > 1 (ConvNeXt's depthwise conv, groups = channels): TensorFlow runs it as a
+    compiled function that tf2onnx cannot convert and leaves as a (Stateful)PartitionedCall node reading
+    the kernel in TF's layout (kh, kw, in/groups, out); the bias feeds the BiasAdd after it."""
+    call = next((n for n in layer.nodes if n.op_type in _TF_CALLS), None)
+    kernels = [t for t in tensors if len(t.dims or ()) == 4 and any(u.node is call for u in t.uses)]
+    if call is None or len(kernels) != 1:
+        return None
+    kernel = kernels[0]
+    out = kernel.dims[-1]  # type: ignore[index]
+    biases = [t for t in tensors if t is not kernel]
+    if any(t.count != out or not _feeds_bias_add(t) for t in biases) or len(biases) > 1:
+        return None
+    kh, kw, per_group, _ = kernel.dims  # type: ignore[misc]
+    evidence = [
+        f"{call.op_type} {call.name}: a TF function tf2onnx left unconverted, reading {kernel.name} "
+        f"{kh}x{kw}x{per_group}x{out}, a conv kernel in TF's layout (kh, kw, in/groups, out): a Conv2D with "
+        "groups > 1 (a depthwise conv when in/groups is 1), run by TF as a compiled function"
+    ]
+    if biases:
+        evidence.append(f"its bias {biases[0].name} ({out}) feeds the BiasAdd after the call")
+    total = sum(t.count or 0 for t in (kernel, *biases))
+    names = [t.name for t in (kernel, *biases)]
+    return [FrameworkLayer(layer.name, "Conv2D", Figure.of(total), ZERO, INFERRED, evidence, names)]
+
+
+_VARIABLE_READ = re.compile(r"/ReadVariableOp(_\d+)?(:\d+)?$")
+
+
+@rule("Mul")
+def keras_layer_scale(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
+    """ConvNeXt's LayerScale (and CaiT's, any per-channel learned scale): one Keras variable, read by
+    name (`<layer>/mul/ReadVariableOp`), multiplied channel-wise into the branch it scales. A variable
+    read, not a constant: a Keras weight, trainable (a frozen one no ONNX file shows)."""
+    if len(tensors) != 1 or tensors[0].category != "unclassified":
+        return None
+    gamma = tensors[0]
+    dims = [d for d in gamma.dims or () if d > 1]
+    if len(dims) != 1 or not _VARIABLE_READ.search(gamma.name) or any(u.node.op_type != "Mul" for u in gamma.uses):
+        return None
+    c = dims[0]
+    evidence = (
+        f"{gamma.name}: a Keras variable (a ReadVariableOp, not a constant) of {c} multiplied channel-wise into "
+        "the layer's input: a per-channel scale weight (ConvNeXt's LayerScale gamma), trainable"
+    )
+    return inferred_layer(layer, "LayerScale", Figure.of(gamma.count or 0), ZERO, evidence, [gamma])

@@ -32,7 +32,8 @@ def lowered_layer_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor
             None  # per-feature gamma and beta (a group norm's as (groups, C/groups)), not T5's (1, heads, q, k) zeros
         )
     gammas = [t for t in tensors if _reaches(t, "Mul")]
-    betas = [t for t in tensors if _reaches(t, "Add")]
+    # tf.nn.batch_normalization (tf_keras's unfused LayerNormalization) shifts by `beta - mean * scale`
+    betas = [t for t in tensors if _reaches(t, "Add") or any(u.node.op_type == "Sub" and u.slot == 0 for u in t.uses)]
     if len(gammas) > 1 or len(betas) > 1 or len(gammas) + len(betas) != len(tensors):
         return None
     widths = {t.count for t in tensors}

@@ -217,6 +217,7 @@ def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:
             prior.status = max(prior.status, layer.status, key=RANK.__getitem__)
             prior.evidence += layer.evidence
             prior.tensors += layer.tensors
+            prior.alternatives += layer.alternatives
         else:
             merged[layer.name] = layer
     return list(merged.values())

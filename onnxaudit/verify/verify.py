@@ -68,20 +68,22 @@ CUT_SHORT = "its name is cut short in the summary and more than one layer of the
 
 
 def _merge_scoped(expected: list[LayerExpectation], by_name: dict[str, FrameworkLayer]) -> list[LayerExpectation]:
-    """Keras layers named with a slash (DenseNet's `conv1/conv`, `conv1/bn`) that the file shows as one
-    scope (`conv1`): one expectation for that scope, their counts added, in the first one's place."""
-    merged: dict[str, LayerExpectation] = {}
+    """Keras layers named with a slash (DenseNet's `conv1/conv`, `conv1/bn`; MobileNetV3's `Conv` and
+    `Conv/BatchNorm`) that the file shows as one scope (`conv1`, `Conv`): one expectation for that scope,
+    their counts added (to the layer named as the scope, when there is one), in the first one's place."""
     out: list[LayerExpectation] = []
+    at: dict[str, int] = {}  # scope -> its expectation's index in out
     for layer in expected:
         scope = layer.name.partition("/")[0]
         if "/" not in layer.name or layer.name in by_name or scope not in by_name:
+            at.setdefault(layer.name, len(out))
             out.append(layer)
-        elif scope in merged:
-            merged[scope].params += layer.params
-            merged[scope].kind += f"+{layer.kind}"
+        elif scope in at:
+            prior = out[at[scope]]
+            out[at[scope]] = LayerExpectation(scope, f"{prior.kind}+{layer.kind}", prior.params + layer.params)
         else:
-            merged[scope] = LayerExpectation(scope, layer.kind, layer.params)
-            out.append(merged[scope])
+            at[scope] = len(out)
+            out.append(LayerExpectation(scope, layer.kind, layer.params))
     return out
 
 
