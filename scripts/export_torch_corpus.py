@@ -188,6 +188,66 @@ class Snake(nn.Module):
         return self.conv2(h)
 
 
+class FoldOrder(nn.Module):
+    """Per-module counts: BatchNorms whose names sort apart from graph order (bn_z first in the graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_b = nn.Conv2d(3, 4, 3, bias=False)
+        self.bn_z = nn.BatchNorm2d(4)
+        self.conv_a = nn.Conv2d(4, 8, 3, bias=False)
+        self.bn_a = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 3)  # keeps its state_dict name: the file is no frozen (nameless) module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn_a(self.conv_a(self.bn_z(self.conv_b(x)).relu())).relu()
+        return self.fc(h.mean((2, 3)))
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).relu()
+
+
+class _Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = _Block()
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.model(x))
+
+
+class NestedSameName(nn.Module):
+    """Per-module counts: a child named like its parent (Hugging Face's `model.model.layers`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = _Inner()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class TiedEmbedding(nn.Module):
+    """Per-module counts: an output projection tied to the embedding (GPT-2's lm_head and wte)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(16, 8)
+        self.mix = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 16, bias=False)
+        self.out.weight = self.emb.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mix(self.emb(ids)).relu())
+
+
 def _zoo() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
     def sn() -> nn.Module:
         return nn.Sequential(parametrizations.spectral_norm(nn.Linear(8, 4)), nn.ReLU(), nn.Linear(4, 2))
@@ -220,6 +280,9 @@ def _zoo() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
         "zoo_shared_linear": (SharedLinear, torch.randn(2, 3, 22)),
         "zoo_constant_weight": (ConstantWeight, torch.randn(2, 4, 10)),
         "zoo_snake": (Snake, torch.randn(2, 4, 12)),
+        "zoo_fold_order": (FoldOrder, torch.randn(2, 3, 8, 8)),
+        "zoo_nested_same_name": (NestedSameName, torch.randn(2, 8)),
+        "zoo_tied_embedding": (TiedEmbedding, torch.randint(0, 16, (2, 5))),
     }
 
 
@@ -255,9 +318,15 @@ def _timm() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
         ),
         "timm_poolformer": (
             lambda: metaformer.MetaFormer(
-                depths=(1, 1, 1, 1), dims=(8, 16, 24, 32), token_mixers=metaformer.Pooling,
-                norm_layers=metaformer.GroupNorm1, mlp_act=nn.GELU, layer_scale_init_values=1e-5,
-                res_scale_init_values=None, use_mlp_head=False, num_classes=5,
+                depths=(1, 1, 1, 1),
+                dims=(8, 16, 24, 32),
+                token_mixers=metaformer.Pooling,
+                norm_layers=metaformer.GroupNorm1,
+                mlp_act=nn.GELU,
+                layer_scale_init_values=1e-5,
+                res_scale_init_values=None,
+                use_mlp_head=False,
+                num_classes=5,
             ),
             img32,
         ),  # fmt: skip

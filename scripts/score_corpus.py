@@ -5,7 +5,9 @@ shape `verify --torch-counts` reads), in the PyTorch convention:
 - bounds: each framework-view figure (total, parameters, buffers) holds torch's figure (lo <= truth <= hi),
 - exact: a figure shown as exact (lo == hi) equals torch's figure (an exact-looking wrong figure fails),
 - verify: `onnxaudit verify --torch-counts` exits 0 on torch's own counts (totals; and with its modules),
-  1 on a wrong expectation outside what the file can hold (parameters 10% off, at least 2 away),
+  1 on a wrong expectation outside what the file can hold (parameters 10% off, at least 2 away); with
+  torch's totals, 1 on wrong modules: the largest module 10% off (at least 2), and 10% of it (at least 2)
+  moved to the next largest module that is neither above nor below it,
 - tight: how many files show every figure exact.
 
 Run with the onnxaudit venv only:
@@ -38,11 +40,18 @@ class Score:
     verify_true: int = -1
     verify_modules: int = -1
     verify_wrong: int = -1
+    modules_off: int = -1  # the largest module 10% off: exit 1 expected (-1: no modules)
+    modules_moved: int = -1  # 10% of it moved to another module: exit 1 expected
     error: str = ""
 
     @property
     def right(self) -> bool:
         return self.bounds and not self.exact_wrong and self.verify_true == 0 and self.verify_wrong == 1
+
+    @property
+    def modules_right(self) -> bool:
+        """verify with torch's modules exits 0, and 1 with either wrong set of modules."""
+        return self.verify_modules == 0 and self.modules_off in (1, -1) and self.modules_moved in (1, -1)
 
 
 def _onnxaudit(*args: str) -> subprocess.CompletedProcess[str]:
@@ -81,7 +90,31 @@ def score(model: Path, tmp: Path) -> Score:
     result.verify_modules = _verify(model, {**base, "modules": truth["modules"]}, tmp, "modules")
     off = max(2, truth["parameters"] // 10)
     result.verify_wrong = _verify(model, {**base, "parameters": truth["parameters"] + off}, tmp, "wrong")
+    wrong = wrong_modules(truth["modules"])
+    if wrong is not None:
+        result.modules_off = _verify(model, {**base, "modules": wrong[0]}, tmp, "modules_off")
+        result.modules_moved = _verify(model, {**base, "modules": wrong[1]}, tmp, "modules_moved")
     return result
+
+
+def wrong_modules(modules: dict[str, dict[str, int]]) -> tuple[dict[str, object], dict[str, object]] | None:
+    """torch's modules with the largest one 10% off, and with 10% of it moved to the next largest module
+    that is neither above nor below it (None: no modules, or no such pair)."""
+    if not modules:
+        return None
+    ranked = sorted(modules, key=lambda n: (-modules[n]["parameters"], n))
+    big = ranked[0]
+    step = max(2, modules[big]["parameters"] // 10)
+    off = {**modules, big: {**modules[big], "parameters": modules[big]["parameters"] + step}}
+    other = next((n for n in ranked[1:] if not n.startswith(big + ".") and not big.startswith(n + ".")), None)
+    if other is None or modules[big]["parameters"] < step:
+        return None
+    moved = {
+        **modules,
+        big: {**modules[big], "parameters": modules[big]["parameters"] - step},
+        other: {**modules[other], "parameters": modules[other]["parameters"] + step},
+    }
+    return off, moved
 
 
 def main() -> int:
@@ -106,8 +139,11 @@ def main() -> int:
                 f"bounds={'ok' if s.bounds else 'MISS'}",
                 f"exact_wrong={','.join(s.exact_wrong) or '-'}",
                 f"verify true/modules/wrong={s.verify_true}/{s.verify_modules}/{s.verify_wrong}",
+                f"modules off/moved={s.modules_off}/{s.modules_moved}",
             ]
             print(f"{s.file}: {' '.join(flags)} {'; '.join(s.misses)} {s.error}".rstrip())
+        elif not s.modules_right:
+            print(f"{s.file}: modules true/off/moved={s.verify_modules}/{s.modules_off}/{s.modules_moved}")
     n = len(scores)
 
     def count(flag: str, test: object) -> str:
@@ -124,6 +160,9 @@ def main() -> int:
                 count("verify true exit 0", lambda s: s.verify_true == 0),
                 count("verify true+modules exit 0", lambda s: s.verify_modules == 0),
                 count("verify wrong exit 1", lambda s: s.verify_wrong == 1),
+                count("wrong module exit 1", lambda s: s.modules_off in (1, -1)),
+                count("moved module exit 1", lambda s: s.modules_moved in (1, -1)),
+                count("modules right", lambda s: s.modules_right),
                 count("every figure exact", lambda s: s.tight and s.bounds),
             ]
         )

@@ -568,6 +568,8 @@ def render_verification(result: Verification, width: int | None = WIDTH) -> str:
         if la.verdict == "within range" and la.found is not None:
             why = f" - {escape(la.explain)}" if la.explain else ""
             lines.append(f"  {escape(la.name)}: {la.expected or 0:,} within {la.found.text()}{why}")
+        elif la.verdict == "match" and la.explain and la.found is not None:  # compared as a group: say how
+            lines.append(f"  {escape(la.name)}: {la.expected or 0:,} = {la.found.text()} - {escape(la.explain)}")
     lines += [f"  {escape(text)}" for text in result.explanation]
     lines += [f"Note: {escape(n)}" for n in result.notes]
     return "\n".join(wrap_all(lines, width)) + "\n"

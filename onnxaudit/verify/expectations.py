@@ -28,6 +28,8 @@ class Expectation:
     source: str
     figures: dict[str, int] = field(default_factory=dict)  # total / trainable / non_trainable
     layers: list[LayerExpectation] = field(default_factory=list)
+    # torch's per-module counts: each module's own parameters under its dotted path (compared by module tree)
+    modules: bool = False
 
 
 def parse_expect(text: str) -> Expectation:
@@ -168,7 +170,7 @@ def parse_torch_counts(path: Path) -> Expectation:
         raise AuditError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("parameters"), int):
         raise AuditError(f'{path}: expected an object with an integer "parameters"')
-    expectation = Expectation(f"torch counts {path.name}")
+    expectation = Expectation(f"torch counts {path.name}", modules=True)
     expectation.figures["trainable"] = data["parameters"]
     stats = _running_stats(data)
     if stats is not None:

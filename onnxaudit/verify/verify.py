@@ -16,6 +16,7 @@ from onnxaudit.frameworks.keras import UNNAMED_CONV
 from onnxaudit.report.build import Report, TensorRow
 from onnxaudit.verify.assumptions import Solution, layer_solution, solve
 from onnxaudit.verify.expectations import FIGURES, Expectation, LayerExpectation
+from onnxaudit.verify.modules import REST, ModuleGroup, group_modules
 
 MATCH, WITHIN, MISMATCH = "match", "within range", "mismatch"
 
@@ -95,6 +96,8 @@ def _survives(name: str, names: set[str]) -> bool:
 
 
 def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow]) -> list[LayerCheck]:
+    if expectation.modules:
+        return _module_checks(fw, expectation, rows)
     by_name = {la.name: la for la in fw.layers}
     checks: list[LayerCheck] = []
     seen: set[str] = set()
@@ -151,21 +154,123 @@ FOLDED = " (+folded BatchNorm)"
 
 def _pair_folded(checks: list[LayerCheck], extra: list[FrameworkLayer]) -> None:
     """A BatchNorm whose name the fold erased (`conv1 (+folded BatchNorm)`) stands for the expected
-    BN module that is missing from the file: pair them in graph order when their numbers agree."""
+    BN module that is missing from the file: each takes the first fold in graph order whose figure is
+    its count, else the first that holds it (torch's counts list modules by name, not in graph order)."""
     missing = [c for c in checks if c.found is None]
     folded = [la for la in extra if la.name.endswith(FOLDED)]
     unnamed = [la for la in extra if UNNAMED_CONV in la.name]
     if not missing or len(missing) != len(folded) + len(unnamed):
         return
-    for check, layer in zip(missing, sorted(folded + unnamed, key=extra.index), strict=True):
+    candidates = sorted(folded + unnamed, key=extra.index)
+    for check in missing:
+        layer = _fold_for(check.expected or 0, candidates)
+        candidates.remove(layer)
         check.found = layer.total
         check.verdict, check.explain = _layer_verdict(check.expected or 0, layer)
         if layer.name.endswith(FOLDED):
-            paired = f"folded into {layer.name.removesuffix(FOLDED)} (paired in graph order)"
+            paired = f"folded into {layer.name.removesuffix(FOLDED)} (paired by their counts)"
         else:
-            paired = f"the file's {layer.name} (its name lost in the fold; paired in graph order)"
+            paired = f"the file's {layer.name} (its name lost in the fold; paired by their counts)"
         check.explain = f"{paired}; {check.explain}" if check.explain else paired
         extra.remove(layer)
+
+
+def _fold_for(expected: int, candidates: list[FrameworkLayer]) -> FrameworkLayer:
+    """The first candidate showing `expected`, else the first holding it, else the first."""
+    return next(
+        (la for la in candidates if la.total.shown == expected),
+        next((la for la in candidates if la.total.contains(expected)), candidates[0]),
+    )
+
+
+def _module_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow]) -> list[LayerCheck]:
+    """torch's per-module counts against the file's rows by module path (verify/modules.py), folded
+    BatchNorms paired first."""
+    wanted = {e.name for e in expectation.layers}
+    layers = list(fw.layers)
+    by_name = {la.name for la in layers}
+    missing = [e for e in expectation.layers if e.name not in by_name]
+    # BatchNorm modules by their class; counts with no classes: every missing module may be one
+    missing_bn = [e for e in missing if "BatchNorm" in e.kind] if any(e.kind for e in missing) else missing
+    folds = [la for la in layers if la.name not in wanted and (la.name.endswith(FOLDED) or UNNAMED_CONV in la.name)]
+    checks: list[LayerCheck] = []
+    placed: list[LayerExpectation] = []
+    expected = expectation.layers
+    if missing_bn and len(missing_bn) == len(folds):
+        checks += [LayerCheck(e.name, e.kind, e.params, None, MISMATCH) for e in missing_bn]
+        _pair_folded(checks, folds[:])
+        placed += missing_bn
+        layers = [la for la in layers if la not in folds]
+        expected = [e for e in expected if e not in missing_bn]
+    grouping = group_modules(expected, layers)
+    for group in grouping.groups:
+        checks.append(_group_check(group, rows))
+        placed += group.expected
+    rest = _rest_check(expectation, grouping.rest_rows, placed, grouping.rest_modules)
+    if rest is not None:
+        checks.append(rest)
+    return checks
+
+
+def _group_check(group: ModuleGroup, rows: dict[str, TensorRow]) -> LayerCheck:
+    e, want = group.expected[0], group.expected_total()
+    if len(group.expected) == 1 and len(group.rows) == 1 and group.rows[0].name == e.name:
+        found = group.rows[0]
+        verdict, explain = _layer_verdict(want, found)
+        if verdict == MISMATCH:
+            explain = _explain_layer(want, found, rows)
+        return LayerCheck(e.name, e.kind, want, found.total, verdict, explain)
+    names = [x.name for x in group.expected]
+    name = " + ".join(names) if len(names) <= 3 else f"{names[0]} + {len(names) - 1} more modules"
+    shown = ", ".join(r.name for r in group.rows[:4]) + (
+        f" and {len(group.rows) - 4} more" if len(group.rows) > 4 else ""
+    )
+    terms = _sum_text([x.params for x in group.expected]) if len(names) > 1 else f"{want:,}"
+    rows_word = "one row" if len(group.rows) == 1 else f"{len(group.rows)} rows"
+    why = f"the file shows them as {rows_word} ({shown}): compared with their sum {terms}"
+    if len(names) == 1:
+        why = f"the file shows it as {rows_word} ({shown})"
+    found_total = group.found
+    verdict = _verdict(want, found_total)
+    if verdict == MISMATCH:
+        diff = want - (found_total.shown if found_total.shown is not None else found_total.lo)
+        why += f"; expected {want:,}, file {found_total.text()}: {diff:+,}"
+    kind = "+".join(dict.fromkeys(x.kind for x in group.expected if x.kind))
+    return LayerCheck(name, kind, want, found_total, verdict, why)
+
+
+def _rest_check(
+    expectation: Expectation, rest: list[FrameworkLayer], placed: list[LayerExpectation], unseen: list[LayerExpectation]
+) -> LayerCheck | None:
+    """The rows no listed module holds against what the expectation's totals leave outside the modules
+    compared with rows (the root module's own parameters, modules holding buffers only, listed modules
+    with no row): parameters and statistics, or parameters alone when no statistics are given. The
+    listed modules with no row must fit in it."""
+    figures = expectation.figures
+    rows = [la for la in rest if la.total != ZERO]
+    found = ZERO
+    if "total" in figures:
+        want = figures["total"] - sum(e.params for e in placed)
+        for la in rows:
+            found = found + la.total
+    else:
+        want = figures["trainable"] - sum(e.trainable or 0 for e in placed)
+        for la in rows:
+            found = found + la.trainable
+    if not rows and not unseen and want == 0:
+        return None
+    verdict = _verdict(want, found)
+    shown = ", ".join(la.name for la in rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
+    why = f"rows no listed module holds ({shown or 'none'}) against the totals less the listed modules: {want:,}"
+    if verdict == MISMATCH:
+        why += f"; file {found.text()}"
+    held = sum(e.params if "total" in expectation.figures else e.trainable or 0 for e in unseen)
+    if held:
+        names = ", ".join(e.name for e in unseen[:3]) + (f" and {len(unseen) - 3} more" if len(unseen) > 3 else "")
+        why += f"; listed modules with no row in the file ({names}) hold {held:,} of it"
+        if held > want:
+            verdict, why = MISMATCH, why + f", more than the {want:,} left"
+    return LayerCheck(REST, "", want, found, verdict, why)
 
 
 def _explain_layer(expected: int, found: FrameworkLayer, rows: dict[str, TensorRow]) -> str:

@@ -1,0 +1,106 @@
+"""verify --torch-counts with torch's per-module counts (verify/modules.py), on real exports in
+models/torchmodules/ made by scripts/export_torch_corpus.py with torch's counts beside each file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from builders import MODELS
+
+from onnxaudit.cli.main import main
+
+FOLDER = MODELS / "torchmodules"
+FIXTURES = sorted(FOLDER.glob("*.onnx"))
+
+
+def _counts(stem: str) -> dict:
+    return json.loads((FOLDER / f"{stem}.counts.json").read_text())
+
+
+def _verify(stem: str, counts: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+    path = tmp_path / "counts.json"
+    path.write_text(json.dumps(counts))
+    code = main(["verify", str(FOLDER / f"{stem}.onnx"), "--torch-counts", str(path), "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _layers(result: dict) -> dict[str, dict]:
+    return {la["name"]: la for la in result["layers"]}
+
+
+def test_fixtures_are_there():
+    assert len(FIXTURES) >= 7
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in FIXTURES])
+def test_torch_modules_are_consistent(stem, tmp_path, capsys):
+    code, result = _verify(stem, _counts(stem), tmp_path, capsys)
+    assert code == 0, result
+
+
+def _wrong(modules: dict, name: str, other: str | None) -> dict:
+    """`name` 10% off (at least 2), or, with `other`, that much moved from `name` to `other`."""
+    step = max(2, modules[name]["parameters"] // 10)
+    out = {**modules, name: {**modules[name], "parameters": modules[name]["parameters"] + (-step if other else step)}}
+    if other:
+        out[other] = {**modules[other], "parameters": modules[other]["parameters"] + step}
+    return out
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in FIXTURES])
+def test_a_wrong_module_is_a_mismatch(stem, tmp_path, capsys):
+    """Each module 10% off, torch's totals kept: exit 1 (a merged row is compared with an exact sum)."""
+    counts = _counts(stem)
+    for name in counts["modules"]:
+        code, result = _verify(stem, {**counts, "modules": _wrong(counts["modules"], name, None)}, tmp_path, capsys)
+        assert code == 1, (name, result)
+
+
+def test_parameters_moved_between_modules_is_a_mismatch(tmp_path, capsys):
+    counts = _counts("zoo_mha_bias_kv__dynamo")
+    code, _ = _verify(
+        "zoo_mha_bias_kv__dynamo", {**counts, "modules": _wrong(counts["modules"], "mha", "fc")}, tmp_path, capsys
+    )
+    assert code == 1
+    counts = _counts("zoo_scalar_params__dynamo")  # moved from a module to the root's own parameters
+    modules = {"fc": {**counts["modules"]["fc"], "parameters": counts["modules"]["fc"]["parameters"] - 2}}
+    assert _verify("zoo_scalar_params__dynamo", {**counts, "modules": modules}, tmp_path, capsys)[0] == 1
+
+
+@pytest.mark.parametrize("kind", ["legacy_fold", "dynamo"])
+def test_a_child_the_exporter_merged_is_compared_with_the_sum(kind, tmp_path, capsys):
+    """nn.MultiheadAttention's out_proj is written inside `mha`'s row: compared with 848 + 272."""
+    stem = f"zoo_mha_bias_kv__{kind}"
+    code, result = _verify(stem, _counts(stem), tmp_path, capsys)
+    merged = _layers(result)["mha + mha.out_proj"]
+    assert code == 0 and merged["expected"] == 848 + 272
+    assert merged["explain"].startswith("the file shows them as one row (mha): compared with their sum 848 + 272")
+
+
+def test_root_parameters_are_what_the_modules_leave(tmp_path, capsys):
+    """ScalarParams' w_0 (0-d) and w_1 (1 element) belong to the root module, which torch's counts do
+    not list: the rows no module holds are compared with parameters less the listed modules."""
+    code, result = _verify("zoo_scalar_params__dynamo", _counts("zoo_scalar_params__dynamo"), tmp_path, capsys)
+    rest = _layers(result)["(outside the listed modules)"]
+    assert code == 0 and rest["expected"] == 1 + 1 == _counts("zoo_scalar_params__dynamo")["parameters"] - (8 * 8 + 8)
+    assert rest["found"]["lo"] == rest["found"]["hi"] == 2
+
+
+def test_a_module_holding_statistics_only_is_in_the_rest(tmp_path, capsys):
+    """BatchNorm(affine=False) has no parameter, so torch's module list skips it: its 2 x 8 statistics
+    are what the totals leave outside the listed modules."""
+    code, result = _verify(
+        "zoo_norms_no_affine__legacy_nofold", _counts("zoo_norms_no_affine__legacy_nofold"), tmp_path, capsys
+    )
+    assert code == 0 and _layers(result)["(outside the listed modules)"]["expected"] == 2 * 8
+
+
+def test_folded_batchnorms_pair_by_count_not_by_name_order(tmp_path, capsys):
+    """torch's counts list modules by name (bn_a before bn_z); the graph folds bn_z first."""
+    code, result = _verify("zoo_fold_order__legacy_fold", _counts("zoo_fold_order__legacy_fold"), tmp_path, capsys)
+    layers = _layers(result)
+    assert code == 0
+    assert layers["bn_a"]["explain"].startswith("folded into conv_a") and layers["bn_a"]["expected"] == 4 * 8
+    assert layers["bn_z"]["explain"].startswith("folded into conv_b") and layers["bn_z"]["expected"] == 4 * 4
