@@ -264,11 +264,20 @@ def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
 
 
 def _torch_node_paths(nodes: list[Node]) -> dict[int, tuple[str, ...] | None]:
-    """path_from_module_scopes or path_from_node_name of every node."""
-    paths = {
-        n.index: path_from_module_scopes(n.module_scopes) if n.module_scopes else path_from_node_name(n.name)
-        for n in nodes
-    }
+    """path_from_module_scopes or path_from_node_name of every node: the latter inlined (its prefix and
+    the memo's look-up), three calls a node fewer over 200k nodes."""
+    paths: dict[int, tuple[str, ...] | None] = {}
+    known = _PREFIX_PATHS
+    for n in nodes:
+        if n.module_scopes:
+            paths[n.index] = path_from_module_scopes(n.module_scopes)
+            continue
+        name = n.name
+        if ":" in name or "__" in name:  # as _scope_prefix
+            name = _GENERATED_SUFFIX.sub("", name)
+        prefix = name.rstrip("/").rpartition("/")[0]
+        path = known.get(prefix)
+        paths[n.index] = (path if path is not None else _prefix_path(prefix)) or None
     _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
     return paths
 
