@@ -18,6 +18,8 @@ def counted(tensors: list[ParamTensor]) -> list[ParamTensor]:
 
 def kind_of(layer: Layer) -> str:
     """The layer's ops without the layout and shape plumbing exporters put around them."""
+    if len(layer.nodes) == 1:  # most layers: its one op, plumbing or not
+        return layer.nodes[0].op_type
     ops = dict.fromkeys([n.op_type for n in layer.nodes if n.op_type not in LAYOUT_OR_PLUMBING])  # Constant among them
     return "+".join(ops or layer.op_types)
 

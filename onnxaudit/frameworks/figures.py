@@ -25,7 +25,14 @@ class Figure:
 
     @staticmethod
     def of(n: int) -> Figure:
-        return Figure(n, n) if n else ZERO  # most layers hold no statistics: one shared (frozen) zero
+        """The exact figure `n`: one shared (frozen) instance per count, as a model's layers repeat a few
+        counts (zero statistics above all) tens of thousands of times."""
+        figure = _EXACT_FIGURES.get(n)
+        if figure is None:
+            figure = Figure(n, n)
+            if len(_EXACT_FIGURES) < _MAX_SHARED:
+                _EXACT_FIGURES[n] = figure
+        return figure
 
     @staticmethod
     def assumed(likely: int, changes: Iterable[int]) -> Figure:
@@ -40,6 +47,8 @@ class Figure:
         return self.lo if self.lo == self.hi else self.likely
 
     def __add__(self, other: Figure) -> Figure:
+        if other is ZERO and (self.likely is None or self.lo != self.hi):
+            return self  # the sum is this figure itself, its likely value too: no new one per layer
         lo, hi = self.lo + other.lo, plus(self.hi, other.hi)
         likely = plus(self.shown, other.shown) if lo != hi else None
         return Figure(lo, hi, likely)
@@ -67,6 +76,8 @@ def plus(a: int | None, b: int | None) -> int | None:
 
 
 ZERO = Figure(0, 0)
+_EXACT_FIGURES: dict[int, Figure] = {0: ZERO}
+_MAX_SHARED = 4096
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,17 @@ def _same_module_copies(group: list[ParamTensor], pairs: dict[str, str]) -> dict
     """A module called twice (a Linear on a 2-D and a 3-D input): one call reads its state_dict weight as
     stored (Gemm, transB), the other a transposed copy constant folding made (`onnx::MatMul_13`, dynamo's
     `val_3`), both in the module's scope (`/fc/Gemm`, `/fc_1/MatMul`). Values then settle the pair."""
+    copies = [t for t in group if t.name not in pairs and _folded_name(t.name, _FOLDED_OR_VAL_NAME)]
+    if not copies:  # no fold among them (a 200k-node graph's 21k square weights): no owner to look up
+        return {}
     named: dict[str, str] = {}
     for o in group:
         if o.name.endswith(".weight") and not _folded_name(o.name) and (owner := _owner(o)):
             named.setdefault(owner, o.name)
     found = {}
     originals = set(named.values())  # a set: `in named.values()` made this loop quadratic (4.1 s at 200k nodes)
-    for t in group:
-        if t.name not in pairs and t.name not in originals and _folded_name(t.name, _FOLDED_OR_VAL_NAME):
+    for t in copies:
+        if t.name not in originals:
             original = named.get(_owner(t))
             if original is not None:
                 found[t.name] = original
