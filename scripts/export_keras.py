@@ -194,7 +194,7 @@ EXPECTED = {
     # stem 3*3*3*8 + bn 4*8; expand 8*16 + bn 4*16; depthwise 3*3*16 + bn 4*16; se conv 16*4+4, conv_1 4*16+16;
     # project 16*8 + bn 4*8; head 8*3+3. Non-trainable: the four BNs' moving mean and variance, 2*(8+16+16+8)
     "slash_blocks": (216 + 32 + 128 + 64 + 144 + 64 + 68 + 80 + 128 + 32 + 27, 887, 96),
-    # stem 2*2*3*8+8; dwconv (groups=8) 7*7*1*8+8; ln 2*8; pw1 8*32+32; pw2 32*8+8; layer_scale 8; head 8*3+3
+    # prestem 0 (constants); stem 2*2*3*8+8; dwconv (groups=8) 7*7*1*8+8; ln 2*8; pw1 8*32+32; pw2 32*8+8; layer_scale 8; head 8*3+3
     "convnext_block": (104 + 400 + 16 + 288 + 264 + 8 + 27, 1107, 0),
 }
 
@@ -411,7 +411,7 @@ def _slash_blocks(L, inp):
 
 
 def _convnext_block(keras, inp):
-    """Keras's ConvNeXt block: a grouped conv over every channel (groups=C, which TF runs as a compiled
+    """Keras's ConvNeXt stem and block: a Normalization given its mean and variance, a grouped conv over every channel (groups=C, which TF runs as a compiled
     function that tf2onnx leaves as a (Stateful)PartitionedCall), LayerNormalization with epsilon 1e-6
     (tf_keras's unfused path: moments and tf.nn.batch_normalization), two Dense, and its LayerScale: a
     trainable gamma of C multiplied into the residual branch."""
@@ -428,7 +428,10 @@ def _convnext_block(keras, inp):
         def call(self, x):
             return x * self.gamma
 
-    x = L.Conv2D(8, 2, strides=2, name="stem")(inp)
+    # ConvNeXt's prestem: mean= and variance= given, so Keras holds constants (0 weights); Keras 3's export
+    # leaves them graph inputs
+    x = L.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.052, 0.050, 0.051], name="prestem")(inp)
+    x = L.Conv2D(8, 2, strides=2, name="stem")(x)
     y = L.Conv2D(8, 7, padding="same", groups=8, name="dwconv")(x)
     y = L.LayerNormalization(epsilon=1e-6, name="ln")(y)
     y = L.Dense(32, name="pw1")(y)

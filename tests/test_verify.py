@@ -64,6 +64,16 @@ def test_true_figures_verify_and_one_trainable_more_does_not(stem, capsys):
     assert main(["verify", onnx, "--expect", f"total={t + 1},trainable={tr + 1},non_trainable={nt}"]) == 1
 
 
+def test_a_normalization_mean_left_a_graph_input_is_read_as_the_layers(capsys):
+    """Keras 3's export leaves a Normalization's mean a graph input: the layer is still told (0 trainable), and
+    verify says which default Keras's 0 implies."""
+    path = MODELS / "keras" / "convnext_block__keras3_export"
+    keras = json.loads(path.with_suffix(".json").read_text())
+    expect = f"total={keras['total']},trainable={keras['trainable']},non_trainable=0"
+    assert main(["verify", f"{path}.onnx", "--expect", expect, "--wide"]) == 0
+    assert "consistent if prestem was built with mean= and variance=" in capsys.readouterr().out
+
+
 def test_frozen_layers_are_what_the_summary_implies(capsys):
     """No ONNX file shows trainable=False: the true summary of a frozen model is consistent, and verify
     says on what condition; a summary no freezing explains is still a mismatch."""

@@ -322,29 +322,41 @@ def _subtracts(use: Use) -> bool:
 def keras_normalization(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """tf2onnx on a Keras Normalization: (x - mean) * 1/sqrt(variance), both folded to constants
     (`<norm>/sub/y`, `.../truediv_recip`). Keras also keeps a `count` scalar that no op reads, so it is
-    never in the file: Keras's figure is 2 x features + 1, all non-trainable."""
-    if len(tensors) != 2 or any(t.category != "unclassified" for t in tensors):
+    never in the file: Keras's figure is 2 x features + 1, all non-trainable. Keras 3's own export may
+    leave the mean a graph input (`<norm>/Sub/y:0`): then only 1/sqrt(variance) is stored."""
+    if not 1 <= len(tensors) <= 2 or any(t.category != "unclassified" for t in tensors):
         return None
     # the mean is what the Sub takes away; tf2onnx may name it after an op folded into it (a Rescaling's
     # offset) and may write the Sub as an Add of the negated mean that keeps the Sub's node name
     mean = next((t for t in tensors if any(_subtracts(u) for u in t.uses)), None)
     inv = next((t for t in tensors if t is not mean and any(u.node.op_type in ("Mul", "Div") for u in t.uses)), None)
-    if mean is None or inv is None or mean.count != inv.count or "truediv" not in inv.name:
+    if inv is None or "truediv" not in inv.name:
         return None
-    c = mean.count or 0
+    mean_name = mean.name if mean is not None else _input_subtracted(ctx, layer)
+    if mean_name is None or mean is not None and mean.count != inv.count or len(tensors) == 2 and mean is None:
+        return None
+    c = inv.count or 0
     evidence = [
-        f"Normalization lowered to Sub + Mul over {c} features: mean {mean.name}, 1/sqrt(variance) {inv.name}"
+        f"Normalization lowered to Sub + Mul over {c} features: mean {mean_name}, 1/sqrt(variance) {inv.name}"
         f" (non-trainable)",
         "count: Keras keeps 1 non-trainable scalar beside mean and variance that no op reads; "
         "it is not in the file and is added here",
         "assumed built without mean=/variance= arguments (adapted or loaded): with them Keras holds "
         "constants and reports 0",
     ]
+    if mean is None:
+        evidence.insert(1, f"the mean is the graph input {mean_name} (Keras 3's export leaves it an input): counted")
     given = Alternative(f"{layer.name} was built with mean= and variance= (constants, no weights)", 0, -(2 * c + 1))
     stats = Figure.assumed(2 * c + 1, [given.non_trainable])
-    return [
-        FrameworkLayer(layer.name, "Normalization", ZERO, stats, INFERRED, evidence, [mean.name, inv.name], [given])
-    ]
+    names = [t.name for t in (mean, inv) if t is not None]
+    return [FrameworkLayer(layer.name, "Normalization", ZERO, stats, INFERRED, evidence, names, [given])]
+
+
+def _input_subtracted(ctx: FileContext, layer: Layer) -> str | None:
+    """The graph input a Sub of the layer takes away (Keras 3's export of a Normalization's mean)."""
+    inputs = {v.name for v in ctx.view.main.inputs}
+    sub = next((n for n in layer.nodes if n.op_type == "Sub" and len(n.inputs) == 2 and n.inputs[1] in inputs), None)
+    return sub.inputs[1] if sub is not None else None
 
 
 _TF_CONST = re.compile(r"/Const(_\d+)?(:\d+)?$")
