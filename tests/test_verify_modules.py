@@ -104,3 +104,29 @@ def test_folded_batchnorms_pair_by_count_not_by_name_order(tmp_path, capsys):
     assert code == 0
     assert layers["bn_a"]["explain"].startswith("folded into conv_a") and layers["bn_a"]["expected"] == 4 * 8
     assert layers["bn_z"]["explain"].startswith("folded into conv_b") and layers["bn_z"]["expected"] == 4 * 4
+
+
+@pytest.mark.parametrize(
+    ("kind", "module", "holder"),
+    [("legacy_fold", "out", "emb"), ("legacy_nofold", "out", "emb"), ("dynamo", "emb", "out")],
+)
+def test_a_tied_weight_counts_in_both_modules(kind, module, holder, tmp_path, capsys):
+    """out.weight is emb.weight: torch counts 16 x 8 in each module, once in its parameters. The file
+    stores it once (legacy_fold: with a transposed copy); the module whose row holds none of it reads
+    it (or the copy), so it is consistent, and says so."""
+    stem = f"zoo_tied_embedding__{kind}"
+    counts = _counts(stem)
+    assert sum(m["parameters"] for m in counts["modules"].values()) == counts["parameters"] + 16 * 8
+    code, result = _verify(stem, counts, tmp_path, capsys)
+    tied = _layers(result)[module]
+    assert code == 0 and tied["expected"] == 16 * 8 and tied["verdict"] == "match"
+    assert tied["explain"].startswith(f"shares {holder}.weight of {holder} (128)")
+
+
+def test_a_module_counted_twice_without_a_tie_is_a_mismatch(tmp_path, capsys):
+    """The same counts but for parameters that the modules do not double: no sharing to settle."""
+    stem = "zoo_tied_embedding__legacy_nofold"
+    counts = _counts(stem)
+    modules = {**counts["modules"], "mix": {**counts["modules"]["mix"], "parameters": 72 + 128}}
+    del modules["out"]
+    assert _verify(stem, {**counts, "modules": modules}, tmp_path, capsys)[0] == 1

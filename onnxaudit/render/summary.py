@@ -403,8 +403,8 @@ def json_pieces(report: Report) -> Iterator[str]:
 def _fields(obj: object) -> dict[str, Any]:
     """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy); a report's
     `remote` only when it read a URL, as Report.to_dict."""
-    if isinstance(obj, Report) and obj.remote is None:
-        return {k: v for k, v in obj.__dict__.items() if k != "remote"}
+    if isinstance(obj, Report):  # shared_reads: evidence for verify, never written
+        return {k: v for k, v in obj.__dict__.items() if k != "shared_reads" and (k != "remote" or v is not None)}
     return obj.__dict__
 
 

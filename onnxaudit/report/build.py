@@ -118,6 +118,9 @@ class Report:
     cost: CostReport | None = None  # MACs, FLOPs and memory; None when no shape is known
     domains_used: list[str] = field(default_factory=list)  # the opset domains some node's op is from
     remote: RemoteRead | None = None  # a URL's model: bytes fetched (JSON: written only for a URL)
+    # row -> the counted tensors of other rows its nodes read (a module sharing another's weight:
+    # GPT-2's lm_head reading wte's table): evidence for verify's per-module counts, not in the JSON
+    shared_reads: dict[str, list[str]] = field(default_factory=dict)
 
     def opsets_used(self) -> dict[str, int]:
         """The imported opsets a node uses (the default domain always): what a header shows."""
@@ -125,6 +128,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["shared_reads"]
         if self.remote is None:
             del out["remote"]  # a local file's JSON is what it was before URLs were read
         return out
@@ -404,7 +408,23 @@ def build_report(
         framework=framework,
         cost=costs.report if costs is not None else None,
         remote=view.remote,
+        shared_reads=shared_reads(layers) if group_by == "layer" and depth is None else {},
     )
+
+
+def shared_reads(layers: list[Layer]) -> dict[str, list[str]]:
+    """Row name -> the counted tensors of other rows that its nodes read, in row order."""
+    row_of_node = {id(n): layer.name for layer in layers for n in layer.nodes}
+    out: dict[str, list[str]] = {}
+    for layer in layers:
+        for t in layer.tensors:
+            if t.category not in COUNTED_CATEGORIES:
+                continue
+            for use in t.uses:
+                reader = row_of_node.get(id(use.node), layer.name)
+                if reader != layer.name and t.name not in out.setdefault(reader, []):
+                    out[reader].append(t.name)
+    return out
 
 
 __all__ = ["Report", "Row", "SCHEMA_VERSION", "TensorRow", "Totals", "build_report", "dims_text"]

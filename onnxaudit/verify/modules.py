@@ -14,10 +14,12 @@ A wrong count for any module still shows: a merged row is compared with an exact
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
+from onnxaudit.count.layers import path_from_tensor_name
 from onnxaudit.frameworks.figures import ZERO, Figure, FrameworkLayer
+from onnxaudit.report.build import TensorRow
 from onnxaudit.verify.expectations import LayerExpectation
 
 REST = "(outside the listed modules)"
@@ -104,3 +106,53 @@ def group_modules(expected: list[LayerExpectation], rows: list[FrameworkLayer]) 
     kept = [g for g in groups.values() if g.expected]
     rest_rows = [row for g in groups.values() if not g.expected for row in g.rows]
     return ModuleGrouping(kept, rest_rows, rest_modules)
+
+
+@dataclass
+class Sharing:
+    """Parameters torch counts in more than one module (a tied weight: GPT-2's lm_head and wte): the
+    expectation's modules then list more than its parameters, by `budget`. A module may count a tensor
+    held by another row when the file shows it reading that tensor, or storing a copy of it."""
+
+    reads: dict[str, list[str]]  # row -> counted tensors of other rows its nodes read (Report.shared_reads)
+    tensors: dict[str, tuple[int, str]]  # tensor -> (elements, the row holding it)
+    copies: dict[str, list[tuple[str, str]]]  # row -> (copy, original): a tensor found to be another's copy
+    budget: int  # the modules' sum less the parameters: at most this much is shared
+    used: int = 0  # elements settled as shared so far
+    # module -> tensors whose state_dict name says it holds them, filed in another row (T5's
+    # `model.shared.weight`, read by encoder.embed_tokens: torch's model.shared is never called)
+    named: dict[str, list[str]] = field(default_factory=dict)
+
+    def name_tensors(self, rows: Mapping[str, TensorRow]) -> None:
+        for t in rows.values():
+            path = path_from_tensor_name(t.name)
+            if path is not None and t.count and ".".join(path) != t.layer:
+                self.named.setdefault(".".join(path), []).append(t.name)
+
+    def settles(self, names: list[str], missing: int) -> str:
+        """Why `missing` elements the file does not show in these modules are shared ("" if not)."""
+        found: dict[str, str] = {}  # the tensor counted -> the one named
+        for name in names:
+            found.update((t, t) for t in self.reads.get(name, []))
+            found.update(self.copies.get(name, []))
+            found.update((t, t) for t in self.named.get(name, []))
+        found = {t: shown for t, shown in found.items() if t in self.tensors}
+        amount = sum(self.tensors[t][0] for t in found)
+        if missing <= 0 or amount != missing or missing > self.budget - self.used:
+            return ""
+        self.used += missing
+        held = ", ".join(f"{shown} of {self.tensors.get(shown, self.tensors[t])[1]}" for t, shown in found.items())
+        return f"shares {held} ({missing:,}): torch counts a tied weight in each module, the file stores it once"
+
+
+def copies_of(rows: list[FrameworkLayer]) -> dict[str, list[tuple[str, str]]]:
+    """Row -> (copy, original) of the tensors its evidence calls another stored again (a tied head's
+    transposed copy: `onnx::MatMul_12 is emb.weight stored again, transposed ...`)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        for line in row.evidence:
+            copy, _, rest = line.partition(" is ")
+            original, again, _ = rest.partition(" stored again")
+            if again and copy in row.tensors:
+                out.setdefault(row.name, []).append((copy, original))
+    return out

@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from onnxaudit.frameworks.figures import ZERO, Figure, FrameworkLayer, FrameworkReport
+from onnxaudit.frameworks.figures import EXACT, ZERO, Figure, FrameworkLayer, FrameworkReport
 from onnxaudit.frameworks.keras import UNNAMED_CONV
 from onnxaudit.report.build import Report, TensorRow
 from onnxaudit.verify.assumptions import Solution, layer_solution, solve
 from onnxaudit.verify.expectations import FIGURES, Expectation, LayerExpectation
-from onnxaudit.verify.modules import REST, ModuleGroup, group_modules
+from onnxaudit.verify.modules import REST, ModuleGroup, Sharing, copies_of, group_modules
 
 MATCH, WITHIN, MISMATCH = "match", "within range", "mismatch"
 
@@ -95,9 +95,11 @@ def _survives(name: str, names: set[str]) -> bool:
     return name in names
 
 
-def _layer_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow]) -> list[LayerCheck]:
+def _layer_checks(
+    fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow], report: Report
+) -> list[LayerCheck]:
     if expectation.modules:
-        return _module_checks(fw, expectation, rows)
+        return _module_checks(fw, expectation, rows, report)
     by_name = {la.name: la for la in fw.layers}
     checks: list[LayerCheck] = []
     seen: set[str] = set()
@@ -154,17 +156,25 @@ FOLDED = " (+folded BatchNorm)"
 
 def _pair_folded(checks: list[LayerCheck], extra: list[FrameworkLayer]) -> None:
     """A BatchNorm whose name the fold erased (`conv1 (+folded BatchNorm)`) stands for the expected
-    BN module that is missing from the file: each takes the first fold in graph order whose figure is
-    its count, else the first that holds it (torch's counts list modules by name, not in graph order)."""
+    BN module that is missing from the file. Pairs by count (torch's counts list modules by name, not in
+    graph order): first the folds whose figure is the module's count, then those that hold it; among
+    them the one whose name shares most of the module's path, then the first in graph order."""
     missing = [c for c in checks if c.found is None]
     folded = [la for la in extra if la.name.endswith(FOLDED)]
     unnamed = [la for la in extra if UNNAMED_CONV in la.name]
     if not missing or len(missing) != len(folded) + len(unnamed):
         return
     candidates = sorted(folded + unnamed, key=extra.index)
-    for check in missing:
-        layer = _fold_for(check.expected or 0, candidates)
-        candidates.remove(layer)
+    pairs: dict[int, FrameworkLayer] = {}
+    for fits in (lambda la, n: la.total.shown == n, lambda la, n: la.total.contains(n), lambda la, n: True):
+        for i, check in enumerate(missing):
+            if i not in pairs:
+                found = [la for la in candidates if fits(la, check.expected or 0)]
+                if found:
+                    pairs[i] = max(found, key=lambda la: (_shared_parts(check.name, la.name), -candidates.index(la)))
+                    candidates.remove(pairs[i])
+    for i, check in enumerate(missing):
+        layer = pairs[i]
         check.found = layer.total
         check.verdict, check.explain = _layer_verdict(check.expected or 0, layer)
         if layer.name.endswith(FOLDED):
@@ -175,20 +185,35 @@ def _pair_folded(checks: list[LayerCheck], extra: list[FrameworkLayer]) -> None:
         extra.remove(layer)
 
 
-def _fold_for(expected: int, candidates: list[FrameworkLayer]) -> FrameworkLayer:
-    """The first candidate showing `expected`, else the first holding it, else the first."""
-    return next(
-        (la for la in candidates if la.total.shown == expected),
-        next((la for la in candidates if la.total.contains(expected)), candidates[0]),
-    )
+def _shared_parts(a: str, b: str) -> int:
+    """How many leading dotted parts two names share (`blocks.0.0.bn1`, `blocks.0.0.conv_dw`: 3)."""
+    n = 0
+    for x, y in zip(a.split("."), b.split("."), strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
-def _module_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow]) -> list[LayerCheck]:
+def _module_checks(
+    fw: FrameworkReport, expectation: Expectation, rows: dict[str, TensorRow], report: Report
+) -> list[LayerCheck]:
     """torch's per-module counts against the file's rows by module path (verify/modules.py), folded
-    BatchNorms paired first."""
+    BatchNorms paired first; a tied weight torch counts in two modules, where the file shows it shared."""
+    listed = sum(e.trainable or 0 for e in expectation.layers)
+    tensors = {name: (t.count, t.layer) for name, t in rows.items() if t.count}
+    sharing = Sharing(
+        report.shared_reads, tensors, copies_of(fw.layers), listed - expectation.figures.get("trainable", listed)
+    )
+    sharing.name_tensors(rows)
     wanted = {e.name for e in expectation.layers}
     layers = list(fw.layers)
     by_name = {la.name for la in layers}
+    # a module's row that holds no parameter (a tied head reading another's weight) still marks its place
+    layers += [
+        FrameworkLayer(r.name, "", ZERO, ZERO, EXACT) for r in report.rows if r.name in wanted and r.name not in by_name
+    ]
+    by_name.update(la.name for la in layers)
     missing = [e for e in expectation.layers if e.name not in by_name]
     # BatchNorm modules by their class; counts with no classes: every missing module may be one
     missing_bn = [e for e in missing if "BatchNorm" in e.kind] if any(e.kind for e in missing) else missing
@@ -204,23 +229,24 @@ def _module_checks(fw: FrameworkReport, expectation: Expectation, rows: dict[str
         expected = [e for e in expected if e not in missing_bn]
     grouping = group_modules(expected, layers)
     for group in grouping.groups:
-        checks.append(_group_check(group, rows))
+        checks.append(_group_check(group, rows, sharing))
         placed += group.expected
-    rest = _rest_check(expectation, grouping.rest_rows, placed, grouping.rest_modules)
-    if rest is not None:
-        checks.append(rest)
+    checks += _rest_checks(expectation, grouping.rest_rows, placed, grouping.rest_modules, sharing)
     return checks
 
 
-def _group_check(group: ModuleGroup, rows: dict[str, TensorRow]) -> LayerCheck:
+def _group_check(group: ModuleGroup, rows: dict[str, TensorRow], sharing: Sharing) -> LayerCheck:
     e, want = group.expected[0], group.expected_total()
+    names = [x.name for x in group.expected]
     if len(group.expected) == 1 and len(group.rows) == 1 and group.rows[0].name == e.name:
         found = group.rows[0]
         verdict, explain = _layer_verdict(want, found)
+        if verdict == MISMATCH and found.total.exact:
+            explain = sharing.settles(names, want - found.total.lo)
+            verdict = MATCH if explain else MISMATCH
         if verdict == MISMATCH:
             explain = _explain_layer(want, found, rows)
         return LayerCheck(e.name, e.kind, want, found.total, verdict, explain)
-    names = [x.name for x in group.expected]
     name = " + ".join(names) if len(names) <= 3 else f"{names[0]} + {len(names) - 1} more modules"
     shown = ", ".join(r.name for r in group.rows[:4]) + (
         f" and {len(group.rows) - 4} more" if len(group.rows) > 4 else ""
@@ -232,6 +258,9 @@ def _group_check(group: ModuleGroup, rows: dict[str, TensorRow]) -> LayerCheck:
         why = f"the file shows it as {rows_word} ({shown})"
     found_total = group.found
     verdict = _verdict(want, found_total)
+    shared = sharing.settles(names, want - found_total.lo) if verdict == MISMATCH and found_total.exact else ""
+    if shared:
+        verdict, why = MATCH, f"{why}; {shared}"
     if verdict == MISMATCH:
         diff = want - (found_total.shown if found_total.shown is not None else found_total.lo)
         why += f"; expected {want:,}, file {found_total.text()}: {diff:+,}"
@@ -239,26 +268,34 @@ def _group_check(group: ModuleGroup, rows: dict[str, TensorRow]) -> LayerCheck:
     return LayerCheck(name, kind, want, found_total, verdict, why)
 
 
-def _rest_check(
-    expectation: Expectation, rest: list[FrameworkLayer], placed: list[LayerExpectation], unseen: list[LayerExpectation]
-) -> LayerCheck | None:
+def _rest_checks(
+    expectation: Expectation,
+    rest: list[FrameworkLayer],
+    placed: list[LayerExpectation],
+    unseen: list[LayerExpectation],
+    sharing: Sharing,
+) -> list[LayerCheck]:
     """The rows no listed module holds against what the expectation's totals leave outside the modules
     compared with rows (the root module's own parameters, modules holding buffers only, listed modules
     with no row): parameters and statistics, or parameters alone when no statistics are given. The
-    listed modules with no row must fit in it."""
+    listed modules with no row must fit in it, but for one whose only row reads a tied weight."""
     figures = expectation.figures
     rows = [la for la in rest if la.total != ZERO]
+    shared = [(e, sharing.settles([e.name], e.params)) for e in unseen]  # a tied module's only row holds 0
+    unseen = [e for e, why in shared if not why]
+    placed = placed + [e for e, why in shared if why]
     found = ZERO
     if "total" in figures:
-        want = figures["total"] - sum(e.params for e in placed)
+        want = figures["total"] - sum(e.params for e in placed) + sharing.used
         for la in rows:
             found = found + la.total
     else:
-        want = figures["trainable"] - sum(e.trainable or 0 for e in placed)
+        want = figures["trainable"] - sum(e.trainable or 0 for e in placed) + sharing.used
         for la in rows:
             found = found + la.trainable
+    tied = [LayerCheck(e.name, e.kind, e.params, ZERO, MATCH, why) for e, why in shared if why]
     if not rows and not unseen and want == 0:
-        return None
+        return tied
     verdict = _verdict(want, found)
     shown = ", ".join(la.name for la in rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
     why = f"rows no listed module holds ({shown or 'none'}) against the totals less the listed modules: {want:,}"
@@ -270,7 +307,7 @@ def _rest_check(
         why += f"; listed modules with no row in the file ({names}) hold {held:,} of it"
         if held > want:
             verdict, why = MISMATCH, why + f", more than the {want:,} left"
-    return LayerCheck(REST, "", want, found, verdict, why)
+    return [*tied, LayerCheck(REST, "", want, found, verdict, why)]
 
 
 def _explain_layer(expected: int, found: FrameworkLayer, rows: dict[str, TensorRow]) -> str:
@@ -380,7 +417,7 @@ def verify(report: Report, expectation: Expectation) -> Verification:
     names = {f.name for f in fw.layers}
     names_survive = any(_survives(la.name, names) for la in expectation.layers if la.params)
     rows = {t.name: t for t in report.tensors}  # one index for every lookup below
-    layers = _layer_checks(fw, expectation, rows) if names_survive else []
+    layers = _layer_checks(fw, expectation, rows, report) if names_survive else []
     settled, taken = _settle_layers(fw.layers, layers)
     solution = solve(settled, exp) if exp else Solution([], True)
     if solution is not None:
