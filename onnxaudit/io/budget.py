@@ -8,7 +8,7 @@ reader met it first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from onnxaudit.errors import AuditError
 
@@ -40,18 +40,15 @@ class Tally:
     inputs: int = 0
     graphs: int = 0
     fields: int = 0
+    # the limits --max-nodes sets, worked out once: add_inputs and add_fields run once a node in each reader
+    max_inputs: int = field(init=False)
+    max_fields: int = field(init=False)
+    max_graphs: int = field(init=False)
 
-    @property
-    def max_inputs(self) -> int:
-        return self.max_nodes * INPUTS_PER_NODE
-
-    @property
-    def max_fields(self) -> int:
-        return self.max_nodes * FIELDS_PER_NODE
-
-    @property
-    def max_graphs(self) -> int:
-        return max(1, self.max_nodes // NODES_PER_GRAPH)
+    def __post_init__(self) -> None:
+        self.max_inputs = self.max_nodes * INPUTS_PER_NODE
+        self.max_fields = self.max_nodes * FIELDS_PER_NODE
+        self.max_graphs = max(1, self.max_nodes // NODES_PER_GRAPH)
 
     def too_large(self, what: str) -> GraphTooLarge:
         return GraphTooLarge(f"{what}: over the limit for --max-nodes {self.max_nodes:,} (a larger value raises it)")

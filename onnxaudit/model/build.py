@@ -279,8 +279,11 @@ class _Builder:
         return scope
 
     def _add_nodes(self, nodes: Sequence[NodeProto], view: Graph, depth: int) -> None:
-        self.tally.add_nodes(len(nodes))  # before reading them: 1M empty nodes fit in 2 MB
-        add_inputs = self.tally.add_inputs
+        tally = self.tally
+        tally.add_nodes(len(nodes))  # before reading them: 1M empty nodes fit in 2 MB
+        # node inputs counted against the tally in a local sum, told to it where the limit is passed, before
+        # a node's subgraphs (they count their own) and after the last node: no call per node (200k)
+        read, room = 0, tally.max_inputs - tally.inputs
         scope = view.scope
         append = view.nodes.append
         new, set_dict = _new, _set_dict
@@ -292,12 +295,17 @@ class _Builder:
             name, op_type, domain = proto.name, proto.op_type, proto.domain
             attributes = proto.attribute
             if len(attributes):  # most nodes have none
+                tally.add_inputs(read)
+                read, room = 0, tally.max_inputs - tally.inputs
                 attrs, subscopes = self._attributes(attributes, name or f"{op_type}_{index}", view, depth)
+                room = tally.max_inputs - tally.inputs
             else:
                 attrs, subscopes = {}, ()
             module_scopes = node_metadata(proto, self.fx) if scoped and len(proto.metadata_props) else ()
             inputs = tuple(proto.input[:])
-            add_inputs(len(inputs))
+            read += len(inputs)
+            if read > room:
+                tally.add_inputs(read)  # raises: over --max-nodes' node inputs
             node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
             set_dict(node, "__dict__", {
@@ -310,6 +318,7 @@ class _Builder:
                 const = _constant_tensor(proto, scope, self.sizes)
                 if const is not None:
                     view.tensors[const.name] = const
+        tally.add_inputs(read)
 
     def _attributes(
         self, attributes: Sequence[AttributeProto], label: str, view: Graph, depth: int
