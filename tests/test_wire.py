@@ -368,6 +368,9 @@ def test_unread_node_metadata_is_left_out_of_the_light_copy(tmp_path):
         (b"\x12\x01x" + b"\x0a\x09namespace" + b"\x0a\x1apkg.torch.onnx.name_scopes", True),  # the last key wins
         (b"\x0a\x1apkg.torch.onnx.name_scopes" + b"\x0a\x09namespace", False),
         (b"\x12\x01x", False),  # no key: "" is read by no one
+        (b"\x0a\x09namespace" + b"\x12\x80\x01" + b"x" * 128, False),  # a value's length in two bytes
+        (b"\x0a\x09namespace" + b"\x12\x80\x80\x01" + b"x" * 16384, False),  # and in three
+        (b"\x0a\x1apkg.torch.onnx.name_scopes" + b"\x12\x80\x01" + b"x" * 128, True),
         (b"\x0a\x7fnamespace", True),  # a length past the entry's end: protobuf refuses the file
     ],
 )
@@ -434,3 +437,31 @@ def test_every_command_says_the_same_with_the_unread_metadata(monkeypatch, capsy
     ]
     assert size_all - size >= sum(1 + len(varint(p.ByteSize())) + p.ByteSize() for p in entries) > 10_000
     assert (code, said.out, said.err) == (code_all, said_all.out, said_all.err)
+
+
+_KEYS = st.sampled_from([b"pkg.torch.onnx.name_scopes", b"namespace", b"pkg.torch.onnx.stack_trace", b""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just(1), _KEYS),
+            st.tuples(st.sampled_from([1, 2, 3]), st.binary(max_size=300)),
+        ),
+        max_size=4,
+    ),
+    st.integers(0, 3),
+)
+def test_an_entry_is_dropped_only_when_protobuf_reads_it_as_an_unread_key(fields, cut):
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    from onnxaudit.io.wire import NODE_METADATA_KEPT, _unread_entry
+
+    entry = b"".join(varint(number << 3 | 2) + varint(len(payload)) + payload for number, payload in fields)
+    entry = entry[: len(entry) - cut] if cut < len(entry) else entry  # some cut short
+    if not _unread_entry(entry, 0, len(entry)):
+        return
+    parsed = onnx.StringStringEntryProto()
+    assert parsed.ParseFromString(entry) == len(entry)  # well formed: protobuf reads it whole
+    assert parsed.key not in NODE_METADATA_KEPT and not len(UnknownFieldSet(parsed))

@@ -368,7 +368,9 @@ class _Writer:
             if key in dropped or (key == metadata_key and _unread_entry(buf, pos, value_end)):
                 self.copy(run, field_start)
                 run = value_end
-            elif key in children and self.walks(children[key], length, pos, value_end):
+            elif key in children and (drops := self.plain_parts(children[key], length, pos, value_end)):
+                run = self.copy_without(run, tag_end, pos, value_end, drops)
+            elif key in children and drops is None:
                 self.count(kind, counted)
                 if counts_fields:
                     self.tally.add_fields(structural - fields_added)
@@ -398,15 +400,27 @@ class _Writer:
         if self.fields > MAX_FIELDS:
             raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
 
-    def walks(self, kind: int, length: int, start: int, end: int) -> bool:
-        """Whether a child message is walked rather than copied whole: one that may hold weight bytes past
-        KEEP_BYTES, every graph, function, training info and node (their nodes, inputs and entries are counted,
-        training graphs dropped), and an attribute that may hold a graph or entries."""
+    def plain_parts(self, kind: int, length: int, start: int, end: int) -> list[tuple[int, int]] | None:
+        """None for a child message to walk rather than copy: one that may hold weight bytes past KEEP_BYTES,
+        every graph, function, training info and node (their nodes, inputs and entries are counted, training
+        graphs dropped) but a plain one (plain_node), and an attribute that may hold a graph or entries. Else what
+        to leave out of it as it is copied (plain_node): mostly nothing."""
         if length > KEEP_BYTES or kind in _WALKED_WHOLE:
-            return True
+            return None
         if kind == _NODE:
-            return not self.plain_node(start, end)
-        return kind == _ATTR and self.attribute_has_entries(start, end)
+            return self.plain_node(start, end)
+        return None if kind == _ATTR and self.attribute_has_entries(start, end) else []
+
+    def copy_without(self, run: int, tag_end: int, start: int, end: int, drops: list[tuple[int, int]]) -> int:
+        """Copy a child message from `start` to `end` but the `drops` spans (in order), after the verbatim run
+        up to its tag; its length changes. Where the next run begins."""
+        self.copy(run, tag_end)
+        self.emit(_encode_varint(end - start - sum(stop - begin for begin, stop in drops)))
+        for begin, stop in drops:
+            self.copy(start, begin)
+            start = stop
+        self.copy(start, end)
+        return end
 
     def attribute_has_entries(self, start: int, end: int) -> bool:
         buf = self.buf
@@ -414,38 +428,46 @@ class _Writer:
             return _ATTR_ENTRY_BYTE.search(buf[start:end]) is not None
         return _ATTR_ENTRY_BYTE.search(buf, start, end) is not None
 
-    def plain_node(self, start: int, end: int) -> bool:
-        """Count a small node's inputs and entries as the walk would, and say whether it can be copied whole:
-        False (nothing counted) for one to walk: a doc string or a metadata entry to drop, an attribute that may
-        hold a graph or entries, or anything unusual (a tag or length over one byte, another wire type). Most nodes
-        are plain, and copied as one run with their graph's other nodes."""
+    def plain_node(self, start: int, end: int) -> list[tuple[int, int]] | None:
+        """Count a small node's inputs and entries as the walk would, and say whether it can be copied rather
+        than walked: the spans of its doc string and unread metadata entries (_unread_entry) to leave out, mostly
+        none; None (nothing counted) for one to walk: an attribute that may hold a graph or entries, or anything
+        unusual (a tag over one byte, a length over two, another wire type). Most nodes are plain, and copied as
+        one run with their graph's other nodes; a dynamo export's are copied without their stack traces."""
         buf = self.buf
         pos = start
         inputs = entries = fields = 0
+        drops: list[tuple[int, int]] = []
         while pos < end:
+            field_start = pos
             key = buf[pos]
             if key >= 0x80 or key & 7 != 2 or pos + 1 >= end:
-                return False
+                return None
             length = buf[pos + 1]
             pos += 2
-            if length >= 0x80 or pos + length > end:
-                return False
+            if length >= 0x80:  # two bytes (up to 16 KiB; the node is at most KEEP_BYTES)
+                if pos >= end or buf[pos] >= 0x80:
+                    return None
+                length = (length & 0x7F) | (buf[pos] << 7)
+                pos += 1
+            if pos + length > end:
+                return None
             fields += 1
             if key == _NODE_INPUT_KEY:
                 inputs += 1
             elif key in _NODE_ENTRIES:
                 if key == _NODE_ATTRIBUTE_KEY and self.attribute_has_entries(pos, pos + length):
-                    return False
+                    return None
                 if key == _NODE_METADATA_KEY and _unread_entry(buf, pos, pos + length):
-                    return False
+                    drops.append((field_start, pos + length))
                 entries += 1
             elif key == _NODE_DOC_KEY:
-                return False
+                drops.append((field_start, pos + length))
             pos += length
         self.tally.add_inputs(inputs)
         self.tally.add_fields(entries)
         self.fields += fields
-        return True
+        return drops
 
     def room(self, kind: int) -> int:
         """How many more of what `kind` counts (nodes or node inputs) the tally admits."""
@@ -534,6 +556,15 @@ def _unread_entry(buf: Buffer, start: int, end: int) -> bool:
     """Whether a node's metadata entry is one to drop: its key (the last written, as protobuf keeps) is not in
     NODE_METADATA_KEPT. An entry with anything but well-formed key and value fields is kept, for protobuf to
     judge as it did before."""
+    if end - start >= 4 and buf[start] == _ENTRY_KEY and buf[start + 1] < 0x80:
+        # torch's form, read inline: one key, then one value, their lengths of one byte (the value's up to two)
+        key_end = start + 2 + buf[start + 1]
+        if key_end + 1 < end and buf[key_end] == _ENTRY_VALUE:
+            length, value = buf[key_end + 1], key_end + 2
+            if length >= 0x80 and value < end and buf[value] < 0x80:
+                length, value = (length & 0x7F) | (buf[value] << 7), value + 1
+            if value + length == end and buf[value - 1] < 0x80:
+                return bytes(buf[start + 2 : key_end]) not in _KEPT_METADATA
     pos, key = start, b""
     while pos < end:
         tag = buf[pos]
