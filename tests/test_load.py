@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 import pytest
 from builders import conv_bn_scaled, init, model, node, save, seed_cnn, value, with_training_info
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError, audit
@@ -194,11 +196,10 @@ def _scopes_by_literal_eval(text: str) -> tuple[str, ...] | None:
     return tuple(found) if isinstance(found, list) and all(isinstance(x, str) for x in found) else None
 
 
-def test_module_scopes_json_path_agrees_with_literal_eval_on_the_dynamo_fixtures():
-    import json
+def test_module_scopes_plain_path_agrees_with_literal_eval_on_the_dynamo_fixtures():
     from pathlib import Path
 
-    from onnxaudit.model.metadata import module_scopes
+    from onnxaudit.model.metadata import _PLAIN_NAMES, module_scopes
 
     root = Path(__file__).resolve().parent.parent / "models"
     files = sorted([*root.glob("torch/*dynamo*.onnx"), *root.glob("torchzoo/*dynamo*.onnx")])
@@ -208,7 +209,7 @@ def test_module_scopes_json_path_agrees_with_literal_eval_on_the_dynamo_fixtures
         texts |= {p.value for n in m.graph.node for p in n.metadata_props if p.key == "pkg.torch.onnx.name_scopes"}
     assert len(files) >= 30 and len(texts) >= 100
     for text in texts:
-        json.loads(text.replace("'", '"'))  # each really takes the fast path
+        assert _PLAIN_NAMES.fullmatch(text)  # each really takes the fast path
         assert module_scopes(text) == _scopes_by_literal_eval(text) is not None, text
 
 
@@ -236,9 +237,29 @@ def test_module_scopes_json_path_agrees_with_literal_eval_on_the_dynamo_fixtures
         "['a'",
         "('a',)",
         "['a']\x00",
+        "['a','b']",
+        "['a',  'b']",
+        "['', '']",
+        "['\x7f', ' ', '[', ']', ', ']",
+        "['a', 'b'] ",
     ],
 )
 def test_module_scopes_agrees_with_literal_eval_on_odd_texts(text):
     from onnxaudit.model.metadata import module_scopes
 
     assert module_scopes(text) == _scopes_by_literal_eval(text)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::SyntaxWarning")  # literal_eval of "\\,"
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("ab.' ,[]\"\\\t\n\x00\x1f\x7f\u00e9"), max_size=6), max_size=5), st.data()
+)
+def test_module_scopes_agrees_with_literal_eval_on_lists_of_any_names(names, data):
+    from onnxaudit.model.metadata import module_scopes
+
+    text = repr(names)
+    assert module_scopes(text) == _scopes_by_literal_eval(text) == tuple(names)
+    cut = data.draw(st.integers(0, len(text)))
+    edited = text[:cut] + data.draw(st.sampled_from(["", "'", ", ", "\\", "]", "\t"])) + text[cut:]
+    assert module_scopes(edited) == _scopes_by_literal_eval(edited)

@@ -45,9 +45,17 @@ _METADATA_PREFIX = b"pkg."  # of _SCOPES_KEY, _FX_NODE_KEY and _REWRITE_RULES_KE
 # a key read here must be added there.
 
 
+# torch's repr() of a list of plain names: single-quoted, no quote, backslash or control character inside; each
+# string then means its characters alone, to ast.literal_eval and json alike, and the list splits at "', '"
+_PLAIN_NAMES = re.compile(r"\['([^'\"\\\x00-\x1f]*(?:', '[^'\"\\\x00-\x1f]*)*)'\]")
+
+
 def module_scopes(text: str) -> tuple[str, ...] | None:
     """The strings of torch's list literal (`['', 'layers.0', 'linear']`), or None when the text is not a
     list of strings."""
+    plain = _PLAIN_NAMES.fullmatch(text)
+    if plain is not None:
+        return tuple(plain[1].split("', '"))  # 4x faster than json on a 40k-node export's 16k distinct lists
     try:
         found = _literal(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
@@ -76,12 +84,12 @@ def node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
     Also what its FX call and its optimizer's rewrite rules say, collected into `facts`."""
     scopes: tuple[str, ...] = ()
     for prop in node.metadata_props:
-        key, text = as_text(prop.key), as_text(prop.value)  # bytes when not UTF-8
-        if key == _SCOPES_KEY and len(text) < 4096:
-            found = module_scopes(text)
-            if found is not None:
+        key = prop.key  # bytes when not UTF-8: then none of these keys
+        if key == _SCOPES_KEY:
+            text = as_text(prop.value)
+            if len(text) < 4096 and (found := module_scopes(text)) is not None:
                 scopes = found
-        elif key == _FX_NODE_KEY and "%" in (value := text) and len(value) < 65536:
+        elif key == _FX_NODE_KEY and "%" in (value := as_text(prop.value)) and len(value) < 65536:
             if "%p_" in value:
                 facts.parameters.update(_FX_PARAMETER.findall(value))
             if "%b_" in value:
@@ -93,6 +101,6 @@ def node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
                     facts.norms_without_affine.add(node.name)
                 elif args[2] == "None":
                     facts.norms_without_bias.add(node.name)
-        elif key == _REWRITE_RULES_KEY and (fused := text.count(_BN_FUSION_RULE)):
+        elif key == _REWRITE_RULES_KEY and (fused := as_text(prop.value).count(_BN_FUSION_RULE)):
             facts.bn_fusions[node.name] = fused
     return scopes
