@@ -169,3 +169,28 @@ def test_depth_rolls_runs_of_anonymous_zero_parameter_ops_into_one_row():
     runs = [r for r in rolled.rows if r not in lstms]
     assert len(rolled.rows) == 5 and all(r.params == 0 and " .. " in r.name and "ops)" in r.name for r in runs)
     assert sum(len(r.all_ops) > 1 for r in runs) == len(runs)
+
+
+def test_a_reshape_to_a_computed_target_shows_its_output_unknown_not_the_targets_shape():
+    """torch.onnx at opset 13 with free batch and time: Linear(16, 10) on x.reshape(b * t, -1), reshaped
+    back with y.reshape(b, t, -1). onnx's inference cannot size a Reshape to a target computed from
+    Shape; the row showed the target's own shape, `(3,)` from its Concat and `()` from the Mul of b and t."""
+    from onnxaudit import audit
+
+    report = audit(MODELS / "torchzoo" / "reshape_chain__legacy_op13_dynamic.onnx")
+    flatten, back = layer_row(report, "/Reshape"), layer_row(report, "/Reshape_1")
+    assert (flatten.output_shape, back.output_shape) == (None, None)
+    assert (flatten.ops, back.ops) == (["Reshape"], ["Reshape"])  # not the Mul that computed b * t
+    assert layer_row(report, "fc").output_shape[-1] == 10
+    for row in audit(MODELS / "torchzoo" / "reshape_chain__legacy_op13_dynamic.onnx", depth=1).rows:
+        assert row.output_shape is None or len(row.output_shape) >= 2, row
+
+
+def test_keras_flatten_through_tf2onnx_op13_is_not_its_targets_shape():
+    """tf2onnx at opset 13 writes Flatten as a Reshape to a target computed from Shape: the row's output
+    is that Reshape's (unknown to inference), not the (2,) of the target."""
+    from onnxaudit import audit
+
+    report = audit(MODELS / "keras" / "seed_cnn__tf2onnx_op13.onnx")
+    assert layer_row(report, "flatten").output_shape is None
+    assert layer_row(report, "fc").output_shape[-1] == 1

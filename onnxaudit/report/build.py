@@ -135,22 +135,58 @@ class Report:
 
 
 def _output_value(
-    view: ModelView, layer_nodes: list[Node], here: int, reader: dict[str, int], graph_outputs: set[str]
+    view: ModelView,
+    layer_nodes: list[Node],
+    here: int,
+    reader: dict[str, int],
+    graph_outputs: set[str],
+    data: set[str],
 ) -> str | None:
-    """The layer's output: the last value leaving the layer, preferring float data over shape math."""
+    """The layer's output: the main (first) value computed from the input data that leaves the layer's
+    last node handing such a value on (its shape may be unknown); else the last value leaving it,
+    preferring float data over shape math. Never a helper's value when a data value leaves: a Reshape
+    whose output inference cannot size is shown unknown, not as the (3,) of the Concat that computed
+    its target; a DynamicQuantizeLinear's result, not its zero point."""
     if not view.value_shapes:  # inference skipped (huge graph): nothing to look up, per layer
         return None
-    leaving = [
-        out
-        for node in sorted(layer_nodes, key=lambda n: n.index)
-        for out in node.outputs
-        if out in view.value_shapes and (out in graph_outputs or reader.get(out, here) != here)
-    ]
+    leaving: list[str] = []
+    moving = None
+    for node in sorted(layer_nodes, key=lambda n: n.index):
+        handed = [out for out in node.outputs if out and (out in graph_outputs or reader.get(out, here) != here)]
+        leaving += handed
+        moving = next((out for out in handed if out in data), moving)
+    if moving is not None:
+        return moving
+    leaving = [out for out in leaving if out in view.value_shapes]
     if not leaving:
         leaving = [out for node in layer_nodes for out in node.outputs if out in view.value_shapes]
     floats = [out for out in leaving if view.value_shapes[out].dtype not in INTEGER_DTYPES]
     chosen = (floats or leaving)[-1:] if leaving else []
     return chosen[0] if chosen else None
+
+
+# ops that read only their input's dims: their outputs are shape arithmetic, not the input's data
+_DIMS_ONLY = frozenset({"Shape", "Size"})
+
+
+def _data_values(view: ModelView, layers: list[Layer]) -> set[str]:
+    """The main graph's values computed from its input data: its inputs that are neither stored nor a
+    counted tensor (a weight fed as an input), and each output of a node that reads one (not Shape or
+    Size, which read its dims) or runs a body (which may read them from the outer scope). One pass in
+    graph order; empty when there is no data input (or no inferred shape to show)."""
+    graph = view.main
+    if not view.value_shapes:
+        return set()
+    held = {t.name for layer in layers for t in layer.tensors}
+    data = {v.name for v in graph.inputs if v.name not in graph.tensors and v.name not in held}
+    if not data:
+        return data
+    for node in graph.nodes:
+        if node.op_type in _DIMS_ONLY:
+            continue
+        if node.subgraphs or not data.isdisjoint(node.inputs):
+            data.update(out for out in node.outputs if out)
+    return data
 
 
 def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
@@ -232,7 +268,9 @@ def _principal_ops(
                     break
         if held:
             picked.append(n.op_type)
-    behind = op_behind_layout(picked, [n.op_type for n in layer.nodes])
+    # the op behind a closing Reshape is the layer's, not the Mul that computed the Reshape's target
+    real = [n.op_type for n in layer.nodes if not (shapes_known and _shape_math(view, n))]
+    behind = op_behind_layout(picked, real)
     if behind is not None:  # layout ops hand the result on; the layer's real op sits before them
         picked = [behind, *picked]
     if picked:
@@ -272,13 +310,15 @@ def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, costs: Costs | None = None) -> list[Row]:
     reader = _reading_layers(view, layers)
     outputs = set(view.main.outputs)
+    data = _data_values(view, layers)
     rows = []
     for here, layer in enumerate(layers):
         all_ops = layer.op_types
         # with one op type (most layers) the principal ops can only be that one: no node walk
         ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
-        value = _output_value(view, layer.nodes, here, reader, outputs)
-        shape = list(view.value_shapes[value].shape or ()) if value is not None else None
+        value = _output_value(view, layer.nodes, here, reader, outputs, data)
+        info = view.value_shapes.get(value) if value is not None else None
+        shape = list(info.shape or ()) if info is not None else None
         row = _row(layer.name, ops, shape, layer.tensors, convention)
         row.all_ops = all_ops
         if costs is not None:
