@@ -64,6 +64,15 @@ def test_true_figures_verify_and_one_trainable_more_does_not(stem, capsys):
     assert main(["verify", onnx, "--expect", f"total={t + 1},trainable={tr + 1},non_trainable={nt}"]) == 1
 
 
+def test_bias_free_convs_are_the_first_explanation_of_a_folded_scope(capsys):
+    """Several folded convs in one scope: the fewest defaults that explain Keras's figures are said with the
+    convs' biases first (MobileNetV3's convs before a BN are bias-free), not a BN without center."""
+    path = MODELS / "keras" / "slash_blocks__tfkeras_op13"
+    assert main(["verify", f"{path}.onnx", "--keras-summary", f"{path}.summary.txt", "--wide"]) == 0
+    said = "consistent if stem has use_bias=False and block/expand has use_bias=False and block/depthwise has "
+    assert said + "use_bias=False and block/project has use_bias=False" in capsys.readouterr().out
+
+
 def test_a_normalization_mean_left_a_graph_input_is_read_as_the_layers(capsys):
     """Keras 3's export leaves a Normalization's mean a graph input: the layer is still told (0 trainable), and
     verify says which default Keras's 0 implies."""

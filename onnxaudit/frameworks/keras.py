@@ -172,15 +172,20 @@ def keras_fused_bn(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -
     told from the folded shift. One scope may hold several such convs (tf_keras layers named with a
     slash, MobileNetV3's `expanded_conv_9/expand`, `.../depthwise`, `.../project`): each is rebuilt, and
     the scope's other tensors (its squeeze-excite convs) are counted as stored."""
-    rebuilt: list[FrameworkLayer] = []
+    convs: list[FrameworkLayer] = []
+    bns: list[FrameworkLayer] = []
     used: set[str] = set()
     for op, weight, bias in _fold_targets(tensors):
         folded = _fused_bn(ctx, op, weight, bias)
         if folded:
-            rebuilt += folded
+            convs.append(folded[0])
+            bns.append(folded[1])
             used.update(t.name for t in (weight, bias) if t is not None)
-    if not rebuilt:
+    if not convs:
         return None
+    # the convs' bias alternatives first: verify names the fewest, first found (a conv before a BN is
+    # more often bias-free than its BN without center)
+    rebuilt = [*convs, *bns]
     rest = [t for t in tensors if t.name not in used]
     return [*rebuilt, file_layer(layer, rest)] if rest else rebuilt
 
