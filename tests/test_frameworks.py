@@ -223,10 +223,22 @@ def test_convs_of_one_slashed_scope_are_each_rebuilt_with_their_folded_bns():
     assert block.total.contains(sum(la["params"] for la in in_block))
     assert block.non_trainable.exact and block.non_trainable.lo == sum(la["non_trainable"] for la in in_block)
     texts = {a.text for a in block.alternatives}
-    assert {"block/expand has use_bias=False", "block/depthwise/bn has center=False"} <= texts
-    assert {"block/project has use_bias=False", "block/project/bn has scale=False"} <= texts
-    # the shown value takes Keras's defaults: a bias on each of the three folded convs
-    assert block.trainable.shown == sum(la["trainable"] for la in in_block) + 16 + 16 + 8
+    assert {"block/expand/bn has center=False", "block/depthwise/bn has scale=False"} <= texts
+    assert block.trainable.shown == sum(la["trainable"] for la in in_block)
+
+
+@pytest.mark.parametrize(
+    ("case", "layer", "bias"),
+    [("bottleneck_bias", "conv2d", 18), ("bottleneck_nobias", "conv2d", 0), ("bottleneck_nobias", "conv2d_1", 0)],
+)
+def test_a_folded_convs_node_name_shows_whether_it_had_a_bias(case, layer, bias):
+    """tf2onnx's conv that a BN was folded into keeps the name of the TF op the BN read: `<conv>/BiasAdd`
+    (use_bias=True) or `<conv>/Conv2D` (use_bias=False): the conv's count is exact either way."""
+    fw = audit(MODELS / "keras" / f"{case}__tfkeras_op13.onnx").framework
+    conv = next(la for la in fw.layers if la.name == layer and la.kind == "Conv")
+    kernel = next(w for w in _meta(MODELS / "keras" / f"{case}__tfkeras_op13.onnx")["weights"] if w["layer"] == layer)
+    assert conv.trainable.exact and conv.trainable.lo == math.prod(kernel["shape"]) + bias
+    assert not any("use_bias" in a.text for a in conv.alternatives)
 
 
 @pytest.mark.parametrize("path", ZOO_NAMED, ids=lambda p: p.stem)

@@ -229,16 +229,7 @@ def _fused_bn(ctx: FileContext, op: str, weight: ParamTensor, bias: ParamTensor 
         conv_scope, bn_scope = naming.scope(weight.name), naming.scope(bn_output) if bn_output else None
     conv_label, bn_text = conv_scope or conv_name, bn_scope or bn_name
     c = channels_of(bias) if bias is not None else out_channels(op, conv_node, weight)
-    k = weight.count or 0
-    what = "conv bias" if op == "Conv" else f"{op} bias"
-    no_bias = [Alternative(f"{conv_label} has use_bias=False", -c)]
-    conv = FrameworkLayer(
-        conv_name, op, Figure.assumed(k + c, [-c]), ZERO, AMBIGUOUS,
-        [f"BN folded into {conv_label}: the original {what} ({c}) cannot be told apart from the folded shift; "
-         "counted (use_bias=True, the Keras default)"],
-        [weight.name],
-        no_bias,
-    )  # fmt: skip
+    conv = _folded_conv(conv_name, conv_label, op, weight, c, None if fused or in_bn_scope else conv_node)
     # the *_fused_bn weight alone proves the fold; onnxruntime's re-save may drop the output's name
     if fused:
         seen = f"{op} node fused from the BatchNormalization's ops ({bn_part}; a TFLite op)"
@@ -264,6 +255,38 @@ def _fused_bn(ctx: FileContext, op: str, weight: ParamTensor, bias: ParamTensor 
         affine,
     )  # fmt: skip
     return [conv, bn]
+
+
+# the TF op whose name tf2onnx's folded conv keeps: the conv op itself (no BiasAdd after it), or its BiasAdd
+_TF_CONV_OPS = ("Conv2D", "Conv3D", "depthwise", "convolution", "conv1d")
+
+
+def _folded_conv(name: str, label: str, op: str, weight: ParamTensor, c: int, node: Node | None) -> FrameworkLayer:
+    """The conv (or Dense) a BN was folded into. tf2onnx's conv keeps the name of the TF op whose output the BN
+    read: `<conv>/BiasAdd` when the conv had a bias (merged into the conv first), `<conv>/Conv2D` (or
+    `/depthwise`) when it had none; a conv tf2onnx made anew (`Conv__19`) cannot show it."""
+    k = weight.count or 0
+    what = "conv bias" if op == "Conv" else f"{op} bias"
+    last = node.name.rpartition("/")[2] if node is not None and "/" in node.name else ""
+    if last == "BiasAdd":
+        evidence = (
+            f"BN folded into {label}: the conv node kept the name of its BiasAdd ({node.name}): a {what} of {c} "  # type: ignore[union-attr]
+            "(use_bias=True), folded with the BN's shift"
+        )
+        return FrameworkLayer(name, op, Figure.of(k + c), ZERO, INFERRED, [evidence], [weight.name])
+    if last in _TF_CONV_OPS:
+        evidence = (
+            f"BN folded into {label}: the conv node is named after the TF conv op ({node.name}), no BiasAdd: "  # type: ignore[union-attr]
+            f"no {what} (use_bias=False); the stored bias is the BN's folded shift"
+        )
+        return FrameworkLayer(name, op, Figure.of(k), ZERO, INFERRED, [evidence], [weight.name])
+    return FrameworkLayer(
+        name, op, Figure.assumed(k + c, [-c]), ZERO, AMBIGUOUS,
+        [f"BN folded into {label}: the original {what} ({c}) cannot be told apart from the folded shift; "
+         "counted (use_bias=True, the Keras default)"],
+        [weight.name],
+        [Alternative(f"{label} has use_bias=False", -c)],
+    )  # fmt: skip
 
 
 def _input_layer(node: Node, ctx: FileContext) -> str | None:
