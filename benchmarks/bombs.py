@@ -9,11 +9,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from builders import (  # noqa: E402
+    HIDDEN_PLACES,
     concat_inputs,
     empty_graph_fields,
     empty_model_fields,
     empty_node_fields,
     empty_nodes,
+    hidden_entries,
     long_text,
     many_dims,
     nested_if,
@@ -55,9 +57,12 @@ BOMBS = {
     # the same in nodes under 4 KiB: 4,900 Relu nodes of 2,000 empty outputs or attributes each
     "small_node_outputs_10m": lambda: small_node_entries(2, 4_900, 2_000),
     "small_node_attributes_10m": lambda: small_node_entries(5, 4_900, 2_000),
-    # not refused yet (BENCHMARKS.md): entries in value infos and tensors under 4 KiB, 4,900 of 2,000 each
+    # entries in messages under 4 KiB, copied whole by the walk: 4,900 value infos of 2,000 dims, initializers of
+    # 2,000 external-data entries, and each other place builders._HIDDEN names; then one message of 9M (18 MB)
     "small_value_info_dims_10m": lambda: small_value_infos(4_900, 2_000),
     "small_tensor_entries_10m": lambda: small_tensor_entries(4_900, 2_000),
+    **{f"small_{where}_10m": (lambda w=where: hidden_entries(w, 4_900, 2_000)) for where in HIDDEN_PLACES},
+    **{f"{where}_9m": (lambda w=where: hidden_entries(w, 1, 9_000_000)) for where in HIDDEN_PLACES},
     # at the default limits (accepted): 31,249 graphs (15,624 Ifs with two empty branches); 999,980 graph inputs,
     # value infos, initializers, attributes of one node or dims, each with linear()'s own fields under 1,000,000
     "graphs_31k": lambda: small_branches(15_624, 0),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -698,3 +698,47 @@ def small_tensor_entries(tensors: int, entries: int) -> bytes:
     graph = m.graph.SerializeToString() + _field(5, tensor) * tensors
     m.ClearField("graph")
     return m.SerializeToString() + _field(7, graph)
+
+
+def _in_graph(extra: bytes, nodes: bytes = b"") -> bytes:
+    """linear() with `extra` (graph fields, as written) appended to its graph, and `nodes` to its model's fields."""
+    m = linear(init("W", [4, 4]))
+    graph = m.graph.SerializeToString() + extra
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph) + nodes
+
+
+# Where hidden_entries puts a message's entries: its bytes for `per` empty entries
+HIDDEN: dict[str, Callable[[int], bytes]] = {
+    # a value info's metadata; the dims of a sequence of tensors' shape
+    "value_info_metadata": lambda per: _field(13, _field(1, b"v") + _field(4, b"") * per),
+    "sequence_dims": lambda per: _field(
+        13, _field(1, b"v") + _field(2, _field(4, _field(1, _field(1, _field(2, _field(1, b"") * per)))))
+    ),
+    # an initializer's external-data entries, strings, dims (one a tag, or packed); a sparse initializer's dims
+    "tensor_external": lambda per: _field(5, _field(8, b"t") + _field(13, b"") * per),
+    "tensor_strings": lambda per: _field(5, _field(8, b"t") + b"\x10\x08" + _field(6, b"") * per),
+    "tensor_dims": lambda per: _field(5, _field(8, b"t") + b"\x08\x00" * per + b"\x10\x01"),
+    "tensor_packed_dims": lambda per: _field(5, _field(8, b"t") + _field(1, b"\x00" * per) + b"\x10\x01"),
+    "sparse_dims": lambda per: _field(15, b"\x18\x00" * per),
+    # a quantization annotation's entries
+    "annotation_entries": lambda per: _field(14, _field(1, b"W") + _field(2, b"") * per),
+    # a Relu's tensor attribute (t) with external-data entries; a node's device configuration's sharding specs
+    "attribute_tensor_external": lambda per: _field(
+        1,
+        _field(4, b"Relu")
+        + _field(5, _field(1, b"a") + _field(5, _field(8, b"t") + _field(13, b"") * per) + b"\xa0\x01\x04"),
+    ),
+    "node_sharding": lambda per: _field(1, _field(4, b"Relu") + _field(10, _field(1, b"c") + _field(2, b"") * per)),
+}
+
+
+def hidden_entries(where: str, messages: int, per: int) -> bytes:
+    """linear() with `messages` messages holding `per` empty entries each (2 bytes an entry, dims packed 1 byte) in
+    a place `where` (HIDDEN) a walk copying small messages whole would not count: 4,900 of 2,000 fit in 20 MB."""
+    if where == "device_devices":  # the model's device configurations' device names
+        return _in_graph(b"", _field(26, _field(1, b"d") + _field(3, b"") * per) * messages)
+    return _in_graph(HIDDEN[where](per) * messages)
+
+
+HIDDEN_PLACES = (*HIDDEN, "device_devices")

@@ -29,6 +29,7 @@ from builders import (
     empty_node_fields,
     empty_nodes,
     external,
+    hidden_entries,
     init,
     linear,
     long_text,
@@ -56,7 +57,7 @@ from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError
 from onnxaudit.io.budget import FIELDS_PER_NODE, GraphTooLarge
 from onnxaudit.io.datamap import MAX_TEXT, map_file
-from onnxaudit.io.wire import strip_weights
+from onnxaudit.io.wire import KEEP_BYTES, strip_weights
 from onnxaudit.model.load import load
 
 GIB = 2**30
@@ -461,6 +462,52 @@ def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
     with pytest.raises(AuditError, match=f"^{path}: {words}"):
         load(path, max_nodes=1000)
     assert len(load(path, max_nodes=2000).main.nodes) == nodes
+
+
+# Entries inside messages a walk of large messages copied whole: 4,900 value infos of 2,000 dims each (20 MB) cost
+# 1.4 GiB, one initializer of 9M external-data entries 1.3 GiB and 24 s. Where each hides (builders.HIDDEN), and
+# whether check's data map reads it (it walks initializers, not value infos, annotations or device configurations)
+_HIDDEN_BOMBS = {
+    "value_info_metadata": False,
+    "sequence_dims": False,
+    "tensor_external": True,
+    "tensor_strings": True,
+    "tensor_dims": True,
+    "tensor_packed_dims": False,  # the data map reads no packed dims past 4 KiB: it says the tensor has too many
+    "sparse_dims": False,
+    "annotation_entries": False,
+    "attribute_tensor_external": False,
+    "node_sharding": False,
+    "device_devices": False,
+}
+
+
+@pytest.mark.parametrize("bomb", sorted(_HIDDEN_BOMBS))
+@pytest.mark.parametrize("messages,per", [(4, 1000), (1, 5000)], ids=["small", "large"])
+def test_entries_inside_messages_copied_whole_are_counted(bomb, messages, per, tmp_path):
+    """Four messages under 4 KiB (copied whole by the walk) or one over it (walked) holding 1,000 or 5,000 empty
+    entries: counted against the structure's fields (FIELDS_PER_NODE per allowed node: 4,000 at --max-nodes 1,000)
+    before anything is parsed, by the walk and, where it reads them, the data map; twice the limit admits them."""
+    data = hidden_entries(bomb, messages, per)
+    path = tmp_path / "bomb.onnx"
+    path.write_bytes(data)
+    words = f"more than {1000 * FIELDS_PER_NODE:,} fields of graph structure: over the limit for --max-nodes 1,000 "
+    if bomb == "tensor_strings" and messages == 1:  # a large tensor's strings past KEEP_BYTES are dropped unread
+        assert len(strip_weights(data, max_nodes=1000).data) < KEEP_BYTES + 200
+        return
+    with pytest.raises(GraphTooLarge, match=f"^{words}"):
+        strip_weights(data, max_nodes=1000)
+    strip_weights(data, max_nodes=2000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _HIDDEN_BOMBS[bomb] and messages * per > 1000 * FIELDS_PER_NODE - 10:
+            with pytest.raises(AuditError, match=f"^{path}: {words}"):
+                map_file(fd, len(data), str(path), max_nodes=1000)
+        map_file(fd, len(data), str(path), max_nodes=2000)
+    finally:
+        os.close(fd)
+    with pytest.raises(AuditError, match=f"^{path}: {words}"):
+        load(path, max_nodes=1000)
 
 
 @pytest.mark.parametrize(

@@ -465,3 +465,82 @@ def test_an_entry_is_dropped_only_when_protobuf_reads_it_as_an_unread_key(fields
     parsed = onnx.StringStringEntryProto()
     assert parsed.ParseFromString(entry) == len(entry)  # well formed: protobuf reads it whole
     assert parsed.key not in NODE_METADATA_KEPT and not len(UnknownFieldSet(parsed))
+
+
+def test_every_entry_a_message_copied_whole_may_hold_is_counted():
+    """Held against onnx's own descriptors: inside each message the walk may copy whole, every repeated message or
+    string field is counted as entries (graphs aside: the walk takes every graph), every message that may hold some
+    is looked into, and a tensor's dims are counted; every such message a walked message holds is looked into. A
+    field a new onnx adds fails here until the walk counts it."""
+    from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+    from onnxaudit.io import wire
+
+    kinds = {
+        "ValueInfoProto": wire._VALUE_INFO,
+        "TypeProto": wire._TYPE,
+        "TypeProto.Tensor": wire._TENSOR_TYPE,
+        "TypeProto.SparseTensor": wire._TENSOR_TYPE,
+        "TypeProto.Sequence": wire._ELEM,
+        "TypeProto.Optional": wire._ELEM,
+        "TypeProto.Map": wire._MAP,
+        "TensorShapeProto": wire._SHAPE,
+        "TensorProto": wire._TENSOR,
+        "SparseTensorProto": wire._SPARSE,
+        "AttributeProto": wire._ATTR,
+        "TensorAnnotation": wire._ANNOTATION,
+        "DeviceConfigurationProto": wire._DEVICE_CONFIG,
+        "NodeDeviceConfigurationProto": wire._NODE_DEVICE,
+        "ShardingSpecProto": wire._SHARDING,
+        "IntIntListEntryProto": wire._INT_LIST,
+        "ShardedDimProto": wire._SHARDED_DIM,
+    }
+    walked = {"ModelProto": wire._MODEL, "GraphProto": wire._GRAPH, "NodeProto": wire._NODE}
+    walked |= {"FunctionProto": wire._FUNCTION, "TrainingInfoProto": wire._TRAINING}
+
+    def name(d: Descriptor) -> str:
+        return d.full_name.removeprefix("onnx.")
+
+    def repeated(f: FieldDescriptor) -> bool:
+        return bool(f.is_repeated)
+
+    def holds(d: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether a message may hold entries: a repeated field of messages or strings, or a message that may."""
+        return any(
+            (repeated(f) and f.cpp_type in (f.CPPTYPE_MESSAGE, f.CPPTYPE_STRING))
+            or (
+                f.message_type is not None
+                and name(f.message_type) not in seen
+                and holds(f.message_type, seen | {name(d)})
+            )
+            for f in d.fields
+        )
+
+    met: set[str] = set()
+    todo = [onnx.ModelProto.DESCRIPTOR]
+    while todo:
+        d = todo.pop()
+        if name(d) in met:
+            continue
+        met.add(name(d))
+        todo += [f.message_type for f in d.fields if f.message_type is not None]
+        for f in d.fields:
+            tag = f.number << 3 | 2
+            inner = name(f.message_type) if f.message_type is not None else None
+            if name(d) in walked:
+                if inner in kinds and holds(f.message_type):
+                    assert wire._CHILD_KEYS[walked[name(d)]].get(tag) == kinds[inner], (name(d), f.name)
+                continue
+            if name(d) not in kinds:
+                assert not holds(d), f"{name(d)} holds entries and is neither walked nor counted inside"
+                continue
+            entries, held, dims = wire._INSIDE[kinds[name(d)]]
+            if inner == "GraphProto":
+                continue  # an attribute holding a graph is walked (_ATTR_ENTRY_BYTE)
+            if f.name == "dims":
+                assert dims == f.number, name(d)
+            elif repeated(f) and f.cpp_type in (f.CPPTYPE_MESSAGE, f.CPPTYPE_STRING):
+                assert tag in entries, (name(d), f.name)
+            if inner is not None and holds(f.message_type):
+                assert held.get(tag) == kinds[inner], (name(d), f.name)
+    assert set(kinds) | set(walked) <= met

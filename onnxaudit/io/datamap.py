@@ -51,7 +51,9 @@ _F = _numbers(onnxcore.FunctionProto)
 _TYPED_FIELDS = {
     _T[n]: n for n in ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
 }
-_NODE_ENTRIES = frozenset({_N["output"], _N["attribute"], _N["metadata_props"]})  # counted as wire.py counts them
+# counted as wire.py counts them: outputs, attributes, metadata, device configurations (10, onnx 1.18+)
+_NODE_ENTRIES = frozenset({_N["output"], _N["attribute"], _N["metadata_props"], 10})
+_STRING_DATA = _T["string_data"]
 _ATTR_TYPES = frozenset(onnxcore.AttributeProto.AttributeType.values())
 _GRAPH_TYPE = onnxcore.AttributeProto.GRAPH
 _TENSOR_TYPE = onnxcore.AttributeProto.TENSOR
@@ -423,14 +425,17 @@ class _Walker:
         record = TensorRecord(scope, "", origin, node=node)
         dims: list[int] = []
         too_many_dims = False
+        add_fields = self.tally.add_fields  # its dims, external-data entries and strings, as wire.py counts them
         for number, wire, start, end, _ in self.fields_of(spans, depth):
             if number == _T["dims"]:
                 if wire == 0:
+                    add_fields(1)
                     dims.append(_signed(start, 64))
                 elif wire == 2 and end - start <= MAX_PACKED_DIMS:
                     pos = start
                     while pos < end:
                         value, pos = self.r.varint(pos, end)
+                        add_fields(1)
                         dims.append(_signed(value, 64))
                 elif wire == 2:
                     too_many_dims = True
@@ -444,9 +449,12 @@ class _Walker:
             elif number == _T["raw_data"] and wire == 2:
                 record.raw = (start, end)  # the last one wins
             elif number == _T["external_data"] and wire == 2:
+                add_fields(1)
                 record.external.append(self.entry([(start, end)], depth + 1))
             elif number in _TYPED_FIELDS:
                 typed = record.typed.setdefault(_TYPED_FIELDS[number], TypedField())
+                if number == _STRING_DATA:
+                    add_fields(1)  # a span each: 9M empty strings are 9M spans
                 if wire == 2:
                     typed.spans.append((start, end))
                 else:

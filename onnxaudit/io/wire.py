@@ -48,12 +48,16 @@ MARK_FIELD = 536_870_901
 _MODEL, _GRAPH, _NODE, _ATTR, _TENSOR, _SPARSE, _FUNCTION, _TRAINING = range(8)
 # value infos and their types, walked (never rewritten) when large, so their fields are counted (a shape's dims)
 _VALUE_INFO, _TYPE, _TENSOR_TYPE, _ELEM, _MAP, _SHAPE = range(8, 14)
+# messages only ever counted inside (_Writer.inside), whatever their size: a graph's quantization annotations, the
+# model's device configurations, a node's, and what these hold
+_ANNOTATION, _DEVICE_CONFIG, _NODE_DEVICE, _SHARDING, _INT_LIST, _SHARDED_DIM = range(14, 20)
+_COUNTED_ONLY = frozenset({_ANNOTATION, _DEVICE_CONFIG, _NODE_DEVICE, _SHARDING, _INT_LIST, _SHARDED_DIM})
 
 # Length-delimited fields that hold the messages above (field number -> message), per message.
 _CHILDREN: dict[int, dict[int, int]] = {
-    _MODEL: {7: _GRAPH, 20: _TRAINING, 25: _FUNCTION},
-    _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE, 11: _VALUE_INFO, 12: _VALUE_INFO, 13: _VALUE_INFO},
-    _NODE: {5: _ATTR},
+    _MODEL: {7: _GRAPH, 20: _TRAINING, 25: _FUNCTION, 26: _DEVICE_CONFIG},
+    _GRAPH: {1: _NODE, 5: _TENSOR, 15: _SPARSE, 11: _VALUE_INFO, 12: _VALUE_INFO, 13: _VALUE_INFO, 14: _ANNOTATION},
+    _NODE: {5: _ATTR, 10: _NODE_DEVICE},
     _ATTR: {5: _TENSOR, 6: _GRAPH, 10: _TENSOR, 11: _GRAPH, 22: _SPARSE, 23: _SPARSE, 14: _TYPE, 15: _TYPE},
     _FUNCTION: {7: _NODE, 11: _ATTR, 12: _VALUE_INFO},  # FunctionProto.node is field 7, attribute_proto 11
     _TRAINING: {1: _GRAPH, 2: _GRAPH},
@@ -65,6 +69,55 @@ _CHILDREN: dict[int, dict[int, int]] = {
     _MAP: {2: _TYPE},
     _SHAPE: {},
 }
+
+
+def _tags(*numbers: int) -> frozenset[int]:
+    return frozenset(number << 3 | 2 for number in numbers)
+
+
+# What a message copied whole holds that protobuf builds an object for from 2 bytes of file, counted against the
+# structure's fields (io/budget.FIELDS_PER_NODE) by _Writer.inside before the copy is parsed, per message: (the
+# entries of its repeated message and string fields, one each; the messages it holds that may hold more; the field
+# of its dims, ints the view turns into a tuple, counted one a dim, packed or not). Nodes and their inputs are
+# limited on their own, graphs always walked (an attribute holding one is walked, so never counted here), repeated
+# numbers (typed data, an attribute's ints and floats) are packed arrays protobuf stores as they are. A test holds
+# this against onnx's own descriptors: every repeated message or string field is an entry, every message a child.
+_INSIDE: dict[int, tuple[frozenset[int], dict[int, int], int]] = {
+    _VALUE_INFO: (_tags(4), {2 << 3 | 2: _TYPE}, 0),
+    _TYPE: (
+        frozenset(),
+        {1 << 3 | 2: _TENSOR_TYPE, 4 << 3 | 2: _ELEM, 5 << 3 | 2: _MAP, 8 << 3 | 2: _TENSOR_TYPE, 9 << 3 | 2: _ELEM},
+        0,
+    ),  # fmt: skip
+    _TENSOR_TYPE: (frozenset(), {2 << 3 | 2: _SHAPE}, 0),
+    _ELEM: (frozenset(), {1 << 3 | 2: _TYPE}, 0),
+    _MAP: (frozenset(), {2 << 3 | 2: _TYPE}, 0),
+    _SHAPE: (_tags(1), {}, 0),
+    _TENSOR: (_tags(6, 13, 16), {}, 1),  # string_data, external_data, metadata_props; dims
+    _SPARSE: (frozenset(), {1 << 3 | 2: _TENSOR, 2 << 3 | 2: _TENSOR}, 3),
+    _ATTR: (
+        _tags(9, 10, 11, 15, 23),
+        {
+            5 << 3 | 2: _TENSOR,
+            10 << 3 | 2: _TENSOR,
+            14 << 3 | 2: _TYPE,
+            15 << 3 | 2: _TYPE,
+            22 << 3 | 2: _SPARSE,
+            23 << 3 | 2: _SPARSE,
+        },
+        0,
+    ),  # fmt: skip
+    _ANNOTATION: (_tags(2), {}, 0),
+    _DEVICE_CONFIG: (_tags(3), {}, 0),
+    _NODE_DEVICE: (_tags(2), {2 << 3 | 2: _SHARDING}, 0),
+    _SHARDING: (_tags(3, 4), {3 << 3 | 2: _INT_LIST, 4 << 3 | 2: _SHARDED_DIM}, 0),
+    _INT_LIST: (frozenset(), {}, 0),
+    _SHARDED_DIM: (_tags(2), {}, 0),
+}
+# Fields of one message past this many that are neither entries nor messages held: repeats of a singular field
+# (protobuf keeps the last) or numbers written one per tag. No ONNX message has this many singular fields, so a
+# file's own messages never reach it; past it, each counts as an entry would.
+_MOST_PLAIN_FIELDS = 32
 # doc_string fields: nothing downstream reads them, so rewritten messages drop them.
 _DOC_STRING = {_MODEL: 6, _GRAPH: 10, _NODE: 6, _ATTR: 13, _TENSOR: 12, _FUNCTION: 8}
 # Dropped too: a training info's initialization and algorithm graphs (only its update_binding is read), so
@@ -83,12 +136,13 @@ _COUNTED_KEY = {_GRAPH: 1 << 3 | 2, _FUNCTION: 7 << 3 | 2, _NODE: 1 << 3 | 2}
 _WALKED_WHOLE = frozenset({_GRAPH, _FUNCTION, _TRAINING})
 # Every field of these but nodes and inputs is counted against the structure's fields (io/budget.FIELDS_PER_NODE),
 # and of the other messages but tensors the fields of those over KEEP_BYTES; of a smaller node or attribute, its
-# entries: a node's outputs (2), attributes (5) and metadata (9), an attribute's strings (9), tensors (10), graphs
-# (11), type protos (15) and sparse tensors (23). datamap counts a part of the same.
+# entries: a node's outputs (2), attributes (5), metadata (9) and device configurations (10), an attribute's
+# strings (9), tensors (10), graphs (11), type protos (15) and sparse tensors (23); of a message copied whole, what
+# _INSIDE names. datamap counts a part of the same.
 _FIELDS_COUNTED = frozenset({_MODEL, _GRAPH, _FUNCTION, _TRAINING})
 _FIELDS_COUNTED_LARGE = frozenset({_NODE, _ATTR, _VALUE_INFO, _TYPE, _TENSOR_TYPE, _ELEM, _MAP, _SHAPE})
 _ENTRY_KEYS = {
-    _NODE: frozenset(number << 3 | 2 for number in (2, 5, 9)),
+    _NODE: frozenset(number << 3 | 2 for number in (2, 5, 9, 10)),
     _ATTR: frozenset(number << 3 | 2 for number in (9, 10, 11, 15, 23)),
 }
 _UNCOUNTED = 1 << 62
@@ -112,10 +166,17 @@ _NODE_ENTRIES = _ENTRY_KEYS[_NODE]
 # holds none (7 low bits of the first byte, so an over-long tag too), found by a search in C; one with such a
 # byte is walked, so its graphs are walked and its entries counted.
 _ATTR_ENTRY_BYTE = re.compile(rb"[\x32\xb2\x5a\xda\x4a\xca\x52\xd2\x7a\xfa\xba]")
+# An attribute copied whole (no byte above) holding a byte that can begin the tag of a tensor (t, 5) or a type
+# (tp, 14) is counted inside (_INSIDE); one without holds neither.
+_ATTR_INSIDE_BYTE = re.compile(rb"[\x2a\xaa\x72\xf2]")
+_NODE_DEVICE_KEY = 10 << 3 | 2
 # Singular graph fields, which protobuf merges when a file repeats them: one graph, however often written.
 _SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
 
 _RAW_DATA = 9
+_TENSOR_DIMS, _STRING_DATA = 1, 6
+_TENSOR_ENTRIES = frozenset({13, 16})  # external_data, metadata_props
+_SPARSE_DIM_KEY, _SPARSE_DIMS_KEY = 3 << 3, 3 << 3 | 2  # a sparse tensor's dims, one a tag or packed
 # TensorProto typed data: field -> (element bytes, wire type of one unpacked element, packed as varints).
 # string_data (6) counts the length of each string, as len(b) does.
 _TYPED: dict[int, tuple[int, int, bool]] = {
@@ -345,6 +406,8 @@ class _Writer:
                 if key & 7 == 4:
                     raise _Malformed("end of group outside a group", pos)
                 pos = self.skip_value(key, pos, end, depth)
+                if key == _SPARSE_DIM_KEY and kind == _SPARSE:
+                    self.tally.add_fields(1)  # a large sparse tensor's dims, as _Writer.inside counts them
                 continue
             if pos >= end:
                 raise _Malformed("truncated length", pos)
@@ -368,9 +431,19 @@ class _Writer:
             if key in dropped or (key == metadata_key and _unread_entry(buf, pos, value_end)):
                 self.copy(run, field_start)
                 run = value_end
-            elif key in children and (drops := self.plain_parts(children[key], length, pos, value_end)):
-                run = self.copy_without(run, tag_end, pos, value_end, drops)
-            elif key in children and drops is None:
+            elif key not in children:
+                if key == _SPARSE_DIMS_KEY and kind == _SPARSE:
+                    self.tally.add_fields(_count_varints(buf, pos, value_end))
+            elif (drops := self.plain_parts(children[key], length, pos, value_end)) is not None:
+                # a child copied (whole, or without what plain_parts leaves out): its entries counted now, so a
+                # bomb of them stops here (a plain node's were, by plain_parts)
+                found = self.inside(children[key], pos, value_end, depth + 1) if children[key] != _NODE else 0
+                if found:
+                    self.tally.add_fields(found)
+                    fields_room -= found
+                if drops:
+                    run = self.copy_without(run, tag_end, pos, value_end, drops)
+            else:
                 self.count(kind, counted)
                 if counts_fields:
                     self.tally.add_fields(structural - fields_added)
@@ -405,6 +478,8 @@ class _Writer:
         every graph, function, training info and node (their nodes, inputs and entries are counted, training
         graphs dropped) but a plain one (plain_node), and an attribute that may hold a graph or entries. Else what
         to leave out of it as it is copied (plain_node): mostly nothing."""
+        if kind in _COUNTED_ONLY:
+            return []  # counted inside, never walked
         if length > KEEP_BYTES or kind in _WALKED_WHOLE:
             return None
         if kind == _NODE:
@@ -427,6 +502,69 @@ class _Writer:
         if isinstance(buf, RangedBuffer):
             return _ATTR_ENTRY_BYTE.search(buf[start:end]) is not None
         return _ATTR_ENTRY_BYTE.search(buf, start, end) is not None
+
+    def attribute_holds_inside(self, start: int, end: int) -> bool:
+        buf = self.buf
+        if isinstance(buf, RangedBuffer):
+            return _ATTR_INSIDE_BYTE.search(buf[start:end]) is not None
+        return _ATTR_INSIDE_BYTE.search(buf, start, end) is not None
+
+    def inside(self, kind: int, start: int, end: int, depth: int) -> int:
+        """What a message copied whole holds that counts against the structure's fields (_INSIDE): its entries,
+        dims and the same in the messages it holds, and its plain fields past _MOST_PLAIN_FIELDS. Reads tags and
+        lengths only; rejects what protobuf would (a bad field number or wire type, a field past its end)."""
+        if depth > MAX_DEPTH:
+            raise _Malformed(f"nested deeper than {MAX_DEPTH} levels", start)
+        entry_keys, held, dims = _INSIDE[kind]
+        packed_dims, one_dim = dims << 3 | 2, dims << 3 if dims else -1
+        buf = self.buf
+        pos = start
+        found = plain = 0
+        room = self.tally.max_fields - self.tally.fields + _MOST_PLAIN_FIELDS
+        while pos < end:
+            if found + plain > room:  # over the limit already: stop before the rest is read
+                self.tally.add_fields(found + max(0, plain - _MOST_PLAIN_FIELDS))
+            field_start = pos
+            key = buf[pos]  # tags, varints and lengths of one byte read inline: most of them
+            if 8 <= key < 0x80:
+                pos += 1
+            else:
+                key, pos = _varint(buf, pos, end)
+                if key >> 3 == 0 or key > _MAX_KEY:
+                    raise _Malformed("invalid field number", field_start)
+            wire_type = key & 7
+            if wire_type == 0 and pos < end and buf[pos] < 0x80:
+                pos += 1
+                found, plain = (found + 1, plain) if key == one_dim else (found, plain + 1)
+                continue
+            if wire_type != 2:
+                if wire_type == 4:
+                    raise _Malformed("end of group outside a group", pos)
+                pos = self.skip_value(key, pos, end, depth)
+                found, plain = (found + 1, plain) if key == one_dim else (found, plain + 1)
+                continue
+            if pos >= end:
+                raise _Malformed("truncated length", pos)
+            length = buf[pos]
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos, end)
+            value_end = pos + length
+            if value_end > end:
+                raise _Malformed("field runs past the end of its message", field_start)
+            if key in entry_keys:
+                found += 1
+            elif key == packed_dims:
+                found += _count_varints(buf, pos, value_end)
+            else:
+                plain += 1
+            child = held.get(key)
+            if child is not None:
+                found += self.inside(child, pos, value_end, depth + 1)
+            pos = value_end
+        self.fields += found + plain
+        return found + max(0, plain - _MOST_PLAIN_FIELDS)
 
     def plain_node(self, start: int, end: int) -> list[tuple[int, int]] | None:
         """Count a small node's inputs and entries as the walk would, and say whether it can be copied rather
@@ -456,9 +594,14 @@ class _Writer:
             if key == _NODE_INPUT_KEY:
                 inputs += 1
             elif key in _NODE_ENTRIES:
-                if key == _NODE_ATTRIBUTE_KEY and self.attribute_has_entries(pos, pos + length):
-                    return None
-                if key == _NODE_METADATA_KEY and _unread_entry(buf, pos, pos + length):
+                if key == _NODE_ATTRIBUTE_KEY:
+                    if self.attribute_has_entries(pos, pos + length):
+                        return None
+                    if self.attribute_holds_inside(pos, pos + length):
+                        entries += self.inside(_ATTR, pos, pos + length, 1)
+                elif key == _NODE_DEVICE_KEY:
+                    entries += self.inside(_NODE_DEVICE, pos, pos + length, 1)
+                elif key == _NODE_METADATA_KEY and _unread_entry(buf, pos, pos + length):
                     drops.append((field_start, pos + length))
                 entries += 1
             elif key == _NODE_DOC_KEY:
@@ -491,7 +634,10 @@ class _Writer:
         typed = 0
         kept = 0
         dropped = False
+        found, room = 0, self.tally.max_fields - self.tally.fields  # entries and dims, as _Writer.inside counts
         while pos < end:
+            if found > room:
+                self.tally.add_fields(found)  # raises: over the limit, before the rest is read
             field_start = pos
             key, pos = _varint(buf, pos, end)
             self.count_field(pos)
@@ -508,6 +654,10 @@ class _Writer:
                     raise _Malformed("field runs past the end of its message", field_start)
             else:
                 pos = self.skip_value(key, pos, end, 0)
+            if number == _TENSOR_DIMS:
+                found += self.typed_bytes((1, 0, True), wire_type, value_start, pos)
+            elif number in _TENSOR_ENTRIES and wire_type == 2:
+                found += 1
             if number == _RAW_DATA and wire_type == 2:
                 last_raw = (value_start, pos)  # protobuf keeps the last occurrence
                 continue
@@ -516,6 +666,7 @@ class _Writer:
                 typed += self.typed_bytes(spec, wire_type, value_start, pos)
                 if kept + (pos - field_start) <= KEEP_BYTES:
                     kept += pos - field_start
+                    found += number == _STRING_DATA  # a string kept is an entry
                     self.copy(field_start, pos)
                 else:
                     dropped = True
@@ -523,6 +674,7 @@ class _Writer:
             if (number == _DOC_STRING[_TENSOR] or number == MARK_FIELD) and wire_type == 2:
                 continue  # a forged or stale mark is dropped with the doc string
             self.copy(field_start, pos)
+        self.tally.add_fields(found)
         raw_len = None
         if last_raw is not None:
             raw_start, raw_end = last_raw
