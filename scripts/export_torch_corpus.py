@@ -22,6 +22,7 @@ import sys
 import traceback
 import types
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,6 +235,32 @@ class NestedSameName(nn.Module):
         return self.model(x)
 
 
+class _NoBiasBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(8, bias=False)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x))
+
+
+class HeadCalledThrough(nn.Module):
+    """Per-module counts: a Sequential head whose children the parent calls one by one (timm's MetaFormer
+    `forward_head`: `self.head.norm(x)`), so TorchScript never enters `head`'s scope; LayerNorm(bias=False)
+    inside a ModuleList (a dotted scope, `/blocks/blocks.0/norm`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([_NoBiasBlock(), _NoBiasBlock()])
+        self.head = nn.Sequential(OrderedDict(norm=nn.LayerNorm(8), fc=nn.Linear(8, 4)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.head.fc(self.head.norm(x))
+
+
 class TiedEmbedding(nn.Module):
     """Per-module counts: an output projection tied to the embedding (GPT-2's lm_head and wte)."""
 
@@ -283,6 +310,7 @@ def _zoo() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
         "zoo_fold_order": (FoldOrder, torch.randn(2, 3, 8, 8)),
         "zoo_nested_same_name": (NestedSameName, torch.randn(2, 8)),
         "zoo_tied_embedding": (TiedEmbedding, torch.randint(0, 16, (2, 5))),
+        "zoo_head_called_through": (HeadCalledThrough, torch.randn(2, 5, 8)),
     }
 
 
@@ -318,15 +346,9 @@ def _timm() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
         ),
         "timm_poolformer": (
             lambda: metaformer.MetaFormer(
-                depths=(1, 1, 1, 1),
-                dims=(8, 16, 24, 32),
-                token_mixers=metaformer.Pooling,
-                norm_layers=metaformer.GroupNorm1,
-                mlp_act=nn.GELU,
-                layer_scale_init_values=1e-5,
-                res_scale_init_values=None,
-                use_mlp_head=False,
-                num_classes=5,
+                depths=(1, 1, 1, 1), dims=(8, 16, 24, 32), token_mixers=metaformer.Pooling,
+                norm_layers=metaformer.GroupNorm1, mlp_act=nn.GELU, layer_scale_init_values=1e-5,
+                res_scale_init_values=None, use_mlp_head=False, num_classes=5,
             ),
             img32,
         ),  # fmt: skip

@@ -3,6 +3,7 @@ frameworks recorded beside each fixture (models/*/*.json)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -716,6 +717,19 @@ def test_torchscript_norms_without_affine_count_no_exporter_constant():
     )
     assert layers["ln"].trainable.lo == 0  # elementwise_affine=False: Constant nodes, but freeze writes those too
     assert fw.trainable.contains(meta["parameters"])
+
+
+@pytest.mark.parametrize("kind", ["legacy_fold", "legacy_nofold"])
+def test_layernorm_without_bias_inside_a_dotted_scope(kind):
+    """LayerNorm(8, bias=False) in a ModuleList: the exporter's zero bias is `/blocks/blocks.0/norm/
+    Constant_output_0`, a dot in its scope, yet no state_dict key (counted 2 x 8 before)."""
+    path = MODELS / "torchmodules" / f"zoo_head_called_through__{kind}.onnx"
+    fw = audit(path, convention="pytorch").framework
+    layers = {la.name: la for la in fw.layers}
+    for name in ("blocks.0.norm", "blocks.1.norm"):
+        assert (layers[name].trainable.lo, layers[name].trainable.hi) == (8, 8)
+    torch = json.loads(path.with_name(path.stem + ".counts.json").read_text())
+    assert fw.trainable.lo == fw.trainable.hi == torch["parameters"] == 2 * (8 + 8 * 8 + 8) + 2 * 8 + 8 * 4 + 4
 
 
 def _token_plus_slice(slice_name: str):

@@ -194,3 +194,25 @@ def test_keras_flatten_through_tf2onnx_op13_is_not_its_targets_shape():
     report = audit(MODELS / "keras" / "seed_cnn__tf2onnx_op13.onnx")
     assert layer_row(report, "flatten").output_shape is None
     assert layer_row(report, "fc").output_shape[-1] == 1
+
+
+def test_a_child_named_like_its_parent_is_a_module_of_its_own():
+    """`/model/model/fc/Gemm` (NestedSameName: model.model.fc, as Hugging Face's model.model.layers)."""
+    assert path_from_node_name("/model/model/fc/Gemm") == ("model", "model", "fc")
+    from onnxaudit import audit
+
+    report = audit(MODELS / "torchmodules" / "zoo_nested_same_name__legacy_fold.onnx", convention="pytorch")
+    assert layer_row(report, "model.model.fc").params == 8 * 8 + 8
+    assert layer_row(report, "model.head").params == 8 * 4 + 4
+
+
+def test_a_row_takes_the_module_its_state_dict_keys_name():
+    """HeadCalledThrough calls `self.head.norm(x)` and `self.head.fc(x)` without calling `head`: TorchScript
+    scopes them `/norm`, `/fc`; their parameters' keys say head.norm and head.fc (fc's weight folded,
+    anonymous: its bias names the module)."""
+    from onnxaudit import audit
+
+    report = audit(MODELS / "torchmodules" / "zoo_head_called_through__legacy_fold.onnx", convention="pytorch")
+    assert layer_row(report, "head.norm").params == 2 * 8
+    assert layer_row(report, "head.fc").params == 8 * 4 + 4
+    assert not [r.name for r in report.rows if r.name in ("norm", "fc")]

@@ -80,8 +80,8 @@ def path_from_node_name(name: str) -> tuple[str, ...] | None:
 def _merge_scope(path: tuple[str, ...], scope: str) -> tuple[str, ...]:
     # torch writes a child of a container with its parent's name (`layer1.0` under `layer1`,
     # `downsample.0` under `downsample`): merge the overlap instead of repeating it
-    if "." not in scope:  # one part: it overlaps only a path that ends with it
-        return path if path and path[-1] == scope else (*path, scope)
+    if "." not in scope:  # one part: a module of its own, even named as its parent (`model.model`)
+        return (*path, scope)
     parts = tuple(scope.split("."))
     overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
     return path + parts[overlap:]
@@ -289,7 +289,8 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
     param_names = _param_names(table)
     branch_nodes: list[Node] = []
-    if _torch_style(main_nodes, in_bodies):
+    torch_style = _torch_style(main_nodes, in_bodies)
+    if torch_style:
         node_paths, branch_nodes = _torch_paths(main_nodes, in_bodies, param_names)
     else:
         node_paths = _tf_paths(view, table, param_names)
@@ -308,10 +309,37 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     for tensor in table.tensors:
         target = _tensor_row(tensor, rows, node_paths, in_branch, owner_of_scope)
         (target or unused).tensors.append(tensor)
+    if torch_style:
+        _name_by_keys(rows)
     ordered = sorted(rows.layers.values(), key=lambda layer: _row_order(layer, helpers))
     if unused.tensors:
         ordered.append(unused)
     return ordered
+
+
+def _name_by_keys(rows: _Rows) -> None:
+    """A torch row whose node scopes dropped a module from its path (timm's MetaFormer: `/norm/...` for
+    `head.norm`) takes the path its parameters' state_dict keys name, where every key among its counted
+    tensors names that one module, the row's path is that module's path with parts left out, and no row has it."""
+    for path, layer in list(rows.layers.items()):
+        if path[0].startswith("#") or not layer.tensors:
+            continue
+        keys = {path_from_tensor_name(t.name) for t in layer.tensors if t.category in COUNTED_CATEGORIES}
+        keys.discard(None)  # an anonymous tensor (a folded weight) names no module
+        key = keys.pop() if len(keys) == 1 else None
+        if key is None or key == path or key in rows.layers or not _within(path, key):
+            continue
+        del rows.layers[path]
+        layer.path, layer.name = key, ".".join(key)
+        rows.layers[key] = layer
+
+
+def _within(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    """`short`'s parts appear in `long` in order, `long` ending with `short`'s last part."""
+    if len(short) >= len(long) or short[-1] != long[-1]:
+        return False
+    parts = iter(long)
+    return all(part in parts for part in short)
 
 
 def _param_names(table: ParamTable) -> dict[int, list[str]]:

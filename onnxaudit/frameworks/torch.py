@@ -139,7 +139,9 @@ def torch_norm_without_affine(
     if not in_norm or len(in_norm) != len(tensors):
         return None
     op = next(u.node.op_type for u in in_norm[0].uses if u.node.op_type in _TORCH_NORMS)
-    named = [t for t in in_norm if "." in t.name]  # state_dict keys: the module's own weight or bias
+    # state_dict keys: the module's own weight or bias (not a Constant's output under a dotted scope:
+    # `/stages/stages.1/downsample/norm/Constant_output_0`)
+    named = [t for t in in_norm if "." in t.name and "/" not in t.name]
     if named:
         return _norm_without_bias(layer, op, named, [t for t in in_norm if t not in named])
     n, names = sum(t.count or 0 for t in in_norm), ", ".join(t.name for t in in_norm)
