@@ -9,7 +9,8 @@ parameter (CLIP's logit_scale) and a float literal rescaling a norm's output (T5
 buffer read as a conv weight (Silero VAD's STFT basis), and Conv+BN pairs inside an If's branches
 (a scripted module), torch.cond branches that read buffers of their own, a frozen module
 (torch.jit.freeze folds its BNs and keeps no parameter name), and a conv applied to a constant grid
-(dynamo folds it into one product), and a LayerNorm and an RMSNorm written out as ops in an export
+(dynamo folds it into one product), a linear weight forward computes from constants (dynamo stores it
+as `add`), a Snake activation (its alpha's reciprocal folded beside alpha), and a LayerNorm and an RMSNorm written out as ops in an export
 renamed as torch < 1.13 named things (no module scopes on its nodes).
 
 Writes models/torchzoo/<case>__<legacy|dynamo>.onnx and a .json beside each with what torch itself
@@ -298,6 +299,34 @@ class ConstantWeight(nn.Module):
         return self.fc(nn.functional.conv1d(x, torch.ones(8, 4, 3)).mean(-1))
 
 
+class ConstantSumWeight(nn.Module):
+    """A linear whose weight forward computes from constants alone (torch.zeros(8, 8) + 0.5): dynamo's
+    optimizer folds it into one initializer named after the op that made it last (`add`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(nn.functional.linear(x, torch.zeros(8, 8) + 0.5))
+
+
+class Snake(nn.Module):
+    """BigVGAN's Snake activation, x + 1 / (alpha + eps) * sin(alpha * x)^2 with a learned alpha per
+    channel: dynamo folds the reciprocal into a tensor of its own (`mul`) stored beside alpha."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 3)
+        self.alpha = nn.Parameter(torch.ones(1, 8, 1))
+        self.conv2 = nn.Conv1d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        h = h + (1.0 / (self.alpha + 1e-9)) * torch.sin(self.alpha * h).pow(2)
+        return self.conv2(h)
+
+
 class SharedLinear2d3d(nn.Module):
     """One Linear called on a pooled 2-D input (Gemm reads its weight as stored) and on the 3-D sequence
     (MatMul reads the weight transposed, which constant folding stores again)."""
@@ -436,6 +465,8 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "norms_without_affine": (NormsWithoutAffine(), torch.randn(2, 3, 8, 8)),
         "traced_lookups": (TracedLookups(), torch.randint(0, 20, (2, 5))),
         "constant_weight": (ConstantWeight(), torch.randn(2, 4, 10)),
+        "constant_sum_weight": (ConstantSumWeight(), torch.randn(2, 8)),
+        "snake": (Snake(), torch.randn(2, 4, 12)),
         "shared_linear_2d_3d": (SharedLinear2d3d(), torch.randn(2, 5, 24)),
         # weight_norm over the whole weight (dim=None): g is 0-d, read through g / |v| on the way to the conv
         "weight_norm_scalar_g": (
@@ -462,7 +493,15 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
 UNTRAINED = frozenset({"untrained_bn", "untrained_conv_bn"})
 # Also exported by the legacy exporter with constant folding (`__legacy_fold`), its default.
 FOLDED = frozenset(
-    {"shared_block", "logits_bias", "branch_conv_bn", "spectral_norm_hook", "traced_lookups", "shared_linear_2d_3d"}
+    {
+        "shared_block",
+        "logits_bias",
+        "branch_conv_bn",
+        "spectral_norm_hook",
+        "traced_lookups",
+        "shared_linear_2d_3d",
+        "snake",
+    }
 )
 # Also exported by dynamo without the onnxscript optimizer (`__dynamo_noopt`): layout ops kept.
 NOOPT = frozenset({"linear_norm"})

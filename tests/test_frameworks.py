@@ -674,13 +674,19 @@ def test_lowered_rms_norm_is_named_for_what_it_computes():
     assert (norm.name, norm.kind, norm.trainable.hi) == ("1", "RMSNormalization", features)
 
 
-@pytest.mark.parametrize("case", ["weight_norm", "spectral_norm"])
-def test_parametrized_weight_folded_by_dynamo_is_a_range(case):
-    """weight_norm's g and v (or spectral_norm's original) folded into one `mul`/`div` tensor."""
-    path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
+def test_parametrized_weight_folded_by_dynamo_is_told_by_the_graph_signature():
+    """weight_norm's g and v (or spectral_norm's original) folded into one `mul`/`div` tensor: the graph
+    signature's parameters it was folded from tell them apart (was 36..44 for spectral_norm's 36)."""
+    path = MODELS / "torchzoo" / "spectral_norm__dynamo.onnx"
     fw = audit(path, convention="pytorch").framework
-    layer = next(la for la in fw.layers if "parametrized" in la.evidence[0])
-    assert layer.status == "ambiguous" and fw.trainable.contains(_meta(path)["parameters"])
+    assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2
+    assert "spectral_norm" in fw.layers[0].evidence[0] and fw.layers[0].status == "inferred"
+    path = MODELS / "torchzoo" / "weight_norm__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    layer = next(la for la in fw.layers if "weight_norm" in la.evidence[0])
+    v, bias = 6 * 4 * 3, 6  # weight_norm(Conv1d(4, 6, 3)): v the weight's shape, g at least one value more
+    assert layer.status == "ambiguous" and (layer.trainable.lo, layer.trainable.hi) == (v + bias + 1, v + bias + 6)
+    assert fw.trainable.contains(_meta(path)["parameters"])
 
 
 def test_norm_scale_without_state_dict_name_may_be_the_exporters():
@@ -1342,17 +1348,42 @@ def test_a_row_folded_at_export_leaves_the_count_open_above():
     assert fw.trainable.hi is None and fw.trainable.contains(_meta(path)["parameters"])
 
 
-@pytest.mark.parametrize("kind", ["legacy", "dynamo"])
-def test_a_weight_made_in_forward_may_be_no_parameter(kind):
-    """F.conv1d(x, torch.ones(8, 4, 3)): TorchScript writes the weight as a Constant node, dynamo names it
-    after its factory (`ones`); where the file keeps its parameters' state_dict names, such a weight is
-    counted as stored at most."""
-    path = MODELS / "torchzoo" / f"constant_weight__{kind}.onnx"
+def test_a_weight_made_in_forward_may_be_no_parameter():
+    """F.conv1d(x, torch.ones(8, 4, 3)): TorchScript writes the weight as a Constant node; where the file
+    keeps its parameters' state_dict names, such a weight is counted as stored at most."""
+    path = MODELS / "torchzoo" / "constant_weight__legacy.onnx"
     fw = audit(path, convention="pytorch").framework
     conv = next(la for la in fw.layers if la.kind == "Conv")
     assert (conv.trainable.lo, conv.trainable.hi) == (0, 8 * 4 * 3)
     assert "made in forward" in conv.evidence[0]
     assert fw.trainable.contains(_meta(path)["parameters"])
+
+
+@pytest.mark.parametrize("case", ["constant_weight", "constant_sum_weight"])
+def test_a_weight_dynamo_folded_from_no_parameter_is_none(case):
+    """torch.ones(8, 4, 3) stored as `ones`, torch.zeros(8, 8) + 0.5 as `add` (named after the op that made
+    it last, as a product of parameters could be): folded from values none of which the graph signature
+    lists as a parameter or buffer, so no parameter (was 0..96, and 64 exact and wrong)."""
+    path = MODELS / "torchzoo" / f"{case}__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2
+    made = next(la for la in fw.layers if "made in forward" in la.evidence[0])
+    assert (made.trainable.lo, made.trainable.hi, made.status) == (0, 0, "inferred")
+
+
+def test_a_snake_alpha_beside_its_folded_reciprocal_counts_once():
+    """Snake: x + 1 / (alpha + eps) * sin(alpha * x)^2. dynamo stores the reciprocal folded (`mul`, from
+    alpha by the graph signature) beside alpha: counted with alpha, once (was 148..156). TorchScript with
+    constant folding reads alpha again through an Identity named `onnx::Reciprocal_19`, no state_dict key:
+    the same tensor, not a second one stored once (was 140..156)."""
+    path = MODELS / "torchzoo" / "snake__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2
+    assert any("derived from them" in la.evidence[0] for la in fw.layers)
+    path = MODELS / "torchzoo" / "snake__legacy_fold.onnx"
+    report = audit(path, convention="pytorch")
+    assert report.framework.trainable.hi == _meta(path)["parameters"] == report.totals.total
+    assert report.framework.trainable.contains(_meta(path)["parameters"])
 
 
 @pytest.mark.parametrize("kind", ["legacy_fold", "dynamo"])

@@ -185,6 +185,22 @@ def test_torch_module_scopes_are_read_only_where_the_file_holds_them(tmp_path, r
     assert all(n.module_scopes == () for n in plain.main.nodes)
 
 
+@pytest.mark.parametrize("reader", ["wire", "protobuf"])
+def test_dynamo_graph_signature_and_folded_sources_are_read(reader: str):
+    """torch.onnx (dynamo) writes the ExportedProgram's graph signature on the main graph (every parameter
+    and buffer, stored or folded away) and, on each initializer its optimizer folded, what it came from."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "models" / "torchzoo" / "spectral_norm__dynamo.onnx"
+    fx = load(path, reader=reader).fx
+    assert fx.signature_parameters == {"0.bias", "0.parametrizations.weight.original"}
+    assert fx.signature_buffers == {"0.parametrizations.weight.0._u", "0.parametrizations.weight.0._v"}
+    assert "0_parametrizations_weight_original" in fx.parameters  # as the nodes' FX calls name them
+    assert "0.parametrizations.weight.original" in fx.folded_from["div"]  # W / sigma, folded into `div`
+    plain = load(path.with_name("constant_weight__legacy.onnx"), reader=reader).fx
+    assert not plain.signature_parameters and not plain.folded_from
+
+
 def _scopes_by_literal_eval(text: str) -> tuple[str, ...] | None:
     """How module scopes were read before the json fast path (issue #24)."""
     import ast

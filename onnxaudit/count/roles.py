@@ -186,8 +186,12 @@ class _Classifier(ConstantRoles):
         stored one. Told apart from a plain Identity on a weight's only path by the stored tensor
         being read elsewhere too; counted, never given bytes (the file holds the values once).
         Not when `consumer` is a later call of a module that reads the stored tensor itself: that is
-        one parameter used again (a shared ALBERT layer's weight, transposed once per call)."""
+        one parameter used again (a shared ALBERT layer's weight, transposed once per call). Nor when the
+        Identity's output has the exporter's own name for a value (`onnx::Reciprocal_19`), no state_dict
+        key: the stored tensor read again on its way into a computation (a Snake's 1 / alpha beside alpha)."""
         if identity.op_type != "Identity" or identity.domain not in STD_DOMAINS or not identity.inputs:
+            return None
+        if name.startswith("onnx::"):
             return None
         source_name = identity.inputs[0]
         source = self.view.lookup(identity.scope, source_name)

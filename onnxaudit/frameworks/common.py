@@ -46,7 +46,7 @@ def file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
             stats += count
     names = [t.name for t in tensors]
     if ambiguous:
-        at_most = "holds constants of unknown role; counted as trainable at most"
+        at_most = UNKNOWN_ROLE
         lookups = [
             (t, text)
             for t in tensors
@@ -78,6 +78,9 @@ def file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
     return FrameworkLayer(
         layer.name, kind_of(layer), Figure.of(trainable), Figure.of(stats), EXACT, ["counted as stored"], names
     )
+
+
+UNKNOWN_ROLE = "holds constants of unknown role; counted as trainable at most"
 
 
 # what torch.onnx names a lookup it folded: dynamo the op's output (`embedding_1`), the TorchScript

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.count.vocabulary import ROLES
+from onnxaudit.frameworks.common import UNKNOWN_ROLE
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
 from onnxaudit.model.exporters import called_again
 from onnxaudit.model.ops import DATA, RESHAPING_OPS
-from onnxaudit.model.view import ModelView, Node
+from onnxaudit.model.view import FxFacts, ModelView, Node
 
 
 def not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
@@ -30,6 +32,19 @@ def _revise(fl: FrameworkLayer, trainable: Figure, why: str, status: str = AMBIG
         fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
     fl.evidence.append(why)
     return why.partition(":")[0]
+
+
+def not_a_parameter(fl: FrameworkLayer, t: ParamTensor, why: str) -> str:
+    """Leave `t` out of the layer: the file shows it is no parameter of the framework (`why`). A
+    constant of unknown role was in the layer's upper bound only; the layer's figures exact after it,
+    no doubt is left."""
+    count, unknown = t.count or 0, t.category == "unclassified"
+    lo, hi = fl.trainable.lo - (0 if unknown else count), plus(fl.trainable.hi, -count)
+    said = _revise(fl, Figure(lo, hi) if lo != hi else Figure.of(lo), why, INFERRED)
+    if fl.trainable.exact and fl.non_trainable.exact and fl.status == AMBIGUOUS:
+        fl.status = INFERRED
+        fl.evidence = [e for e in fl.evidence if e != UNKNOWN_ROLE]
+    return said
 
 
 def maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
@@ -197,6 +212,40 @@ def made_in_forward(tensors: list[ParamTensor]) -> dict[str, str]:
                 "module's parameter: counted as stored at most"
             )
     return found
+
+
+def folded_constants(tensors: list[ParamTensor], fx: FxFacts, stored: Container[str]) -> dict[str, str]:
+    """Tensors torch.onnx (dynamo) computed at export that are no parameter of the module, by what its
+    optimizer recorded (folded_from) against the graph signature's parameters and buffers: folded from
+    none of them, a tensor made in forward (`torch.zeros(8, 8) + 0.5` stored as `add`); folded from
+    parameters the file stores as well, a value derived from them (a Snake's 1 / (alpha + eps) beside
+    alpha), counted where they are. A tensor folded from a parameter the file does not store stands
+    for it (a gathered bias table, a transposed weight) and is left as it is."""
+    inputs = fx.signature_parameters | fx.signature_buffers
+    if not inputs:
+        return {}
+    found = {}
+    for t in tensors:
+        sources = fx.folded_from.get(t.name)
+        if sources is None or t.name in inputs or t.category != "parameter" and t.category != "unclassified":
+            continue
+        own = [s for s in sources if s in inputs]
+        if not own:
+            found[t.name] = (
+                f"{t.name} was folded at export from {_listed(sources)}, none of them a parameter or buffer of the "
+                "module (torch.onnx's graph signature): a tensor made in forward, not a parameter"
+            )
+        elif all(s in stored for s in own):
+            found[t.name] = (
+                f"{t.name} was folded at export from {_listed(own)} (torch.onnx's graph signature: parameters or "
+                "buffers the file stores too): a value derived from them, counted where they are"
+            )
+    return found
+
+
+def _listed(names: tuple[str, ...] | list[str], most: int = 4) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def buffer_named(tensors: list[ParamTensor]) -> list[ParamTensor]:

@@ -18,7 +18,7 @@ from onnxaudit.frameworks.common import (
 )
 from onnxaudit.frameworks.context import FileContext, rule
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
-from onnxaudit.model.view import ModelView, Node
+from onnxaudit.model.view import FxFacts, ModelView, Node
 
 DYNAMO_FUSED_OPS = frozenset((*SAME_OP["Conv"], "ConvTranspose", *SAME_OP["Gemm"]))
 
@@ -106,6 +106,12 @@ def torch_parametrized_weight(
         if ORT_REORDERED.fullmatch(weight.name):
             return None  # onnxruntime's NCHWc copy of a plain weight, reordered into channel blocks
         k, c, most = weight.count or 0, bias.count or 0, max(weight.dims)
+        signed = _signed_parametrization(ctx.view.fx, weight, module)
+        if signed is not None:
+            least, most, said = signed
+            status = INFERRED if least == most else AMBIGUOUS
+            trainable = Figure.of(k + c + least) if least == most else Figure(k + c + least, k + c + most)
+            return [FrameworkLayer(module, op, trainable, ZERO, status, [said], [weight.name, bias.name])]
         return [
             FrameworkLayer(
                 module,
@@ -120,6 +126,25 @@ def torch_parametrized_weight(
                 [weight.name, bias.name],
             )  # fmt: skip
         ]
+    return None
+
+
+def _signed_parametrization(fx: FxFacts, weight: ParamTensor, module: str) -> tuple[int, int, str] | None:
+    """What torch.onnx's graph signature says the folded weight came from: spectral_norm's one parameter
+    (`<module>.parametrizations.weight.original`, the weight itself: + 0) or weight_norm's two
+    (`original0` g and `original1` v, v the weight's shape: + g, over one dim or 0-d, 1 at least).
+    (added at least, at most, evidence); None where the signature does not say."""
+    most = max(weight.dims or (0,))
+    sources = fx.folded_from.get(weight.name)
+    if sources is None or not weight.dims:
+        return None
+    base = f"{module}.parametrizations.weight.original"
+    own = sorted(s for s in sources if s in fx.signature_parameters)
+    said = f"weight {weight.name} was folded at export from {', '.join(own)} (torch.onnx's graph signature)"
+    if own == [base]:
+        return 0, 0, f"{said}: spectral_norm's weight, stored as the product; no parameter more"
+    if own == [f"{base}0", f"{base}1"]:
+        return 1, most, f"{said}: weight_norm's g and v, v of the weight's shape, g over one dim or 0-d"
     return None
 
 

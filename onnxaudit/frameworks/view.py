@@ -22,10 +22,12 @@ from onnxaudit.frameworks.doubts import (
     anonymous_biases,
     bn_folded_at_run_time,
     buffer_named,
+    folded_constants,
     folded_products,
     made_in_forward,
     maybe_counted_again,
     maybe_not_own,
+    not_a_parameter,
     not_own,
     read_by_several_modules,
     runtime_bn_fold_biases,
@@ -107,6 +109,7 @@ class _Doubts:
     runtime_fold: bool  # onnxoptimizer's BN fold left at run time
     shared: dict[str, list[str]]  # tensor -> the other modules that read it
     named: bool  # a PyTorch file that keeps its parameters' state_dict names
+    view: ModelView
 
     @classmethod
     def of(cls, ctx: FileContext, layers: list[Layer]) -> _Doubts:
@@ -114,7 +117,7 @@ class _Doubts:
         tied, known = possible_copies(ctx.view, table, layers, origin)
         shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
         named = origin == "pytorch" and ctx.state_dict_names
-        return cls(origin, tied, known, bn_folded_at_run_time(table), shared, named)
+        return cls(origin, tied, known, bn_folded_at_run_time(table), shared, named, ctx.view)
 
     def revise(
         self, layer: Layer, tensors: list[ParamTensor], rebuilt: list[FrameworkLayer], stored: bool
@@ -137,8 +140,14 @@ class _Doubts:
                 copies.update(anonymous_biases(tensors))
                 copies.update(made_in_forward(tensors))
         lines = []
+        folded = folded_constants(tensors, self.view.fx, self.view.main.tensors) if self.origin == "pytorch" else {}
+        if folded and self.known:  # a copy told by its values says more: its line, not this one
+            folded = {name: why for name, why in folded.items() if name not in self.known}
+        for t in tensors if folded else ():
+            if t.name in folded:
+                lines.append(f"{layer.name}: {not_a_parameter(fl, t, folded[t.name])}")
         for copy in tensors if copies else ():
-            if copy.name in copies:
+            if copy.name in copies and copy.name not in folded:
                 lines.append(f"{layer.name}: {maybe_not_own(fl, copy, copies[copy.name])}")
         for copy in tensors if self.known else ():
             if copy.name in self.known:

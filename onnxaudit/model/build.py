@@ -25,7 +25,7 @@ from onnxaudit.io.onnxcore import (
 )
 from onnxaudit.io.text import as_text, text_names
 from onnxaudit.model.infer import infer_value_shapes
-from onnxaudit.model.metadata import node_metadata
+from onnxaudit.model.metadata import graph_signature, node_metadata
 from onnxaudit.model.read import SizeHook
 from onnxaudit.model.view import (
     MAIN,
@@ -377,6 +377,8 @@ def model_view(
     hold no torch module scopes, so no node's metadata is read."""
     builder = _Builder(sizes, module_scopes, max_nodes)
     builder.add_graph(model.graph, MAIN, None, 0)
+    if module_scopes and len(model.graph.metadata_props):
+        graph_signature(model.graph, builder.fx)
     functions = {}
     for func in model.functions:
         functions[(func.domain, func.name)] = builder.add_function(func)

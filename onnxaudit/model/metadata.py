@@ -7,6 +7,7 @@ import json
 import re
 
 from onnxaudit.io.onnxcore import (
+    GraphProto,
     NodeProto,
 )
 from onnxaudit.io.text import as_text
@@ -104,3 +105,36 @@ def node_metadata(node: NodeProto, facts: FxFacts) -> tuple[str, ...]:
         elif key == _REWRITE_RULES_KEY and (fused := as_text(prop.value).count(_BN_FUSION_RULE)):
             facts.bn_fusions[node.name] = fused
     return scopes
+
+
+_SIGNATURE_KEY = "pkg.torch.export.ExportedProgram.graph_signature"
+_FOLDED_FROM_KEY = "pkg.onnxscript.optimizer.folded_from"
+# one input of the signature: `p_fc_weight: PARAMETER target='fc.weight'`, `b_index: BUFFER target='index' ...`
+_SIGNATURE_INPUT = re.compile(r"^\w+: (PARAMETER|BUFFER) target='([^'\n]*)'", re.MULTILINE)
+_LONGEST_SIGNATURE = 1 << 24  # 16 MB of text: ~200k inputs
+
+
+def graph_signature(graph: GraphProto, facts: FxFacts) -> None:
+    """What torch.onnx (dynamo) writes on the main graph: the ExportedProgram's graph signature, naming
+    every parameter and buffer of the module (those stored and those the optimizer folded away), and on
+    each initializer the optimizer folded, the values it was folded from. Into `facts`; the
+    parameters and buffers also into its FX placeholder sets (dots as underscores), as the nodes'
+    FX calls name them."""
+    text = next((as_text(p.value) for p in graph.metadata_props if as_text(p.key) == _SIGNATURE_KEY), "")
+    if not text or len(text) > _LONGEST_SIGNATURE:
+        return
+    parameters: list[str] = []
+    buffers: list[str] = []
+    for kind, target in _SIGNATURE_INPUT.findall(text):
+        (parameters if kind == "PARAMETER" else buffers).append(target)
+    facts.signature_parameters, facts.signature_buffers = frozenset(parameters), frozenset(buffers)
+    facts.parameters.update(t.replace(".", "_") for t in parameters)
+    facts.buffers.update(t.replace(".", "_") for t in buffers)
+    for value in graph.value_info:
+        if not len(value.metadata_props):
+            continue
+        for prop in value.metadata_props:
+            if as_text(prop.key) == _FOLDED_FROM_KEY and len(prop.value) < 65536:
+                sources = module_scopes(as_text(prop.value))
+                if sources is not None:
+                    facts.folded_from[as_text(value.name)] = sources

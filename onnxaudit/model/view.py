@@ -121,6 +121,12 @@ class FxFacts:
     norms_without_affine: set[str] = field(default_factory=set)  # nodes of a norm call given no weight and bias
     norms_without_bias: set[str] = field(default_factory=set)  # nodes of a group/layer norm call given no bias
     bn_fusions: dict[str, int] = field(default_factory=dict)  # nodes BNs were fused into: how many
+    # the ExportedProgram's graph signature torch.onnx writes on the main graph: the state_dict names
+    # (targets) of every parameter and buffer the module had, stored in the file or folded away
+    signature_parameters: frozenset[str] = frozenset()
+    signature_buffers: frozenset[str] = frozenset()
+    # initializer -> the values onnxscript's optimizer folded into it (its value_info's folded_from)
+    folded_from: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
