@@ -216,3 +216,45 @@ def test_a_row_takes_the_module_its_state_dict_keys_name():
     assert layer_row(report, "head.norm").params == 2 * 8
     assert layer_row(report, "head.fc").params == 8 * 4 + 4
     assert not [r.name for r in report.rows if r.name in ("norm", "fc")]
+
+
+def test_a_scope_over_the_whole_model_is_opened_to_the_layers_inside():
+    """jax2tf's scopes around a Flax module (Magika: `jax2tf_get_logits_/pjit_get_logits_/MagikaV2/...`),
+    here a tf.Module under tf.name_scope through tf2onnx (scripts/export_tf_scoped.py): grouping by the
+    first scope below the shared root made one row of 549 parameters; the module's layers are one and two
+    scopes deeper."""
+    from builders import fixture_meta
+
+    from onnxaudit import audit
+
+    path = MODELS / "tf" / "scoped_net__tf2onnx_op15.onnx"
+    report = audit(path)
+    expected = {
+        "Dense_0": 17 * 8 + 8,
+        "LayerNorm_0": 2 * 8,
+        "Conv_0": 3 * 8 * 12 + 12,
+        "LayerNorm_1": 2 * 12,
+        "Dense_1": 12 * 5 + 5,
+    }
+    assert {name: layer_row(report, name).params for name in expected} == expected
+    assert sum(expected.values()) == report.totals.total == fixture_meta(path)["trainable"]
+    assert report.framework.trainable.contains(fixture_meta(path)["trainable"])
+    assert not any(r.name in ("pjit_get_logits", "ScopedNet") for r in report.rows)
+    # `Max` inside the module and the softmax's `Max` beside it are two rows, not one
+    assert [r.ops for r in report.rows if r.name.endswith("/Max")] == [["GlobalMaxPool"], ["ReduceMax"]]
+
+
+def test_caffe2_device_scope_over_every_tensor_gives_a_row_per_op():
+    """onnx-caffe2 names every tensor `gpu_0/...` and no node: the 5 convs and 3 Gemms of ZFNet-512 were
+    one row `gpu_0`; with no deeper scope to group by, each is a row of its own."""
+    from onnxaudit.count.layers import group_layers
+    from onnxaudit.count.roles import classify
+    from onnxaudit.count.table import param_table
+    from onnxaudit.model.load import load
+
+    view = load(MODELS / "caffe2" / "zfnet512__onnx_light.onnx")
+    layers = group_layers(view, param_table(classify(view)))
+    products = [[n.op_type for n in layer.nodes if n.op_type in ("Conv", "Gemm")] for layer in layers]
+    assert sorted(op for ops in products for op in ops) == ["Conv"] * 5 + ["Gemm"] * 3
+    assert all(len(ops) <= 1 for ops in products)
+    assert not any(layer.name == "gpu_0" for layer in layers)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.io.onnxcore import TensorProto
+from onnxaudit.model.ops import CHANNEL_PRODUCTS
 from onnxaudit.model.view import MAIN, Graph, ModelView, Node
 
 # Last component of a state_dict key / variable name that names a tensor, not a module.
@@ -216,6 +217,20 @@ class TfNaming:
             return None
         return "/".join(map(self.clean, scopes[len(self.root) :]))
 
+    def sublayer(self, name: str, level: int, own: bool) -> tuple[tuple[str, ...], str] | None:
+        """The scope `level` below the layer's in `name` (`MagikaV2/Dense_0/MatMul`, 1 -> `Dense_0`); for
+        a node's own name (`own`) with no scope that deep, the op's name itself without tf2onnx's suffix
+        (`MagikaV2/Reshape__47` -> `Reshape`, with the `MagikaV2/Reshape/shape_Concat` computing its target).
+        With the scopes above it, which tell two equal names apart."""
+        scopes = tuple(tf_scopes(name))
+        depth = len(self.root) + level
+        if len(scopes) < depth or scopes[: len(self.root)] != self.root:
+            return None
+        if len(scopes) > depth:
+            return scopes[:depth], self.clean(scopes[depth])
+        last = _GENERATED_SUFFIX.sub("", name.rstrip("/").rpartition("/")[2]) if own and ";" not in name else ""
+        return (scopes, self.clean(last)) if last else None
+
     def clean(self, scope: str) -> str:
         return _KERAS3_SUFFIX.sub("", scope) if self.keras3 else scope
 
@@ -392,16 +407,91 @@ def _tf_paths(view: ModelView, table: ParamTable, param_names: dict[int, list[st
     node_paths: NodePaths = {}
     state_names = _rnn_state_names(view.main)
     readers = view.main.readers
+    named: dict[int, str] = {}  # node index -> the name its layer was read from
     for node in main_nodes:
         names = [node.name] if tf_scopes(node.name) else _node_candidates(node, param_names, readers)
         names = state_names.get(node.index, []) + names
-        found = (naming.layer(name) for name in names)
-        layer = next((f for f in found if f), None)
+        found = ((naming.layer(name), name) for name in names)
+        layer, source = next(((f, name) for f, name in found if f), (None, ""))
         node_paths[node.index] = (layer,) if layer else None
+        if layer:
+            named[node.index] = source
     _keys_for_anonymous(main_nodes, node_paths, param_names)  # no scopes at all (dynamo without metadata)
     _join_what_they_follow(view, table, naming, node_paths, param_names)
     _join_lowered_norms(view.main, node_paths, param_names)
+    _open_the_container(main_nodes, table, naming, node_paths, named)
     return node_paths
+
+
+# ops that hold a layer's weights: a model's layers are where they are
+_PRODUCTS = CHANNEL_PRODUCTS | _RNN_OPS | {"Einsum", "QGemm", "QLinearMatMul", "MatMulNBits"}
+_CONTAINER_SHARE = 0.5  # of the main graph's nodes, in the one layer holding every product
+# products in it at least: one layer holds two (a SeparableConv2D's depthwise and pointwise convs, a
+# Bidirectional's two RNNs), so a model of that one layer is not opened (an attention layer alone is)
+_CONTAINER_PRODUCTS = 3
+_CONTAINERS_OPENED = 4  # scopes opened one inside the other at most (jax2tf: function, pjit, module)
+
+
+def _open_the_container(
+    main_nodes: list[Node], table: ParamTable, naming: TfNaming, node_paths: NodePaths, named: dict[int, str]
+) -> None:
+    """One scope over the whole model (Caffe2's `gpu_0/` on every tensor, a Flax module `MagikaV2/`
+    under jax2tf's scopes) makes one layer of it (see _container): its nodes are grouped one scope deeper
+    (`MagikaV2/Dense_0/...` -> `Dense_0`), a node with no deeper scope is a row of its own, and so on
+    while one layer is still the model."""
+    levels: dict[int, int] = {}  # node index -> scopes opened below the layer its name gave
+    given: dict[int, tuple[tuple[str, ...], str]] = {}  # node index -> the scopes above its new layer, and it
+    opened: list[tuple[str, ...]] = []
+    for _ in range(_CONTAINERS_OPENED):
+        container = _container(main_nodes, table, node_paths)
+        if container is None:
+            break
+        opened.append(container)
+        for node in main_nodes:
+            if node_paths[node.index] == container:
+                levels[node.index] = level = levels.get(node.index, 0) + 1
+                source = named.get(node.index, "")
+                sub = naming.sublayer(source, level, source == node.name)
+                node_paths[node.index] = (sub[1],) if sub else None
+                if sub:
+                    given[node.index] = sub
+    if given:
+        _settle_names(given, node_paths, keras3=not naming.keras3 and opened[0][-1].endswith("_1"))
+
+
+def _settle_names(given: dict[int, tuple[tuple[str, ...], str]], node_paths: NodePaths, keras3: bool) -> None:
+    """A name under two different scopes (`Max` inside the module and beside it) is a row for neither;
+    under Keras 3's model scope (`functional_1`, a TFLite file's only scope) each layer's re-entered
+    scope loses its one suffix (`dense_1` is layer `dense`)."""
+    parents: dict[str, set[tuple[str, ...]]] = {}
+    for above, name in given.values():
+        parents.setdefault(name, set()).add(above)
+    keras3 = keras3 and all(_KERAS3_SUFFIX.search(name) for name in parents)
+    for index, (_, name) in given.items():
+        if node_paths[index] != (name,):
+            continue
+        if len(parents[name]) > 1:
+            node_paths[index] = None
+        elif keras3:
+            node_paths[index] = (_KERAS3_SUFFIX.sub("", name),)
+
+
+def _container(main_nodes: list[Node], table: ParamTable, node_paths: NodePaths) -> tuple[str, ...] | None:
+    """The layer that is the model, not a layer: it holds every product of the graph (three or more),
+    every counted parameter and at least half of the nodes."""
+    sizes = Counter(path for path in node_paths.values() if path)
+    if not sizes:
+        return None
+    container, size = sizes.most_common(1)[0]
+    if size < _CONTAINER_SHARE * len(main_nodes):
+        return None
+    products = [n for n in main_nodes if n.op_type in _PRODUCTS]
+    if len(products) < _CONTAINER_PRODUCTS or any(node_paths[n.index] != container for n in products):
+        return None
+    counted = (t for t in table.tensors if t.category in COUNTED_CATEGORIES and t.uses)
+    if any(all(node_paths.get(u.node.index) != container for u in t.uses) for t in counted):
+        return None  # a parameter read outside: the layer is one of several
+    return container
 
 
 def _join_what_they_follow(
