@@ -50,6 +50,12 @@ DISCRETE = [
     "convnext_block__keras3_export",
     "convnext_block__tf2onnx_op17",
     "convnext_block__tfkeras_op13",
+    # TFLite folds: a BN the converter may have folded without naming it adds exactly 2 x C statistics
+    "seed_cnn__tflite_op17",
+    "dense_bn__tflite_op17",
+    "dense_bn__tflite_int8_op17",
+    "conv_bn_merged__tflite_op17",
+    "conv_bn_merged__tflite_int8_op17",
 ]
 
 
@@ -73,6 +79,17 @@ def test_bias_free_convs_are_the_first_explanation_of_a_folded_scope(capsys):
     expect = f"total={keras['total'] - 8},trainable={keras['trainable'] - 8},non_trainable={keras['non_trainable']}"
     assert main(["verify", f"{path}.onnx", "--expect", expect, "--wide"]) == 0
     assert "consistent if stem/bn has center=False" in capsys.readouterr().out
+
+
+def test_a_bn_missing_from_a_tflite_file_is_the_fold_a_row_may_hold(capsys):
+    """TFLite folds bn_noscale (beta, no gamma, over 5) into fc_nobias without naming it: the summary's
+    bn_noscale row is the fold fc_nobias may hold, and the SeparableConv2D's depthwise bias the
+    converter's zeros."""
+    path = MODELS / "keras" / "conv_zoo__tflite_op17"
+    assert main(["verify", f"{path}.onnx", "--keras-summary", f"{path}.summary.txt", "--wide"]) == 0
+    out = capsys.readouterr().out
+    assert "bn_noscale: 15 within 0 (0..36) - consistent if fc_nobias holds a BatchNormalization of 5 outputs" in out
+    assert "sep: 59 within 62 (51..62) - consistent if sep's bias functional_1/sep_1/separable_conv2d/depthwise" in out
 
 
 def test_a_normalization_mean_left_a_graph_input_is_read_as_the_layers(capsys):
