@@ -5,9 +5,12 @@ names as they are; scan's table has an Unclassified column."""
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 from builders import MODELS, audit_model, init, model, node, save, value
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from onnxaudit import audit
 from onnxaudit.cli.main import main
@@ -220,3 +223,41 @@ def test_a_huge_name_is_shown_by_its_ends_and_its_length():
     assert shown.startswith("\\x1bnnn") and shown.endswith("nnnend")
     assert f"[{len(name):,} characters]" in shown and len(shown) < 2 * LONGEST_SHOWN
     assert escape("n" * LONGEST_SHOWN) == "n" * LONGEST_SHOWN
+
+
+_WORDS = st.text(alphabet=st.sampled_from("ab:-.,()x1 \t"), min_size=41, max_size=160)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    data=st.data(),
+    lead=st.integers(0, 6),
+    words=st.lists(st.text(alphabet=st.sampled_from("abc:-.,()x1é"), min_size=1, max_size=30), min_size=3, max_size=40),
+    indent=st.integers(0, 8),
+)
+def test_single_spaced_prose_wraps_as_textwrap_does(data, lead, words, indent):
+    # wrap's fast path (rfind at single spaces) against textwrap itself, which it replaces for such lines;
+    # a line too long for its width (one that fits is returned whole, before any wrapping)
+    line = " " * lead + " ".join(words)
+    width = data.draw(st.integers(4, len(line) - 1))
+    expected = textwrap.wrap(
+        line, width=width, subsequent_indent=" " * (lead + indent), break_on_hyphens=False, replace_whitespace=False
+    )
+    expected = [p.replace("::", "\\::", 1) if p.lstrip().startswith("::") else p for p in expected]
+    assert wrap(line, width, indent) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_WORDS, width=st.integers(10, 40))
+def test_other_prose_still_wraps_through_textwrap(text, width):
+    # tabs, runs of spaces, trailing spaces, words longer than a line: textwrap's own answer
+    assume(len(text) > width)
+    expected = textwrap.wrap(
+        text,
+        width=width,
+        subsequent_indent=" " * (len(text) - len(text.lstrip(" ")) + 4),
+        break_on_hyphens=False,
+        replace_whitespace=False,
+    )
+    expected = [p.replace("::", "\\::", 1) if p.lstrip().startswith("::") else p for p in expected]
+    assert wrap(text, width) == expected

@@ -32,7 +32,9 @@ def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:
     if width is None or len(line) <= width:
         return [line]
     lead = len(line) - len(line.lstrip(" "))
-    if len(line) > LONG_LINE and max(map(len, line.split())) > LONG_LINE:
+    if _single_spaced(line, lead, width - lead - indent):
+        parts = _greedy(line, width, " " * (lead + indent))
+    elif len(line) > LONG_LINE and max(map(len, line.split())) > LONG_LINE:
         # textwrap cuts a long word one line at a time, copying the rest each time: quadratic (a 2 MB name
         # took 46 s); such a line is cut every `width` columns instead
         step = max(width - lead - indent, 1)
@@ -47,6 +49,27 @@ def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:
         )
     # a break may put a name's `::` first on a line: CI runners read that as a workflow command
     return [part.replace("::", "\\::", 1) if part.lstrip().startswith("::") else part for part in parts]
+
+
+def _single_spaced(line: str, lead: int, room: int) -> bool:
+    """Prose textwrap would cut only at its single spaces: no tab, newline or other control character, no
+    run of spaces after the indent, none at the end, and every word fits a continuation line (`room`)."""
+    body = line[lead:]
+    return line.isprintable() and "  " not in body and not body.endswith(" ") and max(map(len, body.split(" "))) <= room
+
+
+def _greedy(line: str, width: int, indent: str) -> list[str]:
+    """textwrap.wrap's lines for a `_single_spaced` line (what it gives there, checked against it in the
+    tests), found by rfind instead of its chunk loop: each line the longest run of whole words that fits,
+    continuations after `indent`. ~5x faster (11k wrapped evidence lines at 200k nodes)."""
+    parts: list[str] = []
+    rest, room = line, width
+    while len(rest) > room:
+        cut = rest.rfind(" ", 0, room + 1)
+        parts.append(indent + rest[:cut] if parts else rest[:cut])
+        rest, room = rest[cut + 1 :], width - len(indent)
+    parts.append(indent + rest if parts else rest)
+    return parts
 
 
 def wrap_all(lines: list[str], width: int | None, indent: int = 4) -> list[str]:
