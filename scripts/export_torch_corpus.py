@@ -261,6 +261,30 @@ class HeadCalledThrough(nn.Module):
         return self.head.fc(self.head.norm(x))
 
 
+class _TokenBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.gamma = nn.Parameter(torch.ones(8))
+
+    def forward(self, x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+        u = torch.cat([cls, x], 1)
+        return u + self.gamma * self.fc(u)
+
+
+class RootToken(nn.Module):
+    """Per-module counts: a root parameter (CaiT's cls_token) expanded for a child's call: the file files it
+    under the child's row; torch counts it in the root module, which its counts do not list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 8))
+        self.block = _TokenBlock()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x, self.cls_token.expand(x.shape[0], -1, -1))
+
+
 class TiedEmbedding(nn.Module):
     """Per-module counts: an output projection tied to the embedding (GPT-2's lm_head and wte)."""
 
@@ -311,6 +335,7 @@ def _zoo() -> dict[str, tuple[Callable[[], nn.Module], torch.Tensor]]:
         "zoo_nested_same_name": (NestedSameName, torch.randn(2, 8)),
         "zoo_tied_embedding": (TiedEmbedding, torch.randint(0, 16, (2, 5))),
         "zoo_head_called_through": (HeadCalledThrough, torch.randn(2, 5, 8)),
+        "zoo_root_token": (RootToken, torch.randn(2, 5, 8)),
     }
 
 

@@ -130,3 +130,15 @@ def test_a_module_counted_twice_without_a_tie_is_a_mismatch(tmp_path, capsys):
     modules = {**counts["modules"], "mix": {**counts["modules"]["mix"], "parameters": 72 + 128}}
     del modules["out"]
     assert _verify(stem, {**counts, "modules": modules}, tmp_path, capsys)[0] == 1
+
+
+def test_a_root_parameter_filed_under_a_module_row_goes_to_the_rest(tmp_path, capsys):
+    """RootToken's cls_token (1 x 1 x 8) is expanded for block's call: the file files it under `block`,
+    torch counts it in the root (not listed). block holds its gamma (8) and the cls_token (8)."""
+    stem = "zoo_root_token__dynamo_noopt"
+    code, result = _verify(stem, _counts(stem), tmp_path, capsys)
+    layers = _layers(result)
+    assert code == 0
+    assert layers["block"]["expected"] == 8 and layers["block"]["found"]["lo"] == 8 + 8
+    assert layers["block"]["explain"].startswith("holds cls_token (8): named as the root module's own")
+    assert layers["(outside the listed modules)"]["expected"] == 8

@@ -16,7 +16,7 @@ from onnxaudit.frameworks.keras import UNNAMED_CONV
 from onnxaudit.report.build import Report, TensorRow
 from onnxaudit.verify.assumptions import Solution, layer_solution, solve
 from onnxaudit.verify.expectations import FIGURES, Expectation, LayerExpectation
-from onnxaudit.verify.modules import REST, ModuleGroup, Sharing, copies_of, group_modules
+from onnxaudit.verify.modules import REST, ModuleGroup, RootNamed, Sharing, copies_of, group_modules
 
 MATCH, WITHIN, MISMATCH = "match", "within range", "mismatch"
 
@@ -248,22 +248,25 @@ def _module_checks(
         layers = [la for la in layers if la not in folds]
         expected = [e for e in expected if e not in missing_bn]
     grouping = group_modules(expected, layers)
+    root = RootNamed.of(rows)
     for group in grouping.groups:
-        checks.append(_group_check(group, rows, sharing))
+        checks.append(_group_check(group, rows, sharing, root))
         placed += group.expected
-    checks += _rest_checks(expectation, grouping.rest_rows, placed, grouping.rest_modules, sharing)
+    checks += _rest_checks(expectation, grouping.rest_rows, placed, grouping.rest_modules, sharing, root)
     return checks
 
 
-def _group_check(group: ModuleGroup, rows: dict[str, TensorRow], sharing: Sharing) -> LayerCheck:
+def _group_check(group: ModuleGroup, rows: dict[str, TensorRow], sharing: Sharing, root: RootNamed) -> LayerCheck:
     e, want = group.expected[0], group.expected_total()
     names = [x.name for x in group.expected]
     if len(group.expected) == 1 and len(group.rows) == 1 and group.rows[0].name == e.name:
         found = group.rows[0]
         verdict, explain = _layer_verdict(want, found)
         if verdict == MISMATCH and found.total.exact:
-            explain = sharing.settles(names, want - found.total.lo)
+            explain = sharing.settles(names, want - found.total.lo) or root.settles(found, want)
             verdict = MATCH if explain else MISMATCH
+        elif verdict == WITHIN:
+            root.allow(found, want)
         if verdict == MISMATCH:
             explain = _explain_layer(want, found, rows)
         return LayerCheck(e.name, e.kind, want, found.total, verdict, explain)
@@ -294,6 +297,7 @@ def _rest_checks(
     placed: list[LayerExpectation],
     unseen: list[LayerExpectation],
     sharing: Sharing,
+    root: RootNamed,
 ) -> list[LayerCheck]:
     """The rows no listed module holds against what the expectation's totals leave outside the modules
     compared with rows (the root module's own parameters, modules holding buffers only, listed modules
@@ -304,7 +308,7 @@ def _rest_checks(
     shared = [(e, sharing.settles([e.name], e.params)) for e in unseen]  # a tied module's only row holds 0
     unseen = [e for e, why in shared if not why]
     placed = placed + [e for e, why in shared if why]
-    found = ZERO
+    found = Figure(root.moved, root.moved + root.may_move) if root.moved or root.may_move else ZERO
     if "total" in figures:
         want = figures["total"] - sum(e.params for e in placed) + sharing.used
         for la in rows:
@@ -314,11 +318,13 @@ def _rest_checks(
         for la in rows:
             found = found + la.trainable
     tied = [LayerCheck(e.name, e.kind, e.params, ZERO, MATCH, why) for e, why in shared if why]
-    if not rows and not unseen and want == 0:
+    if not rows and not unseen and want == 0 and not root.moved:
         return tied
     verdict = _verdict(want, found)
     shown = ", ".join(la.name for la in rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
     why = f"rows no listed module holds ({shown or 'none'}) against the totals less the listed modules: {want:,}"
+    if root.moved or root.may_move:
+        why += f"; with tensors named as the root's own in module rows ({root.moved:,}, {root.may_move:,} more may be)"
     if verdict == MISMATCH:
         why += f"; file {found.text()}"
     held = sum(e.params if "total" in expectation.figures else e.trainable or 0 for e in unseen)
