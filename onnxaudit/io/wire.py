@@ -576,6 +576,7 @@ class _Writer:
         pos = start
         inputs = entries = fields = 0
         drops: list[tuple[int, int]] = []
+        input_key, entry_keys, metadata_key, unread = _NODE_INPUT_KEY, _NODE_ENTRIES, _NODE_METADATA_KEY, _unread_entry
         while pos < end:
             field_start = pos
             key = buf[pos]
@@ -588,25 +589,27 @@ class _Writer:
                     return None
                 length = (length & 0x7F) | (buf[pos] << 7)
                 pos += 1
-            if pos + length > end:
-                return None
             fields += 1
-            if key == _NODE_INPUT_KEY:
+            value_end = pos + length
+            if value_end > end:
+                return None
+            if key == input_key:
                 inputs += 1
-            elif key in _NODE_ENTRIES:
-                if key == _NODE_ATTRIBUTE_KEY:
-                    if self.attribute_has_entries(pos, pos + length):
+            elif key in entry_keys:
+                if key == metadata_key:
+                    if unread(buf, pos, value_end):
+                        drops.append((field_start, value_end))
+                elif key == _NODE_ATTRIBUTE_KEY:
+                    if self.attribute_has_entries(pos, value_end):
                         return None
-                    if self.attribute_holds_inside(pos, pos + length):
-                        entries += self.inside(_ATTR, pos, pos + length, 1)
+                    if self.attribute_holds_inside(pos, value_end):
+                        entries += self.inside(_ATTR, pos, value_end, 1)
                 elif key == _NODE_DEVICE_KEY:
-                    entries += self.inside(_NODE_DEVICE, pos, pos + length, 1)
-                elif key == _NODE_METADATA_KEY and _unread_entry(buf, pos, pos + length):
-                    drops.append((field_start, pos + length))
+                    entries += self.inside(_NODE_DEVICE, pos, value_end, 1)
                 entries += 1
             elif key == _NODE_DOC_KEY:
-                drops.append((field_start, pos + length))
-            pos += length
+                drops.append((field_start, value_end))
+            pos = value_end
         self.tally.add_inputs(inputs)
         self.tally.add_fields(entries)
         self.fields += fields

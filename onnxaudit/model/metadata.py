@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from functools import lru_cache
 
 from onnxaudit.io.onnxcore import (
     GraphProto,
@@ -51,6 +52,7 @@ _METADATA_PREFIX = b"pkg."  # of _SCOPES_KEY, _FX_NODE_KEY and _REWRITE_RULES_KE
 _PLAIN_NAMES = re.compile(r"\['([^'\"\\\x00-\x1f]*(?:', '[^'\"\\\x00-\x1f]*)*)'\]")
 
 
+@lru_cache(maxsize=4096)  # a layer's nodes share their lists (16.5k distinct of 39.4k in a Llama export)
 def module_scopes(text: str) -> tuple[str, ...] | None:
     """The strings of torch's list literal (`['', 'layers.0', 'linear']`), or None when the text is not a
     list of strings."""
