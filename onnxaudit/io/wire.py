@@ -148,9 +148,10 @@ _ENTRY_KEYS = {
 _UNCOUNTED = 1 << 62
 
 # A node's metadata_props entries the light copy keeps, by key: the only ones any stage reads (all of them in
-# model/metadata.node_metadata; nothing reads a graph's or a value's). Every other entry of a node's
-# metadata_props is dropped in the walk, so the parent neither receives nor parses it: torch.onnx (dynamo) writes
-# each node's stack trace, class hierarchy and namespace there, 62 MB of a 40k-node Llama export's 85 MB.
+# model/metadata.node_metadata; a graph's and a value's metadata are copied whole: graph_signature reads them).
+# Every other entry of a node's metadata_props is dropped in the walk, so the parent neither receives nor parses
+# it: torch.onnx (dynamo) writes each node's stack trace, class hierarchy and namespace there, 62 MB of a
+# 40k-node Llama export's 85 MB.
 # tests/test_wire.py proves no dropped key is read (every reader's output the same with and without them).
 NODE_METADATA_KEPT = (
     "pkg.torch.onnx.name_scopes",  # dynamo's module path of each node: layer names and grouping
