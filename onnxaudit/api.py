@@ -103,17 +103,20 @@ def audit(
     return annotate(report, check) if check is not None else report
 
 
+@gc_paused
 def compare(
     old: str | os.PathLike[str],
     new: str | os.PathLike[str],
     convention: Convention = "keras",
     values: ValuesMode = "sample",
     budget: int | None = None,
+    max_nodes: int = MAX_NODES,
 ) -> DiffReport:
     """What changed from the model at `old` to the one at `new`: totals side by side (stored and
     framework view), layers aligned by name then structure, and whether aligned weights hold the same
     values (`values`: "sample" reads SAMPLES elements of each, "full" whole tensors within `budget`
-    bytes per file, "none" nothing). Raises AuditError (one line naming the file) when either is unusable.
+    bytes per file, "none" nothing). Raises AuditError (one line naming the file) when either is unusable or
+    over `max_nodes` (as `audit`).
     """
     from onnxaudit.diff import DEFAULT_BUDGET, MODES, diff_reports  # diff's modules: only when asked
 
@@ -121,5 +124,7 @@ def compare(
         raise UsageError(f"unknown values mode {values!r} (choose from {', '.join(MODES)})")
     if budget is not None and budget < 0:
         raise UsageError("the values budget must be 0 or more bytes")
-    first, second = audit(old, convention=convention), audit(new, convention=convention)
-    return diff_reports(first, second, values=values, budget=DEFAULT_BUDGET if budget is None else budget)
+    first = audit(old, convention=convention, max_nodes=max_nodes)
+    second = audit(new, convention=convention, max_nodes=max_nodes)
+    budget = DEFAULT_BUDGET if budget is None else budget
+    return diff_reports(first, second, values=values, budget=budget, max_nodes=max_nodes)

@@ -9,7 +9,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from builders import MODELS, fixture_meta, init, linear, model, node, save, save_with_hole, seed_cnn, value
+from builders import (
+    MODELS,
+    empty_nodes,
+    fixture_meta,
+    init,
+    linear,
+    model,
+    node,
+    save,
+    save_with_hole,
+    seed_cnn,
+    value,
+)
 from hostile import CliRunner
 from onnx import TensorProto, numpy_helper
 
@@ -18,7 +30,7 @@ from onnxaudit.cli.main import main
 from onnxaudit.diff.names import layer_key, strip_decorations, tensor_module
 from onnxaudit.diff.result import CHANGED, ONLY_NEW, ONLY_OLD, RENAMED, SAME, DiffReport, LayerDiff
 from onnxaudit.diff.values import SAMPLES
-from onnxaudit.render.diff import RENDERERS, render_diff_text
+from onnxaudit.render.diff import MOST_ROWS, RENDERERS, render_diff_text
 from onnxaudit.render.summary import escape_markdown
 
 # resnet_tiny's BatchNorms and their channels: bn1, layer1.{0,1}.bn{1,2} over 16; layer2.0.bn{1,2} and
@@ -378,3 +390,27 @@ def test_macs_delta_terms_per_layer(tmp_path):
     )
     layers = {la.new: la for la in compare(old, save(grown, tmp_path / "grown.onnx")).layers}
     assert layers["fc"].macs.delta_terms == {} and layers["head"].macs.delta_terms == {"N": 3 * 2}
+
+
+def test_a_table_of_more_than_most_rows_counts_the_unchanged_layers(tmp_path, capsys):
+    """A file at the node limit against itself listed 250,000 'same' rows in text (12 MB, most of the diff's time):
+    past MOST_ROWS rows, text and markdown count the layers in which nothing changed instead of listing them, and
+    still list a layer whose values differ; JSON lists every layer. A smaller table lists every row as before."""
+    old, new = tmp_path / "old.onnx", tmp_path / "new.onnx"
+    old.write_bytes(empty_nodes(MOST_ROWS + 5))
+    new.write_bytes(empty_nodes(MOST_ROWS + 5))  # fc's weight drawn again: its values differ
+    rows = 1 + MOST_ROWS + 5  # fc and the empty nodes
+    for form, row_start in (("text", "same "), ("markdown", "| same |")):
+        assert main(["diff", str(old), str(new), "--format", form]) == 0
+        out = capsys.readouterr().out
+        assert f"{rows - 1:,} unchanged layers not shown (over {MOST_ROWS:,} rows; --format json lists" in out
+        listed = [line for line in out.splitlines() if line.startswith(row_start)]
+        assert len(listed) == 1 and " fc (MatMul) " in listed[0] and "different" in listed[0], listed
+    assert main(["diff", str(old), str(new), "--format", "json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert len(layers) == rows and sum(la["values"] == "different" for la in layers) == 1
+    small = tmp_path / "small.onnx"
+    small.write_bytes(empty_nodes(MOST_ROWS - 1))
+    assert main(["diff", str(small), str(small)]) == 0
+    out = capsys.readouterr().out
+    assert "unchanged layers" not in out and sum(line.startswith("same ") for line in out.splitlines()) == MOST_ROWS

@@ -345,17 +345,18 @@ _SIZE_BOMBS = {
 @pytest.mark.parametrize("bomb", sorted(_SIZE_BOMBS))
 def test_graph_size_over_max_nodes_is_refused_and_the_flag_raises_it(bomb, cli, folders, tmp_path):
     """A file of 2 bytes a node holds 10M nodes in 20 MB (12 s and 1.3 GiB a million): nodes, node inputs
-    (4 per allowed node) and graphs (one per 8) are capped, exit 2 naming the limit; --max-nodes raises it."""
+    (4 per allowed node) and graphs (one per 8) are capped, exit 2 naming the limit; --max-nodes raises it, in every
+    command that reads a model (diff took none)."""
     folder, _ = folders
     build, limit, words, enough = _SIZE_BOMBS[bomb]
     path = folder / f"{bomb}.onnx"
     path.write_bytes(build())
-    for command in ("summary", "check"):
-        out = cli.run([command, str(path), "--max-nodes", str(limit)], tmp_path)
+    for command in (["summary"], ["check"], ["verify", "--expect", "total=16"], ["diff", str(path)]):
+        out = cli.run([command[0], str(path), *command[1:], "--max-nodes", str(limit)], tmp_path)
         assert out.code == 2 and out.stdout == "", (command, out.stderr)
         assert out.stderr.startswith(f"onnxaudit: {path}: {words}") and out.stderr.count("\n") == 1, out.stderr
         assert "--max-nodes" in out.stderr
-        out = cli.run([command, str(path), "--max-nodes", str(enough)], tmp_path)
+        out = cli.run([command[0], str(path), *command[1:], "--max-nodes", str(enough)], tmp_path)
         assert out.code in (0, 1) and out.stderr == "", (command, out.stderr)
 
 

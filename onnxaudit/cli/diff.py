@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onnxaudit.api import compare
+from onnxaudit.api import compare, gc_paused
+from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.diff import DEFAULT_BUDGET, MODES
 from onnxaudit.render.diff import RENDERERS, render_diff_text
@@ -60,10 +61,12 @@ def add_diff(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=DEFAULT_BUDGET,
         help=f"bytes per file --values full reads (default {DEFAULT_BUDGET >> 20}M), then samples",
     )
+    add_max_nodes(parser)
 
 
+@gc_paused  # through rendering: a collection over two reports' objects would cost more than writing them
 def run_diff(args: argparse.Namespace) -> int:
-    report = compare(args.old, args.new, convention=args.convention, values=args.values, budget=args.values_budget)
+    report = compare(args.old, args.new, args.convention, args.values, args.values_budget, max_nodes=args.max_nodes)
     if args.format == "text":
         sys.stdout.write(render_diff_text(report, None if args.wide else WIDTH))
     elif args.format == "html":

@@ -11,7 +11,6 @@ rows without weights) the same ops, each in graph order.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -49,7 +48,12 @@ def entries(report: Report) -> list[Entry]:
     out = []
     for i, row in enumerate(report.rows):
         tensors = [by_name[n] for n in row.tensors if n in by_name]
-        entry = Entry(i, row, tensors, _keys(row, tensors), tuple(float_ops(row.ops) or float_ops(row.all_ops)))
+        ops = tuple(float_ops(row.ops) or float_ops(row.all_ops))
+        if not tensors:  # most rows of a large graph: a name and ops to align by, nothing else
+            own = layer_key(row.name)
+            out.append(Entry(i, row, tensors, [own] if own else [], ops))
+            continue
+        entry = Entry(i, row, tensors, _keys(row, tensors), ops)
         entry.dims = _dims(tensors)
         entry.weight_dims = _dims([t for t in tensors if t.role == "weight"])
         out.append(entry)
@@ -79,16 +83,25 @@ def align(old: list[Entry], new: list[Entry]) -> list[Pair]:
     free_old = {e.index: e for e in old}
 
     def take(key_of: Callable[[Entry], Sequence[Hashable]], how: str) -> None:
-        waiting: dict[Hashable, list[Entry]] = defaultdict(list)
+        # NEW's free entries by key, in graph order, each list with the index of its first entry still free: an
+        # entry once taken stays taken, so no list is scanned twice (250k rows of one name were 250k^2 steps)
+        if not free_old or not free_new:
+            return  # one side all paired: nothing left to pair (a file against itself, after the first pass)
+        waiting: dict[Hashable, tuple[list[Entry], list[int]]] = {}
         for e in new:
             if e.index in free_new:
                 for k in key_of(e):
-                    waiting[k].append(e)
+                    for bucket in _buckets(k, e, how):
+                        bucket_list = waiting.get(bucket)
+                        if bucket_list is None:
+                            waiting[bucket] = ([e], [0])
+                        else:
+                            bucket_list[0].append(e)
         for o in old:
             if o.index not in free_old:
                 continue
             for k in key_of(o):
-                found = next((n for n in waiting.get(k, ()) if n.index in free_new and _may_pair(o, n, how)), None)
+                found = _first_free([waiting.get(b) for b in _buckets(k, o, how)], free_new)
                 if found is not None:
                     pairs[o.index] = Pair(o, found, how)
                     del free_old[o.index], free_new[found.index]
@@ -103,15 +116,30 @@ def align(old: list[Entry], new: list[Entry]) -> list[Pair]:
     return _ordered(old, new, pairs, free_new)
 
 
-def _may_pair(old: Entry, new: Entry, how: str) -> bool:
-    """A name pairs rows only when both hold weights or neither does (onnxruntime names a fused conv
-    after the Relu it absorbed), and rows with weights only when they share an op (a BN's name on the
-    conv it was folded into is not the BN)."""
+def _buckets(key: Hashable, entry: Entry, how: str) -> list[Hashable]:
+    """Where an entry waits, or is looked for, under `key`. A name pairs rows only when both hold weights or
+    neither does (onnxruntime names a fused conv after the Relu it absorbed), and rows with weights only when
+    they share an op (a BN's name on the conv it was folded into is not the BN): by name, a row without weights
+    waits under its key, one with weights under its key and each of its ops."""
     if how != BY_NAME:
-        return True
-    if bool(old.tensors) != bool(new.tensors):
-        return False
-    return not old.tensors or bool(set(old.ops) & set(new.ops))
+        return [key]
+    if not entry.tensors:
+        return [(key, None)]
+    return [(key, op) for op in dict.fromkeys(entry.ops)]
+
+
+def _first_free(lists: list[tuple[list[Entry], list[int]] | None], free: dict[int, Entry]) -> Entry | None:
+    """The first entry in graph order still free among the waiting lists (their heads moved past taken ones)."""
+    best: Entry | None = None
+    for found in lists:
+        if found is None:
+            continue
+        entries, head = found
+        while head[0] < len(entries) and entries[head[0]].index not in free:
+            head[0] += 1
+        if head[0] < len(entries) and (best is None or entries[head[0]].index < best.index):
+            best = entries[head[0]]
+    return best
 
 
 def _ordered(old: list[Entry], new: list[Entry], pairs: dict[int, Pair], free_new: dict[int, Entry]) -> list[Pair]:

@@ -26,6 +26,8 @@ from onnxaudit.diff.result import (
 )
 from onnxaudit.diff.values import DEFAULT_BUDGET, DIFFERENT, NOT_COMPARED, ValuesMode, ValueVerdict, compare_values
 from onnxaudit.frameworks.figures import Figure
+from onnxaudit.io.budget import MAX_NODES
+from onnxaudit.io.datamap import MAIN
 from onnxaudit.report.build import Report, TensorRow
 
 _STORED = (
@@ -35,9 +37,12 @@ _STORED = (
 _LOGICAL = ("total", "trainable", "non_trainable")
 
 
-def diff_reports(old: Report, new: Report, values: ValuesMode = "sample", budget: int = DEFAULT_BUDGET) -> DiffReport:
+def diff_reports(
+    old: Report, new: Report, values: ValuesMode = "sample", budget: int = DEFAULT_BUDGET, max_nodes: int = MAX_NODES
+) -> DiffReport:
     """What changed from `old` to `new` (Reports grouped by layer, of the same convention).
-    Values are read from the files the Reports name, within bounded reads (values.py)."""
+    Values are read from the files the Reports name, within bounded reads (values.py), each file's map walked
+    at `max_nodes` (io/budget.py) as its Report was read."""
     pairs = align(entries(old), entries(new))
     tensor_pairs = [_tensor_pairs(p) for p in pairs]
     asked = [
@@ -47,7 +52,9 @@ def diff_reports(old: Report, new: Report, values: ValuesMode = "sample", budget
     if old.remote is not None or new.remote is not None:  # a URL's weights are never fetched (io/remote.py)
         found = [ValueVerdict(NOT_COMPARED, "a model at a URL: its weights are not fetched") for _ in keys]
     else:
-        found = compare_values(Path(old.model), Path(new.model), keys, values, budget)
+        # the main graph's initializers only (most files): no node of either file need be walked for them
+        nodes = not all(t.origin == "initializer" and t.scope == MAIN for pair in asked for t in pair)
+        found = compare_values(Path(old.model), Path(new.model), keys, values, budget, max_nodes, nodes)
     verdicts = {id(a): verdict for (a, _), verdict in zip(asked, found, strict=True)}
     layers = [_layer(p, group, verdicts) for p, group in zip(pairs, tensor_pairs, strict=True)]
     totals = _totals(old, new)
@@ -146,23 +153,25 @@ def _tensor(a: TensorRow | None, b: TensorRow | None, verdicts: dict[int, ValueV
     )  # fmt: skip
 
 
-def _sum(entry: Entry | None, what: str) -> int | None:
+def _sums(entry: Entry | None) -> tuple[int | None, int | None, int | None, int | None]:
+    """The row's params, trainable and non-trainable counts and its tensors' bytes, None for a side with no row."""
     if entry is None:
-        return None
-    if what == "bytes":
-        return sum(t.bytes or 0 for t in entry.tensors)
-    return int(getattr(entry.row, what))
+        return None, None, None, None
+    row = entry.row
+    stored = sum(t.bytes or 0 for t in entry.tensors) if entry.tensors else 0
+    return int(row.params), int(row.trainable), int(row.non_trainable), stored
 
 
 def _layer(pair: Pair, tensors: Tensors, verdicts: dict[int, ValueVerdict]) -> LayerDiff:
     a, b = pair.old, pair.new
     diffs = [_tensor(x, y, verdicts) for x, y in tensors]
-    params = {k: Delta.of(_sum(a, k), _sum(b, k)) for k in ("params", "trainable", "non_trainable", "bytes")}
+    counts = [Delta.of(x, y) for x, y in zip(_sums(a), _sums(b), strict=True)]
+    params = dict(zip(("params", "trainable", "non_trainable", "bytes"), counts, strict=True))
     changes: list[str] = []
     if a is None or b is None:
         status = ONLY_NEW if a is None else ONLY_OLD
     else:
-        if any(params[k].delta for k in ("params", "trainable", "non_trainable")):
+        if counts[0].delta or counts[1].delta or counts[2].delta:
             changes.append("params")
         if {t.dtype for t in a.tensors} != {t.dtype for t in b.tensors}:
             changes.append("dtype")
@@ -176,7 +185,7 @@ def _layer(pair: Pair, tensors: Tensors, verdicts: dict[int, ValueVerdict]) -> L
         list(a.row.ops) if a else [], list(b.row.ops) if b else [],
         params["params"], params["trainable"], params["non_trainable"], params["bytes"],
         AmountDelta.of(a.row.macs if a else None, b.row.macs if b else None, a is not None, b is not None), changes,
-        quantization(a.tensors) if a else None, quantization(b.tensors) if b else None,
+        quantization(a.tensors) if a and a.tensors else None, quantization(b.tensors) if b and b.tensors else None,
         _layer_values(diffs), diffs,
     )  # fmt: skip
 

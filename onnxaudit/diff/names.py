@@ -30,6 +30,8 @@ _ANONYMOUS = re.compile(
 
 def strip_decorations(name: str) -> str:
     """`ConvBnFusion_BN_B_bn1.bias` -> `bn1.bias`; `conv1.weight_quantized` -> `conv1.weight`."""
+    if not _PREFIXES.match(name) and not _SUFFIXES.search(name):  # most names: one look, not the loop's two
+        return _DYNAMO_BIAS.sub(".bias", name) if name.endswith("_bias") else name
     previous = None
     while previous != name:
         previous = name
@@ -41,11 +43,16 @@ def anonymous(name: str) -> bool:
     return not name or bool(_ANONYMOUS.match(strip_decorations(name)))
 
 
+def _anonymous_stripped(clean: str) -> bool:
+    """anonymous() of a name strip_decorations already returned (stripping it again changes nothing)."""
+    return not clean or bool(_ANONYMOUS.match(clean))
+
+
 def tensor_module(name: str) -> str | None:
     """The module a tensor name says it belongs to (`layer1.0.bn1.running_mean` -> layer1.0.bn1), None
     when the name is not a state_dict-like key once decorations are stripped."""
     clean = strip_decorations(name)
-    if anonymous(clean):
+    if _anonymous_stripped(clean):
         return None
     path = path_from_tensor_name(clean)
     if path is None and "/" in clean:
@@ -61,6 +68,8 @@ def layer_key(name: str) -> str | None:
     if "/" in clean:
         path = path_from_node_name("/" + clean)
         clean = ".".join(path) if path else clean
-    if anonymous(clean):
+        if anonymous(clean):
+            return None
+    elif _anonymous_stripped(clean):
         return None
     return clean.casefold()

@@ -8,6 +8,7 @@ storage (MatMulNBits' 4-bit blocks), the bits per element its bytes show.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from onnxaudit.model.ops import QDQ_OPS, QOPERATOR_WEIGHT_OPS, QUANTIZED_ACTIVATION_OP, QUANTIZED_FLOAT_OP
 from onnxaudit.report.build import TensorRow
@@ -19,10 +20,15 @@ FLOAT_OP = QUANTIZED_FLOAT_OP | QUANTIZED_ACTIVATION_OP
 def float_ops(ops: list[str]) -> list[str]:
     """The layer's ops as the float model has them: quantized ops named by their float op, the
     quantize/dequantize steps and the Cast/Mul that rescale an integer product left out."""
+    return list(_float_ops(tuple(ops)))
+
+
+@lru_cache(maxsize=4096)  # rows repeat a few op lists (250k rows of one op: one answer)
+def _float_ops(ops: tuple[str, ...]) -> tuple[str, ...]:
     out = [FLOAT_OP.get(op, op) for op in ops if op not in QDQ_OPS and op != "DynamicQuantizeLinear"]
     if any(op.endswith("Integer") for op in ops):  # ConvInteger's int32 product is cast and scaled back
         out = [op for op in out if op not in ("Cast", "Mul")]
-    return list(dict.fromkeys(out))
+    return tuple(dict.fromkeys(out))
 
 
 def _consumer_ops(t: TensorRow) -> set[str]:

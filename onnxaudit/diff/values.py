@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from onnxaudit.errors import AuditError
+from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.datamap import FileMap, TensorRecord, map_file
 from onnxaudit.io.dims import byte_size, element_count
 from onnxaudit.io.external import Extent, ExternalFiles, Problem
@@ -45,10 +46,10 @@ class ValueVerdict:
 class _File:
     """One model file open for bounded reads: its descriptor, its data map, its external files."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_nodes: int, nodes: bool) -> None:
         self.fd, size = open_model_file(path)
         try:
-            self.map: FileMap = map_file(self.fd, size, str(path))
+            self.map: FileMap = map_file(self.fd, size, str(path), max_nodes, nodes)
         except BaseException:
             os.close(self.fd)
             raise
@@ -98,13 +99,16 @@ def compare_values(
     pairs: list[tuple[Key, Key]],
     mode: ValuesMode = "sample",
     budget: int = DEFAULT_BUDGET,
+    max_nodes: int = MAX_NODES,
+    nodes: bool = True,
 ) -> list[ValueVerdict]:
-    """A verdict per (old key, new key) pair, in order."""
+    """A verdict per (old key, new key) pair, in order; each file's map walked at `max_nodes` (io/budget.py), and
+    (`nodes` False) without its nodes, for keys that all name the main graph's initializers."""
     if mode == "none" or not pairs:
         return [ValueVerdict(NOT_COMPARED, "values not asked for") for _ in pairs]
     opened: list[_File] = []
     try:
-        opened = [_File(old_path), _File(new_path)]
+        opened = [_File(old_path, max_nodes, nodes), _File(new_path, max_nodes, nodes)]
     except (OSError, AuditError) as exc:
         for file in opened:
             file.close()

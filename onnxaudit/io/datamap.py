@@ -175,8 +175,9 @@ def _signed(value: int, bits: int) -> int:
 
 
 class _Walker:
-    def __init__(self, reader: _Reader, tally: Tally) -> None:
+    def __init__(self, reader: _Reader, tally: Tally, nodes: bool = True) -> None:
         self.r = reader
+        self.nodes = nodes  # False: the main graph's nodes and the functions neither walked nor counted
         self.tally = tally  # nodes, inputs and graphs against --max-nodes: the walk stops at the first over
         self.fields = 0
         self.counter = 0  # global node index, in the order load's builder gives it
@@ -277,7 +278,7 @@ class _Walker:
                 functions.append([(start, end)])
         self.tally.add_graph()
         self.graph(graphs, MAIN, 1)
-        for spans in functions:
+        for spans in functions if self.nodes else ():
             self.function(spans)
 
     def graph(self, spans: list[Span], scope: str, depth: int) -> None:
@@ -295,7 +296,7 @@ class _Walker:
                 inits.append((start, end))
             elif number == _G["sparse_initializer"]:
                 sparse.append((start, end))
-            elif number == _G["node"]:
+            elif number == _G["node"] and self.nodes:
                 self.tally.add_nodes(1)  # counted as met: 9M empty nodes stop at the limit, not at the end
                 nodes.append((start, end))
         names = self.initializer_names.setdefault(scope, [])
@@ -484,11 +485,13 @@ class _Attr:
     t: list[Span] = field(default_factory=list)
 
 
-def map_file(fd: int | RangedBuffer, size: int, name: str, max_nodes: int = MAX_NODES) -> FileMap:
+def map_file(fd: int | RangedBuffer, size: int, name: str, max_nodes: int = MAX_NODES, nodes: bool = True) -> FileMap:
     """Walk the model open at `fd` (or at a URL, through its RangedBuffer). Raises AuditError (one line
     naming `name`) for bytes that are not a well-formed protobuf message, or as soon as the graph is over
-    `max_nodes` (io/budget.py); a remote read that fails, FetchRefused."""
-    walker = _Walker(_Reader(fd, size), Tally(max_nodes))
+    `max_nodes` (io/budget.py); a remote read that fails, FetchRefused. `nodes` False: the main graph's
+    initializers only, for a caller that already read the file's structure (its nodes neither walked nor counted,
+    so neither are subgraphs and functions, nor the tensors of their Constant nodes)."""
+    walker = _Walker(_Reader(fd, size), Tally(max_nodes), nodes)
     try:
         walker.model(size)
     except AuditError as exc:  # the graph size or a text refused

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 
-from onnxaudit.diff.result import ONLY_NEW, ONLY_OLD, Delta, DiffReport, FigureDelta, LayerDiff, Side
+from onnxaudit.diff.result import ONLY_NEW, ONLY_OLD, SAME, Delta, DiffReport, FigureDelta, LayerDiff, Side
 from onnxaudit.frameworks.figures import Figure
 from onnxaudit.render.layout import WIDTH, table, wrap, wrap_all
 from onnxaudit.render.summary import _fields, escape, escape_markdown, human_bytes
@@ -181,11 +181,30 @@ def _quantize_step(layer: LayerDiff) -> bool:
     return bool(ops) and _QDQ_STEPS.issuperset(ops) and not (layer.params.old or layer.params.new)
 
 
+# A table of more rows than this leaves out the layers in which nothing changed, and says how many: at the node
+# limit (250,000 layers of a file against itself) the rows took most of the time and memory of a diff, and told
+# nothing. JSON lists every layer.
+MOST_ROWS = 1000
+
+
+def _unchanged(layer: LayerDiff) -> bool:
+    return layer.status == SAME and layer.values in (SAME, "no weights")
+
+
 def _shown_layers(report: DiffReport) -> tuple[list[LayerDiff], list[str]]:
-    """The table's rows, and a line for the (de)quantize steps folded out of it (JSON lists them all)."""
+    """The table's rows, and a line for the (de)quantize steps folded out of it, and one for the unchanged layers
+    left out of a table over MOST_ROWS (JSON lists them all)."""
     steps = Counter(layer.status for layer in report.layers if _quantize_step(layer))
     lines = [f"{n} quantize/dequantize step rows {status} (not shown)" for status, n in sorted(steps.items())]
-    return [layer for layer in report.layers if not _quantize_step(layer)], lines
+    shown = [layer for layer in report.layers if not _quantize_step(layer)]
+    if len(shown) > MOST_ROWS:
+        kept = [layer for layer in shown if not _unchanged(layer)]
+        lines.append(
+            f"{len(shown) - len(kept):,} unchanged layers not shown (over {MOST_ROWS:,} rows; --format json lists every"
+            " layer)"
+        )
+        shown = kept
+    return shown, lines
 
 
 def render_diff_text(report: DiffReport, width: int | None = WIDTH) -> str:
