@@ -92,6 +92,27 @@ def test_a_bn_missing_from_a_tflite_file_is_the_fold_a_row_may_hold(capsys):
     assert "sep: 59 within 62 (51..62) - consistent if sep's bias functional_1/sep_1/separable_conv2d/depthwise" in out
 
 
+def test_one_bn_a_tflite_file_may_hide_is_folded_once(capsys):
+    """The BN over fc_nobias's 5 outputs may be folded back into fc_nobias or forward into head (its 5
+    inputs), never both; and one BN is one variant (no gamma and beta, one of them, or both), never two.
+    Keras's true figures (one fold: bn_noscale's beta) are consistent; the file's stated 8 statistics
+    plus 2 x C for every BN it may hide, each once (C = 3, 8 in sep; 16 in dw; 5 between fc_nobias and
+    head; 4 into fc_nobias; 2 out of head) is the most, and 2 x 5 more is the 5-wide BN folded twice."""
+    path = MODELS / "keras" / "conv_zoo__tflite_op17"
+    keras = json.loads(path.with_suffix(".json").read_text())
+    onnx = f"{path}.onnx"
+    truth = f"total={keras['total']},trainable={keras['trainable']},non_trainable={keras['non_trainable']}"
+    assert main(["verify", onnx, "--expect", truth]) == 0
+    each_once = 8 + 2 * (3 + 8 + 16 + 5 + 4 + 2)
+    assert main(["verify", onnx, "--expect", f"trainable=846,non_trainable={each_once}"]) == 0
+    assert main(["verify", onnx, "--expect", f"trainable=846,non_trainable={each_once + 2 * 5}"]) == 1
+    # Keras's figure + 1 (845 trainable) stays consistent: sep with use_bias=False (its 8 biases the
+    # converter's zeros) and fc_nobias with its bias, folded forward into head with a center-only BN,
+    # is a Keras model whose export has these very dims
+    plus1 = f"total={keras['total'] + 1},trainable={keras['trainable'] + 1},non_trainable={keras['non_trainable']}"
+    assert main(["verify", onnx, "--expect", plus1]) == 0
+
+
 def test_a_normalization_mean_left_a_graph_input_is_read_as_the_layers(capsys):
     """Keras 3's export leaves a Normalization's mean a graph input: the layer is still told (0 trainable), and
     verify says which default Keras's 0 implies."""

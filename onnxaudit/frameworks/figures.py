@@ -88,6 +88,9 @@ class Alternative:
     text: str
     trainable: int
     non_trainable: int = 0
+    # alternatives that exclude each other share a group: at most one of a group is taken (the variants
+    # of one BN that TFLite may have folded, back into the op before it or forward into the Dense after it)
+    group: str | None = None
 
 
 @dataclass

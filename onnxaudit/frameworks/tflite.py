@@ -45,10 +45,10 @@ def tflite_maybe_folded(ctx: FileContext, layer: Layer, tensors: list[ParamTenso
         layer.name, last.op_type, Figure.assumed(k + b, [a.trainable for a in own_bias]), ZERO, AMBIGUOUS,
         [f"a TFLite export: {what}its weights ({k}) are counted as stored"], [t.name for t in tensors], own_bias,
     )  # fmt: skip
-    return [stored, _maybe_folded_bn(layer.name, ops)]
+    return [stored, _maybe_folded_bn(layer.name, ops, biases)]
 
 
-def _maybe_folded_bn(name: str, ops: list[tuple[Node, ParamTensor]]) -> FrameworkLayer:
+def _maybe_folded_bn(name: str, ops: list[tuple[Node, ParamTensor]], biases: list[ParamTensor]) -> FrameworkLayer:
     """The BNs that may hide in the ops: none (the likely case: the converter names the BNs it folds
     backward), else one over an op's output (folded into the op before it), or for a Dense one over its
     input (folded forward, with the bias of the Dense before it)."""
@@ -56,11 +56,12 @@ def _maybe_folded_bn(name: str, ops: list[tuple[Node, ParamTensor]]) -> Framewor
     trainable_hi = stats_hi = 0
     for node, weight in ops:
         out = out_channels(node.op_type, node, weight)
-        alternatives += _fold_alternatives(f"a BatchNormalization of {out} outputs", name, out)
+        alternatives += _fold_alternatives(f"a BatchNormalization of {out} outputs", name, out, _after(node, biases))
         trainable_hi, stats_hi = trainable_hi + 2 * out, stats_hi + 2 * out
         if _dense(node) and weight.dims and len(weight.dims) == 2:
             inn = weight.dims[1] if node.attrs.get("transB", 0) else weight.dims[0]
-            alternatives += _fold_alternatives(f"a BatchNormalization of {inn} inputs", name, inn)
+            before = node.inputs[0] if node.inputs else None
+            alternatives += _fold_alternatives(f"a BatchNormalization of {inn} inputs", name, inn, before)
             trainable_hi, stats_hi = trainable_hi + 2 * inn, stats_hi + 2 * inn
     widths = ", ".join(f"C = {a.non_trainable // 2}" for a in alternatives if a.trainable == 0)
     return FrameworkLayer(
@@ -83,9 +84,19 @@ def _has_bias(node: Node, biases: list[ParamTensor]) -> bool:
     return any(u.node is node or out in u.node.inputs for t in biases for u in t.uses)
 
 
-def _fold_alternatives(bn: str, name: str, c: int) -> list[Alternative]:
+def _after(node: Node, biases: list[ParamTensor]) -> str | None:
+    """The value a BN over the op's output would read: its output, past an Add of its own bias."""
+    out = node.outputs[0] if node.outputs else None
+    add = next((u.node for t in biases for u in t.uses if u.node.op_type == "Add" and out in u.node.inputs), None)
+    return add.outputs[0] if add is not None and add.outputs else out
+
+
+def _fold_alternatives(bn: str, name: str, c: int, value: str | None) -> list[Alternative]:
+    """One BN's folds, one group: the BN over `value` (an op's output, or a Dense's input: the same BN
+    when the one op feeds the other, folded back or forward, never both) is taken at most once."""
+    group = f"a BatchNormalization over {value}" if value else f"{name}: {bn}"
     return [
-        Alternative(f"{name} holds {bn} (center=False, scale=False)", 0, 2 * c),
-        Alternative(f"{name} holds {bn} (center or scale)", c, 2 * c),
-        Alternative(f"{name} holds {bn}", 2 * c, 2 * c),
+        Alternative(f"{name} holds {bn} (center=False, scale=False)", 0, 2 * c, group),
+        Alternative(f"{name} holds {bn} (center or scale)", c, 2 * c, group),
+        Alternative(f"{name} holds {bn}", 2 * c, 2 * c, group),
     ]

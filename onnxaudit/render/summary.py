@@ -466,7 +466,8 @@ def _figure(f: Figure) -> str:
 
 def _alternatives_json(alternatives: list[Alternative]) -> str:
     cells = [
-        f'{{"non_trainable": {a.non_trainable}, "text": {_string(a.text)}, "trainable": {a.trainable}}}'
+        f'{{"group": {"null" if a.group is None else _string(a.group)}, "non_trainable": {a.non_trainable}, '
+        f'"text": {_string(a.text)}, "trainable": {a.trainable}}}'
         for a in alternatives
     ]
     return "[" + ", ".join(cells) + "]"

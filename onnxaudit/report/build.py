@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from onnxaudit.shapes.options import ShapeCheck
 
 # 2: a framework figure's "hi" is null where the file shows no upper bound; 3: cost; 4: a framework figure's
-# "likely" (the value its range rests on: defaults the file cannot show) and a framework layer's "alternatives"
-SCHEMA_VERSION = 4
+# "likely" (the value its range rests on: defaults the file cannot show) and a framework layer's "alternatives";
+# 5: an alternative's "group" (alternatives of one group exclude each other: at most one is taken)
+SCHEMA_VERSION = 5
 
 
 @dataclass

@@ -54,17 +54,36 @@ def _split(layers: list[FrameworkLayer]) -> _Split:
     return _Split(alternatives, likely_t, likely_n, rest_t, rest_n)
 
 
-def _reachable(alternatives: list[Alternative]) -> dict[tuple[int, int], tuple[tuple[int, ...], bool]] | None:
-    """Every (trainable, non-trainable) change some subset of `alternatives` makes: one subset for each
-    (the first found) and whether more than one gives it. None: too many to keep."""
-    states: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = {(0, 0): ((), True)}
+def _choices(alternatives: list[Alternative]) -> list[list[int]]:
+    """The alternatives as independent choices, each a list of indices of which at most one is taken:
+    a group's members together, every other alternative alone."""
+    groups: dict[str, list[int]] = {}
+    choices: list[list[int]] = []
     for i, alt in enumerate(alternatives):
-        for (t, n), (used, unique) in list(states.items()):
-            key = (t + alt.trainable, n + alt.non_trainable)
-            if key in states:
-                states[key] = (states[key][0], False)
-            else:
-                states[key] = ((*used, i), unique)
+        if alt.group is None:
+            choices.append([i])
+        elif alt.group in groups:
+            groups[alt.group].append(i)
+        else:
+            groups[alt.group] = [i]
+            choices.append(groups[alt.group])
+    return choices
+
+
+def _reachable(alternatives: list[Alternative]) -> dict[tuple[int, int], tuple[tuple[int, ...], bool]] | None:
+    """Every (trainable, non-trainable) change some subset of `alternatives` makes (at most one of each
+    group): one subset for each (the first found) and whether more than one gives it. None: too many to keep."""
+    states: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = {(0, 0): ((), True)}
+    for choice in _choices(alternatives):
+        before = list(states.items())
+        for i in choice:
+            alt = alternatives[i]
+            for (t, n), (used, unique) in before:
+                key = (t + alt.trainable, n + alt.non_trainable)
+                if key in states:
+                    states[key] = (states[key][0], False)
+                else:
+                    states[key] = (tuple(sorted((*used, i))), unique)
         if len(states) > MAX_STATES:
             return None
     return states

@@ -9,7 +9,7 @@ plausible model edits (a bias, a BatchNormalization, a frozen layer) whose arith
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from onnxaudit.frameworks.figures import EXACT, ZERO, Figure, FrameworkLayer, FrameworkReport
 from onnxaudit.frameworks.keras import UNNAMED_CONV
@@ -357,6 +357,7 @@ class Edit:
     trainable: int
     non_trainable: int
     assumption: str = ""  # an edit no ONNX file can show (a frozen layer): what the expectation then implies
+    group: str | None = None  # edits of one group exclude each other (Alternative.group)
 
 
 def _out_features(layer: FrameworkLayer, rows: dict[str, TensorRow]) -> int | None:
@@ -428,8 +429,10 @@ def explain_difference(d_trainable: int, d_non_trainable: int, edits: list[Edit]
     """The smallest set of distinct edits whose arithmetic gives exactly the difference ([] if none)."""
     for size in range(1, max_edits + 1):
         for combo in itertools.combinations(edits, size):
+            groups = [e.group for e in combo if e.group is not None]
             if (
-                sum(e.trainable for e in combo) == d_trainable
+                len(groups) == len(set(groups))
+                and sum(e.trainable for e in combo) == d_trainable
                 and sum(e.non_trainable for e in combo) == d_non_trainable
             ):
                 return list(combo)
@@ -497,7 +500,23 @@ def _settle_layers(found: list[FrameworkLayer], checks: list[LayerCheck]) -> tup
         t = (la.trainable.shown or 0) + sum(a.trainable for a in solution.taken)
         n = (la.non_trainable.shown or 0) + sum(a.non_trainable for a in solution.taken)
         settled.append(FrameworkLayer(la.name, la.kind, Figure.of(t), Figure.of(n), la.status))
-    return settled, taken
+    return _without_groups(settled, {a.group for a in taken.taken if a.group}), taken
+
+
+def _without_groups(layers: list[FrameworkLayer], taken: set[str]) -> list[FrameworkLayer]:
+    """The layers without the alternatives of groups a settled layer took (at most one of a group); a
+    layer left with none keeps its likely figures."""
+    out = []
+    for la in layers:
+        kept = [a for a in la.alternatives if a.group not in taken]
+        t, n = la.trainable.shown, la.non_trainable.shown
+        if len(kept) == len(la.alternatives):
+            out.append(la)
+        elif kept or t is None or n is None:
+            out.append(replace(la, alternatives=kept))
+        else:
+            out.append(replace(la, trainable=Figure.of(t), non_trainable=Figure.of(n), alternatives=[]))
+    return out
 
 
 def _figure_verdict(check: FigureCheck, layers: list[FrameworkLayer], solution: Solution | None) -> str:
@@ -543,7 +562,7 @@ def _unseen_edits(fw: FrameworkReport, exp: dict[str, int]) -> list[Edit]:
         for la in fw.layers
         if (t := la.trainable.shown)
     ]
-    edits += [Edit(a.text, a.trainable, a.non_trainable, a.text) for la in fw.layers for a in la.alternatives]
+    edits += [Edit(a.text, a.trainable, a.non_trainable, a.text, a.group) for la in fw.layers for a in la.alternatives]
     return explain_difference(*diff, edits[:80])
 
 
