@@ -93,13 +93,14 @@ def score(model: Path, tmp: Path) -> Score:
     wrong = wrong_modules(truth["modules"])
     if wrong is not None:
         result.modules_off = _verify(model, {**base, "modules": wrong[0]}, tmp, "modules_off")
-        result.modules_moved = _verify(model, {**base, "modules": wrong[1]}, tmp, "modules_moved")
+        if wrong[1] is not None:
+            result.modules_moved = _verify(model, {**base, "modules": wrong[1]}, tmp, "modules_moved")
     return result
 
 
-def wrong_modules(modules: dict[str, dict[str, int]]) -> tuple[dict[str, object], dict[str, object]] | None:
+def wrong_modules(modules: dict[str, dict[str, int]]) -> tuple[dict[str, object], dict[str, object] | None] | None:
     """torch's modules with the largest one 10% off, and with 10% of it moved to the next largest module
-    that is neither above nor below it (None: no modules, or no such pair)."""
+    that is neither above nor below it (None: no modules; the second None: no such pair)."""
     if not modules:
         return None
     ranked = sorted(modules, key=lambda n: (-modules[n]["parameters"], n))
@@ -108,7 +109,7 @@ def wrong_modules(modules: dict[str, dict[str, int]]) -> tuple[dict[str, object]
     off = {**modules, big: {**modules[big], "parameters": modules[big]["parameters"] + step}}
     other = next((n for n in ranked[1:] if not n.startswith(big + ".") and not big.startswith(n + ".")), None)
     if other is None or modules[big]["parameters"] < step:
-        return None
+        return off, None
     moved = {
         **modules,
         big: {**modules[big], "parameters": modules[big]["parameters"] - step},
