@@ -317,3 +317,27 @@ def test_names_cut_short_by_a_narrow_keras3_table(capsys):
     assert layers["projection_head_dense_layer_number_one"]["verdict"] == "match"
     cut = layers["block_1_expanded_convolution_l…"]
     assert cut["verdict"] == "within range" and "not compared" in cut["explain"]
+
+
+@pytest.mark.parametrize(
+    ("stem", "off"),
+    [
+        ("torchzoo/snake__legacy", -3),  # alpha (1, 8, 1) read by a bare Mul: a parameter or a buffer, 0 or 8
+        ("torchzoo/constant_weight__legacy", 10),  # a Constant node in a conv's weight slot: 0 or 96
+        ("torch/resnet_tiny__legacy_fold", 1),  # BNs folded into convs: each conv's bias 0 or C, each BN's 0 or 2C
+    ],
+)
+def test_a_range_of_choices_takes_the_truth_and_rejects_a_figure_no_choice_reaches(stem, off, tmp_path, capsys):
+    """A range whose unknowns are each a choice (this tensor is a parameter or not, this conv had a bias or
+    not) is searched as alternatives: torch's own count is consistent, and a count inside the range that no
+    set of choices gives is a mismatch (was accepted as within range)."""
+    meta = json.loads((MODELS / f"{stem}.json").read_text())
+    counts = tmp_path / "counts.json"
+    counts.write_text(json.dumps({"parameters": meta["parameters"], "buffers": meta["running_stats"]}))
+    assert main(["verify", str(MODELS / f"{stem}.onnx"), "--torch-counts", str(counts)]) == 0
+    capsys.readouterr()
+    counts.write_text(json.dumps({"parameters": meta["parameters"] + off, "buffers": meta["running_stats"]}))
+    assert main(["verify", str(MODELS / f"{stem}.onnx"), "--torch-counts", str(counts), "--format", "json"]) == 1
+    found = {f["figure"]: f["found"] for f in json.loads(capsys.readouterr().out)["figures"]}
+    lo, hi = found["trainable"]["lo"], found["trainable"]["hi"]
+    assert lo <= meta["parameters"] + off <= hi  # inside the range: only the choices tell it apart

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from onnxaudit.count.layers import Layer
 from onnxaudit.count.table import COUNTED_CATEGORIES, FROZEN, ParamTensor
-from onnxaudit.frameworks.figures import AMBIGUOUS, EXACT, INFERRED, ZERO, Figure, FrameworkLayer
+from onnxaudit.frameworks.figures import AMBIGUOUS, EXACT, INFERRED, ZERO, Alternative, Figure, FrameworkLayer
 from onnxaudit.model.ops import LAYOUT_OR_PLUMBING, output_channels
 from onnxaudit.model.view import ModelView, Node
 
@@ -57,7 +57,7 @@ def file_layer(layer: Layer, tensors: list[ParamTensor]) -> FrameworkLayer:
         # positional projection folded by dynamo into `permute_12`), says the range can be short: first,
         # the evidence line shown
         named = any(
-            LOOKUP_NAME.fullmatch(t.name) or _FOLDED_OP_OUTPUT.fullmatch(t.name) or _TORCHSCRIPT_FOLD.fullmatch(t.name)
+            LOOKUP_NAME.fullmatch(t.name) or FOLDED_OP_OUTPUT.fullmatch(t.name) or _TORCHSCRIPT_FOLD.fullmatch(t.name)
             for t, _ in lookups
         )
         evidence = [*texts, at_most] if named else [at_most, *texts]
@@ -89,7 +89,7 @@ LOOKUP_NAME = re.compile(r"embedding(_\d+)?|.*/Gather(_\d+)?_output_\d+")
 
 
 # dynamo names a constant it folded after the FX op that made it last
-_FOLDED_OP_OUTPUT = re.compile(
+FOLDED_OP_OUTPUT = re.compile(
     r"(permute|transpose|view|reshape|convolution|conv[123]d|add|mul|cat|expand|repeat|flatten|unsqueeze|squeeze)(_\d+)?"
 )
 
@@ -211,9 +211,11 @@ def maybe_folded_bn(
 ) -> list[FrameworkLayer]:
     """The layer as stored, and a BN of the bias's channels that may have been folded into it."""
     c = channels_of(bias)
+    bn = f"a BatchNorm over {c} channels was folded into {layer.name}"
     maybe_bn = FrameworkLayer(
         f"{layer.name} (+BatchNorm {label})", "BatchNorm", Figure(0, 2 * c), Figure(0, 2 * c), AMBIGUOUS,
-        [f"{why}: 0 or 4 x {c}"],
+        [f"{why}: 0 or 4 x {c}"], [],
+        [Alternative(f"{bn} (its running statistics)", 0, 2 * c), Alternative(f"{bn} with weight and bias", 2 * c)],
     )  # fmt: skip
     return [file_layer(layer, tensors), maybe_bn]
 

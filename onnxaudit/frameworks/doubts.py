@@ -8,8 +8,8 @@ from collections.abc import Container
 from onnxaudit.count.layers import Layer, path_from_tensor_name
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.count.vocabulary import ROLES
-from onnxaudit.frameworks.common import UNKNOWN_ROLE
-from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Figure, FrameworkLayer, plus
+from onnxaudit.frameworks.common import FOLDED_OP_OUTPUT, LOOKUP_NAME, UNKNOWN_ROLE
+from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Alternative, Figure, FrameworkLayer, plus
 from onnxaudit.model.exporters import called_again
 from onnxaudit.model.ops import DATA, RESHAPING_OPS
 from onnxaudit.model.view import FxFacts, ModelView, Node
@@ -23,10 +23,21 @@ def not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
     return _revise(fl, Figure(fl.trainable.lo - count, plus(fl.trainable.hi, -count)), why, INFERRED)
 
 
-def _revise(fl: FrameworkLayer, trainable: Figure, why: str, status: str = AMBIGUOUS) -> str:
+def _revise(
+    fl: FrameworkLayer, trainable: Figure, why: str, status: str = AMBIGUOUS, choices: tuple[Alternative, ...] = ()
+) -> str:
     """Give `fl` the figure `trainable` for the reason `why`, at least as unsure as `status`;
-    returns why's short form."""
+    returns why's short form. `choices`: what the new range is made of, each a value the file
+    cannot show taken one way or the other (this tensor is a parameter, or not): kept as the layer's
+    alternatives while every value its range holds is its lower bound plus some of them, so verify
+    rejects an expectation none reaches; a range of anything else drops them."""
+    chosen = bool(choices) and only_choices(fl)
+    of_choices = fl.trainable.likely is None and fl.non_trainable.likely is None and _increments(fl.alternatives)
     fl.trainable = trainable
+    if chosen:
+        fl.alternatives += choices
+    elif status == AMBIGUOUS and fl.alternatives and of_choices:
+        fl.alternatives = []
     fl.status = max(fl.status, status, key=RANK.__getitem__)
     if fl.evidence == ["counted as stored"]:
         fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
@@ -47,22 +58,59 @@ def not_a_parameter(fl: FrameworkLayer, t: ParamTensor, why: str) -> str:
     return said
 
 
-def maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str) -> str:
+def maybe_not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, choice: bool = False) -> str:
     """Leave `copy` out of the layer's lower bound: it may be `of` (a tensor counted elsewhere, or a
-    value computed from parameters; `of` says why and how it is counted)."""
-    lower = Figure(fl.trainable.lo - (copy.count or 0), fl.trainable.hi)
-    return _revise(fl, lower, f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}")
+    value computed from parameters; `of` says why and how it is counted). `choice`: it is that or a
+    parameter as stored, nothing between (not a product whose sources the file may not hold)."""
+    count = copy.count or 0
+    lower = Figure(fl.trainable.lo - count, fl.trainable.hi)
+    why = f"{copy.name} {'x'.join(map(str, copy.dims or ()))} may be {of}"
+    return _revise(fl, lower, why, choices=(Alternative(f"{copy.name} is a parameter as stored", count),) * choice)
+
+
+def only_choices(fl: FrameworkLayer) -> bool:
+    """Whether each value `fl`'s figures may take is their lower bound plus some of its alternatives
+    (exact figures: none), so a choice more can join them."""
+    t, n, alternatives = fl.trainable, fl.non_trainable, fl.alternatives
+    if t.likely is not None or n.likely is not None or t.hi is None or n.hi is None:
+        return False
+    if not _increments(alternatives):
+        return False
+    return (
+        t.lo + sum(a.trainable for a in alternatives) == t.hi
+        and n.lo + sum(a.non_trainable for a in alternatives) == n.hi
+    )
+
+
+def _increments(alternatives: list[Alternative]) -> bool:
+    """Alternatives that add to a range's lower bound (choices), not a likely value's defaults taken
+    the other way (Keras's center=False: negative)."""
+    return all(a.trainable >= 0 and a.non_trainable >= 0 for a in alternatives)
+
+
+def parameters_or_not(fl: FrameworkLayer, unknown: list[ParamTensor]) -> None:
+    """A stored layer's constants of unknown role, each under a state_dict key: each is a parameter
+    as stored, or a buffer or a constant of the module, nothing between. Their choices, where they
+    are all the layer's range holds."""
+    if not unknown or fl.alternatives or fl.trainable.likely is not None or not fl.non_trainable.exact:
+        return
+    choices = [Alternative(f"{t.name} is a parameter (not a buffer or a constant)", t.count or 0) for t in unknown]
+    if fl.trainable.hi == fl.trainable.lo + sum(a.trainable for a in choices):
+        fl.alternatives = choices
 
 
 def maybe_counted_again(fl: FrameworkLayer, t: ParamTensor, readers: list[str]) -> str:
     """Let the layer's upper bound count `t` once more for each other module that reads it."""
-    upper = Figure(fl.trainable.lo, plus(fl.trainable.hi, (t.count or 0) * len(readers)))
+    count = t.count or 0
+    upper = Figure(fl.trainable.lo, plus(fl.trainable.hi, count * len(readers)))
+    choices = tuple(Alternative(f"{reader} has a parameter of its own, equal to {t.name}", count) for reader in readers)
     return _revise(
         fl,
         upper,
         f"{t.name} is read by {1 + len(readers)} modules (also {', '.join(readers)}): one parameter they share, "
         "or equal values the exporter stored once (an untrained model's ones and zeros); counted once at least, "
         "once per module at most",
+        choices=choices,
     )
 
 
@@ -246,6 +294,29 @@ def folded_constants(tensors: list[ParamTensor], fx: FxFacts, stored: Container[
 def _listed(names: tuple[str, ...] | list[str], most: int = 4) -> str:
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def state_dict_key(t: ParamTensor, fx: FxFacts) -> bool:
+    """Whether `t` is an initializer under a name torch gives a module's tensor (`pos_embed`,
+    `blocks.0.gamma`), not one its exporters give a value they made (`onnx::Add_7`, `/Constant_output_0`,
+    dynamo's op outputs `val_3`, `permute_2`, `embedding_1`, `ones`, `select`). Where the file holds
+    torch.onnx's graph signature, it names them all."""
+    name = t.name
+    if fx.signature_parameters or fx.signature_buffers:
+        return t.origin == "initializer" and (name in fx.signature_parameters or name in fx.signature_buffers)
+    return (
+        t.origin == "initializer"
+        and _MODULE_KEY.fullmatch(name) is not None
+        and not _DYNAMO_VALUE.fullmatch(name)
+        and not _DYNAMO_PRODUCT.fullmatch(name)
+        and not _FACTORY_OUTPUT.fullmatch(name)
+        and not FOLDED_OP_OUTPUT.fullmatch(name)
+        and not LOOKUP_NAME.fullmatch(name)
+    )
+
+
+_MODULE_KEY = re.compile(r"[A-Za-z_]\w*(\.\w+)*")
+_DYNAMO_VALUE = re.compile(r"_?val_\d+")
 
 
 def buffer_named(tensors: list[ParamTensor]) -> list[ParamTensor]:

@@ -17,7 +17,7 @@ from onnxaudit.frameworks.common import (
     weight_and_bias,
 )
 from onnxaudit.frameworks.context import FileContext, rule
-from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Figure, FrameworkLayer
+from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, ZERO, Alternative, Figure, FrameworkLayer
 from onnxaudit.model.view import FxFacts, ModelView, Node
 
 DYNAMO_FUSED_OPS = frozenset((*SAME_OP["Conv"], "ConvTranspose", *SAME_OP["Gemm"]))
@@ -189,6 +189,7 @@ def torch_norm_without_affine(
                 f"norm without affine parameters (elementwise_affine=False) or renamed: 0 to {n}"
             ],
             [t.name for t in in_norm],
+            [Alternative(f"{t.name} is the norm's parameter (renamed)", t.count or 0) for t in in_norm],
         )  # fmt: skip
     ]
 
@@ -334,10 +335,12 @@ def torch_legacy_folded_conv(ctx: FileContext, layer: Layer, tensors: list[Param
         [f"anonymous folded weight {weight.name}: a BatchNorm was folded into {layer.name}",
          f"the original conv bias ({c}) cannot be told apart from the folded shift"],
         [t.name for t in (weight, bias) if t is not None],
+        [Alternative(f"{layer.name} had a bias of its own before the fold", c)],
     )  # fmt: skip
     bn = FrameworkLayer(
         f"{layer.name} (+folded BatchNorm)", "BatchNorm", Figure(0, 2 * c), Figure.of(2 * c), AMBIGUOUS,
         [f"folded BatchNorm over {c} channels: running stats 2 x {c} existed; weight and bias 0 or 2 x {c} (affine)"],
+        alternatives=[Alternative(f"the BatchNorm folded into {layer.name} was affine (weight and bias)", 2 * c)],
     )  # fmt: skip
     return [conv, bn]
 

@@ -29,8 +29,11 @@ from onnxaudit.frameworks.doubts import (
     maybe_not_own,
     not_a_parameter,
     not_own,
+    only_choices,
+    parameters_or_not,
     read_by_several_modules,
     runtime_bn_fold_biases,
+    state_dict_key,
 )
 from onnxaudit.frameworks.figures import AMBIGUOUS, RANK, ZERO, Figure, FrameworkLayer, FrameworkView
 from onnxaudit.frameworks.lowered import lowered_bn_chains
@@ -125,20 +128,17 @@ class _Doubts:
         """Revise the rebuilt layers' figures for each doubt about `tensors`; one line per revision."""
         lines = self._stored(layer, tensors, rebuilt[0]) if stored else []
         for t in buffer_named(tensors) if self.origin != "keras" else ():
-            lines.append(f"{layer.name}: {maybe_not_own(_holder(rebuilt, t), t, BUFFER_NAMED)}")
+            lines.append(f"{layer.name}: {maybe_not_own(_holder(rebuilt, t), t, BUFFER_NAMED, choice=True)}")
         for t in tensors if self.shared else ():
             if t.name in self.shared:
                 lines.append(f"{layer.name}: {maybe_counted_again(_holder(rebuilt, t), t, self.shared[t.name])}")
         return lines
 
     def _stored(self, layer: Layer, tensors: list[ParamTensor], fl: FrameworkLayer) -> list[str]:
-        """Doubts about a layer no rule rebuilt (counted as stored): copies, and values made at export."""
-        copies = {**self.tied, **runtime_bn_fold_biases(tensors)} if self.runtime_fold else self.tied
-        if self.origin == "pytorch":
-            copies = {**copies, **folded_products(tensors)}
-            if self.named:
-                copies.update(anonymous_biases(tensors))
-                copies.update(made_in_forward(tensors))
+        """Doubts about a layer no rule rebuilt (counted as stored): copies, and values made at export.
+        What the file settles first (folded constants, copies told by values), then the choices it
+        cannot settle (a tensor is a parameter or not), then the ranges of anything else."""
+        copies, choices = self._copies(tensors)
         lines = []
         folded = folded_constants(tensors, self.view.fx, self.view.main.tensors) if self.origin == "pytorch" else {}
         if folded and self.known:  # a copy told by its values says more: its line, not this one
@@ -146,13 +146,31 @@ class _Doubts:
         for t in tensors if folded else ():
             if t.name in folded:
                 lines.append(f"{layer.name}: {not_a_parameter(fl, t, folded[t.name])}")
+        if self.named and fl.status == AMBIGUOUS:
+            unknown = [t for t in tensors if t.category == "unclassified" and t.name not in folded]
+            if all(state_dict_key(t, self.view.fx) for t in unknown):
+                parameters_or_not(fl, unknown)
         for copy in tensors if copies else ():
             if copy.name in copies and copy.name not in folded:
-                lines.append(f"{layer.name}: {maybe_not_own(fl, copy, copies[copy.name])}")
+                lines.append(f"{layer.name}: {maybe_not_own(fl, copy, copies[copy.name], copy.name in choices)}")
         for copy in tensors if self.known else ():
             if copy.name in self.known:
                 lines.append(f"{layer.name}: {not_own(fl, copy, *self.known[copy.name])}")
         return lines
+
+    def _copies(self, tensors: list[ParamTensor]) -> tuple[dict[str, str], set[str]]:
+        """Stored tensors that may be no parameter of their layer: name -> why; and those of them that
+        are that or a parameter as stored, nothing between (a copy or not, made in forward or not)."""
+        copies = {**self.tied, **runtime_bn_fold_biases(tensors)} if self.runtime_fold else dict(self.tied)
+        choices = set(copies)
+        if self.origin == "pytorch":
+            copies.update(folded_products(tensors))
+            if self.named:
+                copies.update(anonymous_biases(tensors))
+                made = made_in_forward(tensors)
+                copies.update(made)
+                choices.update(made)
+        return copies, choices
 
 
 def _notes(ctx: FileContext, doubts: _Doubts) -> list[str]:
@@ -226,7 +244,10 @@ def _merge_same_name(layers: list[FrameworkLayer]) -> list[FrameworkLayer]:
             prior.status = max(prior.status, layer.status, key=RANK.__getitem__)
             prior.evidence += layer.evidence
             prior.tensors += layer.tensors
-            prior.alternatives += layer.alternatives
+            if layer.alternatives or prior.alternatives:
+                prior.alternatives = [*prior.alternatives, *layer.alternatives]
+                if not only_choices(prior) and prior.trainable.likely is None:
+                    prior.alternatives = []  # a range of more than choices: its bounds alone decide
         else:
             merged[layer.name] = layer
     return list(merged.values())

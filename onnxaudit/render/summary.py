@@ -285,7 +285,9 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
             out += wrap_all([f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])], width)
         if la.alternatives:
             taken = "; ".join(a.text for a in la.alternatives)
-            out += wrap(f"    bounds cover the defaults taken the other way: {escape(taken)}", width)
+            defaults = la.trainable.likely is not None or la.non_trainable.likely is not None  # else choices
+            said = "the defaults taken the other way" if defaults else "what the file cannot tell"
+            out += wrap(f"    bounds cover {said}: {escape(taken)}", width)
     out += wrap(
         f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
         f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})",

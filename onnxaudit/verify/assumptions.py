@@ -2,8 +2,9 @@
 
 A figure resting on assumed defaults (Keras's center/scale on a BatchNormalization merged into a conv)
 is its likely value with bounds; the expectation is consistent when some set of those defaults, taken
-the other way, gives exactly the expected figures ("consistent if bn_nocenter has center=False"). Layers
-without alternatives keep their own range (a bare range holds any value inside it).
+the other way, gives exactly the expected figures ("consistent if bn_nocenter has center=False"). A range
+made of choices alone (each tensor a parameter or not, a module's own copy or not) is searched the same way,
+from its lower bound. Layers without alternatives keep their own range (a bare range holds any value inside it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from onnxaudit.frameworks.figures import ZERO, Alternative, Figure, FrameworkLayer
 
 MAX_STATES = 100_000  # distinct (trainable, non-trainable) changes kept; past that the bounds alone decide
+MAX_WORK = 2_000_000  # states extended over the whole search (~1 s); past that too
 
 
 @dataclass
@@ -43,15 +45,29 @@ def _split(layers: list[FrameworkLayer]) -> _Split:
     likely_t = likely_n = 0
     rest_t = rest_n = ZERO
     for la in layers:
-        shown_t, shown_n = la.trainable.shown, la.non_trainable.shown
-        if la.alternatives and shown_t is not None and shown_n is not None:
+        base = base_figures(la) if la.alternatives else None
+        if base is not None:
             alternatives += la.alternatives
-            likely_t += shown_t
-            likely_n += shown_n
+            likely_t += base[0]
+            likely_n += base[1]
         else:
             rest_t += la.trainable
             rest_n += la.non_trainable
     return _Split(alternatives, likely_t, likely_n, rest_t, rest_n)
+
+
+def base_figures(la: FrameworkLayer) -> tuple[int, int] | None:
+    """The (trainable, non-trainable) a layer's alternatives change: its likely figures (the defaults
+    assumed), or the lower bounds of a range made of choices alone (each alternative adds to it: this
+    tensor is a parameter); None for a bare range."""
+    shown_t, shown_n = la.trainable.shown, la.non_trainable.shown
+    if shown_t is not None and shown_n is not None:
+        return shown_t, shown_n
+    t, n = la.trainable, la.non_trainable
+    choices = all(a.trainable >= 0 and a.non_trainable >= 0 for a in la.alternatives)
+    if t.likely is None and n.likely is None and choices:
+        return t.lo, n.lo
+    return None
 
 
 def _choices(alternatives: list[Alternative]) -> list[list[int]]:
@@ -74,7 +90,11 @@ def _reachable(alternatives: list[Alternative]) -> dict[tuple[int, int], tuple[t
     """Every (trainable, non-trainable) change some subset of `alternatives` makes (at most one of each
     group): one subset for each (the first found) and whether more than one gives it. None: too many to keep."""
     states: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = {(0, 0): ((), True)}
+    work = 0
     for choice in _choices(alternatives):
+        work += len(states) * len(choice)
+        if work > MAX_WORK:  # thousands of choices of many sizes (a large model's folded convs)
+            return None
         before = list(states.items())
         for i in choice:
             alt = alternatives[i]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from onnxaudit.frameworks.figures import EXACT, ZERO, Figure, FrameworkLayer, FrameworkReport
 from onnxaudit.frameworks.keras import UNNAMED_CONV
 from onnxaudit.report.build import Report, TensorRow
-from onnxaudit.verify.assumptions import Solution, layer_solution, solve
+from onnxaudit.verify.assumptions import Solution, base_figures, layer_solution, solve
 from onnxaudit.verify.expectations import FIGURES, Expectation, LayerExpectation
 from onnxaudit.verify.modules import REST, ModuleGroup, RootNamed, Sharing, copies_of, group_modules
 
@@ -142,7 +142,7 @@ def _layer_checks(
 def _layer_verdict(expected: int, found: FrameworkLayer) -> tuple[str, str]:
     """A layer whose figures rest on defaults: consistent when some of them, taken the other way, give
     `expected` (and say which); otherwise its figure decides."""
-    if not found.alternatives or found.total.shown is None:
+    if not found.alternatives or base_figures(found) is None:
         return _verdict(expected, found.total), ""
     solution = layer_solution(found, expected)
     if solution is None:
@@ -497,8 +497,9 @@ def _settle_layers(found: list[FrameworkLayer], checks: list[LayerCheck]) -> tup
             continue
         taken.taken += solution.taken
         taken.unique = taken.unique and solution.unique
-        t = (la.trainable.shown or 0) + sum(a.trainable for a in solution.taken)
-        n = (la.non_trainable.shown or 0) + sum(a.non_trainable for a in solution.taken)
+        base_t, base_n = base_figures(la) or (0, 0)
+        t = base_t + sum(a.trainable for a in solution.taken)
+        n = base_n + sum(a.non_trainable for a in solution.taken)
         settled.append(FrameworkLayer(la.name, la.kind, Figure.of(t), Figure.of(n), la.status))
     return _without_groups(settled, {a.group for a in taken.taken if a.group}), taken
 
