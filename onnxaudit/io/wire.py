@@ -668,9 +668,9 @@ class _Writer:
             spec = _TYPED.get(number)
             if spec is not None and wire_type in (2, spec[1]):
                 typed += self.typed_bytes(spec, wire_type, value_start, pos)
+                found += number == _STRING_DATA  # a string is an entry, kept or not (as the data map counts it)
                 if kept + (pos - field_start) <= KEEP_BYTES:
                     kept += pos - field_start
-                    found += number == _STRING_DATA  # a string kept is an entry
                     self.copy(field_start, pos)
                 else:
                     dropped = True
