@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from export_torch_zoo import Snake  # class 7: the zoo fixtures' Snake (alpha's reciprocal folded beside it)
 from torch import nn
 from torch.nn.utils import parametrizations
 
@@ -172,21 +173,6 @@ class ConstantWeight(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = nn.functional.conv1d(x, torch.ones(8, 4, 3))
         return self.fc(nn.functional.linear(h.mean(-1), torch.zeros(8, 8) + 0.5))
-
-
-class Snake(nn.Module):
-    """Class 7: BigVGAN's Snake: x + 1/(alpha+eps) * sin(alpha*x)^2, alpha per channel."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(4, 8, 3)
-        self.alpha = nn.Parameter(torch.ones(1, 8, 1))
-        self.conv2 = nn.Conv1d(8, 4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)
-        h = h + (1.0 / (self.alpha + 1e-9)) * torch.sin(self.alpha * h).pow(2)
-        return self.conv2(h)
 
 
 class FoldOrder(nn.Module):
