@@ -13,6 +13,12 @@ from onnxaudit.cli.main import main
 GERON_CODE = MODELS / "keras" / "seed_geron_code__tf2onnx_op17"
 
 
+def _keras_expect(keras: dict, trainable: int = 0, non_trainable: int = 0) -> str:
+    """An --expect of Keras's recorded figures moved by (trainable, non_trainable); the total moves with them."""
+    t, n = keras["trainable"] + trainable, keras["non_trainable"] + non_trainable
+    return f"total={keras['total'] + trainable + non_trainable},trainable={t},non_trainable={n}"
+
+
 def test_geron_code_against_book_totals_explains_3536(capsys):
     code = main(
         ["verify", f"{GERON_CODE}.onnx", "--expect", "total=271346,trainable=268978,non_trainable=2368", "--wide"]
@@ -76,7 +82,7 @@ def test_bias_free_convs_are_the_first_explanation_of_a_folded_scope(capsys):
     path = MODELS / "keras" / "slash_blocks__tfkeras_op13"
     keras = json.loads(path.with_suffix(".json").read_text())
     # the names show every conv's bias here: one BN's beta fewer is the one default that explains 8 less
-    expect = f"total={keras['total'] - 8},trainable={keras['trainable'] - 8},non_trainable={keras['non_trainable']}"
+    expect = _keras_expect(keras, trainable=-8)
     assert main(["verify", f"{path}.onnx", "--expect", expect, "--wide"]) == 0
     assert "consistent if stem/bn has center=False" in capsys.readouterr().out
 
@@ -101,7 +107,7 @@ def test_one_bn_a_tflite_file_may_hide_is_folded_once(capsys):
     path = MODELS / "keras" / "conv_zoo__tflite_op17"
     keras = json.loads(path.with_suffix(".json").read_text())
     onnx = f"{path}.onnx"
-    truth = f"total={keras['total']},trainable={keras['trainable']},non_trainable={keras['non_trainable']}"
+    truth = _keras_expect(keras)
     assert main(["verify", onnx, "--expect", truth]) == 0
     each_once = 8 + 2 * (3 + 8 + 16 + 5 + 4 + 2)
     assert main(["verify", onnx, "--expect", f"trainable=846,non_trainable={each_once}"]) == 0
@@ -109,7 +115,7 @@ def test_one_bn_a_tflite_file_may_hide_is_folded_once(capsys):
     # Keras's figure + 1 (845 trainable) stays consistent: sep with use_bias=False (its 8 biases the
     # converter's zeros) and fc_nobias with its bias, folded forward into head with a center-only BN,
     # is a Keras model whose export has these very dims
-    plus1 = f"total={keras['total'] + 1},trainable={keras['trainable'] + 1},non_trainable={keras['non_trainable']}"
+    plus1 = _keras_expect(keras, trainable=1)
     assert main(["verify", onnx, "--expect", plus1]) == 0
 
 
@@ -131,7 +137,7 @@ def test_frozen_layers_are_what_the_summary_implies(capsys):
     out = capsys.readouterr().out
     assert "consistent if conv0 is frozen (trainable=False) and bn0 is frozen (trainable=False)" in out
     keras = json.loads(stem.with_suffix(".json").read_text())
-    wrong = f"total={keras['total']},trainable={keras['trainable'] + 1},non_trainable={keras['non_trainable'] - 1}"
+    wrong = _keras_expect(keras, trainable=1, non_trainable=-1)
     assert main(["verify", f"{stem}.onnx", "--expect", wrong]) == 1
 
 
@@ -276,7 +282,7 @@ def test_bn_without_gamma_merged_into_a_conv_is_consistent_if_scale_false(kind, 
     else:
         assert result["assuming"] == "bn has scale=False"
     keras = json.loads(stem.with_suffix(".json").read_text())
-    wrong = f"total={keras['total'] + 1},trainable={keras['trainable'] + 1},non_trainable={keras['non_trainable']}"
+    wrong = _keras_expect(keras, trainable=1)
     assert main(["verify", f"{stem}.onnx", "--expect", wrong]) == 1
 
 
