@@ -311,6 +311,15 @@ def test_masked_lstm_loop_bias_is_trainable():
         assert "BiasAdd" in lstm.evidence[0]
 
 
+def test_tfkeras_group_norm_shift_through_the_batch_normalization_sub_is_counted():
+    """tf_keras's GroupNormalization normalizes with tf.nn.batch_normalization: x * (gamma / sqrt(var))
+    + (beta - mean * gamma / sqrt(var)), its run-time statistics in a Sub whose first operand is beta."""
+    path = MODELS / "keras" / "attn_norm__tfkeras_op13.onnx"
+    keras_gn = next(la for la in _meta(path)["layers"] if la["name"] == "gn")
+    gn = _fw_layer(audit(path).framework, "gn")
+    assert gn.total.exact and gn.trainable.exact and gn.trainable.lo == keras_gn["trainable"] == 2 * 8
+
+
 def test_tfkeras_einsum_attention_is_stated_ambiguous():
     path = MODELS / "keras" / "attn_norm__tfkeras_op13.onnx"
     fw = audit(path).framework

@@ -15,7 +15,9 @@ class NormalizationRoles(GraphFacts):
         fed run-time statistics): the constants are the norm's scale and bias. BN lowered with stored
         statistics (Mul + Add of folded mean/var) computes no Sqrt at run time and stays out of this.
         Statically quantized too: QLinearMul/QLinearAdd (operands in slots 0 and 3), or Q/DQ pairs."""
-        pair = OPERAND_SLOTS.get(node.op_type)
+        # tf.nn.batch_normalization's shift, beta - mean * (gamma / sqrt(var)), added after x * (gamma / sqrt(var))
+        # (tf_keras's GroupNormalization): a Sub whose first operand is the constant
+        pair = (0, 1) if node.op_type == "Sub" else OPERAND_SLOTS.get(node.op_type)
         if pair is None or slot not in pair or len(node.inputs) <= pair[1]:
             return ""
         if not self._constant_or_assumed(node, slot, assumed):

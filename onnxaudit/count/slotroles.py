@@ -116,7 +116,7 @@ class SlotRoles(ProductRoles):
             return "bias"
         if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
             return "quant_scale"
-        if op in ("Mul", "Add") and len(node.inputs) == 2:
+        if (op in ("Mul", "Add") or op == "Sub" and slot == 0) and len(node.inputs) == 2:
             affine = self.normalization_affine(node, slot, assumed)
             if affine:
                 return affine
@@ -138,7 +138,7 @@ class SlotRoles(ProductRoles):
         if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
             return None
         if domain in STD_DOMAINS:
-            if op in ("Gather", "Add", "Mul"):
+            if op in ("Gather", "Add", "Mul", "Sub"):
                 return None
             return SLOT_TABLE.get(op, ())
         if domain in LAYOUT_DOMAINS:
