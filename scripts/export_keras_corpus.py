@@ -78,6 +78,10 @@ HAND.update(
         "bn_two_merged": (8, 8, 3),
         # names longer than a narrow Keras 3 table's first column: cut with an ellipsis there
         "long_names": (8, 8, 3),
+        # MultiHeadAttention: tf_keras's einsums become anonymous Gemm/MatMul + Reshape through tf2onnx
+        "mha_self": (6, 8),
+        "mha_vdim_nobias": (6, 8),
+        "mha_cross": (6, 8),
     }
 )
 INT = {"embed_ln_nc": ("int32", 40), "rnn_masked_b1": ("int32", 30)}
@@ -151,6 +155,16 @@ def build(keras, case):
     elif case == "sep1d":
         x = L.SeparableConv1D(6, 3, name="separable_conv1d")(inp)
         x = L.Conv1D(4, 3, name="conv1d")(x)
+        x = L.GlobalAveragePooling1D(name="gap")(x)
+        out = L.Dense(2, name="head")(x)
+    elif case.startswith("mha_"):
+        if case == "mha_self":
+            x = L.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(inp, inp)
+        elif case == "mha_vdim_nobias":
+            x = L.MultiHeadAttention(num_heads=3, key_dim=5, value_dim=6, use_bias=False, name="mha")(inp, inp)
+        else:  # mha_cross: keys and values of another width, an output width of its own
+            kv = L.Dense(12, name="kv")(inp)
+            x = L.MultiHeadAttention(num_heads=2, key_dim=4, output_shape=10, name="mha")(inp, kv)
         x = L.GlobalAveragePooling1D(name="gap")(x)
         out = L.Dense(2, name="head")(x)
     elif case == "embed_ln_nc":
