@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
+from onnxaudit.cli.main import entry
 
-from onnxaudit.cli.main import main
-
-sys.exit(main())
+entry()

@@ -98,3 +98,35 @@ def test_an_unexpected_failure_names_what_the_command_was_given(tmp_path, capsys
         assert main(argv) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err == f"onnxaudit: {named}: internal error RuntimeError: a bug\n"
+
+
+# entry() ends the process without the interpreter's teardown: what it printed, the atexit handlers' output and the
+# exit code must be those of an ordinary exit, with and without another thread alive (then it exits as usual)
+_ENTRY = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("atexit handler ran"))
+def last_words():  # printed once the main thread has ended, i.e. only if the process then waits for this one
+    while threading.main_thread().is_alive():
+        time.sleep(0.01)
+    print("thread finished")
+if sys.argv[1] == "thread":
+    threading.Thread(target=last_words).start()
+from onnxaudit.cli.main import entry
+sys.argv = ["onnxaudit", *sys.argv[2:]]
+entry()
+"""
+
+
+def test_entry_exit_keeps_output_handlers_and_code(tmp_path, capsys):
+    path = _seed(tmp_path)
+    assert main(["summary", path]) == 0
+    summary = capsys.readouterr().out
+    for thread in ("none", "thread"):
+        run = [sys.executable, "-c", _ENTRY, thread]
+        proc = subprocess.run([*run, "summary", path], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stderr == ""
+        finished = "thread finished\n" if thread == "thread" else ""
+        assert proc.stdout == summary + finished + "atexit handler ran\n"
+        bad = subprocess.run([*run, "summary", str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and bad.stdout == finished + "atexit handler ran\n"
+        assert len(bad.stderr.splitlines()) == 1 and str(tmp_path) in bad.stderr

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from onnxaudit._version import __version__
 from onnxaudit.api import GROUPINGS, Convention, audit, gc_paused
@@ -195,6 +198,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug must still end in one line, never a traceback on a user's terminal
         print(f"onnxaudit: {_where(args)}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
         return 2
+
+
+def entry() -> NoReturn:
+    """The console script and `python -m onnxaudit`: main(), then the process ends (see _end_now)."""
+    code = main()
+    _end_now(code)
+    sys.exit(code)
+
+
+def _end_now(code: int) -> None:
+    """End the process without tearing the interpreter down: freeing every module and object of the run one by
+    one is ~8% of a summary's CPU time (0.02 s of a 1.5 GB model's 0.25 s; more at 200k nodes) and changes
+    nothing the user sees. Only when that holds: the atexit handlers (coverage's, logging's) run first, no other
+    thread is alive (Python would wait for it), and stdout and stderr flush cleanly; otherwise the ordinary exit,
+    which reports a failed flush as before."""
+    run_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's; elsewhere the ordinary exit
+    if run_handlers is None or threading.active_count() != 1 or not _flushed():
+        return
+    run_handlers()
+    if _flushed():  # a handler may have written
+        os._exit(code)
+
+
+def _flushed() -> bool:
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):  # a closed pipe, a closed stream: the ordinary exit says so
+        return False
+    return True
 
 
 def _where(args: argparse.Namespace) -> str:
