@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError
+from onnxaudit.io import wire
 from onnxaudit.io.wire import KEEP_BYTES, strip_weights
 from onnxaudit.model.load import load
 
@@ -421,7 +422,6 @@ def test_every_command_says_the_same_with_the_unread_metadata(monkeypatch, capsy
     """The dynamo fixtures hold stack traces, class hierarchies and namespaces: each command's output is the
     same whether the walk drops them or keeps every entry."""
     from onnxaudit.cli.main import main
-    from onnxaudit.io import wire
 
     files = [str(ROOT / "models" / "torch" / f"resnet_tiny__dynamo{kind}.onnx") for kind in ("", "_noopt")]
     command = [*args[:1], *files[: 2 if args[0] == "diff" else 1], *args[1:]]
@@ -467,14 +467,60 @@ def test_an_entry_is_dropped_only_when_protobuf_reads_it_as_an_unread_key(fields
     assert parsed.key not in NODE_METADATA_KEPT and not len(UnknownFieldSet(parsed))
 
 
+def test_a_constant_whose_data_looks_like_tags_is_copied_as_a_plain_node(tmp_path):
+    """A value's bytes that could begin a graph's or an entry's tag (_ATTR_ENTRY_BYTE: a TorchScript Constant's data,
+    an int of 50) no longer send its node to the walk: the attribute's tags are read, and hold neither."""
+    from onnxaudit.io.budget import Tally
+    from onnxaudit.io.wire import _Writer
+
+    data = np.frombuffer(bytes(range(256)) * 4, dtype=np.float32)  # every byte value: each entry byte is in it
+    const = node("Constant", [], ["c"], value=numpy_helper.from_array(data, "c"))
+    scalar = node("Constant", [], ["k"], value_int=0x32 | 0x5A << 8)  # an int whose varint holds the bytes too
+    for proto in (const, scalar):
+        buf = proto.SerializeToString()
+        assert wire._ATTR_ENTRY_BYTE.search(buf)
+        assert _Writer(buf, b"n" * 8, Tally()).plain_node(0, len(buf)) == []  # copied whole, nothing left out
+    holding = helper.make_attribute("then_branch", helper.make_graph([], "g", [], []))
+    assert not wire._tags_plain(buf := holding.SerializeToString(), 0, len(buf))  # a graph: walked
+    path = save(model([const, scalar, node("Add", ["c", "k"], ["y"])], [], [value("y", [256])]), tmp_path / "c.onnx")
+    _same_view(path)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 14, 15, 20, 21, 22, 23, 99]), st.integers(0, 7)),
+        max_size=5,
+    ),
+    st.sampled_from([b"", b"\x08\x01", b"\x10\x05\x08\x02"]),  # each a well-formed message (what it holds is inside's)
+    st.integers(0, 3),
+)
+def test_an_attribute_read_as_plain_holds_no_graph_or_entry(fields, payload, cut):
+    """_tags_plain says True only for bytes protobuf reads whole as an AttributeProto with no field numbered as a
+    graph or an entry (6, 9, 10, 11, 15, 23), known or unknown. It reads the attribute's own tags: the messages it
+    holds (a tensor, a type) are _Writer.inside's to read."""
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    values = {0: varint(len(payload)), 1: payload[:8].ljust(8, b"x"), 2: varint(len(payload)) + payload}
+    values[5] = payload[:4].ljust(4, b"x")
+    data = b"".join(varint(number << 3 | kind) + values.get(kind, b"") for number, kind in fields)
+    data = data[: len(data) - cut] if cut < len(data) else data
+    if not wire._tags_plain(data, 0, len(data)):
+        return
+    parsed = onnx.AttributeProto()
+    assert parsed.ParseFromString(data) == len(data)
+    assert not parsed.HasField("g")
+    assert not (parsed.graphs or parsed.strings or parsed.tensors or parsed.type_protos or parsed.sparse_tensors)
+    unknown = UnknownFieldSet(parsed)
+    assert not {unknown[i].field_number for i in range(len(unknown))} & wire._ATTR_WALKED_NUMBERS
+
+
 def test_every_entry_a_message_copied_whole_may_hold_is_counted():
     """Held against onnx's own descriptors: inside each message the walk may copy whole, every repeated message or
     string field is counted as entries (graphs aside: the walk takes every graph), every message that may hold some
     is looked into, and a tensor's dims are counted; every such message a walked message holds is looked into. A
     field a new onnx adds fails here until the walk counts it."""
     from google.protobuf.descriptor import Descriptor, FieldDescriptor
-
-    from onnxaudit.io import wire
 
     kinds = {
         "ValueInfoProto": wire._VALUE_INFO,

@@ -167,6 +167,9 @@ _NODE_ENTRIES = _ENTRY_KEYS[_NODE]
 # holds none (7 low bits of the first byte, so an over-long tag too), found by a search in C; one with such a
 # byte is walked, so its graphs are walked and its entries counted.
 _ATTR_ENTRY_BYTE = re.compile(rb"[\x32\xb2\x5a\xda\x4a\xca\x52\xd2\x7a\xfa\xba]")
+# Such a byte is mostly a value's (a Constant's data, an int of 50): the attribute's tags are then read one by one
+# (_tags_plain), and only one holding a field of these numbers (any wire type), or anything unusual, is walked.
+_ATTR_WALKED_NUMBERS = frozenset({6, 9, 10, 11, 15, 23})
 # An attribute copied whole (no byte above) holding a byte that can begin the tag of a tensor (t, 5) or a type
 # (tp, 14) is counted inside (_INSIDE); one without holds neither.
 _ATTR_INSIDE_BYTE = re.compile(rb"[\x2a\xaa\x72\xf2]")
@@ -501,8 +504,9 @@ class _Writer:
     def attribute_has_entries(self, start: int, end: int) -> bool:
         buf = self.buf
         if isinstance(buf, RangedBuffer):
-            return _ATTR_ENTRY_BYTE.search(buf[start:end]) is not None
-        return _ATTR_ENTRY_BYTE.search(buf, start, end) is not None
+            data = buf[start:end]
+            return _ATTR_ENTRY_BYTE.search(data) is not None and not _tags_plain(data, 0, len(data))
+        return _ATTR_ENTRY_BYTE.search(buf, start, end) is not None and not _tags_plain(buf, start, end)
 
     def attribute_holds_inside(self, start: int, end: int) -> bool:
         buf = self.buf
@@ -706,6 +710,37 @@ class _Writer:
         if (end - start) % width:
             raise _Malformed("packed field length is not a multiple of its element size", start)
         return end - start
+
+
+def _tags_plain(buf: Buffer | bytes, start: int, end: int) -> bool:
+    """Whether the attribute at `start`:`end` is well formed field by field and holds no field numbered as a graph
+    or an entry (_ATTR_WALKED_NUMBERS): read tag by tag, each value skipped by its length. Anything unusual (a group,
+    a bad wire type or field number, a field past the end) is False: the walk then meets it, as before."""
+    pos = start
+    try:
+        while pos < end:
+            key = buf[pos]
+            if key < 0x80:
+                pos += 1
+            else:
+                key, pos = _varint(buf, pos, end)
+            if key >> 3 in _ATTR_WALKED_NUMBERS or key < 8 or key > _MAX_KEY:
+                return False
+            wire_type = key & 7
+            if wire_type == 2:
+                length, pos = _varint(buf, pos, end)
+                pos += length
+            elif wire_type == 0:
+                _, pos = _varint(buf, pos, end)
+            elif wire_type == 5:
+                pos += 4
+            elif wire_type == 1:
+                pos += 8
+            else:
+                return False
+    except _Malformed:
+        return False
+    return pos == end
 
 
 def _unread_entry(buf: Buffer, start: int, end: int) -> bool:
