@@ -320,6 +320,16 @@ def test_tfkeras_group_norm_shift_through_the_batch_normalization_sub_is_counted
     assert gn.total.exact and gn.trainable.exact and gn.trainable.lo == keras_gn["trainable"] == 2 * 8
 
 
+def test_tfkeras_einsum_products_join_the_layer_whose_bias_add_they_feed():
+    """tf2onnx rewrites tf_keras's MultiHeadAttention einsums into anonymous Gemm/MatMul nodes reshaped
+    back (Reshape, Squeeze) before the layer's own named bias Add (`model/mha/key/add`): the four
+    kernels are the attention layer's, not rows of their own."""
+    path = MODELS / "keras" / "attn_norm__tfkeras_op13.onnx"
+    keras_mha = next(la for la in _meta(path)["layers"] if la["name"] == "mha")
+    mha = _fw_layer(audit(path).framework, "mha")
+    assert mha.total.lo == keras_mha["params"] == 4 * (8 * 2 * 4) + 3 * (2 * 4) + 8
+
+
 def test_tfkeras_einsum_attention_is_stated_ambiguous():
     path = MODELS / "keras" / "attn_norm__tfkeras_op13.onnx"
     fw = audit(path).framework

@@ -252,8 +252,18 @@ def _node_candidates(node: Node, param_names: dict[int, list[str]], readers: dic
     (tf2onnx on a TFLite FullyConnected: an anonymous MatMul, then an Add of the Dense's bias)."""
     weights = param_names.get(node.index, [])
     after = readers.get(node.outputs[0], []) if weights and len(node.outputs) == 1 else []
+    # tf2onnx's einsum rewrite (tf_keras's MultiHeadAttention, EinsumDense): an anonymous Gemm or MatMul,
+    # reshaped back (Reshape, Squeeze), then the layer's own named bias Add
+    for _ in range(_EINSUM_HOPS):
+        if len(after) != 1 or after[0].op_type not in _EINSUM_RESHAPES or after[0].index in param_names:
+            break
+        after = readers.get(after[0].outputs[0], []) if after[0].outputs else []
     then = param_names.get(after[0].index, []) if len(after) == 1 else []
     return [*weights, *node.outputs, *then, *node.inputs]
+
+
+_EINSUM_RESHAPES = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Transpose"})
+_EINSUM_HOPS = 4
 
 
 _RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
