@@ -101,19 +101,32 @@ def test_an_unexpected_failure_names_what_the_command_was_given(tmp_path, capsys
 
 
 # entry() ends the process without the interpreter's teardown: what it printed, the atexit handlers' output and the
-# exit code must be those of an ordinary exit, with and without another thread alive (then it exits as usual)
+# exit code must be those of an ordinary exit, with and without another thread alive (then it exits as usual); a
+# caller that redirected stdout gets SystemExit, as from sys.exit
 _ENTRY = """
 import atexit, sys, threading, time
+mode = sys.argv[1]
 atexit.register(lambda: print("atexit handler ran"))
 def last_words():  # printed once the main thread has ended, i.e. only if the process then waits for this one
     while threading.main_thread().is_alive():
         time.sleep(0.01)
     print("thread finished")
-if sys.argv[1] == "thread":
+if mode == "thread":
     threading.Thread(target=last_words).start()
 from onnxaudit.cli.main import entry
 sys.argv = ["onnxaudit", *sys.argv[2:]]
-entry()
+if mode == "redirected":
+    import contextlib, io
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        try:
+            entry()
+        except SystemExit as exc:
+            code = exc.code
+    print(buffer.getvalue(), end="")
+    print("caught exit", code)
+else:
+    entry()
 """
 
 
@@ -130,3 +143,7 @@ def test_entry_exit_keeps_output_handlers_and_code(tmp_path, capsys):
         bad = subprocess.run([*run, "summary", str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and bad.stdout == finished + "atexit handler ran\n"
         assert len(bad.stderr.splitlines()) == 1 and str(tmp_path) in bad.stderr
+    redirected = subprocess.run(
+        [sys.executable, "-c", _ENTRY, "redirected", "summary", path], capture_output=True, text=True, timeout=60
+    )
+    assert redirected.stdout == summary + "caught exit 0\natexit handler ran\n" and redirected.returncode == 0
