@@ -24,7 +24,11 @@ FOLD_MAX_ELEMENTS = 64  # constfold.MAX_ELEMENTS
 
 def has_foldable_chain(graph: GraphProto) -> bool:
     """Whether constfold would fold anything beyond Constant nodes (which inference reads as they
-    are): a look over names only, so numpy is imported only for graphs that need it."""
+    are): a look over names only, so numpy is imported only for graphs that need it. A graph without a
+    foldable op is answered from its op types alone, before its initializers are looked at (999,980 of them
+    fit in 2 MB: 0.7 s)."""
+    if FOLDABLE_OPS.isdisjoint({node.op_type for node in graph.node}):  # at most MAX_INFER_NODES nodes
+        return False
     known: set[str] = set()  # small constant values
     dims: set[str] = set()  # values whose dims are known (what Shape needs)
     for init in graph.initializer:
