@@ -353,10 +353,13 @@ def test_unread_node_metadata_is_left_out_of_the_light_copy(tmp_path):
     dense.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'fc']")
     relu.metadata_props.add(key="namespace", value="fc: Linear")  # a small node: copied whole unless it drops one
     relu.metadata_props.add(key="pkg.torch.onnx.fx_node", value="%relu : [num_users=1] = call_function[aten.relu]")
+    dense.metadata_props.add(
+        key="pkg.torch.onnx.fx_node", value="%linear = call_function[aten.linear](%x, %p_fc_weight)"
+    )
     path = save(m, tmp_path / "meta.onnx")
     light = onnx.ModelProto.FromString(bytes(strip_weights(path.read_bytes()).data))
     kept = [[(p.key, p.value) for p in n.metadata_props] for n in light.graph.node]
-    assert kept == [[("pkg.torch.onnx.name_scopes", "['', 'fc']")], [(p.key, p.value) for p in relu.metadata_props[1:]]]
+    assert kept == [[(p.key, p.value) for p in dense.metadata_props[1:]], []]  # relu's FX call names no parameter
     assert load(path).main.nodes[0].module_scopes == ("", "fc")
     _same_view(path)
 
@@ -373,6 +376,11 @@ def test_unread_node_metadata_is_left_out_of_the_light_copy(tmp_path):
         (b"\x0a\x09namespace" + b"\x12\x80\x80\x01" + b"x" * 16384, False),  # and in three
         (b"\x0a\x1apkg.torch.onnx.name_scopes" + b"\x12\x80\x01" + b"x" * 128, True),
         (b"\x0a\x7fnamespace", True),  # a length past the entry's end: protobuf refuses the file
+        (b"\x0a\x16pkg.torch.onnx.fx_node" + b"\x12\x0c%relu = relu", False),  # an FX call read for nothing
+        (b"\x0a\x16pkg.torch.onnx.fx_node" + b"\x12\x0a%p_fc_bias", True),  # a parameter
+        (b"\x0a\x16pkg.torch.onnx.fx_node" + b"\x12\x0a%b_running", True),  # a buffer
+        (b"\x0a\x16pkg.torch.onnx.fx_node" + b"\x12\x0aNone, None", True),  # a norm's weight and bias not passed
+        (b"\x0a\x16pkg.torch.onnx.fx_node" + b"\x12\x0c%relu = relu" + b"\x12\x01x", True),  # not torch's form
     ],
 )
 def test_metadata_entries_dropped_only_when_well_formed_and_unread(tmp_path, entry, kept):
@@ -439,7 +447,9 @@ def test_every_command_says_the_same_with_the_unread_metadata(monkeypatch, capsy
     assert (code, said.out, said.err) == (code_all, said_all.out, said_all.err)
 
 
-_KEYS = st.sampled_from([b"pkg.torch.onnx.name_scopes", b"namespace", b"pkg.torch.onnx.stack_trace", b""])
+_KEYS = st.sampled_from(
+    [b"pkg.torch.onnx.name_scopes", b"namespace", b"pkg.torch.onnx.stack_trace", b"", b"pkg.torch.onnx.fx_node"]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -448,6 +458,7 @@ _KEYS = st.sampled_from([b"pkg.torch.onnx.name_scopes", b"namespace", b"pkg.torc
         st.one_of(
             st.tuples(st.just(1), _KEYS),
             st.tuples(st.sampled_from([1, 2, 3]), st.binary(max_size=300)),
+            st.tuples(st.just(2), st.sampled_from([b"%p_w", b"x%b_y", b"None", b"Non", b"%relu"])),
         ),
         max_size=4,
     ),
@@ -464,7 +475,11 @@ def test_an_entry_is_dropped_only_when_protobuf_reads_it_as_an_unread_key(fields
         return
     parsed = onnx.StringStringEntryProto()
     assert parsed.ParseFromString(entry) == len(entry)  # well formed: protobuf reads it whole
-    assert parsed.key not in NODE_METADATA_KEPT and not len(UnknownFieldSet(parsed))
+    assert not len(UnknownFieldSet(parsed))
+    if parsed.key == "pkg.torch.onnx.fx_node":  # kept whenever model/metadata.node_metadata could read anything of it
+        assert not any(mark in parsed.value for mark in ("%p_", "%b_", "None"))
+    else:
+        assert parsed.key not in NODE_METADATA_KEPT
 
 
 def test_a_constant_whose_data_looks_like_tags_is_copied_as_a_plain_node(tmp_path):

@@ -157,10 +157,14 @@ _UNCOUNTED = 1 << 62
 # tests/test_wire.py proves no dropped key is read (every reader's output the same with and without them).
 NODE_METADATA_KEPT = (
     "pkg.torch.onnx.name_scopes",  # dynamo's module path of each node: layer names and grouping
-    "pkg.torch.onnx.fx_node",  # dynamo's FX call: parameters vs buffers, norms without affine or bias
+    "pkg.torch.onnx.fx_node",  # dynamo's FX call: parameters vs buffers, norms without affine or bias (_FX_NODE_READ)
     "pkg.onnxscript.rewriter.rule_name",  # onnxscript's rewrite rules: a BatchNormalization fused into a Conv/Gemm
 )
 _KEPT_METADATA = frozenset(key.encode() for key in NODE_METADATA_KEPT)
+# An FX call is read for nothing but these (model/metadata.node_metadata: a parameter, a buffer, a norm passing None):
+# one without any says nothing to any stage, and is dropped too (34.6k of a 40k-node Llama export's 39.4k).
+_FX_NODE = NODE_METADATA_KEPT[1].encode()
+_FX_NODE_READ = re.compile(rb"%[pb]_|None")
 _NODE_METADATA_KEY = 9 << 3 | 2
 _ENTRY_KEY, _ENTRY_VALUE = 1 << 3 | 2, 2 << 3 | 2  # StringStringEntryProto's key and value
 _NODE_INPUT_KEY, _NODE_ATTRIBUTE_KEY, _NODE_DOC_KEY = 1 << 3 | 2, 5 << 3 | 2, _DOC_STRING[_NODE] << 3 | 2
@@ -794,7 +798,12 @@ def _unread_entry(buf: Buffer, start: int, end: int) -> bool:
             if length >= 0x80 and value < end and buf[value] < 0x80:
                 length, value = (length & 0x7F) | (buf[value] << 7), value + 1
             if value + length == end and buf[value - 1] < 0x80:
-                return bytes(buf[start + 2 : key_end]) not in _KEPT_METADATA
+                key = bytes(buf[start + 2 : key_end])
+                if key == _FX_NODE:  # read only for what _FX_NODE_READ finds
+                    if isinstance(buf, RangedBuffer):
+                        return _FX_NODE_READ.search(buf[value:end]) is None
+                    return _FX_NODE_READ.search(buf, value, end) is None
+                return key not in _KEPT_METADATA
     pos, key = start, b""
     while pos < end:
         tag = buf[pos]

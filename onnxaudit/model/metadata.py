@@ -44,7 +44,8 @@ _REWRITE_RULES_KEY = "pkg.onnxscript.rewriter.rule_name"
 _BN_FUSION_RULE = "FuseBatchNormInto"  # ...Conv, ...ConvTranspose, ...Gemm
 _METADATA_PREFIX = b"pkg."  # of _SCOPES_KEY, _FX_NODE_KEY and _REWRITE_RULES_KEY
 # These three keys are io/wire.NODE_METADATA_KEPT: the walk drops every other entry of a node's metadata_props, so
-# a key read here must be added there.
+# a key read here must be added there; and an FX call holding none of "%p_", "%b_", "None" (wire._FX_NODE_READ), so
+# reading anything else of one must widen that too.
 
 
 # torch's repr() of a list of plain names: single-quoted, no quote, backslash or control character inside; each
