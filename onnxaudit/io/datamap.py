@@ -138,6 +138,12 @@ class _Reader:
         return self.data[offset]
 
     def varint(self, pos: int, end: int) -> tuple[int, int]:
+        # a one-byte varint inside the window (most keys and lengths): no call to byte()
+        offset = pos - self.start
+        if pos < end and 0 <= offset < len(self.data):
+            b = self.data[offset]
+            if b < 0x80:
+                return b, pos + 1
         result = shift = 0
         while True:
             if pos >= end:
@@ -301,7 +307,10 @@ class _Walker:
                 nodes.append((start, end))
         names = self.initializer_names.setdefault(scope, [])
         for span in inits:
-            record = self.tensor([span], scope, "initializer", depth + 1)
+            if span[0] == span[1] and depth < MAX_DEPTH:  # an empty TensorProto (999,980 fit in 2 MB): no walk
+                record = TensorRecord(scope, "", "initializer")
+            else:
+                record = self.tensor([span], scope, "initializer", depth + 1)
             names.append(record.name)
             self.tensors[record.key] = record
         for span in sparse:
