@@ -27,9 +27,9 @@ from onnxaudit.count.roles import RoleTable, classify
 from onnxaudit.count.table import param_table
 from onnxaudit.errors import AuditError, UsageError, names_the_file
 from onnxaudit.io.datamap import map_file
-from onnxaudit.io.external import Extent, ExternalFiles
+from onnxaudit.io.external import Extent, ExternalFiles, RemoteExternal
 from onnxaudit.io.ranged import FetchRefused, RangedBuffer
-from onnxaudit.io.remote import RemoteExternal, RemoteRead, is_url, open_ranged
+from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
 from onnxaudit.io.safeopen import open_model
 from onnxaudit.io.weights import ScanError
 from onnxaudit.model.load import MAX_NODES, load

@@ -15,7 +15,6 @@ from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.errors import UsageError
 from onnxaudit.render.layout import WIDTH
-from onnxaudit.render.shapes import render_shapes_text
 from onnxaudit.render.summary import escape, write_json
 from onnxaudit.report.build import Report
 from onnxaudit.shapes.options import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS, ShapeOptions
@@ -186,6 +185,8 @@ def run_shapes(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json(report, sys.stdout)
     else:
+        from onnxaudit.render.shapes import render_shapes_text  # the shapes command's only
+
         sys.stdout.write(render_shapes_text(report, None if args.wide else WIDTH))
     sys.stdout.flush()
     return shapes_exit(report)

@@ -11,7 +11,6 @@ from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable
 from onnxaudit.errors import UsageError
 from onnxaudit.model.infer import infer_value_shapes
 from onnxaudit.model.read import read_without_weights
-from onnxaudit.model.sizes import choose_sizes
 from onnxaudit.model.view import ModelView, ValueInfo
 
 if TYPE_CHECKING:
@@ -37,6 +36,8 @@ def model_cost(
         return estimate(shown, params, shown.value_shapes, {**check.bindings, **dims})
     notes = []
     if choose:
+        from onnxaudit.model.sizes import choose_sizes  # --choose-dims only: it imports fractions and decimal
+
         for choice in choose_sizes(view, named, positions):
             if choice.name is not None:
                 named[choice.name] = choice.value

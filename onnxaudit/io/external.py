@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from onnxaudit.errors import AuditError
+from onnxaudit.io import remote
 from onnxaudit.io.datamap import TensorRecord
 from onnxaudit.io.dims import byte_size
 from onnxaudit.io.ranged import RangedBuffer
@@ -133,3 +135,34 @@ def _integer(entries: dict[str, str], key: str) -> int | str | None:
         return None
     text = entries[key]
     return int(text) if _INTEGER.fullmatch(text) else text
+
+
+class RemoteExternal(ExternalFiles):
+    """External data of a model at a URL, for check's file pass: each location must stay under the model's
+    prefix (external_url), and its file's size is asked for once (one request, no byte of it read) so offsets and
+    lengths are checked as for a local file. The bytes are never fetched: extents carry fd None."""
+
+    def __init__(self, model_url: str) -> None:
+        super().__init__(Path(os.devnull))  # no folder is opened: _locate below never calls _open
+        self.model_url = model_url
+        self._remote: dict[str, int | Problem] = {}
+        self.requests = 0
+
+    def _locate(self, location: str) -> tuple[int | None, int] | Problem:
+        address = remote.external_url(self.model_url, location)
+        if isinstance(address, Problem):
+            return address
+        if address not in self._remote and len(self._remote) >= remote.MAX_EXTERNAL_FILES:
+            return Problem("location", f"not checked: over {remote.MAX_EXTERNAL_FILES:,} external data files at a URL")
+        if address not in self._remote:
+            self.requests += 1
+            try:
+                opened = remote.RemoteFile(address)
+            except AuditError as exc:
+                why = str(exc).removeprefix(f"{address}: ")
+                self._remote[address] = Problem("location", f"{why} ({address})")
+            else:
+                self._remote[address] = opened.size
+                opened.close()
+        size = self._remote[address]
+        return size if isinstance(size, Problem) else (None, size)

@@ -8,16 +8,16 @@ request has a timeout; the total fetched is capped. Every failure is one line na
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnxaudit.errors import AuditError
-from onnxaudit.io.external import ExternalFiles, Problem
 from onnxaudit.io.ranged import BLOCK, FetchRefused, RangedBuffer
 from onnxaudit.io.safeopen import Refused, relative_parts
+
+if TYPE_CHECKING:
+    from onnxaudit.io.external import Problem
 
 MAX_FETCH = 1 << 28  # bytes of structure fetched at most (wire.MAX_LIGHT_BYTES bounds what is kept)
 CONNECT_TIMEOUT = 15.0  # seconds
@@ -134,6 +134,8 @@ def list_models(prefix: str, suffix: str) -> list[str]:
 def external_url(model_url: str, location: str) -> str | Problem:
     """The URL of an external data file beside a remote model, when `location` stays under the model's
     prefix (no '..', no absolute path or URL, no other host); a location Problem otherwise."""
+    from onnxaudit.io.external import Problem  # check's: a summary never loads io/external (nor io/datamap)
+
     if is_url(location) or location.startswith("//"):
         return Problem("location", "is a URL; refusing (must be relative, under the model's prefix)")
     try:
@@ -141,37 +143,6 @@ def external_url(model_url: str, location: str) -> str | Problem:
     except Refused as exc:
         return Problem("location", str(exc))
     return model_url.rsplit("/", 1)[0] + "/" + "/".join(parts)
-
-
-class RemoteExternal(ExternalFiles):
-    """External data of a model at a URL, for check's file pass: each location must stay under the model's
-    prefix (external_url), and its file's size is asked for once (one request, no byte of it read) so offsets and
-    lengths are checked as for a local file. The bytes are never fetched: extents carry fd None."""
-
-    def __init__(self, model_url: str) -> None:
-        super().__init__(Path(os.devnull))  # no folder is opened: _locate below never calls _open
-        self.model_url = model_url
-        self._remote: dict[str, int | Problem] = {}
-        self.requests = 0
-
-    def _locate(self, location: str) -> tuple[int | None, int] | Problem:
-        address = external_url(self.model_url, location)
-        if isinstance(address, Problem):
-            return address
-        if address not in self._remote and len(self._remote) >= MAX_EXTERNAL_FILES:
-            return Problem("location", f"not checked: over {MAX_EXTERNAL_FILES:,} external data files at a URL")
-        if address not in self._remote:
-            self.requests += 1
-            try:
-                remote = RemoteFile(address)
-            except AuditError as exc:
-                why = str(exc).removeprefix(f"{address}: ")
-                self._remote[address] = Problem("location", f"{why} ({address})")
-            else:
-                self._remote[address] = remote.size
-                remote.close()
-        size = self._remote[address]
-        return size if isinstance(size, Problem) else (None, size)
 
 
 def _fsspec(url: str) -> Any:

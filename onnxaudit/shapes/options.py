@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from onnxaudit.errors import UsageError
-from onnxaudit.model.sizes import DimChoice
-from onnxaudit.shapes.sandbox import Child, limits
+
+if TYPE_CHECKING:  # a summary without --run-shapes imports neither (nor fractions, json, onnxruntime's child)
+    from onnxaudit.model.sizes import DimChoice
+    from onnxaudit.shapes.sandbox import Child
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_MEMORY = 4 * 2**30
@@ -48,6 +51,8 @@ class ShapeOptions:
 
     def start_child(self) -> Child:
         """A child process with this run's limits, started now (its owner closes it)."""
+        from onnxaudit.shapes.sandbox import Child, limits  # only a shape run starts one
+
         return Child(limits(self.max_memory, self.timeout))
 
     @property
