@@ -93,3 +93,37 @@ def test_an_answer_viewing_a_truncated_mapping_is_a_sigbus(tmp_path):
 def test_an_answer_in_parts_comes_back_joined():
     assert run_isolated(lambda: (b"head", b"x" * 5_000_000, b"tail")) == b"head" + b"x" * 5_000_000 + b"tail"
     assert run_isolated(lambda: b"") == b""
+
+
+def test_work_meanwhile_runs_here_while_the_child_runs(tmp_path):
+    flag = tmp_path / "flag"
+
+    def child() -> bytes:
+        while not flag.exists():  # the parent's work happens while this one runs, or never: the time limit
+            time.sleep(0.01)
+        return flag.read_bytes()
+
+    assert (
+        run_isolated(child, timeout=30, meanwhile=lambda: flag.write_text(str(os.getpid())))
+        == str(os.getpid()).encode()
+    )
+
+
+def test_work_meanwhile_failing_ends_the_child_first(tmp_path):
+    pid_file = tmp_path / "pid"
+
+    def child() -> bytes:
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(60)
+        return b""
+
+    def fail() -> None:
+        while not pid_file.exists() or not pid_file.read_text():
+            time.sleep(0.01)
+        raise KeyError("meanwhile")
+
+    start = time.monotonic()
+    with pytest.raises(KeyError, match="meanwhile"):
+        run_isolated(child, timeout=30, meanwhile=fail)
+    assert time.monotonic() - start < 10
+    assert not os.path.exists(f"/proc/{pid_file.read_text()}")  # killed and reaped: not even a zombie left

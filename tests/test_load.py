@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxaudit import AuditError, audit
+from onnxaudit.model import load as load_module
 from onnxaudit.model.build import _small_values
 from onnxaudit.model.load import load
 
@@ -23,6 +24,15 @@ def test_structure_matches_protobuf(tmp_path):
     assert [n.op_type for n in view.main.nodes] == [n.op_type for n in m.graph.node]
     assert {t.name: t.dims for t in view.main.tensors.values()} == {i.name: tuple(i.dims) for i in m.graph.initializer}
     assert view.opsets == {"ai.onnx": 17} and view.ir_version == 8
+
+
+def test_the_schema_registry_is_built_here_while_the_walk_runs(tmp_path, monkeypatch):
+    # each inference child inherits it rather than building it again; without inference it is not built
+    calls = []
+    monkeypatch.setattr(load_module, "prepare_inference", lambda: calls.append(os.getpid()))
+    path = save(seed_cnn(), tmp_path / "m.onnx")
+    assert load(path).value_shapes and calls == [os.getpid()]
+    assert not load(path, with_shapes=False).value_shapes and calls == [os.getpid()]
 
 
 @pytest.mark.parametrize(

@@ -214,10 +214,25 @@ def _widen(pipe: int) -> None:
         pass  # over the system's limit, or not Linux: the default size works, only slower
 
 
-def run_isolated(call: Callable[[], Answer], timeout: float = 60.0) -> bytes | bytearray:
+def _meanwhile(pid: int, work: Callable[[], object]) -> None:
+    """work() while child `pid` runs; if it raises, the child is ended first, never left behind."""
+    try:
+        work()
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+
+
+def run_isolated(
+    call: Callable[[], Answer], timeout: float = 60.0, meanwhile: Callable[[], object] | None = None
+) -> bytes | bytearray:
     """call() in a forked child; its bytes (its parts joined), or IsolatedFailure. In-process where forking is not
-    safe (fork_safe)."""
+    safe (fork_safe). `meanwhile`: work of this process's own, done while the child runs (before its answer is
+    read; the time limit counts from after it)."""
     if not fork_safe():
+        if meanwhile is not None:
+            meanwhile()
         try:
             answer = call()
         except Exception as exc:
@@ -233,6 +248,8 @@ def run_isolated(call: Callable[[], Answer], timeout: float = 60.0) -> bytes | b
         _child(call, sink)
     os.close(sink)
     try:
+        if meanwhile is not None:
+            _meanwhile(pid, meanwhile)
         kind, received, status = _collect(pid, source, timeout)
     finally:
         os.close(source)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io.budget import MAX_NODES
+from onnxaudit.io.onnxcore import prepare_inference
 from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url
 from onnxaudit.model.build import model_view
@@ -36,7 +37,10 @@ def load(
     sizes: SizeHook | None = None
     fetched: RemoteRead | None = None
     if reader == "wire":
-        model, file_bytes, sizes, scoped, fetched, ranged = read_without_weights(path, ranged, max_nodes)
+        # inference (in model_view) forks a child that would build onnx's schema registry: built here instead,
+        # while the walk's own child runs
+        prepare = prepare_inference if with_shapes else None
+        model, file_bytes, sizes, scoped, fetched, ranged = read_without_weights(path, ranged, max_nodes, prepare)
     elif remote:
         raise ValueError("a URL is read by the wire reader only")
     elif reader == "protobuf":

@@ -93,13 +93,21 @@ class LightRead(NamedTuple):
     ranged: RangedBuffer | None = None  # a URL's blocks fetched by the walk, kept for a later one (copies.py)
 
 
-def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None, max_nodes: int = MAX_NODES) -> LightRead:
+def read_without_weights(
+    path: Path | str,
+    ranged: RangedBuffer | None = None,
+    max_nodes: int = MAX_NODES,
+    meanwhile: Callable[[], object] | None = None,
+) -> LightRead:
     """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
     child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size, and a
     graph over `max_nodes` (io/budget.py) is refused by the walk, before protobuf parses it.
     Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote), through
-    `ranged` when the caller holds the file open already (check: its blocks are fetched once for both walks)."""
+    `ranged` when the caller holds the file open already (check: its blocks are fetched once for both walks).
+    `meanwhile`: the caller's own work, done while the forked walk runs (isolate.run_isolated)."""
     if is_url(path):
+        if meanwhile is not None:
+            meanwhile()
         return _read_remote(str(path), ranged, max_nodes)
     path = Path(path)
     fd, size = open_model_file(path)
@@ -110,7 +118,7 @@ def read_without_weights(path: Path | str, ranged: RangedBuffer | None = None, m
     finally:
         os.close(fd)
     try:
-        light = _strip_in_child(mapped, str(path), max_nodes)
+        light = _strip_in_child(mapped, str(path), max_nodes, meanwhile)
     finally:
         mapped.close()
     model = parse_model(light.data, str(path))
@@ -141,7 +149,9 @@ def _read_remote(url: str, ranged: RangedBuffer | None = None, max_nodes: int = 
     return LightRead(model, len(buf), light.sizes, scoped, fetched, buf)
 
 
-def _strip_in_child(mapped: mmap.mmap, name: str, max_nodes: int = MAX_NODES) -> LightModel:
+def _strip_in_child(
+    mapped: mmap.mmap, name: str, max_nodes: int = MAX_NODES, meanwhile: Callable[[], object] | None = None
+) -> LightModel:
     """strip_weights over the mapped file, in a forked child: if another process truncates the file
     during the walk, touching a vanished page raises SIGBUS, which would kill us without a word."""
 
@@ -154,7 +164,7 @@ def _strip_in_child(mapped: mmap.mmap, name: str, max_nodes: int = MAX_NODES) ->
         return (_STRIP_HEADER.pack(light.nonce, light.stripped_tensors, light.stripped_bytes), *parts)
 
     try:
-        answer = run_isolated(walk, timeout=STRIP_TIMEOUT)
+        answer = run_isolated(walk, timeout=STRIP_TIMEOUT, meanwhile=meanwhile)
     except IsolatedFailure as exc:
         reason = str(exc)
         if reason.startswith(_StripRefused.MARK):
