@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from onnxaudit.api import audit
 from onnxaudit.cli.limits import add_max_nodes
@@ -17,7 +18,10 @@ from onnxaudit.errors import UsageError
 from onnxaudit.render.layout import WIDTH
 from onnxaudit.render.summary import escape, write_json
 from onnxaudit.report.build import Report
-from onnxaudit.shapes.options import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS, ShapeOptions
+from onnxaudit.shapes.defaults import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS
+
+if TYPE_CHECKING:
+    from onnxaudit.shapes.options import ShapeOptions
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
           "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}  # fmt: skip
@@ -119,6 +123,8 @@ def shape_options(args: argparse.Namespace) -> ShapeOptions | None:
         if name in inputs:
             raise UsageError(f"--input {name} given twice")
         inputs[name] = path
+    from onnxaudit.shapes.options import ShapeOptions  # a run's only: its dataclasses cost a summary ~2 ms
+
     options = ShapeOptions(
         dims=dims,
         inputs=inputs,

@@ -29,12 +29,11 @@ from onnxaudit.io.onnxcore import ModelProto
 from onnxaudit.model.load import load
 from onnxaudit.model.sizes import RETRY_CANDIDATES, DimChoice
 from onnxaudit.model.view import ModelView, ValueInfo
+from onnxaudit.shapes.defaults import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT
 from onnxaudit.shapes.feeds import FeedPlan, FeedProblem, plan_feeds
 from onnxaudit.shapes.observe import DTYPE_BY_NAME, compare_shapes
 from onnxaudit.shapes.options import (
     BASE_BYTES,
-    DEFAULT_MAX_MEMORY,
-    DEFAULT_TIMEOUT,
     InputCheck,
     Shape,
     ShapeCheck,

@@ -7,18 +7,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from onnxaudit.errors import UsageError
+from onnxaudit.shapes.defaults import DEFAULT_MAX_MEMORY, DEFAULT_TIMEOUT, METHODS
 
 if TYPE_CHECKING:  # a summary without --run-shapes imports neither (nor fractions, json, onnxruntime's child)
     from onnxaudit.model.sizes import DimChoice
     from onnxaudit.shapes.sandbox import Child
 
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_MEMORY = 4 * 2**30
 # Domains onnxruntime's CPU build implements; anything else needs a custom-op library.
 RUNTIME_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
 # Address space of an idle interpreter with numpy and onnxruntime loaded (about 330 MiB measured), rounded up.
 BASE_BYTES = 512 * 2**20
-METHODS = ("profile", "outputs")
 # onnxruntime's profiler holds each executed node's event in memory until the run ends (1.8-3 KB
 # measured, thread statistics included: counted at 1.5 KB, a lower bound) and writes about 850 bytes of
 # JSON for it at the end (the file may take 4 KB a node before its write fails and it is read as cut).
