@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -30,7 +31,8 @@ from onnxaudit.cli.main import main
 from onnxaudit.diff.names import layer_key, strip_decorations, tensor_module
 from onnxaudit.diff.result import CHANGED, ONLY_NEW, ONLY_OLD, RENAMED, SAME, DiffReport, LayerDiff
 from onnxaudit.diff.values import SAMPLES
-from onnxaudit.render.diff import MOST_ROWS, RENDERERS, render_diff_text
+from onnxaudit.render import diff as render_diff
+from onnxaudit.render.diff import MOST_ROWS, RENDERERS, render_diff_text, write_diff_json
 from onnxaudit.render.summary import escape_markdown
 
 # resnet_tiny's BatchNorms and their channels: bn1, layer1.{0,1}.bn{1,2} over 16; layer2.0.bn{1,2} and
@@ -248,6 +250,52 @@ def test_name_normalization():
     assert tensor_module("reorder_token_3") is None
     assert layer_key("/Sigmoid") == layer_key("node_sigmoid") == "sigmoid"
     assert layer_key("dense_merged_2") == "dense"
+
+
+# pairs whose diffs hold every kind of value the compact encoders write: renamed and structure-matched layers,
+# layers in one file only, quantization, tensors of unlike dims and dtypes, value verdicts of each kind
+_JSON_PAIRS = [
+    ("torch/seed_cnn__legacy_nofold", "torch/seed_cnn__dynamo"),
+    ("torch/resnet_tiny__legacy_nofold", "ort/resnet_tiny__legacy_nofold__qdq_static"),
+    ("keras/seed_geron_code__tf2onnx_op17", "ort/seed_geron_code__tf2onnx_op17__matmul_nbits"),
+    ("keras/bottleneck_bias__tf2onnx_op17", "keras/bottleneck_bias__keras3_torch_export"),
+]
+
+
+def _compact_json_is_json_dumps(report: DiffReport, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_diff, "PRETTY_JSON_ITEMS", 0)  # the hand-made encoders of big diffs
+    expected = json.dumps(report.to_dict(), sort_keys=True) + "\n"
+    assert RENDERERS["json"](report) == expected
+    stream = io.StringIO()
+    write_diff_json(report, stream)
+    assert stream.getvalue() == expected
+
+
+@pytest.mark.parametrize(("old", "new"), _JSON_PAIRS)
+def test_compact_json_is_what_json_dumps_writes(old, new, monkeypatch):
+    _compact_json_is_json_dumps(_pair(old, new), monkeypatch)
+
+
+def test_compact_json_of_hostile_names_and_grown_macs_is_what_json_dumps_writes(tmp_path, monkeypatch, capsys):
+    evil = '::error::x\n\x1b[2J|`"\\é\u2028\U0001f600'
+    old = model(
+        [node("MatMul", ["x", evil], ["y"], name=evil)],
+        [value("x", ["N", 4])],
+        [value("y", None)],
+        [init(evil, [4, 3])],
+    )
+    new = model(
+        [node("MatMul", ["x", evil], ["h"], name=evil), node("MatMul", ["h", "head.weight"], ["y"], name="head")],
+        [value("x", ["N", 4])],
+        [value("y", None)],
+        [init(evil, [4, 3], np.float16), init("head.weight", [3, 2])],
+    )
+    report = compare(save(old, tmp_path / "old.onnx"), save(new, tmp_path / "new.onnx"))
+    assert {la.status for la in report.layers} == {CHANGED, ONLY_NEW}
+    assert any(la.macs.delta_terms for la in report.layers)
+    _compact_json_is_json_dumps(report, monkeypatch)
+    assert main(["diff", str(tmp_path / "old.onnx"), str(tmp_path / "new.onnx"), "--format", "json"]) == 1
+    assert capsys.readouterr().out == json.dumps(report.to_dict(), sort_keys=True) + "\n"
 
 
 def test_json_is_deterministic_with_a_schema_version():

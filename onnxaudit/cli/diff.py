@@ -9,7 +9,7 @@ from onnxaudit.api import compare, gc_paused
 from onnxaudit.cli.limits import add_max_nodes
 from onnxaudit.count.conventions import CONVENTIONS
 from onnxaudit.diff import DEFAULT_BUDGET, MODES
-from onnxaudit.render.diff import RENDERERS, render_diff_text
+from onnxaudit.render.diff import RENDERERS, render_diff_text, write_diff_json
 from onnxaudit.render.layout import WIDTH
 
 
@@ -73,6 +73,8 @@ def run_diff(args: argparse.Namespace) -> int:
         from onnxaudit.render.diff_html import render_diff_html  # only this format needs it
 
         sys.stdout.write(render_diff_html(report))
+    elif args.format == "json":
+        write_diff_json(report, sys.stdout)  # in pieces: 250,000 layers are ~100 MB of JSON
     else:
         sys.stdout.write(RENDERERS[args.format](report))
     return report.exit_code(strict=args.strict)
