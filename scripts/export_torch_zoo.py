@@ -368,6 +368,24 @@ class ReshapeChain(nn.Module):
         return y.reshape(b, t, -1).argmax(-1)
 
 
+class TableRows(nn.Module):
+    """Tables of which forward reads part: one row of a token-type table, the first rows of a position
+    table (up to the traced length), one row of a table of scales read by a Mul. dynamo's optimizer and
+    the TorchScript exporter's constant folding store only what was read (`select`, `slice`,
+    `onnx::Add_N`): each table's size is in no file but dynamo's graph signature names it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token_type = nn.Embedding(3, 16)
+        self.pos = nn.Parameter(torch.zeros(1, 12, 16))
+        self.scales = nn.Parameter(torch.ones(4, 16))
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = (x + self.token_type.weight[0] + self.pos[:, : x.shape[1]]) * self.scales[1]
+        return self.fc(h)
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -482,6 +500,8 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         "linear_norm": (LinearNorm(), torch.randn(2, 5, 16)),
         "reshape_chain": (ReshapeChain(), torch.randn(2, 5, 16)),
         # two BNs in a row: dynamo fuses both into the conv
+        # parts of parameter tables read at constant indices: the rows read stored, the tables not
+        "table_rows": (TableRows(), torch.randn(2, 5, 16)),
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
             torch.randn(1, 3, 8, 8),
@@ -501,6 +521,7 @@ FOLDED = frozenset(
         "traced_lookups",
         "shared_linear_2d_3d",
         "snake",
+        "table_rows",
     }
 )
 # Also exported by dynamo without the onnxscript optimizer (`__dynamo_noopt`): layout ops kept.

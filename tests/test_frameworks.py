@@ -12,6 +12,7 @@ from builders import MODELS, fixture_meta
 from onnx import TensorProto
 
 from onnxaudit import audit
+from onnxaudit.frameworks.figures import Figure
 
 KERAS = sorted((MODELS / "keras").glob("*.onnx"))
 TORCH = sorted((MODELS / "torch").glob("*.onnx"))
@@ -580,6 +581,21 @@ def test_dynamo_instance_norm_whose_reshape_back_merged_takes_c_from_the_conv():
     assert (norm.trainable.hi, norm.non_trainable.hi) == (2 * channels, 2 * channels)
     assert "output channels of" in norm.evidence[0]
     assert (fw.trainable.lo, fw.trainable.hi) == (_meta(path)["parameters"],) * 2
+
+
+def test_a_folded_part_of_a_table_the_file_does_not_store_has_no_upper_bound():
+    """dynamo's optimizer folds what forward read of three tables: one row of a token-type table (`select`),
+    the first 5 of 12 position rows (`slice_1`), one row of 4 scales (`select_1`); its graph signature names
+    each table, which the file does not store (scripts/export_torch_zoo.py, table_rows). The stored count was
+    each row's upper bound: 68..180 for torch's 372. Now each is open above, the Linear still exact."""
+    path = MODELS / "torchzoo" / "table_rows__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    holder = {name: fl for fl in fw.layers for name in fl.tensors}
+    for name in ("select", "slice_1", "select_1"):
+        assert holder[name].trainable == Figure(0, None), (name, holder[name].trainable)
+        assert "the file does not store it" in holder[name].evidence[0]
+    assert holder["fc.bias"].trainable == Figure.of(16 * 4 + 4)
+    assert fw.trainable == Figure(16 * 4 + 4, None) and fw.trainable.contains(_meta(path)["parameters"])
 
 
 def test_anonymous_bias_in_a_file_that_names_its_parameters_may_be_a_buffer():

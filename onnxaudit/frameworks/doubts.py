@@ -291,6 +291,55 @@ def folded_constants(tensors: list[ParamTensor], fx: FxFacts, stored: Container[
     return found
 
 
+# the FX ops whose output may hold fewer values than their input: dynamo names a folded value after the op
+# that made it (`select`, `slice_1`), and onnxscript's optimizer lists the values folded on the way to it
+_SELECTING_OP = re.compile(
+    r"(select|slice|index|index_select|gather|embedding|embedding_bag|narrow|getitem|unbind|split|split_with_sizes"
+    r"|chunk|take|take_along_dim|diagonal|as_strided|masked_select|unfold)(_+\d+)*"
+)
+
+
+def read_in_part(tensors: list[ParamTensor], fx: FxFacts, stored: Container[str]) -> dict[str, str]:
+    """Tensors torch.onnx (dynamo) folded at export from a parameter the file does not store, by an op
+    that can read part of it (one row of a token-type table, `select`; the first rows of a position
+    table, `slice`; a relative bias table gathered by an index buffer): the stored values may be fewer
+    than the parameter's, whose size is in no file. Name -> why. Folded by ops that keep every value
+    (a Linear weight's transpose, a layer scale's view, a cls_token's expand), a tensor holds at least
+    the parameter's count and is left as it is."""
+    if not fx.signature_parameters:
+        return {}
+    inputs = fx.signature_parameters | fx.signature_buffers
+    found = {}
+    for t in tensors:
+        sources = fx.folded_from.get(t.name)
+        if sources is None or t.name in inputs:
+            continue
+        tables = [s for s in sources if s in fx.signature_parameters and s not in stored]
+        if not tables:
+            continue
+        # a value is named once: an op's output named like a buffer (`index`) is in the list by that name
+        ops = [n for n in (t.name, *sources) if _SELECTING_OP.fullmatch(n) and n not in fx.signature_parameters]
+        if ops:
+            kinds = list(dict.fromkeys(_SELECTING_OP.sub(r"\1", n) for n in ops))
+            found[t.name] = (
+                f"{t.name} {'x'.join(map(str, t.dims or ()))} was folded at export from {_listed(tables)} through "
+                f"{_listed(kinds)} "
+                "(torch.onnx's graph signature names the parameter, the file does not store it): the part of it "
+                "read, the parameter's count may be larger; no upper bound"
+            )
+    return found
+
+
+def open_above(fl: FrameworkLayer, t: ParamTensor, why: str) -> str:
+    """`t` may be part of a larger parameter the file does not hold (`why`): the layer's count has no upper
+    bound the file can show, and `t` is not counted in its lower one."""
+    lower = fl.trainable.lo - (t.count or 0 if t.category == "parameter" else 0)
+    said = _revise(fl, Figure(max(lower, 0), None), why)
+    if UNKNOWN_ROLE in fl.evidence:  # no longer counted as trainable at most: the reason, first
+        fl.evidence = [why, *(e for e in fl.evidence if e not in (UNKNOWN_ROLE, why))]
+    return said
+
+
 def _listed(names: tuple[str, ...] | list[str], most: int = 4) -> str:
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -30,8 +30,10 @@ from onnxaudit.frameworks.doubts import (
     not_a_parameter,
     not_own,
     only_choices,
+    open_above,
     parameters_or_not,
     read_by_several_modules,
+    read_in_part,
     runtime_bn_fold_biases,
     state_dict_key,
 )
@@ -132,6 +134,10 @@ class _Doubts:
         for t in tensors if self.shared else ():
             if t.name in self.shared:
                 lines.append(f"{layer.name}: {maybe_counted_again(_holder(rebuilt, t), t, self.shared[t.name])}")
+        partial = read_in_part(tensors, self.view.fx, self.view.main.tensors) if self.origin == "pytorch" else {}
+        for t in tensors if partial else ():
+            if t.name in partial:
+                lines.append(f"{layer.name}: {open_above(_holder(rebuilt, t), t, partial[t.name])}")
         return lines
 
     def _stored(self, layer: Layer, tensors: list[ParamTensor], fl: FrameworkLayer) -> list[str]:
