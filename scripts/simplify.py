@@ -32,6 +32,7 @@ SOURCES = (
     "torchzoo/untrained_conv_bn__legacy",  # default init: equal tensors deduplicated too
     "keras/seed_cnn__tf2onnx_op17",  # tf2onnx's Mul + Add BN
     "jax/conv_bn",  # jax2onnx's: the simplifiers' folds, whoever exported the file
+    "torchzoo/snake__legacy",  # TorchScript computes 1 / alpha at run time; the simplifiers store it
 )
 # tool -> (the call, as recorded beside each file)
 SIMPLIFIERS = {

@@ -7,7 +7,8 @@ import numpy as np
 from builders import array, external, model, node, save, value
 from onnx import TensorProto, helper
 
-from onnxaudit.frameworks.copies import settle_copies
+from onnxaudit.frameworks.copies import RECIPROCAL, settle_copies, settle_pairs
+from onnxaudit.io.datamap import MAIN
 
 _RNG = np.random.default_rng(11)
 W = _RNG.random((16, 12), dtype=np.float32) + 0.5
@@ -54,3 +55,30 @@ def test_external_or_typed_data_stays_undecided(tmp_path):
 
 def test_a_file_that_cannot_be_opened_settles_nothing(tmp_path):
     assert settle_copies(tmp_path / "missing.onnx", {"t": "w"}, {}) == {}
+
+
+def _main(*names):
+    return [(MAIN, name) for name in names]
+
+
+def test_a_reciprocal_agrees_within_rounding_and_other_values_do_not(tmp_path):
+    """A Snake's 1 / (alpha + 1e-9) folded at export: each element the original's reciprocal, rounded."""
+    alpha = _RNG.random((1, 8, 1), dtype=np.float32) * 0.1 + 0.05
+    inverse = (1.0 / (alpha + 1e-9)).astype(np.float32)
+    other = inverse * np.float32(1.001)
+    half = alpha.astype(np.float16)
+    path = _file(
+        tmp_path, array("alpha", alpha), array("inv", inverse), array("other", other),
+        array("half", half), array("half_inv", (1 / half).astype(np.float16)), array("ints", np.arange(8)),
+        array("ints_inv", np.arange(8)),
+    )  # fmt: skip
+    alpha_key, inv, other_key, half_key, half_inv, ints, ints_inv = _main(
+        "alpha", "inv", "other", "half", "half_inv", "ints", "ints_inv"
+    )
+    asked = [(inv, alpha_key, RECIPROCAL), (other_key, alpha_key, RECIPROCAL), (half_inv, half_key, RECIPROCAL)]
+    asked.append((ints_inv, ints, RECIPROCAL))  # no float: not asked
+    assert settle_pairs(path, asked) == {
+        (inv, alpha_key): True,
+        (other_key, alpha_key): False,
+        (half_inv, half_key): True,
+    }

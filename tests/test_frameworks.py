@@ -201,13 +201,8 @@ def test_dynamo_fold_names_conv_and_bn_modules():
 # except what the file cannot show (frozen layers' split, a folded BN's missing beta, TFLite's folds), checked apart.
 ZOO_CASES = ("conv_zoo", "rnn_zoo", "masked_lstm", "attn_norm", "norm_frozen", "conv_bn_merged", "convnext_block")
 ZOO = [p for p in KERAS if p.stem.split("__")[0] in ZOO_CASES]
-# tf_keras writes MultiHeadAttention's einsums as anonymous Gemm/Concat nodes: counted, but not per layer;
-# it folds each BN into its conv (`*_fused_bn`), which cannot show the conv's bias nor center/scale.
-ZOO_NAMED = [
-    p
-    for p in ZOO
-    if p.stem not in ("attn_norm__tfkeras_op13", "conv_bn_merged__tfkeras_op13") and "tflite" not in p.stem
-]
+# tf_keras folds each BN into its conv (`*_fused_bn`), which cannot show the conv's bias nor center/scale.
+ZOO_NAMED = [p for p in ZOO if p.stem != "conv_bn_merged__tfkeras_op13" and "tflite" not in p.stem]
 
 
 def test_zoo_fixtures_present():
@@ -331,11 +326,18 @@ def test_tfkeras_einsum_products_join_the_layer_whose_bias_add_they_feed():
     assert mha.total.lo == keras_mha["params"] == 4 * (8 * 2 * 4) + 3 * (2 * 4) + 8
 
 
-def test_tfkeras_einsum_attention_is_stated_ambiguous():
+def test_tfkeras_einsum_kernels_read_only_for_their_shape_are_copies_told_by_values():
+    """tf2onnx's einsum rewrite keeps each projection kernel (1x1x2x4x8) for its Shape alone, beside the
+    8x8 copy it folded for the Gemm: equal values at every sampled position make it that kernel again, so
+    the attention layer, and the model, are Keras's figures exactly (it was 288..480 and 347..539)."""
     path = MODELS / "keras" / "attn_norm__tfkeras_op13.onnx"
+    meta = _meta(path)
     fw = audit(path).framework
-    assert fw.status == "ambiguous" and not fw.total.exact
-    assert any("unknown role" in e for la in fw.layers for e in la.evidence)
+    mha = _fw_layer(fw, "mha")
+    keras_mha = next(la for la in meta["layers"] if la["name"] == "mha")
+    assert mha.total.exact and mha.total.lo == keras_mha["params"]
+    assert sum("read only for its shape" in e for e in mha.evidence) == 3
+    assert (fw.total.lo, fw.total.hi) == (meta["total"], meta["total"])
 
 
 def test_square_weight_is_no_tied_copy_of_a_position_table(tmp_path):
@@ -407,6 +409,19 @@ def test_simplified_files_still_bracket_the_framework_counts(path):
     fw = audit(path).framework
     for figure, key in ((fw.total, "total"), (fw.trainable, "trainable"), (fw.non_trainable, "non_trainable")):
         assert figure.contains(truth[key]), (key, figure, truth[key])
+
+
+@pytest.mark.parametrize("tool", ["onnxsim", "onnxslim"])
+def test_a_reciprocal_folded_by_a_simplifier_is_counted_with_what_it_inverts(tool):
+    """A Snake's 1 / (alpha + eps) is computed at run time in the TorchScript export; onnx-simplifier and
+    onnxslim fold it into a stored tensor beside alpha, with no graph signature to say where it came
+    from. Its values (1 / alpha at every position) do: it is counted once, with alpha, and the upper
+    bound is torch's figure (it was 156 = 148 + 8)."""
+    path = MODELS / "simplified" / f"snake__legacy__{tool}.onnx"
+    truth = _meta(path)["source_recorded"]
+    fw = audit(path).framework
+    assert fw.total.hi == truth["total"] == 8 * 4 * 3 + 8 + 8 + 4 * 8 + 4
+    assert any("as its reciprocal (1 / alpha at all 8 positions" in e for la in fw.layers for e in la.evidence)
 
 
 # (jax2onnx names a conv's bias after nothing the fusion's names can be matched with: its own bias

@@ -1,8 +1,10 @@
-"""Is a stored weight another stored weight again (transposed)? Settled by values at sampled positions.
+"""Is a stored weight another stored weight again (transposed), or a value computed from it (its
+reciprocal)? Settled by values at sampled positions.
 
 The framework view pairs tensors shaped like a transposed copy of a named weight (a tied output head
 folded at export: `onnx::MatMul_803` beside `embed_tokens.weight`), or like a shared module's weight
-stored again for another call. Names and shapes cannot settle such a pair; a few values can: unrelated
+stored again for another call, or a float tensor beside the one whose reciprocal it may be (a Snake's
+1 / alpha folded at export). Names and shapes cannot settle such a pair; a few values can: unrelated
 matrices differ at once, a copy agrees everywhere. Only data embedded in the model file is read, one
 element at a time by pread at the sampled positions (over a URL, one ranged read each, for a bounded number
 of pairs); external data files are never opened, and a pair stored there (or in typed fields) stays undecided.
@@ -13,6 +15,8 @@ from __future__ import annotations
 import functools
 import os
 import random
+import struct
+from collections.abc import Callable
 from pathlib import Path
 
 from onnxaudit.errors import AuditError
@@ -50,9 +54,30 @@ def settle_copies(
     pairs are answered under their copy's name. A URL (`fetched`: what reading it has cost so far, which
     this adds to; `cached`: the blocks reading it fetched) is read by ranges, its first REMOTE_PAIRS pairs
     only (_settle_url). `max_nodes`: the limit the view was read under, kept by this walk of the same file."""
-    asked = [((MAIN, copy), (MAIN, original), True) for copy, original in transposed.items()]
-    asked += [((MAIN, copy), (MAIN, original), False) for copy, original in same_layout.items()]
-    asked += [(copy_key, original_key, False) for copy_key, original_key in (scoped or {}).items()]
+    asked = [((MAIN, copy), (MAIN, original), TRANSPOSED) for copy, original in transposed.items()]
+    asked += [((MAIN, copy), (MAIN, original), SAME) for copy, original in same_layout.items()]
+    asked += [(copy_key, original_key, SAME) for copy_key, original_key in (scoped or {}).items()]
+    settled = settle_pairs(path, asked, fetched, max_nodes, cached)
+    return {copy[1]: verdict for (copy, _), verdict in settled.items()}
+
+
+TRANSPOSED = "transposed"  # the copy holds the original's 2-D matrix transposed
+SAME = "same"  # the same elements in the same order, whatever the dims
+RECIPROCAL = "reciprocal"  # each element 1 / the original's (floats, within rounding)
+
+Pair = tuple[Key, Key, str]  # copy, original, how the copy would hold the original (TRANSPOSED, SAME, RECIPROCAL)
+
+
+def settle_pairs(
+    path: Path | str,
+    asked: list[Pair],
+    fetched: RemoteRead | None = None,
+    max_nodes: int = MAX_NODES,
+    cached: RangedBuffer | None = None,
+) -> dict[tuple[Key, Key], bool]:
+    """settle_copies for pairs asked one by one, a copy with several candidate originals among them:
+    (copy, original) -> True when the copy holds the original as its relation says at every sampled
+    position, False at the first difference; pairs that cannot be read are left out (undecided)."""
     if not asked:
         return {}
     if is_url(path):
@@ -70,21 +95,18 @@ def settle_copies(
         os.close(fd)
 
 
-Pair = tuple[Key, Key, bool]  # copy, original, whether the copy is transposed
-
-
-def _verdicts(read: ReadAt, files: FileMap, asked: list[Pair]) -> dict[str, bool]:
+def _verdicts(read: ReadAt, files: FileMap, asked: list[Pair]) -> dict[tuple[Key, Key], bool]:
     verdicts = {}
-    for copy, original, flipped in asked:
-        verdict = _compare(read, files, copy, original, flipped)
+    for copy, original, relation in asked:
+        verdict = _compare(read, files, copy, original, relation)
         if verdict is not None:
-            verdicts[copy[1]] = verdict
+            verdicts[(copy, original)] = verdict
     return verdicts
 
 
 def _settle_url(
     url: str, asked: list[Pair], fetched: RemoteRead | None, max_nodes: int, cached: RangedBuffer | None
-) -> dict[str, bool]:
+) -> dict[tuple[Key, Key], bool]:
     """settle_copies for a model at a URL: its structure walked again by ranges (the data map gives each
     tensor's offset; over the blocks the first walk cached, when the file opened again has the same size),
     then each sampled element one ranged read of its own bytes (2 x SAMPLES reads a pair, in order, stopping
@@ -132,8 +154,9 @@ class _Counted:
         return data
 
 
-def _compare(read: ReadAt, files: FileMap, copy: Key, original: Key, transposed: bool) -> bool | None:
+def _compare(read: ReadAt, files: FileMap, copy: Key, original: Key, relation: str) -> bool | None:
     a, b = files.tensors.get(original), files.tensors.get(copy)
+    transposed = relation == TRANSPOSED
     if a is None or b is None or a.dtype != b.dtype or not a.dims or (transposed and len(a.dims) != 2):
         return None
     # a same-layout pair of any rank is compared as rows of its last dim
@@ -145,16 +168,39 @@ def _compare(read: ReadAt, files: FileMap, copy: Key, original: Key, transposed:
         return None  # elements that are not whole bytes, or not the layout asked about
     if not (_embedded(a, rows * cols * item) and _embedded(b, rows * cols * item)):
         return None
+    agree = _agree(relation, a.dtype)
+    if agree is None:
+        return None  # a reciprocal of no float type this reads
     picks = random.Random(rows * 1_000_003 + cols).sample(range(rows * cols), min(SAMPLES, rows * cols))
     seen = set()
     for flat in sorted(picks):
         i, j = divmod(flat, cols)
         value = read(a.raw[0] + flat * item, item)  # type: ignore[index]
         at = (j * rows + i) if transposed else flat
-        if value != read(b.raw[0] + at * item, item):  # type: ignore[index]
+        if not agree(value, read(b.raw[0] + at * item, item)):  # type: ignore[index]
             return False
         seen.add(value)
     return True if len(seen) > 1 else None  # one value everywhere (zeros, ones): no evidence either way
+
+
+# float dtypes a reciprocal is read in (struct format), and how far apart x * (1 / x) may be from 1 after
+# rounding the reciprocal to the type (and an epsilon an exporter added before dividing: 1 / (alpha + 1e-9))
+_FLOATS = {1: ("<f", 1e-5), 11: ("<d", 1e-5), 10: ("<e", 2e-3)}  # FLOAT, DOUBLE, FLOAT16
+
+
+def _agree(relation: str, dtype: int) -> Callable[[bytes, bytes], bool] | None:
+    if relation != RECIPROCAL:
+        return bytes.__eq__
+    if dtype not in _FLOATS:
+        return None
+    fmt, tolerance = _FLOATS[dtype]
+
+    def reciprocal(original: bytes, copy: bytes) -> bool:
+        x: float = struct.unpack(fmt, original)[0]
+        y: float = struct.unpack(fmt, copy)[0]
+        return x != 0 and abs(x * y - 1.0) <= tolerance  # a NaN fails too
+
+    return reciprocal
 
 
 def _embedded(record: TensorRecord, length: int) -> bool:

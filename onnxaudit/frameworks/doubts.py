@@ -20,7 +20,18 @@ def not_own(fl: FrameworkLayer, copy: ParamTensor, of: str, how: str) -> str:
     `how` says what shows it is one."""
     count = copy.count or 0
     why = f"{copy.name} is {of} {how}: counted once, with {of}"
-    return _revise(fl, Figure(fl.trainable.lo - count, plus(fl.trainable.hi, -count)), why, INFERRED)
+    at_least = fl.trainable.lo - (0 if copy.category == "unclassified" else count)  # unknown: in the upper bound only
+    return _revise(fl, Figure(at_least, plus(fl.trainable.hi, -count)), why, INFERRED)
+
+
+def unknown_roles_settled(fl: FrameworkLayer) -> None:
+    """Every constant of unknown role `fl` held is a copy its values told (not_own): the range they
+    made is gone, and so is the line saying they were counted at most."""
+    if UNKNOWN_ROLE in fl.evidence:
+        fl.evidence.remove(UNKNOWN_ROLE)
+    exact = fl.trainable.exact and fl.non_trainable.exact and not fl.alternatives
+    if fl.status == AMBIGUOUS and exact:
+        fl.status = INFERRED
 
 
 def _revise(

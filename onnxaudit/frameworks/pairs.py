@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 
 from onnxaudit.count.layers import Layer, path_from_tensor_name
+from onnxaudit.count.roles import Use
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import counted
 from onnxaudit.frameworks.doubts import ONE_PRODUCT_OPS, measured_only
 from onnxaudit.model.exporters import called_again
 from onnxaudit.model.ops import LAYOUT_OR_PLUMBING
 from onnxaudit.model.view import MAIN, ModelView
+
+Key = tuple[str, str]  # (graph scope, tensor name)
 
 
 def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
@@ -194,9 +197,10 @@ def possible_copies(
     view: ModelView, table: ParamTable, layers: list[Layer], origin: str
 ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     """Stored tensors that may be another parameter stored again: a transposed copy of a tied weight,
-    a shared module's weight stored once per call, a fusion's leftover. Where both are embedded in the
-    file, sampled values settle a pair (onnxaudit/copies.py): a copy is known, another weight is no
-    copy. Returns the doubts left (copy name -> why) and the known copies (copy -> (original, how))."""
+    a shared module's weight stored once per call, a fusion's leftover, a copy read only for its shape,
+    a reciprocal folded at export. Where both are embedded in the file, sampled values settle a pair
+    (copies.py): a copy is known, another weight is no copy. Returns the doubts left (copy name -> why)
+    and the known copies (copy -> (original, how))."""
     transposed = tied_transposed_copy(table)
     calls: dict[str, tuple[str, str]] = {}
     if origin == "pytorch":
@@ -207,17 +211,21 @@ def possible_copies(
     # one question per copy: a transposed copy is asked as such, not again in its own layout
     calls = {copy: call for copy, call in calls.items() if copy not in transposed}
     branches = branch_copies(view, table)
-    same: dict[str, bool] = {}
+    derived = [*shape_only_copies(table), *reciprocal_pairs(table)]
+    settled: dict[tuple[Key, Key], bool] = {}
     samples = 0
     # datamap imports all of onnx and walks the whole structure again (~1.6 s at 200k nodes): only for
     # files with such a pair, and not for the largest graphs, whose pairs stay "values not compared"
-    if (transposed or calls or branches) and len(view.main.nodes) <= _COMPARE_MAX_NODES:
-        from onnxaudit.frameworks.copies import SAMPLES, settle_copies
+    if (transposed or calls or branches or derived) and len(view.main.nodes) <= _COMPARE_MAX_NODES:
+        from onnxaudit.frameworks.copies import SAME, SAMPLES, TRANSPOSED, settle_pairs
 
-        same_layout = {copy: first for copy, (first, _) in calls.items()}
-        scoped = {copy: first for copy, (first, _) in branches.items()}
-        same = settle_copies(view.path, transposed, same_layout, scoped, view.remote, view.max_nodes, view.ranged)
+        asked = [((MAIN, copy), (MAIN, first), TRANSPOSED) for copy, first in transposed.items()]
+        asked += [((MAIN, copy), (MAIN, first), SAME) for copy, (first, _) in calls.items()]
+        asked += [(copy, first, SAME) for copy, (first, _) in branches.items()]
+        asked += [((MAIN, copy), (MAIN, first), relation) for copy, first, relation in derived]
+        settled = settle_pairs(view.path, asked, view.remote, view.max_nodes, view.ranged)
         samples = SAMPLES
+    same = {copy[1]: verdict for (copy, _), verdict in settled.items()}
     doubts = {
         copy: f"a transposed copy of tied {first}: counted once at least, twice at most (values not compared)"
         for copy, first in transposed.items()
@@ -244,7 +252,74 @@ def possible_copies(
         for copy, (first, owner) in branches.items()
         if same.get(copy[1])
     )
+    sizes = {t.name: t.count or 0 for t in table.tensors} if derived else {}
+    for copy, first, relation in derived:
+        if copy not in known and settled.get(((MAIN, copy), (MAIN, first))):
+            at = f"{samples} sampled positions" if sizes[copy] > samples else f"all {sizes[copy]} positions"
+            known[copy] = (first, _DERIVED_HOW[relation].format(at=at, first=first))
     return doubts, known
+
+
+_DERIVED_HOW = {
+    "same": "stored again, read only for its shape by Shape (values equal at {at})",
+    "reciprocal": "stored again as its reciprocal (1 / {first} at {at}, within float rounding)",
+}
+_SHAPE_ONLY_CANDIDATES = 8  # weights of the copy's dtype and size compared with it at most
+_RECIPROCAL_GROUP = 8  # tensors of one dtype and dims paired with each other at most
+_RECIPROCAL_PAIRS = 32  # pairs asked in a file at most
+
+
+def shape_only_copies(table: ParamTable) -> list[tuple[str, str, str]]:
+    """Float tensors a graph reads only for their shape (every use goes through Shape first: tf2onnx's
+    einsum rewrite keeps a layer's kernel so, beside the copy it folded for the Gemm): each asked against
+    the weights of its dtype and size, elements in the same order. (copy, candidate, "same")."""
+    copies = [
+        t
+        for t in table.tensors
+        if t.uses and t.count and t.category in ("parameter", "unclassified") and all(_shape_read(u) for u in t.uses)
+    ]
+    if not copies:
+        return []
+    weights: dict[tuple[str, int], list[str]] = {}
+    skipped = {t.name for t in copies}
+    for t in table.tensors:
+        if t.category == "parameter" and t.count and t.name not in skipped:
+            weights.setdefault((t.dtype, t.count), []).append(t.name)
+    return [
+        (t.name, first, "same")
+        for t in copies
+        for first in weights.get((t.dtype, t.count or 0), [])[:_SHAPE_ONLY_CANDIDATES]
+    ]
+
+
+def _shape_read(use: Use) -> bool:
+    return use.via[:1] == ("Shape",) if use.via else use.node.op_type == "Shape"
+
+
+def reciprocal_pairs(table: ParamTable) -> list[tuple[str, str, str]]:
+    """Float tensors of unknown role with the same dtype and dims, several elements each: one may be the
+    other's reciprocal folded at export (a Snake's 1 / alpha beside alpha, after a simplifier's constant
+    folding, with no graph signature to say so). The one an exporter named (`/Mul_output_0`) is asked as
+    the copy of the other. (copy, original, "reciprocal")."""
+    groups: dict[tuple[str, tuple[int, ...]], list[ParamTensor]] = {}
+    for t in table.tensors:
+        if t.category == "unclassified" and t.dims and (t.count or 0) > 1 and t.dtype.startswith("float"):
+            groups.setdefault((t.dtype, t.dims), []).append(t)
+    pairs = []
+    for group in groups.values():
+        if not 1 < len(group) <= _RECIPROCAL_GROUP:
+            continue
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                copy, original = (a, b) if _exporter_named(a) and not _exporter_named(b) else (b, a)
+                pairs.append((copy.name, original.name, "reciprocal"))
+    return pairs[:_RECIPROCAL_PAIRS]
+
+
+def _exporter_named(t: ParamTensor) -> bool:
+    """A name an exporter or simplifier gave a value it computed (`/Mul_output_0`, `onnx::Mul_7`, a
+    Constant node's output), not a module's tensor (`alpha`, `blocks.0.gamma`)."""
+    return t.origin == "constant" or "/" in t.name or "::" in t.name or _folded_name(t.name, _FOLDED_OR_VAL_NAME)
 
 
 def branch_copies(view: ModelView, table: ParamTable) -> dict[tuple[str, str], tuple[tuple[str, str], str]]:

@@ -36,6 +36,7 @@ from onnxaudit.frameworks.doubts import (
     read_in_part,
     runtime_bn_fold_biases,
     state_dict_key,
+    unknown_roles_settled,
 )
 from onnxaudit.frameworks.figures import AMBIGUOUS, RANK, ZERO, Figure, FrameworkLayer, FrameworkView
 from onnxaudit.frameworks.lowered import lowered_bn_chains
@@ -162,6 +163,9 @@ class _Doubts:
         for copy in tensors if self.known else ():
             if copy.name in self.known:
                 lines.append(f"{layer.name}: {not_own(fl, copy, *self.known[copy.name])}")
+        unknown = [t for t in tensors if t.category == "unclassified"] if self.known and lines else []
+        if unknown and all(t.name in self.known for t in unknown):
+            unknown_roles_settled(fl)
         return lines
 
     def _copies(self, tensors: list[ParamTensor]) -> tuple[dict[str, str], set[str]]:
