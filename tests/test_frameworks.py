@@ -613,6 +613,17 @@ def test_a_folded_part_of_a_table_the_file_does_not_store_has_no_upper_bound():
     assert fw.trainable == Figure(16 * 4 + 4, None) and fw.trainable.contains(_meta(path)["parameters"])
 
 
+def test_a_torchscript_folded_row_read_by_a_mul_has_no_upper_bound():
+    """The TorchScript exporter's constant folding stores one row of a table of 4 x 16 scales, read by a Mul,
+    as `onnx::Mul_N` (scripts/export_torch_zoo.py, table_rows): like `onnx::Add_N`, a value folded at export
+    from tensors the file need not hold. Its row was 0..16 for the table's 64."""
+    path = MODELS / "torchzoo" / "table_rows__legacy_fold.onnx"
+    fw = audit(path, convention="pytorch").framework
+    (row,) = [fl for fl in fw.layers if any(name.startswith("onnx::Mul_") for name in fl.tensors)]
+    assert row.trainable.contains(4 * 16) and row.trainable.hi is None
+    assert fw.trainable.contains(_meta(path)["parameters"])
+
+
 def test_anonymous_bias_in_a_file_that_names_its_parameters_may_be_a_buffer():
     """BART adds a registered buffer (final_logits_bias) to its logits; constant folding stores it as
     `onnx::Add_N`, where a Linear's own bias keeps its state_dict key (scripts/export_torch_zoo.py,

@@ -94,9 +94,10 @@ FOLDED_OP_OUTPUT = re.compile(
 )
 
 
-# the TorchScript exporter's name for a constant it folded before an Add (`onnx::Add_100`); a Sub's or Div's
-# (`onnx::Sub_7`) is mostly a Python constant written as such (torchvision's normalizing mean and std)
-_TORCHSCRIPT_FOLD = re.compile(r"onnx::Add_\d+")
+# the TorchScript exporter's name for a constant it folded before an Add or a Mul (`onnx::Add_100`,
+# `onnx::Mul_32`: one row of a table read at a traced index); a Sub's or Div's (`onnx::Sub_7`) is mostly a
+# Python constant written as such (torchvision's normalizing mean and std)
+_TORCHSCRIPT_FOLD = re.compile(r"onnx::(Add|Mul)_\d+")
 
 
 def _folded_slice(t: ParamTensor) -> str:
