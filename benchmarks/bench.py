@@ -353,7 +353,7 @@ def floor(path: str) -> None:
     )
     gc.disable()
     start = time.process_time()
-    model, _, _, _ = read_without_weights(Path(path))
+    model = read_without_weights(Path(path)).model
     structure = time.process_time() - start
     start = time.process_time()
     nodes = [(n.name, n.op_type, n.domain, tuple(n.input[:]), tuple(n.output[:]), len(n.attribute))
