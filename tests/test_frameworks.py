@@ -326,6 +326,19 @@ def test_tfkeras_einsum_products_join_the_layer_whose_bias_add_they_feed():
     assert mha.total.lo == keras_mha["params"] == 4 * (8 * 2 * 4) + 3 * (2 * 4) + 8
 
 
+def test_tfkeras_einsum_products_without_biases_join_the_layer_named_around_them():
+    """MultiHeadAttention(num_heads=3, key_dim=5, value_dim=6, use_bias=False) through tf_keras: no bias
+    Add names the einsums' Gemms; the anonymous region around them is fed by the attention's softmax and
+    feeds its query scaling, named `model/mha/...`, and only then the pooling after it: the mha layer's."""
+    path = MODELS / "keras" / "mha_vdim_nobias__tfkeras_op13.onnx"
+    meta = _meta(path)
+    keras_mha = next(la for la in meta["layers"] if la["name"] == "mha")
+    fw = audit(path).framework
+    mha = _fw_layer(fw, "mha")
+    assert mha.total.exact and mha.total.lo == keras_mha["params"] == 2 * 8 * 3 * 5 + 2 * 8 * 3 * 6
+    assert (fw.total.lo, fw.total.hi) == (meta["total"], meta["total"])
+
+
 def test_tfkeras_einsum_kernels_read_only_for_their_shape_are_copies_told_by_values():
     """tf2onnx's einsum rewrite keeps each projection kernel (1x1x2x4x8) for its Shape alone, beside the
     8x8 copy it folded for the Gemm: equal values at every sampled position make it that kernel again, so

@@ -282,6 +282,19 @@ def test_bn_without_gamma_merged_into_a_conv_is_consistent_if_scale_false(kind, 
     assert main(["verify", f"{stem}.onnx", "--expect", wrong]) == 1
 
 
+@pytest.mark.parametrize("layout", ["summary", "summary_narrow"])
+def test_tfkeras_attention_without_biases_verifies_against_its_summaries(layout, capsys):
+    """MultiHeadAttention(use_bias=False) through tf_keras + tf2onnx: its einsums are anonymous Gemm and
+    MatMul nodes with no bias Add after them; the mha row still matches Keras's (both Keras 2 layouts),
+    and one trainable parameter more is a mismatch."""
+    stem = MODELS / "keras" / "mha_vdim_nobias__tfkeras_op13"
+    assert main(["verify", f"{stem}.onnx", "--keras-summary", f"{stem}.{layout}.txt", "--format", "json"]) == 0
+    mha = next(la for la in json.loads(capsys.readouterr().out)["layers"] if la["name"] == "mha")
+    assert mha["verdict"] == "match"
+    keras = json.loads(stem.with_suffix(".json").read_text())
+    assert main(["verify", f"{stem}.onnx", "--expect", _keras_expect(keras, trainable=1)]) == 1
+
+
 def test_explanation_starts_from_the_layers_that_differ(tmp_path, capsys):
     """A summary whose LSTM row (and totals) say 32 more than the file: the explanation names the LSTM and
     its +32 first, and no global guess (a bias somewhere) is made up for a gap the layers account for."""

@@ -427,6 +427,8 @@ def _tf_paths(view: ModelView, table: ParamTable, param_names: dict[int, list[st
         if layer:
             named[node.index] = source
     _keys_for_anonymous(main_nodes, node_paths, param_names)  # no scopes at all (dynamo without metadata)
+    if naming.root:
+        _join_einsum_rewrites(view.main, node_paths, param_names)
     _join_what_they_follow(view, table, naming, node_paths, param_names)
     _join_lowered_norms(view.main, node_paths, param_names)
     _open_the_container(main_nodes, table, naming, node_paths, named)
@@ -502,6 +504,64 @@ def _container(main_nodes: list[Node], table: ParamTable, node_paths: NodePaths)
     if any(all(node_paths.get(u.node.index) != container for u in t.uses) for t in counted):
         return None  # a parameter read outside: the layer is one of several
     return container
+
+
+def _join_einsum_rewrites(graph: Graph, node_paths: NodePaths, param_names: dict[int, list[str]]) -> None:
+    """tf2onnx rewrites a layer's einsums (tf_keras's MultiHeadAttention, EinsumDense) into nodes of its
+    own naming (`Gemm__145`, `Reshape__142`); without a bias Add after them (use_bias=False) no named op
+    says whose kernels the Gemms read. The region of such nodes connected to an anonymous product holding
+    weights meets named ops: the layer named both before and after the region (the attention's softmax
+    feeding the values' product, its query scaling fed by the query's) is the one rewritten, and with none
+    such, a single layer the region meets; the region joins it."""
+    anonymous = {n.index for n in graph.nodes if node_paths[n.index] is None and _GENERATED_SUFFIX.search(n.name or "")}
+    seeds = [n for n in graph.nodes if n.index in anonymous and n.op_type in _PRODUCTS and n.index in param_names]
+    if not seeds:
+        return
+    producers, readers = graph.producers, graph.readers
+    done: set[int] = set()
+    for seed in seeds:
+        if seed.index in done:
+            continue
+        region, before, after = _einsum_region(seed, anonymous, producers, readers, node_paths)
+        done |= {n.index for n in region}
+        layers = before & after or before | after
+        if len(layers) == 1:
+            path = next(iter(layers))
+            for node in region:
+                node_paths[node.index] = path
+
+
+_REGION_NODES = 4096  # nodes of one rewritten region at most
+
+
+def _einsum_region(
+    seed: Node,
+    anonymous: set[int],
+    producers: dict[str, Node],
+    readers: dict[str, list[Node]],
+    node_paths: NodePaths,
+) -> tuple[list[Node], set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """The anonymous nodes joined to `seed` by values, and the layers of the named nodes that feed the
+    region and of those it feeds."""
+    region: list[Node] = []
+    seen = {seed.index}
+    before: set[tuple[str, ...]] = set()
+    after: set[tuple[str, ...]] = set()
+    todo = [seed]
+    while todo and len(region) < _REGION_NODES:
+        node = todo.pop()
+        region.append(node)
+        inputs = [producers[name] for name in node.inputs if name in producers]
+        outputs = [reader for name in node.outputs if name for reader in readers.get(name, ())]
+        for neighbours, named in ((inputs, before), (outputs, after)):
+            for other in neighbours:
+                if other.index in anonymous:
+                    if other.index not in seen:
+                        seen.add(other.index)
+                        todo.append(other)
+                elif (path := node_paths.get(other.index)) is not None:
+                    named.add(path)
+    return region, before, after
 
 
 def _join_what_they_follow(
