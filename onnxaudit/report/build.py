@@ -455,14 +455,27 @@ def build_report(
 
 def shared_reads(layers: list[Layer]) -> dict[str, list[str]]:
     """Row name -> the counted tensors of other rows that its nodes read, in row order."""
-    row_of_node = {id(n): layer.name for layer in layers for n in layer.nodes}
+    # node index (global in the view) -> its row's position: a list filled per row instead of a dict of
+    # every node object (200k at 200k nodes); a node in no row (a body's) reads as the tensor's own row
+    row_at: list[int] = []
+    for here, layer in enumerate(layers):
+        for node in layer.nodes:
+            index = node.index
+            if index >= len(row_at):
+                row_at += [-1] * (index + 1 - len(row_at))
+            row_at[index] = here
+    size = len(row_at)
     out: dict[str, list[str]] = {}
-    for layer in layers:
+    for here, layer in enumerate(layers):
         for t in layer.tensors:
             if t.category not in COUNTED_CATEGORIES:
                 continue
             for use in t.uses:
-                reader = row_of_node.get(id(use.node), layer.name)
+                index = use.node.index
+                there = row_at[index] if index < size else -1
+                if there < 0 or there == here:
+                    continue
+                reader = layers[there].name
                 if reader != layer.name and t.name not in out.setdefault(reader, []):
                     out[reader].append(t.name)
     return out
