@@ -54,6 +54,15 @@ def test_audit_counts_a_fixture_as_a_users_test_would() -> None:
     assert report.framework.non_trainable.lo == keras["non_trainable"]
 
 
+def test_audit_leaves_verifys_evidence_out_when_asked() -> None:
+    """shared_reads=False (the summary command's): report.shared_reads stays empty, everything else is the
+    report audit() gives; with it (the default) lm_head's row reads the embedding table it shares."""
+    tied = ROOT / "models" / "ort" / "tied_lm__legacy_nofold__matmul_dynamic.onnx"
+    full, lean = onnxaudit.audit(tied), onnxaudit.audit(tied, shared_reads=False)
+    assert full.shared_reads["lm_head"] == ["embed.weight"] and lean.shared_reads == {}
+    assert lean.to_dict() == full.to_dict()
+
+
 def test_check_as_a_library_call() -> None:
     strict = onnxaudit.check(AXIS_TYPO, fail_on="warning")
     assert isinstance(strict, onnxaudit.CheckReport)

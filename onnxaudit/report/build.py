@@ -408,7 +408,9 @@ def build_report(
     depth: int | None = None,
     framework: FrameworkReport | None = None,
     costs: Costs | None = None,
+    reads: bool = True,
 ) -> Report:
+    """The report of `view`'s figures; `reads=False` leaves its shared_reads (verify's evidence) empty."""
     layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
     if group_by == "layer":
         rows = layer_rows(view, layers, convention, costs)
@@ -449,7 +451,7 @@ def build_report(
         framework=framework,
         cost=costs.report if costs is not None else None,
         remote=view.remote,
-        shared_reads=shared_reads(layers) if group_by == "layer" and depth is None else {},
+        shared_reads=shared_reads(layers) if reads and group_by == "layer" and depth is None else {},
     )
 
 
