@@ -192,6 +192,9 @@ class RootNamed:
         return f"holds {names}: named as the root module's own, compared with the rest"
 
     def allow(self, row: FrameworkLayer, want: int) -> None:
+        """The ranged `row` holds its module's count `want` with or without its root-named tensors: they may
+        be the rest's (zoo_root_token through TorchScript: `cls_token` exact beside the block's gamma, a
+        choice; the row's lower bound is the block's count by cls_token alone)."""
         held = sum(n for _, n in self.bare.get(row.name, []))
         if held and not row.total.exact and row.total.contains(want) and row.total.lo - held <= want:
             self.may_move += held

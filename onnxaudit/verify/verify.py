@@ -265,7 +265,7 @@ def _group_check(group: ModuleGroup, rows: dict[str, TensorRow], sharing: Sharin
         if verdict == MISMATCH and found.total.exact:
             explain = sharing.settles(names, want - found.total.lo) or root.settles(found, want)
             verdict = MATCH if explain else MISMATCH
-        elif verdict == WITHIN:
+        else:  # a range that holds the module's count (its lower bound, or some choices taken)
             root.allow(found, want)
         if verdict == MISMATCH:
             explain = _explain_layer(want, found, rows)
