@@ -127,3 +127,54 @@ def test_work_meanwhile_failing_ends_the_child_first(tmp_path):
         run_isolated(child, timeout=30, meanwhile=fail)
     assert time.monotonic() - start < 10
     assert not os.path.exists(f"/proc/{pid_file.read_text()}")  # killed and reaped: not even a zombie left
+
+
+def test_frames_arrive_in_order_while_the_child_goes_on(tmp_path):
+    """Each frame the call sends is handed over as it arrives: the child waits for the parent's answer to the first
+    before it sends the next, and both come before the call's own answer. In this process alike (not fork_safe)."""
+    from onnxaudit.io import isolate
+
+    seen = tmp_path / "seen"
+
+    def child() -> bytes:
+        for k in range(3):
+            isolate.send_frame([b"frame", str(k).encode(), b"x" * 300_000])  # several pipe-fulls: written in turns
+            while not (seen.exists() and seen.read_text().endswith(str(k))):  # the parent took it already
+                time.sleep(0.01)
+        return b"answer"
+
+    got: list[bytes] = []
+
+    def take(frame: bytearray) -> None:
+        got.append(bytes(frame[:6]))
+        seen.write_text(seen.read_text() + str(len(got) - 1) if seen.exists() else "0")
+
+    assert run_isolated(child, timeout=30, frames=take) == b"answer"
+    assert got == [b"frame0", b"frame1", b"frame2"]
+    got.clear()
+    seen.unlink()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(isolate, "fork_safe", lambda: False)
+        assert run_isolated(child, timeout=30, frames=take) == b"answer"
+    assert got == [b"frame0", b"frame1", b"frame2"]
+
+
+def test_frames_failing_end_the_child_first(tmp_path):
+    from onnxaudit.io import isolate
+
+    pid_file = tmp_path / "pid"
+
+    def child() -> bytes:
+        pid_file.write_text(str(os.getpid()))
+        isolate.send_frame([b"one"])
+        time.sleep(60)
+        return b""
+
+    def fail(frame: bytearray) -> None:
+        raise KeyError(bytes(frame).decode())
+
+    start = time.monotonic()
+    with pytest.raises(KeyError, match="one"):
+        run_isolated(child, timeout=30, frames=fail)
+    assert time.monotonic() - start < 10
+    assert not os.path.exists(f"/proc/{pid_file.read_text()}")

@@ -605,3 +605,79 @@ def test_every_entry_a_message_copied_whole_may_hold_is_counted():
             if inner is not None and holds(f.message_type):
                 assert held.get(tag) == kinds[inner], (name(d), f.name)
     assert set(kinds) | set(walked) <= met
+
+
+def _merged(rest: list, nodes: list) -> onnx.ModelProto:
+    """The copy without the main graph's nodes, and those nodes as a second graph field (protobuf merges the two)."""
+    joined = b"".join(nodes)
+    return onnx.ModelProto.FromString(
+        b"".join(rest) + b"\x3a" + varint(len(joined)) + joined if joined else b"".join(rest)
+    )
+
+
+@pytest.mark.parametrize("path", FIXTURES[::7] + [str(p) for p in BACKEND[::25]], ids=lambda p: os.path.basename(p))
+def test_the_streamed_nodes_and_the_rest_are_the_light_copy(path, monkeypatch):
+    """strip_weights_streamed (the main graph's nodes sent every 2 as they are walked) gives, merged back, what
+    strip_weights gives: the same ModelProto."""
+    monkeypatch.setattr(wire.os, "urandom", lambda n: b"n" * n)  # one nonce for both walks: their marks alike
+    data = Path(path).read_bytes()
+    sent: list[bytes] = []
+    stream = wire.NodeStream(lambda nonce, parts: sent.append(b"".join(parts)), 1, 2)
+    try:
+        light, rest, tail = wire.strip_weights_streamed(data, stream)
+    except AuditError:
+        with pytest.raises(AuditError):
+            strip_weights(data)
+        return
+    assert _merged(rest, [*sent, *tail]) == onnx.ModelProto.FromString(bytes(strip_weights(data).data))
+    main = onnx.ModelProto.FromString(data).graph.node
+    assert stream.decided is (len(main) > 1) and len(sent) == (len(main) // 2 if len(main) > 1 else 0)
+    assert not _merged(rest, []).graph.node if len(main) > 1 else True
+
+
+def _large_graph(tmp_path: Path, nodes: int) -> Path:
+    """A main graph of `nodes` nodes: Constants (one named as an initializer, which it replaces), an If with its own
+    graphs, torch's module scopes on the last nodes only, a call to a local function."""
+    body = [node("Identity", ["x" if k == 0 else f"h{k - 1}"], [f"h{k}"], name=f"id{k}") for k in range(nodes)]
+    body[5] = node("Constant", [], ["W"], name="shadow", value=ints("v", [1, 2]))  # the initializer W's name
+    body[9] = node("Constant", [], ["h9"], value_ints=[3, 4])
+    then = helper.make_graph([node("Identity", ["x"], ["t"])], "then", [], [value("t", None)])
+    body[12] = node("If", ["c"], ["h12"], then_branch=then, else_branch=then)
+    for late in body[-3:]:
+        late.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'block', 'identity']")
+    body[20] = node("Twice", ["h19"], ["h20"], domain="local")
+    twice = helper.make_function("local", "Twice", ["a"], ["b"], [node("Identity", ["a"], ["b"])], [])
+    m = model(body, [value("x", [2])], [value(f"h{nodes - 1}", [2])], [init("W", [2])], functions=[twice])
+    m.opset_import.add(domain="local", version=1)
+    return save(m, tmp_path / "large.onnx")
+
+
+def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
+    """Over MAX_INFER_NODES nodes, the main graph's nodes are read as the walk sends them (StreamedMain): the same
+    view as the protobuf reader's, and as the whole copy's when reading a chunk fails half way."""
+    from onnxaudit.model import build
+    from onnxaudit.model.build import MAX_INFER_NODES, StreamedMain
+
+    path = _large_graph(tmp_path, MAX_INFER_NODES + 4096 + 7)
+    fed: list[int] = []
+    feed = StreamedMain.feed
+
+    def counted(self, nonce, data):  # type: ignore[no-untyped-def]
+        fed.append(len(data))
+        return feed(self, nonce, data)
+
+    monkeypatch.setattr(build.StreamedMain, "feed", counted)
+    view = load(path)
+    assert len(fed) == (MAX_INFER_NODES + 4096 + 7) // 4096 + 1  # every 4096 nodes, then the last few
+    assert view == load(path, reader="protobuf")
+    assert view.main.tensors["W"].origin == "constant" and view.main.nodes[-1].module_scopes == (
+        "",
+        "block",
+        "identity",
+    )
+    fed.clear()
+    monkeypatch.setattr(
+        build.StreamedMain, "feed", lambda self, nonce, data: fed.append(1) or len(fed) < 2 and feed(self, nonce, data)
+    )
+    assert load(path) == view  # the second chunk not read: the whole copy is
+    assert len(fed) == 2

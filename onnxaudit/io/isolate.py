@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import faulthandler
+import functools
 import os
 import select
 import signal
@@ -18,17 +19,34 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 # the child may grow this much beyond the parent's address space before its allocation fails
 CHILD_EXTRA_MEMORY = 2 << 30
-_OK, _RAISED = b"\0", b"\1"
+_OK, _RAISED, _FRAME = b"\0", b"\1", b"\2"
 _HEADER = struct.Struct("<cQ")  # the answer's kind, then its length in bytes
 MAX_ANSWER_BYTES = 2 << 30  # a structure over this is refused by the reader long before
 
 # What a call gives back: bytes, or parts written one after another (views into a mapped file are
 # never copied into one buffer); the parent receives them joined.
 Answer = bytes | tuple[bytes | memoryview, ...]
+
+
+class _Frames:
+    """Where send_frame writes: the child's pipe (set in the child), or run_isolated's `frames` itself when the call
+    runs in this process (not fork_safe)."""
+
+    pipe = -1
+    sink: Callable[[bytearray], object] | None = None
+
+
+def send_frame(parts: Sequence[bytes | memoryview]) -> None:
+    """From inside a call run by run_isolated(..., frames=...): hand `parts` (joined) to `frames` in the parent now,
+    while the call goes on (each is read as it comes, before the answer)."""
+    if _Frames.pipe >= 0:
+        _write_all(_Frames.pipe, [_HEADER.pack(_FRAME, sum(len(part) for part in parts)), *parts])
+    elif _Frames.sink is not None:
+        _Frames.sink(bytearray(b"".join(parts)))
 
 
 class IsolatedFailure(Exception):
@@ -74,6 +92,7 @@ def _child(call: Callable[[], Answer], out: int) -> None:
         faulthandler.disable()  # a crash is reported by the parent, in one line, not as a dump
         _silence()
         _limit_memory()
+        _Frames.pipe = out
         try:
             kind, payload = _OK, call()
         except BaseException as exc:  # noqa: BLE001 - every failure goes back as one line
@@ -159,20 +178,29 @@ class _Reader:
         return True
 
 
-def _collect(pid: int, source: int, timeout: float) -> tuple[bytes, bytearray | None, int]:
+def _collect(
+    pid: int, source: int, timeout: float, frames: Callable[[bytearray], object] | None = None
+) -> tuple[bytes, bytearray | None, int]:
     """(kind, answer, wait status); answer None when the child ended before giving all of it. The
-    answer is read straight into one buffer of the announced size: no chunks joined, no copies."""
+    answer is read straight into one buffer of the announced size: no chunks joined, no copies. Frames
+    the child sends first (send_frame) go to `frames` as each arrives; if it raises, the child is ended first."""
     reader = _Reader(pid, source, timeout)
     header = bytearray(_HEADER.size)
     kind, answer = b"", None
-    if reader.fill(memoryview(header)):
+    while reader.fill(memoryview(header)):
         kind, length = _HEADER.unpack(header)
-        if length <= MAX_ANSWER_BYTES:
-            answer = bytearray(length)
-            if not reader.fill(memoryview(answer)):
-                answer = None
-        else:
+        if length > MAX_ANSWER_BYTES:
             os.kill(pid, signal.SIGKILL)
+            break
+        answer = bytearray(length)
+        if not reader.fill(memoryview(answer)):
+            answer = None
+            break
+        if kind != _FRAME:
+            break
+        if frames is not None:
+            _meanwhile(pid, functools.partial(frames, answer))
+        answer = None
     return kind, answer, os.waitpid(pid, 0)[1]
 
 
@@ -225,18 +253,25 @@ def _meanwhile(pid: int, work: Callable[[], object]) -> None:
 
 
 def run_isolated(
-    call: Callable[[], Answer], timeout: float = 60.0, meanwhile: Callable[[], object] | None = None
+    call: Callable[[], Answer],
+    timeout: float = 60.0,
+    meanwhile: Callable[[], object] | None = None,
+    frames: Callable[[bytearray], object] | None = None,
 ) -> bytes | bytearray:
     """call() in a forked child; its bytes (its parts joined), or IsolatedFailure. In-process where forking is not
     safe (fork_safe). `meanwhile`: work of this process's own, done while the child runs (before its answer is
-    read; the time limit counts from after it)."""
+    read; the time limit counts from after it). `frames`: given each frame the call sends (send_frame) as it
+    arrives, while the call goes on."""
     if not fork_safe():
         if meanwhile is not None:
             meanwhile()
+        _Frames.sink = frames
         try:
             answer = call()
         except Exception as exc:
             raise IsolatedFailure(_first_line(exc)) from None
+        finally:
+            _Frames.sink = None
         return b"".join(answer) if isinstance(answer, tuple) else answer
     source, sink = os.pipe()
     _widen(sink)
@@ -250,7 +285,7 @@ def run_isolated(
     try:
         if meanwhile is not None:
             _meanwhile(pid, meanwhile)
-        kind, received, status = _collect(pid, source, timeout)
+        kind, received, status = _collect(pid, source, timeout, frames)
     finally:
         os.close(source)
     if os.WIFSIGNALED(status) and received is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -167,6 +168,7 @@ _FX_NODE = NODE_METADATA_KEPT[1].encode()
 _FX_NODE_READ = re.compile(rb"%[pb]_|None")
 _NODE_METADATA_KEY = 9 << 3 | 2
 _ENTRY_KEY, _ENTRY_VALUE = 1 << 3 | 2, 2 << 3 | 2  # StringStringEntryProto's key and value
+_NODE_FIELD_KEY = _COUNTED_KEY[_GRAPH]  # GraphProto.node
 _NODE_INPUT_KEY, _NODE_ATTRIBUTE_KEY, _NODE_DOC_KEY = 1 << 3 | 2, 5 << 3 | 2, _DOC_STRING[_NODE] << 3 | 2
 _NODE_ENTRIES = _ENTRY_KEYS[_NODE]
 # An attribute without a byte that can begin the tag of a graph (fields 6, 11) or of another entry (9, 10, 15, 23)
@@ -227,6 +229,7 @@ def _encode_varint(value: int) -> bytes:
 
 
 _ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+encode_varint = _encode_varint  # for the reader that puts streamed nodes back (model/read.py)
 _MARK_TAG = _encode_varint(MARK_FIELD << 3 | 2)
 
 
@@ -296,6 +299,43 @@ class LightModel:
         return (raw if raw is not None else typed), max(raw or 0, typed)
 
 
+class NodeStream:
+    """Where strip_weights_streamed sends the main graph's nodes while it walks the rest, when it has more than
+    `least` of them (counted first, by their tags): every `every` nodes, as `send(nonce, parts)` (the parts joined:
+    the nodes' fields as a GraphProto writes them); the nodes after the last send stay with the walk's answer."""
+
+    def __init__(self, send: Callable[[bytes, list[bytes | memoryview]], None], least: int, every: int) -> None:
+        self.send, self.least, self.every = send, least, every
+        self.walked_nodes, self.next = 0, every
+        self.decided: bool | None = None  # once, at the main graph's first field: a graph written twice is merged
+
+    def streams(self, buf: Buffer, start: int, end: int) -> bool:
+        """Whether the main graph at `start`:`end` (its first occurrence decides) has over `least` nodes. Its
+        fields are stepped over by their tags and lengths; anything unusual is left to the walk, unstreamed."""
+        if self.decided is None:
+            nodes, pos = 0, start
+            try:
+                while pos < end and nodes <= self.least:
+                    key, pos = _varint(buf, pos, end)
+                    if key & 7 != 2:
+                        break
+                    length, pos = _varint(buf, pos, end)
+                    pos += length
+                    nodes += key == _NODE_FIELD_KEY
+            except _Malformed:
+                pass
+            self.decided = nodes > self.least
+        return self.decided
+
+    def walked(self) -> bool:
+        """Count one more node walked; whether the nodes so far go now."""
+        self.walked_nodes += 1
+        if self.walked_nodes < self.next:
+            return False
+        self.next = self.walked_nodes + self.every
+        return True
+
+
 class _Writer:
     """Walks messages and appends the light copy: verbatim runs of the source plus rewritten parts."""
 
@@ -313,8 +353,19 @@ class _Writer:
         self.stripped_tensors = 0
         self.stripped_bytes = 0
         self.known_types: dict[bytes, tuple[int, int]] = {}  # a type's bytes -> what inside() found, fields read
+        # The main graph's nodes, written to a list of their own when they are sent on as they are walked (NodeStream)
+        self.stream: NodeStream | None = None
+        self.nodes: list[bytes | memoryview] = []
+        self.other: list[bytes | memoryview] = self.nodes  # the list not being written to
+        self.diverted = 0  # bytes written to self.nodes: not in the main graph's length
+        self.mark = 0  # self.size when the node list was last switched to or sent
 
     # -- output
+
+    def clear(self) -> None:
+        """Drop every part (views into the buffer among them), so that it can be closed."""
+        for parts in (self.out, self.other, self.nodes):
+            parts.clear()
 
     def copy(self, start: int, end: int) -> None:
         if start == self.run_end:
@@ -402,6 +453,8 @@ class _Writer:
         buf = self.buf
         pos = run = start  # run: where the verbatim bytes not yet copied begin
         fields = structural = fields_added = 0
+        diverting = kind == _GRAPH and depth == 1 and self.stream is not None and self.stream.streams(buf, start, end)
+        in_nodes = False
         # Most fields are copied as they are: the loop only finds where each ends, and copies a
         # whole run of them at once (200k nodes of a graph: one copy, not 200k).
         while pos < end:
@@ -412,6 +465,9 @@ class _Writer:
                 key, pos = _varint(buf, pos - 1, end)
             tag_end = pos
             fields += 1
+            if diverting and (key == counted_key) != in_nodes:  # to the node list and back, between fields
+                run = self.switch(run, field_start)
+                in_nodes = not in_nodes
             if key != counted_key if only is None else key in only:  # nodes and inputs have limits of their own
                 structural += 1
                 if structural > fields_room:
@@ -466,12 +522,12 @@ class _Writer:
                 self.flush()
                 slot = len(self.out)
                 self.out.append(b"")
-                before = self.size
+                before = self.size - self.diverted
                 merged = key == singular_key and singular_seen
                 singular_seen = singular_seen or key == singular_key
                 self.message(children[key], pos, value_end, depth + 1, not merged)
                 self.flush()
-                prefix = _encode_varint(self.size - before)
+                prefix = _encode_varint(self.size - self.diverted - before)
                 self.out[slot] = prefix
                 self.size += len(prefix)
                 run = value_end
@@ -479,13 +535,39 @@ class _Writer:
                 if counts_fields:
                     fields_room = structural + self.tally.max_fields - self.tally.fields
             pos = value_end
+            if in_nodes and self.stream.walked():  # type: ignore[union-attr]  # in_nodes: a stream
+                run = self.send(run, pos)
         self.count(kind, counted)
         if counts_fields:
             self.tally.add_fields(structural - fields_added)
+        if in_nodes:
+            run = self.switch(run, pos)
         self.copy(run, pos)
         self.fields += fields
         if self.fields > MAX_FIELDS:
             raise _Malformed(f"more than {MAX_FIELDS:,} fields", pos)
+
+    def switch(self, run: int, pos: int) -> int:
+        """Write the verbatim run up to `pos` to the list being written, and write to the other one from here
+        (the main graph's nodes, or the rest of the copy)."""
+        self.copy(run, pos)
+        self.flush()
+        if self.out is self.nodes:
+            self.diverted += self.size - self.mark
+        else:
+            self.mark = self.size
+        self.out, self.other = self.other, self.out
+        return pos
+
+    def send(self, run: int, pos: int) -> int:
+        """Hand the main graph's nodes walked so far (up to `pos`) to the stream, and start a new list of them."""
+        self.copy(run, pos)
+        self.flush()
+        self.diverted += self.size - self.mark
+        self.mark = self.size
+        self.stream.send(self.nonce, self.nodes)  # type: ignore[union-attr]  # sent only with a stream
+        self.nodes = self.out = []
+        return pos
 
     def plain_parts(self, kind: int, length: int, start: int, end: int) -> list[tuple[int, int]] | None:
         """None for a child message to walk rather than copy: one that may hold weight bytes past KEEP_BYTES,
@@ -833,26 +915,44 @@ def strip_weights(buf: Buffer, max_nodes: int = MAX_NODES) -> LightModel:
     return light
 
 
+def strip_weights_streamed(
+    buf: Buffer, stream: NodeStream, max_nodes: int = MAX_NODES
+) -> tuple[LightModel, list[bytes | memoryview], list[bytes | memoryview]]:
+    """strip_weights_parts with the main graph's nodes apart: sent to `stream` as they are walked, those after the
+    last send returned apart. The copy (the second list) then holds the main graph without its nodes; a GraphProto
+    of the nodes (the third list, after whatever was sent, joined) merged into it (as protobuf merges a graph field
+    written twice) is the light copy strip_weights_parts gives."""
+    return _strip(buf, max_nodes, stream)
+
+
 def strip_weights_parts(buf: Buffer, max_nodes: int = MAX_NODES) -> tuple[LightModel, list[bytes | memoryview]]:
     """strip_weights without joining the copy: its parts in order (LightModel.data stays empty), some
     of them views into `buf`, for a caller that writes them out and so need not hold the copy at once.
     Drop the parts before closing `buf`."""
+    light, parts, _ = _strip(buf, max_nodes, None)
+    return light, parts
+
+
+def _strip(
+    buf: Buffer, max_nodes: int, stream: NodeStream | None
+) -> tuple[LightModel, list[bytes | memoryview], list[bytes | memoryview]]:
     nonce = os.urandom(8)  # secrets.token_bytes is this; secrets would import random, hmac, hashlib
     writer = _Writer(buf, nonce, Tally(max_nodes))
+    writer.stream = stream
     try:
         writer.message(_MODEL, 0, len(buf), 0)
         writer.flush()
         if writer.size > MAX_LIGHT_BYTES:
             raise _Malformed(f"structure alone is {writer.size / 2**30:.1f} GiB", len(buf))
     except _Malformed as exc:
-        writer.out.clear()
+        writer.clear()
         raise AuditError(f"not an ONNX model (malformed protobuf: {exc})") from None
     except RecursionError:
-        writer.out.clear()
+        writer.clear()
         raise AuditError("not an ONNX model (nesting too deep to read)") from None
     except GraphTooLarge:
-        writer.out.clear()
+        writer.clear()
         raise
     finally:
         writer.view.release()  # the parts keep what they view alive on their own
-    return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), writer.out
+    return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), writer.out, writer.nodes

@@ -24,8 +24,9 @@ from onnxaudit.io.onnxcore import (
     TensorProto,
 )
 from onnxaudit.io.text import as_text, text_names
+from onnxaudit.io.wire import LightModel
 from onnxaudit.model.infer import infer_value_shapes
-from onnxaudit.model.metadata import graph_signature, node_metadata
+from onnxaudit.model.metadata import graph_signature, may_hold_module_scopes, node_metadata
 from onnxaudit.model.read import SizeHook
 from onnxaudit.model.view import (
     MAIN,
@@ -239,15 +240,21 @@ class _Builder:
         self.sizes = sizes
         self.module_scopes = module_scopes  # False: no node has them, their reading is skipped
         self.fx = FxFacts()
+        # the main graph's Constant tensors, when its nodes were read before its initializers (StreamedMain)
+        self.main_constants: list[Tensor] | None = None
 
     def add_graph(self, graph: GraphProto, scope: str, parent: str | None, depth: int) -> str:
         if depth > self.MAX_DEPTH:
             raise AuditError(f"subgraphs nested deeper than {self.MAX_DEPTH} levels")
-        self.tally.add_graph()
-        if scope in self.graphs:
-            scope = f"{scope}#{len(self.graphs)}"
-        view = Graph(scope, parent, "graph" if parent is None else "subgraph")
-        self.graphs[scope] = view
+        streamed, self.main_constants = (self.main_constants, None) if parent is None else (None, self.main_constants)
+        if streamed is not None:  # the main graph, its nodes read already (StreamedMain): `graph` holds none
+            view = self.graphs[scope]
+        else:
+            self.tally.add_graph()
+            if scope in self.graphs:
+                scope = f"{scope}#{len(self.graphs)}"
+            view = Graph(scope, parent, "graph" if parent is None else "subgraph")
+            self.graphs[scope] = view
         tensors, sizes = view.tensors, self.sizes
         for init in graph.initializer:
             tensor = tensor_from_proto(init, scope, "initializer", sizes=sizes)
@@ -262,6 +269,8 @@ class _Builder:
                 old = view.tensors[value.name]
                 view.tensors[value.name] = frozen_from_dict(Tensor, {**old.__dict__, "also_graph_input": True})
         view.outputs = [o.name for o in graph.output]
+        for const in streamed or ():  # as _add_nodes would have put them, after the initializers
+            tensors[const.name] = const
         self._add_nodes(graph.node, view, depth)
         return scope
 
@@ -275,7 +284,10 @@ class _Builder:
         self._add_nodes(func.node, view, 0)
         return scope
 
-    def _add_nodes(self, nodes: Sequence[NodeProto], view: Graph, depth: int) -> None:
+    def _add_nodes(
+        self, nodes: Sequence[NodeProto], view: Graph, depth: int, constants: list[Tensor] | None = None
+    ) -> None:
+        """The view's nodes, and its Constants' tensors (into `constants` when given, to be added later)."""
         tally = self.tally
         tally.add_nodes(len(nodes))  # before reading them: 1M empty nodes fit in 2 MB
         # node inputs counted against the tally in a local sum, told to it where the limit is passed, before
@@ -313,8 +325,12 @@ class _Builder:
             append(node)
             if op_type == "Constant" and (domain == "" or domain == "ai.onnx"):
                 const = _constant_tensor(proto, scope, self.sizes)
-                if const is not None:
+                if const is None:
+                    pass
+                elif constants is None:
                     view.tensors[const.name] = const
+                else:
+                    constants.append(const)
         tally.add_inputs(read)
 
     def _attributes(
@@ -360,6 +376,36 @@ def _updated_by_training(model: ModelProto) -> frozenset[str] | None:
     return frozenset(keys) if keys else None
 
 
+class StreamedMain:
+    """The main graph's nodes read as the wire walk sends them (model/read.NodeChunks' feed: the nonce and a chunk of
+    nodes), while it walks the rest; model_view then finishes the view with the rest of the model. The same view as
+    from the whole light copy: nodes are numbered in the same order, their Constants' tensors added after the
+    initializers and inputs as _add_nodes would, and a chunk without torch's metadata holds no node that has any."""
+
+    def __init__(self, max_nodes: int = MAX_NODES) -> None:
+        self.max_nodes = max_nodes
+        self.builder: _Builder | None = None
+        self.constants: list[Tensor] = []
+        self.scoped = False
+
+    def feed(self, nonce: bytes, data: memoryview) -> bool:
+        """Read one chunk; False when it cannot (model_view is then given the whole copy, and this is dropped)."""
+        try:
+            graph = GraphProto()
+            graph.ParseFromString(data)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
+            builder = self.builder
+            if builder is None:  # model_view's add_graph(MAIN) would start so, before its initializers
+                builder = self.builder = _Builder(LightModel(b"", nonce, 1).sizes, True, self.max_nodes)
+                builder.tally.add_graph()
+                builder.graphs[MAIN] = Graph(MAIN, None, "graph")
+            builder.module_scopes = may_hold_module_scopes(data)
+            self.scoped = self.scoped or builder.module_scopes
+            builder._add_nodes(graph.node, builder.graphs[MAIN], 0, self.constants)
+        except Exception:  # noqa: BLE001 - whatever it is, the whole copy is read as before and says it
+            return False
+        return True
+
+
 def model_view(
     model: ModelProto,
     path: Path | str,
@@ -368,11 +414,18 @@ def model_view(
     sizes: SizeHook | None = None,
     module_scopes: bool = True,
     max_nodes: int = MAX_NODES,
+    streamed: StreamedMain | None = None,
 ) -> ModelView:
     """The view of `model`; `sizes` comes with a light copy made by the wire reader (and lets
     inference run on that copy in place). `module_scopes` False: the serialized model was seen to
-    hold no torch module scopes, so no node's metadata is read."""
-    builder = _Builder(sizes, module_scopes, max_nodes)
+    hold no torch module scopes, so no node's metadata is read. `streamed`: the main graph's nodes, read
+    already (`model` holds none of them); there are more than MAX_INFER_NODES."""
+    if streamed is not None and streamed.builder is not None:
+        builder = streamed.builder
+        module_scopes = module_scopes or streamed.scoped
+        builder.sizes, builder.module_scopes, builder.main_constants = sizes, module_scopes, streamed.constants
+    else:
+        builder = _Builder(sizes, module_scopes, max_nodes)
     builder.add_graph(model.graph, MAIN, None, 0)
     if module_scopes and len(model.graph.metadata_props):
         graph_signature(model.graph, builder.fx)

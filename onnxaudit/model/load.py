@@ -10,9 +10,9 @@ from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.onnxcore import prepare_inference
 from onnxaudit.io.ranged import RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url
-from onnxaudit.model.build import model_view
+from onnxaudit.model.build import MAX_INFER_NODES, StreamedMain, model_view
 from onnxaudit.model.metadata import may_hold_module_scopes
-from onnxaudit.model.read import SizeHook, parse_model, read_model_bytes, read_without_weights
+from onnxaudit.model.read import NodeChunks, SizeHook, parse_model, read_model_bytes, read_without_weights
 from onnxaudit.model.view import ModelView
 
 READERS = ("wire", "protobuf")
@@ -36,11 +36,18 @@ def load(
     path = str(path) if remote else Path(path)  # pathlib would fold a URL's '//'
     sizes: SizeHook | None = None
     fetched: RemoteRead | None = None
+    streamed: StreamedMain | None = None
     if reader == "wire":
         # inference (in model_view) forks a child that would build onnx's schema registry: built here instead,
         # while the walk's own child runs
         prepare = prepare_inference if with_shapes else None
-        model, file_bytes, sizes, scoped, fetched, ranged = read_without_weights(path, ranged, max_nodes, prepare)
+        # a graph of more nodes than are inferred: they are read while the walk goes on (StreamedMain)
+        reading = StreamedMain(max_nodes)
+        chunks = NodeChunks(reading.feed, MAX_INFER_NODES)
+        model, file_bytes, sizes, scoped, fetched, ranged, from_chunks = read_without_weights(
+            path, ranged, max_nodes, prepare, chunks
+        )
+        streamed = reading if from_chunks else None
     elif remote:
         raise ValueError("a URL is read by the wire reader only")
     elif reader == "protobuf":
@@ -50,7 +57,7 @@ def load(
     else:
         raise ValueError(f"unknown reader {reader!r} (choose from {', '.join(READERS)})")
     try:
-        view = model_view(model, path, file_bytes, with_shapes, sizes, scoped, max_nodes)
+        view = model_view(model, path, file_bytes, with_shapes, sizes, scoped, max_nodes, streamed)
     except AuditError as exc:
         raise AuditError(f"{path}: {exc}") from None
     except RecursionError:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from onnxaudit.errors import AuditError
 from onnxaudit.io.budget import MAX_NODES
-from onnxaudit.io.isolate import IsolatedFailure, run_isolated
+from onnxaudit.io.isolate import IsolatedFailure, run_isolated, send_frame
 from onnxaudit.io.onnxcore import (
     ModelProto,
     TensorProto,
@@ -23,7 +23,7 @@ from onnxaudit.io.onnxcore import (
 from onnxaudit.io.ranged import FetchRefused, RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
 from onnxaudit.io.safeopen import open_model
-from onnxaudit.io.wire import LightModel, strip_weights_parts
+from onnxaudit.io.wire import LightModel, NodeStream, encode_varint, strip_weights_parts, strip_weights_streamed
 from onnxaudit.model.metadata import may_hold_module_scopes
 
 # protobuf cannot parse a message over 2 GiB; such files need the wire reader.
@@ -91,6 +91,25 @@ class LightRead(NamedTuple):
     may_hold_scopes: bool
     remote: RemoteRead | None = None
     ranged: RangedBuffer | None = None  # a URL's blocks fetched by the walk, kept for a later one (copies.py)
+    streamed: bool = False  # the main graph's nodes went to NodeChunks.feed, and `model` holds none
+
+
+class NodeChunks:
+    """The main graph's nodes of a model with more than `least` of them, handed to `feed` while the walk goes on
+    (wire.strip_weights_streamed, in the walk's child): every `every` nodes, each time as (the walk's nonce, the nodes'
+    fields as a GraphProto writes them). `feed` says False when it gave up on one (it cannot read it): the rest are
+    only kept, and the whole light copy is parsed as for any model. Each chunk is kept until the walk ends."""
+
+    def __init__(self, feed: Callable[[bytes, memoryview], bool], least: int, every: int = 4096) -> None:
+        self.feed, self.least, self.every = feed, least, every
+        self.chunks: list[memoryview] = []
+        self.fed = True
+
+    def take(self, frame: bytearray | memoryview) -> None:
+        data = memoryview(frame)[8:]
+        self.chunks.append(data)
+        if self.fed:
+            self.fed = self.feed(bytes(frame[:8]), data)
 
 
 def read_without_weights(
@@ -98,13 +117,16 @@ def read_without_weights(
     ranged: RangedBuffer | None = None,
     max_nodes: int = MAX_NODES,
     meanwhile: Callable[[], object] | None = None,
+    chunks: NodeChunks | None = None,
 ) -> LightRead:
     """The wire reader: map the file, copy its structure without weight bytes (walked in a forked
     child, see _strip_in_child), parse that copy. Weight bytes are never read, whatever the size, and a
     graph over `max_nodes` (io/budget.py) is refused by the walk, before protobuf parses it.
     Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote), through
     `ranged` when the caller holds the file open already (check: its blocks are fetched once for both walks).
-    `meanwhile`: the caller's own work, done while the forked walk runs (isolate.run_isolated)."""
+    `meanwhile`: the caller's own work, done while the forked walk runs (isolate.run_isolated). `chunks`: where
+    the main graph's nodes go while the walk runs, when there are more than chunks.least of them (then `model`
+    holds the rest, LightRead.streamed)."""
     if is_url(path):
         if meanwhile is not None:
             meanwhile()
@@ -118,13 +140,16 @@ def read_without_weights(
     finally:
         os.close(fd)
     try:
-        light = _strip_in_child(mapped, str(path), max_nodes, meanwhile)
+        light = _strip_in_child(mapped, str(path), max_nodes, meanwhile, chunks)
     finally:
         mapped.close()
     model = parse_model(light.data, str(path))
     scoped = may_hold_module_scopes(light.data)
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
-    return LightRead(model, size, light.sizes, scoped)
+    streamed = chunks is not None and bool(chunks.chunks)  # fed: the others were put back in the copy
+    if chunks is not None:
+        chunks.chunks.clear()
+    return LightRead(model, size, light.sizes, scoped, streamed=streamed)
 
 
 def _read_remote(url: str, ranged: RangedBuffer | None = None, max_nodes: int = MAX_NODES) -> LightRead:
@@ -150,21 +175,39 @@ def _read_remote(url: str, ranged: RangedBuffer | None = None, max_nodes: int = 
 
 
 def _strip_in_child(
-    mapped: mmap.mmap, name: str, max_nodes: int = MAX_NODES, meanwhile: Callable[[], object] | None = None
+    mapped: mmap.mmap,
+    name: str,
+    max_nodes: int = MAX_NODES,
+    meanwhile: Callable[[], object] | None = None,
+    chunks: NodeChunks | None = None,
 ) -> LightModel:
     """strip_weights over the mapped file, in a forked child: if another process truncates the file
-    during the walk, touching a vanished page raises SIGBUS, which would kill us without a word."""
+    during the walk, touching a vanished page raises SIGBUS, which would kill us without a word. With `chunks`,
+    the main graph's nodes (over chunks.least of them) are sent as they are walked (NodeChunks); the data then holds the
+    light copy without them, or with them all (as protobuf merges a graph written twice) when none was sent or
+    chunks.feed gave up."""
+
+    def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
+        send_frame([nonce, *parts])
 
     def walk() -> tuple[bytes | memoryview, ...]:
         try:
-            light, parts = strip_weights_parts(mapped, max_nodes)
+            if chunks is None:
+                light, parts = strip_weights_parts(mapped, max_nodes)
+                nodes: list[bytes | memoryview] = []
+            else:
+                stream = NodeStream(send, chunks.least, chunks.every)
+                light, parts, nodes = strip_weights_streamed(mapped, stream, max_nodes)
         except AuditError as exc:
             raise _StripRefused(str(exc)) from None
         # the parts go to the pipe one by one: the copy is never joined here
-        return (_STRIP_HEADER.pack(light.nonce, light.stripped_tensors, light.stripped_bytes), *parts)
+        header = _STRIP_HEADER.pack(light.nonce, light.stripped_tensors, light.stripped_bytes, sum(map(len, nodes)))
+        return (header, *parts, *nodes)
 
     try:
-        answer = run_isolated(walk, timeout=STRIP_TIMEOUT, meanwhile=meanwhile)
+        answer = run_isolated(
+            walk, timeout=STRIP_TIMEOUT, meanwhile=meanwhile, frames=None if chunks is None else chunks.take
+        )
     except IsolatedFailure as exc:
         reason = str(exc)
         if reason.startswith(_StripRefused.MARK):
@@ -174,13 +217,24 @@ def _strip_in_child(
                 f"{name}: the file changed while it was read (SIGBUS: truncated by another process?)"
             ) from None
         raise AuditError(f"{name}: reading the structure failed: {reason}") from None
-    nonce, stripped_tensors, stripped_bytes = _STRIP_HEADER.unpack_from(answer)
+    nonce, stripped_tensors, stripped_bytes, last = _STRIP_HEADER.unpack_from(answer)
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
+    if chunks is not None:
+        if chunks.chunks and last:
+            chunks.take(nonce + data[len(data) - last :])  # the nodes after the last chunk sent: one more
+        if last and not chunks.chunks or chunks.chunks and not chunks.fed:  # every node back in the copy
+            nodes = [*chunks.chunks] if chunks.chunks else [data[len(data) - last :]]
+            graph = b"\x3a" + encode_varint(sum(map(len, nodes)))  # ModelProto.graph, merged into the first
+            data = memoryview(b"".join([data[: len(data) - last], graph, *nodes]))
+            chunks.chunks.clear()
+        else:
+            data = data[: len(data) - last]
     return LightModel(data, nonce, stripped_tensors, stripped_bytes)
 
 
-# what the strip child sends before the light copy: the nonce, then stripped tensors and bytes
-_STRIP_HEADER = struct.Struct("<8sQQ")
+# what the strip child sends before the light copy: the nonce, stripped tensors and bytes, and the byte length of
+# the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks)
+_STRIP_HEADER = struct.Struct("<8sQQQ")
 
 
 class _StripRefused(Exception):
