@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -147,3 +148,19 @@ def test_entry_exit_keeps_output_handlers_and_code(tmp_path, capsys):
         [sys.executable, "-c", _ENTRY, "redirected", "summary", path], capture_output=True, text=True, timeout=60
     )
     assert redirected.stdout == summary + "caught exit 0\natexit handler ran\n" and redirected.returncode == 0
+
+
+def test_closed_stdout_is_one_line_naming_the_file(tmp_path):
+    # `onnxaudit summary m.onnx >&-`: Python starts with sys.stdout None; before, "internal error AttributeError"
+    path = _seed(tmp_path)
+    for command in (["summary", path], ["check", path], ["verify", path, "--expect", "total=1"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "onnxaudit", *command],
+            stdout=subprocess.DEVNULL,  # replaced by a closed fd in the child below
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            preexec_fn=lambda: os.close(1),  # noqa: PLW1509 - a closed stdout is the case under test
+        )
+        assert proc.returncode == 2
+        assert proc.stderr == f"onnxaudit: {path}: cannot write the output: standard output is closed\n"

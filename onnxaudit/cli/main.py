@@ -184,6 +184,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): every command writes there, so say so once
+        print(f"onnxaudit: {_where(args)}: cannot write the output: standard output is closed", file=sys.stderr)
+        return 2
     try:
         return COMMANDS[args.command][1](args)
     except AuditError as exc:
