@@ -10,12 +10,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from builders import (  # noqa: E402
     HIDDEN_PLACES,
+    NUMBERS,
+    attribute_floats,
     concat_inputs,
     empty_graph_fields,
     empty_model_fields,
     empty_node_fields,
     empty_nodes,
     hidden_entries,
+    hidden_numbers,
     long_text,
     many_dims,
     nested_if,
@@ -63,14 +66,33 @@ BOMBS = {
     "small_tensor_entries_10m": lambda: small_tensor_entries(4_900, 2_000),
     **{f"small_{where}_10m": (lambda w=where: hidden_entries(w, 4_900, 2_000)) for where in HIDDEN_PLACES},
     **{f"{where}_9m": (lambda w=where: hidden_entries(w, 1, 9_000_000)) for where in HIDDEN_PLACES},
+    # numbers protobuf decodes from 1 byte of file into 8 (builders.NUMBERS): 4,900 messages under 4 KiB of 3,900
+    # each (19 MB), one of 18M (18 MB); one a tag (2 bytes each): 1,950 and 9M. A large tensor's data is dropped
+    **{
+        f"small_{where}_{'10m' if 'unpacked' in where else '19m'}": (
+            lambda w=where: hidden_numbers(w, 4_900, 1_950 if "unpacked" in w else 3_900)
+        )
+        for where in NUMBERS
+    },
+    **{
+        f"{where}_{'9m' if 'unpacked' in where else '18m'}": (
+            lambda w=where: hidden_numbers(w, 1, 9_000_000 if "unpacked" in w else 18_000_000)
+        )
+        for where in NUMBERS
+    },
+    # an attribute's floats: 4.5M packed in 18 MB, 4 bytes decoded into 4 (accepted: not counted)
+    "attribute_floats_4m": lambda: attribute_floats(4_500_000),
     # at the default limits (accepted): 31,249 graphs (15,624 Ifs with two empty branches); 999,980 graph inputs,
-    # value infos, initializers, attributes of one node or dims, each with linear()'s own fields under 1,000,000
+    # value infos, initializers, attributes of one node, dims or ints of an attribute (a Relu's, a Constant's), each
+    # with linear()'s own fields under 1,000,000
     "graphs_31k": lambda: small_branches(15_624, 0),
     "inputs_999k": lambda: empty_graph_fields(11, 999_980),
     "value_info_999k": lambda: empty_graph_fields(13, 999_980),
     "initializers_999k": lambda: empty_graph_fields(5, 999_980),
     "attributes_999k": lambda: empty_node_fields(5, 999_980),
     "dims_999k": lambda: many_dims(999_980),
+    "attribute_ints_999k": lambda: hidden_numbers("attribute_ints", 1, 999_980),
+    "constant_ints_999k": lambda: hidden_numbers("constant_ints", 1, 999_980),
     # one 18 MB text (a control and an invalid UTF-8 byte in every 64) in each place a name is printed from
     **{
         f"text_{where}": (lambda w=where: long_text(w, 18_000_000))

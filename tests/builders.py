@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 _RNG = np.random.default_rng(1234)
 
@@ -742,3 +742,59 @@ def hidden_entries(where: str, messages: int, per: int) -> bytes:
 
 
 HIDDEN_PLACES = (*HIDDEN, "device_devices")
+
+
+def _attribute(name: bytes, kind: int, payload: bytes) -> bytes:
+    """An AttributeProto's bytes: its name, type (field 20) and `payload` (its value fields, as written)."""
+    return _field(1, name) + _tag(20, 0) + varint(kind) + payload
+
+
+def _int64_tensor(per: int) -> bytes:
+    """A TensorProto named t of `per` INT64 zeros in int64_data, packed (1 byte a number), dims (per,)."""
+    return _field(8, b"t") + _tag(1, 0) + varint(per) + _tag(2, 0) + varint(TensorProto.INT64) + _field(7, bytes(per))
+
+
+def _node(op: bytes, extra: bytes, inputs: Sequence[bytes] = (b"x",), output: bytes = b"r") -> bytes:
+    """A graph's node field: a NodeProto of `inputs`, one output and op type `op`, then `extra` (its fields)."""
+    return _field(1, b"".join(_field(1, i) for i in inputs) + _field(2, output) + _field(4, op) + extra)
+
+
+# Where hidden_numbers puts a message's numbers: its bytes for `per` zeros, 1 byte each (packed) or 2 (one a tag). Each
+# node reads linear()'s x and writes a value, so shape inference copies the numbers too (18M of a Relu's ints: 880
+# MiB, 735 MiB in a node without either)
+NUMBERS: dict[str, Callable[[int], bytes]] = {
+    # a Relu's ints attribute, packed or one a tag; a Constant's value_ints
+    "attribute_ints": lambda per: _node(
+        b"Relu", _field(5, _attribute(b"a", AttributeProto.INTS, _field(8, bytes(per))))
+    ),
+    "attribute_unpacked_ints": lambda per: _node(
+        b"Relu", _field(5, _attribute(b"a", AttributeProto.INTS, (_tag(8, 0) + b"\x00") * per))
+    ),
+    "constant_ints": lambda per: _node(
+        b"Constant", _field(5, _attribute(b"value_ints", AttributeProto.INTS, _field(8, bytes(per)))), (), b"k"
+    ),
+    # int64_data of an initializer and of a Relu's tensor attribute
+    "tensor_int64": lambda per: _field(5, _int64_tensor(per)),
+    "attribute_tensor_int64": lambda per: _node(
+        b"Relu", _field(5, _attribute(b"a", AttributeProto.TENSOR, _field(5, _int64_tensor(per))))
+    ),
+    # a node's device configuration's sharding spec's devices
+    "node_sharding_devices": lambda per: _node(
+        b"Relu", _field(10, _field(1, b"c") + _field(2, _field(1, b"x") + _field(2, bytes(per))))
+    ),
+}
+
+
+def hidden_numbers(where: str, messages: int, per: int) -> bytes:
+    """linear() with `messages` messages holding `per` zeros each in a repeated varint field (NUMBERS), which
+    protobuf decodes from 1 byte into 8 and grows its array for: 18M of an attribute's ints in 18 MB cost 880 MiB.
+    4,900 of 3,900 packed fit in 20 MB, each message under 4 KiB."""
+    return _in_graph(NUMBERS[where](per) * messages)
+
+
+def attribute_floats(per: int, messages: int = 1) -> bytes:
+    """linear() with `messages` Relu nodes whose floats attribute holds `per` zeros, packed (4 bytes each, decoded
+    into 4)."""
+    return _in_graph(
+        _node(b"Relu", _field(5, _attribute(b"a", AttributeProto.FLOATS, _field(7, bytes(4 * per))))) * messages
+    )

@@ -533,9 +533,10 @@ def test_an_attribute_read_as_plain_holds_no_graph_or_entry(fields, payload, cut
 
 def test_every_entry_a_message_copied_whole_may_hold_is_counted():
     """Held against onnx's own descriptors: inside each message the walk may copy whole, every repeated message or
-    string field is counted as entries (graphs aside: the walk takes every graph), every message that may hold some
-    is looked into, and a tensor's dims are counted; every such message a walked message holds is looked into. A
-    field a new onnx adds fails here until the walk counts it."""
+    string field is counted as entries (graphs aside: the walk takes every graph), every repeated varint field (a
+    tensor's dims and integer data, an attribute's ints) as numbers, every message that may hold some is looked into;
+    every such message a walked message holds is looked into. A field a new onnx adds fails here until the walk
+    counts it."""
     from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
     kinds = {
@@ -566,10 +567,17 @@ def test_every_entry_a_message_copied_whole_may_hold_is_counted():
     def repeated(f: FieldDescriptor) -> bool:
         return bool(f.is_repeated)
 
+    def varints(f: FieldDescriptor) -> bool:
+        """A repeated field of numbers protobuf decodes from 1 byte each into 4 or 8 (packed or not)."""
+        fixed = (f.TYPE_FLOAT, f.TYPE_DOUBLE, f.TYPE_FIXED32, f.TYPE_FIXED64, f.TYPE_SFIXED32, f.TYPE_SFIXED64)
+        return repeated(f) and f.cpp_type not in (f.CPPTYPE_MESSAGE, f.CPPTYPE_STRING) and f.type not in fixed
+
     def holds(d: Descriptor, seen: frozenset[str] = frozenset()) -> bool:
-        """Whether a message may hold entries: a repeated field of messages or strings, or a message that may."""
+        """Whether a message may hold entries: a repeated field of messages, strings or varints, or a message that
+        may."""
         return any(
             (repeated(f) and f.cpp_type in (f.CPPTYPE_MESSAGE, f.CPPTYPE_STRING))
+            or varints(f)
             or (
                 f.message_type is not None
                 and name(f.message_type) not in seen
@@ -596,12 +604,11 @@ def test_every_entry_a_message_copied_whole_may_hold_is_counted():
             if name(d) not in kinds:
                 assert not holds(d), f"{name(d)} holds entries and is neither walked nor counted inside"
                 continue
-            entries, held, dims = wire._INSIDE[kinds[name(d)]]
+            entries, held, numbers = wire._INSIDE[kinds[name(d)]]
             if inner == "GraphProto":
                 continue  # an attribute holding a graph is walked (_ATTR_ENTRY_BYTE)
-            if f.name == "dims":
-                assert dims == f.number, name(d)
-            elif repeated(f) and f.cpp_type in (f.CPPTYPE_MESSAGE, f.CPPTYPE_STRING):
+            assert (f.number in numbers) == varints(f), (name(d), f.name)
+            if repeated(f) and f.cpp_type in (f.CPPTYPE_MESSAGE, f.CPPTYPE_STRING):
                 assert tag in entries, (name(d), f.name)
             if inner is not None and holds(f.message_type):
                 assert held.get(tag) == kinds[inner], (name(d), f.name)

@@ -78,24 +78,29 @@ def _tags(*numbers: int) -> frozenset[int]:
 
 # What a message copied whole holds that protobuf builds an object for from 2 bytes of file, counted against the
 # structure's fields (io/budget.FIELDS_PER_NODE) by _Writer.inside before the copy is parsed, per message: (the
-# entries of its repeated message and string fields, one each; the messages it holds that may hold more; the field
-# of its dims, ints the view turns into a tuple, counted one a dim, packed or not). Nodes and their inputs are
-# limited on their own, graphs always walked (an attribute holding one is walked, so never counted here), repeated
-# numbers (typed data, an attribute's ints and floats) are packed arrays protobuf stores as they are. A test holds
-# this against onnx's own descriptors: every repeated message or string field is an entry, every message a child.
-_INSIDE: dict[int, tuple[frozenset[int], dict[int, int], int]] = {
-    _VALUE_INFO: (_tags(4), {2 << 3 | 2: _TYPE}, 0),
+# entries of its repeated message and string fields, one each; the messages it holds that may hold more; its
+# repeated varint fields, counted one a number, packed or not: a tensor's dims and int32/int64/uint64 data, an
+# attribute's ints, a sharding spec's devices and its lists' values). A packed number is 1 byte of file that
+# protobuf decodes into 8, in an array it grows by doubling: 18M of an attribute's ints (18 MB) cost 880 MiB, a
+# Constant's 1,036 MiB. Nodes and their inputs are limited on their own, graphs always walked (an attribute holding
+# one is walked, so never counted here); repeated fixed-width numbers (float and double data, an attribute's
+# floats) decode to their own size and are not counted (4.5M floats in 18 MB: 134 MiB). A test holds this against
+# onnx's own descriptors: every repeated message or string field is an entry, every repeated varint field a
+# number, every message a child.
+_INSIDE: dict[int, tuple[frozenset[int], dict[int, int], frozenset[int]]] = {
+    _VALUE_INFO: (_tags(4), {2 << 3 | 2: _TYPE}, frozenset()),
     _TYPE: (
         frozenset(),
         {1 << 3 | 2: _TENSOR_TYPE, 4 << 3 | 2: _ELEM, 5 << 3 | 2: _MAP, 8 << 3 | 2: _TENSOR_TYPE, 9 << 3 | 2: _ELEM},
-        0,
+        frozenset(),
     ),  # fmt: skip
-    _TENSOR_TYPE: (frozenset(), {2 << 3 | 2: _SHAPE}, 0),
-    _ELEM: (frozenset(), {1 << 3 | 2: _TYPE}, 0),
-    _MAP: (frozenset(), {2 << 3 | 2: _TYPE}, 0),
-    _SHAPE: (_tags(1), {}, 0),
-    _TENSOR: (_tags(6, 13, 16), {}, 1),  # string_data, external_data, metadata_props; dims
-    _SPARSE: (frozenset(), {1 << 3 | 2: _TENSOR, 2 << 3 | 2: _TENSOR}, 3),
+    _TENSOR_TYPE: (frozenset(), {2 << 3 | 2: _SHAPE}, frozenset()),
+    _ELEM: (frozenset(), {1 << 3 | 2: _TYPE}, frozenset()),
+    _MAP: (frozenset(), {2 << 3 | 2: _TYPE}, frozenset()),
+    _SHAPE: (_tags(1), {}, frozenset()),
+    # string_data, external_data, metadata_props; dims, int32_data, int64_data, uint64_data
+    _TENSOR: (_tags(6, 13, 16), {}, frozenset({1, 5, 7, 11})),
+    _SPARSE: (frozenset(), {1 << 3 | 2: _TENSOR, 2 << 3 | 2: _TENSOR}, frozenset({3})),
     _ATTR: (
         _tags(9, 10, 11, 15, 23),
         {
@@ -106,15 +111,18 @@ _INSIDE: dict[int, tuple[frozenset[int], dict[int, int], int]] = {
             22 << 3 | 2: _SPARSE,
             23 << 3 | 2: _SPARSE,
         },
-        0,
+        frozenset({8}),  # ints
     ),  # fmt: skip
-    _ANNOTATION: (_tags(2), {}, 0),
-    _DEVICE_CONFIG: (_tags(3), {}, 0),
-    _NODE_DEVICE: (_tags(2), {2 << 3 | 2: _SHARDING}, 0),
-    _SHARDING: (_tags(3, 4), {3 << 3 | 2: _INT_LIST, 4 << 3 | 2: _SHARDED_DIM}, 0),
-    _INT_LIST: (frozenset(), {}, 0),
-    _SHARDED_DIM: (_tags(2), {}, 0),
+    _ANNOTATION: (_tags(2), {}, frozenset()),
+    _DEVICE_CONFIG: (_tags(3), {}, frozenset()),
+    _NODE_DEVICE: (_tags(2), {2 << 3 | 2: _SHARDING}, frozenset()),
+    _SHARDING: (_tags(3, 4), {3 << 3 | 2: _INT_LIST, 4 << 3 | 2: _SHARDED_DIM}, frozenset({2})),  # device
+    _INT_LIST: (frozenset(), {}, frozenset({2})),  # value
+    _SHARDED_DIM: (_tags(2), {}, frozenset()),
 }
+# The same numbers by their tags, packed (length-delimited) and one a tag (varint), per message
+_PACKED_KEYS = {kind: frozenset(n << 3 | 2 for n in numbers) for kind, (_, _, numbers) in _INSIDE.items()}
+_NUMBER_KEYS = {kind: frozenset(n << 3 for n in numbers) for kind, (_, _, numbers) in _INSIDE.items()}
 # Fields of one message past this many that are neither entries nor messages held: repeats of a singular field
 # (protobuf keeps the last) or numbers written one per tag. No ONNX message has this many singular fields, so a
 # file's own messages never reach it; past it, each counts as an entry would.
@@ -178,9 +186,9 @@ _ATTR_ENTRY_BYTE = re.compile(rb"[\x32\xb2\x5a\xda\x4a\xca\x52\xd2\x7a\xfa\xba]"
 # Such a byte is mostly a value's (a Constant's data, an int of 50): the attribute's tags are then read one by one
 # (_tags_plain), and only one holding a field of these numbers (any wire type), or anything unusual, is walked.
 _ATTR_WALKED_NUMBERS = frozenset({6, 9, 10, 11, 15, 23})
-# An attribute copied whole (no byte above) holding a byte that can begin the tag of a tensor (t, 5) or a type
-# (tp, 14) is counted inside (_INSIDE); one without holds neither.
-_ATTR_INSIDE_BYTE = re.compile(rb"[\x2a\xaa\x72\xf2]")
+# An attribute copied whole holding a byte that can begin the tag of a tensor (t, 5), a type (tp, 14) or ints (8,
+# packed or one a tag) is counted inside (_INSIDE); one without holds none of them.
+_ATTR_INSIDE_BYTE = re.compile(rb"[\x2a\xaa\x72\xf2\x42\xc2\x40\xc0]")
 _NODE_DEVICE_KEY = 10 << 3 | 2
 # Singular graph fields, which protobuf merges when a file repeats them: one graph, however often written.
 _SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
@@ -188,7 +196,6 @@ _SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
 _RAW_DATA = 9
 _TENSOR_DIMS, _STRING_DATA = 1, 6
 _TENSOR_ENTRIES = frozenset({13, 16})  # external_data, metadata_props
-_SPARSE_DIM_KEY, _SPARSE_DIMS_KEY = 3 << 3, 3 << 3 | 2  # a sparse tensor's dims, one a tag or packed
 # TensorProto typed data: field -> (element bytes, wire type of one unpacked element, packed as varints).
 # string_data (6) counts the length of each string, as len(b) does.
 _TYPED: dict[int, tuple[int, int, bool]] = {
@@ -238,6 +245,9 @@ class _Malformed(Exception):
         super().__init__(f"{what} at byte {pos:,}")
 
 
+_CONTINUING = bytes(range(0x80, 0x100))  # bytes a varint goes on after
+
+
 def _count_varints(buf: Buffer, start: int, end: int) -> int:
     """Elements of a packed varint field: bytes that end a varint. Large fields are scanned in
     bounded chunks (numpy, no copy of the field)."""
@@ -246,11 +256,9 @@ def _count_varints(buf: Buffer, start: int, end: int) -> int:
     if buf[end - 1] >= 0x80:
         raise _Malformed("packed field ends inside a varint", end)
     if end - start <= 1 << 16 or isinstance(buf, RangedBuffer):
-        return sum(
-            1
+        return sum(  # the bytes under 0x80, counted in C: the rest deleted
+            len(bytes(buf[chunk : min(end, chunk + (1 << 16))]).translate(None, _CONTINUING))
             for chunk in range(start, end, 1 << 16)
-            for b in bytes(buf[chunk : min(end, chunk + (1 << 16))])
-            if b < 0x80
         )
     import numpy as np
 
@@ -450,6 +458,9 @@ class _Writer:
         only = None if large else _ENTRY_KEYS.get(kind)  # a small node or attribute: its entries only
         counts_fields = kind in _FIELDS_COUNTED or only is not None or (large and kind in _FIELDS_COUNTED_LARGE)
         fields_room = self.tally.max_fields - self.tally.fields if counts_fields else _UNCOUNTED
+        # numbers (_INSIDE): packed ones counted here; one a tag too where fields are not all counted
+        packed_keys = _PACKED_KEYS.get(kind, frozenset())
+        number_keys = _NUMBER_KEYS.get(kind, frozenset()) if only is not None or not counts_fields else frozenset()
         buf = self.buf
         pos = run = start  # run: where the verbatim bytes not yet copied begin
         fields = structural = fields_added = 0
@@ -476,8 +487,9 @@ class _Writer:
                 if key & 7 == 4:
                     raise _Malformed("end of group outside a group", pos)
                 pos = self.skip_value(key, pos, end, depth)
-                if key == _SPARSE_DIM_KEY and kind == _SPARSE:
+                if key in number_keys:
                     self.tally.add_fields(1)  # a large sparse tensor's dims, as _Writer.inside counts them
+                    fields_room -= 1
                 continue
             if pos >= end:
                 raise _Malformed("truncated length", pos)
@@ -502,8 +514,10 @@ class _Writer:
                 self.copy(run, field_start)
                 run = value_end
             elif key not in children:
-                if key == _SPARSE_DIMS_KEY and kind == _SPARSE:
-                    self.tally.add_fields(_count_varints(buf, pos, value_end))
+                if key in packed_keys:  # a large attribute's ints, sparse tensor's dims
+                    numbers = _count_varints(buf, pos, value_end)
+                    self.tally.add_fields(numbers)
+                    fields_room -= numbers
             elif (drops := self.plain_parts(children[key], length, pos, value_end)) is not None:
                 # a child copied (whole, or without what plain_parts leaves out): its entries counted now, so a
                 # bomb of them stops here (a plain node's were, by plain_parts)
@@ -622,8 +636,8 @@ class _Writer:
         lengths only; rejects what protobuf would (a bad field number or wire type, a field past its end)."""
         if depth > MAX_DEPTH:
             raise _Malformed(f"nested deeper than {MAX_DEPTH} levels", start)
-        entry_keys, held, dims = _INSIDE[kind]
-        packed_dims, one_dim = dims << 3 | 2, dims << 3 if dims else -1
+        entry_keys, held, _ = _INSIDE[kind]
+        packed_keys, number_keys = _PACKED_KEYS[kind], _NUMBER_KEYS[kind]
         buf = self.buf
         pos = start
         found = plain = 0
@@ -642,13 +656,13 @@ class _Writer:
             wire_type = key & 7
             if wire_type == 0 and pos < end and buf[pos] < 0x80:
                 pos += 1
-                found, plain = (found + 1, plain) if key == one_dim else (found, plain + 1)
+                found, plain = (found + 1, plain) if key in number_keys else (found, plain + 1)
                 continue
             if wire_type != 2:
                 if wire_type == 4:
                     raise _Malformed("end of group outside a group", pos)
                 pos = self.skip_value(key, pos, end, depth)
-                found, plain = (found + 1, plain) if key == one_dim else (found, plain + 1)
+                found, plain = (found + 1, plain) if key in number_keys else (found, plain + 1)
                 continue
             if pos >= end:
                 raise _Malformed("truncated length", pos)
@@ -662,7 +676,7 @@ class _Writer:
                 raise _Malformed("field runs past the end of its message", field_start)
             if key in entry_keys:
                 found += 1
-            elif key == packed_dims:
+            elif key in packed_keys:
                 found += _count_varints(buf, pos, value_end)
             else:
                 plain += 1
@@ -796,11 +810,14 @@ class _Writer:
                 continue
             spec = _TYPED.get(number)
             if spec is not None and wire_type in (2, spec[1]):
-                typed += self.typed_bytes(spec, wire_type, value_start, pos)
+                size = self.typed_bytes(spec, wire_type, value_start, pos)
+                typed += size
                 found += number == _STRING_DATA  # a string is an entry, kept or not (as the data map counts it)
                 if kept + (pos - field_start) <= KEEP_BYTES:
                     kept += pos - field_start
                     self.copy(field_start, pos)
+                    if spec[2]:
+                        found += size // spec[0]  # varint numbers kept, each decoded into 8 bytes (_INSIDE)
                 else:
                     dropped = True
                 continue
