@@ -661,6 +661,7 @@ _EVERY_FORMAT = [
     ["check", "--format", "json", "--fail-on", "warning"],
     ["check", "--format", "markdown", "--fail-on", "warning"],
     ["check", "--format", "github", "--fail-on", "warning"],
+    ["check", "--format", "jsonl", "--fail-on", "warning"],
     ["verify", "--expect", "total=16"],
     ["verify", "--expect", "total=16", "--format", "json"],
     ["summary", "--format", "html"],
@@ -683,6 +684,27 @@ def test_hostile_strings_in_every_field_every_format(strings, cli, folders, tmp_
         assert all(not line.lstrip().startswith("::error::") for line in out.stdout.splitlines()), argv
         if "json" in argv:
             json.loads(out.stdout)
+        if "jsonl" in argv:
+            assert [json.loads(line) for line in out.stdout.splitlines()]
+    out = cli.run(["scan", str(folder), "--jobs", "1"], tmp_path)  # its records, and the table on stderr
+    assert out.code == 0 and raw_controls(out.raw) == [], (out.code, raw_controls(out.raw))
+    assert [json.loads(line)["path"] for line in out.stdout.splitlines()] == [str(path)]
+
+
+@pytest.mark.parametrize("strings", ["controls", "invalid_utf8"])
+def test_a_baseline_of_hostile_names_is_escaped_and_still_accepts_them(strings, cli, folders, tmp_path):
+    """check --write-baseline writes where each finding points: a file committed and reviewed, so no raw control
+    character, bidi override or byte that is not UTF-8 in it (JSON's own escapes); read back, it accepts them."""
+    folder, _ = folders
+    path = save(_every_string(_controls), folder / "m.onnx") if strings == "controls" else _invalid_utf8(folder)
+    baseline = tmp_path / "baseline.json"
+    out = cli.run(["check", str(path), "--write-baseline", str(baseline)], tmp_path)
+    assert out.code == 0 and raw_controls(out.raw) == [], (out.code, out.stderr)
+    assert raw_controls(baseline.read_bytes()) == [], raw_controls(baseline.read_bytes())
+    written = json.loads(baseline.read_text())["findings"]
+    assert written and all(entry["rule"] == "OA210" for entry in written)  # the custom domain, named by its text
+    out = cli.run(["check", str(path), "--baseline", str(baseline), "--format", "json"], tmp_path)
+    assert out.code == 0 and json.loads(out.stdout)["baselined"] == len(written)
 
 
 # ---------------------------------------------------------------- properties over mutated fixtures

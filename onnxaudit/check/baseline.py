@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from onnxaudit.check.registry import Finding
 from onnxaudit.check.runner import CheckReport, CheckRun, tally
 from onnxaudit.errors import AuditError
 from onnxaudit.io.remote import is_url
-from onnxaudit.io.text import as_text
+from onnxaudit.io.text import UNSAFE, as_text
 
 BASELINE_SCHEMA_VERSION = 1
 MAX_BASELINE_BYTES = 64 << 20  # a baseline is small; refuse to parse anything that could not be one
@@ -97,7 +98,16 @@ def baseline_json(run: CheckRun) -> str:
             entry["count"] += 1
     ordered = sorted(entries.values(), key=lambda e: (e["model"], e["rule"], e["location"], e["fingerprint"]))
     data = {"schema_version": BASELINE_SCHEMA_VERSION, "tool": "onnxaudit check", "findings": ordered}
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    # a baseline is committed and reviewed: what a name holds that an editor or a terminal would act on or hide is
+    # written as JSON's own escape, other names as they read (json escapes C0 controls in a string itself: the
+    # ones left are the layout's newlines)
+    return UNSAFE.sub(_json_escape, text) + "\n"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char < " " else f"\\u{ord(char):04x}"
 
 
 def read_baseline(path: str | os.PathLike[str]) -> Baseline:

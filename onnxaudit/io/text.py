@@ -8,6 +8,7 @@ JSON, onnx's C++ (``has_schema``) or an encoder that would raise on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import chain
@@ -16,6 +17,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from onnxaudit.model.view import ModelView
+
+
+# What no output may hold raw: C0 and C1 controls, DEL, and the characters that reorder, hide or break lines in a
+# terminal, an editor or a review (bidi marks, overrides and isolates, zero-width characters, line separators, BOM)
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def as_text(value: str | bytes) -> str:

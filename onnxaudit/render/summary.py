@@ -11,21 +11,20 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Alternative, Figure, FrameworkLayer
+from onnxaudit.io.text import UNSAFE
 from onnxaudit.render.layout import ELLIPSIS, WIDTH, fit_columns, shorten, wrap, wrap_all
 from onnxaudit.report.build import Report, Row, TensorRow
 
 if TYPE_CHECKING:
     from onnxaudit.verify.verify import Verification
 
-# C0/C1 controls, DEL, the Unicode line/paragraph separators, bidi overrides and marks, zero-width chars.
 # Longest name or text printed whole (escapes count as one character each); longer ones keep their ends
 LONGEST_SHOWN = 1024
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def escape(name: object) -> str:
-    """A name made safe to print: control characters and escapes shown as \\xNN / \\uNNNN,
-    invalid UTF-8 as \\xNN, and a leading '::' (CI workflow commands) broken up."""
+    """A name made safe to print: what io/text.UNSAFE names (controls, escapes, bidi overrides...) shown as
+    \\xNN / \\uNNNN, invalid UTF-8 as \\xNN, and a leading '::' (CI workflow commands) broken up."""
     if type(name) is str and name.isascii() and name.isprintable():
         # nothing to show as an escape: most names, and a call per cell (254k at 200k nodes)
         return "\\" + name if name.lstrip().startswith("::") else name
@@ -41,7 +40,7 @@ def escape(name: object) -> str:
         code = ord(match.group())
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
-    text = _UNSAFE.sub(visible, text)
+    text = UNSAFE.sub(visible, text)
     if text.lstrip().startswith("::"):  # the Actions runner trims leading spaces before a command
         text = "\\" + text
     return text
