@@ -176,6 +176,14 @@ def _matmulnbits_negative_n() -> onnx.ModelProto:
     return model([nbits], [value("x", ["N", 4])], [value("y", None)], weights, extra_opsets={"com.microsoft": 1})
 
 
+def _division_by_zero() -> onnx.ModelProto:
+    """linear() beside a Reshape whose shape is folded from a Div by zero (1/0, 0/0): numpy's RuntimeWarnings of
+    the fold reached stderr."""
+    zeros = [helper.make_tensor(n, TensorProto.FLOAT, [2], v) for n, v in (("a", [1.0, 0.0]), ("z", [0.0, 0.0]))]
+    nodes = [node("MatMul", ["x", "W"], ["y"]), node("Div", ["a", "z"], ["q"]), node("Reshape", ["x", "q"], ["r"])]
+    return model(nodes, [value("x", ["N", 4])], [value("y", None), value("r", None)], [init("W", [4, 4]), *zeros])
+
+
 def _evil_names() -> onnx.ModelProto:
     return linear(init("W", [4, 4]), extra=[init("x\n::error::pwned\x1b[2J\r", [2])])
 
@@ -240,6 +248,7 @@ CASES = [
     Case("nan_weights", _save(PROBLEMS["nan_weights"]), 0, 1, rules=("OA101",), total=16),
     Case("matmulnbits_negative_n", _save(_matmulnbits_negative_n()), 2, 2, "negative dim"),
     Case("native_abort_in_inference", _save(_slice_over_negative_dim()), 0, 0, total=16),
+    Case("division_by_zero_in_folding", _save(_division_by_zero()), 0, 0, total=16),
     Case("control_chars_in_names", _save(_evil_names()), 0, 0, rules=("OA203",), total=16),
     Case("invalid_utf8_names", _invalid_utf8_weight_name, 0, 0, total=16),
     *(
@@ -838,8 +847,10 @@ _CLI_COMMANDS = [
     ["summary", "--format", "html"],
     ["check", "--format", "sarif"],
     ["check", "--format", "junit"],
-    ["diff", "--format", "text", "SAME"],
-    ["diff", "--format", "html", "SAME"],
+    ["check", "--format", "jsonl"],
+    ["verify", "--expect", "total=1"],
+    ["verify", "--expect", "total=1", "--format", "json"],
+    *(["diff", "--format", form, "SAME"] for form in ("text", "json", "markdown", "html")),
 ]
 
 
@@ -882,8 +893,8 @@ def test_cli_over_mutated_fixtures(case, cli, folders, tmp_path):
         assert out.code in (0, 1, 2), (where, out.code, out.stderr)
         if out.code == 2:
             assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"onnxaudit: {path}: "), (where, out.stderr)
-            # SARIF and JUnit record an unusable file as a result in the report CI reads; the others print nothing
-            assert out.stdout == "" or argv[3] in ("sarif", "junit"), where
+            # SARIF, JUnit and JSON Lines record an unusable file in the report CI reads; the others print nothing
+            assert out.stdout == "" or argv[3] in ("sarif", "junit", "jsonl"), where
         else:
             assert out.stderr == "", (where, out.stderr)
         assert raw_controls(out.raw) == [], (where, raw_controls(out.raw))
