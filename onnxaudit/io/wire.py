@@ -186,6 +186,7 @@ _ATTR_ENTRY_BYTE = re.compile(rb"[\x32\xb2\x5a\xda\x4a\xca\x52\xd2\x7a\xfa\xba]"
 # Such a byte is mostly a value's (a Constant's data, an int of 50): the attribute's tags are then read one by one
 # (_tags_plain), and only one holding a field of these numbers (any wire type), or anything unusual, is walked.
 _ATTR_WALKED_NUMBERS = frozenset({6, 9, 10, 11, 15, 23})
+_PACKED_FLOATS, _PACKED_INTS = 7 << 3 | 2, 8 << 3 | 2  # an attribute's floats and ints, packed
 # An attribute copied whole holding a byte that can begin the tag of a tensor (t, 5), a type (tp, 14) or ints (8,
 # packed or one a tag) is counted inside (_INSIDE); one without holds none of them.
 _ATTR_INSIDE_BYTE = re.compile(rb"[\x2a\xaa\x72\xf2\x42\xc2\x40\xc0]")
@@ -857,7 +858,8 @@ class _Writer:
 def _tags_plain(buf: Buffer | bytes, start: int, end: int) -> bool:
     """Whether the attribute at `start`:`end` is well formed field by field and holds no field numbered as a graph
     or an entry (_ATTR_WALKED_NUMBERS): read tag by tag, each value skipped by its length. Anything unusual (a group,
-    a bad wire type or field number, a field past the end) is False: the walk then meets it, as before."""
+    a bad wire type or field number, a field past the end, packed floats or ints protobuf would reject) is False: the
+    walk then meets it, as before."""
     pos = start
     try:
         while pos < end:
@@ -871,6 +873,12 @@ def _tags_plain(buf: Buffer | bytes, start: int, end: int) -> bool:
             wire_type = key & 7
             if wire_type == 2:
                 length, pos = _varint(buf, pos, end)
+                if pos + length > end:
+                    return False
+                if key == _PACKED_FLOATS and length % 4:
+                    return False  # not a whole number of floats: protobuf rejects the attribute
+                if key == _PACKED_INTS and length and buf[pos + length - 1] >= 0x80:
+                    return False  # the last int goes on past the field
                 pos += length
             elif wire_type == 0:
                 _, pos = _varint(buf, pos, end)
