@@ -280,15 +280,17 @@ def folded_constants(tensors: list[ParamTensor], fx: FxFacts, stored: Container[
     parameters the file stores as well, a value derived from them (a Snake's 1 / (alpha + eps) beside
     alpha), counted where they are. A tensor folded from a parameter the file does not store stands
     for it (a gathered bias table, a transposed weight) and is left as it is."""
-    inputs = fx.signature_parameters | fx.signature_buffers
-    if not inputs:
+    parameters, buffers = fx.signature_parameters, fx.signature_buffers  # never joined: this runs once a layer
+    if not parameters and not buffers:
         return {}
     found = {}
     for t in tensors:
         sources = fx.folded_from.get(t.name)
-        if sources is None or t.name in inputs or t.category != "parameter" and t.category != "unclassified":
+        if sources is None or t.category != "parameter" and t.category != "unclassified":
             continue
-        own = [s for s in sources if s in inputs]
+        if t.name in parameters or t.name in buffers:
+            continue
+        own = [s for s in sources if s in parameters or s in buffers]
         if not own:
             found[t.name] = (
                 f"{t.name} was folded at export from {_listed(sources)}, none of them a parameter or buffer of the "
@@ -317,13 +319,13 @@ def read_in_part(tensors: list[ParamTensor], fx: FxFacts, stored: Container[str]
     than the parameter's, whose size is in no file. Name -> why. Folded by ops that keep every value
     (a Linear weight's transpose, a layer scale's view, a cls_token's expand), a tensor holds at least
     the parameter's count and is left as it is."""
-    if not fx.signature_parameters:
+    parameters, buffers = fx.signature_parameters, fx.signature_buffers  # never joined: this runs once a layer
+    if not parameters:
         return {}
-    inputs = fx.signature_parameters | fx.signature_buffers
     found = {}
     for t in tensors:
         sources = fx.folded_from.get(t.name)
-        if sources is None or t.name in inputs:
+        if sources is None or t.name in parameters or t.name in buffers:
             continue
         tables = [s for s in sources if s in fx.signature_parameters and s not in stored]
         if not tables:
