@@ -10,8 +10,8 @@ from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import counted
 from onnxaudit.frameworks.doubts import ONE_PRODUCT_OPS, measured_only
 from onnxaudit.model.exporters import called_again
-from onnxaudit.model.ops import LAYOUT_OR_PLUMBING
-from onnxaudit.model.view import MAIN, ModelView
+from onnxaudit.model.ops import CHANNEL_PRODUCTS, LAYOUT_OR_PLUMBING
+from onnxaudit.model.view import MAIN, ModelView, Node
 
 Key = tuple[str, str]  # (graph scope, tensor name)
 
@@ -211,7 +211,7 @@ def possible_copies(
     # one question per copy: a transposed copy is asked as such, not again in its own layout
     calls = {copy: call for copy, call in calls.items() if copy not in transposed}
     branches = branch_copies(view, table)
-    derived = [*shape_only_copies(table), *reciprocal_pairs(table)]
+    derived = [*shape_only_copies(table), *reciprocal_pairs(table, view.main.readers)]
     settled: dict[tuple[Key, Key], bool] = {}
     samples = 0
     # datamap imports all of onnx and walks the whole structure again (~1.6 s at 200k nodes): only for
@@ -296,14 +296,15 @@ def _shape_read(use: Use) -> bool:
     return use.via[:1] == ("Shape",) if use.via else use.node.op_type == "Shape"
 
 
-def reciprocal_pairs(table: ParamTable) -> list[tuple[str, str, str]]:
-    """Float tensors of unknown role with the same dtype and dims, several elements each: one may be the
-    other's reciprocal folded at export (a Snake's 1 / alpha beside alpha, after a simplifier's constant
-    folding, with no graph signature to say so). The one an exporter named (`/Mul_output_0`) is asked as
-    the copy of the other. (copy, original, "reciprocal")."""
+def reciprocal_pairs(table: ParamTable, readers: dict[str, list[Node]]) -> list[tuple[str, str, str]]:
+    """Float tensors of unknown role with the same dtype and dims, several elements each, that scale
+    values a few elementwise steps apart: one may be the other's reciprocal folded at export (a Snake's
+    x + 1 / alpha * sin(alpha * x)^2 after a simplifier's constant folding, with no graph signature to say
+    so). The one an exporter named (`/Mul_output_0`) is asked as the copy of the other.
+    (copy, original, "reciprocal")."""
     groups: dict[tuple[str, tuple[int, ...]], list[ParamTensor]] = {}
     for t in table.tensors:
-        if t.category == "unclassified" and t.dims and (t.count or 0) > 1 and t.dtype.startswith("float"):
+        if t.category == "unclassified" and t.dims and (t.count or 0) > 1 and _scales(t):
             groups.setdefault((t.dtype, t.dims), []).append(t)
     pairs = []
     for group in groups.values():
@@ -311,9 +312,32 @@ def reciprocal_pairs(table: ParamTable) -> list[tuple[str, str, str]]:
             continue
         for i, a in enumerate(group):
             for b in group[i + 1 :]:
+                if not (_reaches(a, b, readers) or _reaches(b, a, readers)):
+                    continue
                 copy, original = (a, b) if _exporter_named(a) and not _exporter_named(b) else (b, a)
                 pairs.append((copy.name, original.name, "reciprocal"))
     return pairs[:_RECIPROCAL_PAIRS]
+
+
+_RECIPROCAL_HOPS = 4  # elementwise steps from the product by one to the product by the other at most
+
+
+def _reaches(a: ParamTensor, b: ParamTensor, readers: dict[str, list[Node]]) -> bool:
+    """What a Mul by `a` computes reaches a Mul by `b` in a few steps, through no matrix product or conv."""
+    targets = {u.node.index for u in b.uses}
+    frontier = [u.node for u in a.uses]
+    for _ in range(_RECIPROCAL_HOPS):
+        frontier = [r for node in frontier for out in node.outputs if out for r in readers.get(out, ())]
+        if any(node.index in targets for node in frontier):
+            return True
+        frontier = [node for node in frontier if node.op_type not in CHANNEL_PRODUCTS]
+    return False
+
+
+def _scales(t: ParamTensor) -> bool:
+    """A float tensor every node reading it multiplies by it (a Snake's alpha, and its 1 / alpha); not a
+    Normalization's mean (Sub) beside its 1 / std (Mul), so such a file walks its data no more."""
+    return t.dtype.startswith("float") and all(u.node.op_type == "Mul" and not u.via for u in t.uses)
 
 
 def _exporter_named(t: ParamTensor) -> bool:
