@@ -21,7 +21,7 @@ from onnxaudit.report.build import Report, Row, TensorRow
 BY_NAME, BY_STRUCTURE = "name", "structure"
 
 
-@dataclass
+@dataclass(slots=True)  # 500,000 of them for two files at the node limit: no __dict__ each
 class Entry:
     """One layer row of one file, with what alignment looks at."""
 
@@ -34,7 +34,7 @@ class Entry:
     weight_dims: tuple[tuple[int, ...], ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class Pair:
     old: Entry | None
     new: Entry | None
@@ -48,7 +48,7 @@ def entries(report: Report) -> list[Entry]:
     out = []
     for i, row in enumerate(report.rows):
         tensors = [by_name[n] for n in row.tensors if n in by_name]
-        ops = tuple(float_ops(row.ops) or float_ops(row.all_ops))
+        ops = float_ops(row.ops) or float_ops(row.all_ops)
         if not tensors:  # most rows of a large graph: a name and ops to align by, nothing else
             own = layer_key(row.name)
             out.append(Entry(i, row, tensors, [own] if own else [], ops))

@@ -17,10 +17,11 @@ _INTEGERS = {"int8", "uint8", "int4", "uint4", "int16", "uint16", "int2", "uint2
 FLOAT_OP = QUANTIZED_FLOAT_OP | QUANTIZED_ACTIVATION_OP
 
 
-def float_ops(ops: list[str]) -> list[str]:
+def float_ops(ops: list[str]) -> tuple[str, ...]:
     """The layer's ops as the float model has them: quantized ops named by their float op, the
-    quantize/dequantize steps and the Cast/Mul that rescale an integer product left out."""
-    return list(_float_ops(tuple(ops)))
+    quantize/dequantize steps and the Cast/Mul that rescale an integer product left out. One tuple shared by
+    the rows of one op list (500,000 rows of two files at the node limit)."""
+    return _float_ops(tuple(ops))
 
 
 @lru_cache(maxsize=4096)  # rows repeat a few op lists (250k rows of one op: one answer)
