@@ -386,6 +386,22 @@ class TableRows(nn.Module):
         return self.fc(h)
 
 
+class UnusedModule(nn.Module):
+    """A module forward never calls (torch counts its parameters) beside an output head tied to the
+    embedding: dynamo's graph signature names both `unused.weight` and `emb.weight`, and the file stores
+    neither (the tied one is read as `head.weight`); the TorchScript exporter keeps no trace of either."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.emb.weight
+        self.unused = nn.Linear(4, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
 def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
     return {
         "groupnorm": (
@@ -502,6 +518,7 @@ def _cases() -> dict[str, tuple[nn.Module, torch.Tensor]]:
         # two BNs in a row: dynamo fuses both into the conv
         # parts of parameter tables read at constant indices: the rows read stored, the tables not
         "table_rows": (TableRows(), torch.randn(2, 5, 16)),
+        "unused_module": (UnusedModule(), torch.randint(0, 10, (2, 5))),
         "conv_bn_bn": (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.BatchNorm2d(4)),
             torch.randn(1, 3, 8, 8),

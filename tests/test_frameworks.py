@@ -510,8 +510,9 @@ def test_plain_conv_is_not_a_possible_bn_outside_onnxruntime_files(tmp_path):
 
 TORCH_ZOO = sorted((MODELS / "torchzoo").glob("*.onnx"))
 # the TorchScript exporter writes a registered buffer like a parameter (dynamo's node metadata tells them apart);
-# dynamo folds exp(logit_scale) into a constant named `exp`: the parameter is not in the file
-ZOO_ASSUMED = {"buffer_projection__legacy", "logits_bias__legacy", "scalar_parameter__dynamo"}
+# dynamo folds exp(logit_scale) into a constant named `exp`: the parameter is not in the file;
+# the TorchScript exporter writes nothing of a module forward never calls, and keeps no graph signature
+ZOO_ASSUMED = {"buffer_projection__legacy", "logits_bias__legacy", "scalar_parameter__dynamo", "unused_module__legacy"}
 
 
 @pytest.mark.parametrize("path", [p for p in TORCH_ZOO if p.stem not in ZOO_ASSUMED], ids=lambda p: p.stem)
@@ -635,6 +636,19 @@ def test_a_torchscript_folded_row_read_by_a_mul_has_no_upper_bound():
     (row,) = [fl for fl in fw.layers if any(name.startswith("onnx::Mul_") for name in fl.tensors)]
     assert row.trainable.contains(4 * 16) and row.trainable.hi is None
     assert fw.trainable.contains(_meta(path)["parameters"])
+
+
+def test_a_module_forward_never_calls_is_open_above_through_dynamo():
+    """dynamo's graph signature names unused.weight and unused.bias (a Linear forward never calls: torch
+    counts its 4 x 3 + 3) and emb.weight (tied to head.weight, read by that name); the file stores none of
+    them (scripts/export_torch_zoo.py, unused_module). The total was 40, exact-looking, for torch's 55: the
+    unused module's row is now open above; emb's is not (its Gather, in emb's scope, reads head.weight)."""
+    path = MODELS / "torchzoo" / "unused_module__dynamo.onnx"
+    fw = audit(path, convention="pytorch").framework
+    rows = {fl.name: fl for fl in fw.layers}
+    assert rows["unused"].trainable == Figure(0, None) and "emb" not in rows
+    assert "unused.bias, unused.weight: named by torch.onnx's graph signature" in rows["unused"].evidence[0]
+    assert fw.trainable == Figure(10 * 4, None) and fw.trainable.contains(_meta(path)["parameters"])
 
 
 def test_anonymous_bias_in_a_file_that_names_its_parameters_may_be_a_buffer():

@@ -75,6 +75,13 @@ def framework_view(view: ModelView, table: ParamTable, layers: list[Layer]) -> F
     dead = [t for t in table.tensors if t.category == "unused" and t.dtype.startswith(_FLOAT) and (t.count or 0) > 1]
     if dead:
         out.append(read_by_no_node(dead))
+    # as torch.onnx wrote it: onnxruntime's fusions and quantizers rename the weights they rewrite
+    if (
+        ctx.origin == "pytorch"
+        and view.fx.signature_parameters
+        and not any(d.startswith("com.microsoft") for d in view.opsets)
+    ):
+        out += not_in_the_file(view)
     return FrameworkView(ctx.origin, _merge_same_name(out), applied, _notes(ctx, doubts), fired)
 
 
@@ -236,6 +243,45 @@ def read_by_no_node(dead: list[ParamTensor]) -> FrameworkLayer:
          "(its parameters still count in the framework) or an exporter's leftover; counted as stored at most"],
         [t.name for t in dead],
     )  # fmt: skip
+
+
+NOT_IN_FILE = "not in the file"  # the kind of a row of parameters the file does not hold
+
+
+def not_in_the_file(view: ModelView) -> list[FrameworkLayer]:
+    """Parameters torch.onnx's graph signature names that the file neither stores nor folded into anything,
+    of modules no node was made in: a module forward never called (torch counts its parameters; the
+    exporter writes none of them) or one whose weight is tied to a stored one and whose call the optimizer
+    merged with another's (T5's decoder embed_tokens, its `shared`), read by that name. The signature lists
+    both alike and no size: each such module's count is open above. A BatchNorm's fused away with its
+    statistics is the fusion rules'."""
+    fx = view.fx
+    stored = view.main.tensors
+    folded = {source for sources in fx.folded_from.values() for source in sources}
+    called = {scope for node in view.main.nodes for scope in node.module_scopes}
+    unheld: dict[str, list[str]] = {}
+    for name in sorted(fx.signature_parameters):
+        module = name.rpartition(".")[0]
+        if name in stored or name in folded or not module or module in called:
+            continue
+        if f"{module}.running_mean" in fx.signature_buffers:
+            continue
+        unheld.setdefault(module, []).append(name)
+    return [
+        FrameworkLayer(
+            module,
+            NOT_IN_FILE,
+            Figure(0, None),
+            ZERO,
+            AMBIGUOUS,
+            [
+                f"{', '.join(names)}: named by torch.onnx's graph signature, neither stored nor folded, and no node "
+                f"was made in {module}: a module forward never called (torch counts it) or a weight tied to a stored "
+                "one (counted there); the signature gives no size"
+            ],
+        )  # fmt: skip
+        for module, names in unheld.items()
+    ]
 
 
 def _holder(rebuilt: list[FrameworkLayer], t: ParamTensor) -> FrameworkLayer:

@@ -123,6 +123,13 @@ class Sharing:
     # module -> tensors whose state_dict name says it holds them, filed in another row (T5's
     # `model.shared.weight`, read by encoder.embed_tokens: torch's model.shared is never called)
     named: dict[str, list[str]] = field(default_factory=dict)
+    # modules whose only rows are parameters the file does not hold (tied to a stored one, or never called):
+    # their counts may be in the budget, shared, or in the parameters (frameworks/view.not_in_the_file)
+    unheld: dict[str, int] = field(default_factory=dict)
+
+    def may_share(self) -> int:
+        """How much of the unheld modules' counts may be shared: at most what the budget leaves."""
+        return min(sum(self.unheld.values()), max(self.budget - self.used, 0))
 
     def name_tensors(self, rows: Mapping[str, TensorRow]) -> None:
         for t in rows.values():
