@@ -65,7 +65,7 @@ def audit(
     choose_dims: bool = False,
     max_nodes: int = MAX_NODES,
     *,
-    shared_reads: bool = True,
+    for_format: str | None = None,
 ) -> Report:
     """Count and classify every parameter of the model at `path`.
 
@@ -73,9 +73,10 @@ def audit(
     limits): rows show the confirmed shapes and `report.shape_check` says what was found. `dims` binds
     free input dims (`{"batch": 1}`, or `{"x:0": 1}` by position) for the cost figures, which otherwise
     stay symbolic; `choose_dims` sizes the rest from the graph (model/sizes.py). A model of more than
-    `max_nodes` nodes (see io/budget.MAX_NODES) is refused. `shared_reads=False` leaves
-    `report.shared_reads` empty: verify's per-module evidence, which no output format shows (the
-    summary command asks so: ~0.1 s at 200k nodes).
+    `max_nodes` nodes (see io/budget.MAX_NODES) is refused. `for_format` (the summary
+    command's: the one output format the report is rendered to) leaves out what that format never shows:
+    for any format verify's per-module evidence (`report.shared_reads`), for all but "json" also the consumers
+    of tensors that are not unclassified (~0.25 s at 200k nodes); None (the default) keeps everything.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """
@@ -102,7 +103,7 @@ def audit(
         check = confirm(view, shapes)
         shown = confirmed_view(view, check)
     costs = model_cost(view, shown, check, dims or {}, table, choose_dims)
-    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework, costs, shared_reads)
+    report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework, costs, for_format)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
     return annotate(report, check) if check is not None else report
 

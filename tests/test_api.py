@@ -14,6 +14,7 @@ import pytest
 
 import onnxaudit
 from onnxaudit.cli.main import build_parser, main
+from onnxaudit.render.summary import render_markdown, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
 KERAS = ROOT / "models" / "keras" / "seed_cnn__tf2onnx_op17.onnx"
@@ -54,13 +55,24 @@ def test_audit_counts_a_fixture_as_a_users_test_would() -> None:
     assert report.framework.non_trainable.lo == keras["non_trainable"]
 
 
-def test_audit_leaves_verifys_evidence_out_when_asked() -> None:
-    """shared_reads=False (the summary command's): report.shared_reads stays empty, everything else is the
-    report audit() gives; with it (the default) lm_head's row reads the embedding table it shares."""
+def test_audit_leaves_out_what_the_format_never_shows() -> None:
+    """for_format (the summary command's): verify's evidence (report.shared_reads) is left out for every
+    format, and but for JSON the consumers of tensors that are not unclassified; what each format prints is
+    unchanged. The library's default keeps both: lm_head's row reads the embedding table it shares."""
     tied = ROOT / "models" / "ort" / "tied_lm__legacy_nofold__matmul_dynamic.onnx"
-    full, lean = onnxaudit.audit(tied), onnxaudit.audit(tied, shared_reads=False)
-    assert full.shared_reads["lm_head"] == ["embed.weight"] and lean.shared_reads == {}
-    assert lean.to_dict() == full.to_dict()
+    full, json_only = onnxaudit.audit(tied), onnxaudit.audit(tied, for_format="json")
+    assert full.shared_reads["lm_head"] == ["embed.weight"] and json_only.shared_reads == {}
+    assert json_only.to_dict() == full.to_dict()
+    # a file with unclassified tensors: text still names their consumers
+    odd = ROOT / "models" / "keras" / "attn_norm__tfkeras_op13.onnx"
+    full, text = onnxaudit.audit(odd), onnxaudit.audit(odd, for_format="text")
+    kept = [t.consumers for t in text.tensors if t.bucket == "unclassified"]
+    assert kept and kept == [t.consumers for t in full.tensors if t.bucket == "unclassified"]
+    assert all(t.consumers == [] for t in text.tensors if t.bucket != "unclassified")
+    assert any(t.consumers for t in full.tensors if t.bucket != "unclassified")
+    for explain in (False, True):
+        assert render_text(text, explain=explain) == render_text(full, explain=explain)
+    assert render_markdown(text) == render_markdown(full)
 
 
 def test_check_as_a_library_call() -> None:

@@ -86,7 +86,7 @@ def run_summary(args: argparse.Namespace) -> int:
         dims=dims,
         choose_dims=args.choose_dims,
         max_nodes=args.max_nodes,
-        shared_reads=False,  # verify's evidence: no format of the summary shows it
+        for_format=args.format,  # what it never shows is left out (verify's evidence, text's unprinted consumers)
     )
     if args.format == "json":
         write_json(report, sys.stdout)  # in pieces: 55 MB at 200k nodes is never held whole

@@ -190,22 +190,23 @@ def _data_values(view: ModelView, layers: list[Layer]) -> set[str]:
     return data
 
 
-def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
+def _tensor_row(t: ParamTensor, layer: str, convention: Convention, consumers: bool = True) -> TensorRow:
     # positional, in field order: keywords cost twice the call in a dataclass __init__ (48k tensors)
+    bucket = convention.bucket(t.category)
     return TensorRow(
         t.name,
         t.scope,
         layer,
         t.role,
         t.category,
-        convention.bucket(t.category),
+        bucket,
         t.dtype,
         list(t.dims) if t.dims is not None else None,
         t.count,
         t.nbytes,
         t.origin,
         t.storage,
-        list(t.consumers),
+        list(t.consumers) if consumers or bucket == UNCLASSIFIED else [],
         list(t.notes),
     )
 
@@ -408,10 +409,12 @@ def build_report(
     depth: int | None = None,
     framework: FrameworkReport | None = None,
     costs: Costs | None = None,
-    reads: bool = True,
+    for_format: str | None = None,
 ) -> Report:
-    """The report of `view`'s figures; `reads=False` leaves its shared_reads (verify's evidence) empty."""
+    """The report of `view`'s figures; `for_format` as api.audit's: what that output format never shows is
+    left out (verify's shared_reads; but for JSON, the consumers of tensors that are not unclassified)."""
     layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
+    consumers = for_format in _CONSUMERS_SHOWN
     if group_by == "layer":
         rows = layer_rows(view, layers, convention, costs)
     else:
@@ -442,7 +445,7 @@ def build_report(
         shapes_source="onnx shape inference (static; not run)",
         node_count=sum(len(g.nodes) for g in view.graphs.values()),
         rows=rows,
-        tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention) for t in table.tensors],
+        tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention, consumers) for t in table.tensors],
         totals=totals(table, convention),
         constants=constants_summary(table, convention),
         unclassified_consumers=unclassified_ops,
@@ -451,8 +454,13 @@ def build_report(
         framework=framework,
         cost=costs.report if costs is not None else None,
         remote=view.remote,
-        shared_reads=shared_reads(layers) if reads and group_by == "layer" and depth is None else {},
+        shared_reads=shared_reads(layers) if for_format is None and group_by == "layer" and depth is None else {},
     )
+
+
+# the formats that print every tensor's consumers (None: the library's report, everything kept); text,
+# Markdown and HTML print those of unclassified tensors only
+_CONSUMERS_SHOWN = (None, "json")
 
 
 def shared_reads(layers: list[Layer]) -> dict[str, list[str]]:
