@@ -22,6 +22,7 @@ from builders import (  # noqa: E402
     long_text,
     many_dims,
     nested_if,
+    shared_dim_name,
     small_branches,
     small_functions,
     small_node_entries,
@@ -93,6 +94,9 @@ BOMBS = {
     "dims_999k": lambda: many_dims(999_980),
     "attribute_ints_999k": lambda: hidden_numbers("attribute_ints", 1, 999_980),
     "constant_ints_999k": lambda: hidden_numbers("constant_ints", 1, 999_980),
+    # one dim name of 100,000 characters shared by the shapes of 5,000 values (0.27 MB): shape inference copies it
+    # into each, 500 MB of names; not bounded yet (BENCHMARKS.md, fourth round)
+    "dim_name_100k_5k": lambda: shared_dim_name(100_000, 5_000),
     # one 18 MB text (a control and an invalid UTF-8 byte in every 64) in each place a name is printed from
     **{
         f"text_{where}": (lambda w=where: long_text(w, 18_000_000))
