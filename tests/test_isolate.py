@@ -103,10 +103,11 @@ def test_work_meanwhile_runs_here_while_the_child_runs(tmp_path):
             time.sleep(0.01)
         return flag.read_bytes()
 
-    assert (
-        run_isolated(child, timeout=30, meanwhile=lambda: flag.write_text(str(os.getpid())))
-        == str(os.getpid()).encode()
-    )
+    def meanwhile() -> None:  # the flag appears whole (renamed into place): created empty, then written, a child
+        (tmp_path / "part").write_text(str(os.getpid()))  # could read it between the two (seen under load)
+        (tmp_path / "part").replace(flag)
+
+    assert run_isolated(child, timeout=30, meanwhile=meanwhile) == str(os.getpid()).encode()
 
 
 def test_work_meanwhile_failing_ends_the_child_first(tmp_path):
