@@ -325,6 +325,19 @@ def test_hostile_file(case: Case, cli, folders, tmp_path):
     assert not any(os.path.basename(p) == "canary.bin" for p in out.opened)
 
 
+def test_a_native_abort_in_inference_reaches_no_output_of_scan(cli, folders, tmp_path):
+    """onnx's shape inference aborting (a std::clamp assertion on a Slice over a negative dim) is handled in its
+    child; the assertion's text reached the user's stderr and scan's output. scan records the model, audited, with a
+    note that inference crashed, and writes nothing else."""
+    folder, _ = folders
+    save(_slice_over_negative_dim(), folder / "m.onnx")
+    out = cli.run(["scan", str(folder), "--jobs", "1", "-q"], tmp_path)
+    assert out.code == 0 and out.stderr == "", (out.code, out.stderr)
+    [record] = [json.loads(line) for line in out.stdout.splitlines()]
+    assert record["error"] is None and record["total"] == 16, record
+    assert any("crashed" in note for note in record["limits"]) and "Assertion" not in out.stdout
+
+
 def test_a_model_path_ending_in_a_slash_is_refused(cli, folders, tmp_path):
     """pathlib drops the trailing '/', so 'good.onnx/' opened good.onnx; the shell and open(2) say it names
     a folder."""
