@@ -43,6 +43,7 @@ from builders import (
     save,
     save_with_hole,
     seed_cnn,
+    shared_dim_name,
     small_branches,
     small_functions,
     small_node_entries,
@@ -568,6 +569,23 @@ def test_a_huge_text_is_printed_by_its_ends_in_every_format(where, cli, folders,
         assert out.code in (0, 1) and out.stderr == "", (argv, out.stderr)
         assert raw_controls(out.raw) == [], (argv, raw_controls(out.raw))
         assert len(out.stdout) < 64 * 1000 or argv[1:] == ["--format", "json"], argv
+
+
+def test_a_long_dim_name_reused_by_every_value_is_kept_once(cli, folders, tmp_path):
+    """A 100,000-character dim name on the input of chained MatMuls: shape inference wrote it into every value's
+    shape, so every row carried a copy (5,000 MatMuls, a 0.27 MB file: summary 2.4 GiB, diff 4.4 GiB, a 2 GB JSON).
+    A dim name over LONG_DIM_NAME characters is now its start and its length, in every stage and format."""
+    folder, _ = folders
+    path = folder / "dims.onnx"
+    path.write_bytes(shared_dim_name(100_000, 50))
+    shown = "D" * 32 + "…(100,000 characters)"
+    for argv in (["summary"], ["summary", "--format", "json"], ["check"], ["diff", str(path)]):
+        out = cli.run([argv[0], str(path), *argv[1:]], tmp_path)
+        assert out.code in (0, 1) and out.stderr == "", (argv, out.stderr)
+        assert "D" * 257 not in out.stdout, argv  # before: 50 copies of the whole name (5 MB) in each
+    out = cli.run(["summary", str(path), "--format", "json"], tmp_path)
+    readable = json.dumps(json.loads(out.stdout), ensure_ascii=False)
+    assert readable.count(shown) >= 50  # every MatMul's output shape holds the input's (shortened) dim
 
 
 def test_a_name_over_the_data_maps_text_limit_is_refused_as_a_limit(cli, folders, tmp_path):

@@ -185,6 +185,16 @@ def frozen_from_dict(cls: type[_T], fields: dict[str, object]) -> _T:
     return obj
 
 
+LONG_DIM_NAME = 256  # characters; exporters name dims batch_size, sequence_length, unk__123, s0
+
+
+def shown_dim_name(name: str) -> str:
+    """A dim's name as every stage sees it: whole, unless over LONG_DIM_NAME characters, then its start and its
+    length (one 100,000-character name on the input of 5,000 MatMuls reached every row's Output Shape and cost
+    2.4 GiB, and a 2 GB JSON; #17)."""
+    return name if len(name) <= LONG_DIM_NAME else f"{name[:32]}…({len(name):,} characters)"
+
+
 def dtype_and_shape(type_proto: TypeProto) -> tuple[int, tuple[int | str | None, ...] | None]:
     """A value's element type and shape as its TypeProto declares them: (0, None) for a non-tensor,
     None for an unknown shape, a dim_param's name or None for a dim without a value."""
@@ -198,7 +208,7 @@ def dtype_and_shape(type_proto: TypeProto) -> tuple[int, tuple[int | str | None,
         if d.HasField("dim_value"):
             dims.append(int(d.dim_value))
         elif d.HasField("dim_param"):
-            dims.append(as_text(d.dim_param))  # bytes when not UTF-8
+            dims.append(shown_dim_name(as_text(d.dim_param)))  # bytes when not UTF-8
         else:
             dims.append(None)
     return tt.elem_type, tuple(dims)
