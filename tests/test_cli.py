@@ -164,3 +164,17 @@ def test_closed_stdout_is_one_line_naming_the_file(tmp_path):
         )
         assert proc.returncode == 2
         assert proc.stderr == f"onnxaudit: {path}: cannot write the output: standard output is closed\n"
+
+
+def test_a_stdout_that_cannot_encode_gets_escapes_not_an_error(tmp_path):
+    # PYTHONIOENCODING=ascii (or a latin-1 locale): the tables' own '·' made every summary "internal error
+    # UnicodeEncodeError"; now what the stream cannot encode is written as a backslash escape
+    path = _seed(tmp_path)
+    for encoding, dot in (("ascii", "\\xb7"), ("latin-1", "·")):
+        env = {**os.environ, "PYTHONIOENCODING": encoding}
+        for command in (["summary", path], ["diff", path, path]):  # diff's text holds no '·' here: exit and stderr
+            proc = subprocess.run(
+                [sys.executable, "-m", "onnxaudit", *command], capture_output=True, env=env, timeout=60
+            )
+            assert proc.returncode == 0 and proc.stderr == b"", (encoding, command, proc.stderr)
+            assert dot.encode(encoding) in proc.stdout or command[0] == "diff", (encoding, command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import io
 import os
 import sys
 import threading
@@ -184,6 +185,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(words)
+    for stream in (sys.stdout, sys.stderr):
+        _escape_what_cannot_be_encoded(stream)
     if sys.stdout is None:  # started with stdout closed (`>&-`): every command writes there, so say so once
         print(f"onnxaudit: {_where(args)}: cannot write the output: standard output is closed", file=sys.stderr)
         return 2
@@ -202,6 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug must still end in one line, never a traceback on a user's terminal
         print(f"onnxaudit: {_where(args)}: internal error {type(exc).__name__}: {escape(exc)}", file=sys.stderr)
         return 2
+
+
+def _escape_what_cannot_be_encoded(stream: object) -> None:
+    """A stream that cannot encode every character (PYTHONIOENCODING=ascii, a latin-1 locale) gets the ones it cannot
+    as backslash escapes: the tables' own '·' and '…' made every summary an internal error UnicodeEncodeError."""
+    encoding = str(getattr(stream, "encoding", "utf-8") or "utf-8").lower().replace("-", "").replace("_", "")
+    if encoding not in ("utf8", "utf8sig") and isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors="backslashreplace")
 
 
 def entry() -> NoReturn:
