@@ -800,6 +800,17 @@ def attribute_floats(per: int, messages: int = 1) -> bytes:
     )
 
 
+def named_initializers(n: int) -> bytes:
+    """linear() with n float scalar initializers named t0000000, t0000001, ... (15 bytes each: 999,980 in 15 MB); each
+    is a tensor the view builds and a row, unlike empty_graph_fields' nameless ones, which collapse into one."""
+    m = linear(init("W", [4, 4]))
+    graph = m.graph.SerializeToString() + b"".join(
+        _field(5, _field(8, b"t%07d" % i) + _field(2, b"\x01")) for i in range(n)
+    )
+    m.ClearField("graph")
+    return m.SerializeToString() + _field(7, graph)
+
+
 def shared_dim_name(length: int, layers: int) -> bytes:
     """`layers` MatMuls chained from an input whose first dim is named by `length` characters: shape inference writes
     the name into every value's shape, a copy a value (100,000 characters x 5,000 layers, a 0.27 MB file: summary

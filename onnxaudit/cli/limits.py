@@ -30,7 +30,8 @@ def add_max_nodes(parser: argparse.ArgumentParser) -> None:
         type=whole_number(1),
         default=MAX_NODES,
         help=(
-            f"refuse (exit 2) a model of more than N nodes, {INPUTS_PER_NODE}N node inputs or N/{NODES_PER_GRAPH} "
+            f"refuse (exit 2) a model of more than N nodes, N initializers, {INPUTS_PER_NODE}N node inputs or "
+            f"N/{NODES_PER_GRAPH} "
             f"graphs, counting every subgraph and function (default {MAX_NODES:,}: a file costs under 1 GiB)"
         ),
     )

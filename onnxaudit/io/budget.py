@@ -25,6 +25,11 @@ NODES_PER_GRAPH = 8
 # a large node's outputs and attributes, a shape's dims: each is a message protobuf builds (~150 B) and the view
 # reads, in 2 bytes of file.
 FIELDS_PER_NODE = 4
+# Stored tensors (initializers, sparse initializers) of every graph: one per allowed node. A named initializer costs
+# the pipeline far more than a field (a tensor, a role, a row: ~16 us and ~1.7 KB in summary, twice that in check),
+# and 999,980 scalars with names of their own fit in 15 MB (summary 15.9 s / 1.7 GiB, check 32.7 s / 2.4 GiB; #17).
+# Real exports hold a few thousand (a 7B decoder ~300; the 200k-node benchmark 48k).
+TENSORS_PER_NODE = 1
 
 
 class GraphTooLarge(AuditError):
@@ -40,15 +45,18 @@ class Tally:
     inputs: int = 0
     graphs: int = 0
     fields: int = 0
+    tensors: int = 0
     # the limits --max-nodes sets, worked out once: add_inputs and add_fields run once a node in each reader
     max_inputs: int = field(init=False)
     max_fields: int = field(init=False)
     max_graphs: int = field(init=False)
+    max_tensors: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.max_inputs = self.max_nodes * INPUTS_PER_NODE
         self.max_fields = self.max_nodes * FIELDS_PER_NODE
         self.max_graphs = max(1, self.max_nodes // NODES_PER_GRAPH)
+        self.max_tensors = self.max_nodes * TENSORS_PER_NODE
 
     def too_large(self, what: str) -> GraphTooLarge:
         return GraphTooLarge(f"{what}: over the limit for --max-nodes {self.max_nodes:,} (a larger value raises it)")
@@ -68,6 +76,12 @@ class Tally:
         self.fields += count
         if self.fields > self.max_fields:
             raise self.too_large(f"more than {self.max_fields:,} fields of graph structure")
+
+    def add_tensors(self, count: int) -> None:
+        """Count `count` stored tensors (a graph's initializers); raises before they are read past the limit."""
+        self.tensors += count
+        if self.tensors > self.max_tensors:
+            raise self.too_large(f"more than {self.max_tensors:,} initializers")
 
     def add_graph(self, kinds: str = "graphs and subgraphs") -> None:
         """Count one graph (the main graph, a subgraph or a function)."""

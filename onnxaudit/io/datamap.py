@@ -305,6 +305,7 @@ class _Walker:
             elif number == _G["node"] and self.nodes:
                 self.tally.add_nodes(1)  # counted as met: 9M empty nodes stop at the limit, not at the end
                 nodes.append((start, end))
+        self.tally.add_tensors(len(inits) + len(sparse))  # before a record is made, as model.build counts them
         names = self.initializer_names.setdefault(scope, [])
         for span in inits:
             if span[0] == span[1] and depth < MAX_DEPTH:  # an empty TensorProto (999,980 fit in 2 MB): no walk

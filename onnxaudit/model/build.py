@@ -256,6 +256,7 @@ class _Builder:
             view = Graph(scope, parent, "graph" if parent is None else "subgraph")
             self.graphs[scope] = view
         tensors, sizes = view.tensors, self.sizes
+        self.tally.add_tensors(len(graph.initializer) + len(graph.sparse_initializer))  # before a tensor is built
         for init in graph.initializer:
             tensor = tensor_from_proto(init, scope, "initializer", sizes=sizes)
             tensors[tensor.name] = tensor  # its name read once, not again from protobuf
