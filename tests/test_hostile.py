@@ -467,13 +467,13 @@ _FIELD_BOMBS = {
 def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
     """9M empty graph inputs, value infos, opsets, attributes or dims in 18 MB cost protobuf ~150 B each and the
     view a Python object: 2.2 to 4.5 GiB, or over a minute. Both walks count the structure's fields (FIELDS_PER_NODE
-    per allowed node: 4,000 at --max-nodes 1,000) and refuse past them; twice the limit admits the file."""
+    per allowed node: 4,000 at --max-nodes 1,000) and refuse past them; three times the limit admits the file."""
     build, data_map_walks_it, nodes = _FIELD_BOMBS[bomb]
     data = build()
     path = tmp_path / "bomb.onnx"
     path.write_bytes(data)
     _fields_refused_at_1000_nodes(path, data, data_map_walks_it)
-    assert len(load(path, max_nodes=2000).main.nodes) == nodes
+    assert len(load(path, max_nodes=3000).main.nodes) == nodes  # 2,000 would refuse 4,002 graph inputs as values
 
 
 @pytest.mark.parametrize("field", [5, 15])
@@ -490,6 +490,21 @@ def test_initializers_past_the_limit_are_refused_before_a_tensor_is_built(field,
         check(path, max_nodes=1000)
     assert len(load(path, max_nodes=2000).main.nodes) == 1
     assert check(path, max_nodes=2000).params is not None
+
+
+@pytest.mark.parametrize("field", [11, 12, 13])
+def test_graph_values_past_the_limit_are_refused_before_inference(field, tmp_path):
+    """999,980 graph inputs, outputs or value infos with names and types of their own fit in 18 MB and cost summary
+    6.9 s / 768 MiB, check 9.1 s, diff twice that: the view's builder counts them (VALUES_PER_NODE per allowed node)
+    before shape inference reads them; twice the limit admits the file."""
+    path = tmp_path / "bomb.onnx"
+    path.write_bytes(empty_graph_fields(field, 2500))  # 2,500 empty ones beside linear()'s x and y
+    words = "more than 2,000 graph inputs, outputs and value infos: over the limit for --max-nodes 1,000"
+    with pytest.raises(AuditError, match=re.escape(words)):
+        load(path, max_nodes=1000)
+    with pytest.raises(AuditError, match=re.escape(words)):
+        check(path, max_nodes=1000)
+    assert len(load(path, max_nodes=2000).main.nodes) == 1
 
 
 _FIELDS_WORDS = f"more than {1000 * FIELDS_PER_NODE:,} fields of graph structure: over the limit for --max-nodes 1,000 "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from onnxaudit.io.budget import INPUTS_PER_NODE, MAX_NODES, NODES_PER_GRAPH
+from onnxaudit.io.budget import INPUTS_PER_NODE, MAX_NODES, NODES_PER_GRAPH, VALUES_PER_NODE
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -30,7 +30,8 @@ def add_max_nodes(parser: argparse.ArgumentParser) -> None:
         type=whole_number(1),
         default=MAX_NODES,
         help=(
-            f"refuse (exit 2) a model of more than N nodes, N initializers, {INPUTS_PER_NODE}N node inputs or "
+            f"refuse (exit 2) a model of more than N nodes, N initializers, {VALUES_PER_NODE}N graph values, "
+            f"{INPUTS_PER_NODE}N node inputs or "
             f"N/{NODES_PER_GRAPH} "
             f"graphs, counting every subgraph and function (default {MAX_NODES:,}: a file costs under 1 GiB)"
         ),

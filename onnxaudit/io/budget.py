@@ -30,6 +30,10 @@ FIELDS_PER_NODE = 4
 # and 999,980 scalars with names of their own fit in 15 MB (summary 15.9 s / 1.7 GiB, check 32.7 s / 2.4 GiB; #17).
 # Real exports hold a few thousand (a 7B decoder ~300; the 200k-node benchmark 48k).
 TENSORS_PER_NODE = 1
+# A graph's inputs, outputs and value infos with names of their own: each a value shape inference types and the
+# view keeps (~7 us and ~0.7 KB in summary); 999,980 named ones fit in 18 MB (summary 6.9 s / 768 MiB, check
+# 9.1 s, diff twice that). A dynamo export lists about one value info per node.
+VALUES_PER_NODE = 2
 
 
 class GraphTooLarge(AuditError):
@@ -46,17 +50,20 @@ class Tally:
     graphs: int = 0
     fields: int = 0
     tensors: int = 0
+    values: int = 0
     # the limits --max-nodes sets, worked out once: add_inputs and add_fields run once a node in each reader
     max_inputs: int = field(init=False)
     max_fields: int = field(init=False)
     max_graphs: int = field(init=False)
     max_tensors: int = field(init=False)
+    max_values: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.max_inputs = self.max_nodes * INPUTS_PER_NODE
         self.max_fields = self.max_nodes * FIELDS_PER_NODE
         self.max_graphs = max(1, self.max_nodes // NODES_PER_GRAPH)
         self.max_tensors = self.max_nodes * TENSORS_PER_NODE
+        self.max_values = self.max_nodes * VALUES_PER_NODE
 
     def too_large(self, what: str) -> GraphTooLarge:
         return GraphTooLarge(f"{what}: over the limit for --max-nodes {self.max_nodes:,} (a larger value raises it)")
@@ -82,6 +89,12 @@ class Tally:
         self.tensors += count
         if self.tensors > self.max_tensors:
             raise self.too_large(f"more than {self.max_tensors:,} initializers")
+
+    def add_values(self, count: int) -> None:
+        """Count `count` graph inputs, outputs and value infos; raises before they are read past the limit."""
+        self.values += count
+        if self.values > self.max_values:
+            raise self.too_large(f"more than {self.max_values:,} graph inputs, outputs and value infos")
 
     def add_graph(self, kinds: str = "graphs and subgraphs") -> None:
         """Count one graph (the main graph, a subgraph or a function)."""

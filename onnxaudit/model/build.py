@@ -257,6 +257,7 @@ class _Builder:
             self.graphs[scope] = view
         tensors, sizes = view.tensors, self.sizes
         self.tally.add_tensors(len(graph.initializer) + len(graph.sparse_initializer))  # before a tensor is built
+        self.tally.add_values(len(graph.input) + len(graph.output) + len(graph.value_info))  # before inference
         for init in graph.initializer:
             tensor = tensor_from_proto(init, scope, "initializer", sizes=sizes)
             tensors[tensor.name] = tensor  # its name read once, not again from protobuf
