@@ -22,6 +22,7 @@ from builders import (  # noqa: E402
     long_text,
     many_dims,
     named_initializers,
+    named_values,
     nested_if,
     shared_dim_name,
     small_branches,
@@ -92,6 +93,9 @@ BOMBS = {
     "value_info_999k": lambda: empty_graph_fields(13, 999_980),
     "initializers_999k": lambda: empty_graph_fields(5, 999_980),
     "named_initializers_999k": lambda: named_initializers(999_980),
+    "named_inputs_999k": lambda: named_values(11, 999_980),
+    "named_value_infos_999k": lambda: named_values(13, 999_980),
+    "named_value_infos_499k": lambda: named_values(13, 499_990),  # at the limit (2N): accepted
     "attributes_999k": lambda: empty_node_fields(5, 999_980),
     "dims_999k": lambda: many_dims(999_980),
     "attribute_ints_999k": lambda: hidden_numbers("attribute_ints", 1, 999_980),
