@@ -476,35 +476,33 @@ def test_structure_fields_are_counted_before_anything_is_parsed(bomb, tmp_path):
     assert len(load(path, max_nodes=3000).main.nodes) == nodes  # 2,000 would refuse 4,002 graph inputs as values
 
 
-@pytest.mark.parametrize("field", [5, 15])
-def test_initializers_past_the_limit_are_refused_before_a_tensor_is_built(field, tmp_path):
-    """999,980 scalar initializers with names of their own fit in 15 MB and cost summary 15.9 s / 1.7 GiB and check
-    32.7 s / 2.4 GiB: the view's builder and check's data map count a graph's initializers and sparse initializers
-    (one per allowed node) before building any, with the same words; twice the limit admits the file."""
+# the graph's repeated fields counted per entry by the view's builder (initializers and sparse initializers by check's
+# data map too), before anything is built from them: (field, entries beside linear()'s own, what the limit says)
+_ENTRY_LIMITS = {
+    "initializers": (5, 1500, "more than 1,000 initializers"),
+    "sparse_initializers": (15, 1500, "more than 1,000 initializers"),
+    "graph_inputs": (11, 2500, "more than 2,000 graph inputs, outputs and value infos"),
+    "graph_outputs": (12, 2500, "more than 2,000 graph inputs, outputs and value infos"),
+    "value_infos": (13, 2500, "more than 2,000 graph inputs, outputs and value infos"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ENTRY_LIMITS))
+def test_graph_entries_past_their_limit_are_refused_before_they_are_built(case, tmp_path):
+    """999,980 scalar initializers with names of their own fit in 15 MB (summary 15.9 s / 1.7 GiB, check 32.7 s /
+    2.4 GiB), as many typed graph inputs, outputs or value infos in 18 MB (summary 6.9 s / 768 MiB, check 9.1 s, diff
+    twice that): initializers count one per allowed node, graph values two, before a tensor is built or shape
+    inference reads them, in the same words for load and check; twice the limit admits the file."""
+    field, entries, said = _ENTRY_LIMITS[case]
     path = tmp_path / "bomb.onnx"
-    path.write_bytes(empty_graph_fields(field, 1500))  # 1,500 empty ones beside linear()'s W
-    words = "more than 1,000 initializers: over the limit for --max-nodes 1,000 (a larger value raises it)"
+    path.write_bytes(empty_graph_fields(field, entries))
+    words = f"{said}: over the limit for --max-nodes 1,000 (a larger value raises it)"
     with pytest.raises(AuditError, match=re.escape(words)):
         load(path, max_nodes=1000)
     with pytest.raises(AuditError, match=re.escape(words)):
         check(path, max_nodes=1000)
     assert len(load(path, max_nodes=2000).main.nodes) == 1
     assert check(path, max_nodes=2000).params is not None
-
-
-@pytest.mark.parametrize("field", [11, 12, 13])
-def test_graph_values_past_the_limit_are_refused_before_inference(field, tmp_path):
-    """999,980 graph inputs, outputs or value infos with names and types of their own fit in 18 MB and cost summary
-    6.9 s / 768 MiB, check 9.1 s, diff twice that: the view's builder counts them (VALUES_PER_NODE per allowed node)
-    before shape inference reads them; twice the limit admits the file."""
-    path = tmp_path / "bomb.onnx"
-    path.write_bytes(empty_graph_fields(field, 2500))  # 2,500 empty ones beside linear()'s x and y
-    words = "more than 2,000 graph inputs, outputs and value infos: over the limit for --max-nodes 1,000"
-    with pytest.raises(AuditError, match=re.escape(words)):
-        load(path, max_nodes=1000)
-    with pytest.raises(AuditError, match=re.escape(words)):
-        check(path, max_nodes=1000)
-    assert len(load(path, max_nodes=2000).main.nodes) == 1
 
 
 _FIELDS_WORDS = f"more than {1000 * FIELDS_PER_NODE:,} fields of graph structure: over the limit for --max-nodes 1,000 "
