@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import codecs
 import io
 import os
 import sys
@@ -210,8 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _escape_what_cannot_be_encoded(stream: object) -> None:
     """A stream that cannot encode every character (PYTHONIOENCODING=ascii, a latin-1 locale) gets the ones it cannot
     as backslash escapes: the tables' own '·' and '…' made every summary an internal error UnicodeEncodeError."""
-    encoding = str(getattr(stream, "encoding", "utf-8") or "utf-8").lower().replace("-", "").replace("_", "")
-    if encoding not in ("utf8", "utf8sig") and isinstance(stream, io.TextIOWrapper):
+    if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name not in ("utf-8", "utf-8-sig"):
         stream.reconfigure(errors="backslashreplace")
 
 

@@ -95,10 +95,11 @@ def infer_value_shapes(
     graph = inferred.graph
     for value in list(graph.value_info) + list(graph.output) + list(graph.input):
         dtype, shape = dtype_and_shape(value.type)
-        if shape is not None and long_names:
+        if shape is None:
+            continue
+        if long_names:
             shape = tuple(long_names.get(d, d) if isinstance(d, str) else d for d in shape)
-        if shape is not None:
-            shapes[value.name] = ValueInfo(value.name, dtype, shape)
+        shapes[value.name] = ValueInfo(value.name, dtype, shape)
     return shapes
 
 
