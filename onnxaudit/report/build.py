@@ -18,6 +18,7 @@ from onnxaudit.frameworks.figures import FrameworkReport
 from onnxaudit.io.dims import INTEGER_DTYPES
 from onnxaudit.io.remote import RemoteRead
 from onnxaudit.model.exporters import op_behind_layout
+from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
 from onnxaudit.model.view import ModelView, Node
 
 if TYPE_CHECKING:
@@ -136,12 +137,7 @@ class Report:
 
 
 def _output_value(
-    view: ModelView,
-    layer_nodes: list[Node],
-    here: int,
-    reader: dict[str, int],
-    graph_outputs: set[str],
-    data: set[str],
+    view: ModelView, layer_nodes: list[Node], here: int, reads: _Reads, graph_outputs: set[str], data: set[str]
 ) -> str | None:
     """The layer's output: the main (first) value computed from the input data that leaves the layer's
     last node handing such a value on (its shape may be unknown); else the last value leaving it,
@@ -153,7 +149,7 @@ def _output_value(
     leaving: list[str] = []
     moving = None
     for node in sorted(layer_nodes, key=lambda n: n.index):
-        handed = [out for out in node.outputs if out and (out in graph_outputs or reader.get(out, here) != here)]
+        handed = [out for out in node.outputs if out and (out in graph_outputs or reads.leaves(out, here))]
         leaving += handed
         moving = next((out for out in handed if out in data), moving)
     if moving is not None:
@@ -212,10 +208,29 @@ def _tensor_row(t: ParamTensor, layer: str, convention: Convention, consumers: b
 
 
 def _row(
-    name: str, ops: list[str], shape: list[int | str | None] | None, tensors: list[ParamTensor], convention: Convention
+    name: str,
+    ops: list[str],
+    shape: list[int | str | None] | None,
+    tensors: list[ParamTensor],
+    convention: Convention,
+    all_ops: list[str],
 ) -> Row:
+    # positional, in field order (name, ops, output_shape, params, the three columns, explain, tensors,
+    # all_ops): keywords cost twice the call in a dataclass __init__ (70k rows)
+    if not tensors:  # a layer of ops alone (30% of them)
+        return Row(name, ops, shape, 0, 0, 0, 0, "", [], all_ops)
+    if len(tensors) == 1:  # one tensor (most of the others): no sums to keep
+        t = tensors[0]
+        bucket = convention.columns.get(t.category)
+        if bucket is None:
+            return Row(name, ops, shape, 0, 0, 0, 0, "", [], all_ops)
+        n = t.count or 0
+        frozen = n if bucket == NON_TRAINABLE else 0
+        explain = formula(tensors, frozen, "+".join(ops), convention.non_trainable_label.lower())
+        trainable, unclassified = (n, 0) if bucket == TRAINABLE else (0, n if bucket == UNCLASSIFIED else 0)
+        return Row(name, ops, shape, n, trainable, frozen, unclassified, explain, [t.name], all_ops)
     # the column sums and the counted tensors in one pass; `columns` is what bucket() looks up,
-    # without a method call per tensor (70k rows)
+    # without a method call per tensor
     columns = convention.columns
     sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     counted = []
@@ -227,8 +242,6 @@ def _row(
     explain = ""
     if counted:
         explain = formula(counted, sums[NON_TRAINABLE], "+".join(ops), convention.non_trainable_label.lower())
-    # positional, in field order (name, ops, output_shape, params, the three columns, explain,
-    # tensors): keywords cost twice the call in a dataclass __init__ (70k rows)
     return Row(
         name,
         ops,
@@ -239,6 +252,7 @@ def _row(
         sums[UNCLASSIFIED],
         explain,
         [t.name for t in counted],
+        all_ops,
     )
 
 
@@ -248,33 +262,32 @@ def _shape_math(view: ModelView, node: Node) -> bool:
     return bool(infos) and all(i is not None and i.dtype in INTEGER_DTYPES for i in infos)
 
 
-def _principal_ops(
-    view: ModelView, layer: Layer, here: int, reader: dict[str, int], graph_outputs: set[str]
-) -> list[str]:
+def _principal_ops(view: ModelView, layer: Layer, here: int, reads: _Reads, graph_outputs: set[str]) -> list[str]:
     """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
     the shape arithmetic exporters add around them stays in `all_ops`."""
     counted = COUNTED_CATEGORIES
     holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
     shapes_known = bool(view.value_shapes)  # without any, no node is shape math
+    leaves = reads.leaves
     picked = []
     for n in layer.nodes:
-        if n.op_type == "Constant":
+        op = n.op_type
+        if op == "Constant":
             continue
-        held = n.index in holders
-        if not held and shapes_known and _shape_math(view, n):
-            continue
-        if not held:  # hands a value on: a graph output, or one read outside the layer
+        if n.index in holders:
+            picked.append(op)
+        elif not (shapes_known and _shape_math(view, n)):
+            # hands a value on: a graph output, or one read outside the layer
             for out in n.outputs:
-                if out and (out in graph_outputs or reader.get(out, here) != here):
-                    held = True
+                if out and (out in graph_outputs or leaves(out, here)):
+                    picked.append(op)
                     break
-        if held:
-            picked.append(n.op_type)
     # the op behind a closing Reshape is the layer's, not the Mul that computed the Reshape's target
-    real = [n.op_type for n in layer.nodes if not (shapes_known and _shape_math(view, n))]
-    behind = op_behind_layout(picked, real)
-    if behind is not None:  # layout ops hand the result on; the layer's real op sits before them
-        picked = [behind, *picked]
+    if picked and LAYOUT_OR_FLATTEN.issuperset(picked):  # else op_behind_layout finds none: no list to make
+        real = [n.op_type for n in layer.nodes if not (shapes_known and _shape_math(view, n))]
+        behind = op_behind_layout(picked, real)
+        if behind is not None:  # layout ops hand the result on; the layer's real op sits before them
+            picked = [behind, *picked]
     if picked:
         return list(dict.fromkeys(picked))
     ops = layer.op_types  # nothing held or handed on (a body's module whose weights another call holds)
@@ -285,44 +298,65 @@ def _principal_ops(
 _SCAFFOLD = frozenset(
     "Shape Size Equal Not Cast If Gather Unsqueeze Squeeze Concat ConstantOfShape Slice Identity".split()
 )
-_SPREAD = -1  # a value read in several layers, or by a node in none
 
 
-def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
-    """Value -> position of the one layer all the main nodes reading it sit in, or _SPREAD.
-    A value leaves layer `i` when it is read and this is not `i`: one pass over the graph instead
-    of a node set and a consumer walk per layer (70k layers at 200k nodes). The layers partition
-    the main nodes (group_layers and roll_up make them so)."""
-    reader: dict[str, int] = {}
-    placed = 0
+def _row_positions(layers: list[Layer]) -> list[int]:
+    """Node index (global in the view) -> its layer's position, -1 for a node in none: a list filled per
+    layer instead of a dict of every node (200k at 200k nodes)."""
+    row_at: list[int] = []
     for here, layer in enumerate(layers):
-        placed += len(layer.nodes)
         for node in layer.nodes:
-            for name in node.inputs:
-                if reader.setdefault(name, here) != here:
-                    reader[name] = _SPREAD
-    if placed < len(view.main.nodes):  # a node in no layer reads from outside every layer
-        inside = {n.index for layer in layers for n in layer.nodes}
-        for node in view.main.nodes:
-            if node.index not in inside:
-                reader.update(dict.fromkeys(node.inputs, _SPREAD))
-    return reader
+            index = node.index
+            if index >= len(row_at):
+                row_at += [-1] * (index + 1 - len(row_at))
+            row_at[index] = here
+    return row_at
+
+
+class _Reads:
+    """Which values leave a layer: read by a node of another layer, or by a main node in none. The main
+    graph's readers (view.main.readers, built once and shared) looked up per value asked about, instead
+    of a map of every value read (70k layers at 200k nodes); a body's node that a layer holds (an op of an
+    If's branch with a row of its own) is added from the layers."""
+
+    def __init__(self, view: ModelView, layers: list[Layer]) -> None:
+        self.row_at = _row_positions(layers)
+        self.readers = view.main.readers
+        # nodes the layers hold from bodies (read outer values too): value -> their layers' positions
+        self.inner: dict[str, list[int]] = {}
+        if len(view.graphs) > 1:
+            main = view.main.scope
+            for here, layer in enumerate(layers):
+                for node in layer.nodes:
+                    if node.scope != main:
+                        for name in node.inputs:
+                            self.inner.setdefault(name, []).append(here)
+
+    def leaves(self, value: str, here: int) -> bool:
+        """`value` is read somewhere but in the layer at position `here`."""
+        row_at = self.row_at
+        size = len(row_at)
+        for node in self.readers.get(value, ()):
+            index = node.index
+            if index >= size or row_at[index] != here:
+                return True
+        return bool(self.inner) and any(there != here for there in self.inner.get(value, ()))
 
 
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, costs: Costs | None = None) -> list[Row]:
-    reader = _reading_layers(view, layers)
+    reads = _Reads(view, layers)
     outputs = set(view.main.outputs)
     data = _data_values(view, layers)
+    shapes = view.value_shapes  # none (inference skipped on a huge graph): no output value to look for
     rows = []
     for here, layer in enumerate(layers):
         all_ops = layer.op_types
         # with one op type (most layers) the principal ops can only be that one: no node walk
-        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
-        value = _output_value(view, layer.nodes, here, reader, outputs, data)
-        info = view.value_shapes.get(value) if value is not None else None
+        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reads, outputs)
+        value = _output_value(view, layer.nodes, here, reads, outputs, data) if shapes else None
+        info = shapes.get(value) if value is not None else None
         shape = list(info.shape or ()) if info is not None else None
-        row = _row(layer.name, ops, shape, layer.tensors, convention)
-        row.all_ops = all_ops
+        row = _row(layer.name, ops, shape, layer.tensors, convention, all_ops)
         if costs is not None:
             _add_cost(row, layer.nodes, value, costs)
         rows.append(row)
@@ -355,7 +389,7 @@ def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Ro
         ops = list(dict.fromkeys(u.node.op_type for t in tensors for u in t.uses[:1]))
         dims = tensors[0].dims
         shape: list[int | str | None] | None = list(dims) if key == "tensor" and dims is not None else None
-        rows.append(_row(label, ops, shape, tensors, convention))
+        rows.append(_row(label, ops, shape, tensors, convention, []))
     if key != "tensor":
         rows.sort(key=lambda r: (-r.params, r.name))
     return rows
@@ -465,15 +499,8 @@ _CONSUMERS_SHOWN = (None, "json")
 
 def shared_reads(layers: list[Layer]) -> dict[str, list[str]]:
     """Row name -> the counted tensors of other rows that its nodes read, in row order."""
-    # node index (global in the view) -> its row's position: a list filled per row instead of a dict of
-    # every node object (200k at 200k nodes); a node in no row (a body's) reads as the tensor's own row
-    row_at: list[int] = []
-    for here, layer in enumerate(layers):
-        for node in layer.nodes:
-            index = node.index
-            if index >= len(row_at):
-                row_at += [-1] * (index + 1 - len(row_at))
-            row_at[index] = here
+    # a node in no row (a body's) reads as the tensor's own row
+    row_at = _row_positions(layers)
     size = len(row_at)
     out: dict[str, list[str]] = {}
     for here, layer in enumerate(layers):
