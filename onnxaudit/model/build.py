@@ -157,12 +157,14 @@ def tensor_from_proto(
             tensor_name, scope, tensor.data_type, dims, origin, "external",
             external=_external_ref(tensor), node=node,
         )  # fmt: skip
-    known = sizes(tensor) if sizes is not None else None
-    if known is not None:
-        stored = known[0]
-    else:
-        stored = len(tensor.raw_data)
-        if not stored and not tensor.HasField("raw_data"):
+    # raw_data read once (each read copies it, up to wire.KEEP_BYTES): a tensor that kept some is complete, as
+    # `sizes` would say, and one the wire reader stripped holds none (LightModel.sizes)
+    stored = len(tensor.raw_data)
+    if not stored:
+        known = sizes(tensor) if sizes is not None else None
+        if known is not None:
+            stored = known[0]
+        elif not tensor.HasField("raw_data"):
             stored = _typed_field_bytes(tensor)
     dtype = tensor.data_type
     tensor_obj = _new(Tensor)  # Tensor(...) without the frozen dataclass's __init__ (view.frozen_from_dict)
@@ -299,17 +301,19 @@ class _Builder:
         append = view.nodes.append
         new, set_dict = _new, _set_dict
         scoped = self.module_scopes
+        counter = self.counter  # kept in a local, told to self before a node's subgraphs take their numbers
         for proto in nodes:
-            index = self.counter
-            self.counter = index + 1
+            index = counter
+            counter += 1
             # each protobuf field read costs ~100 ns (200k nodes: read each field once, into a local)
             name, op_type, domain = proto.name, proto.op_type, proto.domain
             attributes = proto.attribute
             if len(attributes):  # most nodes have none
                 tally.add_inputs(read)
                 read, room = 0, tally.max_inputs - tally.inputs
+                self.counter = counter
                 attrs, subscopes = self._attributes(attributes, name or f"{op_type}_{index}", view, depth)
-                room = tally.max_inputs - tally.inputs
+                counter, room = self.counter, tally.max_inputs - tally.inputs
             else:
                 attrs, subscopes = {}, ()
             module_scopes = node_metadata(proto, self.fx) if scoped and len(proto.metadata_props) else ()
@@ -333,6 +337,7 @@ class _Builder:
                     view.tensors[const.name] = const
                 else:
                     constants.append(const)
+        self.counter = counter
         tally.add_inputs(read)
 
     def _attributes(
