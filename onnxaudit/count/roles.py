@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from onnxaudit.count.constants import ConstantRoles
 from onnxaudit.count.graphfacts import more_than_scalar, one_value
@@ -85,6 +86,14 @@ class RoleTable:
 
 # ---------------------------------------------------------------- the walk
 
+# A plan: what tracing a constant back reaches, in order, whatever slot it lands in. Each leaf is a tuple:
+# (_STORED, steps, tensor), (_FILLED, steps, ConstantOfShape node), (_ALIAS, steps, Identity node, name,
+# depth), where steps are the ops passed through from it (nearest the source first); or (_CALL, *trace's
+# arguments): a value on the way that plays its own role in a computation, traced alike from every slot.
+_STORED, _FILLED, _ALIAS, _CALL = range(4)
+Leaf = tuple[Any, ...]
+Plan = tuple[Leaf, ...]
+
 
 class _Classifier(ConstantRoles):
     """Every stored tensor traced to the slots it lands in; the roles come from the classes below it:
@@ -97,6 +106,7 @@ class _Classifier(ConstantRoles):
         # found's key -> its first use (node index, slot), kept as uses are recorded: the table's order
         self.first_use: dict[tuple[str, str], tuple[int, int]] = {}
         self.alias_notes: dict[tuple[str, str], str] = {}  # deduplicated_alias's tensors: their note
+        self.plans: dict[tuple[str, str, str, int], Plan] = {}  # trace's, by (scope, name, role, depth)
 
     def record(self, tensor: Tensor, use: Use, logical: tuple[int, ...] | None = None) -> None:
         key = (tensor.scope, tensor.name)
@@ -115,37 +125,67 @@ class _Classifier(ConstantRoles):
 
     def trace(
         self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
-    ) -> None:
+    ) -> Plan:
+        """Record every stored tensor the constant `name` is, or is computed from, as reached in
+        `consumer`'s `slot` with `role`. The walk back from a value is the same whatever slot it lands in
+        (only what is recorded at its ends differs): the first trace from (scope, name, role, depth)
+        keeps it as a plan while it records, the next ones run the plan without walking again (a
+        rotary table computed once from constants and read by every layer was walked once per read)."""
+        key = (scope, name, role, depth)
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self.first_trace(scope, name, role, consumer, slot, via, depth)
+        else:
+            self.run(plan, role, consumer, slot, via)
+        return plan
+
+    def first_trace(
+        self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
+    ) -> Plan:
         tensors = self.top_level.get(scope)  # one dict instead of view.lookup's scope walk
         tensor = tensors.get(name) if tensors is not None else self.view.lookup(scope, name)
-        if (
-            tensor is not None
-            and role == DATA
-            and more_than_scalar(tensor)
-            and not self.is_constant_computation(consumer)
-        ):
+        if tensor is not None:
+            self.record_stored(tensor, role, consumer, slot, via)
+            return ((_STORED, (), tensor),)
+        producer = self.producer(scope, name)
+        if producer is None or depth > self.MAX_TRACE:
+            return ()
+        if producer.op_type == "ConstantOfShape":
+            self.record_constant_of_shape(producer, role, consumer, slot, via)
+            return ((_FILLED, (), producer),)
+        if producer.op_type == "Identity":  # deduplicated_alias asks the consumer, at each run
+            plan: Plan = ((_ALIAS, (), producer, name, depth),)
+            self.run(plan, role, consumer, slot, via)
+            return plan
+        return self.trace_computation(producer, role, consumer, slot, via, depth)
+
+    def run(self, plan: Plan, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
+        """What trace records from a plan, reached in `consumer`'s `slot` with `role` after `via`."""
+        for leaf in plan:
+            kind = leaf[0]
+            if kind == _CALL:  # a value playing its own role in a computation on the way: the same each time
+                self.trace(*leaf[1:])
+                continue
+            reached = leaf[1] + via if leaf[1] else via
+            if kind == _STORED:
+                self.record_stored(leaf[2], role, consumer, slot, reached)
+            elif kind == _FILLED:
+                self.record_constant_of_shape(leaf[2], role, consumer, slot, reached)
+            else:
+                identity, name, depth = leaf[2:]
+                alias = self.deduplicated_alias(identity, name, consumer)
+                if alias is None:
+                    self.trace_computation(identity, role, consumer, slot, reached, depth)
+                else:
+                    self.record(alias, _use(consumer, slot, self.constant_role(alias, role, consumer), reached))
+
+    def record_stored(self, tensor: Tensor, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
+        """A stored tensor reached in `consumer`'s `slot`: its role there, recorded."""
+        if role == DATA and more_than_scalar(tensor) and not self.is_constant_computation(consumer):
             forwarded, path = self.forward_role(consumer)
             if forwarded != DATA:
                 self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
                 return
-        if tensor is not None:
-            self.record_stored(tensor, role, consumer, slot, via)
-            return
-        producer = self.producer(scope, name)
-        if producer is None or depth > self.MAX_TRACE:
-            return
-        if producer.op_type == "ConstantOfShape":
-            self.record_constant_of_shape(producer, role, consumer, slot, via)
-            return
-        alias = self.deduplicated_alias(producer, name, consumer)
-        if alias is not None:
-            final = self.constant_role(alias, role, consumer)
-            self.record(alias, _use(consumer, slot, final, via))
-            return
-        self.trace_computation(producer, role, consumer, slot, via, depth)
-
-    def record_stored(self, tensor: Tensor, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
-        """A stored tensor reached in `consumer`'s `slot`: its role there, recorded."""
         final = self.constant_role(tensor, role, consumer)
         if via:  # broadcast_filler looks for an Expand on the way
             final = self.broadcast_filler(tensor, final, via)
@@ -156,28 +196,39 @@ class _Classifier(ConstantRoles):
 
     def trace_computation(
         self, producer: Node, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
-    ) -> None:
-        """Trace the inputs of `producer`, a constant-only computation on the way to `consumer`."""
+    ) -> Plan:
+        """Trace the inputs of `producer`, a constant-only computation on the way to `consumer`: its plan."""
         # A constant-only computation: each input either carries the weight on, or plays its own role there.
         # One value added to or multiplied into a weight on its way (paddle2onnx writes an assign as `+ 0`)
         # is a literal, not a 1-element weight.
         arithmetic = role in ("weight", "embedding") and producer.op_type in _ARITHMETIC and len(producer.inputs) == 2
         folded_bn = self.folded_bn_roles(producer) if role in ("weight", "bias", "bn_var") else None
+        plan: list[Leaf] = []
+        step = (producer.op_type,)
         for j, inner in enumerate(producer.inputs):
             if not inner:
                 continue
             bn_role = folded_bn[j] if folded_bn is not None else None
             if bn_role is not None:
-                self.trace(producer.scope, inner, bn_role, producer, j, (), depth + 1)
+                plan.append(self.own_role(producer, j, bn_role, depth + 1))
                 continue
             inner_role = self.slot_role(producer, j)
             if arithmetic and one_value(self.view.lookup(producer.scope, inner)):
-                self.trace(producer.scope, inner, "literal", producer, j, (), depth + 1)
+                plan.append(self.own_role(producer, j, "literal", depth + 1))
                 continue
             if inner_role in (DATA, "weight", "embedding", "bias"):
-                self.trace(producer.scope, inner, role, consumer, slot, (producer.op_type, *via), depth + 1)
+                carried = self.trace(producer.scope, inner, role, consumer, slot, (*step, *via), depth + 1)
+                plan += [leaf if leaf[0] == _CALL else (leaf[0], leaf[1] + step, *leaf[2:]) for leaf in carried]
             else:
-                self.trace(producer.scope, inner, inner_role, producer, j, (), depth + 1)
+                plan.append(self.own_role(producer, j, inner_role, depth + 1))
+        return tuple(plan)
+
+    def own_role(self, producer: Node, slot: int, role: str, depth: int) -> Leaf:
+        """Trace input `slot` of a computation on the way, which plays its own `role` there: now, and as
+        a plan's leaf."""
+        leaf = (_CALL, producer.scope, producer.inputs[slot], role, producer, slot, (), depth)
+        self.trace(*leaf[1:])
+        return leaf
 
     def deduplicated_alias(self, identity: Node, name: str, consumer: Node) -> Tensor | None:
         """torch.onnx (legacy) stores tensors of equal values once and gives each other one an Identity
@@ -281,7 +332,7 @@ class _Classifier(ConstantRoles):
 
     def walk(self, nodes: list[Node]) -> None:
         """Trace every constant (and weight-slot graph input) each node reads, in node order."""
-        slot_role, constant_nodes = self.slot_role, self.constant_nodes
+        slot_role, constant_nodes, record_stored = self.slot_role, self.constant_nodes, self.record_stored
         fed = {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
         watched = {scope: constants | fed for scope, constants in self.constants.items()}
         for node in nodes:
@@ -294,11 +345,16 @@ class _Classifier(ConstantRoles):
                 continue  # reached from its consumers
             if watched[scope].isdisjoint(inputs):
                 continue  # no constant, no graph input: about half the nodes, told without a Python loop
+            stored = self.top_level[scope]  # settled graphs are top-level ones
             for slot, name in enumerate(inputs):
                 if not name:
                     continue
                 if name in constants:
-                    self.trace(scope, name, slot_role(node, slot), node, slot, (), 0)
+                    tensor = stored.get(name)
+                    if tensor is None:
+                        self.trace(scope, name, slot_role(node, slot), node, slot, (), 0)
+                    else:  # read as stored (most uses): trace's first step, without a plan
+                        record_stored(tensor, slot_role(node, slot), node, slot, ())
                 elif name in fed:  # weight_input_without_data finds graph inputs only
                     role = slot_role(node, slot)
                     if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
