@@ -191,6 +191,22 @@ _PACKED_FLOATS, _PACKED_INTS = 7 << 3 | 2, 8 << 3 | 2  # an attribute's floats a
 # packed or one a tag) is counted inside (_INSIDE); one without holds none of them.
 _ATTR_INSIDE_BYTE = re.compile(rb"[\x2a\xaa\x72\xf2\x42\xc2\x40\xc0]")
 _NODE_DEVICE_KEY = 10 << 3 | 2
+# What plain_node does with a node's field, by its tag's first byte: walk the node (_WALK: a tag over one byte or of
+# another wire type than length-delimited), count an input or an entry (_ENTRY_KEYS[_NODE]: outputs), read a metadata
+# entry, an attribute or a device configuration, leave out a doc string, or nothing more (_PLAIN: name, op_type,
+# domain, overload, fields of no NodeProto number). One look-up a field: a node of 200k has ~6 fields.
+_WALK, _PLAIN, _INPUT, _ENTRY, _METADATA, _ATTRIBUTE, _DEVICE, _DOC = range(8)
+_NODE_FIELD_ACTIONS = tuple(
+    _WALK if key >= 0x80 or key & 7 != 2
+    else _INPUT if key == _NODE_INPUT_KEY
+    else _METADATA if key == _NODE_METADATA_KEY
+    else _ATTRIBUTE if key == _NODE_ATTRIBUTE_KEY
+    else _DEVICE if key == _NODE_DEVICE_KEY
+    else _ENTRY if key in _NODE_ENTRIES
+    else _DOC if key == _NODE_DOC_KEY
+    else _PLAIN
+    for key in range(256)
+)  # fmt: skip
 # Singular graph fields, which protobuf merges when a file repeats them: one graph, however often written.
 _SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
 
@@ -452,6 +468,7 @@ class _Writer:
         children = _CHILD_KEYS[kind]
         dropped = _DROP_KEYS.get(kind, frozenset())
         counted_key = _COUNTED_KEY.get(kind, -1)
+        node_key = counted_key if kind == _GRAPH or kind == _FUNCTION else -1
         metadata_key = _NODE_METADATA_KEY if kind == _NODE else -1
         counted, room = 0, self.room(kind)
         singular_key, singular_seen = _SINGULAR_GRAPH_KEY.get(kind, -1), False
@@ -511,6 +528,14 @@ class _Writer:
                 counted += 1
                 if counted > room:
                     self.count(kind, counted)  # raises: over --max-nodes, before anything is parsed
+                # a graph's or function's plain node (plain_parts, the most common field of all): copied here
+                if key == node_key and length <= KEEP_BYTES and (drops := self.plain_node(pos, value_end)) is not None:
+                    if drops:
+                        run = self.copy_without(run, tag_end, pos, value_end, drops)
+                    pos = value_end
+                    if in_nodes and self.stream.walked():  # type: ignore[union-attr]  # in_nodes: a stream
+                        run = self.send(run, pos)
+                    continue
             if key in dropped or (key == metadata_key and _unread_entry(buf, pos, value_end)):
                 self.copy(run, field_start)
                 run = value_end
@@ -659,7 +684,10 @@ class _Writer:
             wire_type = key & 7
             if wire_type == 0 and pos < end and buf[pos] < 0x80:
                 pos += 1
-                found, plain = (found + 1, plain) if key in number_keys else (found, plain + 1)
+                if key in number_keys:
+                    found += 1
+                else:
+                    plain += 1
                 continue
             if wire_type != 2:
                 if wire_type == 4:
@@ -672,6 +700,9 @@ class _Writer:
             length = buf[pos]
             if length < 0x80:
                 pos += 1
+            elif pos + 1 < end and buf[pos + 1] < 0x80:  # two bytes inline too (a small tensor's raw_data)
+                length = (length & 0x7F) | (buf[pos + 1] << 7)
+                pos += 2
             else:
                 length, pos = _varint(buf, pos, end)
             value_end = pos + length
@@ -719,43 +750,47 @@ class _Writer:
         pos = start
         inputs = entries = fields = 0
         drops: list[tuple[int, int]] = []
-        input_key, entry_keys, metadata_key, unread = _NODE_INPUT_KEY, _NODE_ENTRIES, _NODE_METADATA_KEY, _unread_entry
-        while pos < end:
-            field_start = pos
-            key = buf[pos]
-            if key >= 0x80 or key & 7 != 2 or pos + 1 >= end:
+        actions, unread = _NODE_FIELD_ACTIONS, _unread_entry
+        while pos < end:  # pos: where the field begins
+            action = actions[buf[pos]]  # what its tag says (one byte, length-delimited; else _WALK)
+            if not action or pos + 1 >= end:
                 return None
             length = buf[pos + 1]
-            pos += 2
-            if length >= 0x80:  # two bytes (up to 16 KiB; the node is at most KEEP_BYTES)
-                if pos >= end or buf[pos] >= 0x80:
+            if length < 0x80:
+                value_start = pos + 2
+            else:  # two bytes (up to 16 KiB; the node is at most KEEP_BYTES)
+                if pos + 2 >= end or buf[pos + 2] >= 0x80:
                     return None
-                length = (length & 0x7F) | (buf[pos] << 7)
-                pos += 1
+                length = (length & 0x7F) | (buf[pos + 2] << 7)
+                value_start = pos + 3
             fields += 1
-            value_end = pos + length
+            value_end = value_start + length
             if value_end > end:
                 return None
-            if key == input_key:
+            if action == _INPUT:
                 inputs += 1
-            elif key in entry_keys:
-                if key == metadata_key:
-                    if unread(buf, pos, value_end):
-                        if drops and drops[-1][1] == field_start:  # next to the last one: one span
-                            field_start = drops.pop()[0]
-                        drops.append((field_start, value_end))
-                elif key == _NODE_ATTRIBUTE_KEY:
-                    if self.attribute_has_entries(pos, value_end):
-                        return None
-                    if self.attribute_holds_inside(pos, value_end):
-                        entries += self.inside(_ATTR, pos, value_end, 1)
-                elif key == _NODE_DEVICE_KEY:
-                    entries += self.inside(_NODE_DEVICE, pos, value_end, 1)
+            elif action == _ENTRY:
                 entries += 1
-            elif key == _NODE_DOC_KEY:
-                if drops and drops[-1][1] == field_start:
-                    field_start = drops.pop()[0]
-                drops.append((field_start, value_end))
+            elif action == _METADATA:
+                if unread(buf, value_start, value_end):
+                    if drops and drops[-1][1] == pos:  # next to the last one: one span
+                        drops[-1] = (drops[-1][0], value_end)
+                    else:
+                        drops.append((pos, value_end))
+                entries += 1
+            elif action == _ATTRIBUTE:
+                if self.attribute_has_entries(value_start, value_end):
+                    return None
+                if self.attribute_holds_inside(value_start, value_end):
+                    entries += self.inside(_ATTR, value_start, value_end, 1)
+                entries += 1
+            elif action == _DEVICE:
+                entries += self.inside(_NODE_DEVICE, value_start, value_end, 1) + 1
+            elif action == _DOC:
+                if drops and drops[-1][1] == pos:
+                    drops[-1] = (drops[-1][0], value_end)
+                else:
+                    drops.append((pos, value_end))
             pos = value_end
         self.tally.add_inputs(inputs)
         self.tally.add_fields(entries)
