@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter, not_
 
 from onnxaudit.count.table import COUNTED_CATEGORIES, ParamTable, ParamTensor
 from onnxaudit.io.dims import INTEGER_DTYPES
@@ -94,22 +96,38 @@ _PREFIX_PATHS: dict[str, tuple[str, ...]] = {}
 _MAX_PREFIXES = 1 << 17
 
 
+_UNKNOWN_PARENTS = 8  # parent prefixes worked out one from the next at most; deeper, by walking the scopes
+
+
 def _prefix_path(prefix: str) -> tuple[str, ...]:
-    """The module path of the scopes in `prefix` (its non-empty slash-separated parts), () for none."""
+    """The module path of the scopes in `prefix` (its non-empty slash-separated parts), () for none: its
+    parent prefix's extended by its last scope, a few parents not known yet worked out (and kept for
+    their other children) on the way."""
     path = _PREFIX_PATHS.get(prefix)
     if path is not None:
         return path
-    parent, _, last = prefix.rpartition("/")
+    unknown = [prefix]  # this prefix and its parents not known yet, the deepest first
+    parent = prefix.rpartition("/")[0]
     base = _PREFIX_PATHS.get(parent) if parent else ()
-    if base is None:  # the parent prefix too is new: walk its scopes, and keep it for its siblings
-        base = ()
-        for scope in parent.split("/"):
-            if scope:
-                base = _merge_scope(base, scope)
-        _remember(parent, base)
-    path = _merge_scope(base, last) if last else base
-    _remember(prefix, path)
-    return path
+    while base is None:
+        if len(unknown) == _UNKNOWN_PARENTS:  # walk its scopes
+            base = ()
+            for scope in parent.split("/"):
+                if scope:
+                    base = _merge_scope(base, scope)
+            _remember(parent, base)
+            break
+        unknown.append(parent)
+        parent = parent.rpartition("/")[0]
+        base = _PREFIX_PATHS.get(parent) if parent else ()
+    for head in reversed(unknown):
+        last = head.rpartition("/")[2]
+        if "." in last:
+            base = _merge_scope(base, last)
+        elif last:  # _merge_scope's one-part case, inlined: one call a prefix fewer (200k nodes: ~70k prefixes)
+            base = (*base, last)
+        _remember(head, base)
+    return base
 
 
 def _remember(prefix: str, path: tuple[str, ...]) -> None:
@@ -288,23 +306,48 @@ def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
     return found
 
 
-def _torch_node_paths(nodes: list[Node]) -> dict[int, tuple[str, ...] | None]:
-    """path_from_module_scopes or path_from_node_name of every node: the latter inlined (its prefix and
-    the memo's look-up), three calls a node fewer over 200k nodes."""
-    paths: dict[int, tuple[str, ...] | None] = {}
+def _torch_node_paths(nodes: list[Node]) -> tuple[NodePaths, Column, list[int]]:
+    """path_from_module_scopes or path_from_node_name of every node, by index and as a column in the
+    nodes' order, and the positions of those without one: worked out once per distinct module scope or
+    name prefix (a module's nodes share theirs), the latter inlined (its prefix and the memo's look-up)."""
+    paths: NodePaths = {}
+    column: Column = []
+    add = column.append
+    unnamed: list[int] = []
     known = _PREFIX_PATHS
+    by_module: dict[str, tuple[str, ...]] = {}  # a node's innermost module scope -> its path
     for n in nodes:
-        if n.module_scopes:
-            paths[n.index] = path_from_module_scopes(n.module_scopes)
-            continue
-        name = n.name
-        if ":" in name or "__" in name:  # as _scope_prefix
-            name = _GENERATED_SUFFIX.sub("", name)
-        prefix = name.rstrip("/").rpartition("/")[0]
-        path = known.get(prefix)
-        paths[n.index] = (path if path is not None else _prefix_path(prefix)) or None
+        scopes = n.module_scopes
+        if scopes:
+            inner = scopes[-2] if len(scopes) > 1 else ""
+            path = by_module.get(inner)
+            if path is None:
+                path = path_from_module_scopes(scopes)
+                if path is not None and _names_module(inner):  # then the path is that scope's alone
+                    by_module[inner] = path
+        else:
+            name = n.name
+            if ":" in name or "__" in name:  # as _scope_prefix
+                name = _GENERATED_SUFFIX.sub("", name)
+            prefix = name.rstrip("/").rpartition("/")[0]
+            path = known.get(prefix)
+            path = (path if path is not None else _prefix_path(prefix)) or None
+        if path is None:
+            unnamed.append(len(column))
+        paths[n.index] = path
+        add(path)
     _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
-    return paths
+    return paths, column, unnamed
+
+
+def _names_module(scope: str) -> bool:
+    """Whether path_from_module_scopes takes `scope` for a module: a node whose last module scope it is
+    has its path from it alone."""
+    return bool(scope) and scope != "_export_root" and not scope.startswith("_empty_nn_module_stack")
+
+
+_INDEX = attrgetter("index")
+_INPUTS = attrgetter("inputs")
 
 
 def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
@@ -312,41 +355,82 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     the layer of the node that owns the subgraph or calls the function."""
     main_nodes = view.main.nodes
     in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
-    param_names = _param_names(table)
-    branch_nodes: list[Node] = []
     torch_style = _torch_style(main_nodes, in_bodies)
-    if torch_style:
-        node_paths, branch_nodes = _torch_paths(main_nodes, in_bodies, param_names)
-    else:
-        node_paths = _tf_paths(view, table, param_names)
+    node_paths, paths, unnamed, param_names = (_torch_paths if torch_style else _tf_column)(view, table, in_bodies)
     # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
-    helpers = _attach_helpers(view, node_paths, param_names)
+    helpers = _attach_helpers(view, node_paths, param_names, [main_nodes[i] for i in unnamed])
+    for i in unnamed:  # the column, with the paths they were given since
+        paths[i] = node_paths[main_nodes[i].index]
     rows = _Rows(main_nodes)
-    for node in main_nodes:
-        path = node_paths[node.index]
-        layer = rows.layers.get(path) if path else None
-        (layer or rows.layer_for(path, node)).nodes.append(node)
-    for node in branch_nodes:  # after the main graph's: a branch's module never takes the If's row
-        rows.layer_for(node_paths[node.index], node).nodes.append(node)
+    get, layer_for = rows.layers.get, rows.layer_for
+    for node, path in zip(main_nodes, paths, strict=True):
+        (get(path) or layer_for(path, node)).nodes.append(node)  # type: ignore[arg-type]  # None is no key
+    # after the main graph's: a branch's module never takes the If's row
+    for node in [n for n in in_bodies if node_paths[n.index]] if torch_style else ():
+        layer_for(node_paths[node.index], node).nodes.append(node)
     unused = Layer(("#unused",), "(not consumed by any node)")
     in_branch = {n.index for n in in_bodies}
     owner_of_scope = _main_owner_of_scopes(view)
+    by_use: dict[int, Layer] = {}  # id -> a layer given a counted tensor by its use, not by its key
     for tensor in table.tensors:
-        target = _tensor_row(tensor, rows, node_paths, in_branch, owner_of_scope)
-        (target or unused).tensors.append(tensor)
-    if torch_style:
-        _name_by_keys(rows)
-    ordered = sorted(rows.layers.values(), key=lambda layer: _row_order(layer, helpers))
-    if unused.tensors:
-        ordered.append(unused)
-    return ordered
+        key = path_from_tensor_name(tensor.name)
+        named = get(key) if key is not None else None
+        if named is None:  # not the layer its state_dict key names (most join that one)
+            named = _tensor_row(tensor, key, rows, node_paths, in_branch, owner_of_scope) or unused
+            if tensor.category in COUNTED_CATEGORIES:
+                by_use[id(named)] = named
+        named.tensors.append(tensor)
+    if torch_style and by_use:
+        _name_by_keys(rows, by_use)
+    return _in_row_order(list(rows.layers.values()), helpers) + ([unused] if unused.tensors else [])
 
 
-def _name_by_keys(rows: _Rows) -> None:
+Column = list[tuple[str, ...] | None]  # the main graph's nodes' paths, in their order
+
+
+def _torch_paths(
+    view: ModelView, table: ParamTable, in_bodies: list[Node]
+) -> tuple[NodePaths, Column, list[int], dict[int, list[str]]]:
+    """Each node's module path from torch's scopes or names (_torch_node_paths), an anonymous node's from
+    the state_dict keys it reads; the positions of the main graph's nodes that had none, and the
+    parameters those read (no other node asks: no map of every node's when none reads any)."""
+    main_nodes = view.main.nodes
+    node_paths, paths, unnamed = _torch_node_paths(main_nodes)
+    anonymous = [main_nodes[i] for i in unnamed]
+    param_names = _param_names(table, {n.index for n in anonymous if n.inputs})
+    _keys_for_anonymous(anonymous, node_paths, param_names)
+    if in_bodies:  # a module called inside an If or Loop body is a layer of its own, as in torch
+        node_paths.update(_torch_node_paths(in_bodies)[0])
+    return node_paths, paths, unnamed, param_names
+
+
+def _tf_column(
+    view: ModelView, table: ParamTable, in_bodies: list[Node]
+) -> tuple[NodePaths, Column, list[int], dict[int, list[str]]]:
+    """_tf_paths, with its column and the positions of the main graph's nodes without a path."""
+    param_names = _param_names(table)
+    node_paths = _tf_paths(view, table, param_names)
+    paths = list(map(node_paths.__getitem__, map(_INDEX, view.main.nodes)))
+    return node_paths, paths, list(compress(range(len(paths)), map(not_, paths))), param_names
+
+
+def _in_row_order(layers: list[Layer], helpers: set[int]) -> list[Layer]:
+    """The layers sorted by _row_order, its common case (a first node that is no helper) inline."""
+    order = [
+        (nodes[0].index, layer.name)
+        if (nodes := layer.nodes) and nodes[0].index not in helpers
+        else _row_order(layer, helpers)
+        for layer in layers
+    ]
+    return [layers[i] for i in sorted(range(len(layers)), key=order.__getitem__)]
+
+
+def _name_by_keys(rows: _Rows, by_use: dict[int, Layer]) -> None:
     """A torch row whose node scopes dropped a module from its path (timm's MetaFormer: `/norm/...` for
     `head.norm`) takes the path its parameters' state_dict keys name, where every key among its counted
-    tensors names that one module, the row's path is that module's path with parts left out, and no row has it."""
-    for path, layer in list(rows.layers.items()):
+    tensors names that one module, the row's path is that module's path with parts left out, and no row has it.
+    Only the rows `by_use` holds (by id) are asked: a row given its counted tensors by their keys has its path."""
+    for path, layer in [(path, layer) for path, layer in rows.layers.items() if id(layer) in by_use]:
         if path[0].startswith("#") or not layer.tensors:
             continue
         keys = {path_from_tensor_name(t.name) for t in layer.tensors if t.category in COUNTED_CATEGORIES}
@@ -367,13 +451,17 @@ def _within(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
     return all(part in parts for part in short)
 
 
-def _param_names(table: ParamTable) -> dict[int, list[str]]:
-    """Node index -> the names of the counted tensors it reads."""
+def _param_names(table: ParamTable, among: set[int] | None = None) -> dict[int, list[str]]:
+    """Node index -> the names of the counted tensors it reads (of the nodes `among`, when given)."""
     param_names: dict[int, list[str]] = {}
+    if among is not None and not among:
+        return param_names
     for tensor in table.tensors:
         if tensor.category in COUNTED_CATEGORIES:
             for use in tensor.uses:
-                param_names.setdefault(use.node.index, []).append(tensor.name)
+                index = use.node.index
+                if among is None or index in among:
+                    param_names.setdefault(index, []).append(tensor.name)
     return param_names
 
 
@@ -394,19 +482,6 @@ def _keys_for_anonymous(nodes: list[Node], node_paths: NodePaths, param_names: d
         if node_paths[node.index] is None:
             keys = [path_from_tensor_name(name) for name in param_names.get(node.index, [])]
             node_paths[node.index] = next((k for k in keys if k), None)
-
-
-def _torch_paths(
-    main_nodes: list[Node], in_bodies: list[Node], param_names: dict[int, list[str]]
-) -> tuple[NodePaths, list[Node]]:
-    """Each node's module path from torch's scopes or names, and the body nodes that are modules."""
-    node_paths = _torch_node_paths(main_nodes)
-    _keys_for_anonymous(main_nodes, node_paths, param_names)
-    if not in_bodies:
-        return node_paths, []
-    # a module called inside an If or Loop body is a layer of its own, as in torch
-    node_paths.update(_torch_node_paths(in_bodies))
-    return node_paths, [n for n in in_bodies if node_paths[n.index]]
 
 
 def _tf_paths(view: ModelView, table: ParamTable, param_names: dict[int, list[str]]) -> NodePaths:
@@ -605,7 +680,9 @@ class _Rows:
         key = path if path else ("#node", str(node.index if node else -1))
         layer = self.layers.get(key)  # one hash of the key per call (70k new layers at 200k nodes)
         if layer is None:
-            if key[0] == "#node":
+            if key[0] == "#node" and node is not None and key[1] == str(node.index):
+                name = node.label  # the node's own row (indices are global: no other node has its index)
+            elif key[0] == "#node":
                 if not self.labels:
                     self.labels.update((str(n.index), n.label) for n in self.main_nodes)
                 name = self.labels.get(key[1], node.label if node else "(unused)")
@@ -617,18 +694,15 @@ class _Rows:
 
 def _tensor_row(
     tensor: ParamTensor,
+    path: tuple[str, ...] | None,
     rows: _Rows,
     node_paths: NodePaths,
     in_branch: set[int],
     owner_of_scope: dict[str, Node],
 ) -> Layer | None:
-    """The row a tensor joins: the layer its state_dict key names, else its first named use's (a body's
-    op that reads a parameter has its own; another body's node joins the main node owning the body);
-    None when no node uses it."""
-    path = path_from_tensor_name(tensor.name)
-    named = rows.layers.get(path) if path is not None else None
-    if named is not None:  # most state_dict keys name their module's layer
-        return named
+    """The row a tensor joins when no layer is the module its state_dict key names (`path`, if any):
+    its first named use's (a body's op that reads a parameter has its own; another body's node joins
+    the main node owning the body); None when no node uses it."""
     first = _first_named_use(tensor)
     if first is not None and first.scope != MAIN:
         if first.index in in_branch and tensor.category in COUNTED_CATEGORIES:  # by a module or an op of its own
@@ -739,13 +813,14 @@ def _first_named_use(tensor: ParamTensor) -> Node | None:
 
 
 def _attach_helpers(
-    view: ModelView, node_paths: dict[int, tuple[str, ...] | None], param_names: dict[int, list[str]]
+    view: ModelView, node_paths: NodePaths, param_names: dict[int, list[str]], unnamed: list[Node]
 ) -> set[int]:
     """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
-    each taking a row of its own (exporters emit many; torchinfo and Keras show none)."""
+    each taking a row of its own (exporters emit many; torchinfo and Keras show none). `unnamed`: the
+    main graph's nodes without a path, in graph order."""
     candidates = []  # nodes that may attach, last first: what decides it is the node's own
     value_shapes = view.value_shapes  # empty when inference was skipped (build.MAX_INFER_NODES)
-    for node in reversed(view.main.nodes):
+    for node in reversed(unnamed):
         if node_paths.get(node.index) or node.index in param_names:
             continue
         if node.op_type != "Constant":
@@ -758,9 +833,9 @@ def _attach_helpers(
         candidates.append(node)
     wanted = {out for node in candidates for out in node.outputs}
     first_reader: dict[str, Node] = {}  # the nodes are in graph order: the first is the earliest
-    for node in view.main.nodes if wanted else ():
-        if wanted.isdisjoint(node.inputs):  # most nodes: one set call instead of a loop (200k nodes)
-            continue
+    main = view.main.nodes if wanted else []
+    # the nodes reading any of them, found in one C-level pass (most nodes read none: 200k nodes)
+    for node in compress(main, map(not_, map(wanted.isdisjoint, map(_INPUTS, main)))):
         for name in node.inputs:
             if name in wanted and name not in first_reader:
                 first_reader[name] = node
