@@ -67,8 +67,10 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
     for t in table.tensors:
         if t.category == "unclassified" and t.count and t.count > 1 and len(t.uses) == 1:
             per_channel[(t.uses[0].node.index, t.uses[0].slot)] = t
+    if not per_channel:  # no chain without its three constants (no walk over 200k nodes for its Sub)
+        return []
     subs = [node for node in view.main.nodes if node.op_type == "Sub"]
-    if not per_channel or not subs:  # no chain without its Sub and its three constants
+    if not subs:
         return []
     consumers = view.main.readers
 

@@ -21,10 +21,12 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
     parameter stored twice, once transposed. Tied embeddings and output heads (pytorch/pytorch#108342),
     or a parameter a module reads both as `x @ w` and `h @ w.T` (dynamo names the fold `t`). Values are
     not compared here. A copy of a square weight is only looked for beside an embedding table."""
+    if not any(t.role in _TIED_ROLES and _folded_name(t.name, _FOLDED_OR_VAL_NAME) for t in table.tensors):
+        return {}  # no folded weight, no copy: no 38k weights grouped by dims at 200k nodes
     # by transposed dims, not dtype: a quantized head and its embedding table may be stored in two int types
     by_dims: dict[tuple[int, ...], list[ParamTensor]] = {}
     for t in table.tensors:
-        if t.role in ("weight", "embedding") and t.dims and len(t.dims) == 2:
+        if t.role in _TIED_ROLES and t.dims and len(t.dims) == 2:
             by_dims.setdefault(t.dims, []).append(t)
     pairs: dict[str, str] = {}
     for (d0, d1), group in by_dims.items():
@@ -39,6 +41,9 @@ def tied_transposed_copy(table: ParamTable) -> dict[str, str]:
         if d0 == d1:  # a square weight: its own module's weight, read as stored by another call
             pairs.update(_same_module_copies(group, pairs))
     return pairs
+
+
+_TIED_ROLES = ("weight", "embedding")
 
 
 def _same_module_copies(group: list[ParamTensor], pairs: dict[str, str]) -> dict[str, str]:
@@ -166,19 +171,21 @@ def reshaped_copies(table: ParamTable) -> dict[str, tuple[str, str]]:
     (spectral_norm's sigma = u . W v beside W / sigma): an anonymous folded weight with a state_dict
     weight's element count and first dim, in other dims, may be that weight again in its own layout.
     Copy name -> (the weight it may be, why)."""
+    copies = [t for t in table.tensors if t.role == "weight" and t.dims and len(t.dims) > 1 and _folded_name(t.name)]
+    if not copies:  # no folded weight (a 200k-node graph's 38k state_dict keys): no originals to group
+        return {}
     named: dict[tuple[object, ...], list[ParamTensor]] = {}
     for t in table.tensors:
         if t.category == "parameter" and t.dims and len(t.dims) > 1 and "." in t.name and not _folded_name(t.name):
             named.setdefault((t.dtype, t.count, t.dims[0]), []).append(t)
     found: dict[str, tuple[str, str]] = {}
-    for t in table.tensors if named else ():
-        if t.role != "weight" or not t.dims or len(t.dims) < 2 or not _folded_name(t.name):
-            continue
-        original = next((o for o in named.get((t.dtype, t.count, t.dims[0]), ()) if o.dims != t.dims), None)
+    for t in copies if named else ():
+        dims = t.dims or ()
+        original = next((o for o in named.get((t.dtype, t.count, dims[0]), ()) if o.dims != dims), None)
         if original is not None:
             found[t.name] = (
                 original.name,
-                f"{original.name} reshaped at export ({'x'.join(map(str, t.dims))}), read as stored too: counted "
+                f"{original.name} reshaped at export ({'x'.join(map(str, dims))}), read as stored too: counted "
                 "once at least, as stored at most (values not compared)",
             )
     return found
@@ -194,24 +201,28 @@ _COMPARE_MAX_NODES = 20_000
 
 
 def possible_copies(
-    view: ModelView, table: ParamTable, layers: list[Layer], origin: str
+    view: ModelView, table: ParamTable, layers: list[Layer], origin: str, op_types: frozenset[str]
 ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
     """Stored tensors that may be another parameter stored again: a transposed copy of a tied weight,
     a shared module's weight stored once per call, a fusion's leftover, a copy read only for its shape,
     a reciprocal folded at export. Where both are embedded in the file, sampled values settle a pair
     (copies.py): a copy is known, another weight is no copy. Returns the doubts left (copy name -> why)
-    and the known copies (copy -> (original, how))."""
+    and the known copies (copy -> (original, how)). `op_types`: the file's, subgraphs included (no copy
+    read only for its shape in a file without a Shape, no reciprocal without a Mul)."""
     transposed = tied_transposed_copy(table)
     calls: dict[str, tuple[str, str]] = {}
     if origin == "pytorch":
         calls = {**reshaped_copies(table), **later_call_copies(layers)}
         for layer in layers:
-            if sum(t.role == "weight" for t in layer.tensors) > 1:  # most layers: one weight
+            if len(layer.tensors) > 1 and sum(t.role == "weight" for t in layer.tensors) > 1:  # most: one weight
                 calls.update(per_call_copies(layer, counted(layer.tensors)))
     # one question per copy: a transposed copy is asked as such, not again in its own layout
     calls = {copy: call for copy, call in calls.items() if copy not in transposed}
     branches = branch_copies(view, table)
-    derived = [*shape_only_copies(table), *reciprocal_pairs(table, view.main)]
+    derived = [
+        *(shape_only_copies(table) if "Shape" in op_types else ()),
+        *(reciprocal_pairs(table, view.main) if "Mul" in op_types else ()),
+    ]
     settled: dict[tuple[Key, Key], bool] = {}
     samples = 0
     # datamap imports all of onnx and walks the whole structure again (~1.6 s at 200k nodes): only for

@@ -127,7 +127,7 @@ class _Doubts:
     @classmethod
     def of(cls, ctx: FileContext, layers: list[Layer]) -> _Doubts:
         origin, table = ctx.origin, ctx.table
-        tied, known = possible_copies(ctx.view, table, layers, origin)
+        tied, known = possible_copies(ctx.view, table, layers, origin, ctx.op_types)
         shared = read_by_several_modules(table, layers) if origin == "pytorch" else {}
         named = origin == "pytorch" and ctx.state_dict_names
         return cls(origin, tied, known, bn_folded_at_run_time(table), shared, named, ctx.view)
