@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from onnxaudit.count.constants import ConstantRoles
 from onnxaudit.count.graphfacts import more_than_scalar, one_value
@@ -37,9 +37,9 @@ _ROLE_STRENGTH = {role: _STRENGTH[info.category] for role, info in ROLES.items()
 # ---------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class Use:
-    """One consumption of a source tensor: the node and slot it finally lands in."""
+class Use(NamedTuple):
+    """One consumption of a source tensor: the node and slot it finally lands in. A named tuple: one C
+    call makes it (one per consumed constant, 97k at 200k nodes), read by name like a frozen dataclass."""
 
     node: Node
     slot: int
@@ -53,14 +53,12 @@ def _later_call(consumer: Node, readers: list[tuple[Node, int]] | tuple[()]) -> 
     return base is not None and any(node.name.rpartition("/")[0] == base for node, _ in readers)
 
 
-def _use(node: Node, slot: int, role: str, via: tuple[str, ...]) -> Use:
-    """Use(node, slot, role, via) without the frozen dataclass's __init__ (one per consumed constant)."""
-    return frozen_from_dict(Use, {"node": node, "slot": slot, "role": role, "via": via})
+_new_use = tuple.__new__  # Use(node, slot, role, via) without NamedTuple's Python-level __new__
 
 
-def _classified(tensor: Tensor, role: str, logical: tuple[int, ...] | None) -> Classified:
-    """Classified(tensor, role, logical_dims=logical) without the dataclass's __init__ (one per tensor)."""
-    fields = {"tensor": tensor, "role": role, "uses": [], "logical_dims": logical, "notes": []}
+def _classified(tensor: Tensor, role: str, logical: tuple[int, ...] | None, use: Use) -> Classified:
+    """Classified(tensor, role, [use], logical_dims=logical) without the dataclass's __init__ (one per tensor)."""
+    fields = {"tensor": tensor, "role": role, "uses": [use], "logical_dims": logical, "notes": []}
     return frozen_from_dict(Classified, fields)
 
 
@@ -108,18 +106,29 @@ class _Classifier(ConstantRoles):
         self.alias_notes: dict[tuple[str, str], str] = {}  # deduplicated_alias's tensors: their note
         self.plans: dict[tuple[str, str, str, int], Plan] = {}  # trace's, by (scope, name, role, depth)
 
-    def record(self, tensor: Tensor, use: Use, logical: tuple[int, ...] | None = None) -> None:
+    def record(
+        self,
+        tensor: Tensor,
+        node: Node,
+        slot: int,
+        role: str,
+        via: tuple[str, ...] = (),
+        logical: tuple[int, ...] | None = None,
+    ) -> None:
+        """`tensor` used in `node`'s `slot` as `role`, reached through `via`."""
         key = (tensor.scope, tensor.name)
-        order = (use.node.index, use.slot)
+        use: Use = _new_use(Use, (node, slot, role, via))
+        order = (node.index, slot)
         entry = self.found.get(key)
         if entry is None:
-            entry = self.found[key] = _classified(tensor, use.role, logical)
+            self.found[key] = _classified(tensor, role, logical, use)
             self.first_use[key] = order
-        elif order < self.first_use[key]:
+            return
+        if order < self.first_use[key]:
             self.first_use[key] = order
         entry.uses.append(use)
-        if use.role != entry.role and _ROLE_STRENGTH[use.role] < _ROLE_STRENGTH[entry.role]:
-            entry.role = use.role
+        if role != entry.role and _ROLE_STRENGTH[role] < _ROLE_STRENGTH[entry.role]:
+            entry.role = role
         if logical is not None:
             entry.logical_dims = logical
 
@@ -177,14 +186,14 @@ class _Classifier(ConstantRoles):
                 if alias is None:
                     self.trace_computation(identity, role, consumer, slot, reached, depth)
                 else:
-                    self.record(alias, _use(consumer, slot, self.constant_role(alias, role, consumer), reached))
+                    self.record(alias, consumer, slot, self.constant_role(alias, role, consumer), reached)
 
     def record_stored(self, tensor: Tensor, role: str, consumer: Node, slot: int, via: tuple[str, ...]) -> None:
         """A stored tensor reached in `consumer`'s `slot`: its role there, recorded."""
         if role == DATA and more_than_scalar(tensor) and not self.is_constant_computation(consumer):
             forwarded, path = self.forward_role(consumer)
             if forwarded != DATA:
-                self.record(tensor, _use(consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1])))
+                self.record(tensor, consumer, slot, forwarded, (*via, consumer.op_type, *path[:-1]))
                 return
         final = self.constant_role(tensor, role, consumer)
         if via:  # broadcast_filler looks for an Expand on the way
@@ -192,7 +201,7 @@ class _Classifier(ConstantRoles):
             if final == "shape" and "DequantizeLinear" in via:
                 final = "unclassified"  # quantized values of a float tensor, whatever it is: no shape
         packed = final in ("weight", "embedding") and consumer.op_type in PACKED_OPS
-        self.record(tensor, _use(consumer, slot, final, via), self.logical_dims(consumer, slot) if packed else None)
+        self.record(tensor, consumer, slot, final, via, self.logical_dims(consumer, slot) if packed else None)
 
     def trace_computation(
         self, producer: Node, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
@@ -281,7 +290,7 @@ class _Classifier(ConstantRoles):
         # one value repeated to a shape is a filler, not a weight: a mask's zeros in a data slot, and in
         # a weight slot what an exporter writes for a parameter the layer does not have (jax2onnx: a
         # LayerNorm's scale of ones without use_scale, an RNN's zero initial state)
-        self.record(synthetic, Use(consumer, slot, "literal", ("ConstantOfShape", *via)))
+        self.record(synthetic, consumer, slot, "literal", ("ConstantOfShape", *via))
 
     def weight_input_without_data(self, node: Node, slot: int, name: str, role: str) -> None:
         """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time. Not an
@@ -301,7 +310,7 @@ class _Classifier(ConstantRoles):
                     fixed = tuple(d for d in value.shape or () if isinstance(d, int))
                     known = value.shape is not None and len(fixed) == len(value.shape)
                     tensor = Tensor(name, current, value.dtype, fixed if known else None, "graph_input", "none")
-                    self.record(tensor, Use(node, slot, role))
+                    self.record(tensor, node, slot, role)
                     if not known:
                         self.limits.append(f"graph input {name!r} in a {role} slot has symbolic dims: not counted")
                     return
@@ -325,9 +334,11 @@ class _Classifier(ConstantRoles):
         self.branch_alternatives()
         self.attribute_parameters(nodes)
         self.bn_training_notes(nodes)
-        # by first use (node index, slot), then scope and name; tensors never used come last
-        first_use, unused = self.first_use, (1 << 62, 0)
-        ordered = [self.found[key] for key in sorted(self.found, key=lambda key: (*first_use.get(key, unused), *key))]
+        # by first use (node index, slot), then scope and name; tensors never used come last, by scope and
+        # name (pairs of (first use, key) sort in C, without a key function called per tensor)
+        found, first_use = self.found, self.first_use
+        ordered = [found[key] for _, key in sorted(zip(first_use.values(), first_use, strict=True))]
+        ordered += [found[key] for key in sorted(found.keys() - first_use.keys())]
         return RoleTable(ordered, self.limits, self.view.trained)
 
     def walk(self, nodes: list[Node]) -> None:
@@ -431,10 +442,11 @@ class _Classifier(ConstantRoles):
         """torch.nn.utils.spectral_norm registers its power-iteration vectors as buffers `<name>_u` and
         `<name>_v` beside the parameter `<name>_orig` (the TorchScript exporter keeps all three
         state_dict names, and reads u and v in the MatMuls of sigma = u . W v): no parameters."""
-        names = {key[1] for key in self.found}
-        for entry in self.found.values():
+        vectors = [entry for (_, name), entry in self.found.items() if name.endswith(("_u", "_v"))]
+        names = {key[1] for key in self.found} if vectors else set()
+        for entry in vectors:
             name = entry.tensor.name
-            if entry.category != "parameter" or name[-2:] not in ("_u", "_v") or f"{name[:-2]}_orig" not in names:
+            if entry.category != "parameter" or f"{name[:-2]}_orig" not in names:
                 continue
             if entry.tensor.dims is None or len(entry.tensor.dims) != 1:
                 continue
@@ -512,15 +524,17 @@ class _Classifier(ConstantRoles):
 
     def add_unused(self) -> None:
         outputs = {(scope, name) for scope, g in self.view.graphs.items() for name in g.outputs}
+        found = self.found
         for scope, graph in self.view.graphs.items():
             for tensor in graph.tensors.values():
-                if tensor.key in self.found:
+                key = (tensor.scope, tensor.name)  # tensor.key, without the property's call
+                if key in found:
                     continue
                 entry = Classified(tensor, "unused")
                 if (scope, tensor.name) in outputs:
                     entry.role = "unclassified"
                     entry.notes.append("returned directly as a graph output")
-                self.found[tensor.key] = entry
+                found[key] = entry
 
 
 _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})
