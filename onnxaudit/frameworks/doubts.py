@@ -8,7 +8,7 @@ from collections.abc import Container
 from onnxaudit.count.layers import Layer, path_from_tensor_name
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.count.vocabulary import ROLES
-from onnxaudit.frameworks.common import FOLDED_OP_OUTPUT, LOOKUP_NAME, UNKNOWN_ROLE
+from onnxaudit.frameworks.common import FOLDED_OP_OUTPUT, LOOKUP_NAME, STORED, UNKNOWN_ROLE
 from onnxaudit.frameworks.figures import AMBIGUOUS, INFERRED, RANK, Alternative, Figure, FrameworkLayer, plus
 from onnxaudit.model.exporters import called_again
 from onnxaudit.model.ops import DATA, RESHAPING_OPS
@@ -50,7 +50,7 @@ def _revise(
     elif status == AMBIGUOUS and fl.alternatives and of_choices:
         fl.alternatives = []
     fl.status = max(fl.status, status, key=RANK.__getitem__)
-    if fl.evidence == ["counted as stored"]:
+    if fl.evidence == [STORED]:
         fl.evidence.clear()  # the first evidence line is the one shown: make it the reason
     fl.evidence.append(why)
     return why.partition(":")[0]

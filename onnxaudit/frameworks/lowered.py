@@ -14,26 +14,39 @@ from onnxaudit.model.view import MAIN, ModelView, Node
 _RUNTIME_STATS = frozenset({"ReduceMean", "GlobalAveragePool", "Sqrt", "Reciprocal", "ReduceSumSquare"})
 
 
-def _reaches(tensor: ParamTensor, op_type: str) -> bool:
-    """Whether `tensor` feeds an `op_type` node directly or through reshaping ops only."""
-    return any(u.node.op_type == op_type and RESHAPING_OPS.issuperset(u.via) for u in tensor.uses)
+def _scale_or_shift(t: ParamTensor) -> tuple[bool, bool]:
+    """Whether `t` scales (reaches a Mul) and whether it shifts (reaches an Add, or is what a Sub takes
+    from: tf.nn.batch_normalization, tf_keras's unfused LayerNormalization, shifts by `beta - mean * scale`),
+    in one pass over its uses."""
+    scales = shifts = False
+    for u in t.uses:
+        op = u.node.op_type
+        if op == "Mul":
+            scales = scales or RESHAPING_OPS.issuperset(u.via)
+        elif op == "Add":
+            shifts = shifts or RESHAPING_OPS.issuperset(u.via)
+        elif op == "Sub" and u.slot == 0:
+            shifts = True
+    return scales, shifts
 
 
 @rule(_RUNTIME_STATS)
 def lowered_layer_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor]) -> list[FrameworkLayer] | None:
     """A LayerNormalization written out as ops: mean and variance computed at run time, then
     `* gamma + beta` with two per-feature vectors (Keras 3 on TF; tf_keras via a stat-less BN node)."""
-    if not tensors or _RUNTIME_STATS.isdisjoint([n.op_type for n in layer.nodes]):
+    ops = {n.op_type for n in layer.nodes}
+    if not tensors or _RUNTIME_STATS.isdisjoint(ops):
         return None
-    if any(t.category == "statistic" for t in tensors):
-        return None
-    if any(sum(d > 1 for d in t.dims or ()) > 2 for t in tensors):
-        return (
-            None  # per-feature gamma and beta (a group norm's as (groups, C/groups)), not T5's (1, heads, q, k) zeros
-        )
-    gammas = [t for t in tensors if _reaches(t, "Mul")]
-    # tf.nn.batch_normalization (tf_keras's unfused LayerNormalization) shifts by `beta - mean * scale`
-    betas = [t for t in tensors if _reaches(t, "Add") or any(u.node.op_type == "Sub" and u.slot == 0 for u in t.uses)]
+    gammas, betas = [], []
+    for t in tensors:
+        # per-feature gamma and beta (a group norm's as (groups, C/groups)), not T5's (1, heads, q, k) zeros
+        if t.category == "statistic" or sum(d > 1 for d in t.dims or ()) > 2:
+            return None
+        scales, shifts = _scale_or_shift(t)
+        if scales:
+            gammas.append(t)
+        if shifts:
+            betas.append(t)
     if len(gammas) > 1 or len(betas) > 1 or len(gammas) + len(betas) != len(tensors):
         return None
     widths = {t.count for t in tensors}
@@ -42,7 +55,6 @@ def lowered_layer_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor
     c = widths.pop() or 0
     parts = [f"gamma {gammas[0].name}"] if gammas else []
     parts += [f"beta {betas[0].name}"] if betas else []
-    ops = {n.op_type for n in layer.nodes}
     runtime = sorted(ops & _RUNTIME_STATS)
     # RMSNorm (Llama's, torch's nn.RMSNorm below opset 23) scales by the root mean square: no mean
     # is subtracted and there is no shift
