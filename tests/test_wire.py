@@ -689,3 +689,31 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     )
     assert load(path) == view  # the second chunk not read: the whole copy is
     assert len(fed) == 2
+
+
+@pytest.mark.parametrize(
+    "field", [b"\x1a\x04id77", b"\x22\x08Identity", b"\x0a\x04h100", b"\x12\x04h200", b"\x0a\x04mark"]
+)
+def test_a_large_main_graph_s_names_not_utf8_are_text(tmp_path, field):
+    """A name of the streamed main graph that is not UTF-8 (a node's name, op type, input, output, attribute name)
+    arrives from protobuf as bytes: nodes_as_text says so for its chunk, and the view holds it as text (\\xff),
+    as the protobuf reader's does."""
+    from onnxaudit.io.text import nodes_as_text
+    from onnxaudit.model.build import MAX_INFER_NODES
+
+    path = _large_graph(tmp_path, MAX_INFER_NODES + 5)
+    m = onnx.load(path)
+    m.graph.node[300].attribute.append(helper.make_attribute("mark", 1))
+    data = m.SerializeToString()
+    graph = onnx.GraphProto()
+    graph.node.extend(m.graph.node[295:305])
+    chunk = graph.SerializeToString()
+    assert nodes_as_text(chunk) and field in data
+    broken = field[:-2] + b"\xff" + field[-1:]  # the name's last but one character
+    assert not nodes_as_text(chunk.replace(field, broken, 1)) or field not in chunk
+    path.write_bytes(data.replace(field, broken, 1))
+    view = load(path)
+    assert view == load(path, reader="protobuf")
+    names = [(n.name, n.op_type, *n.inputs, *n.outputs, *n.attrs) for n in view.main.nodes]
+    assert sum(1 for row in names for name in row if "\\xff" in name) == 1
+    assert not any(isinstance(name, bytes) for row in names for name in row)

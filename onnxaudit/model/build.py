@@ -23,7 +23,7 @@ from onnxaudit.io.onnxcore import (
     SparseTensorProto,
     TensorProto,
 )
-from onnxaudit.io.text import as_text, text_names
+from onnxaudit.io.text import as_text, nodes_as_text, text_names
 from onnxaudit.io.wire import LightModel
 from onnxaudit.model.infer import infer_value_shapes
 from onnxaudit.model.metadata import graph_signature, may_hold_module_scopes, node_metadata
@@ -394,6 +394,7 @@ class StreamedMain:
         self.builder: _Builder | None = None
         self.constants: list[Tensor] = []
         self.scoped = False
+        self.text = True  # every name of the nodes read so far arrived as str (io/text.nodes_as_text)
 
     def feed(self, nonce: bytes, data: memoryview) -> bool:
         """Read one chunk; False when it cannot (model_view is then given the whole copy, and this is dropped)."""
@@ -407,6 +408,7 @@ class StreamedMain:
                 builder.graphs[MAIN] = Graph(MAIN, None, "graph")
             builder.module_scopes = may_hold_module_scopes(data)
             self.scoped = self.scoped or builder.module_scopes
+            self.text = self.text and nodes_as_text(data)
             builder._add_nodes(graph.node, builder.graphs[MAIN], 0, self.constants)
         except Exception:  # noqa: BLE001 - whatever it is, the whole copy is read as before and says it
             return False
@@ -427,8 +429,10 @@ def model_view(
     inference run on that copy in place). `module_scopes` False: the serialized model was seen to
     hold no torch module scopes, so no node's metadata is read. `streamed`: the main graph's nodes, read
     already (`model` holds none of them); there are more than MAX_INFER_NODES."""
+    known = 0  # the main graph's first nodes known to have every name as str (StreamedMain.text)
     if streamed is not None and streamed.builder is not None:
         builder = streamed.builder
+        known = len(builder.graphs[MAIN].nodes) if streamed.text else 0
         module_scopes = module_scopes or streamed.scoped
         builder.sizes, builder.module_scopes, builder.main_constants = sizes, module_scopes, streamed.constants
     else:
@@ -454,7 +458,7 @@ def model_view(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
         _updated_by_training(model), builder.fx, as_text(model.graph.name), _metadata(model), max_nodes=max_nodes,
     )  # fmt: skip
-    return text_names(view)  # invalid UTF-8 names arrive from protobuf as bytes
+    return text_names(view, known)  # invalid UTF-8 names arrive from protobuf as bytes
 
 
 def _metadata(model: ModelProto, most: int = 64, longest: int = 256) -> dict[str, str]:
