@@ -46,6 +46,13 @@ def escape(name: object) -> str:
     return text
 
 
+def all_plain(names: list[str]) -> bool:
+    """escape() leaves every one of `names` as it is: one test over them joined (printable ASCII, no `::`
+    anywhere) instead of a call per name (254k cells at 200k nodes). False says only that some may change."""
+    joined = " ".join(names)  # a space between names: no `::` made across two of them
+    return joined.isascii() and joined.isprintable() and "::" not in joined
+
+
 # Markdown's special characters, each given a backslash: one translate instead of a regex substitution.
 _MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
 
@@ -118,23 +125,52 @@ def _header_lines(report: Report, width: int | None) -> list[str]:
     return [*wrap(model, width), *wrap("  " + about, width)]
 
 
-def _row_cells(
-    row: Row, unknown_shape: str, explain: bool, short: dict[str, str] | None = None, cost: bool = False
-) -> list[str]:
-    ops = "+".join(map(escape, row.ops))
-    name = escape(row.name) + (f" ({ops})" if ops else "")
-    cells = [
-        name,
-        shape_text(row.output_shape, unknown_shape, short),
-        f"{row.params:,}",
-        f"{row.trainable:,}",
-        f"{row.non_trainable:,}",
-    ]
+def _name_cells(rows: list[Row]) -> list[str]:
+    """`name (Op+Op)` per row (the name alone without ops), each name escaped: not one by one where no name
+    needs it (70k rows at 200k nodes)."""
+    names = [r.name for r in rows]
+    ops = ["+".join(r.ops) for r in rows]
+    if not (all_plain(names) and all_plain(ops)):
+        names = list(map(escape, names))
+        ops = ["+".join(map(escape, r.ops)) for r in rows]
+    return [f"{name} ({op})" if op else name for name, op in zip(names, ops, strict=True)]
+
+
+def _comma_texts(values: list[int]) -> list[str]:
+    """`1,024` for each count, made once per distinct count (70k rows hold a few dozen at 200k nodes)."""
+    known = {value: f"{value:,}" for value in set(values)}
+    return list(map(known.__getitem__, values))
+
+
+def _figure_texts(figures: list[Figure]) -> list[str]:
+    """Figure.text() of each, made once per figure object (Figure.of shares one per exact count)."""
+    texts = {key: figure.text() for key, figure in {id(f): f for f in figures}.items()}
+    return list(map(texts.__getitem__, map(id, figures)))
+
+
+def _table_columns(
+    rows: list[Row], unknown_shape: str, explain: bool, short: dict[str, str], cost: bool
+) -> list[list[str]]:
+    """The table's cells a column at a time: name, shape, the three counts, (output size, MACs), (explanation).
+    The shapes and sizes are made row by row, as `short` names their long dims in the order they are met."""
+    shapes: list[str] = []
+    columns = [_name_cells(rows), shapes]
+    columns.append(_comma_texts([r.params for r in rows]))
+    columns.append(_comma_texts([r.trainable for r in rows]))
+    columns.append(_comma_texts([r.non_trainable for r in rows]))
     if cost:
-        cells += [bytes_text(row.output_bytes, short), amount_text(row.macs, short)]
+        sizes: list[str] = []
+        macs: list[str] = []
+        for r in rows:
+            shapes.append(shape_text(r.output_shape, unknown_shape, short))
+            sizes.append(bytes_text(r.output_bytes, short))
+            macs.append(amount_text(r.macs, short))
+        columns += [sizes, macs]
+    else:
+        shapes += [unknown_shape if r.output_shape is None else shape_text(r.output_shape, "", short) for r in rows]
     if explain:
-        cells.append(escape(row_explanation(row)))
-    return cells
+        columns.append([escape(row_explanation(r)) for r in rows])
+    return columns
 
 
 def row_explanation(row: Row) -> str:
@@ -178,11 +214,14 @@ def _dim_name(dim: str, short: dict[str, str] | None) -> str:
     return f"({text})" if not text.replace("_", "").isalnum() else text
 
 
-def _column_widths(headers: list[str], body: list[list[str]]) -> list[int]:
+def _column_widths(headers: list[str], columns: list[list[str]]) -> list[int]:
     """Each column as wide as its widest cell or header."""
-    if not body:
-        return [len(h) for h in headers]
-    return [max(len(h), max(map(len, column))) for h, column in zip(headers, zip(*body, strict=True), strict=True)]
+    return [max(len(h), max(map(len, column), default=0)) for h, column in zip(headers, columns, strict=True)]
+
+
+def _shortened(cells: list[str], width: int) -> list[str]:
+    """Each cell cut to `width` with an ellipsis (layout.shorten)."""
+    return [c if len(c) <= width else shorten(c, width) for c in cells]
 
 
 def _template(aligns: str, widths: list[int]) -> str:
@@ -262,31 +301,44 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
         return []
     origin = {"keras": "Keras", "pytorch": "PyTorch", "paddle": "PaddlePaddle"}.get(fw.origin, "unknown")
     headers = ["Layer (kind)", "Param #", report.trainable_label, report.non_trainable_label, "Status"]
-    body = [
-        [
-            f"{escape(la.name)} ({escape(la.kind)})",
-            la.total.text(),
-            la.trainable.text(),
-            la.non_trainable.text(),
-            la.status,
-        ]
-        for la in fw.layers
+    layers = fw.layers
+    names, kinds = [la.name for la in layers], [la.kind for la in layers]
+    if not (all_plain(names) and all_plain(kinds)):
+        names, kinds = list(map(escape, names)), list(map(escape, kinds))
+    names = [f"{name} ({kind})" for name, kind in zip(names, kinds, strict=True)]
+    columns = [
+        names,
+        _figure_texts([la.total for la in layers]),
+        _figure_texts([la.trainable for la in layers]),
+        _figure_texts([la.non_trainable for la in layers]),
+        [la.status for la in layers],
     ]
-    widths = fit_columns(_column_widths(headers, body), width, {0: 24})
+    widths = fit_columns(_column_widths(headers, columns), width, {0: 24})
+    if width is not None:
+        columns[0] = _shortened(names, widths[0])
     line = _template("<>>>-", widths).format
     out = [
         *wrap(f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", width),
         line(*headers),
     ]
-    for cells, la in zip(body, fw.layers, strict=True):
-        out.append(line(shorten(cells[0], widths[0]), *cells[1:]) if width is not None else line(*cells))
-        if explain or la.status != "exact":  # an exact layer's evidence is shown only with --explain
+    lines = list(map(line, *columns))
+    # the layers with lines under their own: an exact layer's evidence is shown only with --explain
+    under = (
+        range(len(layers)) if explain else [i for i, la in enumerate(layers) if la.status != "exact" or la.alternatives]
+    )
+    start = 0
+    for i in under:
+        out += lines[start : i + 1]
+        start = i + 1
+        la = layers[i]
+        if explain or la.status != "exact":
             out += wrap_all([f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])], width)
         if la.alternatives:
             taken = "; ".join(a.text for a in la.alternatives)
             defaults = la.trainable.likely is not None or la.non_trainable.likely is not None  # else choices
             said = "the defaults taken the other way" if defaults else "what the file cannot tell"
             out += wrap(f"    bounds cover {said}: {escape(taken)}", width)
+    out += lines[start:]
     out += wrap(
         f"Rebuilt totals: Total params: {fw.total.text()} · {report.trainable_footer}: {fw.trainable.text()} · "
         f"{report.non_trainable_footer}: {fw.non_trainable.text()} ({fw.status})",
@@ -309,30 +361,28 @@ def render_text(report: Report, explain: bool = False, width: int | None = WIDTH
         headers += ["Output size", "MACs"]
     unknown_shape = "?" if report.group_by == "layer" else "-"
     short: dict[str, str] = {}
-    body = [_row_cells(row, unknown_shape, explain, short, cost) for row in report.rows]
+    columns = _table_columns(report.rows, unknown_shape, explain, short, cost)
     if explain:
         headers.append("Explanation")
-    widths = _column_widths(headers, body)
+    widths = _column_widths(headers, columns)
     widths[0] = min(widths[0], 60)
     below: list[str] = []  # explanations shown under their rows: the table would not fit with them
     if explain and width is not None and sum(widths) + 2 * (len(widths) - 1) > width:
         headers.pop()
-        below = [cells.pop() for cells in body]
+        below = columns.pop()
         widths.pop()
     aligns = "<<>>>>>-" if cost else "<<>>>-"
     sizes_dropped = cost and width is not None and sum(widths) + 2 * (len(widths) - 1) > width
     if sizes_dropped:  # per-row output sizes give way first: the footer keeps their sum, --wide and JSON each one
         at = headers.index("Output size")
-        del headers[at], widths[at]
-        for cells in body:
-            del cells[at]
+        del headers[at], widths[at], columns[at]
         aligns = aligns[:at] + aligns[at + 1 :]
     if width is not None:
         # names, then shapes, then a long symbolic MACs formula give way (each whole with --wide and in JSON)
         macs = headers.index("MACs") if "MACs" in headers else None
         widths = fit_columns(widths, width, {0: 24, 1: 14, **({macs: 16} if macs is not None else {})})
-        shortened = (0, 1) if macs is None else (0, 1, macs)
-        body = [[shorten(c, widths[i]) if i in shortened else c for i, c in enumerate(cells)] for cells in body]
+        for i in (0, 1) if macs is None else (0, 1, macs):
+            columns[i] = _shortened(columns[i], widths[i])
     template = _template(aligns[: len(headers)], widths)
 
     def line(cells: list[str]) -> str:
@@ -340,10 +390,14 @@ def render_text(report: Report, explain: bool = False, width: int | None = WIDTH
 
     rule = "=" * min(len(line(headers)) + 4, 140 if width is None else width)
     parts = [*_header_lines(report, width), rule, line(headers), rule]
-    for i, cells in enumerate(body):
-        parts.append(line(cells))
-        if below and below[i]:
-            parts += wrap("    " + below[i], width)
+    lines = list(map(str.rstrip, map(template.format, *columns)))
+    if below:
+        for text, explained in zip(lines, below, strict=True):
+            parts.append(text)
+            if explained:
+                parts += wrap("    " + explained, width)
+    else:
+        parts += lines
     if short:
         parts += [rule, "Symbolic dims:", *wrap_all([f"  {text}" for text in dims_legend(short)], width)]
     parts += [rule, *wrap_all(footer_lines(report), width), rule]
