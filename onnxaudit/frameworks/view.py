@@ -335,11 +335,14 @@ def not_in_the_file(view: ModelView) -> list[FrameworkLayer]:
     fx = view.fx
     stored = view.main.tensors
     folded = {source for sources in fx.folded_from.values() for source in sources}
+    unstored = [name for name in sorted(fx.signature_parameters) if name not in stored and name not in folded]
+    if not unstored:  # every parameter stored or folded (a 40k-node export's): no walk over the nodes' scopes
+        return []
     called = {scope for node in view.main.nodes for scope in node.module_scopes}
     unheld: dict[str, list[str]] = {}
-    for name in sorted(fx.signature_parameters):
+    for name in unstored:
         module = name.rpartition(".")[0]
-        if name in stored or name in folded or not module or module in called:
+        if not module or module in called:
             continue
         if f"{module}.running_mean" in fx.signature_buffers:
             continue
