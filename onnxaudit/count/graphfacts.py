@@ -4,7 +4,6 @@ it is constant (settled in one pass per top-level graph), and what a value is be
 from __future__ import annotations
 
 from functools import cached_property
-from operator import attrgetter
 
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.ops import LAYOUT_OR_QDQ, NONDETERMINISTIC, STORED_THROUGH
@@ -171,8 +170,8 @@ class GraphFacts:
     @cached_property
     def op_types(self) -> frozenset[str]:
         """Every op type in the model: the passes that look for one op (If, Cos, BatchNormalization)
-        skip their walk over all nodes when it is absent."""
-        return frozenset(map(attrgetter("op_type"), self.view.all_nodes()))
+        skip their walk over all nodes when it is absent. The view's, shared with the framework rules."""
+        return self.view.op_types
 
     def stored_behind(self, scope: str, name: str) -> Tensor | None:
         """The stored tensor `name` is, or the one it is quantized, dequantized or cast from."""

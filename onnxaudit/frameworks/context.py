@@ -83,8 +83,9 @@ class FileContext:
 
     @cached_property
     def op_types(self) -> frozenset[str]:
-        """Every op type of the file, subgraphs included: a rule needing none of them is not tried."""
-        return frozenset([n.op_type for n in self.view.all_nodes()])
+        """Every op type of the file, subgraphs included: a rule needing none of them is not tried (the
+        view's, which the classifier built)."""
+        return self.view.op_types
 
     @cached_property
     def naming(self) -> TfNaming:

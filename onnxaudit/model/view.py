@@ -155,6 +155,12 @@ class ModelView:
     def main(self) -> Graph:
         return self.graphs[MAIN]
 
+    @cached_property
+    def op_types(self) -> frozenset[str]:
+        """Every op type of the model, subgraphs and functions included: built on first use and shared by
+        the classifier and the framework rules (a walk over 200k nodes, ~20 ms, each time)."""
+        return frozenset(map(attrgetter("op_type"), self.all_nodes()))
+
     def all_nodes(self) -> list[Node]:
         if len(self.graphs) == 1:  # the builder appends a graph's nodes in index order
             return list(next(iter(self.graphs.values())).nodes)
