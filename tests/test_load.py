@@ -289,3 +289,36 @@ def test_module_scopes_agrees_with_literal_eval_on_lists_of_any_names(names, dat
     cut = data.draw(st.integers(0, len(text)))
     edited = text[:cut] + data.draw(st.sampled_from(["", "'", ", ", "\\", "]", "\t"])) + text[cut:]
     assert module_scopes(edited) == _scopes_by_literal_eval(edited)
+
+
+def test_each_kind_of_constant_is_a_tensor_of_its_figures(tmp_path):
+    """A Constant's tensor, whichever attribute holds it: dtype, dims, bytes stored, small integer values; the first
+    attribute that holds one wins."""
+    two = node("Constant", [], ["two"], name="two", value_int=3)
+    two.attribute.append(helper.make_attribute("value_float", 2.5))  # after value_int: not read
+    nodes = [
+        node("Constant", [], ["f"], name="f", value_float=1.5),
+        node("Constant", [], ["i"], name="i", value_int=7),
+        node("Constant", [], ["fs"], name="fs", value_floats=[1.0, 2.0, 3.0]),
+        node("Constant", [], ["is"], name="is", value_ints=[1, 2]),
+        node("Constant", [], ["long"], name="long", value_ints=list(range(65))),
+        node("Constant", [], ["s"], name="s", value_string="abc"),
+        node("Constant", [], ["ss"], name="ss", value_strings=["a", "bc"]),
+        two,
+    ]
+    view = load(save(model(nodes, [], [value("f", [])]), tmp_path / "constants.onnx"))
+    figures = {
+        name: (t.dtype, t.dims, t.stored_bytes, t.values, t.origin, t.node) for name, t in view.main.tensors.items()
+    }
+    F, INT, S = TensorProto.FLOAT, TensorProto.INT64, TensorProto.STRING
+    assert figures == {
+        "f": (F, (), 4, None, "constant", "f"),
+        "i": (INT, (), 8, (7,), "constant", "i"),
+        "fs": (F, (3,), 3 * 4, None, "constant", "fs"),
+        "is": (INT, (2,), 2 * 8, (1, 2), "constant", "is"),
+        "long": (INT, (65,), 65 * 8, None, "constant", "long"),  # over SMALL_VALUES: values not kept
+        "s": (S, (), len("abc"), None, "constant", "s"),
+        "ss": (S, (2,), None, None, "constant", "ss"),
+        "two": (INT, (), 8, (3,), "constant", "two"),
+    }
+    assert view == load(tmp_path / "constants.onnx", reader="protobuf")

@@ -179,39 +179,56 @@ def tensor_from_proto(
 _EXTERNAL = TensorProto.EXTERNAL
 
 
-def _constant_tensor(node: NodeProto, scope: str, sizes: SizeHook | None = None) -> Tensor | None:
-    """The tensor a Constant node holds, whichever attribute carries it."""
-    if not node.output:
+def _constant_tensor(
+    node: NodeProto, scope: str, sizes: SizeHook | None = None, node_name: str | None = None
+) -> Tensor | None:
+    """The tensor a Constant node holds, whichever attribute carries it (the first that does). `node_name`: the
+    node's name, when the caller read it already. Each attribute's name is read once (each read makes a str)."""
+    outputs = node.output
+    if not outputs:
         return None
-    out = node.output[0]
+    out = outputs[0]
+    held = node.name if node_name is None else node_name
     for attr in node.attribute:
-        if attr.name == "value" and attr.type == AttributeProto.TENSOR:
-            return tensor_from_proto(attr.t, scope, "constant", name=out, node=node.name, sizes=sizes)
-        if attr.name == "sparse_value" and attr.type == AttributeProto.SPARSE_TENSOR:
-            return _sparse_tensor(attr.sparse_tensor, scope, "constant", out, node.name)
-        if attr.name == "value_float":
-            return Tensor(out, scope, TensorProto.FLOAT, (), "constant", "embedded", 4, node=node.name)
-        if attr.name == "value_int":
-            return Tensor(
-                out, scope, TensorProto.INT64, (), "constant", "embedded", 8,
-                node=node.name, values=(int(attr.i),),
-            )  # fmt: skip
-        if attr.name == "value_floats":
+        name = attr.name
+        if name == "value_ints":  # the most common: a dynamo export's 9.9k shape constants of 10.5k
+            ints = attr.ints
+            n = len(ints)
+            return _constant(out, scope, _INT64, (n,), 8 * n, held, tuple(ints[:]) if n <= SMALL_VALUES else None)
+        if name == "value":
+            if attr.type == AttributeProto.TENSOR:
+                return tensor_from_proto(attr.t, scope, "constant", name=out, node=held, sizes=sizes)
+        elif name == "sparse_value":
+            if attr.type == AttributeProto.SPARSE_TENSOR:
+                return _sparse_tensor(attr.sparse_tensor, scope, "constant", out, held)
+        elif name == "value_float":
+            return _constant(out, scope, TensorProto.FLOAT, (), 4, held)
+        elif name == "value_int":
+            return _constant(out, scope, _INT64, (), 8, held, (int(attr.i),))
+        elif name == "value_floats":
             n = len(attr.floats)
-            return Tensor(out, scope, TensorProto.FLOAT, (n,), "constant", "embedded", 4 * n, node=node.name)
-        if attr.name == "value_ints":
-            n = len(attr.ints)
-            values = tuple(int(v) for v in attr.ints) if n <= SMALL_VALUES else None
-            return Tensor(
-                out, scope, TensorProto.INT64, (n,), "constant", "embedded", 8 * n,
-                node=node.name, values=values,
-            )  # fmt: skip
-        if attr.name == "value_string":
-            return Tensor(out, scope, TensorProto.STRING, (), "constant", "embedded", len(attr.s), node=node.name)
-        if attr.name == "value_strings":
-            n = len(attr.strings)
-            return Tensor(out, scope, TensorProto.STRING, (n,), "constant", "embedded", node=node.name)
+            return _constant(out, scope, TensorProto.FLOAT, (n,), 4 * n, held)
+        elif name == "value_string":
+            return _constant(out, scope, TensorProto.STRING, (), len(attr.s), held)
+        elif name == "value_strings":
+            return _constant(out, scope, TensorProto.STRING, (len(attr.strings),), None, held)
     return None
+
+
+_INT64 = TensorProto.INT64
+
+
+def _constant(
+    name: str, scope: str, dtype: int, dims: tuple[int, ...], stored: int | None, node: str,
+    values: tuple[int, ...] | None = None,
+) -> Tensor:  # fmt: skip
+    """Tensor(name, scope, dtype, dims, "constant", "embedded", stored, node=node, values=values), without the frozen
+    dataclass's __init__ (view.frozen_from_dict)."""
+    return frozen_from_dict(Tensor, {
+        "name": name, "scope": scope, "dtype": dtype, "dims": dims, "origin": "constant", "storage": "embedded",
+        "stored_bytes": stored, "external": None, "node": node, "sparse_nnz": None, "also_graph_input": False,
+        "values": values,
+    })  # fmt: skip
 
 
 def _sparse_tensor(sparse: SparseTensorProto, scope: str, origin: str, name: str, node: str | None) -> Tensor:
@@ -330,7 +347,7 @@ class _Builder:
             })  # fmt: skip
             append(node)
             if op_type == "Constant" and (domain == "" or domain == "ai.onnx"):
-                const = _constant_tensor(proto, scope, self.sizes)
+                const = _constant_tensor(proto, scope, self.sizes, name)
                 if const is None:
                     pass
                 elif constants is None:
