@@ -390,8 +390,24 @@ def test_metadata_entries_dropped_only_when_well_formed_and_unread(tmp_path, ent
     m = model([], [value("x", [2])], [value("y", [2])])
     path = tmp_path / "entry.onnx"  # ModelProto.graph written twice: protobuf merges the second into the first
     path.write_bytes(m.SerializeToString() + b"\x3a" + varint(len(graph)) + graph)
-    assert (entry in bytes(strip_weights(path.read_bytes()).data)) is kept
+    light = strip_weights(path.read_bytes())
+    assert (entry in bytes(light.data)) is kept
+    assert light.metadata is kept  # a kept entry is where module scopes may be: the copy is searched for them
     _same_view(path)
+
+
+def test_the_walk_says_whether_the_copy_holds_metadata_any_stage_reads(tmp_path):
+    """LightModel.metadata: False when no node keeps a metadata entry and no graph has metadata_props (the reader then
+    does not search the copy for torch's keys), True for a graph's metadata_props (torch's graph signature)."""
+    m = dense_relu()
+    m.graph.node[0].metadata_props.add(key="namespace", value="pkg.torch.onnx.name_scopes")  # dropped
+    m.graph.node[0].doc_string = "pkg.torch.onnx.name_scopes"  # dropped with the node's doc string
+    m.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['']")  # the model's own: not a node's
+    data = m.SerializeToString()
+    assert not strip_weights(data).metadata
+    m.graph.metadata_props.add(key="pkg.torch.export.ExportedProgram.graph_signature", value="")
+    assert strip_weights(m.SerializeToString()).metadata
+    _same_view(save(m, tmp_path / "signed.onnx"))
 
 
 def test_no_stage_reads_a_dropped_metadata_key():

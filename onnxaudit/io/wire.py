@@ -175,6 +175,7 @@ _KEPT_METADATA = frozenset(key.encode() for key in NODE_METADATA_KEPT)
 _FX_NODE = NODE_METADATA_KEPT[1].encode()
 _FX_NODE_READ = re.compile(rb"%[pb]_|None")
 _NODE_METADATA_KEY = 9 << 3 | 2
+_GRAPH_METADATA_KEY = 16 << 3 | 2  # GraphProto.metadata_props: torch's graph signature (model/metadata)
 _ENTRY_KEY, _ENTRY_VALUE = 1 << 3 | 2, 2 << 3 | 2  # StringStringEntryProto's key and value
 _NODE_FIELD_KEY = _COUNTED_KEY[_GRAPH]  # GraphProto.node
 _NODE_INPUT_KEY, _NODE_ATTRIBUTE_KEY, _NODE_DOC_KEY = 1 << 3 | 2, 5 << 3 | 2, _DOC_STRING[_NODE] << 3 | 2
@@ -295,6 +296,9 @@ class LightModel:
     nonce: bytes
     stripped_tensors: int = 0
     stripped_bytes: int = 0
+    # whether the copy holds a node's metadata entry or a graph's metadata_props, where torch's module scopes and
+    # graph signature are read (model/metadata): False spares the search for their keys' prefix in it
+    metadata: bool = True
 
     def sizes(self, tensor: TensorProto) -> tuple[int, int] | None:
         """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
@@ -377,6 +381,7 @@ class _Writer:
         self.fields = 0
         self.stripped_tensors = 0
         self.stripped_bytes = 0
+        self.metadata = False  # a node's metadata entry kept, or a graph's metadata_props (LightModel.metadata)
         self.known_types: dict[bytes, tuple[int, int]] = {}  # a type's bytes -> what inside() found, fields read
         # The main graph's nodes, written to a list of their own when they are sent on as they are walked (NodeStream)
         self.stream: NodeStream | None = None
@@ -470,6 +475,7 @@ class _Writer:
         counted_key = _COUNTED_KEY.get(kind, -1)
         node_key = counted_key if kind == _GRAPH or kind == _FUNCTION else -1
         metadata_key = _NODE_METADATA_KEY if kind == _NODE else -1
+        kept_metadata_key = metadata_key if kind == _NODE else _GRAPH_METADATA_KEY if kind == _GRAPH else -1
         counted, room = 0, self.room(kind)
         singular_key, singular_seen = _SINGULAR_GRAPH_KEY.get(kind, -1), False
         large = end - start > KEEP_BYTES
@@ -540,6 +546,8 @@ class _Writer:
                 self.copy(run, field_start)
                 run = value_end
             elif key not in children:
+                if key == kept_metadata_key:
+                    self.metadata = True
                 if key in packed_keys:  # a large attribute's ints, sparse tensor's dims
                     numbers = _count_varints(buf, pos, value_end)
                     self.tally.add_fields(numbers)
@@ -772,11 +780,12 @@ class _Writer:
             elif action == _ENTRY:
                 entries += 1
             elif action == _METADATA:
-                if unread(buf, value_start, value_end):
-                    if drops and drops[-1][1] == pos:  # next to the last one: one span
-                        drops[-1] = (drops[-1][0], value_end)
-                    else:
-                        drops.append((pos, value_end))
+                if not unread(buf, value_start, value_end):
+                    self.metadata = True
+                elif drops and drops[-1][1] == pos:  # next to the last one: one span
+                    drops[-1] = (drops[-1][0], value_end)
+                else:
+                    drops.append((pos, value_end))
                 entries += 1
             elif action == _ATTRIBUTE:
                 if self.attribute_has_entries(value_start, value_end):
@@ -1017,4 +1026,5 @@ def _strip(
         raise
     finally:
         writer.view.release()  # the parts keep what they view alive on their own
-    return LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes), writer.out, writer.nodes
+    light = LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes, writer.metadata)
+    return light, writer.out, writer.nodes

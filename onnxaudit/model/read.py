@@ -144,7 +144,7 @@ def read_without_weights(
     finally:
         mapped.close()
     model = parse_model(light.data, str(path))
-    scoped = may_hold_module_scopes(light.data)
+    scoped = light.metadata and may_hold_module_scopes(light.data)
     light.data = b""  # parsed: the copy is not needed while the view is built (sizes reads the model)
     streamed = chunks is not None and bool(chunks.chunks)  # fed: the others were put back in the copy
     if chunks is not None:
@@ -168,7 +168,7 @@ def _read_remote(url: str, ranged: RangedBuffer | None = None, max_nodes: int = 
         if remote is not None:
             remote.close()
     model = parse_model(light.data, url)
-    scoped = may_hold_module_scopes(light.data)
+    scoped = light.metadata and may_hold_module_scopes(light.data)
     light.data = b""
     fetched = RemoteRead(url, len(buf), buf.fetched, buf.requests)
     return LightRead(model, len(buf), light.sizes, scoped, fetched, buf)
@@ -201,7 +201,9 @@ def _strip_in_child(
         except AuditError as exc:
             raise _StripRefused(str(exc)) from None
         # the parts go to the pipe one by one: the copy is never joined here
-        header = _STRIP_HEADER.pack(light.nonce, light.stripped_tensors, light.stripped_bytes, sum(map(len, nodes)))
+        header = _STRIP_HEADER.pack(
+            light.nonce, light.stripped_tensors, light.stripped_bytes, sum(map(len, nodes)), light.metadata
+        )
         return (header, *parts, *nodes)
 
     try:
@@ -217,7 +219,7 @@ def _strip_in_child(
                 f"{name}: the file changed while it was read (SIGBUS: truncated by another process?)"
             ) from None
         raise AuditError(f"{name}: reading the structure failed: {reason}") from None
-    nonce, stripped_tensors, stripped_bytes, last = _STRIP_HEADER.unpack_from(answer)
+    nonce, stripped_tensors, stripped_bytes, last, metadata = _STRIP_HEADER.unpack_from(answer)
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
     if chunks is not None:
         if chunks.chunks and last:
@@ -229,12 +231,12 @@ def _strip_in_child(
             chunks.chunks.clear()
         else:
             data = data[: len(data) - last]
-    return LightModel(data, nonce, stripped_tensors, stripped_bytes)
+    return LightModel(data, nonce, stripped_tensors, stripped_bytes, metadata)
 
 
-# what the strip child sends before the light copy: the nonce, stripped tensors and bytes, and the byte length of
-# the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks)
-_STRIP_HEADER = struct.Struct("<8sQQQ")
+# what the strip child sends before the light copy: the nonce, stripped tensors and bytes, the byte length of
+# the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks), LightModel.metadata
+_STRIP_HEADER = struct.Struct("<8sQQQ?")
 
 
 class _StripRefused(Exception):
