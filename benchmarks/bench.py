@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py generate [--out DIR]      # synthesize the models (deterministic)
     python benchmarks/bench.py run [--out DIR] [--runs 5] [--only NAME ...] [--peers PYTHON]
-    python benchmarks/bench.py stages MODEL              # cpu seconds per pipeline stage, one process
+    python benchmarks/bench.py stages MODEL [--format text]  # cpu seconds per pipeline stage, one process
     python benchmarks/bench.py floor MODEL               # cpu seconds before any analysis: the pure-Python floor
     python benchmarks/bench.py peers MODEL ... --peers PYTHON [--rounds 3] [--external MODEL ...]
                                                          # onnxaudit and its peers on each model, side by side
@@ -303,15 +303,17 @@ def naive(path: str, external: bool) -> None:
 # ---------------------------------------------------------------- stages
 
 
-def stages(path: str) -> None:
-    """cpu seconds of each stage `summary --format json` runs, in this process and in audit()'s order,
-    with the garbage collector paused as audit() and the CLI pause it. Start-up and imports are not in
-    it: `python -X importtime -m onnxaudit --help` shows those."""
+def stages(path: str, output: str = "json") -> None:
+    """cpu seconds of each stage `summary --format OUTPUT` (json or text) runs, in this process and in audit()'s
+    order, with the garbage collector paused as audit() and the CLI pause it; build_report is given the format
+    as the CLI gives it (what that format never prints is left out). Start-up and imports are not in it:
+    `python -X importtime -m onnxaudit --help` shows those."""
     import gc
 
     from onnxaudit import api
+    from onnxaudit.cost.bound import model_cost
     from onnxaudit.count.conventions import CONVENTIONS
-    from onnxaudit.render.summary import render_json
+    from onnxaudit.render.summary import render_json, render_text
 
     gc.disable()
     times: dict[str, float] = {}
@@ -327,12 +329,17 @@ def stages(path: str) -> None:
     table = stage("param_table", api.param_table, roles)
     layers = stage("group_layers", api.group_layers, view, table)
     framework = stage("framework_view", lambda: api.framework_report(api.framework_view(view, table, layers)))
+    costs = stage("model_cost", model_cost, view, view, None, {}, table)
+    keras = CONVENTIONS["keras"]
     report = stage(
-        "build_report", api.build_report, view, table, layers, CONVENTIONS["keras"], "layer", None, framework
+        "build_report", api.build_report, view, table, layers, keras, "layer", None, framework, costs, output
     )
     findings = stage("normaxis", api.channel_axis_findings, view, table)
     report.notes += [finding.message for finding in findings]
-    stage("render_json", render_json, report)
+    if output == "text":
+        stage("render_text", render_text, report)
+    else:
+        stage("render_json", render_json, report)
     print(" ".join(f"{name} {seconds:.2f}" for name, seconds in times.items()), f"total {sum(times.values()):.2f}")
 
 
@@ -602,8 +609,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     count = sub.add_parser("naive")
     count.add_argument("model")
     count.add_argument("--no-external", action="store_true")
-    stage_times = sub.add_parser("stages", help="cpu seconds per pipeline stage of summary --format json")
+    stage_times = sub.add_parser("stages", help="cpu seconds per pipeline stage of summary --format json (or text)")
     stage_times.add_argument("model")
+    stage_times.add_argument("--format", choices=("json", "text"), default="json", help="the summary's output format")
     floor_cost = sub.add_parser("floor", help="cpu seconds any pure-Python summary costs before analysis")
     floor_cost.add_argument("model")
     args = parser.parse_args(argv)
@@ -614,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.cmd == "peers":
         side_by_side(args.models, args.peers, args.rounds, args.timeout, args.external)
     elif args.cmd == "stages":
-        stages(args.model)
+        stages(args.model, args.format)
     elif args.cmd == "floor":
         floor(args.model)
     else:
