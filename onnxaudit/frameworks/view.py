@@ -187,24 +187,25 @@ class _Doubts:
         of one tensor, looked for once over the table's tensors instead of once per layer (49k layers
         with tensors at 200k nodes). revise() then looks again at these layers only; of the others only
         a stored ambiguous layer of a file that keeps state_dict names can be revised (parameters_or_not)."""
-        every = counted(table.tensors)
         suspects = {*self.tied, *self.known, *self.shared, *unpadded}
+        # the only tensors buffer_named, folded_products, anonymous_biases and made_in_forward can name, in
+        # one pass: a name that is no state_dict key (a product's, a factory's, `onnx::Add_7`) or is a
+        # buffer's, a Constant node's output, a weight of 3 dims or more
+        odd = counted([t for t in table.tensors if _odd(t)])
         if self.origin != "keras":
-            suspects.update(t.name for t in buffer_named(every))
+            suspects.update(t.name for t in buffer_named(odd))
         if self.origin == "pytorch":
             fx, stored = self.view.fx, self.view.main.tensors
             if fx.folded_from:  # what read_in_part and folded_constants look up
+                every = counted(table.tensors)
                 suspects.update(read_in_part(every, fx, stored))
                 suspects.update(folded_constants(every, fx, stored))
-            # the only tensors the next three can name: a name that is no state_dict key (a product's, a
-            # factory's, `onnx::Add_7`), a Constant node's output, a weight of 3 dims or more
-            odd = [t for t in every if "." not in t.name or t.origin == "constant" or len(t.dims or ()) > 2]
             suspects.update(folded_products(odd))
             if self.named:
                 suspects.update(anonymous_biases(odd))
                 suspects.update(made_in_forward(odd))
         if self.runtime_fold:
-            suspects.update(runtime_bn_fold_biases(every))
+            suspects.update(runtime_bn_fold_biases(counted(table.tensors)))
         if not suspects:
             return set()
         return {id(layer) for layer in layers for t in layer.tensors if t.name in suspects}
@@ -265,6 +266,11 @@ class _Doubts:
                 copies.update(made)
                 choices.update(made)
         return copies, choices
+
+
+def _odd(t: ParamTensor) -> bool:
+    name = t.name
+    return "." not in name or t.origin == "constant" or len(t.dims or ()) > 2 or "buf" in name.lower()
 
 
 def _notes(ctx: FileContext, doubts: _Doubts) -> list[str]:
