@@ -73,6 +73,8 @@ class ProductRoles(NormalizationRoles):
         quantization scale. onnxruntime's dynamic quantization multiplies the two scales first, then the
         MatMulInteger/ConvInteger result. A constant multiplying the product itself stays unknown: it may
         be a folded BatchNormalization just as well."""
+        if "DynamicQuantizeLinear" not in self.op_types:
+            return False  # no run-time scale anywhere (most models): nothing to look behind
         if len(node.inputs) != 2 or not self._constant_or_assumed(node, slot, assumed):
             return False
         return self.dynamic_scale(node.scope, node.inputs[1 - slot])

@@ -3,6 +3,7 @@ Mul beside a product or a norm, function and Loop/Scan bodies), or from where a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 from onnxaudit.count.products import ProductRoles
@@ -22,9 +23,6 @@ from onnxaudit.model.ops import (
 )
 from onnxaudit.model.view import ModelView, Node
 
-_UNKNOWN: tuple[str, ...] = ("(not looked up)",)  # fixed_slots has no answer for the op yet
-
-
 _NO_SLOTS: dict[int, str] = {}
 
 
@@ -33,38 +31,54 @@ _NO_SLOTS: dict[int, str] = {}
 _QUANTIZED_BY_HAND = frozenset({"Div", "Floor", "Round", "Cast"})
 
 
+# how slot_role answers for an op: its fixed slot table, or a method asked of the node and slot
+SlotRule = tuple[str, ...] | Callable[[Node, int, int, str], str]
+
+
 class SlotRoles(ProductRoles):
     def __init__(self, view: ModelView) -> None:
         super().__init__(view)
-        # (domain, op) -> its fixed slot table, or None when slot_role must look at the node
-        self.fixed_slots: dict[tuple[str, str], tuple[str, ...] | None] = {}
+        # (domain, op) -> its fixed slot table, or the method that looks at the node: chosen once an op
+        self.slot_rules: dict[tuple[str, str], SlotRule] = {}
 
     def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
         """The role of input `slot` of `node`; `assumed` names a function formal bound to a constant."""
-        op, domain = node.op_type, node.domain
-        key = (domain, op)
-        fixed = self.fixed_slots.get(key, _UNKNOWN)
-        if fixed is _UNKNOWN:
-            fixed = self.fixed_slots[key] = self._fixed_slots(op, domain)
-        if fixed is not None:
-            return fixed[slot] if slot < len(fixed) else DATA
-        if key in self.view.functions:
-            return self.formal_role(node, slot, depth)
-        if op in ("Loop", "Scan") and domain in STD_DOMAINS and node.subgraphs:
-            return self.loop_role(node, slot, depth)
-        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
-            return self.ms_role(node, slot, assumed)
-        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
-            return self.matmul_role(node, slot, assumed)
-        if domain in STD_DOMAINS:
-            return self.std_role(node, slot, assumed)
-        return DATA
+        key = (node.domain, node.op_type)
+        rule = self.slot_rules.get(key)
+        if rule is None:
+            rule = self.slot_rules[key] = self._slot_rule(node.op_type, node.domain)
+        if rule.__class__ is tuple:
+            return rule[slot] if slot < len(rule) else DATA
+        return rule(node, slot, depth, assumed)  # type: ignore[operator]
 
-    def loop_role(self, node: Node, slot: int, depth: int) -> str:
+    def _slot_rule(self, op: str, domain: str) -> SlotRule:
+        """How slot_role answers for this op: the slot table it reads whatever the node (() for all
+        DATA), or the method that tells from the node: functions, Loop/Scan, matrix products, Gather,
+        Add, Mul, Sub, QLinearAdd/QLinearMul."""
+        if (domain, op) in self.view.functions:
+            return self.formal_role
+        if op in ("Loop", "Scan") and domain in STD_DOMAINS:
+            return self.loop_role
+        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
+            # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
+            return self.ms_role if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
+        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
+            return self.matmul_role
+        if domain in STD_DOMAINS:
+            if op in ("Gather", "Add", "Mul", "Sub"):
+                return self.std_role
+            return SLOT_TABLE.get(op, ())
+        if domain in LAYOUT_DOMAINS:
+            return SLOT_TABLE.get(op, ())
+        return ()
+
+    def loop_role(self, node: Node, slot: int, depth: int, assumed: str = "") -> str:
         """Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs. A carried
         value the body changes at each step is a state (tf2onnx's `zeros` initial state of a Keras LSTM
         written as a Loop), whatever it is multiplied with; one passed through unchanged takes the role of
-        the slot it is read in (weights a TF while loop carries)."""
+        the slot it is read in (weights a TF while loop carries). Without a body: the op table's."""
+        if not node.subgraphs:
+            return self.std_role(node, slot, depth, assumed)
         op = node.op_type
         if self.updated_each_step(node, slot):
             return "initial_state"
@@ -97,7 +111,7 @@ class SlotRoles(ProductRoles):
             value = producer.inputs[0]
         return value != formal
 
-    def ms_role(self, node: Node, slot: int, assumed: str) -> str:
+    def ms_role(self, node: Node, slot: int, depth: int, assumed: str) -> str:
         """An onnxruntime contrib op's slot: its table's, but for QOperator Add/Mul beside a product or a norm."""
         op = node.op_type
         if op == "QLinearAdd" and self.is_bias_add(node, slot, assumed):
@@ -107,7 +121,7 @@ class SlotRoles(ProductRoles):
         table = MS_SLOT_TABLE[op]
         return table[slot] if slot < len(table) else DATA
 
-    def std_role(self, node: Node, slot: int, assumed: str) -> str:
+    def std_role(self, node: Node, slot: int, depth: int, assumed: str) -> str:
         """A standard op's slot whose role depends on the node (Gather, Add, Mul), else its table's."""
         op = node.op_type
         if op == "Gather":
@@ -125,27 +139,7 @@ class SlotRoles(ProductRoles):
             return std_table[slot] if slot < len(std_table) else DATA
         return DATA
 
-    def _fixed_slots(self, op: str, domain: str) -> tuple[str, ...] | None:
-        """The slot table slot_role reads for this op whatever the node (() for all DATA), or None
-        when its answer depends on the node: functions, Loop/Scan, matrix products, Gather, Add, Mul."""
-        if (domain, op) in self.view.functions:
-            return None
-        if op in ("Loop", "Scan") and domain in STD_DOMAINS:
-            return None
-        if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
-            # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
-            return None if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
-        if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
-            return None
-        if domain in STD_DOMAINS:
-            if op in ("Gather", "Add", "Mul", "Sub"):
-                return None
-            return SLOT_TABLE.get(op, ())
-        if domain in LAYOUT_DOMAINS:
-            return SLOT_TABLE.get(op, ())
-        return ()
-
-    def matmul_role(self, node: Node, slot: int, assumed: str = "") -> str:
+    def matmul_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
         quant = MATMUL_QUANT_SLOTS.get(node.op_type, _NO_SLOTS)
         if slot in quant:
             return quant[slot]
@@ -174,7 +168,7 @@ class SlotRoles(ProductRoles):
                 return False
         return True
 
-    def formal_role(self, call: Node, slot: int, depth: int) -> str:
+    def formal_role(self, call: Node, slot: int, depth: int, assumed: str = "") -> str:
         """A local function's input takes the role of the slot it is consumed by inside the body."""
         return self.body_role(self.view.functions[(call.domain, call.op_type)], call, slot, slot, depth)
 
