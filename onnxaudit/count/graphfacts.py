@@ -3,7 +3,9 @@ it is constant (settled in one pass per top-level graph), and what a value is be
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from functools import cached_property
+from operator import attrgetter
 
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.ops import LAYOUT_OR_QDQ, NONDETERMINISTIC, STORED_THROUGH
@@ -17,6 +19,9 @@ def one_value(tensor: Tensor | None) -> bool:
 
 def more_than_scalar(tensor: Tensor) -> bool:
     return tensor.dims is not None and element_count(tensor.dims) > 1
+
+
+_index = attrgetter("index")
 
 
 class GraphFacts:
@@ -39,6 +44,7 @@ class GraphFacts:
         # there) and the indices of the nodes whose outputs are all constant
         self.constants: dict[str, set[str]] = {}
         self.constant_nodes: set[int] = set()
+        self.watched: dict[str, list[Node]] = {}  # and the other nodes reading a constant or a graph input
 
     @cached_property
     def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
@@ -107,27 +113,70 @@ class GraphFacts:
     def settle_constants(self) -> None:
         """Answer is_constant for every name of each top-level graph (the main graph, a function body:
         they see only their own names) at once, when its nodes are in file order, and note its
-        constant-only nodes. One pass instead of a recursive call per value (250k at 200k nodes).
-        Subgraphs and graphs out of order are answered as the walk asks, by is_constant itself: the
-        answers its depth limit and cycle guard give there depend on the order they are asked in."""
+        constant-only nodes and the nodes the walk visits. One pass instead of a recursive call per
+        value (250k at 200k nodes). Subgraphs and graphs out of order are answered as the walk asks,
+        by is_constant itself: the answers its depth limit and cycle guard give there depend on the
+        order they are asked in."""
         for scope, graph in self.view.graphs.items():
             if graph.parent is None:
                 settled = self.constant_names_in_order(scope, graph)
                 if settled is not None:
-                    self.constants[scope], constant_nodes = settled
+                    constants, constant_nodes, reading, unwritten = settled
+                    self.constants[scope] = constants
                     self.constant_nodes.update(constant_nodes)
+                    self.watched[scope] = self.watched_nodes(graph, constants, set(constant_nodes), reading, unwritten)
 
-    def constant_names_in_order(self, scope: str, graph: Graph) -> tuple[set[str], list[int]] | None:
-        """The constant names of a top-level graph and its constant-only nodes, in one pass in node
-        order that also fills producers[scope]: a node's inputs were all decided before it (file
-        order is topological), and its answer is is_constant's without the recursion. None when that
-        order does not hold (any input read before it is written, a name written twice)."""
+    def watched_nodes(
+        self,
+        graph: Graph,
+        constants: set[str],
+        constant_nodes: set[int],
+        reading: list[Node],
+        unwritten: list[tuple[str, Node]],
+    ) -> list[Node]:
+        """The nodes of a settled graph the walk visits, in order: `reading` (those reading a constant)
+        and the nodes of `unwritten` (names read before any node wrote them) that read a graph input;
+        every node reading either, if a node writes a name some graph takes as input."""
+        fed = self.graph_inputs
+        if not self.producers[graph.scope].keys().isdisjoint(fed):  # a look-up per input name
+            names = constants | fed
+            return [
+                node
+                for node in graph.nodes
+                if node.op_type != "Constant" and node.index not in constant_nodes and not names.isdisjoint(node.inputs)
+            ]
+        fed_readers = [
+            node
+            for name, node in unwritten
+            if name in fed and node.op_type != "Constant" and node.index not in constant_nodes
+        ]
+        for node in fed_readers:  # a few: each put in its place among the others (if not there yet)
+            at = bisect_left(reading, node.index, key=_index)
+            if at == len(reading) or reading[at] is not node:
+                reading.insert(at, node)
+        return reading
+
+    @cached_property
+    def graph_inputs(self) -> set[str]:
+        """The input names of every graph but function bodies: a weight slot may read one."""
+        return {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
+
+    def constant_names_in_order(
+        self, scope: str, graph: Graph
+    ) -> tuple[set[str], list[int], list[Node], list[tuple[str, Node]]] | None:
+        """The constant names of a top-level graph, its constant-only nodes, the others that read a
+        constant and the reads of names no node wrote before, in one pass in node order that also fills
+        producers[scope]: a node's inputs were all decided before it (file order is topological), and
+        its answer is is_constant's without the recursion. None when that order does not hold (any
+        input read before it is written, a name written twice)."""
         constants = set(graph.tensors)  # stored: constant, whatever node computes the name
         produced: dict[str, Node] = {}
         self.producers[scope] = produced
         functions = self.view.functions
         constant_nodes: list[int] = []
-        unwritten: list[str] = []  # names read before any node wrote them: graph inputs, or out of order
+        reading: list[Node] = []
+        unwritten: list[tuple[str, Node]] = []  # names read before any node wrote them (graph inputs, or
+        # out of order), and the node reading them
         in_order = True
         for node in graph.nodes:
             constant = not (
@@ -139,7 +188,7 @@ class GraphFacts:
                 if name and name not in constants:
                     constant = False
                     if name not in produced:
-                        unwritten.append(name)
+                        unwritten.append((name, node))
             every = bool(node.outputs)
             for out in node.outputs:
                 if not out:
@@ -153,9 +202,10 @@ class GraphFacts:
                     every = False
             if every:
                 constant_nodes.append(node.index)
-        if not in_order or any(name in produced for name in unwritten):
-            return None
-        return constants, constant_nodes
+            elif node.op_type != "Constant" and not constants.isdisjoint(node.inputs):
+                reading.append(node)  # reads a constant: told in C, no loop
+        in_order = in_order and produced.keys().isdisjoint(name for name, _ in unwritten)
+        return (constants, constant_nodes, reading, unwritten) if in_order else None
 
     def is_constant_computation(self, node: Node) -> bool:
         if node.scope in self.constants:  # settled

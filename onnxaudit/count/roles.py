@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from onnxaudit.count.constants import ConstantRoles
@@ -342,22 +344,20 @@ class _Classifier(ConstantRoles):
         return RoleTable(ordered, self.limits, self.view.trained)
 
     def walk(self, nodes: list[Node]) -> None:
-        """Trace every constant (and weight-slot graph input) each node reads, in node order."""
-        slot_role, constant_nodes, record_stored = self.slot_role, self.constant_nodes, self.record_stored
-        fed = {value.name for graph in self.view.graphs.values() if graph.kind != "function" for value in graph.inputs}
-        watched = {scope: constants | fed for scope, constants in self.constants.items()}
-        for node in nodes:
-            scope, inputs = node.scope, node.inputs
-            constants = self.constants.get(scope)
-            if constants is None:
+        """Trace every constant (and weight-slot graph input) each node reads, in node order: in a settled
+        graph the nodes settle_constants saw reading one (about half), in the others every node."""
+        slot_role, record_stored, fed, watched = self.slot_role, self.record_stored, self.graph_inputs, self.watched
+        every = len(watched) == len(self.view.graphs)
+        unsettled = [] if every else [node for node in nodes if node.scope not in watched]
+        visits = [visit for visit in (*watched.values(), unsettled) if visit]
+        ordered = visits[0] if len(visits) == 1 else sorted(chain.from_iterable(visits), key=attrgetter("index"))
+        for node in ordered:
+            scope = node.scope
+            if scope not in watched:
                 self.walk_unsettled(node)
                 continue
-            if node.op_type == "Constant" or node.index in constant_nodes:
-                continue  # reached from its consumers
-            if watched[scope].isdisjoint(inputs):
-                continue  # no constant, no graph input: about half the nodes, told without a Python loop
-            stored = self.top_level[scope]  # settled graphs are top-level ones
-            for slot, name in enumerate(inputs):
+            constants, stored = self.constants[scope], self.top_level[scope]  # settled graphs are top-level
+            for slot, name in enumerate(node.inputs):
                 if not name:
                     continue
                 if name in constants:
