@@ -8,6 +8,7 @@ Where no name says anything, a node is its own layer.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import compress
@@ -106,9 +107,15 @@ def _prefix_path(prefix: str) -> tuple[str, ...]:
     path = _PREFIX_PATHS.get(prefix)
     if path is not None:
         return path
-    unknown = [prefix]  # this prefix and its parents not known yet, the deepest first
-    parent = prefix.rpartition("/")[0]
+    parent, _, last = prefix.rpartition("/")
     base = _PREFIX_PATHS.get(parent) if parent else ()
+    if base is not None and "." not in last:  # most: a known parent and one plain scope more
+        path = (*base, last) if last else base
+        if len(_PREFIX_PATHS) >= _MAX_PREFIXES:  # as _remember
+            _PREFIX_PATHS.clear()
+        _PREFIX_PATHS[prefix] = path
+        return path
+    unknown = [prefix]  # this prefix and its parents not known yet, the deepest first
     while base is None:
         if len(unknown) == _UNKNOWN_PARENTS:  # walk its scopes
             base = ()
@@ -306,38 +313,62 @@ def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
     return found
 
 
-def _torch_node_paths(nodes: list[Node]) -> tuple[NodePaths, Column, list[int]]:
-    """path_from_module_scopes or path_from_node_name of every node, by index and as a column in the
-    nodes' order, and the positions of those without one: worked out once per distinct module scope or
-    name prefix (a module's nodes share theirs), the latter inlined (its prefix and the memo's look-up)."""
+def _torch_rows(nodes: list[Node], rows: _Rows) -> tuple[NodePaths, list[Node]]:
+    """Each node's path from torch's module scopes or name (_torch_node_path), and the node in its row as
+    it goes (one pass over 200k nodes); the nodes without a path, in graph order, are left for later."""
     paths: NodePaths = {}
-    column: Column = []
-    add = column.append
-    unnamed: list[int] = []
+    unnamed: list[Node] = []
+    layers, firsts = rows.layers, rows.firsts
+    get = layers.get
     known = _PREFIX_PATHS
     by_module: dict[str, tuple[str, ...]] = {}  # a node's innermost module scope -> its path
     for n in nodes:
         scopes = n.module_scopes
         if scopes:
-            inner = scopes[-2] if len(scopes) > 1 else ""
-            path = by_module.get(inner)
-            if path is None:
-                path = path_from_module_scopes(scopes)
-                if path is not None and _names_module(inner):  # then the path is that scope's alone
-                    by_module[inner] = path
-        else:
+            path = by_module.get(scopes[-2] if len(scopes) > 1 else "") or _module_path(scopes, by_module)
+        else:  # path_from_node_name, inlined: its prefix and the memo's look-up
             name = n.name
             if ":" in name or "__" in name:  # as _scope_prefix
                 name = _GENERATED_SUFFIX.sub("", name)
             prefix = name.rstrip("/").rpartition("/")[0]
             path = known.get(prefix)
             path = (path if path is not None else _prefix_path(prefix)) or None
+        index = n.index
+        paths[index] = path
         if path is None:
-            unnamed.append(len(column))
-        paths[n.index] = path
-        add(path)
+            unnamed.append(n)
+            continue
+        layer = get(path)
+        if layer is None:  # a new row, made by its first node (layer_for's, inline)
+            layer = layers[path] = Layer(path, ".".join(path)) if path[0] != "#node" else rows.layer_for(path, n)
+            firsts.append((index, layer.name))
+        layer.nodes.append(n)
     _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
-    return paths, column, unnamed
+    return paths, unnamed
+
+
+def _torch_node_paths(nodes: list[Node]) -> NodePaths:
+    """path_from_module_scopes or path_from_node_name of every node."""
+    by_module: dict[str, tuple[str, ...]] = {}
+    paths: NodePaths = {}
+    for n in nodes:
+        scopes = n.module_scopes
+        if scopes:
+            paths[n.index] = by_module.get(scopes[-2] if len(scopes) > 1 else "") or _module_path(scopes, by_module)
+        else:
+            paths[n.index] = _prefix_path(_scope_prefix(n.name)) or None
+    _PREFIX_PATHS.clear()
+    return paths
+
+
+def _module_path(scopes: tuple[str, ...], by_module: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """path_from_module_scopes, kept by the innermost module scope when that gives it alone (a module's
+    nodes share it: worked out once per module, not once per node)."""
+    path = path_from_module_scopes(scopes)
+    inner = scopes[-2] if len(scopes) > 1 else ""
+    if path is not None and _names_module(inner):
+        by_module[inner] = path
+    return path
 
 
 def _names_module(scope: str) -> bool:
@@ -356,28 +387,30 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     main_nodes = view.main.nodes
     in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
     torch_style = _torch_style(main_nodes, in_bodies)
-    node_paths, paths, unnamed, param_names = (_torch_paths if torch_style else _tf_column)(view, table, in_bodies)
-    # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
-    helpers = _attach_helpers(view, node_paths, param_names, [main_nodes[i] for i in unnamed])
-    for i in unnamed:  # the column, with the paths they were given since
-        paths[i] = node_paths[main_nodes[i].index]
     rows = _Rows(main_nodes)
-    layers = rows.layers
-    get, layer_for = layers.get, rows.layer_for
-    for node, path in zip(main_nodes, paths, strict=True):
-        layer = get(path)  # type: ignore[arg-type]  # None is no key
-        if layer is None and path and path[0] != "#node":  # a module's new row (layer_for's, inline)
-            layer = layers[path] = Layer(path, ".".join(path))
-        elif layer is None:
-            layer = layer_for(path, node)
-        layer.nodes.append(node)
+    if torch_style:
+        node_paths, unnamed = _torch_rows(main_nodes, rows)
+        # only a node without a path asks what it reads: no map of every node's parameters when none
+        # of those reads anything (a Constant)
+        param_names = _param_names(table, {n.index for n in unnamed if n.inputs})
+        _keys_for_anonymous(unnamed, node_paths, param_names)
+        if in_bodies:  # a module called inside an If or Loop body is a layer of its own, as in torch
+            node_paths.update(_torch_node_paths(in_bodies))
+    else:
+        param_names = _param_names(table)
+        node_paths = _tf_paths(view, table, param_names)
+        unnamed = _tf_rows(main_nodes, node_paths, rows)
+    # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
+    helpers = _attach_helpers(view, node_paths, param_names, unnamed)
+    _place_unnamed(rows, unnamed, node_paths)
     # after the main graph's: a branch's module never takes the If's row
     for node in [n for n in in_bodies if node_paths[n.index]] if torch_style else ():
-        layer_for(node_paths[node.index], node).nodes.append(node)
+        rows.layer_for(node_paths[node.index], node).nodes.append(node)
     unused = Layer(("#unused",), "(not consumed by any node)")
     in_branch = {n.index for n in in_bodies}
     owner_of_scope = _main_owner_of_scopes(view)
     by_use: dict[int, Layer] = {}  # id -> a layer given a counted tensor by its use, not by its key
+    get = rows.layers.get
     for tensor in table.tensors:
         key = path_from_tensor_name(tensor.name)
         named = get(key) if key is not None else None
@@ -388,45 +421,57 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
         named.tensors.append(tensor)
     if torch_style and by_use:
         _name_by_keys(rows, by_use)
-    return _in_row_order(list(rows.layers.values()), helpers) + ([unused] if unused.tensors else [])
+    return _in_row_order(rows, helpers) + ([unused] if unused.tensors else [])
 
 
-Column = list[tuple[str, ...] | None]  # the main graph's nodes' paths, in their order
+def _tf_rows(main_nodes: list[Node], node_paths: NodePaths, rows: _Rows) -> list[Node]:
+    """Each node with a path in its row (as _torch_rows); the nodes without one, in graph order."""
+    unnamed = []
+    get = rows.layers.get
+    for node in main_nodes:
+        path = node_paths[node.index]
+        if not path:
+            unnamed.append(node)
+            continue
+        layer = get(path)
+        if layer is None:
+            layer = rows.layer_for(path, node)
+            rows.firsts.append((node.index, layer.name))
+        layer.nodes.append(node)
+    return unnamed
 
 
-def _torch_paths(
-    view: ModelView, table: ParamTable, in_bodies: list[Node]
-) -> tuple[NodePaths, Column, list[int], dict[int, list[str]]]:
-    """Each node's module path from torch's scopes or names (_torch_node_paths), an anonymous node's from
-    the state_dict keys it reads; the positions of the main graph's nodes that had none, and the
-    parameters those read (no other node asks: no map of every node's when none reads any)."""
-    main_nodes = view.main.nodes
-    node_paths, paths, unnamed = _torch_node_paths(main_nodes)
-    anonymous = [main_nodes[i] for i in unnamed]
-    param_names = _param_names(table, {n.index for n in anonymous if n.inputs})
-    _keys_for_anonymous(anonymous, node_paths, param_names)
-    if in_bodies:  # a module called inside an If or Loop body is a layer of its own, as in torch
-        node_paths.update(_torch_node_paths(in_bodies)[0])
-    return node_paths, paths, unnamed, param_names
+def _place_unnamed(rows: _Rows, unnamed: list[Node], node_paths: NodePaths) -> None:
+    """The nodes that had no path, in the rows of the paths they were given since (_keys_for_anonymous,
+    _attach_helpers), else each in a row of its own; in graph order among the row's nodes."""
+    get = rows.layers.get
+    for node in unnamed:
+        path = node_paths[node.index]
+        layer = (get(path) if path else None) or rows.layer_for(path, node)
+        nodes = layer.nodes
+        if not nodes or nodes[-1].index < node.index:
+            nodes.append(node)
+            continue
+        first = nodes[0].index
+        insort(nodes, node, key=_INDEX)
+        if nodes[0] is node and id(layer) not in rows.moved:  # no longer first: the node that made the row
+            at = bisect_left(rows.firsts, (first,))  # made in graph order: rows.firsts is sorted
+            if at < len(rows.firsts) and rows.firsts[at][0] == first:
+                rows.moved[id(layer)] = at
 
 
-def _tf_column(
-    view: ModelView, table: ParamTable, in_bodies: list[Node]
-) -> tuple[NodePaths, Column, list[int], dict[int, list[str]]]:
-    """_tf_paths, with its column and the positions of the main graph's nodes without a path."""
-    param_names = _param_names(table)
-    node_paths = _tf_paths(view, table, param_names)
-    paths = list(map(node_paths.__getitem__, map(_INDEX, view.main.nodes)))
-    return node_paths, paths, list(compress(range(len(paths)), map(not_, paths))), param_names
-
-
-def _in_row_order(layers: list[Layer], helpers: set[int]) -> list[Layer]:
-    """The layers sorted by _row_order, its common case (a first node that is no helper) inline."""
-    order = [
+def _in_row_order(rows: _Rows, helpers: set[int]) -> list[Layer]:
+    """The rows sorted by _row_order: for the rows made by their first node (the first rows.layers
+    holds, unless a row was renamed since), the key kept as they were made."""
+    layers = list(rows.layers.values())
+    firsts = [] if rows.renamed else rows.firsts
+    for at in rows.moved.values() if firsts else ():
+        firsts[at] = _row_order(layers[at], helpers)
+    order = firsts + [
         (nodes[0].index, layer.name)
         if (nodes := layer.nodes) and nodes[0].index not in helpers
         else _row_order(layer, helpers)
-        for layer in layers
+        for layer in layers[len(firsts) :]
     ]
     return [layers[i] for i in sorted(range(len(layers)), key=order.__getitem__)]
 
@@ -435,9 +480,13 @@ def _name_by_keys(rows: _Rows, by_use: dict[int, Layer]) -> None:
     """A torch row whose node scopes dropped a module from its path (timm's MetaFormer: `/norm/...` for
     `head.norm`) takes the path its parameters' state_dict keys name, where every key among its counted
     tensors names that one module, the row's path is that module's path with parts left out, and no row has it.
-    Only the rows `by_use` holds (by id) are asked: a row given its counted tensors by their keys has its path."""
-    for path, layer in [(path, layer) for path, layer in rows.layers.items() if id(layer) in by_use]:
-        if path[0].startswith("#") or not layer.tensors:
+    Only the rows `by_use` holds (by id) are asked: a row given its counted tensors by their keys has its path.
+    They are asked in the order of their first main-graph node, then as made (rows.layers' order, had every
+    node been placed in graph order)."""
+    made = {id(layer): i for i, layer in enumerate(rows.made)}
+    for layer in sorted(by_use.values(), key=lambda la: _made_order(la, made)):
+        path = layer.path
+        if rows.layers.get(path) is not layer or path[0].startswith("#") or not layer.tensors:
             continue
         keys = {path_from_tensor_name(t.name) for t in layer.tensors if t.category in COUNTED_CATEGORIES}
         keys.discard(None)  # an anonymous tensor (a folded weight) names no module
@@ -447,6 +496,16 @@ def _name_by_keys(rows: _Rows, by_use: dict[int, Layer]) -> None:
         del rows.layers[path]
         layer.path, layer.name = key, ".".join(key)
         rows.layers[key] = layer
+        rows.renamed = True
+
+
+def _made_order(layer: Layer, made: dict[int, int]) -> tuple[int, int]:
+    """Where a row stands in rows.layers had every main node been placed in graph order: the rows of
+    main-graph nodes by their first node, then the others as made."""
+    nodes = layer.nodes
+    if nodes and nodes[0].scope == MAIN:
+        return (0, nodes[0].index)
+    return (1, made.get(id(layer), -1))
 
 
 def _within(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
@@ -681,6 +740,12 @@ class _Rows:
         self.layers: dict[tuple[str, ...], Layer] = {}
         self.main_nodes = main_nodes
         self.labels: dict[str, str] = {}  # str(index) -> label of main nodes, made when a row needs one
+        # the sort key (_row_order) of each row made by its first node as main nodes are placed in graph
+        # order: the first rows of `layers`, in order
+        self.firsts: list[tuple[int, str]] = []
+        self.made: list[Layer] = []  # the rows layer_for made, in order
+        self.moved: dict[int, int] = {}  # id -> place in firsts of a row whose first node came later
+        self.renamed = False  # whether _name_by_keys renamed a row (rows.layers' order changed)
 
     def layer_for(self, path: tuple[str, ...] | None, node: Node | None) -> Layer:
         key = path if path else ("#node", str(node.index if node else -1))
@@ -695,6 +760,7 @@ class _Rows:
             else:
                 name = ".".join(key)
             layer = self.layers[key] = Layer(key, name)
+            self.made.append(layer)
         return layer
 
 
