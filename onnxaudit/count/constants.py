@@ -35,13 +35,13 @@ def _quantized_table(tensor: Tensor) -> bool:
 
 
 # the slot roles constant_role looks behind (the others stand as they are)
-_ASKED = frozenset({"embedding", "literal", DATA})
+ASKED = frozenset({"embedding", "literal", DATA})
 
 
 class ConstantRoles(FoldedBnRoles):
     def constant_role(self, tensor: Tensor, role: str, node: Node) -> str:
         """The role of a constant in a slot: a data slot only tells what it is not."""
-        if role not in _ASKED:
+        if role not in ASKED:
             return role  # a weight, a bias, a shape...: the slot's role stands
         if (
             role == "embedding"

@@ -19,7 +19,7 @@ from itertools import chain
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from onnxaudit.count.constants import ConstantRoles
+from onnxaudit.count.constants import ASKED, ConstantRoles
 from onnxaudit.count.graphfacts import more_than_scalar, one_value
 from onnxaudit.count.vocabulary import FORWARD_CATEGORIES, PARAMETER_CATEGORIES, ROLES
 from onnxaudit.io.dims import element_count
@@ -142,6 +142,11 @@ class _Classifier(ConstantRoles):
         (only what is recorded at its ends differs): the first trace from (scope, name, role, depth)
         keeps it as a plan while it records, the next ones run the plan without walking again (a
         rotary table computed once from constants and read by every layer was walked once per read)."""
+        tensors = self.top_level.get(scope)  # one dict instead of view.lookup's scope walk
+        tensor = tensors.get(name) if tensors is not None else self.view.lookup(scope, name)
+        if tensor is not None:  # stored: nothing to walk, no plan kept
+            self.record_stored(tensor, role, consumer, slot, via)
+            return ((_STORED, (), tensor),)
         key = (scope, name, role, depth)
         plan = self.plans.get(key)
         if plan is None:
@@ -153,11 +158,7 @@ class _Classifier(ConstantRoles):
     def first_trace(
         self, scope: str, name: str, role: str, consumer: Node, slot: int, via: tuple[str, ...], depth: int
     ) -> Plan:
-        tensors = self.top_level.get(scope)  # one dict instead of view.lookup's scope walk
-        tensor = tensors.get(name) if tensors is not None else self.view.lookup(scope, name)
-        if tensor is not None:
-            self.record_stored(tensor, role, consumer, slot, via)
-            return ((_STORED, (), tensor),)
+        """trace's first walk back from `name`, a value no graph around `scope` stores."""
         producer = self.producer(scope, name)
         if producer is None or depth > self.MAX_TRACE:
             return ()
@@ -346,7 +347,8 @@ class _Classifier(ConstantRoles):
     def walk(self, nodes: list[Node]) -> None:
         """Trace every constant (and weight-slot graph input) each node reads, in node order: in a settled
         graph the nodes settle_constants saw reading one (about half), in the others every node."""
-        slot_role, record_stored, fed, watched = self.slot_role, self.record_stored, self.graph_inputs, self.watched
+        slot_role, record_stored, record = self.slot_role, self.record_stored, self.record
+        fed, watched = self.graph_inputs, self.watched
         every = len(watched) == len(self.view.graphs)
         unsettled = [] if every else [node for node in nodes if node.scope not in watched]
         visits = [visit for visit in (*watched.values(), unsettled) if visit]
@@ -364,8 +366,10 @@ class _Classifier(ConstantRoles):
                     tensor = stored.get(name)
                     if tensor is None:
                         self.trace(scope, name, slot_role(node, slot), node, slot, (), 0)
-                    else:  # read as stored (most uses): trace's first step, without a plan
-                        record_stored(tensor, slot_role(node, slot), node, slot, ())
+                    elif (role := slot_role(node, slot)) in ASKED or node.op_type in PACKED_OPS:
+                        record_stored(tensor, role, node, slot, ())  # read as stored: trace's first step
+                    else:  # a role that stands, in a slot that packs nothing (most uses): record_stored's answer
+                        record(tensor, node, slot, role)
                 elif name in fed:  # weight_input_without_data finds graph inputs only
                     role = slot_role(node, slot)
                     if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:

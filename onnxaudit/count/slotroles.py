@@ -145,8 +145,10 @@ class SlotRoles(ProductRoles):
             return quant[slot]
         if node.op_type == "Gemm" and slot == 2:
             return "bias"
-        operands = MATMUL_OPERANDS[node.op_type] or tuple(range(len(node.inputs)))
-        if slot in operands and self._constant_or_assumed(node, slot, assumed):
+        if slot not in (MATMUL_OPERANDS[node.op_type] or range(len(node.inputs))):
+            return DATA
+        name = node.inputs[slot]  # _constant_or_assumed, inline: one ask per product weight read
+        if name and (name == assumed or self.is_constant(node.scope, name)):
             return "precomputed" if self.has_trig and self.feeds_only_cos_sin(node) else "weight"
         return DATA
 
