@@ -926,27 +926,26 @@ def _main_owner_of_scopes(view: ModelView) -> dict[str, Node]:
     owner: dict[str, Node] = {}
     if len(view.graphs) == 1:  # no subgraphs, no functions
         return owner
-    callers: dict[tuple[str, str], list[Node]] = {}
-    for node in view.all_nodes():
-        callers.setdefault((node.domain, node.op_type), []).append(node)
-
-    def visit(node: Node, top: Node, depth: int) -> None:
-        if depth > 32:
-            return
-        for sub in node.subgraphs:
-            if sub not in owner:
-                owner[sub] = top
-                for inner in view.graphs[sub].nodes:
-                    visit(inner, top, depth + 1)
-        body = view.functions.get((node.domain, node.op_type))
-        if body is not None and body not in owner:
-            owner[body] = top
-            for inner in view.graphs[body].nodes:
-                visit(inner, top, depth + 1)
-
     for node in view.main.nodes:
-        visit(node, node, 0)
+        _claim_scopes(view, owner, node, node, 0)
     return owner
+
+
+def _claim_scopes(view: ModelView, owner: dict[str, Node], node: Node, top: Node, depth: int) -> None:
+    """Give `top` every scope `node` runs, and theirs, not claimed yet. A module function, not a
+    closure: a closure calling itself is a reference cycle, kept (with the view) while gc is paused."""
+    if depth > 32:
+        return
+    for sub in node.subgraphs:
+        if sub not in owner:
+            owner[sub] = top
+            for inner in view.graphs[sub].nodes:
+                _claim_scopes(view, owner, inner, top, depth + 1)
+    body = view.functions.get((node.domain, node.op_type))
+    if body is not None and body not in owner:
+        owner[body] = top
+        for inner in view.graphs[body].nodes:
+            _claim_scopes(view, owner, inner, top, depth + 1)
 
 
 def roll_up(layers: list[Layer], depth: int) -> list[Layer]:

@@ -31,14 +31,12 @@ _NO_SLOTS: dict[int, str] = {}
 _QUANTIZED_BY_HAND = frozenset({"Div", "Floor", "Round", "Cast"})
 
 
-# how slot_role answers for an op: its fixed slot table, or a method asked of the node and slot
-SlotRule = tuple[str, ...] | Callable[[Node, int, int, str], str]
-
-
 class SlotRoles(ProductRoles):
     def __init__(self, view: ModelView) -> None:
         super().__init__(view)
-        # (domain, op) -> its fixed slot table, or the method that looks at the node: chosen once an op
+        # (domain, op) -> its fixed slot table, or the method that looks at the node: chosen once an op.
+        # Kept as the class's functions, not bound methods: a bound method here would make the classifier
+        # a reference cycle, kept alive (with all it built) while the collector is paused (+66 MB at 200k nodes)
         self.slot_rules: dict[tuple[str, str], SlotRule] = {}
 
     def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
@@ -49,24 +47,24 @@ class SlotRoles(ProductRoles):
             rule = self.slot_rules[key] = self._slot_rule(node.op_type, node.domain)
         if rule.__class__ is tuple:
             return rule[slot] if slot < len(rule) else DATA
-        return rule(node, slot, depth, assumed)  # type: ignore[operator]
+        return rule(self, node, slot, depth, assumed)  # type: ignore[operator]
 
     def _slot_rule(self, op: str, domain: str) -> SlotRule:
         """How slot_role answers for this op: the slot table it reads whatever the node (() for all
         DATA), or the method that tells from the node: functions, Loop/Scan, matrix products, Gather,
         Add, Mul, Sub, QLinearAdd/QLinearMul."""
         if (domain, op) in self.view.functions:
-            return self.formal_role
+            return SlotRoles.formal_role
         if op in ("Loop", "Scan") and domain in STD_DOMAINS:
-            return self.loop_role
+            return SlotRoles.loop_role
         if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
             # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
-            return self.ms_role if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
+            return SlotRoles.ms_role if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
         if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
-            return self.matmul_role
+            return SlotRoles.matmul_role
         if domain in STD_DOMAINS:
             if op in ("Gather", "Add", "Mul", "Sub"):
-                return self.std_role
+                return SlotRoles.std_role
             return SLOT_TABLE.get(op, ())
         if domain in LAYOUT_DOMAINS:
             return SLOT_TABLE.get(op, ())
@@ -209,3 +207,7 @@ class SlotRoles(ProductRoles):
                 elif ROLES[role].category in FORWARD_CATEGORIES:
                     return role, (consumer.op_type,)
         return DATA, ()
+
+
+# how slot_role answers for an op: its fixed slot table, or a SlotRoles method asked of the node and slot
+SlotRule = tuple[str, ...] | Callable[[SlotRoles, Node, int, int, str], str]
