@@ -137,7 +137,12 @@ class Report:
 
 
 def _output_value(
-    view: ModelView, layer_nodes: list[Node], here: int, reads: _Reads, graph_outputs: set[str], data: set[str]
+    view: ModelView,
+    layer_nodes: list[Node],
+    here: int,
+    reader: dict[str, int],
+    graph_outputs: set[str],
+    data: set[str],
 ) -> str | None:
     """The layer's output: the main (first) value computed from the input data that leaves the layer's
     last node handing such a value on (its shape may be unknown); else the last value leaving it,
@@ -149,7 +154,7 @@ def _output_value(
     leaving: list[str] = []
     moving = None
     for node in sorted(layer_nodes, key=lambda n: n.index):
-        handed = [out for out in node.outputs if out and (out in graph_outputs or reads.leaves(out, here))]
+        handed = [out for out in node.outputs if out and (out in graph_outputs or reader.get(out, here) != here)]
         leaving += handed
         moving = next((out for out in handed if out in data), moving)
     if moving is not None:
@@ -262,14 +267,14 @@ def _shape_math(view: ModelView, node: Node) -> bool:
     return bool(infos) and all(i is not None and i.dtype in INTEGER_DTYPES for i in infos)
 
 
-def _principal_ops(view: ModelView, layer: Layer, here: int, reads: _Reads, graph_outputs: set[str]) -> list[str]:
+def _principal_ops(
+    view: ModelView, layer: Layer, here: int, reader: dict[str, int], graph_outputs: set[str]
+) -> list[str]:
     """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
     the shape arithmetic exporters add around them stays in `all_ops`."""
     counted = COUNTED_CATEGORIES
     holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
     shapes_known = bool(view.value_shapes)  # without any, no node is shape math
-    readers, row_at, inner = reads.readers, reads.row_at, reads.inner
-    size = len(row_at)
     picked = []
     for n in layer.nodes:
         op = n.op_type
@@ -278,21 +283,10 @@ def _principal_ops(view: ModelView, layer: Layer, here: int, reads: _Reads, grap
         if n.index not in holders:
             if shapes_known and _shape_math(view, n):
                 continue
-            # hands a value on: a graph output, or one read outside the layer (reads.leaves, inline: 146k
-            # nodes at 200k)
+            # hands a value on: a graph output, or one read outside the layer
             for out in n.outputs:
-                if not out:
-                    continue
-                if out in graph_outputs:
+                if out and (out in graph_outputs or reader.get(out, here) != here):
                     break
-                for reader in readers.get(out, ()):
-                    index = reader.index
-                    if index >= size or row_at[index] != here:
-                        break
-                else:
-                    if not (inner and reads.leaves(out, here)):
-                        continue
-                break
             else:
                 continue
         picked.append(op)
@@ -314,57 +308,46 @@ _SCAFFOLD = frozenset(
 )
 
 
-def _row_positions(layers: list[Layer], nodes: int = 0) -> list[int]:
+def _row_positions(layers: list[Layer]) -> list[int]:
     """Node index (global in the view) -> its layer's position, -1 for a node in none: a list filled per
-    layer instead of a dict of every node (200k at 200k nodes). `nodes`: how many the view holds (the
-    builder numbers them 0..n-1), the list's size; grown as needed where an index is past it."""
-    row_at = [-1] * nodes
-    try:
-        for here, layer in enumerate(layers):
-            for node in layer.nodes:
-                row_at[node.index] = here
-    except IndexError:  # a view numbered otherwise: the list grows to each index met
-        for here, layer in enumerate(layers):
-            for node in layer.nodes:
-                index = node.index
-                if index >= len(row_at):
-                    row_at += [-1] * (index + 1 - len(row_at))
-                row_at[index] = here
+    layer instead of a dict of every node (200k at 200k nodes)."""
+    row_at: list[int] = []
+    for here, layer in enumerate(layers):
+        for node in layer.nodes:
+            index = node.index
+            if index >= len(row_at):
+                row_at += [-1] * (index + 1 - len(row_at))
+            row_at[index] = here
     return row_at
 
 
-class _Reads:
-    """Which values leave a layer: read by a node of another layer, or by a main node in none. The main
-    graph's readers (view.main.readers, built once and shared) looked up per value asked about, instead
-    of a map of every value read (70k layers at 200k nodes); a body's node that a layer holds (an op of an
-    If's branch with a row of its own) is added from the layers."""
+_SPREAD = -1  # a value read in several layers, or by a node in none
 
-    def __init__(self, view: ModelView, layers: list[Layer]) -> None:
-        self.row_at = _row_positions(layers, sum(len(g.nodes) for g in view.graphs.values()))
-        self.readers = view.main.readers
-        # nodes the layers hold from bodies (read outer values too): value -> their layers' positions
-        self.inner: dict[str, list[int]] = {}
-        if len(view.graphs) > 1:
-            main = view.main.scope
-            for here, layer in enumerate(layers):
-                for node in layer.nodes:
-                    if node.scope != main:
-                        for name in node.inputs:
-                            self.inner.setdefault(name, []).append(here)
 
-    def leaves(self, value: str, here: int) -> bool:
-        """`value` is read somewhere but in the layer at position `here`."""
-        row_at = self.row_at
-        size = len(row_at)
-        for node in self.readers.get(value, ()):
-            index = node.index
-            if index >= size or row_at[index] != here:
-                return True
-        return bool(self.inner) and any(there != here for there in self.inner.get(value, ()))
+def _reading_layers(view: ModelView, layers: list[Layer]) -> dict[str, int]:
+    """Value -> position of the one layer all the main nodes reading it sit in, or _SPREAD.
+    A value leaves layer `i` when it is read and this is not `i`: one pass over the graph instead
+    of a node set and a consumer walk per layer (70k layers at 200k nodes), one lookup per value asked
+    about (view.main.readers, a list of nodes per value, costs as much to build and more to ask). The
+    layers partition the main nodes (group_layers and roll_up make them so)."""
+    reader: dict[str, int] = {}
+    placed = 0
+    for here, layer in enumerate(layers):
+        placed += len(layer.nodes)
+        for node in layer.nodes:
+            for name in node.inputs:
+                if reader.setdefault(name, here) != here:
+                    reader[name] = _SPREAD
+    if placed < len(view.main.nodes):  # a node in no layer reads from outside every layer
+        inside = {n.index for layer in layers for n in layer.nodes}
+        for node in view.main.nodes:
+            if node.index not in inside:
+                reader.update(dict.fromkeys(node.inputs, _SPREAD))
+    return reader
 
 
 def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, costs: Costs | None = None) -> list[Row]:
-    reads = _Reads(view, layers)
+    reader = _reading_layers(view, layers)
     outputs = set(view.main.outputs)
     data = _data_values(view, layers)
     shapes = view.value_shapes  # none (inference skipped on a huge graph): no output value to look for
@@ -372,8 +355,8 @@ def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, cos
     for here, layer in enumerate(layers):
         all_ops = layer.op_types
         # with one op type (most layers) the principal ops can only be that one: no node walk
-        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reads, outputs)
-        value = _output_value(view, layer.nodes, here, reads, outputs, data) if shapes else None
+        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
+        value = _output_value(view, layer.nodes, here, reader, outputs, data) if shapes else None
         info = shapes.get(value) if value is not None else None
         shape = list(info.shape or ()) if info is not None else None
         row = _row(layer.name, ops, shape, layer.tensors, convention, all_ops)
