@@ -155,9 +155,27 @@ class SlotRoles(ProductRoles):
         """Any Cos or Sin at all: most graphs have none, and never build the consumer index for it."""
         return not self.op_types.isdisjoint(("Cos", "Sin"))
 
+    @cached_property
+    def trig_feeders(self) -> set[int]:
+        """The nodes whose value may reach a Cos or Sin through layout ops (WEIGHT_CARRIERS), found back
+        from the few Cos and Sin by their producers: the only ones feeds_only_cos_sin can say yes of."""
+        found: set[int] = set()
+        frontier = [node for node in self.view.all_nodes() if node.op_type in ("Cos", "Sin")]
+        while frontier:
+            node = frontier.pop()
+            for name in node.inputs:
+                producer = self.producer(node.scope, name) if name else None
+                if producer is not None and producer.index not in found:
+                    found.add(producer.index)
+                    if producer.op_type in WEIGHT_CARRIERS:
+                        frontier.append(producer)
+        return found
+
     def feeds_only_cos_sin(self, node: Node, depth: int = 0) -> bool:
         """The product reaches only Cos and Sin (through layout ops): rotary embeddings' inv_freq times
         positions. inv_freq is a non-persistent buffer computed from the config, not a weight."""
+        if node.index not in self.trig_feeders:
+            return False  # no Cos or Sin is reached from it (most products): without the consumer index
         uses = [use for out in node.outputs if out for use in self.consumers.get((node.scope, out), [])]
         if not uses or depth > 6:
             return False
