@@ -653,7 +653,15 @@ def test_the_streamed_nodes_and_the_rest_are_the_light_copy(path, monkeypatch):
         with pytest.raises(AuditError):
             strip_weights(data)
         return
-    assert _merged(rest, [*sent, *tail]) == onnx.ModelProto.FromString(bytes(strip_weights(data).data))
+    merged, whole = _merged(rest, [*sent, *tail]), onnx.ModelProto.FromString(bytes(strip_weights(data).data))
+    marks = 0
+    for streamed, kept in zip(merged.graph.initializer, whole.graph.initializer, strict=True):  # main graph: streamed
+        if streamed.doc_string.startswith(b"n".hex() * 8):  # without its raw_data, its count in the doc string
+            assert int(streamed.doc_string[16:]) == len(kept.raw_data) and not streamed.raw_data and not kept.doc_string
+            kept.ClearField("raw_data")
+            kept.doc_string = streamed.doc_string
+            marks += 1
+    assert merged == whole and marks == light.marked
     main = onnx.ModelProto.FromString(data).graph.node
     assert stream.decided is (len(main) > 1) and len(sent) == (len(main) // 2 if len(main) > 1 else 0)
     assert not _merged(rest, []).graph.node if len(main) > 1 else True
@@ -733,3 +741,41 @@ def test_a_large_main_graph_s_names_not_utf8_are_text(tmp_path, field):
     names = [(n.name, n.op_type, *n.inputs, *n.outputs, *n.attrs) for n in view.main.nodes]
     assert sum(1 for row in names for name in row if "\\xff" in name) == 1
     assert not any(isinstance(name, bytes) for row in names for name in row)
+
+
+def test_a_large_main_graph_s_float_initializers_go_without_their_bytes(tmp_path):
+    """Over MAX_INFER_NODES nodes, a float initializer of dims, data_type, name and one raw_data of 256 bytes or more
+    comes through the walk without its raw_data, the count in a doc string only this walk's nonce begins: the view
+    holds the bytes the file stored, as the protobuf reader's. Any other tensor is copied as it was."""
+    from onnxaudit.model.build import MAX_INFER_NODES
+
+    path = _large_graph(tmp_path, MAX_INFER_NODES + 5)
+    m = onnx.load(path)
+    doc = init("documented", [64])
+    doc.doc_string = "a doc string"
+    typed = onnx.TensorProto(name="typed", data_type=TensorProto.FLOAT, dims=[64], float_data=[1.0] * 64)
+    marked = [init("f32", [8, 16]), init("f16", [200], np.float16), init("f64", [32], np.float64)]
+    kept = [init("small", [63]), init("ints", [64], np.int64), doc, typed]
+    m.graph.initializer.extend(marked + kept)
+    raw = np.zeros(80, np.float32).tobytes()
+    twice = init("twice", [64]).SerializeToString() + b"\x4a" + varint(len(raw)) + raw  # the last raw_data wins
+    graph = b"\x2a" + varint(len(twice)) + twice  # GraphProto.initializer, in the main graph written a second time
+    data = m.SerializeToString() + b"\x3a" + varint(len(graph)) + graph
+    path.write_bytes(data)
+    light, rest, _ = wire.strip_weights_streamed(
+        data, wire.NodeStream(lambda nonce, parts: None, MAX_INFER_NODES, 4096)
+    )
+    assert light.marked == len(marked)
+    copy = b"".join(rest)
+    assert not any(t.raw_data in copy for t in marked) and all(t.raw_data in copy for t in kept[:3])
+    view = load(path)
+    assert view == load(path, reader="protobuf")
+    stored = {name: view.main.tensors[name].stored_bytes for name in ("f32", "f16", "f64", "small", "typed", "twice")}
+    assert stored == {
+        "f32": 8 * 16 * 4,
+        "f16": 200 * 2,
+        "f64": 32 * 8,
+        "small": 63 * 4,
+        "typed": 64 * 4,
+        "twice": 80 * 4,
+    }

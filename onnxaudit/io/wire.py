@@ -212,6 +212,22 @@ _NODE_FIELD_ACTIONS = tuple(
 _SINGULAR_GRAPH_KEY = {_MODEL: 7 << 3 | 2, _ATTR: 6 << 3 | 2}
 
 _RAW_DATA = 9
+# The streamed main graph's initializers (more than MAX_INFER_NODES nodes: shape inference does not run, and the view
+# reads only the byte count of a floating-point tensor's data): one of just dims, a float data_type, a name and a
+# raw_data of at least _MARKED_RAW_BYTES is copied without its raw_data, its size in a doc_string (_Writer.float_raw):
+# 56 MB of the 200k-node benchmark's 58 MB of initializers never go through the pipe nor protobuf.
+_INITIALIZER_KEY = 5 << 3 | 2
+_INITIALIZER_TAG = bytes((_INITIALIZER_KEY,))
+_DIM_KEY, _PACKED_DIMS_KEY, _DATA_TYPE_KEY, _TENSOR_NAME_KEY, _RAW_DATA_KEY = (
+    1 << 3,
+    1 << 3 | 2,
+    2 << 3,
+    8 << 3 | 2,
+    9 << 3 | 2,
+)
+_DOC_MARK_TAG = bytes((12 << 3 | 2,))  # TensorProto.doc_string
+_MARKED_RAW_BYTES = 256
+_FLOAT_DTYPES = frozenset({1, 10, 11, 16})  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _TENSOR_DIMS, _STRING_DATA = 1, 6
 _TENSOR_ENTRIES = frozenset({13, 16})  # external_data, metadata_props
 # TensorProto typed data: field -> (element bytes, wire type of one unpacked element, packed as varints).
@@ -299,10 +315,16 @@ class LightModel:
     # whether the copy holds a node's metadata entry or a graph's metadata_props, where torch's module scopes and
     # graph signature are read (model/metadata): False spares the search for their keys' prefix in it
     metadata: bool = True
+    marked: int = 0  # tensors copied without their raw_data, its size in their doc_string (_Writer.float_raw)
 
     def sizes(self, tensor: TensorProto) -> tuple[int, int] | None:
         """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
         the tensor in the copy is complete and protobuf's own lengths are the truth."""
+        if self.marked:
+            doc = tensor.doc_string
+            if doc[:16] == self.nonce.hex():  # str: the mark is ASCII (a file's own doc string may be bytes)
+                left_out = int(doc[16:])
+                return left_out, left_out
         if not self.stripped_tensors:
             return None  # no tensor lost data, so none carries a mark: skip the look
         if tensor.raw_data:
@@ -382,6 +404,8 @@ class _Writer:
         self.stripped_tensors = 0
         self.stripped_bytes = 0
         self.metadata = False  # a node's metadata entry kept, or a graph's metadata_props (LightModel.metadata)
+        self.marked = 0  # tensors whose raw_data the walk left out, their size in their doc_string (float_raw)
+        self.nonce_hex = nonce.hex().encode()
         self.known_types: dict[bytes, tuple[int, int]] = {}  # a type's bytes -> what inside() found, fields read
         # The main graph's nodes, written to a list of their own when they are sent on as they are walked (NodeStream)
         self.stream: NodeStream | None = None
@@ -554,6 +578,19 @@ class _Writer:
                     fields_room -= numbers
             elif not length and children[key] not in _WALKED_WHOLE and children[key] != _NODE and depth < MAX_DEPTH:
                 pass  # an empty child, copied as it is: nothing inside to count (999,980 empty initializers in 2 MB)
+            elif (
+                diverting
+                and key == _INITIALIZER_KEY
+                and length <= KEEP_BYTES
+                and (raw := self.float_raw(pos, value_end)) is not None
+            ):  # the streamed main graph's float initializer: copied without its raw_data, as inside() counts it
+                if raw[3]:
+                    self.tally.add_fields(raw[3])
+                    fields_room -= raw[3]
+                self.copy(run, field_start)
+                body = bytes(buf[pos : raw[0]]) + bytes(buf[raw[1] : value_end]) + self.doc_mark(raw[2])  # small
+                self.emit(_INITIALIZER_TAG + _encode_varint(len(body)) + body)
+                run = value_end
             elif (drops := self.plain_parts(children[key], length, pos, value_end)) is not None:
                 # a child copied (whole, or without what plain_parts leaves out): its entries counted now, so a
                 # bomb of them stops here (a plain node's were, by plain_parts)
@@ -652,6 +689,55 @@ class _Writer:
         self.size += len(prefix) + kept
         self.run_start, self.run_end = start, end  # the rest stays a run, for what follows to join
         return end
+
+    def float_raw(self, start: int, end: int) -> tuple[int, int, int, int] | None:
+        """For a tensor at `start`:`end` holding nothing but dims (at most 16, one a tag), a floating-point data_type,
+        a name and one raw_data of at least _MARKED_RAW_BYTES, each with a tag of one byte and a length or value of
+        at most two: the raw_data field's span, its bytes, and the dims (what inside() would count, as it adds the
+        fields to self.fields). No reader of the view's initializers needs those bytes, only their count
+        (LightModel.sizes, from doc_mark). None for any other tensor (nothing counted): inside() reads it as before."""
+        buf = self.buf
+        pos = start
+        raw: tuple[int, int, int] | None = None
+        dtype = dims = plain = 0
+        while pos < end:
+            key = buf[pos]
+            if pos + 1 >= end:
+                return None
+            number = buf[pos + 1]  # a varint's value or a length, of one or two bytes
+            if number < 0x80:
+                value = pos + 2
+            elif pos + 2 < end and buf[pos + 2] < 0x80:
+                number, value = (number & 0x7F) | (buf[pos + 2] << 7), pos + 3
+            else:
+                return None
+            if key == _DIM_KEY:
+                dims += 1
+                pos = value
+                continue
+            plain += 1
+            if key == _DATA_TYPE_KEY:
+                dtype, pos = number, value
+            elif key == _TENSOR_NAME_KEY:
+                pos = value + number
+            elif key == _RAW_DATA_KEY and raw is None:  # written twice: protobuf keeps the last; left to inside()
+                raw = (pos, value + number, number)
+                pos = value + number
+            else:
+                return None
+        if pos != end or raw is None or raw[2] < _MARKED_RAW_BYTES or dtype not in _FLOAT_DTYPES:
+            return None
+        if dims > 16 or plain > 8:  # inside() would count no plain field past _MOST_PLAIN_FIELDS either
+            return None
+        self.fields += dims + plain
+        return raw[0], raw[1], raw[2], dims
+
+    def doc_mark(self, raw_bytes: int) -> bytes:
+        """A tensor's doc_string saying how many raw_data bytes the walk left out of it (float_raw): the walk's
+        nonce in hex, then the count (LightModel.sizes reads it)."""
+        self.marked += 1
+        text = b"%s%d" % (self.nonce_hex, raw_bytes)
+        return _DOC_MARK_TAG + _ONE_BYTE[len(text)] + text  # 16 + at most 20 digits: one byte of length
 
     def attribute_has_entries(self, start: int, end: int) -> bool:
         buf = self.buf
@@ -1026,5 +1112,5 @@ def _strip(
         raise
     finally:
         writer.view.release()  # the parts keep what they view alive on their own
-    light = LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes, writer.metadata)
+    light = LightModel(b"", nonce, writer.stripped_tensors, writer.stripped_bytes, writer.metadata, writer.marked)
     return light, writer.out, writer.nodes

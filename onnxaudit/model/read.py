@@ -202,7 +202,12 @@ def _strip_in_child(
             raise _StripRefused(str(exc)) from None
         # the parts go to the pipe one by one: the copy is never joined here
         header = _STRIP_HEADER.pack(
-            light.nonce, light.stripped_tensors, light.stripped_bytes, sum(map(len, nodes)), light.metadata
+            light.nonce,
+            light.stripped_tensors,
+            light.stripped_bytes,
+            sum(map(len, nodes)),
+            light.metadata,
+            light.marked,
         )
         return (header, *parts, *nodes)
 
@@ -219,7 +224,7 @@ def _strip_in_child(
                 f"{name}: the file changed while it was read (SIGBUS: truncated by another process?)"
             ) from None
         raise AuditError(f"{name}: reading the structure failed: {reason}") from None
-    nonce, stripped_tensors, stripped_bytes, last, metadata = _STRIP_HEADER.unpack_from(answer)
+    nonce, stripped_tensors, stripped_bytes, last, metadata, marked = _STRIP_HEADER.unpack_from(answer)
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
     if chunks is not None:
         if chunks.chunks and last:
@@ -231,12 +236,13 @@ def _strip_in_child(
             chunks.chunks.clear()
         else:
             data = data[: len(data) - last]
-    return LightModel(data, nonce, stripped_tensors, stripped_bytes, metadata)
+    return LightModel(data, nonce, stripped_tensors, stripped_bytes, metadata, marked)
 
 
 # what the strip child sends before the light copy: the nonce, stripped tensors and bytes, the byte length of
-# the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks), LightModel.metadata
-_STRIP_HEADER = struct.Struct("<8sQQQ?")
+# the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks), LightModel.metadata and
+# LightModel.marked
+_STRIP_HEADER = struct.Struct("<8sQQQ?Q")
 
 
 class _StripRefused(Exception):
