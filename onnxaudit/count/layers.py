@@ -341,7 +341,7 @@ def _torch_rows(nodes: list[Node], rows: _Rows) -> tuple[NodePaths, list[Node]]:
         layer = get(path)
         if layer is None:  # a new row, made by its first node (layer_for's, inline)
             layer = layers[path] = Layer(path, ".".join(path)) if path[0] != "#node" else rows.layer_for(path, n)
-            firsts.append((index, layer.name))
+            firsts.append(index)
         layer.nodes.append(n)
     _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
     return paths, unnamed
@@ -436,7 +436,7 @@ def _tf_rows(main_nodes: list[Node], node_paths: NodePaths, rows: _Rows) -> list
         layer = get(path)
         if layer is None:
             layer = rows.layer_for(path, node)
-            rows.firsts.append((node.index, layer.name))
+            rows.firsts.append(node.index)
         layer.nodes.append(node)
     return unnamed
 
@@ -455,8 +455,8 @@ def _place_unnamed(rows: _Rows, unnamed: list[Node], node_paths: NodePaths) -> N
         first = nodes[0].index
         insort(nodes, node, key=_INDEX)
         if nodes[0] is node and id(layer) not in rows.moved:  # no longer first: the node that made the row
-            at = bisect_left(rows.firsts, (first,))  # made in graph order: rows.firsts is sorted
-            if at < len(rows.firsts) and rows.firsts[at][0] == first:
+            at = bisect_left(rows.firsts, first)  # made in graph order: rows.firsts is sorted
+            if at < len(rows.firsts) and rows.firsts[at] == first:
                 rows.moved[id(layer)] = at
 
 
@@ -464,7 +464,9 @@ def _in_row_order(rows: _Rows, helpers: set[int]) -> list[Layer]:
     """The rows sorted by _row_order: for the rows made by their first node (the first rows.layers
     holds, unless a row was renamed since), the key kept as they were made."""
     layers = list(rows.layers.values())
-    firsts = [] if rows.renamed else rows.firsts
+    made = [] if rows.renamed else rows.firsts
+    # made here, not kept as the rows were made: 70k tuples among the rows fragment the heap (+12 MB peak)
+    firsts = [(index, layer.name) for index, layer in zip(made, layers, strict=False)]
     for at in rows.moved.values() if firsts else ():
         firsts[at] = _row_order(layers[at], helpers)
     order = firsts + [
@@ -740,9 +742,9 @@ class _Rows:
         self.layers: dict[tuple[str, ...], Layer] = {}
         self.main_nodes = main_nodes
         self.labels: dict[str, str] = {}  # str(index) -> label of main nodes, made when a row needs one
-        # the sort key (_row_order) of each row made by its first node as main nodes are placed in graph
-        # order: the first rows of `layers`, in order
-        self.firsts: list[tuple[int, str]] = []
+        # the index of the node that made each row as main nodes are placed in graph order (its first:
+        # with its name, its _row_order): the first rows of `layers`, in order
+        self.firsts: list[int] = []
         self.made: list[Layer] = []  # the rows layer_for made, in order
         self.moved: dict[int, int] = {}  # id -> place in firsts of a row whose first node came later
         self.renamed = False  # whether _name_by_keys renamed a row (rows.layers' order changed)
