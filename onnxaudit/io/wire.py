@@ -170,6 +170,7 @@ NODE_METADATA_KEPT = (
     "pkg.onnxscript.rewriter.rule_name",  # onnxscript's rewrite rules: a BatchNormalization fused into a Conv/Gemm
 )
 _KEPT_METADATA = frozenset(key.encode() for key in NODE_METADATA_KEPT)
+_KEPT_LENGTHS = frozenset(map(len, _KEPT_METADATA))
 # An FX call is read for nothing but these (model/metadata.node_metadata: a parameter, a buffer, a norm passing None):
 # one without any says nothing to any stage, and is dropped too (34.6k of a 40k-node Llama export's 39.4k).
 _FX_NODE = NODE_METADATA_KEPT[1].encode()
@@ -1029,14 +1030,16 @@ def _unread_entry(buf: Buffer, start: int, end: int) -> bool:
     """Whether a node's metadata entry is one to drop: its key (the last written, as protobuf keeps) is not in
     NODE_METADATA_KEPT. An entry with anything but well-formed key and value fields is kept, for protobuf to
     judge as it did before."""
-    if end - start >= 4 and buf[start] == _ENTRY_KEY and buf[start + 1] < 0x80:
+    if end - start >= 4 and buf[start] == _ENTRY_KEY and (key_length := buf[start + 1]) < 0x80:
         # torch's form, read inline: one key, then one value, their lengths of one byte (the value's up to two)
-        key_end = start + 2 + buf[start + 1]
+        key_end = start + 2 + key_length
         if key_end + 1 < end and buf[key_end] == _ENTRY_VALUE:
             length, value = buf[key_end + 1], key_end + 2
             if length >= 0x80 and value < end and buf[value] < 0x80:
                 length, value = (length & 0x7F) | (buf[value] << 7), value + 1
             if value + length == end and buf[value - 1] < 0x80:
+                if key_length not in _KEPT_LENGTHS:  # no kept key is this long: not read (most of torch's entries)
+                    return True
                 key = bytes(buf[start + 2 : key_end])
                 if key == _FX_NODE:  # read only for what _FX_NODE_READ finds
                     if isinstance(buf, RangedBuffer):
