@@ -908,11 +908,14 @@ def _attach_helpers(
     wanted = {out for node in candidates for out in node.outputs}
     first_reader: dict[str, Node] = {}  # the nodes are in graph order: the first is the earliest
     main = view.main.nodes if wanted else []
-    # the nodes reading any of them, found in one C-level pass (most nodes read none: 200k nodes)
+    # the nodes reading any of them, found in one C-level pass (most nodes read none: 200k nodes) that
+    # stops once each has its first reader (a Constant's is often a few nodes on)
     for node in compress(main, map(not_, map(wanted.isdisjoint, map(_INPUTS, main)))):
         for name in node.inputs:
             if name in wanted and name not in first_reader:
                 first_reader[name] = node
+        if len(first_reader) == len(wanted):
+            break
     attached: set[int] = set()
     for node in candidates:
         users = [first_reader[out] for out in node.outputs if out in first_reader]
