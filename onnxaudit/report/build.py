@@ -273,7 +273,10 @@ def _principal_ops(
     """Op types of the nodes that hold the layer's weights or hand its result on, in graph order;
     the shape arithmetic exporters add around them stays in `all_ops`."""
     counted = COUNTED_CATEGORIES
-    holders = {u.node.index for t in layer.tensors if t.category in counted for u in t.uses if u.role == t.role}
+    tensors = layer.tensors
+    holders = (
+        {u.node.index for t in tensors if t.category in counted for u in t.uses if u.role == t.role} if tensors else ()
+    )
     shapes_known = bool(view.value_shapes)  # without any, no node is shape math
     picked = []
     for n in layer.nodes:
@@ -353,15 +356,19 @@ def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, cos
     shapes = view.value_shapes  # none (inference skipped on a huge graph): no output value to look for
     rows = []
     for here, layer in enumerate(layers):
-        all_ops = layer.op_types
-        # with one op type (most layers) the principal ops can only be that one: no node walk
-        ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
-        value = _output_value(view, layer.nodes, here, reader, outputs, data) if shapes else None
+        nodes = layer.nodes
+        if len(nodes) == 1:  # most layers: Layer.op_types' answer, without its call
+            all_ops, ops = [nodes[0].op_type], [nodes[0].op_type]
+        else:
+            all_ops = layer.op_types
+            # with one op type the principal ops can only be that one: no node walk
+            ops = list(all_ops) if len(all_ops) <= 1 else _principal_ops(view, layer, here, reader, outputs)
+        value = _output_value(view, nodes, here, reader, outputs, data) if shapes else None
         info = shapes.get(value) if value is not None else None
         shape = list(info.shape or ()) if info is not None else None
         row = _row(layer.name, ops, shape, layer.tensors, convention, all_ops)
         if costs is not None:
-            _add_cost(row, layer.nodes, value, costs)
+            _add_cost(row, nodes, value, costs)
         rows.append(row)
     return rows
 
