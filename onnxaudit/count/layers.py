@@ -28,7 +28,7 @@ TENSOR_SUFFIXES = frozenset(
         "in_proj_bias", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "recurrent_kernel",
     }
 )  # fmt: skip
-_STATE_DICT_KEY = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)+$")
+_STATE_DICT_KEY = re.compile(r"^[A-Za-z_][\w]*(?:\.[\w]+)+$")
 _RNN_SUFFIX = re.compile(r"^(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
 # PaddlePaddle names a layer's parameters `<layer>_<k>.w_<i>` / `.b_<i>` (`conv2d_0.w_0`, `batch_norm2d_0.w_1`)
 _PADDLE_SUFFIX = re.compile(r"^[wb]_\d+$")
@@ -64,11 +64,11 @@ class Layer:
 
 def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
     """`layer1.0.bn1.running_mean` -> (layer1, 0, bn1); anything not shaped like a key -> None."""
-    if "/" in name or not _STATE_DICT_KEY.match(name):
+    head, dot, last = name.rpartition(".")  # a key has a dot: its last part names the tensor
+    if not dot or "/" in name:
         return None
-    parts = name.split(".")
-    if parts[-1] in TENSOR_SUFFIXES or _RNN_SUFFIX.match(parts[-1]) or _PADDLE_SUFFIX.match(parts[-1]):
-        return tuple(parts[:-1]) or None
+    if last in TENSOR_SUFFIXES or _RNN_SUFFIX.match(last) or _PADDLE_SUFFIX.match(last):
+        return tuple(head.split(".")) if _STATE_DICT_KEY.match(name) else None
     return None
 
 
@@ -330,7 +330,9 @@ def _torch_rows(nodes: list[Node], rows: _Rows) -> tuple[NodePaths, list[Node]]:
             name = n.name
             if ":" in name or "__" in name:  # as _scope_prefix
                 name = _GENERATED_SUFFIX.sub("", name)
-            prefix = name.rstrip("/").rpartition("/")[0]
+            prefix, _, last = name.rpartition("/")
+            if not last:  # a name ending with "/" (or empty): its trailing slashes dropped first
+                prefix = name.rstrip("/").rpartition("/")[0]
             path = known.get(prefix)
             path = (path if path is not None else _prefix_path(prefix)) or None
         index = n.index
