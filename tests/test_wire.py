@@ -694,13 +694,17 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     fed: list[int] = []
     feed = StreamedMain.feed
 
-    def counted(self, nonce, data):  # type: ignore[no-untyped-def]
+    def counted(self, nonce, data, scoped):  # type: ignore[no-untyped-def]
         fed.append(len(data))
-        return feed(self, nonce, data)
+        scopes.append(scoped)
+        return feed(self, nonce, data, scoped)
+
+    scopes: list[bool] = []  # whether the walk saw metadata a stage reads in each chunk: only the last has
 
     monkeypatch.setattr(build.StreamedMain, "feed", counted)
     view = load(path)
     assert len(fed) == (MAX_INFER_NODES + 4096 + 7) // 4096 + 1  # every 4096 nodes, then the last few
+    assert scopes == [False] * (len(fed) - 1) + [True]
     assert view == load(path, reader="protobuf")
     assert view.main.tensors["W"].origin == "constant" and view.main.nodes[-1].module_scopes == (
         "",
@@ -709,7 +713,9 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     )
     fed.clear()
     monkeypatch.setattr(
-        build.StreamedMain, "feed", lambda self, nonce, data: fed.append(1) or len(fed) < 2 and feed(self, nonce, data)
+        build.StreamedMain,
+        "feed",
+        lambda self, nonce, data, scoped: fed.append(1) or len(fed) < 2 and feed(self, nonce, data, scoped),
     )
     assert load(path) == view  # the second chunk not read: the whole copy is
     assert len(fed) == 2

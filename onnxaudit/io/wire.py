@@ -360,6 +360,9 @@ class NodeStream:
         self.send, self.least, self.every = send, least, every
         self.walked_nodes, self.next = 0, every
         self.decided: bool | None = None  # once, at the main graph's first field: a graph written twice is merged
+        # whether the nodes sent (or, after the walk, those after the last send) may hold metadata any stage reads:
+        # a kept entry was walked since the previous send (LightModel.metadata's, for these nodes)
+        self.metadata = True
 
     def streams(self, buf: Buffer, start: int, end: int) -> bool:
         """Whether the main graph at `start`:`end` (its first occurrence decides) has over `least` nodes. Its
@@ -405,6 +408,7 @@ class _Writer:
         self.stripped_tensors = 0
         self.stripped_bytes = 0
         self.metadata = False  # a node's metadata entry kept, or a graph's metadata_props (LightModel.metadata)
+        self.chunk_metadata = False  # the same since the last send (NodeStream.metadata)
         self.marked = 0  # tensors whose raw_data the walk left out, their size in their doc_string (float_raw)
         self.nonce_hex = nonce.hex().encode()
         self.known_types: dict[bytes, tuple[int, int]] = {}  # a type's bytes -> what inside() found, fields read
@@ -572,7 +576,7 @@ class _Writer:
                 run = value_end
             elif key not in children:
                 if key == kept_metadata_key:
-                    self.metadata = True
+                    self.metadata = self.chunk_metadata = True
                 if key in packed_keys:  # a large attribute's ints, sparse tensor's dims
                     numbers = _count_varints(buf, pos, value_end)
                     self.tally.add_fields(numbers)
@@ -653,6 +657,7 @@ class _Writer:
         self.flush()
         self.diverted += self.size - self.mark
         self.mark = self.size
+        self.stream.metadata, self.chunk_metadata = self.chunk_metadata, False  # type: ignore[union-attr]
         self.stream.send(self.nonce, self.nodes)  # type: ignore[union-attr]  # sent only with a stream
         self.nodes = self.out = []
         return pos
@@ -868,7 +873,7 @@ class _Writer:
                 entries += 1
             elif action == _METADATA:
                 if not unread(buf, value_start, value_end):
-                    self.metadata = True
+                    self.metadata = self.chunk_metadata = True
                 elif drops and drops[-1][1] == pos:  # next to the last one: one span
                     drops[-1] = (drops[-1][0], value_end)
                 else:
@@ -1102,6 +1107,8 @@ def _strip(
     try:
         writer.message(_MODEL, 0, len(buf), 0)
         writer.flush()
+        if stream is not None:
+            stream.metadata = writer.chunk_metadata  # of the nodes after the last send, and of the rest since
         if writer.size > MAX_LIGHT_BYTES:
             raise _Malformed(f"structure alone is {writer.size / 2**30:.1f} GiB", len(buf))
     except _Malformed as exc:

@@ -413,8 +413,10 @@ class StreamedMain:
         self.scoped = False
         self.text = True  # every name of the nodes read so far arrived as str (io/text.nodes_as_text)
 
-    def feed(self, nonce: bytes, data: memoryview) -> bool:
-        """Read one chunk; False when it cannot (model_view is then given the whole copy, and this is dropped)."""
+    def feed(self, nonce: bytes, data: memoryview, scoped: bool | None = None) -> bool:
+        """Read one chunk; False when it cannot (model_view is then given the whole copy, and this is dropped).
+        `scoped`: whether its nodes may hold torch's module scopes, as the walk saw (wire.NodeStream.metadata); None:
+        the chunk is searched for their keys' prefix (metadata.may_hold_module_scopes)."""
         try:
             graph = GraphProto()
             graph.ParseFromString(data)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
@@ -423,7 +425,7 @@ class StreamedMain:
                 builder = self.builder = _Builder(LightModel(b"", nonce, 1).sizes, True, self.max_nodes)
                 builder.tally.add_graph()
                 builder.graphs[MAIN] = Graph(MAIN, None, "graph")
-            builder.module_scopes = may_hold_module_scopes(data)
+            builder.module_scopes = may_hold_module_scopes(data) if scoped is None else scoped
             self.scoped = self.scoped or builder.module_scopes
             self.text = self.text and nodes_as_text(data)
             builder._add_nodes(graph.node, builder.graphs[MAIN], 0, self.constants)

@@ -97,19 +97,20 @@ class LightRead(NamedTuple):
 class NodeChunks:
     """The main graph's nodes of a model with more than `least` of them, handed to `feed` while the walk goes on
     (wire.strip_weights_streamed, in the walk's child): every `every` nodes, each time as (the walk's nonce, the nodes'
-    fields as a GraphProto writes them). `feed` says False when it gave up on one (it cannot read it): the rest are
-    only kept, and the whole light copy is parsed as for any model. Each chunk is kept until the walk ends."""
+    fields as a GraphProto writes them, whether they may hold metadata a stage reads: NodeStream.metadata). `feed` says
+    False when it gave up on one (it cannot read it): the rest are only kept, and the whole light copy is parsed as for
+    any model. Each chunk is kept until the walk ends."""
 
-    def __init__(self, feed: Callable[[bytes, memoryview], bool], least: int, every: int = 4096) -> None:
+    def __init__(self, feed: Callable[[bytes, memoryview, bool], bool], least: int, every: int = 4096) -> None:
         self.feed, self.least, self.every = feed, least, every
         self.chunks: list[memoryview] = []
         self.fed = True
 
-    def take(self, frame: bytearray | memoryview) -> None:
-        data = memoryview(frame)[8:]
+    def take(self, frame: bytearray | memoryview | bytes) -> None:
+        data = memoryview(frame)[9:]
         self.chunks.append(data)
         if self.fed:
-            self.fed = self.feed(bytes(frame[:8]), data)
+            self.fed = self.feed(bytes(frame[:8]), data, frame[8] != 0)
 
 
 def read_without_weights(
@@ -187,10 +188,11 @@ def _strip_in_child(
     light copy without them, or with them all (as protobuf merges a graph written twice) when none was sent or
     chunks.feed gave up."""
 
-    def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
-        send_frame([nonce, *parts])
-
     def walk() -> tuple[bytes | memoryview, ...]:
+        def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
+            send_frame([nonce, _FLAGS[stream.metadata], *parts])
+
+        tail_metadata = True
         try:
             if chunks is None:
                 light, parts = strip_weights_parts(mapped, max_nodes)
@@ -198,17 +200,14 @@ def _strip_in_child(
             else:
                 stream = NodeStream(send, chunks.least, chunks.every)
                 light, parts, nodes = strip_weights_streamed(mapped, stream, max_nodes)
+                tail_metadata = stream.metadata
         except AuditError as exc:
             raise _StripRefused(str(exc)) from None
         # the parts go to the pipe one by one: the copy is never joined here
         header = _STRIP_HEADER.pack(
-            light.nonce,
-            light.stripped_tensors,
-            light.stripped_bytes,
-            sum(map(len, nodes)),
-            light.metadata,
-            light.marked,
-        )
+            light.nonce, light.stripped_tensors, light.stripped_bytes, sum(map(len, nodes)), light.metadata,
+            light.marked, tail_metadata,
+        )  # fmt: skip
         return (header, *parts, *nodes)
 
     try:
@@ -224,11 +223,11 @@ def _strip_in_child(
                 f"{name}: the file changed while it was read (SIGBUS: truncated by another process?)"
             ) from None
         raise AuditError(f"{name}: reading the structure failed: {reason}") from None
-    nonce, stripped_tensors, stripped_bytes, last, metadata, marked = _STRIP_HEADER.unpack_from(answer)
+    nonce, stripped_tensors, stripped_bytes, last, metadata, marked, tail_metadata = _STRIP_HEADER.unpack_from(answer)
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
     if chunks is not None:
         if chunks.chunks and last:
-            chunks.take(nonce + data[len(data) - last :])  # the nodes after the last chunk sent: one more
+            chunks.take(nonce + _FLAGS[tail_metadata] + data[len(data) - last :])  # the nodes after the last sent
         if last and not chunks.chunks or chunks.chunks and not chunks.fed:  # every node back in the copy
             nodes = [*chunks.chunks] if chunks.chunks else [data[len(data) - last :]]
             graph = b"\x3a" + encode_varint(sum(map(len, nodes)))  # ModelProto.graph, merged into the first
@@ -241,8 +240,10 @@ def _strip_in_child(
 
 # what the strip child sends before the light copy: the nonce, stripped tensors and bytes, the byte length of
 # the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks), LightModel.metadata and
-# LightModel.marked
-_STRIP_HEADER = struct.Struct("<8sQQQ?Q")
+# LightModel.marked, and NodeStream.metadata of the nodes after the last chunk
+_STRIP_HEADER = struct.Struct("<8sQQQ?Q?")
+# a chunk's frame: the nonce, this byte (NodeStream.metadata: its nodes may hold metadata a stage reads), the nodes
+_FLAGS = (b"\0", b"\1")
 
 
 class _StripRefused(Exception):
