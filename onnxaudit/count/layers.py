@@ -313,10 +313,11 @@ def _rnn_state_names(graph: Graph) -> dict[int, list[str]]:
     return found
 
 
-def _torch_rows(nodes: list[Node], rows: _Rows) -> tuple[NodePaths, list[Node]]:
-    """Each node's path from torch's module scopes or name (_torch_node_path), and the node in its row as
-    it goes (one pass over 200k nodes); the nodes without a path, in graph order, are left for later."""
-    paths: NodePaths = {}
+def _torch_rows(nodes: list[Node], rows: _Rows) -> tuple[_TorchPaths, list[Node]]:
+    """Each node's path from torch's module scopes or name, and the node in its row as it goes (one pass
+    over 200k nodes); the nodes without a path, in graph order, are left for later. Only theirs are kept
+    by index: a row holds the others (_TorchPaths.of works a node's out again, for the few asked)."""
+    paths = _TorchPaths()
     unnamed: list[Node] = []
     layers, firsts = rows.layers, rows.firsts
     get = layers.get
@@ -335,15 +336,14 @@ def _torch_rows(nodes: list[Node], rows: _Rows) -> tuple[NodePaths, list[Node]]:
                 prefix = name.rstrip("/").rpartition("/")[0]
             path = known.get(prefix)
             path = (path if path is not None else _prefix_path(prefix)) or None
-        index = n.index
-        paths[index] = path
         if path is None:
+            paths[n.index] = None
             unnamed.append(n)
             continue
         layer = get(path)
         if layer is None:  # a new row, made by its first node (layer_for's, inline)
             layer = layers[path] = Layer(path, ".".join(path)) if path[0] != "#node" else rows.layer_for(path, n)
-            firsts.append(index)
+            firsts.append(n.index)
         layer.nodes.append(n)
     _PREFIX_PATHS.clear()  # a cache for this graph's names: ~13 MB at 200k nodes, not kept for the run
     return paths, unnamed
@@ -390,6 +390,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
     in_bodies = _branch_nodes(view) if len(view.graphs) > 1 else []
     torch_style = _torch_style(main_nodes, in_bodies)
     rows = _Rows(main_nodes)
+    node_paths: _Paths
     if torch_style:
         node_paths, unnamed = _torch_rows(main_nodes, rows)
         # only a node without a path asks what it reads: no map of every node's parameters when none
@@ -400,7 +401,7 @@ def group_layers(view: ModelView, table: ParamTable) -> list[Layer]:
             node_paths.update(_torch_node_paths(in_bodies))
     else:
         param_names = _param_names(table)
-        node_paths = _tf_paths(view, table, param_names)
+        node_paths = _Paths(_tf_paths(view, table, param_names))
         unnamed = _tf_rows(main_nodes, node_paths, rows)
     # an op inside an If or Loop body that reads a parameter takes a row of its own, not the If's
     helpers = _attach_helpers(view, node_paths, param_names, unnamed)
@@ -543,6 +544,25 @@ def _torch_style(main_nodes: list[Node], in_bodies: list[Node]) -> bool:
 
 
 NodePaths = dict[int, tuple[str, ...] | None]  # node index -> its layer path (None: none found yet)
+
+
+class _Paths(NodePaths):
+    """Node index -> its layer path; `of` a node: its path (None: none, or a node of no main graph or body)."""
+
+    def of(self, node: Node) -> tuple[str, ...] | None:
+        return self.get(node.index)
+
+
+class _TorchPaths(_Paths):
+    """_torch_rows' paths: those of the main graph's nodes without one (and of what they were given since)
+    and of the bodies' nodes; a main-graph node's not kept is worked out again from its scopes or name."""
+
+    def of(self, node: Node) -> tuple[str, ...] | None:
+        if node.index in self or node.scope != MAIN:
+            return self.get(node.index)
+        if node.module_scopes:
+            return path_from_module_scopes(node.module_scopes)
+        return path_from_node_name(node.name)
 
 
 def _keys_for_anonymous(nodes: list[Node], node_paths: NodePaths, param_names: dict[int, list[str]]) -> None:
@@ -772,7 +792,7 @@ def _tensor_row(
     tensor: ParamTensor,
     path: tuple[str, ...] | None,
     rows: _Rows,
-    node_paths: NodePaths,
+    node_paths: _Paths,
     in_branch: set[int],
     owner_of_scope: dict[str, Node],
 ) -> Layer | None:
@@ -790,7 +810,7 @@ def _tensor_row(
     if first is None:
         return None
     if first.scope == MAIN:
-        return rows.layer_for(node_paths.get(first.index), first)
+        return rows.layer_for(node_paths.of(first), first)
     return rows.layer_for(path, first)
 
 
@@ -889,7 +909,7 @@ def _first_named_use(tensor: ParamTensor) -> Node | None:
 
 
 def _attach_helpers(
-    view: ModelView, node_paths: NodePaths, param_names: dict[int, list[str]], unnamed: list[Node]
+    view: ModelView, node_paths: _Paths, param_names: dict[int, list[str]], unnamed: list[Node]
 ) -> set[int]:
     """Anonymous Constant nodes and shape arithmetic join the layer that consumes them, instead of
     each taking a row of its own (exporters emit many; torchinfo and Keras show none). `unnamed`: the
@@ -923,7 +943,7 @@ def _attach_helpers(
         users = [first_reader[out] for out in node.outputs if out in first_reader]
         if users:  # the first consumer's layer, or that anonymous consumer's own row
             first = min(users, key=lambda c: c.index)
-            node_paths[node.index] = node_paths.get(first.index) or ("#node", str(first.index))
+            node_paths[node.index] = node_paths.of(first) or ("#node", str(first.index))
             attached.add(node.index)
     return attached
 
