@@ -53,6 +53,11 @@ def all_plain(names: list[str]) -> bool:
     return joined.isascii() and joined.isprintable() and "::" not in joined
 
 
+def escaped_column(names: list[str]) -> list[str]:
+    """escape() of each of `names`, called per name only where all_plain cannot tell they stay as they are."""
+    return names if all_plain(names) else list(map(escape, names))
+
+
 # Markdown's special characters, each given a backslash: one translate instead of a regex substitution.
 _MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
 
@@ -128,10 +133,9 @@ def _header_lines(report: Report, width: int | None) -> list[str]:
 def _name_cells(rows: list[Row]) -> list[str]:
     """`name (Op+Op)` per row (the name alone without ops), each name escaped: not one by one where no name
     needs it (70k rows at 200k nodes)."""
-    names = [r.name for r in rows]
+    names = escaped_column([r.name for r in rows])
     ops = ["+".join(r.ops) for r in rows]
-    if not (all_plain(names) and all_plain(ops)):
-        names = list(map(escape, names))
+    if not all_plain(ops):
         ops = ["+".join(map(escape, r.ops)) for r in rows]
     return [f"{name} ({op})" if op else name for name, op in zip(names, ops, strict=True)]
 
@@ -302,9 +306,7 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
     origin = {"keras": "Keras", "pytorch": "PyTorch", "paddle": "PaddlePaddle"}.get(fw.origin, "unknown")
     headers = ["Layer (kind)", "Param #", report.trainable_label, report.non_trainable_label, "Status"]
     layers = fw.layers
-    names, kinds = [la.name for la in layers], [la.kind for la in layers]
-    if not (all_plain(names) and all_plain(kinds)):
-        names, kinds = list(map(escape, names)), list(map(escape, kinds))
+    names, kinds = escaped_column([la.name for la in layers]), escaped_column([la.kind for la in layers])
     names = [f"{name} ({kind})" for name, kind in zip(names, kinds, strict=True)]
     columns = [
         names,
