@@ -117,13 +117,15 @@ def _one_parameter(layer: Layer, needed: frozenset[str]) -> FrameworkLayer | Non
     nodes, tensors = layer.nodes, layer.tensors
     if len(nodes) != 1 or len(tensors) != 1:
         return None
-    node, t = nodes[0], tensors[0]
-    if t.category != "parameter" or t.count is None or t.role == "named_parameter" or node.op_type in needed:
+    t = tensors[0]
+    if (
+        t.category != "parameter"
+        or t.count is None
+        or t.role == "named_parameter"
+        or _holds_any(needed, layer, tensors)
+    ):
         return None
-    for u in t.uses:
-        if u.node.op_type in needed:
-            return None
-    return FrameworkLayer(layer.name, node.op_type, Figure.of(t.count), ZERO, EXACT, [STORED], [t.name])
+    return FrameworkLayer(layer.name, nodes[0].op_type, Figure.of(t.count), ZERO, EXACT, [STORED], [t.name])
 
 
 def _holds_any(needed: frozenset[str], layer: Layer, tensors: list[ParamTensor]) -> bool:
