@@ -75,8 +75,10 @@ def audit(
     stay symbolic; `choose_dims` sizes the rest from the graph (model/sizes.py). A model of more than
     `max_nodes` nodes (see io/budget.MAX_NODES) is refused. `for_format` (the summary
     command's: the one output format the report is rendered to) leaves out what that format never shows:
-    for any format verify's per-module evidence (`report.shared_reads`), for all but "json" also the consumers
-    of tensors that are not unclassified (~0.25 s at 200k nodes); None (the default) keeps everything.
+    for any format verify's per-module evidence (`report.shared_reads`), for all but "json" also the rows of
+    tensors that are not unclassified (text, Markdown and HTML print only their count, which
+    `report.tensor_count()` keeps; `report.tensors` holds the unclassified rows alone); None (the default)
+    keeps everything.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """

@@ -15,6 +15,7 @@ import pytest
 
 import onnxaudit
 from onnxaudit.cli.main import build_parser, main
+from onnxaudit.render.html import render_html
 from onnxaudit.render.summary import render_markdown, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,21 +59,27 @@ def test_audit_counts_a_fixture_as_a_users_test_would() -> None:
 
 def test_audit_leaves_out_what_the_format_never_shows() -> None:
     """for_format (the summary command's): verify's evidence (report.shared_reads) is left out for every
-    format, and but for JSON the consumers of tensors that are not unclassified; what each format prints is
-    unchanged. The library's default keeps both: lm_head's row reads the embedding table it shares."""
+    format, and but for JSON the rows of tensors that are not unclassified (their count kept); what each
+    format prints is unchanged. The library's default keeps both: lm_head's row reads the embedding table it
+    shares."""
     tied = ROOT / "models" / "ort" / "tied_lm__legacy_nofold__matmul_dynamic.onnx"
     full, json_only = onnxaudit.audit(tied), onnxaudit.audit(tied, for_format="json")
     assert full.shared_reads["lm_head"] == ["embed.weight"] and json_only.shared_reads == {}
     assert json_only.to_dict() == full.to_dict()
-    # a file with unclassified tensors: text still names their consumers
+    assert full.tensors_left_out == json_only.tensors_left_out == 0
+    # a file with unclassified tensors: text keeps their rows, consumers and all, and the count of every row
     odd = ROOT / "models" / "keras" / "attn_norm__tfkeras_op13.onnx"
-    full, text = onnxaudit.audit(odd), onnxaudit.audit(odd, for_format="text")
-    kept = [t.consumers for t in text.tensors if t.bucket == "unclassified"]
-    assert kept and kept == [t.consumers for t in full.tensors if t.bucket == "unclassified"]
-    assert all(t.consumers == [] for t in text.tensors if t.bucket != "unclassified")
-    assert any(t.consumers for t in full.tensors if t.bucket != "unclassified")
+    full = onnxaudit.audit(odd)
+    unclassified = [t for t in full.tensors if t.bucket == "unclassified"]
+    assert unclassified and len(unclassified) < len(full.tensors)
+    for fmt in ("text", "markdown", "html"):
+        shown = onnxaudit.audit(odd, for_format=fmt)
+        assert shown.tensors == unclassified and shown.tensor_count() == full.tensor_count() == len(full.tensors)
+        assert shown.tensors_left_out == len(full.tensors) - len(unclassified)
+    text = onnxaudit.audit(odd, for_format="text")
     for explain in (False, True):
         assert render_text(text, explain=explain) == render_text(full, explain=explain)
+        assert render_html(text, explain=explain) == render_html(full, explain=explain)
     assert render_markdown(text) == render_markdown(full)
 
 

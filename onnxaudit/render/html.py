@@ -349,7 +349,7 @@ def render_html(report: Report, explain: bool = False) -> str:
     parts = [
         f"<h1>{text(report.model)}</h1>",
         f'<p class="meta">{html_escape(opsets_text(report))} · IR {report.ir_version} · '
-        f"{len(report.tensors)} tensors · "
+        f"{report.tensor_count()} tensors · "
         f"{report.node_count} nodes · shapes: {text(report.shapes_source)} · "
         f"convention: {text(report.convention)}</p>",
         _cards(report),

@@ -122,7 +122,7 @@ def _header_lines(report: Report, width: int | None) -> list[str]:
     """`Model: PATH   opset 17 · IR 8 · ...`, on two lines when one would not fit."""
     model = f"Model: {escape(report.model)}"
     about = (
-        f"{opsets_text(report)} · IR {report.ir_version} · {len(report.tensors)} tensors · "
+        f"{opsets_text(report)} · IR {report.ir_version} · {report.tensor_count()} tensors · "
         f"{report.node_count} nodes · shapes: {report.shapes_source}"
     )
     if width is None or len(model) + 3 + len(about) <= width:
@@ -460,9 +460,12 @@ def json_pieces(report: Report) -> Iterator[str]:
 def _fields(obj: object) -> dict[str, Any]:
     """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy); a report's
     `remote` only when it read a URL, as Report.to_dict."""
-    if isinstance(obj, Report):  # shared_reads: evidence for verify, never written
-        return {k: v for k, v in obj.__dict__.items() if k != "shared_reads" and (k != "remote" or v is not None)}
+    if isinstance(obj, Report):  # shared_reads (evidence for verify) and tensors_left_out: never written
+        return {k: v for k, v in obj.__dict__.items() if k not in _UNWRITTEN and (k != "remote" or v is not None)}
     return obj.__dict__
+
+
+_UNWRITTEN = frozenset({"shared_reads", "tensors_left_out"})
 
 
 def _dumps(value: object) -> str:

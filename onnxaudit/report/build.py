@@ -123,6 +123,13 @@ class Report:
     # row -> the counted tensors of other rows its nodes read (a module sharing another's weight:
     # GPT-2's lm_head reading wte's table): evidence for verify's per-module counts, not in the JSON
     shared_reads: dict[str, list[str]] = field(default_factory=dict)
+    # tensor rows left out of `tensors` (a format that prints only their count: for_format text, markdown
+    # and html keep the unclassified rows alone); tensor_count() counts them, not in the JSON
+    tensors_left_out: int = 0
+
+    def tensor_count(self) -> int:
+        """The table's tensors: the rows in `tensors` and those left out for the format."""
+        return len(self.tensors) + self.tensors_left_out
 
     def opsets_used(self) -> dict[str, int]:
         """The imported opsets a node uses (the default domain always): what a header shows."""
@@ -130,7 +137,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["shared_reads"]
+        del out["shared_reads"], out["tensors_left_out"]
         if self.remote is None:
             del out["remote"]  # a local file's JSON is what it was before URLs were read
         return out
@@ -190,7 +197,7 @@ def _data_values(view: ModelView, layers: list[Layer]) -> set[str]:
     return data
 
 
-def _tensor_row(t: ParamTensor, layer: str, convention: Convention, consumers: bool = True) -> TensorRow:
+def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow:
     # positional, in field order: keywords cost twice the call in a dataclass __init__ (48k tensors)
     bucket = convention.columns.get(t.category)  # convention.bucket's lookup, without its call (48k tensors)
     return TensorRow(
@@ -206,7 +213,7 @@ def _tensor_row(t: ParamTensor, layer: str, convention: Convention, consumers: b
         t.nbytes,
         t.origin,
         t.storage,
-        list(t.consumers) if consumers or bucket == UNCLASSIFIED else [],
+        list(t.consumers),
         list(t.notes),
     )
 
@@ -456,9 +463,13 @@ def build_report(
     for_format: str | None = None,
 ) -> Report:
     """The report of `view`'s figures; `for_format` as api.audit's: what that output format never shows is
-    left out (verify's shared_reads; but for JSON, the consumers of tensors that are not unclassified)."""
-    layer_of = {id(t): layer.name for layer in layers for t in layer.tensors}
-    consumers = for_format in _CONSUMERS_SHOWN
+    left out (verify's shared_reads; but for JSON, the rows of tensors that are not unclassified: text,
+    Markdown and HTML print their count alone)."""
+    tensors = table.tensors
+    if for_format not in _TENSORS_SHOWN:
+        columns = convention.columns  # convention.bucket's lookup, without its call (48k tensors)
+        tensors = [t for t in tensors if columns.get(t.category) == UNCLASSIFIED]
+    layer_of = {id(t): layer.name for layer in layers for t in layer.tensors} if tensors else {}
     if group_by == "layer":
         rows = layer_rows(view, layers, convention, costs)
     else:
@@ -489,7 +500,8 @@ def build_report(
         shapes_source="onnx shape inference (static; not run)",
         node_count=sum(len(g.nodes) for g in view.graphs.values()),
         rows=rows,
-        tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention, consumers) for t in table.tensors],
+        tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention) for t in tensors],
+        tensors_left_out=len(table.tensors) - len(tensors),
         totals=totals(table, convention),
         constants=constants_summary(table, convention),
         unclassified_consumers=unclassified_ops,
@@ -511,9 +523,9 @@ def _domains_used(view: ModelView) -> list[str]:
     return sorted(domains, key=str)
 
 
-# the formats that print every tensor's consumers (None: the library's report, everything kept); text,
-# Markdown and HTML print those of unclassified tensors only
-_CONSUMERS_SHOWN = (None, "json")
+# the formats that print every tensor's row (None: the library's report, everything kept); text, Markdown
+# and HTML print the unclassified tensors' rows and the count of all
+_TENSORS_SHOWN = (None, "json")
 
 
 def shared_reads(layers: list[Layer]) -> dict[str, list[str]]:
