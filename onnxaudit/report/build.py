@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from onnxaudit.cost.estimate import Amount, CostReport, Costs
@@ -412,21 +413,44 @@ def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Ro
     return rows
 
 
-def totals(table: ParamTable, convention: Convention) -> Totals:
+@dataclass
+class _Tally:
+    """What build_report sums over the table's tensors, in one pass: the totals, the constants, the op types
+    reading an unclassified tensor, and whether some tensor's data is external."""
+
+    totals: Totals
+    constants: ConstantsSummary
+    unclassified_ops: list[str]
+    external: bool
+
+
+def _tally(tensors: list[ParamTensor], convention: Convention) -> _Tally:
     columns = convention.columns  # what bucket() looks up, as in _row
     sums = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     nbytes = {TRAINABLE: 0, NON_TRAINABLE: 0, UNCLASSIFIED: 0}
     by_dtype: dict[str, dict[str, int]] = {}
-    for t in table.tensors:
-        bucket = columns.get(t.category)
+    others: dict[str, list[int]] = {}  # category of the tensors in neither column -> [tensors, elements, bytes]
+    ops: set[str] = set()
+    external = False
+    for t in tensors:
+        count, size, category = t.count or 0, t.nbytes or 0, t.category
+        bucket = columns.get(category)
         if bucket is None:
-            continue
-        sums[bucket] += t.count or 0
-        nbytes[bucket] += t.nbytes or 0
-        entry = by_dtype.setdefault(t.dtype, {"params": 0, "bytes": 0})
-        entry["params"] += t.count or 0
-        entry["bytes"] += t.nbytes or 0
-    return Totals(
+            other = others.setdefault(category, [0, 0, 0])
+            other[0] += 1
+            other[1] += count
+            other[2] += size
+        else:
+            sums[bucket] += count
+            nbytes[bucket] += size
+            entry = by_dtype.setdefault(t.dtype, {"params": 0, "bytes": 0})
+            entry["params"] += count
+            entry["bytes"] += size
+        if category == "unclassified":  # the category (the bucket may differ by convention)
+            ops.update([u.node.op_type for u in t.uses])
+        if t.storage == "external":
+            external = True
+    totals = Totals(
         total=sum(sums.values()),
         trainable=sums[TRAINABLE],
         non_trainable=sums[NON_TRAINABLE],
@@ -437,18 +461,9 @@ def totals(table: ParamTable, convention: Convention) -> Totals:
         unclassified_bytes=nbytes[UNCLASSIFIED],
         by_dtype=dict(sorted(by_dtype.items())),
     )
-
-
-def constants_summary(table: ParamTable, convention: Convention) -> ConstantsSummary:
-    tensors: dict[str, int] = defaultdict(int)
-    elements: dict[str, int] = defaultdict(int)
-    nbytes: dict[str, int] = defaultdict(int)
-    for t in table.tensors:
-        if convention.bucket(t.category) is None:
-            tensors[t.category] += 1
-            elements[t.category] += t.count or 0
-            nbytes[t.category] += t.nbytes or 0
-    return ConstantsSummary(dict(sorted(tensors.items())), dict(sorted(elements.items())), dict(sorted(nbytes.items())))
+    kept = sorted(others.items())
+    constants = ConstantsSummary({k: v[0] for k, v in kept}, {k: v[1] for k, v in kept}, {k: v[2] for k, v in kept})
+    return _Tally(totals, constants, sorted(ops), external)
 
 
 def build_report(
@@ -474,14 +489,12 @@ def build_report(
         rows = layer_rows(view, layers, convention, costs)
     else:
         rows = grouped_rows(table, group_by, convention)
-    unclassified_ops = sorted({u.node.op_type for t in table.tensors if t.category == "unclassified" for u in t.uses})
+    tally = _tally(table.tensors, convention)
     limits = list(view.notes) + list(table.limits)  # what reading skipped (shape inference on huge graphs)
     if view.remote is not None:
         limits.insert(len(view.notes), view.remote.note())  # where load put it before: after reading's notes
-    for t in table.tensors:
-        if t.storage == "external":
-            limits.append("external data present: counted from dims; the data files were not opened or checked")
-            break
+    if tally.external:
+        limits.append("external data present: counted from dims; the data files were not opened or checked")
     return Report(
         schema_version=SCHEMA_VERSION,
         model=str(view.path),
@@ -502,9 +515,9 @@ def build_report(
         rows=rows,
         tensors=[_tensor_row(t, layer_of.get(id(t), ""), convention) for t in tensors],
         tensors_left_out=len(table.tensors) - len(tensors),
-        totals=totals(table, convention),
-        constants=constants_summary(table, convention),
-        unclassified_consumers=unclassified_ops,
+        totals=tally.totals,
+        constants=tally.constants,
+        unclassified_consumers=tally.unclassified_ops,
         limits=limits,
         notes=convention_notes(convention, table),
         framework=framework,
@@ -514,9 +527,12 @@ def build_report(
     )
 
 
+_DOMAIN = attrgetter("domain")
+
+
 def _domains_used(view: ModelView) -> list[str]:
     """The opset domains some node's op is from, the default one ("") as ai.onnx."""
-    domains = {n.domain for g in view.graphs.values() for n in g.nodes}
+    domains = set().union(*[map(_DOMAIN, g.nodes) for g in view.graphs.values()])  # in C: 200k nodes
     if "" in domains:
         domains.remove("")
         domains.add("ai.onnx")
