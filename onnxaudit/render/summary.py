@@ -53,11 +53,6 @@ def all_plain(names: list[str]) -> bool:
     return joined.isascii() and joined.isprintable() and "::" not in joined
 
 
-def escaped_column(names: list[str]) -> list[str]:
-    """escape() of each of `names`, called per name only where all_plain cannot tell they stay as they are."""
-    return names if all_plain(names) else list(map(escape, names))
-
-
 # Markdown's special characters, each given a backslash: one translate instead of a regex substitution.
 _MARKDOWN_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~"})
 
@@ -132,9 +127,12 @@ def _header_lines(report: Report, width: int | None) -> list[str]:
 
 def _name_cells(rows: list[Row]) -> list[str]:
     """`name (Op+Op)` per row (the name alone without ops), each name escaped: not one by one where no name
-    needs it (70k rows at 200k nodes)."""
-    names = escaped_column([r.name for r in rows])
+    or op needs it (70k rows at 200k nodes), which one all_plain over the cells says."""
     ops = ["+".join(r.ops) for r in rows]
+    cells = [f"{r.name} ({op})" if op else r.name for r, op in zip(rows, ops, strict=True)]
+    if all_plain(cells):  # ` (` and `)` around the ops make no `::` and change no name or op
+        return cells
+    names = list(map(escape, [r.name for r in rows]))
     if not all_plain(ops):
         ops = ["+".join(map(escape, r.ops)) for r in rows]
     return [f"{name} ({op})" if op else name for name, op in zip(names, ops, strict=True)]
@@ -150,6 +148,15 @@ def _figure_texts(figures: list[Figure]) -> list[str]:
     """Figure.text() of each, made once per figure object (Figure.of shares one per exact count)."""
     texts = {key: figure.text() for key, figure in {id(f): f for f in figures}.items()}
     return list(map(texts.__getitem__, map(id, figures)))
+
+
+def _total_texts(trainable: list[Figure], non_trainable: list[Figure]) -> list[str]:
+    """The text of each layer's total (FrameworkLayer.total: their sum), made once per pair of figure
+    objects instead of a sum per layer (48.6k at 200k nodes, a few dozen pairs)."""
+    pairs = list(zip(map(id, trainable), map(id, non_trainable), strict=True))
+    figures = {pair: (t, n) for pair, t, n in zip(pairs, trainable, non_trainable, strict=True)}
+    texts = {pair: (t + n).text() for pair, (t, n) in figures.items()}
+    return list(map(texts.__getitem__, pairs))
 
 
 def _table_columns(
@@ -306,13 +313,15 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
     origin = {"keras": "Keras", "pytorch": "PyTorch", "paddle": "PaddlePaddle"}.get(fw.origin, "unknown")
     headers = ["Layer (kind)", "Param #", report.trainable_label, report.non_trainable_label, "Status"]
     layers = fw.layers
-    names, kinds = escaped_column([la.name for la in layers]), escaped_column([la.kind for la in layers])
-    names = [f"{name} ({kind})" for name, kind in zip(names, kinds, strict=True)]
+    names = [f"{la.name} ({la.kind})" for la in layers]
+    if not all_plain(names):  # ` (` and `)` make no `::` and change no name or kind: else escape each
+        names = [f"{escape(la.name)} ({escape(la.kind)})" for la in layers]
+    trainable, non_trainable = [la.trainable for la in layers], [la.non_trainable for la in layers]
     columns = [
         names,
-        _figure_texts([la.total for la in layers]),
-        _figure_texts([la.trainable for la in layers]),
-        _figure_texts([la.non_trainable for la in layers]),
+        _total_texts(trainable, non_trainable),
+        _figure_texts(trainable),
+        _figure_texts(non_trainable),
         [la.status for la in layers],
     ]
     widths = fit_columns(_column_widths(headers, columns), width, {0: 24})
