@@ -177,15 +177,18 @@ class GraphFacts:
         reading: list[Node] = []
         unwritten: list[tuple[str, Node]] = []  # names read before any node wrote them (graph inputs, or
         # out of order), and the node reading them
-        in_order = True
+        written = 0  # names written (not empty): more than len(produced) if one is written twice
         for node in graph.nodes:
             constant = not (
                 node.subgraphs
                 or node.op_type in NONDETERMINISTIC
                 or (functions and (node.domain, node.op_type) in functions)
             )
+            reads = False  # any input constant: the walk visits the node (told as the inputs are looked at)
             for name in node.inputs:
-                if name and name not in constants:
+                if name in constants:
+                    reads = True
+                elif name:
                     constant = False
                     if name not in produced:
                         unwritten.append((name, node))
@@ -193,8 +196,7 @@ class GraphFacts:
             for out in node.outputs:
                 if not out:
                     continue
-                if out in produced:
-                    in_order = False
+                written += 1
                 produced[out] = node  # the last writer, as producer() has always seen it
                 if constant:
                     constants.add(out)
@@ -202,9 +204,9 @@ class GraphFacts:
                     every = False
             if every:
                 constant_nodes.append(node.index)
-            elif node.op_type != "Constant" and not constants.isdisjoint(node.inputs):
-                reading.append(node)  # reads a constant: told in C, no loop
-        in_order = in_order and produced.keys().isdisjoint(name for name, _ in unwritten)
+            elif reads and node.op_type != "Constant":  # reads a constant
+                reading.append(node)
+        in_order = written == len(produced) and produced.keys().isdisjoint(name for name, _ in unwritten)
         return (constants, constant_nodes, reading, unwritten) if in_order else None
 
     def is_constant_computation(self, node: Node) -> bool:
