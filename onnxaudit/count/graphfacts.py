@@ -228,10 +228,13 @@ class GraphFacts:
     def stored_behind(self, scope: str, name: str) -> Tensor | None:
         """The stored tensor `name` is, or the one it is quantized, dequantized or cast from."""
         for _ in range(3):
-            tensor = self.view.lookup(scope, name)
-            node = self.producer(scope, name) if tensor is None else None
-            if node is None or not node.inputs or node.op_type not in STORED_THROUGH:
+            tensors = self.top_level.get(scope)  # trace's one dict instead of view.lookup's scope walk
+            tensor = tensors.get(name) if tensors is not None else self.view.lookup(scope, name)
+            if tensor is not None:
                 return tensor
+            node = self.producer(scope, name)
+            if node is None or not node.inputs or node.op_type not in STORED_THROUGH:
+                return None
             scope, name = node.scope, node.inputs[0]
         return None
 
@@ -239,6 +242,8 @@ class GraphFacts:
         """The producer of `name` behind layout ops, Cast (LlamaRMSNorm's `.to(dtype)`) and static
         quantization's Quantize/Dequantize pairs."""
         node = self.producer(scope, name)
+        if node is None or node.op_type not in LAYOUT_OR_QDQ:
+            return node  # most values: nothing to look behind
         for _ in range(5):
             if node is None or node.op_type not in LAYOUT_OR_QDQ:
                 break

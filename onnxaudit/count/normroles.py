@@ -17,18 +17,20 @@ class NormalizationRoles(GraphFacts):
         Statically quantized too: QLinearMul/QLinearAdd (operands in slots 0 and 3), or Q/DQ pairs."""
         # tf.nn.batch_normalization's shift, beta - mean * (gamma / sqrt(var)), added after x * (gamma / sqrt(var))
         # (tf_keras's GroupNormalization): a Sub whose first operand is the constant
-        pair = (0, 1) if node.op_type == "Sub" else OPERAND_SLOTS.get(node.op_type)
-        if pair is None or slot not in pair or len(node.inputs) <= pair[1]:
+        op, inputs, scope = node.op_type, node.inputs, node.scope
+        pair = (0, 1) if op == "Sub" else OPERAND_SLOTS.get(op)
+        if pair is None or slot not in pair or len(inputs) <= pair[1]:
             return ""
-        if not self._constant_or_assumed(node, slot, assumed):
+        name = inputs[slot]  # _constant_or_assumed, inline: asked of every constant a Mul or Add reads
+        if not name or (name != assumed and not self.is_constant(scope, name)):
             return ""
-        mine = self.stored_behind(node.scope, node.inputs[slot])
+        mine = self.stored_behind(scope, name)
         if mine is not None and mine.dims is not None and element_count(mine.dims) <= 1:
             return ""  # a per-feature scale or shift is a vector; a scalar is a literal (T5's x * d**-0.5)
-        other = node.inputs[pair[1] if slot == pair[0] else pair[0]]
-        if node.op_type in MULS:
-            return "norm_scale" if self.normalizing(node.scope, other, 0) else ""
-        source = self.through_layout(node.scope, other)
+        other = inputs[pair[1] if slot == pair[0] else pair[0]]
+        if op in MULS:
+            return "norm_scale" if self.normalizing(scope, other, 0) else ""
+        source = self.through_layout(scope, other)
         if source is None or source.op_type not in MULS:
             return ""
         for j in OPERAND_SLOTS[source.op_type]:
