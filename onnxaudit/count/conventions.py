@@ -47,10 +47,9 @@ CONVENTIONS = {c.name: c for c in (KERAS, PYTORCH)}
 
 def convention_notes(convention: Convention, table: ParamTable) -> list[str]:
     """What this convention's figures cannot show from an ONNX file, said plainly."""
-    bn_nodes = {u.node.index for t in table.tensors if t.role in ("bn_mean", "bn_var") for u in t.uses}
     notes: list[str] = []
-    frozen = sum(t.count or 0 for t in table.tensors if t.category == FROZEN)
     if table.marks_training:
+        frozen = sum(t.count or 0 for t in table.tensors if t.category == FROZEN)
         notes.append(
             f"trainable tensors read from the file's TrainingInfoProto.update_binding ({len(table.trained or ()):,} "
             f"initializers), which overrides every heuristic; {frozen:,} parameters it does not update are frozen"
@@ -63,6 +62,7 @@ def convention_notes(convention: Convention, table: ParamTable) -> list[str]:
         )
     else:
         notes.append("PyTorch view: Parameters = model.parameters(); Buffers = BN running_mean + running_var.")
+        bn_nodes = {u.node.index for t in table.tensors if t.role in ("bn_mean", "bn_var") for u in t.uses}
         if bn_nodes:
             unused_nbt = [t for t in table.tensors if t.role == "unused" and t.name.endswith("num_batches_tracked")]
             notes.append(
