@@ -48,6 +48,8 @@ def wrap(line: str, width: int | None, indent: int = 4) -> list[str]:
             replace_whitespace=False,
         )
     # a break may put a name's `::` first on a line: CI runners read that as a workflow command
+    if "::" not in line:  # no part can start with one (most lines: no look at each part)
+        return parts
     return [part.replace("::", "\\::", 1) if part.lstrip().startswith("::") else part for part in parts]
 
 

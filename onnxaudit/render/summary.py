@@ -6,7 +6,9 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
+from itertools import repeat
 from json.encoder import encode_basestring_ascii
+from operator import add, lshift
 from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 from onnxaudit.cost.estimate import Amount
@@ -145,16 +147,19 @@ def _comma_texts(values: list[int]) -> list[str]:
 
 
 def _figure_texts(figures: list[Figure]) -> list[str]:
-    """Figure.text() of each, made once per figure object (Figure.of shares one per exact count)."""
-    texts = {key: figure.text() for key, figure in {id(f): f for f in figures}.items()}
-    return list(map(texts.__getitem__, map(id, figures)))
+    """Figure.text() of each, made once per figure object (Figure.of shares one per exact count); the
+    distinct objects found by a dict built in C (48.6k framework layers at 200k nodes)."""
+    keys = list(map(id, figures))
+    texts = {key: figure.text() for key, figure in dict(zip(keys, figures, strict=True)).items()}
+    return list(map(texts.__getitem__, keys))
 
 
 def _total_texts(trainable: list[Figure], non_trainable: list[Figure]) -> list[str]:
     """The text of each layer's total (FrameworkLayer.total: their sum), made once per pair of figure
     objects instead of a sum per layer (48.6k at 200k nodes, a few dozen pairs)."""
-    pairs = list(zip(map(id, trainable), map(id, non_trainable), strict=True))
-    figures = {pair: (t, n) for pair, t, n in zip(pairs, trainable, non_trainable, strict=True)}
+    # a pair's key is one int (the ids side by side, an id being under 64 bits), made in C: no tuple a layer
+    pairs = list(map(add, map(lshift, map(id, trainable), repeat(64)), map(id, non_trainable)))
+    figures = dict(zip(pairs, zip(trainable, non_trainable, strict=True), strict=True))
     texts = {pair: (t + n).text() for pair, (t, n) in figures.items()}
     return list(map(texts.__getitem__, pairs))
 
@@ -343,7 +348,8 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
         start = i + 1
         la = layers[i]
         if explain or la.status != "exact":
-            out += wrap_all([f"    {escape(e)}" for e in (la.evidence if explain else la.evidence[:1])], width)
+            for evidence in la.evidence if explain else la.evidence[:1]:
+                out += wrap(f"    {escape(evidence)}", width)
         if la.alternatives:
             taken = "; ".join(a.text for a in la.alternatives)
             defaults = la.trainable.likely is not None or la.non_trainable.likely is not None  # else choices
