@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 from onnxaudit.count.constants import ASKED, ConstantRoles
@@ -324,7 +324,7 @@ class _Classifier(ConstantRoles):
         for key, note in self.alias_notes.items():
             self.found[key].notes.append(note)
         self.branch_outputs()
-        self.add_unused()
+        unused = self.add_unused()
         if self.view.fx.buffers:  # before the branches are weighed: a buffer is no parameter of either
             self.fx_named_buffers()
         if self.view.fx.parameters:
@@ -338,8 +338,9 @@ class _Classifier(ConstantRoles):
         # by first use (node index, slot), then scope and name; tensors never used come last, by scope and
         # name (pairs of (first use, key) sort in C, without a key function called per tensor)
         found, first_use = self.found, self.first_use
-        ordered = [found[key] for _, key in sorted(zip(first_use.values(), first_use, strict=True))]
-        ordered += [found[key] for key in sorted(found.keys() - first_use.keys())]
+        firsts = sorted(zip(first_use.values(), first_use, strict=True))
+        ordered = list(map(found.__getitem__, map(itemgetter(1), firsts)))
+        ordered += map(found.__getitem__, sorted(unused))
         return RoleTable(ordered, self.limits, self.view.trained)
 
     def walk(self, nodes: list[Node]) -> None:
@@ -448,6 +449,9 @@ class _Classifier(ConstantRoles):
         """torch.nn.utils.spectral_norm registers its power-iteration vectors as buffers `<name>_u` and
         `<name>_v` beside the parameter `<name>_orig` (the TorchScript exporter keeps all three
         state_dict names, and reads u and v in the MatMuls of sigma = u . W v): no parameters."""
+        ends = "\0".join(map(itemgetter(1), self.found)) + "\0"  # every name and a NUL: one search in C for none
+        if "_u\0" not in ends and "_v\0" not in ends:  # (a name holding a NUL at most costs the walk below)
+            return
         vectors = [entry for (_, name), entry in self.found.items() if name.endswith(("_u", "_v"))]
         names = {key[1] for key in self.found} if vectors else set()
         for entry in vectors:
@@ -528,9 +532,12 @@ class _Classifier(ConstantRoles):
                     f"({ML_ATTRIBUTE_PARAMS[node.op_type]}) are node attributes, not tensors: not counted"
                 )
 
-    def add_unused(self) -> None:
+    def add_unused(self) -> list[tuple[str, str]]:
+        """Every stored tensor no use was recorded for, as unused (or returned as a graph output): the
+        keys it adds, the only ones of `found` without a first use."""
         outputs = {(scope, name) for scope, g in self.view.graphs.items() for name in g.outputs}
         found = self.found
+        added: list[tuple[str, str]] = []
         for scope, graph in self.view.graphs.items():
             for tensor in graph.tensors.values():
                 key = (tensor.scope, tensor.name)  # tensor.key, without the property's call
@@ -541,6 +548,8 @@ class _Classifier(ConstantRoles):
                     entry.role = "unclassified"
                     entry.notes.append("returned directly as a graph output")
                 found[key] = entry
+                added.append(key)
+        return added
 
 
 _ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div"})
