@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from operator import itemgetter
 
 from onnxaudit.count.roles import Classified, RoleTable, Use
 from onnxaudit.count.vocabulary import ROLES
 from onnxaudit.errors import AuditError
 from onnxaudit.io.dims import byte_size, dtype_name, element_count
 from onnxaudit.model.ops import SLOT_NAMES
-from onnxaudit.model.view import MAIN, frozen_from_dict
+from onnxaudit.model.view import MAIN
 
 
 def describe_use(use: Use) -> str:
@@ -99,15 +100,53 @@ class _Sizes:
 
 def _param_tensor(entry: Classified, sizes: _Sizes) -> ParamTensor:
     tensor = entry.tensor
-    dims = entry.logical_dims if entry.logical_dims is not None else tensor.dims
+    logical, stored = entry.logical_dims, tensor.dims
+    dims = stored if logical is None else logical
     if dims is None:
         count = nbytes = None
-    elif dims is tensor.dims:
-        count, nbytes = sizes.count_and_bytes(tensor.dtype, dims, tensor.name)
+    elif dims is stored:  # count_and_bytes, its look-up inline: a few hundred shapes for 48.6k tensors at 200k nodes
+        known = sizes.stored.get((tensor.dtype, dims))
+        count, nbytes = known if known is not None else sizes.count_and_bytes(tensor.dtype, dims, tensor.name)
     else:
         count = sizes.count(dims, tensor.name)
-        stored_count = element_count(tensor.dims) if tensor.dims is not None else None
+        stored_count = element_count(stored) if stored is not None else None
         nbytes = byte_size(tensor.dtype, stored_count) if stored_count is not None else None
+    uses = entry.uses
+    notes = entry.notes
+    if (  # most tensors: none of the notes below (one test, then the notes they have)
+        logical is not None
+        or tensor.sparse_nnz is not None
+        or tensor.origin == "graph_input"
+        or tensor.also_graph_input
+        or tensor.storage == "external"
+        or (len(uses) > 1 and len({*map(_use_role, uses)}) > 1)
+    ):
+        notes, nbytes = _notes(entry, dims, count, nbytes)
+    dtype = tensor.dtype
+    dtype_name = sizes.dtype_names.get(dtype)
+    obj = _new(ParamTensor)  # every field, in order, without the frozen dataclass's __init__ (view.frozen_from_dict)
+    _set_dict(obj, "__dict__", {
+        "name": tensor.name,
+        "scope": tensor.scope,
+        "role": entry.role,
+        "category": ROLES[entry.role].category,
+        "dtype": dtype_name if dtype_name is not None else sizes.dtype_name(dtype),
+        "dims": dims,
+        "count": count,
+        "nbytes": nbytes,
+        "origin": tensor.origin,
+        "storage": tensor.storage,
+        "notes": tuple(notes),
+        "uses": tuple(uses),
+    })  # fmt: skip
+    return obj
+
+
+def _notes(
+    entry: Classified, dims: tuple[int, ...] | None, count: int | None, nbytes: int | None
+) -> tuple[list[str], int | None]:
+    """The tensor's notes with what its storage and uses add, and its bytes (a sparse tensor's: its stored values)."""
+    tensor = entry.tensor
     notes = list(entry.notes)
     if tensor.sparse_nnz is not None:
         notes.append(f"sparse: {tensor.sparse_nnz:,} stored values of {count:,}")
@@ -127,23 +166,12 @@ def _param_tensor(entry: Classified, sizes: _Sizes) -> ParamTensor:
         roles = {u.role for u in uses}
         if len(roles) > 1:
             notes.append("used as " + ", ".join(sorted(roles)))
-    return frozen_from_dict(
-        ParamTensor,  # every field, in order, without the frozen dataclass's __init__
-        {
-            "name": tensor.name,
-            "scope": tensor.scope,
-            "role": entry.role,
-            "category": ROLES[entry.role].category,
-            "dtype": sizes.dtype_name(tensor.dtype),
-            "dims": dims,
-            "count": count,
-            "nbytes": nbytes,
-            "origin": tensor.origin,
-            "storage": tensor.storage,
-            "notes": tuple(notes),
-            "uses": tuple(uses),
-        },
-    )
+    return notes, nbytes
+
+
+_use_role = itemgetter(2)  # Use.role, in C (a Use is a tuple: node, slot, role, via)
+_new = object.__new__
+_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
 def _element_count(dims: tuple[int, ...], name: str) -> int:
