@@ -219,6 +219,11 @@ def _tensor_row(t: ParamTensor, layer: str, convention: Convention) -> TensorRow
     )
 
 
+# formula()'s text for a row of one counted tensor, by what formula reads of it (dims, count, role,
+# category), the non-trainable count and the ops: a model repeats a few (48.6k rows, 4 texts at 200k nodes)
+_Explained = dict[tuple[tuple[int, ...] | None, int | None, str, str, int, str], str]
+
+
 def _row(
     name: str,
     ops: list[str],
@@ -226,6 +231,7 @@ def _row(
     tensors: list[ParamTensor],
     convention: Convention,
     all_ops: list[str],
+    explained: _Explained,
 ) -> Row:
     # positional, in field order (name, ops, output_shape, params, the three columns, explain, tensors,
     # all_ops): keywords cost twice the call in a dataclass __init__ (70k rows)
@@ -238,7 +244,11 @@ def _row(
             return Row(name, ops, shape, 0, 0, 0, 0, "", [], all_ops)
         n = t.count or 0
         frozen = n if bucket == NON_TRAINABLE else 0
-        explain = formula(tensors, frozen, "+".join(ops), convention.non_trainable_label.lower())
+        label = "+".join(ops)
+        key = (t.dims, t.count, t.role, t.category, frozen, label)
+        explain = explained.get(key)
+        if explain is None:  # formula's call, its list and its cache's key: once per distinct row
+            explain = explained[key] = formula(tensors, frozen, label, convention.non_trainable_label.lower())
         trainable, unclassified = (n, 0) if bucket == TRAINABLE else (0, n if bucket == UNCLASSIFIED else 0)
         return Row(name, ops, shape, n, trainable, frozen, unclassified, explain, [t.name], all_ops)
     # the column sums and the counted tensors in one pass; `columns` is what bucket() looks up,
@@ -362,6 +372,7 @@ def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, cos
     reader = _reading_layers(view, layers)
     data = _data_values(view, layers)
     shapes = view.value_shapes  # none (inference skipped on a huge graph): no output value to look for
+    explained: _Explained = {}
     rows = []
     for here, layer in enumerate(layers):
         nodes = layer.nodes
@@ -374,7 +385,7 @@ def layer_rows(view: ModelView, layers: list[Layer], convention: Convention, cos
         value = _output_value(view, nodes, here, reader, data) if shapes else None
         info = shapes.get(value) if value is not None else None
         shape = list(info.shape or ()) if info is not None else None
-        row = _row(layer.name, ops, shape, layer.tensors, convention, all_ops)
+        row = _row(layer.name, ops, shape, layer.tensors, convention, all_ops, explained)
         if costs is not None:
             _add_cost(row, nodes, value, costs)
         rows.append(row)
@@ -392,6 +403,7 @@ def _add_cost(row: Row, nodes: list[Node], value: str | None, costs: Costs) -> N
 def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Row]:
     """Rows by op type (of the first consumer), by role, or one per tensor."""
     groups: dict[str, list[ParamTensor]] = defaultdict(list)
+    explained: _Explained = {}
     for t in table.tensors:
         if convention.bucket(t.category) is None:
             continue
@@ -407,7 +419,7 @@ def grouped_rows(table: ParamTable, key: str, convention: Convention) -> list[Ro
         ops = list(dict.fromkeys(u.node.op_type for t in tensors for u in t.uses[:1]))
         dims = tensors[0].dims
         shape: list[int | str | None] | None = list(dims) if key == "tensor" and dims is not None else None
-        rows.append(_row(label, ops, shape, tensors, convention, []))
+        rows.append(_row(label, ops, shape, tensors, convention, [], explained))
     if key != "tensor":
         rows.sort(key=lambda r: (-r.params, r.name))
     return rows
