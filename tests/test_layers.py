@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from builders import MODELS, audit_model, init, layer_row, model, node, value
 
 from onnxaudit.count.layers import path_from_module_scopes, path_from_node_name, path_from_tensor_name
@@ -25,6 +27,27 @@ def test_state_dict_keys_and_dynamo_scopes():
     scopes = ("", "layer1", "layer1.0", "layer1.0.conv1", "conv2d_1")
     assert path_from_module_scopes(scopes) == ("layer1", "0", "conv1")
     assert path_from_module_scopes(("_empty_nn_module_stack_from_metadata_hook", "sym_size_int_1")) is None
+
+
+# a state_dict key as a pattern: word characters in dotted parts, the first an ASCII letter or `_`;
+# path_from_tensor_name tells it without a regex
+_KEY = re.compile(r"^[A-Za-z_][\w]*(?:\.[\w]+)+$")
+
+
+def test_state_dict_key_test_is_the_pattern_of_a_key():
+    heads = [
+        "layer1.0.bn1", "_orig_mod.fc", "a", "a..b", ".a", "a.", "", "0.fc", "é.fc", "fé.x", "f\u0663.x", "a-b.c",
+        "a b.c", "a\nb", "a.b\n", "a\n", "_", "__.0", "a\u0300.b", "Ab_9.ü", "\u00b2x", "x.\u00b2", "a;b", "fc\t",
+    ]  # fmt: skip
+    # the tensor's part: whether it names a tensor (a suffix torch, an RNN or paddle gives one; `$` allows a
+    # last newline)
+    lasts = {"weight": True, "running_var": True, "weight_ih_l0": True, "weight_ih_l0\n": True, "w_0": True}
+    lasts |= {"b_12\n": True, "bias\n": False, "alpha": False}
+    for head in heads:
+        for last, names_tensor in lasts.items():
+            name = f"{head}.{last}"
+            expected = tuple(head.split(".")) if names_tensor and _KEY.match(name) else None
+            assert path_from_tensor_name(name) == expected, name
 
 
 def _keras3_dense(tmp_path, scopes: list[str]):

@@ -28,7 +28,6 @@ TENSOR_SUFFIXES = frozenset(
         "in_proj_bias", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "recurrent_kernel",
     }
 )  # fmt: skip
-_STATE_DICT_KEY = re.compile(r"^[A-Za-z_][\w]*(?:\.[\w]+)+$")
 _RNN_SUFFIX = re.compile(r"^(weight|bias)_(ih|hh)_l\d+(_reverse)?$")
 # PaddlePaddle names a layer's parameters `<layer>_<k>.w_<i>` / `.b_<i>` (`conv2d_0.w_0`, `batch_norm2d_0.w_1`)
 _PADDLE_SUFFIX = re.compile(r"^[wb]_\d+$")
@@ -68,7 +67,14 @@ def path_from_tensor_name(name: str) -> tuple[str, ...] | None:
     if not dot or "/" in name:
         return None
     if last in TENSOR_SUFFIXES or _RNN_SUFFIX.match(last) or _PADDLE_SUFFIX.match(last):
-        return tuple(head.split(".")) if _STATE_DICT_KEY.match(name) else None
+        # a key when the module path before that part (a word) is dotted words (`\w`: str.isalnum's
+        # characters and `_`), the first starting with an ASCII letter or `_`, as `^[A-Za-z_]\w*(\.\w+)+$`
+        # over the name would say: told by str methods in C, no regex (48.6k keys at 200k nodes)
+        parts = head.split(".")
+        if "" in parts or not head.replace("_", "a").replace(".", "a").isalnum():
+            return None
+        first = head[0]
+        return tuple(parts) if first == "_" or (first.isascii() and first.isalpha()) else None
     return None
 
 
