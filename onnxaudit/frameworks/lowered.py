@@ -40,7 +40,8 @@ def lowered_layer_norm(ctx: FileContext, layer: Layer, tensors: list[ParamTensor
     gammas, betas = [], []
     for t in tensors:
         # per-feature gamma and beta (a group norm's as (groups, C/groups)), not T5's (1, heads, q, k) zeros
-        if t.category == "statistic" or sum(d > 1 for d in t.dims or ()) > 2:
+        dims = t.dims or ()  # more than 2 dims over 1 needs more than 2 dims: no generator for a vector
+        if t.category == "statistic" or len(dims) > 2 and sum(d > 1 for d in dims) > 2:
             return None
         scales, shifts = _scale_or_shift(t)
         if scales:
