@@ -160,6 +160,37 @@ def test_frames_arrive_in_order_while_the_child_goes_on(tmp_path):
     assert got == [b"frame0", b"frame1", b"frame2"]
 
 
+def test_frames_sent_later_never_hold_the_child_back(tmp_path):
+    """send_frame(later=True): the child goes on while the parent has not taken a frame yet, even when its frames
+    are more than the pipe holds; they arrive whole, in order, before the answer."""
+    from onnxaudit.io import isolate
+
+    walked = tmp_path / "walked"
+    sizes = [700_000, 1, 900_000, 1_500_000]  # 3 MB: over the pipe's 1 MiB (or its default 64 KiB)
+
+    def child() -> bytes:
+        for k, size in enumerate(sizes):
+            isolate.send_frame([str(k).encode(), bytes([k]) * size], later=True)
+        walked.write_text("done")
+        return b"answer"
+
+    got: list[tuple[bytes, int]] = []
+    walked_first: list[bool] = []
+
+    def take(frame: bytearray) -> None:
+        if not got:  # the child ends its call while the parent still holds the first frame
+            deadline = time.monotonic() + 20
+            while not walked.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            walked_first.append(walked.exists())
+        got.append((bytes(frame[:1]), len(frame) - 1))
+        assert frame[1:] == bytes([len(got) - 1]) * sizes[len(got) - 1]
+
+    assert run_isolated(child, timeout=30, frames=take) == b"answer"
+    assert walked_first == [True]
+    assert got == [(str(k).encode(), size) for k, size in enumerate(sizes)]
+
+
 def test_frames_failing_end_the_child_first(tmp_path):
     from onnxaudit.io import isolate
 

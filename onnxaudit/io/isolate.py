@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 
 # the child may grow this much beyond the parent's address space before its allocation fails
@@ -38,15 +39,45 @@ class _Frames:
 
     pipe = -1
     sink: Callable[[bytearray], object] | None = None
+    # frames sent with later=True that the pipe had no room for yet (in the child), oldest first, each its parts
+    # not written yet
+    waiting: deque[list[bytes | memoryview]] = deque()
 
 
-def send_frame(parts: Sequence[bytes | memoryview]) -> None:
+def send_frame(parts: Sequence[bytes | memoryview], later: bool = False) -> None:
     """From inside a call run by run_isolated(..., frames=...): hand `parts` (joined) to `frames` in the parent now,
-    while the call goes on (each is read as it comes, before the answer)."""
+    while the call goes on (each is read as it comes, before the answer). `later`: the call does not wait for the
+    parent to take it: whatever the pipe has no room for now waits in the child, written before anything sent after
+    it (at the next send_frame, or before the answer). The parts are then kept until written, so a view in them must
+    stay valid (a mapped file the child holds open)."""
     if _Frames.pipe >= 0:
-        _write_all(_Frames.pipe, [_HEADER.pack(_FRAME, sum(len(part) for part in parts)), *parts])
+        frame = [_HEADER.pack(_FRAME, sum(len(part) for part in parts)), *parts]
+        if not later:
+            _write_waiting(_Frames.pipe)
+            _write_all(_Frames.pipe, frame)
+            return
+        _Frames.waiting.append(frame)
+        _write_waiting(_Frames.pipe, block=False)
     elif _Frames.sink is not None:
         _Frames.sink(bytearray(b"".join(parts)))
+
+
+def _write_waiting(fd: int, block: bool = True) -> None:
+    """Write the frames waiting (send_frame's later), oldest first: all of them, or (not `block`) as much as the
+    pipe takes now."""
+    waiting = _Frames.waiting
+    if not waiting:
+        return
+    os.set_blocking(fd, block)
+    try:
+        while waiting:
+            rest = _write_all(fd, waiting[0])
+            if rest:  # the pipe is full: only without `block`
+                waiting[0] = rest
+                return
+            waiting.popleft()
+    finally:
+        os.set_blocking(fd, True)
 
 
 class IsolatedFailure(Exception):
@@ -92,13 +123,14 @@ def _child(call: Callable[[], Answer], out: int) -> None:
         faulthandler.disable()  # a crash is reported by the parent, in one line, not as a dump
         _silence()
         _limit_memory()
-        _Frames.pipe = out
+        _Frames.pipe, _Frames.waiting = out, deque()
         try:
             kind, payload = _OK, call()
         except BaseException as exc:  # noqa: BLE001 - every failure goes back as one line
             kind, payload = _RAISED, _first_line(exc).encode("utf-8", "replace")
         parts = payload if isinstance(payload, tuple) else (payload,)
         header = _HEADER.pack(kind, sum(len(part) for part in parts))
+        _write_waiting(out)  # the frames sent before it, first
         _write_all(out, [header, *parts])
         status = 0
     finally:
@@ -125,15 +157,19 @@ def _silence() -> None:
 _IOV_MAX = 1024
 
 
-def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
     """Write `parts` one after another, never copied into one buffer, up to _IOV_MAX of them per writev:
     a light copy of 200k nodes comes in ~290k parts, which one write each made ~290k system calls and as
-    many turns of the parent reading them."""
+    many turns of the parent reading them. What is left to write: nothing, but on a non-blocking `fd` whose
+    pipe filled up."""
     views = [part for part in parts if len(part)]  # bytes, or one-dimensional views of bytes
     first = 0
     while first < len(views):
         batch = views[first : first + _IOV_MAX]
-        written = _writev(fd, batch)
+        try:
+            written = _writev(fd, batch)
+        except BlockingIOError:
+            return views[first:]
         if written <= 0:
             raise OSError(errno.EIO, "the pipe took nothing")
         for view in batch:  # step over what was written whole; a part written in part stays, cut
@@ -142,6 +178,7 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
                 break
             written -= len(view)
             first += 1
+    return []
 
 
 def _writev(fd: int, views: list[bytes | memoryview]) -> int:

@@ -190,7 +190,7 @@ def _strip_in_child(
 
     def walk() -> tuple[bytes | memoryview, ...]:
         def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
-            send_frame([nonce, _FLAGS[stream.metadata], *parts])
+            send_frame([nonce, _FLAGS[stream.metadata], *parts], later=True)  # the walk goes on meanwhile
 
         tail_metadata = True
         try:
