@@ -316,7 +316,6 @@ class _Builder:
         read, room = 0, tally.max_inputs - tally.inputs
         scope = view.scope
         append = view.nodes.append
-        new, set_dict = _new, _set_dict
         scoped = self.module_scopes
         counter = self.counter  # kept in a local, told to self before a node's subgraphs take their numbers
         for proto in nodes:
@@ -338,14 +337,12 @@ class _Builder:
             read += len(inputs)
             if read > room:
                 tally.add_inputs(read)  # raises: over --max-nodes' node inputs
-            node = new(Node)
             # slices ([:]) copy a repeated field in one call; tuple(field) reads it item by item
-            set_dict(node, "__dict__", {
-                "index": index, "name": name, "op_type": op_type, "domain": domain,
-                "inputs": inputs, "outputs": tuple(proto.output[:]), "attrs": attrs, "scope": scope,
-                "subgraphs": subscopes, "module_scopes": module_scopes,
-            })  # fmt: skip
-            append(node)
+            append(
+                Node(
+                    index, name, op_type, domain, inputs, tuple(proto.output[:]), attrs, scope, subscopes, module_scopes
+                )
+            )
             if op_type == "Constant" and (domain == "" or domain == "ai.onnx"):
                 const = _constant_tensor(proto, scope, self.sizes, name)
                 if const is None:
