@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import replace
 from math import prod
 from pathlib import Path
 
@@ -38,13 +39,9 @@ from onnxaudit.model.view import (
     Tensor,
     ValueInfo,
     dtype_and_shape,
-    frozen_from_dict,
 )
 
 SMALL_VALUES = 64
-
-_new = object.__new__
-_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
 
 
 # onnx shape inference costs ~10 us a node plus our reading of its result: above this many nodes it
@@ -167,13 +164,10 @@ def tensor_from_proto(
         elif not tensor.HasField("raw_data"):
             stored = _typed_field_bytes(tensor)
     dtype = tensor.data_type
-    tensor_obj = _new(Tensor)  # Tensor(...) without the frozen dataclass's __init__ (view.frozen_from_dict)
-    _set_dict(tensor_obj, "__dict__", {
-        "name": tensor_name, "scope": scope, "dtype": dtype, "dims": dims, "origin": origin, "storage": "embedded",
-        "stored_bytes": stored, "external": None, "node": node, "sparse_nnz": None, "also_graph_input": False,
-        "values": _small_values(tensor, dims) if dtype in INTEGER_DTYPES else None,
-    })  # fmt: skip
-    return tensor_obj
+    return Tensor(
+        tensor_name, scope, dtype, dims, origin, "embedded", stored, None, node, None, False,
+        _small_values(tensor, dims) if dtype in INTEGER_DTYPES else None,
+    )  # fmt: skip
 
 
 _EXTERNAL = TensorProto.EXTERNAL
@@ -222,13 +216,9 @@ def _constant(
     name: str, scope: str, dtype: int, dims: tuple[int, ...], stored: int | None, node: str,
     values: tuple[int, ...] | None = None,
 ) -> Tensor:  # fmt: skip
-    """Tensor(name, scope, dtype, dims, "constant", "embedded", stored, node=node, values=values), without the frozen
-    dataclass's __init__ (view.frozen_from_dict)."""
-    return frozen_from_dict(Tensor, {
-        "name": name, "scope": scope, "dtype": dtype, "dims": dims, "origin": "constant", "storage": "embedded",
-        "stored_bytes": stored, "external": None, "node": node, "sparse_nnz": None, "also_graph_input": False,
-        "values": values,
-    })  # fmt: skip
+    """Tensor(name, scope, dtype, dims, "constant", "embedded", stored, node=node, values=values), its arguments by
+    position (keywords cost more: the dynamo file's 10.5k Constants)."""
+    return Tensor(name, scope, dtype, dims, "constant", "embedded", stored, None, node, None, False, values)
 
 
 def _sparse_tensor(sparse: SparseTensorProto, scope: str, origin: str, name: str, node: str | None) -> Tensor:
@@ -288,7 +278,7 @@ class _Builder:
             view.inputs.append(ValueInfo(value.name, dtype, shape))
             if value.name in view.tensors:  # IR < 4: initializers also listed as inputs
                 old = view.tensors[value.name]
-                view.tensors[value.name] = frozen_from_dict(Tensor, {**old.__dict__, "also_graph_input": True})
+                view.tensors[value.name] = replace(old, also_graph_input=True)
         view.outputs = [o.name for o in graph.output]
         for const in streamed or ():  # as _add_nodes would have put them, after the initializers
             tensors[const.name] = const

@@ -29,9 +29,10 @@ class ExternalRef:
     length: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Tensor:
-    """A tensor with data (or a weight-slot input without it): identity is (scope, name)."""
+    """A tensor with data (or a weight-slot input without it): identity is (scope, name). Not frozen, but never
+    changed once built (hashed by its fields as a frozen one is): slotted, as Node is, for the same reasons."""
 
     name: str
     scope: str
