@@ -318,12 +318,15 @@ class LightModel:
     metadata: bool = True
     marked: int = 0  # tensors copied without their raw_data, its size in their doc_string (_Writer.float_raw)
 
+    def __post_init__(self) -> None:
+        self.mark = self.nonce.hex()  # what a marked tensor's doc_string begins with: made once, not per tensor
+
     def sizes(self, tensor: TensorProto) -> tuple[int, int] | None:
         """(stored bytes, raw_data bytes) of a rewritten tensor as the file held them, or None when
         the tensor in the copy is complete and protobuf's own lengths are the truth."""
         if self.marked:
             doc = tensor.doc_string
-            if doc[:16] == self.nonce.hex():  # str: the mark is ASCII (a file's own doc string may be bytes)
+            if doc[:16] == self.mark:  # str: the mark is ASCII (a file's own doc string may be bytes)
                 left_out = int(doc[16:])
                 return left_out, left_out
         if not self.stripped_tensors:

@@ -463,6 +463,7 @@ def model_view(
     view = ModelView(
         path, file_bytes, int(model.ir_version), opsets, producer, builder.graphs, functions, shapes, notes,
         _updated_by_training(model), builder.fx, as_text(model.graph.name), _metadata(model), max_nodes=max_nodes,
+        module_scoped=module_scopes,
     )  # fmt: skip
     return text_names(view, known)  # invalid UTF-8 names arrive from protobuf as bytes
 

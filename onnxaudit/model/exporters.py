@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from onnxaudit.model.ops import LAYOUT_OR_FLATTEN
@@ -33,10 +34,19 @@ def torchscript_node_names(view: ModelView) -> bool:
     return any(n.name.startswith("/") for graph in view.graphs.values() for n in graph.nodes)
 
 
+def holds_module_scopes(view: ModelView) -> bool:
+    """Whether a main-graph node holds torch dynamo's module scopes; no node is asked when the reader saw none in the
+    file (ModelView.module_scoped: 200k nodes, ~7 ms)."""
+    return view.module_scoped and any(map(_MODULE_SCOPES, view.main.nodes))
+
+
+_MODULE_SCOPES = attrgetter("module_scopes")
+
+
 def torchscript_export(view: ModelView) -> bool:
     """torch.onnx's TorchScript exporter wrote the file, or onnxruntime's tools re-saved one: its
     `/scope/Op` node names tell it from dynamo's (`node_Conv_0`, module scopes in the metadata)."""
-    if not view.producer.startswith(("pytorch", *RESAVING_TOOLS)) or any(n.module_scopes for n in view.main.nodes):
+    if not view.producer.startswith(("pytorch", *RESAVING_TOOLS)) or holds_module_scopes(view):
         return False
     return torchscript_node_names(view)
 

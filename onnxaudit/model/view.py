@@ -155,6 +155,10 @@ class ModelView:
     remote: RemoteRead | None = None  # a URL's model: what reading it fetched
     ranged: RangedBuffer | None = field(default=None, repr=False)  # and the blocks it fetched (copies.py)
     max_nodes: int = MAX_NODES  # the --max-nodes it was read under, kept by a later walk of the file (copies.py)
+    # whether a node may hold torch's module scopes: False when the reader saw no key of theirs in the file, so no
+    # node has any (exporters.holds_module_scopes asks no node then). A hint, which each reader finds its own way: not
+    # compared
+    module_scoped: bool = field(default=True, compare=False)
 
     @property
     def main(self) -> Graph:
