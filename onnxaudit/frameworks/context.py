@@ -13,13 +13,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from operator import attrgetter
 
 from onnxaudit.count.layers import Layer, TfNaming, names_weight_op, path_from_tensor_name, tf_naming, tflite_parts
 from onnxaudit.count.table import ParamTable, ParamTensor
 from onnxaudit.frameworks.common import ANONYMOUS_PARAMETER
 from onnxaudit.frameworks.figures import FrameworkLayer
-from onnxaudit.model.exporters import torchscript_node_names
+from onnxaudit.model.exporters import holds_module_scopes, torchscript_node_names
 from onnxaudit.model.view import ModelView, Node
 
 RuleFunction = Callable[["FileContext", Layer, list[ParamTensor]], "list[FrameworkLayer] | None"]
@@ -80,7 +79,7 @@ class FileContext:
         # where theirs walks every node when none has them (200k nodes: 13 ms)
         if not keras and not paddle and torchscript_node_names(view):
             return "pytorch"
-        if any(map(attrgetter("module_scopes"), view.main.nodes)):  # 200k nodes: no genexpr
+        if holds_module_scopes(view):  # no node asked when the reader saw no module scope in the file
             return "pytorch"
         return "keras" if keras else "paddle" if paddle else "unknown"
 
