@@ -694,17 +694,20 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     fed: list[int] = []
     feed = StreamedMain.feed
 
-    def counted(self, nonce, data, scoped):  # type: ignore[no-untyped-def]
+    def counted(self, nonce, data, scoped, text=None):  # type: ignore[no-untyped-def]
         fed.append(len(data))
         scopes.append(scoped)
-        return feed(self, nonce, data, scoped)
+        texts.append(text)
+        return feed(self, nonce, data, scoped, text)
 
     scopes: list[bool] = []  # whether the walk saw metadata a stage reads in each chunk: only the last has
+    texts: list[bool | None] = []  # whether the child found each chunk's names valid UTF-8: None, not looked at
 
     monkeypatch.setattr(build.StreamedMain, "feed", counted)
     view = load(path)
     assert len(fed) == (MAX_INFER_NODES + 4096 + 7) // 4096 + 1  # every 4096 nodes, then the last few
     assert scopes == [False] * (len(fed) - 1) + [True]
+    assert texts == [True] * (len(fed) - 1) + [None]  # the last few come with the copy, looked at by the parent
     assert view == load(path, reader="protobuf")
     assert view.main.tensors["W"].origin == "constant" and view.main.nodes[-1].module_scopes == (
         "",
@@ -715,7 +718,7 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     monkeypatch.setattr(
         build.StreamedMain,
         "feed",
-        lambda self, nonce, data, scoped: fed.append(1) or len(fed) < 2 and feed(self, nonce, data, scoped),
+        lambda self, nonce, data, scoped, text=None: fed.append(1) or len(fed) < 2 and feed(self, nonce, data, scoped),
     )
     assert load(path) == view  # the second chunk not read: the whole copy is
     assert len(fed) == 2
@@ -726,8 +729,8 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
 )
 def test_a_large_main_graph_s_names_not_utf8_are_text(tmp_path, field):
     """A name of the streamed main graph that is not UTF-8 (a node's name, op type, input, output, attribute name)
-    arrives from protobuf as bytes: nodes_as_text says so for its chunk, and the view holds it as text (\\xff),
-    as the protobuf reader's does."""
+    arrives from protobuf as bytes: nodes_as_text says so for its chunk (in the walk's child: the first 4096 nodes
+    are sent on), and the view holds it as text (\\xff), as the protobuf reader's does."""
     from onnxaudit.io.text import nodes_as_text
     from onnxaudit.model.build import MAX_INFER_NODES
 

@@ -400,10 +400,11 @@ class StreamedMain:
         self.scoped = False
         self.text = True  # every name of the nodes read so far arrived as str (io/text.nodes_as_text)
 
-    def feed(self, nonce: bytes, data: memoryview, scoped: bool | None = None) -> bool:
+    def feed(self, nonce: bytes, data: memoryview, scoped: bool | None = None, text: bool | None = None) -> bool:
         """Read one chunk; False when it cannot (model_view is then given the whole copy, and this is dropped).
         `scoped`: whether its nodes may hold torch's module scopes, as the walk saw (wire.NodeStream.metadata); None:
-        the chunk is searched for their keys' prefix (metadata.may_hold_module_scopes)."""
+        the chunk is searched for their keys' prefix (metadata.may_hold_module_scopes). `text`: whether every name
+        of its nodes is valid UTF-8, as the walk's child found (io/text.nodes_as_text); None: looked at here."""
         try:
             graph = GraphProto()
             graph.ParseFromString(data)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
@@ -414,7 +415,7 @@ class StreamedMain:
                 builder.graphs[MAIN] = Graph(MAIN, None, "graph")
             builder.module_scopes = may_hold_module_scopes(data) if scoped is None else scoped
             self.scoped = self.scoped or builder.module_scopes
-            self.text = self.text and nodes_as_text(data)
+            self.text = self.text and (nodes_as_text(data) if text is None else text)
             builder._add_nodes(graph.node, builder.graphs[MAIN], 0, self.constants)
         except Exception:  # noqa: BLE001 - whatever it is, the whole copy is read as before and says it
             return False

@@ -23,6 +23,7 @@ from onnxaudit.io.onnxcore import (
 from onnxaudit.io.ranged import FetchRefused, RangedBuffer
 from onnxaudit.io.remote import RemoteRead, is_url, open_ranged
 from onnxaudit.io.safeopen import open_model
+from onnxaudit.io.text import nodes_as_text
 from onnxaudit.io.wire import LightModel, NodeStream, encode_varint, strip_weights_parts, strip_weights_streamed
 from onnxaudit.model.metadata import may_hold_module_scopes
 
@@ -97,11 +98,14 @@ class LightRead(NamedTuple):
 class NodeChunks:
     """The main graph's nodes of a model with more than `least` of them, handed to `feed` while the walk goes on
     (wire.strip_weights_streamed, in the walk's child): every `every` nodes, each time as (the walk's nonce, the nodes'
-    fields as a GraphProto writes them, whether they may hold metadata a stage reads: NodeStream.metadata). `feed` says
-    False when it gave up on one (it cannot read it): the rest are only kept, and the whole light copy is parsed as for
-    any model. Each chunk is kept until the walk ends."""
+    fields as a GraphProto writes them, whether they may hold metadata a stage reads: NodeStream.metadata, whether
+    every name they hold is valid UTF-8, as the child found (io/text.nodes_as_text), or None: not looked at). `feed`
+    says False when it gave up on one (it cannot read it): the rest are only kept, and the whole light copy is parsed
+    as for any model. Each chunk is kept until the walk ends."""
 
-    def __init__(self, feed: Callable[[bytes, memoryview, bool], bool], least: int, every: int = 4096) -> None:
+    def __init__(
+        self, feed: Callable[[bytes, memoryview, bool, bool | None], bool], least: int, every: int = 4096
+    ) -> None:
         self.feed, self.least, self.every = feed, least, every
         self.chunks: list[memoryview] = []
         self.fed = True
@@ -110,7 +114,8 @@ class NodeChunks:
         data = memoryview(frame)[9:]
         self.chunks.append(data)
         if self.fed:
-            self.fed = self.feed(bytes(frame[:8]), data, frame[8] != 0)
+            flags = frame[8]  # _FLAGS
+            self.fed = self.feed(bytes(frame[:8]), data, flags & 1 != 0, flags & 2 != 0 if flags & 4 else None)
 
 
 def read_without_weights(
@@ -190,7 +195,9 @@ def _strip_in_child(
 
     def walk() -> tuple[bytes | memoryview, ...]:
         def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
-            send_frame([nonce, _FLAGS[stream.metadata], *parts], later=True)  # the walk goes on meanwhile
+            nodes = b"".join(parts)  # their names checked here, beside the parent building the nodes sent before
+            flags = stream.metadata | nodes_as_text(nodes) << 1 | 4
+            send_frame([nonce, _ONE_BYTE[flags], nodes], later=True)  # the walk goes on meanwhile
 
         tail_metadata = True
         try:
@@ -227,7 +234,7 @@ def _strip_in_child(
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
     if chunks is not None:
         if chunks.chunks and last:
-            chunks.take(nonce + _FLAGS[tail_metadata] + data[len(data) - last :])  # the nodes after the last sent
+            chunks.take(nonce + _ONE_BYTE[tail_metadata] + data[len(data) - last :])  # the nodes after the last sent
         if last and not chunks.chunks or chunks.chunks and not chunks.fed:  # every node back in the copy
             nodes = [*chunks.chunks] if chunks.chunks else [data[len(data) - last :]]
             graph = b"\x3a" + encode_varint(sum(map(len, nodes)))  # ModelProto.graph, merged into the first
@@ -242,8 +249,9 @@ def _strip_in_child(
 # the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks), LightModel.metadata and
 # LightModel.marked, and NodeStream.metadata of the nodes after the last chunk
 _STRIP_HEADER = struct.Struct("<8sQQQ?Q?")
-# a chunk's frame: the nonce, this byte (NodeStream.metadata: its nodes may hold metadata a stage reads), the nodes
-_FLAGS = (b"\0", b"\1")
+# a chunk's frame: the nonce, a byte of flags, the nodes. Flags: 1 its nodes may hold metadata a stage reads
+# (NodeStream.metadata), 4 the child looked at their names, 2 each is valid UTF-8 (nodes_as_text)
+_ONE_BYTE = (b"\0", b"\1", b"\2", b"\3", b"\4", b"\5", b"\6", b"\7")
 
 
 class _StripRefused(Exception):
