@@ -641,8 +641,8 @@ def _merged(rest: list, nodes: list) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("path", FIXTURES[::7] + [str(p) for p in BACKEND[::25]], ids=lambda p: os.path.basename(p))
 def test_the_streamed_nodes_and_the_rest_are_the_light_copy(path, monkeypatch):
-    """strip_weights_streamed (the main graph's nodes sent every 2 as they are walked) gives, merged back, what
-    strip_weights gives: the same ModelProto."""
+    """strip_weights_streamed (the main graph's nodes and initializers sent every 2 as they are walked) gives, merged
+    back, what strip_weights gives: the same ModelProto."""
     monkeypatch.setattr(wire.os, "urandom", lambda n: b"n" * n)  # one nonce for both walks: their marks alike
     data = Path(path).read_bytes()
     sent: list[bytes] = []
@@ -662,9 +662,11 @@ def test_the_streamed_nodes_and_the_rest_are_the_light_copy(path, monkeypatch):
             kept.doc_string = streamed.doc_string
             marks += 1
     assert merged == whole and marks == light.marked
-    main = onnx.ModelProto.FromString(data).graph.node
-    assert stream.decided is (len(main) > 1) and len(sent) == (len(main) // 2 if len(main) > 1 else 0)
-    assert not _merged(rest, []).graph.node if len(main) > 1 else True
+    main = onnx.ModelProto.FromString(data).graph
+    items = len(main.node) + len(main.initializer)  # both go, counted together
+    assert stream.decided is (len(main.node) > 1) and len(sent) == (items // 2 if len(main.node) > 1 else 0)
+    alone = _merged(rest, []).graph
+    assert not alone.node and not alone.initializer if len(main.node) > 1 else True
 
 
 def _large_graph(tmp_path: Path, nodes: int) -> Path:
@@ -752,6 +754,39 @@ def test_a_large_main_graph_s_names_not_utf8_are_text(tmp_path, field):
     assert not any(isinstance(name, bytes) for row in names for name in row)
 
 
+def test_a_large_main_graph_s_initializers_are_read_while_it_is_walked(tmp_path, monkeypatch):
+    """Over MAX_INFER_NODES nodes, the main graph's initializers go with its nodes (NodeStream), in chunks of their
+    own past the last node: their tensors are built as they come, in the order, with the byte counts and the
+    graph-input marks the protobuf reader gives, and still before the Constants' tensors."""
+    from onnxaudit.model import build
+    from onnxaudit.model.build import MAX_INFER_NODES, StreamedMain
+
+    path = _large_graph(tmp_path, MAX_INFER_NODES + 5)
+    m = onnx.load(path)
+    many = 2 * 4096 + 3  # over two chunks of their own
+    m.graph.initializer.extend(
+        init(f"t{k}", [70] if k % 3 else [4], np.float32 if k % 2 else np.int64) for k in range(many)
+    )
+    m.graph.input.append(helper.make_tensor_value_info("t7", TensorProto.FLOAT, [70]))  # IR < 4: also an input
+    save(m, path)
+    feed, chunks = StreamedMain.feed, []
+
+    def counted(self, nonce, data, scoped, text=None):  # type: ignore[no-untyped-def]
+        graph = onnx.GraphProto.FromString(bytes(data))
+        chunks.append((len(graph.node), len(graph.initializer)))
+        return feed(self, nonce, data, scoped, text)
+
+    monkeypatch.setattr(build.StreamedMain, "feed", counted)
+    view = load(path)
+    reference = load(path, reader="protobuf")
+    assert list(view.main.tensors.items()) == list(reference.main.tensors.items())
+    assert [name for name in view.main.tensors][:3] == ["W", "t0", "t1"]  # W: the Constant "shadow" holds it now
+    assert view.main.tensors["W"].origin == "constant" and view.main.tensors["t7"].also_graph_input
+    assert view.main.tensors["t1"].stored_bytes == 70 * 4 and view.main.tensors["t2"].stored_bytes == 70 * 8
+    assert sum(inits for _, inits in chunks) == many + 1 and chunks[-2] == (0, 4096)
+    assert sum(nodes for nodes, _ in chunks) == MAX_INFER_NODES + 5
+
+
 def test_a_large_main_graph_s_float_initializers_go_without_their_bytes(tmp_path):
     """Over MAX_INFER_NODES nodes, a float initializer of dims, data_type, name and one raw_data of 256 bytes or more
     comes through the walk without its raw_data, the count in a doc string only this walk's nonce begins: the view
@@ -771,12 +806,14 @@ def test_a_large_main_graph_s_float_initializers_go_without_their_bytes(tmp_path
     graph = b"\x2a" + varint(len(twice)) + twice  # GraphProto.initializer, in the main graph written a second time
     data = m.SerializeToString() + b"\x3a" + varint(len(graph)) + graph
     path.write_bytes(data)
-    light, rest, _ = wire.strip_weights_streamed(
-        data, wire.NodeStream(lambda nonce, parts: None, MAX_INFER_NODES, 4096)
+    sent: list[bytes | memoryview] = []
+    light, rest, last = wire.strip_weights_streamed(
+        data, wire.NodeStream(lambda nonce, parts: sent.extend(parts), MAX_INFER_NODES, 4096)
     )
     assert light.marked == len(marked)
-    copy = b"".join(rest)
+    copy = b"".join(rest + sent + last)
     assert not any(t.raw_data in copy for t in marked) and all(t.raw_data in copy for t in kept[:3])
+    assert not any(t.raw_data in b"".join(rest) for t in kept[:3])  # the initializers go with the nodes
     view = load(path)
     assert view == load(path, reader="protobuf")
     stored = {name: view.main.tensors[name].stored_bytes for name in ("f32", "f16", "f64", "small", "typed", "twice")}

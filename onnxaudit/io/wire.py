@@ -355,9 +355,10 @@ class LightModel:
 
 
 class NodeStream:
-    """Where strip_weights_streamed sends the main graph's nodes while it walks the rest, when it has more than
-    `least` of them (counted first, by their tags): every `every` nodes, as `send(nonce, parts)` (the parts joined:
-    the nodes' fields as a GraphProto writes them); the nodes after the last send stay with the walk's answer."""
+    """Where strip_weights_streamed sends the main graph's nodes and initializers while it walks the rest, when it has
+    more than `least` nodes (counted first, by their tags): every `every` of them, as `send(nonce, parts)` (the parts
+    joined: their fields as a GraphProto writes them); those after the last send stay with the walk's answer. The
+    initializers go too so that the reader builds their tensors while the walk goes on through the rest of them."""
 
     def __init__(self, send: Callable[[bytes, list[bytes | memoryview]], None], least: int, every: int) -> None:
         self.send, self.least, self.every = send, least, every
@@ -532,7 +533,8 @@ class _Writer:
                 key, pos = _varint(buf, pos - 1, end)
             tag_end = pos
             fields += 1
-            if diverting and (key == counted_key) != in_nodes:  # to the node list and back, between fields
+            # to the node list and back, between fields: the main graph's nodes and initializers go there
+            if diverting and (key == counted_key or key == _INITIALIZER_KEY) != in_nodes:
                 run = self.switch(run, field_start)
                 in_nodes = not in_nodes
             if key != counted_key if only is None else key in only:  # nodes and inputs have limits of their own
@@ -1086,10 +1088,10 @@ def strip_weights(buf: Buffer, max_nodes: int = MAX_NODES) -> LightModel:
 def strip_weights_streamed(
     buf: Buffer, stream: NodeStream, max_nodes: int = MAX_NODES
 ) -> tuple[LightModel, list[bytes | memoryview], list[bytes | memoryview]]:
-    """strip_weights_parts with the main graph's nodes apart: sent to `stream` as they are walked, those after the
-    last send returned apart. The copy (the second list) then holds the main graph without its nodes; a GraphProto
-    of the nodes (the third list, after whatever was sent, joined) merged into it (as protobuf merges a graph field
-    written twice) is the light copy strip_weights_parts gives."""
+    """strip_weights_parts with the main graph's nodes and initializers apart: sent to `stream` as they are walked,
+    those after the last send returned apart. The copy (the second list) then holds the main graph without them; a
+    GraphProto of them (the third list, after whatever was sent, joined) merged into it (as protobuf merges a graph
+    field written twice) is the light copy strip_weights_parts gives."""
     return _strip(buf, max_nodes, stream)
 
 

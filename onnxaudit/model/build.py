@@ -388,10 +388,11 @@ def _updated_by_training(model: ModelProto) -> frozenset[str] | None:
 
 
 class StreamedMain:
-    """The main graph's nodes read as the wire walk sends them (model/read.NodeChunks' feed: the nonce and a chunk of
-    nodes), while it walks the rest; model_view then finishes the view with the rest of the model. The same view as
-    from the whole light copy: nodes are numbered in the same order, their Constants' tensors added after the
-    initializers and inputs as _add_nodes would, and a chunk without torch's metadata holds no node that has any."""
+    """The main graph's nodes and initializers read as the wire walk sends them (model/read.NodeChunks' feed: the
+    nonce and a chunk of them), while it walks the rest; model_view then finishes the view with the rest of the model.
+    The same view as from the whole light copy: nodes are numbered in the same order, the initializers' tensors come
+    first, in file order, their Constants' tensors after the initializers and inputs as _add_nodes would, and a chunk
+    without torch's metadata holds no node that has any."""
 
     def __init__(self, max_nodes: int = MAX_NODES) -> None:
         self.max_nodes = max_nodes
@@ -410,13 +411,22 @@ class StreamedMain:
             graph.ParseFromString(data)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
             builder = self.builder
             if builder is None:  # model_view's add_graph(MAIN) would start so, before its initializers
-                builder = self.builder = _Builder(LightModel(b"", nonce, 1).sizes, True, self.max_nodes)
+                # the sizes of the tensors the walk left bytes out of (LightModel.marked, stripped_tensors)
+                builder = self.builder = _Builder(LightModel(b"", nonce, 1, marked=1).sizes, True, self.max_nodes)
                 builder.tally.add_graph()
                 builder.graphs[MAIN] = Graph(MAIN, None, "graph")
             builder.module_scopes = may_hold_module_scopes(data) if scoped is None else scoped
             self.scoped = self.scoped or builder.module_scopes
             self.text = self.text and (nodes_as_text(data) if text is None else text)
-            builder._add_nodes(graph.node, builder.graphs[MAIN], 0, self.constants)
+            main = builder.graphs[MAIN]
+            builder._add_nodes(graph.node, main, 0, self.constants)
+            initializers = graph.initializer
+            if len(initializers):  # in file order, before any of the rest's, as add_graph would put them
+                builder.tally.add_tensors(len(initializers))  # before a tensor is built
+                tensors, sizes = main.tensors, builder.sizes
+                for init in initializers:
+                    tensor = tensor_from_proto(init, MAIN, "initializer", sizes=sizes)
+                    tensors[tensor.name] = tensor
         except Exception:  # noqa: BLE001 - whatever it is, the whole copy is read as before and says it
             return False
         return True

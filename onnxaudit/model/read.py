@@ -92,16 +92,16 @@ class LightRead(NamedTuple):
     may_hold_scopes: bool
     remote: RemoteRead | None = None
     ranged: RangedBuffer | None = None  # a URL's blocks fetched by the walk, kept for a later one (copies.py)
-    streamed: bool = False  # the main graph's nodes went to NodeChunks.feed, and `model` holds none
+    streamed: bool = False  # the main graph's nodes and initializers went to NodeChunks.feed: `model` holds none
 
 
 class NodeChunks:
-    """The main graph's nodes of a model with more than `least` of them, handed to `feed` while the walk goes on
-    (wire.strip_weights_streamed, in the walk's child): every `every` nodes, each time as (the walk's nonce, the nodes'
-    fields as a GraphProto writes them, whether they may hold metadata a stage reads: NodeStream.metadata, whether
-    every name they hold is valid UTF-8, as the child found (io/text.nodes_as_text), or None: not looked at). `feed`
-    says False when it gave up on one (it cannot read it): the rest are only kept, and the whole light copy is parsed
-    as for any model. Each chunk is kept until the walk ends."""
+    """The main graph's nodes and initializers of a model with more than `least` nodes, handed to `feed` while the
+    walk goes on (wire.strip_weights_streamed, in the walk's child): every `every` of them, each time as (the walk's
+    nonce, their fields as a GraphProto writes them, whether they may hold metadata a stage reads:
+    NodeStream.metadata, whether every name of its nodes is valid UTF-8, as the child found (io/text.nodes_as_text),
+    or None: not looked at). `feed` says False when it gave up on one (it cannot read it): the rest are only kept, and
+    the whole light copy is parsed as for any model. Each chunk is kept until the walk ends."""
 
     def __init__(
         self, feed: Callable[[bytes, memoryview, bool, bool | None], bool], least: int, every: int = 4096
@@ -131,8 +131,8 @@ def read_without_weights(
     Also says whether the copy may hold torch module scopes. A URL is read by ranges (_read_remote), through
     `ranged` when the caller holds the file open already (check: its blocks are fetched once for both walks).
     `meanwhile`: the caller's own work, done while the forked walk runs (isolate.run_isolated). `chunks`: where
-    the main graph's nodes go while the walk runs, when there are more than chunks.least of them (then `model`
-    holds the rest, LightRead.streamed)."""
+    the main graph's nodes and initializers go while the walk runs, when there are more than chunks.least nodes (then
+    `model` holds the rest, LightRead.streamed)."""
     if is_url(path):
         if meanwhile is not None:
             meanwhile()
@@ -189,9 +189,9 @@ def _strip_in_child(
 ) -> LightModel:
     """strip_weights over the mapped file, in a forked child: if another process truncates the file
     during the walk, touching a vanished page raises SIGBUS, which would kill us without a word. With `chunks`,
-    the main graph's nodes (over chunks.least of them) are sent as they are walked (NodeChunks); the data then holds the
-    light copy without them, or with them all (as protobuf merges a graph written twice) when none was sent or
-    chunks.feed gave up."""
+    the main graph's nodes and initializers (over chunks.least nodes) are sent as they are walked (NodeChunks); the data
+    then holds the light copy without them, or with them all (as protobuf merges a graph written twice) when none was
+    sent or chunks.feed gave up."""
 
     def walk() -> tuple[bytes | memoryview, ...]:
         def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
