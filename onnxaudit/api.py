@@ -66,6 +66,7 @@ def audit(
     max_nodes: int = MAX_NODES,
     *,
     for_format: str | None = None,
+    keep: list[object] | None = None,
 ) -> Report:
     """Count and classify every parameter of the model at `path`.
 
@@ -78,7 +79,10 @@ def audit(
     for any format verify's per-module evidence (`report.shared_reads`), for all but "json" also the rows of
     tensors that are not unclassified (text, Markdown and HTML print only their count, which
     `report.tensor_count()` keeps; `report.tensors` holds the unclassified rows alone); None (the default)
-    keeps everything.
+    keeps everything. `keep`: a list the call appends what it built on the way to (the view, the
+    classification, the layers, the framework view), for a caller that ends the process without freeing
+    them (the CLI: freeing them on return costs ~0.2 s CPU at 200k nodes); None (the default) frees them
+    as the call returns.
 
     Raises AuditError (one-line message) when the file cannot be used.
     """
@@ -93,9 +97,14 @@ def audit(
             f"{path}: running the model (--run-shapes) needs a local file; a URL's weights are never fetched"
         )
     view = load(path, max_nodes=max_nodes)
-    table = param_table(classify(view))
+    roles = classify(view)
+    table = param_table(roles)
     layers = group_layers(view, table)
-    framework = framework_report(framework_view(view, table, layers))
+    rebuilt = framework_view(view, table, layers)
+    framework = framework_report(rebuilt)
+    if keep is not None:
+        keep += (view, roles, table, layers, rebuilt)
+    del roles, rebuilt  # freed here, between the stages, unless kept
     if depth is not None:
         layers = roll_up(layers, depth)
     shown, check = view, None
@@ -107,6 +116,8 @@ def audit(
     costs = model_cost(view, shown, check, dims or {}, table, choose_dims)
     report = build_report(shown, table, layers, CONVENTIONS[convention], by, depth, framework, costs, for_format)
     report.notes += [finding.message for finding in channel_axis_findings(view, table)]
+    if keep is not None:
+        keep += (shown, costs)
     return annotate(report, check) if check is not None else report
 
 

@@ -83,6 +83,17 @@ def test_audit_leaves_out_what_the_format_never_shows() -> None:
     assert render_markdown(text) == render_markdown(full)
 
 
+def test_audit_keeps_what_it_built_for_a_caller_that_ends_the_process() -> None:
+    """keep= (the CLI's, whose process ends with os._exit): the view, classification, table, layers and
+    framework view are appended to the caller's list instead of being freed on return; the report is the same."""
+    kept: list[object] = []
+    report = onnxaudit.audit(KERAS, keep=kept)
+    assert report.to_dict() == onnxaudit.audit(KERAS).to_dict()
+    kinds = {type(o).__name__ for o in kept}
+    assert {"ModelView", "ParamTable", "FrameworkView"} <= kinds
+    assert any(isinstance(o, list) and o and type(o[0]).__name__ == "Layer" for o in kept)
+
+
 CYCLE_CASES = [
     KERAS,
     TORCH,
