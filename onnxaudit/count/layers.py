@@ -93,6 +93,8 @@ def _merge_scope(path: tuple[str, ...], scope: str) -> tuple[str, ...]:
     if "." not in scope:  # one part: a module of its own, even named as its parent (`model.model`)
         return (*path, scope)
     parts = tuple(scope.split("."))
+    if parts[0] not in path:  # an overlap of any length starts with it (`layers.3` under `model`: none)
+        return path + parts
     overlap = max((k for k in range(1, min(len(path), len(parts)) + 1) if path[-k:] == parts[:k]), default=0)
     return path + parts[overlap:]
 
