@@ -281,3 +281,17 @@ def test_caffe2_device_scope_over_every_tensor_gives_a_row_per_op():
     assert sorted(op for ops in products for op in ops) == ["Conv"] * 5 + ["Gemm"] * 3
     assert all(len(ops) <= 1 for ops in products)
     assert not any(layer.name == "gpu_0" for layer in layers)
+
+
+def test_rows_at_one_place_go_by_name():
+    """Rows of no node share the last place: their names order them, after the rows of nodes."""
+    from onnxaudit.count.layers import Layer, _in_row_order, _Rows
+    from onnxaudit.model.view import Node
+
+    first = Node(0, "/a/Conv", "Conv", "", ("x",), ("y",), {}, "main")
+    rows = _Rows([first])
+    rows.layers[("a",)] = Layer(("a",), "a", [first])  # made by its first node, as _torch_rows makes them
+    rows.firsts.append(first.index)
+    for path in [("c",), ("b",)]:  # made for tensors, in this order
+        rows.layer_for(path, None)
+    assert [layer.name for layer in _in_row_order(rows, set())] == ["a", "b", "c"]

@@ -473,20 +473,26 @@ def _place_unnamed(rows: _Rows, unnamed: list[Node], node_paths: NodePaths) -> N
 
 def _in_row_order(rows: _Rows, helpers: set[int]) -> list[Layer]:
     """The rows sorted by _row_order: for the rows made by their first node (the first rows.layers
-    holds, unless a row was renamed since), the key kept as they were made."""
+    holds, unless a row was renamed since), the index kept as they were made. Sorted by that index
+    alone when no two rows share one (the names never decide then: no (index, name) pair per row)."""
     layers = list(rows.layers.values())
     made = [] if rows.renamed else rows.firsts
-    # made here, not kept as the rows were made: 70k tuples among the rows fragment the heap (+12 MB peak)
-    firsts = [(index, layer.name) for index, layer in zip(made, layers, strict=False)]
-    for at in rows.moved.values() if firsts else ():
-        firsts[at] = _row_order(layers[at], helpers)
-    order = firsts + [
-        (nodes[0].index, layer.name)
-        if (nodes := layer.nodes) and nodes[0].index not in helpers
-        else _row_order(layer, helpers)
-        for layer in layers[len(firsts) :]
+    index = made[: len(layers)]  # a copy: rows.firsts stays as made
+    for at in rows.moved.values() if index else ():
+        index[at] = _row_order(layers[at], helpers)[0]
+    index += [
+        nodes[0].index if (nodes := layer.nodes) and nodes[0].index not in helpers else _row_order(layer, helpers)[0]
+        for layer in layers[len(index) :]
     ]
-    return [layers[i] for i in sorted(range(len(layers)), key=order.__getitem__)]
+    if len(set(index)) == len(index):
+        places = sorted(range(len(layers)), key=index.__getitem__)
+    else:  # rows at one place (rows of no node: the last place) go by name
+        order = list(zip(index, map(_NAME, layers), strict=True))
+        places = sorted(range(len(layers)), key=order.__getitem__)
+    return list(map(layers.__getitem__, places))
+
+
+_NAME = attrgetter("name")
 
 
 def _name_by_keys(rows: _Rows, by_use: dict[int, Layer]) -> None:
