@@ -26,10 +26,10 @@ from onnxaudit.render.summary import (
     SUMMARY_FORMATS,
     escape,
     render_markdown,
-    render_text,
     render_verification,
     render_verification_json,
     write_json,
+    write_text,
 )
 
 
@@ -101,7 +101,7 @@ def run_summary(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(render_markdown(report, explain=args.explain))
     else:
-        sys.stdout.write(render_text(report, explain=args.explain, width=None if args.wide else WIDTH))
+        write_text(report, sys.stdout, explain=args.explain, width=None if args.wide else WIDTH)  # in pieces
     sys.stdout.flush()
     kept = _UNTIL_EXIT.get("kept")
     if kept is not None:

@@ -97,7 +97,7 @@ def shape_text(
 
 
 # a symbolic dim longer than this (inference's `floor(floor(height/2 - 1/2)/2) + 1`) is named in the table
-# The summary's output formats (render_text, write_json, render_markdown, render/html.py's render_html)
+# The summary's output formats (render_text or write_text, write_json, render_markdown, render/html.py's render_html)
 SummaryFormat = Literal["text", "json", "markdown", "html"]
 SUMMARY_FORMATS: tuple[SummaryFormat, ...] = get_args(SummaryFormat)
 
@@ -368,6 +368,23 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
 def render_text(report: Report, explain: bool = False, width: int | None = WIDTH) -> str:
     """The summary table; `width` columns at most (long names shortened with an ellipsis, prose wrapped, an
     explanation that does not fit moved under its row), or every line whole with `width=None`."""
+    return "\n".join(_text_lines(report, explain, width)) + "\n"
+
+
+# Lines per piece of text write_text writes: pieces of well under a megabyte.
+_TEXT_PIECE_LINES = 2_000
+
+
+def write_text(report: Report, stream: TextIO, explain: bool = False, width: int | None = WIDTH) -> None:
+    """render_text's text written piece by piece: a big report's text (13 MB at 200k nodes, twice that as one
+    string once an ellipsis or a '·' is in it) is never held whole, nor encoded in one go."""
+    lines = _text_lines(report, explain, width)
+    for start in range(0, len(lines), _TEXT_PIECE_LINES):
+        stream.write("\n".join(lines[start : start + _TEXT_PIECE_LINES]) + "\n")
+
+
+def _text_lines(report: Report, explain: bool, width: int | None) -> list[str]:
+    """render_text's lines."""
     headers = ["Layer (type)", "Output Shape", "Param #", report.trainable_label, report.non_trainable_label]
     if report.group_by == "tensor":
         headers[0], headers[1] = "Tensor (consumer op)", "Dims"
@@ -426,7 +443,7 @@ def render_text(report: Report, explain: bool = False, width: int | None = WIDTH
         parts += wrap(
             f"Note: each row's output size is shown with --wide (the table would not fit {width} columns)", width
         )
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def _cost_notes(report: Report) -> list[str]:
