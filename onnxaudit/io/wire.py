@@ -872,8 +872,10 @@ class _Writer:
             value_end = value_start + length
             if value_end > end:
                 return None
-            if action == _INPUT:
+            if action == _INPUT:  # the most common first: inputs, then a name or op type, then outputs
                 inputs += 1
+            elif action == _PLAIN:
+                pass
             elif action == _ENTRY:
                 entries += 1
             elif action == _METADATA:
