@@ -13,19 +13,21 @@ class ProductRoles(NormalizationRoles):
     def is_bias_add(self, node: Node, slot: int, assumed: str = "") -> bool:
         """Add(product, constant) right after a weight-bearing op: the constant is its bias. Also
         QLinearAdd (operands in slots 0 and 3), static quantization's QOperator form of that Add."""
+        inputs, scope = node.inputs, node.scope
         if node.op_type == "QLinearAdd":
-            if slot not in (0, 3) or len(node.inputs) < 4:
+            if slot not in (0, 3) or len(inputs) < 4:
                 return False
-            other = node.inputs[3 - slot]
-        elif len(node.inputs) == 2:
-            other = node.inputs[1 - slot]
+            other = inputs[3 - slot]
+        elif len(inputs) == 2:
+            other = inputs[1 - slot]
         else:
             return False
-        if not self._constant_or_assumed(node, slot, assumed):
+        name = inputs[slot]  # _constant_or_assumed, inline: asked of every constant an Add reads
+        if not name or (name != assumed and not self.is_constant(scope, name)):
             return False
-        if self.is_constant(node.scope, other):
+        if self.is_constant(scope, other):
             return False
-        producer = self.producer(node.scope, other)
+        producer = self.producer(scope, other)
         for _ in range(4):  # through the rescaling that integer products need (Cast, Mul by a scale)
             if producer is None or producer.op_type in WEIGHT_OPS:
                 break

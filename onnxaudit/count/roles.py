@@ -368,8 +368,8 @@ class _Classifier(ConstantRoles):
                 if name in constants:
                     tensor = stored.get(name)
                     if tensor is None:
-                        self.trace(scope, name, slot_role(node, slot), node, slot, (), 0)
-                    elif (role := slot_role(node, slot)) in ASKED or node.op_type in PACKED_OPS:
+                        self.trace(scope, name, slot_role(node, slot, 0, name), node, slot, (), 0)
+                    elif (role := slot_role(node, slot, 0, name)) in ASKED or node.op_type in PACKED_OPS:
                         record_stored(tensor, role, node, slot, ())  # read as stored: trace's first step
                     else:  # a role that stands, in a slot that packs nothing (most uses): record_stored's answer
                         record(tensor, node, slot, role)
