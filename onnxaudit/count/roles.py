@@ -56,8 +56,7 @@ def _later_call(consumer: Node, readers: list[tuple[Node, int]] | tuple[()]) -> 
 
 
 _new_use = tuple.__new__  # Use(node, slot, role, via) without NamedTuple's Python-level __new__
-_new = object.__new__
-_set_dict = object.__setattr__  # as view.frozen_from_dict does, inline: once per tensor (48.6k at 200k nodes)
+_new = object.__new__  # a Classified without its __init__, its fields set as one dict: once per tensor
 
 
 @dataclass
@@ -119,8 +118,7 @@ class _Classifier(ConstantRoles):
         if entry is None:  # Classified(tensor, role, [use], logical_dims=logical), without the dataclass's __init__
             entry = self.found[key] = _new(Classified)
             uses = [_new_use(Use, (node, slot, role, via))]
-            fields = {"tensor": tensor, "role": role, "uses": uses, "logical_dims": logical, "notes": []}
-            _set_dict(entry, "__dict__", fields)
+            entry.__dict__ = {"tensor": tensor, "role": role, "uses": uses, "logical_dims": logical, "notes": []}
             self.first_use[key] = (node.index, slot)
             return
         first = self.first_use[key]
@@ -297,7 +295,10 @@ class _Classifier(ConstantRoles):
         """A graph input (no initializer) sitting in a weight slot: a parameter fed at run time. Not an
         input of an If/Loop/Scan body (the values its node passes in at each step), nor a
         Gather's data picked at constant indices: that is an input read step by step (a loop over
-        time steps unrolled at export), where an embedding's indices are the run-time ids."""
+        time steps unrolled at export), where an embedding's indices are the run-time ids. Nothing for
+        a `role` that is no parameter's."""
+        if role == DATA or ROLES[role].category not in PARAMETER_CATEGORIES:
+            return
         if role == "embedding" and len(node.inputs) > 1 and self.is_constant(node.scope, node.inputs[1]):
             return
         graph = self.view.graphs[node.scope]
@@ -346,37 +347,47 @@ class _Classifier(ConstantRoles):
     def walk(self, nodes: list[Node]) -> None:
         """Trace every constant (and weight-slot graph input) each node reads, in node order: in a settled
         graph the nodes settle_constants saw reading one (about half), in the others every node."""
-        slot_role, record_stored, record = self.slot_role, self.record_stored, self.record
+        record_stored, record, rules = self.record_stored, self.record, self.slot_rules
         fed, watched = self.graph_inputs, self.watched
-        every = len(watched) == len(self.view.graphs)
-        unsettled = [] if every else [node for node in nodes if node.scope not in watched]
-        visits = [visit for visit in (*watched.values(), unsettled) if visit]
-        ordered = visits[0] if len(visits) == 1 else sorted(chain.from_iterable(visits), key=attrgetter("index"))
         settled: str | None = None  # the settled graph of the last node, its constants and stored tensors
         constants: set[str] = set()
         stored: dict[str, Tensor] = {}
-        for node in ordered:
+        for node in self.walk_order(nodes, watched):
             scope = node.scope
             if scope != settled:  # a graph other than the last node's (seldom): its sets
                 if scope not in watched:
                     self.walk_unsettled(node)
                     continue
                 settled, constants, stored = scope, self.constants[scope], self.top_level[scope]  # top-level graphs
+            rule = None
             for slot, name in enumerate(node.inputs):
                 if not name:
                     continue
                 if name in constants:
+                    if rule is None:  # slot_role's rule, looked up once a node, its slot table read inline
+                        rule = rules.get((node.domain, node.op_type)) or self.slot_rule(node)
+                    # slot_role(node, slot, 0, name): the constant as assumed spares is_constant the same answer
+                    if rule.__class__ is tuple:
+                        role = rule[slot] if slot < len(rule) else DATA
+                    else:
+                        role = rule(self, node, slot, 0, name)  # type: ignore[operator]
                     tensor = stored.get(name)
                     if tensor is None:
-                        self.trace(scope, name, slot_role(node, slot, 0, name), node, slot, (), 0)
-                    elif (role := slot_role(node, slot, 0, name)) in ASKED or node.op_type in PACKED_OPS:
+                        self.trace(scope, name, role, node, slot, (), 0)
+                    elif role in ASKED or node.op_type in PACKED_OPS:
                         record_stored(tensor, role, node, slot, ())  # read as stored: trace's first step
                     else:  # a role that stands, in a slot that packs nothing (most uses): record_stored's answer
                         record(tensor, node, slot, role)
                 elif name in fed:  # weight_input_without_data finds graph inputs only
-                    role = slot_role(node, slot)
-                    if role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
-                        self.weight_input_without_data(node, slot, name, role)
+                    self.weight_input_without_data(node, slot, name, self.slot_role(node, slot))
+
+    def walk_order(self, nodes: list[Node], watched: dict[str, list[Node]]) -> list[Node]:
+        """The nodes the walk visits, in node order: settle_constants' of each settled graph, and every
+        node of the others."""
+        every = len(watched) == len(self.view.graphs)
+        unsettled = [] if every else [node for node in nodes if node.scope not in watched]
+        visits = [visit for visit in (*watched.values(), unsettled) if visit]
+        return visits[0] if len(visits) == 1 else sorted(chain.from_iterable(visits), key=attrgetter("index"))
 
     def walk_unsettled(self, node: Node) -> None:
         """A node of a graph settle_constants did not settle: is_constant answers as it is asked, in

@@ -24,6 +24,9 @@ from onnxaudit.model.ops import (
 from onnxaudit.model.view import ModelView, Node
 
 _NO_SLOTS: dict[int, str] = {}
+# the slot table of an op whose every slot is DATA: (DATA,) reads as () does (DATA past its end), but is
+# true, so a rule is never falsy and `rules.get(key) or ...` looks it up once
+_ALL_DATA = (DATA,)
 
 
 # onnxruntime's first quantizer (producer onnx.quantize 0.1.0) quantized a float bias at run time: Div by
@@ -41,16 +44,21 @@ class SlotRoles(ProductRoles):
 
     def slot_role(self, node: Node, slot: int, depth: int = 0, assumed: str = "") -> str:
         """The role of input `slot` of `node`; `assumed` names a function formal bound to a constant."""
-        key = (node.domain, node.op_type)
-        rule = self.slot_rules.get(key)
-        if rule is None:
-            rule = self.slot_rules[key] = self._slot_rule(node.op_type, node.domain)
+        rule = self.slot_rules.get((node.domain, node.op_type)) or self.slot_rule(node)
         if rule.__class__ is tuple:
             return rule[slot] if slot < len(rule) else DATA
         return rule(self, node, slot, depth, assumed)  # type: ignore[operator]
 
+    def slot_rule(self, node: Node) -> SlotRule:
+        """How slot_role answers for `node`'s op, chosen once an op."""
+        key = (node.domain, node.op_type)
+        rule = self.slot_rules.get(key)
+        if rule is None:
+            rule = self.slot_rules[key] = self._slot_rule(node.op_type, node.domain)
+        return rule
+
     def _slot_rule(self, op: str, domain: str) -> SlotRule:
-        """How slot_role answers for this op: the slot table it reads whatever the node (() for all
+        """How slot_role answers for this op: the slot table it reads whatever the node (_ALL_DATA for all
         DATA), or the method that tells from the node: functions, Loop/Scan, matrix products, Gather,
         Add, Mul, Sub, QLinearAdd/QLinearMul."""
         if (domain, op) in self.view.functions:
@@ -59,16 +67,16 @@ class SlotRoles(ProductRoles):
             return SlotRoles.loop_role
         if domain in MS_DOMAINS and op in MS_SLOT_TABLE:
             # QLinearAdd/QLinearMul: an operand, or a bias or a norm's scale or shift
-            return SlotRoles.ms_role if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op]
+            return SlotRoles.ms_role if op in QOPERATOR_ELEMENTWISE else MS_SLOT_TABLE[op] or _ALL_DATA
         if op in MATMUL_OPERANDS and domain in STD_MS_DOMAINS:
             return SlotRoles.matmul_role
         if domain in STD_DOMAINS:
             if op in ("Gather", "Add", "Mul", "Sub"):
                 return SlotRoles.std_role
-            return SLOT_TABLE.get(op, ())
+            return SLOT_TABLE.get(op) or _ALL_DATA
         if domain in LAYOUT_DOMAINS:
-            return SLOT_TABLE.get(op, ())
-        return ()
+            return SLOT_TABLE.get(op) or _ALL_DATA
+        return _ALL_DATA
 
     def loop_role(self, node: Node, slot: int, depth: int, assumed: str = "") -> str:
         """Loop inputs (M, cond, v...) and Scan inputs line up one to one with the body's inputs. A carried
