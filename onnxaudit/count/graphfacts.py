@@ -241,7 +241,8 @@ class GraphFacts:
     def through_layout(self, scope: str, name: str) -> Node | None:
         """The producer of `name` behind layout ops, Cast (LlamaRMSNorm's `.to(dtype)`) and static
         quantization's Quantize/Dequantize pairs."""
-        node = self.producer(scope, name)
+        # producer(), its top-level look-up inline: asked twice of each written-out norm's scale
+        node = self.producers[scope].get(name) if scope in self.top_level else self.producer(scope, name)
         if node is None or node.op_type not in LAYOUT_OR_QDQ:
             return node  # most values: nothing to look behind
         for _ in range(5):

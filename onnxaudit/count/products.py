@@ -3,6 +3,8 @@ integer product, or the per-channel quantization scale of dynamic quantization."
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from onnxaudit.count.normroles import NormalizationRoles
 from onnxaudit.io.dims import element_count
 from onnxaudit.model.ops import LAYOUT_OR_QDQ, WEIGHT_OPS, output_channels
@@ -75,11 +77,17 @@ class ProductRoles(NormalizationRoles):
         quantization scale. onnxruntime's dynamic quantization multiplies the two scales first, then the
         MatMulInteger/ConvInteger result. A constant multiplying the product itself stays unknown: it may
         be a folded BatchNormalization just as well."""
-        if "DynamicQuantizeLinear" not in self.op_types:
+        if not self.dynamic_quantization:
             return False  # no run-time scale anywhere (most models): nothing to look behind
         if len(node.inputs) != 2 or not self._constant_or_assumed(node, slot, assumed):
             return False
         return self.dynamic_scale(node.scope, node.inputs[1 - slot])
+
+    @cached_property
+    def dynamic_quantization(self) -> bool:
+        """Any DynamicQuantizeLinear, whose run-time scale a Mul may rescale by: asked before each Mul's
+        is_integer_rescale (most models have none)."""
+        return "DynamicQuantizeLinear" in self.op_types
 
     def dynamic_scale(self, scope: str, name: str, depth: int = 0) -> bool:
         """`name` is the scale output of DynamicQuantizeLinear (through Cast, Reshape and the like)."""

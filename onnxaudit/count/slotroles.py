@@ -134,7 +134,7 @@ class SlotRoles(ProductRoles):
             return "embedding" if slot == 0 else "shape"
         if op == "Add" and self.is_bias_add(node, slot, assumed):
             return "bias"
-        if op == "Mul" and self.is_integer_rescale(node, slot, assumed):
+        if op == "Mul" and self.dynamic_quantization and self.is_integer_rescale(node, slot, assumed):
             return "quant_scale"
         if (op in ("Mul", "Add") or op == "Sub" and slot == 0) and len(node.inputs) == 2:
             affine = self.normalization_affine(node, slot, assumed)
