@@ -696,11 +696,11 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     fed: list[int] = []
     feed = StreamedMain.feed
 
-    def counted(self, nonce, data, scoped, text=None):  # type: ignore[no-untyped-def]
+    def counted(self, nonce, data, scoped, text=None, stripped=True):  # type: ignore[no-untyped-def]
         fed.append(len(data))
         scopes.append(scoped)
         texts.append(text)
-        return feed(self, nonce, data, scoped, text)
+        return feed(self, nonce, data, scoped, text, stripped)
 
     scopes: list[bool] = []  # whether the walk saw metadata a stage reads in each chunk: only the last has
     texts: list[bool | None] = []  # whether the child found each chunk's names valid UTF-8: None, not looked at
@@ -720,7 +720,9 @@ def test_a_large_main_graph_is_read_while_it_is_walked(tmp_path, monkeypatch):
     monkeypatch.setattr(
         build.StreamedMain,
         "feed",
-        lambda self, nonce, data, scoped, text=None: fed.append(1) or len(fed) < 2 and feed(self, nonce, data, scoped),
+        lambda self, nonce, data, scoped, text=None, stripped=True: (
+            fed.append(1) or len(fed) < 2 and feed(self, nonce, data, scoped)
+        ),
     )
     assert load(path) == view  # the second chunk not read: the whole copy is
     assert len(fed) == 2
@@ -767,14 +769,15 @@ def test_a_large_main_graph_s_initializers_are_read_while_it_is_walked(tmp_path,
     m.graph.initializer.extend(
         init(f"t{k}", [70] if k % 3 else [4], np.float32 if k % 2 else np.int64) for k in range(many)
     )
+    m.graph.initializer[2000].CopyFrom(init("big", [1000], np.int64))  # over KEEP_BYTES: the walk's mark, not t1999
     m.graph.input.append(helper.make_tensor_value_info("t7", TensorProto.FLOAT, [70]))  # IR < 4: also an input
     save(m, path)
     feed, chunks = StreamedMain.feed, []
 
-    def counted(self, nonce, data, scoped, text=None):  # type: ignore[no-untyped-def]
+    def counted(self, nonce, data, scoped, text=None, stripped=True):  # type: ignore[no-untyped-def]
         graph = onnx.GraphProto.FromString(bytes(data))
-        chunks.append((len(graph.node), len(graph.initializer)))
-        return feed(self, nonce, data, scoped, text)
+        chunks.append((len(graph.node), len(graph.initializer), stripped))
+        return feed(self, nonce, data, scoped, text, stripped)
 
     monkeypatch.setattr(build.StreamedMain, "feed", counted)
     view = load(path)
@@ -783,8 +786,28 @@ def test_a_large_main_graph_s_initializers_are_read_while_it_is_walked(tmp_path,
     assert [name for name in view.main.tensors][:3] == ["W", "t0", "t1"]  # W: the Constant "shadow" holds it now
     assert view.main.tensors["W"].origin == "constant" and view.main.tensors["t7"].also_graph_input
     assert view.main.tensors["t1"].stored_bytes == 70 * 4 and view.main.tensors["t2"].stored_bytes == 70 * 8
-    assert sum(inits for _, inits in chunks) == many + 1 and chunks[-2] == (0, 4096)
-    assert sum(nodes for nodes, _ in chunks) == MAX_INFER_NODES + 5
+    assert view.main.tensors["big"].stored_bytes == 1000 * 8  # its chunk says a tensor of it lost bytes: only its
+    assert [stripped for *_, stripped in chunks] == [False] * 5 + [True, True]  # the last: not said, so it may
+    assert sum(inits for _, inits, _ in chunks) == many + 1 and chunks[-2][:2] == (0, 4096)
+    assert sum(nodes for nodes, _, _ in chunks) == MAX_INFER_NODES + 5
+
+
+def test_a_large_main_graph_over_the_initializer_limit_is_refused_by_the_walk(tmp_path):
+    """The streamed initializers are counted by the walk (the reader builds them as they come): over --max-nodes'
+    limit the same one line as the protobuf reader's."""
+    from onnxaudit.model.build import MAX_INFER_NODES
+
+    path = _large_graph(tmp_path, MAX_INFER_NODES + 5)
+    m = onnx.load(path)
+    limit = MAX_INFER_NODES + 10  # nodes, and initializers (TENSORS_PER_NODE 1)
+    m.graph.initializer.extend(onnx.TensorProto(name=f"e{k}", data_type=TensorProto.FLOAT) for k in range(limit))
+    save(m, path)
+    messages = []
+    for reader in ("wire", "protobuf"):
+        with pytest.raises(AuditError) as err:
+            load(path, reader=reader, max_nodes=limit)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and f"more than {limit:,} initializers" in messages[0]
 
 
 def test_a_large_main_graph_s_float_initializers_go_without_their_bytes(tmp_path):

@@ -367,6 +367,8 @@ class NodeStream:
         # whether the nodes sent (or, after the walk, those after the last send) may hold metadata any stage reads:
         # a kept entry was walked since the previous send (LightModel.metadata's, for these nodes)
         self.metadata = True
+        # whether a tensor among those sent lost bytes to the walk's unknown-field mark (LightModel.stripped_tensors)
+        self.stripped = True
 
     def streams(self, buf: Buffer, start: int, end: int) -> bool:
         """Whether the main graph at `start`:`end` (its first occurrence decides) has over `least` nodes. Its
@@ -413,6 +415,7 @@ class _Writer:
         self.stripped_bytes = 0
         self.metadata = False  # a node's metadata entry kept, or a graph's metadata_props (LightModel.metadata)
         self.chunk_metadata = False  # the same since the last send (NodeStream.metadata)
+        self.sent_stripped = 0  # self.stripped_tensors at the last send (NodeStream.stripped)
         self.marked = 0  # tensors whose raw_data the walk left out, their size in their doc_string (float_raw)
         self.nonce_hex = nonce.hex().encode()
         self.known_types: dict[bytes, tuple[int, int]] = {}  # a type's bytes -> what inside() found, fields read
@@ -576,6 +579,8 @@ class _Writer:
                     if in_nodes and self.stream.walked():  # type: ignore[union-attr]  # in_nodes: a stream
                         run = self.send(run, pos)
                     continue
+            elif key == _INITIALIZER_KEY and diverting:  # streamed: counted here, as the reader would count them all
+                self.tally.add_tensors(1)  # before it builds one (StreamedMain.feed builds them as they come)
             if key in dropped or (key == metadata_key and _unread_entry(buf, pos, value_end)):
                 self.copy(run, field_start)
                 run = value_end
@@ -663,6 +668,8 @@ class _Writer:
         self.diverted += self.size - self.mark
         self.mark = self.size
         self.stream.metadata, self.chunk_metadata = self.chunk_metadata, False  # type: ignore[union-attr]
+        self.stream.stripped = self.stripped_tensors != self.sent_stripped  # type: ignore[union-attr]
+        self.sent_stripped = self.stripped_tensors
         self.stream.send(self.nonce, self.nodes)  # type: ignore[union-attr]  # sent only with a stream
         self.nodes = self.out = []
         return pos

@@ -387,6 +387,10 @@ def _updated_by_training(model: ModelProto) -> frozenset[str] | None:
     return frozenset(keys) if keys else None
 
 
+def _no_sizes(tensor: TensorProto) -> tuple[int, int] | None:
+    return None
+
+
 class StreamedMain:
     """The main graph's nodes and initializers read as the wire walk sends them (model/read.NodeChunks' feed: the
     nonce and a chunk of them), while it walks the rest; model_view then finishes the view with the rest of the model.
@@ -400,21 +404,34 @@ class StreamedMain:
         self.constants: list[Tensor] = []
         self.scoped = False
         self.text = True  # every name of the nodes read so far arrived as str (io/text.nodes_as_text)
+        self.sizes: tuple[SizeHook, SizeHook] = (_no_sizes, _no_sizes)  # feed's: without, with unknown-field marks
 
-    def feed(self, nonce: bytes, data: memoryview, scoped: bool | None = None, text: bool | None = None) -> bool:
+    def feed(
+        self,
+        nonce: bytes,
+        data: memoryview,
+        scoped: bool | None = None,
+        text: bool | None = None,
+        stripped: bool = True,
+    ) -> bool:
         """Read one chunk; False when it cannot (model_view is then given the whole copy, and this is dropped).
         `scoped`: whether its nodes may hold torch's module scopes, as the walk saw (wire.NodeStream.metadata); None:
         the chunk is searched for their keys' prefix (metadata.may_hold_module_scopes). `text`: whether every name
-        of its nodes is valid UTF-8, as the walk's child found (io/text.nodes_as_text); None: looked at here."""
+        of its nodes is valid UTF-8, as the walk's child found (io/text.nodes_as_text); None: looked at here.
+        `stripped` False: the walk left no tensor of it without bytes but the marked ones (wire.NodeStream.stripped),
+        so a tensor with no raw_data is not searched for the walk's unknown-field mark (~2 us each)."""
         try:
             graph = GraphProto()
             graph.ParseFromString(data)  # type: ignore[arg-type]  # any buffer parses; the stub says bytes
             builder = self.builder
             if builder is None:  # model_view's add_graph(MAIN) would start so, before its initializers
-                # the sizes of the tensors the walk left bytes out of (LightModel.marked, stripped_tensors)
-                builder = self.builder = _Builder(LightModel(b"", nonce, 1, marked=1).sizes, True, self.max_nodes)
+                builder = self.builder = _Builder(None, True, self.max_nodes)
                 builder.tally.add_graph()
                 builder.graphs[MAIN] = Graph(MAIN, None, "graph")
+                # the sizes of the tensors the walk left bytes out of: marked ones (LightModel.marked), and those with
+                # its unknown-field mark (stripped_tensors), or only the first
+                self.sizes = (LightModel(b"", nonce, 0, marked=1).sizes, LightModel(b"", nonce, 1, marked=1).sizes)
+            builder.sizes = self.sizes[stripped]
             builder.module_scopes = may_hold_module_scopes(data) if scoped is None else scoped
             self.scoped = self.scoped or builder.module_scopes
             self.text = self.text and (nodes_as_text(data) if text is None else text)

@@ -100,11 +100,12 @@ class NodeChunks:
     walk goes on (wire.strip_weights_streamed, in the walk's child): every `every` of them, each time as (the walk's
     nonce, their fields as a GraphProto writes them, whether they may hold metadata a stage reads:
     NodeStream.metadata, whether every name of its nodes is valid UTF-8, as the child found (io/text.nodes_as_text),
-    or None: not looked at). `feed` says False when it gave up on one (it cannot read it): the rest are only kept, and
-    the whole light copy is parsed as for any model. Each chunk is kept until the walk ends."""
+    or None: not looked at, whether a tensor in it may have lost bytes to the walk's mark: NodeStream.stripped).
+    `feed` says False when it gave up on one (it cannot read it): the rest are only kept, and the whole light copy is
+    parsed as for any model. Each chunk is kept until the walk ends."""
 
     def __init__(
-        self, feed: Callable[[bytes, memoryview, bool, bool | None], bool], least: int, every: int = 4096
+        self, feed: Callable[[bytes, memoryview, bool, bool | None, bool], bool], least: int, every: int = 4096
     ) -> None:
         self.feed, self.least, self.every = feed, least, every
         self.chunks: list[memoryview] = []
@@ -115,7 +116,8 @@ class NodeChunks:
         self.chunks.append(data)
         if self.fed:
             flags = frame[8]  # _FLAGS
-            self.fed = self.feed(bytes(frame[:8]), data, flags & 1 != 0, flags & 2 != 0 if flags & 4 else None)
+            text = flags & 2 != 0 if flags & 4 else None
+            self.fed = self.feed(bytes(frame[:8]), data, flags & 1 != 0, text, not flags & 8)
 
 
 def read_without_weights(
@@ -196,7 +198,7 @@ def _strip_in_child(
     def walk() -> tuple[bytes | memoryview, ...]:
         def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
             nodes = b"".join(parts)  # their names checked here, beside the parent building the nodes sent before
-            flags = stream.metadata | nodes_as_text(nodes) << 1 | 4
+            flags = stream.metadata | nodes_as_text(nodes) << 1 | 4 | (not stream.stripped) << 3
             send_frame([nonce, _ONE_BYTE[flags], nodes], later=True)  # the walk goes on meanwhile
 
         tail_metadata = True
@@ -250,8 +252,9 @@ def _strip_in_child(
 # LightModel.marked, and NodeStream.metadata of the nodes after the last chunk
 _STRIP_HEADER = struct.Struct("<8sQQQ?Q?")
 # a chunk's frame: the nonce, a byte of flags, the nodes. Flags: 1 its nodes may hold metadata a stage reads
-# (NodeStream.metadata), 4 the child looked at their names, 2 each is valid UTF-8 (nodes_as_text)
-_ONE_BYTE = (b"\0", b"\1", b"\2", b"\3", b"\4", b"\5", b"\6", b"\7")
+# (NodeStream.metadata), 4 the child looked at their names, 2 each is valid UTF-8 (nodes_as_text), 8 no tensor of it
+# lost bytes to the walk's unknown-field mark (NodeStream.stripped)
+_ONE_BYTE = [bytes((flags,)) for flags in range(16)]
 
 
 class _StripRefused(Exception):
