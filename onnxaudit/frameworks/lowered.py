@@ -76,6 +76,8 @@ def lowered_bn_chains(view: ModelView, table: ParamTable) -> list[tuple[int, Fra
     """BatchNormalization written as `(x - mean) * (gamma / sqrt(var + eps)) + beta` with three
     per-channel constants (Keras 3 on the torch backend): 3 of its 4 vectors survive, the variance
     folded into the scale. Returns (node index, rebuilt layer, tensor names it claims)."""
+    if "Sub" not in view.op_types:  # every chain starts with one (no pass over 48k tensors for their constants)
+        return []
     per_channel = {}
     for t in table.tensors:
         if t.category == "unclassified" and t.count and t.count > 1 and len(t.uses) == 1:
