@@ -50,7 +50,8 @@ class ConstantRoles(FoldedBnRoles):
             and not _quantized_table(tensor)
         ):
             return "shape" if tensor.dtype in INTEGER_DTYPES else "literal"
-        scalar = tensor.dims is not None and element_count(tensor.dims) <= 1
+        dims = tensor.dims
+        scalar = dims is not None and (not dims or element_count(dims) <= 1)  # () holds one value
         if role == "literal" and scalar and self.named_scalar(tensor):
             # one value multiplied into a weight on its way, under a parameter's name: weight_norm's 0-d g
             # (dim=None), g / |v| scaling v

@@ -18,7 +18,8 @@ def one_value(tensor: Tensor | None) -> bool:
 
 
 def more_than_scalar(tensor: Tensor) -> bool:
-    return tensor.dims is not None and element_count(tensor.dims) > 1
+    dims = tensor.dims
+    return dims is not None and len(dims) > 0 and element_count(dims) > 1  # () holds one value: no count to make
 
 
 _index = attrgetter("index")
@@ -47,11 +48,17 @@ class GraphFacts:
         self.watched: dict[str, list[Node]] = {}  # and the other nodes reading a constant or a graph input
 
     @cached_property
+    def nodes(self) -> list[Node]:
+        """Every node of the model in index order (view.all_nodes()), made when first needed: a 200k-node
+        copy that a model without If, BatchNormalization, ai.onnx.ml ops or unsettled graphs never needs."""
+        return self.view.all_nodes()
+
+    @cached_property
     def consumers(self) -> dict[tuple[str, str], list[tuple[Node, int]]]:
         """(scope, value) -> the (node, slot) pairs that read it; built when first needed (forward
         tracing, If outputs), which most graphs never are."""
         consumers: dict[tuple[str, str], list[tuple[Node, int]]] = {}
-        for node in self.view.all_nodes():
+        for node in self.nodes:
             scope = node.scope
             for slot, name in enumerate(node.inputs):
                 if name:

@@ -25,7 +25,7 @@ class NormalizationRoles(GraphFacts):
         if not name or (name != assumed and not self.is_constant(scope, name)):
             return ""
         mine = self.stored_behind(scope, name)
-        if mine is not None and mine.dims is not None and element_count(mine.dims) <= 1:
+        if mine is not None and mine.dims is not None and (not mine.dims or element_count(mine.dims) <= 1):
             return ""  # a per-feature scale or shift is a vector; a scalar is a literal (T5's x * d**-0.5)
         other = inputs[pair[1] if slot == pair[0] else pair[0]]
         if op in MULS:

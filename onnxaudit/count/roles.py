@@ -319,9 +319,8 @@ class _Classifier(ConstantRoles):
             current = graph.parent
 
     def classify(self) -> RoleTable:
-        nodes = self.view.all_nodes()
         self.settle_constants()
-        self.walk(nodes)
+        self.walk()
         for key, note in self.alias_notes.items():
             self.found[key].notes.append(note)
         self.branch_outputs()
@@ -334,8 +333,8 @@ class _Classifier(ConstantRoles):
             self.state_dict_weights()
         self.power_iteration_vectors()
         self.branch_alternatives()
-        self.attribute_parameters(nodes)
-        self.bn_training_notes(nodes)
+        self.attribute_parameters()
+        self.bn_training_notes()
         # by first use (node index, slot), then scope and name; tensors never used come last, by scope and
         # name (pairs of (first use, key) sort in C, without a key function called per tensor)
         found, first_use = self.found, self.first_use
@@ -344,7 +343,7 @@ class _Classifier(ConstantRoles):
         ordered += map(found.__getitem__, sorted(unused))
         return RoleTable(ordered, self.limits, self.view.trained)
 
-    def walk(self, nodes: list[Node]) -> None:
+    def walk(self) -> None:
         """Trace every constant (and weight-slot graph input) each node reads, in node order: in a settled
         graph the nodes settle_constants saw reading one (about half), in the others every node."""
         record_stored, record, rules = self.record_stored, self.record, self.slot_rules
@@ -352,7 +351,7 @@ class _Classifier(ConstantRoles):
         settled: str | None = None  # the settled graph of the last node, its constants and stored tensors
         constants: set[str] = set()
         stored: dict[str, Tensor] = {}
-        for node in self.walk_order(nodes, watched):
+        for node in self.walk_order(watched):
             scope = node.scope
             if scope != settled:  # a graph other than the last node's (seldom): its sets
                 if scope not in watched:
@@ -381,11 +380,11 @@ class _Classifier(ConstantRoles):
                 elif name in fed:  # weight_input_without_data finds graph inputs only
                     self.weight_input_without_data(node, slot, name, self.slot_role(node, slot))
 
-    def walk_order(self, nodes: list[Node], watched: dict[str, list[Node]]) -> list[Node]:
+    def walk_order(self, watched: dict[str, list[Node]]) -> list[Node]:
         """The nodes the walk visits, in node order: settle_constants' of each settled graph, and every
         node of the others."""
         every = len(watched) == len(self.view.graphs)
-        unsettled = [] if every else [node for node in nodes if node.scope not in watched]
+        unsettled = [] if every else [node for node in self.nodes if node.scope not in watched]
         visits = [visit for visit in (*watched.values(), unsettled) if visit]
         return visits[0] if len(visits) == 1 else sorted(chain.from_iterable(visits), key=attrgetter("index"))
 
@@ -402,10 +401,10 @@ class _Classifier(ConstantRoles):
                 elif role != DATA and ROLES[role].category in PARAMETER_CATEGORIES:
                     self.weight_input_without_data(node, slot, name, role)
 
-    def bn_training_notes(self, nodes: list[Node]) -> None:
+    def bn_training_notes(self) -> None:
         """A note on every tensor a BatchNormalization in training mode reads."""
         if "BatchNormalization" not in self.op_types or not any(
-            n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in nodes
+            n.op_type == "BatchNormalization" and n.attrs.get("training_mode") == 1 for n in self.nodes
         ):
             return
         for entry in self.found.values():
@@ -482,7 +481,7 @@ class _Classifier(ConstantRoles):
         takes the role of the slot the If's output lands in."""
         if "If" not in self.op_types:
             return
-        for node in self.view.all_nodes():
+        for node in self.nodes:
             if node.op_type != "If" or not node.subgraphs:
                 continue
             for i, out in enumerate(node.outputs):
@@ -502,7 +501,7 @@ class _Classifier(ConstantRoles):
         count) both, while one call runs only one of them. Said, not hidden in the sum."""
         if "If" not in self.op_types:
             return
-        ifs = [n for n in self.view.all_nodes() if n.op_type == "If" and len(n.subgraphs) == 2]
+        ifs = [n for n in self.nodes if n.op_type == "If" and len(n.subgraphs) == 2]
         if not ifs:
             return
         held = self.parameters_by_scope()
@@ -532,11 +531,11 @@ class _Classifier(ConstantRoles):
                 held[scope] = held.get(scope, 0) + count
         return held
 
-    def attribute_parameters(self, nodes: list[Node]) -> None:
+    def attribute_parameters(self) -> None:
         """ai.onnx.ml ops keep their learned values in attributes, not tensors: named, never guessed."""
         if self.op_types.isdisjoint(ML_ATTRIBUTE_PARAMS):
             return
-        for node in nodes:
+        for node in self.nodes:
             if node.domain == "ai.onnx.ml" and node.op_type in ML_ATTRIBUTE_PARAMS:
                 self.limits.append(
                     f"ai.onnx.ml {node.op_type} {node.label}: its learned values "

@@ -168,7 +168,7 @@ class SlotRoles(ProductRoles):
         """The nodes whose value may reach a Cos or Sin through layout ops (WEIGHT_CARRIERS), found back
         from the few Cos and Sin by their producers: the only ones feeds_only_cos_sin can say yes of."""
         found: set[int] = set()
-        frontier = [node for node in self.view.all_nodes() if node.op_type in ("Cos", "Sin")]
+        frontier = [node for node in self.nodes if node.op_type in ("Cos", "Sin")]
         while frontier:
             node = frontier.pop()
             for name in node.inputs:
