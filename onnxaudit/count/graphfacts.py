@@ -186,11 +186,7 @@ class GraphFacts:
         # out of order), and the node reading them
         written = 0  # names written (not empty): more than len(produced) if one is written twice
         for node in graph.nodes:
-            constant = not (
-                node.subgraphs
-                or node.op_type in NONDETERMINISTIC
-                or (functions and (node.domain, node.op_type) in functions)
-            )
+            constant = True  # every input constant, then the node's own test (most nodes never get there)
             reads = False  # any input constant: the walk visits the node (told as the inputs are looked at)
             for name in node.inputs:
                 if name in constants:
@@ -199,6 +195,11 @@ class GraphFacts:
                     constant = False
                     if name not in produced:
                         unwritten.append((name, node))
+            constant = constant and not (  # and no subgraph, random values or local function
+                node.subgraphs
+                or node.op_type in NONDETERMINISTIC
+                or (functions and (node.domain, node.op_type) in functions)
+            )
             every = bool(node.outputs)
             for out in node.outputs:
                 if not out:
