@@ -241,9 +241,12 @@ def _shortened(cells: list[str], width: int) -> list[str]:
 
 
 def _template(aligns: str, widths: list[int]) -> str:
-    """A format string laying cells out two spaces apart, each padded to its width: `<` left-aligned,
-    `>` right-aligned, `-` as is (one str.format per line instead of a ljust/rjust call per cell)."""
-    return "  ".join("{}" if a == "-" else f"{{:{a}{w}}}" for a, w in zip(aligns, widths, strict=True))
+    """A %-format string laying a tuple of cells out two spaces apart, each padded to its width: `<`
+    left-aligned, `>` right-aligned, `-` as is (one `%` per line instead of a ljust/rjust call per cell; `%`
+    pads as str.format does, in half its time: 70k table lines at 200k nodes)."""
+    return "  ".join(
+        "%s" if a == "-" else f"%{'-' if a == '<' else ''}{w}s" for a, w in zip(aligns, widths, strict=True)
+    )
 
 
 def footer_lines(report: Report) -> list[str]:
@@ -332,12 +335,12 @@ def framework_lines(report: Report, explain: bool, width: int | None = None) -> 
     widths = fit_columns(_column_widths(headers, columns), width, {0: 24})
     if width is not None:
         columns[0] = _shortened(names, widths[0])
-    line = _template("<>>>-", widths).format
+    line = _template("<>>>-", widths).__mod__
     out = [
         *wrap(f"Framework view: {origin} export rebuilt through exporter rewrites ({fw.status})", width),
-        line(*headers),
+        line(tuple(headers)),
     ]
-    lines = list(map(line, *columns))
+    lines = list(map(line, zip(*columns, strict=True)))
     # the layers with lines under their own: an exact layer's evidence is shown only with --explain
     under = (
         range(len(layers)) if explain else [i for i, la in enumerate(layers) if la.status != "exact" or la.alternatives]
@@ -420,11 +423,11 @@ def _text_lines(report: Report, explain: bool, width: int | None) -> list[str]:
     template = _template(aligns[: len(headers)], widths)
 
     def line(cells: list[str]) -> str:
-        return template.format(*cells).rstrip()
+        return (template % tuple(cells)).rstrip()
 
     rule = "=" * min(len(line(headers)) + 4, 140 if width is None else width)
     parts = [*_header_lines(report, width), rule, line(headers), rule]
-    lines = list(map(str.rstrip, map(template.format, *columns)))
+    lines = list(map(str.rstrip, map(template.__mod__, zip(*columns, strict=True))))
     if below:
         for text, explained in zip(lines, below, strict=True):
             parts.append(text)
