@@ -68,20 +68,18 @@ class FileContext:
         """keras | pytorch | paddle | unknown: who exported the file, from its producer and names."""
         view = self.view
         producer = view.producer.lower()
-        if "pytorch" in producer:
+        # module scopes: no node asked when the reader saw none in the file (holds_module_scopes)
+        if "pytorch" in producer or holds_module_scopes(view):
             return "pytorch"
-        keras = "tf2onnx" in producer or "keras" in producer
-        # paddle2onnx: "PaddlePaddle Graph in PIR mode", no producer since 2.x
-        paddle = "paddle" in producer or view.graph_name.startswith("PaddlePaddle") or "Paddle" in view.opsets
-        # torch's node names say pytorch where no other exporter is named: a TorchScript export that another
-        # tool re-saved under its own name (onnxruntime, Optimum, onnx.compose's merge_models). Asked before
-        # the module scopes, which say pytorch whatever the producer: its first such name ends its search,
-        # where theirs walks every node when none has them (200k nodes: 13 ms)
-        if not keras and not paddle and torchscript_node_names(view):
+        if "tf2onnx" in producer or "keras" in producer:
+            return "keras"
+        if "paddle" in producer or view.graph_name.startswith("PaddlePaddle") or "Paddle" in view.opsets:
+            return "paddle"  # paddle2onnx: "PaddlePaddle Graph in PIR mode", no producer since 2.x
+        if torchscript_node_names(view):
+            # a TorchScript export that another tool re-saved under its own name: onnxruntime, Optimum,
+            # onnx.compose's merge_models
             return "pytorch"
-        if holds_module_scopes(view):  # no node asked when the reader saw no module scope in the file
-            return "pytorch"
-        return "keras" if keras else "paddle" if paddle else "unknown"
+        return "unknown"
 
     @cached_property
     def op_types(self) -> frozenset[str]:
