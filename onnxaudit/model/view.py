@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, TypeVar
 
 from onnxaudit.io.budget import MAX_NODES
 from onnxaudit.io.onnxcore import (
@@ -186,20 +184,6 @@ class ModelView:
                 return graph.tensors[name]
             current = graph.parent
         return None
-
-
-_new: Callable[[type[Any]], Any] = object.__new__
-_set_dict = object.__setattr__  # a frozen dataclass refuses `obj.__dict__ = ...`
-_T = TypeVar("_T")
-
-
-def frozen_from_dict(cls: type[_T], fields: dict[str, object]) -> _T:
-    """A dataclass instance (frozen or not) holding `fields` (every field, in order) without its
-    __init__, which costs 3x as much for a frozen one (object.__setattr__ per field): 200k nodes
-    make that a second."""
-    obj: _T = _new(cls)
-    _set_dict(obj, "__dict__", fields)
-    return obj
 
 
 LONG_DIM_NAME = 256  # characters; exporters name dims batch_size, sequence_length, unk__123, s0
