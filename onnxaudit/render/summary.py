@@ -15,7 +15,7 @@ from onnxaudit.cost.estimate import Amount
 from onnxaudit.frameworks.figures import Alternative, Figure, FrameworkLayer
 from onnxaudit.io.text import UNSAFE
 from onnxaudit.render.layout import ELLIPSIS, WIDTH, fit_columns, shorten, wrap, wrap_all
-from onnxaudit.report.build import Report, Row, TensorRow
+from onnxaudit.report.build import UNWRITTEN, Report, Row, TensorRow
 
 if TYPE_CHECKING:
     from onnxaudit.verify.verify import Verification
@@ -495,12 +495,9 @@ def json_pieces(report: Report) -> Iterator[str]:
 def _fields(obj: object) -> dict[str, Any]:
     """A dataclass's fields for json.dumps (the same data as asdict, without its deep copy); a report's
     `remote` only when it read a URL, as Report.to_dict."""
-    if isinstance(obj, Report):  # shared_reads (evidence for verify) and tensors_left_out: never written
-        return {k: v for k, v in obj.__dict__.items() if k not in _UNWRITTEN and (k != "remote" or v is not None)}
+    if isinstance(obj, Report):  # report/build.UNWRITTEN's fields: never written
+        return {k: v for k, v in obj.__dict__.items() if k not in UNWRITTEN and (k != "remote" or v is not None)}
     return obj.__dict__
-
-
-_UNWRITTEN = frozenset({"shared_reads", "tensors_left_out"})
 
 
 def _dumps(value: object) -> str:

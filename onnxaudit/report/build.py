@@ -138,10 +138,16 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        del out["shared_reads"], out["tensors_left_out"]
+        for name in UNWRITTEN:
+            del out[name]
         if self.remote is None:
             del out["remote"]  # a local file's JSON is what it was before URLs were read
         return out
+
+
+# the Report's fields never written (to_dict, render/summary's JSON): verify's evidence, and a count of rows the
+# format left out (tensor_count() prints it)
+UNWRITTEN = frozenset({"shared_reads", "tensors_left_out"})
 
 
 def _output_value(
