@@ -115,9 +115,9 @@ class NodeChunks:
         data = memoryview(frame)[9:]
         self.chunks.append(data)
         if self.fed:
-            flags = frame[8]  # _FLAGS
-            text = flags & 2 != 0 if flags & 4 else None
-            self.fed = self.feed(bytes(frame[:8]), data, flags & 1 != 0, text, not flags & 8)
+            flags = frame[8]  # the chunk's flags byte: _METADATA, _TEXT_LOOKED, _TEXT, _UNSTRIPPED
+            text = flags & _TEXT != 0 if flags & _TEXT_LOOKED else None
+            self.fed = self.feed(bytes(frame[:8]), data, flags & _METADATA != 0, text, not flags & _UNSTRIPPED)
 
 
 def read_without_weights(
@@ -198,8 +198,9 @@ def _strip_in_child(
     def walk() -> tuple[bytes | memoryview, ...]:
         def send(nonce: bytes, parts: list[bytes | memoryview]) -> None:
             nodes = b"".join(parts)  # their names checked here, beside the parent building the nodes sent before
-            flags = stream.metadata | nodes_as_text(nodes) << 1 | 4 | (not stream.stripped) << 3
-            send_frame([nonce, _ONE_BYTE[flags], nodes], later=True)  # the walk goes on meanwhile
+            flags = _TEXT_LOOKED | (_METADATA if stream.metadata else 0) | (_TEXT if nodes_as_text(nodes) else 0)
+            flags |= 0 if stream.stripped else _UNSTRIPPED
+            send_frame([nonce, bytes((flags,)), nodes], later=True)  # the walk goes on meanwhile
 
         tail_metadata = True
         try:
@@ -236,7 +237,8 @@ def _strip_in_child(
     data = memoryview(answer)[_STRIP_HEADER.size :]  # parsed, never copied
     if chunks is not None:
         if chunks.chunks and last:
-            chunks.take(nonce + _ONE_BYTE[tail_metadata] + data[len(data) - last :])  # the nodes after the last sent
+            flags = _METADATA if tail_metadata else 0  # names not looked at; its tensors may have lost bytes
+            chunks.take(nonce + bytes((flags,)) + data[len(data) - last :])  # the nodes after the last sent
         if last and not chunks.chunks or chunks.chunks and not chunks.fed:  # every node back in the copy
             nodes = [*chunks.chunks] if chunks.chunks else [data[len(data) - last :]]
             graph = b"\x3a" + encode_varint(sum(map(len, nodes)))  # ModelProto.graph, merged into the first
@@ -251,10 +253,11 @@ def _strip_in_child(
 # the main graph's nodes after it (strip_weights_streamed's third list; 0 without chunks), LightModel.metadata and
 # LightModel.marked, and NodeStream.metadata of the nodes after the last chunk
 _STRIP_HEADER = struct.Struct("<8sQQQ?Q?")
-# a chunk's frame: the nonce, a byte of flags, the nodes. Flags: 1 its nodes may hold metadata a stage reads
-# (NodeStream.metadata), 4 the child looked at their names, 2 each is valid UTF-8 (nodes_as_text), 8 no tensor of it
-# lost bytes to the walk's unknown-field mark (NodeStream.stripped)
-_ONE_BYTE = [bytes((flags,)) for flags in range(16)]
+# a chunk's frame: the nonce, a byte of flags, the nodes. The flags:
+_METADATA = 1  # its nodes may hold metadata a stage reads (NodeStream.metadata)
+_TEXT = 2  # each of their names is valid UTF-8 (io/text.nodes_as_text), when _TEXT_LOOKED
+_TEXT_LOOKED = 4  # the child looked at their names
+_UNSTRIPPED = 8  # no tensor of it lost bytes to the walk's unknown-field mark (NodeStream.stripped)
 
 
 class _StripRefused(Exception):
