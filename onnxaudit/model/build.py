@@ -264,12 +264,10 @@ class _Builder:
                 scope = f"{scope}#{len(self.graphs)}"
             view = Graph(scope, parent, "graph" if parent is None else "subgraph")
             self.graphs[scope] = view
-        tensors, sizes = view.tensors, self.sizes
+        tensors = view.tensors
         self.tally.add_tensors(len(graph.initializer) + len(graph.sparse_initializer))  # before a tensor is built
         self.tally.add_values(len(graph.input) + len(graph.output) + len(graph.value_info))  # before inference
-        for init in graph.initializer:
-            tensor = tensor_from_proto(init, scope, "initializer", sizes=sizes)
-            tensors[tensor.name] = tensor  # its name read once, not again from protobuf
+        self.add_initializers(graph.initializer, view)
         for sparse in graph.sparse_initializer:
             name = sparse.values.name
             view.tensors[name] = _sparse_tensor(sparse, scope, "sparse_initializer", name, None)
@@ -284,6 +282,13 @@ class _Builder:
             tensors[const.name] = const
         self._add_nodes(graph.node, view, depth)
         return scope
+
+    def add_initializers(self, initializers: Sequence[TensorProto], view: Graph) -> None:
+        """The tensors of `initializers`, in file order, into `view` (counted against the tally by the caller)."""
+        tensors, scope, sizes = view.tensors, view.scope, self.sizes
+        for init in initializers:
+            tensor = tensor_from_proto(init, scope, "initializer", sizes=sizes)
+            tensors[tensor.name] = tensor  # its name read once, not again from protobuf
 
     def add_function(self, func: FunctionProto) -> str:
         scope = f"function:{func.domain}.{func.name}"
@@ -440,10 +445,7 @@ class StreamedMain:
             initializers = graph.initializer
             if len(initializers):  # in file order, before any of the rest's, as add_graph would put them
                 builder.tally.add_tensors(len(initializers))  # before a tensor is built
-                tensors, sizes = main.tensors, builder.sizes
-                for init in initializers:
-                    tensor = tensor_from_proto(init, MAIN, "initializer", sizes=sizes)
-                    tensors[tensor.name] = tensor
+                builder.add_initializers(initializers, main)
         except Exception:  # noqa: BLE001 - whatever it is, the whole copy is read as before and says it
             return False
         return True
